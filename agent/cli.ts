@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
+import { createInterface } from 'node:readline';
+import { Command, CommanderError } from 'commander';
+import { stringify } from 'yaml';
+import { ConfigError, envNameFor, loadConfig, redact } from './config/load.js';
+import { ConfigSchema } from './config/schema.js';
+import { createLogger } from './log.js';
+import { startRuntime, usersFilePath } from './runtime.js';
+import { UserStore } from './users/store.js';
+import { VERSION } from './version.js';
+
+const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+class CliFailure extends Error {}
+
+function configOf(cmd: Command) {
+  return loadConfig(cmd.optsWithGlobals<{ config?: string }>().config);
+}
+
+async function run(cmd: Command): Promise<void> {
+  const { config, path } = configOf(cmd);
+  const log = createLogger(config.log.level);
+  log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
+  const runtime = await startRuntime(config, log);
+  log.info({ listeners: runtime.listeners }, 'ready');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal, exiting now');
+      process.exit(EXIT.failure);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    runtime.close().then(
+      () => {
+        log.info({}, 'stopped');
+        process.exit(EXIT.ok);
+      },
+      (err: Error) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(EXIT.failure);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** A password from a prompt without echo on a terminal, else the first line of stdin; never from argv. */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+  const write = (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput.bind(rl);
+  let prompting = true;
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+    if (!prompting) write(s);
+  };
+  const ask = (q: string) =>
+    new Promise<string>((resolve) => {
+      prompting = false;
+      process.stdout.write(q);
+      prompting = true;
+      rl.question('', resolve);
+    });
+  const first = await ask('Password: ');
+  const second = await ask('\nRepeat: ');
+  process.stdout.write('\n');
+  rl.close();
+  if (first !== second) throw new CliFailure('passwords do not match');
+  return first;
+}
+
+function buildProgram(): Command {
+  const program = new Command('edge-agent')
+    .description('Edge telemetry agent: embedded MQTT broker, validated durable ingest, store-and-forward sync')
+    .version(VERSION, '-V, --version')
+    .option('-c, --config <file>', 'config file (else $EDGE_AGENT_CONFIG, /etc/edge-agent/config.yaml, ./edge-agent.yaml)')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `\nEvery config key can be set by an environment variable: ${envNameFor(['broker', 'mqtt', 'port'])} sets broker.mqtt.port.\nExit codes: 0 success, 1 invalid config or failure, 2 bad usage.`,
+    );
+
+  program.command('run', { isDefault: true }).description('run the agent (the default command)').action((_o, cmd: Command) => run(cmd));
+
+  const config = program.command('config').description('check, print or describe the configuration');
+  config
+    .command('check')
+    .description('validate the configuration; prints every problem, exit 1 if any')
+    .action((_o, cmd: Command) => {
+      const { path } = configOf(cmd);
+      console.log(`config ok (${path ?? 'built-in defaults'})`);
+    });
+  config
+    .command('print')
+    .description('print the effective configuration (defaults and environment applied, secrets redacted)')
+    .action((_o, cmd: Command) => {
+      process.stdout.write(stringify(redact(configOf(cmd).config)));
+    });
+  config
+    .command('schema')
+    .description('print the JSON Schema of the configuration (for editors)')
+    .action(() => {
+      console.log(JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', title: 'edge-agent configuration', ...ConfigSchema }, null, 2));
+    });
+
+  const user = program.command('user').description('manage broker users (passwords stored as scrypt hashes)');
+  const store = (cmd: Command) => new UserStore(usersFilePath(configOf(cmd).config));
+  user
+    .command('add')
+    .description('add or update a user; the password is read from stdin or a prompt')
+    .argument('<name>', 'user name')
+    .option('-r, --role <role...>', 'roles for ACL rules', [])
+    .action(async (name: string, opts: { role: string[] }, cmd: Command) => {
+      const users = store(cmd);
+      await users.add(name, await readPassword(), opts.role);
+      console.log(`user ${name} saved in ${users.path}`);
+    });
+  user
+    .command('remove')
+    .description('remove a user')
+    .argument('<name>', 'user name')
+    .action((name: string, _o, cmd: Command) => {
+      if (!store(cmd).remove(name)) throw new CliFailure(`no user named ${name}`);
+      console.log(`user ${name} removed`);
+    });
+  user
+    .command('list')
+    .description('list users and their roles')
+    .action((_o, cmd: Command) => {
+      for (const u of store(cmd).list()) console.log(u.roles.length ? `${u.username}\t${u.roles.join(',')}` : u.username);
+    });
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  program.commands.forEach(function override(c: Command) {
+    c.exitOverride();
+    c.commands.forEach(override);
+  });
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return EXIT.failure;
+    }
+    console.error(`edge-agent: ${(err as Error).message}`);
+    return EXIT.failure;
+  }
+}
+
+main(process.argv).then((code) => {
+  if (code !== EXIT.ok) process.exit(code);
+});

@@ -1,0 +1,219 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument } from 'yaml';
+import { ConfigSchema, type Config, type TSchema } from './schema.js';
+
+export const ENV_PREFIX = 'EDGE_AGENT_';
+/** Variables under the prefix that are not config keys. */
+const RESERVED_ENV = new Set(['EDGE_AGENT_CONFIG']);
+export const DEFAULT_CONFIG_PATHS = ['/etc/edge-agent/config.yaml', './edge-agent.yaml'];
+
+export class ConfigError extends Error {
+  constructor(
+    readonly problems: string[],
+    readonly source: string,
+  ) {
+    super(`invalid config (${source}):\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+type Json = Record<string, unknown>;
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true });
+ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+const validate = ajv.compile(ConfigSchema);
+
+/** Where the config comes from: --config, $EDGE_AGENT_CONFIG, the default paths, else built-in defaults. */
+export function resolveConfigPath(explicit?: string, env = process.env): string | undefined {
+  if (explicit) return explicit;
+  if (env.EDGE_AGENT_CONFIG) return env.EDGE_AGENT_CONFIG;
+  return DEFAULT_CONFIG_PATHS.find((p) => existsSync(p));
+}
+
+export interface LoadedConfig {
+  config: Config;
+  path: string | undefined;
+}
+
+export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = resolveConfigPath(explicitPath, env);
+  const source = path ?? 'built-in defaults';
+  const problems: string[] = [];
+  const raw = path ? readYaml(path, problems) : {};
+  if (problems.length) throw new ConfigError(problems, source);
+  applyEnv(raw, env, problems);
+  readSecretFiles(ConfigSchema, raw, '', problems);
+  if (!validate(raw)) problems.push(...collapseUnions(validate.errors ?? []).map(formatError));
+  if (problems.length) throw new ConfigError([...new Set(problems)], source);
+  const config = raw as Config;
+  config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
+  return { config, path };
+}
+
+function readYaml(path: string, problems: string[]): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`${path}: cannot read: ${(err as Error).message}`);
+    return {};
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  for (const e of doc.errors) {
+    const { line, col } = lineCounter.linePos(e.pos[0]);
+    problems.push(`${path}:${line}:${col}: ${e.message.split('\n')[0]}`);
+  }
+  if (doc.errors.length) return {};
+  const value = doc.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    problems.push(`${path}: the top level must be a mapping of keys`);
+    return {};
+  }
+  return value as Json;
+}
+
+/** EDGE_AGENT_BROKER__MQTT__PORT -> broker.mqtt.port: path segments in UPPER_SNAKE_CASE joined by `__`. */
+export function envNameFor(path: string[]): string {
+  return ENV_PREFIX + path.map((k) => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('__');
+}
+
+function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[]): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || RESERVED_ENV.has(name) || value === undefined) continue;
+    const found = findEnvKey(ConfigSchema, name.slice(ENV_PREFIX.length).split('__'), []);
+    if (!found) {
+      problems.push(`${name}: no config key has this name`);
+      continue;
+    }
+    setPath(raw, found.path, coerce(found.schema, value));
+  }
+}
+
+function findEnvKey(schema: TSchema, segments: string[], path: string[]): { path: string[]; schema: TSchema } | undefined {
+  if (segments.length === 0) return { path, schema };
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (!props) return undefined;
+  for (const [key, sub] of Object.entries(props)) {
+    if (envNameFor([key]) === ENV_PREFIX + segments[0]) return findEnvKey(sub, segments.slice(1), [...path, key]);
+  }
+  return undefined;
+}
+
+/** Turn an environment string into the type the schema wants; a bad value is left for the validator to name. */
+function coerce(schema: TSchema, value: string): unknown {
+  const types = schemaTypes(schema);
+  if (types.has('boolean') && (value === 'true' || value === 'false')) return value === 'true';
+  if ((types.has('integer') || types.has('number')) && value.trim() !== '' && !Number.isNaN(Number(value))) return Number(value);
+  if (types.has('array') || types.has('object')) {
+    try {
+      return parseDocument(value).toJS();
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+function schemaTypes(schema: TSchema): Set<string> {
+  const s = schema as { type?: string; const?: unknown; anyOf?: TSchema[] };
+  if (s.anyOf) return new Set(s.anyOf.flatMap((x) => [...schemaTypes(x)]));
+  if (s.type) return new Set([s.type]);
+  return new Set();
+}
+
+function setPath(obj: Json, path: string[], value: unknown): void {
+  let node = obj;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null || Array.isArray(node[key])) node[key] = {};
+    node = node[key] as Json;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+/** `passphraseFile: /run/secrets/x` becomes `passphrase: <file contents>`. */
+function readSecretFiles(schema: TSchema, node: unknown, at: string, problems: string[]): void {
+  if (typeof node !== 'object' || node === null) return;
+  const s = schema as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
+  if (Array.isArray(node)) {
+    if (s.items) node.forEach((item, i) => readSecretFiles(s.items as TSchema, item, `${at}[${i}]`, problems));
+    return;
+  }
+  if (!s.properties) return;
+  const obj = node as Json;
+  for (const [key, sub] of Object.entries(s.properties)) {
+    const keyPath = at ? `${at}.${key}` : key;
+    const fileKey = `${key}File`;
+    if (sub.secret && typeof obj[fileKey] === 'string') {
+      try {
+        obj[key] = readFileSync(obj[fileKey] as string, 'utf8').replace(/\r?\n$/, '');
+        delete obj[fileKey];
+      } catch (err) {
+        problems.push(`${keyPath}File: cannot read ${obj[fileKey]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    } else if (key in obj) {
+      readSecretFiles(sub, obj[key], keyPath, problems);
+    }
+  }
+}
+
+function formatError(e: ErrorObject): string {
+  const base = e.instancePath.slice(1).replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  const at = (key: string) => (base ? `${base}.${key}` : key);
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `${at(e.params.additionalProperty)}: unknown key`;
+    case 'required':
+      return `${at(e.params.missingProperty)}: is required`;
+    case 'oneOf': {
+      const options = (e.schema as { required: string[] }[]).map((o) => o.required.join('+'));
+      return `${base || '(root)'}: must set exactly one of ${options.join(', ')}`;
+    }
+    case 'const':
+    case 'enum':
+      return `${base}: must be ${describeAllowed(e)}`;
+    case 'anyOf':
+      return `${base}: must be ${describeAnyOf(e.parentSchema as TSchema)}`;
+    default:
+      return `${base || '(root)'}: ${e.message}`;
+  }
+}
+
+function describeAllowed(e: ErrorObject): string {
+  if (e.keyword === 'const') return JSON.stringify(e.params.allowedValue);
+  return (e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ');
+}
+
+function describeAnyOf(schema: TSchema): string {
+  const options = (schema as { anyOf?: { const?: unknown; type?: string }[] }).anyOf ?? [];
+  return options.map((o) => (o.const !== undefined ? JSON.stringify(o.const) : `a ${o.type}`)).join(' or ');
+}
+
+/** anyOf/oneOf report one error per branch plus their own; keep only their own. */
+function collapseUnions(errors: ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
+  return errors.filter((e) => !unions.some((u) => e.schemaPath.startsWith(u)));
+}
+
+/** The effective config with every secret replaced by "***". */
+export function redact(config: Config): Json {
+  const copy = structuredClone(config) as unknown as Json;
+  redactNode(ConfigSchema, copy);
+  return copy;
+}
+
+function redactNode(schema: TSchema, node: unknown): void {
+  if (typeof node !== 'object' || node === null) return;
+  const s = schema as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
+  if (Array.isArray(node)) {
+    if (s.items) node.forEach((n) => redactNode(s.items as TSchema, n));
+    return;
+  }
+  const obj = node as Json;
+  for (const [key, sub] of Object.entries(s.properties ?? {})) {
+    if (!(key in obj)) continue;
+    if (sub.secret) obj[key] = '***';
+    else redactNode(sub, obj[key]);
+  }
+}

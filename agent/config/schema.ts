@@ -1,0 +1,142 @@
+// The one config schema: TypeScript types, validation, defaults and docs all come from here.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+const strict = { additionalProperties: false } as const;
+
+/** A secret value plus its `<name>File` twin; the loader reads the file and drops the twin. */
+function secret(name: string, description: string) {
+  return {
+    [name]: Type.Optional(Type.String({ secret: true, description })),
+    [`${name}File`]: Type.Optional(Type.String({ description: `file whose contents are ${name}` })),
+  };
+}
+
+const port = (def: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });
+
+const host = (description = 'address to bind') => Type.String({ minLength: 1, default: '0.0.0.0', description });
+
+const tlsFiles = {
+  cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain file' })),
+  key: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
+  ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle used to verify client certificates' })),
+  ...secret('passphrase', 'passphrase of the private key'),
+};
+
+const topicPatterns = (description: string) =>
+  Type.Array(Type.String({ minLength: 1 }), { default: [], description });
+
+const AclRule = Type.Object(
+  {
+    user: Type.Optional(Type.String({ minLength: 1, description: 'applies to this user' })),
+    role: Type.Optional(Type.String({ minLength: 1, description: 'applies to users holding this role' })),
+    anonymous: Type.Optional(Type.Literal(true, { description: 'applies to anonymous clients' })),
+    all: Type.Optional(Type.Literal(true, { description: 'applies to every client' })),
+    publish: topicPatterns('topic patterns (+, #, %u = username, %c = client id) the client may publish to'),
+    subscribe: topicPatterns('topic filters (+, #, %u, %c) the client may subscribe to'),
+  },
+  {
+    ...strict,
+    oneOf: [{ required: ['user'] }, { required: ['role'] }, { required: ['anonymous'] }, { required: ['all'] }],
+  },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    agent: Type.Object(
+      {
+        id: Type.Optional(
+          Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'agent id; defaults to the hostname' }),
+        ),
+        dataDir: Type.String({ minLength: 1, default: './data', description: 'directory for all agent data' }),
+      },
+      { ...strict, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info', description: 'log level' },
+        ),
+      },
+      { ...strict, default: {} },
+    ),
+    broker: Type.Object(
+      {
+        mqtt: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'serve MQTT over TCP' }),
+            host: host(),
+            port: port(1883, 'MQTT TCP port'),
+          },
+          { ...strict, default: {} },
+        ),
+        mqtts: Type.Object(
+          {
+            host: host(),
+            port: port(8883, 'MQTT over TLS port; the listener is enabled when cert and key are set'),
+            ...tlsFiles,
+            clientCertificates: Type.Union([Type.Literal('none'), Type.Literal('optional'), Type.Literal('required')], {
+              default: 'none',
+              description: 'ask clients for a certificate signed by ca',
+            }),
+            useIdentityAsUsername: Type.Boolean({
+              default: false,
+              description: 'a verified client certificate authenticates as the user named by its CN',
+            }),
+          },
+          { ...strict, default: {} },
+        ),
+        ws: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'serve MQTT over WebSocket on the web listeners' }),
+            path: Type.String({ pattern: '^/', default: '/mqtt', description: 'WebSocket path' }),
+          },
+          { ...strict, default: {} },
+        ),
+        allowAnonymous: Type.Union([Type.Literal('loopback'), Type.Boolean()], {
+          default: 'loopback',
+          description: 'anonymous clients: loopback = only from 127.0.0.0/8 and ::1',
+        }),
+        usersFile: Type.Optional(Type.String({ minLength: 1, description: 'users file; default <dataDir>/users.json' })),
+        acl: Type.Array(AclRule, {
+          default: [],
+          description: 'access rules; empty = every authenticated client may publish and subscribe anywhere',
+        }),
+        sysInterval: Type.Integer({ minimum: 0, default: 10, description: 'seconds between $SYS updates; 0 = off' }),
+        limits: Type.Object(
+          {
+            maxPayloadBytes: Type.Integer({ minimum: 1, maximum: 268435455, default: 262144, description: 'largest PUBLISH payload; larger disconnects the client' }),
+            maxTopicLength: Type.Integer({ minimum: 1, maximum: 65535, default: 256, description: 'longest topic (bytes)' }),
+            maxTopicLevels: Type.Integer({ minimum: 1, maximum: 100, default: 16, description: 'most topic levels' }),
+            maxClients: Type.Integer({ minimum: 1, default: 1024, description: 'most connected clients; more get CONNACK 0x03' }),
+            maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'unacknowledged inbound QoS 1/2 messages per client' }),
+            maxQueuedPerClient: Type.Integer({ minimum: 1, default: 1000, description: 'stored messages per persistent session; newer ones are dropped and counted' }),
+            connectTimeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'time a new connection has to send CONNECT' }),
+            drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'time a slow subscriber has to drain its socket before it is dropped' }),
+          },
+          { ...strict, default: {} },
+        ),
+      },
+      { ...strict, default: {} },
+    ),
+    web: Type.Object(
+      {
+        http: Type.Object(
+          { enabled: Type.Boolean({ default: true, description: 'serve HTTP' }), host: host(), port: port(8080, 'HTTP port') },
+          { ...strict, default: {} },
+        ),
+        https: Type.Object(
+          { host: host(), port: port(8443, 'HTTPS port; enabled when cert and key are set'), ...tlsFiles },
+          { ...strict, default: {} },
+        ),
+      },
+      { ...strict, default: {} },
+    ),
+  },
+  strict,
+);
+
+export type Config = Static<typeof ConfigSchema> & { agent: { id: string } };
+export type AclRuleConfig = Static<typeof AclRule>;
+export type { TSchema };

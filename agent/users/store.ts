@@ -1,0 +1,101 @@
+// Broker users: a JSON file of scrypt password hashes and roles, written atomically with mode 0600.
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+interface UserRecord {
+  /** PHC-style: $scrypt$ln=14,r=8,p=1$<salt base64>$<hash base64> */
+  hash: string;
+  roles: string[];
+}
+
+interface UsersFile {
+  version: 1;
+  users: Record<string, UserRecord>;
+}
+
+const SCRYPT = { ln: 14, r: 8, p: 1, keylen: 32 };
+export const USERNAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
+
+function scrypt(password: Buffer | string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))));
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, SCRYPT.keylen, { N: 2 ** SCRYPT.ln, r: SCRYPT.r, p: SCRYPT.p });
+  return `$scrypt$ln=${SCRYPT.ln},r=${SCRYPT.r},p=${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+export async function verifyPassword(hash: string, password: Buffer | string): Promise<boolean> {
+  const m = /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)$/.exec(hash);
+  if (!m) return false;
+  const [, ln, r, p, salt, expected] = m;
+  const want = Buffer.from(expected, 'base64');
+  const N = 2 ** Number(ln);
+  const got = await scrypt(password, Buffer.from(salt, 'base64'), want.length, { N, r: Number(r), p: Number(p), maxmem: 256 * N * Number(r) });
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+let dummy: Promise<string> | undefined;
+const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex')));
+
+export class UserStore {
+  private cache: { mtimeMs: number; data: UsersFile } | undefined;
+
+  constructor(readonly path: string) {}
+
+  /** Re-read when the file changed, so `edge-agent user add` takes effect without a restart. */
+  private load(): UsersFile {
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(this.path).mtimeMs;
+    } catch {
+      return { version: 1, users: {} };
+    }
+    if (this.cache?.mtimeMs !== mtimeMs) {
+      const data = JSON.parse(readFileSync(this.path, 'utf8')) as UsersFile;
+      this.cache = { mtimeMs, data: { version: 1, users: data.users ?? {} } };
+    }
+    return this.cache.data;
+  }
+
+  private save(data: UsersFile): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
+    renameSync(tmp, this.path);
+    this.cache = undefined;
+  }
+
+  list(): { username: string; roles: string[] }[] {
+    return Object.entries(this.load().users).map(([username, u]) => ({ username, roles: u.roles }));
+  }
+
+  async add(username: string, password: string, roles: string[]): Promise<void> {
+    if (!USERNAME_PATTERN.test(username)) throw new Error(`invalid user name ${JSON.stringify(username)}: use 1-64 of A-Z a-z 0-9 . _ @ -`);
+    if (password.length === 0) throw new Error('empty password');
+    const data = this.load();
+    data.users[username] = { hash: await hashPassword(password), roles };
+    this.save(data);
+  }
+
+  remove(username: string): boolean {
+    const data = this.load();
+    if (!data.users[username]) return false;
+    delete data.users[username];
+    this.save(data);
+    return true;
+  }
+
+  async verify(username: string, password: Buffer): Promise<string[] | null> {
+    const user = this.load().users[username];
+    // An unknown name costs the same scrypt work, so timing does not tell which names exist.
+    const ok = await verifyPassword(user?.hash ?? (await dummyHash()), password);
+    return user && ok ? user.roles : null;
+  }
+
+  async roles(username: string): Promise<string[]> {
+    return this.load().users[username]?.roles ?? [];
+  }
+}

@@ -1,0 +1,151 @@
+// The embedded broker: Aedes with our authentication, ACLs, limits, packet guard, $SYS and LevelDB persistence.
+import { mkdirSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
+import type { AclRule } from './acl.js';
+import { makeAuthenticate, type AnonymousPolicy, type Users } from './auth.js';
+import { dropped, makeAuthorizers, type PublishHook } from './authorize.js';
+import { connectionInfo, setConnectionInfo } from './connection-info.js';
+import { listenTcp, listenTls, type Listener, type TcpListenerOptions, type TlsListenerOptions } from './listeners.js';
+import type { Logger } from './logger.js';
+import { PacketGuard, type GuardLimits } from './packet-guard.js';
+import { LevelPersistence } from './persistence/level.js';
+import { newStats, type BrokerStats } from './stats.js';
+import { startSysTopics } from './sys.js';
+
+export interface BrokerLimits extends GuardLimits {
+  maxClients: number;
+  maxInflightPerClient: number;
+  maxQueuedPerClient: number;
+  connectTimeoutMs: number;
+  drainTimeoutMs: number;
+}
+
+export interface BrokerOptions {
+  version: string;
+  /** Directory for retained messages and persistent sessions. */
+  persistenceDir: string;
+  mqtt?: TcpListenerOptions;
+  mqtts?: TlsListenerOptions & { useIdentityAsUsername: boolean };
+  allowAnonymous: AnonymousPolicy;
+  acl: AclRule[];
+  users: Users;
+  limits: BrokerLimits;
+  sysIntervalSec: number;
+  onPublish?: PublishHook;
+  log: Logger;
+}
+
+export interface EmbeddedBroker {
+  /** Listener name -> bound host:port. */
+  readonly listeners: Record<string, string>;
+  /** Serve one MQTT-over-WebSocket connection accepted by the web server. */
+  handleStream(stream: Duplex, listener: string, remoteAddress: string): void;
+  stats(): BrokerStats;
+  /** Stop listening, disconnect clients, flush persistence. */
+  close(): Promise<void>;
+}
+
+interface ClientInternals {
+  _parser: { parse(buf: Buffer): number };
+}
+
+/** Aedes that acknowledges, but does not route, packets its hooks dropped. */
+class EdgeAedes extends Aedes {
+  override publish(packet: PublishPacket, client: unknown, done?: unknown): void {
+    if (dropped.has(packet)) {
+      const cb = typeof client === 'function' ? client : done;
+      if (typeof cb === 'function') cb();
+      return;
+    }
+    (super.publish as (...args: unknown[]) => void)(packet, client, done);
+  }
+}
+
+export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> {
+  const { limits, log } = opts;
+  const stats = newStats();
+  mkdirSync(opts.persistenceDir, { recursive: true });
+  const persistence = new LevelPersistence({
+    path: opts.persistenceDir,
+    maxQueuedPerClient: limits.maxQueuedPerClient,
+    onQueueFull: () => stats.queueDropped++,
+    volatileRetainedPrefixes: ['$SYS/'],
+  });
+  const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);
+  const aedes: Aedes = new EdgeAedes({
+    persistence,
+    connectTimeout: limits.connectTimeoutMs,
+    drainTimeout: limits.drainTimeoutMs,
+    maxInflightInbound: limits.maxInflightPerClient,
+    maxTopicLevels: limits.maxTopicLevels,
+    queueLimit: 42,
+    authenticate: makeAuthenticate(
+      () => aedes,
+      {
+        allowAnonymous: opts.allowAnonymous,
+        useIdentityAsUsername: opts.mqtts?.useIdentityAsUsername ?? false,
+        maxClients: limits.maxClients,
+        acl: opts.acl,
+        users: opts.users,
+      },
+      stats,
+      log,
+    ),
+    ...authorizers,
+  });
+  await aedes.listen();
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
+  aedes.on('connectionError', (client, err) => log.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'));
+
+  function handle(conn: Duplex): void {
+    const client = aedes.handle(conn) as Client & ClientInternals;
+    guard(client, conn);
+  }
+
+  /** Put the raw-packet checks in front of Aedes' parser for this connection. */
+  function guard(client: ClientInternals, conn: Duplex): void {
+    const check = new PacketGuard(limits);
+    const parser = client._parser;
+    const parse = parser.parse.bind(parser);
+    parser.parse = (buf: Buffer) => {
+      const violation = check.feed(buf);
+      if (!violation) return parse(buf);
+      if (violation.okBytes > 0) parse(buf.subarray(0, violation.okBytes));
+      stats.malformedPackets++;
+      log.warn({ remote: connectionInfo(conn).remoteAddress, reason: violation.reason }, 'protocol violation, closing connection');
+      if (violation.connackCode !== undefined) conn.end(Buffer.from([0x20, 0x02, 0x00, violation.connackCode]));
+      else conn.destroy();
+      return 0;
+    };
+  }
+
+  const listeners: Listener[] = [];
+  const maxConnections = limits.maxClients + 64;
+  try {
+    if (opts.mqtt) listeners.push(await listenTcp('mqtt', opts.mqtt, maxConnections, handle));
+    if (opts.mqtts) listeners.push(await listenTls('mqtts', opts.mqtts, maxConnections, handle));
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await persistence.destroy();
+    throw err;
+  }
+  const currentStats = () => ({ ...stats, clientsConnected: aedes.connectedClients });
+  const stopSys = startSysTopics(aedes, currentStats, opts.sysIntervalSec, opts.version);
+
+  return {
+    listeners: Object.fromEntries(listeners.map((l) => [l.name, l.address])),
+    handleStream(stream, listener, remoteAddress) {
+      setConnectionInfo(stream, { listener, remoteAddress });
+      handle(stream);
+    },
+    stats: currentStats,
+    async close() {
+      stopSys();
+      await Promise.all(listeners.map((l) => l.close()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await persistence.destroy();
+    },
+  };
+}

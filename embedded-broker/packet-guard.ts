@@ -1,0 +1,190 @@
+// MQTT 3.1.1 rules Aedes does not enforce, checked on the raw bytes before its parser sees them.
+// Only fixed headers and the few strings that matter are inspected; payloads are skipped, not copied.
+import { isUtf8 } from 'node:buffer';
+
+export interface GuardLimits {
+  maxPayloadBytes: number;
+  maxTopicLength: number;
+  maxTopicLevels: number;
+}
+
+export interface Violation {
+  reason: string;
+  /** Bytes of the chunk that precede the offending packet (safe to hand to the parser). */
+  okBytes: number;
+  /** CONNACK return code to send before closing, when the spec asks for one. */
+  connackCode?: number;
+}
+
+const CONNECT = 1, PUBLISH = 3, PUBREL = 6, SUBSCRIBE = 8, UNSUBSCRIBE = 10;
+const SERVER_ONLY = new Set([2, 9, 11, 13]); // CONNACK, SUBACK, UNSUBACK, PINGRESP
+const FLAGS_0010 = new Set([PUBREL, SUBSCRIBE, UNSUBSCRIBE]);
+
+class Malformed extends Error {
+  constructor(message: string, readonly connackCode?: number) {
+    super(message);
+  }
+}
+
+/** A cursor over one packet's inspected bytes; every read is bounds-checked. */
+class Reader {
+  pos = 0;
+  constructor(private readonly buf: Buffer, readonly end: number) {}
+  byte(): number {
+    if (this.pos >= this.end) throw new Malformed('packet too short');
+    return this.buf[this.pos++];
+  }
+  u16(): number {
+    return (this.byte() << 8) | this.byte();
+  }
+  bytes(): Buffer {
+    const len = this.u16();
+    if (this.pos + len > this.end) throw new Malformed('packet too short');
+    const out = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return out;
+  }
+  /** A UTF-8 encoded string: well-formed, no surrogates, no U+0000 [MQTT-1.5.3-1, -2]. */
+  string(what: string): Buffer {
+    const b = this.bytes();
+    if (!isUtf8(b) || b.includes(0)) throw new Malformed(`invalid UTF-8 in ${what}`);
+    return b;
+  }
+}
+
+export class PacketGuard {
+  private carry: Buffer | null = null;
+  private skip = 0;
+  private readonly maxPacket: number;
+
+  constructor(private readonly limits: GuardLimits) {
+    this.maxPacket = limits.maxPayloadBytes + limits.maxTopicLength + 4096;
+  }
+
+  /** Check the next chunk of a connection's bytes; undefined means all of it is fine. */
+  feed(chunk: Buffer): Violation | undefined {
+    const carried = this.carry?.length ?? 0;
+    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = null;
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, data.length - pos);
+        this.skip -= n;
+        pos += n;
+        continue;
+      }
+      try {
+        const consumed = this.inspect(data, pos);
+        if (consumed === 0) {
+          this.carry = Buffer.from(data.subarray(pos));
+          break;
+        }
+        pos += consumed;
+      } catch (err) {
+        if (!(err instanceof Malformed)) throw err;
+        return { reason: err.message, okBytes: Math.max(0, pos - carried), connackCode: err.connackCode };
+      }
+    }
+    return undefined;
+  }
+
+  /** Inspect the packet starting at `start`; returns bytes consumed, or 0 if more data is needed. */
+  private inspect(data: Buffer, start: number): number {
+    const first = data[start];
+    const type = first >> 4;
+    const flags = first & 0x0f;
+    if (type === 0 || type === 15) throw new Malformed(`reserved packet type ${type}`);
+    if (SERVER_ONLY.has(type)) throw new Malformed(`packet type ${type} is sent only by servers`);
+    if (type === PUBLISH ? (flags & 0x06) === 0x06 : flags !== (FLAGS_0010.has(type) ? 2 : 0)) {
+      throw new Malformed(type === PUBLISH ? 'PUBLISH with QoS 3' : `reserved flag bits set in packet type ${type}`);
+    }
+    const header = remainingLength(data, start + 1);
+    if (!header) return 0;
+    const { length, bytes } = header;
+    if (length > this.maxPacket) throw new Malformed(`packet of ${length} bytes exceeds the size limit`);
+    const body = start + 1 + bytes;
+    const wanted = this.inspectedLength(type, data, body, length);
+    if (wanted === undefined || body + wanted > data.length) return 0;
+    const reader = new Reader(data, body + wanted);
+    reader.pos = body;
+    if (type === CONNECT) checkConnect(reader);
+    else if (type === SUBSCRIBE) checkSubscribe(reader);
+    else if (type === UNSUBSCRIBE) checkUnsubscribe(reader);
+    else if (type === PUBLISH) this.checkPublish(reader, length, (flags >> 1) & 3);
+    this.skip = length - wanted;
+    return 1 + bytes + wanted;
+  }
+
+  /** How much of a packet's body must be seen to check it (undefined: not yet known). */
+  private inspectedLength(type: number, data: Buffer, body: number, length: number): number | undefined {
+    if (type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) return length;
+    if (type !== PUBLISH) return 0;
+    if (length < 2) throw new Malformed('packet too short');
+    if (body + 2 > data.length) return undefined;
+    return Math.min(length, 2 + data.readUInt16BE(body));
+  }
+
+  private checkPublish(r: Reader, length: number, qos: number): void {
+    const topic = r.string('topic');
+    if (topic.length > this.limits.maxTopicLength) throw new Malformed(`topic longer than ${this.limits.maxTopicLength} bytes`);
+    let levels = 1;
+    for (const c of topic) if (c === 0x2f) levels++;
+    if (levels > this.limits.maxTopicLevels) throw new Malformed(`topic deeper than ${this.limits.maxTopicLevels} levels`);
+    const payload = length - 2 - topic.length - (qos > 0 ? 2 : 0);
+    if (payload < 0) throw new Malformed('packet too short');
+    if (payload > this.limits.maxPayloadBytes) throw new Malformed(`payload of ${payload} bytes exceeds ${this.limits.maxPayloadBytes}`);
+  }
+}
+
+function remainingLength(data: Buffer, at: number): { length: number; bytes: number } | undefined {
+  let length = 0;
+  for (let i = 0; i < 4; i++) {
+    if (at + i >= data.length) return undefined;
+    const b = data[at + i];
+    length += (b & 0x7f) * 128 ** i;
+    if ((b & 0x80) === 0) return { length, bytes: i + 1 };
+  }
+  throw new Malformed('remaining length longer than 4 bytes');
+}
+
+function checkConnect(r: Reader): void {
+  const protocol = r.string('protocol name').toString();
+  const level = r.byte();
+  const flags = r.byte();
+  if (protocol !== 'MQTT' && protocol !== 'MQIsdp') throw new Malformed(`unknown protocol name ${JSON.stringify(protocol)}`);
+  if (flags & 0x01) throw new Malformed('reserved CONNECT flag set'); // [MQTT-3.1.2-3]
+  const will = (flags & 0x04) !== 0;
+  const willQos = (flags >> 3) & 3;
+  if (willQos === 3) throw new Malformed('will QoS 3'); // [MQTT-3.1.2-14]
+  if (!will && (willQos !== 0 || flags & 0x20)) throw new Malformed('will QoS or retain set without a will'); // [MQTT-3.1.2-13, -15]
+  const username = (flags & 0x80) !== 0;
+  const password = (flags & 0x40) !== 0;
+  if (level === 4 && password && !username) throw new Malformed('password without user name'); // [MQTT-3.1.2-22]
+  r.u16(); // keep alive
+  const clientId = r.string('client id');
+  if (will) {
+    r.string('will topic');
+    r.bytes();
+  }
+  if (username) r.string('user name');
+  if (password) r.bytes();
+  if (r.pos !== r.end) throw new Malformed('trailing bytes in CONNECT');
+  const clean = (flags & 0x02) !== 0;
+  if (clientId.length === 0 && !clean) throw new Malformed('empty client id with CleanSession=0', 0x02); // [MQTT-3.1.3-8]
+}
+
+function checkSubscribe(r: Reader): void {
+  r.u16();
+  if (r.pos === r.end) throw new Malformed('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
+  while (r.pos < r.end) {
+    r.string('topic filter');
+    if (r.byte() > 2) throw new Malformed('invalid requested QoS byte'); // [MQTT-3.8.3-4]
+  }
+}
+
+function checkUnsubscribe(r: Reader): void {
+  r.u16();
+  if (r.pos === r.end) throw new Malformed('UNSUBSCRIBE without topic filters'); // [MQTT-3.10.3-2]
+  while (r.pos < r.end) r.string('topic filter');
+}

@@ -1,0 +1,325 @@
+// Aedes persistence on LevelDB: every structure lives in memory (as in aedes-persistence's
+// reference implementation) and is written through, in order, to LevelDB; setup() loads it back.
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import { deserialize, serialize } from 'node:v8';
+import { ClassicLevel } from 'classic-level';
+import AedesPacket from 'aedes-packet';
+import { topicMatches } from '../topic.js';
+import { WriteQueue, type Op } from './write-queue.js';
+
+const QlobberSub = createRequire(import.meta.url)('qlobber/aedes/qlobber-sub.js') as typeof import('qlobber/aedes/qlobber-sub.js');
+
+export interface StoredPacket {
+  cmd?: string;
+  topic: string;
+  payload: Buffer | string;
+  qos?: number;
+  retain?: boolean;
+  dup?: boolean;
+  messageId?: number;
+  brokerId?: string;
+  brokerCounter?: number;
+  clientId?: string;
+  [key: string]: unknown;
+}
+interface ClientRef { id: string }
+interface SubRecord { qos: number; rh?: number; rap?: boolean; nl?: boolean; subscriptionIdentifier?: number }
+interface Subscription extends SubRecord { topic: string }
+interface BrokerRef { id: string }
+interface Outgoing { key: string; packet: StoredPacket }
+
+export interface LevelPersistenceOptions {
+  /** LevelDB directory. */
+  path: string;
+  /** Most stored messages per client (offline queue and unacknowledged); newer ones are dropped. */
+  maxQueuedPerClient?: number;
+  /** Called for each message dropped because a client's queue was full. */
+  onQueueFull?: (clientId: string) => void;
+  /** Retained messages under these prefixes stay in memory only (e.g. $SYS, rewritten every few seconds). */
+  volatileRetainedPrefixes?: string[];
+}
+
+/** aedes-packet's constructor: copies a packet into the shape aedes queues. */
+const Packet = AedesPacket as unknown as new (p: StoredPacket) => StoredPacket;
+const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true };
+const enc = (v: unknown) => serialize(v);
+const plain = (p: StoredPacket): StoredPacket => ({ ...p });
+
+export class LevelPersistence {
+  private readonly db: ClassicLevel<string, Uint8Array>;
+  private readonly writes: WriteQueue;
+  private retained = new Map<string, StoredPacket>();
+  private subscriptions = new Map<string, Map<string, SubRecord>>();
+  private outgoing = new Map<string, Outgoing[]>();
+  private incoming = new Map<string, Map<number, StoredPacket>>();
+  private wills = new Map<string, StoredPacket>();
+  private trie = new QlobberSub(QLOBBER_OPTIONS);
+  private clientsCount = 0;
+  private outgoingSeq = 0;
+  private destroyed = false;
+  private brokerRef: BrokerRef | undefined;
+
+  constructor(private readonly opts: LevelPersistenceOptions) {
+    this.db = new ClassicLevel<string, Uint8Array>(opts.path, { valueEncoding: 'view' });
+    this.writes = new WriteQueue(this.db);
+  }
+
+  get broker(): BrokerRef | undefined {
+    return this.brokerRef;
+  }
+
+  async setup(broker: BrokerRef): Promise<void> {
+    this.brokerRef = broker;
+    await this.db.open();
+    for await (const [key, value] of this.db.iterator()) this.restore(key, deserialize(value));
+  }
+
+  private restore(key: string, value: unknown): void {
+    const kind = key.slice(0, 2);
+    const rest = key.slice(2);
+    if (kind === 'r!') this.retained.set(rest, value as StoredPacket);
+    else if (kind === 'w!') this.wills.set(rest, value as StoredPacket);
+    else if (kind === 's!') {
+      const subs = new Map(value as [string, SubRecord][]);
+      this.subscriptions.set(rest, subs);
+      this.clientsCount++;
+      for (const [topic, s] of subs) if (s.qos > 0) this.trie.add(topic, { clientId: rest, topic, qos: s.qos, rh: s.rh, rap: s.rap, nl: s.nl });
+    } else if (kind === 'o!') {
+      const cut = rest.lastIndexOf('!');
+      const clientId = rest.slice(0, cut);
+      this.outgoingSeq = Math.max(this.outgoingSeq, parseInt(rest.slice(cut + 1), 16));
+      this.queueOf(clientId).push({ key, packet: new Packet(value as StoredPacket) });
+    } else if (kind === 'i!') {
+      const cut = rest.lastIndexOf('!');
+      this.incomingOf(rest.slice(0, cut)).set(Number(rest.slice(cut + 1)), value as StoredPacket);
+    }
+  }
+
+  // ---- retained ----
+
+  async storeRetained(pkt: StoredPacket): Promise<void> {
+    const packet = { ...pkt };
+    const durable = !(this.opts.volatileRetainedPrefixes ?? []).some((p) => packet.topic.startsWith(p));
+    if (packet.payload.length === 0) {
+      this.retained.delete(packet.topic);
+      if (durable) await this.writes.write([{ type: 'del', key: `r!${packet.topic}` }]);
+    } else {
+      this.retained.set(packet.topic, packet);
+      if (durable) await this.writes.write([{ type: 'put', key: `r!${packet.topic}`, value: enc(plain(packet)) }]);
+    }
+  }
+
+  createRetainedStream(pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern]);
+  }
+
+  createRetainedStreamCombi(patterns: string[]): Readable {
+    const retained = this.retained;
+    function* matching() {
+      for (const pattern of patterns) for (const [topic, packet] of retained) if (topicMatches(pattern, topic)) yield packet;
+    }
+    return Readable.from(matching());
+  }
+
+  // ---- subscriptions ----
+
+  async addSubscriptions(client: ClientRef, subs: Subscription[]): Promise<void> {
+    let stored = this.subscriptions.get(client.id);
+    if (!stored) {
+      stored = new Map();
+      this.subscriptions.set(client.id, stored);
+      this.clientsCount++;
+    }
+    for (const sub of subs) {
+      const previous = stored.get(sub.topic);
+      const record: SubRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl };
+      if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier;
+      if (sub.qos > 0) {
+        this.trie.add(sub.topic, { clientId: client.id, topic: sub.topic, qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl });
+      } else if (previous && previous.qos > 0) {
+        this.trie.remove(sub.topic, { clientId: client.id, topic: sub.topic });
+      }
+      stored.set(sub.topic, record);
+    }
+    await this.saveSubscriptions(client.id);
+  }
+
+  async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
+    const stored = this.subscriptions.get(client.id);
+    if (!stored) return;
+    for (const topic of topics) {
+      const previous = stored.get(topic);
+      if (previous === undefined) continue;
+      if (previous.qos > 0) this.trie.remove(topic, { clientId: client.id, topic });
+      stored.delete(topic);
+    }
+    if (stored.size === 0) {
+      this.clientsCount--;
+      this.subscriptions.delete(client.id);
+    }
+    await this.saveSubscriptions(client.id);
+  }
+
+  private saveSubscriptions(clientId: string): Promise<void> {
+    const stored = this.subscriptions.get(clientId);
+    const key = `s!${clientId}`;
+    return this.writes.write([stored ? { type: 'put', key, value: enc([...stored]) } : { type: 'del', key }]);
+  }
+
+  async subscriptionsByClient(client: ClientRef): Promise<Subscription[]> {
+    return [...(this.subscriptions.get(client.id) ?? [])].map(([topic, s]) => ({ topic, ...s }));
+  }
+
+  async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    return { subsCount: this.trie.subscriptionsCount, clientsCount: this.clientsCount };
+  }
+
+  async subscriptionsByTopic(topic: string) {
+    return this.trie.match(topic);
+  }
+
+  async cleanSubscriptions(client: ClientRef): Promise<void> {
+    const stored = this.subscriptions.get(client.id);
+    if (!stored) return;
+    for (const [topic, s] of stored) if (s.qos > 0) this.trie.remove(topic, { clientId: client.id, topic });
+    this.clientsCount--;
+    this.subscriptions.delete(client.id);
+    await this.saveSubscriptions(client.id);
+  }
+
+  getClientList(topic: string): Readable {
+    const subscriptions = this.subscriptions;
+    function* clients() {
+      for (const [clientId, topics] of subscriptions) if (topics.has(topic)) yield clientId;
+    }
+    return Readable.from(clients());
+  }
+
+  // ---- outgoing (messages for a client, queued or awaiting its acknowledgement) ----
+
+  private queueOf(clientId: string): Outgoing[] {
+    let queue = this.outgoing.get(clientId);
+    if (!queue) this.outgoing.set(clientId, (queue = []));
+    return queue;
+  }
+
+  private enqueueOne(clientId: string, packet: StoredPacket, ops: Op[]): void {
+    const queue = this.queueOf(clientId);
+    if (this.opts.maxQueuedPerClient !== undefined && queue.length >= this.opts.maxQueuedPerClient) {
+      this.opts.onQueueFull?.(clientId);
+      return;
+    }
+    const stored = new Packet(packet);
+    const key = `o!${clientId}!${(++this.outgoingSeq).toString(16).padStart(13, '0')}`;
+    queue.push({ key, packet: stored });
+    ops.push({ type: 'put', key, value: enc(plain(stored)) });
+  }
+
+  async outgoingEnqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
+    const ops: Op[] = [];
+    this.enqueueOne(sub.clientId, packet, ops);
+    await this.writes.write(ops);
+  }
+
+  async outgoingEnqueueCombi(subs: { clientId: string }[], packet: StoredPacket): Promise<void> {
+    const ops: Op[] = [];
+    for (const sub of subs) this.enqueueOne(sub.clientId, packet, ops);
+    await this.writes.write(ops);
+  }
+
+  async outgoingUpdate(client: ClientRef, packet: StoredPacket): Promise<void> {
+    const queue = this.queueOf(client.id);
+    for (const entry of queue) {
+      const stored = entry.packet;
+      if (stored.brokerId === packet.brokerId) {
+        if (stored.brokerCounter === packet.brokerCounter) {
+          stored.messageId = packet.messageId;
+          return this.writes.write([{ type: 'put', key: entry.key, value: enc(plain(stored)) }]);
+        }
+      } else if (stored.messageId === packet.messageId) {
+        entry.packet = packet;
+        return this.writes.write([{ type: 'put', key: entry.key, value: enc(plain(packet)) }]);
+      }
+    }
+    throw new Error('no such packet');
+  }
+
+  async outgoingClearMessageId(client: ClientRef, packet: { messageId?: number }): Promise<StoredPacket | undefined> {
+    const queue = this.queueOf(client.id);
+    const i = queue.findIndex((e) => e.packet.messageId === packet.messageId);
+    if (i < 0) return undefined;
+    const [entry] = queue.splice(i, 1);
+    await this.writes.write([{ type: 'del', key: entry.key }]);
+    return entry.packet;
+  }
+
+  outgoingStream(client: ClientRef): Readable {
+    return Readable.from((this.outgoing.get(client.id) ?? []).map((e) => e.packet));
+  }
+
+  // ---- incoming QoS 2 ----
+
+  private incomingOf(clientId: string): Map<number, StoredPacket> {
+    let store = this.incoming.get(clientId);
+    if (!store) this.incoming.set(clientId, (store = new Map()));
+    return store;
+  }
+
+  async incomingStorePacket(client: ClientRef, packet: StoredPacket): Promise<void> {
+    const stored = new Packet(packet);
+    stored.messageId = packet.messageId;
+    this.incomingOf(client.id).set(packet.messageId as number, stored);
+    await this.writes.write([{ type: 'put', key: `i!${client.id}!${packet.messageId}`, value: enc(plain(stored)) }]);
+  }
+
+  async incomingGetPacket(client: ClientRef, packet: { messageId?: number }): Promise<StoredPacket> {
+    const stored = this.incoming.get(client.id)?.get(packet.messageId as number);
+    if (!stored) throw new Error('no such packet');
+    return stored;
+  }
+
+  async incomingDelPacket(client: ClientRef, packet: { messageId?: number }): Promise<void> {
+    const store = this.incoming.get(client.id);
+    if (!store?.delete(packet.messageId as number)) throw new Error('no such packet');
+    await this.writes.write([{ type: 'del', key: `i!${client.id}!${packet.messageId}` }]);
+  }
+
+  async cleanIncoming(client: ClientRef): Promise<void> {
+    const store = this.incoming.get(client.id);
+    if (!store) return;
+    this.incoming.delete(client.id);
+    await this.writes.write([...store.keys()].map((id) => ({ type: 'del', key: `i!${client.id}!${id}` }) as Op));
+  }
+
+  // ---- wills ----
+
+  async putWill(client: ClientRef, packet: StoredPacket): Promise<void> {
+    packet.brokerId = this.brokerRef?.id;
+    packet.clientId = client.id;
+    this.wills.set(client.id, packet);
+    await this.writes.write([{ type: 'put', key: `w!${client.id}`, value: enc(plain(packet)) }]);
+  }
+
+  async getWill(client: ClientRef): Promise<StoredPacket | undefined> {
+    return this.wills.get(client.id);
+  }
+
+  async delWill(client: ClientRef): Promise<StoredPacket | undefined> {
+    const will = this.wills.get(client.id);
+    if (!this.wills.delete(client.id)) return undefined;
+    await this.writes.write([{ type: 'del', key: `w!${client.id}` }]);
+    return will;
+  }
+
+  streamWill(brokers: Record<string, unknown> = {}): Readable {
+    return Readable.from([...this.wills.values()].filter((w) => !brokers[w.brokerId as string]));
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) throw new Error('destroyed called twice!');
+    this.destroyed = true;
+    await this.writes.flushed();
+    await this.db.close();
+  }
+}

@@ -1,0 +1,38 @@
+// MQTT topic rules shared by the ACL, the persistence and the limits.
+
+/** Does a topic filter (with + and #) match a topic name? Wildcards never match a leading `$` level [MQTT-4.7.2-1]. */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/**
+ * Does an allowed pattern cover every topic a requested subscription filter could match?
+ * `+` in the request is covered only by `+` or `#`; `#` only by `#`.
+ */
+export function filterCovers(allowed: string, requested: string): boolean {
+  if (requested.startsWith('$') && (allowed.startsWith('+') || allowed.startsWith('#'))) return false;
+  const a = allowed.split('/');
+  const r = requested.split('/');
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === '#') return true;
+    if (i >= r.length) return false;
+    if (r[i] === '#') return false;
+    if (a[i] === '+') continue;
+    if (a[i] !== r[i]) return false;
+  }
+  return a.length === r.length;
+}
+
+export function topicLevels(topic: string): number {
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++;
+  return levels;
+}

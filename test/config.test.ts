@@ -1,0 +1,158 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, envNameFor, loadConfig, redact } from '../agent/config/load.js';
+import { CLI, cleanup, tempDir } from './helpers/agent.js';
+
+const exec = promisify(execFile);
+const dir = tempDir();
+afterAll(() => cleanup(dir));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problems(path: string | undefined, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    loadConfig(path, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('config was accepted');
+}
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string) {
+  const child = exec(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd: dir });
+  if (input !== undefined) {
+    child.child.stdin!.end(input);
+  }
+  try {
+    const { stdout, stderr } = await child;
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('config loading', () => {
+  it('uses built-in defaults when no file exists', () => {
+    const { config, path } = loadConfig(undefined, {});
+    expect(path).toBeUndefined();
+    expect(config.broker.mqtt).toEqual({ enabled: true, host: '0.0.0.0', port: 1883 });
+    expect(config.web.http.port).toBe(8080);
+    expect(config.agent.dataDir).toBe('./data');
+    expect(config.broker.allowAnonymous).toBe('loopback');
+    expect(config.agent.id.length).toBeGreaterThan(0);
+  });
+
+  it('names each problem as path: reason', () => {
+    const path = file(
+      'bad.yaml',
+      ['agent: { idd: x }', 'log: { level: loud }', 'broker:', '  mqtt: { port: 70000 }', '  allowAnonymous: maybe', '  acl:', '    - { user: a, role: b }', 'web:', '  http: { port: "eighty" }'].join('\n'),
+    );
+    expect(problems(path)).toEqual([
+      'agent.idd: unknown key',
+      'log.level: must be "fatal" or "error" or "warn" or "info" or "debug" or "trace" or "silent"',
+      'broker.mqtt.port: must be <= 65535',
+      'broker.allowAnonymous: must be "loopback" or a boolean',
+      'broker.acl[0]: must set exactly one of user, role, anonymous, all',
+      'web.http.port: must be integer',
+    ]);
+  });
+
+  it('reports YAML syntax errors with line and column', () => {
+    const path = file('syntax.yaml', 'broker:\n  mqtt: { port: 1883\n');
+    const [p] = problems(path);
+    expect(p).toMatch(/syntax\.yaml:\d+:\d+: /);
+  });
+
+  it('overrides any key from the environment and rejects unknown variables', () => {
+    const path = file('env.yaml', 'broker: { mqtt: { port: 1000 } }\n');
+    const env = {
+      EDGE_AGENT_BROKER__MQTT__PORT: '1884',
+      EDGE_AGENT_BROKER__ALLOW_ANONYMOUS: 'false',
+      EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/%u/#"] }]',
+      EDGE_AGENT_LOG__LEVEL: 'debug',
+    };
+    const { config } = loadConfig(path, env);
+    expect(config.broker.mqtt.port).toBe(1884);
+    expect(config.broker.allowAnonymous).toBe(false);
+    expect(config.broker.acl).toEqual([{ role: 'sensor', publish: ['s/%u/#'], subscribe: [] }]);
+    expect(config.log.level).toBe('debug');
+    expect(envNameFor(['broker', 'limits', 'maxPayloadBytes'])).toBe('EDGE_AGENT_BROKER__LIMITS__MAX_PAYLOAD_BYTES');
+    expect(problems(path, { EDGE_AGENT_BROKER__MQTT__PORTT: '1' })).toEqual(['EDGE_AGENT_BROKER__MQTT__PORTT: no config key has this name']);
+    expect(problems(path, { EDGE_AGENT_BROKER__MQTT__PORT: 'x' })).toEqual(['broker.mqtt.port: must be integer']);
+  });
+
+  it('reads secrets from files, by key or by *_FILE variable, and redacts them', () => {
+    const secret = file('pass.txt', 's3cret\n');
+    const path = file('secret.yaml', `web: { https: { passphraseFile: ${secret} } }\n`);
+    expect(loadConfig(path, {}).config.web.https.passphrase).toBe('s3cret');
+    const viaEnv = loadConfig(undefined, { EDGE_AGENT_BROKER__MQTTS__PASSPHRASE_FILE: secret }).config;
+    expect(viaEnv.broker.mqtts.passphrase).toBe('s3cret');
+    expect(JSON.stringify(redact(viaEnv))).not.toContain('s3cret');
+    expect(problems(undefined, { EDGE_AGENT_BROKER__MQTTS__PASSPHRASE_FILE: join(dir, 'missing') })).toEqual([
+      `broker.mqtts.passphraseFile: cannot read ${join(dir, 'missing')}: ENOENT`,
+    ]);
+  });
+
+  it('finds the file by --config, then $EDGE_AGENT_CONFIG, then ./edge-agent.yaml', async () => {
+    file('edge-agent.yaml', 'agent: { id: from-cwd }\n');
+    const other = file('other.yaml', 'agent: { id: from-env }\n');
+    const explicit = file('explicit.yaml', 'agent: { id: from-flag }\n');
+    expect((await cli(['config', 'print'])).stdout).toContain('id: from-cwd');
+    expect((await cli(['config', 'print'], { EDGE_AGENT_CONFIG: other })).stdout).toContain('id: from-env');
+    expect((await cli(['--config', explicit, 'config', 'print'], { EDGE_AGENT_CONFIG: other })).stdout).toContain('id: from-flag');
+  });
+});
+
+describe('config commands', () => {
+  it('config check exits 1 listing every problem, 0 when valid', async () => {
+    const bad = file('check.yaml', 'broker: { mqtt: { port: -1, colour: red } }\n');
+    const r = await cli(['config', 'check', '--config', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('broker.mqtt.colour: unknown key');
+    expect(r.stderr).toContain('broker.mqtt.port: must be >= 0');
+    const good = file('good.yaml', 'broker: { mqtt: { port: 1999 } }\n');
+    const ok = await cli(['config', 'check', '--config', good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('config ok');
+  });
+
+  it('run with a bad config stops before listening, exit 1', async () => {
+    const bad = file('run-bad.yaml', 'web: { http: { port: 99999 } }\n');
+    const r = await cli(['run', '--config', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('web.http.port: must be <= 65535');
+  });
+
+  it('config print shows defaults and redacts secrets', async () => {
+    const r = await cli(['config', 'print'], { EDGE_AGENT_WEB__HTTPS__PASSPHRASE: 'topsecret' });
+    expect(r.stdout).toContain('passphrase: "***"');
+    expect(r.stdout).not.toContain('topsecret');
+    expect(r.stdout).toContain('maxPayloadBytes: 262144');
+  });
+
+  it('config schema prints the JSON Schema that rejects unknown keys', async () => {
+    const schema = JSON.parse((await cli(['config', 'schema'])).stdout);
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.properties.broker.properties.mqtt.properties.port.default).toBe(1883);
+  });
+
+  it('--version, --help on every command, and usage errors exit 2', async () => {
+    expect((await cli(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const args of [['--help'], ['run', '--help'], ['config', 'check', '--help'], ['user', 'add', '--help'], ['user', 'list', '--help']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage: edge-agent');
+    }
+    expect((await cli(['config', 'frobnicate'])).code).toBe(2);
+    expect((await cli(['--no-such-flag'])).code).toBe(2);
+  });
+});

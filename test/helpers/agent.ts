@@ -1,0 +1,105 @@
+// Starts real agents for tests: in-process (startRuntime) or as a child process (the CLI), always on free ports.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+import { loadConfig } from '../../agent/config/load.js';
+import { createLogger } from '../../agent/log.js';
+import { startRuntime, type Runtime } from '../../agent/runtime.js';
+
+export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
+
+export function tempDir(prefix = 'edge-agent-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+type Json = Record<string, unknown>;
+
+/** A config file with free ports and a private data dir, plus whatever the test adds. */
+export function writeConfig(dir: string, extra: Json = {}): string {
+  const base: Json = {
+    agent: { id: 'test-agent', dataDir: join(dir, 'data') },
+    log: { level: 'warn' },
+    broker: { mqtt: { host: '127.0.0.1', port: 0 } },
+    web: { http: { host: '127.0.0.1', port: 0 } },
+  };
+  const path = join(dir, 'config.yaml');
+  writeFileSync(path, stringify(merge(base, extra)));
+  return path;
+}
+
+function merge(a: Json, b: Json): Json {
+  const out: Json = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && v && typeof v === 'object' && !Array.isArray(v) ? merge(cur as Json, v as Json) : v;
+  }
+  return out;
+}
+
+export function portOf(hostPort: string): number {
+  return Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
+}
+
+export interface InProcessAgent {
+  runtime: Runtime;
+  dir: string;
+  configPath: string;
+  mqttUrl: string;
+  port(name: string): number;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(extra: Json = {}, dir = tempDir()): Promise<InProcessAgent> {
+  const configPath = writeConfig(dir, extra);
+  const { config } = loadConfig(configPath, {});
+  const runtime = await startRuntime(config, createLogger('silent'));
+  let stopped = false;
+  return {
+    runtime,
+    dir,
+    configPath,
+    mqttUrl: `mqtt://127.0.0.1:${portOf(runtime.listeners.mqtt)}`,
+    port: (name) => portOf(runtime.listeners[name]),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await runtime.close();
+    },
+  };
+}
+
+export interface ChildAgent {
+  proc: ChildProcess;
+  listeners: Record<string, string>;
+  lines: string[];
+  exited: Promise<number | null>;
+}
+
+/** Run the CLI as a child process and wait for its `ready` line. */
+export async function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildAgent> {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+  proc.stderr!.on('data', (d) => lines.push(String(d)));
+  const listeners = await new Promise<Record<string, string>>((res, rej) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.on('line', (line) => {
+      lines.push(line);
+      try {
+        const msg = JSON.parse(line);
+        if (msg.msg === 'ready') res(msg.listeners);
+      } catch {
+        /* not JSON */
+      }
+    });
+    exited.then((code) => rej(new Error(`agent exited with ${code} before ready:\n${lines.join('\n')}`)));
+  });
+  return { proc, listeners, lines, exited };
+}
+
+export function cleanup(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
