@@ -23,7 +23,9 @@ async function run(cmd: Command): Promise<void> {
   const log = createLogger(config.log.level);
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, log);
-  log.info({ listeners: runtime.listeners }, 'ready');
+  // Scripts and tests wait for this line, so it is printed at any level but silent.
+  const announce = config.log.level === 'silent' ? log : log.child({}, { level: 'info' });
+  announce.info({ listeners: runtime.listeners }, 'ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

@@ -70,6 +70,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     path: opts.persistenceDir,
     maxQueuedPerClient: limits.maxQueuedPerClient,
     onQueueFull: () => stats.queueDropped++,
+    onWriteError: (err) => log.error({ err: err.message }, 'session store write failed'),
     volatileRetainedPrefixes: ['$SYS/'],
   });
   const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);

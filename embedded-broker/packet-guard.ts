@@ -109,8 +109,8 @@ export class PacketGuard {
     const reader = new Reader(data, body + wanted);
     reader.pos = body;
     if (type === CONNECT) checkConnect(reader);
-    else if (type === SUBSCRIBE) checkSubscribe(reader);
-    else if (type === UNSUBSCRIBE) checkUnsubscribe(reader);
+    else if (type === SUBSCRIBE) this.checkSubscribe(reader);
+    else if (type === UNSUBSCRIBE) this.checkUnsubscribe(reader);
     else if (type === PUBLISH) this.checkPublish(reader, length, (flags >> 1) & 3);
     this.skip = length - wanted;
     return 1 + bytes + wanted;
@@ -125,15 +125,35 @@ export class PacketGuard {
     return Math.min(length, 2 + data.readUInt16BE(body));
   }
 
-  private checkPublish(r: Reader, length: number, qos: number): void {
-    const topic = r.string('topic');
-    if (topic.length > this.limits.maxTopicLength) throw new Malformed(`topic longer than ${this.limits.maxTopicLength} bytes`);
+  private topic(r: Reader, what: string): Buffer {
+    const topic = r.string(what);
+    if (topic.length > this.limits.maxTopicLength) throw new Malformed(`${what} longer than ${this.limits.maxTopicLength} bytes`);
     let levels = 1;
     for (const c of topic) if (c === 0x2f) levels++;
-    if (levels > this.limits.maxTopicLevels) throw new Malformed(`topic deeper than ${this.limits.maxTopicLevels} levels`);
+    if (levels > this.limits.maxTopicLevels) throw new Malformed(`${what} deeper than ${this.limits.maxTopicLevels} levels`);
+    return topic;
+  }
+
+  private checkPublish(r: Reader, length: number, qos: number): void {
+    const topic = this.topic(r, 'topic');
     const payload = length - 2 - topic.length - (qos > 0 ? 2 : 0);
     if (payload < 0) throw new Malformed('packet too short');
     if (payload > this.limits.maxPayloadBytes) throw new Malformed(`payload of ${payload} bytes exceeds ${this.limits.maxPayloadBytes}`);
+  }
+
+  private checkSubscribe(r: Reader): void {
+    r.u16();
+    if (r.pos === r.end) throw new Malformed('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
+    while (r.pos < r.end) {
+      this.topic(r, 'topic filter');
+      if (r.byte() > 2) throw new Malformed('invalid requested QoS byte'); // [MQTT-3.8.3-4]
+    }
+  }
+
+  private checkUnsubscribe(r: Reader): void {
+    r.u16();
+    if (r.pos === r.end) throw new Malformed('UNSUBSCRIBE without topic filters'); // [MQTT-3.10.3-2]
+    while (r.pos < r.end) this.topic(r, 'topic filter');
   }
 }
 
@@ -174,17 +194,3 @@ function checkConnect(r: Reader): void {
   if (clientId.length === 0 && !clean) throw new Malformed('empty client id with CleanSession=0', 0x02); // [MQTT-3.1.3-8]
 }
 
-function checkSubscribe(r: Reader): void {
-  r.u16();
-  if (r.pos === r.end) throw new Malformed('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
-  while (r.pos < r.end) {
-    r.string('topic filter');
-    if (r.byte() > 2) throw new Malformed('invalid requested QoS byte'); // [MQTT-3.8.3-4]
-  }
-}
-
-function checkUnsubscribe(r: Reader): void {
-  r.u16();
-  if (r.pos === r.end) throw new Malformed('UNSUBSCRIBE without topic filters'); // [MQTT-3.10.3-2]
-  while (r.pos < r.end) r.string('topic filter');
-}

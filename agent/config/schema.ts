@@ -1,14 +1,15 @@
 // The one config schema: TypeScript types, validation, defaults and docs all come from here.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TOptional, type TSchema, type TString } from '@sinclair/typebox';
 
 const strict = { additionalProperties: false } as const;
 
 /** A secret value plus its `<name>File` twin; the loader reads the file and drops the twin. */
-function secret(name: string, description: string) {
+function secret<N extends string>(name: N, description: string) {
+  type Secret = { [K in N | `${N}File`]: TOptional<TString> };
   return {
     [name]: Type.Optional(Type.String({ secret: true, description })),
     [`${name}File`]: Type.Optional(Type.String({ description: `file whose contents are ${name}` })),
-  };
+  } as Secret;
 }
 
 const port = (def: number, description: string) =>

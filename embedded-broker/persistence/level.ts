@@ -1,5 +1,9 @@
 // Aedes persistence on LevelDB: every structure lives in memory (as in aedes-persistence's
-// reference implementation) and is written through, in order, to LevelDB; setup() loads it back.
+// reference implementation) and is written behind, in order, to LevelDB; setup() loads it back.
+// Methods settle once memory is updated, not when the disk write lands: Aedes acknowledges a
+// publish before it enqueues it for offline sessions, and a slower enqueue lets a reconnecting
+// client receive the same message both live and from its queue. Like Mosquitto's autosave, the
+// session store is a restart aid; the ingest log is what makes an acknowledged reading durable.
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { deserialize, serialize } from 'node:v8';
@@ -34,6 +38,8 @@ export interface LevelPersistenceOptions {
   path: string;
   /** Most stored messages per client (offline queue and unacknowledged); newer ones are dropped. */
   maxQueuedPerClient?: number;
+  /** Called when a write to LevelDB fails (the in-memory state stays right). */
+  onWriteError?: (err: Error) => void;
   /** Called for each message dropped because a client's queue was full. */
   onQueueFull?: (clientId: string) => void;
   /** Retained messages under these prefixes stay in memory only (e.g. $SYS, rewritten every few seconds). */
@@ -63,6 +69,11 @@ export class LevelPersistence {
   constructor(private readonly opts: LevelPersistenceOptions) {
     this.db = new ClassicLevel<string, Uint8Array>(opts.path, { valueEncoding: 'view' });
     this.writes = new WriteQueue(this.db);
+  }
+
+  /** Queue operations for LevelDB without waiting for them. */
+  private persist(ops: Op[]): void {
+    this.writes.write(ops).catch((err: Error) => this.opts.onWriteError?.(err));
   }
 
   get broker(): BrokerRef | undefined {
@@ -103,10 +114,10 @@ export class LevelPersistence {
     const durable = !(this.opts.volatileRetainedPrefixes ?? []).some((p) => packet.topic.startsWith(p));
     if (packet.payload.length === 0) {
       this.retained.delete(packet.topic);
-      if (durable) await this.writes.write([{ type: 'del', key: `r!${packet.topic}` }]);
+      if (durable) this.persist([{ type: 'del', key: `r!${packet.topic}` }]);
     } else {
       this.retained.set(packet.topic, packet);
-      if (durable) await this.writes.write([{ type: 'put', key: `r!${packet.topic}`, value: enc(plain(packet)) }]);
+      if (durable) this.persist([{ type: 'put', key: `r!${packet.topic}`, value: enc(plain(packet)) }]);
     }
   }
 
@@ -142,7 +153,7 @@ export class LevelPersistence {
       }
       stored.set(sub.topic, record);
     }
-    await this.saveSubscriptions(client.id);
+    this.saveSubscriptions(client.id);
   }
 
   async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
@@ -158,13 +169,13 @@ export class LevelPersistence {
       this.clientsCount--;
       this.subscriptions.delete(client.id);
     }
-    await this.saveSubscriptions(client.id);
+    this.saveSubscriptions(client.id);
   }
 
-  private saveSubscriptions(clientId: string): Promise<void> {
+  private saveSubscriptions(clientId: string): void {
     const stored = this.subscriptions.get(clientId);
     const key = `s!${clientId}`;
-    return this.writes.write([stored ? { type: 'put', key, value: enc([...stored]) } : { type: 'del', key }]);
+    return this.persist([stored ? { type: 'put', key, value: enc([...stored]) } : { type: 'del', key }]);
   }
 
   async subscriptionsByClient(client: ClientRef): Promise<Subscription[]> {
@@ -185,7 +196,7 @@ export class LevelPersistence {
     for (const [topic, s] of stored) if (s.qos > 0) this.trie.remove(topic, { clientId: client.id, topic });
     this.clientsCount--;
     this.subscriptions.delete(client.id);
-    await this.saveSubscriptions(client.id);
+    this.saveSubscriptions(client.id);
   }
 
   getClientList(topic: string): Readable {
@@ -219,13 +230,13 @@ export class LevelPersistence {
   async outgoingEnqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
     const ops: Op[] = [];
     this.enqueueOne(sub.clientId, packet, ops);
-    await this.writes.write(ops);
+    this.persist(ops);
   }
 
   async outgoingEnqueueCombi(subs: { clientId: string }[], packet: StoredPacket): Promise<void> {
     const ops: Op[] = [];
     for (const sub of subs) this.enqueueOne(sub.clientId, packet, ops);
-    await this.writes.write(ops);
+    this.persist(ops);
   }
 
   async outgoingUpdate(client: ClientRef, packet: StoredPacket): Promise<void> {
@@ -235,11 +246,11 @@ export class LevelPersistence {
       if (stored.brokerId === packet.brokerId) {
         if (stored.brokerCounter === packet.brokerCounter) {
           stored.messageId = packet.messageId;
-          return this.writes.write([{ type: 'put', key: entry.key, value: enc(plain(stored)) }]);
+          return this.persist([{ type: 'put', key: entry.key, value: enc(plain(stored)) }]);
         }
       } else if (stored.messageId === packet.messageId) {
         entry.packet = packet;
-        return this.writes.write([{ type: 'put', key: entry.key, value: enc(plain(packet)) }]);
+        return this.persist([{ type: 'put', key: entry.key, value: enc(plain(packet)) }]);
       }
     }
     throw new Error('no such packet');
@@ -250,7 +261,7 @@ export class LevelPersistence {
     const i = queue.findIndex((e) => e.packet.messageId === packet.messageId);
     if (i < 0) return undefined;
     const [entry] = queue.splice(i, 1);
-    await this.writes.write([{ type: 'del', key: entry.key }]);
+    this.persist([{ type: 'del', key: entry.key }]);
     return entry.packet;
   }
 
@@ -270,7 +281,7 @@ export class LevelPersistence {
     const stored = new Packet(packet);
     stored.messageId = packet.messageId;
     this.incomingOf(client.id).set(packet.messageId as number, stored);
-    await this.writes.write([{ type: 'put', key: `i!${client.id}!${packet.messageId}`, value: enc(plain(stored)) }]);
+    this.persist([{ type: 'put', key: `i!${client.id}!${packet.messageId}`, value: enc(plain(stored)) }]);
   }
 
   async incomingGetPacket(client: ClientRef, packet: { messageId?: number }): Promise<StoredPacket> {
@@ -282,14 +293,14 @@ export class LevelPersistence {
   async incomingDelPacket(client: ClientRef, packet: { messageId?: number }): Promise<void> {
     const store = this.incoming.get(client.id);
     if (!store?.delete(packet.messageId as number)) throw new Error('no such packet');
-    await this.writes.write([{ type: 'del', key: `i!${client.id}!${packet.messageId}` }]);
+    this.persist([{ type: 'del', key: `i!${client.id}!${packet.messageId}` }]);
   }
 
   async cleanIncoming(client: ClientRef): Promise<void> {
     const store = this.incoming.get(client.id);
     if (!store) return;
     this.incoming.delete(client.id);
-    await this.writes.write([...store.keys()].map((id) => ({ type: 'del', key: `i!${client.id}!${id}` }) as Op));
+    this.persist([...store.keys()].map((id) => ({ type: 'del', key: `i!${client.id}!${id}` }) as Op));
   }
 
   // ---- wills ----
@@ -298,7 +309,7 @@ export class LevelPersistence {
     packet.brokerId = this.brokerRef?.id;
     packet.clientId = client.id;
     this.wills.set(client.id, packet);
-    await this.writes.write([{ type: 'put', key: `w!${client.id}`, value: enc(plain(packet)) }]);
+    this.persist([{ type: 'put', key: `w!${client.id}`, value: enc(plain(packet)) }]);
   }
 
   async getWill(client: ClientRef): Promise<StoredPacket | undefined> {
@@ -308,7 +319,7 @@ export class LevelPersistence {
   async delWill(client: ClientRef): Promise<StoredPacket | undefined> {
     const will = this.wills.get(client.id);
     if (!this.wills.delete(client.id)) return undefined;
-    await this.writes.write([{ type: 'del', key: `w!${client.id}` }]);
+    this.persist([{ type: 'del', key: `w!${client.id}` }]);
     return will;
   }
 

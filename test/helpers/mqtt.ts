@@ -40,3 +40,15 @@ export function collect(client: MqttClient, count: number, ms = 3000): Promise<{
     client.on('message', onMessage);
   });
 }
+
+/** The SUBACK return codes for these filters (MQTT.js reports any 0x80 as an error carrying the packet). */
+export async function subackCodes(client: MqttClient, filters: string[], qos: 0 | 1 | 2 = 0): Promise<number[]> {
+  try {
+    const granted = await client.subscribeAsync(filters, { qos });
+    return granted.map((g) => g.qos);
+  } catch (err) {
+    const packet = (err as { packet?: { granted?: number[] } }).packet;
+    if (!packet?.granted) throw err;
+    return packet.granted;
+  }
+}

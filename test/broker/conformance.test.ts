@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { collect, connect as mqttConnect } from '../helpers/mqtt.js';
+import { CONNACK_OK, connect, exchange, packet, publish, str, subscribe } from '../helpers/raw.js';
+
+const BAD_UTF8 = Buffer.from([0x61, 0xc3, 0x28]); // "a" + a broken two-byte sequence
+const NUL = Buffer.from([0x61, 0x00, 0x62]);
+
+describe('MQTT 3.1.1 rules Aedes does not enforce', () => {
+  let agent: InProcessAgent;
+  let bystander: MqttClient;
+  let observer: MqttClient;
+  const port = () => agent.port('mqtt');
+
+  beforeAll(async () => {
+    agent = await startAgent();
+    bystander = await mqttConnect(agent.mqttUrl, { clientId: 'bystander' });
+    observer = await mqttConnect(agent.mqttUrl, { clientId: 'observer' });
+    await observer.subscribeAsync('alive/#');
+  });
+  afterAll(async () => {
+    await Promise.all([bystander.endAsync(), observer.endAsync()]);
+    await agent.stop();
+    cleanup(agent.dir);
+  });
+
+  it('a well-formed exchange stays open (the harness can tell open from closed)', async () => {
+    const r = await exchange(port(), [connect(), publish('ok/topic', 'x'), packet(0xc0)], 800);
+    expect(r.closed).toBe(false);
+    expect(r.received.subarray(0, 4)).toEqual(CONNACK_OK);
+    expect(r.received.subarray(4)).toEqual(Buffer.from([0xd0, 0x00])); // PINGRESP
+  });
+
+  it('answers a zero-length client id with CleanSession=0 by CONNACK 0x02 and closes [MQTT-3.1.3-8]', async () => {
+    const r = await exchange(port(), [connect({ clientId: '', clean: false })]);
+    expect(r.received).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x02]));
+    expect(r.closed).toBe(true);
+    const ok = await exchange(port(), [connect({ clientId: '', clean: true })], 500);
+    expect(ok.received).toEqual(CONNACK_OK);
+  });
+
+  const malformed: [string, Buffer[]][] = [
+    ['invalid UTF-8 in the client id', [connect({ clientId: BAD_UTF8 })]],
+    ['U+0000 in the client id', [connect({ clientId: NUL })]],
+    ['invalid UTF-8 in the will topic', [connect({ will: { topic: BAD_UTF8, payload: 'bye' } })]],
+    ['invalid UTF-8 in the user name', [connect({ username: BAD_UTF8, password: 'x' })]],
+    ['will QoS 3', [connect({ will: { topic: 'w', payload: 'bye', qos: 3 } })]],
+    ['the reserved CONNECT flag', [connect({ flags: 0x01 })]],
+    ['a password without a user name', [connect({ password: 'x' })]],
+    ['invalid UTF-8 in a PUBLISH topic', [connect(), publish(BAD_UTF8, 'x')]],
+    ['invalid UTF-8 in a SUBSCRIBE filter', [connect(), subscribe(BAD_UTF8)]],
+    ['reserved flag bits in PINGREQ', [connect(), packet(0xc1)]],
+    ['reserved flag bits in SUBSCRIBE', [connect(), packet(0x80, Buffer.from([0, 1]), str('a'), Buffer.from([0]))]],
+    ['PUBLISH with QoS 3', [connect(), packet(0x36, str('a'), Buffer.from([0, 1]), Buffer.from('x'))]],
+    ['reserved bits in a requested QoS', [connect(), subscribe('a', 0x04)]],
+    ['packet type 0', [connect(), packet(0x00)]],
+    ['packet type 15', [connect(), packet(0xf0)]],
+    ['a server-only packet (CONNACK)', [connect(), packet(0x20, Buffer.from([0, 0]))]],
+    ['a remaining length longer than 4 bytes', [connect(), Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f])]],
+  ];
+
+  for (const [what, packets] of malformed) {
+    it(`closes the connection on ${what}, and only that one`, async () => {
+      const before = agent.runtime.broker.stats().malformedPackets;
+      const r = await exchange(port(), packets);
+      expect(r.closed).toBe(true);
+      expect(agent.runtime.broker.stats().malformedPackets).toBe(before + 1);
+      // nothing else was disturbed
+      const got = collect(observer, 1, 2000);
+      await bystander.publishAsync('alive/check', what, { qos: 1 });
+      expect((await got).map((m) => m.payload)).toEqual([what]);
+      expect(bystander.connected).toBe(true);
+    });
+  }
+
+  it('a packet split across many TCP writes is still checked and accepted', async () => {
+    const bytes = Buffer.concat([connect(), publish('split/topic', 'y'.repeat(300), 1)]);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += 3) pieces.push(bytes.subarray(i, i + 3));
+    const r = await exchange(port(), pieces, 1500, 1);
+    expect(r.closed).toBe(false);
+    expect(r.received).toEqual(Buffer.concat([CONNACK_OK, Buffer.from([0x40, 0x02, 0x00, 0x01])]));
+  });
+});

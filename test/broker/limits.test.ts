@@ -1,0 +1,136 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type EmbeddedBroker } from '../../embedded-broker/index.js';
+import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
+import { collect, connackCode, connect } from '../helpers/mqtt.js';
+import { connect as rawConnect, exchange, publish, subscribe } from '../helpers/raw.js';
+
+const limits = {
+  maxPayloadBytes: 1024,
+  maxTopicLength: 40,
+  maxTopicLevels: 4,
+  maxClients: 3,
+  maxInflightPerClient: 5,
+  maxQueuedPerClient: 3,
+  connectTimeoutMs: 300,
+  drainTimeoutMs: 500,
+};
+
+async function closedBy(port: number, ...packets: Buffer[]): Promise<boolean> {
+  return (await exchange(port, [rawConnect(), ...packets], 1000)).closed;
+}
+
+describe('broker limits', () => {
+  let agent: InProcessAgent;
+  const port = () => agent.port('mqtt');
+  beforeAll(async () => {
+    agent = await startAgent({ broker: { limits } });
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(agent.dir);
+  });
+
+  it('disconnects a client whose payload exceeds maxPayloadBytes', async () => {
+    expect(await closedBy(port(), publish('a/b', Buffer.alloc(1024, 1), 1))).toBe(false);
+    expect(await closedBy(port(), publish('a/b', Buffer.alloc(1025, 1), 1))).toBe(true);
+  });
+
+  it('refuses an oversized packet from its header, before the body arrives', async () => {
+    const header = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]); // 256 MB PUBLISH announced, nothing sent
+    expect(await closedBy(port(), header)).toBe(true);
+  });
+
+  it('disconnects on topics longer or deeper than allowed, in PUBLISH and SUBSCRIBE', async () => {
+    expect(await closedBy(port(), publish('t'.repeat(40), 'x'))).toBe(false);
+    expect(await closedBy(port(), publish('t'.repeat(41), 'x'))).toBe(true);
+    expect(await closedBy(port(), publish('a/b/c/d', 'x'))).toBe(false);
+    expect(await closedBy(port(), publish('a/b/c/d/e', 'x'))).toBe(true);
+    expect(await closedBy(port(), subscribe('a/b/c/d/#'))).toBe(true);
+  });
+
+  it('answers CONNACK 0x03 once maxClients are connected', async () => {
+    const clients = await Promise.all([0, 1, 2].map((i) => connect(agent.mqttUrl, { clientId: `c${i}` })));
+    expect(await connackCode(agent.mqttUrl, { clientId: 'one-too-many' })).toBe(3);
+    await clients[0].endAsync();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await connackCode(agent.mqttUrl, { clientId: 'room-again' })).toBe(0);
+    await Promise.all(clients.slice(1).map((c) => c.endAsync()));
+  });
+
+  it('closes connections that never send CONNECT', async () => {
+    const r = await exchange(port(), [], 2000);
+    expect(r.closed).toBe(true);
+  });
+
+  it('keeps at most maxQueuedPerClient messages for an offline session, counting the rest', async () => {
+    const sub = await connect(agent.mqttUrl, { clientId: 'sleepy', clean: false });
+    await sub.subscribeAsync('q/#', { qos: 1 });
+    await sub.endAsync();
+    const before = agent.runtime.broker.stats().queueDropped;
+    const pub = await connect(agent.mqttUrl);
+    for (let i = 0; i < 5; i++) await pub.publishAsync('q/x', `m${i}`, { qos: 1 });
+    await pub.endAsync();
+    const back = await connect(agent.mqttUrl, { clientId: 'sleepy', clean: false });
+    expect((await collect(back, 5, 1500)).map((m) => m.payload)).toEqual(['m0', 'm1', 'm2']);
+    expect(agent.runtime.broker.stats().queueDropped).toBe(before + 2);
+    await back.endAsync();
+  });
+
+  it('drops a subscriber that stops reading, so its backlog cannot grow memory', async () => {
+    const socket = net.connect(port(), '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(Buffer.concat([rawConnect({ clientId: 'stuck' }), subscribe('flood/#', 0)]));
+    await new Promise((r) => setTimeout(r, 200));
+    socket.pause(); // stop reading: kernel buffers fill, then the broker's writes to it stop draining
+    const pub = await connect(agent.mqttUrl, { clientId: 'flooder' });
+    const connected = () => agent.runtime.broker.stats().clientsConnected;
+    expect(connected()).toBe(2);
+    const payload = Buffer.alloc(1000, 7);
+    const deadline = Date.now() + 10_000;
+    for (let i = 0; i < 20_000 && connected() === 2 && Date.now() < deadline; i++) {
+      pub.publish('flood/x', payload, { qos: 0 });
+      if (i % 100 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    while (connected() === 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(connected()).toBe(1); // the stuck subscriber is gone, the publisher is still there
+    expect(pub.connected).toBe(true);
+    socket.destroy();
+    await pub.endAsync();
+  }, 20_000);
+});
+
+describe('in-flight limit (broker with an ingest hook that holds acknowledgements)', () => {
+  const dir = tempDir();
+  let broker: EmbeddedBroker;
+  const held: (() => void)[] = [];
+  beforeAll(async () => {
+    broker = await startBroker({
+      version: 'test',
+      persistenceDir: dir,
+      mqtt: { host: '127.0.0.1', port: 0 },
+      allowAnonymous: 'loopback',
+      acl: [],
+      users: { verify: async () => null, roles: async () => [] },
+      limits,
+      sysIntervalSec: 0,
+      onPublish: (m) => (m.qos > 0 ? new Promise<void>((resolve) => held.push(resolve)) : undefined),
+      log: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+  });
+  afterAll(async () => {
+    held.forEach((release) => release());
+    await broker.close();
+    cleanup(dir);
+  });
+
+  it('withholds PUBACK until the hook settles, and disconnects beyond maxInflightPerClient', async () => {
+    const port = portOf(broker.listeners.mqtt);
+    const five = await exchange(port, [rawConnect(), ...[1, 2, 3, 4, 5].map((id) => publish('h/x', 'p', 1, id))], 800);
+    expect(five.closed).toBe(false);
+    expect(five.received.length).toBe(4); // CONNACK only: all five PUBACKs are held
+    const six = await exchange(port, [rawConnect({ clientId: 'greedy' }), ...[1, 2, 3, 4, 5, 6].map((id) => publish('h/x', 'p', 1, id))], 1500);
+    expect(six.closed).toBe(true);
+  });
+});

@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanup, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
+import { collect, connackCode, connect } from '../helpers/mqtt.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import { addUser } from '../helpers/users.js';
+
+describe('MQTT over TLS', () => {
+  const dir = tempDir();
+  let pki: Pki;
+  let agent: InProcessAgent;
+  let strict: InProcessAgent;
+  const acl = [{ user: 'pi-7', publish: ['sensors/pi-7/#'], subscribe: ['sensors/#'] }, { user: 'app', publish: [], subscribe: ['sensors/#'] }];
+
+  beforeAll(async () => {
+    pki = makePki(dir);
+    await addUser(writeConfig(dir), 'app', 'app-pw');
+    const tls = { port: 0, host: '127.0.0.1', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca };
+    agent = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'optional', useIdentityAsUsername: true }, allowAnonymous: false, acl } }, dir);
+    strict = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'required' } } }, tempDir());
+  });
+  afterAll(async () => {
+    await agent.stop();
+    await strict.stop();
+    cleanup(dir);
+  });
+
+  const url = (a: InProcessAgent) => `mqtts://localhost:${a.port('mqtts')}`;
+
+  it('serves TLS with a password login, verified against the test CA', async () => {
+    const client = await connect(url(agent), { ca: readFileSync(pki.ca), username: 'app', password: 'app-pw' });
+    expect(client.connected).toBe(true);
+    await client.endAsync();
+    expect(await connackCode(url(agent), { ca: readFileSync(pki.ca) })).toBe(5); // anonymous off
+  });
+
+  it('authenticates a client certificate as the user named by its CN, with that user\'s ACL', async () => {
+    const { cert, key } = pki.clientCert('pi-7');
+    const reader = await connect(url(agent), { ca: readFileSync(pki.ca), username: 'app', password: 'app-pw' });
+    await reader.subscribeAsync('sensors/#', { qos: 1 });
+    const got = collect(reader, 2, 1500);
+    const device = await connect(url(agent), { ca: readFileSync(pki.ca), cert: readFileSync(cert), key: readFileSync(key) });
+    await device.publishAsync('sensors/pi-7/t', 'ok', { qos: 1 });
+    await device.publishAsync('sensors/pi-8/t', 'denied', { qos: 1 });
+    expect((await got).map((m) => m.payload)).toEqual(['ok']);
+    await Promise.all([reader.endAsync(), device.endAsync()]);
+  });
+
+  it('refuses clients without a certificate when certificates are required', async () => {
+    await expect(connect(url(strict), { ca: readFileSync(pki.ca) })).rejects.toThrow();
+    const { cert, key } = pki.clientCert('pi-9');
+    const ok = await connect(url(strict), { ca: readFileSync(pki.ca), cert: readFileSync(cert), key: readFileSync(key) });
+    await ok.endAsync();
+  });
+});
+
+describe('MQTT over WebSocket', () => {
+  let agent: InProcessAgent;
+  beforeAll(async () => {
+    agent = await startAgent({ broker: { ws: { path: '/mqtt' } } });
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(agent.dir);
+  });
+
+  it('carries MQTT on the web listener, next to the health endpoint', async () => {
+    expect(agent.runtime.listeners.ws).toBe(agent.runtime.listeners.http);
+    const wsUrl = `ws://127.0.0.1:${agent.port('ws')}/mqtt`;
+    const sub = await connect(wsUrl);
+    await sub.subscribeAsync('ws/#', { qos: 1 });
+    const got = collect(sub, 1);
+    const tcp = await connect(agent.mqttUrl);
+    await tcp.publishAsync('ws/hello', 'over tcp', { qos: 1 });
+    expect(await got).toEqual([{ topic: 'ws/hello', payload: 'over tcp', retain: false }]);
+    const health = await fetch(`http://127.0.0.1:${agent.port('http')}/health/live`);
+    expect(await health.json()).toMatchObject({ status: 'ok' });
+    await Promise.all([sub.endAsync(), tcp.endAsync()]);
+  });
+});
