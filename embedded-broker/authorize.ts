@@ -21,8 +21,8 @@ export interface InboundMessage {
  */
 export type PublishHook = (message: InboundMessage) => Promise<void> | void;
 
-/** Packets that were acknowledged but must not be routed (see EdgeAedes.publish). */
-export const dropped = new WeakSet<object>();
+/** Marks a packet that is acknowledged but must not be routed (see EdgeAedes.publish). */
+export const DROPPED = Symbol('dropped');
 
 export interface AuthorizeOptions {
   maxInflightPerClient: number;
@@ -31,7 +31,7 @@ export interface AuthorizeOptions {
 
 export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log: Logger) {
   function drop(packet: PublishPacket, client: Client, reason: string, cb: (err?: Error | null) => void) {
-    dropped.add(packet);
+    (packet as PublishPacket & { [DROPPED]?: true })[DROPPED] = true;
     stats.publishDenied++;
     log.debug({ clientId: client.id, topic: packet.topic, reason }, 'publish dropped');
     cb(null);

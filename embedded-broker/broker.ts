@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import type { AclRule } from './acl.js';
 import { makeAuthenticate, type AnonymousPolicy, type Users } from './auth.js';
-import { dropped, makeAuthorizers, type PublishHook } from './authorize.js';
+import { DROPPED, makeAuthorizers, type PublishHook } from './authorize.js';
 import { connectionInfo, setConnectionInfo } from './connection-info.js';
 import { listenTcp, listenTls, type Listener, type TcpListenerOptions, type TlsListenerOptions } from './listeners.js';
 import type { Logger } from './logger.js';
@@ -52,8 +52,8 @@ interface ClientInternals {
 
 /** Aedes that acknowledges, but does not route, packets its hooks dropped. */
 class EdgeAedes extends Aedes {
-  override publish(packet: PublishPacket, client: unknown, done?: unknown): void {
-    if (dropped.has(packet)) {
+  override publish(packet: PublishPacket & { [DROPPED]?: true }, client: unknown, done?: unknown): void {
+    if (packet[DROPPED]) {
       const cb = typeof client === 'function' ? client : done;
       if (typeof cb === 'function') cb();
       return;

@@ -19,6 +19,8 @@ export interface Violation {
 const CONNECT = 1, PUBLISH = 3, PUBREL = 6, SUBSCRIBE = 8, UNSUBSCRIBE = 10;
 const SERVER_ONLY = new Set([2, 9, 11, 13]); // CONNACK, SUBACK, UNSUBACK, PINGRESP
 const FLAGS_0010 = new Set([PUBREL, SUBSCRIBE, UNSUBSCRIBE]);
+/** Bytes of a new chunk joined to a carried partial packet: enough for any fixed header and topic. */
+const JOIN_PREFIX = 5 + 2 + 65535;
 
 class Malformed extends Error {
   constructor(message: string, readonly connackCode?: number) {
@@ -63,27 +65,41 @@ export class PacketGuard {
 
   /** Check the next chunk of a connection's bytes; undefined means all of it is fine. */
   feed(chunk: Buffer): Violation | undefined {
-    const carried = this.carry?.length ?? 0;
-    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = null;
     let pos = 0;
-    while (pos < data.length) {
+    if (this.carry) {
+      // Finish the packet that straddles the boundary on a small joined prefix, not a copy of the chunk.
+      const carried = this.carry.length;
+      const joined = Buffer.concat([this.carry, chunk.subarray(0, JOIN_PREFIX)]);
+      this.carry = null;
+      try {
+        const consumed = this.inspect(joined, 0);
+        if (consumed === 0) {
+          this.carry = chunk.length <= JOIN_PREFIX ? joined : Buffer.concat([joined, chunk.subarray(JOIN_PREFIX)]);
+          return undefined;
+        }
+        pos = consumed - carried;
+      } catch (err) {
+        if (!(err instanceof Malformed)) throw err;
+        return { reason: err.message, okBytes: 0, connackCode: err.connackCode };
+      }
+    }
+    while (pos < chunk.length) {
       if (this.skip > 0) {
-        const n = Math.min(this.skip, data.length - pos);
+        const n = Math.min(this.skip, chunk.length - pos);
         this.skip -= n;
         pos += n;
         continue;
       }
       try {
-        const consumed = this.inspect(data, pos);
+        const consumed = this.inspect(chunk, pos);
         if (consumed === 0) {
-          this.carry = Buffer.from(data.subarray(pos));
+          this.carry = Buffer.from(chunk.subarray(pos));
           break;
         }
         pos += consumed;
       } catch (err) {
         if (!(err instanceof Malformed)) throw err;
-        return { reason: err.message, okBytes: Math.max(0, pos - carried), connackCode: err.connackCode };
+        return { reason: err.message, okBytes: pos, connackCode: err.connackCode };
       }
     }
     return undefined;
@@ -106,12 +122,16 @@ export class PacketGuard {
     const body = start + 1 + bytes;
     const wanted = this.inspectedLength(type, data, body, length);
     if (wanted === undefined || body + wanted > data.length) return 0;
+    if (type === PUBLISH) {
+      this.checkPublish(data, body, length, (flags >> 1) & 3);
+      this.skip = length - wanted;
+      return 1 + bytes + wanted;
+    }
     const reader = new Reader(data, body + wanted);
     reader.pos = body;
     if (type === CONNECT) checkConnect(reader);
     else if (type === SUBSCRIBE) this.checkSubscribe(reader);
     else if (type === UNSUBSCRIBE) this.checkUnsubscribe(reader);
-    else if (type === PUBLISH) this.checkPublish(reader, length, (flags >> 1) & 3);
     this.skip = length - wanted;
     return 1 + bytes + wanted;
   }
@@ -125,27 +145,44 @@ export class PacketGuard {
     return Math.min(length, 2 + data.readUInt16BE(body));
   }
 
-  private topic(r: Reader, what: string): Buffer {
-    const topic = r.string(what);
-    if (topic.length > this.limits.maxTopicLength) throw new Malformed(`${what} longer than ${this.limits.maxTopicLength} bytes`);
+  private topicFilter(r: Reader): void {
+    const filter = r.string('topic filter');
     let levels = 1;
-    for (const c of topic) if (c === 0x2f) levels++;
-    if (levels > this.limits.maxTopicLevels) throw new Malformed(`${what} deeper than ${this.limits.maxTopicLevels} levels`);
-    return topic;
+    for (const c of filter) if (c === 0x2f) levels++;
+    this.checkTopicLimits(filter.length, levels, 'topic filter');
   }
 
-  private checkPublish(r: Reader, length: number, qos: number): void {
-    const topic = this.topic(r, 'topic');
-    const payload = length - 2 - topic.length - (qos > 0 ? 2 : 0);
+  /** The hot path: one pass over the topic bytes, no allocation unless a byte is non-ASCII. */
+  private checkPublish(data: Buffer, body: number, length: number, qos: number): void {
+    const topicLength = data.readUInt16BE(body);
+    const start = body + 2;
+    const end = start + topicLength;
+    if (end > body + length) throw new Malformed('packet too short');
+    let levels = 1;
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      const c = data[i];
+      if (c === 0x2f) levels++;
+      else if (c === 0) throw new Malformed('invalid UTF-8 in topic');
+      else if (c >= 0x80) ascii = false;
+    }
+    if (!ascii && !isUtf8(data.subarray(start, end))) throw new Malformed('invalid UTF-8 in topic');
+    this.checkTopicLimits(topicLength, levels, 'topic');
+    const payload = length - 2 - topicLength - (qos > 0 ? 2 : 0);
     if (payload < 0) throw new Malformed('packet too short');
     if (payload > this.limits.maxPayloadBytes) throw new Malformed(`payload of ${payload} bytes exceeds ${this.limits.maxPayloadBytes}`);
+  }
+
+  private checkTopicLimits(bytes: number, levels: number, what: string): void {
+    if (bytes > this.limits.maxTopicLength) throw new Malformed(`${what} longer than ${this.limits.maxTopicLength} bytes`);
+    if (levels > this.limits.maxTopicLevels) throw new Malformed(`${what} deeper than ${this.limits.maxTopicLevels} levels`);
   }
 
   private checkSubscribe(r: Reader): void {
     r.u16();
     if (r.pos === r.end) throw new Malformed('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
     while (r.pos < r.end) {
-      this.topic(r, 'topic filter');
+      this.topicFilter(r);
       if (r.byte() > 2) throw new Malformed('invalid requested QoS byte'); // [MQTT-3.8.3-4]
     }
   }
@@ -153,7 +190,7 @@ export class PacketGuard {
   private checkUnsubscribe(r: Reader): void {
     r.u16();
     if (r.pos === r.end) throw new Malformed('UNSUBSCRIBE without topic filters'); // [MQTT-3.10.3-2]
-    while (r.pos < r.end) this.topic(r, 'topic filter');
+    while (r.pos < r.end) this.topicFilter(r);
   }
 }
 

@@ -78,11 +78,16 @@ export interface ChildAgent {
   exited: Promise<number | null>;
 }
 
+const children = new Set<ChildProcess>();
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL'))); // no agent outlives its test file
+
 /** Run the CLI as a child process and wait for its `ready` line. */
 export async function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildAgent> {
   const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
   const lines: string[] = [];
-  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+  const exited = new Promise<number | null>((res) => proc.on('close', (code) => res(code))); // after stdio is drained
   proc.stderr!.on('data', (d) => lines.push(String(d)));
   const listeners = await new Promise<Record<string, string>>((res, rej) => {
     const rl = createInterface({ input: proc.stdout! });

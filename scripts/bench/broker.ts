@@ -1,0 +1,78 @@
+// npm run bench -- broker: MQTT messages/s through the embedded broker (auth + ACL on) next to bare Aedes.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { UserStore } from '../../agent/users/store.js';
+import { runLoad, sensorPayload } from './load.js';
+import { startProcess, type Started } from './processes.js';
+import { median, printTable, type Row } from './report.js';
+
+const here = import.meta.dirname;
+const CLI = resolve(here, '../../agent/cli.js');
+const BARE = resolve(here, 'bare-aedes.js');
+const PUBLISHERS = 8;
+const ROUNDS = 5;
+const MESSAGES = { 0: 40_000, 1: 15_000 } as const;
+const USER = { name: 'bench', password: 'bench-password' };
+
+async function startAgent(dir: string): Promise<Started> {
+  const config = join(dir, 'config.yaml');
+  const users = join(dir, 'users.json');
+  await new UserStore(users).add(USER.name, USER.password, ['sensor']);
+  writeFileSync(
+    config,
+    stringify({
+      agent: { dataDir: join(dir, 'data') },
+      log: { level: 'warn' },
+      broker: {
+        mqtt: { host: '127.0.0.1', port: 0 },
+        allowAnonymous: false,
+        usersFile: users,
+        acl: [{ role: 'sensor', publish: ['bench/%u/#'], subscribe: [] }],
+      },
+      web: { http: { host: '127.0.0.1', port: 0 } },
+    }),
+  );
+  return startProcess([CLI, '--config', config]);
+}
+
+async function measure(server: Started, qos: 0 | 1, auth: boolean): Promise<number> {
+  const result = await runLoad({
+    port: server.port('mqtt'),
+    publishers: PUBLISHERS,
+    messagesPerPublisher: MESSAGES[qos],
+    qos,
+    window: 100,
+    ...(auth ? { username: USER.name, password: USER.password } : {}),
+    topic: (i) => `bench/${USER.name}/sensor-${i}`,
+    payload: sensorPayload(),
+  });
+  return result.perSecond;
+}
+
+export async function benchBroker(): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-broker-'));
+  const bare = await startProcess([BARE]);
+  const edge = await startAgent(dir);
+  const rows: Row[] = [];
+  try {
+    for (const qos of [0, 1] as const) {
+      const baseline: number[] = [];
+      const ours: number[] = [];
+      await measure(bare, qos, false); // warm-up: JIT and connection set-up, not counted
+      await measure(edge, qos, true);
+      // Interleave rounds so drift on a shared machine hits both sides alike.
+      for (let round = 0; round < ROUNDS; round++) {
+        baseline.push(await measure(bare, qos, false));
+        ours.push(await measure(edge, qos, true));
+      }
+      rows.push({ name: `QoS ${qos} msg/s`, baseline: median(baseline), value: median(ours), target: 0.9, higherIsBetter: true });
+    }
+  } finally {
+    await Promise.all([bare.stop(), edge.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable(`broker: ${PUBLISHERS} publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = edge-agent with auth + ACL`, rows);
+  return rows;
+}

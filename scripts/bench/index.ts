@@ -1,0 +1,14 @@
+// npm run bench [-- name ...]: runs the named benchmarks (default: all) and prints their tables.
+import { benchBroker } from './broker.js';
+
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker };
+
+const names = process.argv.slice(2);
+for (const name of names.length ? names : Object.keys(benches)) {
+  const bench = benches[name];
+  if (!bench) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(benches).join(', ')}`);
+    process.exit(2);
+  }
+  await bench();
+}

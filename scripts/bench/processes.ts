@@ -1,0 +1,30 @@
+// Child processes a benchmark measures: each prints a JSON `ready` line with its listeners.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface Started {
+  proc: ChildProcess;
+  listeners: Record<string, string>;
+  port(name: string): number;
+  stop(): Promise<void>;
+}
+
+export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  const listeners = await new Promise<Record<string, string>>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (line.includes('"msg":"ready"')) resolve(JSON.parse(line).listeners);
+    });
+    exited.then(() => reject(new Error(`${args.join(' ')} exited before it was ready`)));
+  });
+  return {
+    proc,
+    listeners,
+    port: (name) => Number(listeners[name].slice(listeners[name].lastIndexOf(':') + 1)),
+    async stop() {
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
