@@ -17,10 +17,9 @@ const port = (def: number, description: string) =>
 
 const host = (description = 'address to bind') => Type.String({ minLength: 1, default: '0.0.0.0', description });
 
-const tlsFiles = {
+const serverTls = {
   cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain file' })),
   key: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
-  ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle used to verify client certificates' })),
   ...secret('passphrase', 'passphrase of the private key'),
 };
 
@@ -76,7 +75,8 @@ export const ConfigSchema = Type.Object(
           {
             host: host(),
             port: port(8883, 'MQTT over TLS port; the listener is enabled when cert and key are set'),
-            ...tlsFiles,
+            ...serverTls,
+            ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle used to verify client certificates' })),
             clientCertificates: Type.Union([Type.Literal('none'), Type.Literal('optional'), Type.Literal('required')], {
               default: 'none',
               description: 'ask clients for a certificate signed by ca',
@@ -128,7 +128,7 @@ export const ConfigSchema = Type.Object(
           { ...strict, default: {} },
         ),
         https: Type.Object(
-          { host: host(), port: port(8443, 'HTTPS port; enabled when cert and key are set'), ...tlsFiles },
+          { host: host(), port: port(8443, 'HTTPS port (also MQTT over secure WebSocket); enabled when cert and key are set'), ...serverTls },
           { ...strict, default: {} },
         ),
       },

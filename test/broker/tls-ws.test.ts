@@ -54,6 +54,30 @@ describe('MQTT over TLS', () => {
   });
 });
 
+describe('HTTPS and MQTT over secure WebSocket', () => {
+  const dir = tempDir();
+  let agent: InProcessAgent;
+  let pki: Pki;
+  beforeAll(async () => {
+    pki = makePki(dir);
+    agent = await startAgent({ web: { https: { host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey } } }, dir);
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(dir);
+  });
+
+  it('serves wss on the HTTPS listener', async () => {
+    expect(agent.runtime.listeners.wss).toBe(agent.runtime.listeners.https);
+    const client = await connect(`wss://localhost:${agent.port('wss')}/mqtt`, { ca: readFileSync(pki.ca) });
+    await client.subscribeAsync('secure/#', { qos: 1 });
+    const got = collect(client, 1);
+    await client.publishAsync('secure/ws', 'hello', { qos: 1 });
+    expect(await got).toEqual([{ topic: 'secure/ws', payload: 'hello', retain: false }]);
+    await client.endAsync();
+  });
+});
+
 describe('MQTT over WebSocket', () => {
   let agent: InProcessAgent;
   beforeAll(async () => {
