@@ -5,9 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, envNameFor, loadConfig, redact } from './config/load.js';
 import { ConfigSchema } from './config/schema.js';
-import { createLogger } from './log.js';
-import { startRuntime, usersFilePath } from './runtime.js';
-import { UserStore } from './users/store.js';
+import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -20,6 +18,8 @@ function configOf(cmd: Command) {
 
 async function run(cmd: Command): Promise<void> {
   const { config, path } = configOf(cmd);
+  // Loaded here so the other commands start fast.
+  const [{ createLogger }, { startRuntime }] = await Promise.all([import('./log.js'), import('./runtime.js')]);
   const log = createLogger(config.log.level);
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, log);

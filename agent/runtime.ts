@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startBroker, type EmbeddedBroker } from '../embedded-broker/index.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
-import { UserStore } from './users/store.js';
+import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 import { startWeb, type WebServer } from './web/server.js';
 
@@ -13,10 +13,6 @@ export interface Runtime {
   listeners: Record<string, string>;
   broker: EmbeddedBroker;
   close(): Promise<void>;
-}
-
-export function usersFilePath(config: Config): string {
-  return config.broker.usersFile ?? join(config.agent.dataDir, 'users.json');
 }
 
 export async function startRuntime(config: Config, log: Logger): Promise<Runtime> {

@@ -1,7 +1,8 @@
 // Broker users: a JSON file of scrypt password hashes and roles, written atomically with mode 0600.
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { Config } from '../config/schema.js';
 
 interface UserRecord {
   /** PHC-style: $scrypt$ln=14,r=8,p=1$<salt base64>$<hash base64> */
@@ -12,6 +13,10 @@ interface UserRecord {
 interface UsersFile {
   version: 1;
   users: Record<string, UserRecord>;
+}
+
+export function usersFilePath(config: Config): string {
+  return config.broker.usersFile ?? join(config.agent.dataDir, 'users.json');
 }
 
 const SCRYPT = { ln: 14, r: 8, p: 1, keylen: 32 };

@@ -107,3 +107,35 @@ describe('users and ACLs', () => {
     expect(missing.code).toBe(1);
   });
 });
+
+describe('user add on a terminal', () => {
+  const dir = tempDir();
+  afterAll(() => cleanup(dir));
+
+  /** Run `user add` in a pseudo-terminal (util-linux `script`) and answer its prompts. */
+  function addOnTty(config: string, name: string, answers: string[]): Promise<string> {
+    return new Promise((resolve) => {
+      const cmd = `${process.execPath} ${CLI} --config ${config} user add ${name}`;
+      const child = execFile('script', ['-qec', cmd, '/dev/null'], { timeout: 15_000 }, (_err, stdout) => resolve(stdout));
+      let output = '';
+      const pending = [...answers];
+      child.stdout!.on('data', (d) => {
+        output += d;
+        if (pending.length && /(Password|Repeat): $/.test(output.trimEnd() + ' ')) child.stdin!.write(`${pending.shift()}\r`);
+      });
+    });
+  }
+
+  it('prompts twice without echoing, and refuses a mismatch', async () => {
+    const config = writeConfig(dir);
+    const out = await addOnTty(config, 'tty-user', ['tty-secret', 'tty-secret']);
+    expect(out).toContain('Password:');
+    expect(out).toContain('user tty-user saved');
+    expect(out).not.toContain('tty-secret');
+    const agent = await startAgent({}, dir);
+    expect(await connackCode(agent.mqttUrl, { username: 'tty-user', password: 'tty-secret' })).toBe(0);
+    await agent.stop();
+    const mismatch = await addOnTty(config, 'other', ['one', 'two']);
+    expect(mismatch).toContain('passwords do not match');
+  });
+});
