@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
 import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, envNameFor, loadConfig, redact } from './config/load.js';
@@ -56,19 +57,13 @@ async function readPassword(): Promise<string> {
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
   }
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
-  const write = (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput.bind(rl);
-  let prompting = true;
-  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
-    if (!prompting) write(s);
+  // Echo goes to a sink; only the prompts reach the terminal.
+  const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const rl = createInterface({ input: process.stdin, output: silent, terminal: true });
+  const ask = (prompt: string) => {
+    process.stdout.write(prompt);
+    return new Promise<string>((resolve) => rl.question('', resolve));
   };
-  const ask = (q: string) =>
-    new Promise<string>((resolve) => {
-      prompting = false;
-      process.stdout.write(q);
-      prompting = true;
-      rl.question('', resolve);
-    });
   const first = await ask('Password: ');
   const second = await ask('\nRepeat: ');
   process.stdout.write('\n');

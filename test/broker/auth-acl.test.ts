@@ -117,11 +117,12 @@ describe('user add on a terminal', () => {
     return new Promise((resolve) => {
       const cmd = `${process.execPath} ${CLI} --config ${config} user add ${name}`;
       const child = execFile('script', ['-qec', cmd, '/dev/null'], { timeout: 15_000 }, (_err, stdout) => resolve(stdout));
+      const prompts = ['Password:', 'Repeat:'];
       let output = '';
-      const pending = [...answers];
+      let answered = 0;
       child.stdout!.on('data', (d) => {
         output += d;
-        if (pending.length && /(Password|Repeat): $/.test(output.trimEnd() + ' ')) child.stdin!.write(`${pending.shift()}\r`);
+        while (answered < answers.length && output.includes(prompts[answered])) child.stdin!.write(`${answers[answered++]}\r`);
       });
     });
   }
