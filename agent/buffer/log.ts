@@ -1,0 +1,392 @@
+// The durable log: accepted readings in lz4 chunks on LevelDB, written by group commit with sync,
+// read by named consumers with durable cursors. A chunk is deleted once every consumer passed it.
+import { mkdirSync } from 'node:fs';
+import { ClassicLevel } from 'classic-level';
+import type { Logger } from '../log.js';
+import { CorruptChunk, decodeChunk, encodeChunk, open, seal, verifyChunk } from './chunk.js';
+import { decodeRecords, encodeRecord, type DeadLetter, type LogRecord, type NewRecord } from './record.js';
+
+export interface DurableLogOptions {
+  dir: string;
+  agentId: string;
+  /** Longest a reading waits for its commit. */
+  maxDelayMs: number;
+  /** Most readings in one commit (and one chunk). */
+  maxRecords: number;
+  /** AES-256-GCM key; chunks are sealed when set. */
+  encryptionKey?: Buffer;
+  deadLetters: { maxCount: number; maxBytes: number };
+  log: Logger;
+}
+
+export interface LogStats {
+  firstSeq: number;
+  lastSeq: number;
+  chunks: number;
+  records: number;
+  bytes: number;
+  pendingBytes: number;
+  commits: number;
+  quarantinedChunks: number;
+  deadLetters: number;
+  deadLettersDropped: number;
+}
+
+interface ChunkInfo {
+  firstSeq: number;
+  lastSeq: number;
+  bytes: number;
+}
+
+type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
+interface Batch {
+  lines: string[];
+  firstSeq: number;
+  deadLetters: Op[];
+  bytes: number;
+  done: Promise<void>;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class WrongKeyError extends Error {}
+
+const hex = (n: number) => n.toString(16).padStart(16, '0');
+const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
+const KEY_CHECK = Buffer.from('edge-agent log key check');
+const utf8 = (s: string | number) => Buffer.from(String(s));
+const text = (v: Uint8Array) => Buffer.from(v).toString();
+
+export class DurableLog {
+  private readonly db: ClassicLevel<string, Uint8Array>;
+  private readonly chunks: ChunkInfo[] = [];
+  private readonly cursors = new Map<string, number>();
+  private readonly decoded = new Map<number, LogRecord[]>();
+  private readonly waiters = new Set<() => void>();
+  private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
+  /** Batches waiting for the next commit; each becomes one chunk of at most maxRecords readings. */
+  private pending: Batch[] = [];
+  private writing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private nextSeq = 1;
+  private durableSeq = 0;
+  private nextDeadLetterId = 1;
+  private deadLetterBytes = 0;
+  private counters = { commits: 0, quarantined: 0, deadLettersDropped: 0 };
+  private closed = false;
+
+  private constructor(private readonly opts: DurableLogOptions) {
+    mkdirSync(opts.dir, { recursive: true });
+    this.db = new ClassicLevel<string, Uint8Array>(opts.dir, { valueEncoding: 'view' });
+  }
+
+  static async open(opts: DurableLogOptions): Promise<DurableLog> {
+    const log = new DurableLog(opts);
+    await log.db.open();
+    try {
+      await log.checkKey();
+      await log.load();
+    } catch (err) {
+      await log.db.close();
+      throw err;
+    }
+    return log;
+  }
+
+  /** A wrong key must stop start-up, never yield garbage. */
+  private async checkKey(): Promise<void> {
+    const stored = await this.db.get('m!keycheck');
+    const key = this.opts.encryptionKey;
+    if (!stored) {
+      if (key) await this.db.put('m!keycheck', seal(KEY_CHECK, key, Buffer.alloc(0)));
+      return;
+    }
+    if (!key) throw new WrongKeyError('the log is encrypted: set buffer.encryption.keyFile to its key');
+    let plain: Buffer;
+    try {
+      plain = open(Buffer.from(stored), key, Buffer.alloc(0));
+    } catch {
+      throw new WrongKeyError('buffer.encryption.keyFile does not hold the key this log was encrypted with');
+    }
+    if (!plain.equals(KEY_CHECK)) throw new WrongKeyError('buffer.encryption key check failed');
+  }
+
+  private async load(): Promise<void> {
+    const meta = new Map<string, string>();
+    for await (const [key, value] of this.db.iterator({ gte: 'm!', lt: 'm"' })) if (key !== 'm!keycheck') meta.set(key, text(value));
+    for (const [key, value] of meta) if (key.startsWith('m!cursor!')) this.cursors.set(key.slice(9), Number(value));
+    this.counters.quarantined = Number(meta.get('m!quarantined') ?? 0);
+    this.counters.deadLettersDropped = Number(meta.get('m!dlDropped') ?? 0);
+    let lastSeq = Number(meta.get('m!lastSeq') ?? 0);
+
+    for await (const [key, value] of this.db.iterator({ gte: 'c!', lt: 'c"' })) {
+      try {
+        const h = verifyChunk(value);
+        if (key !== chunkKey(h.firstSeq)) throw new CorruptChunk('key does not match its seq range');
+        this.chunks.push({ firstSeq: h.firstSeq, lastSeq: h.lastSeq, bytes: value.byteLength });
+        lastSeq = Math.max(lastSeq, h.lastSeq);
+      } catch (err) {
+        if (!(err instanceof CorruptChunk)) throw err;
+        await this.quarantine(key, value, err.message);
+      }
+    }
+    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt: 'd"' })) {
+      const id = parseInt(key.slice(2), 16);
+      this.deadLetterSizes.push({ id, bytes: value.byteLength });
+      this.deadLetterBytes += value.byteLength;
+      this.nextDeadLetterId = id + 1;
+    }
+    this.nextSeq = lastSeq + 1;
+    this.durableSeq = lastSeq;
+  }
+
+  /** Move a damaged chunk aside (q!...), count it and say which readings it held. */
+  private async quarantine(key: string, value: Uint8Array, reason: string): Promise<void> {
+    const firstSeq = parseInt(key.slice(2), 16);
+    let lastSeq: number | undefined;
+    try {
+      lastSeq = Number(Buffer.from(value).readBigUInt64BE(17));
+    } catch {
+      /* header unreadable */
+    }
+    this.counters.quarantined++;
+    await this.db.batch([
+      { type: 'put', key: `q!${key.slice(2)}!${Date.now()}`, value },
+      { type: 'del', key },
+      { type: 'put', key: 'm!quarantined', value: utf8(this.counters.quarantined) },
+    ]);
+    const i = this.chunks.findIndex((c) => c.firstSeq === firstSeq);
+    if (i >= 0) this.chunks.splice(i, 1);
+    this.decoded.delete(firstSeq);
+    this.opts.log.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
+  }
+
+  // ---- writing ----
+
+  /** Append a reading; `durable` settles when its chunk is on disk (fsync). */
+  append(record: NewRecord): { seq: number; durable: Promise<void> } {
+    const seq = this.nextSeq++;
+    const batch = this.openBatch(seq);
+    const line = encodeRecord(seq, record);
+    batch.lines.push(line);
+    batch.bytes += line.length;
+    this.schedule(batch);
+    return { seq, durable: batch.done };
+  }
+
+  /** Keep a refused reading, in the same commit stream; bounded, oldest dropped first. */
+  appendDeadLetter(entry: Omit<DeadLetter, 'id'>): Promise<void> {
+    const id = this.nextDeadLetterId++;
+    const value = utf8(JSON.stringify({ id, ...entry }));
+    const batch = this.openBatch(this.nextSeq);
+    batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
+    batch.bytes += value.length;
+    this.deadLetterSizes.push({ id, bytes: value.length });
+    this.deadLetterBytes += value.length;
+    const { maxCount, maxBytes } = this.opts.deadLetters;
+    while (this.deadLetterSizes.length > maxCount || (this.deadLetterBytes > maxBytes && this.deadLetterSizes.length > 1)) {
+      const oldest = this.deadLetterSizes.shift()!;
+      this.deadLetterBytes -= oldest.bytes;
+      this.counters.deadLettersDropped++;
+      batch.deadLetters.push({ type: 'del', key: `d!${hex(oldest.id)}` });
+    }
+    this.schedule(batch);
+    return batch.done;
+  }
+
+  /** Bytes accepted but not yet durable: what backpressure decisions look at. */
+  get pendingBytes(): number {
+    return this.pending.reduce((n, b) => n + b.bytes, 0);
+  }
+
+  private openBatch(firstSeq: number): Batch {
+    if (this.closed) throw new Error('log is closed');
+    const last = this.pending.at(-1);
+    if (last && last.lines.length < this.opts.maxRecords) return last;
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    done.catch(() => {}); // callers get the rejection through their own awaits
+    const batch = { lines: [], firstSeq, deadLetters: [], bytes: 0, done, resolve, reject };
+    this.pending.push(batch);
+    return batch;
+  }
+
+  private schedule(batch: Batch): void {
+    if (batch.lines.length >= this.opts.maxRecords && !this.writing) {
+      this.flush();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), this.opts.maxDelayMs);
+    }
+  }
+
+  /** Start a commit unless one is running; a running commit starts the next when it ends. */
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.writing || this.pending.length === 0) return;
+    const batches = this.pending;
+    this.pending = [];
+    this.writing = this.write(batches).finally(() => {
+      this.writing = null;
+      if (this.pending.length) this.flush();
+    });
+  }
+
+  /** Everything that queued up during the previous commit goes in one LevelDB batch: one fsync. */
+  private async write(batches: Batch[]): Promise<void> {
+    const ops: Op[] = [];
+    const chunks: ChunkInfo[] = [];
+    for (const batch of batches) {
+      ops.push(...batch.deadLetters);
+      const count = batch.lines.length;
+      if (count === 0) continue;
+      const lastSeq = batch.firstSeq + count - 1;
+      const value = encodeChunk(batch.lines.join('\n'), { count, firstSeq: batch.firstSeq, lastSeq }, this.opts.encryptionKey);
+      ops.push({ type: 'put', key: chunkKey(batch.firstSeq), value });
+      chunks.push({ firstSeq: batch.firstSeq, lastSeq, bytes: value.length });
+    }
+    if (chunks.length) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(chunks.at(-1)!.lastSeq) });
+    if (batches.some((b) => b.deadLetters.length)) ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
+    try {
+      await this.db.batch(ops, { sync: true });
+    } catch (err) {
+      for (const b of batches) b.reject(err as Error);
+      this.opts.log.error({ err: (err as Error).message }, 'log commit failed');
+      return;
+    }
+    this.counters.commits++;
+    this.chunks.push(...chunks);
+    if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
+    for (const b of batches) b.resolve();
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+  }
+
+  // ---- reading ----
+
+  /** Make a consumer known; its cursor starts before the oldest reading still kept. */
+  async registerConsumer(name: string): Promise<void> {
+    if (this.cursors.has(name)) return;
+    this.cursors.set(name, 0);
+    await this.db.put(`m!cursor!${name}`, utf8(0));
+  }
+
+  cursor(consumer: string): number {
+    const c = this.cursors.get(consumer);
+    if (c === undefined) throw new Error(`unknown log consumer ${consumer}`);
+    return c;
+  }
+
+  get lastSeq(): number {
+    return this.durableSeq;
+  }
+
+  /** Up to `max` durable readings with seq > afterSeq, in order. */
+  async read(consumer: string, afterSeq: number, max: number): Promise<LogRecord[]> {
+    this.cursor(consumer);
+    const out: LogRecord[] = [];
+    let i = this.firstChunkAfter(afterSeq);
+    while (out.length < max && i < this.chunks.length) {
+      const info = this.chunks[i];
+      const records = await this.decode(info);
+      if (!records) continue; // quarantined: removed from the list, so i is already the next chunk
+      for (const r of records) if (r.seq > afterSeq && out.length < max) out.push(r);
+      i++;
+    }
+    return out;
+  }
+
+  private firstChunkAfter(seq: number): number {
+    let lo = 0;
+    let hi = this.chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.chunks[mid].lastSeq <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private async decode(info: ChunkInfo): Promise<LogRecord[] | null> {
+    const cached = this.decoded.get(info.firstSeq);
+    if (cached) return cached;
+    const key = chunkKey(info.firstSeq);
+    const value = await this.db.get(key);
+    if (!value) return [];
+    try {
+      const records = decodeRecords(decodeChunk(value, this.opts.encryptionKey).lines, this.opts.agentId);
+      if (this.decoded.size >= 16) this.decoded.delete(this.decoded.keys().next().value as number);
+      this.decoded.set(info.firstSeq, records);
+      return records;
+    } catch (err) {
+      if (!(err instanceof CorruptChunk) && !(err instanceof SyntaxError)) throw err;
+      await this.quarantine(key, value, (err as Error).message);
+      return null;
+    }
+  }
+
+  /** Resolves once a reading with seq > afterSeq is durable (or after `ms`). */
+  waitFor(afterSeq: number, ms: number): Promise<void> {
+    if (this.durableSeq > afterSeq || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.waiters.add(done);
+    });
+  }
+
+  /** Record that a consumer has everything up to seq; drop chunks all consumers passed. */
+  async commit(consumer: string, seq: number): Promise<void> {
+    if (seq <= this.cursor(consumer)) return;
+    this.cursors.set(consumer, seq);
+    const floor = Math.min(...this.cursors.values());
+    const ops: Op[] = [{ type: 'put', key: `m!cursor!${consumer}`, value: utf8(seq) }];
+    while (this.chunks.length && this.chunks[0].lastSeq <= floor) {
+      const gone = this.chunks.shift()!;
+      this.decoded.delete(gone.firstSeq);
+      ops.push({ type: 'del', key: chunkKey(gone.firstSeq) });
+    }
+    await this.db.batch(ops);
+  }
+
+  // ---- dead letters ----
+
+  async deadLetters(limit = 100): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    for await (const value of this.db.values({ gte: 'd!', lt: 'd"', reverse: true, limit })) out.push(JSON.parse(text(value)));
+    return out;
+  }
+
+  stats(): LogStats {
+    return {
+      firstSeq: this.chunks[0]?.firstSeq ?? this.durableSeq + 1,
+      lastSeq: this.durableSeq,
+      chunks: this.chunks.length,
+      records: this.chunks.reduce((n, c) => n + c.lastSeq - c.firstSeq + 1, 0),
+      bytes: this.chunks.reduce((n, c) => n + c.bytes, 0),
+      pendingBytes: this.pendingBytes,
+      commits: this.counters.commits,
+      quarantinedChunks: this.counters.quarantined,
+      deadLetters: this.deadLetterSizes.length,
+      deadLettersDropped: this.counters.deadLettersDropped,
+    };
+  }
+
+  /** Commit what is pending, then close. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    while (this.writing) {
+      await this.writing;
+      this.flush();
+    }
+    this.closed = true;
+    for (const wake of this.waiters) wake();
+    await this.db.close();
+  }
+}

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DurableLog, WrongKeyError, type DurableLogOptions } from '../../agent/buffer/log.js';
+import type { NewRecord } from '../../agent/buffer/record.js';
+import { cleanup, tempDir } from '../helpers/agent.js';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];
+const errors: object[] = [];
+const recording = { ...quiet, error: (o: object) => errors.push(o) } as unknown as DurableLogOptions['log'];
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach(cleanup));
+
+function options(dir: string, extra: Partial<DurableLogOptions> = {}): DurableLogOptions {
+  return { dir, agentId: 'pi-test', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20 }, log: recording, ...extra };
+}
+
+function reading(i: number, topic = 't/a'): NewRecord {
+  return { topic, receivedAt: 1_700_000_000_000 + i, clockSynced: true, payloadJson: JSON.stringify({ i, v: i * 1.5 }), clientId: 'c1', schema: 'env@1', qos: 1 };
+}
+
+async function fill(log: DurableLog, n: number, from = 0): Promise<number[]> {
+  const appended = Array.from({ length: n }, (_, i) => log.append(reading(from + i)));
+  await Promise.all(appended.map((a) => a.durable));
+  return appended.map((a) => a.seq);
+}
+
+async function openLog(extra: Partial<DurableLogOptions> = {}, dir?: string) {
+  const d = dir ?? tempDir();
+  if (!dir) dirs.push(d);
+  return { dir: d, log: await DurableLog.open(options(join(d, 'log'), extra)) };
+}
+
+describe('durable log', () => {
+  it('assigns increasing seqs and returns readings in order, with every field', async () => {
+    const { log } = await openLog();
+    await log.registerConsumer('store');
+    const seqs = await fill(log, 120);
+    expect(seqs).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+    const got = await log.read('store', 0, 1000);
+    expect(got).toHaveLength(120);
+    expect(got[7]).toEqual({ seq: 8, agentId: 'pi-test', topic: 't/a', receivedAt: 1_700_000_000_007, clockSynced: true, payload: { i: 7, v: 10.5 }, clientId: 'c1', schema: 'env@1', qos: 1 });
+    expect((await log.read('store', 100, 5)).map((r) => r.seq)).toEqual([101, 102, 103, 104, 105]);
+    expect(log.stats().chunks).toBe(3); // at most maxRecords (50) per chunk
+    await log.close();
+  });
+
+  it('group-commits: many appends share one fsync', async () => {
+    const { log } = await openLog({ maxRecords: 1000, maxDelayMs: 20 });
+    await fill(log, 500);
+    expect(log.stats().commits).toBe(1);
+    await log.close();
+  });
+
+  it('keeps cursors across restarts and deletes chunks only when every consumer passed them', async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('store');
+    await log.registerConsumer('cloud');
+    await fill(log, 200);
+    await log.commit('store', 200);
+    expect(log.stats().records).toBe(200); // cloud has not read them
+    await log.commit('cloud', 120);
+    expect(log.stats().firstSeq).toBeGreaterThan(100);
+    expect(log.stats().firstSeq).toBeLessThanOrEqual(121);
+    await log.close();
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(again.cursor('store')).toBe(200);
+    expect(again.cursor('cloud')).toBe(120);
+    expect((await again.read('cloud', 120, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 80 }, (_, i) => 121 + i));
+    await again.close();
+  });
+
+  it('never reuses a seq after a restart, even when everything was consumed and deleted', async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('store');
+    await fill(log, 30);
+    await log.commit('store', 30);
+    expect(log.stats().records).toBe(0);
+    await log.close();
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(await fill(again, 2)).toEqual([31, 32]);
+    await again.close();
+  });
+
+  it('quarantines a damaged or torn chunk at start-up, keeps the rest readable, and says which seqs', async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('store');
+    await fill(log, 150); // chunks of 50: 1-50, 51-100, 101-150
+    await log.close();
+    const raw = new ClassicLevel<string, Uint8Array>(join(dir, 'log'), { valueEncoding: 'view' });
+    const keys = await raw.keys({ gte: 'c!', lt: 'c"' }).all();
+    const middle = Buffer.from((await raw.get(keys[1]))!);
+    middle[middle.length - 3] ^= 0xff; // a flipped bit in the compressed body
+    await raw.put(keys[1], middle);
+    const last = (await raw.get(keys[2]))!;
+    await raw.put(keys[2], last.subarray(0, last.length - 10)); // a torn write
+    await raw.close();
+
+    errors.length = 0;
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(again.stats().quarantinedChunks).toBe(2);
+    expect(errors).toEqual([
+      expect.objectContaining({ firstSeq: 51, lastSeq: 100, reason: 'checksum mismatch' }),
+      expect.objectContaining({ firstSeq: 101, lastSeq: 150, reason: 'checksum mismatch' }),
+    ]);
+    expect((await again.read('store', 0, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(await fill(again, 1)).toEqual([151]); // seqs of quarantined readings are not reused
+    const moved = await (again as unknown as { db: ClassicLevel<string, Uint8Array> }).db.keys({ gte: 'q!', lt: 'q"' }).all();
+    expect(moved).toHaveLength(2);
+    await again.close();
+  });
+
+  it('encrypts chunks with AES-256-GCM: round trip, nothing readable on disk, wrong or missing key refused', async () => {
+    const key = randomBytes(32);
+    const { dir, log } = await openLog({ encryptionKey: key });
+    await log.registerConsumer('store');
+    await fill(log, 10);
+    await log.close();
+    const raw = new ClassicLevel<string, Uint8Array>(join(dir, 'log'), { valueEncoding: 'view' });
+    for (const v of await raw.values({ gte: 'c!', lt: 'c"' }).all()) expect(Buffer.from(v).includes('"topic"')).toBe(false);
+    await raw.close();
+
+    const again = await DurableLog.open(options(join(dir, 'log'), { encryptionKey: key }));
+    expect((await again.read('store', 0, 100)).map((r) => (r.payload as { i: number }).i)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await again.close();
+    await expect(DurableLog.open(options(join(dir, 'log'), { encryptionKey: randomBytes(32) }))).rejects.toThrow(WrongKeyError);
+    await expect(DurableLog.open(options(join(dir, 'log')))).rejects.toThrow(/the log is encrypted/);
+  });
+
+  it('keeps dead letters bounded, dropping and counting the oldest', async () => {
+    const { dir, log } = await openLog();
+    for (let i = 0; i < 8; i++) {
+      await log.appendDeadLetter({ time: i, topic: 'bad', clientId: 'c', payload: Buffer.from(`x${i}`).toString('base64'), payloadBytes: 2, truncated: false, reasons: [{ path: '/v', message: 'must be number' }] });
+    }
+    expect(log.stats()).toMatchObject({ deadLetters: 5, deadLettersDropped: 3 });
+    await log.close();
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    const kept = await again.deadLetters(10);
+    expect(kept.map((d) => d.time)).toEqual([7, 6, 5, 4, 3]);
+    expect(again.stats().deadLettersDropped).toBe(3);
+    await again.close();
+  });
+
+  it('wakes a waiting consumer when new readings are durable', async () => {
+    const { log } = await openLog();
+    await log.registerConsumer('store');
+    const waited = log.waitFor(0, 5000);
+    const started = Date.now();
+    setTimeout(() => log.append(reading(1)), 50);
+    await waited;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(log.lastSeq).toBe(1);
+    await log.close();
+  });
+});
