@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
+import { describeErrors } from './errors.js';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigSchema, type Config, type TSchema } from './schema.js';
 
@@ -44,7 +45,7 @@ export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = proce
   if (problems.length) throw new ConfigError(problems, source);
   applyEnv(raw, env, problems);
   readSecretFiles(ConfigSchema, raw, '', problems);
-  if (!validate(raw)) problems.push(...collapseUnions(validate.errors ?? []).map(formatError));
+  if (!validate(raw)) problems.push(...describeErrors(validate.errors ?? []).map((p) => `${p.path}: ${p.message}`));
   if (problems.length) throw new ConfigError([...new Set(problems)], source);
   const config = raw as Config;
   config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
@@ -156,44 +157,6 @@ function readSecretFiles(schema: TSchema, node: unknown, at: string, problems: s
       readSecretFiles(sub, obj[key], keyPath, problems);
     }
   }
-}
-
-function formatError(e: ErrorObject): string {
-  const base = e.instancePath.slice(1).replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
-  const at = (key: string) => (base ? `${base}.${key}` : key);
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return `${at(e.params.additionalProperty)}: unknown key`;
-    case 'required':
-      return `${at(e.params.missingProperty)}: is required`;
-    case 'oneOf': {
-      const options = (e.schema as { required: string[] }[]).map((o) => o.required.join('+'));
-      return `${base || '(root)'}: must set exactly one of ${options.join(', ')}`;
-    }
-    case 'const':
-    case 'enum':
-      return `${base}: must be ${describeAllowed(e)}`;
-    case 'anyOf':
-      return `${base}: must be ${describeAnyOf(e.parentSchema as TSchema)}`;
-    default:
-      return `${base || '(root)'}: ${e.message}`;
-  }
-}
-
-function describeAllowed(e: ErrorObject): string {
-  if (e.keyword === 'const') return JSON.stringify(e.params.allowedValue);
-  return (e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ');
-}
-
-function describeAnyOf(schema: TSchema): string {
-  const options = (schema as { anyOf?: { const?: unknown; type?: string }[] }).anyOf ?? [];
-  return options.map((o) => (o.const !== undefined ? JSON.stringify(o.const) : `a ${o.type}`)).join(' or ');
-}
-
-/** anyOf/oneOf report one error per branch plus their own; keep only their own. */
-function collapseUnions(errors: ErrorObject[]): ErrorObject[] {
-  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
-  return errors.filter((e) => !unions.some((u) => e.schemaPath.startsWith(u)));
 }
 
 /** The effective config with every secret replaced by "***". */

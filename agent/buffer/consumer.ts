@@ -1,0 +1,54 @@
+// A named consumer of the durable log: read a batch after its cursor, hand it over, commit, repeat.
+import type { Logger } from '../log.js';
+import type { DurableLog } from './log.js';
+import type { LogRecord } from './record.js';
+
+export interface Consumer {
+  /** Resolves when everything durable up to `seq` has been handled. */
+  caughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export async function startConsumer(
+  log: DurableLog,
+  name: string,
+  handle: (records: LogRecord[]) => Promise<void> | void,
+  opts: { batch: number; logger: Logger },
+): Promise<Consumer> {
+  await log.registerConsumer(name);
+  let running = true;
+  let backoffMs = 0;
+  const loop = (async () => {
+    while (running) {
+      const after = log.cursor(name);
+      const records = await log.read(name, after, opts.batch);
+      if (records.length === 0) {
+        await log.waitFor(after, 1000);
+        continue;
+      }
+      try {
+        await handle(records);
+        await log.commit(name, records[records.length - 1].seq);
+        backoffMs = 0;
+      } catch (err) {
+        backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
+        opts.logger.error({ consumer: name, err: (err as Error).message, retryInMs: backoffMs }, 'log consumer failed; will retry');
+        await new Promise((r) => setTimeout(r, backoffMs));
+      }
+    }
+  })();
+  return {
+    async caughtUp(seq, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (log.cursor(name) < seq) {
+        if (Date.now() > deadline) return false;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return true;
+    },
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+// The ingest stage: what the broker hands over becomes a validated record in the durable log, or a
+// dead letter with every reason. The broker's acknowledgement waits for whichever is durable.
+import type { InboundMessage, PublishHook } from '../../embedded-broker/index.js';
+import type { DurableLog } from '../buffer/log.js';
+import type { NewRecord } from '../buffer/record.js';
+import type { CompiledSchema, SchemaRegistry } from './schemas.js';
+
+export type Unmatched = 'accept' | 'raw' | 'reject';
+export type Qos0Overflow = 'drop' | 'block';
+
+export interface IngestOptions {
+  schemas: SchemaRegistry;
+  log: DurableLog;
+  unmatched: Unmatched;
+  qos0Overflow: Qos0Overflow;
+  /** Above this many bytes awaiting commit, QoS 0 readings are dropped (policy `drop`). */
+  maxPendingBytes: number;
+  /** Bytes of a refused payload kept in its dead letter. */
+  deadLetterPayloadCap: number;
+  clockSynced: () => boolean;
+}
+
+export interface IngestStats {
+  accepted: number;
+  deadLettered: number;
+  qos0Dropped: number;
+}
+
+interface Reason {
+  path: string;
+  message: string;
+}
+
+class Refused {
+  constructor(readonly reasons: Reason[]) {}
+}
+
+/** Device time from an ISO 8601 string or epoch seconds/milliseconds. */
+export function deviceTime(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value < 1e11 ? Math.round(value * 1000) : Math.round(value);
+  if (typeof value === 'string') {
+    const t = Date.parse(value);
+    return Number.isNaN(t) ? undefined : t;
+  }
+  return undefined;
+}
+
+export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: IngestStats } {
+  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0 };
+
+  function decode(msg: InboundMessage): { text: string; value: unknown } {
+    const text = msg.payload.toString('utf8');
+    try {
+      return { text, value: JSON.parse(text) };
+    } catch (err) {
+      throw new Refused([{ path: '', message: `payload is not JSON: ${(err as Error).message}` }]);
+    }
+  }
+
+  function validate(schema: CompiledSchema, value: unknown): void {
+    if (schema.validate(value)) return;
+    throw new Refused(
+      (schema.validate.errors ?? []).map((e) => {
+        const extra = e.keyword === 'additionalProperties' ? ` (${e.params.additionalProperty})` : '';
+        const path = e.keyword === 'required' ? `${e.instancePath}/${e.params.missingProperty}` : e.instancePath;
+        return { path: path || '/', message: `${e.message}${extra}` };
+      }),
+    );
+  }
+
+  function toRecord(msg: InboundMessage): NewRecord {
+    const base = { topic: msg.topic, receivedAt: Date.now(), clockSynced: opts.clockSynced(), clientId: msg.clientId, qos: msg.qos };
+    const schema = opts.schemas.match(msg.topic);
+    if (!schema) {
+      if (opts.unmatched === 'reject') throw new Refused([{ path: '', message: 'no schema for this topic' }]);
+      if (opts.unmatched === 'raw') return { ...base, payloadJson: msg.payload.toString('base64'), encoding: 'base64' };
+      return { ...base, payloadJson: decode(msg).text };
+    }
+    const { text, value } = decode(msg);
+    validate(schema, value);
+    const time = schema.timestampField ? deviceTime((value as Record<string, unknown>)[schema.timestampField]) : undefined;
+    return { ...base, payloadJson: text, schema: schema.id, deviceTime: time };
+  }
+
+  function deadLetter(msg: InboundMessage, reasons: Reason[]): Promise<void> {
+    stats.deadLettered++;
+    const kept = msg.payload.subarray(0, opts.deadLetterPayloadCap);
+    return opts.log.appendDeadLetter({
+      time: Date.now(),
+      topic: msg.topic,
+      clientId: msg.clientId,
+      payload: kept.toString('base64'),
+      payloadBytes: msg.payload.length,
+      truncated: kept.length < msg.payload.length,
+      reasons,
+    });
+  }
+
+  const hook: PublishHook = (msg) => {
+    if (msg.qos === 0 && opts.qos0Overflow === 'drop' && opts.log.pendingBytes > opts.maxPendingBytes) {
+      stats.qos0Dropped++;
+      return undefined;
+    }
+    let durable: Promise<void>;
+    try {
+      durable = opts.log.append(toRecord(msg)).durable;
+      stats.accepted++;
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      durable = deadLetter(msg, err.reasons);
+    }
+    // QoS 0 under `drop` rides the commits without holding the sender; everything else waits.
+    if (msg.qos === 0 && opts.qos0Overflow === 'drop') return undefined;
+    return durable;
+  };
+
+  return { hook, stats };
+}

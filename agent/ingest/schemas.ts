@@ -1,0 +1,215 @@
+// Reading schemas: loaded from a directory (YAML or JSON) and from the config, compiled to AJV
+// once per version, matched to topics; reloadable, keeping the previous version of a broken file.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { LineCounter, parseDocument } from 'yaml';
+import { describeErrors } from '../config/errors.js';
+import { topicMatches } from '../../embedded-broker/index.js';
+import { SchemaDocSchema, type FieldSpec, type SchemaDoc } from './schema-doc.js';
+
+export type SchemaMode = 'strict' | 'lenient';
+
+export interface CompiledSchema {
+  /** `name@version`, recorded with every reading it accepts. */
+  id: string;
+  name: string;
+  version: number;
+  topics: string[];
+  timestampField?: string;
+  measurement: string;
+  tags: string[];
+  /** Field name -> unit, for sinks and people. */
+  units: Record<string, string>;
+  jsonSchema: object;
+  validate: ValidateFunction;
+}
+
+export class SchemaFileError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+const metaAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
+const checkDoc = metaAjv.compile(SchemaDocSchema);
+const payloadAjv = new Ajv({ allErrors: true, strict: false });
+(addFormats as unknown as (ajv: Ajv, formats: string[]) => void)(payloadAjv, ['date-time']);
+const compiledCache = new Map<string, ValidateFunction>();
+
+function fieldSchema(spec: FieldSpec): Record<string, unknown> {
+  const s: Record<string, unknown> = {};
+  switch (spec.type) {
+    case 'float':
+      s.type = 'number';
+      break;
+    case 'timestamp':
+      s.type = ['string', 'number'];
+      s.format = 'date-time'; // applies to strings; numbers are epoch seconds or milliseconds
+      break;
+    case 'array':
+      s.type = 'array';
+      if (spec.items) s.items = fieldSchema({ type: spec.items });
+      break;
+    default:
+      s.type = spec.type;
+  }
+  const [lo, hi] = spec.type === 'string' ? ['minLength', 'maxLength'] : spec.type === 'array' ? ['minItems', 'maxItems'] : ['minimum', 'maximum'];
+  if (spec.min !== undefined) s[lo] = spec.min;
+  if (spec.max !== undefined) s[hi] = spec.max;
+  if (spec.pattern !== undefined) s.pattern = spec.pattern;
+  if (spec.enum !== undefined) s.enum = spec.enum;
+  if (spec.description !== undefined) s.description = spec.description;
+  return s;
+}
+
+/** Turn a checked schema document into a validator. */
+export function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema {
+  const mode = doc.mode ?? defaultMode;
+  const fields = Object.entries(doc.fields ?? {}).map(([name, f]) => [name, typeof f === 'string' ? { type: f } : f] as const);
+  let jsonSchema: Record<string, unknown>;
+  if (doc.jsonSchema) {
+    jsonSchema = { ...doc.jsonSchema };
+    if (mode === 'strict' && jsonSchema.additionalProperties === undefined) jsonSchema.additionalProperties = false;
+  } else {
+    jsonSchema = {
+      type: 'object',
+      properties: Object.fromEntries(fields.map(([name, f]) => [name, fieldSchema(f)])),
+      required: fields.filter(([, f]) => f.required).map(([name]) => name),
+      additionalProperties: mode === 'lenient',
+    };
+  }
+  const key = createHash('sha256').update(JSON.stringify(jsonSchema)).digest('hex');
+  let validate = compiledCache.get(key);
+  if (!validate) {
+    validate = payloadAjv.compile(jsonSchema);
+    compiledCache.set(key, validate);
+  }
+  return {
+    id: `${doc.name}@${doc.version}`,
+    name: doc.name,
+    version: doc.version,
+    topics: doc.topics,
+    timestampField: doc.timestamp,
+    measurement: doc.measurement ?? doc.name,
+    tags: [...fields.filter(([, f]) => f.tag).map(([n]) => n), ...(doc.tags ?? [])],
+    units: Object.fromEntries(fields.filter(([, f]) => f.unit).map(([n, f]) => [n, f.unit as string])),
+    jsonSchema,
+    validate,
+  };
+}
+
+/** Check one document; problems are `where: path: message`, `where` naming file and line if known. */
+export function checkSchemaDoc(value: unknown, where: (pointer: string) => string, defaultMode: SchemaMode): CompiledSchema {
+  if (!checkDoc(value)) {
+    throw new SchemaFileError(describeErrors(checkDoc.errors ?? []).map((p) => `${where(p.pointer)}: ${p.path}: ${p.message}`));
+  }
+  try {
+    return compileSchema(value as SchemaDoc, defaultMode);
+  } catch (err) {
+    throw new SchemaFileError([`${where('')}: cannot compile: ${(err as Error).message}`]);
+  }
+}
+
+/** Parse and check one schema file (YAML or JSON). */
+export function loadSchemaFile(path: string, defaultMode: SchemaMode): CompiledSchema {
+  const text = readFileSync(path, 'utf8');
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length) {
+    throw new SchemaFileError(doc.errors.map((e) => `${path}:${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`));
+  }
+  const lineOf = (pointer: string) => {
+    const segments = pointer.split('/').slice(1);
+    for (let n = segments.length; n >= 0; n--) {
+      const node = doc.getIn(segments.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return 1;
+  };
+  return checkSchemaDoc(doc.toJS(), (pointer) => `${path}:${lineOf(pointer)}`, defaultMode);
+}
+
+export interface SchemaSources {
+  dir?: string;
+  inline: unknown[];
+  mode: SchemaMode;
+}
+
+/** Which schema applies to a topic: the most specific pattern wins (fewer wildcards, more levels). */
+function specificity(pattern: string): number {
+  const levels = pattern.split('/');
+  return levels.filter((l) => l !== '+' && l !== '#').length * 1000 - (pattern.includes('#') ? 500 : 0) + levels.length;
+}
+
+export class SchemaRegistry {
+  /** Source (file path or `config:ingest.schemas[i]`) -> its schema. */
+  private bySource = new Map<string, CompiledSchema>();
+  private patterns: { pattern: string; schema: CompiledSchema; rank: number }[] = [];
+  private memo = new Map<string, CompiledSchema | null>();
+
+  constructor(private readonly sources: SchemaSources) {}
+
+  /**
+   * (Re)load every schema. A source that fails keeps its previous version (if any) and is reported.
+   * Returns the problems; the caller decides whether they are fatal (at start-up they are).
+   */
+  load(): string[] {
+    const problems: string[] = [];
+    const next = new Map<string, CompiledSchema>();
+    const take = (source: string, compile: () => CompiledSchema) => {
+      try {
+        next.set(source, compile());
+      } catch (err) {
+        problems.push(...(err instanceof SchemaFileError ? err.problems : [`${source}: ${(err as Error).message}`]));
+        const previous = this.bySource.get(source);
+        if (previous) next.set(source, previous);
+      }
+    };
+    this.sources.inline.forEach((doc, i) => {
+      const source = `config:ingest.schemas[${i}]`;
+      take(source, () => checkSchemaDoc(doc, () => source, this.sources.mode));
+    });
+    if (this.sources.dir) {
+      let files: string[] = [];
+      try {
+        files = readdirSync(this.sources.dir).filter((f) => ['.yaml', '.yml', '.json'].includes(extname(f))).sort();
+      } catch (err) {
+        problems.push(`${this.sources.dir}: cannot read schema directory: ${(err as NodeJS.ErrnoException).code}`);
+      }
+      for (const file of files) {
+        const path = join(this.sources.dir, file);
+        take(path, () => loadSchemaFile(path, this.sources.mode));
+      }
+    }
+    const names = new Map<string, string>();
+    for (const [source, schema] of next) {
+      const other = names.get(schema.name);
+      if (other) problems.push(`${source}: schema name ${schema.name} is also defined in ${other}`);
+      names.set(schema.name, source);
+    }
+    this.bySource = next;
+    this.patterns = [...next.values()]
+      .flatMap((schema) => schema.topics.map((pattern) => ({ pattern, schema, rank: specificity(pattern) })))
+      .sort((a, b) => b.rank - a.rank);
+    this.memo.clear();
+    return problems;
+  }
+
+  /** The schema for a topic, or undefined. Memoised: sensors publish to a handful of topics. */
+  match(topic: string): CompiledSchema | undefined {
+    let hit = this.memo.get(topic);
+    if (hit === undefined) {
+      hit = this.patterns.find((p) => topicMatches(p.pattern, topic))?.schema ?? null;
+      if (this.memo.size > 10_000) this.memo.clear();
+      this.memo.set(topic, hit);
+    }
+    return hit ?? undefined;
+  }
+
+  list(): CompiledSchema[] {
+    return [...this.bySource.values()];
+  }
+}

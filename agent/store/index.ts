@@ -1,0 +1,22 @@
+// The local store stage: a consumer of the durable log, with one interface over its backends.
+import { join } from 'node:path';
+import { openFilesStore } from './files.js';
+import { openSqliteStore } from './sqlite.js';
+import type { LocalStore } from './types.js';
+
+export type { LocalStore, StoreQuery } from './types.js';
+
+export type StoreBackend = 'sqlite' | 'files';
+
+const backends: Record<StoreBackend, (path: string) => LocalStore> = {
+  sqlite: (path) => openSqliteStore(path),
+  files: (dir) => openFilesStore({ dir }),
+};
+
+export function defaultStorePath(backend: StoreBackend, dataDir: string): string {
+  return backend === 'sqlite' ? join(dataDir, 'store.db') : join(dataDir, 'store');
+}
+
+export function openStore(backend: StoreBackend, path: string): LocalStore {
+  return backends[backend](path);
+}

@@ -1,0 +1,23 @@
+import type { LogRecord } from '../buffer/record.js';
+
+export interface StoreQuery {
+  /** Exact topic or MQTT pattern (+, #). */
+  topic?: string;
+  /** receivedAt range, ms since the epoch, inclusive. */
+  from?: number;
+  to?: number;
+  /** Only readings with seq greater than this (for paging). */
+  afterSeq?: number;
+  limit?: number;
+}
+
+/** The local, queryable copy of the readings. Writes are idempotent on seq. */
+export interface LocalStore {
+  readonly kind: string;
+  /** Store readings in seq order; ones already stored (seq <= lastSeq) are skipped. */
+  write(records: LogRecord[]): Promise<void>;
+  query(q: StoreQuery): Promise<LogRecord[]>;
+  /** Highest seq stored. */
+  lastSeq(): number;
+  close(): Promise<void>;
+}
