@@ -48,6 +48,7 @@ async function run(cmd: Command): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => runtime.reloadSchemas());
 }
 
 /** A password from a prompt without echo on a terminal, else the first line of stdin; never from argv. */

@@ -48,6 +48,7 @@ export async function startConsumer(
     },
     async stop() {
       running = false;
+      log.wakeAll();
       await loop;
     },
   };

@@ -260,8 +260,7 @@ export class DurableLog {
     this.chunks.push(...chunks);
     if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
     for (const b of batches) b.resolve();
-    for (const wake of this.waiters) wake();
-    this.waiters.clear();
+    this.wakeAll();
   }
 
   // ---- reading ----
@@ -327,6 +326,12 @@ export class DurableLog {
     }
   }
 
+  /** Let every waitFor() return now (consumers stopping). */
+  wakeAll(): void {
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+  }
+
   /** Resolves once a reading with seq > afterSeq is durable (or after `ms`). */
   waitFor(afterSeq: number, ms: number): Promise<void> {
     if (this.durableSeq > afterSeq || this.closed) return Promise.resolve();
@@ -386,7 +391,7 @@ export class DurableLog {
       this.flush();
     }
     this.closed = true;
-    for (const wake of this.waiters) wake();
+    this.wakeAll();
     await this.db.close();
   }
 }

@@ -1,5 +1,6 @@
 // The one config schema: TypeScript types, validation, defaults and docs all come from here.
 import { Type, type Static, type TOptional, type TSchema, type TString } from '@sinclair/typebox';
+import { SchemaDocSchema } from '../ingest/schema-doc.js';
 
 const strict = { additionalProperties: false } as const;
 
@@ -25,6 +26,52 @@ const serverTls = {
 
 const topicPatterns = (description: string) =>
   Type.Array(Type.String({ minLength: 1 }), { default: [], description });
+
+const choice = <const T extends string>(values: readonly T[], def: NoInfer<T>, description: string) =>
+  Type.Union(values.map((v) => Type.Literal(v)), { default: def, description });
+
+const MiB = 1024 * 1024;
+
+const Ingest = Type.Object(
+  {
+    schemaDir: Type.Optional(Type.String({ minLength: 1, description: 'directory of reading schemas (.yaml, .yml, .json); reloaded on SIGHUP' })),
+    schemas: Type.Array(SchemaDocSchema, { default: [], description: 'reading schemas given inline (same format as the files)' }),
+    mode: choice(['strict', 'lenient'], 'lenient', 'default for schemas that do not say: strict rejects fields the schema does not name'),
+    unmatched: choice(['accept', 'raw', 'reject'], 'accept', 'topics no schema matches: accept as JSON, keep as raw bytes, or dead-letter'),
+    qos0Overflow: choice(['drop', 'block'], 'drop', 'QoS 0 when the log is behind: drop newest (counted) or hold the sender like QoS 1'),
+    deadLetters: Type.Object(
+      {
+        maxCount: Type.Integer({ minimum: 1, default: 10000, description: 'dead letters kept; the oldest go first (counted)' }),
+        maxBytes: Type.Integer({ minimum: 1024, default: 16 * MiB, description: 'bytes of dead letters kept' }),
+        payloadCapBytes: Type.Integer({ minimum: 0, default: 4096, description: 'bytes of a refused payload kept in its dead letter' }),
+      },
+      { ...strict, default: {} },
+    ),
+  },
+  { ...strict, default: {} },
+);
+
+const LogBuffer = Type.Object(
+  {
+    maxDelayMs: Type.Integer({ minimum: 0, maximum: 1000, default: 10, description: 'group commit: longest a reading waits for its fsync' }),
+    maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
+    maxPendingBytes: Type.Integer({ minimum: 1024, default: 16 * MiB, description: 'bytes awaiting commit before QoS 0 overflow applies' }),
+    encryption: Type.Object(
+      { keyFile: Type.Optional(Type.String({ minLength: 1, description: 'AES-256-GCM key (32 bytes raw, 64 hex or base64); chunks are encrypted when set' })) },
+      { ...strict, default: {} },
+    ),
+  },
+  { ...strict, default: {} },
+);
+
+const Store = Type.Object(
+  {
+    backend: choice(['sqlite', 'files', 'none'], 'sqlite', 'local store: SQLite, JSON Lines files per topic and hour, or none'),
+    path: Type.Optional(Type.String({ minLength: 1, description: 'database file or directory; default <dataDir>/store.db or <dataDir>/store' })),
+    batchSize: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'readings per store transaction' }),
+  },
+  { ...strict, default: {} },
+);
 
 const AclRule = Type.Object(
   {
@@ -121,6 +168,9 @@ export const ConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
+    ingest: Ingest,
+    buffer: LogBuffer,
+    store: Store,
     web: Type.Object(
       {
         http: Type.Object(
