@@ -17,10 +17,24 @@ export function describeErrors(errors: ErrorObject[]): Problem[] {
   });
 }
 
-/** anyOf/oneOf report one error per branch plus their own; keep only their own. */
+/**
+ * anyOf/oneOf report one error per branch plus their own. When the value's type picks out one
+ * branch (an object where the union is "name or {type, ...}"), that branch's errors say more;
+ * otherwise keep only the union's own summary.
+ */
 function collapseUnions(errors: ErrorObject[]): ErrorObject[] {
-  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
-  return errors.filter((e) => !unions.some((u) => e.schemaPath.startsWith(u)));
+  const drop = new Set<ErrorObject>();
+  for (const union of errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')) {
+    const prefix = `${union.schemaPath}/`;
+    const branches = union.keyword === 'anyOf' ? ((union.schema as { type?: string }[]) ?? []) : [];
+    const dataType = Array.isArray(union.data) ? 'array' : union.data === null ? 'null' : typeof union.data;
+    const chosen = dataType === 'object' || dataType === 'array' ? branches.findIndex((b) => b.type === dataType) : -1;
+    const inside = errors.filter((e) => e !== union && e.schemaPath.startsWith(prefix));
+    const keep = chosen >= 0 && branches.filter((b) => b.type === dataType).length === 1 ? inside.filter((e) => e.schemaPath.startsWith(`${prefix}${chosen}/`)) : [];
+    if (keep.length) drop.add(union);
+    for (const e of inside) if (!keep.includes(e)) drop.add(e);
+  }
+  return errors.filter((e) => !drop.has(e));
 }
 
 function describe(e: ErrorObject): { path: string; message: string } {
@@ -47,6 +61,13 @@ function describe(e: ErrorObject): { path: string; message: string } {
 }
 
 function describeAnyOf(schema: TSchema): string {
-  const options = (schema as { anyOf?: { const?: unknown; type?: string }[] }).anyOf ?? [];
-  return options.map((o) => (o.const !== undefined ? JSON.stringify(o.const) : `a ${o.type}`)).join(' or ');
+  const options = (schema as { anyOf?: TSchema[] }).anyOf ?? [];
+  return options
+    .map((o) => {
+      const option = o as { const?: unknown; type?: string; anyOf?: TSchema[] };
+      if (option.const !== undefined) return JSON.stringify(option.const);
+      if (option.anyOf) return describeAnyOf(o);
+      return `${option.type === 'object' ? 'an' : 'a'} ${option.type}`;
+    })
+    .join(' or ');
 }
