@@ -2,7 +2,7 @@
 // and the web listeners. Each stage is known here only through its public interface.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBroker, type EmbeddedBroker } from '../embedded-broker/index.js';
+import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook } from '../embedded-broker/index.js';
 import { startConsumer, type Consumer } from './buffer/consumer.js';
 import { readKeyFile } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
@@ -42,6 +42,24 @@ class Stack {
   }
 }
 
+/** The embedded broker as the config describes it, handing accepted messages to `onPublish`. */
+export function brokerOptions(config: Config, logger: Logger, onPublish?: PublishHook): BrokerOptions {
+  const b = config.broker;
+  return {
+    version: VERSION,
+    persistenceDir: join(config.agent.dataDir, 'broker'),
+    mqtt: b.mqtt.enabled ? b.mqtt : undefined,
+    mqtts: b.mqtts.cert && b.mqtts.key ? { ...b.mqtts, cert: b.mqtts.cert, key: b.mqtts.key } : undefined,
+    allowAnonymous: b.allowAnonymous,
+    acl: b.acl,
+    users: new UserStore(usersFilePath(config)),
+    limits: b.limits,
+    sysIntervalSec: b.sysInterval,
+    onPublish,
+    log: logger.child({ stage: 'broker' }),
+  };
+}
+
 export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
   const { broker: b, web: w, agent, ingest: i, buffer, store: s } = config;
   mkdirSync(agent.dataDir, { recursive: true });
@@ -66,7 +84,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     let store: LocalStore | undefined;
     let storeConsumer: Consumer | undefined;
     if (s.backend !== 'none') {
-      const opened = openStore(s.backend, s.path ?? defaultStorePath(s.backend, agent.dataDir));
+      const opened = await openStore(s.backend, s.path ?? defaultStorePath(s.backend, agent.dataDir));
       store = opened;
       started.push(() => opened.close());
       const consumer = await startConsumer(log, 'store', (records) => opened.write(records), { batch: s.batchSize, logger: logger.child({ stage: 'store' }) });
@@ -84,19 +102,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       clockSynced: clockSyncProbe(),
     });
 
-    const broker = await startBroker({
-      version: VERSION,
-      persistenceDir: join(agent.dataDir, 'broker'),
-      mqtt: b.mqtt.enabled ? b.mqtt : undefined,
-      mqtts: b.mqtts.cert && b.mqtts.key ? { ...b.mqtts, cert: b.mqtts.cert, key: b.mqtts.key } : undefined,
-      allowAnonymous: b.allowAnonymous,
-      acl: b.acl,
-      users: new UserStore(usersFilePath(config)),
-      limits: b.limits,
-      sysIntervalSec: b.sysInterval,
-      onPublish: ingest.hook,
-      log: logger.child({ stage: 'broker' }),
-    });
+    const broker = await startBroker(brokerOptions(config, logger, ingest.hook));
     started.push(() => broker.close());
 
     const web: WebServer = await startWeb({

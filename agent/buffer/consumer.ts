@@ -1,7 +1,7 @@
 // A named consumer of the durable log: read a batch after its cursor, hand it over, commit, repeat.
 import type { Logger } from '../log.js';
 import type { DurableLog } from './log.js';
-import type { LogRecord } from './record.js';
+import type { LogBatch } from './record.js';
 
 export interface Consumer {
   /** Resolves when everything durable up to `seq` has been handled. */
@@ -12,7 +12,7 @@ export interface Consumer {
 export async function startConsumer(
   log: DurableLog,
   name: string,
-  handle: (records: LogRecord[]) => Promise<void> | void,
+  handle: (batch: LogBatch) => Promise<void> | void,
   opts: { batch: number; logger: Logger },
 ): Promise<Consumer> {
   await log.registerConsumer(name);
@@ -21,14 +21,14 @@ export async function startConsumer(
   const loop = (async () => {
     while (running) {
       const after = log.cursor(name);
-      const records = await log.read(name, after, opts.batch);
-      if (records.length === 0) {
+      const batch = await log.readBatch(name, after, opts.batch);
+      if (!batch) {
         await log.waitFor(after, 1000);
         continue;
       }
       try {
-        await handle(records);
-        await log.commit(name, records[records.length - 1].seq);
+        await handle(batch);
+        await log.commit(name, batch.lastSeq);
         backoffMs = 0;
       } catch (err) {
         backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
 import { CorruptChunk, decodeChunk, encodeChunk, open, seal, verifyChunk } from './chunk.js';
-import { decodeRecords, encodeRecord, type DeadLetter, type LogRecord, type NewRecord } from './record.js';
+import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord } from './record.js';
 
 export interface DurableLogOptions {
   dir: string;
@@ -62,7 +62,8 @@ export class DurableLog {
   private readonly db: ClassicLevel<string, Uint8Array>;
   private readonly chunks: ChunkInfo[] = [];
   private readonly cursors = new Map<string, number>();
-  private readonly decoded = new Map<number, LogRecord[]>();
+  /** Decompressed lines of recently read chunks: consumers usually read the newest ones. */
+  private readonly decoded = new Map<number, string[]>();
   private readonly waiters = new Set<() => void>();
   private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
   /** Batches waiting for the next commit; each becomes one chunk of at most maxRecords readings. */
@@ -78,7 +79,8 @@ export class DurableLog {
 
   private constructor(private readonly opts: DurableLogOptions) {
     mkdirSync(opts.dir, { recursive: true });
-    this.db = new ClassicLevel<string, Uint8Array>(opts.dir, { valueEncoding: 'view' });
+    // Chunks are read soon after they are written (from our own cache), so LevelDB's cache can stay small.
+    this.db = new ClassicLevel<string, Uint8Array>(opts.dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024 });
   }
 
   static async open(opts: DurableLogOptions): Promise<DurableLog> {
@@ -282,19 +284,29 @@ export class DurableLog {
     return this.durableSeq;
   }
 
-  /** Up to `max` durable readings with seq > afterSeq, in order. */
+  /** Up to `max` durable readings with seq > afterSeq, in order, parsed. */
   async read(consumer: string, afterSeq: number, max: number): Promise<LogRecord[]> {
+    return (await this.readBatch(consumer, afterSeq, max))?.records() ?? [];
+  }
+
+  /** Up to `max` consecutive durable readings after afterSeq, as JSON lines; null if none. */
+  async readBatch(consumer: string, afterSeq: number, max: number): Promise<LogBatch | null> {
     this.cursor(consumer);
-    const out: LogRecord[] = [];
+    const lines: string[] = [];
+    let firstSeq = 0;
     let i = this.firstChunkAfter(afterSeq);
-    while (out.length < max && i < this.chunks.length) {
+    while (lines.length < max && i < this.chunks.length) {
       const info = this.chunks[i];
-      const records = await this.decode(info);
-      if (!records) continue; // quarantined: removed from the list, so i is already the next chunk
-      for (const r of records) if (r.seq > afterSeq && out.length < max) out.push(r);
+      const from = Math.max(afterSeq + 1, info.firstSeq);
+      if (lines.length && from !== firstSeq + lines.length) break; // a gap (quarantined chunk): stop here
+      const chunkLines = await this.linesOf(info);
+      if (!chunkLines) continue; // quarantined: removed from the list, so i is already the next chunk
+      if (!lines.length) firstSeq = from;
+      const skip = from - info.firstSeq;
+      for (let k = skip; k < chunkLines.length && lines.length < max; k++) lines.push(chunkLines[k]);
       i++;
     }
-    return out;
+    return lines.length ? new LogBatch(this.opts.agentId, lines, firstSeq) : null;
   }
 
   private firstChunkAfter(seq: number): number {
@@ -308,20 +320,22 @@ export class DurableLog {
     return lo;
   }
 
-  private async decode(info: ChunkInfo): Promise<LogRecord[] | null> {
+  private async linesOf(info: ChunkInfo): Promise<string[] | null> {
     const cached = this.decoded.get(info.firstSeq);
     if (cached) return cached;
     const key = chunkKey(info.firstSeq);
     const value = await this.db.get(key);
     if (!value) return [];
     try {
-      const records = decodeRecords(decodeChunk(value, this.opts.encryptionKey).lines, this.opts.agentId);
+      const { header, lines: text } = decodeChunk(value, this.opts.encryptionKey);
+      const lines = text.split('\n');
+      if (lines.length !== header.count) throw new CorruptChunk(`holds ${lines.length} readings, header says ${header.count}`);
       if (this.decoded.size >= 16) this.decoded.delete(this.decoded.keys().next().value as number);
-      this.decoded.set(info.firstSeq, records);
-      return records;
+      this.decoded.set(info.firstSeq, lines);
+      return lines;
     } catch (err) {
-      if (!(err instanceof CorruptChunk) && !(err instanceof SyntaxError)) throw err;
-      await this.quarantine(key, value, (err as Error).message);
+      if (!(err instanceof CorruptChunk)) throw err;
+      await this.quarantine(key, value, err.message);
       return null;
     }
   }

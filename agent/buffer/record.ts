@@ -34,29 +34,54 @@ export interface NewRecord {
   qos: 0 | 1 | 2;
 }
 
-/** One JSON line; the payload text is spliced in as it came, it is valid JSON already. */
-export function encodeRecord(seq: number, r: NewRecord): string {
-  const head = {
-    seq,
-    topic: r.topic,
-    receivedAt: r.receivedAt,
-    clockSynced: r.clockSynced,
-    deviceTime: r.deviceTime,
-    encoding: r.encoding,
-    clientId: r.clientId,
-    schema: r.schema,
-    qos: r.qos,
-  };
-  const payload = r.encoding === 'base64' ? JSON.stringify(r.payloadJson) : r.payloadJson;
-  return `${JSON.stringify(head).slice(0, -1)},"payload":${payload}}`;
+/** JSON string literals of the few topics, client ids and schema ids a Pi sees, made once. */
+const quoted = new Map<string, string>();
+function quote(s: string): string {
+  let q = quoted.get(s);
+  if (q === undefined) {
+    if (quoted.size > 10_000) quoted.clear();
+    quoted.set(s, (q = JSON.stringify(s)));
+  }
+  return q;
 }
 
-export function decodeRecords(text: string, agentId: string): LogRecord[] {
-  const out: LogRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (line) out.push({ agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) });
+/**
+ * One JSON line, built by hand on the hot path; the payload text is spliced in as it came (it is
+ * valid JSON already) and always comes last, so readers can find it without parsing.
+ */
+export function encodeRecord(seq: number, r: NewRecord): string {
+  let line = `{"seq":${seq},"topic":${quote(r.topic)},"receivedAt":${r.receivedAt},"clockSynced":${r.clockSynced}`;
+  if (r.deviceTime !== undefined) line += `,"deviceTime":${r.deviceTime}`;
+  if (r.encoding !== undefined) line += `,"encoding":"${r.encoding}"`;
+  line += `,"clientId":${quote(r.clientId)}`;
+  if (r.schema !== undefined) line += `,"schema":${quote(r.schema)}`;
+  const payload = r.encoding === 'base64' ? `"${r.payloadJson}"` : r.payloadJson;
+  return `${line},"qos":${r.qos},"payload":${payload}}`;
+}
+
+export function decodeRecord(line: string, agentId: string): LogRecord {
+  return { agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) };
+}
+
+/** Consecutive readings as the log holds them: JSON lines, parsed only if a consumer asks. */
+export class LogBatch {
+  private parsed: LogRecord[] | undefined;
+
+  constructor(
+    readonly agentId: string,
+    /** One JSON line per reading, seqs firstSeq, firstSeq + 1, ... */
+    readonly lines: string[],
+    readonly firstSeq: number,
+  ) {}
+
+  get lastSeq(): number {
+    return this.firstSeq + this.lines.length - 1;
   }
-  return out;
+
+  records(): LogRecord[] {
+    this.parsed ??= this.lines.map((line) => decodeRecord(line, this.agentId));
+    return this.parsed;
+  }
 }
 
 /** A reading that was refused, kept with every reason. */

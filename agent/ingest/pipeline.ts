@@ -69,17 +69,31 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
   }
 
   function toRecord(msg: InboundMessage): NewRecord {
-    const base = { topic: msg.topic, receivedAt: Date.now(), clockSynced: opts.clockSynced(), clientId: msg.clientId, qos: msg.qos };
     const schema = opts.schemas.match(msg.topic);
-    if (!schema) {
-      if (opts.unmatched === 'reject') throw new Refused([{ path: '', message: 'no schema for this topic' }]);
-      if (opts.unmatched === 'raw') return { ...base, payloadJson: msg.payload.toString('base64'), encoding: 'base64' };
-      return { ...base, payloadJson: decode(msg).text };
+    const record: NewRecord = {
+      topic: msg.topic,
+      receivedAt: Date.now(),
+      clockSynced: opts.clockSynced(),
+      deviceTime: undefined,
+      payloadJson: '',
+      encoding: undefined,
+      clientId: msg.clientId,
+      schema: schema?.id,
+      qos: msg.qos,
+    };
+    if (!schema && opts.unmatched === 'reject') throw new Refused([{ path: '', message: 'no schema for this topic' }]);
+    if (!schema && opts.unmatched === 'raw') {
+      record.payloadJson = msg.payload.toString('base64');
+      record.encoding = 'base64';
+      return record;
     }
     const { text, value } = decode(msg);
-    validate(schema, value);
-    const time = schema.timestampField ? deviceTime((value as Record<string, unknown>)[schema.timestampField]) : undefined;
-    return { ...base, payloadJson: text, schema: schema.id, deviceTime: time };
+    record.payloadJson = text;
+    if (schema) {
+      validate(schema, value);
+      if (schema.timestampField) record.deviceTime = deviceTime((value as Record<string, unknown>)[schema.timestampField]);
+    }
+    return record;
   }
 
   function deadLetter(msg: InboundMessage, reasons: Reason[]): Promise<void> {

@@ -79,8 +79,9 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   return {
     kind: 'files',
     closeHours,
-    async write(records) {
-      const fresh = records.filter((r) => r.seq > last);
+    async write(batch) {
+      if (batch.lastSeq <= last) return;
+      const fresh = batch.records().filter((r) => r.seq > last);
       if (fresh.length === 0) return;
       const byFile = new Map<string, string[]>();
       for (const r of fresh) {

@@ -8,7 +8,7 @@ export type { LocalStore, StoreQuery } from './types.js';
 
 export type StoreBackend = 'sqlite' | 'files';
 
-const backends: Record<StoreBackend, (path: string) => LocalStore> = {
+const backends: Record<StoreBackend, (path: string) => LocalStore | Promise<LocalStore>> = {
   sqlite: (path) => openSqliteStore(path),
   files: (dir) => openFilesStore({ dir }),
 };
@@ -17,6 +17,6 @@ export function defaultStorePath(backend: StoreBackend, dataDir: string): string
   return backend === 'sqlite' ? join(dataDir, 'store.db') : join(dataDir, 'store');
 }
 
-export function openStore(backend: StoreBackend, path: string): LocalStore {
-  return backends[backend](path);
+export function openStore(backend: StoreBackend, path: string): Promise<LocalStore> {
+  return Promise.resolve(backends[backend](path));
 }

@@ -1,4 +1,4 @@
-import type { LogRecord } from '../buffer/record.js';
+import type { LogBatch, LogRecord } from '../buffer/record.js';
 
 export interface StoreQuery {
   /** Exact topic or MQTT pattern (+, #). */
@@ -14,8 +14,8 @@ export interface StoreQuery {
 /** The local, queryable copy of the readings. Writes are idempotent on seq. */
 export interface LocalStore {
   readonly kind: string;
-  /** Store readings in seq order; ones already stored (seq <= lastSeq) are skipped. */
-  write(records: LogRecord[]): Promise<void>;
+  /** Store a batch of consecutive readings; ones already stored are skipped. */
+  write(batch: LogBatch): Promise<void>;
   query(q: StoreQuery): Promise<LogRecord[]>;
   /** Highest seq stored. */
   lastSeq(): number;

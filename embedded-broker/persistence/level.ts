@@ -67,7 +67,8 @@ export class LevelPersistence {
   private brokerRef: BrokerRef | undefined;
 
   constructor(private readonly opts: LevelPersistenceOptions) {
-    this.db = new ClassicLevel<string, Uint8Array>(opts.path, { valueEncoding: 'view' });
+    // Everything is read once at setup and served from memory: LevelDB needs next to no cache.
+    this.db = new ClassicLevel<string, Uint8Array>(opts.path, { valueEncoding: 'view', cacheSize: 512 * 1024, writeBufferSize: 1024 * 1024 });
     this.writes = new WriteQueue(this.db);
   }
 

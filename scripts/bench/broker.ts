@@ -1,41 +1,16 @@
 // npm run bench -- broker: MQTT messages/s through the embedded broker (auth + ACL on) next to bare Aedes.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
-import { UserStore } from '../../agent/users/store.js';
+import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { runLoad, sensorPayload } from './load.js';
 import { startProcess, type Started } from './processes.js';
 import { median, printTable, type Row } from './report.js';
 
-const here = import.meta.dirname;
-const CLI = resolve(here, '../../agent/cli.js');
-const BARE = resolve(here, 'bare-aedes.js');
+const BARE = resolve(import.meta.dirname, 'bare-aedes.js');
 const PUBLISHERS = 8;
 const ROUNDS = 5;
 const MESSAGES = { 0: 40_000, 1: 15_000 } as const;
-const USER = { name: 'bench', password: 'bench-password' };
-
-async function startAgent(dir: string): Promise<Started> {
-  const config = join(dir, 'config.yaml');
-  const users = join(dir, 'users.json');
-  await new UserStore(users).add(USER.name, USER.password, ['sensor']);
-  writeFileSync(
-    config,
-    stringify({
-      agent: { dataDir: join(dir, 'data') },
-      log: { level: 'warn' },
-      broker: {
-        mqtt: { host: '127.0.0.1', port: 0 },
-        allowAnonymous: false,
-        usersFile: users,
-        acl: [{ role: 'sensor', publish: ['bench/%u/#'], subscribe: [] }],
-      },
-      web: { http: { host: '127.0.0.1', port: 0 } },
-    }),
-  );
-  return startProcess([CLI, '--config', config]);
-}
 
 async function measure(server: Started, qos: 0 | 1, auth: boolean): Promise<number> {
   const result = await runLoad({
@@ -44,8 +19,8 @@ async function measure(server: Started, qos: 0 | 1, auth: boolean): Promise<numb
     messagesPerPublisher: MESSAGES[qos],
     qos,
     window: 100,
-    ...(auth ? { username: USER.name, password: USER.password } : {}),
-    topic: (i) => `bench/${USER.name}/sensor-${i}`,
+    ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
+    topic: benchTopic,
     payload: sensorPayload(),
   });
   return result.perSecond;
@@ -54,7 +29,7 @@ async function measure(server: Started, qos: 0 | 1, auth: boolean): Promise<numb
 export async function benchBroker(): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-broker-'));
   const bare = await startProcess([BARE]);
-  const edge = await startAgent(dir);
+  const edge = await startBenchAgent(dir, {}, 'broker-only');
   const rows: Row[] = [];
   try {
     for (const qos of [0, 1] as const) {
@@ -73,6 +48,6 @@ export async function benchBroker(): Promise<Row[]> {
     await Promise.all([bare.stop(), edge.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }
-  printTable(`broker: ${PUBLISHERS} publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = edge-agent with auth + ACL`, rows);
+  printTable(`broker: ${PUBLISHERS} publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = the embedded broker as configured (login + ACL), without ingest`, rows);
   return rows;
 }

@@ -1,7 +1,8 @@
 // npm run bench [-- name ...]: runs the named benchmarks (default: all) and prints their tables.
 import { benchBroker } from './broker.js';
+import { benchIngest } from './ingest.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

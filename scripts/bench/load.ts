@@ -10,6 +10,8 @@ export interface LoadOptions {
   qos: 0 | 1;
   /** Unacknowledged QoS 1 messages each publisher keeps in flight. */
   window: number;
+  /** Steady total rate (messages/s) instead of as fast as possible (QoS 1 only). */
+  ratePerSecond?: number;
   username?: string;
   password?: string;
   topic: (publisher: number) => string;
@@ -86,10 +88,16 @@ async function runPublisher(i: number, { socket, reader }: Connection, opts: Loa
   } else {
     const sentAt = new Float64Array(65536);
     let sent = 0, acked = 0;
+    const perPublisher = opts.ratePerSecond ? opts.ratePerSecond / opts.publishers : 0;
+    const started = performance.now();
+    /** How many may have been sent by now: all of them, or as many as the pace allows. */
+    const allowed = () => (perPublisher ? Math.min(n, Math.floor(((performance.now() - started) / 1000) * perPublisher)) : n);
+    let pacer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
       const pump = () => {
         const chunks: Buffer[] = [];
-        while (sent < n && sent - acked < opts.window) {
+        const limit = allowed();
+        while (sent < limit && sent - acked < opts.window) {
           const id = (sent % 65535) + 1;
           sentAt[id] = performance.now();
           chunks.push(generate({ cmd: 'publish', topic, payload: opts.payload, qos: 1, messageId: id, retain: false, dup: false }));
@@ -103,8 +111,10 @@ async function runPublisher(i: number, { socket, reader }: Connection, opts: Loa
         if (++acked === n) resolve();
         else pump();
       });
+      if (perPublisher) pacer = setInterval(pump, 2);
       pump();
     });
+    clearInterval(pacer);
   }
   socket.end(generate({ cmd: 'disconnect' }));
 }

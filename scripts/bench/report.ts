@@ -26,3 +26,24 @@ export function printTable(title: string, rows: Row[]): void {
   console.log(`\n${title}`);
   for (const l of lines) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
 }
+
+/** A figure with an absolute target (a latency, a size), not a ratio. */
+export interface Limit {
+  name: string;
+  value: number;
+  unit: string;
+  /** The value must be at most this. */
+  max: number;
+}
+
+export function printLimits(title: string, rows: Limit[]): void {
+  const lines = [['metric', 'edge-agent', 'target', 'result'], ...rows.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, `<= ${fmt(r.max)} ${r.unit}`, r.value <= r.max ? 'ok' : 'ABOVE'])];
+  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  console.log(`\n${title}`);
+  for (const l of lines) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}

@@ -2,7 +2,7 @@ import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogRecord } from '../../agent/buffer/record.js';
+import { encodeRecord, LogBatch, type LogRecord } from '../../agent/buffer/record.js';
 import { openFilesStore } from '../../agent/store/files.js';
 import { openStore, type LocalStore, type StoreBackend } from '../../agent/store/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
@@ -12,6 +12,12 @@ const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
 
 function record(seq: number, topic = 'sensors/a/env', receivedAt = T0 + seq * 1000): LogRecord {
   return { seq, agentId: 'pi', topic, receivedAt, clockSynced: true, payload: { t: 20 + seq / 10, seq }, clientId: 'c', schema: 'env@1', qos: 1 };
+}
+
+/** Consecutive records as the log hands them to a store. */
+function batch(records: LogRecord[]): LogBatch {
+  const lines = records.map((r) => encodeRecord(r.seq, { ...r, payloadJson: r.encoding ? (r.payload as string) : JSON.stringify(r.payload) }));
+  return new LogBatch('pi', lines, records[0].seq);
 }
 
 const dirs: string[] = [];
@@ -25,8 +31,8 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
   };
 
   it('stores readings and queries them by topic (exact or pattern), time and seq', async () => {
-    const store = openStore(backend, path());
-    await store.write([record(1), record(2, 'sensors/b/env'), record(3), record(4, 'other/x')]);
+    const store = await openStore(backend, path());
+    await store.write(batch([record(1), record(2, 'sensors/b/env'), record(3), record(4, 'other/x')]));
     expect((await store.query({ topic: 'sensors/a/env' })).map((r) => r.seq)).toEqual([1, 3]);
     expect((await store.query({ topic: 'sensors/+/env' })).map((r) => r.seq)).toEqual([1, 2, 3]);
     expect((await store.query({ from: T0 + 2000, to: T0 + 3000 })).map((r) => r.seq)).toEqual([2, 3]);
@@ -37,23 +43,23 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
 
   it('is idempotent on seq, also across a reopen', async () => {
     const p = path();
-    let store: LocalStore = openStore(backend, p);
-    await store.write([record(1), record(2)]);
-    await store.write([record(1), record(2), record(3)]);
+    let store: LocalStore = await openStore(backend, p);
+    await store.write(batch([record(1), record(2)]));
+    await store.write(batch([record(1), record(2), record(3)]));
     expect(store.lastSeq()).toBe(3);
     await store.close();
-    store = openStore(backend, p);
+    store = await openStore(backend, p);
     expect(store.lastSeq()).toBe(3);
-    await store.write([record(2), record(3), record(4)]);
+    await store.write(batch([record(2), record(3), record(4)]));
     expect((await store.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
     await store.close();
   });
 
   it('keeps raw (base64) payloads as they came', async () => {
-    const store = openStore(backend, path());
+    const store = await openStore(backend, path());
     const raw: LogRecord = { ...record(1, 'raw/x'), payload: Buffer.from([0, 1, 2, 255]).toString('base64'), encoding: 'base64', schema: undefined };
     delete raw.schema;
-    await store.write([raw]);
+    await store.write(batch([raw]));
     expect(await store.query({ topic: 'raw/x' })).toEqual([raw]);
     await store.close();
   });
@@ -63,8 +69,8 @@ describe('sqlite specifics', () => {
   it('makes the payload queryable as JSON, in WAL mode, with the topic+time index', async () => {
     const d = tempDir();
     dirs.push(d);
-    const store = openStore('sqlite', join(d, 'store.db'));
-    await store.write([record(1), record(2), record(3)]);
+    const store = await openStore('sqlite', join(d, 'store.db'));
+    await store.write(batch([record(1), record(2), record(3)]));
     await store.close();
     const { default: Database } = await import('better-sqlite3');
     const db = new Database(join(d, 'store.db'), { readonly: true });
@@ -82,7 +88,7 @@ describe('files specifics', () => {
     dirs.push(d);
     let now = T0 + 30 * 60_000;
     const store = openFilesStore({ dir: d, now: () => now });
-    await store.write([record(1, 's/a', T0 + 1), record(2, 's/a', T0 + HOUR + 1), record(3, 's/b', T0 + 2)]);
+    await store.write(batch([record(1, 's/a', T0 + 1), record(2, 's/a', T0 + HOUR + 1), record(3, 's/b', T0 + 2)]));
     expect(readdirSync(join(d, 's%2Fa')).sort()).toEqual(['2026-11-30T10.jsonl', '2026-11-30T11.jsonl']);
     now = T0 + HOUR + 10 * 60_000; // 10:xx closed (past the grace), 11:xx still open
     store.closeHours();
@@ -98,12 +104,12 @@ describe('files specifics', () => {
     dirs.push(d);
     const now = () => T0;
     const store = openFilesStore({ dir: d, now });
-    await store.write([record(1, 's/a', T0), record(2, 's/a', T0)]);
+    await store.write(batch([record(1, 's/a', T0), record(2, 's/a', T0)]));
     const file = join(d, 's%2Fa', '2026-11-30T10.jsonl');
     appendFileSync(file, `${JSON.stringify(record(3, 's/a', T0))}\n{"seq":4,"top`); // written, state not updated, then torn
     const again = openFilesStore({ dir: d, now });
     expect(again.lastSeq()).toBe(3);
-    await again.write([record(3, 's/a', T0), record(4, 's/a', T0)]);
+    await again.write(batch([record(3, 's/a', T0), record(4, 's/a', T0)]));
     expect((await again.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
     await Promise.all([store.close(), again.close()]);
   });

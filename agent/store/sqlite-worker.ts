@@ -1,0 +1,40 @@
+// Worker thread entry: owns one SqliteDb and answers the requests of sqlite.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+// The bare matcher, not the broker's index: this thread should not load Aedes and LevelDB.
+import { topicMatches } from '../../embedded-broker/topic.js';
+import type { StoreQuery } from './types.js';
+import { SqliteDb } from './sqlite-db.js';
+
+export type Request = { id: number } & ({ op: 'write'; agentId: string; lines: string[] } | { op: 'query'; query: StoreQuery } | { op: 'close' });
+export type Reply = { id: number; result?: unknown; error?: string };
+
+const db = new SqliteDb((workerData as { path: string }).path);
+parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
+
+parentPort!.on('message', (req: Request) => {
+  try {
+    parentPort!.postMessage({ id: req.id, result: handle(req) } satisfies Reply);
+  } catch (err) {
+    parentPort!.postMessage({ id: req.id, error: (err as Error).message } satisfies Reply);
+  }
+  if (req.op === 'close') parentPort!.close(); // nothing keeps the thread alive after this: it ends
+});
+
+function handle(req: Request): unknown {
+  switch (req.op) {
+    case 'write':
+      return db.write(req.agentId, req.lines);
+    case 'query': {
+      const { topic, limit = 1000 } = req.query;
+      const out = [];
+      for (const r of db.query(req.query)) {
+        if (topic !== undefined && !topicMatches(topic, r.topic)) continue;
+        out.push(r);
+        if (out.length >= limit) break;
+      }
+      return out;
+    }
+    case 'close':
+      return db.close();
+  }
+}

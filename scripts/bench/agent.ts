@@ -1,0 +1,35 @@
+// The agent as benchmarks run it: a child process with login and ACL on, on free ports.
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { UserStore } from '../../agent/users/store.js';
+import { startProcess, type Started } from './processes.js';
+
+const CLI = resolve(import.meta.dirname, '../../agent/cli.js');
+const BROKER_ONLY = resolve(import.meta.dirname, 'broker-only.js');
+export const BENCH_USER = { name: 'bench', password: 'bench-password' };
+/** What every publisher of a benchmark publishes to. */
+export const benchTopic = (i: number) => `bench/${BENCH_USER.name}/sensor-${i}`;
+
+/** `program`: the agent CLI (`run`), or the broker-only harness. */
+export async function startBenchAgent(dir: string, extra: Record<string, unknown> = {}, program: 'agent' | 'broker-only' = 'agent'): Promise<Started> {
+  const config = join(dir, 'config.yaml');
+  const users = join(dir, 'users.json');
+  await new UserStore(users).add(BENCH_USER.name, BENCH_USER.password, ['sensor']);
+  writeFileSync(
+    config,
+    stringify({
+      agent: { dataDir: join(dir, 'data') },
+      log: { level: 'warn' },
+      broker: {
+        mqtt: { host: '127.0.0.1', port: 0 },
+        allowAnonymous: false,
+        usersFile: users,
+        acl: [{ role: 'sensor', publish: ['bench/%u/#'], subscribe: [] }],
+      },
+      web: { http: { host: '127.0.0.1', port: 0 } },
+      ...extra,
+    }),
+  );
+  return startProcess(program === 'agent' ? [CLI, '--config', config] : [BROKER_ONLY, config]);
+}

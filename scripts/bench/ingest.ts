@@ -1,0 +1,126 @@
+// npm run bench -- ingest: end to end (validated, durable, stored) next to bare Aedes; PUBACK
+// latency at a steady 5,000 msg/s; bytes written to disk per payload byte; RSS under load.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
+import { runLoad, sensorPayload, type LoadOptions } from './load.js';
+import { startProcess, type Started } from './processes.js';
+import { median, percentile, printLimits, printTable, type Limit, type Row } from './report.js';
+
+const BARE = resolve(import.meta.dirname, 'bare-aedes.js');
+const PUBLISHERS = 8;
+const ROUNDS = 3;
+const MESSAGES = { 0: 30_000, 1: 15_000 } as const;
+
+/** The schema the benchmark readings are validated against. */
+const schema = {
+  name: 'bench-env',
+  topics: ['bench/+/+'],
+  timestamp: 'ts',
+  fields: {
+    ts: { type: 'timestamp', required: true },
+    sensor: { type: 'string', tag: true },
+    temperature: { type: 'float', min: -40, max: 85, required: true },
+    humidity: { type: 'float', min: 0, max: 100 },
+    pressure: { type: 'float' },
+    battery: { type: 'float' },
+    rssi: { type: 'integer' },
+    fw: { type: 'string' },
+  },
+};
+
+function procStat(pid: number, file: 'io' | 'status', key: string): number {
+  const line = readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\n').find((l) => l.startsWith(`${key}:`));
+  return Number(line?.split(/\s+/)[1] ?? 0);
+}
+
+function storedLastSeq(path: string): number {
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare('SELECT max(seq) AS s FROM readings').get() as { s: number | null }).s ?? 0;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
+function load(port: number, qos: 0 | 1, auth: boolean, extra: Partial<LoadOptions> = {}) {
+  return runLoad({
+    port,
+    publishers: PUBLISHERS,
+    messagesPerPublisher: MESSAGES[qos],
+    qos,
+    window: 100,
+    ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
+    topic: benchTopic,
+    payload: sensorPayload(),
+    ...extra,
+  });
+}
+
+export async function benchIngest(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-'));
+  const storePath = join(dir, 'data', 'store.db');
+  const bare = await startProcess([BARE]);
+  const edge: Started = await startBenchAgent(dir, { ingest: { schemas: [schema], mode: 'strict' } });
+  const pid = edge.proc.pid!;
+  let expectedSeq = 0;
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStat(pid, 'status', 'VmRSS'))), 50);
+
+  /** Messages/s until every reading is validated, committed and in the local store. */
+  async function endToEnd(qos: 0 | 1): Promise<number> {
+    const started = performance.now();
+    const result = await load(edge.port('mqtt'), qos, true);
+    expectedSeq += result.messages + (qos === 0 ? PUBLISHERS : 0); // QoS 0 runs end with one QoS 1 marker each
+    while (storedLastSeq(storePath) < expectedSeq) await new Promise((r) => setTimeout(r, 5));
+    return result.messages / ((performance.now() - started) / 1000);
+  }
+
+  const rows: Row[] = [];
+  const limits: Limit[] = [];
+  try {
+    for (const qos of [0, 1] as const) {
+      await load(bare.port('mqtt'), qos, false); // warm-up
+      await endToEnd(qos);
+      const baseline: number[] = [];
+      const ours: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        baseline.push((await load(bare.port('mqtt'), qos, false)).perSecond);
+        ours.push(await endToEnd(qos));
+      }
+      rows.push({ name: `QoS ${qos} msg/s`, baseline: median(baseline), value: median(ours), target: qos === 1 ? 0.6 : 0.7, higherIsBetter: true });
+    }
+
+    // Write amplification over a QoS 1 run: bytes the agent wrote to storage per payload byte.
+    const writtenBefore = procStat(pid, 'io', 'write_bytes');
+    const wa = await load(edge.port('mqtt'), 1, true);
+    expectedSeq += wa.messages;
+    while (storedLastSeq(storePath) < expectedSeq) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 1000)); // let writeback of this run reach the disk accounting
+    const written = procStat(pid, 'io', 'write_bytes') - writtenBefore;
+    const payloadBytes = wa.messages * sensorPayload().length;
+
+    // PUBACK latency at a steady 5,000 msg/s for 10 s.
+    const steady = await load(edge.port('mqtt'), 1, true, { messagesPerPublisher: 6250, ratePerSecond: 5000 });
+    expectedSeq += steady.messages;
+
+    limits.push(
+      { name: 'PUBACK p50 at 5,000 msg/s', value: percentile(steady.latenciesMs, 50), unit: 'ms', max: 25 },
+      { name: 'PUBACK p99 at 5,000 msg/s', value: percentile(steady.latenciesMs, 99), unit: 'ms', max: 25 },
+      { name: 'disk bytes written per payload byte', value: written / payloadBytes, unit: 'x', max: 3 },
+      { name: 'peak RSS under load', value: peakRss / 1024, unit: 'MB', max: 150 },
+    );
+  } finally {
+    clearInterval(sampler);
+    await Promise.all([bare.stop(), edge.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable(`ingest: ${PUBLISHERS} publishers, ${sensorPayload().length}-byte JSON validated (strict schema), fsync'd, stored in SQLite; median of ${ROUNDS}; baseline = bare Aedes (no persistence)`, rows);
+  printLimits('ingest: absolute targets', limits);
+}
