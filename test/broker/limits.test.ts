@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type EmbeddedBroker } from '../../embedded-broker/index.js';
 import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
-import { collect, connackCode, connect } from '../helpers/mqtt.js';
+import { connackCode, connect, connectCollecting } from '../helpers/mqtt.js';
 import { connect as rawConnect, exchange, publish, subscribe } from '../helpers/raw.js';
 
 const limits = {
@@ -71,8 +71,8 @@ describe('broker limits', () => {
     const pub = await connect(agent.mqttUrl);
     for (let i = 0; i < 5; i++) await pub.publishAsync('q/x', `m${i}`, { qos: 1 });
     await pub.endAsync();
-    const back = await connect(agent.mqttUrl, { clientId: 'sleepy', clean: false });
-    expect((await collect(back, 5, 1500)).map((m) => m.payload)).toEqual(['m0', 'm1', 'm2']);
+    const { client: back, messages } = await connectCollecting(agent.mqttUrl, { clientId: 'sleepy', clean: false }, 5, 1500);
+    expect((await messages).map((m) => m.payload)).toEqual(['m0', 'm1', 'm2']);
     expect(agent.runtime.broker.stats().queueDropped).toBe(before + 2);
     await back.endAsync();
   });

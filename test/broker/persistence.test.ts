@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
-import { collect, connect } from '../helpers/mqtt.js';
+import { collect, connect, connectCollecting } from '../helpers/mqtt.js';
 
 const exec = promisify(execFile);
 
@@ -50,8 +50,8 @@ describe('retained messages and persistent sessions survive a restart', () => {
 
       await restart(signal);
 
-      const back = await connect(url(), { clientId: subId, clean: false });
-      const queued = await collect(back, 5, 5000);
+      const { client: back, messages } = await connectCollecting(url(), { clientId: subId, clean: false }, 5, 5000);
+      const queued = await messages;
       expect(queued.map((m) => m.payload)).toEqual(['open-0', 'open-1', 'open-2', 'open-3', 'open-4']);
       // The session's subscription itself is also back: a new message arrives without subscribing again.
       const live = collect(back, 1, 3000);

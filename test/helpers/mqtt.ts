@@ -52,3 +52,17 @@ export async function subackCodes(client: MqttClient, filters: string[], qos: 0 
     return packet.granted;
   }
 }
+
+/**
+ * Connect and collect at once: messages a broker sends right behind the CONNACK (a persistent
+ * session's queue) can arrive before an `await connect()` returns.
+ */
+export async function connectCollecting(url: string, opts: IClientOptions, count: number, ms = 3000) {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  const messages = collect(client, count, ms);
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+  return { client, messages };
+}
