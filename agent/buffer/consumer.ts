@@ -13,11 +13,22 @@ export async function startConsumer(
   log: DurableLog,
   name: string,
   handle: (batch: LogBatch) => Promise<void> | void,
-  opts: { batch: number; logger: Logger },
+  opts: {
+    batch: number;
+    /** After a short batch, wait this long so the next one is bigger (fewer, larger writes). */
+    gatherMs?: number;
+    logger: Logger;
+  },
 ): Promise<Consumer> {
   await log.registerConsumer(name);
   let running = true;
   let backoffMs = 0;
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => (clearTimeout(timer), resolve());
+    });
   const loop = (async () => {
     while (running) {
       const after = log.cursor(name);
@@ -30,10 +41,11 @@ export async function startConsumer(
         await handle(batch);
         await log.commit(name, batch.lastSeq);
         backoffMs = 0;
+        if (opts.gatherMs && batch.lines.length < opts.batch) await pause(opts.gatherMs);
       } catch (err) {
         backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
         opts.logger.error({ consumer: name, err: (err as Error).message, retryInMs: backoffMs }, 'log consumer failed; will retry');
-        await new Promise((r) => setTimeout(r, backoffMs));
+        await pause(backoffMs);
       }
     }
   })();
@@ -49,6 +61,7 @@ export async function startConsumer(
     async stop() {
       running = false;
       log.wakeAll();
+      wake?.();
       await loop;
     },
   };

@@ -38,10 +38,70 @@ interface Header {
   qos: number;
 }
 
+/**
+ * Rows are kept lean (every byte is written twice, to the WAL and at checkpoint, on an SD card):
+ * topics, client ids and schema ids are stored once in small tables and referenced by number.
+ * The `readings` view puts the names back for queries.
+ */
+const READINGS_SELECT = `
+  SELECT r.seq, (SELECT value FROM meta WHERE key = 'agent_id') AS agent_id, t.name AS topic, r.received_at,
+         r.device_time, r.clock_synced, c.name AS client_id, s.name AS schema, r.qos, r.encoding, CASE WHEN r.encoding IS NULL THEN json(r.payload) ELSE r.payload END AS payload
+  FROM reading r JOIN topics t ON t.id = r.topic_id JOIN clients c ON c.id = r.client_ref LEFT JOIN schemas s ON s.id = r.schema_id`;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  CREATE TABLE IF NOT EXISTS schemas (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  CREATE TABLE IF NOT EXISTS reading (
+    seq INTEGER PRIMARY KEY,
+    topic_id INTEGER NOT NULL REFERENCES topics (id),
+    received_at INTEGER NOT NULL,
+    device_time INTEGER,
+    clock_synced INTEGER NOT NULL,
+    client_ref INTEGER NOT NULL REFERENCES clients (id),
+    schema_id INTEGER REFERENCES schemas (id),
+    qos INTEGER NOT NULL,
+    encoding TEXT,
+    payload BLOB NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS reading_topic_time ON reading (topic_id, received_at);
+  CREATE VIEW IF NOT EXISTS readings AS ${READINGS_SELECT};
+`;
+
+/** name -> id for one of the small name tables, cached. */
+class Names {
+  private readonly ids = new Map<string, number>();
+  private readonly find: Database.Statement;
+  private readonly add: Database.Statement;
+
+  constructor(db: Database.Database, table: string) {
+    this.find = db.prepare(`SELECT id FROM ${table} WHERE name = ?`);
+    this.add = db.prepare(`INSERT INTO ${table} (name) VALUES (?)`);
+  }
+
+  id(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = (this.find.get(name) as { id: number } | undefined)?.id ?? Number(this.add.run(name).lastInsertRowid);
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+
+  known(name: string): number | undefined {
+    return this.ids.get(name) ?? (this.find.get(name) as { id: number } | undefined)?.id;
+  }
+}
+
 export class SqliteDb {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
+  private readonly insertRaw: Database.Statement;
   private readonly insertLines: (agentId: string, lines: string[]) => void;
+  private readonly topics: Names;
+  private readonly clients: Names;
+  private readonly schemas: Names;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -49,36 +109,39 @@ export class SqliteDb {
     // FULL: a stored batch survives power loss before the log cursor moves past it.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS readings (
-        seq INTEGER PRIMARY KEY,
-        agent_id TEXT NOT NULL,
-        topic TEXT NOT NULL,
-        received_at INTEGER NOT NULL,
-        device_time INTEGER,
-        clock_synced INTEGER NOT NULL,
-        client_id TEXT NOT NULL,
-        schema TEXT,
-        qos INTEGER NOT NULL,
-        encoding TEXT,
-        payload TEXT NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS readings_topic_time ON readings (topic, received_at);
-    `);
-    this.insert = this.db.prepare('INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    this.db.exec(SCHEMA);
+    this.topics = new Names(this.db, 'topics');
+    this.clients = new Names(this.db, 'clients');
+    this.schemas = new Names(this.db, 'schemas');
+    const setAgent = this.db.prepare("INSERT INTO meta (key, value) VALUES ('agent_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    // JSON payloads are kept as SQLite JSONB: smaller than the text, and json_extract reads it directly.
+    this.insert = this.db.prepare('INSERT OR IGNORE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, jsonb(?))');
+    this.insertRaw = this.db.prepare("INSERT OR IGNORE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?)");
+    let agent: string | undefined;
     this.insertLines = this.db.transaction((agentId: string, lines: string[]) => {
+      if (agent !== agentId) setAgent.run((agent = agentId));
       for (const line of lines) {
         // The log writes the payload last: parse the small header, keep the payload text as it is.
         const cut = line.indexOf(',"payload":');
         const h = JSON.parse(`${line.slice(0, cut)}}`) as Header;
         const payload = line.slice(cut + 11, -1);
-        this.insert.run(h.seq, agentId, h.topic, h.receivedAt, h.deviceTime ?? null, h.clockSynced ? 1 : 0, h.clientId, h.schema ?? null, h.qos, h.encoding ?? null, h.encoding ? JSON.parse(payload) : payload);
+        (h.encoding ? this.insertRaw : this.insert).run(
+          h.seq,
+          this.topics.id(h.topic),
+          h.receivedAt,
+          h.deviceTime ?? null,
+          h.clockSynced ? 1 : 0,
+          this.clients.id(h.clientId),
+          h.schema === undefined ? null : this.schemas.id(h.schema),
+          h.qos,
+          h.encoding ? JSON.parse(payload) : payload,
+        );
       }
     });
   }
 
   lastSeq(): number {
-    return (this.db.prepare('SELECT max(seq) AS seq FROM readings').get() as { seq: number | null }).seq ?? 0;
+    return (this.db.prepare('SELECT max(seq) AS seq FROM reading').get() as { seq: number | null }).seq ?? 0;
   }
 
   write(agentId: string, lines: string[]): void {
@@ -93,11 +156,11 @@ export class SqliteDb {
       where.push(clause);
       args[key] = value;
     };
-    if (q.topic !== undefined && !/[+#]/.test(q.topic)) add('topic = @topic', 'topic', q.topic);
-    if (q.from !== undefined) add('received_at >= @from', 'from', q.from);
-    if (q.to !== undefined) add('received_at <= @to', 'to', q.to);
-    if (q.afterSeq !== undefined) add('seq > @afterSeq', 'afterSeq', q.afterSeq);
-    const sql = `SELECT * FROM readings ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq`;
+    if (q.topic !== undefined && !/[+#]/.test(q.topic)) add('r.topic_id = @topic', 'topic', this.topics.known(q.topic) ?? -1);
+    if (q.from !== undefined) add('r.received_at >= @from', 'from', q.from);
+    if (q.to !== undefined) add('r.received_at <= @to', 'to', q.to);
+    if (q.afterSeq !== undefined) add('r.seq > @afterSeq', 'afterSeq', q.afterSeq);
+    const sql = `${READINGS_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.seq`;
     for (const row of this.db.prepare(sql).iterate(args) as IterableIterator<Row>) yield toRecord(row);
   }
 

@@ -76,8 +76,9 @@ describe('sqlite specifics', () => {
     const db = new Database(join(d, 'store.db'), { readonly: true });
     expect(db.prepare("SELECT seq FROM readings WHERE json_extract(payload, '$.t') > 20.15 ORDER BY seq").all()).toEqual([{ seq: 2 }, { seq: 3 }]);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE topic = 'a' AND received_at > 5").all() as { detail: string }[];
-    expect(plan.map((p) => p.detail).join()).toContain('readings_topic_time');
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE topic = 'sensors/a/env' AND received_at > 5").all() as { detail: string }[];
+    expect(plan.map((p) => p.detail).join()).toContain('reading_topic_time');
+    expect(db.prepare('SELECT topic, agent_id, client_id, schema FROM readings WHERE seq = 1').get()).toEqual({ topic: 'sensors/a/env', agent_id: 'pi', client_id: 'c', schema: 'env@1' });
     db.close();
   });
 });
