@@ -17,6 +17,7 @@ type Body = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> 
 
 export async function openSqliteStore(path: string): Promise<LocalStore> {
   const worker = new Worker(workerScript(), { workerData: { path }, execArgv: [] }); // plain Node, whatever flags or loaders the host process has
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let failure: Error | undefined;
@@ -55,7 +56,7 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
     lastSeq: () => last,
     async close() {
       await call({ op: 'close' });
-      await new Promise((r) => worker.once('exit', r));
+      await exited;
     },
   };
 }
