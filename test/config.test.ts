@@ -1,20 +1,15 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envNameFor, loadConfig, redact } from '../agent/config/load.js';
-import { CLI, cleanup, tempDir } from './helpers/agent.js';
+import { CLI, cleanup, tempDir, writeIn } from './helpers/agent.js';
 
 const exec = promisify(execFile);
 const dir = tempDir();
 afterAll(() => cleanup(dir));
 
-function file(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
+const file = (name: string, text: string) => writeIn(dir, name, text);
 
 function problems(path: string | undefined, env: NodeJS.ProcessEnv = {}): string[] {
   try {

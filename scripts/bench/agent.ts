@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { UserStore } from '../../agent/users/store.js';
+import { runLoad, sensorPayload, type LoadOptions, type LoadResult } from './load.js';
 import { startProcess, type Started } from './processes.js';
 
 const CLI = resolve(import.meta.dirname, '../../agent/cli.js');
@@ -32,4 +33,19 @@ export async function startBenchAgent(dir: string, extra: Record<string, unknown
     }),
   );
   return startProcess(program === 'agent' ? [CLI, '--config', config] : [BROKER_ONLY, config]);
+}
+
+/** The benchmarks' load: 8 publishers of the sensor payload, logged in as the bench user or not. */
+export function benchLoad(port: number, qos: 0 | 1, messagesPerPublisher: number, auth: boolean, extra: Partial<LoadOptions> = {}): Promise<LoadResult> {
+  return runLoad({
+    port,
+    publishers: 8,
+    messagesPerPublisher,
+    qos,
+    window: 100,
+    ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
+    topic: benchTopic,
+    payload: sensorPayload(),
+    ...extra,
+  });
 }

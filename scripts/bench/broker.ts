@@ -2,28 +2,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
-import { runLoad, sensorPayload } from './load.js';
+import { benchLoad, startBenchAgent } from './agent.js';
+import { sensorPayload } from './load.js';
 import { startProcess, type Started } from './processes.js';
 import { median, printTable, type Row } from './report.js';
 
 const BARE = resolve(import.meta.dirname, 'bare-aedes.js');
-const PUBLISHERS = 8;
 const ROUNDS = 5;
 const MESSAGES = { 0: 40_000, 1: 15_000 } as const;
 
 async function measure(server: Started, qos: 0 | 1, auth: boolean): Promise<number> {
-  const result = await runLoad({
-    port: server.port('mqtt'),
-    publishers: PUBLISHERS,
-    messagesPerPublisher: MESSAGES[qos],
-    qos,
-    window: 100,
-    ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
-    topic: benchTopic,
-    payload: sensorPayload(),
-  });
-  return result.perSecond;
+  return (await benchLoad(server.port('mqtt'), qos, MESSAGES[qos], auth)).perSecond;
 }
 
 export async function benchBroker(): Promise<Row[]> {
@@ -48,6 +37,6 @@ export async function benchBroker(): Promise<Row[]> {
     await Promise.all([bare.stop(), edge.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }
-  printTable(`broker: ${PUBLISHERS} publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = the embedded broker as configured (login + ACL), without ingest`, rows);
+  printTable(`broker: 8 publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = the embedded broker as configured (login + ACL), without ingest`, rows);
   return rows;
 }

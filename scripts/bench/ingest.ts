@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
-import { runLoad, sensorPayload, type LoadOptions } from './load.js';
+import { benchLoad, startBenchAgent } from './agent.js';
+import { sensorPayload, type LoadOptions } from './load.js';
 import { startProcess, type Started } from './processes.js';
 import { median, percentile, printLimits, printTable, type Limit, type Row } from './report.js';
 
@@ -49,19 +49,7 @@ function storedLastSeq(path: string): number {
   }
 }
 
-function load(port: number, qos: 0 | 1, auth: boolean, extra: Partial<LoadOptions> = {}) {
-  return runLoad({
-    port,
-    publishers: PUBLISHERS,
-    messagesPerPublisher: MESSAGES[qos],
-    qos,
-    window: 100,
-    ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
-    topic: benchTopic,
-    payload: sensorPayload(),
-    ...extra,
-  });
-}
+const load = (port: number, qos: 0 | 1, auth: boolean, extra: Partial<LoadOptions> = {}) => benchLoad(port, qos, MESSAGES[qos], auth, extra);
 
 export async function benchIngest(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-'));

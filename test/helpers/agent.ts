@@ -105,6 +105,13 @@ export async function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): P
   return { proc, listeners, lines, exited };
 }
 
+/** Write a file in a test's directory; returns its path. */
+export function writeIn(dir: string, name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
 export function cleanup(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -3,17 +3,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSchemaFile, SchemaFileError, SchemaRegistry } from '../../agent/ingest/schemas.js';
-import { cleanup, portOf, spawnAgent, tempDir, writeConfig } from '../helpers/agent.js';
+import { cleanup, portOf, spawnAgent, tempDir, writeConfig, writeIn } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
 
-function file(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
+const file = (name: string, text: string) => writeIn(dir, name, text);
 
 function problemsOf(path: string): string[] {
   try {
