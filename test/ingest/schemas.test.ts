@@ -106,10 +106,17 @@ describe('schema reload on SIGHUP (agent as a child process)', () => {
     await publish({ n: 4, temperature: 23 }); // still v2: dead letter
     await publish({ n: 5, temperature: 24, humidity: 41 }); // still v2: accepted
 
-    await new Promise((r) => setTimeout(r, 300)); // let the store consumer catch up
-    const db = new Database(join(dir, 'data', 'store.db'), { readonly: true });
-    const rows = db.prepare("SELECT schema, json_extract(payload, '$.n') AS n FROM readings WHERE topic = 'sensors/pi/env' ORDER BY seq").all();
-    db.close();
+    // The store gathers its batches for up to store.gatherMs: poll until the three readings are in.
+    const readRows = () => {
+      const db = new Database(join(dir, 'data', 'store.db'), { readonly: true });
+      try {
+        return db.prepare("SELECT schema, json_extract(payload, '$.n') AS n FROM readings WHERE topic = 'sensors/pi/env' ORDER BY seq").all();
+      } finally {
+        db.close();
+      }
+    };
+    let rows = readRows();
+    for (const deadline = Date.now() + 10_000; rows.length < 3 && Date.now() < deadline; rows = readRows()) await new Promise((r) => setTimeout(r, 100));
     expect(rows).toEqual([
       { schema: 'env@1', n: 1 },
       { schema: 'env@2', n: 3 },
