@@ -16,7 +16,8 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type Body = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export async function openSqliteStore(path: string): Promise<LocalStore> {
-  const worker = new Worker(workerScript(), { workerData: { path }, execArgv: [] }); // plain Node, whatever flags or loaders the host process has
+  // Plain Node, whatever flags or loaders the host process has; a small heap: it holds one batch at a time.
+  const worker = new Worker(workerScript(), { workerData: { path }, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const pending = new Map<number, Pending>();
   let nextId = 1;
