@@ -12,6 +12,10 @@ export const BENCH_USER = { name: 'bench', password: 'bench-password' };
 /** What every publisher of a benchmark publishes to. */
 export const benchTopic = (i: number) => `bench/${BENCH_USER.name}/sensor-${i}`;
 
+/** How `npm start` runs the agent (package.json): fewer malloc arenas, a bounded V8 heap. */
+const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
+const AGENT_ENV = { MALLOC_ARENA_MAX: '2' };
+
 /** `program`: the agent CLI (`run`), or the broker-only harness. */
 export async function startBenchAgent(dir: string, extra: Record<string, unknown> = {}, program: 'agent' | 'broker-only' = 'agent'): Promise<Started> {
   const config = join(dir, 'config.yaml');
@@ -32,7 +36,7 @@ export async function startBenchAgent(dir: string, extra: Record<string, unknown
       ...extra,
     }),
   );
-  return startProcess(program === 'agent' ? [CLI, '--config', config] : [BROKER_ONLY, config]);
+  return program === 'agent' ? startProcess([...AGENT_NODE_FLAGS, CLI, '--config', config], AGENT_ENV) : startProcess([BROKER_ONLY, config]);
 }
 
 /** The benchmarks' load: 8 publishers of the sensor payload, logged in as the bench user or not. */
