@@ -80,7 +80,6 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     drainTimeout: limits.drainTimeoutMs,
     maxInflightInbound: limits.maxInflightPerClient,
     maxTopicLevels: limits.maxTopicLevels,
-    queueLimit: 42,
     authenticate: makeAuthenticate(
       () => aedes,
       {

@@ -5,8 +5,10 @@ import type { DurableLog } from '../buffer/log.js';
 import type { NewRecord } from '../buffer/record.js';
 import type { CompiledSchema, SchemaRegistry } from './schemas.js';
 
-export type Unmatched = 'accept' | 'raw' | 'reject';
-export type Qos0Overflow = 'drop' | 'block';
+import type { Config } from '../config/schema.js';
+
+type Unmatched = Config['ingest']['unmatched'];
+type Qos0Overflow = Config['ingest']['qos0Overflow'];
 
 export interface IngestOptions {
   schemas: SchemaRegistry;
@@ -36,7 +38,7 @@ class Refused {
 }
 
 /** Device time from an ISO 8601 string or epoch seconds/milliseconds. */
-export function deviceTime(value: unknown): number | undefined {
+function deviceTime(value: unknown): number | undefined {
   if (typeof value === 'number' && Number.isFinite(value)) return value < 1e11 ? Math.round(value * 1000) : Math.round(value);
   if (typeof value === 'string') {
     const t = Date.parse(value);

@@ -1,7 +1,7 @@
 // What a reading schema document may say: the compact field format or a plain JSON Schema.
 import { Type, type Static } from '@sinclair/typebox';
 
-export const FIELD_TYPES = ['string', 'integer', 'float', 'boolean', 'array', 'object', 'timestamp'] as const;
+const FIELD_TYPES = ['string', 'integer', 'float', 'boolean', 'array', 'object', 'timestamp'] as const;
 const FieldType = Type.Union(FIELD_TYPES.map((t) => Type.Literal(t)));
 
 const FieldObject = Type.Object(

@@ -8,9 +8,10 @@ import addFormats from 'ajv-formats';
 import { LineCounter, parseDocument } from 'yaml';
 import { describeErrors } from '../config/errors.js';
 import { topicMatches } from '../../embedded-broker/index.js';
+import type { Config } from '../config/schema.js';
 import { SchemaDocSchema, type FieldSpec, type SchemaDoc } from './schema-doc.js';
 
-export type SchemaMode = 'strict' | 'lenient';
+export type SchemaMode = Config['ingest']['mode'];
 
 export interface CompiledSchema {
   /** `name@version`, recorded with every reading it accepts. */
@@ -66,7 +67,7 @@ function fieldSchema(spec: FieldSpec): Record<string, unknown> {
 }
 
 /** Turn a checked schema document into a validator. */
-export function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema {
+function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema {
   const mode = doc.mode ?? defaultMode;
   const fields = Object.entries(doc.fields ?? {}).map(([name, f]) => [name, typeof f === 'string' ? { type: f } : f] as const);
   let jsonSchema: Record<string, unknown>;
@@ -102,7 +103,7 @@ export function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): Compiled
 }
 
 /** Check one document; problems are `where: path: message`, `where` naming file and line if known. */
-export function checkSchemaDoc(value: unknown, where: (pointer: string) => string, defaultMode: SchemaMode): CompiledSchema {
+function checkSchemaDoc(value: unknown, where: (pointer: string) => string, defaultMode: SchemaMode): CompiledSchema {
   if (!checkDoc(value)) {
     throw new SchemaFileError(describeErrors(checkDoc.errors ?? []).map((p) => `${where(p.pointer)}: ${p.path}: ${p.message}`));
   }

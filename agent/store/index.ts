@@ -2,11 +2,12 @@
 import { join } from 'node:path';
 import { openFilesStore } from './files.js';
 import { openSqliteStore } from './sqlite.js';
+import type { Config } from '../config/schema.js';
 import type { LocalStore } from './types.js';
 
 export type { LocalStore, StoreQuery } from './types.js';
 
-export type StoreBackend = 'sqlite' | 'files';
+export type StoreBackend = Exclude<Config['store']['backend'], 'none'>;
 
 const backends: Record<StoreBackend, (path: string) => LocalStore | Promise<LocalStore>> = {
   sqlite: (path) => openSqliteStore(path),

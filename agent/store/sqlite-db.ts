@@ -4,13 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LogRecord } from '../buffer/record.js';
-
-export interface SqliteQuery {
-  topic?: string;
-  from?: number;
-  to?: number;
-  afterSeq?: number;
-}
+import type { StoreQuery } from './types.js';
 
 interface Row {
   seq: number;
@@ -149,7 +143,7 @@ export class SqliteDb {
   }
 
   /** Readings in seq order; the caller filters topic patterns and stops at its limit. */
-  *query(q: SqliteQuery): Generator<LogRecord> {
+  *query(q: StoreQuery): Generator<LogRecord> {
     const where: string[] = [];
     const args: Record<string, unknown> = {};
     const add = (clause: string, key: string, value: unknown) => {
