@@ -52,11 +52,14 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
 
   function decode(msg: InboundMessage): { text: string; value: unknown } {
     const text = msg.payload.toString('utf8');
+    let value: unknown;
     try {
-      return { text, value: JSON.parse(text) };
+      value = JSON.parse(text);
     } catch (err) {
       throw new Refused([{ path: '', message: `payload is not JSON: ${(err as Error).message}` }]);
     }
+    // The log keeps one reading per line: pretty-printed JSON is compacted, other payloads kept as sent.
+    return { text: /[\n\r]/.test(text) ? JSON.stringify(value) : text, value };
   }
 
   function validate(schema: CompiledSchema, value: unknown): void {

@@ -104,6 +104,18 @@ describe('ingest through the real broker', () => {
     expect(row.schema).toBeUndefined();
     await client.endAsync();
   });
+
+  it('keeps pretty-printed JSON readings whole (the log holds one reading per line)', async () => {
+    const client = await connect(agent.mqttUrl);
+    const quarantined = agent.runtime.log.stats().quarantinedChunks;
+    await client.publishAsync('misc/pretty', JSON.stringify({ a: 1, b: { c: 'x\ny' } }, null, 2).replace(/\n/g, '\r\n'), { qos: 1 });
+    await client.publishAsync('misc/pretty', '{"after":true}', { qos: 1 });
+    await drained(agent);
+    const rows = await agent.runtime.store!.query({ topic: 'misc/pretty' });
+    expect(rows.map((r) => r.payload)).toEqual([{ a: 1, b: { c: 'x\ny' } }, { after: true }]);
+    expect(agent.runtime.log.stats().quarantinedChunks).toBe(quarantined);
+    await client.endAsync();
+  });
 });
 
 describe('topics without a schema', () => {
