@@ -5,7 +5,8 @@ import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, envNameFor, loadConfig, redact } from './config/load.js';
-import { ConfigSchema } from './config/schema.js';
+import { ConfigSchema, type Config } from './config/schema.js';
+import type { SinkStatus } from '../sync/index.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 
@@ -133,7 +134,33 @@ function buildProgram(): Command {
     .action((_o, cmd: Command) => {
       for (const u of store(cmd).list()) console.log(u.roles.length ? `${u.username}\t${u.roles.join(',')}` : u.username);
     });
+  const sync = program.command('sync').description('store-and-forward to the configured sinks');
+  sync
+    .command('status')
+    .description('per sink: state, lag, age of the oldest unsent reading, throughput, time to drain, last error')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const { config } = configOf(cmd);
+      const [{ askAgent, controlSocketPath }, { formatStatus }] = await Promise.all([import('./control/socket.js'), import('../sync/index.js')]);
+      let status = (await askAgent(controlSocketPath(config.agent.dataDir), '/sync/status')) as SinkStatus[] | undefined;
+      const running = status !== undefined;
+      status ??= await statusFromDisk(config);
+      if (opts.json) return console.log(JSON.stringify({ agentRunning: running, sinks: status }, null, 2));
+      if (!running) console.log('agent not running: lag as the log on disk holds it');
+      console.log(formatStatus(status));
+    });
   return program;
+}
+
+/** With no agent running, the log can be opened here (its lock is free). */
+async function statusFromDisk(config: Config): Promise<SinkStatus[]> {
+  const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([import('./log.js'), import('./runtime.js'), import('../sync/index.js')]);
+  const log = await openLog(config, createLogger('silent'));
+  try {
+    return await offlineStatus(log, config.sinks);
+  } finally {
+    await log.close();
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

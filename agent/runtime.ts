@@ -1,5 +1,5 @@
-// Wires the stages together: broker -> ingest (validate) -> durable log -> consumers (local store),
-// and the web listeners. Each stage is known here only through its public interface.
+// Wires the stages together: broker -> ingest (validate) -> durable log -> consumers (local store,
+// sinks), and the web listeners. Each stage is known here only through its public interface.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook } from '../embedded-broker/index.js';
@@ -8,6 +8,8 @@ import { readKeyFile } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { startSync, type Sync } from '../sync/index.js';
+import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { clockSyncProbe } from './health/clock.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
@@ -23,6 +25,7 @@ export interface Runtime {
   broker: EmbeddedBroker;
   log: DurableLog;
   store: LocalStore | undefined;
+  sync: Sync;
   /** Resolves once the local store holds everything durable up to seq. */
   storeCaughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
   ingestStats: IngestStats;
@@ -60,8 +63,22 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
   };
 }
 
+/** The durable log as the config describes it (also opened by `sync status` while no agent runs). */
+export function openLog(config: Config, logger: Logger): Promise<DurableLog> {
+  const { agent, buffer, ingest: i } = config;
+  return DurableLog.open({
+    dir: join(agent.dataDir, 'log'),
+    agentId: agent.id,
+    maxDelayMs: buffer.maxDelayMs,
+    maxRecords: buffer.maxRecords,
+    encryptionKey: buffer.encryption.keyFile ? readKeyFile(buffer.encryption.keyFile) : undefined,
+    deadLetters: { maxCount: i.deadLetters.maxCount, maxBytes: i.deadLetters.maxBytes },
+    log: logger.child({ stage: 'log' }),
+  });
+}
+
 export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
-  const { broker: b, web: w, agent, ingest: i, buffer, store: s } = config;
+  const { broker: b, web: w, agent, ingest: i, store: s } = config;
   mkdirSync(agent.dataDir, { recursive: true });
 
   const schemas = new SchemaRegistry({ dir: i.schemaDir, inline: i.schemas, mode: i.mode });
@@ -70,15 +87,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
 
   const started = new Stack();
   try {
-    const log = await DurableLog.open({
-      dir: join(agent.dataDir, 'log'),
-      agentId: agent.id,
-      maxDelayMs: buffer.maxDelayMs,
-      maxRecords: buffer.maxRecords,
-      encryptionKey: buffer.encryption.keyFile ? readKeyFile(buffer.encryption.keyFile) : undefined,
-      deadLetters: { maxCount: i.deadLetters.maxCount, maxBytes: i.deadLetters.maxBytes },
-      log: logger.child({ stage: 'log' }),
-    });
+    const log = await openLog(config, logger);
     started.push(() => log.close());
 
     let store: LocalStore | undefined;
@@ -92,12 +101,25 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       started.push(() => consumer.stop());
     }
 
+    const sync = await startSync({
+      agentId: agent.id,
+      sinks: config.sinks,
+      log,
+      schemas,
+      logger: logger.child({ stage: 'sync' }),
+      deadLetterPayloadCap: i.deadLetters.payloadCapBytes,
+    });
+    started.push(() => sync.stop());
+
+    const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': () => sync.status() }, logger);
+    started.push(() => control.close());
+
     const ingest = createIngest({
       schemas,
       log,
       unmatched: i.unmatched,
       qos0Overflow: i.qos0Overflow,
-      maxPendingBytes: buffer.maxPendingBytes,
+      maxPendingBytes: config.buffer.maxPendingBytes,
       deadLetterPayloadCap: i.deadLetters.payloadCapBytes,
       clockSynced: clockSyncProbe(),
     });
@@ -118,6 +140,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       broker,
       log,
       store,
+      sync,
       storeCaughtUp: (seq, timeoutMs) => storeConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
       ingestStats: ingest.stats,
       reloadSchemas() {

@@ -274,6 +274,17 @@ export class DurableLog {
     await this.db.put(`m!cursor!${name}`, utf8(0));
   }
 
+  /** Forget a consumer (a sink removed from the config), so it no longer holds chunks back. */
+  async dropConsumer(name: string): Promise<void> {
+    if (!this.cursors.delete(name)) return;
+    await this.db.del(`m!cursor!${name}`);
+    await this.collect([]);
+  }
+
+  consumers(): string[] {
+    return [...this.cursors.keys()];
+  }
+
   cursor(consumer: string): number {
     const c = this.cursors.get(consumer);
     if (c === undefined) throw new Error(`unknown log consumer ${consumer}`);
@@ -363,8 +374,12 @@ export class DurableLog {
   async commit(consumer: string, seq: number): Promise<void> {
     if (seq <= this.cursor(consumer)) return;
     this.cursors.set(consumer, seq);
-    const floor = Math.min(...this.cursors.values());
-    const ops: Op[] = [{ type: 'put', key: `m!cursor!${consumer}`, value: utf8(seq) }];
+    await this.collect([{ type: 'put', key: `m!cursor!${consumer}`, value: utf8(seq) }]);
+  }
+
+  /** Write `ops` with the deletion of every chunk all consumers have passed. */
+  private async collect(ops: Op[]): Promise<void> {
+    const floor = this.cursors.size ? Math.min(...this.cursors.values()) : 0; // no consumer: keep everything
     while (this.chunks.length && this.chunks[0].lastSeq <= floor) {
       const gone = this.chunks.shift()!;
       this.decoded.delete(gone.firstSeq);

@@ -95,4 +95,7 @@ export interface DeadLetter {
   payloadBytes: number;
   truncated: boolean;
   reasons: { path: string; message: string }[];
+  /** Set when a sink refused an accepted reading: which sink, and the reading's seq. */
+  sink?: string;
+  seq?: number;
 }

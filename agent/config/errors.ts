@@ -11,7 +11,7 @@ export interface Problem {
 }
 
 export function describeErrors(errors: ErrorObject[]): Problem[] {
-  return collapseUnions(errors).map((e) => {
+  return collapseUnions(errors.filter((e) => e.keyword !== 'if')).map((e) => {
     const key = e.keyword === 'additionalProperties' ? e.params.additionalProperty : e.keyword === 'required' ? e.params.missingProperty : undefined;
     return { pointer: key === undefined ? e.instancePath : `${e.instancePath}/${key}`, ...describe(e) };
   });
@@ -49,6 +49,10 @@ function describe(e: ErrorObject): { path: string; message: string } {
       const options = (e.schema as { required: string[] }[]).map((o) => o.required.join('+'));
       return { path: base || '(root)', message: `must set exactly one of ${options.join(', ')}` };
     }
+    case 'discriminator':
+      return e.params.error === 'tag'
+        ? { path: at(e.params.tag), message: 'is required' }
+        : { path: at(e.params.tag), message: `must be ${discriminatorValues((e.parentSchema as { oneOf: TSchema[] }).oneOf, e.params.tag)}` };
     case 'const':
       return { path: base, message: `must be ${JSON.stringify(e.params.allowedValue)}` };
     case 'enum':
@@ -70,4 +74,8 @@ function describeAnyOf(schema: TSchema): string {
       return `${option.type === 'object' ? 'an' : 'a'} ${option.type}`;
     })
     .join(' or ');
+}
+
+function discriminatorValues(branches: TSchema[], tag: string): string {
+  return branches.map((b) => JSON.stringify((b as { properties?: Record<string, { const?: unknown }> }).properties?.[tag]?.const)).join(' or ');
 }

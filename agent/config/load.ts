@@ -21,7 +21,7 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true, discriminator: true });
 ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
 const validate = ajv.compile(ConfigSchema);
 
@@ -46,10 +46,29 @@ export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = proce
   applyEnv(raw, env, problems);
   readSecretFiles(ConfigSchema, raw, '', problems);
   if (!validate(raw)) problems.push(...describeErrors(validate.errors ?? []).map((p) => `${p.path}: ${p.message}`));
+  else problems.push(...uniqueNames(raw as Config));
   if (problems.length) throw new ConfigError([...new Set(problems)], source);
   const config = raw as Config;
   config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   return { config, path };
+}
+
+/** Sink names key their log cursors, status and environment variables: two sinks cannot share one. */
+function uniqueNames(config: Config): string[] {
+  const seen = new Set<string>();
+  return config.sinks.flatMap((sink, i) => {
+    if (seen.has(sink.name)) return [`sinks[${i}].name: another sink is named ${sink.name}`];
+    seen.add(sink.name);
+    return [];
+  });
+}
+
+/** The schema a value follows: for a union keyed by `type` (the sinks), the branch its type names. */
+function schemaFor(schema: TSchema, node: unknown): TSchema {
+  const s = schema as { oneOf?: TSchema[]; discriminator?: { propertyName: string } };
+  if (!s.oneOf || !s.discriminator || typeof node !== 'object' || node === null) return schema;
+  const tag = (node as Json)[s.discriminator.propertyName];
+  return s.oneOf.find((b) => (b as { properties?: Record<string, { const?: unknown }> }).properties?.[s.discriminator!.propertyName]?.const === tag) ?? schema;
 }
 
 function readYaml(path: string, problems: string[]): Json {
@@ -83,7 +102,7 @@ export function envNameFor(path: string[]): string {
 function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[]): void {
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || RESERVED_ENV.has(name) || value === undefined) continue;
-    const found = findEnvKey(ConfigSchema, name.slice(ENV_PREFIX.length).split('__'), []);
+    const found = findEnvKey(ConfigSchema, raw, name.slice(ENV_PREFIX.length).split('__'), []);
     if (!found) {
       problems.push(`${name}: no config key has this name`);
       continue;
@@ -92,12 +111,16 @@ function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[]): void {
   }
 }
 
-function findEnvKey(schema: TSchema, segments: string[], path: string[]): { path: string[]; schema: TSchema } | undefined {
+/** Keys by name; items of a list of named things (sinks) by their name: EDGE_AGENT_SINKS__CLOUD__PASSWORD. */
+function findEnvKey(schema: TSchema, node: unknown, segments: string[], path: (string | number)[]): { path: (string | number)[]; schema: TSchema } | undefined {
   if (segments.length === 0) return { path, schema };
-  const props = (schema as { properties?: Record<string, TSchema> }).properties;
-  if (!props) return undefined;
-  for (const [key, sub] of Object.entries(props)) {
-    if (envNameFor([key]) === ENV_PREFIX + segments[0]) return findEnvKey(sub, segments.slice(1), [...path, key]);
+  const s = schema as { properties?: Record<string, TSchema>; items?: TSchema };
+  if (s.items && Array.isArray(node)) {
+    const i = node.findIndex((item) => typeof item?.name === 'string' && envNameFor([item.name.replace(/[.-]/g, '_')]) === ENV_PREFIX + segments[0]);
+    return i < 0 ? undefined : findEnvKey(schemaFor(s.items, node[i]), node[i], segments.slice(1), [...path, i]);
+  }
+  for (const [key, sub] of Object.entries(s.properties ?? {})) {
+    if (envNameFor([key]) === ENV_PREFIX + segments[0]) return findEnvKey(sub, (node as Json | undefined)?.[key], segments.slice(1), [...path, key]);
   }
   return undefined;
 }
@@ -124,10 +147,10 @@ function schemaTypes(schema: TSchema): Set<string> {
   return new Set();
 }
 
-function setPath(obj: Json, path: string[], value: unknown): void {
+function setPath(obj: Json, path: (string | number)[], value: unknown): void {
   let node = obj;
   for (const key of path.slice(0, -1)) {
-    if (typeof node[key] !== 'object' || node[key] === null || Array.isArray(node[key])) node[key] = {};
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
     node = node[key] as Json;
   }
   node[path[path.length - 1]] = value;
@@ -136,7 +159,7 @@ function setPath(obj: Json, path: string[], value: unknown): void {
 /** `passphraseFile: /run/secrets/x` becomes `passphrase: <file contents>`. */
 function readSecretFiles(schema: TSchema, node: unknown, at: string, problems: string[]): void {
   if (typeof node !== 'object' || node === null) return;
-  const s = schema as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
+  const s = schemaFor(schema, node) as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
   if (Array.isArray(node)) {
     if (s.items) node.forEach((item, i) => readSecretFiles(s.items as TSchema, item, `${at}[${i}]`, problems));
     return;
@@ -168,7 +191,7 @@ export function redact(config: Config): Json {
 
 function redactNode(schema: TSchema, node: unknown): void {
   if (typeof node !== 'object' || node === null) return;
-  const s = schema as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
+  const s = schemaFor(schema, node) as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
   if (Array.isArray(node)) {
     if (s.items) node.forEach((n) => redactNode(s.items as TSchema, n));
     return;

@@ -1,17 +1,10 @@
 // The one config schema: TypeScript types, validation, defaults and docs all come from here.
-import { Type, type Static, type TOptional, type TSchema, type TString } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { choice, secret } from './keys.js';
+import { SinksSchema } from '../../sync/config.js';
 import { SchemaDocSchema } from '../ingest/schema-doc.js';
 
 const strict = { additionalProperties: false } as const;
-
-/** A secret value plus its `<name>File` twin; the loader reads the file and drops the twin. */
-function secret<N extends string>(name: N, description: string) {
-  type Secret = { [K in N | `${N}File`]: TOptional<TString> };
-  return {
-    [name]: Type.Optional(Type.String({ secret: true, description })),
-    [`${name}File`]: Type.Optional(Type.String({ description: `file whose contents are ${name}` })),
-  } as Secret;
-}
 
 const port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });
@@ -26,9 +19,6 @@ const serverTls = {
 
 const topicPatterns = (description: string) =>
   Type.Array(Type.String({ minLength: 1 }), { default: [], description });
-
-const choice = <const T extends string>(values: readonly T[], def: NoInfer<T>, description: string) =>
-  Type.Union(values.map((v) => Type.Literal(v)), { default: def, description });
 
 const MiB = 1024 * 1024;
 
@@ -172,6 +162,7 @@ export const ConfigSchema = Type.Object(
     ingest: Ingest,
     buffer: LogBuffer,
     store: Store,
+    sinks: SinksSchema,
     web: Type.Object(
       {
         http: Type.Object(

@@ -24,6 +24,8 @@ export interface CompiledSchema {
   tags: string[];
   /** Field name -> unit, for sinks and people. */
   units: Record<string, string>;
+  /** Field name -> type, for sinks (InfluxDB integers, PostgreSQL columns). */
+  fields: Record<string, FieldSpec['type']>;
   jsonSchema: object;
   validate: ValidateFunction;
 }
@@ -66,6 +68,19 @@ function fieldSchema(spec: FieldSpec): Record<string, unknown> {
   return s;
 }
 
+/** Top-level property types of a plain JSON Schema, in the compact format's terms. */
+function jsonSchemaFields(schema: Record<string, unknown>): Record<string, FieldSpec['type']> {
+  const props = (schema.properties ?? {}) as Record<string, { type?: unknown; format?: string }>;
+  const out: Record<string, FieldSpec['type']> = {};
+  for (const [name, p] of Object.entries(props)) {
+    const type = Array.isArray(p.type) ? p.type.find((t) => t !== 'null') : p.type;
+    if (p.format === 'date-time') out[name] = 'timestamp';
+    else if (type === 'number') out[name] = 'float';
+    else if (['string', 'integer', 'boolean', 'array', 'object'].includes(type as string)) out[name] = type as FieldSpec['type'];
+  }
+  return out;
+}
+
 /** Turn a checked schema document into a validator. */
 function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema {
   const mode = doc.mode ?? defaultMode;
@@ -97,6 +112,7 @@ function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema 
     measurement: doc.measurement ?? doc.name,
     tags: [...fields.filter(([, f]) => f.tag).map(([n]) => n), ...(doc.tags ?? [])],
     units: Object.fromEntries(fields.filter(([, f]) => f.unit).map(([n, f]) => [n, f.unit as string])),
+    fields: doc.jsonSchema ? jsonSchemaFields(doc.jsonSchema) : Object.fromEntries(fields.map(([n, f]) => [n, f.type])),
     jsonSchema,
     validate,
   };
@@ -150,6 +166,8 @@ export class SchemaRegistry {
   private bySource = new Map<string, CompiledSchema>();
   private patterns: { pattern: string; schema: CompiledSchema; rank: number }[] = [];
   private memo = new Map<string, CompiledSchema | null>();
+  /** Every version loaded in this run: records in the log may name one a reload replaced. */
+  private readonly versions = new Map<string, CompiledSchema>();
 
   constructor(private readonly sources: SchemaSources) {}
 
@@ -192,6 +210,7 @@ export class SchemaRegistry {
       names.set(schema.name, source);
     }
     this.bySource = next;
+    for (const schema of next.values()) this.versions.set(schema.id, schema);
     this.patterns = [...next.values()]
       .flatMap((schema) => schema.topics.map((pattern) => ({ pattern, schema, rank: specificity(pattern) })))
       .sort((a, b) => b.rank - a.rank);
@@ -208,6 +227,10 @@ export class SchemaRegistry {
       this.memo.set(topic, hit);
     }
     return hit ?? undefined;
+  }
+
+  byId(id: string): CompiledSchema | undefined {
+    return this.versions.get(id);
   }
 
   list(): CompiledSchema[] {

@@ -1,0 +1,18 @@
+// Building blocks of config schemas, shared by the main schema and the sinks' own schemas.
+import { Type, type TOptional, type TString } from '@sinclair/typebox';
+
+/** A secret value plus its `<name>File` twin; the loader reads the file and drops the twin. */
+export function secret<N extends string>(name: N, description: string) {
+  type Secret = { [K in N | `${N}File`]: TOptional<TString> };
+  return {
+    [name]: Type.Optional(Type.String({ secret: true, description })),
+    [`${name}File`]: Type.Optional(Type.String({ description: `file whose contents are ${name}` })),
+  } as Secret;
+}
+
+/** One of a few strings. */
+export const literals = <const T extends string>(values: readonly T[], options: { description: string; default?: T }) =>
+  Type.Union(values.map((v) => Type.Literal(v)), options);
+
+/** One of a few strings, with a default. */
+export const choice = <const T extends string>(values: readonly T[], def: NoInfer<T>, description: string) => literals(values, { default: def, description });

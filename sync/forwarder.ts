@@ -1,0 +1,315 @@
+// One forwarder per sink, a named consumer of the durable log: gather a batch (records, bytes, age),
+// send it, and move the cursor only once the sink confirmed. While a backlog drains, a live lane
+// sends new readings beside it; when the backlog lane reaches where the live lane began, the two
+// merge and the cursor jumps past what the live lane confirmed.
+import type { Logger } from 'pino';
+import type { DeadLetter, LogBatch } from '../agent/buffer/record.js';
+import { topicMatches } from '../embedded-broker/index.js';
+import { Backoff } from './backoff.js';
+import type { SinkConfig } from './config.js';
+import { toOutRecord, type OutRecord } from './record.js';
+import { liveLaneByDefault } from './registry.js';
+import { SinkError, transient, type Sink } from './sink.js';
+import { backlogOf } from './status.js';
+import { sleep, Throttle } from './throttle.js';
+
+/** What a forwarder needs of the durable log. */
+export interface LogSource {
+  registerConsumer(name: string): Promise<void>;
+  cursor(name: string): number;
+  readBatch(consumer: string, afterSeq: number, max: number): Promise<LogBatch | null>;
+  waitFor(afterSeq: number, ms: number): Promise<void>;
+  commit(consumer: string, seq: number): Promise<void>;
+  readonly lastSeq: number;
+  appendDeadLetter(entry: Omit<DeadLetter, 'id'>): Promise<void>;
+}
+
+/** `stopped`: reported from the log on disk while no agent runs. */
+export type SinkState = 'ok' | 'retrying' | 'down' | 'stopped';
+
+export interface SinkStatus {
+  name: string;
+  type: string;
+  state: SinkState;
+  lastError?: { message: string; at: string };
+  /** Readings not yet confirmed by the sink. */
+  lagRecords: number;
+  /** Age of the oldest reading not yet confirmed, ms; 0 when caught up. */
+  oldestUnsentMs: number;
+  /** Readings confirmed per second over the last minute. */
+  recordsPerSec: number;
+  /** lagRecords / recordsPerSec, seconds; null when nothing moves. */
+  drainEtaSec: number | null;
+  liveLane: boolean;
+  sent: { records: number; requests: number; bytesIn: number; bytesOut: number };
+  failures: number;
+  deadLettered: number;
+}
+
+interface Gathered {
+  records: OutRecord[];
+  /** Last seq looked at (filtered-out readings count as handled). */
+  lastSeq: number;
+}
+
+class Lane {
+  readonly stop = new AbortController();
+  constructor(readonly name: 'backlog' | 'live') {}
+  get stopped(): boolean {
+    return this.stop.signal.aborted;
+  }
+}
+
+interface LiveLane {
+  lane: Lane;
+  /** The live lane sends readings after this seq; the backlog lane stops here. */
+  startSeq: number;
+  /** Everything in (startSeq, confirmed] is confirmed. */
+  confirmed: number;
+  loop: Promise<void>;
+}
+
+const WINDOW_MS = 60_000;
+
+export class Forwarder {
+  readonly consumer: string;
+  private state: Exclude<SinkState, 'stopped'> = 'ok';
+  private lastError: SinkStatus['lastError'];
+  private readonly counters = { records: 0, requests: 0, bytesIn: 0, bytesOut: 0, failures: 0, deadLettered: 0 };
+  private readonly confirmations: { at: number; count: number }[] = [];
+  private readonly throttle: Throttle;
+  private readonly backlog = new Lane('backlog');
+  /** Fired a little after stop(): requests still open are cut, their batches resent next start. */
+  private readonly hardStop = new AbortController();
+  private live: LiveLane | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly liveEnabled: boolean;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly config: SinkConfig,
+    private readonly sink: Sink,
+    private readonly log: LogSource,
+    private readonly logger: Logger,
+    private readonly deadLetterPayloadCap: number,
+  ) {
+    this.consumer = `sink:${config.name}`;
+    this.throttle = new Throttle(config.maxBytesPerSec);
+    this.liveEnabled = config.live.enabled ?? liveLaneByDefault(config.type);
+  }
+
+  async start(): Promise<void> {
+    await this.log.registerConsumer(this.consumer);
+    this.loop = this.runBacklog().catch((err) => this.logger.error({ err: (err as Error).message }, 'forwarder stopped on an error'));
+  }
+
+  async stop(graceMs = 2000): Promise<void> {
+    this.backlog.stop.abort();
+    this.live?.lane.stop.abort();
+    const timer = setTimeout(() => this.hardStop.abort(), graceMs);
+    await this.loop;
+    await this.live?.loop;
+    clearTimeout(timer);
+    await this.sink.close();
+  }
+
+  // ---- lanes ----
+
+  private async runBacklog(): Promise<void> {
+    const lane = this.backlog;
+    let cursor = this.log.cursor(this.consumer);
+    while (!lane.stopped) {
+      if (this.live && cursor >= this.live.startSeq) {
+        cursor = await this.mergeLive();
+        continue;
+      }
+      const batch = await this.gather(lane, cursor, this.live?.startSeq ?? Infinity);
+      if (!batch) continue;
+      if (!(await this.deliver(batch.records, lane))) break;
+      cursor = batch.lastSeq;
+      await this.log.commit(this.consumer, cursor);
+      this.maybeOpenLive(cursor, batch.records.at(-1));
+    }
+  }
+
+  /** The backlog lane is working on old readings: send new ones beside it. */
+  private maybeOpenLive(cursor: number, newestSent: OutRecord | undefined): void {
+    if (!this.liveEnabled || this.live || !newestSent || this.backlog.stopped) return;
+    const head = this.log.lastSeq;
+    if (head <= cursor || Date.now() - newestSent.receivedAt < this.config.live.afterMs) return;
+    const live: LiveLane = { lane: new Lane('live'), startSeq: head, confirmed: head, loop: Promise.resolve() };
+    live.loop = this.runLive(live).catch((err) => this.logger.error({ err: (err as Error).message }, 'live lane stopped on an error'));
+    this.live = live;
+    this.logger.info({ sink: this.config.name, backlog: head - cursor }, 'backlog draining; live lane opened');
+  }
+
+  private async runLive(live: LiveLane): Promise<void> {
+    while (!live.lane.stopped) {
+      const batch = await this.gather(live.lane, live.confirmed, Infinity);
+      if (!batch || !(await this.deliver(batch.records, live.lane))) continue;
+      live.confirmed = batch.lastSeq;
+    }
+  }
+
+  /** The backlog reached the live lane's start: one lane again, the cursor past what both confirmed. */
+  private async mergeLive(): Promise<number> {
+    const live = this.live!;
+    live.lane.stop.abort();
+    await live.loop;
+    this.live = undefined;
+    await this.log.commit(this.consumer, live.confirmed);
+    this.logger.info({ sink: this.config.name }, 'backlog drained; live lane merged');
+    return live.confirmed;
+  }
+
+  // ---- batches ----
+
+  private wanted(topic: string): boolean {
+    return this.config.topics.some((f) => topicMatches(f, topic)) && !this.config.excludeTopics.some((f) => topicMatches(f, topic));
+  }
+
+  /**
+   * Readings after `after` (up to `limit`) until the batch is full by records or bytes, or its first
+   * reading has waited maxAgeMs. Null when none came within a while (the caller loops).
+   */
+  private async gather(lane: Lane, after: number, limit: number): Promise<Gathered | null> {
+    const { maxRecords, maxBytes, maxAgeMs } = this.config.batch;
+    const records: OutRecord[] = [];
+    let lastSeq = after;
+    let scanned = 0;
+    let bytes = 0;
+    let firstAt = 0;
+    while (!lane.stopped) {
+      const room = Math.min(maxRecords - scanned, limit - lastSeq);
+      const batch = room > 0 ? await this.log.readBatch(this.consumer, lastSeq, room) : null;
+      for (const line of batch?.lines ?? []) {
+        if (scanned > 0 && bytes + line.length > maxBytes) break;
+        const record = toOutRecord(line, batch!.agentId);
+        scanned++;
+        bytes += line.length;
+        lastSeq = record.seq;
+        if (this.wanted(record.topic)) records.push(record);
+      }
+      if (scanned && !firstAt) firstAt = performance.now();
+      const full = scanned >= maxRecords || bytes >= maxBytes || lastSeq >= limit || (batch && batch.lastSeq > lastSeq);
+      const waited = firstAt ? performance.now() - firstAt : 0;
+      if (full || (scanned && waited >= maxAgeMs)) break;
+      await this.waitForMore(lane, lastSeq, scanned ? maxAgeMs - waited : 1000);
+      if (!scanned) return null;
+    }
+    return scanned ? { records, lastSeq } : null;
+  }
+
+  private waitForMore(lane: Lane, after: number, ms: number): Promise<void> {
+    return Promise.race([this.log.waitFor(after, ms), sleep(ms, lane.stop.signal)]);
+  }
+
+  // ---- sending ----
+
+  /** Send until confirmed (true), or until the lane stops (false; the batch is resent later). */
+  private async deliver(records: OutRecord[], lane: Lane): Promise<boolean> {
+    if (records.length === 0) return true;
+    const { encoded, refused } = await this.sink.encode(records);
+    await this.deadLetter(refused.map((r) => ({ record: records[r.index], reason: r.reason })));
+    const backoff = new Backoff(this.config.retry.initialMs, this.config.retry.maxMs);
+    while (!lane.stopped) {
+      try {
+        await this.sink.start();
+        await this.throttle.take(encoded.bytes, lane.stop.signal);
+        if (lane.stopped) break;
+        const result = await this.withTimeout((signal) => this.sink.write(encoded, signal));
+        await this.deadLetter((result.rejected ?? []).map((r) => ({ record: records[r.index], reason: r.reason })));
+        this.confirmed(records, encoded.bytes);
+        return true;
+      } catch (err) {
+        const e = err instanceof SinkError ? err : transient((err as Error).message);
+        if (e.kind === 'invalid') return this.split(records, e, lane);
+        await sleep(this.failed(e, backoff), lane.stop.signal);
+      }
+    }
+    return false;
+  }
+
+  /** The sink refused the batch without saying which reading: halve it until the culprits stand alone. */
+  private async split(records: OutRecord[], err: SinkError, lane: Lane): Promise<boolean> {
+    if (records.length === 1) {
+      await this.deadLetter([{ record: records[0], reason: err.message }]);
+      return true;
+    }
+    const half = records.length >> 1;
+    return (await this.deliver(records.slice(0, half), lane)) && this.deliver(records.slice(half), lane);
+  }
+
+  private async withTimeout<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), this.hardStop.signal]);
+    this.counters.requests++;
+    return work(signal);
+  }
+
+  private confirmed(records: OutRecord[], bytesOut: number): void {
+    if (this.state !== 'ok') this.logger.info({ sink: this.config.name, was: this.state }, 'sink ok again');
+    this.state = 'ok';
+    this.counters.records += records.length;
+    this.counters.bytesIn += records.reduce((n, r) => n + r.bytes, 0);
+    this.counters.bytesOut += bytesOut;
+    const now = Date.now();
+    this.confirmations.push({ at: now, count: records.length });
+    while (this.confirmations[0].at < now - WINDOW_MS) this.confirmations.shift();
+  }
+
+  /** Record the failure; the wait before the next try. A `down` sink is retried rarely, never in a hot loop. */
+  private failed(err: SinkError, backoff: Backoff): number {
+    this.counters.failures++;
+    const next = err.kind === 'down' ? 'down' : 'retrying';
+    const changed = next !== this.state || err.message !== this.lastError?.message;
+    this.state = next;
+    this.lastError = { message: err.message, at: new Date().toISOString() };
+    const waitMs = next === 'down' ? Math.round(this.config.retry.downMs * (0.9 + 0.2 * Math.random())) : (err.retryAfterMs ?? backoff.next());
+    if (changed) this.logger[next === 'down' ? 'error' : 'warn']({ sink: this.config.name, state: next, err: err.message, retryInMs: waitMs }, `sink ${next}`);
+    return waitMs;
+  }
+
+  private async deadLetter(items: { record: OutRecord; reason: string }[]): Promise<void> {
+    for (const { record, reason } of items) {
+      const payload = Buffer.from(record.payloadJson);
+      const kept = payload.subarray(0, this.deadLetterPayloadCap);
+      this.counters.deadLettered++;
+      this.logger.warn({ sink: this.config.name, seq: record.seq, topic: record.topic, reason }, 'sink refused a reading; dead-lettered');
+      await this.log.appendDeadLetter({
+        time: Date.now(),
+        topic: record.topic,
+        clientId: record.clientId,
+        payload: kept.toString('base64'),
+        payloadBytes: payload.length,
+        truncated: kept.length < payload.length,
+        reasons: [{ path: '', message: reason }],
+        sink: this.config.name,
+        seq: record.seq,
+      });
+    }
+  }
+
+  // ---- status ----
+
+  async status(): Promise<SinkStatus> {
+    const { lagRecords, oldestUnsentMs } = await backlogOf(this.log, this.consumer, this.live ? this.live.confirmed - this.live.startSeq : 0);
+    const now = Date.now();
+    const windowMs = Math.min(WINDOW_MS, now - this.startedAt);
+    const recent = this.confirmations.filter((c) => c.at >= now - WINDOW_MS).reduce((n, c) => n + c.count, 0);
+    const recordsPerSec = windowMs > 0 ? (recent * 1000) / windowMs : 0;
+    return {
+      name: this.config.name,
+      type: this.config.type,
+      state: this.state,
+      lastError: this.lastError,
+      lagRecords,
+      oldestUnsentMs,
+      recordsPerSec: Math.round(recordsPerSec * 10) / 10,
+      drainEtaSec: lagRecords === 0 ? 0 : recordsPerSec > 0 ? Math.ceil(lagRecords / recordsPerSec) : null,
+      liveLane: this.live !== undefined,
+      sent: { records: this.counters.records, requests: this.counters.requests, bytesIn: this.counters.bytesIn, bytesOut: this.counters.bytesOut },
+      failures: this.counters.failures,
+      deadLettered: this.counters.deadLettered,
+    };
+  }
+}

@@ -1,0 +1,52 @@
+// Store-and-forward: one forwarder per configured sink, each a consumer of the durable log.
+import type { Logger } from 'pino';
+import type { SinkConfig } from './config.js';
+import { Forwarder, type LogSource, type SinkStatus } from './forwarder.js';
+import { createSink } from './registry.js';
+import type { SchemaCatalog } from './sink.js';
+
+export type { SinkConfig } from './config.js';
+export type { LogSource, SinkState, SinkStatus } from './forwarder.js';
+export type { SchemaCatalog, SchemaInfo } from './sink.js';
+export { formatStatus, offlineStatus } from './status.js';
+
+export interface SyncOptions {
+  agentId: string;
+  sinks: SinkConfig[];
+  log: LogSource & { consumers(): string[]; dropConsumer(name: string): Promise<void> };
+  schemas: SchemaCatalog;
+  logger: Logger;
+  /** Bytes of a refused payload kept in its dead letter. */
+  deadLetterPayloadCap: number;
+}
+
+export interface Sync {
+  /** Per sink: state, lag, age of the oldest unsent reading, throughput, time to drain, last error. */
+  status(): Promise<SinkStatus[]>;
+  stop(): Promise<void>;
+}
+
+const CONSUMER_PREFIX = 'sink:';
+
+export async function startSync(opts: SyncOptions): Promise<Sync> {
+  // A sink taken out of the config must not hold the log's chunks back forever.
+  const configured = new Set(opts.sinks.map((s) => CONSUMER_PREFIX + s.name));
+  for (const consumer of opts.log.consumers()) {
+    if (consumer.startsWith(CONSUMER_PREFIX) && !configured.has(consumer)) {
+      await opts.log.dropConsumer(consumer);
+      opts.logger.info({ consumer }, 'sink no longer configured; its log cursor was dropped');
+    }
+  }
+  const forwarders = opts.sinks.map((config) => {
+    const logger = opts.logger.child({ sink: config.name });
+    const sink = createSink(config, { agentId: opts.agentId, schemas: opts.schemas, logger });
+    return new Forwarder(config, sink, opts.log, logger, opts.deadLetterPayloadCap);
+  });
+  for (const f of forwarders) await f.start();
+  return {
+    status: () => Promise.all(forwarders.map((f) => f.status())),
+    async stop() {
+      await Promise.all(forwarders.map((f) => f.stop()));
+    },
+  };
+}

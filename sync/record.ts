@@ -1,0 +1,38 @@
+// A log record as sinks see it: the small head parsed, the payload kept as the JSON text it is
+// stored as (PostgreSQL and MQTT send it as is; only sinks that need the values parse it).
+import type { LogRecord } from '../agent/buffer/record.js';
+
+export type RecordHead = Omit<LogRecord, 'payload' | 'agentId'>;
+
+export interface OutRecord extends RecordHead {
+  agentId: string;
+  /** The payload's JSON text; for raw topics a JSON string of base64. */
+  payloadJson: string;
+  /** Length of the log line: the record's size before the sink encodes it. */
+  bytes: number;
+  payload(): unknown;
+}
+
+const PAYLOAD_KEY = ',"payload":';
+
+/** The log writes the payload last, so the head ends where the first `,"payload":` begins. */
+export function toOutRecord(line: string, agentId: string): OutRecord {
+  const at = line.indexOf(PAYLOAD_KEY);
+  const head = JSON.parse(`${line.slice(0, at)}}`) as RecordHead;
+  const payloadJson = line.slice(at + PAYLOAD_KEY.length, -1);
+  let parsed: unknown;
+  let done = false;
+  return {
+    ...head,
+    agentId,
+    payloadJson,
+    bytes: line.length,
+    payload() {
+      if (!done) {
+        parsed = JSON.parse(payloadJson);
+        done = true;
+      }
+      return parsed;
+    },
+  };
+}

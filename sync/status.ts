@@ -1,0 +1,63 @@
+// Sink status: how far behind a consumer is, and `edge-agent sync status` as a table.
+import type { SinkConfig } from './config.js';
+import type { LogSource, SinkStatus } from './forwarder.js';
+import { toOutRecord } from './record.js';
+
+/** Readings after the consumer's cursor (less those confirmed ahead of it), and the oldest one's age. */
+export async function backlogOf(log: LogSource, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
+  const cursor = log.cursor(consumer);
+  const lagRecords = Math.max(0, log.lastSeq - cursor - confirmedAhead);
+  const oldest = lagRecords ? await log.readBatch(consumer, cursor, 1) : null;
+  const oldestUnsentMs = oldest ? Math.max(0, Date.now() - toOutRecord(oldest.lines[0], oldest.agentId).receivedAt) : 0;
+  return { lagRecords, oldestUnsentMs };
+}
+
+/** What the log on disk says while no agent runs: lag only. */
+export async function offlineStatus(log: LogSource & { consumers(): string[] }, sinks: SinkConfig[]): Promise<SinkStatus[]> {
+  const known = new Set(log.consumers());
+  return Promise.all(
+    sinks.map(async (s) => {
+      const consumer = `sink:${s.name}`;
+      const backlog = known.has(consumer) ? await backlogOf(log, consumer) : { lagRecords: log.lastSeq, oldestUnsentMs: 0 };
+      return {
+        name: s.name,
+        type: s.type,
+        state: 'stopped' as const,
+        ...backlog,
+        recordsPerSec: 0,
+        drainEtaSec: null,
+        liveLane: false,
+        sent: { records: 0, requests: 0, bytesIn: 0, bytesOut: 0 },
+        failures: 0,
+        deadLettered: 0,
+      };
+    }),
+  );
+}
+
+function duration(ms: number | null): string {
+  if (ms === null) return 'unknown';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+}
+
+export function formatStatus(sinks: SinkStatus[]): string {
+  if (sinks.length === 0) return 'no sinks configured';
+  const header = ['sink', 'type', 'state', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
+  const rows = sinks.map((s) => [
+    s.name,
+    s.type,
+    s.state + (s.liveLane ? ' (live lane)' : ''),
+    String(s.lagRecords),
+    s.lagRecords ? duration(s.oldestUnsentMs) : '-',
+    s.recordsPerSec.toFixed(1),
+    s.lagRecords ? duration(s.drainEtaSec === null ? null : s.drainEtaSec * 1000) : '-',
+    s.lastError ? `${s.lastError.at} ${s.lastError.message}` : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}
