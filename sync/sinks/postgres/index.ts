@@ -144,13 +144,12 @@ function isLoopback(host: string | undefined): boolean {
   return isIP(host) !== 0 && (host.startsWith('127.') || host === '::1');
 }
 
-/** URL and fields merged; TLS as sslmode says (the URL's, else verify-full except on loopback). */
+/** URL and fields merged (fields win); TLS as sslmode says (else verify-full, except on loopback). */
 function connection(config: PostgresConfig): pg.PoolConfig {
   const url = config.url ? new URL(config.url) : undefined;
-  const urlMode = url?.searchParams.get('sslmode') ?? undefined;
-  url?.searchParams.delete('sslmode');
-  const host = config.host ?? (url?.hostname || undefined);
-  const mode = config.sslmode ?? urlMode ?? (isLoopback(host) ? 'disable' : 'verify-full');
+  const part = (v: string | undefined) => (v ? decodeURIComponent(v) : undefined);
+  const host = config.host ?? part(url?.hostname.replace(/^\[|\]$/g, '')) ?? url?.searchParams.get('host') ?? undefined;
+  const mode = config.sslmode ?? url?.searchParams.get('sslmode') ?? (isLoopback(host) ? 'disable' : 'verify-full');
   const read = (file?: string) => (file ? readFileSync(file, 'utf8') : undefined);
   const tls = { ca: read(config.ca), cert: read(config.cert), key: read(config.key) };
   const ssl =
@@ -162,12 +161,11 @@ function connection(config: PostgresConfig): pg.PoolConfig {
           ? { ...tls, rejectUnauthorized: true, checkServerIdentity: () => undefined }
           : { ...tls, rejectUnauthorized: true };
   return {
-    connectionString: url?.toString(),
-    ...(config.host && { host: config.host }),
-    ...(config.port && { port: config.port }),
-    ...(config.database && { database: config.database }),
-    ...(config.user && { user: config.user }),
-    ...(config.password !== undefined && { password: config.password }),
+    host,
+    port: config.port ?? (url?.port ? Number(url.port) : undefined),
+    database: config.database ?? part(url?.pathname.slice(1)),
+    user: config.user ?? part(url?.username),
+    password: config.password ?? part(url?.password), // else pg reads $PGPASSWORD
     ssl,
     application_name: 'edge-agent',
   };
