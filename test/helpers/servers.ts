@@ -181,7 +181,7 @@ export async function startVictoriaMetrics(): Promise<ServerProcess> {
 export async function startMosquitto(opts: { users?: Record<string, string> } = {}): Promise<ServerProcess> {
   const dir = tempDir('mosquitto-');
   const port = await freePort();
-  const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'max_queued_messages 0'];
+  const lines = [`listener ${port} 127.0.0.1`, 'user root', 'persistence false', 'log_dest stderr', 'log_type error', 'max_queued_messages 0'];
   if (opts.users) {
     const file = join(dir, 'passwd');
     writeFileSync(file, '');
