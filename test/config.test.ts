@@ -97,6 +97,39 @@ describe('config loading', () => {
     ]);
   });
 
+  it('sinks: the type picks the keys; errors name the sink; names are unique; secrets by sink name from env or file', () => {
+    const bad = file(
+      'sinks-bad.yaml',
+      `sinks:
+  - { name: cloud, type: postgres, url: "postgres://u@h/db", tabel: x }
+  - { name: metrics, type: influx, url: "http://h:8086" }
+  - { name: up, type: kafka }
+  - { type: mqtt, url: "mqtt://h" }
+`,
+    );
+    expect(problems(bad)).toEqual([
+      'sinks[0].tabel: unknown key',
+      'sinks[1].database: is required',
+      'sinks[2].type: must be "postgres" or "influx" or "mqtt"',
+      'sinks[3].name: is required',
+    ]);
+    const dup = file('sinks-dup.yaml', 'sinks:\n  - { name: a, type: mqtt, url: "mqtt://h" }\n  - { name: a, type: mqtt, url: "mqtt://k" }\n');
+    expect(problems(dup)).toEqual(['sinks[1].name: another sink is named a']);
+    const tokenFile = file('token', 'from-file\n');
+    const ok = file(
+      'sinks-ok.yaml',
+      `sinks:
+  - { name: cloud-db, type: postgres, url: "postgres://u@h/db" }
+  - { name: metrics, type: influx, url: "http://h:8086", version: 2, bucket: b, tokenFile: ${tokenFile} }
+`,
+    );
+    const { config } = loadConfig(ok, { EDGE_AGENT_SINKS__CLOUD_DB__PASSWORD: 'from-env', EDGE_AGENT_SINKS__METRICS__GZIP_LEVEL: '1' });
+    expect(config.sinks[0]).toMatchObject({ name: 'cloud-db', password: 'from-env', table: 'telemetry', batch: { maxRecords: 5000 } });
+    expect(config.sinks[1]).toMatchObject({ token: 'from-file', gzipLevel: 1 });
+    expect(redact(config).sinks).toMatchObject([{ password: '***' }, { token: '***' }]);
+    expect(problems(ok, { EDGE_AGENT_SINKS__NOPE__PASSWORD: 'x' })).toEqual(['EDGE_AGENT_SINKS__NOPE__PASSWORD: no config key has this name']);
+  });
+
   it('finds the file by --config, then $EDGE_AGENT_CONFIG, then ./edge-agent.yaml', async () => {
     file('edge-agent.yaml', 'agent: { id: from-cwd }\n');
     const other = file('other.yaml', 'agent: { id: from-env }\n');

@@ -13,6 +13,8 @@ interface Node {
   secret?: boolean;
   properties?: Record<string, Node>;
   items?: Node;
+  oneOf?: Node[];
+  discriminator?: { propertyName: string };
 }
 
 function typeOf(n: Node): string {
@@ -36,6 +38,26 @@ function rows(n: Node, path: string[], envPath: string[] | null, out: string[]):
     const description = `${child.description ?? ''}${child.secret ? ' (secret: redacted by `config print`)' : ''}`;
     out.push(`| \`${here.join('.')}\` | ${typeOf(child)} | ${def} | ${envName} | ${description} |`);
     if (child.type === 'array' && child.items?.type === 'object') rows(child.items, [...here.slice(0, -1), `${key}[]`], null, out);
+    if (child.type === 'array' && child.items?.discriminator) variantRows(child.items, [...here.slice(0, -1), key], out);
+  }
+}
+
+/**
+ * A list of things picked by `type` (the sinks): keys every type shares once as `sinks[].key`,
+ * then each type's own as `sinks[type=postgres].key`. Their variables name the item by its name.
+ */
+function variantRows(union: Node, path: string[], out: string[]): void {
+  const tag = union.discriminator!.propertyName;
+  const branches = union.oneOf ?? [];
+  const same = (key: string) => branches.every((b) => JSON.stringify(b.properties?.[key]) === JSON.stringify(branches[0].properties?.[key]));
+  const shared = Object.keys(branches[0]?.properties ?? {}).filter((k) => k !== tag && same(k));
+  const env = [...path, '<NAME>'];
+  const pick = (b: Node, keys: string[]): Node => ({ properties: Object.fromEntries(keys.map((k) => [k, b.properties![k]])) });
+  out.push(`| \`${path.join('.')}[].${tag}\` | ${branches.map((b) => `\`${JSON.stringify(b.properties?.[tag]?.const)}\``).join(' \\| ')} |  |  | which kind of sink; picks the keys below |`);
+  rows(pick(branches[0], shared), [...path.slice(0, -1), `${path.at(-1)}[]`], env, out);
+  for (const b of branches) {
+    const own = Object.keys(b.properties ?? {}).filter((k) => k !== tag && !shared.includes(k));
+    rows(pick(b, own), [...path.slice(0, -1), `${path.at(-1)}[${tag}=${b.properties?.[tag]?.const}]`], env, out);
   }
 }
 
