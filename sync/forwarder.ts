@@ -9,7 +9,7 @@ import { Backoff } from './backoff.js';
 import type { SinkConfig } from './config.js';
 import { toOutRecord, type OutRecord } from './record.js';
 import { liveLaneByDefault } from './registry.js';
-import { SinkError, transient, type Sink } from './sink.js';
+import { SinkError, transient, type Encoded, type Sink } from './sink.js';
 import { backlogOf } from './status.js';
 import { sleep, Throttle } from './throttle.js';
 
@@ -52,6 +52,10 @@ interface Gathered {
   lastSeq: number;
 }
 
+interface Prepared extends Gathered {
+  encoded: Encoded;
+}
+
 class Lane {
   readonly stop = new AbortController();
   constructor(readonly name: 'backlog' | 'live') {}
@@ -82,6 +86,9 @@ export class Forwarder {
   /** Fired a little after stop(): requests still open are cut, their batches resent next start. */
   private readonly hardStop = new AbortController();
   private live: LiveLane | undefined;
+  private readonly topicCache = new Map<string, boolean>();
+  /** The batch being gathered while another is sent; stop() waits for it. */
+  private prefetch: Promise<unknown> | undefined;
   private loop: Promise<void> | undefined;
   private readonly liveEnabled: boolean;
   private readonly startedAt = Date.now();
@@ -100,7 +107,24 @@ export class Forwarder {
 
   async start(): Promise<void> {
     await this.log.registerConsumer(this.consumer);
-    this.loop = this.runBacklog().catch((err) => this.logger.error({ err: (err as Error).message }, 'forwarder stopped on an error'));
+    this.loop = this.keepRunning();
+  }
+
+  /** An error of our own (the log failing a commit) restarts the lanes from the durable cursor. */
+  private async keepRunning(): Promise<void> {
+    while (!this.backlog.stopped) {
+      try {
+        await this.runBacklog();
+      } catch (err) {
+        this.logger.error({ sink: this.config.name, err: (err as Error).message }, 'forwarder failed; restarting from its cursor');
+        if (this.live) {
+          this.live.lane.stop.abort();
+          await this.live.loop;
+          this.live = undefined;
+        }
+        await sleep(1000, this.backlog.stop.signal);
+      }
+    }
   }
 
   async stop(graceMs = 2000): Promise<void> {
@@ -109,27 +133,44 @@ export class Forwarder {
     const timer = setTimeout(() => this.hardStop.abort(), graceMs);
     await this.loop;
     await this.live?.loop;
+    await this.prefetch?.catch(() => {});
     clearTimeout(timer);
     await this.sink.close();
   }
 
   // ---- lanes ----
 
+  /**
+   * Gather and encode the next batch while the current one is on the wire, so neither the sink nor
+   * this process waits for the other. A batch gathered before the live lane opened may reach past
+   * its start: those readings are sent twice, which the sinks absorb.
+   */
   private async runBacklog(): Promise<void> {
     const lane = this.backlog;
     let cursor = this.log.cursor(this.consumer);
+    let next = this.prefetch = this.prepareNext(lane, cursor);
     while (!lane.stopped) {
+      const batch = await next;
       if (this.live && cursor >= this.live.startSeq) {
-        cursor = await this.mergeLive();
+        cursor = await this.mergeLive(cursor);
+        next = this.prefetch = this.prepareNext(lane, cursor);
         continue;
       }
-      const batch = await this.gather(lane, cursor, this.live?.startSeq ?? Infinity);
-      if (!batch) continue;
-      if (!(await this.deliver(batch.records, lane))) break;
+      if (!batch) {
+        next = this.prefetch = this.prepareNext(lane, cursor);
+        continue;
+      }
+      next = this.prefetch = this.prepareNext(lane, batch.lastSeq);
+      if (!(await this.send(batch, lane))) break;
       cursor = batch.lastSeq;
       await this.log.commit(this.consumer, cursor);
       this.maybeOpenLive(cursor, batch.records.at(-1));
     }
+  }
+
+  private async prepareNext(lane: Lane, after: number): Promise<Prepared | null> {
+    const gathered = await this.gather(lane, after, this.live && lane === this.backlog ? this.live.startSeq : Infinity);
+    return gathered && this.prepare(gathered);
   }
 
   /** The backlog lane is working on old readings: send new ones beside it. */
@@ -145,27 +186,34 @@ export class Forwarder {
 
   private async runLive(live: LiveLane): Promise<void> {
     while (!live.lane.stopped) {
-      const batch = await this.gather(live.lane, live.confirmed, Infinity);
-      if (!batch || !(await this.deliver(batch.records, live.lane))) continue;
+      const batch = await this.prepareNext(live.lane, live.confirmed);
+      if (!batch || !(await this.send(batch, live.lane))) continue;
       live.confirmed = batch.lastSeq;
     }
   }
 
   /** The backlog reached the live lane's start: one lane again, the cursor past what both confirmed. */
-  private async mergeLive(): Promise<number> {
+  private async mergeLive(cursor: number): Promise<number> {
     const live = this.live!;
     live.lane.stop.abort();
     await live.loop;
     this.live = undefined;
-    await this.log.commit(this.consumer, live.confirmed);
+    const merged = Math.max(cursor, live.confirmed);
+    await this.log.commit(this.consumer, merged);
     this.logger.info({ sink: this.config.name }, 'backlog drained; live lane merged');
-    return live.confirmed;
+    return merged;
   }
 
   // ---- batches ----
 
   private wanted(topic: string): boolean {
-    return this.config.topics.some((f) => topicMatches(f, topic)) && !this.config.excludeTopics.some((f) => topicMatches(f, topic));
+    let yes = this.topicCache.get(topic);
+    if (yes === undefined) {
+      yes = this.config.topics.some((f) => topicMatches(f, topic)) && !this.config.excludeTopics.some((f) => topicMatches(f, topic));
+      if (this.topicCache.size > 10_000) this.topicCache.clear();
+      this.topicCache.set(topic, yes);
+    }
+    return yes;
   }
 
   /**
@@ -206,11 +254,17 @@ export class Forwarder {
 
   // ---- sending ----
 
+  /** Encode a batch; what the sink cannot represent goes to dead letters now. */
+  private async prepare(batch: Gathered): Promise<Prepared> {
+    const { encoded, refused } = batch.records.length ? await this.sink.encode(batch.records) : { encoded: { bytes: 0 }, refused: [] };
+    await this.deadLetter(refused.map((r) => ({ record: batch.records[r.index], reason: r.reason })));
+    return { ...batch, encoded };
+  }
+
   /** Send until confirmed (true), or until the lane stops (false; the batch is resent later). */
-  private async deliver(records: OutRecord[], lane: Lane): Promise<boolean> {
+  private async send(batch: Prepared, lane: Lane): Promise<boolean> {
+    const { records, encoded } = batch;
     if (records.length === 0) return true;
-    const { encoded, refused } = await this.sink.encode(records);
-    await this.deadLetter(refused.map((r) => ({ record: records[r.index], reason: r.reason })));
     const backoff = new Backoff(this.config.retry.initialMs, this.config.retry.maxMs);
     while (!lane.stopped) {
       try {
@@ -223,7 +277,7 @@ export class Forwarder {
         return true;
       } catch (err) {
         const e = err instanceof SinkError ? err : transient((err as Error).message);
-        if (e.kind === 'invalid') return this.split(records, e, lane);
+        if (e.kind === 'invalid') return this.split(batch, e, lane);
         await sleep(this.failed(e, backoff), lane.stop.signal);
       }
     }
@@ -231,13 +285,15 @@ export class Forwarder {
   }
 
   /** The sink refused the batch without saying which reading: halve it until the culprits stand alone. */
-  private async split(records: OutRecord[], err: SinkError, lane: Lane): Promise<boolean> {
+  private async split(batch: Prepared, err: SinkError, lane: Lane): Promise<boolean> {
+    const { records } = batch;
     if (records.length === 1) {
       await this.deadLetter([{ record: records[0], reason: err.message }]);
       return true;
     }
     const half = records.length >> 1;
-    return (await this.deliver(records.slice(0, half), lane)) && this.deliver(records.slice(half), lane);
+    const part = async (rs: OutRecord[]) => this.send(await this.prepare({ records: rs, lastSeq: batch.lastSeq }), lane);
+    return (await part(records.slice(0, half))) && part(records.slice(half));
   }
 
   private async withTimeout<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {

@@ -14,25 +14,37 @@ export interface OutRecord extends RecordHead {
 }
 
 const PAYLOAD_KEY = ',"payload":';
+const UNPARSED = Symbol('unparsed');
+
+class Record implements OutRecord {
+  seq!: number;
+  topic!: string;
+  receivedAt!: number;
+  clockSynced!: boolean;
+  deviceTime?: number;
+  encoding?: 'base64';
+  clientId!: string;
+  schema?: string;
+  qos!: 0 | 1 | 2;
+  private parsed: unknown = UNPARSED;
+
+  constructor(
+    head: RecordHead,
+    readonly agentId: string,
+    readonly payloadJson: string,
+    readonly bytes: number,
+  ) {
+    Object.assign(this, head);
+  }
+
+  payload(): unknown {
+    if (this.parsed === UNPARSED) this.parsed = JSON.parse(this.payloadJson);
+    return this.parsed;
+  }
+}
 
 /** The log writes the payload last, so the head ends where the first `,"payload":` begins. */
 export function toOutRecord(line: string, agentId: string): OutRecord {
   const at = line.indexOf(PAYLOAD_KEY);
-  const head = JSON.parse(`${line.slice(0, at)}}`) as RecordHead;
-  const payloadJson = line.slice(at + PAYLOAD_KEY.length, -1);
-  let parsed: unknown;
-  let done = false;
-  return {
-    ...head,
-    agentId,
-    payloadJson,
-    bytes: line.length,
-    payload() {
-      if (!done) {
-        parsed = JSON.parse(payloadJson);
-        done = true;
-      }
-      return parsed;
-    },
-  };
+  return new Record(JSON.parse(`${line.slice(0, at)}}`) as RecordHead, agentId, line.slice(at + PAYLOAD_KEY.length, -1), line.length);
 }

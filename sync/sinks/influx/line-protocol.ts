@@ -7,15 +7,27 @@ import type { FieldType, SchemaInfo } from '../../sink.js';
 
 const NEWLINES = /[\r\n]/g;
 
-export function escapeMeasurement(s: string): string {
-  return s.replace(NEWLINES, ' ').replace(/[, ]/g, '\\$&');
+/** Names and tag values repeat (a Pi has a few topics and sensors): escape each once. */
+function memo(escape: (s: string) => string): (s: string) => string {
+  const seen = new Map<string, string>();
+  return (s) => {
+    let out = seen.get(s);
+    if (out === undefined) {
+      if (seen.size > 10_000) seen.clear();
+      seen.set(s, (out = escape(s)));
+    }
+    return out;
+  };
 }
 
-export function escapeKey(s: string): string {
-  return s.replace(NEWLINES, ' ').replace(/[,= ]/g, '\\$&');
-}
+export const escapeMeasurement = memo((s) => s.replace(NEWLINES, ' ').replace(/[, ]/g, '\\$&'));
+
+export const escapeKey = memo((s) => s.replace(NEWLINES, ' ').replace(/[,= ]/g, '\\$&'));
+
+const STRING_SPECIAL = /["\\\r\n]/;
 
 export function escapeStringValue(s: string): string {
+  if (!STRING_SPECIAL.test(s)) return `"${s}"`;
   return `"${s.replace(/["\\]/g, '\\$&').replace(/\r/g, '\\r').replace(/\n/g, '\\n')}"`;
 }
 

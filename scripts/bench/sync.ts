@@ -1,0 +1,202 @@
+// npm run bench -- sync: drain a backlog of 1,000,000 readings to PostgreSQL and to InfluxDB, next
+// to a raw baseline of the same rows in the same run (COPY with pg; plain POSTs of the same line
+// protocol); peak RSS while draining; how long readings published during the drain take to arrive.
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import mqtt from 'mqtt';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { DurableLog } from '../../agent/buffer/log.js';
+import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
+import type { SinkStatus } from '../../sync/index.js';
+import { toOutRecord, type OutRecord } from '../../sync/record.js';
+import type { SchemaInfo } from '../../sync/sink.js';
+import { toLine } from '../../sync/sinks/influx/line-protocol.js';
+import { BASE_COLUMNS, copyRows } from '../../sync/sinks/postgres/copy.js';
+import { createDatabase, PG_PASSWORD, startInfluxd } from '../servers.js';
+import { BENCH_USER, startBenchAgent } from './agent.js';
+import { percentile, printLimits, printTable, type Limit, type Row } from './report.js';
+
+const RECORDS = Number(process.env.BENCH_SYNC_RECORDS ?? 1_000_000);
+const BATCH = 5000;
+const AGENT_ID = 'bench-agent';
+
+const schema = {
+  name: 'bench-env',
+  topics: ['bench/+/+'],
+  timestamp: 'ts',
+  fields: { ts: 'timestamp', sensor: { type: 'string', tag: true }, temperature: 'float', humidity: 'float', pressure: 'float', battery: 'float', rssi: 'integer', fw: 'string' },
+};
+const schemaInfo: SchemaInfo = {
+  measurement: 'bench-env',
+  tags: ['sensor'],
+  timestampField: 'ts',
+  fields: { ts: 'timestamp', sensor: 'string', temperature: 'float', humidity: 'float', pressure: 'float', battery: 'float', rssi: 'integer', fw: 'string' },
+};
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
+
+/** A backlog as an outage leaves it: readings an hour old, 8 sensors, in the agent's log. */
+async function prepareBacklog(dataDir: string): Promise<void> {
+  const log = await DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 10_000, deadLetters: { maxCount: 10, maxBytes: 1 << 20 }, log: quiet });
+  const start = Date.now() - 3_600_000;
+  let last: Promise<void> = Promise.resolve();
+  for (let i = 0; i < RECORDS; i++) {
+    const ts = start + Math.floor(i / 8) * 10;
+    const payload = { ts, sensor: `bme280-${i % 8}`, temperature: 21 + (i % 100) / 10, humidity: 48.2, pressure: 1013.25, battery: 3.71, rssi: -67, fw: '1.4.2' };
+    last = log.append({ topic: `bench/${BENCH_USER.name}/sensor-${i % 8}`, receivedAt: ts, clockSynced: true, deviceTime: ts, payloadJson: JSON.stringify(payload), clientId: `sensor-${i % 8}`, schema: 'bench-env@1', qos: 1 }).durable;
+    if (i % 10_000 === 9_999) await last;
+  }
+  await last;
+  await log.close();
+}
+
+/** Every record of the backlog, a batch at a time, as the sinks see them. */
+async function* backlogBatches(dataDir: string): AsyncGenerator<OutRecord[]> {
+  const log = await DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 10_000, deadLetters: { maxCount: 10, maxBytes: 1 << 20 }, log: quiet });
+  await log.registerConsumer('bench-baseline');
+  try {
+    for (let after = 0; ; ) {
+      const batch = await log.readBatch('bench-baseline', after, BATCH);
+      if (!batch) return;
+      yield batch.lines.map((l) => toOutRecord(l, AGENT_ID));
+      after = batch.lastSeq;
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+/** Raw COPY of the same rows into a table like the agent's (same keys and index): only the COPYs are timed. */
+async function rawCopy(dataDir: string, db: { name: string }): Promise<number> {
+  const client = new pg.Client({ host: '127.0.0.1', user: 'edge_test', password: PG_PASSWORD, database: db.name });
+  await client.connect();
+  await client.query('CREATE TABLE baseline (LIKE telemetry INCLUDING ALL)');
+  let ms = 0;
+  for await (const records of backlogBatches(dataDir)) {
+    const rows = copyRows(records, []);
+    const t = performance.now();
+    await pipeline(Readable.from([rows]), client.query(copyFrom(`COPY baseline (${BASE_COLUMNS.join(', ')}) FROM STDIN`)));
+    ms += performance.now() - t;
+  }
+  await client.end();
+  return (RECORDS * 1000) / ms;
+}
+
+/** Plain (uncompressed) POSTs of the same line protocol, batch by batch: only the POSTs are timed. */
+async function rawPost(dataDir: string, influxUrl: string): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true });
+  let ms = 0;
+  for await (const records of backlogBatches(dataDir)) {
+    const body = records.map((r) => (toLine(r, schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
+    const t = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(`${influxUrl}/write?db=baseline&precision=ms`, { method: 'POST', agent }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`baseline POST: HTTP ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    ms += performance.now() - t;
+  }
+  agent.destroy();
+  return (RECORDS * 1000) / ms;
+}
+
+interface Drain {
+  recordsPerSec: number;
+  peakRssMb: number;
+  liveP99Ms: number;
+  liveSamples: number;
+}
+
+const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+/** Start the agent on a copy of the backlog with one sink; time the drain; meanwhile publish live readings. */
+async function drain(dataDir: string, sink: Record<string, unknown>, arrived: (n: number) => Promise<boolean>): Promise<Drain> {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-bench-sync-'));
+  cpSync(dataDir, join(dir, 'data'), { recursive: true });
+  const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, sinks: [sink] });
+  const started = performance.now();
+  let peakKb = 0;
+  const sampler = setInterval(() => (peakKb = Math.max(peakKb, rssKb(agent.proc.pid!))), 100);
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, { username: BENCH_USER.name, password: BENCH_USER.password });
+  const latencies: number[] = [];
+  const pending = new Map<number, number>();
+  let n = 0;
+  const publisher = setInterval(() => {
+    const id = n++;
+    pending.set(id, performance.now());
+    client.publish(`bench/${BENCH_USER.name}/live`, JSON.stringify({ ts: Date.now(), sensor: 'live', temperature: id }), { qos: 1 });
+  }, 250);
+  let drainedAt = 0;
+  try {
+    for (;;) {
+      for (const [id, sentAt] of pending) {
+        if (await arrived(id)) {
+          latencies.push(performance.now() - sentAt);
+          pending.delete(id);
+        }
+      }
+      const [status] = (await askAgent(controlSocketPath(join(dir, 'data')), '/sync/status')) as SinkStatus[];
+      const backlogLeft = status.lagRecords - pending.size;
+      if (!drainedAt && backlogLeft <= 0) drainedAt = performance.now();
+      if (drainedAt && pending.size === 0) break;
+      if (performance.now() - started > 600_000) throw new Error(`drain did not finish: ${JSON.stringify(status)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    clearInterval(publisher);
+    clearInterval(sampler);
+    await client.endAsync();
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length };
+}
+
+export async function benchSync(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'edge-bench-backlog-'));
+  const db = await createDatabase();
+  const influx = await startInfluxd();
+  try {
+    console.log(`sync: preparing a backlog of ${RECORDS.toLocaleString('en-US')} readings ...`);
+    await prepareBacklog(join(work, 'data'));
+    await influx.createDatabase('telemetry');
+    await influx.createDatabase('baseline');
+
+    const pgDrain = await drain(
+      join(work, 'data'),
+      { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
+      async (n) => (await db.query(`SELECT 1 FROM telemetry WHERE topic = $1 AND (payload->>'temperature')::int = $2`, [`bench/${BENCH_USER.name}/live`, n])).length > 0,
+    );
+    const copyRate = await rawCopy(join(work, 'data'), db);
+
+    const influxDrain = await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async (n) => {
+      const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live' AND temperature = ${n}`)) as { results: { series?: unknown[] }[] };
+      return (body.results[0].series?.length ?? 0) > 0;
+    });
+    const postRate = await rawPost(join(work, 'data'), influx.url);
+
+    const rows: Row[] = [
+      { name: 'PostgreSQL records/s', baseline: copyRate, value: pgDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
+      { name: 'InfluxDB records/s', baseline: postRate, value: influxDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
+    ];
+    printTable(`drain of ${RECORDS.toLocaleString('en-US')} readings (baseline: raw COPY / plain POSTs of the same rows, ${BATCH} per request)`, rows);
+    const limits: Limit[] = [
+      { name: 'peak RSS draining to PostgreSQL', value: pgDrain.peakRssMb, unit: 'MB', max: 200 },
+      { name: 'peak RSS draining to InfluxDB', value: influxDrain.peakRssMb, unit: 'MB', max: 200 },
+      { name: `live p99 during the PostgreSQL drain (${pgDrain.liveSamples} readings)`, value: pgDrain.liveP99Ms / 1000, unit: 's', max: 5 },
+      { name: `live p99 during the InfluxDB drain (${influxDrain.liveSamples} readings)`, value: influxDrain.liveP99Ms / 1000, unit: 's', max: 5 },
+    ];
+    printLimits('while draining', limits);
+  } finally {
+    await influx.stop();
+    await db.drop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,257 @@
+// The real upstream servers the sync tests and benchmarks talk to, on loopback and free ports, in temp dirs:
+// PostgreSQL 15 (the machine's cluster, a fresh database per test file), InfluxDB 1.x,
+// VictoriaMetrics and Mosquitto (one process each per test file), and a TCP proxy that can cut links.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
+const cleanup = (dir: string) => rmSync(dir, { recursive: true, force: true });
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export async function until<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ---- PostgreSQL ----
+
+export const PG_USER = 'edge_test';
+export const PG_PASSWORD = 'edge_test_pw';
+
+function asPostgres(sql: string): void {
+  execFileSync('runuser', ['-u', 'postgres', '--', 'psql', '-qXc', sql], { stdio: 'pipe' });
+}
+
+/** The machine's PostgreSQL 15 cluster, running, with a password login for the tests. */
+export function ensurePostgres(): void {
+  try {
+    execFileSync('pg_ctlcluster', ['15', 'main', 'status'], { stdio: 'pipe' });
+  } catch {
+    execFileSync('pg_ctlcluster', ['15', 'main', 'start'], { stdio: 'pipe' });
+  }
+  asPostgres(
+    `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='${PG_USER}') THEN CREATE ROLE ${PG_USER} LOGIN CREATEDB; END IF; END$$; ALTER ROLE ${PG_USER} PASSWORD '${PG_PASSWORD}'`,
+  );
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** host:port of the server, for proxies. */
+  port: number;
+  query<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  drop(): Promise<void>;
+}
+
+export async function createDatabase(): Promise<TestDatabase> {
+  ensurePostgres();
+  const name = `edge_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ host: '127.0.0.1', port: 5432, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const client = new pg.Client({ host: '127.0.0.1', port: 5432, user: PG_USER, password: PG_PASSWORD, database: name });
+  await client.connect();
+  return {
+    name,
+    port: 5432,
+    url: `postgres://${PG_USER}@127.0.0.1:5432/${name}`,
+    query: async (sql, params) => (await client.query(sql, params)).rows,
+    async drop() {
+      await client.end();
+      const a = new pg.Client({ host: '127.0.0.1', port: 5432, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
+      await a.connect();
+      try {
+        // FORCE ends the sessions still open on it; one that is just ending can make a try fail.
+        await until(() => a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => true), 10_000, `DROP DATABASE ${name}`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
+// ---- processes ----
+
+export interface ServerProcess {
+  port: number;
+  url: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+function startProcess(cmd: string, args: string[], dir: string): ChildProcess {
+  const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+  child.on('exit', (code) => {
+    if (code) process.stderr.write(`${cmd} exited ${code}: ${err}\n`);
+  });
+  return child;
+}
+
+async function stopProcess(child: ChildProcess, dir: string): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  cleanup(dir);
+}
+
+async function httpUp(url: string): Promise<boolean> {
+  try {
+    await fetch(url);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** InfluxDB 1.x from Debian's package; with `auth`, an admin user `admin` / `admin-pw` exists. */
+export async function startInfluxd(opts: { auth?: boolean } = {}): Promise<ServerProcess & { query(q: string): Promise<unknown>; createDatabase(name: string): Promise<void> }> {
+  const dir = tempDir('influxd-');
+  const [port, rpcPort] = [await freePort(), await freePort()];
+  const conf = join(dir, 'influxdb.conf');
+  writeFileSync(
+    conf,
+    `reporting-disabled = true
+bind-address = "127.0.0.1:${rpcPort}"
+[meta]
+  dir = "${dir}/meta"
+  logging-enabled = false
+[data]
+  dir = "${dir}/data"
+  wal-dir = "${dir}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:${port}"
+  auth-enabled = ${opts.auth ? 'true' : 'false'}
+  log-enabled = false
+`,
+  );
+  const child = startProcess('influxd', ['run', '-config', conf], dir);
+  const url = `http://127.0.0.1:${port}`;
+  await until(() => httpUp(`${url}/ping`), 20_000, 'influxd');
+  const auth = { Authorization: `Basic ${Buffer.from('admin:admin-pw').toString('base64')}` };
+  const query = async (q: string) => {
+    const res = await fetch(`${url}/query?${new URLSearchParams({ q, epoch: 'ms' })}`, { method: 'POST', headers: opts.auth ? auth : {} });
+    return res.json();
+  };
+  if (opts.auth) await fetch(`${url}/query?${new URLSearchParams({ q: "CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES" })}`, { method: 'POST' });
+  return {
+    port,
+    url,
+    dir,
+    query,
+    createDatabase: async (name) => void (await query(`CREATE DATABASE "${name}"`)),
+    stop: () => stopProcess(child, dir),
+  };
+}
+
+/** VictoriaMetrics from Debian's package (it takes /api/v2/write, InfluxDB 2's write API). */
+export async function startVictoriaMetrics(): Promise<ServerProcess> {
+  const dir = tempDir('victoria-');
+  const port = await freePort();
+  const child = startProcess('victoria-metrics', [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}/data`, '-retentionPeriod=100y', '-search.latencyOffset=0s', '-loggerLevel=ERROR'], dir);
+  const url = `http://127.0.0.1:${port}`;
+  await until(() => httpUp(`${url}/health`), 20_000, 'victoria-metrics');
+  return { port, url, dir, stop: () => stopProcess(child, dir) };
+}
+
+/** Mosquitto from Debian's package; with `users`, a password file and no anonymous access. */
+export async function startMosquitto(opts: { users?: Record<string, string> } = {}): Promise<ServerProcess> {
+  const dir = tempDir('mosquitto-');
+  const port = await freePort();
+  const lines = [`listener ${port} 127.0.0.1`, 'user root', 'persistence false', 'log_dest stderr', 'log_type error', 'max_queued_messages 0'];
+  if (opts.users) {
+    const file = join(dir, 'passwd');
+    writeFileSync(file, '');
+    for (const [u, p] of Object.entries(opts.users)) execFileSync('mosquitto_passwd', ['-b', file, u, p]);
+    lines.push('allow_anonymous false', `password_file ${file}`);
+  } else {
+    lines.push('allow_anonymous true');
+  }
+  writeFileSync(join(dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
+  const child = startProcess('mosquitto', ['-c', join(dir, 'mosquitto.conf')], dir);
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      }),
+    10_000,
+    'mosquitto',
+  );
+  return { port, url: `mqtt://127.0.0.1:${port}`, dir, stop: () => stopProcess(child, dir) };
+}
+
+// ---- links ----
+
+/** A loopback TCP proxy whose link can be cut (every connection dropped, new ones refused) and restored. */
+export class TcpProxy {
+  private readonly server = net.createServer((client) => this.accept(client));
+  private readonly sockets = new Set<net.Socket>();
+  private up = true;
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  private accept(client: net.Socket): void {
+    if (!this.up) return void client.destroy();
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  cut(): void {
+    this.up = false;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  restore(): void {
+    this.up = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
