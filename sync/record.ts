@@ -14,7 +14,6 @@ export interface OutRecord extends RecordHead {
 }
 
 const PAYLOAD_KEY = ',"payload":';
-const UNPARSED = Symbol('unparsed');
 
 class Record implements OutRecord {
   seq!: number;
@@ -26,7 +25,6 @@ class Record implements OutRecord {
   clientId!: string;
   schema?: string;
   qos!: 0 | 1 | 2;
-  private parsed: unknown = UNPARSED;
 
   constructor(
     head: RecordHead,
@@ -37,9 +35,9 @@ class Record implements OutRecord {
     Object.assign(this, head);
   }
 
+  /** Parsed on each call, not kept: a sink reads it once while encoding, and a batch stays lean. */
   payload(): unknown {
-    if (this.parsed === UNPARSED) this.parsed = JSON.parse(this.payloadJson);
-    return this.parsed;
+    return JSON.parse(this.payloadJson);
   }
 }
 

@@ -22,6 +22,8 @@ import { BENCH_USER, startBenchAgent } from './agent.js';
 import { percentile, printLimits, printTable, type Limit, type Row } from './report.js';
 
 const RECORDS = Number(process.env.BENCH_SYNC_RECORDS ?? 1_000_000);
+/** BENCH_SYNC_SINKS=influx (or postgres) runs one side only, when working on it. */
+const SINKS = (process.env.BENCH_SYNC_SINKS ?? 'postgres,influx').split(',');
 const BATCH = 5000;
 const AGENT_ID = 'bench-agent';
 
@@ -169,18 +171,19 @@ export async function benchSync(): Promise<void> {
     await influx.createDatabase('telemetry');
     await influx.createDatabase('baseline');
 
-    const pgDrain = await drain(
+    const none: Drain = { recordsPerSec: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0 };
+    const pgDrain = !SINKS.includes('postgres') ? none : await drain(
       join(work, 'data'),
       { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
       async (n) => (await db.query(`SELECT 1 FROM telemetry WHERE topic = $1 AND (payload->>'temperature')::int = $2`, [`bench/${BENCH_USER.name}/live`, n])).length > 0,
     );
-    const copyRate = await rawCopy(join(work, 'data'), db);
+    const copyRate = SINKS.includes('postgres') ? await rawCopy(join(work, 'data'), db) : NaN;
 
-    const influxDrain = await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async (n) => {
+    const influxDrain = !SINKS.includes('influx') ? none : await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async (n) => {
       const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live' AND temperature = ${n}`)) as { results: { series?: unknown[] }[] };
       return (body.results[0].series?.length ?? 0) > 0;
     });
-    const postRate = await rawPost(join(work, 'data'), influx.url);
+    const postRate = SINKS.includes('influx') ? await rawPost(join(work, 'data'), influx.url) : NaN;
 
     const rows: Row[] = [
       { name: 'PostgreSQL records/s', baseline: copyRate, value: pgDrain.recordsPerSec, target: 0.7, higherIsBetter: true },

@@ -18,7 +18,7 @@ export const InfluxConfigSchema = sinkSchema(
     measurement: Type.String({ minLength: 1, default: 'mqtt', description: 'measurement of readings without a schema (with one: its measurement)' }),
     agentTag: Type.String({ default: 'agent', description: 'tag holding the agent id; empty = none' }),
     topicTag: Type.String({ default: 'topic', description: 'tag holding the MQTT topic; empty = none' }),
-    gzipLevel: Type.Integer({ minimum: 0, maximum: 9, default: 6, description: 'gzip level of request bodies; 0 = uncompressed' }),
+    gzipLevel: Type.Integer({ minimum: 0, maximum: 9, default: 1, description: 'gzip level of request bodies (1 = fastest, 9 = smallest); 0 = uncompressed' }),
   },
   'InfluxDB line protocol over HTTP (v1 or v2 API), gzip bodies, millisecond timestamps',
   {
