@@ -25,9 +25,6 @@ async function run(cmd: Command): Promise<void> {
   const log = createLogger(config.log.level);
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, log);
-  // Scripts and tests wait for this line, so it is printed at any level but silent.
-  const announce = config.log.level === 'silent' ? log : log.child({}, { level: 'info' });
-  announce.info({ listeners: runtime.listeners }, 'ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -50,6 +47,10 @@ async function run(cmd: Command): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => runtime.reloadSchemas());
+  // Scripts and tests wait for this line, so it is printed at any level but silent, and only once
+  // the handlers are in place: a signal sent on seeing it must find them.
+  const announce = config.log.level === 'silent' ? log : log.child({}, { level: 'info' });
+  announce.info({ listeners: runtime.listeners }, 'ready');
 }
 
 /** A password from a prompt without echo on a terminal, else the first line of stdin; never from argv. */

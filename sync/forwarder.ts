@@ -248,8 +248,18 @@ export class Forwarder {
     return scanned ? { records, lastSeq } : null;
   }
 
+  /** Until a reading after `after` is durable, `ms` pass, or the lane stops. */
   private waitForMore(lane: Lane, after: number, ms: number): Promise<void> {
-    return Promise.race([this.log.waitFor(after, ms), sleep(ms, lane.stop.signal)]);
+    const { signal } = lane.stop;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const finish = () => {
+        signal.removeEventListener('abort', finish);
+        resolve();
+      };
+      signal.addEventListener('abort', finish, { once: true });
+      void this.log.waitFor(after, ms).then(finish);
+    });
   }
 
   // ---- sending ----

@@ -98,6 +98,9 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
       // A timed-out request is cut at the socket: the open transaction dies with the connection.
       const cut = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
       signal.addEventListener('abort', cut, { once: true });
+      // A connection lost mid-query fails the query; pg also emits it here, where it must not go unheard.
+      const lost = () => {};
+      client.on('error', lost);
       let broken = false;
       try {
         if (!resending) {
@@ -117,6 +120,7 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
         throw signal.aborted ? transient(`no confirmation within the timeout`) : classify(err);
       } finally {
         signal.removeEventListener('abort', cut);
+        client.off('error', lost);
         client.release(broken);
       }
     },
