@@ -2,7 +2,7 @@
 // PostgreSQL 15 (the machine's cluster, a fresh database per test file), InfluxDB 1.x,
 // VictoriaMetrics and Mosquitto (one process each per test file), and a TCP proxy that can cut links.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,36 @@ export async function createDatabase(): Promise<TestDatabase> {
         await until(() => a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => true), 10_000, `DROP DATABASE ${name}`);
       } finally {
         await a.end();
+      }
+    },
+  };
+}
+
+/** A private PostgreSQL 15 server (initdb in a temp dir, run as the postgres user), with TLS from the given files. */
+export async function startPostgresServer(tls: { cert: string; key: string }): Promise<ServerProcess & { database: string }> {
+  const bin = '/usr/lib/postgresql/15/bin';
+  const dir = tempDir('pg-');
+  const port = await freePort();
+  writeFileSync(join(dir, 'pw'), PG_PASSWORD);
+  copyFileSync(tls.cert, join(dir, 'server.pem'));
+  copyFileSync(tls.key, join(dir, 'server.key'));
+  chmodSync(join(dir, 'server.key'), 0o600);
+  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+  const asPg = (cmd: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' });
+  asPg(`${bin}/initdb`, ['-D', `${dir}/data`, '-U', PG_USER, '-A', 'scram-sha-256', `--pwfile=${dir}/pw`, '--no-sync']);
+  const settings = [`port=${port}`, "listen_addresses='127.0.0.1'", `unix_socket_directories='${dir}'`, 'ssl=on', `ssl_cert_file='${dir}/server.pem'`, `ssl_key_file='${dir}/server.key'`, 'fsync=off'];
+  writeFileSync(join(dir, 'data', 'postgresql.auto.conf'), `${settings.join('\n')}\n`);
+  asPg(`${bin}/pg_ctl`, ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', 'start']);
+  return {
+    port,
+    dir,
+    database: 'postgres',
+    url: `postgres://${PG_USER}@localhost:${port}/postgres`,
+    async stop() {
+      try {
+        asPg(`${bin}/pg_ctl`, ['-D', `${dir}/data`, '-m', 'immediate', '-w', 'stop']);
+      } finally {
+        cleanup(dir);
       }
     },
   };

@@ -3,7 +3,9 @@ import { encodeRecord } from '../../../agent/buffer/record.js';
 import { createLogger } from '../../../agent/log.js';
 import { cleanup, startAgent, type InProcessAgent } from '../../../test/helpers/agent.js';
 import { connect } from '../../../test/helpers/mqtt.js';
-import { createDatabase, PG_PASSWORD, until, type TestDatabase } from '../../../test/helpers/servers.js';
+import { makePki } from '../../../test/helpers/pki.js';
+import { createDatabase, PG_PASSWORD, startPostgresServer, until, type TestDatabase } from '../../../test/helpers/servers.js';
+import { tempDir } from '../../../test/helpers/agent.js';
 import { toOutRecord } from '../../record.js';
 import { PostgresConfigSchema } from './config.js';
 import { createPostgresSink } from './index.js';
@@ -153,6 +155,60 @@ describe('PostgreSQL sink', () => {
       // With retries of 10-50 ms a hot loop would have made dozens of attempts; down waits retry.downMs.
       expect((await statusOf(agent, 'cloud')).failures).toBe(1);
       expect((await statusOf(agent, 'cloud')).lagRecords).toBe(1);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+  });
+});
+
+describe('PostgreSQL sink over TLS', () => {
+  const dir = tempDir();
+  const pki = makePki(dir);
+  let server: Awaited<ReturnType<typeof startPostgresServer>>;
+  beforeAll(async () => {
+    server = await startPostgresServer({ cert: pki.serverCert, key: pki.serverKey });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    cleanup(dir);
+  });
+
+  const tlsSink = (ca: string) => ({ name: 'cloud', type: 'postgres', url: server.url, password: PG_PASSWORD, sslmode: 'verify-full', ca, batch: { maxAgeMs: 20 } });
+
+  it('sslmode verify-full with the CA: the connection is encrypted and the reading arrives', async () => {
+    const agent = await startAgent({ sinks: [tlsSink(pki.ca)] });
+    try {
+      const client = await connect(agent.mqttUrl);
+      await client.publishAsync('a/b', '{"v":1}', { qos: 1 });
+      await client.endAsync();
+      await until(async () => (await statusOf(agent, 'cloud')).sent.records === 1);
+      const check = new (await import('pg')).default.Client({ host: 'localhost', port: server.port, user: 'edge_test', database: 'postgres', password: PG_PASSWORD });
+      await check.connect();
+      const { rows } = await check.query("SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'edge-agent'");
+      const { rows: data } = await check.query('SELECT payload FROM telemetry');
+      await check.end();
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r) => r.ssl === true && /^TLSv1\.[23]$/.test(r.version))).toBe(true);
+      expect(data).toEqual([{ payload: { v: 1 } }]);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+  });
+
+  it('a server certificate the CA did not sign: down, with the reason', async () => {
+    const other = makePki(tempDir());
+    const agent = await startAgent({ sinks: [tlsSink(other.ca)] });
+    try {
+      const client = await connect(agent.mqttUrl);
+      await client.publishAsync('a/b', '{"v":2}', { qos: 1 });
+      await client.endAsync();
+      const s = await until(async () => {
+        const st = await statusOf(agent, 'cloud');
+        return st.state === 'down' && st;
+      });
+      expect(s.lastError?.message).toMatch(/^postgres: .*(certificate|signature)/i);
     } finally {
       await agent.stop();
       cleanup(agent.dir);
