@@ -215,7 +215,7 @@ export async function startVictoriaMetrics(): Promise<ServerProcess> {
 }
 
 /** Mosquitto from Debian's package; with `users`, a password file and no anonymous access. */
-export async function startMosquitto(opts: { users?: Record<string, string> } = {}): Promise<ServerProcess> {
+export async function startMosquitto(opts: { users?: Record<string, string>; tls?: { cert: string; key: string } } = {}): Promise<ServerProcess> {
   const dir = tempDir('mosquitto-');
   const port = await freePort();
   const lines = [`listener ${port} 127.0.0.1`, 'user root', 'persistence false', 'log_dest stderr', 'log_type error', 'max_queued_messages 0'];
@@ -227,18 +227,22 @@ export async function startMosquitto(opts: { users?: Record<string, string> } = 
   } else {
     lines.push('allow_anonymous true');
   }
+  if (opts.tls) lines.push(`certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`);
   writeFileSync(join(dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
   const child = startProcess('mosquitto', ['-c', join(dir, 'mosquitto.conf')], dir);
   await until(
     () =>
       new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
         s.on('error', () => resolve(false));
       }),
     10_000,
     'mosquitto',
   );
-  return { port, url: `mqtt://127.0.0.1:${port}`, dir, stop: () => stopProcess(child, dir) };
+  return { port, url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, dir, stop: () => stopProcess(child, dir) };
 }
 
 // ---- links ----

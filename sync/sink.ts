@@ -41,6 +41,22 @@ export class SinkError extends Error {
   }
 }
 
+const TLS_TRUST_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/** A server certificate this agent does not trust: retrying will not fix it, a person must. */
+export function isTlsTrustError(err: unknown): boolean {
+  return TLS_TRUST_CODES.has((err as { code?: string })?.code ?? '');
+}
+
 export const transient = (message: string, retryAfterMs?: number) => new SinkError(message, 'transient', retryAfterMs);
 export const down = (message: string) => new SinkError(message, 'down');
 export const invalid = (message: string) => new SinkError(message, 'invalid');

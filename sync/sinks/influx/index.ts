@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import { down, invalid, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import { down, invalid, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
 import type { OutRecord } from '../../record.js';
 import type { InfluxConfig } from './config.js';
 import { toLine } from './line-protocol.js';
@@ -72,6 +72,7 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
       try {
         res = await post(batch.body, signal);
       } catch (err) {
+        if (isTlsTrustError(err)) throw down(`influx: ${(err as Error).message}`);
         throw transient(`influx: ${signal.aborted ? 'no answer within the timeout' : (err as Error).message}`);
       }
       return outcome(res, batch, config);

@@ -4,7 +4,7 @@
 // drop repeats.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { down, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import { down, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
 import type { OutRecord } from '../../record.js';
 import type { MqttConfig } from './config.js';
 
@@ -64,7 +64,7 @@ export function createMqttSink(config: MqttConfig, ctx: SinkContext, sinkName: s
       } catch (err) {
         const e = err as { code?: number; message: string };
         // CONNACK 4/5 (3.1.1) and 134/135 (5): bad user name or password, not authorised.
-        if ([4, 5, 134, 135].includes(e.code ?? -1)) throw down(`mqtt: ${e.message}`);
+        if ([4, 5, 134, 135].includes(e.code ?? -1) || isTlsTrustError(err)) throw down(`mqtt: ${e.message}`);
         throw transient(`mqtt: ${e.message}`);
       }
     },

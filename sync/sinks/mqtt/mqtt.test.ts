@@ -1,6 +1,8 @@
-import type { MqttClient } from 'mqtt';
+import { readFileSync } from 'node:fs';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, startAgent, type InProcessAgent } from '../../../test/helpers/agent.js';
+import { cleanup, startAgent, tempDir, type InProcessAgent } from '../../../test/helpers/agent.js';
+import { makePki } from '../../../test/helpers/pki.js';
 import { connect } from '../../../test/helpers/mqtt.js';
 import { startMosquitto, TcpProxy, until, type ServerProcess } from '../../../test/helpers/servers.js';
 
@@ -12,9 +14,9 @@ interface Received {
   userProperties?: Record<string, string | string[]>;
 }
 
-async function subscriber(url: string, filter: string, protocolVersion: 4 | 5 = 4): Promise<{ client: MqttClient; got: Received[] }> {
+async function subscriber(url: string, filter: string, protocolVersion: 4 | 5 = 4, extra: IClientOptions = {}): Promise<{ client: MqttClient; got: Received[] }> {
   const got: Received[] = [];
-  const client = await connect(url, { protocolVersion });
+  const client = await connect(url, { protocolVersion, ...extra });
   client.on('message', (topic, payload, packet) => got.push({ topic, payload, userProperties: packet.properties?.userProperties }));
   await client.subscribeAsync(filter, { qos: 1 });
   return { client, got };
@@ -128,6 +130,46 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
       cleanup(agent.dir);
       await sub.client.endAsync();
       await proxy.close();
+    }
+  });
+});
+
+describe('MQTT bridge sink over TLS', () => {
+  const dir = tempDir();
+  const pki = makePki(dir);
+  let upstream: ServerProcess;
+  beforeAll(async () => {
+    upstream = await startMosquitto({ tls: { cert: pki.serverCert, key: pki.serverKey } });
+  });
+  afterAll(async () => {
+    await upstream.stop();
+    cleanup(dir);
+  });
+
+  it('mqtts with the CA: delivered; with a CA that did not sign the broker: down, with the reason', async () => {
+    const sub = await subscriber(upstream.url, 'fleet/#', 4, { ca: readFileSync(pki.ca) });
+    const agent = await startAgent({
+      sinks: [
+        { name: 'good', type: 'mqtt', url: upstream.url, ca: pki.ca, batch: { maxAgeMs: 20 } },
+        { name: 'bad', type: 'mqtt', url: upstream.url, ca: makePki(tempDir()).ca, clientId: 'other-{agent}', batch: { maxAgeMs: 20 } },
+      ],
+    });
+    try {
+      const client = await connect(agent.mqttUrl);
+      await client.publishAsync('t/1', '{"v":1}', { qos: 1 });
+      await client.endAsync();
+      await until(() => sub.got.length >= 1);
+      expect(JSON.parse(sub.got[0].payload.toString())).toMatchObject({ seq: 1, payload: { v: 1 } });
+      const bad = await until(async () => {
+        const st = await statusOf(agent, 'bad');
+        return st.state === 'down' && st;
+      });
+      expect(bad.lastError?.message).toMatch(/^mqtt: .*(certificate|signature)/i);
+      expect(bad.lagRecords).toBe(1);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await sub.client.endAsync();
     }
   });
 });

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { down, invalid, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import { down, invalid, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
 import type { OutRecord } from '../../record.js';
 import { BASE_COLUMNS, columnTypeOf, copyRows, SQL_TYPES, type TypedColumn } from './copy.js';
 import type { PostgresConfig } from './config.js';
@@ -182,7 +182,7 @@ export function classify(err: unknown): SinkError {
   const message = `postgres: ${e.message ?? String(err)}`;
   const code = e.code ?? '';
   if (['28P01', '28000', '3D000', '42501', '3F000', '42P01'].includes(code)) return down(message);
-  if (/certificate|self.signed|altnames|SSL|TLS/i.test(e.message ?? '') && !/ECONNRESET|closed/i.test(e.message ?? '')) return down(message);
+  if (isTlsTrustError(err) || /server does not support SSL/.test(e.message ?? '')) return down(message);
   if (code.startsWith('22') || code === '23502' || code === '23514') return invalid(message);
   return transient(message);
 }
