@@ -55,6 +55,8 @@ export class WrongKeyError extends Error {}
 const hex = (n: number) => n.toString(16).padStart(16, '0');
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
+/** Decompressed chunks kept for consumers reading near each other (the store, each sink's lanes). */
+const DECODED_CACHE_BYTES = 4 * 1024 * 1024;
 const utf8 = (s: string | number) => Buffer.from(String(s));
 const text = (v: Uint8Array) => Buffer.from(v).toString();
 
@@ -63,7 +65,8 @@ export class DurableLog {
   private readonly chunks: ChunkInfo[] = [];
   private readonly cursors = new Map<string, number>();
   /** Decompressed lines of recently read chunks: consumers usually read the newest ones. */
-  private readonly decoded = new Map<number, string[]>();
+  private readonly decoded = new Map<number, { lines: string[]; bytes: number }>();
+  private decodedBytes = 0;
   private readonly waiters = new Set<() => void>();
   private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
   /** Batches waiting for the next commit; each becomes one chunk of at most maxRecords readings. */
@@ -160,7 +163,7 @@ export class DurableLog {
     ]);
     const i = this.chunks.findIndex((c) => c.firstSeq === firstSeq);
     if (i >= 0) this.chunks.splice(i, 1);
-    this.decoded.delete(firstSeq);
+    this.forget(firstSeq);
     this.opts.log.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
   }
 
@@ -333,7 +336,7 @@ export class DurableLog {
 
   private async linesOf(info: ChunkInfo): Promise<string[] | null> {
     const cached = this.decoded.get(info.firstSeq);
-    if (cached) return cached;
+    if (cached) return cached.lines;
     const key = chunkKey(info.firstSeq);
     const value = await this.db.get(key);
     if (!value) return [];
@@ -341,14 +344,22 @@ export class DurableLog {
       const { header, lines: text } = decodeChunk(value, this.opts.encryptionKey);
       const lines = text.split('\n');
       if (lines.length !== header.count) throw new CorruptChunk(`holds ${lines.length} readings, header says ${header.count}`);
-      if (this.decoded.size >= 16) this.decoded.delete(this.decoded.keys().next().value as number);
-      this.decoded.set(info.firstSeq, lines);
+      while (this.decoded.size && this.decodedBytes + text.length > DECODED_CACHE_BYTES) this.forget(this.decoded.keys().next().value as number);
+      this.decoded.set(info.firstSeq, { lines, bytes: text.length });
+      this.decodedBytes += text.length;
       return lines;
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
       await this.quarantine(key, value, err.message);
       return null;
     }
+  }
+
+  private forget(firstSeq: number): void {
+    const entry = this.decoded.get(firstSeq);
+    if (!entry) return;
+    this.decoded.delete(firstSeq);
+    this.decodedBytes -= entry.bytes;
   }
 
   /** Let every waitFor() return now (consumers stopping). */
@@ -382,7 +393,7 @@ export class DurableLog {
     const floor = this.cursors.size ? Math.min(...this.cursors.values()) : 0; // no consumer: keep everything
     while (this.chunks.length && this.chunks[0].lastSeq <= floor) {
       const gone = this.chunks.shift()!;
-      this.decoded.delete(gone.firstSeq);
+      this.forget(gone.firstSeq);
       ops.push({ type: 'del', key: chunkKey(gone.firstSeq) });
     }
     await this.db.batch(ops);

@@ -43,7 +43,8 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet
 
 /** A backlog as an outage leaves it: readings an hour old, 8 sensors, in the agent's log. */
 async function prepareBacklog(dataDir: string): Promise<void> {
-  const log = await DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 10_000, deadLetters: { maxCount: 10, maxBytes: 1 << 20 }, log: quiet });
+  // Chunks as the agent writes them under load: buffer.maxRecords readings each.
+  const log = await DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 1000, deadLetters: { maxCount: 10, maxBytes: 1 << 20 }, log: quiet });
   const start = Date.now() - 3_600_000;
   let last: Promise<void> = Promise.resolve();
   for (let i = 0; i < RECORDS; i++) {
@@ -119,7 +120,7 @@ interface Drain {
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
 /** Start the agent on a copy of the backlog with one sink; time the drain; meanwhile publish live readings. */
-async function drain(dataDir: string, sink: Record<string, unknown>, arrived: (n: number) => Promise<boolean>): Promise<Drain> {
+async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>): Promise<Drain> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-bench-sync-'));
   cpSync(dataDir, join(dir, 'data'), { recursive: true });
   const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, sinks: [sink] });
@@ -138,8 +139,9 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrived: (n
   let drainedAt = 0;
   try {
     for (;;) {
+      const arrived = pending.size ? await arrivals() : new Set<number>();
       for (const [id, sentAt] of pending) {
-        if (await arrived(id)) {
+        if (arrived.has(id)) {
           latencies.push(performance.now() - sentAt);
           pending.delete(id);
         }
@@ -175,13 +177,13 @@ export async function benchSync(): Promise<void> {
     const pgDrain = !SINKS.includes('postgres') ? none : await drain(
       join(work, 'data'),
       { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
-      async (n) => (await db.query(`SELECT 1 FROM telemetry WHERE topic = $1 AND (payload->>'temperature')::int = $2`, [`bench/${BENCH_USER.name}/live`, n])).length > 0,
+      async () => new Set((await db.query<{ n: number }>(`SELECT (payload->>'temperature')::int AS n FROM telemetry WHERE topic = $1`, [`bench/${BENCH_USER.name}/live`])).map((r) => r.n)),
     );
     const copyRate = SINKS.includes('postgres') ? await rawCopy(join(work, 'data'), db) : NaN;
 
-    const influxDrain = !SINKS.includes('influx') ? none : await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async (n) => {
-      const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live' AND temperature = ${n}`)) as { results: { series?: unknown[] }[] };
-      return (body.results[0].series?.length ?? 0) > 0;
+    const influxDrain = !SINKS.includes('influx') ? none : await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async () => {
+      const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as { results: { series?: { values: [number, number][] }[] }[] };
+      return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
     });
     const postRate = SINKS.includes('influx') ? await rawPost(join(work, 'data'), influx.url) : NaN;
 
