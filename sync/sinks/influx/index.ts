@@ -15,7 +15,8 @@ const gzipAsync = promisify(gzip);
 
 interface LineBatch extends Encoded {
   body: Buffer;
-  lines: string[];
+  /** The lines, joined; split again only to find the ones a partial write names. */
+  text: string;
   /** Index in the batch of the record each line came from. */
   records: number[];
 }
@@ -51,23 +52,25 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
   return {
     async start() {},
     async encode(records: readonly OutRecord[]) {
-      const lines: string[] = [];
+      let text = '';
       const indexes: number[] = [];
       const refused: { index: number; reason: string }[] = [];
-      records.forEach((r, index) => {
+      for (let index = 0; index < records.length; index++) {
+        const r = records[index];
         const out = toLine(r, r.schema === undefined ? undefined : ctx.schemas.byId(r.schema), config);
-        if ('error' in out) refused.push({ index, reason: `influx: ${out.error}` });
-        else {
-          lines.push(out.line);
-          indexes.push(index);
+        if ('error' in out) {
+          refused.push({ index, reason: `influx: ${out.error}` });
+          continue;
         }
-      });
-      const text = Buffer.from(lines.join('\n'));
-      const body = config.gzipLevel > 0 ? await gzipAsync(text, { level: config.gzipLevel }) : text;
-      return { encoded: { body, lines, records: indexes, bytes: body.length }, refused };
+        text += indexes.length ? `\n${out.line}` : out.line;
+        indexes.push(index);
+      }
+      const plain = Buffer.from(text);
+      const body = config.gzipLevel > 0 ? await gzipAsync(plain, { level: config.gzipLevel }) : plain;
+      return { encoded: { body, text, records: indexes, bytes: body.length }, refused };
     },
     async write(batch, signal): Promise<WriteResult> {
-      if (batch.lines.length === 0) return {};
+      if (batch.records.length === 0) return {};
       let res: Response;
       try {
         res = await post(batch.body, signal);
@@ -131,18 +134,18 @@ const fail = (err: Error): never => {
 };
 
 /**
- * A 400 may be a partial write: InfluxDB stored the good lines and names each line it could not
- * parse. When every dropped line is named, those are rejected and the rest is confirmed; otherwise
- * the batch is refused as a whole and the forwarder splits it until the bad lines stand alone
- * (resending good lines is harmless: the same point overwrites itself).
+ * A 400 may be a partial write: InfluxDB stored the good lines. Lines it could not parse it names
+ * (`unable to parse '<line>'`); points it dropped for other reasons (a field type conflict, outside
+ * the retention) it only counts (`dropped=N`). When nothing unnamed was dropped, the named lines are
+ * rejected and the rest is confirmed; otherwise the batch is refused as a whole and the forwarder
+ * splits it until each bad line stands alone (resending good lines is harmless: the same point
+ * overwrites itself).
  */
 function partialWrite(text: string, batch: LineBatch): WriteResult {
-  const dropped = /dropped=(\d+)/.exec(text);
-  if (dropped && batch.lines.length > 1) {
-    const named = batch.lines.flatMap((line, i) => (text.includes(`unable to parse '${line}'`) ? [i] : []));
-    if (named.length === Number(dropped[1])) {
-      return { rejected: named.map((i) => ({ index: batch.records[i], reason: text.slice(0, 1000) })) };
-    }
+  const dropped = /partial write:[\s\S]*dropped=(\d+)/.exec(text);
+  if (dropped && Number(dropped[1]) === 0 && batch.records.length > 1) {
+    const named = batch.text.split('\n').flatMap((line, i) => (text.includes(`unable to parse '${line}'`) ? [i] : []));
+    if (named.length > 0) return { rejected: named.map((i) => ({ index: batch.records[i], reason: text.slice(0, 1000) })) };
   }
   return fail(invalid(text.slice(0, 1000)));
 }

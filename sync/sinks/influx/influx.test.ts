@@ -94,6 +94,31 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
     }
   });
 
+  it('a line InfluxDB cannot parse is named in its 400: that reading alone goes to dead letters, in one round trip', async () => {
+    await influx.createDatabase('unparsable');
+    const agent = await startAgent({
+      ingest: { schemas: [{ name: 'site', topics: ['s/#'], fields: { site: { type: 'string', tag: true }, v: 'float' } }] },
+      sinks: [{ name: 'metrics', type: 'influx', url: influx.url, database: 'unparsable', batch: { maxAgeMs: 300 } }],
+    });
+    try {
+      // A tag value ending in a backslash escapes the space after it: the line no longer parses.
+      await publishAll(agent, Array.from({ length: 6 }, (_, i) => ['s/x', { site: i === 2 ? 'trailing\\' : `ok-${i}`, v: i }] as [string, unknown]));
+      const s = await until(async () => {
+        const st = await statusOf(agent, 'metrics');
+        return st.lagRecords === 0 && st.deadLettered === 1 && st;
+      });
+      expect(s.sent.requests).toBe(1);
+      const [dl] = await agent.runtime.log.deadLetters(1);
+      expect(dl).toMatchObject({ sink: 'metrics', seq: 3 });
+      expect(dl.reasons[0].message).toMatch(/^influx: HTTP 400: partial write: unable to parse 'site,agent=test-agent,site=trailing\\,topic=s\/x /);
+      const [points] = await series(influx.query, 'SELECT count(v) FROM "unparsable".."site"');
+      expect(points.values[0][1]).toBe(5);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+  });
+
   it('429/503 with Retry-After: waits as told, then delivers', async () => {
     await influx.createDatabase('busy');
     let refusals = 2;

@@ -39,31 +39,36 @@ export interface LineOptions {
   topicTag: string;
 }
 
-/** A JSON value as a field value of the schema's type (floats where the schema does not say). */
-function fieldValue(v: unknown, type: FieldType | undefined): string | undefined {
-  switch (typeof v) {
-    case 'number':
-      if (type === 'integer' && Number.isSafeInteger(v)) return `${v}i`;
-      return String(v);
-    case 'boolean':
-      return v ? 'true' : 'false';
-    case 'string':
-      return escapeStringValue(v);
-    default:
-      return undefined;
-  }
+/** What stays the same for every reading of one schema (or of none) in one sink: worked out once. */
+interface Plan {
+  measurement: string;
+  /** Tags in key order (as InfluxDB prefers), keys escaped; where each value comes from. */
+  tags: { key: string; from: 'agent' | 'topic' | 'payload'; name: string }[];
+  /** Payload fields that are not fields: the tags and the timestamp. */
+  skip: ReadonlySet<string>;
+  types: Readonly<Record<string, FieldType>>;
 }
 
-/** Nested objects and arrays become `a_b` and `a_0` fields, as Telegraf's JSON parser names them. */
-function addFields(out: string[], key: string, v: unknown, info: SchemaInfo | undefined, skip: ReadonlySet<string>): void {
-  if (v === null || v === undefined || skip.has(key)) return;
-  if (typeof v === 'object') {
-    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
-    for (const [k, x] of entries) addFields(out, key ? `${key}_${k}` : k, x, info, skip);
-    return;
+const plans = new WeakMap<LineOptions, Map<SchemaInfo | undefined, Plan>>();
+
+function planFor(info: SchemaInfo | undefined, opts: LineOptions): Plan {
+  let bySchema = plans.get(opts);
+  if (!bySchema) plans.set(opts, (bySchema = new Map()));
+  let plan = bySchema.get(info);
+  if (!plan) {
+    const tags: Plan['tags'] = [];
+    if (opts.agentTag) tags.push({ key: opts.agentTag, from: 'agent', name: opts.agentTag });
+    if (opts.topicTag) tags.push({ key: opts.topicTag, from: 'topic', name: opts.topicTag });
+    for (const name of info?.tags ?? []) tags.push({ key: name, from: 'payload', name });
+    tags.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const t of tags) t.key = escapeKey(t.key);
+    const skip = new Set(info?.tags ?? []);
+    if (info?.timestampField) skip.add(info.timestampField);
+    plan = { measurement: escapeMeasurement(info?.measurement ?? opts.measurement), tags, skip, types: info?.fields ?? {} };
+    if (bySchema.size > 1000) bySchema.clear();
+    bySchema.set(info, plan);
   }
-  const value = fieldValue(v, info?.fields[key]);
-  if (value !== undefined) out.push(`${escapeKey(key || 'value')}=${value}`);
+  return plan;
 }
 
 function tagValue(v: unknown): string | undefined {
@@ -72,28 +77,48 @@ function tagValue(v: unknown): string | undefined {
   return undefined;
 }
 
+/** Fields as `k=v,...`; nested objects and arrays become `a_b` and `a_0`, as Telegraf's JSON parser names them. */
+function fields(out: string, key: string, v: unknown, plan: Plan): string {
+  if (v === null || v === undefined || plan.skip.has(key)) return out;
+  let value: string;
+  switch (typeof v) {
+    case 'number':
+      value = plan.types[key] === 'integer' && Number.isSafeInteger(v) ? `${v}i` : String(v);
+      break;
+    case 'boolean':
+      value = v ? 'true' : 'false';
+      break;
+    case 'string':
+      value = escapeStringValue(v);
+      break;
+    case 'object':
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) out = fields(out, key ? `${key}_${i}` : String(i), v[i], plan);
+      } else {
+        for (const k in v) out = fields(out, key ? `${key}_${k}` : k, (v as Record<string, unknown>)[k], plan);
+      }
+      return out;
+    default:
+      return out;
+  }
+  return `${out}${out ? ',' : ''}${escapeKey(key || 'value')}=${value}`;
+}
+
+const NO_FIELDS = { error: 'no field to write: InfluxDB points need at least one number, boolean or string' };
+
 /**
  * One line for one reading, or why it has none. The schema names the measurement, the tag fields,
  * the integer fields and the timestamp field; the time is the device's, else the receive time, in ms.
  */
 export function toLine(r: OutRecord, info: SchemaInfo | undefined, opts: LineOptions): { line: string } | { error: string } {
   const payload = r.encoding === 'base64' ? { payload: JSON.parse(r.payloadJson) as string } : r.payload();
-  const tags: [string, string][] = [];
-  if (opts.agentTag) tags.push([opts.agentTag, r.agentId]);
-  if (opts.topicTag) tags.push([opts.topicTag, r.topic]);
-  const skip = new Set<string>(info?.timestampField ? [info.timestampField] : []);
-  if (info && typeof payload === 'object' && payload !== null) {
-    for (const name of info.tags) {
-      const v = tagValue((payload as Record<string, unknown>)[name]);
-      if (v !== undefined) tags.push([name, v]);
-      skip.add(name);
-    }
+  const plan = planFor(info, opts);
+  const fieldSet = fields('', '', payload, plan);
+  if (fieldSet === '') return NO_FIELDS;
+  let line = plan.measurement;
+  for (const t of plan.tags) {
+    const v = t.from === 'agent' ? r.agentId : t.from === 'topic' ? r.topic : typeof payload === 'object' && payload !== null ? tagValue((payload as Record<string, unknown>)[t.name]) : undefined;
+    if (v !== undefined && v !== '') line += `,${t.key}=${escapeKey(v)}`;
   }
-  const fields: string[] = [];
-  addFields(fields, '', payload, info, skip);
-  if (fields.length === 0) return { error: 'no field to write: InfluxDB points need at least one number, boolean or string' };
-  tags.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  let line = escapeMeasurement(info?.measurement ?? opts.measurement);
-  for (const [k, v] of tags) line += `,${escapeKey(k)}=${escapeKey(v)}`;
-  return { line: `${line} ${fields.join(',')} ${r.deviceTime ?? r.receivedAt}` };
+  return { line: `${line} ${fieldSet} ${r.deviceTime ?? r.receivedAt}` };
 }
