@@ -128,6 +128,8 @@ export interface ServerProcess {
   port: number;
   url: string;
   dir: string;
+  /** The server's process id, for reading its CPU time; undefined for PostgreSQL's many backends. */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -200,6 +202,7 @@ bind-address = "127.0.0.1:${rpcPort}"
     dir,
     query,
     createDatabase: async (name) => void (await query(`CREATE DATABASE "${name}"`)),
+    pid: child.pid,
     stop: () => stopProcess(child, dir),
   };
 }

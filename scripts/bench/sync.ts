@@ -90,12 +90,14 @@ async function rawCopy(dataDir: string, db: { name: string }): Promise<number> {
 }
 
 /** Plain (uncompressed) POSTs of the same line protocol, batch by batch: only the POSTs are timed. */
-async function rawPost(dataDir: string, influxUrl: string): Promise<number> {
+async function rawPost(dataDir: string, influxUrl: string, influxPid: number): Promise<{ rate: number; serverCpuUsPerRecord: number }> {
   const agent = new http.Agent({ keepAlive: true });
   let ms = 0;
+  let serverCpu = 0;
   for await (const records of backlogBatches(dataDir)) {
     const body = records.map((r) => (toLine(r, schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
     const t = performance.now();
+    const cpu = cpuMs(influxPid);
     await new Promise<void>((resolve, reject) => {
       const req = http.request(`${influxUrl}/write?db=baseline&precision=ms`, { method: 'POST', agent }, (res) => {
         res.resume();
@@ -105,13 +107,16 @@ async function rawPost(dataDir: string, influxUrl: string): Promise<number> {
       req.end(body);
     });
     ms += performance.now() - t;
+    serverCpu += cpuMs(influxPid) - cpu;
   }
   agent.destroy();
-  return (RECORDS * 1000) / ms;
+  return { rate: (RECORDS * 1000) / ms, serverCpuUsPerRecord: (serverCpu * 1000) / RECORDS };
 }
 
 interface Drain {
   recordsPerSec: number;
+  /** The agent's CPU time per reading drained, µs. */
+  cpuUsPerRecord: number;
   peakRssMb: number;
   liveP99Ms: number;
   liveSamples: number;
@@ -119,12 +124,20 @@ interface Drain {
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
+/** User + system CPU time of a process so far, ms (all its threads). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
 /** Start the agent on a copy of the backlog with one sink; time the drain; meanwhile publish live readings. */
 async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>): Promise<Drain> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-bench-sync-'));
   cpSync(dataDir, join(dir, 'data'), { recursive: true });
   const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, sinks: [sink] });
   const started = performance.now();
+  const cpuAtStart = cpuMs(agent.proc.pid!);
+  let cpuAtDrained = 0;
   let peakKb = 0;
   const sampler = setInterval(() => (peakKb = Math.max(peakKb, rssKb(agent.proc.pid!))), 100);
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, { username: BENCH_USER.name, password: BENCH_USER.password });
@@ -148,7 +161,10 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
       }
       const [status] = (await askAgent(controlSocketPath(join(dir, 'data')), '/sync/status')) as SinkStatus[];
       const backlogLeft = status.lagRecords - pending.size;
-      if (!drainedAt && backlogLeft <= 0) drainedAt = performance.now();
+      if (!drainedAt && backlogLeft <= 0) {
+        drainedAt = performance.now();
+        cpuAtDrained = cpuMs(agent.proc.pid!);
+      }
       if (drainedAt && pending.size === 0) break;
       if (performance.now() - started > 600_000) throw new Error(`drain did not finish: ${JSON.stringify(status)}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -160,7 +176,7 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length };
+  return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), cpuUsPerRecord: ((cpuAtDrained - cpuAtStart) * 1000) / RECORDS, peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length };
 }
 
 export async function benchSync(): Promise<void> {
@@ -173,7 +189,7 @@ export async function benchSync(): Promise<void> {
     await influx.createDatabase('telemetry');
     await influx.createDatabase('baseline');
 
-    const none: Drain = { recordsPerSec: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0 };
+    const none: Drain = { recordsPerSec: NaN, cpuUsPerRecord: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0 };
     const pgDrain = !SINKS.includes('postgres') ? none : await drain(
       join(work, 'data'),
       { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
@@ -185,11 +201,11 @@ export async function benchSync(): Promise<void> {
       const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as { results: { series?: { values: [number, number][] }[] }[] };
       return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
     });
-    const postRate = SINKS.includes('influx') ? await rawPost(join(work, 'data'), influx.url) : NaN;
+    const post = SINKS.includes('influx') ? await rawPost(join(work, 'data'), influx.url, influx.pid!) : { rate: NaN, serverCpuUsPerRecord: NaN };
 
     const rows: Row[] = [
       { name: 'PostgreSQL records/s', baseline: copyRate, value: pgDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
-      { name: 'InfluxDB records/s', baseline: postRate, value: influxDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
+      { name: 'InfluxDB records/s', baseline: post.rate, value: influxDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
     ];
     printTable(`drain of ${RECORDS.toLocaleString('en-US')} readings (baseline: raw COPY / plain POSTs of the same rows, ${BATCH} per request)`, rows);
     const limits: Limit[] = [
@@ -199,6 +215,10 @@ export async function benchSync(): Promise<void> {
       { name: `live p99 during the InfluxDB drain (${influxDrain.liveSamples} readings)`, value: influxDrain.liveP99Ms / 1000, unit: 's', max: 5 },
     ];
     printLimits('while draining', limits);
+    // The agent and the database share this machine's cores: what each reading costs each of them.
+    console.log(
+      `\nCPU per reading: agent ${pgDrain.cpuUsPerRecord.toFixed(1)} µs (PostgreSQL drain), ${influxDrain.cpuUsPerRecord.toFixed(1)} µs (InfluxDB drain); influxd ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`,
+    );
   } finally {
     await influx.stop();
     await db.drop();
