@@ -2,12 +2,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, cleanup, spawnAgent, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
+import { CLI, cleanup, spawnAgent, startAgent, tempDir, writeConfig } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { createDatabase, PG_PASSWORD, TcpProxy, until, type TestDatabase } from '../helpers/servers.js';
+import { statusOf, untilStatus } from '../helpers/sync.js';
 
 const run = promisify(execFile);
-const statusOf = async (agent: InProcessAgent, name: string) => (await agent.runtime.sync.status()).find((s) => s.name === name)!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('forwarder', () => {
@@ -55,7 +55,7 @@ describe('forwarder', () => {
         if (i % 20 === 0) await sleep(10);
       }
       await Promise.all(clients.map((c) => c.endAsync()));
-      await until(async () => (await statusOf(agent, 'outage')).lagRecords === 0, 30_000);
+      await untilStatus(agent, 'outage', (s) => s.lagRecords === 0, 30_000);
       for (const table of ['outage', 'steady']) {
         const rows = await db.query<{ seq: string; k: number; i: number }>(`SELECT seq, (payload->>'k')::int AS k, (payload->>'i')::int AS i FROM ${table} ORDER BY seq`);
         expect(rows).toHaveLength(total);
@@ -81,7 +81,7 @@ describe('forwarder', () => {
       await client.publishAsync('backlog/x', '{"last":true}', { qos: 1 });
       await sleep(1200);
       proxy.restore();
-      await until(async () => (await statusOf(agent, 'lanes')).liveLane, 15_000, 'the live lane');
+      await untilStatus(agent, 'lanes', (s) => s.liveLane, 15_000);
       const latencies: number[] = [];
       for (let n = 0; n < 5; n++) {
         const sentAt = Date.now();
@@ -92,7 +92,7 @@ describe('forwarder', () => {
       const during = await statusOf(agent, 'lanes');
       expect(during.lagRecords, 'the backlog was still draining').toBeGreaterThan(0);
       expect(Math.max(...latencies)).toBeLessThan(5000);
-      await until(async () => (await statusOf(agent, 'lanes')).lagRecords === 0 && !(await statusOf(agent, 'lanes')).liveLane, 60_000, 'the drain and the merge');
+      await untilStatus(agent, 'lanes', (s) => s.lagRecords === 0 && !s.liveLane, 60_000);
       const [{ n, distinct }] = await db.query<{ n: string; distinct: string }>('SELECT count(*) AS n, count(DISTINCT seq) AS distinct FROM lanes');
       expect([Number(n), Number(distinct)]).toEqual([3006, 3006]);
       // After the merge the cursor is past everything: a restart sends nothing again.
@@ -114,7 +114,7 @@ describe('forwarder', () => {
       for (let i = 0; i < 800; i++) client.publish('m/x', JSON.stringify({ i, pad: 'y'.repeat(80) }), { qos: 0 });
       await client.publishAsync('m/x', '{}', { qos: 1 });
       await client.endAsync();
-      await until(async () => (await statusOf(agent, 'metered')).lagRecords === 0, 30_000);
+      await untilStatus(agent, 'metered', (s) => s.lagRecords === 0, 30_000);
       const seconds = (Date.now() - started) / 1000;
       const { sent } = await statusOf(agent, 'metered');
       // The bucket starts full (one second's worth), then refills at the cap.
@@ -132,7 +132,7 @@ describe('forwarder', () => {
       const client = await connect(agent.mqttUrl);
       for (const topic of ['sensors/a', 'sensors/debug/x', 'alarms/fire', 'alarms/fire/2', 'other/b', 'sensors/b/c']) await client.publishAsync(topic, '{"v":1}', { qos: 1 });
       await client.endAsync();
-      await until(async () => (await statusOf(agent, 'filtered')).lagRecords === 0 && (await statusOf(agent, 'filtered')).sent.records > 0);
+      await untilStatus(agent, 'filtered', (s) => s.lagRecords === 0 && s.sent.records > 0);
       const rows = await db.query<{ topic: string }>('SELECT topic FROM filtered ORDER BY seq');
       expect(rows.map((r) => r.topic)).toEqual(['sensors/a', 'alarms/fire', 'sensors/b/c']);
     } finally {

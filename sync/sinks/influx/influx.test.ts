@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, startAgent, type InProcessAgent } from '../../../test/helpers/agent.js';
 import { connect } from '../../../test/helpers/mqtt.js';
 import { startInfluxd, startVictoriaMetrics, until } from '../../../test/helpers/servers.js';
+import { statusOf, untilStatus } from '../../../test/helpers/sync.js';
 
 const envSchema = {
   name: 'env',
@@ -13,7 +14,6 @@ const envSchema = {
   fields: { ts: 'timestamp', temperature: 'float', count: 'integer', ok: 'boolean', note: 'string', site: { type: 'string', tag: true } },
 };
 
-const statusOf = async (agent: InProcessAgent, name: string) => (await agent.runtime.sync.status()).find((s) => s.name === name)!;
 
 type Series = { name: string; columns: string[]; values: unknown[][] }[];
 async function series(query: (q: string) => Promise<unknown>, q: string): Promise<Series> {
@@ -28,12 +28,7 @@ async function publishAll(agent: InProcessAgent, messages: [string, unknown][]):
   await client.endAsync();
 }
 
-async function drained(agent: InProcessAgent, name: string) {
-  return until(async () => {
-    const s = await statusOf(agent, name);
-    return s.lagRecords === 0 && s.sent.records > 0 && s;
-  });
-}
+const drained = (agent: InProcessAgent, name: string) => untilStatus(agent, name, (s) => s.lagRecords === 0 && s.sent.records > 0);
 
 describe('InfluxDB 1.x sink (v1 API)', () => {
   let influx: Awaited<ReturnType<typeof startInfluxd>>;
@@ -81,7 +76,7 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
       await publishAll(agent, [['a/b', { v: 0 }]]);
       await drained(agent, 'metrics');
       await publishAll(agent, Array.from({ length: 12 }, (_, i) => ['a/b', i === 5 ? { v: 'text' } : { v: i + 1 }] as [string, unknown]));
-      await until(async () => (await statusOf(agent, 'metrics')).lagRecords === 0 && (await statusOf(agent, 'metrics')).deadLettered === 1);
+      await untilStatus(agent, 'metrics', (s) => s.lagRecords === 0 && s.deadLettered === 1);
       const [points] = await series(influx.query, 'SELECT count(v) FROM "partial".."mqtt"');
       expect(points.values[0][1]).toBe(12);
       const [dl] = await agent.runtime.log.deadLetters(1);
@@ -103,10 +98,7 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
     try {
       // A tag value ending in a backslash escapes the space after it: the line no longer parses.
       await publishAll(agent, Array.from({ length: 6 }, (_, i) => ['s/x', { site: i === 2 ? 'trailing\\' : `ok-${i}`, v: i }] as [string, unknown]));
-      const s = await until(async () => {
-        const st = await statusOf(agent, 'metrics');
-        return st.lagRecords === 0 && st.deadLettered === 1 && st;
-      });
+      const s = await untilStatus(agent, 'metrics', (st) => st.lagRecords === 0 && st.deadLettered === 1);
       expect(s.sent.requests).toBe(1);
       const [dl] = await agent.runtime.log.deadLetters(1);
       expect(dl).toMatchObject({ sink: 'metrics', seq: 3 });
@@ -141,7 +133,8 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
       expect(times).toHaveLength(3);
       expect(times[1] - times[0]).toBeGreaterThanOrEqual(900);
       expect(times[2] - times[1]).toBeGreaterThanOrEqual(900);
-      expect((await statusOf(agent, 'metrics')).lastError?.message).toMatch(/HTTP 429: busy/) // the first refusal was a 503, the second a 429;
+      // The first refusal was a 503, the second a 429.
+      expect((await statusOf(agent, 'metrics')).lastError?.message).toMatch(/HTTP 429: busy/);
       const [points] = await series(influx.query, 'SELECT count(v) FROM "busy".."mqtt"');
       expect(points.values[0][1]).toBe(1);
     } finally {
@@ -167,10 +160,7 @@ describe('InfluxDB sink with authentication', () => {
     const agent = await startAgent({ sinks: [sink('nope')] });
     try {
       await publishAll(agent, [['a/b', { v: 1 }]]);
-      const s = await until(async () => {
-        const st = await statusOf(agent, 'metrics');
-        return st.state === 'down' && st;
-      });
+      const s = await untilStatus(agent, 'metrics', (st) => st.state === 'down');
       expect(s.lastError?.message).toMatch(/^influx: HTTP 401: authorization failed \(check the username and password\)/);
       await new Promise((r) => setTimeout(r, 1500));
       expect((await statusOf(agent, 'metrics')).failures).toBe(1);

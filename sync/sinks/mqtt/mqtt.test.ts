@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, startAgent, tempDir, type InProcessAgent } from '../../../test/helpers/agent.js';
+import { cleanup, startAgent, tempDir } from '../../../test/helpers/agent.js';
 import { makePki } from '../../../test/helpers/pki.js';
 import { connect } from '../../../test/helpers/mqtt.js';
 import { startMosquitto, TcpProxy, until, type ServerProcess } from '../../../test/helpers/servers.js';
+import { statusOf, untilStatus } from '../../../test/helpers/sync.js';
 
-const statusOf = async (agent: InProcessAgent, name: string) => (await agent.runtime.sync.status()).find((s) => s.name === name)!;
 
 interface Received {
   topic: string;
@@ -81,10 +81,7 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('a/b', '{}', { qos: 1 });
       await client.endAsync();
-      const s = await until(async () => {
-        const st = await statusOf(agent, 'up');
-        return st.state === 'down' && st;
-      });
+      const s = await untilStatus(agent, 'up', (st) => st.state === 'down');
       expect(s.lastError?.message).toMatch(/^mqtt: Connection refused: (Not authorized|Bad username or password)/);
       await new Promise((r) => setTimeout(r, 1500));
       expect((await statusOf(agent, 'up')).failures).toBe(1);
@@ -113,7 +110,7 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
         if (i % 50 === 0) await new Promise((r) => setTimeout(r, 20));
       }
       await client.endAsync();
-      await until(async () => (await statusOf(agent, 'up')).lagRecords === 0, 30_000);
+      await untilStatus(agent, 'up', (s) => s.lagRecords === 0, 30_000);
       await until(() => new Set(sub.got.map((m) => JSON.parse(m.payload.toString()).seq)).size === total, 10_000, 'every seq upstream');
       const firstSeen = new Map<number, { topic: string; i: number }>();
       for (const m of sub.got) {
@@ -160,10 +157,7 @@ describe('MQTT bridge sink over TLS', () => {
       await client.endAsync();
       await until(() => sub.got.length >= 1);
       expect(JSON.parse(sub.got[0].payload.toString())).toMatchObject({ seq: 1, payload: { v: 1 } });
-      const bad = await until(async () => {
-        const st = await statusOf(agent, 'bad');
-        return st.state === 'down' && st;
-      });
+      const bad = await untilStatus(agent, 'bad', (st) => st.state === 'down');
       expect(bad.lastError?.message).toMatch(/^mqtt: .*(certificate|signature)/i);
       expect(bad.lagRecords).toBe(1);
     } finally {

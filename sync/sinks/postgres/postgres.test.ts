@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecord } from '../../../agent/buffer/record.js';
 import { createLogger } from '../../../agent/log.js';
-import { cleanup, startAgent, type InProcessAgent } from '../../../test/helpers/agent.js';
+import { cleanup, startAgent } from '../../../test/helpers/agent.js';
 import { connect } from '../../../test/helpers/mqtt.js';
 import { makePki } from '../../../test/helpers/pki.js';
 import { createDatabase, PG_PASSWORD, startPostgresServer, until, type TestDatabase } from '../../../test/helpers/servers.js';
@@ -10,6 +10,7 @@ import { toOutRecord } from '../../record.js';
 import { PostgresConfigSchema } from './config.js';
 import { createPostgresSink } from './index.js';
 import { Value } from '@sinclair/typebox/value';
+import { statusOf, untilStatus } from '../../../test/helpers/sync.js';
 
 const envSchema = {
   name: 'env',
@@ -18,7 +19,6 @@ const envSchema = {
   fields: { ts: 'timestamp', temperature: 'float', count: 'integer', ok: 'boolean', site: { type: 'string', tag: true } },
 };
 
-const statusOf = async (agent: InProcessAgent, name: string) => (await agent.runtime.sync.status()).find((s) => s.name === name)!;
 
 describe('PostgreSQL sink', () => {
   let db: TestDatabase;
@@ -126,7 +126,7 @@ describe('PostgreSQL sink', () => {
         await client.publishAsync('x/y', payload, { qos: 1 });
       }
       await client.endAsync();
-      await until(async () => (await statusOf(agent, 'cloud')).lagRecords === 0 && (await statusOf(agent, 'cloud')).sent.records > 0);
+      await untilStatus(agent, 'cloud', (s) => s.lagRecords === 0 && s.sent.records > 0);
       const rows = await db.query<{ seq: string }>('SELECT seq FROM refusals ORDER BY seq');
       expect(rows.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5, 6, 8, 9, 10]);
       const [dl] = await agent.runtime.log.deadLetters(1);
@@ -146,10 +146,7 @@ describe('PostgreSQL sink', () => {
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('x/y', '{"v":1}', { qos: 1 });
       await client.endAsync();
-      const status = await until(async () => {
-        const s = await statusOf(agent, 'cloud');
-        return s.state === 'down' && s;
-      });
+      const status = await untilStatus(agent, 'cloud', (s) => s.state === 'down');
       expect(status.lastError?.message).toMatch(/password authentication failed for user "edge_test"/);
       await new Promise((r) => setTimeout(r, 1500));
       // With retries of 10-50 ms a hot loop would have made dozens of attempts; down waits retry.downMs.
@@ -182,7 +179,7 @@ describe('PostgreSQL sink over TLS', () => {
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('a/b', '{"v":1}', { qos: 1 });
       await client.endAsync();
-      await until(async () => (await statusOf(agent, 'cloud')).sent.records === 1);
+      await untilStatus(agent, 'cloud', (s) => s.sent.records === 1);
       const check = new (await import('pg')).default.Client({ host: 'localhost', port: server.port, user: 'edge_test', database: 'postgres', password: PG_PASSWORD });
       await check.connect();
       const { rows } = await check.query("SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'edge-agent'");
@@ -204,10 +201,7 @@ describe('PostgreSQL sink over TLS', () => {
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('a/b', '{"v":2}', { qos: 1 });
       await client.endAsync();
-      const s = await until(async () => {
-        const st = await statusOf(agent, 'cloud');
-        return st.state === 'down' && st;
-      });
+      const s = await untilStatus(agent, 'cloud', (st) => st.state === 'down');
       expect(s.lastError?.message).toMatch(/^postgres: .*(certificate|signature)/i);
     } finally {
       await agent.stop();
