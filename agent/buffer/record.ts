@@ -59,6 +59,60 @@ export function encodeRecord(seq: number, r: NewRecord): string {
   return `${line},"qos":${r.qos},"payload":${payload}}`;
 }
 
+export type RecordHead = Omit<LogRecord, 'payload' | 'agentId'>;
+
+export const PAYLOAD_KEY = ',"payload":';
+
+/**
+ * The head of a line (everything before `,"payload":`, which starts at `end`) read the way
+ * encodeRecord wrote it, without JSON.parse: consumers read every line, so this is their hot path.
+ * Null when the line is not in exactly that form (a string with an escape, an older layout): then
+ * JSON.parse reads it.
+ */
+export function decodeHead(line: string, end: number): RecordHead | null {
+  let i = 0;
+  const key = (k: string) => (line.startsWith(k, i) ? ((i += k.length), true) : false);
+  const number = (stop: number) => {
+    const v = Number(line.slice(i, stop));
+    i = stop;
+    return v;
+  };
+  const untilComma = () => number(line.indexOf(',', i));
+  const string = (): string | undefined => {
+    if (line.charCodeAt(i) !== 0x22) return undefined;
+    const close = line.indexOf('"', i + 1);
+    const s = line.slice(i + 1, close);
+    i = close + 1;
+    return close < 0 || s.includes('\\') ? undefined : s;
+  };
+  if (!key('{"seq":')) return null;
+  const seq = untilComma();
+  if (!key(',"topic":')) return null;
+  const topic = string();
+  if (topic === undefined || !key(',"receivedAt":')) return null;
+  const receivedAt = untilComma();
+  if (!key(',"clockSynced":')) return null;
+  const clockSynced = key('true') ? true : key('false') ? false : undefined;
+  if (clockSynced === undefined) return null;
+  const head: RecordHead = { seq, topic, receivedAt, clockSynced, clientId: '', qos: 0 };
+  if (key(',"deviceTime":')) head.deviceTime = untilComma();
+  if (key(',"encoding":"base64"')) head.encoding = 'base64';
+  if (!key(',"clientId":')) return null;
+  const clientId = string();
+  if (clientId === undefined) return null;
+  head.clientId = clientId;
+  if (key(',"schema":')) {
+    const schema = string();
+    if (schema === undefined) return null;
+    head.schema = schema;
+  }
+  if (!key(',"qos":')) return null;
+  const qos = number(end);
+  if (i !== end || (qos !== 0 && qos !== 1 && qos !== 2) || !Number.isSafeInteger(seq) || !Number.isFinite(receivedAt)) return null;
+  head.qos = qos;
+  return head;
+}
+
 export function decodeRecord(line: string, agentId: string): LogRecord {
   return { agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) };
 }
