@@ -13,7 +13,7 @@ export const BENCH_USER = { name: 'bench', password: 'bench-password' };
 export const benchTopic = (i: number) => `bench/${BENCH_USER.name}/sensor-${i}`;
 
 /** How `npm start` runs the agent (package.json): fewer malloc arenas, a bounded V8 heap. */
-const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=16'];
+const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=12'];
 /** BENCH_PROFILE_DIR=dir: CPU profiles of the agents a benchmark runs, for finding where time goes. */
 const PROFILE_FLAGS = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
 const AGENT_ENV = { MALLOC_ARENA_MAX: '2' };
