@@ -156,7 +156,16 @@ function buildProgram(): Command {
 /** With no agent running, the log can be opened here (its lock is free). */
 async function statusFromDisk(config: Config): Promise<SinkStatus[]> {
   const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([import('./log.js'), import('./runtime.js'), import('../sync/index.js')]);
-  const log = await openLog(config, createLogger('silent'));
+  let log: Awaited<ReturnType<typeof openLog>>;
+  try {
+    log = await openLog(config, createLogger('silent'));
+  } catch (err) {
+    // LevelDB's lock: an agent holds the log but did not answer on its control socket.
+    if ((err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN' && /lock/i.test(String((err as { cause?: unknown }).cause))) {
+      throw new CliFailure(`an agent holds ${config.agent.dataDir}/log but does not answer on its control socket`);
+    }
+    throw err;
+  }
   try {
     return await offlineStatus(log, config.sinks);
   } finally {
