@@ -120,6 +120,7 @@ interface Drain {
   peakRssMb: number;
   liveP99Ms: number;
   liveSamples: number;
+  pubackP99Ms: number;
 }
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -142,12 +143,15 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
   const sampler = setInterval(() => (peakKb = Math.max(peakKb, rssKb(agent.proc.pid!))), 100);
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, { username: BENCH_USER.name, password: BENCH_USER.password });
   const latencies: number[] = [];
+  /** How long the live readings' PUBACKs took: does a drain slow ingest down? */
+  const pubacks: number[] = [];
   const pending = new Map<number, number>();
   let n = 0;
   const publisher = setInterval(() => {
     const id = n++;
-    pending.set(id, performance.now());
-    client.publish(`bench/${BENCH_USER.name}/live`, JSON.stringify({ ts: Date.now(), sensor: 'live', temperature: id }), { qos: 1 });
+    const sentAt = performance.now();
+    pending.set(id, sentAt);
+    client.publish(`bench/${BENCH_USER.name}/live`, JSON.stringify({ ts: Date.now(), sensor: 'live', temperature: id }), { qos: 1 }, () => pubacks.push(performance.now() - sentAt));
   }, 250);
   let drainedAt = 0;
   try {
@@ -176,7 +180,7 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), cpuUsPerRecord: ((cpuAtDrained - cpuAtStart) * 1000) / RECORDS, peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length };
+  return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), cpuUsPerRecord: ((cpuAtDrained - cpuAtStart) * 1000) / RECORDS, peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length, pubackP99Ms: percentile(pubacks, 99) };
 }
 
 export async function benchSync(): Promise<void> {
@@ -189,7 +193,7 @@ export async function benchSync(): Promise<void> {
     await influx.createDatabase('telemetry');
     await influx.createDatabase('baseline');
 
-    const none: Drain = { recordsPerSec: NaN, cpuUsPerRecord: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0 };
+    const none: Drain = { recordsPerSec: NaN, cpuUsPerRecord: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0, pubackP99Ms: NaN };
     const pgDrain = !SINKS.includes('postgres') ? none : await drain(
       join(work, 'data'),
       { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
@@ -217,7 +221,8 @@ export async function benchSync(): Promise<void> {
     printLimits('while draining', limits);
     // The agent and the database share this machine's cores: what each reading costs each of them.
     console.log(
-      `\nCPU per reading: agent ${pgDrain.cpuUsPerRecord.toFixed(1)} µs (PostgreSQL drain), ${influxDrain.cpuUsPerRecord.toFixed(1)} µs (InfluxDB drain); influxd ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`,
+      `\nPUBACK p99 of the live readings: ${pgDrain.pubackP99Ms.toFixed(1)} ms (PostgreSQL drain), ${influxDrain.pubackP99Ms.toFixed(1)} ms (InfluxDB drain)` +
+        `\nCPU per reading: agent ${pgDrain.cpuUsPerRecord.toFixed(1)} µs (PostgreSQL drain), ${influxDrain.cpuUsPerRecord.toFixed(1)} µs (InfluxDB drain); influxd ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`,
     );
   } finally {
     await influx.stop();

@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import { down, invalid, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import { down, inSlices, invalid, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
 import type { OutRecord } from '../../record.js';
 import type { InfluxConfig } from './config.js';
 import { toLine } from './line-protocol.js';
@@ -55,16 +55,18 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
       let text = '';
       const indexes: number[] = [];
       const refused: { index: number; reason: string }[] = [];
-      for (let index = 0; index < records.length; index++) {
-        const r = records[index];
-        const out = toLine(r, r.schema === undefined ? undefined : ctx.schemas.byId(r.schema), config);
-        if ('error' in out) {
-          refused.push({ index, reason: `influx: ${out.error}` });
-          continue;
+      await inSlices(records.length, (from, to) => {
+        for (let index = from; index < to; index++) {
+          const r = records[index];
+          const out = toLine(r, r.schema === undefined ? undefined : ctx.schemas.byId(r.schema), config);
+          if ('error' in out) {
+            refused.push({ index, reason: `influx: ${out.error}` });
+            continue;
+          }
+          text += indexes.length ? `\n${out.line}` : out.line;
+          indexes.push(index);
         }
-        text += indexes.length ? `\n${out.line}` : out.line;
-        indexes.push(index);
-      }
+      });
       const plain = Buffer.from(text);
       const body = config.gzipLevel > 0 ? await gzipAsync(plain, { level: config.gzipLevel }) : plain;
       return { encoded: { body, text, records: indexes, bytes: body.length }, refused };

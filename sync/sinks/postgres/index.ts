@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { down, invalid, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import { down, inSlices, invalid, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
 import type { OutRecord } from '../../record.js';
 import { BASE_COLUMNS, columnTypeOf, copyRows, SQL_TYPES, type TypedColumn } from './copy.js';
 import type { PostgresConfig } from './config.js';
@@ -84,7 +84,8 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
   return {
     start,
     async encode(records: readonly OutRecord[]) {
-      const rows = copyRows(records, typed);
+      let rows = '';
+      await inSlices(records.length, (from, to) => (rows += copyRows(records.slice(from, to), typed)));
       return { encoded: { rows, count: records.length, bytes: Buffer.byteLength(rows) }, refused: [] };
     },
     async write(batch, signal): Promise<WriteResult> {
