@@ -4,7 +4,7 @@
 // drop repeats.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { down, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import { down, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
 import type { OutRecord } from '../../record.js';
 import type { MqttConfig } from './config.js';
 
@@ -79,8 +79,10 @@ export function createMqttSink(config: MqttConfig, ctx: SinkContext, sinkName: s
     async write(batch, signal): Promise<WriteResult> {
       const c = client;
       if (!c?.connected) throw transient('mqtt: not connected');
+      let onClose = () => {};
       const lost = new Promise<never>((_, reject) => {
-        c.once('close', () => reject(transient('mqtt: connection lost before every PUBACK came')));
+        onClose = () => reject(transient('mqtt: connection lost before every PUBACK came'));
+        c.once('close', onClose);
         signal.addEventListener('abort', () => reject(transient('mqtt: no PUBACK within the timeout')), { once: true });
       });
       lost.catch(() => {});
@@ -99,7 +101,9 @@ export function createMqttSink(config: MqttConfig, ctx: SinkContext, sinkName: s
         ]);
       } catch (err) {
         drop(c);
-        throw err instanceof Error && 'kind' in err ? err : transient(`mqtt: ${(err as Error).message}`);
+        throw err instanceof SinkError ? err : transient(`mqtt: ${(err as Error).message}`);
+      } finally {
+        c.off('close', onClose);
       }
       return {};
     },
