@@ -72,7 +72,7 @@ export function openLog(config: Config, logger: Logger): Promise<DurableLog> {
     maxDelayMs: buffer.maxDelayMs,
     maxRecords: buffer.maxRecords,
     encryptionKey: buffer.encryption.keyFile ? readKeyFile(buffer.encryption.keyFile) : undefined,
-    deadLetters: { maxCount: i.deadLetters.maxCount, maxBytes: i.deadLetters.maxBytes },
+    deadLetters: i.deadLetters,
     log: logger.child({ stage: 'log' }),
   });
 }
@@ -107,7 +107,6 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       log,
       schemas,
       logger: logger.child({ stage: 'sync' }),
-      deadLetterPayloadCap: i.deadLetters.payloadCapBytes,
     });
     started.push(() => sync.stop());
 
@@ -120,7 +119,6 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       unmatched: i.unmatched,
       qos0Overflow: i.qos0Overflow,
       maxPendingBytes: config.buffer.maxPendingBytes,
-      deadLetterPayloadCap: i.deadLetters.payloadCapBytes,
       clockSynced: clockSyncProbe(),
     });
 

@@ -3,14 +3,13 @@
 // sends new readings beside it; when the backlog lane reaches where the live lane began, the two
 // merge and the cursor jumps past what the live lane confirmed.
 import type { Logger } from 'pino';
-import type { DeadLetter, LogBatch } from '../agent/buffer/record.js';
+import type { LogBatch, RefusedReading } from '../agent/buffer/record.js';
 import { topicMatches } from '../embedded-broker/index.js';
 import { Backoff } from './backoff.js';
 import type { SinkConfig } from './config.js';
 import { toOutRecord, type OutRecord } from './record.js';
-import { liveLaneByDefault } from './registry.js';
 import { SinkError, transient, type Encoded, type Sink } from './sink.js';
-import { backlogOf } from './status.js';
+import { backlogOf, consumerOf } from './status.js';
 import { sleep, Throttle } from './throttle.js';
 
 /** What a forwarder needs of the durable log. */
@@ -21,7 +20,7 @@ export interface LogSource {
   waitFor(afterSeq: number, ms: number): Promise<void>;
   commit(consumer: string, seq: number): Promise<void>;
   readonly lastSeq: number;
-  appendDeadLetter(entry: Omit<DeadLetter, 'id'>): Promise<void>;
+  appendDeadLetter(refused: RefusedReading): Promise<void>;
 }
 
 /** `stopped`: reported from the log on disk while no agent runs. */
@@ -58,7 +57,6 @@ interface Prepared extends Gathered {
 
 class Lane {
   readonly stop = new AbortController();
-  constructor(readonly name: 'backlog' | 'live') {}
   get stopped(): boolean {
     return this.stop.signal.aborted;
   }
@@ -82,7 +80,7 @@ export class Forwarder {
   private readonly counters = { records: 0, requests: 0, bytesIn: 0, bytesOut: 0, failures: 0, deadLettered: 0 };
   private readonly confirmations: { at: number; count: number }[] = [];
   private readonly throttle: Throttle;
-  private readonly backlog = new Lane('backlog');
+  private readonly backlog = new Lane();
   /** Fired a little after stop(): requests still open are cut, their batches resent next start. */
   private readonly hardStop = new AbortController();
   private live: LiveLane | undefined;
@@ -90,7 +88,6 @@ export class Forwarder {
   /** The batch being gathered while another is sent; stop() waits for it. */
   private prefetch: Promise<unknown> | undefined;
   private loop: Promise<void> | undefined;
-  private readonly liveEnabled: boolean;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -98,11 +95,11 @@ export class Forwarder {
     private readonly sink: Sink,
     private readonly log: LogSource,
     private readonly logger: Logger,
-    private readonly deadLetterPayloadCap: number,
+    /** Whether new readings may overtake a draining backlog (config.live.enabled, or the sink type's default). */
+    private readonly liveEnabled: boolean,
   ) {
-    this.consumer = `sink:${config.name}`;
+    this.consumer = consumerOf(config.name);
     this.throttle = new Throttle(config.maxBytesPerSec);
-    this.liveEnabled = config.live.enabled ?? liveLaneByDefault(config.type);
   }
 
   async start(): Promise<void> {
@@ -178,7 +175,7 @@ export class Forwarder {
     if (!this.liveEnabled || this.live || !newestSent || this.backlog.stopped) return;
     const head = this.log.lastSeq;
     if (head <= cursor || Date.now() - newestSent.receivedAt < this.config.live.afterMs) return;
-    const live: LiveLane = { lane: new Lane('live'), startSeq: head, confirmed: head, loop: Promise.resolve() };
+    const live: LiveLane = { lane: new Lane(), startSeq: head, confirmed: head, loop: Promise.resolve() };
     live.loop = this.runLive(live).catch((err) => this.logger.error({ err: (err as Error).message }, 'live lane stopped on an error'));
     this.live = live;
     this.logger.info({ sink: this.config.name, backlog: head - cursor }, 'backlog draining; live lane opened');
@@ -337,17 +334,13 @@ export class Forwarder {
 
   private async deadLetter(items: { record: OutRecord; reason: string }[]): Promise<void> {
     for (const { record, reason } of items) {
-      const payload = Buffer.from(record.payloadJson);
-      const kept = payload.subarray(0, this.deadLetterPayloadCap);
       this.counters.deadLettered++;
       this.logger.warn({ sink: this.config.name, seq: record.seq, topic: record.topic, reason }, 'sink refused a reading; dead-lettered');
       await this.log.appendDeadLetter({
         time: Date.now(),
         topic: record.topic,
         clientId: record.clientId,
-        payload: kept.toString('base64'),
-        payloadBytes: payload.length,
-        truncated: kept.length < payload.length,
+        payload: Buffer.from(record.payloadJson),
         reasons: [{ path: '', message: reason }],
         sink: this.config.name,
         seq: record.seq,

@@ -2,8 +2,9 @@
 import type { Logger } from 'pino';
 import type { SinkConfig } from './config.js';
 import { Forwarder, type LogSource, type SinkStatus } from './forwarder.js';
-import { createSink } from './registry.js';
+import { createSink, liveLaneByDefault } from './registry.js';
 import type { SchemaCatalog } from './sink.js';
+import { CONSUMER_PREFIX, consumerOf } from './status.js';
 
 export type { SinkConfig } from './config.js';
 export type { LogSource, SinkState, SinkStatus } from './forwarder.js';
@@ -16,8 +17,6 @@ export interface SyncOptions {
   log: LogSource & { consumers(): string[]; dropConsumer(name: string): Promise<void> };
   schemas: SchemaCatalog;
   logger: Logger;
-  /** Bytes of a refused payload kept in its dead letter. */
-  deadLetterPayloadCap: number;
 }
 
 export interface Sync {
@@ -26,11 +25,9 @@ export interface Sync {
   stop(): Promise<void>;
 }
 
-const CONSUMER_PREFIX = 'sink:';
-
 export async function startSync(opts: SyncOptions): Promise<Sync> {
   // A sink taken out of the config must not hold the log's chunks back forever.
-  const configured = new Set(opts.sinks.map((s) => CONSUMER_PREFIX + s.name));
+  const configured = new Set(opts.sinks.map((s) => consumerOf(s.name)));
   for (const consumer of opts.log.consumers()) {
     if (consumer.startsWith(CONSUMER_PREFIX) && !configured.has(consumer)) {
       await opts.log.dropConsumer(consumer);
@@ -40,7 +37,7 @@ export async function startSync(opts: SyncOptions): Promise<Sync> {
   const forwarders = opts.sinks.map((config) => {
     const logger = opts.logger.child({ sink: config.name });
     const sink = createSink(config, { agentId: opts.agentId, schemas: opts.schemas, logger });
-    return new Forwarder(config, sink, opts.log, logger, opts.deadLetterPayloadCap);
+    return new Forwarder(config, sink, opts.log, logger, config.live.enabled ?? liveLaneByDefault(config.type));
   });
   for (const f of forwarders) await f.start();
   return {

@@ -11,7 +11,6 @@ export interface OutRecord extends RecordHead {
   payload(): unknown;
 }
 
-
 class Record implements OutRecord {
   seq!: number;
   topic!: string;

@@ -3,6 +3,10 @@ import type { SinkConfig } from './config.js';
 import type { LogSource, SinkStatus } from './forwarder.js';
 import { toOutRecord } from './record.js';
 
+export const CONSUMER_PREFIX = 'sink:';
+/** A sink's log consumer: its cursor is where the sink stands. */
+export const consumerOf = (sinkName: string) => CONSUMER_PREFIX + sinkName;
+
 /** Readings after the consumer's cursor (less those confirmed ahead of it), and the oldest one's age. */
 export async function backlogOf(log: LogSource, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
   const cursor = log.cursor(consumer);
@@ -17,7 +21,7 @@ export async function offlineStatus(log: LogSource & { consumers(): string[] }, 
   const known = new Set(log.consumers());
   return Promise.all(
     sinks.map(async (s) => {
-      const consumer = `sink:${s.name}`;
+      const consumer = consumerOf(s.name);
       const backlog = known.has(consumer) ? await backlogOf(log, consumer) : { lagRecords: log.lastSeq, oldestUnsentMs: 0 };
       return {
         name: s.name,

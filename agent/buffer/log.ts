@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
 import { CorruptChunk, decodeChunk, encodeChunk, open, seal, verifyChunk } from './chunk.js';
-import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord } from './record.js';
+import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
 
 export interface DurableLogOptions {
   dir: string;
@@ -15,7 +15,8 @@ export interface DurableLogOptions {
   maxRecords: number;
   /** AES-256-GCM key; chunks are sealed when set. */
   encryptionKey?: Buffer;
-  deadLetters: { maxCount: number; maxBytes: number };
+  /** Dead letters kept (oldest dropped first), and the bytes of each refused payload kept. */
+  deadLetters: { maxCount: number; maxBytes: number; payloadCapBytes: number };
   log: Logger;
 }
 
@@ -181,9 +182,11 @@ export class DurableLog {
   }
 
   /** Keep a refused reading, in the same commit stream; bounded, oldest dropped first. */
-  appendDeadLetter(entry: Omit<DeadLetter, 'id'>): Promise<void> {
+  appendDeadLetter(refused: RefusedReading): Promise<void> {
     const id = this.nextDeadLetterId++;
-    const value = utf8(JSON.stringify({ id, ...entry }));
+    const kept = refused.payload.subarray(0, this.opts.deadLetters.payloadCapBytes);
+    const entry: DeadLetter = { id, ...refused, payload: kept.toString('base64'), payloadBytes: refused.payload.length, truncated: kept.length < refused.payload.length };
+    const value = utf8(JSON.stringify(entry));
     const batch = this.openBatch(this.nextSeq);
     batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
     batch.bytes += value.length;

@@ -153,3 +153,6 @@ export interface DeadLetter {
   sink?: string;
   seq?: number;
 }
+
+/** A refused reading as ingest or a sink hands it over; the log cuts the payload at its cap. */
+export type RefusedReading = Omit<DeadLetter, 'id' | 'payload' | 'payloadBytes' | 'truncated'> & { payload: Buffer };

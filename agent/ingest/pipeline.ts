@@ -17,8 +17,6 @@ export interface IngestOptions {
   qos0Overflow: Qos0Overflow;
   /** Above this many bytes awaiting commit, QoS 0 readings are dropped (policy `drop`). */
   maxPendingBytes: number;
-  /** Bytes of a refused payload kept in its dead letter. */
-  deadLetterPayloadCap: number;
   clockSynced: () => boolean;
 }
 
@@ -103,16 +101,7 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
 
   function deadLetter(msg: InboundMessage, reasons: Reason[]): Promise<void> {
     stats.deadLettered++;
-    const kept = msg.payload.subarray(0, opts.deadLetterPayloadCap);
-    return opts.log.appendDeadLetter({
-      time: Date.now(),
-      topic: msg.topic,
-      clientId: msg.clientId,
-      payload: kept.toString('base64'),
-      payloadBytes: msg.payload.length,
-      truncated: kept.length < msg.payload.length,
-      reasons,
-    });
+    return opts.log.appendDeadLetter({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
   }
 
   const hook: PublishHook = (msg) => {

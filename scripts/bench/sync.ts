@@ -41,10 +41,13 @@ const schemaInfo: SchemaInfo = {
 };
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
 
+/** The benchmark's log; chunks as the agent writes them under load (buffer.maxRecords readings each). */
+const openBacklog = (dataDir: string) =>
+  DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 1000, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096 }, log: quiet });
+
 /** A backlog as an outage leaves it: readings an hour old, 8 sensors, in the agent's log. */
 async function prepareBacklog(dataDir: string): Promise<void> {
-  // Chunks as the agent writes them under load: buffer.maxRecords readings each.
-  const log = await DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 1000, deadLetters: { maxCount: 10, maxBytes: 1 << 20 }, log: quiet });
+  const log = await openBacklog(dataDir);
   const start = Date.now() - 3_600_000;
   let last: Promise<void> = Promise.resolve();
   for (let i = 0; i < RECORDS; i++) {
@@ -59,7 +62,7 @@ async function prepareBacklog(dataDir: string): Promise<void> {
 
 /** Every record of the backlog, a batch at a time, as the sinks see them. */
 async function* backlogBatches(dataDir: string): AsyncGenerator<OutRecord[]> {
-  const log = await DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 10_000, deadLetters: { maxCount: 10, maxBytes: 1 << 20 }, log: quiet });
+  const log = await openBacklog(dataDir);
   await log.registerConsumer('bench-baseline');
   try {
     for (let after = 0; ; ) {

@@ -14,7 +14,7 @@ const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));
 
 function options(dir: string, extra: Partial<DurableLogOptions> = {}): DurableLogOptions {
-  return { dir, agentId: 'pi-test', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20 }, log: recording, ...extra };
+  return { dir, agentId: 'pi-test', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 4096 }, log: recording, ...extra };
 }
 
 function reading(i: number, topic = 't/a'): NewRecord {
@@ -132,7 +132,7 @@ describe('durable log', () => {
   it('keeps dead letters bounded, dropping and counting the oldest', async () => {
     const { dir, log } = await openLog();
     for (let i = 0; i < 8; i++) {
-      await log.appendDeadLetter({ time: i, topic: 'bad', clientId: 'c', payload: Buffer.from(`x${i}`).toString('base64'), payloadBytes: 2, truncated: false, reasons: [{ path: '/v', message: 'must be number' }] });
+      await log.appendDeadLetter({ time: i, topic: 'bad', clientId: 'c', payload: Buffer.from(`x${i}`), reasons: [{ path: '/v', message: 'must be number' }] });
     }
     expect(log.stats()).toMatchObject({ deadLetters: 5, deadLettersDropped: 3 });
     await log.close();

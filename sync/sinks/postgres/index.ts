@@ -42,7 +42,7 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
 
   async function prepareTable(p: pg.Pool): Promise<void> {
     const timescale = config.hypertable && (await p.query("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).rowCount === 1;
-    const exists = (await p.query('SELECT to_regclass($1) AS t', [`${table}`])).rows[0].t !== null;
+    const exists = (await p.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null;
     if (config.schema !== 'public') await p.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(config.schema)}`);
     // A hypertable's unique keys must hold its time column; ts is fixed by the record, so still one row per reading.
     const key = timescale ? 'agent_id, seq, ts' : 'agent_id, seq';
