@@ -34,11 +34,12 @@ export async function startSync(opts: SyncOptions): Promise<Sync> {
       opts.logger.info({ consumer }, 'sink no longer configured; its log cursor was dropped');
     }
   }
-  const forwarders = opts.sinks.map((config) => {
+  const forwarders: Forwarder[] = [];
+  for (const config of opts.sinks) {
     const logger = opts.logger.child({ sink: config.name });
-    const sink = createSink(config, { agentId: opts.agentId, schemas: opts.schemas, logger });
-    return new Forwarder(config, sink, opts.log, logger, config.live.enabled ?? liveLaneByDefault(config.type));
-  });
+    const sink = await createSink(config, { agentId: opts.agentId, schemas: opts.schemas, logger });
+    forwarders.push(new Forwarder(config, sink, opts.log, logger, config.live.enabled ?? liveLaneByDefault(config.type)));
+  }
   for (const f of forwarders) await f.start();
   return {
     status: () => Promise.all(forwarders.map((f) => f.status())),

@@ -1,6 +1,6 @@
 // A log record as sinks see it: the small head parsed, the payload kept as the JSON text it is
 // stored as (PostgreSQL and MQTT send it as is; only sinks that need the values parse it).
-import { decodeHead, PAYLOAD_KEY, type RecordHead } from '../agent/buffer/record.js';
+import { splitRecord, type RecordHead } from '../agent/buffer/record.js';
 
 export interface OutRecord extends RecordHead {
   agentId: string;
@@ -37,9 +37,7 @@ class Record implements OutRecord {
   }
 }
 
-/** The log writes the payload last, so the head ends where the first `,"payload":` begins. */
 export function toOutRecord(line: string, agentId: string): OutRecord {
-  const at = line.indexOf(PAYLOAD_KEY);
-  const head = decodeHead(line, at) ?? (JSON.parse(`${line.slice(0, at)}}`) as RecordHead);
-  return new Record(head, agentId, line.slice(at + PAYLOAD_KEY.length, -1), line.length);
+  const { head, payloadJson } = splitRecord(line);
+  return new Record(head, agentId, payloadJson, line.length);
 }

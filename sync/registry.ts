@@ -1,18 +1,16 @@
-// Sink type name -> its implementation; the config's `type` picks one.
+// Sink type name -> its implementation; the config's `type` picks one. Each sink's module (and its
+// client library: pg, MQTT.js) is loaded only when a sink of that type is configured.
 import type { SinkConfig } from './config.js';
 import type { Sink, SinkContext } from './sink.js';
-import { createInfluxSink } from './sinks/influx/index.js';
-import { createMqttSink } from './sinks/mqtt/index.js';
-import { createPostgresSink } from './sinks/postgres/index.js';
 
-export function createSink(config: SinkConfig, ctx: SinkContext): Sink {
+export async function createSink(config: SinkConfig, ctx: SinkContext): Promise<Sink> {
   switch (config.type) {
     case 'postgres':
-      return createPostgresSink(config, ctx);
+      return (await import('./sinks/postgres/index.js')).createPostgresSink(config, ctx);
     case 'influx':
-      return createInfluxSink(config, ctx);
+      return (await import('./sinks/influx/index.js')).createInfluxSink(config, ctx);
     case 'mqtt':
-      return createMqttSink(config, ctx, config.name);
+      return (await import('./sinks/mqtt/index.js')).createMqttSink(config, ctx, config.name);
   }
 }
 

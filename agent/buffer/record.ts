@@ -70,47 +70,75 @@ export const PAYLOAD_KEY = ',"payload":';
  * JSON.parse reads it.
  */
 export function decodeHead(line: string, end: number): RecordHead | null {
-  let i = 0;
-  const key = (k: string) => (line.startsWith(k, i) ? ((i += k.length), true) : false);
-  const number = (stop: number) => {
-    const v = Number(line.slice(i, stop));
-    i = stop;
-    return v;
-  };
-  const untilComma = () => number(line.indexOf(',', i));
-  const string = (): string | undefined => {
-    if (line.charCodeAt(i) !== 0x22) return undefined;
-    const close = line.indexOf('"', i + 1);
-    const s = line.slice(i + 1, close);
-    i = close + 1;
-    return close < 0 || s.includes('\\') ? undefined : s;
-  };
-  if (!key('{"seq":')) return null;
-  const seq = untilComma();
-  if (!key(',"topic":')) return null;
-  const topic = string();
-  if (topic === undefined || !key(',"receivedAt":')) return null;
-  const receivedAt = untilComma();
-  if (!key(',"clockSynced":')) return null;
-  const clockSynced = key('true') ? true : key('false') ? false : undefined;
+  const r = new HeadReader(line);
+  if (!r.key('{"seq":')) return null;
+  const seq = r.int();
+  if (!r.key(',"topic":')) return null;
+  const topic = r.string();
+  if (topic === undefined || !r.key(',"receivedAt":')) return null;
+  const receivedAt = r.int();
+  if (!r.key(',"clockSynced":')) return null;
+  const clockSynced = r.key('true') ? true : r.key('false') ? false : undefined;
   if (clockSynced === undefined) return null;
   const head: RecordHead = { seq, topic, receivedAt, clockSynced, clientId: '', qos: 0 };
-  if (key(',"deviceTime":')) head.deviceTime = untilComma();
-  if (key(',"encoding":"base64"')) head.encoding = 'base64';
-  if (!key(',"clientId":')) return null;
-  const clientId = string();
+  if (r.key(',"deviceTime":')) head.deviceTime = r.int();
+  if (r.key(',"encoding":"base64"')) head.encoding = 'base64';
+  if (!r.key(',"clientId":')) return null;
+  const clientId = r.string();
   if (clientId === undefined) return null;
   head.clientId = clientId;
-  if (key(',"schema":')) {
-    const schema = string();
+  if (r.key(',"schema":')) {
+    const schema = r.string();
     if (schema === undefined) return null;
     head.schema = schema;
   }
-  if (!key(',"qos":')) return null;
-  const qos = number(end);
-  if (i !== end || (qos !== 0 && qos !== 1 && qos !== 2) || !Number.isSafeInteger(seq) || !Number.isFinite(receivedAt)) return null;
+  if (!r.key(',"qos":')) return null;
+  const qos = r.int();
+  if (r.i !== end || (qos !== 0 && qos !== 1 && qos !== 2) || !Number.isSafeInteger(seq) || !Number.isSafeInteger(receivedAt)) return null;
   head.qos = qos;
   return head;
+}
+
+/** A cursor over a line as encodeRecord writes it; anything unexpected makes decodeHead give up. */
+class HeadReader {
+  i = 0;
+  constructor(private readonly line: string) {}
+
+  key(k: string): boolean {
+    if (!this.line.startsWith(k, this.i)) return false;
+    this.i += k.length;
+    return true;
+  }
+
+  /** An integer (what encodeRecord writes for seq and times); NaN when there are no digits. */
+  int(): number {
+    const { line } = this;
+    const negative = line.charCodeAt(this.i) === 0x2d;
+    if (negative) this.i++;
+    const from = this.i;
+    let v = 0;
+    for (let c = line.charCodeAt(this.i); c >= 0x30 && c <= 0x39; c = line.charCodeAt(++this.i)) v = v * 10 + (c - 0x30);
+    if (this.i === from) return NaN;
+    return negative ? -v : v;
+  }
+
+  /** A string without escapes; undefined when it has one (JSON.parse reads those). */
+  string(): string | undefined {
+    const { line } = this;
+    if (line.charCodeAt(this.i) !== 0x22) return undefined;
+    const close = line.indexOf('"', this.i + 1);
+    if (close < 0) return undefined;
+    const s = line.slice(this.i + 1, close);
+    this.i = close + 1;
+    return s.includes('\\') ? undefined : s;
+  }
+}
+
+/** A line's head and its payload's JSON text (for raw topics a JSON string of base64), unparsed. */
+export function splitRecord(line: string): { head: RecordHead; payloadJson: string } {
+  const at = line.indexOf(PAYLOAD_KEY);
+  const head = decodeHead(line, at) ?? (JSON.parse(`${line.slice(0, at)}}`) as RecordHead);
+  return { head, payloadJson: line.slice(at + PAYLOAD_KEY.length, -1) };
 }
 
 export function decodeRecord(line: string, agentId: string): LogRecord {

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { LogRecord } from '../buffer/record.js';
+import { splitRecord, type LogRecord } from '../buffer/record.js';
 import type { StoreQuery } from './types.js';
 
 interface Row {
@@ -18,18 +18,6 @@ interface Row {
   qos: number;
   encoding: string | null;
   payload: string;
-}
-
-interface Header {
-  seq: number;
-  topic: string;
-  receivedAt: number;
-  clockSynced: boolean;
-  deviceTime?: number;
-  encoding?: string;
-  clientId: string;
-  schema?: string;
-  qos: number;
 }
 
 /**
@@ -115,10 +103,7 @@ export class SqliteDb {
     this.insertLines = this.db.transaction((agentId: string, lines: string[]) => {
       if (agent !== agentId) setAgent.run((agent = agentId));
       for (const line of lines) {
-        // The log writes the payload last: parse the small header, keep the payload text as it is.
-        const cut = line.indexOf(',"payload":');
-        const h = JSON.parse(`${line.slice(0, cut)}}`) as Header;
-        const payload = line.slice(cut + 11, -1);
+        const { head: h, payloadJson: payload } = splitRecord(line);
         (h.encoding ? this.insertRaw : this.insert).run(
           h.seq,
           this.topics.id(h.topic),

@@ -1,12 +1,12 @@
 // npm run bench -- ingest: end to end (validated, durable, stored) next to bare Aedes; PUBACK
 // latency at a steady 5,000 msg/s; bytes written to disk per payload byte; RSS under load.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { benchLoad, startBenchAgent } from './agent.js';
 import { sensorPayload, type LoadOptions } from './load.js';
-import { startProcess, type Started } from './processes.js';
+import { cpuMs, startProcess, type Started } from './processes.js';
 import { median, percentile, printLimits, printTable, type Limit, type Row } from './report.js';
 
 const BARE = resolve(import.meta.dirname, 'bare-aedes.js');
@@ -51,6 +51,37 @@ function storedLastSeq(path: string): number {
 
 const load = (port: number, qos: 0 | 1, auth: boolean, extra: Partial<LoadOptions> = {}) => benchLoad(port, qos, MESSAGES[qos], auth, extra);
 
+/**
+ * CPU time per message, µs, of a server process (all threads, and its main thread) and of the load
+ * generator (this process), from the moment the publishers are logged in (scrypt is not what this measures).
+ */
+class CpuPerMessage {
+  private totals = { server: 0, main: 0, generator: 0 };
+  private messages = 0;
+  private at: { server: number; main: number; generator: NodeJS.CpuUsage } | undefined;
+
+  constructor(private readonly pid: number) {}
+
+  begin(): void {
+    this.at = { server: cpuMs(this.pid), main: cpuMs(this.pid, this.pid), generator: process.cpuUsage() };
+  }
+
+  end(messages: number): void {
+    if (!this.at) throw new Error('CpuPerMessage.end() before begin()');
+    const generator = process.cpuUsage(this.at.generator);
+    this.totals.server += cpuMs(this.pid) - this.at.server;
+    this.totals.main += cpuMs(this.pid, this.pid) - this.at.main;
+    this.totals.generator += (generator.user + generator.system) / 1000;
+    this.messages += messages;
+    this.at = undefined;
+  }
+
+  perMessage(): { server: number; main: number; generator: number } {
+    const us = (ms: number) => (ms * 1000) / this.messages;
+    return { server: us(this.totals.server), main: us(this.totals.main), generator: us(this.totals.generator) };
+  }
+}
+
 export async function benchIngest(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-'));
   const storePath = join(dir, 'data', 'store.db');
@@ -71,27 +102,39 @@ export async function benchIngest(): Promise<void> {
   }
 
   /** Messages/s until every reading is validated, committed and in the local store. */
-  async function endToEnd(qos: 0 | 1): Promise<number> {
+  async function endToEnd(qos: 0 | 1, cpu?: CpuPerMessage): Promise<number> {
     const started = performance.now();
-    const result = await load(edge.port('mqtt'), qos, true);
+    const result = await load(edge.port('mqtt'), qos, true, { onConnected: () => cpu?.begin() });
     expectedSeq += result.messages + (qos === 0 ? PUBLISHERS : 0); // QoS 0 runs end with one QoS 1 marker each
     await storedUpTo(expectedSeq);
+    cpu?.end(result.messages);
     return result.messages / ((performance.now() - started) / 1000);
+  }
+
+  async function bareRun(qos: 0 | 1, cpu: CpuPerMessage): Promise<number> {
+    const result = await load(bare.port('mqtt'), qos, false, { onConnected: () => cpu.begin() });
+    cpu.end(result.messages);
+    return result.perSecond;
   }
 
   const rows: Row[] = [];
   const limits: Limit[] = [];
+  const cpu: string[] = [];
   try {
     for (const qos of [0, 1] as const) {
       await load(bare.port('mqtt'), qos, false); // warm-up
       await endToEnd(qos);
       const baseline: number[] = [];
       const ours: number[] = [];
+      const bareCpu = new CpuPerMessage(bare.proc.pid!);
+      const edgeCpu = new CpuPerMessage(pid);
       for (let round = 0; round < ROUNDS; round++) {
-        baseline.push((await load(bare.port('mqtt'), qos, false)).perSecond);
-        ours.push(await endToEnd(qos));
+        baseline.push(await bareRun(qos, bareCpu));
+        ours.push(await endToEnd(qos, edgeCpu));
       }
-      rows.push({ name: `QoS ${qos} msg/s`, baseline: median(baseline), value: median(ours), target: qos === 1 ? 0.6 : 0.7, higherIsBetter: true });
+      const target = qos === 1 ? 0.6 : 0.7;
+      rows.push({ name: `QoS ${qos} msg/s`, baseline: median(baseline), value: median(ours), target, higherIsBetter: true });
+      cpu.push(cpuLine(qos, bareCpu.perMessage(), edgeCpu.perMessage(), target * median(baseline)));
     }
 
     // Write amplification over a QoS 1 run: bytes the agent wrote to storage per payload byte.
@@ -120,4 +163,16 @@ export async function benchIngest(): Promise<void> {
   }
   printTable(`ingest: ${PUBLISHERS} publishers, ${sensorPayload().length}-byte JSON validated (strict schema), fsync'd, stored in SQLite (QoS 0 overflow: block); median of ${ROUNDS}; baseline = bare Aedes (no persistence)`, rows);
   printLimits('ingest: absolute targets', limits);
+  console.log(`\nCPU per message (all on these ${availableParallelism()} cores):\n${cpu.join('\n')}`);
+}
+
+/** Where the CPU went, and the most messages/s these cores could give at that cost. */
+function cpuLine(qos: 0 | 1, bare: ReturnType<CpuPerMessage['perMessage']>, edge: ReturnType<CpuPerMessage['perMessage']>, needed: number): string {
+  const us = (n: number) => `${n.toFixed(1)} µs`;
+  const ceiling = (availableParallelism() * 1e6) / (edge.server + edge.generator);
+  return (
+    `QoS ${qos}: bare Aedes ${us(bare.server)} + load generator ${us(bare.generator)}; ` +
+    `edge-agent ${us(edge.server)} (main thread ${us(edge.main)}, other threads ${us(edge.server - edge.main)}) + load generator ${us(edge.generator)}; ` +
+    `at that cost the cores give at most ${Math.round(ceiling).toLocaleString('en-US')} msg/s (the target needs ${Math.round(needed).toLocaleString('en-US')})`
+  );
 }

@@ -16,6 +16,8 @@ export interface LoadOptions {
   password?: string;
   topic: (publisher: number) => string;
   payload: Buffer;
+  /** Called once every publisher is connected and logged in, just before the timed part. */
+  onConnected?: () => void;
 }
 
 export interface LoadResult {
@@ -125,6 +127,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const connections = await Promise.all(
     Array.from({ length: opts.publishers }, (_, i) => connectRaw(opts.port, `bench-${i}-${process.pid}`, opts.username, opts.password)),
   );
+  opts.onConnected?.();
   const started = performance.now();
   await Promise.all(connections.map((c, i) => runPublisher(i, c, opts, latenciesMs)));
   const seconds = (performance.now() - started) / 1000;

@@ -1,5 +1,6 @@
 // Child processes a benchmark measures: each prints a JSON `ready` line with its listeners.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface Started {
@@ -27,4 +28,10 @@ export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}):
       await exited;
     },
   };
+}
+
+/** User + system CPU time so far, ms: of a process (all its threads), or of one of its threads. */
+export function cpuMs(pid: number, thread?: number): number {
+  const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }

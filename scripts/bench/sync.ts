@@ -19,6 +19,7 @@ import { toLine } from '../../sync/sinks/influx/line-protocol.js';
 import { BASE_COLUMNS, copyRows } from '../../sync/sinks/postgres/copy.js';
 import { createDatabase, PG_PASSWORD, startInfluxd } from '../servers.js';
 import { BENCH_USER, startBenchAgent } from './agent.js';
+import { cpuMs } from './processes.js';
 import { percentile, printLimits, printTable, type Limit, type Row } from './report.js';
 
 const RECORDS = Number(process.env.BENCH_SYNC_RECORDS ?? 1_000_000);
@@ -127,12 +128,6 @@ interface Drain {
 }
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-
-/** User + system CPU time of a process so far, ms (all its threads). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
 
 /** Start the agent on a copy of the backlog with one sink; time the drain; meanwhile publish live readings. */
 async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>): Promise<Drain> {
