@@ -1,7 +1,7 @@
-// A named consumer of the durable log: read a batch after its cursor, hand it over, commit, repeat.
+// A named consumer of the durable log: read a batch of chunks after its cursor, hand it over, commit, repeat.
 import type { Logger } from '../log.js';
 import type { DurableLog } from './log.js';
-import type { LogBatch } from './record.js';
+import type { ChunkBatch } from './chunk-batch.js';
 
 export interface Consumer {
   /** Resolves when everything durable up to `seq` has been handled. */
@@ -12,7 +12,7 @@ export interface Consumer {
 export async function startConsumer(
   log: DurableLog,
   name: string,
-  handle: (batch: LogBatch) => Promise<void> | void,
+  handle: (batch: ChunkBatch) => Promise<void> | void,
   opts: {
     batch: number;
     /** After a short batch, wait this long so the next one is bigger (fewer, larger writes). */
@@ -32,7 +32,7 @@ export async function startConsumer(
   const loop = (async () => {
     while (running) {
       const after = log.cursor(name);
-      const batch = await log.readBatch(name, after, opts.batch);
+      const batch = await log.readChunks(name, after, opts.batch);
       if (!batch) {
         await log.waitFor(after, 1000);
         continue;
@@ -41,7 +41,7 @@ export async function startConsumer(
         await handle(batch);
         await log.commit(name, batch.lastSeq);
         backoffMs = 0;
-        if (opts.gatherMs && batch.lines.length < opts.batch) await pause(opts.gatherMs);
+        if (opts.gatherMs && batch.count < opts.batch) await pause(opts.gatherMs);
       } catch (err) {
         backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
         opts.logger.error({ consumer: name, err: (err as Error).message, retryInMs: backoffMs }, 'log consumer failed; will retry');

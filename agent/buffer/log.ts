@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
+import { ChunkBatch } from './chunk-batch.js';
 import { CorruptChunk, decodeChunk, encodeChunk, open, seal, verifyChunk } from './chunk.js';
 import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
 
@@ -162,10 +163,14 @@ export class DurableLog {
       { type: 'del', key },
       { type: 'put', key: 'm!quarantined', value: utf8(this.counters.quarantined) },
     ]);
+    this.unlist(firstSeq);
+    this.opts.log.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
+  }
+
+  private unlist(firstSeq: number): void {
     const i = this.chunks.findIndex((c) => c.firstSeq === firstSeq);
     if (i >= 0) this.chunks.splice(i, 1);
     this.forget(firstSeq);
-    this.opts.log.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
   }
 
   // ---- writing ----
@@ -324,6 +329,49 @@ export class DurableLog {
       i++;
     }
     return lines.length ? new LogBatch(this.opts.agentId, lines, firstSeq) : null;
+  }
+
+  /**
+   * Durable readings after afterSeq as whole chunks, still compressed, up to about `max` readings
+   * (at least one chunk); null if none. For a consumer that decodes them elsewhere.
+   */
+  async readChunks(consumer: string, afterSeq: number, max: number): Promise<ChunkBatch | null> {
+    this.cursor(consumer);
+    const values: Uint8Array[] = [];
+    let firstSeq = 0;
+    let lastSeq = 0;
+    let i = this.firstChunkAfter(afterSeq);
+    while (i < this.chunks.length && (values.length === 0 || lastSeq - firstSeq + 1 < max)) {
+      const info = this.chunks[i];
+      const from = Math.max(afterSeq + 1, info.firstSeq);
+      if (values.length && from !== lastSeq + 1) break; // a gap (quarantined chunk): stop here
+      const value = await this.verified(info);
+      if (!value) continue; // quarantined: removed from the list, so i is already the next chunk
+      if (!values.length) firstSeq = from;
+      values.push(value);
+      lastSeq = info.lastSeq;
+      i++;
+    }
+    return values.length ? new ChunkBatch(this.opts.agentId, values, firstSeq, lastSeq, this.opts.encryptionKey) : null;
+  }
+
+  /** A chunk as stored, after its checksum; null once quarantined (or found missing), and out of the list. */
+  private async verified(info: ChunkInfo): Promise<Uint8Array | null> {
+    const key = chunkKey(info.firstSeq);
+    const value = await this.db.get(key);
+    if (!value) {
+      this.unlist(info.firstSeq);
+      this.opts.log.error({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, 'log chunk missing');
+      return null;
+    }
+    try {
+      verifyChunk(value);
+      return value;
+    } catch (err) {
+      if (!(err instanceof CorruptChunk)) throw err;
+      await this.quarantine(key, value, err.message);
+      return null;
+    }
   }
 
   private firstChunkAfter(seq: number): number {

@@ -81,7 +81,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     closeHours,
     async write(batch) {
       if (batch.lastSeq <= last) return;
-      const fresh = batch.records().filter((r) => r.seq > last);
+      const fresh = batch.decode().records().filter((r) => r.seq > last);
       if (fresh.length === 0) return;
       const byFile = new Map<string, string[]>();
       for (const r of fresh) {

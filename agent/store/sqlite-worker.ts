@@ -2,10 +2,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 // The bare matcher, not the broker's index: this thread should not load Aedes and LevelDB.
 import { topicMatches } from '../../embedded-broker/topic.js';
+import { chunkLines } from '../buffer/chunk-batch.js';
 import type { StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { id: number } & ({ op: 'write'; agentId: string; lines: string[] } | { op: 'query'; query: StoreQuery } | { op: 'close' });
+export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'close' });
 export type Reply = { id: number; result?: unknown; error?: string };
 
 const db = new SqliteDb((workerData as { path: string }).path);
@@ -23,7 +24,7 @@ parentPort!.on('message', (req: Request) => {
 function handle(req: Request): unknown {
   switch (req.op) {
     case 'write':
-      return db.write(req.agentId, req.lines);
+      return db.write(req.agentId, chunkLines(req.chunks, req.firstSeq, req.key && Buffer.from(req.key)));
     case 'query': {
       const { topic, limit = 1000 } = req.query;
       const out = [];

@@ -36,12 +36,12 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
   };
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`sqlite store worker exited (${code})`)));
-  const call = (body: Body): Promise<unknown> => {
+  const call = (body: Body, transfer: ArrayBuffer[] = []): Promise<unknown> => {
     if (failure) return Promise.reject(failure);
     const id = nextId++;
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      worker.postMessage({ id, ...body });
+      worker.postMessage({ id, ...body }, transfer);
     });
   };
   let last = await ready;
@@ -50,7 +50,9 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
     kind: 'sqlite',
     async write(batch) {
       if (batch.lastSeq <= last) return;
-      await call({ op: 'write', agentId: batch.agentId, lines: batch.lines });
+      // Copies of their own, handed over (not cloned): the worker decodes them.
+      const chunks = batch.chunks.map((c) => c.slice());
+      await call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = batch.lastSeq;
     },
     query: async (query) => (await call({ op: 'query', query })) as LogRecord[],

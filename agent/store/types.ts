@@ -1,4 +1,5 @@
-import type { LogBatch, LogRecord } from '../buffer/record.js';
+import type { ChunkBatch } from '../buffer/chunk-batch.js';
+import type { LogRecord } from '../buffer/record.js';
 
 export interface StoreQuery {
   /** Exact topic or MQTT pattern (+, #). */
@@ -14,8 +15,8 @@ export interface StoreQuery {
 /** The local, queryable copy of the readings. Writes are idempotent on seq. */
 export interface LocalStore {
   readonly kind: string;
-  /** Store a batch of consecutive readings; ones already stored are skipped. */
-  write(batch: LogBatch): Promise<void>;
+  /** Store a batch of consecutive readings (the log's chunks); ones already stored are skipped. */
+  write(batch: ChunkBatch): Promise<void>;
   query(q: StoreQuery): Promise<LogRecord[]>;
   /** Highest seq stored. */
   lastSeq(): number;

@@ -112,6 +112,28 @@ describe('durable log', () => {
     await again.close();
   });
 
+  it('hands chunks over still compressed, checked, stopping at a chunk found damaged while running', async () => {
+    const { log } = await openLog();
+    await log.registerConsumer('store');
+    await fill(log, 150); // chunks of 50: 1-50, 51-100, 101-150
+    const db = (log as unknown as { db: ClassicLevel<string, Uint8Array> }).db;
+    const keys = await db.keys({ gte: 'c!', lt: 'c"' }).all();
+    const middle = Buffer.from((await db.get(keys[1]))!);
+    middle[40] ^= 0xff;
+    await db.put(keys[1], middle);
+
+    errors.length = 0;
+    const first = (await log.readChunks('store', 20, 1000))!;
+    expect([first.firstSeq, first.lastSeq, first.chunks.length]).toEqual([21, 50, 1]);
+    expect(first.decode().records().map((r) => r.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 21));
+    expect(errors).toEqual([expect.objectContaining({ firstSeq: 51, lastSeq: 100, reason: 'checksum mismatch' })]);
+    expect(log.stats().quarantinedChunks).toBe(1);
+    const rest = (await log.readChunks('store', 50, 1000))!;
+    expect([rest.firstSeq, rest.lastSeq, rest.count]).toEqual([101, 150, 50]);
+    expect(await log.readChunks('store', 150, 1000)).toBeNull();
+    await log.close();
+  });
+
   it('encrypts chunks with AES-256-GCM: round trip, nothing readable on disk, wrong or missing key refused', async () => {
     const key = randomBytes(32);
     const { dir, log } = await openLog({ encryptionKey: key });

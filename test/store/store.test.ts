@@ -2,7 +2,10 @@ import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRecord, LogBatch, type LogRecord } from '../../agent/buffer/record.js';
+import { randomBytes } from 'node:crypto';
+import { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
+import { encodeChunk } from '../../agent/buffer/chunk.js';
+import { encodeRecord, type LogRecord } from '../../agent/buffer/record.js';
 import { openFilesStore } from '../../agent/store/files.js';
 import { openStore, type LocalStore, type StoreBackend } from '../../agent/store/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
@@ -14,10 +17,17 @@ function record(seq: number, topic = 'sensors/a/env', receivedAt = T0 + seq * 10
   return { seq, agentId: 'pi', topic, receivedAt, clockSynced: true, payload: { t: 20 + seq / 10, seq }, clientId: 'c', schema: 'env@1', qos: 1 };
 }
 
-/** Consecutive records as the log hands them to a store. */
-function batch(records: LogRecord[]): LogBatch {
+/** Consecutive records as the log hands them to a store: in chunks of `perChunk`, from `firstSeq` on. */
+function batch(records: LogRecord[], opts: { perChunk?: number; firstSeq?: number; key?: Buffer } = {}): ChunkBatch {
   const lines = records.map((r) => encodeRecord(r.seq, { ...r, payloadJson: r.encoding ? (r.payload as string) : JSON.stringify(r.payload) }));
-  return new LogBatch('pi', lines, records[0].seq);
+  const perChunk = opts.perChunk ?? lines.length;
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < lines.length; i += perChunk) {
+    const part = lines.slice(i, i + perChunk);
+    const firstSeq = records[i].seq;
+    chunks.push(encodeChunk(part.join('\n'), { count: part.length, firstSeq, lastSeq: firstSeq + part.length - 1 }, opts.key));
+  }
+  return new ChunkBatch('pi', chunks, opts.firstSeq ?? records[0].seq, records.at(-1)!.seq, opts.key);
 }
 
 const dirs: string[] = [];
@@ -52,6 +62,17 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
     expect(store.lastSeq()).toBe(3);
     await store.write(batch([record(2), record(3), record(4)]));
     expect((await store.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+    await store.close();
+  });
+
+  it('takes readings from firstSeq on, across chunks, sealed or not', async () => {
+    const key = randomBytes(32);
+    const store = await openStore(backend, path());
+    // The first chunk starts before the batch: readings 1-2 are not part of it.
+    await store.write(batch([1, 2, 3, 4, 5].map((n) => record(n)), { perChunk: 3, firstSeq: 3 }));
+    await store.write(batch([6, 7, 8].map((n) => record(n)), { perChunk: 2, key }));
+    expect((await store.query({})).map((r) => r.seq)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect((await store.query({ afterSeq: 6 }))[0]).toEqual(record(7));
     await store.close();
   });
 

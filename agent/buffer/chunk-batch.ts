@@ -1,0 +1,38 @@
+// Consecutive readings as the log keeps them: its compressed (maybe sealed) chunks, for a consumer
+// that decodes them where it works (the SQLite store does it in its worker thread, sparing the
+// event loop that acknowledges readings the decompression and the copy of every line).
+import { CorruptChunk, decodeChunk } from './chunk.js';
+import { LogBatch } from './record.js';
+
+export class ChunkBatch {
+  constructor(
+    readonly agentId: string,
+    /** Whole chunks, verified (CRC); the first may hold readings before firstSeq, which are not part of the batch. */
+    readonly chunks: Uint8Array[],
+    readonly firstSeq: number,
+    readonly lastSeq: number,
+    /** The log's encryption key, when its chunks are sealed. */
+    readonly key?: Buffer,
+  ) {}
+
+  get count(): number {
+    return this.lastSeq - this.firstSeq + 1;
+  }
+
+  /** The readings as JSON lines, decoded here. */
+  decode(): LogBatch {
+    return new LogBatch(this.agentId, chunkLines(this.chunks, this.firstSeq, this.key), this.firstSeq);
+  }
+}
+
+/** The JSON lines of consecutive chunks, from firstSeq on. */
+export function chunkLines(chunks: readonly Uint8Array[], firstSeq: number, key?: Buffer): string[] {
+  const out: string[] = [];
+  for (const value of chunks) {
+    const { header, lines } = decodeChunk(value, key);
+    const all = lines.split('\n');
+    if (all.length !== header.count) throw new CorruptChunk(`holds ${all.length} readings, header says ${header.count}`);
+    for (let k = Math.max(0, firstSeq - header.firstSeq); k < all.length; k++) out.push(all[k]);
+  }
+  return out;
+}
