@@ -14,6 +14,8 @@ export const benchTopic = (i: number) => `bench/${BENCH_USER.name}/sensor-${i}`;
 
 /** How `npm start` runs the agent (package.json): fewer malloc arenas, a bounded V8 heap. */
 const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=12'];
+/** BENCH_NODE_FLAGS='--flag ...': more Node flags for the agents a benchmark runs (trying GC settings, --trace-gc). */
+const EXTRA_FLAGS = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
 /** BENCH_PROFILE_DIR=dir: CPU profiles of the agents a benchmark runs, for finding where time goes. */
 const PROFILE_FLAGS = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
 const AGENT_ENV = { MALLOC_ARENA_MAX: '2' };
@@ -38,7 +40,7 @@ export async function startBenchAgent(dir: string, extra: Record<string, unknown
       ...extra,
     }),
   );
-  return program === 'agent' ? startProcess([...AGENT_NODE_FLAGS, ...PROFILE_FLAGS, CLI, '--config', config], AGENT_ENV) : startProcess([BROKER_ONLY, config]);
+  return program === 'agent' ? startProcess([...AGENT_NODE_FLAGS, ...EXTRA_FLAGS, ...PROFILE_FLAGS, CLI, '--config', config], AGENT_ENV) : startProcess([BROKER_ONLY, config]);
 }
 
 /** The benchmarks' load: 8 publishers of the sensor payload, logged in as the bench user or not. */
