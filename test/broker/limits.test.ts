@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type EmbeddedBroker } from '../../embedded-broker/index.js';
@@ -29,6 +30,13 @@ describe('broker limits', () => {
   afterAll(async () => {
     await agent.stop();
     cleanup(agent.dir);
+  });
+
+  it("leaves mqtt-packet's table of 65,536 pre-built number Buffers unbuilt (6 MB of heap)", async () => {
+    const acked = await exchange(port(), [rawConnect({ clientId: 'numbers' }), publish('n/x', 'p', 1, 7)], 500);
+    expect(acked.received.length).toBeGreaterThan(4); // CONNACK and PUBACK were generated
+    const numbers = createRequire(import.meta.url)('mqtt-packet/numbers.js') as { cache: Record<number, Buffer> };
+    expect(Object.keys(numbers.cache)).toHaveLength(0);
   });
 
   it('disconnects a client whose payload exceeds maxPayloadBytes', async () => {
