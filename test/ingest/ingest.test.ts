@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { cleanup, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { connect as rawConnect, publish as rawPublish } from '../helpers/raw.js';
 
@@ -138,6 +141,22 @@ describe('topics without a schema', () => {
     await c2.endAsync();
     await reject.stop();
     cleanup(reject.dir);
+  });
+});
+
+describe('encrypted log', () => {
+  it('stores readings from sealed chunks (the store decodes them with the key)', async () => {
+    const dir = tempDir();
+    const keyFile = join(dir, 'log.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex'));
+    const agent = await startAgent({ buffer: { encryption: { keyFile } } }, dir);
+    const client = await connect(agent.mqttUrl);
+    for (let i = 0; i < 3; i++) await client.publishAsync('sealed/x', JSON.stringify({ i }), { qos: 1 });
+    await drained(agent);
+    expect((await agent.runtime.store!.query({ topic: 'sealed/x' })).map((r) => r.payload)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    await client.endAsync();
+    await agent.stop();
+    cleanup(dir);
   });
 });
 
