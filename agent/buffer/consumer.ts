@@ -15,7 +15,10 @@ export async function startConsumer(
   handle: (batch: ChunkBatch) => Promise<void> | void,
   opts: {
     batch: number;
-    /** After a short batch, wait this long so the next one is bigger (fewer, larger writes). */
+    /**
+     * Fewer, larger writes: until `batch` readings wait, hold the first waiting one up to this long
+     * (as Telegraf's flush interval and batch size do).
+     */
     gatherMs?: number;
     logger: Logger;
   },
@@ -29,9 +32,25 @@ export async function startConsumer(
       const timer = setTimeout(resolve, ms);
       wake = () => (clearTimeout(timer), resolve());
     });
+  /** When the consumer first saw readings waiting that were fewer than a batch. */
+  let waitingSince: number | undefined;
+  /** Whether to wait for more before reading: until a batch is full or the first waiting one is gatherMs old. */
+  async function gathered(after: number): Promise<boolean> {
+    if (!opts.gatherMs || log.lastSeq - after >= opts.batch) return true;
+    waitingSince ??= Date.now();
+    const left = waitingSince + opts.gatherMs - Date.now();
+    if (left <= 0) return true;
+    await log.waitFor(log.lastSeq, left); // wakes at the next commit (to count again), or when the time is up
+    return false;
+  }
   const loop = (async () => {
     while (running) {
       const after = log.cursor(name);
+      if (log.lastSeq <= after) {
+        await log.waitFor(after, 1000);
+        continue;
+      }
+      if (!(await gathered(after))) continue;
       const batch = await log.readChunks(name, after, opts.batch);
       if (!batch) {
         await log.waitFor(after, 1000);
@@ -41,7 +60,7 @@ export async function startConsumer(
         await handle(batch);
         await log.commit(name, batch.lastSeq);
         backoffMs = 0;
-        if (opts.gatherMs && batch.count < opts.batch) await pause(opts.gatherMs);
+        waitingSince = undefined;
       } catch (err) {
         backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
         opts.logger.error({ consumer: name, err: (err as Error).message, retryInMs: backoffMs }, 'log consumer failed; will retry');
