@@ -1,7 +1,7 @@
 // Consecutive readings as the log keeps them: its compressed (maybe sealed) chunks, for a consumer
 // that decodes them where it works (the SQLite store does it in its worker thread, sparing the
 // event loop that acknowledges readings the decompression and the copy of every line).
-import { CorruptChunk, decodeChunk } from './chunk.js';
+import { chunkLines, verifyChunk } from './chunk.js';
 import { LogBatch } from './record.js';
 
 export class ChunkBatch {
@@ -21,18 +21,17 @@ export class ChunkBatch {
 
   /** The readings as JSON lines, decoded here. */
   decode(): LogBatch {
-    return new LogBatch(this.agentId, chunkLines(this.chunks, this.firstSeq, this.key), this.firstSeq);
+    return new LogBatch(this.agentId, batchLines(this.chunks, this.firstSeq, this.key), this.firstSeq);
   }
 }
 
-/** The JSON lines of consecutive chunks, from firstSeq on. */
-export function chunkLines(chunks: readonly Uint8Array[], firstSeq: number, key?: Buffer): string[] {
+/** The JSON lines of consecutive chunks, from firstSeq on (checked again: they may have crossed to another thread). */
+export function batchLines(chunks: readonly Uint8Array[], firstSeq: number, key?: Buffer): string[] {
   const out: string[] = [];
   for (const value of chunks) {
-    const { header, lines } = decodeChunk(value, key);
-    const all = lines.split('\n');
-    if (all.length !== header.count) throw new CorruptChunk(`holds ${all.length} readings, header says ${header.count}`);
-    for (let k = Math.max(0, firstSeq - header.firstSeq); k < all.length; k++) out.push(all[k]);
+    const header = verifyChunk(value);
+    const lines = chunkLines(value, header, key);
+    for (let k = Math.max(0, firstSeq - header.firstSeq); k < lines.length; k++) out.push(lines[k]);
   }
   return out;
 }

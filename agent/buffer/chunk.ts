@@ -47,19 +47,23 @@ export function verifyChunk(value: Uint8Array): ChunkHeader {
   return header;
 }
 
-export function decodeChunk(value: Uint8Array, key?: Buffer): { header: ChunkHeader; lines: string } {
-  const header = verifyChunk(value);
+/** The readings of a chunk whose header verifyChunk returned, as JSON lines; throws CorruptChunk. */
+export function chunkLines(value: Uint8Array, header: ChunkHeader, key?: Buffer): string[] {
   const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   let body = buf.subarray(HEADER);
   if (header.encrypted) {
     if (!key) throw new CorruptChunk('chunk is encrypted and no key is configured');
     body = open(body, key, buf.subarray(0, 25));
   }
+  let text: string;
   try {
-    return { header, lines: uncompressSync(body).toString() };
+    text = uncompressSync(body).toString();
   } catch (err) {
     throw new CorruptChunk(`cannot decompress: ${(err as Error).message}`);
   }
+  const lines = text.split('\n');
+  if (lines.length !== header.count) throw new CorruptChunk(`holds ${lines.length} readings, header says ${header.count}`);
+  return lines;
 }
 
 export function seal(plain: Buffer, key: Buffer, aad: Buffer): Buffer {

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
 import { ChunkBatch } from './chunk-batch.js';
-import { CorruptChunk, decodeChunk, encodeChunk, open, seal, verifyChunk } from './chunk.js';
+import { chunkLines, CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
 import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
 
 export interface DurableLogOptions {
@@ -316,17 +316,10 @@ export class DurableLog {
     this.cursor(consumer);
     const lines: string[] = [];
     let firstSeq = 0;
-    let i = this.firstChunkAfter(afterSeq);
-    while (lines.length < max && i < this.chunks.length) {
-      const info = this.chunks[i];
-      const from = Math.max(afterSeq + 1, info.firstSeq);
-      if (lines.length && from !== firstSeq + lines.length) break; // a gap (quarantined chunk): stop here
-      const chunkLines = await this.linesOf(info);
-      if (!chunkLines) continue; // quarantined: removed from the list, so i is already the next chunk
+    for await (const { info, from, value } of this.consecutive(afterSeq, (c) => this.linesOf(c))) {
       if (!lines.length) firstSeq = from;
-      const skip = from - info.firstSeq;
-      for (let k = skip; k < chunkLines.length && lines.length < max; k++) lines.push(chunkLines[k]);
-      i++;
+      for (let k = from - info.firstSeq; k < value.length && lines.length < max; k++) lines.push(value[k]);
+      if (lines.length >= max) break;
     }
     return lines.length ? new LogBatch(this.opts.agentId, lines, firstSeq) : null;
   }
@@ -340,23 +333,36 @@ export class DurableLog {
     const values: Uint8Array[] = [];
     let firstSeq = 0;
     let lastSeq = 0;
-    let i = this.firstChunkAfter(afterSeq);
-    while (i < this.chunks.length && (values.length === 0 || lastSeq - firstSeq + 1 < max)) {
-      const info = this.chunks[i];
-      const from = Math.max(afterSeq + 1, info.firstSeq);
-      if (values.length && from !== lastSeq + 1) break; // a gap (quarantined chunk): stop here
-      const value = await this.verified(info);
-      if (!value) continue; // quarantined: removed from the list, so i is already the next chunk
+    for await (const { info, from, value } of this.consecutive(afterSeq, async (c) => (await this.verified(c))?.value ?? null)) {
       if (!values.length) firstSeq = from;
       values.push(value);
       lastSeq = info.lastSeq;
-      i++;
+      if (lastSeq - firstSeq + 1 >= max) break;
     }
     return values.length ? new ChunkBatch(this.opts.agentId, values, firstSeq, lastSeq, this.opts.encryptionKey) : null;
   }
 
+  /**
+   * The chunks holding readings after afterSeq, in order, with the first seq each contributes, up to
+   * a gap (a quarantined chunk). `load` reads one; null means it was taken out of the list.
+   */
+  private async *consecutive<T>(afterSeq: number, load: (info: ChunkInfo) => Promise<T | null>): AsyncGenerator<{ info: ChunkInfo; from: number; value: T }> {
+    let next = 0; // the seq the next chunk must start at; 0 before the first
+    let i = this.firstChunkAfter(afterSeq);
+    while (i < this.chunks.length) {
+      const info = this.chunks[i];
+      const from = Math.max(afterSeq + 1, info.firstSeq);
+      if (next && from !== next) return; // a gap: stop here
+      const value = await load(info);
+      if (value === null) continue; // out of the list, so i is already the next chunk
+      yield { info, from, value };
+      next = info.lastSeq + 1;
+      i++;
+    }
+  }
+
   /** A chunk as stored, after its checksum; null once quarantined (or found missing), and out of the list. */
-  private async verified(info: ChunkInfo): Promise<Uint8Array | null> {
+  private async verified(info: ChunkInfo): Promise<{ value: Uint8Array; header: ChunkHeader } | null> {
     const key = chunkKey(info.firstSeq);
     const value = await this.db.get(key);
     if (!value) {
@@ -365,8 +371,7 @@ export class DurableLog {
       return null;
     }
     try {
-      verifyChunk(value);
-      return value;
+      return { value, header: verifyChunk(value) };
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
       await this.quarantine(key, value, err.message);
@@ -388,20 +393,18 @@ export class DurableLog {
   private async linesOf(info: ChunkInfo): Promise<string[] | null> {
     const cached = this.decoded.get(info.firstSeq);
     if (cached) return cached.lines;
-    const key = chunkKey(info.firstSeq);
-    const value = await this.db.get(key);
-    if (!value) return [];
+    const chunk = await this.verified(info);
+    if (!chunk) return null;
     try {
-      const { header, lines: text } = decodeChunk(value, this.opts.encryptionKey);
-      const lines = text.split('\n');
-      if (lines.length !== header.count) throw new CorruptChunk(`holds ${lines.length} readings, header says ${header.count}`);
-      while (this.decoded.size && this.decodedBytes + text.length > DECODED_CACHE_BYTES) this.forget(this.decoded.keys().next().value as number);
-      this.decoded.set(info.firstSeq, { lines, bytes: text.length });
-      this.decodedBytes += text.length;
+      const lines = chunkLines(chunk.value, chunk.header, this.opts.encryptionKey);
+      const bytes = lines.reduce((n, l) => n + l.length + 1, 0);
+      while (this.decoded.size && this.decodedBytes + bytes > DECODED_CACHE_BYTES) this.forget(this.decoded.keys().next().value as number);
+      this.decoded.set(info.firstSeq, { lines, bytes });
+      this.decodedBytes += bytes;
       return lines;
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
-      await this.quarantine(key, value, err.message);
+      await this.quarantine(chunkKey(info.firstSeq), chunk.value, err.message);
       return null;
     }
   }

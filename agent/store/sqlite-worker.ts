@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 // The bare matcher, not the broker's index: this thread should not load Aedes and LevelDB.
 import { topicMatches } from '../../embedded-broker/topic.js';
-import { chunkLines } from '../buffer/chunk-batch.js';
+import { batchLines } from '../buffer/chunk-batch.js';
 import type { StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
@@ -24,7 +24,7 @@ parentPort!.on('message', (req: Request) => {
 function handle(req: Request): unknown {
   switch (req.op) {
     case 'write':
-      return db.write(req.agentId, chunkLines(req.chunks, req.firstSeq, req.key && Buffer.from(req.key)));
+      return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.key && Buffer.from(req.key)));
     case 'query': {
       const { topic, limit = 1000 } = req.query;
       const out = [];
