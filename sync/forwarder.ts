@@ -3,11 +3,12 @@
 // sends new readings beside it; when the backlog lane reaches where the live lane began, the two
 // merge and the cursor jumps past what the live lane confirmed.
 import type { Logger } from 'pino';
-import type { LogBatch, RefusedReading } from '../agent/buffer/record.js';
+import type { ChunkText, TextBatch } from '../agent/buffer/chunk-text.js';
+import type { RefusedReading } from '../agent/buffer/record.js';
 import { topicMatches } from '../embedded-broker/index.js';
 import { Backoff } from './backoff.js';
 import type { SinkConfig } from './config.js';
-import { toOutRecord, type OutRecord } from './record.js';
+import { OutBatch, toOutRecord, type OutRecord } from './record.js';
 import { SinkError, transient, type Encoded, type Sink } from './sink.js';
 import { backlogOf, consumerOf } from './status.js';
 import { sleep, Throttle } from './throttle.js';
@@ -16,7 +17,7 @@ import { sleep, Throttle } from './throttle.js';
 export interface LogSource {
   registerConsumer(name: string): Promise<void>;
   cursor(name: string): number;
-  readBatch(consumer: string, afterSeq: number, max: number): Promise<LogBatch | null>;
+  readTexts(consumer: string, afterSeq: number, max: number): Promise<TextBatch | null>;
   waitFor(afterSeq: number, ms: number): Promise<void>;
   commit(consumer: string, seq: number): Promise<void>;
   readonly lastSeq: number;
@@ -46,13 +47,19 @@ export interface SinkStatus {
 }
 
 interface Gathered {
-  records: OutRecord[];
+  records: OutBatch;
   /** Last seq looked at (filtered-out readings count as handled). */
   lastSeq: number;
 }
 
 interface Prepared extends Gathered {
   encoded: Encoded;
+}
+
+/** A batch on the wire, and whether the sink confirmed it (false: the lane stopped first). */
+interface InFlight {
+  batch: Prepared;
+  done: Promise<boolean>;
 }
 
 class Lane {
@@ -85,6 +92,7 @@ export class Forwarder {
   private readonly hardStop = new AbortController();
   private live: LiveLane | undefined;
   private readonly topicCache = new Map<string, boolean>();
+  private readonly everyTopic: boolean;
   /** The batch being gathered while another is sent; stop() waits for it. */
   private prefetch: Promise<unknown> | undefined;
   private loop: Promise<void> | undefined;
@@ -100,6 +108,7 @@ export class Forwarder {
   ) {
     this.consumer = consumerOf(config.name);
     this.throttle = new Throttle(config.maxBytesPerSec);
+    this.everyTopic = config.topics.includes('#') && config.excludeTopics.length === 0;
   }
 
   async start(): Promise<void> {
@@ -138,31 +147,50 @@ export class Forwarder {
   // ---- lanes ----
 
   /**
-   * Gather and encode the next batch while the current one is on the wire, so neither the sink nor
-   * this process waits for the other. A batch gathered before the live lane opened may reach past
-   * its start: those readings are sent twice, which the sinks absorb.
+   * Gather and encode the next batch while earlier ones are on the wire, so neither the sink nor
+   * this process waits for the other; up to the sink's `concurrency` batches are sent at once, and
+   * the cursor moves past each once it and every batch before it are confirmed. A batch gathered
+   * before the live lane opened may reach past its start: those readings are sent twice, which the
+   * sinks absorb.
    */
   private async runBacklog(): Promise<void> {
     const lane = this.backlog;
+    const window = this.sink.concurrency ?? 1;
+    const sending: InFlight[] = [];
     let cursor = this.log.cursor(this.consumer);
-    let next = this.prefetch = this.prepareNext(lane, cursor);
-    while (!lane.stopped) {
-      const batch = await next;
-      if (this.live && cursor >= this.live.startSeq) {
-        cursor = await this.mergeLive(cursor);
-        next = this.prefetch = this.prepareNext(lane, cursor);
-        continue;
+    let gathered = cursor;
+    let next = this.prefetch = this.prepareNext(lane, gathered);
+    try {
+      while (!lane.stopped) {
+        if (sending.length && (sending.length >= window || this.liveReached(gathered) || (await settlesFirst(sending[0].done, next)))) {
+          const { batch, done } = sending.shift()!;
+          if (!(await done)) break;
+          cursor = batch.lastSeq;
+          await this.log.commit(this.consumer, cursor);
+          continue;
+        }
+        if (this.liveReached(cursor)) {
+          await next;
+          cursor = gathered = await this.mergeLive(cursor);
+          next = this.prefetch = this.prepareNext(lane, gathered);
+          continue;
+        }
+        const batch = await next;
+        if (batch) {
+          gathered = batch.lastSeq;
+          this.maybeOpenLive(gathered, batch.records);
+          sending.push({ batch, done: this.send(batch, lane) });
+        }
+        next = this.prefetch = this.prepareNext(lane, gathered);
       }
-      if (!batch) {
-        next = this.prefetch = this.prepareNext(lane, cursor);
-        continue;
-      }
-      next = this.prefetch = this.prepareNext(lane, batch.lastSeq);
-      if (!(await this.send(batch, lane))) break;
-      cursor = batch.lastSeq;
-      await this.log.commit(this.consumer, cursor);
-      this.maybeOpenLive(cursor, batch.records.at(-1));
+    } finally {
+      await Promise.allSettled(sending.map((s) => s.done));
     }
+  }
+
+  /** The backlog lane has come to where the live lane began. */
+  private liveReached(seq: number): boolean {
+    return this.live !== undefined && seq >= this.live.startSeq;
   }
 
   private async prepareNext(lane: Lane, after: number): Promise<Prepared | null> {
@@ -170,15 +198,15 @@ export class Forwarder {
     return gathered && this.prepare(gathered);
   }
 
-  /** The backlog lane is working on old readings: send new ones beside it. */
-  private maybeOpenLive(cursor: number, newestSent: OutRecord | undefined): void {
-    if (!this.liveEnabled || this.live || !newestSent || this.backlog.stopped) return;
+  /** The backlog lane is sending old readings (up to `gathered`, newest in `batch`): send new ones beside it. */
+  private maybeOpenLive(gathered: number, batch: OutBatch): void {
+    if (!this.liveEnabled || this.live || !batch.length || this.backlog.stopped || this.state !== 'ok') return;
     const head = this.log.lastSeq;
-    if (head <= cursor || Date.now() - newestSent.receivedAt < this.config.live.afterMs) return;
+    if (head <= gathered || Date.now() - batch.at(batch.length - 1).receivedAt < this.config.live.afterMs) return;
     const live: LiveLane = { lane: new Lane(), startSeq: head, confirmed: head, loop: Promise.resolve() };
     live.loop = this.runLive(live).catch((err) => this.logger.error({ err: (err as Error).message }, 'live lane stopped on an error'));
     this.live = live;
-    this.logger.info({ sink: this.config.name, backlog: head - cursor }, 'backlog draining; live lane opened');
+    this.logger.info({ sink: this.config.name, backlog: head - gathered }, 'backlog draining; live lane opened');
   }
 
   private async runLive(live: LiveLane): Promise<void> {
@@ -203,7 +231,10 @@ export class Forwarder {
 
   // ---- batches ----
 
-  private wanted(topic: string): boolean {
+  /** Whether a reading (line k of a text) is for this sink; only topic filters make it read the line. */
+  private wanted(text: ChunkText, k: number): boolean {
+    if (this.everyTopic) return true;
+    const { topic } = toOutRecord(text.line(k), '');
     let yes = this.topicCache.get(topic);
     if (yes === undefined) {
       yes = this.config.topics.some((f) => topicMatches(f, topic)) && !this.config.excludeTopics.some((f) => topicMatches(f, topic));
@@ -219,21 +250,32 @@ export class Forwarder {
    */
   private async gather(lane: Lane, after: number, limit: number): Promise<Gathered | null> {
     const { maxRecords, maxBytes, maxAgeMs } = this.config.batch;
-    const records: OutRecord[] = [];
+    const texts: ChunkText[] = [];
+    const textOf: number[] = [];
+    const lineOf: number[] = [];
+    let agentId = '';
     let lastSeq = after;
     let scanned = 0;
     let bytes = 0;
     let firstAt = 0;
     while (!lane.stopped) {
       const room = Math.min(maxRecords - scanned, limit - lastSeq);
-      const batch = room > 0 ? await this.log.readBatch(this.consumer, lastSeq, room) : null;
-      for (const line of batch?.lines ?? []) {
-        if (scanned > 0 && bytes + line.length > maxBytes) break;
-        const record = toOutRecord(line, batch!.agentId);
-        scanned++;
-        bytes += line.length;
-        lastSeq = record.seq;
-        if (this.wanted(record.topic)) records.push(record);
+      const batch = room > 0 ? await this.log.readTexts(this.consumer, lastSeq, room) : null;
+      if (batch) agentId = batch.agentId;
+      scan: for (const text of batch?.texts ?? []) {
+        const t = texts.push(text) - 1;
+        for (let seq = Math.max(text.firstSeq, lastSeq + 1); seq <= Math.min(text.lastSeq, batch!.lastSeq); seq++) {
+          const k = seq - text.firstSeq;
+          const size = text.lineBytes(k);
+          if (scanned > 0 && bytes + size > maxBytes) break scan;
+          scanned++;
+          bytes += size;
+          lastSeq = seq;
+          if (this.wanted(text, k)) {
+            textOf.push(t);
+            lineOf.push(k);
+          }
+        }
       }
       if (scanned && !firstAt) firstAt = performance.now();
       const full = scanned >= maxRecords || bytes >= maxBytes || lastSeq >= limit || (batch && batch.lastSeq > lastSeq);
@@ -242,7 +284,7 @@ export class Forwarder {
       await this.waitForMore(lane, lastSeq, scanned ? maxAgeMs - waited : 1000);
       if (!scanned) return null;
     }
-    return scanned ? { records, lastSeq } : null;
+    return scanned ? { records: new OutBatch(agentId, texts, textOf, lineOf), lastSeq } : null;
   }
 
   /** Until a reading after `after` is durable, `ms` pass, or the lane stops. */
@@ -264,7 +306,7 @@ export class Forwarder {
   /** Encode a batch; what the sink cannot represent goes to dead letters now. */
   private async prepare(batch: Gathered): Promise<Prepared> {
     const { encoded, refused } = batch.records.length ? await this.sink.encode(batch.records) : { encoded: { bytes: 0 }, refused: [] };
-    await this.deadLetter(refused.map((r) => ({ record: batch.records[r.index], reason: r.reason })));
+    await this.deadLetter(refused.map((r) => ({ record: batch.records.at(r.index), reason: r.reason })));
     return { ...batch, encoded };
   }
 
@@ -279,7 +321,7 @@ export class Forwarder {
         await this.throttle.take(encoded.bytes, lane.stop.signal);
         if (lane.stopped) break;
         const result = await this.withTimeout((signal) => this.sink.write(encoded, signal));
-        await this.deadLetter((result.rejected ?? []).map((r) => ({ record: records[r.index], reason: r.reason })));
+        await this.deadLetter((result.rejected ?? []).map((r) => ({ record: records.at(r.index), reason: r.reason })));
         this.confirmed(records, encoded.bytes);
         return true;
       } catch (err) {
@@ -295,11 +337,11 @@ export class Forwarder {
   private async split(batch: Prepared, err: SinkError, lane: Lane): Promise<boolean> {
     const { records } = batch;
     if (records.length === 1) {
-      await this.deadLetter([{ record: records[0], reason: err.message }]);
+      await this.deadLetter([{ record: records.at(0), reason: err.message }]);
       return true;
     }
     const half = records.length >> 1;
-    const part = async (rs: OutRecord[]) => this.send(await this.prepare({ records: rs, lastSeq: batch.lastSeq }), lane);
+    const part = async (rs: OutBatch) => this.send(await this.prepare({ records: rs, lastSeq: batch.lastSeq }), lane);
     return (await part(records.slice(0, half))) && part(records.slice(half));
   }
 
@@ -309,11 +351,11 @@ export class Forwarder {
     return work(signal);
   }
 
-  private confirmed(records: OutRecord[], bytesOut: number): void {
+  private confirmed(records: OutBatch, bytesOut: number): void {
     if (this.state !== 'ok') this.logger.info({ sink: this.config.name, was: this.state }, 'sink ok again');
     this.state = 'ok';
     this.counters.records += records.length;
-    this.counters.bytesIn += records.reduce((n, r) => n + r.bytes, 0);
+    this.counters.bytesIn += records.bytes;
     this.counters.bytesOut += bytesOut;
     const now = Date.now();
     this.confirmations.push({ at: now, count: records.length });
@@ -371,4 +413,9 @@ export class Forwarder {
       deadLettered: this.counters.deadLettered,
     };
   }
+}
+
+/** Whether `first` settles before `second` (when both have, first). */
+function settlesFirst(first: Promise<unknown>, second: Promise<unknown>): Promise<boolean> {
+  return Promise.race([first.then(() => true), second.then(() => false)]);
 }

@@ -1,5 +1,6 @@
 // A log record as sinks see it: the small head parsed, the payload kept as the JSON text it is
 // stored as (PostgreSQL and MQTT send it as is; only sinks that need the values parse it).
+import { ChunkText } from '../agent/buffer/chunk-text.js';
 import { splitRecord, type RecordHead } from '../agent/buffer/record.js';
 
 export interface OutRecord extends RecordHead {
@@ -40,4 +41,49 @@ class Record implements OutRecord {
 export function toOutRecord(line: string, agentId: string): OutRecord {
   const { head, payloadJson } = splitRecord(line);
   return new Record(head, agentId, payloadJson, line.length);
+}
+
+/**
+ * A batch's readings, kept where the log decompressed them (off the JS heap) and decoded each time a
+ * sink asks for one. A batch lives from gathering until the sink confirms it, across many young-
+ * generation GCs: a string or an object per reading held that long would be copied, then promoted
+ * to the old generation, batch after batch.
+ */
+export class OutBatch implements Iterable<OutRecord> {
+  constructor(
+    readonly agentId: string,
+    private readonly texts: readonly ChunkText[],
+    /** Per reading: the text that holds it, and its line there. */
+    private readonly textOf: readonly number[],
+    private readonly lineOf: readonly number[],
+  ) {}
+
+  /** A batch of log lines not read from the log (tests, benchmarks). */
+  static of(lines: readonly string[], agentId: string): OutBatch {
+    const k = lines.map((_, i) => i);
+    return new OutBatch(agentId, [ChunkText.of(lines, 0)], k.map(() => 0), k);
+  }
+
+  get length(): number {
+    return this.lineOf.length;
+  }
+
+  /** Bytes of the readings before encoding. */
+  get bytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.lineOf.length; i++) n += this.texts[this.textOf[i]].lineBytes(this.lineOf[i]);
+    return n;
+  }
+
+  at(index: number): OutRecord {
+    return toOutRecord(this.texts[this.textOf[index]].line(this.lineOf[index]), this.agentId);
+  }
+
+  slice(from: number, to?: number): OutBatch {
+    return new OutBatch(this.agentId, this.texts, this.textOf.slice(from, to), this.lineOf.slice(from, to));
+  }
+
+  *[Symbol.iterator](): Iterator<OutRecord> {
+    for (let i = 0; i < this.lineOf.length; i++) yield this.at(i);
+  }
 }

@@ -1,6 +1,6 @@
 // What every sink implements, and what it may know about the readings it is handed.
 import type { Logger } from 'pino';
-import type { OutRecord } from './record.js';
+import type { OutBatch } from './record.js';
 
 /** A batch encoded for the wire; the forwarder meters `bytes` against the bandwidth cap. */
 export interface Encoded {
@@ -14,10 +14,12 @@ export interface WriteResult {
 }
 
 export interface Sink<E extends Encoded = Encoded> {
+  /** How many batches may be on the wire at once (default 1: one after the other). */
+  readonly concurrency?: number;
   /** Connect, create tables: called before the first write and again after a failure. */
   start(): Promise<void>;
   /** Records with no representation in this sink (e.g. no fields) are refused here, not sent. */
-  encode(records: readonly OutRecord[]): Promise<{ encoded: E; refused: { index: number; reason: string }[] }>;
+  encode(records: OutBatch): Promise<{ encoded: E; refused: { index: number; reason: string }[] }>;
   /** Resolves once the sink confirmed every record; throws SinkError otherwise. */
   write(encoded: E, signal: AbortSignal): Promise<WriteResult>;
   close(): Promise<void>;

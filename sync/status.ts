@@ -11,8 +11,8 @@ export const consumerOf = (sinkName: string) => CONSUMER_PREFIX + sinkName;
 export async function backlogOf(log: LogSource, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
   const cursor = log.cursor(consumer);
   const lagRecords = Math.max(0, log.lastSeq - cursor - confirmedAhead);
-  const oldest = lagRecords ? await log.readBatch(consumer, cursor, 1) : null;
-  const oldestUnsentMs = oldest ? Math.max(0, Date.now() - toOutRecord(oldest.lines[0], oldest.agentId).receivedAt) : 0;
+  const oldest = lagRecords ? await log.readTexts(consumer, cursor, 1) : null;
+  const oldestUnsentMs = oldest ? Math.max(0, Date.now() - toOutRecord(oldest.line(oldest.firstSeq), oldest.agentId).receivedAt) : 0;
   return { lagRecords, oldestUnsentMs };
 }
 

@@ -47,21 +47,24 @@ export function verifyChunk(value: Uint8Array): ChunkHeader {
   return header;
 }
 
-/** The readings of a chunk whose header verifyChunk returned, as JSON lines; throws CorruptChunk. */
-export function chunkLines(value: Uint8Array, header: ChunkHeader, key?: Buffer): string[] {
+/** The readings of a chunk whose header verifyChunk returned: its JSON lines joined by '\n'; throws CorruptChunk. */
+export function chunkBody(value: Uint8Array, header: ChunkHeader, key?: Buffer): Buffer {
   const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   let body = buf.subarray(HEADER);
   if (header.encrypted) {
     if (!key) throw new CorruptChunk('chunk is encrypted and no key is configured');
     body = open(body, key, buf.subarray(0, 25));
   }
-  let text: string;
   try {
-    text = uncompressSync(body).toString();
+    return uncompressSync(body);
   } catch (err) {
     throw new CorruptChunk(`cannot decompress: ${(err as Error).message}`);
   }
-  const lines = text.split('\n');
+}
+
+/** The readings of a chunk whose header verifyChunk returned, as JSON lines; throws CorruptChunk. */
+export function chunkLines(value: Uint8Array, header: ChunkHeader, key?: Buffer): string[] {
+  const lines = chunkBody(value, header, key).toString().split('\n');
   if (lines.length !== header.count) throw new CorruptChunk(`holds ${lines.length} readings, header says ${header.count}`);
   return lines;
 }

@@ -4,7 +4,8 @@ import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
 import { ChunkBatch } from './chunk-batch.js';
-import { chunkLines, CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
+import { ChunkText, TextBatch } from './chunk-text.js';
+import { CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
 import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
 
 export interface DurableLogOptions {
@@ -66,8 +67,8 @@ export class DurableLog {
   private readonly db: ClassicLevel<string, Uint8Array>;
   private readonly chunks: ChunkInfo[] = [];
   private readonly cursors = new Map<string, number>();
-  /** Decompressed lines of recently read chunks: consumers usually read the newest ones. */
-  private readonly decoded = new Map<number, { lines: string[]; bytes: number }>();
+  /** Decompressed recently read chunks: consumers usually read the newest ones. */
+  private readonly decoded = new Map<number, ChunkText>();
   private decodedBytes = 0;
   private readonly waiters = new Set<() => void>();
   private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
@@ -316,12 +317,30 @@ export class DurableLog {
     this.cursor(consumer);
     const lines: string[] = [];
     let firstSeq = 0;
-    for await (const { info, from, value } of this.consecutive(afterSeq, (c) => this.linesOf(c))) {
+    for await (const { info, from, value } of this.consecutive(afterSeq, (c) => this.textOf(c))) {
       if (!lines.length) firstSeq = from;
-      for (let k = from - info.firstSeq; k < value.length && lines.length < max; k++) lines.push(value[k]);
+      for (let k = from - info.firstSeq; k < value.count && lines.length < max; k++) lines.push(value.line(k));
       if (lines.length >= max) break;
     }
     return lines.length ? new LogBatch(this.opts.agentId, lines, firstSeq) : null;
+  }
+
+  /**
+   * Up to `max` consecutive durable readings after afterSeq, as the decompressed texts of their
+   * chunks; null if none. For a consumer that holds readings a while and turns few into strings.
+   */
+  async readTexts(consumer: string, afterSeq: number, max: number): Promise<TextBatch | null> {
+    this.cursor(consumer);
+    const texts: ChunkText[] = [];
+    let firstSeq = 0;
+    let lastSeq = 0;
+    for await (const { from, value } of this.consecutive(afterSeq, (c) => this.textOf(c))) {
+      if (!texts.length) firstSeq = from;
+      texts.push(value);
+      lastSeq = Math.min(value.lastSeq, firstSeq + max - 1);
+      if (lastSeq - firstSeq + 1 >= max) break;
+    }
+    return texts.length ? new TextBatch(this.opts.agentId, texts, firstSeq, lastSeq) : null;
   }
 
   /**
@@ -390,18 +409,17 @@ export class DurableLog {
     return lo;
   }
 
-  private async linesOf(info: ChunkInfo): Promise<string[] | null> {
+  private async textOf(info: ChunkInfo): Promise<ChunkText | null> {
     const cached = this.decoded.get(info.firstSeq);
-    if (cached) return cached.lines;
+    if (cached) return cached;
     const chunk = await this.verified(info);
     if (!chunk) return null;
     try {
-      const lines = chunkLines(chunk.value, chunk.header, this.opts.encryptionKey);
-      const bytes = lines.reduce((n, l) => n + l.length + 1, 0);
-      while (this.decoded.size && this.decodedBytes + bytes > DECODED_CACHE_BYTES) this.forget(this.decoded.keys().next().value as number);
-      this.decoded.set(info.firstSeq, { lines, bytes });
-      this.decodedBytes += bytes;
-      return lines;
+      const text = ChunkText.decode(chunk.value, chunk.header, this.opts.encryptionKey);
+      while (this.decoded.size && this.decodedBytes + text.size > DECODED_CACHE_BYTES) this.forget(this.decoded.keys().next().value as number);
+      this.decoded.set(info.firstSeq, text);
+      this.decodedBytes += text.size;
+      return text;
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
       await this.quarantine(chunkKey(info.firstSeq), chunk.value, err.message);
@@ -413,7 +431,7 @@ export class DurableLog {
     const entry = this.decoded.get(firstSeq);
     if (!entry) return;
     this.decoded.delete(firstSeq);
-    this.decodedBytes -= entry.bytes;
+    this.decodedBytes -= entry.size;
   }
 
   /** Let every waitFor() return now (consumers stopping). */

@@ -13,7 +13,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { DurableLog } from '../../agent/buffer/log.js';
 import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
 import type { SinkStatus } from '../../sync/index.js';
-import { toOutRecord, type OutRecord } from '../../sync/record.js';
+import { OutBatch } from '../../sync/record.js';
 import type { SchemaInfo } from '../../sync/sink.js';
 import { toLine } from '../../sync/sinks/influx/line-protocol.js';
 import { BASE_COLUMNS, copyRows } from '../../sync/sinks/postgres/copy.js';
@@ -62,14 +62,14 @@ async function prepareBacklog(dataDir: string): Promise<void> {
 }
 
 /** Every record of the backlog, a batch at a time, as the sinks see them. */
-async function* backlogBatches(dataDir: string): AsyncGenerator<OutRecord[]> {
+async function* backlogBatches(dataDir: string): AsyncGenerator<OutBatch> {
   const log = await openBacklog(dataDir);
   await log.registerConsumer('bench-baseline');
   try {
     for (let after = 0; ; ) {
       const batch = await log.readBatch('bench-baseline', after, BATCH);
       if (!batch) return;
-      yield batch.lines.map((l) => toOutRecord(l, AGENT_ID));
+      yield OutBatch.of(batch.lines, AGENT_ID);
       after = batch.lastSeq;
     }
   } finally {
@@ -99,7 +99,7 @@ async function rawPost(dataDir: string, influxUrl: string, influxPid: number): P
   let ms = 0;
   let serverCpu = 0;
   for await (const records of backlogBatches(dataDir)) {
-    const body = records.map((r) => (toLine(r, schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
+    const body = Array.from(records, (r) => (toLine(r, schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
     const t = performance.now();
     const cpu = cpuMs(influxPid);
     await new Promise<void>((resolve, reject) => {

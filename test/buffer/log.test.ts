@@ -134,6 +134,20 @@ describe('durable log', () => {
     await log.close();
   });
 
+  it('hands readings over as chunk texts: from afterSeq, at most max of them, across chunks', async () => {
+    const { log } = await openLog();
+    await log.registerConsumer('sink');
+    await fill(log, 150); // chunks of 50
+    const batch = (await log.readTexts('sink', 40, 70))!;
+    expect([batch.firstSeq, batch.lastSeq, batch.texts.length]).toEqual([41, 110, 3]);
+    const seqs = Array.from({ length: 70 }, (_, i) => 41 + i);
+    expect(seqs.map((seq) => JSON.parse(batch.line(seq)).seq)).toEqual(seqs);
+    expect(JSON.parse(batch.line(110)).payload).toEqual({ i: 109, v: 163.5 });
+    expect((await log.readTexts('sink', 140, 1000))!.lastSeq).toBe(150);
+    expect(await log.readTexts('sink', 150, 1000)).toBeNull();
+    await log.close();
+  });
+
   it('encrypts chunks with AES-256-GCM: round trip, nothing readable on disk, wrong or missing key refused', async () => {
     const key = randomBytes(32);
     const { dir, log } = await openLog({ encryptionKey: key });

@@ -18,6 +18,7 @@ export const InfluxConfigSchema = sinkSchema(
     measurement: Type.String({ minLength: 1, default: 'mqtt', description: 'measurement of readings without a schema (with one: its measurement)' }),
     agentTag: Type.String({ default: 'agent', description: 'tag holding the agent id; empty = none' }),
     topicTag: Type.String({ default: 'topic', description: 'tag holding the MQTT topic; empty = none' }),
+    requests: Type.Integer({ minimum: 1, maximum: 8, default: 3, description: 'batches on the wire at once: the server parses one while the next arrives (points are idempotent and need no order; the cursor still moves in order)' }),
     gzipLevel: Type.Integer({ minimum: 0, maximum: 9, default: 1, description: 'gzip level of request bodies (1 = fastest, 9 = smallest); 0 = uncompressed' }),
   },
   'InfluxDB line protocol over HTTP (v1 or v2 API), gzip bodies, millisecond timestamps',

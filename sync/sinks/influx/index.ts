@@ -5,18 +5,19 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { gunzipSync, gzip } from 'node:zlib';
 import { down, inSlices, invalid, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
-import type { OutRecord } from '../../record.js';
+import type { OutBatch } from '../../record.js';
 import type { InfluxConfig } from './config.js';
+import { LineBuffer } from '../../line-buffer.js';
 import { toLine } from './line-protocol.js';
 
 const gzipAsync = promisify(gzip);
+const SPARE_BUFFERS = 4;
 
 interface LineBatch extends Encoded {
+  /** The lines, gzip-compressed unless gzipLevel is 0. */
   body: Buffer;
-  /** The lines, joined; split again only to find the ones a partial write names. */
-  text: string;
   /** Index in the batch of the record each line came from. */
   records: number[];
 }
@@ -33,8 +34,11 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
   if (config.gzipLevel > 0) headers['Content-Encoding'] = 'gzip';
   if (config.version === 2 && config.token) headers.Authorization = `Token ${config.token}`;
   if (config.version === 1 && config.username) headers.Authorization = `Basic ${Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64')}`;
+  /** Line buffers to encode into, reused: fresh ones for every batch would make the GC run more often (it counts off-heap bytes too). */
+  const spare: LineBuffer[] = [];
   const client = target.protocol === 'https:' ? https : http;
-  const agent = new client.Agent({ keepAlive: true, maxSockets: 2, ...(config.ca && { ca: readFileSync(config.ca) }) });
+  // One socket per backlog request in flight, and one for the live lane.
+  const agent = new client.Agent({ keepAlive: true, maxSockets: config.requests + 1, ...(config.ca && { ca: readFileSync(config.ca) }) });
 
   function post(body: Buffer, signal: AbortSignal): Promise<Response> {
     return new Promise((resolve, reject) => {
@@ -50,26 +54,29 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
   }
 
   return {
+    concurrency: config.requests,
     async start() {},
-    async encode(records: readonly OutRecord[]) {
-      let text = '';
+    async encode(records: OutBatch) {
+      const text = spare.pop() ?? new LineBuffer(records.bytes + 1024);
       const indexes: number[] = [];
       const refused: { index: number; reason: string }[] = [];
       await inSlices(records.length, (from, to) => {
         for (let index = from; index < to; index++) {
-          const r = records[index];
+          const r = records.at(index);
           const out = toLine(r, r.schema === undefined ? undefined : ctx.schemas.byId(r.schema), config);
           if ('error' in out) {
             refused.push({ index, reason: `influx: ${out.error}` });
             continue;
           }
-          text += indexes.length ? `\n${out.line}` : out.line;
+          text.push(out.line);
           indexes.push(index);
         }
       });
-      const plain = Buffer.from(text);
-      const body = config.gzipLevel > 0 ? await gzipAsync(plain, { level: config.gzipLevel }) : plain;
-      return { encoded: { body, text, records: indexes, bytes: body.length }, refused };
+      if (config.gzipLevel === 0) return { encoded: { body: text.bytes(), records: indexes, bytes: text.bytes().length }, refused };
+      const body = await gzipAsync(text.bytes(), { level: config.gzipLevel });
+      text.clear();
+      if (spare.length < SPARE_BUFFERS) spare.push(text);
+      return { encoded: { body, records: indexes, bytes: body.length }, refused };
     },
     async write(batch, signal): Promise<WriteResult> {
       if (batch.records.length === 0) return {};
@@ -127,7 +134,7 @@ function outcome(res: Response, batch: LineBatch, config: InfluxConfig): WriteRe
   if (status === 401 || status === 403) return fail(down(`${text} (check the ${config.version === 1 ? 'username and password' : 'token'})`));
   if (status === 404) return fail(down(`${text} (wrong database, bucket, org or API version?)`));
   if (status === 429 || status === 503) return fail(transient(text, retryAfterMs(res.retryAfter)));
-  if (status === 400 || status === 413 || status === 422) return partialWrite(text, batch);
+  if (status === 400 || status === 413 || status === 422) return partialWrite(text, batch, config);
   return fail(transient(text, retryAfterMs(res.retryAfter)));
 }
 
@@ -143,10 +150,11 @@ const fail = (err: Error): never => {
  * splits it until each bad line stands alone (resending good lines is harmless: the same point
  * overwrites itself).
  */
-function partialWrite(text: string, batch: LineBatch): WriteResult {
+function partialWrite(text: string, batch: LineBatch, config: InfluxConfig): WriteResult {
   const dropped = /partial write:[\s\S]*dropped=(\d+)/.exec(text);
   if (dropped && Number(dropped[1]) === 0 && batch.records.length > 1) {
-    const named = batch.text.split('\n').flatMap((line, i) => (text.includes(`unable to parse '${line}'`) ? [i] : []));
+    const lines = (config.gzipLevel > 0 ? gunzipSync(batch.body) : batch.body).toString().split('\n');
+    const named = lines.flatMap((line, i) => (text.includes(`unable to parse '${line}'`) ? [i] : []));
     if (named.length > 0) return { rejected: named.map((i) => ({ index: batch.records[i], reason: text.slice(0, 1000) })) };
   }
   return fail(invalid(text.slice(0, 1000)));

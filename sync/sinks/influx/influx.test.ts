@@ -111,6 +111,46 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
     }
   });
 
+  it('several requests on the wire at once; the cursor passes a batch only once every earlier one is confirmed', async () => {
+    await influx.createDatabase('window');
+    const held: (() => void)[] = [];
+    let requests = 0;
+    const front = http.createServer((req, res) => {
+      const forward = () => {
+        const upstream = http.request(`${influx.url}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
+        req.pipe(upstream);
+      };
+      // The first request waits until the test lets it through; the others go straight on.
+      if (requests++ === 0) held.push(forward);
+      else forward();
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    const agent = await startAgent({ sinks: [{ name: 'metrics', type: 'influx', url, database: 'window', requests: 3, batch: { maxRecords: 100, maxAgeMs: 3000 } }] });
+    try {
+      await publishAll(agent, Array.from({ length: 600 }, (_, i) => ['w/x', { i }] as [string, unknown]));
+      // Batches 2 and 3 are sent and confirmed while batch 1 is still out; batch 4 waits for it
+      // (three unconfirmed at most), and the cursor stays before batch 1.
+      await untilStatus(agent, 'metrics', (s) => s.sent.records === 200);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(requests).toBe(3);
+      expect(agent.runtime.log.cursor('sink:metrics')).toBe(0);
+      held[0]();
+      await untilStatus(agent, 'metrics', (s) => s.lagRecords === 0 && s.sent.records === 600);
+      expect(agent.runtime.log.cursor('sink:metrics')).toBe(agent.runtime.log.lastSeq);
+      const [points] = await series(influx.query, 'SELECT count(i) FROM "window".."mqtt"');
+      expect(points.values[0][1]).toBe(600);
+      expect(requests).toBe(6);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      front.close();
+    }
+  });
+
   it('429/503 with Retry-After: waits as told, then delivers', async () => {
     await influx.createDatabase('busy');
     let refusals = 2;

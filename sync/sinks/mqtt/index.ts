@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { down, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
-import type { OutRecord } from '../../record.js';
+import type { OutBatch, OutRecord } from '../../record.js';
 import type { MqttConfig } from './config.js';
 
 interface Message {
@@ -68,8 +68,8 @@ export function createMqttSink(config: MqttConfig, ctx: SinkContext, sinkName: s
         throw transient(`mqtt: ${e.message}`);
       }
     },
-    async encode(records: readonly OutRecord[]) {
-      const messages = records.map((r) => ({
+    async encode(records: OutBatch) {
+      const messages = Array.from(records, (r) => ({
         topic: topicFor(r),
         seq: r.seq,
         payload: Buffer.from(config.payload === 'record' ? envelope(r) : r.encoding === 'base64' ? Buffer.from(JSON.parse(r.payloadJson) as string, 'base64') : r.payloadJson),

@@ -86,7 +86,7 @@ function pick(payload: unknown, path: string[]): unknown {
 export const BASE_COLUMNS = ['agent_id', 'seq', 'ts', 'received_at', 'topic', 'client_id', 'schema_id', 'clock_synced', 'payload'];
 
 /** One COPY line per record, columns as BASE_COLUMNS then the typed ones. */
-export function copyRows(records: readonly OutRecord[], typed: readonly TypedColumn[]): string {
+export function copyRows(records: Iterable<OutRecord>, typed: readonly TypedColumn[]): string {
   let out = '';
   for (const r of records) {
     const received = new Date(r.receivedAt).toISOString();

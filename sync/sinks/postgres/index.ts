@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { down, inSlices, invalid, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
-import type { OutRecord } from '../../record.js';
+import type { OutBatch } from '../../record.js';
 import { BASE_COLUMNS, columnTypeOf, copyRows, SQL_TYPES, type TypedColumn } from './copy.js';
 import type { PostgresConfig } from './config.js';
 
@@ -83,7 +83,7 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
 
   return {
     start,
-    async encode(records: readonly OutRecord[]) {
+    async encode(records: OutBatch) {
       let rows = '';
       await inSlices(records.length, (from, to) => (rows += copyRows(records.slice(from, to), typed)));
       return { encoded: { rows, count: records.length, bytes: Buffer.byteLength(rows) }, refused: [] };

@@ -6,7 +6,7 @@ import { connect } from '../../../test/helpers/mqtt.js';
 import { makePki } from '../../../test/helpers/pki.js';
 import { createDatabase, PG_PASSWORD, startPostgresServer, until, type TestDatabase } from '../../../test/helpers/servers.js';
 import { tempDir } from '../../../test/helpers/agent.js';
-import { toOutRecord } from '../../record.js';
+import { OutBatch } from '../../record.js';
 import { PostgresConfigSchema } from './config.js';
 import { createPostgresSink } from './index.js';
 import { Value } from '@sinclair/typebox/value';
@@ -99,8 +99,9 @@ describe('PostgreSQL sink', () => {
     const config = Value.Default(PostgresConfigSchema, { name: 'x', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'resend' }) as never;
     const sink = createPostgresSink(config, { agentId: 'pi-9', schemas: { byId: () => undefined, list: () => [] }, logger: createLogger('silent') });
     const records = (from: number, to: number) =>
-      Array.from({ length: to - from + 1 }, (_, i) =>
-        toOutRecord(encodeRecord(from + i, { topic: 't', receivedAt: 1764496800000 + i, clockSynced: true, payloadJson: `{"i":${from + i}}`, clientId: 'c', qos: 1 }), 'pi-9'),
+      OutBatch.of(
+        Array.from({ length: to - from + 1 }, (_, i) => encodeRecord(from + i, { topic: 't', receivedAt: 1764496800000 + i, clockSynced: true, payloadJson: `{"i":${from + i}}`, clientId: 'c', qos: 1 })),
+        'pi-9',
       );
     const write = async (from: number, to: number) => sink.write((await sink.encode(records(from, to))).encoded, new AbortController().signal);
     try {
