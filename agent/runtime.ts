@@ -96,7 +96,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       const opened = await openStore(s.backend, s.path ?? defaultStorePath(s.backend, agent.dataDir));
       store = opened;
       started.push(() => opened.close());
-      const consumer = await startConsumer(log, 'store', (records) => opened.write(records), { batch: s.batchSize, gatherMs: s.gatherMs, logger: logger.child({ stage: 'store' }) });
+      const consumer = await startConsumer(log, 'store', (records) => opened.write(records), { batch: s.batchSize, gatherMs: s.gatherMs, inFlight: opened.writesInFlight, logger: logger.child({ stage: 'store' }) });
       storeConsumer = consumer;
       started.push(() => consumer.stop());
     }

@@ -1,4 +1,6 @@
-// A named consumer of the durable log: read a batch of chunks after its cursor, hand it over, commit, repeat.
+// A named consumer of the durable log: read a batch of chunks after its cursor, hand it over, commit
+// once handled, repeat. Up to `inFlight` batches may be handed over before the first is done (a
+// store whose worker queues them); the cursor still moves in order.
 import type { Logger } from '../log.js';
 import type { DurableLog } from './log.js';
 import type { ChunkBatch } from './chunk-batch.js';
@@ -9,6 +11,11 @@ export interface Consumer {
   stop(): Promise<void>;
 }
 
+interface Handling {
+  lastSeq: number;
+  done: Promise<void>;
+}
+
 export async function startConsumer(
   log: DurableLog,
   name: string,
@@ -17,13 +24,16 @@ export async function startConsumer(
     batch: number;
     /**
      * Fewer, larger writes: until `batch` readings wait, hold the first waiting one up to this long
-     * (as Telegraf's flush interval and batch size do).
+     * after its commit (as Telegraf's flush interval and batch size do).
      */
     gatherMs?: number;
+    /** Batches handed over at once (default 1). */
+    inFlight?: number;
     logger: Logger;
   },
 ): Promise<Consumer> {
   await log.registerConsumer(name);
+  const window = opts.inFlight ?? 1;
   let running = true;
   let backoffMs = 0;
   let wake: (() => void) | undefined;
@@ -32,41 +42,58 @@ export async function startConsumer(
       const timer = setTimeout(resolve, ms);
       wake = () => (clearTimeout(timer), resolve());
     });
-  /** When the consumer first saw readings waiting that were fewer than a batch. */
-  let waitingSince: number | undefined;
-  /** Whether to wait for more before reading: until a batch is full or the first waiting one is gatherMs old. */
+  const full = (after: number) => log.lastSeq - after >= opts.batch;
+  /** Whether to read now: a batch is full, or the first waiting reading has waited gatherMs since its commit. */
   async function gathered(after: number): Promise<boolean> {
-    if (!opts.gatherMs || log.lastSeq - after >= opts.batch) return true;
-    waitingSince ??= Date.now();
-    const left = waitingSince + opts.gatherMs - Date.now();
+    if (!opts.gatherMs || full(after)) return true;
+    const left = log.committedAt(after + 1) + opts.gatherMs - Date.now();
     if (left <= 0) return true;
     await log.waitFor(log.lastSeq, left); // wakes at the next commit (to count again), or when the time is up
     return false;
   }
+  const handling: Handling[] = [];
+  /** Wait for the oldest batch handed over, then move the cursor past it. */
+  async function settle(): Promise<void> {
+    const { lastSeq, done } = handling[0];
+    await done;
+    handling.shift();
+    await log.commit(name, lastSeq);
+  }
   const loop = (async () => {
+    let after = log.cursor(name);
     while (running) {
-      const after = log.cursor(name);
-      if (log.lastSeq <= after) {
-        await log.waitFor(after, 1000);
-        continue;
-      }
-      if (!(await gathered(after))) continue;
-      const batch = await log.readChunks(name, after, opts.batch);
-      if (!batch) {
-        await log.waitFor(after, 1000);
-        continue;
-      }
       try {
-        await handle(batch);
-        await log.commit(name, batch.lastSeq);
-        backoffMs = 0;
-        waitingSince = undefined;
+        // Hand over another batch only while a full one waits; else finish what is out (or wait for more).
+        if (handling.length && !(handling.length < window && full(after))) {
+          if (handling.length >= window || (await settlesFirst(handling[0].done, log.waitFor(log.lastSeq, 1000)))) {
+            await settle();
+            backoffMs = 0;
+          }
+          continue;
+        }
+        if (log.lastSeq <= after) {
+          await log.waitFor(after, 1000);
+          continue;
+        }
+        if (!(await gathered(after))) continue;
+        const batch = await log.readChunks(name, after, opts.batch);
+        if (!batch) {
+          await log.waitFor(after, 1000);
+          continue;
+        }
+        const done = Promise.resolve().then(() => handle(batch));
+        done.catch(() => {}); // awaited in settle()
+        handling.push({ lastSeq: batch.lastSeq, done });
+        after = batch.lastSeq;
       } catch (err) {
+        await Promise.allSettled(handling.splice(0).map((h) => h.done));
+        after = log.cursor(name);
         backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
         opts.logger.error({ consumer: name, err: (err as Error).message, retryInMs: backoffMs }, 'log consumer failed; will retry');
         await pause(backoffMs);
       }
     }
+    while (handling.length) await settle().catch(() => handling.splice(0));
   })();
   return {
     async caughtUp(seq, timeoutMs = 10_000) {
@@ -84,4 +111,10 @@ export async function startConsumer(
       await loop;
     },
   };
+}
+
+/** Whether `first` settles (either way) before `second`. */
+function settlesFirst(first: Promise<unknown>, second: Promise<unknown>): Promise<boolean> {
+  const done = () => true;
+  return Promise.race([first.then(done, done), second.then(() => false)]);
 }

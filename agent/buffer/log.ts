@@ -19,6 +19,8 @@ export interface DurableLogOptions {
   encryptionKey?: Buffer;
   /** Dead letters kept (oldest dropped first), and the bytes of each refused payload kept. */
   deadLetters: { maxCount: number; maxBytes: number; payloadCapBytes: number };
+  /** Newest chunks kept in memory as written, bytes (default 4 MiB): consumers close behind read them without LevelDB. */
+  recentChunkBytes?: number;
   log: Logger;
 }
 
@@ -39,6 +41,8 @@ interface ChunkInfo {
   firstSeq: number;
   lastSeq: number;
   bytes: number;
+  /** When this process committed it (Date.now()); 0 for chunks found at start-up. */
+  committedAt: number;
 }
 
 type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
@@ -58,8 +62,14 @@ export class WrongKeyError extends Error {}
 const hex = (n: number) => n.toString(16).padStart(16, '0');
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
-/** Decompressed chunks kept for consumers reading near each other (the store, each sink's lanes). */
+/** Decompressed chunks kept for consumers reading near each other (each sink's lanes). */
 const DECODED_CACHE_BYTES = 4 * 1024 * 1024;
+/**
+ * The newest chunks, compressed, as committed. Under load the event loop is busy with publishers'
+ * sockets, and each LevelDB read a consumer awaits waits its turn behind them: reading the last few
+ * commits from memory keeps the store and the sinks up with ingest.
+ */
+const RECENT_CHUNK_BYTES = 4 * 1024 * 1024;
 const utf8 = (s: string | number) => Buffer.from(String(s));
 const text = (v: Uint8Array) => Buffer.from(v).toString();
 
@@ -70,6 +80,9 @@ export class DurableLog {
   /** Decompressed recently read chunks: consumers usually read the newest ones. */
   private readonly decoded = new Map<number, ChunkText>();
   private decodedBytes = 0;
+  /** The newest chunks as committed, by firstSeq, oldest first. */
+  private readonly recent = new Map<number, Uint8Array>();
+  private recentBytes = 0;
   private readonly waiters = new Set<() => void>();
   private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
   /** Batches waiting for the next commit; each becomes one chunk of at most maxRecords readings. */
@@ -132,7 +145,7 @@ export class DurableLog {
       try {
         const h = verifyChunk(value);
         if (key !== chunkKey(h.firstSeq)) throw new CorruptChunk('key does not match its seq range');
-        this.chunks.push({ firstSeq: h.firstSeq, lastSeq: h.lastSeq, bytes: value.byteLength });
+        this.chunks.push({ firstSeq: h.firstSeq, lastSeq: h.lastSeq, bytes: value.byteLength, committedAt: 0 });
         lastSeq = Math.max(lastSeq, h.lastSeq);
       } catch (err) {
         if (!(err instanceof CorruptChunk)) throw err;
@@ -252,6 +265,7 @@ export class DurableLog {
   private async write(batches: Batch[]): Promise<void> {
     const ops: Op[] = [];
     const chunks: ChunkInfo[] = [];
+    const values: Buffer[] = [];
     for (const batch of batches) {
       ops.push(...batch.deadLetters);
       const count = batch.lines.length;
@@ -259,7 +273,8 @@ export class DurableLog {
       const lastSeq = batch.firstSeq + count - 1;
       const value = encodeChunk(batch.lines.join('\n'), { count, firstSeq: batch.firstSeq, lastSeq }, this.opts.encryptionKey);
       ops.push({ type: 'put', key: chunkKey(batch.firstSeq), value });
-      chunks.push({ firstSeq: batch.firstSeq, lastSeq, bytes: value.length });
+      chunks.push({ firstSeq: batch.firstSeq, lastSeq, bytes: value.length, committedAt: 0 });
+      values.push(value);
     }
     if (chunks.length) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(chunks.at(-1)!.lastSeq) });
     if (batches.some((b) => b.deadLetters.length)) ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
@@ -271,7 +286,10 @@ export class DurableLog {
       return;
     }
     this.counters.commits++;
+    const now = Date.now();
+    for (const c of chunks) c.committedAt = now;
     this.chunks.push(...chunks);
+    chunks.forEach((c, i) => this.keepRecent(c.firstSeq, values[i]));
     if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
     for (const b of batches) b.resolve();
     this.wakeAll();
@@ -383,7 +401,7 @@ export class DurableLog {
   /** A chunk as stored, after its checksum; null once quarantined (or found missing), and out of the list. */
   private async verified(info: ChunkInfo): Promise<{ value: Uint8Array; header: ChunkHeader } | null> {
     const key = chunkKey(info.firstSeq);
-    const value = await this.db.get(key);
+    const value = this.recent.get(info.firstSeq) ?? (await this.db.get(key));
     if (!value) {
       this.unlist(info.firstSeq);
       this.opts.log.error({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, 'log chunk missing');
@@ -416,7 +434,7 @@ export class DurableLog {
     if (!chunk) return null;
     try {
       const text = ChunkText.decode(chunk.value, chunk.header, this.opts.encryptionKey);
-      while (this.decoded.size && this.decodedBytes + text.size > DECODED_CACHE_BYTES) this.forget(this.decoded.keys().next().value as number);
+      while (this.decoded.size && this.decodedBytes + text.size > DECODED_CACHE_BYTES) this.forgetDecoded(this.decoded.keys().next().value as number);
       this.decoded.set(info.firstSeq, text);
       this.decodedBytes += text.size;
       return text;
@@ -427,11 +445,39 @@ export class DurableLog {
     }
   }
 
+  private keepRecent(firstSeq: number, value: Buffer): void {
+    const limit = this.opts.recentChunkBytes ?? RECENT_CHUNK_BYTES;
+    if (value.length > limit) return;
+    this.recent.set(firstSeq, value);
+    this.recentBytes += value.length;
+    for (const [seq, old] of this.recent) {
+      if (this.recentBytes <= limit) break;
+      this.recent.delete(seq);
+      this.recentBytes -= old.length;
+    }
+  }
+
+  /** Drop a chunk from the in-memory caches (it was deleted, quarantined or found missing). */
   private forget(firstSeq: number): void {
+    const kept = this.recent.get(firstSeq);
+    if (kept) {
+      this.recent.delete(firstSeq);
+      this.recentBytes -= kept.length;
+    }
+    this.forgetDecoded(firstSeq);
+  }
+
+  private forgetDecoded(firstSeq: number): void {
     const entry = this.decoded.get(firstSeq);
     if (!entry) return;
     this.decoded.delete(firstSeq);
     this.decodedBytes -= entry.size;
+  }
+
+  /** When the reading with this seq became durable in this process (Date.now()); 0 if before it started, or gone. */
+  committedAt(seq: number): number {
+    const chunk = this.chunks[this.firstChunkAfter(seq - 1)];
+    return chunk && chunk.firstSeq <= seq ? chunk.committedAt : 0;
   }
 
   /** Let every waitFor() return now (consumers stopping). */

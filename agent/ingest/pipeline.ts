@@ -105,7 +105,10 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
   }
 
   const hook: PublishHook = (msg) => {
-    if (msg.qos === 0 && opts.qos0Overflow === 'drop' && opts.log.pendingBytes > opts.maxPendingBytes) {
+    // QoS 0 rides the commits without holding its sender, until the log falls behind: then the
+    // overflow policy drops it (counted) or holds the sender like QoS 1 (TCP backpressure).
+    const behind = msg.qos === 0 && opts.log.pendingBytes > opts.maxPendingBytes;
+    if (behind && opts.qos0Overflow === 'drop') {
       stats.qos0Dropped++;
       return undefined;
     }
@@ -117,9 +120,7 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
       if (!(err instanceof Refused)) throw err;
       durable = deadLetter(msg, err.reasons);
     }
-    // QoS 0 under `drop` rides the commits without holding the sender; everything else waits.
-    if (msg.qos === 0 && opts.qos0Overflow === 'drop') return undefined;
-    return durable;
+    return msg.qos === 0 && !behind ? undefined : durable;
   };
 
   return { hook, stats };

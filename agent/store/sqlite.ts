@@ -48,10 +48,12 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
 
   return {
     kind: 'sqlite',
+    // The worker takes requests in order: the next batch waits there, not for this thread's round trip.
+    writesInFlight: 2,
     async write(batch) {
       if (batch.lastSeq <= last) return;
-      // Copies of their own, handed over (not cloned): the worker decodes them.
-      const chunks = batch.chunks.map((c) => c.slice());
+      // Copies in buffers of their own (a Buffer's slice() is a view), handed over (not cloned): the worker decodes them.
+      const chunks = batch.chunks.map((c) => new Uint8Array(c));
       await call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = batch.lastSeq;
     },

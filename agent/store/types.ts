@@ -17,6 +17,8 @@ export interface LocalStore {
   readonly kind: string;
   /** Store a batch of consecutive readings (the log's chunks); ones already stored are skipped. */
   write(batch: ChunkBatch): Promise<void>;
+  /** How many writes may be outstanding at once, done in the order given (default 1). */
+  readonly writesInFlight?: number;
   query(q: StoreQuery): Promise<LogRecord[]>;
   /** Highest seq stored. */
   lastSeq(): number;

@@ -15,11 +15,15 @@ afterEach(async () => {
   }
 });
 
-async function setup(batch: number, gatherMs: number) {
+async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void } = {}) {
   const dir = tempDir();
   const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
   const handled: { at: number; first: number; count: number }[] = [];
-  const consumer = await startConsumer(log, 'store', (b: ChunkBatch) => void handled.push({ at: Date.now(), first: b.firstSeq, count: b.count }), { batch, gatherMs, logger: quiet });
+  const handle = (b: ChunkBatch) => {
+    handled.push({ at: Date.now(), first: b.firstSeq, count: b.count });
+    return extra.handle?.(b);
+  };
+  const consumer = await startConsumer(log, 'store', handle, { batch, gatherMs, inFlight: extra.inFlight, logger: quiet });
   opened.push({ dir, log, consumer });
   const append = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: '{}', clientId: 'c', qos: 1 }).durable));
   return { log, handled, append };
@@ -51,5 +55,35 @@ describe('log consumer batching', () => {
       [1, 50],
       [51, 50],
     ]);
+  });
+
+  it('counts the wait from the commit: readings that waited gatherMs while a write ran go out at once', async () => {
+    let calls = 0;
+    const { handled, append } = await setup(50, 400, { handle: () => (calls++ === 0 ? new Promise((r) => setTimeout(r, 600)) : undefined) });
+    await append(70); // a full batch of 50, and 20 that wait
+    expect(await until(() => handled.length === 2, 5000)).toBe(true);
+    expect(handled.map((h) => [h.first, h.count])).toEqual([
+      [1, 50],
+      [51, 20],
+    ]);
+    // The 20 were committed with the first 50: by the time that write ended they had waited 600 ms.
+    expect(handled[1].at - handled[0].at).toBeLessThan(600 + 250);
+  });
+
+  it('hands over the next full batch while one is being written; the cursor moves in order', async () => {
+    const release: (() => void)[] = [];
+    const { log, handled, append } = await setup(50, 60_000, { inFlight: 2, handle: () => new Promise<void>((r) => release.push(r)) });
+    await append(150);
+    expect(await until(() => handled.length === 2, 5000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(handled.map((h) => h.first)).toEqual([1, 51]); // two out at once, the third waits
+    expect(log.cursor('store')).toBe(0);
+    release[1](); // the second is done first: the cursor still waits for the first
+    await new Promise((r) => setTimeout(r, 100));
+    expect(log.cursor('store')).toBe(0);
+    release[0]();
+    expect(await until(() => log.cursor('store') === 100 && handled.length === 3, 5000)).toBe(true);
+    release[2]();
+    expect(await until(() => log.cursor('store') === 150, 5000)).toBe(true);
   });
 });

@@ -113,7 +113,7 @@ describe('durable log', () => {
   });
 
   it('hands chunks over still compressed, checked, stopping at a chunk found damaged while running', async () => {
-    const { log } = await openLog();
+    const { log } = await openLog({ recentChunkBytes: 0 }); // every read goes to LevelDB
     await log.registerConsumer('store');
     await fill(log, 150); // chunks of 50: 1-50, 51-100, 101-150
     const db = (log as unknown as { db: ClassicLevel<string, Uint8Array> }).db;
@@ -132,6 +132,24 @@ describe('durable log', () => {
     expect([rest.firstSeq, rest.lastSeq, rest.count]).toEqual([101, 150, 50]);
     expect(await log.readChunks('store', 150, 1000)).toBeNull();
     await log.close();
+  });
+
+  it('serves the newest chunks from memory as committed; older ones from disk', async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('store');
+    await fill(log, 150);
+    const db = (log as unknown as { db: ClassicLevel<string, Uint8Array> }).db;
+    for (const key of await db.keys({ gte: 'c!', lt: 'c"' }).all()) await db.put(key, Buffer.from('damaged on disk'));
+    errors.length = 0;
+    const batch = (await log.readChunks('store', 0, 1000))!;
+    expect(batch.decode().records().map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(errors).toEqual([]);
+    await log.close();
+    // A new process has nothing in memory: it reads the disk, and finds the damage.
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(await again.readChunks('store', 0, 1000)).toBeNull();
+    expect(again.stats().quarantinedChunks).toBe(3);
+    await again.close();
   });
 
   it('hands readings over as chunk texts: from afterSeq, at most max of them, across chunks', async () => {

@@ -76,6 +76,18 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
     await store.close();
   });
 
+  it('leaves the chunks it is handed intact (the log keeps the newest in memory for other consumers)', async () => {
+    const store = await openStore(backend, path());
+    const records = Array.from({ length: 100 }, (_, i) => ({ ...record(i + 1), payload: { pad: randomBytes(64).toString('hex') } }));
+    const handed = batch(records);
+    expect(handed.chunks[0].byteLength).toBeGreaterThan(8192); // a buffer of its own, not a slice of Node's pool
+    const before = handed.chunks.map((c) => Buffer.from(c));
+    await store.write(handed);
+    expect(handed.chunks.map((c) => Buffer.from(c))).toEqual(before);
+    expect((await store.query({ limit: 1000 })).map((r) => r.payload)).toEqual(records.map((r) => r.payload));
+    await store.close();
+  });
+
   it('keeps raw (base64) payloads as they came', async () => {
     const store = await openStore(backend, path());
     const raw: LogRecord = { ...record(1, 'raw/x'), payload: Buffer.from([0, 1, 2, 255]).toString('base64'), encoding: 'base64', schema: undefined };
