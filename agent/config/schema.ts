@@ -59,7 +59,7 @@ const Store = Type.Object(
     backend: choice(['sqlite', 'files', 'none'], 'sqlite', 'local store: SQLite, JSON Lines files per topic and hour, or none'),
     path: Type.Optional(Type.String({ minLength: 1, description: 'database file or directory; default <dataDir>/store.db or <dataDir>/store' })),
     batchSize: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings per store transaction' }),
-    gatherMs: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'until batchSize readings wait, hold the first waiting one up to this long, then write what there is (fewer, larger writes to the SD card)' }),
+    gatherMs: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'until batchSize readings wait, write once the first waiting one was committed this long ago (fewer, larger writes to the SD card)' }),
   },
   { ...strict, default: {} },
 );
