@@ -13,15 +13,15 @@ export interface OutRecord extends RecordHead {
 }
 
 class Record implements OutRecord {
-  seq!: number;
-  topic!: string;
-  receivedAt!: number;
-  clockSynced!: boolean;
-  deviceTime?: number;
-  encoding?: 'base64';
-  clientId!: string;
-  schema?: string;
-  qos!: 0 | 1 | 2;
+  readonly seq: number;
+  readonly topic: string;
+  readonly receivedAt: number;
+  readonly clockSynced: boolean;
+  readonly deviceTime?: number;
+  readonly encoding?: 'base64';
+  readonly clientId: string;
+  readonly schema?: string;
+  readonly qos: 0 | 1 | 2;
 
   constructor(
     head: RecordHead,
@@ -29,7 +29,16 @@ class Record implements OutRecord {
     readonly payloadJson: string,
     readonly bytes: number,
   ) {
-    Object.assign(this, head);
+    // Field by field, not Object.assign: every Record then has one shape, whatever the head omits.
+    this.seq = head.seq;
+    this.topic = head.topic;
+    this.receivedAt = head.receivedAt;
+    this.clockSynced = head.clockSynced;
+    this.deviceTime = head.deviceTime;
+    this.encoding = head.encoding;
+    this.clientId = head.clientId;
+    this.schema = head.schema;
+    this.qos = head.qos;
   }
 
   /** Parsed on each call, not kept: a sink reads it once while encoding, and a batch stays lean. */

@@ -123,6 +123,8 @@ interface Drain {
   cpuUsPerRecord: number;
   /** The share of it on the agent's main thread (the event loop), µs. */
   mainCpuUsPerRecord: number;
+  /** The database server's CPU time per reading meanwhile, µs (when its pid is known). */
+  serverCpuUsPerRecord: number;
   peakRssMb: number;
   liveP99Ms: number;
   liveSamples: number;
@@ -134,13 +136,14 @@ const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/
 const cpuOf = (d: Drain) => `${d.cpuUsPerRecord.toFixed(1)} µs (main thread ${d.mainCpuUsPerRecord.toFixed(1)} µs)`;
 
 /** Start the agent on a copy of the backlog with one sink; time the drain; meanwhile publish live readings. */
-async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>): Promise<Drain> {
+async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>, serverPid?: number): Promise<Drain> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-bench-sync-'));
   cpSync(dataDir, join(dir, 'data'), { recursive: true });
   const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, sinks: [sink] });
   const started = performance.now();
   const pid = agent.proc.pid!;
-  const cpuAtStart = { all: cpuMs(pid), main: cpuMs(pid, pid) };
+  const serverCpu = () => (serverPid ? cpuMs(serverPid) : NaN);
+  const cpuAtStart = { all: cpuMs(pid), main: cpuMs(pid, pid), server: serverCpu() };
   let cpuAtDrained = cpuAtStart;
   let peakKb = 0;
   const sampler = setInterval(() => (peakKb = Math.max(peakKb, rssKb(agent.proc.pid!))), 100);
@@ -170,7 +173,7 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
       const backlogLeft = status.lagRecords - pending.size;
       if (!drainedAt && backlogLeft <= 0) {
         drainedAt = performance.now();
-        cpuAtDrained = { all: cpuMs(pid), main: cpuMs(pid, pid) };
+        cpuAtDrained = { all: cpuMs(pid), main: cpuMs(pid, pid), server: serverCpu() };
       }
       if (drainedAt && pending.size === 0) break;
       if (performance.now() - started > 600_000) throw new Error(`drain did not finish: ${JSON.stringify(status)}`);
@@ -184,7 +187,7 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
     rmSync(dir, { recursive: true, force: true });
   }
   return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), cpuUsPerRecord: ((cpuAtDrained.all - cpuAtStart.all) * 1000) / RECORDS,
-    mainCpuUsPerRecord: ((cpuAtDrained.main - cpuAtStart.main) * 1000) / RECORDS, peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length, pubackP99Ms: percentile(pubacks, 99) };
+    mainCpuUsPerRecord: ((cpuAtDrained.main - cpuAtStart.main) * 1000) / RECORDS, serverCpuUsPerRecord: ((cpuAtDrained.server - cpuAtStart.server) * 1000) / RECORDS, peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length, pubackP99Ms: percentile(pubacks, 99) };
 }
 
 export async function benchSync(): Promise<void> {
@@ -197,7 +200,7 @@ export async function benchSync(): Promise<void> {
     await influx.createDatabase('telemetry');
     await influx.createDatabase('baseline');
 
-    const none: Drain = { recordsPerSec: NaN, cpuUsPerRecord: NaN, mainCpuUsPerRecord: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0, pubackP99Ms: NaN };
+    const none: Drain = { recordsPerSec: NaN, cpuUsPerRecord: NaN, mainCpuUsPerRecord: NaN, serverCpuUsPerRecord: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0, pubackP99Ms: NaN };
     const pgDrain = !SINKS.includes('postgres') ? none : await drain(
       join(work, 'data'),
       { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
@@ -208,7 +211,7 @@ export async function benchSync(): Promise<void> {
     const influxDrain = !SINKS.includes('influx') ? none : await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async () => {
       const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as { results: { series?: { values: [number, number][] }[] }[] };
       return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
-    });
+    }, influx.pid);
     const post = SINKS.includes('influx') ? await rawPost(join(work, 'data'), influx.url, influx.pid!) : { rate: NaN, serverCpuUsPerRecord: NaN };
 
     const rows: Row[] = [
@@ -226,7 +229,7 @@ export async function benchSync(): Promise<void> {
     // The agent and the database share this machine's cores: what each reading costs each of them.
     console.log(
       `\nPUBACK p99 of the live readings: ${pgDrain.pubackP99Ms.toFixed(1)} ms (PostgreSQL drain), ${influxDrain.pubackP99Ms.toFixed(1)} ms (InfluxDB drain)` +
-        `\nCPU per reading: agent ${cpuOf(pgDrain)} (PostgreSQL drain), ${cpuOf(influxDrain)} (InfluxDB drain); influxd ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`,
+        `\nCPU per reading: agent ${cpuOf(pgDrain)} (PostgreSQL drain), ${cpuOf(influxDrain)} (InfluxDB drain); influxd ${influxDrain.serverCpuUsPerRecord.toFixed(1)} µs (agent's drain), ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`,
     );
   } finally {
     await influx.stop();

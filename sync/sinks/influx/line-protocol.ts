@@ -47,6 +47,15 @@ interface Plan {
   /** Payload fields that are not fields: the tags and the timestamp. */
   skip: ReadonlySet<string>;
   types: Readonly<Record<string, FieldType>>;
+  /** Per field name met so far: one lookup for what three would tell. */
+  seen: Map<string, FieldPlan>;
+}
+
+interface FieldPlan {
+  skip: boolean;
+  /** `key=` escaped, and whether whole numbers are written as integers (`12i`). */
+  prefix: string;
+  integer: boolean;
 }
 
 const plans = new WeakMap<LineOptions, Map<SchemaInfo | undefined, Plan>>();
@@ -64,7 +73,7 @@ function planFor(info: SchemaInfo | undefined, opts: LineOptions): Plan {
     for (const t of tags) t.key = escapeKey(t.key);
     const skip = new Set(info?.tags ?? []);
     if (info?.timestampField) skip.add(info.timestampField);
-    plan = { measurement: escapeMeasurement(info?.measurement ?? opts.measurement), tags, skip, types: info?.fields ?? {} };
+    plan = { measurement: escapeMeasurement(info?.measurement ?? opts.measurement), tags, skip, types: info?.fields ?? {}, seen: new Map() };
     if (bySchema.size > 1000) bySchema.clear();
     bySchema.set(info, plan);
   }
@@ -77,31 +86,39 @@ function tagValue(v: unknown): string | undefined {
   return undefined;
 }
 
+function fieldPlan(plan: Plan, key: string): FieldPlan {
+  let f = plan.seen.get(key);
+  if (f === undefined) {
+    if (plan.seen.size > 10_000) plan.seen.clear();
+    f = { skip: plan.skip.has(key), prefix: `${escapeKey(key || 'value')}=`, integer: plan.types[key] === 'integer' };
+    plan.seen.set(key, f);
+  }
+  return f;
+}
+
 /** Fields as `k=v,...`; nested objects and arrays become `a_b` and `a_0`, as Telegraf's JSON parser names them. */
 function fields(out: string, key: string, v: unknown, plan: Plan): string {
-  if (v === null || v === undefined || plan.skip.has(key)) return out;
-  let value: string;
+  if (v === null || v === undefined) return out;
+  if (typeof v === 'object') {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) out = fields(out, key ? `${key}_${i}` : String(i), v[i], plan);
+    } else {
+      for (const k in v) out = fields(out, key ? `${key}_${k}` : k, (v as Record<string, unknown>)[k], plan);
+    }
+    return out;
+  }
+  const f = fieldPlan(plan, key);
+  if (f.skip) return out;
   switch (typeof v) {
     case 'number':
-      value = plan.types[key] === 'integer' && Number.isSafeInteger(v) ? `${v}i` : String(v);
-      break;
+      return `${out}${out ? ',' : ''}${f.prefix}${f.integer && Number.isSafeInteger(v) ? `${v}i` : v}`;
     case 'boolean':
-      value = v ? 'true' : 'false';
-      break;
+      return `${out}${out ? ',' : ''}${f.prefix}${v ? 'true' : 'false'}`;
     case 'string':
-      value = escapeStringValue(v);
-      break;
-    case 'object':
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) out = fields(out, key ? `${key}_${i}` : String(i), v[i], plan);
-      } else {
-        for (const k in v) out = fields(out, key ? `${key}_${k}` : k, (v as Record<string, unknown>)[k], plan);
-      }
-      return out;
+      return `${out}${out ? ',' : ''}${f.prefix}${escapeStringValue(v)}`;
     default:
       return out;
   }
-  return `${out}${out ? ',' : ''}${escapeKey(key || 'value')}=${value}`;
 }
 
 const NO_FIELDS = { error: 'no field to write: InfluxDB points need at least one number, boolean or string' };
