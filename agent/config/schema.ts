@@ -45,7 +45,7 @@ const LogBuffer = Type.Object(
   {
     maxDelayMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'group commit: longest a reading waits before its batch is written (more arrive during each fsync)' }),
     maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
-    maxPendingBytes: Type.Integer({ minimum: 1024, default: 16 * MiB, description: 'bytes awaiting commit before QoS 0 overflow applies' }),
+    maxPendingBytes: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'bytes awaiting commit before QoS 0 overflow applies' }),
     encryption: Type.Object(
       { keyFile: Type.Optional(Type.String({ minLength: 1, description: 'AES-256-GCM key (32 bytes raw, 64 hex or base64); chunks are encrypted when set' })) },
       { ...strict, default: {} },
