@@ -99,7 +99,7 @@ async function rawPost(dataDir: string, influxUrl: string, influxPid: number): P
   let ms = 0;
   let serverCpu = 0;
   for await (const records of backlogBatches(dataDir)) {
-    const body = Array.from(records, (r) => (toLine(r, schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
+    const body = Array.from({ length: records.length }, (_, i) => (toLine(records.parsed(i), schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
     const t = performance.now();
     const cpu = cpuMs(influxPid);
     await new Promise<void>((resolve, reject) => {

@@ -62,7 +62,7 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
       const refused: { index: number; reason: string }[] = [];
       await inSlices(records.length, (from, to) => {
         for (let index = from; index < to; index++) {
-          const r = records.at(index);
+          const r = records.parsed(index);
           const out = toLine(r, r.schema === undefined ? undefined : ctx.schemas.byId(r.schema), config);
           if ('error' in out) {
             refused.push({ index, reason: `influx: ${out.error}` });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeRecord } from '../../../agent/buffer/record.js';
-import { toOutRecord } from '../../record.js';
+import { decodeRecord, encodeRecord } from '../../../agent/buffer/record.js';
 import type { SchemaInfo } from '../../sink.js';
 import { escapeKey, escapeMeasurement, escapeStringValue, toLine } from './line-protocol.js';
 
@@ -17,7 +16,7 @@ function record(payload: unknown, extra: { topic?: string; deviceTime?: number; 
     schema: extra.schema,
     qos: 1,
   });
-  return toOutRecord(line, 'pi-1');
+  return decodeRecord(line, 'pi-1');
 }
 
 const schema = (s: Partial<SchemaInfo>): SchemaInfo => ({ measurement: 'weather', tags: [], fields: {}, ...s });
@@ -92,6 +91,11 @@ describe('readings as points', () => {
 
   it('turns newlines into spaces in names and into \\n in string values (line protocol has no newlines)', () => {
     expect(lineOf({ 'a\nb': 'x\ny' }, undefined)).toBe('mqtt a\\ b="x\\ny" 1465839830100');
+  });
+
+  it('writes a raw (base64) reading as one string field, payload', () => {
+    const line = encodeRecord(8, { topic: 'raw/x', receivedAt: 1465839830100, clockSynced: true, payloadJson: Buffer.from([0, 255, 7]).toString('base64'), encoding: 'base64', clientId: 'c', qos: 0 });
+    expect(toLine(decodeRecord(line, 'pi-1'), undefined, opts)).toEqual({ line: 'mqtt payload="AP8H" 1465839830100' });
   });
 
   it('refuses a reading with nothing to write as a field', () => {

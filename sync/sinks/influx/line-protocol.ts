@@ -2,7 +2,7 @@
 // measurements escape commas and spaces; tag keys, tag values and field keys escape commas, equals
 // signs and spaces; string field values escape double quotes and backslashes. Newlines are not
 // allowed in any of them, so they become spaces (names) or `\n` text (string values).
-import type { OutRecord } from '../../record.js';
+import type { LogRecord } from '../../record.js';
 import type { FieldType, SchemaInfo } from '../../sink.js';
 
 const NEWLINES = /[\r\n]/g;
@@ -127,8 +127,8 @@ const NO_FIELDS = { error: 'no field to write: InfluxDB points need at least one
  * One line for one reading, or why it has none. The schema names the measurement, the tag fields,
  * the integer fields and the timestamp field; the time is the device's, else the receive time, in ms.
  */
-export function toLine(r: OutRecord, info: SchemaInfo | undefined, opts: LineOptions): { line: string } | { error: string } {
-  const payload = r.encoding === 'base64' ? { payload: JSON.parse(r.payloadJson) as string } : r.payload();
+export function toLine(r: LogRecord, info: SchemaInfo | undefined, opts: LineOptions): { line: string } | { error: string } {
+  const payload = r.encoding === 'base64' ? { payload: r.payload } : r.payload;
   const plan = planFor(info, opts);
   const fieldSet = fields('', '', payload, plan);
   if (fieldSet === '') return NO_FIELDS;
