@@ -95,6 +95,7 @@ export class OutBatch implements Iterable<OutRecord> {
    * payload's values anyway, cheaper than reading the head by hand and then parsing the payload.
    */
   parsed(index: number): LogRecord {
+    // Not decodeRecord(): that copies the parse into a record with agentId first, for stores that write it out.
     const record = JSON.parse(this.line(index)) as LogRecord;
     record.agentId = this.agentId;
     return record;

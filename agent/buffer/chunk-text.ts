@@ -75,4 +75,14 @@ export class TextBatch {
     const text = this.texts.find((t) => seq <= t.lastSeq)!;
     return text.line(seq - text.firstSeq);
   }
+
+  /** Every reading's line, in seq order. */
+  lines(): string[] {
+    const out: string[] = [];
+    for (const text of this.texts) {
+      const last = Math.min(text.lastSeq, this.lastSeq);
+      for (let seq = Math.max(text.firstSeq, this.firstSeq); seq <= last; seq++) out.push(text.line(seq - text.firstSeq));
+    }
+    return out;
+  }
 }

@@ -332,15 +332,8 @@ export class DurableLog {
 
   /** Up to `max` consecutive durable readings after afterSeq, as JSON lines; null if none. */
   async readBatch(consumer: string, afterSeq: number, max: number): Promise<LogBatch | null> {
-    this.cursor(consumer);
-    const lines: string[] = [];
-    let firstSeq = 0;
-    for await (const { info, from, value } of this.consecutive(afterSeq, (c) => this.textOf(c))) {
-      if (!lines.length) firstSeq = from;
-      for (let k = from - info.firstSeq; k < value.count && lines.length < max; k++) lines.push(value.line(k));
-      if (lines.length >= max) break;
-    }
-    return lines.length ? new LogBatch(this.opts.agentId, lines, firstSeq) : null;
+    const texts = await this.readTexts(consumer, afterSeq, max);
+    return texts && new LogBatch(this.opts.agentId, texts.lines(), texts.firstSeq);
   }
 
   /**
