@@ -1,11 +1,11 @@
 // The embedded broker: Aedes with our authentication, ACLs, limits, packet guard, $SYS and LevelDB persistence.
 import { mkdirSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { Aedes, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import type { AclRule } from './acl.js';
 import { makeAuthenticate, type AnonymousPolicy, type Users } from './auth.js';
-import { DROPPED, makeAuthorizers, type PublishHook } from './authorize.js';
+import { ACKED_BY_QUEUE, DROPPED, makeAuthorizers, type MarkedPacket, type PublishHook } from './authorize.js';
 import { connectionInfo, setConnectionInfo } from './connection-info.js';
 import { listenTcp, listenTls, type Listener, type TcpListenerOptions, type TlsListenerOptions } from './listeners.js';
 import type { Logger } from './logger.js';
@@ -51,14 +51,15 @@ interface ClientInternals {
   _parser: { parse(buf: Buffer): number };
 }
 
-/** Aedes that acknowledges, but does not route, packets its hooks dropped. */
+/** Aedes that does not route packets its hooks dropped, and routes QoS 1 packets acknowledged by a PubackQueue as QoS 1. */
 class EdgeAedes extends Aedes {
-  override publish(packet: PublishPacket & { [DROPPED]?: true }, client: unknown, done?: unknown): void {
+  override publish(packet: MarkedPacket, client: unknown, done?: unknown): void {
     if (packet[DROPPED]) {
       const cb = typeof client === 'function' ? client : done;
       if (typeof cb === 'function') cb();
       return;
     }
+    if (packet[ACKED_BY_QUEUE]) packet.qos = 1;
     (super.publish as (...args: unknown[]) => void)(packet, client, done);
   }
 }

@@ -2,7 +2,7 @@
 export { startBroker, type BrokerOptions, type BrokerLimits, type EmbeddedBroker } from './broker.js';
 export type { AclRule } from './acl.js';
 export type { Users, AnonymousPolicy } from './auth.js';
-export type { InboundMessage, PublishHook } from './authorize.js';
+export type { Acceptance, InboundMessage, PublishHook } from './authorize.js';
 export type { BrokerStats } from './stats.js';
 export type { Logger } from './logger.js';
 export { topicMatches } from './topic.js';

@@ -45,7 +45,7 @@ const LogBuffer = Type.Object(
   {
     maxDelayMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'group commit: longest a reading waits before its batch is written (more arrive during each fsync)' }),
     maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
-    maxPendingBytes: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'bytes awaiting commit before QoS 0 overflow applies' }),
+    maxPendingBytes: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'bytes awaiting commit beyond which publishers are read only as their messages are committed (and QoS 0 overflow applies)' }),
     encryption: Type.Object(
       { keyFile: Type.Optional(Type.String({ minLength: 1, description: 'AES-256-GCM key (32 bytes raw, 64 hex or base64); chunks are encrypted when set' })) },
       { ...strict, default: {} },
@@ -149,7 +149,7 @@ export const ConfigSchema = Type.Object(
             maxTopicLength: Type.Integer({ minimum: 1, maximum: 65535, default: 256, description: 'longest topic (bytes)' }),
             maxTopicLevels: Type.Integer({ minimum: 1, maximum: 100, default: 16, description: 'most topic levels' }),
             maxClients: Type.Integer({ minimum: 1, default: 1024, description: 'most connected clients; more get CONNACK 0x03' }),
-            maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'unacknowledged inbound QoS 1/2 messages per client' }),
+            maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'QoS 1 messages a client may have awaiting PUBACK; beyond this its socket is read only as they are acknowledged' }),
             maxQueuedPerClient: Type.Integer({ minimum: 1, default: 1000, description: 'stored messages per persistent session; newer ones are dropped and counted' }),
             connectTimeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'time a new connection has to send CONNECT' }),
             drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'time a slow subscriber has to drain its socket before it is dropped' }),

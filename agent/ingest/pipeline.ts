@@ -15,7 +15,7 @@ export interface IngestOptions {
   log: DurableLog;
   unmatched: Unmatched;
   qos0Overflow: Qos0Overflow;
-  /** Above this many bytes awaiting commit, QoS 0 readings are dropped (policy `drop`). */
+  /** Above this many bytes awaiting commit, senders are held (and QoS 0 readings dropped under policy `drop`). */
   maxPendingBytes: number;
   clockSynced: () => boolean;
 }
@@ -105,10 +105,11 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
   }
 
   const hook: PublishHook = (msg) => {
-    // QoS 0 rides the commits without holding its sender, until the log falls behind: then the
-    // overflow policy drops it (counted) or holds the sender like QoS 1 (TCP backpressure).
-    const behind = msg.qos === 0 && opts.log.pendingBytes > opts.maxPendingBytes;
-    if (behind && opts.qos0Overflow === 'drop') {
+    // Readings ride the commits without holding their senders until the log falls behind: then QoS 0
+    // is dropped (counted) or held like the rest, per the overflow policy. Held senders' sockets are
+    // read only as their readings become durable (TCP backpressure).
+    const behind = opts.log.pendingBytes > opts.maxPendingBytes;
+    if (behind && msg.qos === 0 && opts.qos0Overflow === 'drop') {
       stats.qos0Dropped++;
       return undefined;
     }
@@ -120,7 +121,7 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
       if (!(err instanceof Refused)) throw err;
       durable = deadLetter(msg, err.reasons);
     }
-    return msg.qos === 0 && !behind ? undefined : durable;
+    return { safe: durable, holdSender: behind };
   };
 
   return { hook, stats };

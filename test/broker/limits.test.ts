@@ -112,7 +112,7 @@ describe('broker limits', () => {
 describe('in-flight limit (broker with an ingest hook that holds acknowledgements)', () => {
   const dir = tempDir();
   let broker: EmbeddedBroker;
-  const held: (() => void)[] = [];
+  let held: { resolve: () => void; reject: (err: Error) => void }[] = [];
   beforeAll(async () => {
     broker = await startBroker({
       version: 'test',
@@ -123,22 +123,70 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
       users: { verify: async () => null, roles: async () => [] },
       limits,
       sysIntervalSec: 0,
-      onPublish: (m) => (m.qos > 0 ? new Promise<void>((resolve) => held.push(resolve)) : undefined),
+      onPublish: (m) => (m.qos > 0 ? { safe: new Promise<void>((resolve, reject) => held.push({ resolve, reject })), holdSender: false } : undefined),
       log: { debug() {}, info() {}, warn() {}, error() {} },
     });
   });
   afterAll(async () => {
-    held.forEach((release) => release());
+    held.forEach((h) => h.resolve());
     await broker.close();
     cleanup(dir);
   });
 
-  it('withholds PUBACK until the hook settles, and disconnects beyond maxInflightPerClient', async () => {
-    const port = portOf(broker.listeners.mqtt);
-    const five = await exchange(port, [rawConnect(), ...[1, 2, 3, 4, 5].map((id) => publish('h/x', 'p', 1, id))], 800);
-    expect(five.closed).toBe(false);
-    expect(five.received.length).toBe(4); // CONNACK only: all five PUBACKs are held
-    const six = await exchange(port, [rawConnect({ clientId: 'greedy' }), ...[1, 2, 3, 4, 5, 6].map((id) => publish('h/x', 'p', 1, id))], 1500);
-    expect(six.closed).toBe(true);
+  /** A raw client; `received()` is every byte after the CONNACK. */
+  async function rawClient(clientId: string) {
+    const socket = net.connect(portOf(broker.listeners.mqtt), '127.0.0.1');
+    let bytes = Buffer.alloc(0);
+    let closed = false;
+    socket.on('data', (d) => (bytes = Buffer.concat([bytes, d])));
+    socket.on('error', () => {});
+    socket.on('close', () => (closed = true));
+    socket.write(rawConnect({ clientId }));
+    await until(() => bytes.length >= 4);
+    return { socket, received: () => bytes.subarray(4), closed: () => closed };
+  }
+  const until = async (ok: () => boolean) => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ok()).toBe(true);
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 200));
+  const pubacks = (...ids: number[]) => Buffer.concat(ids.map((id) => Buffer.from([0x40, 2, 0, id])));
+
+  it('sends PUBACKs in order once each message is safe, and stops reading while maxInflightPerClient wait', async () => {
+    held = [];
+    const c = await rawClient('window');
+    for (const id of [1, 2, 3, 4, 5]) c.socket.write(publish('h/x', 'p', 1, id));
+    await until(() => held.length === 5); // read on while they wait
+    held[1].resolve();
+    await settle();
+    expect(c.received()).toEqual(Buffer.alloc(0)); // 2 is safe, but 1 goes first
+    held[0].resolve();
+    await until(() => c.received().length === 8);
+    expect(c.received()).toEqual(pubacks(1, 2));
+
+    for (const id of [6, 7, 8]) c.socket.write(publish('h/x', 'p', 1, id));
+    await until(() => held.length === 8); // 3-7 fill the window of 5: 8 is handled, then held
+    c.socket.write(publish('h/x', 'p', 1, 9));
+    await settle();
+    expect(held.length).toBe(8); // 9 is not read until 8 is acknowledged
+    held.slice(2).forEach((h) => h.resolve());
+    await until(() => held.length === 9);
+    held[8].resolve();
+    await until(() => c.received().length === 4 * 9);
+    expect(c.received()).toEqual(pubacks(1, 2, 3, 4, 5, 6, 7, 8, 9));
+    expect(c.closed()).toBe(false);
+    c.socket.destroy();
+  });
+
+  it('disconnects a client whose message could not be made safe, and acknowledges nothing after it', async () => {
+    held = [];
+    const c = await rawClient('unsafe');
+    for (const id of [1, 2, 3]) c.socket.write(publish('h/x', 'p', 1, id));
+    await until(() => held.length === 3);
+    held[0].resolve();
+    held[2].resolve();
+    held[1].reject(new Error('disk full'));
+    await until(() => c.closed());
+    expect(c.received()).toEqual(pubacks(1));
   });
 });

@@ -161,8 +161,9 @@ describe('encrypted log', () => {
 });
 
 describe('backpressure', () => {
-  it('stops reading a QoS 1 publisher while its readings wait for commits, so memory stays bounded', async () => {
-    const agent = await startAgent({ buffer: { maxDelayMs: 50, maxRecords: 100000 } });
+  /** 20,000 QoS 1 PUBLISHes (~4 MB) written at once by a client that never waits; the most bytes awaiting commit. */
+  async function firehose(config: Record<string, unknown>): Promise<number> {
+    const agent = await startAgent({ buffer: { maxDelayMs: 50, maxRecords: 100000, ...(config.buffer as object) }, broker: config.broker });
     const socket = net.connect(agent.port('mqtt'), '127.0.0.1');
     socket.on('error', () => {});
     await new Promise((r) => socket.once('connect', r));
@@ -172,16 +173,27 @@ describe('backpressure', () => {
     const burst = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => rawPublish('fire/hose', payload, 1, (i % 65535) + 1)));
     let maxPending = 0;
     const sampler = setInterval(() => (maxPending = Math.max(maxPending, agent.runtime.log.pendingBytes)), 1);
-    socket.write(burst); // ~4 MB queued at once; the broker must not take it all into memory
+    socket.write(burst);
     const deadline = Date.now() + 20_000;
     while (agent.runtime.log.lastSeq < 20_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     clearInterval(sampler);
     expect(agent.runtime.log.lastSeq).toBe(20_000);
-    expect(maxPending).toBeGreaterThan(0);
-    expect(maxPending).toBeLessThan(1024 * 1024); // a socket read's worth, not the 4 MB burst
     socket.destroy();
     await agent.stop();
     cleanup(agent.dir);
+    return maxPending;
+  }
+
+  it('stops reading a QoS 1 publisher with maxInflightPerClient messages awaiting PUBACK, so memory stays bounded', async () => {
+    const maxPending = await firehose({ broker: { limits: { maxInflightPerClient: 1000 } } });
+    expect(maxPending).toBeGreaterThan(0);
+    expect(maxPending).toBeLessThan(1024 * 1024); // 1,000 readings and a socket read's worth, not the 4 MB burst
+  }, 30_000);
+
+  it('stops reading publishers while more than buffer.maxPendingBytes await their commit', async () => {
+    const maxPending = await firehose({ broker: { limits: { maxInflightPerClient: 65535 } }, buffer: { maxPendingBytes: 64 * 1024 } });
+    expect(maxPending).toBeGreaterThan(64 * 1024);
+    expect(maxPending).toBeLessThan(256 * 1024); // the limit and a socket read's worth
   }, 30_000);
 
   it('drops QoS 0 readings beyond maxPendingBytes (policy drop, counted); policy block keeps them all', async () => {
