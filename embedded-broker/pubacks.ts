@@ -3,14 +3,17 @@
 // and all that became ready together leave in one socket write.
 import type { Writable } from 'node:stream';
 
-interface Pending {
-  messageId: number;
+/** Consecutive messages made safe by the same promise (one commit): one reaction for all of them. */
+interface Group {
+  safe: Promise<void> | undefined;
   state: 'waiting' | 'safe' | Error;
-  onSent?: () => void;
+  messageIds: number[];
+  onSent: (() => void)[];
 }
 
 export class PubackQueue {
-  private queue: Pending[] = [];
+  private queue: Group[] = [];
+  private waiting = 0;
   private flushing = false;
   private failed = false;
 
@@ -22,22 +25,31 @@ export class PubackQueue {
 
   /** PUBACKs queued and not yet sent. */
   get length(): number {
-    return this.queue.length;
+    return this.waiting;
   }
 
   /** Send the PUBACK of `messageId` once `safe` settles (now, without it) and every earlier one has gone. */
   add(messageId: number, safe: Promise<void> | undefined, onSent?: () => void): void {
-    const entry: Pending = { messageId, state: safe ? 'waiting' : 'safe', onSent };
-    this.queue.push(entry);
-    if (!safe) return this.scheduleFlush();
-    const settle = (state: Pending['state']) => {
-      entry.state = state;
-      this.scheduleFlush();
-    };
-    safe.then(() => settle('safe'), settle);
+    this.waiting++;
+    const last = this.queue.at(-1);
+    const group = last && last.safe === safe && last.state === (safe ? 'waiting' : 'safe') ? last : this.open(safe);
+    group.messageIds.push(messageId);
+    if (onSent) group.onSent.push(onSent);
   }
 
-  /** After the current microtasks: a commit settles a whole batch of messages at once. */
+  private open(safe: Promise<void> | undefined): Group {
+    const group: Group = { safe, state: safe ? 'waiting' : 'safe', messageIds: [], onSent: [] };
+    this.queue.push(group);
+    const settle = (state: Group['state']) => {
+      group.state = state;
+      this.scheduleFlush();
+    };
+    if (safe) safe.then(() => settle('safe'), settle);
+    else this.scheduleFlush();
+    return group;
+  }
+
+  /** After the current microtasks: a commit settles many groups (and clients) at once. */
   private scheduleFlush(): void {
     if (this.flushing) return;
     this.flushing = true;
@@ -56,16 +68,21 @@ export class PubackQueue {
     if (next instanceof Error) this.fail(next);
   }
 
-  private send(sent: Pending[]): void {
-    if (sent.length === 0) return;
-    const n = sent.length;
-    const packets = Buffer.allocUnsafe(4 * n);
-    sent.forEach((entry, i) => {
-      packets[4 * i] = 0x40; // PUBACK
-      packets[4 * i + 1] = 2; // remaining length
-      packets.writeUInt16BE(entry.messageId, 4 * i + 2);
-    });
+  private send(groups: Group[]): void {
+    const count = groups.reduce((sum, g) => sum + g.messageIds.length, 0);
+    if (count === 0) return;
+    this.waiting -= count;
+    const packets = Buffer.allocUnsafe(4 * count);
+    let at = 0;
+    for (const group of groups) {
+      for (const id of group.messageIds) {
+        packets[at] = 0x40; // PUBACK
+        packets[at + 1] = 2; // remaining length
+        packets.writeUInt16BE(id, at + 2);
+        at += 4;
+      }
+    }
     if (this.conn.writable) this.conn.write(packets);
-    for (const entry of sent) entry.onSent?.();
+    for (const group of groups) for (const onSent of group.onSent) onSent();
   }
 }
