@@ -188,7 +188,8 @@ export class LevelPersistence {
   }
 
   async subscriptionsByTopic(topic: string) {
-    return this.trie.match(topic);
+    // Asked for every QoS 1/2 message; with no stored subscriptions (the usual edge case) skip the match.
+    return this.subscriptions.size === 0 ? [] : this.trie.match(topic);
   }
 
   async cleanSubscriptions(client: ClientRef): Promise<void> {
