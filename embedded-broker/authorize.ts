@@ -97,9 +97,13 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
 
   /** The PUBACK waits in the client's queue; its socket is read on unless the hook or a full window says hold. */
   function acknowledgeInOrder(client: Client, session: Session, packet: MarkedPacket, acceptance: Acceptance | undefined, cb: (err?: Error | null) => void): void {
-    session.pubacks ??= new PubackQueue(client.conn, (err) => {
-      log.warn({ clientId: client.id, err: err.message }, 'message not made safe, disconnecting the client');
-      client.close();
+    session.pubacks ??= new PubackQueue(client.conn, {
+      fail(err) {
+        log.warn({ clientId: client.id, err: err.message }, 'message not made safe, disconnecting the client');
+        client.close();
+      },
+      full: () => holdSender(client, session),
+      drained: () => releaseSender(client, session),
     });
     const hold = (acceptance?.holdSender ?? false) || session.pubacks.length >= opts.maxInflightPerClient;
     if (hold) holdSender(client, session);

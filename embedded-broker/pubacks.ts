@@ -1,6 +1,7 @@
 // QoS 1 acknowledgements the broker writes itself, so that reading a publisher's socket need not
 // wait until its messages are safe: PUBACKs leave in the order the PUBLISHes came (MQTT-4.6.0-2),
-// and all that became ready together leave in one socket write.
+// and all that became ready together leave in one socket write. A publisher that does not read its
+// PUBACKs is not read either, until its socket drains.
 import type { Writable } from 'node:stream';
 
 /** Consecutive messages made safe by the same promise (one commit): one reaction for all of them. */
@@ -17,10 +18,15 @@ export class PubackQueue {
   private flushing = false;
   private failed = false;
 
-  /** `fail`: a message could not be made safe; the PUBACKs before it are sent, its own and later ones never. */
   constructor(
     private readonly conn: Writable,
-    private readonly fail: (err: Error) => void,
+    private readonly on: {
+      /** A message could not be made safe; the PUBACKs before it are sent, its own and later ones never. */
+      fail(err: Error): void;
+      /** The socket's write buffer is full: hold the sender until `drained`. */
+      full(): void;
+      drained(): void;
+    },
   ) {}
 
   /** PUBACKs queued and not yet sent. */
@@ -65,7 +71,7 @@ export class PubackQueue {
     const next = this.queue[0]?.state;
     if (next instanceof Error) this.failed = true;
     this.send(sent);
-    if (next instanceof Error) this.fail(next);
+    if (next instanceof Error) this.on.fail(next);
   }
 
   private send(groups: Group[]): void {
@@ -82,7 +88,10 @@ export class PubackQueue {
         at += 4;
       }
     }
-    if (this.conn.writable) this.conn.write(packets);
+    if (this.conn.writable && !this.conn.write(packets)) {
+      this.on.full();
+      this.conn.once('drain', () => this.on.drained());
+    }
     for (const group of groups) for (const onSent of group.onSent) onSent();
   }
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type EmbeddedBroker } from '../../embedded-broker/index.js';
 import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
@@ -176,6 +177,39 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
     expect(c.received()).toEqual(pubacks(1, 2, 3, 4, 5, 6, 7, 8, 9));
     expect(c.closed()).toBe(false);
     c.socket.destroy();
+  });
+
+  it('stops reading a publisher that does not read its PUBACKs, until its connection drains', async () => {
+    held = [];
+    const written: Buffer[] = [];
+    let peerReads = false;
+    let stuck: (() => void) | undefined;
+    const conn = new Duplex({
+      read() {},
+      writableHighWaterMark: 16,
+      write(chunk: Buffer, _enc, done) {
+        written.push(chunk);
+        if (peerReads) done();
+        else stuck = done;
+      },
+    });
+    broker.handleStream(conn, 'test', '127.0.0.1');
+    conn.push(rawConnect({ clientId: 'deaf' }));
+    const settleAll = async (n: number) => {
+      await until(() => held.length === n);
+      held.splice(0).forEach((h) => h.resolve());
+      await settle();
+    };
+    for (const id of [1, 2, 3, 4, 5]) conn.push(publish('h/x', 'p', 1, id));
+    await settleAll(5); // CONNACK and 5 PUBACKs (24 bytes) now wait in a 16-byte write buffer
+    conn.push(publish('h/x', 'p', 1, 6));
+    await settle();
+    expect(held.length).toBe(0); // not read while full
+    peerReads = true;
+    stuck?.(); // 'drain'
+    await settleAll(1);
+    expect(Buffer.concat(written)).toEqual(Buffer.concat([Buffer.from([0x20, 2, 0, 0]), pubacks(1, 2, 3, 4, 5, 6)]));
+    conn.destroy();
   });
 
   it('disconnects a client whose message could not be made safe, and acknowledges nothing after it', async () => {
