@@ -200,36 +200,38 @@ export async function benchSync(): Promise<void> {
     await influx.createDatabase('telemetry');
     await influx.createDatabase('baseline');
 
-    const none: Drain = { recordsPerSec: NaN, cpuUsPerRecord: NaN, mainCpuUsPerRecord: NaN, serverCpuUsPerRecord: NaN, peakRssMb: NaN, liveP99Ms: NaN, liveSamples: 0, pubackP99Ms: NaN };
-    const pgDrain = !SINKS.includes('postgres') ? none : await drain(
-      join(work, 'data'),
-      { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
-      async () => new Set((await db.query<{ n: number }>(`SELECT (payload->>'temperature')::int AS n FROM telemetry WHERE topic = $1`, [`bench/${BENCH_USER.name}/live`])).map((r) => r.n)),
-    );
-    const copyRate = SINKS.includes('postgres') ? await rawCopy(join(work, 'data'), db) : NaN;
+    const sides: { label: string; baseline: number; drain: Drain }[] = [];
+    if (SINKS.includes('postgres')) {
+      const drained = await drain(
+        join(work, 'data'),
+        { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
+        async () => new Set((await db.query<{ n: number }>(`SELECT (payload->>'temperature')::int AS n FROM telemetry WHERE topic = $1`, [`bench/${BENCH_USER.name}/live`])).map((r) => r.n)),
+      );
+      sides.push({ label: 'PostgreSQL', baseline: await rawCopy(join(work, 'data'), db), drain: drained });
+    }
+    let influxd = '';
+    if (SINKS.includes('influx')) {
+      const drained = await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async () => {
+        const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as { results: { series?: { values: [number, number][] }[] }[] };
+        return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
+      }, influx.pid);
+      const post = await rawPost(join(work, 'data'), influx.url, influx.pid!);
+      sides.push({ label: 'InfluxDB', baseline: post.rate, drain: drained });
+      influxd = `; influxd ${drained.serverCpuUsPerRecord.toFixed(1)} µs (agent's drain), ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`;
+    }
 
-    const influxDrain = !SINKS.includes('influx') ? none : await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async () => {
-      const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as { results: { series?: { values: [number, number][] }[] }[] };
-      return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
-    }, influx.pid);
-    const post = SINKS.includes('influx') ? await rawPost(join(work, 'data'), influx.url, influx.pid!) : { rate: NaN, serverCpuUsPerRecord: NaN };
-
-    const rows: Row[] = [
-      { name: 'PostgreSQL records/s', baseline: copyRate, value: pgDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
-      { name: 'InfluxDB records/s', baseline: post.rate, value: influxDrain.recordsPerSec, target: 0.7, higherIsBetter: true },
-    ];
+    const rows: Row[] = sides.map((side) => ({ name: `${side.label} records/s`, baseline: side.baseline, value: side.drain.recordsPerSec, target: 0.7, higherIsBetter: true }));
     printTable(`drain of ${RECORDS.toLocaleString('en-US')} readings (baseline: raw COPY / plain POSTs of the same rows, ${BATCH} per request)`, rows);
     const limits: Limit[] = [
-      { name: 'peak RSS draining to PostgreSQL', value: pgDrain.peakRssMb, unit: 'MB', max: 200 },
-      { name: 'peak RSS draining to InfluxDB', value: influxDrain.peakRssMb, unit: 'MB', max: 200 },
-      { name: `live p99 during the PostgreSQL drain (${pgDrain.liveSamples} readings)`, value: pgDrain.liveP99Ms / 1000, unit: 's', max: 5 },
-      { name: `live p99 during the InfluxDB drain (${influxDrain.liveSamples} readings)`, value: influxDrain.liveP99Ms / 1000, unit: 's', max: 5 },
+      ...sides.map((side) => ({ name: `peak RSS draining to ${side.label}`, value: side.drain.peakRssMb, unit: 'MB', max: 200 })),
+      ...sides.map((side) => ({ name: `live p99 during the ${side.label} drain (${side.drain.liveSamples} readings)`, value: side.drain.liveP99Ms / 1000, unit: 's', max: 5 })),
     ];
     printLimits('while draining', limits);
     // The agent and the database share this machine's cores: what each reading costs each of them.
+    const during = (f: (side: (typeof sides)[number]) => string) => sides.map((side) => `${f(side)} (${side.label} drain)`).join(', ');
     console.log(
-      `\nPUBACK p99 of the live readings: ${pgDrain.pubackP99Ms.toFixed(1)} ms (PostgreSQL drain), ${influxDrain.pubackP99Ms.toFixed(1)} ms (InfluxDB drain)` +
-        `\nCPU per reading: agent ${cpuOf(pgDrain)} (PostgreSQL drain), ${cpuOf(influxDrain)} (InfluxDB drain); influxd ${influxDrain.serverCpuUsPerRecord.toFixed(1)} µs (agent's drain), ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`,
+      `\nPUBACK p99 of the live readings: ${during((side) => `${side.drain.pubackP99Ms.toFixed(1)} ms`)}` +
+        `\nCPU per reading: agent ${during((side) => cpuOf(side.drain))}${influxd}`,
     );
   } finally {
     await influx.stop();
