@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { ChunkText, TextBatch } from '../agent/buffer/chunk-text.js';
 import type { RefusedReading } from '../agent/buffer/record.js';
+import { settlesFirst } from '../agent/buffer/settles-first.js';
 import { topicMatches } from '../embedded-broker/index.js';
 import { Backoff } from './backoff.js';
 import type { SinkConfig } from './config.js';
@@ -413,9 +414,4 @@ export class Forwarder {
       deadLettered: this.counters.deadLettered,
     };
   }
-}
-
-/** Whether `first` settles before `second` (when both have, first). */
-function settlesFirst(first: Promise<unknown>, second: Promise<unknown>): Promise<boolean> {
-  return Promise.race([first.then(() => true), second.then(() => false)]);
 }

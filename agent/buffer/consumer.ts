@@ -4,6 +4,7 @@
 import type { Logger } from '../log.js';
 import type { DurableLog } from './log.js';
 import type { ChunkBatch } from './chunk-batch.js';
+import { settlesFirst } from './settles-first.js';
 
 export interface Consumer {
   /** Resolves when everything durable up to `seq` has been handled. */
@@ -111,10 +112,4 @@ export async function startConsumer(
       await loop;
     },
   };
-}
-
-/** Whether `first` settles (either way) before `second`. */
-function settlesFirst(first: Promise<unknown>, second: Promise<unknown>): Promise<boolean> {
-  const done = () => true;
-  return Promise.race([first.then(done, done), second.then(() => false)]);
 }

@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
+import { ByteCache } from './byte-cache.js';
 import { ChunkBatch } from './chunk-batch.js';
 import { ChunkText, TextBatch } from './chunk-text.js';
 import { CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
@@ -51,7 +52,6 @@ interface Batch {
   lines: string[];
   firstSeq: number;
   deadLetters: Op[];
-  bytes: number;
   done: Promise<void>;
   resolve(): void;
   reject(err: Error): void;
@@ -77,16 +77,15 @@ export class DurableLog {
   private readonly db: ClassicLevel<string, Uint8Array>;
   private readonly chunks: ChunkInfo[] = [];
   private readonly cursors = new Map<string, number>();
-  /** Decompressed recently read chunks: consumers usually read the newest ones. */
-  private readonly decoded = new Map<number, ChunkText>();
-  private decodedBytes = 0;
-  /** The newest chunks as committed, by firstSeq, oldest first. */
-  private readonly recent = new Map<number, Uint8Array>();
-  private recentBytes = 0;
+  /** Decompressed recently read chunks, by firstSeq: consumers usually read the newest ones. */
+  private readonly decoded = new ByteCache<ChunkText>(DECODED_CACHE_BYTES);
+  /** The newest chunks as committed, by firstSeq. */
+  private readonly recent: ByteCache<Uint8Array>;
   private readonly waiters = new Set<() => void>();
   private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
   /** Batches waiting for the next commit; each becomes one chunk of at most maxRecords readings. */
   private pending: Batch[] = [];
+  private pendingSize = 0;
   private writing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private nextSeq = 1;
@@ -97,6 +96,7 @@ export class DurableLog {
   private closed = false;
 
   private constructor(private readonly opts: DurableLogOptions) {
+    this.recent = new ByteCache(opts.recentChunkBytes ?? RECENT_CHUNK_BYTES);
     mkdirSync(opts.dir, { recursive: true });
     // Chunks are read soon after they are written (from our own cache), so LevelDB's cache can stay small.
     this.db = new ClassicLevel<string, Uint8Array>(opts.dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024 });
@@ -195,7 +195,7 @@ export class DurableLog {
     const batch = this.openBatch(seq);
     const line = encodeRecord(seq, record);
     batch.lines.push(line);
-    batch.bytes += line.length;
+    this.pendingSize += line.length;
     this.schedule(batch);
     return { seq, durable: batch.done };
   }
@@ -208,7 +208,7 @@ export class DurableLog {
     const value = utf8(JSON.stringify(entry));
     const batch = this.openBatch(this.nextSeq);
     batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
-    batch.bytes += value.length;
+    this.pendingSize += value.length;
     this.deadLetterSizes.push({ id, bytes: value.length });
     this.deadLetterBytes += value.length;
     const { maxCount, maxBytes } = this.opts.deadLetters;
@@ -224,7 +224,7 @@ export class DurableLog {
 
   /** Bytes accepted but not yet durable: what backpressure decisions look at. */
   get pendingBytes(): number {
-    return this.pending.reduce((n, b) => n + b.bytes, 0);
+    return this.pendingSize;
   }
 
   private openBatch(firstSeq: number): Batch {
@@ -235,7 +235,7 @@ export class DurableLog {
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => {}); // callers get the rejection through their own awaits
-    const batch = { lines: [], firstSeq, deadLetters: [], bytes: 0, done, resolve, reject };
+    const batch = { lines: [], firstSeq, deadLetters: [], done, resolve, reject };
     this.pending.push(batch);
     return batch;
   }
@@ -255,6 +255,7 @@ export class DurableLog {
     if (this.writing || this.pending.length === 0) return;
     const batches = this.pending;
     this.pending = [];
+    this.pendingSize = 0;
     this.writing = this.write(batches).finally(() => {
       this.writing = null;
       if (this.pending.length) this.flush();
@@ -427,9 +428,7 @@ export class DurableLog {
     if (!chunk) return null;
     try {
       const text = ChunkText.decode(chunk.value, chunk.header, this.opts.encryptionKey);
-      while (this.decoded.size && this.decodedBytes + text.size > DECODED_CACHE_BYTES) this.forgetDecoded(this.decoded.keys().next().value as number);
-      this.decoded.set(info.firstSeq, text);
-      this.decodedBytes += text.size;
+      this.decoded.set(info.firstSeq, text, text.size);
       return text;
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
@@ -439,32 +438,13 @@ export class DurableLog {
   }
 
   private keepRecent(firstSeq: number, value: Buffer): void {
-    const limit = this.opts.recentChunkBytes ?? RECENT_CHUNK_BYTES;
-    if (value.length > limit) return;
-    this.recent.set(firstSeq, value);
-    this.recentBytes += value.length;
-    for (const [seq, old] of this.recent) {
-      if (this.recentBytes <= limit) break;
-      this.recent.delete(seq);
-      this.recentBytes -= old.length;
-    }
+    if (value.length <= this.recent.limit) this.recent.set(firstSeq, value, value.length);
   }
 
   /** Drop a chunk from the in-memory caches (it was deleted, quarantined or found missing). */
   private forget(firstSeq: number): void {
-    const kept = this.recent.get(firstSeq);
-    if (kept) {
-      this.recent.delete(firstSeq);
-      this.recentBytes -= kept.length;
-    }
-    this.forgetDecoded(firstSeq);
-  }
-
-  private forgetDecoded(firstSeq: number): void {
-    const entry = this.decoded.get(firstSeq);
-    if (!entry) return;
+    this.recent.delete(firstSeq);
     this.decoded.delete(firstSeq);
-    this.decodedBytes -= entry.size;
   }
 
   /** When the reading with this seq became durable in this process (Date.now()); 0 if before it started, or gone. */
