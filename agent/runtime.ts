@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook } from '../embedded-broker/index.js';
-import { startConsumer, type Consumer } from './buffer/consumer.js';
+import { startConsumer, type Consumer, type ConsumerStatus } from './buffer/consumer.js';
 import { readKeyFile } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
 import { ConfigError } from './config/load.js';
@@ -28,6 +28,8 @@ export interface Runtime {
   sync: Sync;
   /** Resolves once the local store holds everything durable up to seq. */
   storeCaughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
+  /** The local store's consumer: state, lag, dead letters; undefined without a store. */
+  storeStatus(): ConsumerStatus | undefined;
   ingestStats: IngestStats;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
   reloadSchemas(): string[];
@@ -118,6 +120,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       log,
       unmatched: i.unmatched,
       qos0Overflow: i.qos0Overflow,
+      limits: i.limits,
       maxPendingBytes: config.buffer.maxPendingBytes,
       clockSynced: clockSyncProbe(),
     });
@@ -140,6 +143,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       store,
       sync,
       storeCaughtUp: (seq, timeoutMs) => storeConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
+      storeStatus: () => storeConsumer?.status(),
       ingestStats: ingest.stats,
       reloadSchemas() {
         const problems = schemas.load();

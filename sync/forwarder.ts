@@ -7,7 +7,7 @@ import type { ChunkText, TextBatch } from '../agent/buffer/chunk-text.js';
 import type { RefusedReading } from '../agent/buffer/record.js';
 import { settlesFirst } from '../agent/buffer/settles-first.js';
 import { topicMatches } from '../embedded-broker/index.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../agent/buffer/backoff.js';
 import type { SinkConfig } from './config.js';
 import { OutBatch, toOutRecord, type OutRecord } from './record.js';
 import { SinkError, transient, type Encoded, type Sink } from './sink.js';
@@ -386,6 +386,7 @@ export class Forwarder {
         payload: Buffer.from(record.payloadJson),
         reasons: [{ path: '', message: reason }],
         sink: this.config.name,
+        consumer: this.consumer,
         seq: record.seq,
       });
     }

@@ -21,17 +21,27 @@ export class ChunkBatch {
 
   /** The readings as JSON lines, decoded here. */
   decode(): LogBatch {
-    return new LogBatch(this.agentId, batchLines(this.chunks, this.firstSeq, this.key), this.firstSeq);
+    return new LogBatch(this.agentId, batchLines(this.chunks, this.firstSeq, this.lastSeq, this.key), this.firstSeq);
+  }
+
+  /** The readings firstSeq..lastSeq of this batch (whole chunks are shared, not copied). */
+  slice(firstSeq: number, lastSeq: number): ChunkBatch {
+    const chunks = this.chunks.filter((c) => {
+      const h = verifyChunk(c);
+      return h.lastSeq >= firstSeq && h.firstSeq <= lastSeq;
+    });
+    return new ChunkBatch(this.agentId, chunks, firstSeq, lastSeq, this.key);
   }
 }
 
-/** The JSON lines of consecutive chunks, from firstSeq on (checked again: they may have crossed to another thread). */
-export function batchLines(chunks: readonly Uint8Array[], firstSeq: number, key?: Buffer): string[] {
+/** The JSON lines of consecutive chunks, firstSeq..lastSeq (checked again: they may have crossed to another thread). */
+export function batchLines(chunks: readonly Uint8Array[], firstSeq: number, lastSeq: number, key?: Buffer): string[] {
   const out: string[] = [];
   for (const value of chunks) {
     const header = verifyChunk(value);
     const lines = chunkLines(value, header, key);
-    for (let k = Math.max(0, firstSeq - header.firstSeq); k < lines.length; k++) out.push(lines[k]);
+    const end = Math.min(lines.length, lastSeq - header.firstSeq + 1);
+    for (let k = Math.max(0, firstSeq - header.firstSeq); k < end; k++) out.push(lines[k]);
   }
   return out;
 }

@@ -1,19 +1,31 @@
 // A named consumer of the durable log: read a batch of chunks after its cursor, hand it over, commit
 // once handled, repeat. Up to `inFlight` batches may be handed over before the first is done (a
-// store whose worker queues them); the cursor still moves in order.
+// store whose worker queues them); the cursor still moves in order. A batch refused for what some
+// of its records hold is halved until they stand alone: they go to the dead letters, the rest on.
 import type { Logger } from '../log.js';
-import type { DurableLog } from './log.js';
+import { Backoff } from './backoff.js';
 import type { ChunkBatch } from './chunk-batch.js';
+import { RecordFault, STUCK_AFTER_FAILURES, type ConsumerHealth, type ConsumerState } from './faults.js';
+import type { DurableLog } from './log.js';
+import { splitRecord } from './record.js';
 import { settlesFirst } from './settles-first.js';
+
+export interface ConsumerStatus extends ConsumerHealth {
+  name: string;
+  /** Readings durable in the log and not yet handled. */
+  lagRecords: number;
+  deadLettered: number;
+}
 
 export interface Consumer {
   /** Resolves when everything durable up to `seq` has been handled. */
   caughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
+  status(): ConsumerStatus;
   stop(): Promise<void>;
 }
 
 interface Handling {
-  lastSeq: number;
+  batch: ChunkBatch;
   done: Promise<void>;
 }
 
@@ -36,7 +48,9 @@ export async function startConsumer(
   await log.registerConsumer(name);
   const window = opts.inFlight ?? 1;
   let running = true;
-  let backoffMs = 0;
+  const backoff = new Backoff(250, 30_000);
+  const health: ConsumerHealth = { state: 'ok', since: new Date().toISOString() };
+  let deadLettered = 0;
   let wake: (() => void) | undefined;
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -52,13 +66,49 @@ export async function startConsumer(
     await log.waitFor(log.lastSeq, left); // wakes at the next commit (to count again), or when the time is up
     return false;
   }
+  function enter(state: ConsumerState, err?: Error): void {
+    if (err) health.lastError = { message: err.message, at: new Date().toISOString() };
+    if (state === health.state) return;
+    const was = health.state;
+    health.state = state;
+    health.since = new Date().toISOString();
+    // Logged on a change of state, not on every retry.
+    if (state === 'ok') opts.logger.info({ consumer: name, was }, 'log consumer ok again');
+    else opts.logger[state === 'stuck' ? 'error' : 'warn']({ consumer: name, state, err: err?.message }, `log consumer ${state}`);
+  }
+  /** Dead-letter the one reading of `batch`, with the consumer's name and its error. */
+  async function deadLetter(batch: ChunkBatch, fault: RecordFault): Promise<void> {
+    const [line] = batch.decode().lines;
+    const { head, payloadJson } = splitRecord(line);
+    deadLettered++;
+    opts.logger.warn({ consumer: name, seq: head.seq, topic: head.topic, reason: fault.message }, 'consumer refused a reading; dead-lettered');
+    await log.appendDeadLetter({ time: Date.now(), topic: head.topic, clientId: head.clientId, payload: Buffer.from(payloadJson), reasons: [{ path: '', message: fault.message }], consumer: name, seq: head.seq });
+  }
+  /** Halve a refused batch until each refused reading stands alone; errors of the moment go up. */
+  async function isolate(batch: ChunkBatch, fault: RecordFault): Promise<void> {
+    if (batch.count === 1) return deadLetter(batch, fault);
+    const mid = batch.firstSeq + (batch.count >> 1) - 1;
+    for (const part of [batch.slice(batch.firstSeq, mid), batch.slice(mid + 1, batch.lastSeq)]) {
+      try {
+        await handle(part);
+      } catch (err) {
+        if (!(err instanceof RecordFault)) throw err;
+        await isolate(part, err);
+      }
+    }
+  }
   const handling: Handling[] = [];
   /** Wait for the oldest batch handed over, then move the cursor past it. */
   async function settle(): Promise<void> {
-    const { lastSeq, done } = handling[0];
-    await done;
+    const { batch, done } = handling[0];
+    try {
+      await done;
+    } catch (err) {
+      if (!(err instanceof RecordFault)) throw err;
+      await isolate(batch, err);
+    }
     handling.shift();
-    await log.commit(name, lastSeq);
+    await log.commit(name, batch.lastSeq);
   }
   const loop = (async () => {
     let after = log.cursor(name);
@@ -68,7 +118,8 @@ export async function startConsumer(
         if (handling.length && !(handling.length < window && full(after))) {
           if (handling.length >= window || (await settlesFirst(handling[0].done, log.waitFor(log.lastSeq, 1000)))) {
             await settle();
-            backoffMs = 0;
+            backoff.reset();
+            enter('ok');
           }
           continue;
         }
@@ -84,14 +135,16 @@ export async function startConsumer(
         }
         const done = Promise.resolve().then(() => handle(batch));
         done.catch(() => {}); // awaited in settle()
-        handling.push({ lastSeq: batch.lastSeq, done });
+        handling.push({ batch, done });
         after = batch.lastSeq;
       } catch (err) {
+        // An error of the moment: start again from the durable cursor once it may have passed.
         await Promise.allSettled(handling.splice(0).map((h) => h.done));
         after = log.cursor(name);
-        backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
-        opts.logger.error({ consumer: name, err: (err as Error).message, retryInMs: backoffMs }, 'log consumer failed; will retry');
-        await pause(backoffMs);
+        const waitMs = backoff.next();
+        enter(backoff.failures >= STUCK_AFTER_FAILURES ? 'stuck' : 'retrying', err as Error);
+        opts.logger.debug({ consumer: name, err: (err as Error).message, retryInMs: waitMs }, 'log consumer failed; will retry');
+        await pause(waitMs);
       }
     }
     while (handling.length) await settle().catch(() => handling.splice(0));
@@ -105,6 +158,7 @@ export async function startConsumer(
       }
       return true;
     },
+    status: () => ({ name, ...health, lagRecords: Math.max(0, log.lastSeq - log.cursor(name)), deadLettered }),
     async stop() {
       running = false;
       log.wakeAll();

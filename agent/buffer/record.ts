@@ -177,8 +177,11 @@ export interface DeadLetter {
   payloadBytes: number;
   truncated: boolean;
   reasons: { path: string; message: string }[];
-  /** Set when a sink refused an accepted reading: which sink, and the reading's seq. */
+  /** Set when a sink refused an accepted reading: which sink. */
   sink?: string;
+  /** Set when a consumer of the log (the local store, a sink) refused an accepted reading: its name. */
+  consumer?: string;
+  /** The refused reading's seq, when it had been accepted. */
   seq?: number;
 }
 

@@ -3,6 +3,7 @@
 import type { InboundMessage, PublishHook } from '../../embedded-broker/index.js';
 import type { DurableLog } from '../buffer/log.js';
 import type { NewRecord } from '../buffer/record.js';
+import { breaksLimits, type JsonLimits } from './json-limits.js';
 import type { CompiledSchema, SchemaRegistry } from './schemas.js';
 
 import type { Config } from '../config/schema.js';
@@ -15,6 +16,8 @@ export interface IngestOptions {
   log: DurableLog;
   unmatched: Unmatched;
   qos0Overflow: Qos0Overflow;
+  /** What a JSON payload may hold; beyond it the payload is dead-lettered unparsed. */
+  limits: JsonLimits;
   /** Above this many bytes awaiting commit, senders are held (and QoS 0 readings dropped under policy `drop`). */
   maxPendingBytes: number;
   clockSynced: () => boolean;
@@ -50,6 +53,8 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
 
   function decode(msg: InboundMessage): { text: string; value: unknown } {
     const text = msg.payload.toString('utf8');
+    const tooMuch = breaksLimits(text, opts.limits);
+    if (tooMuch) throw new Refused([{ path: '', message: `payload refused: ${tooMuch}` }]);
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -113,14 +118,16 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
       stats.qos0Dropped++;
       return undefined;
     }
-    let durable: Promise<void>;
+    let record: NewRecord;
     try {
-      durable = opts.log.append(toRecord(msg)).durable;
-      stats.accepted++;
+      record = toRecord(msg);
     } catch (err) {
-      if (!(err instanceof Refused)) throw err;
-      durable = deadLetter(msg, err.reasons);
+      // Whatever a payload makes go wrong is that payload's fault: dead-letter it, keep the client.
+      const reasons = err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }];
+      return { safe: deadLetter(msg, reasons), holdSender: behind };
     }
+    const durable = opts.log.append(record).durable;
+    stats.accepted++;
     return { safe: durable, holdSender: behind };
   };
 

@@ -1,10 +1,13 @@
-// Filesystem store: JSON Lines, one file per topic and hour (UTC, by receive time), gzip-compressed
-// once the hour has closed. Exactly once: the highest stored seq is recovered from the files
-// themselves, and a torn last line is cut off at start-up.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+// Filesystem store: JSON Lines, one folder per topic and one file per hour (UTC, by receive time),
+// gzip-compressed once the hour has closed. Exactly once: a write that fails is cut back to the
+// file's last whole line, and each file knows the last seq it holds, so a batch written again
+// (after a failure, or a crash before the state file moved) adds nothing twice.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { topicMatches } from '../../embedded-broker/index.js';
+import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { LocalStore, StoreQuery } from './types.js';
 
@@ -15,27 +18,47 @@ const CLOSE_GRACE_MS = 5 * 60_000;
 const hourOf = (ms: number) => Math.floor(ms / HOUR) * HOUR;
 const hourName = (hour: number) => new Date(hour).toISOString().slice(0, 13); // 2026-11-30T14
 
+/** Longest folder name written (ext4 allows 255 bytes); longer ones are cut and given a hash. */
+const MAX_NAME = 200;
+/** Where a shortened name keeps its topic. */
+const TOPIC_FILE = '.topic';
+
+/**
+ * A topic's folder name: one path segment, one topic each. encodeURIComponent turns `/`, NUL and
+ * `%` into escapes; a leading `.` is escaped too (no `.`, `..` or hidden names), an escape it never
+ * writes. A name too long is cut and ends in `#` and a hash of the topic (a `#` it never writes either).
+ */
+export function topicFolder(topic: string): string {
+  const name = encodeURIComponent(topic).replace(/^\./, '%2E');
+  if (name.length <= MAX_NAME) return name;
+  const cut = name.slice(0, MAX_NAME - 34).replace(/%[0-9A-F]?$/, '');
+  return `${cut}#${createHash('sha256').update(topic).digest('hex').slice(0, 32)}`;
+}
+
 export interface FilesStoreOptions {
   dir: string;
   now?: () => number;
 }
+
+/** Errors that say a name cannot be held here (not the disk or the moment). */
+const NAME_FAULTS = new Set(['ENAMETOOLONG', 'EILSEQ']);
 
 export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHours(): void } {
   const { dir } = opts;
   const now = opts.now ?? Date.now;
   mkdirSync(dir, { recursive: true });
   const statePath = join(dir, '.state.json');
-  const topicDir = (topic: string) => join(dir, encodeURIComponent(topic));
-  const fileOf = (topic: string, hour: number) => join(topicDir(topic), `${hourName(hour)}.jsonl`);
+  const fileOf = (topic: string, hour: number) => join(dir, topicFolder(topic), `${hourName(hour)}.jsonl`);
+  /** Last seq each open hour file holds, read from its tail the first time it is written. */
+  const fileLast = new Map<string, number>();
 
-  let last = recover();
-
-  /** The highest seq stored: the state file, or a line written after it (crash before the state update). */
-  function recover(): number {
-    let seq = existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as { lastSeq: number }).lastSeq : 0;
-    for (const file of openFiles()) seq = Math.max(seq, repairTail(file));
-    return seq;
-  }
+  /** Every reading up to this seq is in the files (the state file); later ones may be, in part. */
+  let whole = existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as { lastSeq: number }).lastSeq : 0;
+  /** Highest seq in any file. */
+  let last = whole;
+  for (const file of openFiles()) last = Math.max(last, repairTail(file));
+  /** A batch is written in part: files must not be compressed away until it is whole (they tell what is there). */
+  let partial = last > whole;
 
   function openFiles(): string[] {
     return readdirSync(dir, { withFileTypes: true })
@@ -43,18 +66,71 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       .flatMap((d) => readdirSync(join(dir, d.name)).filter((f) => f.endsWith('.jsonl')).map((f) => join(dir, d.name, f)));
   }
 
-  /** Cut a torn last line; return the seq of the last whole line. */
+  /** Cut a torn last line; return the seq of the last whole line (0 for none). */
   function repairTail(file: string): number {
-    const text = readFileSync(file, 'utf8');
-    const end = text.lastIndexOf('\n') + 1;
-    if (end < text.length) truncateSync(file, Buffer.byteLength(text.slice(0, end)));
-    const lines = text.slice(0, end).trimEnd().split('\n');
-    const lastLine = lines[lines.length - 1];
-    return lastLine ? (JSON.parse(lastLine) as LogRecord).seq : 0;
+    const fd = openSync(file, 'r+');
+    try {
+      const size = fstatSync(fd).size;
+      let from = size;
+      let tail = Buffer.alloc(0);
+      // Read back from the end until a whole line and the newline before it are in hand.
+      while (from > 0) {
+        const step = Math.min(from, Math.max(65536, tail.length));
+        from -= step;
+        const part = Buffer.alloc(step);
+        readSync(fd, part, 0, step, from);
+        tail = Buffer.concat([part, tail]);
+        const end = tail.lastIndexOf(0x0a);
+        if (end >= 0 && (from === 0 || tail.lastIndexOf(0x0a, end - 1) >= 0)) break;
+      }
+      const end = tail.lastIndexOf(0x0a) + 1;
+      if (end < tail.length) ftruncateSync(fd, from + end);
+      if (end === 0) return 0;
+      const lineStart = tail.lastIndexOf(0x0a, end - 2) + 1;
+      return (JSON.parse(tail.subarray(lineStart, end - 1).toString()) as LogRecord).seq;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Append lines to a file with fsync; on failure, cut it back to where it was. */
+  function append(file: string, text: string): void {
+    const fd = openSync(file, 'a');
+    const size = fstatSync(fd).size;
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } catch (err) {
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        fileLast.delete(file); // read its tail again next time
+      }
+      throw err;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The topic's folder, made with its `.topic` file when the name is shortened. */
+  function folderFor(topic: string, file: string): void {
+    const folder = join(file, '..');
+    if (existsSync(folder)) return;
+    mkdirSync(folder, { recursive: true });
+    if (folder.includes('#')) writeFileSync(join(folder, TOPIC_FILE), topic);
+  }
+
+  /** Every reading up to seq is in the files (or was refused): say so on disk. */
+  function saveState(seq: number): void {
+    writeFileSync(`${statePath}.tmp`, JSON.stringify({ lastSeq: seq }));
+    renameSync(`${statePath}.tmp`, statePath);
+    whole = seq;
+    partial = false;
   }
 
   /** Compress every hour file whose hour ended more than the grace period ago. */
   function closeHours(): void {
+    if (partial) return;
     const cutoff = hourOf(now() - CLOSE_GRACE_MS);
     for (const file of openFiles()) {
       const hour = Date.parse(`${file.slice(-19, -6)}:00:00Z`);
@@ -80,29 +156,32 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     kind: 'files',
     closeHours,
     async write(batch) {
-      if (batch.lastSeq <= last) return;
-      const fresh = batch.decode().records().filter((r) => r.seq > last);
-      if (fresh.length === 0) return;
-      const byFile = new Map<string, string[]>();
-      for (const r of fresh) {
+      const byFile = new Map<string, LogRecord[]>();
+      for (const r of batch.decode().records()) {
+        if (r.seq <= whole) continue;
         const file = fileOf(r.topic, hourOf(r.receivedAt));
-        let lines = byFile.get(file);
-        if (!lines) byFile.set(file, (lines = []));
-        lines.push(JSON.stringify(r));
+        let records = byFile.get(file);
+        if (!records) byFile.set(file, (records = []));
+        records.push(r);
       }
-      for (const [file, lines] of byFile) {
-        mkdirSync(join(file, '..'), { recursive: true });
-        const fd = openSync(file, 'a');
+      if (byFile.size === 0) return;
+      partial = true; // until saveState
+      for (const [file, records] of byFile) {
         try {
-          writeSync(fd, `${lines.join('\n')}\n`);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
+          folderFor(records[0].topic, file);
+          let held = fileLast.get(file);
+          if (held === undefined) held = existsSync(file) ? repairTail(file) : 0;
+          const fresh = records.filter((r) => r.seq > held);
+          if (fresh.length) append(file, `${fresh.map((r) => JSON.stringify(r)).join('\n')}\n`);
+          fileLast.set(file, Math.max(held, records.at(-1)!.seq));
+          last = Math.max(last, records.at(-1)!.seq);
+        } catch (err) {
+          const code = (err as { code?: string }).code ?? '';
+          if (NAME_FAULTS.has(code)) throw new RecordFault(`${code}: the topic's file name cannot be held here`);
+          throw err;
         }
       }
-      last = fresh[fresh.length - 1].seq;
-      writeFileSync(`${statePath}.tmp`, JSON.stringify({ lastSeq: last }));
-      renameSync(`${statePath}.tmp`, statePath);
+      saveState(Math.max(whole, batch.lastSeq));
     },
     async query(q: StoreQuery) {
       const out: LogRecord[] = [];
@@ -110,7 +189,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       const to = q.to ?? Number.MAX_SAFE_INTEGER;
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         if (!entry.isDirectory()) continue;
-        const topic = decodeURIComponent(entry.name);
+        const topic = entry.name.includes('#') ? readFileSync(join(dir, entry.name, TOPIC_FILE), 'utf8') : decodeURIComponent(entry.name);
         if (q.topic !== undefined && !topicMatches(q.topic, topic)) continue;
         for (const name of readdirSync(join(dir, entry.name))) {
           if (!name.endsWith('.jsonl') && !name.endsWith('.jsonl.gz')) continue;

@@ -23,19 +23,19 @@ interface Row {
 /**
  * Rows are kept lean (every byte is written twice, to the WAL and at checkpoint, on an SD card):
  * topics, client ids and schema ids are stored once in small tables and referenced by number.
- * The `readings` view puts the names back for queries.
+ * The `readings` view puts the names back for queries. Payloads are JSON text, not JSONB: the
+ * sqlite3 of Raspberry Pi OS bookworm (3.40) and Python's module there read only text.
  */
 const READINGS_SELECT = `
   SELECT r.seq, (SELECT value FROM meta WHERE key = 'agent_id') AS agent_id, t.name AS topic, r.received_at,
-         r.device_time, r.clock_synced, c.name AS client_id, s.name AS schema, r.qos, r.encoding, CASE WHEN r.encoding IS NULL THEN json(r.payload) ELSE r.payload END AS payload
+         r.device_time, r.clock_synced, c.name AS client_id, s.name AS schema, r.qos, r.encoding, r.payload
   FROM reading r JOIN topics t ON t.id = r.topic_id JOIN clients c ON c.id = r.client_ref LEFT JOIN schemas s ON s.id = r.schema_id`;
 
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-  CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-  CREATE TABLE IF NOT EXISTS schemas (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-  CREATE TABLE IF NOT EXISTS reading (
+/** 1: payloads as JSON text that SQLite's JSON functions can read (0 kept JSONB). */
+const LAYOUT_VERSION = 1;
+
+const READING_TABLE = (name: string) => `
+  CREATE TABLE ${name} (
     seq INTEGER PRIMARY KEY,
     topic_id INTEGER NOT NULL REFERENCES topics (id),
     received_at INTEGER NOT NULL,
@@ -45,11 +45,44 @@ const SCHEMA = `
     schema_id INTEGER REFERENCES schemas (id),
     qos INTEGER NOT NULL,
     encoding TEXT,
-    payload BLOB NOT NULL
-  );
+    -- what json_extract cannot read (nested past 1,000, say) is refused here, not found broken later
+    payload TEXT NOT NULL CHECK (encoding IS NOT NULL OR json_valid(payload))
+  )`;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  CREATE TABLE IF NOT EXISTS schemas (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+`;
+
+const INDEX_AND_VIEW = `
   CREATE INDEX IF NOT EXISTS reading_topic_time ON reading (topic_id, received_at);
   CREATE VIEW IF NOT EXISTS readings AS ${READINGS_SELECT};
 `;
+
+/** Create the reading table, or bring one of an older layout to this one (in one transaction). */
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version === LAYOUT_VERSION) {
+    db.exec(INDEX_AND_VIEW);
+    return;
+  }
+  if (version > LAYOUT_VERSION) throw new Error(`store layout ${version} is newer than this agent's (${LAYOUT_VERSION}); upgrade the agent`);
+  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reading'").get();
+  db.transaction(() => {
+    if (!exists) {
+      db.exec(READING_TABLE('reading'));
+    } else {
+      db.exec(`DROP VIEW IF EXISTS readings; ${READING_TABLE('reading_next')};
+        INSERT INTO reading_next SELECT seq, topic_id, received_at, device_time, clock_synced, client_ref, schema_id, qos, encoding,
+          CASE WHEN encoding IS NULL THEN json(payload) ELSE payload END FROM reading;
+        DROP TABLE reading; ALTER TABLE reading_next RENAME TO reading;`);
+    }
+    db.exec(INDEX_AND_VIEW);
+    db.pragma(`user_version = ${LAYOUT_VERSION}`);
+  })();
+}
 
 /** name -> id for one of the small name tables, cached. */
 class Names {
@@ -74,6 +107,11 @@ class Names {
   known(name: string): number | undefined {
     return this.ids.get(name) ?? (this.find.get(name) as { id: number } | undefined)?.id;
   }
+
+  /** After a rollback: ids given out in it no longer exist. */
+  forget(): void {
+    this.ids.clear();
+  }
 }
 
 export class SqliteDb {
@@ -92,16 +130,18 @@ export class SqliteDb {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.exec(SCHEMA);
+    migrate(this.db);
     this.topics = new Names(this.db, 'topics');
     this.clients = new Names(this.db, 'clients');
     this.schemas = new Names(this.db, 'schemas');
     const setAgent = this.db.prepare("INSERT INTO meta (key, value) VALUES ('agent_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-    // JSON payloads are kept as SQLite JSONB: smaller than the text, and json_extract reads it directly.
-    this.insert = this.db.prepare('INSERT OR IGNORE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, jsonb(?))');
-    this.insertRaw = this.db.prepare("INSERT OR IGNORE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?)");
+    // Idempotent on seq only: OR IGNORE would also skip a row its CHECK refuses, silently.
+    this.insert = this.db.prepare('INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (seq) DO NOTHING');
+    this.insertRaw = this.db.prepare("INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?) ON CONFLICT (seq) DO NOTHING");
     let agent: string | undefined;
-    this.insertLines = this.db.transaction((agentId: string, lines: string[]) => {
-      if (agent !== agentId) setAgent.run((agent = agentId));
+    const insertLines = this.db.transaction((agentId: string, lines: string[]) => {
+      if (agent !== agentId) setAgent.run(agentId);
+      agent = agentId;
       for (const line of lines) {
         const { head: h, payloadJson: payload } = splitRecord(line);
         (h.encoding ? this.insertRaw : this.insert).run(
@@ -117,6 +157,16 @@ export class SqliteDb {
         );
       }
     });
+    // A failed transaction is rolled back, and so must be what this side cached during it.
+    this.insertLines = (agentId, lines) => {
+      try {
+        insertLines(agentId, lines);
+      } catch (err) {
+        agent = undefined;
+        for (const names of [this.topics, this.clients, this.schemas]) names.forget();
+        throw err;
+      }
+    };
   }
 
   lastSeq(): number {

@@ -6,8 +6,9 @@ import { batchLines } from '../buffer/chunk-batch.js';
 import type { StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'close' });
-export type Reply = { id: number; result?: unknown; error?: string };
+export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'close' });
+/** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
+export type Reply = { id: number; result?: unknown; error?: string; code?: string };
 
 const db = new SqliteDb((workerData as { path: string }).path);
 parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
@@ -16,7 +17,8 @@ parentPort!.on('message', (req: Request) => {
   try {
     parentPort!.postMessage({ id: req.id, result: handle(req) } satisfies Reply);
   } catch (err) {
-    parentPort!.postMessage({ id: req.id, error: (err as Error).message } satisfies Reply);
+    const e = err as Error & { code?: unknown };
+    parentPort!.postMessage({ id: req.id, error: e.message, code: typeof e.code === 'string' ? e.code : e.name } satisfies Reply);
   }
   if (req.op === 'close') parentPort!.close(); // nothing keeps the thread alive after this: it ends
 });
@@ -24,7 +26,7 @@ parentPort!.on('message', (req: Request) => {
 function handle(req: Request): unknown {
   switch (req.op) {
     case 'write':
-      return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.key && Buffer.from(req.key)));
+      return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)));
     case 'query': {
       const { topic, limit = 1000 } = req.query;
       const out = [];

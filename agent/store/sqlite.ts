@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { Reply, Request } from './sqlite-worker.js';
 import type { LocalStore } from './types.js';
@@ -13,6 +14,16 @@ function workerScript(): URL {
 }
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+/**
+ * What SQLite refuses for a row's content: retrying cannot help. Anything else (SQLITE_FULL,
+ * SQLITE_IOERR_*, SQLITE_BUSY...) is of the moment. SyntaxError: a raw payload that is not base64 text.
+ */
+const RECORD_FAULTS = /^(SQLITE_CONSTRAINT_(CHECK|NOTNULL)|SQLITE_TOOBIG|SQLITE_MISMATCH|SyntaxError)$/;
+
+function toError(reply: Reply): Error {
+  return RECORD_FAULTS.test(reply.code ?? '') ? new RecordFault(`${reply.code}: ${reply.error}`) : Object.assign(new Error(reply.error), { code: reply.code });
+}
 type Body = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export async function openSqliteStore(path: string): Promise<LocalStore> {
@@ -26,7 +37,7 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
   worker.on('message', (reply: Reply) => {
     const p = pending.get(reply.id);
     pending.delete(reply.id);
-    if (reply.error !== undefined) p?.reject(new Error(reply.error));
+    if (reply.error !== undefined) p?.reject(toError(reply));
     else p?.resolve(reply.result);
   });
   const fail = (err: Error) => {
@@ -51,11 +62,10 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
     // The worker takes requests in order: the next batch waits there, not for this thread's round trip.
     writesInFlight: 2,
     async write(batch) {
-      if (batch.lastSeq <= last) return;
       // Copies in buffers of their own (a Buffer's slice() is a view), handed over (not cloned): the worker decodes them.
       const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      await call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
-      last = batch.lastSeq;
+      await call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
+      last = Math.max(last, batch.lastSeq);
     },
     query: async (query) => (await call({ op: 'query', query })) as LogRecord[],
     lastSeq: () => last,

@@ -3,32 +3,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
-import { encodeChunk } from '../../agent/buffer/chunk.js';
-import { encodeRecord, type LogRecord } from '../../agent/buffer/record.js';
+import type { LogRecord } from '../../agent/buffer/record.js';
 import { openFilesStore } from '../../agent/store/files.js';
 import { openStore, type LocalStore, type StoreBackend } from '../../agent/store/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
+import { batch, record, T0 } from '../helpers/records.js';
 
 const HOUR = 3_600_000;
-const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
-
-function record(seq: number, topic = 'sensors/a/env', receivedAt = T0 + seq * 1000): LogRecord {
-  return { seq, agentId: 'pi', topic, receivedAt, clockSynced: true, payload: { t: 20 + seq / 10, seq }, clientId: 'c', schema: 'env@1', qos: 1 };
-}
-
-/** Consecutive records as the log hands them to a store: in chunks of `perChunk`, from `firstSeq` on. */
-function batch(records: LogRecord[], opts: { perChunk?: number; firstSeq?: number; key?: Buffer } = {}): ChunkBatch {
-  const lines = records.map((r) => encodeRecord(r.seq, { ...r, payloadJson: r.encoding ? (r.payload as string) : JSON.stringify(r.payload) }));
-  const perChunk = opts.perChunk ?? lines.length;
-  const chunks: Uint8Array[] = [];
-  for (let i = 0; i < lines.length; i += perChunk) {
-    const part = lines.slice(i, i + perChunk);
-    const firstSeq = records[i].seq;
-    chunks.push(encodeChunk(part.join('\n'), { count: part.length, firstSeq, lastSeq: firstSeq + part.length - 1 }, opts.key));
-  }
-  return new ChunkBatch('pi', chunks, opts.firstSeq ?? records[0].seq, records.at(-1)!.seq, opts.key);
-}
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));

@@ -1,0 +1,21 @@
+// The one fault policy of the log's consumers. An error belongs either to records (the consumer
+// refuses what they hold: retrying will never help, so they are found and dead-lettered) or to the
+// moment (disk full, I/O, connection: retried with backoff until it passes).
+
+/** The consumer refused one or more records of a batch for what they hold. */
+export class RecordFault extends Error {
+  override readonly name = 'RecordFault';
+}
+
+/** A consumer's health, as /health/ready and `sync status` show it. */
+export type ConsumerState = 'ok' | 'retrying' | 'stuck';
+
+export interface ConsumerHealth {
+  state: ConsumerState;
+  /** When the state last changed (ISO 8601). */
+  since: string;
+  lastError?: { message: string; at: string };
+}
+
+/** Failures in a row after which a retrying consumer is reported `stuck` (it keeps retrying). */
+export const STUCK_AFTER_FAILURES = 5;
