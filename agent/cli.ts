@@ -6,7 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, envNameFor, loadConfig, redact } from './config/load.js';
 import { ConfigSchema, type Config } from './config/schema.js';
-import type { SinkStatus } from '../sync/index.js';
+import type { SinkStatus, StoreConsumerStatus } from '../sync/index.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 
@@ -143,18 +143,23 @@ function buildProgram(): Command {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const { config } = configOf(cmd);
       const [{ askAgent, controlSocketPath }, { formatStatus }] = await Promise.all([import('./control/socket.js'), import('../sync/index.js')]);
-      let status = (await askAgent(controlSocketPath(config.agent.dataDir), '/sync/status')) as SinkStatus[] | undefined;
+      let status = (await askAgent(controlSocketPath(config.agent.dataDir), '/sync/status')) as ConsumersStatus | undefined;
       const running = status !== undefined;
       status ??= await statusFromDisk(config);
-      if (opts.json) return console.log(JSON.stringify({ agentRunning: running, sinks: status }, null, 2));
+      if (opts.json) return console.log(JSON.stringify({ agentRunning: running, ...status }, null, 2));
       if (!running) console.log('agent not running: lag as the log on disk holds it');
-      console.log(formatStatus(status));
+      console.log(formatStatus(status.sinks, status.store));
     });
   return program;
 }
 
+interface ConsumersStatus {
+  store?: StoreConsumerStatus;
+  sinks: SinkStatus[];
+}
+
 /** With no agent running, the log can be opened here (its lock is free). */
-async function statusFromDisk(config: Config): Promise<SinkStatus[]> {
+async function statusFromDisk(config: Config): Promise<ConsumersStatus> {
   const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([import('./log.js'), import('./runtime.js'), import('../sync/index.js')]);
   let log: Awaited<ReturnType<typeof openLog>>;
   try {
@@ -167,7 +172,9 @@ async function statusFromDisk(config: Config): Promise<SinkStatus[]> {
     throw err;
   }
   try {
-    return await offlineStatus(log, config.sinks);
+    const storeLag = log.consumers().includes('store') ? log.lastSeq - log.cursor('store') : log.lastSeq;
+    const store = config.store.backend === 'none' ? undefined : { type: config.store.backend, state: 'stopped', lagRecords: storeLag, deadLettered: 0 };
+    return { store, sinks: await offlineStatus(log, config.sinks) };
   } finally {
     await log.close();
   }

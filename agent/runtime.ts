@@ -3,7 +3,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook } from '../embedded-broker/index.js';
+import { Backoff } from './buffer/backoff.js';
 import { startConsumer, type Consumer, type ConsumerStatus } from './buffer/consumer.js';
+import { describeDiskError, isDiskError } from './buffer/faults.js';
 import { readKeyFile } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
 import { ConfigError } from './config/load.js';
@@ -11,6 +13,7 @@ import type { Config } from './config/schema.js';
 import { startSync, type Sync } from '../sync/index.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { clockSyncProbe } from './health/clock.js';
+import { Readiness } from './health/readiness.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
 import type { Logger } from './log.js';
@@ -31,6 +34,8 @@ export interface Runtime {
   /** The local store's consumer: state, lag, dead letters; undefined without a store. */
   storeStatus(): ConsumerStatus | undefined;
   ingestStats: IngestStats;
+  /** Each part of the data path and its state; ready when all are ok. */
+  readiness: Readiness;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
   reloadSchemas(): string[];
   close(): Promise<void>;
@@ -44,6 +49,26 @@ class Stack {
   }
   async closeAll(): Promise<void> {
     for (const close of this.closers.reverse()) await close();
+  }
+}
+
+/**
+ * Open a part whose disk may be full (the log, the store): retried with backoff while the error is
+ * the disk's, reported as `refusing: <why>` meanwhile; any other error stops start-up.
+ */
+async function openWhenDiskAllows<T>(name: string, open: () => Promise<T>, readiness: Readiness, logger: Logger): Promise<T> {
+  const backoff = new Backoff(250, 10_000);
+  for (let said = ''; ; ) {
+    try {
+      return await open();
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      const why = describeDiskError(err);
+      if (why !== said) logger.error({ part: name, err: why }, `cannot open the ${name}; retrying until the disk allows`);
+      said = why;
+      readiness.starting(name, `refusing: ${why}`, err as Error);
+    }
+    await new Promise((r) => setTimeout(r, backoff.next()));
   }
 }
 
@@ -88,19 +113,38 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   if (schemaProblems.length) throw new ConfigError(schemaProblems, 'reading schemas');
 
   const started = new Stack();
+  const readiness = new Readiness();
+  for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), 'broker']) readiness.starting(part);
   try {
-    const log = await openLog(config, logger);
+    // The web listeners first: health answers while a full disk keeps the log from opening.
+    let broker: EmbeddedBroker | undefined = undefined; // set once it runs: MQTT over WebSocket waits for it
+    const web: WebServer = await startWeb({
+      http: w.http.enabled ? w.http : undefined,
+      https: w.https.cert && w.https.key ? { ...w.https, cert: w.https.cert, key: w.https.key } : undefined,
+      mqttWs: b.ws.enabled ? { path: b.ws.path, maxPayload: b.limits.maxPayloadBytes + 65536, handle: (stream, listener, remote) => (broker ? broker.handleStream(stream, listener, remote) : stream.destroy()) } : undefined,
+      readiness,
+      log: logger.child({ stage: 'web' }),
+    });
+    started.push(() => web.close());
+
+    const log = await openWhenDiskAllows('log', () => openLog(config, logger), readiness, logger);
     started.push(() => log.close());
+    readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
     let store: LocalStore | undefined;
     let storeConsumer: Consumer | undefined;
-    if (s.backend !== 'none') {
-      const opened = await openStore(s.backend, s.path ?? defaultStorePath(s.backend, agent.dataDir));
+    const backend = s.backend;
+    if (backend !== 'none') {
+      const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir)), readiness, logger);
       store = opened;
       started.push(() => opened.close());
       const consumer = await startConsumer(log, 'store', (records) => opened.write(records), { batch: s.batchSize, gatherMs: s.gatherMs, inFlight: opened.writesInFlight, logger: logger.child({ stage: 'store' }) });
       storeConsumer = consumer;
       started.push(() => consumer.stop());
+      readiness.set('store', () => {
+        const { name, state, since, lastError } = consumer.status();
+        return { name, state, since, ...(lastError ? { lastError } : {}) };
+      });
     }
 
     const sync = await startSync({
@@ -111,8 +155,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       logger: logger.child({ stage: 'sync' }),
     });
     started.push(() => sync.stop());
+    readiness.set('sinks', async () => (await sync.status()).map((x) => ({ name: `sink:${x.name}`, state: x.state, since: x.since, ...(x.lastError ? { lastError: x.lastError } : {}) })));
 
-    const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': () => sync.status() }, logger);
+    const syncStatus = async () => ({ store: storeConsumer && { type: backend, ...storeConsumer.status() }, sinks: await sync.status() });
+    const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus }, logger);
     started.push(() => control.close());
 
     const ingest = createIngest({
@@ -125,22 +171,18 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       clockSynced: clockSyncProbe(),
     });
 
-    const broker = await startBroker(brokerOptions(config, logger, ingest.hook));
-    started.push(() => broker.close());
-
-    const web: WebServer = await startWeb({
-      http: w.http.enabled ? w.http : undefined,
-      https: w.https.cert && w.https.key ? { ...w.https, cert: w.https.cert, key: w.https.key } : undefined,
-      mqttWs: b.ws.enabled ? { path: b.ws.path, maxPayload: b.limits.maxPayloadBytes + 65536, handle: broker.handleStream } : undefined,
-      log: logger.child({ stage: 'web' }),
-    });
-    started.push(() => web.close());
+    const running = await startBroker(brokerOptions(config, logger, ingest.hook));
+    broker = running;
+    started.push(() => running.close());
+    const brokerSince = new Date().toISOString();
+    readiness.set('broker', () => ({ name: 'broker', state: 'ok', since: brokerSince }));
 
     return {
       listeners: { ...broker.listeners, ...web.listeners },
-      broker,
+      broker: running,
       log,
       store,
+      readiness,
       sync,
       storeCaughtUp: (seq, timeoutMs) => storeConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
       storeStatus: () => storeConsumer?.status(),

@@ -32,6 +32,8 @@ export interface SinkStatus {
   name: string;
   type: string;
   state: SinkState;
+  /** When the sink entered this state (ISO 8601). */
+  since: string;
   lastError?: { message: string; at: string };
   /** Readings not yet confirmed by the sink. */
   lagRecords: number;
@@ -84,6 +86,7 @@ const WINDOW_MS = 60_000;
 export class Forwarder {
   readonly consumer: string;
   private state: Exclude<SinkState, 'stopped'> = 'ok';
+  private since = new Date().toISOString();
   private lastError: SinkStatus['lastError'];
   private readonly counters = { records: 0, requests: 0, bytesIn: 0, bytesOut: 0, failures: 0, deadLettered: 0 };
   private readonly confirmations: { at: number; count: number }[] = [];
@@ -353,7 +356,10 @@ export class Forwarder {
   }
 
   private confirmed(records: OutBatch, bytesOut: number): void {
-    if (this.state !== 'ok') this.logger.info({ sink: this.config.name, was: this.state }, 'sink ok again');
+    if (this.state !== 'ok') {
+      this.logger.info({ sink: this.config.name, was: this.state }, 'sink ok again');
+      this.since = new Date().toISOString();
+    }
     this.state = 'ok';
     this.counters.records += records.length;
     this.counters.bytesIn += records.bytes;
@@ -368,6 +374,7 @@ export class Forwarder {
     this.counters.failures++;
     const next = err.kind === 'down' ? 'down' : 'retrying';
     const changed = next !== this.state || err.message !== this.lastError?.message;
+    if (next !== this.state) this.since = new Date().toISOString();
     this.state = next;
     this.lastError = { message: err.message, at: new Date().toISOString() };
     const waitMs = next === 'down' ? Math.round(this.config.retry.downMs * (0.9 + 0.2 * Math.random())) : (err.retryAfterMs ?? backoff.next());
@@ -404,6 +411,7 @@ export class Forwarder {
       name: this.config.name,
       type: this.config.type,
       state: this.state,
+      since: this.since,
       lastError: this.lastError,
       lagRecords,
       oldestUnsentMs,

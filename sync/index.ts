@@ -9,7 +9,7 @@ import { CONSUMER_PREFIX, consumerOf } from './status.js';
 export type { SinkConfig } from './config.js';
 export type { LogSource, SinkState, SinkStatus } from './forwarder.js';
 export type { SchemaCatalog, SchemaInfo } from './sink.js';
-export { formatStatus, offlineStatus } from './status.js';
+export { formatStatus, offlineStatus, type StoreConsumerStatus } from './status.js';
 
 export interface SyncOptions {
   agentId: string;

@@ -27,6 +27,7 @@ export async function offlineStatus(log: LogSource & { consumers(): string[] }, 
         name: s.name,
         type: s.type,
         state: 'stopped' as const,
+        since: new Date().toISOString(),
         ...backlog,
         recordsPerSec: 0,
         drainEtaSec: null,
@@ -48,10 +49,20 @@ function duration(ms: number | null): string {
   return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }
 
-export function formatStatus(sinks: SinkStatus[]): string {
-  if (sinks.length === 0) return 'no sinks configured';
-  const header = ['sink', 'type', 'state', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
-  const rows = sinks.map((s) => [
+/** The local store's log consumer, as `sync status` lists it beside the sinks. */
+export interface StoreConsumerStatus {
+  type: string;
+  state: string;
+  lagRecords: number;
+  deadLettered: number;
+  lastError?: { message: string; at: string };
+}
+
+export function formatStatus(sinks: SinkStatus[], store?: StoreConsumerStatus): string {
+  if (sinks.length === 0 && !store) return 'no sinks configured';
+  const header = ['consumer', 'type', 'state', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
+  const storeRow = store ? [['store', store.type, store.state, String(store.lagRecords), '-', '-', '-', store.lastError ? `${store.lastError.at} ${store.lastError.message}` : '-']] : [];
+  const rows = storeRow.concat(sinks.map((s) => [
     s.name,
     s.type,
     s.state + (s.liveLane ? ' (live lane)' : ''),
@@ -60,7 +71,7 @@ export function formatStatus(sinks: SinkStatus[]): string {
     s.recordsPerSec.toFixed(1),
     s.lagRecords ? duration(s.drainEtaSec === null ? null : s.drainEtaSec * 1000) : '-',
     s.lastError ? `${s.lastError.at} ${s.lastError.message}` : '-',
-  ]);
+  ]));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');

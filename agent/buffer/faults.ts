@@ -19,3 +19,18 @@ export interface ConsumerHealth {
 
 /** Failures in a row after which a retrying consumer is reported `stuck` (it keeps retrying). */
 export const STUCK_AFTER_FAILURES = 5;
+
+const text = (err: unknown) => {
+  const e = err as Error & { cause?: Error; code?: unknown };
+  return `${typeof e.code === 'string' ? `${e.code}: ` : ''}${e.message}${e.cause ? `: ${e.cause.message}` : ''}`;
+};
+
+/** An error of the disk (full, I/O, read-only), as LevelDB, SQLite or Node report it. */
+export function isDiskError(err: unknown): boolean {
+  return /No space left|ENOSPC|SQLITE_FULL|database or disk is full|IO error|I\/O error|Input\/output|EIO|SQLITE_IOERR|EROFS|Read-only file system/i.test(text(err));
+}
+
+/** An error as a person reads it: `disk full` when it is that, else the message with its cause. */
+export function describeDiskError(err: unknown): string {
+  return /No space left|ENOSPC|SQLITE_FULL|database or disk is full/i.test(text(err)) ? 'disk full' : text(err);
+}

@@ -3,6 +3,8 @@
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
+import { Backoff } from './backoff.js';
+import { describeDiskError } from './faults.js';
 import { ByteCache } from './byte-cache.js';
 import { ChunkBatch } from './chunk-batch.js';
 import { ChunkText, TextBatch } from './chunk-text.js';
@@ -59,6 +61,16 @@ interface Batch {
 
 export class WrongKeyError extends Error {}
 
+/** Whether the log takes readings, and since when; `refusing` while commits fail (disk full, I/O). */
+export interface LogHealth {
+  state: 'ok' | `refusing: ${string}`;
+  since: string;
+  lastError?: { message: string; at: string };
+}
+
+
+
+
 const hex = (n: number) => n.toString(16).padStart(16, '0');
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
@@ -74,7 +86,9 @@ const utf8 = (s: string | number) => Buffer.from(String(s));
 const text = (v: Uint8Array) => Buffer.from(v).toString();
 
 export class DurableLog {
-  private readonly db: ClassicLevel<string, Uint8Array>;
+  /** Reopened after a failed commit: LevelDB keeps failing writes after ENOSPC until it is. */
+  private db: ClassicLevel<string, Uint8Array>;
+  private health: LogHealth = { state: 'ok', since: new Date().toISOString() };
   private readonly chunks: ChunkInfo[] = [];
   private readonly cursors = new Map<string, number>();
   /** Decompressed recently read chunks, by firstSeq: consumers usually read the newest ones. */
@@ -94,12 +108,18 @@ export class DurableLog {
   private deadLetterBytes = 0;
   private counters = { commits: 0, quarantined: 0, deadLettersDropped: 0 };
   private closed = false;
+  /** close() was called: a commit that keeps failing gives up. */
+  private closing = false;
 
   private constructor(private readonly opts: DurableLogOptions) {
     this.recent = new ByteCache(opts.recentChunkBytes ?? RECENT_CHUNK_BYTES);
     mkdirSync(opts.dir, { recursive: true });
+    this.db = this.level();
+  }
+
+  private level(): ClassicLevel<string, Uint8Array> {
     // Chunks are read soon after they are written (from our own cache), so LevelDB's cache can stay small.
-    this.db = new ClassicLevel<string, Uint8Array>(opts.dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024 });
+    return new ClassicLevel<string, Uint8Array>(this.opts.dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024 });
   }
 
   static async open(opts: DurableLogOptions): Promise<DurableLog> {
@@ -227,6 +247,15 @@ export class DurableLog {
     return this.pendingSize;
   }
 
+  /** False while commits fail: ingest holds every sender until they succeed again. */
+  get accepting(): boolean {
+    return this.health.state === 'ok';
+  }
+
+  status(): LogHealth {
+    return { ...this.health };
+  }
+
   private openBatch(firstSeq: number): Batch {
     if (this.closed) throw new Error('log is closed');
     const last = this.pending.at(-1);
@@ -279,11 +308,9 @@ export class DurableLog {
     }
     if (chunks.length) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(chunks.at(-1)!.lastSeq) });
     if (batches.some((b) => b.deadLetters.length)) ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
-    try {
-      await this.db.batch(ops, { sync: true });
-    } catch (err) {
-      for (const b of batches) b.reject(err as Error);
-      this.opts.log.error({ err: (err as Error).message }, 'log commit failed');
+    if (!(await this.commitOps(ops))) {
+      const err = new Error('log closed before its commit succeeded');
+      for (const b of batches) b.reject(err);
       return;
     }
     this.counters.commits++;
@@ -294,6 +321,50 @@ export class DurableLog {
     if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
     for (const b of batches) b.resolve();
     this.wakeAll();
+  }
+
+  /**
+   * Write a commit until it succeeds: a failed one (disk full, I/O) is retried with backoff, the
+   * database reopened, while ingest holds the senders. Nothing is acknowledged before it is on disk,
+   * and nothing taken is given up. False only if the log is closed first.
+   */
+  private async commitOps(ops: Op[]): Promise<boolean> {
+    const backoff = new Backoff(100, 5000);
+    let reopen = false;
+    for (;;) {
+      try {
+        if (reopen) await this.reopen();
+        reopen = false;
+        await this.db.batch(ops, { sync: true });
+        if (this.health.state !== 'ok') {
+          this.health = { state: 'ok', since: new Date().toISOString() };
+          this.opts.log.info({}, 'log commits succeed again; taking readings');
+        }
+        return true;
+      } catch (err) {
+        this.refusing(err);
+        reopen = true;
+      }
+      await new Promise((r) => setTimeout(r, backoff.next()));
+      if (this.closing) return false;
+    }
+  }
+
+  private refusing(err: unknown): void {
+    const at = new Date().toISOString();
+    const state = `refusing: ${describeDiskError(err)}` as const;
+    if (this.health.state !== state) {
+      this.opts.log.error({ err: (err as Error).message, cause: (err as { cause?: Error }).cause?.message }, `log commit failed; holding senders until it succeeds (${state})`);
+      this.health = { state, since: at };
+    }
+    this.health.lastError = { message: describeDiskError(err), at };
+  }
+
+  /** LevelDB keeps a write error (ENOSPC) for good: a fresh handle writes once the disk can. */
+  private async reopen(): Promise<void> {
+    await this.db.close();
+    this.db = this.level();
+    await this.db.open();
   }
 
   // ---- reading ----
@@ -516,6 +587,7 @@ export class DurableLog {
   /** Commit what is pending, then close. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     this.flush();
     while (this.writing) {
       await this.writing;

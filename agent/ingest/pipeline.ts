@@ -110,10 +110,10 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
   }
 
   const hook: PublishHook = (msg) => {
-    // Readings ride the commits without holding their senders until the log falls behind: then QoS 0
-    // is dropped (counted) or held like the rest, per the overflow policy. Held senders' sockets are
+    // Readings ride the commits without holding their senders until the log falls behind or its
+    // commits fail (disk full): then QoS 0 is held like the rest or dropped (counted), per the policy. Held senders' sockets are
     // read only as their readings become durable (TCP backpressure).
-    const behind = opts.log.pendingBytes > opts.maxPendingBytes;
+    const behind = opts.log.pendingBytes > opts.maxPendingBytes || !opts.log.accepting;
     if (behind && msg.qos === 0 && opts.qos0Overflow === 'drop') {
       stats.qos0Dropped++;
       return undefined;

@@ -10,15 +10,26 @@ export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: 
 /** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
 export type Reply = { id: number; result?: unknown; error?: string; code?: string };
 
-const db = new SqliteDb((workerData as { path: string }).path);
-parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
+const reply = (id: number, err: unknown): Reply => {
+  const e = err as Error & { code?: unknown };
+  return { id, error: e.message, code: typeof e.code === 'string' ? e.code : e.name };
+};
+
+let db: SqliteDb;
+try {
+  db = new SqliteDb((workerData as { path: string }).path);
+  parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
+} catch (err) {
+  // Opening failed (a full disk, say): say why, with SQLite's code, and end.
+  parentPort!.postMessage(reply(0, err));
+  parentPort!.close();
+}
 
 parentPort!.on('message', (req: Request) => {
   try {
     parentPort!.postMessage({ id: req.id, result: handle(req) } satisfies Reply);
   } catch (err) {
-    const e = err as Error & { code?: unknown };
-    parentPort!.postMessage({ id: req.id, error: e.message, code: typeof e.code === 'string' ? e.code : e.name } satisfies Reply);
+    parentPort!.postMessage(reply(req.id, err));
   }
   if (req.op === 'close') parentPort!.close(); // nothing keeps the thread alive after this: it ends
 });

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Readiness } from '../health/readiness.js';
 import type { Logger } from '../log.js';
 import { healthRoutes } from './routes/health.js';
 import { mqttWebSocketRoute } from './routes/mqtt-ws.js';
@@ -10,6 +11,7 @@ export interface WebOptions {
   http?: { host: string; port: number };
   https?: { host: string; port: number; cert: string; key: string; passphrase?: string };
   mqttWs?: { path: string; maxPayload: number; handle(stream: Duplex, listener: string, remoteAddress: string): void };
+  readiness: Readiness;
   log: Logger;
 }
 
@@ -21,7 +23,7 @@ export interface WebServer {
 async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyInstance> {
   const https = name === 'https' && opts.https ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase } : null;
   const app = Fastify({ loggerInstance: opts.log.child({ listener: name }, { level: 'warn' }), ...(https ? { https } : {}) }) as unknown as FastifyInstance;
-  await app.register(healthRoutes);
+  await app.register(healthRoutes, { readiness: opts.readiness });
   const ws = opts.mqttWs;
   if (ws) {
     const wsName = name === 'https' ? 'wss' : 'ws';

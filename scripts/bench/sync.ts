@@ -169,7 +169,7 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
           pending.delete(id);
         }
       }
-      const [status] = (await askAgent(controlSocketPath(join(dir, 'data')), '/sync/status')) as SinkStatus[];
+      const [status] = ((await askAgent(controlSocketPath(join(dir, 'data')), '/sync/status')) as { sinks: SinkStatus[] }).sinks;
       const backlogLeft = status.lagRecords - pending.size;
       if (!drainedAt && backlogLeft <= 0) {
         drainedAt = performance.now();

@@ -28,7 +28,7 @@ describe('sync crash safety', () => {
     cleanup(dir);
   });
 
-  const status = async () => ((await askAgent(controlSocketPath(`${dir}/data`), '/sync/status')) as SinkStatus[])[0];
+  const status = async () => ((await askAgent(controlSocketPath(`${dir}/data`), '/sync/status')) as { sinks: SinkStatus[] }).sinks[0];
 
   it(`no loss and no duplicate rows across ${KILLS} SIGKILLs in the middle of batches`, async () => {
     const acked = new Set<string>();

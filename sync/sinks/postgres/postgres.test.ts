@@ -131,7 +131,7 @@ describe('PostgreSQL sink', () => {
       const rows = await db.query<{ seq: string }>('SELECT seq FROM refusals ORDER BY seq');
       expect(rows.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5, 6, 8, 9, 10]);
       const [dl] = await agent.runtime.log.deadLetters(1);
-      expect(dl).toMatchObject({ sink: 'cloud', seq: 7, topic: 'x/y' });
+      expect(dl).toMatchObject({ sink: 'cloud', consumer: 'sink:cloud', seq: 7, topic: 'x/y' });
       expect(Buffer.from(dl.payload, 'base64').toString()).toBe('{"s":"a\\u0000b"}');
       expect(dl.reasons[0].message).toMatch(/^postgres: unsupported Unicode escape sequence/);
       expect((await statusOf(agent, 'cloud')).deadLettered).toBe(1);

@@ -1,0 +1,53 @@
+// /health/ready: 200 only when every part of the data path works; the body names each part.
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/servers.js';
+import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { connect } from '../helpers/mqtt.js';
+
+const agents: InProcessAgent[] = [];
+afterEach(async () => {
+  for (const a of agents.splice(0)) {
+    await a.stop();
+    cleanup(a.dir);
+  }
+});
+
+async function ready(agent: InProcessAgent) {
+  const res = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`);
+  return { code: res.status, body: (await res.json()) as { status: string; parts: { name: string; state: string; since: string; lastError?: { message: string } }[] } };
+}
+
+describe('/health/ready', () => {
+  it('is 200 with every part ok', async () => {
+    const agent = await startAgent();
+    agents.push(agent);
+    const { code, body } = await ready(agent);
+    expect(code).toBe(200);
+    expect(body.status).toBe('ready');
+    expect(body.parts.map((p) => [p.name, p.state])).toEqual([
+      ['log', 'ok'],
+      ['store', 'ok'],
+      ['broker', 'ok'],
+    ]);
+  });
+
+  it('is 503 while a sink cannot deliver, naming it with its state, last error and since when', async () => {
+    const closed = await freePort(); // nothing listens there
+    const agent = await startAgent({ sinks: [{ name: 'cloud', type: 'postgres', url: `postgres://edge@127.0.0.1:${closed}/x`, retry: { initialMs: 100, maxMs: 200 } }] });
+    agents.push(agent);
+    const client = await connect(agent.mqttUrl);
+    await client.publishAsync('a/b', '{"v":1}', { qos: 1 });
+    await client.endAsync();
+    let report = await ready(agent);
+    for (let i = 0; i < 100 && report.code === 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      report = await ready(agent);
+    }
+    expect(report.code).toBe(503);
+    expect(report.body.status).toBe('not ready');
+    const sink = report.body.parts.find((p) => p.name === 'sink:cloud');
+    expect(sink).toMatchObject({ state: 'retrying', lastError: { message: expect.stringMatching(/ECONNREFUSED/) } });
+    expect(Date.parse(sink!.since)).toBeGreaterThan(0);
+    expect(report.body.parts.filter((p) => p.name !== 'sink:cloud').every((p) => p.state === 'ok')).toBe(true);
+  });
+});
