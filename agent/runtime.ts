@@ -4,7 +4,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook } from '../embedded-broker/index.js';
 import { Backoff } from './buffer/backoff.js';
-import { startConsumer, type Consumer, type ConsumerStatus } from './buffer/consumer.js';
+import type { ChunkBatch } from './buffer/chunk-batch.js';
+import { ConsumerEngine, type EngineStatus } from './buffer/engine.js';
 import { describeDiskError, isDiskError } from './buffer/faults.js';
 import { readKeyFile } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
@@ -17,7 +18,7 @@ import { Readiness } from './health/readiness.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
 import type { Logger } from './log.js';
-import { defaultStorePath, openStore, type LocalStore } from './store/index.js';
+import { defaultStorePath, openStore, STORE_CONSUMER, storeDelivery, type LocalStore } from './store/index.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 import { startWeb, type WebServer } from './web/server.js';
@@ -32,7 +33,7 @@ export interface Runtime {
   /** Resolves once the local store holds everything durable up to seq. */
   storeCaughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
   /** The local store's consumer: state, lag, dead letters; undefined without a store. */
-  storeStatus(): ConsumerStatus | undefined;
+  storeStatus(): EngineStatus | undefined;
   ingestStats: IngestStats;
   /** Each part of the data path and its state; ready when all are ok. */
   readiness: Readiness;
@@ -132,13 +133,21 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
     let store: LocalStore | undefined;
-    let storeConsumer: Consumer | undefined;
+    let storeConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const backend = s.backend;
     if (backend !== 'none') {
       const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir)), readiness, logger);
       store = opened;
       started.push(() => opened.close());
-      const consumer = await startConsumer(log, 'store', (records) => opened.write(records), { batch: s.batchSize, gatherMs: s.gatherMs, inFlight: opened.writesInFlight, logger: logger.child({ stage: 'store' }) });
+      const consumer = new ConsumerEngine(log, storeDelivery(opened, log), {
+        name: STORE_CONSUMER,
+        maxRecords: s.batchSize,
+        maxAgeMs: s.gatherMs,
+        window: opened.writesInFlight ?? 1,
+        retry: { initialMs: 250, maxMs: 30_000 },
+        logger: logger.child({ stage: 'store' }),
+      });
+      await consumer.start();
       storeConsumer = consumer;
       started.push(() => consumer.stop());
       readiness.set('store', () => {

@@ -1,5 +1,5 @@
 // Per-client publish/subscribe rules with +/# patterns and %u (user name) / %c (client id) substitution.
-import { filterCovers, topicMatches } from './topic.js';
+import { filterCovers, topicMatches } from '../mqtt-topic/topic.js';
 
 export interface AclRule {
   user?: string;

@@ -5,4 +5,3 @@ export type { Users, AnonymousPolicy } from './auth.js';
 export type { Acceptance, InboundMessage, PublishHook } from './authorize.js';
 export type { BrokerStats } from './stats.js';
 export type { Logger } from './logger.js';
-export { topicMatches } from './topic.js';

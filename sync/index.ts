@@ -1,13 +1,13 @@
 // Store-and-forward: one forwarder per configured sink, each a consumer of the durable log.
 import type { Logger } from 'pino';
 import type { SinkConfig } from './config.js';
-import { Forwarder, type LogSource, type SinkStatus } from './forwarder.js';
+import { Forwarder } from './forwarder.js';
 import { createSink, liveLaneByDefault } from './registry.js';
 import type { SchemaCatalog } from './sink.js';
-import { CONSUMER_PREFIX, consumerOf } from './status.js';
+import { CONSUMER_PREFIX, consumerOf, type LogSource, type SinkStatus } from './status.js';
 
 export type { SinkConfig } from './config.js';
-export type { LogSource, SinkState, SinkStatus } from './forwarder.js';
+export type { LogSource, SinkState, SinkStatus } from './status.js';
 export type { SchemaCatalog, SchemaInfo } from './sink.js';
 export { formatStatus, offlineStatus, type StoreConsumerStatus } from './status.js';
 

@@ -1,14 +1,45 @@
 // Sink status: how far behind a consumer is, and `edge-agent sync status` as a table.
+import type { TextBatch } from '../agent/buffer/chunk-text.js';
+import type { EngineLog } from '../agent/buffer/engine.js';
+import type { ConsumerState } from '../agent/buffer/faults.js';
 import type { SinkConfig } from './config.js';
-import type { LogSource, SinkStatus } from './forwarder.js';
 import { toOutRecord } from './record.js';
+
+/** What a forwarder needs of the durable log: the engine's part, and the chunks' texts. */
+export interface LogSource extends EngineLog {
+  readTexts(consumer: string, afterSeq: number, max: number): Promise<TextBatch | null>;
+}
+
+/** `stopped`: reported from the log on disk while no agent runs. */
+export type SinkState = ConsumerState | 'stopped';
+
+export interface SinkStatus {
+  name: string;
+  type: string;
+  state: SinkState;
+  /** When the sink entered this state (ISO 8601). */
+  since: string;
+  lastError?: { message: string; at: string };
+  /** Readings not yet confirmed by the sink. */
+  lagRecords: number;
+  /** Age of the oldest reading not yet confirmed, ms; 0 when caught up. */
+  oldestUnsentMs: number;
+  /** Readings confirmed per second over the last minute. */
+  recordsPerSec: number;
+  /** lagRecords / recordsPerSec, seconds; null when nothing moves. */
+  drainEtaSec: number | null;
+  liveLane: boolean;
+  sent: { records: number; requests: number; bytesIn: number; bytesOut: number };
+  failures: number;
+  deadLettered: number;
+}
 
 export const CONSUMER_PREFIX = 'sink:';
 /** A sink's log consumer: its cursor is where the sink stands. */
 export const consumerOf = (sinkName: string) => CONSUMER_PREFIX + sinkName;
 
 /** Readings after the consumer's cursor (less those confirmed ahead of it), and the oldest one's age. */
-export async function backlogOf(log: LogSource, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
+export async function backlogOf(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts'>, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
   const cursor = log.cursor(consumer);
   const lagRecords = Math.max(0, log.lastSeq - cursor - confirmedAhead);
   const oldest = lagRecords ? await log.readTexts(consumer, cursor, 1) : null;
@@ -17,7 +48,7 @@ export async function backlogOf(log: LogSource, consumer: string, confirmedAhead
 }
 
 /** What the log on disk says while no agent runs: lag only. */
-export async function offlineStatus(log: LogSource & { consumers(): string[] }, sinks: SinkConfig[]): Promise<SinkStatus[]> {
+export async function offlineStatus(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts'> & { consumers(): string[] }, sinks: SinkConfig[]): Promise<SinkStatus[]> {
   const known = new Set(log.consumers());
   return Promise.all(
     sinks.map(async (s) => {

@@ -1,5 +1,6 @@
 // Bandwidth cap for metered links: a token bucket in bytes, refilled at `bytesPerSec`, holding at
 // most one second's worth. A request larger than the bucket waits until it has been paid off.
+import { sleep } from '../agent/buffer/sleep.js';
 
 export class Throttle {
   private tokens: number;
@@ -24,18 +25,4 @@ export class Throttle {
     this.tokens = Math.min(this.bytesPerSec, this.tokens + ((now - this.last) / 1000) * this.bytesPerSec);
     this.last = now;
   }
-}
-
-/** setTimeout as a promise that an abort ends early (resolving, not rejecting: callers check why). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, envNameFor, loadConfig, redact } from '../agent/config/load.js';
+import { ConfigError, envNameFor } from '../agent/config/load.js';
+import { loadConfig, redact } from '../agent/config/schema.js';
 import { CLI, cleanup, tempDir, writeIn } from './helpers/agent.js';
 
 const exec = promisify(execFile);

@@ -8,6 +8,7 @@ import { Backoff } from './backoff.js';
 import { RecordFault, STUCK_AFTER_MS, type ConsumerHealth, type ConsumerState } from './faults.js';
 import type { RefusedReading } from './record.js';
 import { settlesFirst } from './settles-first.js';
+import { sleep } from './sleep.js';
 
 /** What the engine needs of the durable log. */
 export interface EngineLog {
@@ -72,18 +73,6 @@ export interface EngineStatus extends ConsumerHealth {
   deadLettered: number;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-
 export class ConsumerEngine<B extends Batch> {
   private readonly stopping = new AbortController();
   private health: ConsumerHealth = { state: 'ok', since: new Date().toISOString() };
@@ -109,6 +98,10 @@ export class ConsumerEngine<B extends Batch> {
 
   get signal(): AbortSignal {
     return this.stopping.signal;
+  }
+
+  get state(): ConsumerState {
+    return this.health.state;
   }
 
   async start(): Promise<void> {
@@ -144,8 +137,7 @@ export class ConsumerEngine<B extends Batch> {
       try {
         await this.run();
       } catch (err) {
-        this.failed(err as Error, backoff.next());
-        await sleep(backoff.next(), this.signal);
+        await sleep(this.failed(err as Error, backoff.next()), this.signal);
       }
     }
   }
@@ -228,6 +220,7 @@ export class ConsumerEngine<B extends Batch> {
         this.enter('ok');
         return true;
       } catch (err) {
+        if (signal.aborted) break; // stopped mid-write: not a failure; it goes again next start
         if (err instanceof RecordFault) return this.isolate(batch, err, signal);
         await sleep(this.failed(err as Error, backoff.next()), signal);
       }

@@ -7,8 +7,12 @@ export class RecordFault extends Error {
   override readonly name = 'RecordFault';
 }
 
-/** A consumer's health, as /health/ready and `sync status` show it. */
-export type ConsumerState = 'ok' | 'retrying' | 'stuck';
+/**
+ * A consumer's health, as /health/ready and `sync status` show it: `retrying` an error of the moment,
+ * `stuck` when that has lasted STUCK_AFTER_MS, `down` when a person must act (credentials, a missing
+ * database); each is still retried.
+ */
+export type ConsumerState = 'ok' | 'retrying' | 'stuck' | 'down';
 
 export interface ConsumerHealth {
   state: ConsumerState;
@@ -17,8 +21,8 @@ export interface ConsumerHealth {
   lastError?: { message: string; at: string };
 }
 
-/** Failures in a row after which a retrying consumer is reported `stuck` (it keeps retrying). */
-export const STUCK_AFTER_FAILURES = 5;
+/** How long a consumer fails without a success before it is reported `stuck`. */
+export const STUCK_AFTER_MS = 60_000;
 
 const text = (err: unknown) => {
   const e = err as Error & { cause?: Error; code?: unknown };

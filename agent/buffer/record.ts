@@ -141,6 +141,11 @@ export function splitRecord(line: string): { head: RecordHead; payloadJson: stri
   return { head, payloadJson: line.slice(at + PAYLOAD_KEY.length, -1) };
 }
 
+/** A reading's payload as it was received: JSON text, or the bytes a raw topic's base64 holds. */
+export function receivedPayload(head: Pick<RecordHead, 'encoding'>, payloadJson: string): Buffer {
+  return head.encoding === 'base64' ? Buffer.from(JSON.parse(payloadJson) as string, 'base64') : Buffer.from(payloadJson);
+}
+
 export function decodeRecord(line: string, agentId: string): LogRecord {
   return { agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) };
 }

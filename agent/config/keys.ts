@@ -16,3 +16,8 @@ export const literals = <const T extends string>(values: readonly T[], options: 
 
 /** One of a few strings, with a default. */
 export const choice = <const T extends string>(values: readonly T[], def: NoInfer<T>, description: string) => literals(values, { default: def, description });
+
+/** Objects of the config take no keys they do not name. */
+export const strict = { additionalProperties: false } as const;
+
+export const MiB = 1024 * 1024;

@@ -1,9 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { Ajv } from 'ajv';
 import { describeErrors } from './errors.js';
 import { LineCounter, parseDocument } from 'yaml';
-import { ConfigSchema, type Config, type TSchema } from './schema.js';
+import type { TSchema } from '@sinclair/typebox';
 
 export const ENV_PREFIX = 'EDGE_AGENT_';
 /** Variables under the prefix that are not config keys. */
@@ -23,7 +22,12 @@ type Json = Record<string, unknown>;
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true, discriminator: true });
 ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-const validate = ajv.compile(ConfigSchema);
+const validators = new WeakMap<TSchema, ReturnType<typeof ajv.compile>>();
+const validatorFor = (schema: TSchema) => {
+  let v = validators.get(schema);
+  if (!v) validators.set(schema, (v = ajv.compile(schema)));
+  return v;
+};
 
 /** Where the config comes from: --config, $EDGE_AGENT_CONFIG, the default paths, else built-in defaults. */
 export function resolveConfigPath(explicit?: string, env = process.env): string | undefined {
@@ -32,35 +36,28 @@ export function resolveConfigPath(explicit?: string, env = process.env): string 
   return DEFAULT_CONFIG_PATHS.find((p) => existsSync(p));
 }
 
-export interface LoadedConfig {
-  config: Config;
+export interface LoadedConfig<T> {
+  config: T;
   path: string | undefined;
 }
 
-export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+/**
+ * A config following `schema`: read from YAML, environment variables applied, secret files read,
+ * defaults filled in and validated; `check` adds what the schema cannot say. Every problem is named.
+ */
+export function loadWith<T>(schema: TSchema, explicitPath: string | undefined, env: NodeJS.ProcessEnv, check: (config: T) => string[] = () => []): LoadedConfig<T> {
   const path = resolveConfigPath(explicitPath, env);
   const source = path ?? 'built-in defaults';
   const problems: string[] = [];
   const raw = path ? readYaml(path, problems) : {};
   if (problems.length) throw new ConfigError(problems, source);
-  applyEnv(raw, env, problems);
-  readSecretFiles(ConfigSchema, raw, '', problems);
+  applyEnv(schema, raw, env, problems);
+  readSecretFiles(schema, raw, '', problems);
+  const validate = validatorFor(schema);
   if (!validate(raw)) problems.push(...describeErrors(validate.errors ?? []).map((p) => `${p.path}: ${p.message}`));
-  else problems.push(...uniqueNames(raw as Config));
+  else problems.push(...check(raw as T));
   if (problems.length) throw new ConfigError([...new Set(problems)], source);
-  const config = raw as Config;
-  config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
-  return { config, path };
-}
-
-/** Sink names key their log cursors, status and environment variables: two sinks cannot share one. */
-function uniqueNames(config: Config): string[] {
-  const seen = new Set<string>();
-  return config.sinks.flatMap((sink, i) => {
-    if (seen.has(sink.name)) return [`sinks[${i}].name: another sink is named ${sink.name}`];
-    seen.add(sink.name);
-    return [];
-  });
+  return { config: raw as T, path };
 }
 
 /** The schema a value follows: for a union keyed by `type` (the sinks), the branch its type names. */
@@ -99,10 +96,10 @@ export function envNameFor(path: string[]): string {
   return ENV_PREFIX + path.map((k) => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('__');
 }
 
-function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[]): void {
+function applyEnv(schema: TSchema, raw: Json, env: NodeJS.ProcessEnv, problems: string[]): void {
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || RESERVED_ENV.has(name) || value === undefined) continue;
-    const found = findEnvKey(ConfigSchema, raw, name.slice(ENV_PREFIX.length).split('__'), []);
+    const found = findEnvKey(schema, raw, name.slice(ENV_PREFIX.length).split('__'), []);
     if (!found) {
       problems.push(`${name}: no config key has this name`);
       continue;
@@ -182,10 +179,10 @@ function readSecretFiles(schema: TSchema, node: unknown, at: string, problems: s
   }
 }
 
-/** The effective config with every secret replaced by "***". */
-export function redact(config: Config): Json {
-  const copy = structuredClone(config) as unknown as Json;
-  redactNode(ConfigSchema, copy);
+/** A config with every secret its schema marks replaced by "***". */
+export function redactWith(schema: TSchema, config: unknown): Json {
+  const copy = structuredClone(config) as Json;
+  redactNode(schema, copy);
   return copy;
 }
 

@@ -1,10 +1,14 @@
-// The one config schema: TypeScript types, validation, defaults and docs all come from here.
+// The one config schema, assembled from the stages' own sections (each stage owns its keys): the
+// TypeScript types, validation, defaults and docs all come from here. It sits above the stages;
+// the loader it uses (./load.ts) knows no schema of its own.
+import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { choice, secret } from './keys.js';
+import { BufferConfigSchema } from '../buffer/config.js';
+import { IngestConfigSchema } from '../ingest/config.js';
+import { StoreConfigSchema } from '../store/config.js';
 import { SinksSchema } from '../../sync/config.js';
-import { SchemaDocSchema } from '../ingest/schema-doc.js';
-
-const strict = { additionalProperties: false } as const;
+import { secret, strict } from './keys.js';
+import { loadWith, redactWith, type LoadedConfig } from './load.js';
 
 const port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });
@@ -20,57 +24,9 @@ const serverTls = {
 const topicPatterns = (description: string) =>
   Type.Array(Type.String({ minLength: 1 }), { default: [], description });
 
-const MiB = 1024 * 1024;
 
-const Ingest = Type.Object(
-  {
-    schemaDir: Type.Optional(Type.String({ minLength: 1, description: 'directory of reading schemas (.yaml, .yml, .json); reloaded on SIGHUP' })),
-    schemas: Type.Array(SchemaDocSchema, { default: [], description: 'reading schemas given inline (same format as the files)' }),
-    mode: choice(['strict', 'lenient'], 'lenient', 'default for schemas that do not say: strict rejects fields the schema does not name'),
-    unmatched: choice(['accept', 'raw', 'reject'], 'accept', 'topics no schema matches: accept as JSON, keep as raw bytes, or dead-letter'),
-    qos0Overflow: choice(['block', 'drop'], 'block', 'QoS 0 when the log is behind or cannot write: hold the sender like QoS 1 (TCP back-pressure, nothing lost) or drop the newest (counted)'),
-    limits: Type.Object(
-      {
-        maxDepth: Type.Integer({ minimum: 1, maximum: 10000, default: 64, description: 'deepest nesting of a JSON payload (SQLite refuses past 1,000); deeper is dead-lettered unparsed' }),
-        maxStringBytes: Type.Integer({ minimum: 1, default: 65536, description: 'longest string (key or value) in a JSON payload, bytes as sent' }),
-        maxKeys: Type.Integer({ minimum: 1, default: 1000, description: 'most keys in one object of a JSON payload' }),
-      },
-      { ...strict, default: {} },
-    ),
-    deadLetters: Type.Object(
-      {
-        maxCount: Type.Integer({ minimum: 1, default: 10000, description: 'dead letters kept; the oldest go first (counted)' }),
-        maxBytes: Type.Integer({ minimum: 1024, default: 16 * MiB, description: 'bytes of dead letters kept' }),
-        payloadCapBytes: Type.Integer({ minimum: 0, default: 4096, description: 'bytes of a refused payload kept in its dead letter' }),
-      },
-      { ...strict, default: {} },
-    ),
-  },
-  { ...strict, default: {} },
-);
 
-const LogBuffer = Type.Object(
-  {
-    maxDelayMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'group commit: longest a reading waits before its batch is written (more arrive during each fsync)' }),
-    maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
-    maxPendingBytes: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'bytes awaiting commit beyond which publishers are read only as their messages are committed (and QoS 0 overflow applies)' }),
-    encryption: Type.Object(
-      { keyFile: Type.Optional(Type.String({ minLength: 1, description: 'AES-256-GCM key (32 bytes raw, 64 hex or base64); chunks are encrypted when set' })) },
-      { ...strict, default: {} },
-    ),
-  },
-  { ...strict, default: {} },
-);
 
-const Store = Type.Object(
-  {
-    backend: choice(['sqlite', 'files', 'none'], 'sqlite', 'local store: SQLite, JSON Lines files per topic and hour, or none'),
-    path: Type.Optional(Type.String({ minLength: 1, description: 'database file or directory; default <dataDir>/store.db or <dataDir>/store' })),
-    batchSize: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings per store transaction' }),
-    gatherMs: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'until batchSize readings wait, write once the first waiting one was committed this long ago (fewer, larger writes to the SD card)' }),
-  },
-  { ...strict, default: {} },
-);
 
 const AclRule = Type.Object(
   {
@@ -167,9 +123,9 @@ export const ConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
-    ingest: Ingest,
-    buffer: LogBuffer,
-    store: Store,
+    ingest: IngestConfigSchema,
+    buffer: BufferConfigSchema,
+    store: StoreConfigSchema,
     sinks: SinksSchema,
     web: Type.Object(
       {
@@ -191,3 +147,25 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema> & { agent: { id: string } };
 export type AclRuleConfig = Static<typeof AclRule>;
 export type { TSchema };
+
+/** The agent's config from a file (--config, $EDGE_AGENT_CONFIG, the default paths) and the environment. */
+export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig<Config> {
+  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, uniqueNames);
+  loaded.config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
+  return loaded;
+}
+
+/** Sink names key their log cursors, status and environment variables: two sinks cannot share one. */
+function uniqueNames(config: Config): string[] {
+  const seen = new Set<string>();
+  return config.sinks.flatMap((sink, i) => {
+    if (seen.has(sink.name)) return [`sinks[${i}].name: another sink is named ${sink.name}`];
+    seen.add(sink.name);
+    return [];
+  });
+}
+
+/** The effective config with every secret replaced by "***". */
+export function redact(config: Config): Record<string, unknown> {
+  return redactWith(ConfigSchema, config);
+}

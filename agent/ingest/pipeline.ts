@@ -6,10 +6,10 @@ import type { NewRecord } from '../buffer/record.js';
 import { breaksLimits, type JsonLimits } from './json-limits.js';
 import type { CompiledSchema, SchemaRegistry } from './schemas.js';
 
-import type { Config } from '../config/schema.js';
+import type { IngestConfig } from './config.js';
 
-type Unmatched = Config['ingest']['unmatched'];
-type Qos0Overflow = Config['ingest']['qos0Overflow'];
+type Unmatched = IngestConfig['unmatched'];
+type Qos0Overflow = IngestConfig['qos0Overflow'];
 
 export interface IngestOptions {
   schemas: SchemaRegistry;

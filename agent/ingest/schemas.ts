@@ -7,11 +7,11 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { LineCounter, parseDocument } from 'yaml';
 import { describeErrors } from '../config/errors.js';
-import { topicMatches } from '../../embedded-broker/index.js';
-import type { Config } from '../config/schema.js';
+import { topicMatches } from '../../mqtt-topic/topic.js';
+import type { IngestConfig } from './config.js';
 import { SchemaDocSchema, type FieldSpec, type SchemaDoc } from './schema-doc.js';
 
-export type SchemaMode = Config['ingest']['mode'];
+export type SchemaMode = IngestConfig['mode'];
 
 export interface CompiledSchema {
   /** `name@version`, recorded with every reading it accepts. */

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { topicMatches } from '../../embedded-broker/index.js';
+import { topicMatches } from '../../mqtt-topic/topic.js';
 import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { LocalStore, StoreQuery } from './types.js';
@@ -98,7 +98,9 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     const fd = openSync(file, 'a');
     const size = fstatSync(fd).size;
     try {
-      writeSync(fd, text);
+      // write() may take only part of it (a disk filling up); the rest then fails with ENOSPC.
+      const bytes = Buffer.from(text);
+      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
       fsyncSync(fd);
     } catch (err) {
       try {

@@ -2,12 +2,13 @@
 import { join } from 'node:path';
 import { openFilesStore } from './files.js';
 import { openSqliteStore } from './sqlite.js';
-import type { Config } from '../config/schema.js';
+import type { StoreConfig } from './config.js';
 import type { LocalStore } from './types.js';
 
 export type { LocalStore, StoreQuery } from './types.js';
+export { STORE_CONSUMER, storeDelivery } from './delivery.js';
 
-export type StoreBackend = Exclude<Config['store']['backend'], 'none'>;
+export type StoreBackend = Exclude<StoreConfig['backend'], 'none'>;
 
 const backends: Record<StoreBackend, (path: string) => LocalStore | Promise<LocalStore>> = {
   sqlite: (path) => openSqliteStore(path),

@@ -1,7 +1,7 @@
 // Worker thread entry: owns one SqliteDb and answers the requests of sqlite.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-// The bare matcher, not the broker's index: this thread should not load Aedes and LevelDB.
-import { topicMatches } from '../../embedded-broker/topic.js';
+// The bare matcher: this thread should not load Aedes and LevelDB.
+import { topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import type { StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';

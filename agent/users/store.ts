@@ -2,7 +2,6 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Config } from '../config/schema.js';
 
 interface UserRecord {
   /** PHC-style: $scrypt$ln=14,r=8,p=1$<salt base64>$<hash base64> */
@@ -15,7 +14,7 @@ interface UsersFile {
   users: Record<string, UserRecord>;
 }
 
-export function usersFilePath(config: Config): string {
+export function usersFilePath(config: { agent: { dataDir: string }; broker: { usersFile?: string } }): string {
   return config.broker.usersFile ?? join(config.agent.dataDir, 'users.json');
 }
 

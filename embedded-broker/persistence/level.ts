@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { deserialize, serialize } from 'node:v8';
 import { ClassicLevel } from 'classic-level';
 import AedesPacket from 'aedes-packet';
-import { topicMatches } from '../topic.js';
+import { topicMatches } from '../../mqtt-topic/topic.js';
 import { WriteQueue, type Op } from './write-queue.js';
 
 const QlobberSub = createRequire(import.meta.url)('qlobber/aedes/qlobber-sub.js') as typeof import('qlobber/aedes/qlobber-sub.js');

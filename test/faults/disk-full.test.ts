@@ -1,12 +1,14 @@
 // A full disk, for real: the data directory on a small tmpfs this test mounts (CI runs as root).
 // Nothing unwritten is acknowledged, nothing taken is lost, and the agent recovers by itself.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openFilesStore, topicFolder } from '../../agent/store/files.js';
 import { freePort } from '../../scripts/servers.js';
 import { cleanup, spawnAgent, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
+import { batch, record, T0 } from '../helpers/records.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -98,6 +100,27 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
     // QoS 0 under `block` was slowed by TCP, not taken in and lost.
     expect(rows.filter((r) => r.topic === 'disk/q0').map((r) => (r.payload as { i: number }).i)).toEqual([...Array(3000).keys()]);
   }, 90_000);
+
+  it('files store: an append the disk cuts short is cut back to the last whole line; once space returns each reading is written once', async () => {
+    const data = smallDisk(2);
+    const store = openFilesStore({ dir: join(data, 'store'), now: () => T0 });
+    await store.write(batch([record(1, 'big')]));
+    // Leave 256 KiB free: some but not all of the next batch (250 readings of 4 KB, 1 MB in all).
+    const { bavail, bsize } = statfsSync(data);
+    const partly = join(data, 'filler');
+    writeFileSync(partly, Buffer.alloc(Number(bavail) * Number(bsize) - 256 * 1024));
+    const big = (seq: number) => ({ ...record(seq, 'big'), payload: { seq, pad: 'p'.repeat(4000) } });
+    const many = Array.from({ length: 250 }, (_, i) => big(i + 2));
+    await expect(store.write(batch(many))).rejects.toMatchObject({ code: 'ENOSPC' });
+    const file = join(data, 'store', topicFolder('big'), '2026-11-30T10.jsonl');
+    const text = readFileSync(file, 'utf8');
+    expect(text.endsWith('\n')).toBe(true); // no torn line left behind
+    expect(text.trimEnd().split('\n').map((l) => JSON.parse(l).seq)).toEqual([1]);
+    rmSync(partly);
+    await store.write(batch(many));
+    expect((await store.query({ limit: 1000 })).map((r) => r.seq)).toEqual(Array.from({ length: 251 }, (_, i) => i + 1));
+    await store.close();
+  });
 
   it('starts on a full disk: up and saying why, then ready and storing once space returns', async () => {
     const data = smallDisk(8);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
-import { loadConfig } from '../../agent/config/load.js';
+import { loadConfig } from '../../agent/config/schema.js';
 import { createLogger } from '../../agent/log.js';
 import { startRuntime, type Runtime } from '../../agent/runtime.js';
 

@@ -1,12 +1,15 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
-import { startConsumer, type Consumer } from '../../agent/buffer/consumer.js';
+import { ConsumerEngine } from '../../agent/buffer/engine.js';
+import { RecordFault } from '../../agent/buffer/faults.js';
 import { DurableLog, type DurableLogOptions } from '../../agent/buffer/log.js';
+import type { LocalStore } from '../../agent/store/index.js';
+import { storeDelivery } from '../../agent/store/delivery.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];
-const opened: { dir: string; log: DurableLog; consumer?: Consumer }[] = [];
+const opened: { dir: string; log: DurableLog; consumer?: ConsumerEngine<ChunkBatch> }[] = [];
 afterEach(async () => {
   for (const o of opened.splice(0)) {
     await o.consumer?.stop();
@@ -15,7 +18,7 @@ afterEach(async () => {
   }
 });
 
-async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void } = {}) {
+async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void; retryMs?: number } = {}) {
   const dir = tempDir();
   const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
   const handled: { at: number; first: number; count: number }[] = [];
@@ -23,10 +26,14 @@ async function setup(batch: number, gatherMs: number, extra: { inFlight?: number
     handled.push({ at: Date.now(), first: b.firstSeq, count: b.count });
     return extra.handle?.(b);
   };
-  const consumer = await startConsumer(log, 'store', handle, { batch, gatherMs, inFlight: extra.inFlight, logger: quiet });
+  // The store's delivery over a store that is only `handle`.
+  const store = { kind: 'test', write: async (b: ChunkBatch) => handle(b) } as unknown as LocalStore;
+  const retry = extra.retryMs ?? 250;
+  const consumer = new ConsumerEngine(log, storeDelivery(store, log), { name: 'store', maxRecords: batch, maxAgeMs: gatherMs, window: extra.inFlight ?? 1, retry: { initialMs: retry, maxMs: retry * 4 }, logger: quiet });
+  await consumer.start();
   opened.push({ dir, log, consumer });
-  const append = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: '{}', clientId: 'c', qos: 1 }).durable));
-  return { log, handled, append };
+  const append = (n: number, payload = (_i: number) => '{}') => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: payload(i), clientId: 'c', qos: 1 }).durable));
+  return { log, handled, append, consumer };
 }
 
 const until = async (check: () => boolean, ms: number) => {
@@ -35,7 +42,7 @@ const until = async (check: () => boolean, ms: number) => {
   return check();
 };
 
-describe('log consumer batching', () => {
+describe('consumer engine: batching', () => {
   it('holds a few readings up to gatherMs, then writes them in one batch', async () => {
     const { handled, append } = await setup(100, 300);
     const start = Date.now();
@@ -85,5 +92,47 @@ describe('log consumer batching', () => {
     expect(await until(() => log.cursor('store') === 100 && handled.length === 3, 5000)).toBe(true);
     release[2]();
     expect(await until(() => log.cursor('store') === 150, 5000)).toBe(true);
+  });
+});
+
+describe('consumer engine: faults', () => {
+  it('halves a batch refused for what a reading holds until it stands alone: dead-lettered with the consumer name, the rest handed over once', async () => {
+    const poison = (b: ChunkBatch) => b.decode().records().some((r) => (r.payload as { bad?: boolean }).bad);
+    const stored: number[] = [];
+    const { log, append, consumer } = await setup(100, 50, {
+      handle: (b) => {
+        if (poison(b)) throw new RecordFault('refused: bad');
+        stored.push(...b.decode().records().map((r) => r.seq));
+      },
+    });
+    await append(40, (i) => (i === 12 || i === 31 ? '{"bad":true}' : `{"i":${i}}`));
+    expect(await consumer.caughtUp(40, 5000)).toBe(true);
+    expect(stored.sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1).filter((s) => s !== 13 && s !== 32));
+    const letters = await log.deadLetters(10);
+    expect(letters.map((d) => [d.consumer, d.seq, d.reasons[0].message, Buffer.from(d.payload, 'base64').toString()])).toEqual([
+      ['store', 32, 'refused: bad', '{"bad":true}'],
+      ['store', 13, 'refused: bad', '{"bad":true}'],
+    ]);
+    expect(consumer.status()).toMatchObject({ state: 'ok', deadLettered: 2, lagRecords: 0 });
+  });
+
+  it('retries an error of the moment with backoff, reports retrying with the error, and goes on by itself once it passes', async () => {
+    let failing = true;
+    let attempts = 0;
+    const { append, consumer, handled } = await setup(100, 20, {
+      retryMs: 20,
+      handle: () => {
+        attempts++;
+        if (failing) throw Object.assign(new Error('SQLITE_FULL: database or disk is full'), { code: 'SQLITE_FULL' });
+      },
+    });
+    await append(5);
+    expect(await until(() => attempts >= 3, 5000)).toBe(true);
+    expect(consumer.status()).toMatchObject({ state: 'retrying', lastError: { message: 'SQLITE_FULL: database or disk is full' }, lagRecords: 5 });
+    failing = false;
+    expect(await consumer.caughtUp(5, 5000)).toBe(true);
+    expect(consumer.status()).toMatchObject({ state: 'ok', lagRecords: 0, deadLettered: 0 });
+    // The same batch was retried, not re-read in parts: every attempt covered readings 1-5.
+    expect(handled.every((h) => h.first === 1 && h.count === 5)).toBe(true);
   });
 });

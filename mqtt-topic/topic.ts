@@ -1,4 +1,5 @@
-// MQTT topic rules shared by the ACL, the persistence and the limits.
+// MQTT topic names and filters: one set of rules for every stage (the broker's ACL and persistence,
+// ingest's schema matching, the stores' queries, the sinks' topic filters).
 
 /** Does a topic filter (with + and #) match a topic name? Wildcards never match a leading `$` level [MQTT-4.7.2-1]. */
 export function topicMatches(filter: string, topic: string): boolean {
@@ -31,8 +32,3 @@ export function filterCovers(allowed: string, requested: string): boolean {
   return a.length === r.length;
 }
 
-export function topicLevels(topic: string): number {
-  let levels = 1;
-  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++;
-  return levels;
-}

@@ -1,0 +1,15 @@
+// The `store` section of the config: the local store's own keys.
+import { Type, type Static } from '@sinclair/typebox';
+import { choice, strict } from '../config/keys.js';
+
+export const StoreConfigSchema = Type.Object(
+  {
+    backend: choice(['sqlite', 'files', 'none'], 'sqlite', 'local store: SQLite, JSON Lines files per topic and hour, or none'),
+    path: Type.Optional(Type.String({ minLength: 1, description: 'database file or directory; default <dataDir>/store.db or <dataDir>/store' })),
+    batchSize: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings per store transaction' }),
+    gatherMs: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'until batchSize readings wait, write once the first waiting one was committed this long ago (fewer, larger writes to the SD card)' }),
+  },
+  { ...strict, default: {} },
+);
+
+export type StoreConfig = Static<typeof StoreConfigSchema>;
