@@ -139,7 +139,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir)), readiness, logger);
       store = opened;
       started.push(() => opened.close());
-      const consumer = new ConsumerEngine(log, storeDelivery(opened, log), {
+      const consumer = new ConsumerEngine(log, storeDelivery(opened, log, s.maxBatchBytes), {
         name: STORE_CONSUMER,
         maxRecords: s.batchSize,
         maxAgeMs: s.gatherMs,

@@ -83,6 +83,8 @@ export class ConsumerEngine<B extends Batch> {
   /** The batch being prepared while others are out; stop() waits for it. */
   private prefetch: Promise<unknown> | undefined;
   private loop: Promise<void> | undefined;
+  /** Where a read stopped on the consumer's byte cap: the next batch from there is full already. */
+  private readonly cutAt = new Set<number>();
 
   constructor(
     private readonly log: EngineLog,
@@ -195,16 +197,37 @@ export class ConsumerEngine<B extends Batch> {
         idle = false;
         continue;
       }
-      const full = head - after >= maxRecords || head >= limit;
+      // Full: maxRecords wait, the limit is in reach, or the last read stopped here on its byte cap.
+      const full = head - after >= maxRecords || head >= limit || this.cutAt.has(after);
       const left = full ? 0 : this.log.committedAt(after + 1) + maxAgeMs - Date.now();
-      if (left <= 0) return this.delivery.read(after, maxRecords, limit);
+      if (left <= 0) return this.read(after, limit, head);
       await this.waitFor(this.log.lastSeq, left, signal); // the next commit (count again), or the age
     }
     return null;
   }
 
+  private async read(after: number, limit: number, head: number): Promise<B | null> {
+    this.cutAt.delete(after);
+    const batch = await this.delivery.read(after, this.opts.maxRecords, limit);
+    // Cut short of what waited, and not by count: by the consumer's byte cap. What is left is a batch's worth.
+    if (batch && batch.lastSeq < head && batch.lastSeq - after < this.opts.maxRecords) {
+      if (this.cutAt.size > 16) this.cutAt.clear();
+      this.cutAt.add(batch.lastSeq);
+    }
+    return batch;
+  }
+
+  /** Until a reading after `after` is durable, `ms` pass, or `signal` stops the lane. */
   private waitFor(after: number, ms: number, signal: AbortSignal): Promise<void> {
-    return Promise.race([this.log.waitFor(after, ms), sleep(ms, signal)]);
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      void this.log.waitFor(after, ms).then(done);
+    });
   }
 
   /**

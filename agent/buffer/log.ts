@@ -427,19 +427,21 @@ export class DurableLog {
   }
 
   /**
-   * Durable readings after afterSeq as whole chunks, still compressed, up to about `max` readings
-   * (at least one chunk); null if none. For a consumer that decodes them elsewhere.
+   * Durable readings after afterSeq as whole chunks, still compressed, up to about `max` readings or
+   * `maxBytes` of chunks (at least one chunk); null if none. For a consumer that decodes them elsewhere.
    */
-  async readChunks(consumer: string, afterSeq: number, max: number): Promise<ChunkBatch | null> {
+  async readChunks(consumer: string, afterSeq: number, max: number, maxBytes = Infinity): Promise<ChunkBatch | null> {
     this.cursor(consumer);
     const values: Uint8Array[] = [];
     let firstSeq = 0;
     let lastSeq = 0;
+    let bytes = 0;
     for await (const { info, from, value } of this.consecutive(afterSeq, async (c) => (await this.verified(c))?.value ?? null)) {
       if (!values.length) firstSeq = from;
       values.push(value);
       lastSeq = info.lastSeq;
-      if (lastSeq - firstSeq + 1 >= max) break;
+      bytes += value.byteLength;
+      if (lastSeq - firstSeq + 1 >= max || bytes >= maxBytes) break;
     }
     return values.length ? new ChunkBatch(this.opts.agentId, values, firstSeq, lastSeq, this.opts.encryptionKey) : null;
   }
@@ -450,16 +452,19 @@ export class DurableLog {
    */
   private async *consecutive<T>(afterSeq: number, load: (info: ChunkInfo) => Promise<T | null>): AsyncGenerator<{ info: ChunkInfo; from: number; value: T }> {
     let next = 0; // the seq the next chunk must start at; 0 before the first
-    let i = this.firstChunkAfter(afterSeq);
-    while (i < this.chunks.length) {
+    // Found by seq at each step, not by index: a consumer's commit may drop chunks from the front
+    // of the list while this reads (a batch prepared while the one before it settles).
+    for (let seq = afterSeq; ; ) {
+      const i = this.firstChunkAfter(seq);
+      if (i >= this.chunks.length) return;
       const info = this.chunks[i];
       const from = Math.max(afterSeq + 1, info.firstSeq);
       if (next && from !== next) return; // a gap: stop here
       const value = await load(info);
-      if (value === null) continue; // out of the list, so i is already the next chunk
+      if (value === null) continue; // taken out of the list: look again
       yield { info, from, value };
       next = info.lastSeq + 1;
-      i++;
+      seq = info.lastSeq;
     }
   }
 

@@ -7,14 +7,15 @@ import type { LocalStore } from './types.js';
 
 /** What the store's delivery reads the log through. */
 export interface ChunkSource {
-  readChunks(consumer: string, afterSeq: number, max: number): Promise<ChunkBatch | null>;
+  readChunks(consumer: string, afterSeq: number, max: number, maxBytes?: number): Promise<ChunkBatch | null>;
 }
 
 export const STORE_CONSUMER = 'store';
 
-export function storeDelivery(store: LocalStore, log: ChunkSource): Delivery<ChunkBatch> {
+/** `maxBytes`: of compressed chunks in one batch (the SQLite worker's heap holds a batch's text). */
+export function storeDelivery(store: LocalStore, log: ChunkSource, maxBytes?: number): Delivery<ChunkBatch> {
   return {
-    read: (after, max) => log.readChunks(STORE_CONSUMER, after, max),
+    read: (after, max) => log.readChunks(STORE_CONSUMER, after, max, maxBytes),
     write: (batch) => store.write(batch),
     async split(batch) {
       const mid = batch.firstSeq + (batch.count >> 1) - 1;

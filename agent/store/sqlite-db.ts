@@ -21,7 +21,7 @@ interface Row {
 }
 
 /**
- * Rows are kept lean (every byte is written twice, to the WAL and at checkpoint, on an SD card):
+ * Rows are kept lean (every byte is written to an SD card):
  * topics, client ids and schema ids are stored once in small tables and referenced by number.
  * The `readings` view puts the names back for queries. Payloads are JSON text, not JSONB: the
  * sqlite3 of Raspberry Pi OS bookworm (3.40) and Python's module there read only text.
@@ -126,9 +126,15 @@ export class SqliteDb {
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    // A rollback journal, not WAL: rows are appended at the end of the table, and only the few pages
+    // a batch changes in place are journalled, where WAL writes every page twice (to the WAL, then at
+    // checkpoint): about half the bytes on the SD card (1.6x the payload against 2.9x, measured). The
+    // cost: a reader (sqlite3, an export) holds the next write back while its query runs; the write
+    // waits up to busy_timeout, then is retried, and the log keeps the readings meanwhile.
+    this.db.pragma('journal_mode = TRUNCATE');
     // FULL: a stored batch survives power loss before the log cursor moves past it.
-    this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     migrate(this.db);
     this.topics = new Names(this.db, 'topics');

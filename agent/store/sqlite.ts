@@ -26,36 +26,64 @@ function toError(reply: Reply): Error {
 }
 type Body = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-export async function openSqliteStore(path: string): Promise<LocalStore> {
-  // Plain Node, whatever flags or loaders the host process has; a small heap: it holds one batch at a time.
-  const worker = new Worker(workerScript(), { workerData: { path }, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  const pending = new Map<number, Pending>();
-  let nextId = 1;
-  let failure: Error | undefined;
-  const ready = new Promise<number>((resolve, reject) => pending.set(0, { resolve: (v) => resolve(v as number), reject }));
-  worker.on('message', (reply: Reply) => {
-    const p = pending.get(reply.id);
-    pending.delete(reply.id);
-    if (reply.error !== undefined) p?.reject(toError(reply));
-    else p?.resolve(reply.result);
-  });
-  const fail = (err: Error) => {
-    failure ??= err;
-    for (const p of pending.values()) p.reject(failure);
-    pending.clear();
-  };
-  worker.on('error', fail);
-  worker.on('exit', (code) => fail(new Error(`sqlite store worker exited (${code})`)));
-  const call = (body: Body, transfer: ArrayBuffer[] = []): Promise<unknown> => {
-    if (failure) return Promise.reject(failure);
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ id, ...body }, transfer);
+/** One worker thread holding the database open; it dies with its first fatal error (out of memory, say). */
+class StoreWorker {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Set once the thread is gone: every call after fails with it. */
+  private failure: Error | undefined;
+  readonly exited: Promise<void>;
+  /** Highest seq stored, once the database is open. */
+  readonly ready: Promise<number>;
+
+  constructor(path: string) {
+    // Plain Node, whatever flags or loaders the host process has; a small heap: it holds one batch at a time.
+    this.worker = new Worker(workerScript(), { workerData: { path }, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.ready = new Promise<number>((resolve, reject) => this.pending.set(0, { resolve: (v) => resolve(v as number), reject }));
+    this.ready.catch(() => {}); // the opener awaits it
+    this.worker.on('message', (reply: Reply) => {
+      const p = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.error !== undefined) p?.reject(toError(reply));
+      else p?.resolve(reply.result);
     });
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => this.fail(new Error(`sqlite store worker exited (${code})`)));
+  }
+
+  get alive(): boolean {
+    return this.failure === undefined;
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  call(body: Body, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, ...body }, transfer);
+    });
+  }
+}
+
+export async function openSqliteStore(path: string): Promise<LocalStore> {
+  let worker = new StoreWorker(path);
+  let last = await worker.ready;
+  /** The worker, started again if its thread died: the failed call was an error of the moment, retried. */
+  const live = async () => {
+    if (!worker.alive) {
+      worker = new StoreWorker(path);
+      last = Math.max(last, await worker.ready);
+    }
+    return worker;
   };
-  let last = await ready;
 
   return {
     kind: 'sqlite',
@@ -64,14 +92,14 @@ export async function openSqliteStore(path: string): Promise<LocalStore> {
     async write(batch) {
       // Copies in buffers of their own (a Buffer's slice() is a view), handed over (not cloned): the worker decodes them.
       const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      await call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
+      await (await live()).call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = Math.max(last, batch.lastSeq);
     },
-    query: async (query) => (await call({ op: 'query', query })) as LogRecord[],
+    query: async (query) => (await (await live()).call({ op: 'query', query })) as LogRecord[],
     lastSeq: () => last,
     async close() {
-      await call({ op: 'close' });
-      await exited;
+      if (worker.alive) await worker.call({ op: 'close' });
+      await worker.exited;
     },
   };
 }

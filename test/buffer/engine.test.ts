@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
@@ -18,7 +19,7 @@ afterEach(async () => {
   }
 });
 
-async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void; retryMs?: number } = {}) {
+async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void; retryMs?: number; maxBytes?: number } = {}) {
   const dir = tempDir();
   const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
   const handled: { at: number; first: number; count: number }[] = [];
@@ -29,7 +30,7 @@ async function setup(batch: number, gatherMs: number, extra: { inFlight?: number
   // The store's delivery over a store that is only `handle`.
   const store = { kind: 'test', write: async (b: ChunkBatch) => handle(b) } as unknown as LocalStore;
   const retry = extra.retryMs ?? 250;
-  const consumer = new ConsumerEngine(log, storeDelivery(store, log), { name: 'store', maxRecords: batch, maxAgeMs: gatherMs, window: extra.inFlight ?? 1, retry: { initialMs: retry, maxMs: retry * 4 }, logger: quiet });
+  const consumer = new ConsumerEngine(log, storeDelivery(store, log, extra.maxBytes), { name: 'store', maxRecords: batch, maxAgeMs: gatherMs, window: extra.inFlight ?? 1, retry: { initialMs: retry, maxMs: retry * 4 }, logger: quiet });
   await consumer.start();
   opened.push({ dir, log, consumer });
   const append = (n: number, payload = (_i: number) => '{}') => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: payload(i), clientId: 'c', qos: 1 }).durable));
@@ -92,6 +93,22 @@ describe('consumer engine: batching', () => {
     expect(await until(() => log.cursor('store') === 100 && handled.length === 3, 5000)).toBe(true);
     release[2]();
     expect(await until(() => log.cursor('store') === 150, 5000)).toBe(true);
+  });
+});
+
+describe('consumer engine: the store\'s byte cap', () => {
+  it('hands the store no more compressed chunk bytes at once than maxBatchBytes (one chunk at the least)', async () => {
+    const { handled, append, consumer } = await setup(1000, 10_000, { maxBytes: 64 * 1024 });
+    // Ten commits of one incompressible 27 KB reading each: ten chunks.
+    for (let i = 0; i < 10; i++) await append(1, () => JSON.stringify({ pad: randomBytes(20_000).toString('base64') }));
+    await append(990); // fills the batch by count, so gathering does not wait
+    expect(await consumer.caughtUp(1000, 5000)).toBe(true);
+    expect(handled.map((h) => [h.first, h.count])).toEqual([
+      [1, 3],
+      [4, 3],
+      [7, 3],
+      [10, 991], // the last big chunk and the small ones after it fit
+    ]);
   });
 });
 

@@ -134,6 +134,17 @@ describe('durable log', () => {
     await log.close();
   });
 
+  it('reads every consecutive chunk while a commit drops chunks from the front of the list', async () => {
+    const { log } = await openLog({ recentChunkBytes: 0 }); // reads wait on LevelDB, so the commit lands mid-read
+    await log.registerConsumer('store');
+    await fill(log, 300); // chunks of 50
+    const reading = log.readChunks('store', 100, 1000);
+    await log.commit('store', 100); // chunks 1-50 and 51-100 leave the list
+    const batch = (await reading)!;
+    expect([batch.firstSeq, batch.lastSeq, batch.chunks.length]).toEqual([101, 300, 4]);
+    await log.close();
+  });
+
   it('serves the newest chunks from memory as committed; older ones from disk', async () => {
     const { dir, log } = await openLog();
     await log.registerConsumer('store');

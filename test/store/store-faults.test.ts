@@ -1,4 +1,5 @@
 // Stores after a failed write: consistent again, nothing written twice, nothing outside their folder.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
@@ -34,6 +35,18 @@ describe('SQLite store after a failed write', () => {
     ]);
     await store.close();
   });
+
+  it('starts its worker thread again after it died (out of memory on a batch too large for its heap): the next writes succeed', async () => {
+    const store = await openStore('sqlite', join(dir(), 'store.db'));
+    await store.write(batch([record(1)]));
+    // 48 readings of 2 MB: far past the worker's 64 MB heap once decoded.
+    const huge = Array.from({ length: 48 }, (_, i) => ({ ...record(i + 2), payload: { pad: randomBytes(1_500_000).toString('base64') } }));
+    await expect(store.write(batch(huge, { perChunk: 1 }))).rejects.toThrow(/worker exited|out of memory/i);
+    await store.write(batch([record(50)]));
+    expect((await store.query({})).map((r) => r.seq)).toEqual([1, 50]);
+    expect(store.lastSeq()).toBe(50);
+    await store.close();
+  }, 60_000);
 
   it('moves a store of the JSONB layout to JSON text, keeping every reading', async () => {
     const path = join(dir(), 'store.db');
