@@ -89,7 +89,7 @@ describe('sqlite specifics', () => {
     const { default: Database } = await import('better-sqlite3');
     const db = new Database(join(d, 'store.db'), { readonly: true });
     expect(db.prepare("SELECT seq FROM readings WHERE json_extract(payload, '$.t') > 20.15 ORDER BY seq").all()).toEqual([{ seq: 2 }, { seq: 3 }]);
-    expect(db.pragma('journal_mode', { simple: true })).toBe('truncate');
+    expect(db.pragma('journal_mode', { simple: true })).toBe('delete'); // a rollback journal (a new connection's default flavour); WAL would persist as 'wal'
     const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE topic = 'sensors/a/env' AND received_at > 5").all() as { detail: string }[];
     expect(plan.map((p) => p.detail).join()).toContain('reading_topic_time');
     expect(db.prepare('SELECT topic, agent_id, client_id, schema FROM readings WHERE seq = 1').get()).toEqual({ topic: 'sensors/a/env', agent_id: 'pi', client_id: 'c', schema: 'env@1' });
