@@ -14,6 +14,7 @@ import type { Config } from './config/schema.js';
 import { startSync, type Sync } from '../sync/index.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { clockSyncProbe } from './health/clock.js';
+import { makePrivate, privateUmask } from './private-files.js';
 import { Readiness } from './health/readiness.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
@@ -107,7 +108,10 @@ export function openLog(config: Config, logger: Logger): Promise<DurableLog> {
 
 export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
   const { broker: b, web: w, agent, ingest: i, store: s } = config;
-  mkdirSync(agent.dataDir, { recursive: true });
+  privateUmask();
+  mkdirSync(agent.dataDir, { recursive: true, mode: 0o700 });
+  const madePrivate = [agent.dataDir, usersFilePath(config), ...(s.path ? [s.path] : [])].reduce((n, p) => n + makePrivate(p), 0);
+  if (madePrivate) logger.warn({ files: madePrivate }, 'data files were readable by other users; made private (0600, folders 0700)');
 
   const schemas = new SchemaRegistry({ dir: i.schemaDir, inline: i.schemas, mode: i.mode });
   const schemaProblems = schemas.load();

@@ -2,7 +2,7 @@
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import type { AclRule } from './acl.js';
 import { connectionInfo, isLoopback } from './connection-info.js';
-import { openSession } from './session.js';
+import { openSession, sessionOf } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
 
@@ -11,17 +11,29 @@ export type AnonymousPolicy = 'loopback' | boolean;
 export interface Users {
   /** Roles of the user if the password is right, else null. */
   verify(username: string, password: Buffer): Promise<string[] | null>;
-  /** Roles of a user known by other means (a client certificate); [] if unknown. */
-  roles(username: string): Promise<string[]>;
+  /** Roles of a user known by other means (a client certificate, an open connection); null if no such user. */
+  roles(username: string): Promise<string[] | null>;
+}
+
+/** Whose each persistent session is: a client id is not another user's to take. */
+export interface SessionOwners {
+  sessionOwner(clientId: string): string | undefined;
+  setSessionOwner(clientId: string, owner: string | undefined): void;
 }
 
 export interface AuthOptions {
   allowAnonymous: AnonymousPolicy;
   useIdentityAsUsername: boolean;
+  /** A verified certificate whose CN names no user may still log in (with no roles). */
+  certificateOnlyUsers?: boolean;
   maxClients: number;
   acl: AclRule[];
   users: Users;
+  owners: SessionOwners;
 }
+
+/** The key a session's owner is recorded under: the user name, '' for anonymous clients. */
+const ownerKey = (username: string | undefined) => username ?? '';
 
 /** CONNACK return codes [MQTT-3.2.2.3]. */
 const Code = { ServerUnavailable: 3, BadCredentials: 4, NotAuthorized: 5 } as const;
@@ -38,16 +50,34 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       throw refuse(Code.ServerUnavailable, 'too many clients');
     }
     if (opts.useIdentityAsUsername && info.certIdentity) {
-      return { username: info.certIdentity, roles: await opts.users.roles(info.certIdentity) };
+      const roles = await opts.users.roles(info.certIdentity);
+      if (roles === null && !opts.certificateOnlyUsers) throw refuse(Code.NotAuthorized, 'the certificate names no known user');
+      return { username: info.certIdentity, roles: roles ?? [], certificateOnly: roles === null };
     }
     if (username !== undefined) {
       const roles = password ? await opts.users.verify(username, password) : null;
       if (!roles) throw refuse(Code.BadCredentials, 'bad user name or password');
-      return { username, roles };
+      return { username, roles, certificateOnly: false };
     }
     const anonymousOk = opts.allowAnonymous === true || (opts.allowAnonymous === 'loopback' && isLoopback(info.remoteAddress));
     if (!anonymousOk) throw refuse(Code.NotAuthorized, 'anonymous access is not allowed from this address');
-    return { username: undefined, roles: [] };
+    return { username: undefined, roles: [], certificateOnly: false };
+  }
+
+  /**
+   * A client id in use by another user, or whose persistent session is another user's, is refused:
+   * neither the session nor the connection is his to take. The same user may take over [MQTT-3.1.4-2].
+   */
+  function claim(client: Client, username: string | undefined): void {
+    const key = ownerKey(username);
+    const holder = (broker() as Aedes & { clients: Record<string, Client | undefined> }).clients[client.id];
+    const holderSession = holder && holder !== client ? sessionOf(holder) : undefined;
+    const stored = opts.owners.sessionOwner(client.id);
+    if ((holderSession && ownerKey(holderSession.identity.username) !== key) || (stored !== undefined && stored !== key)) {
+      throw refuse(Code.NotAuthorized, 'client id belongs to another user');
+    }
+    // A clean session discards the stored one: nobody owns the id until a persistent session claims it.
+    opts.owners.setSessionOwner(client.id, client.clean ? undefined : key);
   }
 
   return function authenticate(
@@ -58,15 +88,21 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
   ): void {
     identify(client, username, password).then(
       (who) => {
-        openSession(client, { clientId: client.id, ...who }, opts.acl);
+        try {
+          claim(client, who.username);
+        } catch (err) {
+          return refused(err as AuthenticateError);
+        }
+        openSession(client, { clientId: client.id, username: who.username, roles: who.roles }, opts.acl, who.certificateOnly);
         done(null, true);
       },
-      (err: AuthenticateError) => {
-        if ((err.returnCode as number) !== Code.ServerUnavailable) stats.authFailures++;
-        const info = connectionInfo(client.conn);
-        log.warn({ clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message }, 'connection refused');
-        done(err.returnCode ? err : refuse(Code.ServerUnavailable, 'authentication failed'), false);
-      },
+      (err: AuthenticateError) => refused(err),
     );
+    function refused(err: AuthenticateError): void {
+      if ((err.returnCode as number) !== Code.ServerUnavailable) stats.authFailures++;
+      const info = connectionInfo(client.conn);
+      log.warn({ clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message }, 'connection refused');
+      done(err.returnCode ? err : refuse(Code.ServerUnavailable, 'authentication failed'), false);
+    }
   };
 }

@@ -121,7 +121,13 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
     cb(null, null);
   }
 
-  function authorizeForward(_client: Client, packet: AedesPublishPacket): AedesPublishPacket {
+  /** Every delivery, queued ones included, against the client's current ACL: a stale session never reads what its client may not. */
+  function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const session = sessionOf(client);
+    if (!session?.acl.canSubscribe(packet.topic)) {
+      stats.forwardDenied++;
+      return null;
+    }
     stats.messagesSent++;
     return packet;
   }

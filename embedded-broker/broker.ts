@@ -12,6 +12,7 @@ import type { Logger } from './logger.js';
 import { PacketGuard, type GuardLimits } from './packet-guard.js';
 import { LevelPersistence } from './persistence/level.js';
 import { newStats, type BrokerStats } from './stats.js';
+import { watchUsers } from './revocation.js';
 import { startSysTopics } from './sys.js';
 
 export interface BrokerLimits extends GuardLimits {
@@ -27,7 +28,7 @@ export interface BrokerOptions {
   /** Directory for retained messages and persistent sessions. */
   persistenceDir: string;
   mqtt?: TcpListenerOptions;
-  mqtts?: TlsListenerOptions & { useIdentityAsUsername: boolean };
+  mqtts?: TlsListenerOptions & { useIdentityAsUsername: boolean; certificateOnlyUsers?: boolean };
   allowAnonymous: AnonymousPolicy;
   acl: AclRule[];
   users: Users;
@@ -90,9 +91,11 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
       {
         allowAnonymous: opts.allowAnonymous,
         useIdentityAsUsername: opts.mqtts?.useIdentityAsUsername ?? false,
+        certificateOnlyUsers: opts.mqtts?.certificateOnlyUsers ?? false,
         maxClients: limits.maxClients,
         acl: opts.acl,
         users: opts.users,
+        owners: persistence,
       },
       stats,
       log,
@@ -138,6 +141,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
   }
   const currentStats = () => ({ ...stats, clientsConnected: aedes.connectedClients });
   const stopSys = startSysTopics(aedes, currentStats, opts.sysIntervalSec, opts.version);
+  const stopWatching = watchUsers(aedes, opts.users, opts.acl, log);
 
   return {
     listeners: Object.fromEntries(listeners.map((l) => [l.name, l.address])),
@@ -148,6 +152,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     stats: currentStats,
     async close() {
       stopSys();
+      stopWatching();
       await Promise.all(listeners.map((l) => l.close()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await persistence.destroy();

@@ -6,6 +6,8 @@ export interface GuardLimits {
   maxPayloadBytes: number;
   maxTopicLength: number;
   maxTopicLevels: number;
+  /** Let control characters (U+0001-U+001F, U+007F-U+009F) into topics, filters, client ids and user names. */
+  allowControlCharacters?: boolean;
 }
 
 export interface Violation {
@@ -16,7 +18,8 @@ export interface Violation {
   connackCode?: number;
 }
 
-const CONNECT = 1, PUBLISH = 3, PUBREL = 6, SUBSCRIBE = 8, UNSUBSCRIBE = 10;
+const CONNECT = 1, PUBLISH = 3, PUBACK = 4, PUBREC = 5, PUBREL = 6, PUBCOMP = 7, SUBSCRIBE = 8, UNSUBSCRIBE = 10, PINGREQ = 12, DISCONNECT = 14;
+const ACKS = new Set([PUBACK, PUBREC, PUBREL, PUBCOMP]);
 const SERVER_ONLY = new Set([2, 9, 11, 13]); // CONNACK, SUBACK, UNSUBACK, PINGRESP
 const FLAGS_0010 = new Set([PUBREL, SUBSCRIBE, UNSUBSCRIBE]);
 /** Bytes of a new chunk joined to a carried partial packet: enough for any fixed header and topic. */
@@ -28,10 +31,23 @@ class Malformed extends Error {
   }
 }
 
+/** A control character: C0 (U+0001-U+001F), DEL (U+007F) or C1 (U+0080-U+009F: 0xC2 0x80-0x9F in UTF-8). */
+function controlCharacterAt(b: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = b[i];
+    if (c < 0x20 || c === 0x7f || (c === 0xc2 && i + 1 < to && b[i + 1] >= 0x80 && b[i + 1] <= 0x9f)) return true;
+  }
+  return false;
+}
+
 /** A cursor over one packet's inspected bytes; every read is bounds-checked. */
 class Reader {
   pos = 0;
-  constructor(private readonly buf: Buffer, readonly end: number) {}
+  constructor(
+    private readonly buf: Buffer,
+    readonly end: number,
+    private readonly allowControl = false,
+  ) {}
   byte(): number {
     if (this.pos >= this.end) throw new Malformed('packet too short');
     return this.buf[this.pos++];
@@ -46,11 +62,22 @@ class Reader {
     this.pos += len;
     return out;
   }
-  /** A UTF-8 encoded string: well-formed, no surrogates, no U+0000 [MQTT-1.5.3-1, -2]. */
+  /**
+   * A UTF-8 encoded string: well-formed, no surrogates, no U+0000 [MQTT-1.5.3-1, -2]; and, unless
+   * allowed, no control characters, which the spec lets a server refuse [MQTT-1.5.3-3 note] and
+   * Mosquitto 2 refuses in topics.
+   */
   string(what: string): Buffer {
     const b = this.bytes();
     if (!isUtf8(b) || b.includes(0)) throw new Malformed(`invalid UTF-8 in ${what}`);
+    if (!this.allowControl && controlCharacterAt(b, 0, b.length)) throw new Malformed(`control character in ${what}`);
     return b;
+  }
+
+  u16NonZero(what: string): number {
+    const id = this.u16();
+    if (id === 0) throw new Malformed(`${what} with packet identifier 0`); // [MQTT-2.3.1-1]
+    return id;
   }
 }
 
@@ -120,29 +147,36 @@ export class PacketGuard {
     const { length, bytes } = header;
     if (length > this.maxPacket) throw new Malformed(`packet of ${length} bytes exceeds the size limit`);
     const body = start + 1 + bytes;
-    const wanted = this.inspectedLength(type, data, body, length);
+    const wanted = this.inspectedLength(type, (flags >> 1) & 3, data, body, length);
     if (wanted === undefined || body + wanted > data.length) return 0;
     if (type === PUBLISH) {
       this.checkPublish(data, body, length, (flags >> 1) & 3);
       this.skip = length - wanted;
       return 1 + bytes + wanted;
     }
-    const reader = new Reader(data, body + wanted);
+    const reader = new Reader(data, body + wanted, this.limits.allowControlCharacters);
     reader.pos = body;
     if (type === CONNECT) checkConnect(reader);
     else if (type === SUBSCRIBE) this.checkSubscribe(reader);
     else if (type === UNSUBSCRIBE) this.checkUnsubscribe(reader);
+    else if (ACKS.has(type)) {
+      if (length !== 2) throw new Malformed(`packet type ${type} with a remaining length of ${length}, not 2`); // [MQTT-3.4.1, 3.5.1, 3.6.1, 3.7.1]
+      reader.u16NonZero(`packet type ${type}`);
+    } else if ((type === PINGREQ || type === DISCONNECT) && length !== 0) {
+      throw new Malformed(`packet type ${type} with a remaining length of ${length}, not 0`); // [MQTT-3.12.1, 3.14.1]: no variable header, no payload
+    }
     this.skip = length - wanted;
     return 1 + bytes + wanted;
   }
 
   /** How much of a packet's body must be seen to check it (undefined: not yet known). */
-  private inspectedLength(type: number, data: Buffer, body: number, length: number): number | undefined {
+  private inspectedLength(type: number, qos: number, data: Buffer, body: number, length: number): number | undefined {
     if (type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) return length;
+    if (ACKS.has(type)) return Math.min(length, 2);
     if (type !== PUBLISH) return 0;
     if (length < 2) throw new Malformed('packet too short');
     if (body + 2 > data.length) return undefined;
-    return Math.min(length, 2 + data.readUInt16BE(body));
+    return Math.min(length, 2 + data.readUInt16BE(body) + (qos > 0 ? 2 : 0)); // the topic, and a packet id at QoS > 0
   }
 
   private topicFilter(r: Reader): void {
@@ -167,9 +201,11 @@ export class PacketGuard {
       else if (c >= 0x80) ascii = false;
     }
     if (!ascii && !isUtf8(data.subarray(start, end))) throw new Malformed('invalid UTF-8 in topic');
+    if (!this.limits.allowControlCharacters && controlCharacterAt(data, start, end)) throw new Malformed('control character in topic');
     this.checkTopicLimits(topicLength, levels, 'topic');
     const payload = length - 2 - topicLength - (qos > 0 ? 2 : 0);
     if (payload < 0) throw new Malformed('packet too short');
+    if (qos > 0 && data.readUInt16BE(end) === 0) throw new Malformed('PUBLISH with packet identifier 0'); // [MQTT-2.3.1-1]
     if (payload > this.limits.maxPayloadBytes) throw new Malformed(`payload of ${payload} bytes exceeds ${this.limits.maxPayloadBytes}`);
   }
 
@@ -179,7 +215,7 @@ export class PacketGuard {
   }
 
   private checkSubscribe(r: Reader): void {
-    r.u16();
+    r.u16NonZero('SUBSCRIBE');
     if (r.pos === r.end) throw new Malformed('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
     while (r.pos < r.end) {
       this.topicFilter(r);
@@ -188,7 +224,7 @@ export class PacketGuard {
   }
 
   private checkUnsubscribe(r: Reader): void {
-    r.u16();
+    r.u16NonZero('UNSUBSCRIBE');
     if (r.pos === r.end) throw new Malformed('UNSUBSCRIBE without topic filters'); // [MQTT-3.10.3-2]
     while (r.pos < r.end) this.topicFilter(r);
   }
@@ -205,11 +241,16 @@ function remainingLength(data: Buffer, at: number): { length: number; bytes: num
   throw new Malformed('remaining length longer than 4 bytes');
 }
 
+/** Protocol name -> the level it speaks: MQTT 3.1 and 3.1.1 (the bridge bit 0x80 Mosquitto's bridges set is allowed). */
+const SPOKEN: Record<string, number> = { MQIsdp: 3, MQTT: 4 };
+
 function checkConnect(r: Reader): void {
   const protocol = r.string('protocol name').toString();
   const level = r.byte();
   const flags = r.byte();
-  if (protocol !== 'MQTT' && protocol !== 'MQIsdp') throw new Malformed(`unknown protocol name ${JSON.stringify(protocol)}`);
+  if (!(protocol in SPOKEN)) throw new Malformed(`unknown protocol name ${JSON.stringify(protocol)}`); // [MQTT-3.1.2-1]: may close
+  // A level this broker does not speak for that name: CONNACK 0x01, then close [MQTT-3.1.2-2] (as Mosquitto 2).
+  if ((level & 0x7f) !== SPOKEN[protocol]) throw new Malformed(`protocol ${protocol} level ${level} is not spoken here`, 0x01);
   if (flags & 0x01) throw new Malformed('reserved CONNECT flag set'); // [MQTT-3.1.2-3]
   const will = (flags & 0x04) !== 0;
   const willQos = (flags >> 3) & 3;

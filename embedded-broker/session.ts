@@ -6,6 +6,8 @@ import { clientAcl, type AclRule, type ClientAcl, type Identity } from './acl.js
 export interface Session {
   identity: Identity;
   acl: ClientAcl;
+  /** Logged in by a client certificate whose CN names no user (allowed by config): no user to revoke. */
+  certificateOnly: boolean;
   /** Its QoS 1 PUBACKs waiting for their messages to be safe. */
   pubacks?: PubackQueue;
   /** Messages its socket is not read for until they are safe (holdSender). */
@@ -14,8 +16,14 @@ export interface Session {
 
 const sessions = new WeakMap<Client, Session>();
 
-export function openSession(client: Client, identity: Identity, rules: AclRule[]): void {
-  sessions.set(client, { identity, acl: clientAcl(rules, identity), holds: 0 });
+export function openSession(client: Client, identity: Identity, rules: AclRule[], certificateOnly = false): void {
+  sessions.set(client, { identity, acl: clientAcl(rules, identity), certificateOnly, holds: 0 });
+}
+
+/** The user's roles changed while connected: its rules follow (the session's other state stays). */
+export function changeRoles(session: Session, roles: string[], rules: AclRule[]): void {
+  session.identity = { ...session.identity, roles };
+  session.acl = clientAcl(rules, session.identity);
 }
 
 export function sessionOf(client: Client): Session | undefined {

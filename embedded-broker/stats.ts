@@ -5,6 +5,8 @@ export interface BrokerStats {
   messagesSent: number;
   publishDenied: number;
   subscribeDenied: number;
+  /** Deliveries withheld because the client may not read their topic (a stale session, a changed role). */
+  forwardDenied: number;
   queueDropped: number;
   malformedPackets: number;
   authFailures: number;
@@ -18,6 +20,7 @@ export function newStats(): BrokerStats {
     messagesSent: 0,
     publishDenied: 0,
     subscribeDenied: 0,
+    forwardDenied: 0,
     queueDropped: 0,
     malformedPackets: 0,
     authFailures: 0,

@@ -218,7 +218,7 @@ export async function startVictoriaMetrics(): Promise<ServerProcess> {
 }
 
 /** Mosquitto from Debian's package; with `users`, a password file and no anonymous access. */
-export async function startMosquitto(opts: { users?: Record<string, string>; tls?: { cert: string; key: string } } = {}): Promise<ServerProcess> {
+export async function startMosquitto(opts: { users?: Record<string, string>; tls?: { cert: string; key: string }; extra?: string[] } = {}): Promise<ServerProcess> {
   const dir = tempDir('mosquitto-');
   const port = await freePort();
   const lines = [`listener ${port} 127.0.0.1`, 'user root', 'persistence false', 'log_dest stderr', 'log_type error', 'max_queued_messages 0'];
@@ -231,6 +231,7 @@ export async function startMosquitto(opts: { users?: Record<string, string>; tls
     lines.push('allow_anonymous true');
   }
   if (opts.tls) lines.push(`certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`);
+  lines.push(...(opts.extra ?? []));
   writeFileSync(join(dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
   const child = startProcess('mosquitto', ['-c', join(dir, 'mosquitto.conf')], dir);
   await until(

@@ -154,6 +154,35 @@ describe('config commands', () => {
     expect(ok.stdout).toContain('config ok');
   });
 
+  it('config check names TLS halves, missing files and client certificates with no CA to check them', async () => {
+    const cert = file('tls-cert.pem', 'not checked here, only readable\n');
+    expect(problems(file('half.yaml', `broker: { mqtts: { cert: ${cert} } }\nweb: { https: { key: ${cert} } }\n`))).toEqual([
+      'broker.mqtts.cert, broker.mqtts.key: a certificate needs its private key and a key its certificate: give both, or neither',
+      'web.https.cert, web.https.key: a certificate needs its private key and a key its certificate: give both, or neither',
+    ]);
+    const missing = join(dir, 'no-such.pem');
+    expect(problems(file('missing.yaml', `broker: { mqtts: { cert: ${cert}, key: ${missing} } }\nbuffer: { encryption: { keyFile: ${missing} } }\n`))).toEqual([
+      `broker.mqtts.key: cannot read ${missing}: ENOENT`,
+      `buffer.encryption.keyFile: cannot read ${missing}: ENOENT`,
+    ]);
+    for (const extra of ['clientCertificates: required', 'useIdentityAsUsername: true']) {
+      expect(problems(file('noca.yaml', `broker: { mqtts: { cert: ${cert}, key: ${cert}, ${extra} } }\n`))).toEqual([
+        'broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)',
+      ]);
+    }
+    // Positive control: the same settings with a CA are fine.
+    expect(() => loadConfig(file('withca.yaml', `broker: { mqtts: { cert: ${cert}, key: ${cert}, ca: ${cert}, clientCertificates: required, useIdentityAsUsername: true } }\n`), {})).not.toThrow();
+    const r = await cli(['config', 'check', '--config', join(dir, 'missing.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`broker.mqtts.key: cannot read ${missing}: ENOENT`);
+  });
+
+  it('a list or mapping in an environment variable that is not whole YAML is an error naming the variable', () => {
+    expect(problems(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }' })).toEqual([expect.stringMatching(/^EDGE_AGENT_BROKER__ACL: not valid YAML or JSON: /)]);
+    expect(problems(undefined, { EDGE_AGENT_INGEST__SCHEMAS: '{ name: x, topics: [a' })).toEqual([expect.stringMatching(/^EDGE_AGENT_INGEST__SCHEMAS: not valid YAML or JSON: /)]);
+    expect(loadConfig(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }]' }).config.broker.acl).toEqual([{ role: 'sensor', publish: ['s/#'], subscribe: [] }]);
+  });
+
   it('run with a bad config stops before listening, exit 1', async () => {
     const bad = file('run-bad.yaml', 'web: { http: { port: 99999 } }\n');
     const r = await cli(['run', '--config', bad]);

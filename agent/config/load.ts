@@ -104,7 +104,9 @@ function applyEnv(schema: TSchema, raw: Json, env: NodeJS.ProcessEnv, problems: 
       problems.push(`${name}: no config key has this name`);
       continue;
     }
-    setPath(raw, found.path, coerce(found.schema, value));
+    const coerced = coerce(found.schema, value);
+    if (coerced instanceof Error) problems.push(`${name}: ${coerced.message}`);
+    else setPath(raw, found.path, coerced);
   }
 }
 
@@ -122,17 +124,18 @@ function findEnvKey(schema: TSchema, node: unknown, segments: string[], path: (s
   return undefined;
 }
 
-/** Turn an environment string into the type the schema wants; a bad value is left for the validator to name. */
+/**
+ * Turn an environment string into the type the schema wants; a bad scalar is left for the validator
+ * to name, a list or mapping that is not whole YAML is an Error (nothing is filled in for it).
+ */
 function coerce(schema: TSchema, value: string): unknown {
   const types = schemaTypes(schema);
   if (types.has('boolean') && (value === 'true' || value === 'false')) return value === 'true';
   if ((types.has('integer') || types.has('number')) && value.trim() !== '' && !Number.isNaN(Number(value))) return Number(value);
   if (types.has('array') || types.has('object')) {
-    try {
-      return parseDocument(value).toJS();
-    } catch {
-      return value;
-    }
+    const doc = parseDocument(value, { prettyErrors: false });
+    if (doc.errors.length) return new Error(`not valid YAML or JSON: ${doc.errors[0].message.split('\n')[0]}`);
+    return doc.toJS();
   }
   return value;
 }

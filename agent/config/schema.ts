@@ -1,6 +1,7 @@
 // The one config schema, assembled from the stages' own sections (each stage owns its keys): the
 // TypeScript types, validation, defaults and docs all come from here. It sits above the stages;
 // the loader it uses (./load.ts) knows no schema of its own.
+import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { BufferConfigSchema } from '../buffer/config.js';
@@ -87,6 +88,10 @@ export const ConfigSchema = Type.Object(
               default: false,
               description: 'a verified client certificate authenticates as the user named by its CN',
             }),
+            certificateOnlyUsers: Type.Boolean({
+              default: false,
+              description: 'with useIdentityAsUsername: a certificate whose CN names no user in the users file still logs in (no roles); else it is refused',
+            }),
           },
           { ...strict, default: {} },
         ),
@@ -117,6 +122,7 @@ export const ConfigSchema = Type.Object(
             maxQueuedPerClient: Type.Integer({ minimum: 1, default: 1000, description: 'stored messages per persistent session; newer ones are dropped and counted' }),
             connectTimeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'time a new connection has to send CONNECT' }),
             drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'time a slow subscriber has to drain its socket before it is dropped' }),
+            allowControlCharacters: Type.Boolean({ default: false, description: 'let control characters (U+0001-U+001F, U+007F-U+009F) into topics, topic filters, client ids and user names' }),
           },
           { ...strict, default: {} },
         ),
@@ -150,7 +156,7 @@ export type { TSchema };
 
 /** The agent's config from a file (--config, $EDGE_AGENT_CONFIG, the default paths) and the environment. */
 export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig<Config> {
-  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, uniqueNames);
+  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c)]);
   loaded.config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   return loaded;
 }
@@ -162,6 +168,40 @@ function uniqueNames(config: Config): string[] {
     if (seen.has(sink.name)) return [`sinks[${i}].name: another sink is named ${sink.name}`];
     seen.add(sink.name);
     return [];
+  });
+}
+
+/** TLS settings that cannot work: a certificate without its key, client certificates with no CA to check them. */
+function tlsProblems(config: Config): string[] {
+  const problems: string[] = [];
+  for (const [at, tls] of [['broker.mqtts', config.broker.mqtts], ['web.https', config.web.https]] as const) {
+    if (!tls.cert !== !tls.key) problems.push(`${at}.cert, ${at}.key: a certificate needs its private key and a key its certificate: give both, or neither`);
+  }
+  const m = config.broker.mqtts;
+  if (!m.ca && (m.clientCertificates !== 'none' || m.useIdentityAsUsername)) {
+    problems.push('broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)');
+  }
+  return problems;
+}
+
+/** Files the config names must be readable now, not found missing at start-up. */
+function readable(config: Config): string[] {
+  const files: [string, string | undefined][] = [
+    ['broker.mqtts.cert', config.broker.mqtts.cert],
+    ['broker.mqtts.key', config.broker.mqtts.key],
+    ['broker.mqtts.ca', config.broker.mqtts.ca],
+    ['web.https.cert', config.web.https.cert],
+    ['web.https.key', config.web.https.key],
+    ['buffer.encryption.keyFile', config.buffer.encryption.keyFile],
+  ];
+  return files.flatMap(([key, file]) => {
+    if (file === undefined) return [];
+    try {
+      accessSync(file, constants.R_OK);
+      return [];
+    } catch (err) {
+      return [`${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`];
+    }
   });
 }
 

@@ -99,7 +99,7 @@ export class UserStore {
     return user && ok ? user.roles : null;
   }
 
-  async roles(username: string): Promise<string[]> {
-    return this.load().users[username]?.roles ?? [];
+  async roles(username: string): Promise<string[] | null> {
+    return this.load().users[username]?.roles ?? null;
   }
 }

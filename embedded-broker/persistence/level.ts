@@ -60,6 +60,8 @@ export class LevelPersistence {
   private outgoing = new Map<string, Outgoing[]>();
   private incoming = new Map<string, Map<number, StoredPacket>>();
   private wills = new Map<string, StoredPacket>();
+  /** Client id -> the user its persistent session belongs to ('' for anonymous). */
+  private owners = new Map<string, string>();
   private trie = new QlobberSub(QLOBBER_OPTIONS);
   private clientsCount = 0;
   private outgoingSeq = 0;
@@ -92,6 +94,7 @@ export class LevelPersistence {
     const rest = key.slice(2);
     if (kind === 'r!') this.retained.set(rest, value as StoredPacket);
     else if (kind === 'w!') this.wills.set(rest, value as StoredPacket);
+    else if (kind === 'u!') this.owners.set(rest, value as string);
     else if (kind === 's!') {
       const subs = new Map(value as [string, SubRecord][]);
       this.subscriptions.set(rest, subs);
@@ -106,6 +109,21 @@ export class LevelPersistence {
       const cut = rest.lastIndexOf('!');
       this.incomingOf(rest.slice(0, cut)).set(Number(rest.slice(cut + 1)), value as StoredPacket);
     }
+  }
+
+  // ---- session owners ----
+
+  /** The user a client id's persistent session belongs to ('' for anonymous); undefined if none. */
+  sessionOwner(clientId: string): string | undefined {
+    return this.owners.get(clientId);
+  }
+
+  /** Record (or, with undefined, forget) whose a client id's persistent session is. */
+  setSessionOwner(clientId: string, owner: string | undefined): void {
+    if (owner === this.owners.get(clientId)) return;
+    if (owner === undefined) this.owners.delete(clientId);
+    else this.owners.set(clientId, owner);
+    this.persist([owner === undefined ? { type: 'del', key: `u!${clientId}` } : { type: 'put', key: `u!${clientId}`, value: enc(owner) }]);
   }
 
   // ---- retained ----

@@ -63,7 +63,8 @@ describe('anonymous policy decision (remote address injected)', () => {
     setConnectionInfo(conn, { listener: 'mqtt', remoteAddress });
     const users = { verify: async () => null, roles: async () => [] };
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-    const auth = makeAuthenticate(() => ({ connectedClients: 0 }) as unknown as Aedes, { allowAnonymous: policy, useIdentityAsUsername: false, maxClients: 10, acl: [], users }, newStats(), quiet);
+    const owners = { sessionOwner: () => undefined, setSessionOwner() {} };
+    const auth = makeAuthenticate(() => ({ connectedClients: 0, clients: {} }) as unknown as Aedes, { allowAnonymous: policy, useIdentityAsUsername: false, maxClients: 10, acl: [], users, owners }, newStats(), quiet);
     const client = { id: 'c', conn } as unknown as Client;
     return new Promise((resolve) => auth(client, undefined, undefined, (err) => resolve(err ? err.returnCode : true)));
   }

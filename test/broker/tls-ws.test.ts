@@ -15,6 +15,7 @@ describe('MQTT over TLS', () => {
   beforeAll(async () => {
     pki = makePki(dir);
     await addUser(writeConfig(dir), 'app', 'app-pw');
+    await addUser(writeConfig(dir), 'pi-7', 'unused-password'); // known by name; logs in by certificate
     const tls = { port: 0, host: '127.0.0.1', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca };
     agent = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'optional', useIdentityAsUsername: true }, allowAnonymous: false, acl } }, dir);
     strict = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'required' } } }, tempDir());
@@ -44,6 +45,20 @@ describe('MQTT over TLS', () => {
     await device.publishAsync('sensors/pi-8/t', 'denied', { qos: 1 });
     expect((await got).map((m) => m.payload)).toEqual(['ok']);
     await Promise.all([reader.endAsync(), device.endAsync()]);
+  });
+
+  it('refuses a certificate whose CN names no known user (0x05), unless certificateOnlyUsers allows it', async () => {
+    const { cert, key } = pki.clientCert('stranger');
+    const device = { ca: readFileSync(pki.ca), cert: readFileSync(cert), key: readFileSync(key) };
+    expect(await connackCode(url(agent), device)).toBe(5);
+    const tls = { port: 0, host: '127.0.0.1', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca };
+    const open = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'required', useIdentityAsUsername: true, certificateOnlyUsers: true }, allowAnonymous: false } }, tempDir());
+    try {
+      expect(await connackCode(url(open), device)).toBe(0);
+    } finally {
+      await open.stop();
+      cleanup(open.dir);
+    }
   });
 
   it('refuses clients without a certificate when certificates are required', async () => {

@@ -29,6 +29,9 @@ export interface ConnectFields {
   will?: { topic: string | Buffer; payload: string; qos?: number };
   username?: string | Buffer;
   password?: string;
+  /** Protocol name and level (default MQTT, 4). */
+  protocol?: string;
+  level?: number;
 }
 
 export function connect(f: ConnectFields = {}): Buffer {
@@ -46,7 +49,7 @@ export function connect(f: ConnectFields = {}): Buffer {
     flags |= 0x40;
     parts.push(str(f.password));
   }
-  return packet(0x10, str('MQTT'), Buffer.from([4, flags, 0, 60]), ...parts);
+  return packet(0x10, str(f.protocol ?? 'MQTT'), Buffer.from([f.level ?? 4, flags, 0, 60]), ...parts);
 }
 
 export const publish = (topic: string | Buffer, payload: string | Buffer, qos = 0, messageId = 1) =>
