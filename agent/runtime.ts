@@ -86,6 +86,7 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
     acl: b.acl,
     users: new UserStore(usersFilePath(config)),
     limits: b.limits,
+    loginThrottle: b.loginThrottle,
     sysIntervalSec: b.sysInterval,
     onPublish,
     log: logger.child({ stage: 'broker' }),

@@ -2,6 +2,7 @@
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import type { AclRule } from './acl.js';
 import { connectionInfo, isLoopback } from './connection-info.js';
+import type { LoginGuard } from './login-guard.js';
 import { openSession, sessionOf } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
@@ -22,6 +23,8 @@ export interface SessionOwners {
 }
 
 export interface AuthOptions {
+  /** Throttles failed logins and bounds password hashing. */
+  guard: LoginGuard;
   allowAnonymous: AnonymousPolicy;
   useIdentityAsUsername: boolean;
   /** A verified certificate whose CN names no user may still log in (with no roles). */
@@ -55,8 +58,17 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       return { username: info.certIdentity, roles: roles ?? [], certificateOnly: roles === null };
     }
     if (username !== undefined) {
-      const roles = password ? await opts.users.verify(username, password) : null;
-      if (!roles) throw refuse(Code.BadCredentials, 'bad user name or password');
+      const { guard } = opts;
+      const ban = guard.banned(info.remoteAddress, username);
+      if (ban) throw refuse(Code.NotAuthorized, ban); // no password check: a ban costs the agent nothing
+      const waitMs = guard.delayMs(info.remoteAddress, username);
+      if (waitMs) await new Promise((r) => setTimeout(r, waitMs));
+      const roles = password ? await guard.hash(() => opts.users.verify(username, password)) : null;
+      if (!roles) {
+        guard.failed(info.remoteAddress, username);
+        throw refuse(Code.BadCredentials, 'bad user name or password');
+      }
+      guard.succeeded(info.remoteAddress, username);
       return { username, roles, certificateOnly: false };
     }
     const anonymousOk = opts.allowAnonymous === true || (opts.allowAnonymous === 'loopback' && isLoopback(info.remoteAddress));
@@ -94,6 +106,7 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
           return refused(err as AuthenticateError);
         }
         openSession(client, { clientId: client.id, username: who.username, roles: who.roles }, opts.acl, who.certificateOnly);
+        opts.guard.loggedIn(client.conn);
         done(null, true);
       },
       (err: AuthenticateError) => refused(err),
@@ -101,7 +114,9 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
     function refused(err: AuthenticateError): void {
       if ((err.returnCode as number) !== Code.ServerUnavailable) stats.authFailures++;
       const info = connectionInfo(client.conn);
-      log.warn({ clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message }, 'connection refused');
+      // Under a flood of attempts the log says so once per ban (LoginGuard), not once per attempt.
+      const level = opts.guard.banned(info.remoteAddress, username) ? 'debug' : 'warn';
+      log[level]({ clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message }, 'connection refused');
       done(err.returnCode ? err : refuse(Code.ServerUnavailable, 'authentication failed'), false);
     }
   };

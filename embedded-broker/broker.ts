@@ -9,6 +9,7 @@ import { ACKED_BY_QUEUE, DROPPED, makeAuthorizers, type MarkedPacket, type Publi
 import { connectionInfo, setConnectionInfo } from './connection-info.js';
 import { listenTcp, listenTls, type Listener, type TcpListenerOptions, type TlsListenerOptions } from './listeners.js';
 import type { Logger } from './logger.js';
+import { LoginGuard, type LoginLimits } from './login-guard.js';
 import { PacketGuard, type GuardLimits } from './packet-guard.js';
 import { LevelPersistence } from './persistence/level.js';
 import { newStats, type BrokerStats } from './stats.js';
@@ -17,6 +18,8 @@ import { startSysTopics } from './sys.js';
 
 export interface BrokerLimits extends GuardLimits {
   maxClients: number;
+  maxPendingLogins: number;
+  maxPendingPerAddress: number;
   maxInflightPerClient: number;
   maxQueuedPerClient: number;
   connectTimeoutMs: number;
@@ -33,6 +36,7 @@ export interface BrokerOptions {
   acl: AclRule[];
   users: Users;
   limits: BrokerLimits;
+  loginThrottle: Omit<LoginLimits, 'maxPendingLogins' | 'maxPendingPerAddress'>;
   sysIntervalSec: number;
   onPublish?: PublishHook;
   log: Logger;
@@ -79,6 +83,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     onWriteError: (err) => log.error({ err: err.message }, 'session store write failed'),
     volatileRetainedPrefixes: ['$SYS/'],
   });
+  const loginGuard = new LoginGuard({ ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress }, log);
   const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);
   const aedes: Aedes = new EdgeAedes({
     persistence,
@@ -96,6 +101,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
         acl: opts.acl,
         users: opts.users,
         owners: persistence,
+        guard: loginGuard,
       },
       stats,
       log,
@@ -107,6 +113,12 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
   aedes.on('connectionError', (client, err) => log.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'));
 
   function handle(conn: Duplex): void {
+    // Nothing unauthenticated grows without bound: past the caps a connection is closed at once.
+    if (!loginGuard.admit(conn, connectionInfo(conn).remoteAddress)) {
+      stats.connectionsRefused++;
+      conn.destroy();
+      return;
+    }
     const client = aedes.handle(conn) as Client & ClientInternals;
     guard(client, conn);
   }

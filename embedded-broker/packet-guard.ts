@@ -6,6 +6,8 @@ export interface GuardLimits {
   maxPayloadBytes: number;
   maxTopicLength: number;
   maxTopicLevels: number;
+  /** Largest CONNECT: it comes before any login, so it is kept small. */
+  maxConnectBytes: number;
   /** Let control characters (U+0001-U+001F, U+007F-U+009F) into topics, filters, client ids and user names. */
   allowControlCharacters?: boolean;
 }
@@ -146,6 +148,7 @@ export class PacketGuard {
     if (!header) return 0;
     const { length, bytes } = header;
     if (length > this.maxPacket) throw new Malformed(`packet of ${length} bytes exceeds the size limit`);
+    if (type === CONNECT && length > this.limits.maxConnectBytes) throw new Malformed(`CONNECT of ${length} bytes exceeds ${this.limits.maxConnectBytes}`);
     const body = start + 1 + bytes;
     const wanted = this.inspectedLength(type, (flags >> 1) & 3, data, body, length);
     if (wanted === undefined || body + wanted > data.length) return 0;

@@ -112,6 +112,15 @@ export const ConfigSchema = Type.Object(
           description: 'access rules; empty = every authenticated client may publish and subscribe anywhere',
         }),
         sysInterval: Type.Integer({ minimum: 0, default: 10, description: 'seconds between $SYS updates; 0 = off' }),
+        loginThrottle: Type.Object(
+          {
+            failuresBeforeDelay: Type.Integer({ minimum: 1, default: 3, description: 'failed logins (per source address and per user name) before each further attempt waits, 0.25 s doubling up to 8 s' }),
+            failuresBeforeBan: Type.Integer({ minimum: 1, default: 10, description: 'failed logins (per source address and per user name) that ban it for banMs; logged once per ban' }),
+            banMs: Type.Integer({ minimum: 1000, default: 600000, description: 'how long a ban lasts; a streak of failures older than this is forgotten' }),
+            hashConcurrency: Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'password checks (scrypt, ~50 ms of a core each) run at once' }),
+          },
+          { ...strict, default: {} },
+        ),
         limits: Type.Object(
           {
             maxPayloadBytes: Type.Integer({ minimum: 1, maximum: 268435455, default: 262144, description: 'largest PUBLISH payload; larger disconnects the client' }),
@@ -120,7 +129,10 @@ export const ConfigSchema = Type.Object(
             maxClients: Type.Integer({ minimum: 1, default: 1024, description: 'most connected clients; more get CONNACK 0x03' }),
             maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'QoS 1 messages a client may have awaiting PUBACK; beyond this its socket is read only as they are acknowledged' }),
             maxQueuedPerClient: Type.Integer({ minimum: 1, default: 1000, description: 'stored messages per persistent session; newer ones are dropped and counted' }),
-            connectTimeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'time a new connection has to send CONNECT' }),
+            connectTimeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'time a new connection has to send its whole CONNECT' }),
+            maxConnectBytes: Type.Integer({ minimum: 256, maximum: 262144, default: 8192, description: 'largest CONNECT packet (it comes before any login)' }),
+            maxPendingLogins: Type.Integer({ minimum: 1, default: 64, description: 'connections that have not logged in yet, in all; more are closed at once' }),
+            maxPendingPerAddress: Type.Integer({ minimum: 1, default: 8, description: 'connections that have not logged in yet, from one source address' }),
             drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'time a slow subscriber has to drain its socket before it is dropped' }),
             allowControlCharacters: Type.Boolean({ default: false, description: 'let control characters (U+0001-U+001F, U+007F-U+009F) into topics, topic filters, client ids and user names' }),
           },

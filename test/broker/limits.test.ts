@@ -16,6 +16,9 @@ const limits = {
   maxQueuedPerClient: 3,
   connectTimeoutMs: 300,
   drainTimeoutMs: 500,
+  maxConnectBytes: 8192,
+  maxPendingLogins: 64,
+  maxPendingPerAddress: 8,
 };
 
 async function closedBy(port: number, ...packets: Buffer[]): Promise<boolean> {
@@ -123,6 +126,7 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
       acl: [],
       users: { verify: async () => null, roles: async () => [] },
       limits,
+      loginThrottle: { failuresBeforeDelay: 3, failuresBeforeBan: 10, banMs: 60_000, hashConcurrency: 1 },
       sysIntervalSec: 0,
       onPublish: (m) => (m.qos > 0 ? { safe: new Promise<void>((resolve, reject) => held.push({ resolve, reject })), holdSender: false } : undefined),
       log: { debug() {}, info() {}, warn() {}, error() {} },

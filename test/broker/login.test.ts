@@ -1,0 +1,141 @@
+// Before a login: failed attempts throttled then banned (per source address and per user name),
+// logged once per ban; connections that have not logged in capped in all and per address, CONNECT
+// kept small, so a flood of half-CONNECTs cannot grow the agent's memory.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoginGuard } from '../../embedded-broker/login-guard.js';
+import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
+import { connect, str } from '../helpers/raw.js';
+import { addUser } from '../helpers/users.js';
+
+/** One raw CONNECT from a chosen loopback source address; the CONNACK code, or 'closed' without one. */
+function connackFrom(port: number, localAddress: string, username: string, password: string): Promise<number | 'closed'> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    let got = Buffer.alloc(0);
+    socket.on('connect', () => socket.write(connect({ clientId: `c-${localAddress}-${Math.random()}`, username, password })));
+    socket.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 4) {
+        socket.destroy();
+        resolve(got[3]);
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve('closed'));
+  });
+}
+
+/** Open a connection that sends half a CONNECT and then nothing; resolves once it is open or closed. */
+function halfConnect(port: number, localAddress: string): Promise<net.Socket> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    socket.on('error', () => {});
+    socket.on('connect', () => {
+      // A CONNECT that says 8,000 bytes follow (just under maxConnectBytes), and sends 7,000 of them.
+      socket.write(Buffer.concat([Buffer.from([0x10, 0xc0, 0x3e]), str('MQTT'), Buffer.from([4, 2, 0, 60]), Buffer.alloc(7000 - 10, 0x61)]));
+      resolve(socket);
+    });
+    socket.on('close', () => resolve(socket));
+  });
+}
+
+const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+
+describe('login throttling (LoginGuard)', () => {
+  it('delays after a few failures, doubling, then bans; logs once per ban; a success clears the streak', () => {
+    const warnings: object[] = [];
+    let now = 1_000_000;
+    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 2, failuresBeforeBan: 5, banMs: 60_000, hashConcurrency: 1 }, { debug() {}, info() {}, warn: (o: object) => warnings.push(o), error() {} }, () => now);
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      delays.push(guard.delayMs('10.0.0.9', 'eve'));
+      guard.failed('10.0.0.9', 'eve');
+    }
+    expect(delays).toEqual([0, 0, 250, 500]);
+    expect(guard.banned('10.0.0.9', 'eve')).toBeUndefined();
+    guard.failed('10.0.0.9', 'eve');
+    expect(guard.banned('10.0.0.9', 'eve')).toMatch(/^address 10\.0\.0\.9 is banned for 60 s/);
+    expect(guard.banned('10.0.0.7', 'eve')).toMatch(/^user eve is banned/); // the user name from elsewhere too
+    expect(guard.banned('10.0.0.7', 'bob')).toBeUndefined();
+    for (let i = 0; i < 20; i++) guard.failed('10.0.0.9', 'eve');
+    expect(warnings).toHaveLength(2); // one ban each for the address and the user name, not one per attempt
+    now += 61_000;
+    expect(guard.banned('10.0.0.9', 'eve')).toBeUndefined();
+    guard.succeeded('10.0.0.9', 'eve');
+    expect(guard.delayMs('10.0.0.9', 'eve')).toBe(0);
+  });
+
+  it('runs password checks a few at a time', async () => {
+    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 2, failuresBeforeBan: 5, banMs: 60_000, hashConcurrency: 2 }, { debug() {}, info() {}, warn() {}, error() {} });
+    let running = 0;
+    let most = 0;
+    const work = () =>
+      guard.hash(async () => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 20));
+        running--;
+      });
+    await Promise.all(Array.from({ length: 10 }, work));
+    expect(most).toBe(2);
+  });
+});
+
+describe('before login, through the real broker', () => {
+  const dir = tempDir();
+  let agent: ChildAgent;
+  let port: number;
+  beforeAll(async () => {
+    const config = writeConfig(dir, { broker: { allowAnonymous: false, loginThrottle: { failuresBeforeDelay: 2, failuresBeforeBan: 4, banMs: 60_000 } } });
+    await addUser(config, 'alice', 'right');
+    await addUser(config, 'carol', 'right');
+    agent = await spawnAgent(['--config', config]);
+    port = portOf(agent.listeners.mqtt);
+  });
+  afterAll(async () => {
+    agent.proc.kill('SIGTERM');
+    await agent.exited;
+    cleanup(dir);
+  });
+
+  it('a guessing address is banned: then even the right password is refused from it, while others log in', async () => {
+    const codes: (number | 'closed')[] = [];
+    for (let i = 0; i < 4; i++) codes.push(await connackFrom(port, '127.0.0.2', 'alice', `guess-${i}`));
+    expect(codes).toEqual([4, 4, 4, 4]);
+    expect(await connackFrom(port, '127.0.0.2', 'alice', 'right')).toBe(5); // banned address and user name
+    expect(await connackFrom(port, '127.0.0.2', 'carol', 'right')).toBe(5); // banned address
+    expect(await connackFrom(port, '127.0.0.3', 'carol', 'right')).toBe(0); // positive control
+    const bans = agent.lines.filter((l) => l.includes('login banned'));
+    expect(bans.length).toBe(2); // the address and the user name, once each
+    expect(agent.lines.filter((l) => l.includes('connection refused')).length).toBeLessThanOrEqual(4);
+  });
+
+  it('caps connections that have not logged in per address; 300 half-CONNECTs add no more than a few MB', async () => {
+    const before = rssKb(agent.proc.pid!);
+    const sockets = await Promise.all(Array.from({ length: 300 }, (_, i) => halfConnect(port, `127.0.${10 + (i >> 7)}.${(i % 127) + 1}`)));
+    const sameAddress = await Promise.all(Array.from({ length: 10 }, () => halfConnect(port, '127.0.9.9')));
+    await new Promise((r) => setTimeout(r, 500));
+    const openSame = sameAddress.filter((s) => !s.destroyed && s.readyState === 'open').length;
+    const open = sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+    const grew = rssKb(agent.proc.pid!) - before;
+    [...sockets, ...sameAddress].forEach((s) => s.destroy());
+    expect(openSame).toBeLessThanOrEqual(8); // maxPendingPerAddress
+    expect(open + openSame).toBeLessThanOrEqual(64); // maxPendingLogins
+    expect(open).toBeGreaterThan(0); // positive control: connections were made and held
+    expect(grew).toBeLessThan(8 * 1024); // measured 1-5 MB here (RSS moves with the GC)
+  });
+
+  it('closes a CONNECT larger than maxConnectBytes from its header, and a half CONNECT after connectTimeoutMs', async () => {
+    const big = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(Buffer.from([0x10, 0xff, 0xff, 0x03]))); // says 65,535+ bytes follow
+      s.on('close', () => resolve(true));
+      s.on('error', () => {});
+    });
+    expect(big).toBe(true);
+    const started = Date.now();
+    const half = await halfConnect(port, '127.0.8.8');
+    await new Promise<void>((resolve) => (half.destroyed ? resolve() : half.once('close', () => resolve())));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4000); // connectTimeoutMs, 5 s by default
+  }, 20_000);
+});
