@@ -1,9 +1,10 @@
 // npm run bench [-- name ...]: runs the named benchmarks (default: all) and prints their tables.
 import { benchBroker } from './broker.js';
 import { benchIngest } from './ingest.js';
+import { benchLogin } from './login.js';
 import { benchSync } from './sync.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

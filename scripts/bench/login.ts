@@ -1,0 +1,86 @@
+// npm run bench -- login: a connected sensor's PUBACK latency while 64 connections from 64 other
+// addresses guess passwords as fast as they are answered, next to the same sensor with no flood,
+// measured in the same run.
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
+import { sensorPayload } from './load.js';
+import { percentile, printLimits } from './report.js';
+
+const PHASE_MS = 10_000;
+const SENSOR_RATE = 50;
+const ATTACKERS = 64;
+
+const str = (s: string) => Buffer.concat([Buffer.from([s.length >> 8, s.length & 0xff]), Buffer.from(s)]);
+
+function connectPacket(clientId: string, username: string, password: string): Buffer {
+  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str(clientId), str(username), str(password)]);
+  return Buffer.concat([Buffer.from([0x10, body.length]), body]);
+}
+
+/** One guesser from its own source address: a wrong password, again as soon as it is answered, until `until`. */
+async function guess(port: number, address: string, until: number, counts: Record<string, number>): Promise<void> {
+  for (let n = 0; Date.now() < until; n++) {
+    const code = await new Promise<string>((resolve) => {
+      const socket = net.connect({ port, host: '127.0.0.1', localAddress: address });
+      socket.setTimeout(Math.max(1, until - Date.now()), () => socket.destroy());
+      socket.on('connect', () => socket.write(connectPacket(`guess-${address}-${n}`, `user-${n % 5}`, `wrong-${n}`)));
+      socket.on('data', (d) => {
+        socket.destroy();
+        resolve(d.length >= 4 ? `CONNACK ${d[3]}` : 'short');
+      });
+      socket.on('error', () => resolve('error'));
+      socket.on('close', () => resolve('closed'));
+    });
+    counts[code] = (counts[code] ?? 0) + 1;
+  }
+}
+
+/** PUBACK latencies of a sensor publishing QoS 1 at SENSOR_RATE/s for `ms`. */
+async function sensorLatencies(client: mqtt.MqttClient, ms: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const sent: Promise<void>[] = [];
+  const end = Date.now() + ms;
+  for (let i = 0; Date.now() < end; i++) {
+    const t0 = performance.now();
+    sent.push(client.publishAsync(benchTopic(0), sensorPayload(), { qos: 1 }).then(() => void latencies.push(performance.now() - t0)));
+    await new Promise((r) => setTimeout(r, 1000 / SENSOR_RATE));
+  }
+  await Promise.all(sent);
+  return latencies;
+}
+
+export async function benchLogin(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-login-'));
+  const agent = await startBenchAgent(dir);
+  try {
+    const port = agent.port('mqtt');
+    const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: BENCH_USER.name, password: BENCH_USER.password, clientId: 'bench-sensor', reconnectPeriod: 0 });
+    await sensorLatencies(sensor, 2000); // warm-up
+    const quiet = await sensorLatencies(sensor, PHASE_MS);
+    const counts: Record<string, number> = {};
+    const until = Date.now() + PHASE_MS;
+    const flood = Promise.all(Array.from({ length: ATTACKERS }, (_, i) => guess(port, `127.0.40.${i + 1}`, until, counts)));
+    const flooded = await sensorLatencies(sensor, PHASE_MS);
+    await flood;
+    await sensor.endAsync();
+    const attempts = Object.values(counts).reduce((a, b) => a + b, 0);
+    printLimits(`login flood: a sensor publishing QoS 1 at ${SENSOR_RATE}/s, then the same while ${ATTACKERS} connections from ${ATTACKERS} addresses guess passwords (${PHASE_MS / 1000} s each)`, [
+      { name: 'sensor PUBACK p50, no flood', value: percentile(quiet, 50), unit: 'ms', max: 50 },
+      { name: 'sensor PUBACK p99, no flood', value: percentile(quiet, 99), unit: 'ms', max: 50 },
+      { name: 'sensor PUBACK p50 during the flood', value: percentile(flooded, 50), unit: 'ms', max: 50 },
+      { name: 'sensor PUBACK p99 during the flood', value: percentile(flooded, 99), unit: 'ms', max: 50 },
+    ]);
+    const answers = Object.entries(counts)
+      .sort(([, a], [, b]) => b - a)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ');
+    console.log(`\nguesses answered: ${attempts} (${Math.round(attempts / (PHASE_MS / 1000))}/s): ${answers} (CONNACK 4 = password checked and wrong, 5 = banned, no check)`);
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
