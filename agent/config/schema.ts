@@ -99,6 +99,10 @@ export const ConfigSchema = Type.Object(
           {
             enabled: Type.Boolean({ default: true, description: 'serve MQTT over WebSocket on the web listeners' }),
             path: Type.String({ pattern: '^/', default: '/mqtt', description: 'WebSocket path' }),
+            allowedOrigins: Type.Array(Type.String({ minLength: 1 }), {
+              default: [],
+              description: 'browser origins (scheme://host:port) besides the agent\'s own that may open MQTT over WebSocket; "*" for any. Requests without an Origin (not browsers) may',
+            }),
           },
           { ...strict, default: {} },
         ),

@@ -24,7 +24,7 @@ describe.skipIf(!canNetns)('anonymous access from another host (network namespac
   beforeAll(async () => {
     host = createTestHost();
     await addUser(writeConfig(dir), 'field', 'field-pw');
-    agent = await startAgent({ broker: { mqtt: { host: '0.0.0.0' } } }, dir);
+    agent = await startAgent({ broker: { mqtt: { host: '0.0.0.0' } }, web: { http: { host: '0.0.0.0' } } }, dir);
   });
   afterAll(async () => {
     await agent.stop();
@@ -42,6 +42,16 @@ describe.skipIf(!canNetns)('anonymous access from another host (network namespac
   it('refuses anonymous clients from beyond loopback by default (CONNACK 5)', async () => {
     expect(await pub(agent.port('mqtt'))).toMatch(/not authori[sz]ed/i);
     expect(agent.runtime.broker.stats().authFailures).toBeGreaterThan(0);
+  });
+
+  it('over WebSocket too: anonymous from another host is refused, a user is accepted', async () => {
+    // MQTT.js inside the namespace, over ws://, answering with the CONNACK code (0 = accepted).
+    const script = (auth: string) =>
+      `import('mqtt').then(({ default: mqtt }) => { const c = mqtt.connect('ws://${host.hostAddress}:${agent.port('http')}/mqtt', { reconnectPeriod: 0${auth} }); ` +
+      `c.on('connect', () => { console.log(0); c.end(true); }); c.on('error', (e) => { console.log(e.code ?? e.message); c.end(true); }); })`;
+    const run = async (auth: string) => (await exec(host.exec[0], [...host.exec.slice(1), process.execPath, '-e', script(auth)], { cwd: process.cwd() })).stdout.trim();
+    expect(await run('')).toBe('5');
+    expect(await run(", username: 'field', password: 'field-pw'")).toBe('0');
   });
 
   it('still accepts anonymous clients on loopback and users from anywhere', async () => {

@@ -6,6 +6,8 @@ import { createWebSocketStream } from 'ws';
 export interface MqttWsOptions {
   path: string;
   maxPayload: number;
+  /** Origins besides the agent's own that may open it; `*` for any. A request with no Origin (not a browser) may. */
+  allowedOrigins: string[];
   /** Hand one connection to the broker. */
   handle(stream: Duplex, remoteAddress: string): void;
 }
@@ -18,7 +20,19 @@ export const mqttWebSocketRoute: FastifyPluginAsync<MqttWsOptions> = async (app,
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     },
   });
-  app.get(opts.path, { websocket: true }, (socket, req) => {
+  const allowed = new Set(opts.allowedOrigins);
+  // A page in a browser on the Pi (or reached through a tunnel) would connect from loopback, where
+  // anonymous access is allowed: only the agent's own pages, and origins the config names, may.
+  const originOk = (origin: string | undefined, host: string | undefined, secure: boolean) =>
+    origin === undefined || allowed.has('*') || allowed.has(origin) || (host !== undefined && origin === `${secure ? 'https' : 'http'}://${host}`);
+  app.get(opts.path, {
+    websocket: true,
+    preValidation: async (req, reply) => {
+      if (!originOk(req.headers.origin, req.headers.host, req.protocol === 'https')) {
+        await reply.code(403).send({ error: 'Forbidden', message: `Origin ${req.headers.origin} may not open MQTT over WebSocket (broker.ws.allowedOrigins)` });
+      }
+    },
+  }, (socket, req) => {
     const stream = createWebSocketStream(socket);
     stream.on('error', () => socket.terminate());
     opts.handle(stream, req.socket.remoteAddress ?? '');
