@@ -2,12 +2,13 @@
 // sinks), and the web listeners. Each stage is known here only through its public interface.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook } from '../embedded-broker/index.js';
+import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook, type Sealer } from '../embedded-broker/index.js';
 import { Backoff } from './buffer/backoff.js';
 import type { ChunkBatch } from './buffer/chunk-batch.js';
 import { ConsumerEngine, type EngineStatus } from './buffer/engine.js';
 import { describeDiskError, isDiskError } from './buffer/faults.js';
-import { readKeyFile } from './buffer/key.js';
+import { open, seal } from './buffer/chunk.js';
+import { readKeyFile, subkey } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -74,12 +75,22 @@ async function openWhenDiskAllows<T>(name: string, open: () => Promise<T>, readi
   }
 }
 
+/** The key for encryption at rest, when configured. */
+const atRestKey = (config: Config) => (config.buffer.encryption.keyFile ? readKeyFile(config.buffer.encryption.keyFile) : undefined);
+
+/** AES-256-GCM of each stored value, bound to its LevelDB key. */
+function sealer(key: Buffer): Sealer {
+  return { seal: (plain, name) => seal(plain, key, Buffer.from(name)), open: (sealed, name) => open(sealed, key, Buffer.from(name)) };
+}
+
 /** The embedded broker as the config describes it, handing accepted messages to `onPublish`. */
 export function brokerOptions(config: Config, logger: Logger, onPublish?: PublishHook): BrokerOptions {
   const b = config.broker;
+  const key = atRestKey(config);
   return {
     version: VERSION,
     persistenceDir: join(config.agent.dataDir, 'broker'),
+    persistenceSealer: key && sealer(subkey(key, 'broker')),
     mqtt: b.mqtt.enabled ? b.mqtt : undefined,
     mqtts: b.mqtts.cert && b.mqtts.key ? { ...b.mqtts, cert: b.mqtts.cert, key: b.mqtts.key } : undefined,
     allowAnonymous: b.allowAnonymous,
@@ -101,7 +112,7 @@ export function openLog(config: Config, logger: Logger): Promise<DurableLog> {
     agentId: agent.id,
     maxDelayMs: buffer.maxDelayMs,
     maxRecords: buffer.maxRecords,
-    encryptionKey: buffer.encryption.keyFile ? readKeyFile(buffer.encryption.keyFile) : undefined,
+    encryptionKey: atRestKey(config),
     deadLetters: i.deadLetters,
     log: logger.child({ stage: 'log' }),
   });
@@ -141,7 +152,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     let storeConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const backend = s.backend;
     if (backend !== 'none') {
-      const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir)), readiness, logger);
+      const key = atRestKey(config);
+      const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir), key && subkey(key, 'store')), readiness, logger);
       store = opened;
       started.push(() => opened.close());
       const consumer = new ConsumerEngine(log, storeDelivery(opened, log, s.maxBatchBytes), {

@@ -11,7 +11,7 @@ import { listenTcp, listenTls, type Listener, type TcpListenerOptions, type TlsL
 import type { Logger } from './logger.js';
 import { LoginGuard, type LoginLimits } from './login-guard.js';
 import { PacketGuard, type GuardLimits } from './packet-guard.js';
-import { LevelPersistence } from './persistence/level.js';
+import { LevelPersistence, type Sealer } from './persistence/level.js';
 import { newStats, type BrokerStats } from './stats.js';
 import { watchUsers } from './revocation.js';
 import { startSysTopics } from './sys.js';
@@ -30,6 +30,8 @@ export interface BrokerOptions {
   version: string;
   /** Directory for retained messages and persistent sessions. */
   persistenceDir: string;
+  /** Encrypts what that directory stores (queued messages, retained payloads, wills). */
+  persistenceSealer?: Sealer;
   mqtt?: TcpListenerOptions;
   mqtts?: TlsListenerOptions & { useIdentityAsUsername: boolean; certificateOnlyUsers?: boolean };
   allowAnonymous: AnonymousPolicy;
@@ -82,6 +84,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     onQueueFull: () => stats.queueDropped++,
     onWriteError: (err) => log.error({ err: err.message }, 'session store write failed'),
     volatileRetainedPrefixes: ['$SYS/'],
+    sealer: opts.persistenceSealer,
   });
   const loginGuard = new LoginGuard({ ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress }, log);
   const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);

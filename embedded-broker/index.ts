@@ -4,4 +4,5 @@ export type { AclRule } from './acl.js';
 export type { Users, AnonymousPolicy } from './auth.js';
 export type { Acceptance, InboundMessage, PublishHook } from './authorize.js';
 export type { BrokerStats } from './stats.js';
+export type { Sealer } from './persistence/level.js';
 export type { Logger } from './logger.js';

@@ -225,7 +225,7 @@ export class DurableLog {
     const id = this.nextDeadLetterId++;
     const kept = refused.payload.subarray(0, this.opts.deadLetters.payloadCapBytes);
     const entry: DeadLetter = { id, ...refused, payload: kept.toString('base64'), payloadBytes: refused.payload.length, truncated: kept.length < refused.payload.length };
-    const value = utf8(JSON.stringify(entry));
+    const value = this.sealDeadLetter(id, utf8(JSON.stringify(entry)));
     const batch = this.openBatch(this.nextSeq);
     batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
     this.pendingSize += value.length;
@@ -570,8 +570,20 @@ export class DurableLog {
 
   async deadLetters(limit = 100): Promise<DeadLetter[]> {
     const out: DeadLetter[] = [];
-    for await (const value of this.db.values({ gte: 'd!', lt: 'd"', reverse: true, limit })) out.push(JSON.parse(text(value)));
+    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt: 'd"', reverse: true, limit })) out.push(JSON.parse(text(this.openDeadLetter(key, value))));
     return out;
+  }
+
+  /** Dead letters hold payloads too: sealed like the chunks when the log is encrypted. */
+  private sealDeadLetter(id: number, plain: Buffer): Buffer {
+    const key = this.opts.encryptionKey;
+    return key ? seal(plain, key, utf8(`d!${hex(id)}`)) : plain;
+  }
+
+  private openDeadLetter(dbKey: string, value: Uint8Array): Uint8Array {
+    const key = this.opts.encryptionKey;
+    // One written before encryption was configured is plain JSON.
+    return key && value[0] !== 0x7b ? open(Buffer.from(value), key, utf8(dbKey)) : value;
   }
 
   stats(): LogStats {

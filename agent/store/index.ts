@@ -10,8 +10,8 @@ export { STORE_CONSUMER, storeDelivery } from './delivery.js';
 
 export type StoreBackend = Exclude<StoreConfig['backend'], 'none'>;
 
-const backends: Record<StoreBackend, (path: string) => LocalStore | Promise<LocalStore>> = {
-  sqlite: (path) => openSqliteStore(path),
+const backends: Record<StoreBackend, (path: string, key?: Buffer) => LocalStore | Promise<LocalStore>> = {
+  sqlite: (path, key) => openSqliteStore(path, key),
   files: (dir) => openFilesStore({ dir }),
 };
 
@@ -19,6 +19,7 @@ export function defaultStorePath(backend: StoreBackend, dataDir: string): string
   return backend === 'sqlite' ? join(dataDir, 'store.db') : join(dataDir, 'store');
 }
 
-export function openStore(backend: StoreBackend, path: string): Promise<LocalStore> {
-  return Promise.resolve(backends[backend](path));
+/** `key`: encryption at rest (the SQLite store; the config refuses it for the files store). */
+export function openStore(backend: StoreBackend, path: string, key?: Buffer): Promise<LocalStore> {
+  return Promise.resolve(backends[backend](path, key));
 }

@@ -2,7 +2,7 @@
 // must not hold up the event loop that acknowledges readings.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { splitRecord, type LogRecord } from '../buffer/record.js';
 import type { StoreQuery } from './types.js';
 
@@ -84,6 +84,45 @@ function migrate(db: Database.Database): void {
   })();
 }
 
+export class StoreKeyError extends Error {}
+
+/** SQLCipher 4's format (so the sqlcipher tool opens it too), with a raw 256-bit key. */
+function useKey(db: Database.Database, key: Buffer, pragma: 'key' | 'rekey'): void {
+  db.pragma("cipher = 'sqlcipher'");
+  db.pragma('legacy = 4');
+  db.pragma(`${pragma} = "x'${key.toString('hex')}'"`);
+}
+
+const readable = (db: Database.Database) => {
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'SQLITE_NOTADB') throw err;
+    return false;
+  }
+};
+
+/**
+ * The database, encrypted with `key` when one is given. A store written before encryption was
+ * configured is encrypted in place; a wrong or missing key stops start-up with a clear error.
+ */
+function openKeyed(path: string, key: Buffer | undefined): Database.Database {
+  const db = new Database(path);
+  if (key) useKey(db, key, 'key');
+  if (readable(db)) return db;
+  db.close();
+  if (!key) throw new StoreKeyError(`${path} is encrypted: set buffer.encryption.keyFile to its key`);
+  const plain = new Database(path);
+  if (!readable(plain)) {
+    plain.close();
+    throw new StoreKeyError(`${path} is encrypted with another key than buffer.encryption.keyFile holds`);
+  }
+  plain.pragma('journal_mode = TRUNCATE'); // rekey cannot work on a WAL database
+  useKey(plain, key, 'rekey');
+  return plain;
+}
+
 /** name -> id for one of the small name tables, cached. */
 class Names {
   private readonly ids = new Map<string, number>();
@@ -123,9 +162,9 @@ export class SqliteDb {
   private readonly clients: Names;
   private readonly schemas: Names;
 
-  constructor(path: string) {
+  constructor(path: string, key?: Buffer) {
     mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
+    this.db = openKeyed(path, key);
     // A rollback journal, not WAL: rows are appended at the end of the table, and only the few pages
     // a batch changes in place are journalled, where WAL writes every page twice (to the WAL, then at
     // checkpoint): about half the bytes on the SD card (1.6x the payload against 2.9x, measured). The

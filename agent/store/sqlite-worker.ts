@@ -17,7 +17,8 @@ const reply = (id: number, err: unknown): Reply => {
 
 let db: SqliteDb;
 try {
-  db = new SqliteDb((workerData as { path: string }).path);
+  const { path, key } = workerData as { path: string; key?: Uint8Array };
+  db = new SqliteDb(path, key && Buffer.from(key));
   parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
 } catch (err) {
   // Opening failed (a full disk, say): say why, with SQLite's code, and end.

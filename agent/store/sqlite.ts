@@ -37,9 +37,9 @@ class StoreWorker {
   /** Highest seq stored, once the database is open. */
   readonly ready: Promise<number>;
 
-  constructor(path: string) {
+  constructor(path: string, key?: Buffer) {
     // Plain Node, whatever flags or loaders the host process has; a small heap: it holds one batch at a time.
-    this.worker = new Worker(workerScript(), { workerData: { path }, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    this.worker = new Worker(workerScript(), { workerData: { path, key }, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.ready = new Promise<number>((resolve, reject) => this.pending.set(0, { resolve: (v) => resolve(v as number), reject }));
     this.ready.catch(() => {}); // the opener awaits it
@@ -73,13 +73,14 @@ class StoreWorker {
   }
 }
 
-export async function openSqliteStore(path: string): Promise<LocalStore> {
-  let worker = new StoreWorker(path);
+/** `key`: encrypt the database (SQLCipher format) with it. */
+export async function openSqliteStore(path: string, key?: Buffer): Promise<LocalStore> {
+  let worker = new StoreWorker(path, key);
   let last = await worker.ready;
   /** The worker, started again if its thread died: the failed call was an error of the moment, retried. */
   const live = async () => {
     if (!worker.alive) {
-      worker = new StoreWorker(path);
+      worker = new StoreWorker(path, key);
       last = Math.max(last, await worker.ready);
     }
     return worker;

@@ -44,13 +44,22 @@ export interface LevelPersistenceOptions {
   onQueueFull?: (clientId: string) => void;
   /** Retained messages under these prefixes stay in memory only (e.g. $SYS, rewritten every few seconds). */
   volatileRetainedPrefixes?: string[];
+  /** Encrypts every stored value (queued messages, retained payloads, wills) when encryption at rest is on. */
+  sealer?: Sealer;
+}
+
+/** Authenticated encryption of a value, bound to its key. */
+export interface Sealer {
+  seal(plain: Buffer, key: string): Buffer;
+  open(sealed: Buffer, key: string): Buffer;
 }
 
 /** aedes-packet's constructor: copies a packet into the shape aedes queues. */
 const Packet = AedesPacket as unknown as new (p: StoredPacket) => StoredPacket;
 const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true };
-const enc = (v: unknown) => serialize(v);
+
 const plain = (p: StoredPacket): StoredPacket => ({ ...p });
+const enc = (v: unknown) => serialize(v);
 
 export class LevelPersistence {
   private readonly db: ClassicLevel<string, Uint8Array>;
@@ -76,7 +85,9 @@ export class LevelPersistence {
 
   /** Queue operations for LevelDB without waiting for them. */
   private persist(ops: Op[]): void {
-    this.writes.write(ops).catch((err: Error) => this.opts.onWriteError?.(err));
+    const { sealer } = this.opts;
+    const stored = sealer ? ops.map((op) => (op.type === 'put' ? { ...op, value: sealer.seal(Buffer.from(op.value), op.key) } : op)) : ops;
+    this.writes.write(stored).catch((err: Error) => this.opts.onWriteError?.(err));
   }
 
   get broker(): BrokerRef | undefined {
@@ -86,7 +97,19 @@ export class LevelPersistence {
   async setup(broker: BrokerRef): Promise<void> {
     this.brokerRef = broker;
     await this.db.open();
-    for await (const [key, value] of this.db.iterator()) this.restore(key, deserialize(value));
+    for await (const [key, value] of this.db.iterator()) this.restore(key, deserialize(this.unseal(key, value)));
+  }
+
+  /** A stored value, opened; one written before encryption was configured is read as it is. */
+  private unseal(key: string, value: Uint8Array): Uint8Array {
+    const { sealer } = this.opts;
+    if (!sealer) return value;
+    try {
+      return sealer.open(Buffer.from(value), key);
+    } catch (err) {
+      if (value[0] === 0xff) return value; // V8's serialization header: plain
+      throw err;
+    }
   }
 
   private restore(key: string, value: unknown): void {

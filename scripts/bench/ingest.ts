@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { benchLoad, startBenchAgent } from './agent.js';
 import { sensorPayload, type LoadOptions } from './load.js';
 import { cpuMs, startProcess, type Started } from './processes.js';

@@ -1,6 +1,6 @@
 // The promise of the product: a reading the agent acknowledged survives any kill, exactly once.
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DurableLog } from '../../agent/buffer/log.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSchemaFile, SchemaFileError, SchemaRegistry } from '../../agent/ingest/schemas.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, writeIn } from '../helpers/agent.js';

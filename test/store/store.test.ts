@@ -86,7 +86,7 @@ describe('sqlite specifics', () => {
     const store = await openStore('sqlite', join(d, 'store.db'));
     await store.write(batch([record(1), record(2), record(3)]));
     await store.close();
-    const { default: Database } = await import('better-sqlite3');
+    const { default: Database } = await import('better-sqlite3-multiple-ciphers');
     const db = new Database(join(d, 'store.db'), { readonly: true });
     expect(db.prepare("SELECT seq FROM readings WHERE json_extract(payload, '$.t') > 20.15 ORDER BY seq").all()).toEqual([{ seq: 2 }, { seq: 3 }]);
     expect(db.pragma('journal_mode', { simple: true })).toBe('delete'); // a rollback journal (a new connection's default flavour); WAL would persist as 'wal'
