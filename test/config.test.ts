@@ -177,12 +177,6 @@ describe('config commands', () => {
     expect(r.stderr).toContain(`broker.mqtts.key: cannot read ${missing}: ENOENT`);
   });
 
-  it('encryption at rest refuses the files store (it cannot be encrypted yet)', () => {
-    const key = file('k.key', 'ab'.repeat(32));
-    expect(problems(file('enc-files.yaml', `buffer: { encryption: { keyFile: ${key} } }\nstore: { backend: files }\n`))).toEqual(['store.backend: files cannot be encrypted; with buffer.encryption.keyFile use sqlite (encrypted) or none']);
-    expect(() => loadConfig(file('enc-sqlite.yaml', `buffer: { encryption: { keyFile: ${key} } }\n`), {})).not.toThrow();
-  });
-
   it('a list or mapping in an environment variable that is not whole YAML is an error naming the variable', () => {
     expect(problems(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }' })).toEqual([expect.stringMatching(/^EDGE_AGENT_BROKER__ACL: not valid YAML or JSON: /)]);
     expect(problems(undefined, { EDGE_AGENT_INGEST__SCHEMAS: '{ name: x, topics: [a' })).toEqual([expect.stringMatching(/^EDGE_AGENT_INGEST__SCHEMAS: not valid YAML or JSON: /)]);

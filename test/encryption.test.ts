@@ -84,6 +84,30 @@ describe('encryption at rest', () => {
     await expect(startAgent({ buffer: { encryption: { keyFile: wrongKey } } }, dir)).rejects.toThrow(/does not hold the key/);
   });
 
+  it('the files store: each line sealed; read back with the key, not without', async () => {
+    const dir = join(newDir(), 'store');
+    const key = randomBytes(32);
+    let store = await openStore('files', dir, key);
+    await store.write(batch([{ ...record(1), payload: { note: 'zebra-files-7736' } }, record(2)]));
+    expect((await store.query({})).map((r) => r.seq)).toEqual([1, 2]);
+    await store.close();
+    expect(stringsFind(dir, ['zebra-files-7736'])).toEqual([]);
+    store = await openStore('files', dir, key); // reopened: the tail is read back through the key
+    expect(store.lastSeq()).toBe(2);
+    await store.write(batch([record(2), record(3)]));
+    expect((await store.query({})).map((r) => [r.seq, r.payload])).toEqual([
+      [1, { note: 'zebra-files-7736' }],
+      [2, record(2).payload],
+      [3, record(3).payload],
+    ]);
+    await store.close();
+    const plainDir = join(newDir(), 'store');
+    const plain = await openStore('files', plainDir);
+    await plain.write(batch([{ ...record(1), payload: { note: 'zebra-files-7737' } }]));
+    await plain.close();
+    expect(stringsFind(plainDir, ['zebra-files-7737'])).toEqual(['zebra-files-7737']); // control
+  });
+
   it('the SQLite store: a plain store is encrypted in place once a key is set; a wrong or missing key is a clear error', async () => {
     const path = join(newDir(), 'store.db');
     const key = randomBytes(32);

@@ -172,7 +172,7 @@ export type { TSchema };
 
 /** The agent's config from a file (--config, $EDGE_AGENT_CONFIG, the default paths) and the environment. */
 export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig<Config> {
-  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c), ...atRest(c)]);
+  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c)]);
   loaded.config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   return loaded;
 }
@@ -198,14 +198,6 @@ function tlsProblems(config: Config): string[] {
     problems.push('broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)');
   }
   return problems;
-}
-
-/** Encryption at rest covers every file that holds readings: the files store cannot be encrypted yet. */
-function atRest(config: Config): string[] {
-  if (config.buffer.encryption.keyFile && config.store.backend === 'files') {
-    return ['store.backend: files cannot be encrypted; with buffer.encryption.keyFile use sqlite (encrypted) or none'];
-  }
-  return [];
 }
 
 /** Files the config names must be readable now, not found missing at start-up. */

@@ -7,6 +7,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, 
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { topicMatches } from '../../mqtt-topic/topic.js';
+import { open, seal } from '../buffer/chunk.js';
 import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { LocalStore, StoreQuery } from './types.js';
@@ -38,6 +39,18 @@ export function topicFolder(topic: string): string {
 export interface FilesStoreOptions {
   dir: string;
   now?: () => number;
+  /** Encryption at rest: each line is the record sealed (AES-256-GCM), in base64. */
+  key?: Buffer;
+}
+
+/** One line of a file: the record as JSON, or sealed with the key. */
+function lineCodec(key: Buffer | undefined) {
+  const aad = Buffer.from('edge-agent files store');
+  return {
+    encode: (r: LogRecord) => (key ? seal(Buffer.from(JSON.stringify(r)), key, aad).toString('base64') : JSON.stringify(r)),
+    // A line written before encryption was configured is plain JSON (base64 never starts with `{`).
+    decode: (line: string) => JSON.parse(key && !line.startsWith('{') ? open(Buffer.from(line, 'base64'), key, aad).toString() : line) as LogRecord,
+  };
 }
 
 /** Errors that say a name cannot be held here (not the disk or the moment). */
@@ -46,6 +59,7 @@ const NAME_FAULTS = new Set(['ENAMETOOLONG', 'EILSEQ']);
 export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHours(): void } {
   const { dir } = opts;
   const now = opts.now ?? Date.now;
+  const line = lineCodec(opts.key);
   mkdirSync(dir, { recursive: true });
   const statePath = join(dir, '.state.json');
   const fileOf = (topic: string, hour: number) => join(dir, topicFolder(topic), `${hourName(hour)}.jsonl`);
@@ -87,7 +101,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       if (end < tail.length) ftruncateSync(fd, from + end);
       if (end === 0) return 0;
       const lineStart = tail.lastIndexOf(0x0a, end - 2) + 1;
-      return (JSON.parse(tail.subarray(lineStart, end - 1).toString()) as LogRecord).seq;
+      return line.decode(tail.subarray(lineStart, end - 1).toString()).seq;
     } finally {
       closeSync(fd);
     }
@@ -174,7 +188,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
           let held = fileLast.get(file);
           if (held === undefined) held = existsSync(file) ? repairTail(file) : 0;
           const fresh = records.filter((r) => r.seq > held);
-          if (fresh.length) append(file, `${fresh.map((r) => JSON.stringify(r)).join('\n')}\n`);
+          if (fresh.length) append(file, `${fresh.map(line.encode).join('\n')}\n`);
           fileLast.set(file, Math.max(held, records.at(-1)!.seq));
           last = Math.max(last, records.at(-1)!.seq);
         } catch (err) {
@@ -199,10 +213,10 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
           if (hour + HOUR <= from || hour > to) continue;
           const path = join(dir, entry.name, name);
           const raw = readFileSync(path);
-          const text = name.endsWith('.gz') ? gunzipSync(raw).toString() : raw.toString();
-          for (const line of text.split('\n')) {
-            if (!line) continue;
-            const r = JSON.parse(line) as LogRecord;
+          const contents = name.endsWith('.gz') ? gunzipSync(raw).toString() : raw.toString();
+          for (const stored of contents.split('\n')) {
+            if (!stored) continue;
+            const r = line.decode(stored);
             if (r.receivedAt >= from && r.receivedAt <= to && r.seq > (q.afterSeq ?? 0)) out.push(r);
           }
         }

@@ -12,14 +12,14 @@ export type StoreBackend = Exclude<StoreConfig['backend'], 'none'>;
 
 const backends: Record<StoreBackend, (path: string, key?: Buffer) => LocalStore | Promise<LocalStore>> = {
   sqlite: (path, key) => openSqliteStore(path, key),
-  files: (dir) => openFilesStore({ dir }),
+  files: (dir, key) => openFilesStore({ dir, key }),
 };
 
 export function defaultStorePath(backend: StoreBackend, dataDir: string): string {
   return backend === 'sqlite' ? join(dataDir, 'store.db') : join(dataDir, 'store');
 }
 
-/** `key`: encryption at rest (the SQLite store; the config refuses it for the files store). */
+/** `key`: encryption at rest. */
 export function openStore(backend: StoreBackend, path: string, key?: Buffer): Promise<LocalStore> {
   return Promise.resolve(backends[backend](path, key));
 }

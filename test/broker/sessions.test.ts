@@ -27,7 +27,7 @@ describe('sessions belong to their user', () => {
 
   beforeAll(async () => {
     config = writeConfig(dir, { broker: { acl } });
-    for (const [name, roles] of [['alice', []], ['bob', []], ['ops', []], ['carol', ['reader']], ['dave', ['reader']]] as const) await addUser(config, name, `pw-${name}`, [...roles]);
+    for (const [name, roles] of [['alice', []], ['bob', []], ['ops', []], ['carol', ['reader']], ['dave', ['reader']], ['erin', ['reader']], ['frank', ['reader']]] as const) await addUser(config, name, `pw-${name}`, [...roles]);
     agent = await startAgent({ broker: { acl } }, dir);
   });
   afterAll(async () => {
@@ -64,6 +64,24 @@ describe('sessions belong to their user', () => {
     await again.endAsync();
     await ops.endAsync();
     back.client.end(true);
+  });
+
+  it('a subscription restored from a persistent session is checked against the rules of now', async () => {
+    const erin = await connect(agent.mqttUrl, as('erin', { clientId: 'erin-dev', clean: false }));
+    await erin.subscribeAsync('data/#', { qos: 1 });
+    await erin.endAsync();
+    await addUser(config, 'erin', 'pw-erin', []); // no longer a reader
+    const denied = agent.runtime.broker.stats().subscribeDenied;
+    const back = await connectCollecting(agent.mqttUrl, as('erin', { clientId: 'erin-dev', clean: false }), 1, 1500);
+    expect(agent.runtime.broker.stats().subscribeDenied).toBe(denied + 1); // the restored data/# was refused
+    const frank = await connect(agent.mqttUrl, as('frank'));
+    await frank.subscribeAsync('data/#', { qos: 1 });
+    const control = collect(frank, 1);
+    const ops = await connect(agent.mqttUrl, as('ops'));
+    await ops.publishAsync('data/restored', 'x', { qos: 1 });
+    expect((await control).map((m) => m.payload)).toEqual(['x']);
+    expect(await back.messages).toEqual([]);
+    for (const c of [back.client, frank, ops]) await c.endAsync();
   });
 
   it('a removed user is disconnected within a second; a changed role changes what is delivered', async () => {

@@ -34,8 +34,17 @@ describe('$SYS topics', () => {
   it('keeps $SYS out of a plain # subscription [MQTT-4.7.2-1]', async () => {
     const all = await connect(agent.mqttUrl);
     await all.subscribeAsync('#');
-    const got = await collect(all, 1, 1500);
+    const sys = await connect(agent.mqttUrl);
+    await sys.subscribeAsync('$SYS/broker/uptime');
+    // Positive control: over the same 2.5 s (two $SYS ticks) the $SYS subscriber gets uptime, and # gets a plain message.
+    const onAll = collect(all, 100, 2500);
+    const onSys = collect(sys, 100, 2500);
+    const pub = await connect(agent.mqttUrl);
+    await pub.publishAsync('plain/seen', 'x', { qos: 1 });
+    const [got, sysGot] = await Promise.all([onAll, onSys]);
+    expect(sysGot.some((m) => m.topic === '$SYS/broker/uptime')).toBe(true);
+    expect(got.map((m) => m.topic)).toContain('plain/seen');
     expect(got.filter((m) => m.topic.startsWith('$'))).toEqual([]);
-    await all.endAsync();
+    await Promise.all([all.endAsync(), sys.endAsync(), pub.endAsync()]);
   });
 });
