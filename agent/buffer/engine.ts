@@ -153,7 +153,7 @@ export class ConsumerEngine<B extends Batch> {
     const limit = () => this.lane?.limit() ?? Infinity;
     let cursor = this.log.cursor(this.opts.name);
     let gathered = cursor;
-    let next = (this.prefetch = this.gather(gathered, limit(), this.signal));
+    let next = this.prepareNext(gathered, limit());
     try {
       while (!this.signal.aborted) {
         if (out.length && (out.length >= this.opts.window || gathered >= limit() || (await settlesFirst(out[0].done, next)))) {
@@ -166,20 +166,30 @@ export class ConsumerEngine<B extends Batch> {
         if (this.lane && cursor >= limit()) {
           await next;
           cursor = gathered = await this.lane.reached(cursor);
-          next = this.prefetch = this.gather(gathered, limit(), this.signal);
+          next = this.prepareNext(gathered, limit());
           continue;
         }
         const batch = await next;
         if (batch) {
           gathered = batch.lastSeq;
           this.lane?.gathered?.(batch);
-          out.push({ batch, done: this.deliver(batch, this.signal) });
+          const done = this.deliver(batch, this.signal);
+          done.catch(() => {}); // awaited in turn; a failure before then must not go unhandled
+          out.push({ batch, done });
         }
-        next = this.prefetch = this.gather(gathered, limit(), this.signal);
+        next = this.prepareNext(gathered, limit());
       }
     } finally {
       await Promise.allSettled(out.map((o) => o.done));
     }
+  }
+
+  /** Gather the next batch while earlier ones are out; stop() waits for it. */
+  private prepareNext(after: number, limit: number): Promise<B | null> {
+    const next = this.gather(after, limit, this.signal);
+    next.catch(() => {}); // awaited in turn; if the lane fails first, its rejection must not go unhandled
+    this.prefetch = next;
+    return next;
   }
 
   /**
