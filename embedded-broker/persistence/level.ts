@@ -296,6 +296,9 @@ export class LevelPersistence {
         return this.persist([{ type: 'put', key: entry.key, value: enc(plain(packet)) }]);
       }
     }
+    // A PUBREC for a packet id we never sent: Aedes 1.2 answers it with PUBREL only if this resolves
+    // (a throw disconnects the client). Mosquitto 2 answers it; so do we [MQTT-4.3.3], storing nothing.
+    if (packet.cmd === 'pubrel') return;
     throw new Error('no such packet');
   }
 

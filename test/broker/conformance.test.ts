@@ -107,13 +107,16 @@ describe('MQTT 3.1.1 rules Aedes does not enforce', () => {
     }
   });
 
-  it('answers a PUBREL for an unknown packet id with PUBCOMP, and ignores an unknown PUBACK, PUBREC or PUBCOMP [MQTT-4.3.3]', async () => {
-    const r = await exchange(port(), [connect(), packet(0x40, Buffer.from([0, 7])), packet(0x70, Buffer.from([0, 8])), packet(0x62, Buffer.from([0, 9])), packet(0xc0)], 800);
-    expect(r.closed).toBe(false);
-    const pubcomp = Buffer.from([0x70, 0x02, 0x00, 0x09]);
-    const pingresp = Buffer.from([0xd0, 0x00]);
-    expect(r.received).toEqual(Buffer.concat([CONNACK_OK, pubcomp, pingresp]));
-  });
+  for (const clean of [true, false]) {
+    it(`unsolicited acks (CleanSession=${clean ? 1 : 0}): an unknown PUBACK or PUBCOMP is ignored, PUBREC answered with PUBREL and PUBREL with PUBCOMP, as Mosquitto 2 does [MQTT-4.3.3]`, async () => {
+      const r = await exchange(port(), [connect({ clientId: `acks-${clean}`, clean }), packet(0x40, Buffer.from([0, 7])), packet(0x70, Buffer.from([0, 8])), packet(0x50, Buffer.from([0, 6])), packet(0x62, Buffer.from([0, 9])), packet(0xc0)], 800);
+      expect(r.closed).toBe(false);
+      const pubrel = Buffer.from([0x62, 0x02, 0x00, 0x06]);
+      const pubcomp = Buffer.from([0x70, 0x02, 0x00, 0x09]);
+      const pingresp = Buffer.from([0xd0, 0x00]);
+      expect(r.received).toEqual(Buffer.concat([CONNACK_OK, pubrel, pubcomp, pingresp]));
+    });
+  }
 
   it('a packet split across many TCP writes is still checked and accepted', async () => {
     const bytes = Buffer.concat([connect(), publish('split/topic', 'y'.repeat(300), 1)]);
