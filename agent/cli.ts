@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, envNameFor } from './config/load.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
+import type { DiskWrites } from './health/disk-writes.js';
 import type { SinkStatus, StoreConsumerStatus } from '../sync/index.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
@@ -149,6 +150,7 @@ function buildProgram(): Command {
       if (opts.json) return console.log(JSON.stringify({ agentRunning: running, ...status }, null, 2));
       if (!running) console.log('agent not running: lag as the log on disk holds it');
       console.log(formatStatus(status.sinks, status.store));
+      if (status.written) console.log(`\n${formatWrites(status.written)}`);
     });
   return program;
 }
@@ -156,6 +158,16 @@ function buildProgram(): Command {
 interface ConsumersStatus {
   store?: StoreConsumerStatus;
   sinks: SinkStatus[];
+  /** Only from a running agent. */
+  written?: DiskWrites;
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** SD-card wear since the agent started. */
+function formatWrites(w: DiskWrites): string {
+  const perReading = w.bytesPerReading === null ? '' : `; ${w.bytesPerReading} bytes per reading (${w.readings} readings)`;
+  return `written since start: ${mb(w.total)} (store ${mb(w.store)}, log and sessions ${mb(w.other)})${perReading}`;
 }
 
 /** With no agent running, the log can be opened here (its lock is free). */

@@ -15,6 +15,7 @@ import type { Config } from './config/schema.js';
 import { startSync, type Sync } from '../sync/index.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { clockSyncProbe } from './health/clock.js';
+import { diskWrites, writtenBytes, type DiskWrites } from './health/disk-writes.js';
 import { makePrivate, privateUmask } from './private-files.js';
 import { Readiness } from './health/readiness.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
@@ -39,6 +40,8 @@ export interface Runtime {
   ingestStats: IngestStats;
   /** Each part of the data path and its state; ready when all are ok. */
   readiness: Readiness;
+  /** Bytes written to storage since start (SD-card wear), in all, by the store, and per reading. */
+  diskWrites(): DiskWrites;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
   reloadSchemas(): string[];
   close(): Promise<void>;
@@ -129,6 +132,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   const schemaProblems = schemas.load();
   if (schemaProblems.length) throw new ConfigError(schemaProblems, 'reading schemas');
 
+  const writtenAtStart = writtenBytes('process') ?? 0;
   const started = new Stack();
   const readiness = new Readiness();
   for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), 'broker']) readiness.starting(part);
@@ -183,7 +187,9 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     started.push(() => sync.stop());
     readiness.set('sinks', async () => (await sync.status()).map((x) => ({ name: `sink:${x.name}`, state: x.state, since: x.since, ...(x.lastError ? { lastError: x.lastError } : {}) })));
 
-    const syncStatus = async () => ({ store: storeConsumer && { type: backend, ...storeConsumer.status() }, sinks: await sync.status() });
+    // Assigned below, once ingest exists; asked only once the control socket serves.
+    let written = (): DiskWrites => diskWrites(0, 0, 0);
+    const syncStatus = async () => ({ store: storeConsumer && { type: backend, ...storeConsumer.status() }, sinks: await sync.status(), written: written() });
     const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus }, logger);
     started.push(() => control.close());
 
@@ -197,6 +203,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       clockSynced: clockSyncProbe(),
     });
 
+    written = () => diskWrites((writtenBytes('process') ?? writtenAtStart) - writtenAtStart, store?.writtenBytes() ?? 0, ingest.stats.accepted);
     const running = await startBroker(brokerOptions(config, logger, ingest.hook));
     broker = running;
     started.push(() => running.close());
@@ -213,6 +220,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       storeCaughtUp: (seq, timeoutMs) => storeConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
       storeStatus: () => storeConsumer?.status(),
       ingestStats: ingest.stats,
+      diskWrites: () => written(),
       reloadSchemas() {
         const problems = schemas.load();
         if (problems.length) logger.error({ problems }, 'schema reload: these files keep their previous version');

@@ -10,6 +10,8 @@ import { topicMatches } from '../../mqtt-topic/topic.js';
 import { open, seal } from '../buffer/chunk.js';
 import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
+import type { ChunkBatch } from '../buffer/chunk-batch.js';
+import { writtenBytes } from '../health/disk-writes.js';
 import type { LocalStore, StoreQuery } from './types.js';
 
 const HOUR = 3_600_000;
@@ -63,6 +65,8 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   mkdirSync(dir, { recursive: true });
   const statePath = join(dir, '.state.json');
   const fileOf = (topic: string, hour: number) => join(dir, topicFolder(topic), `${hourName(hour)}.jsonl`);
+  /** Bytes its writes caused (measured on the thread that runs them); undefined where /proc does not say. */
+  let written: number | undefined = 0;
   /** Last seq each open hour file holds, read from its tail the first time it is written. */
   const fileLast = new Map<string, number>();
 
@@ -164,6 +168,36 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     }
   }
 
+  /** Write the readings of a batch to their files; then say on disk how far they are whole. */
+  function writeBatch(batch: ChunkBatch): void {
+    const byFile = new Map<string, LogRecord[]>();
+    for (const r of batch.decode().records()) {
+      if (r.seq <= whole) continue;
+      const file = fileOf(r.topic, hourOf(r.receivedAt));
+      let records = byFile.get(file);
+      if (!records) byFile.set(file, (records = []));
+      records.push(r);
+    }
+    if (byFile.size === 0) return;
+    partial = true; // until saveState
+    for (const [file, records] of byFile) {
+      try {
+        folderFor(records[0].topic, file);
+        let held = fileLast.get(file);
+        if (held === undefined) held = existsSync(file) ? repairTail(file) : 0;
+        const fresh = records.filter((r) => r.seq > held);
+        if (fresh.length) append(file, `${fresh.map(line.encode).join('\n')}\n`);
+        fileLast.set(file, Math.max(held, records.at(-1)!.seq));
+        last = Math.max(last, records.at(-1)!.seq);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (NAME_FAULTS.has(code)) throw new RecordFault(`${code}: the topic's file name cannot be held here`);
+        throw err;
+      }
+    }
+    saveState(Math.max(whole, batch.lastSeq));
+  }
+
   const timer = setInterval(closeHours, 60_000);
   timer.unref();
   closeHours();
@@ -172,33 +206,15 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     kind: 'files',
     closeHours,
     async write(batch) {
-      const byFile = new Map<string, LogRecord[]>();
-      for (const r of batch.decode().records()) {
-        if (r.seq <= whole) continue;
-        const file = fileOf(r.topic, hourOf(r.receivedAt));
-        let records = byFile.get(file);
-        if (!records) byFile.set(file, (records = []));
-        records.push(r);
+      const before = writtenBytes('thread');
+      try {
+        writeBatch(batch);
+      } finally {
+        const after = writtenBytes('thread');
+        written = before === undefined || after === undefined || written === undefined ? undefined : written + after - before;
       }
-      if (byFile.size === 0) return;
-      partial = true; // until saveState
-      for (const [file, records] of byFile) {
-        try {
-          folderFor(records[0].topic, file);
-          let held = fileLast.get(file);
-          if (held === undefined) held = existsSync(file) ? repairTail(file) : 0;
-          const fresh = records.filter((r) => r.seq > held);
-          if (fresh.length) append(file, `${fresh.map(line.encode).join('\n')}\n`);
-          fileLast.set(file, Math.max(held, records.at(-1)!.seq));
-          last = Math.max(last, records.at(-1)!.seq);
-        } catch (err) {
-          const code = (err as { code?: string }).code ?? '';
-          if (NAME_FAULTS.has(code)) throw new RecordFault(`${code}: the topic's file name cannot be held here`);
-          throw err;
-        }
-      }
-      saveState(Math.max(whole, batch.lastSeq));
     },
+    writtenBytes: () => written,
     async query(q: StoreQuery) {
       const out: LogRecord[] = [];
       const from = q.from ?? 0;

@@ -3,12 +3,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
+import { writtenBytes } from '../health/disk-writes.js';
 import type { StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
 export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'close' });
 /** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
-export type Reply = { id: number; result?: unknown; error?: string; code?: string };
+export type Reply = { id: number; result?: unknown; error?: string; code?: string; written?: number };
 
 const reply = (id: number, err: unknown): Reply => {
   const e = err as Error & { code?: unknown };
@@ -28,7 +29,9 @@ try {
 
 parentPort!.on('message', (req: Request) => {
   try {
-    parentPort!.postMessage({ id: req.id, result: handle(req) } satisfies Reply);
+    const result = handle(req);
+    // This thread's writes are the store's: SQLite writes from it, synchronously.
+    parentPort!.postMessage({ id: req.id, result, written: req.op === 'write' ? writtenBytes('thread') : undefined } satisfies Reply);
   } catch (err) {
     parentPort!.postMessage(reply(req.id, err));
   }

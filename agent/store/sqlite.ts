@@ -36,6 +36,8 @@ class StoreWorker {
   readonly exited: Promise<void>;
   /** Highest seq stored, once the database is open. */
   readonly ready: Promise<number>;
+  /** What its thread has written, as of its last write. */
+  written = 0;
 
   constructor(path: string, key?: Buffer) {
     // Plain Node, whatever flags or loaders the host process has; a small heap: it holds one batch at a time.
@@ -46,6 +48,7 @@ class StoreWorker {
     this.worker.on('message', (reply: Reply) => {
       const p = this.pending.get(reply.id);
       this.pending.delete(reply.id);
+      if (reply.written !== undefined) this.written = reply.written;
       if (reply.error !== undefined) p?.reject(toError(reply));
       else p?.resolve(reply.result);
     });
@@ -77,9 +80,12 @@ class StoreWorker {
 export async function openSqliteStore(path: string, key?: Buffer): Promise<LocalStore> {
   let worker = new StoreWorker(path, key);
   let last = await worker.ready;
+  /** Bytes written by workers that are gone. */
+  let writtenBefore = 0;
   /** The worker, started again if its thread died: the failed call was an error of the moment, retried. */
   const live = async () => {
     if (!worker.alive) {
+      writtenBefore += worker.written;
       worker = new StoreWorker(path, key);
       last = Math.max(last, await worker.ready);
     }
@@ -98,6 +104,7 @@ export async function openSqliteStore(path: string, key?: Buffer): Promise<Local
     },
     query: async (query) => (await (await live()).call({ op: 'query', query })) as LogRecord[],
     lastSeq: () => last,
+    writtenBytes: () => writtenBefore + worker.written,
     async close() {
       if (worker.alive) await worker.call({ op: 'close' });
       await worker.exited;

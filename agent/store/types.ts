@@ -22,5 +22,7 @@ export interface LocalStore {
   query(q: StoreQuery): Promise<LogRecord[]>;
   /** Highest seq stored. */
   lastSeq(): number;
+  /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */
+  writtenBytes(): number | undefined;
   close(): Promise<void>;
 }

@@ -32,6 +32,14 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
     await store.close();
   });
 
+  it('counts the bytes it wrote to storage (SD-card wear)', async () => {
+    const store = await openStore(backend, path());
+    const before = store.writtenBytes()!;
+    await store.write(batch(Array.from({ length: 200 }, (_, i) => ({ ...record(i + 1), payload: { pad: 'p'.repeat(500) } }))));
+    expect(store.writtenBytes()! - before).toBeGreaterThan(200 * 500); // each payload reached the disk at least once
+    await store.close();
+  });
+
   it('is idempotent on seq, also across a reopen', async () => {
     const p = path();
     let store: LocalStore = await openStore(backend, p);
