@@ -28,6 +28,7 @@ describe('record heads read without JSON.parse', () => {
   });
 
   it('leaves strings with escapes to JSON.parse (null), never misreads them', () => {
+    expect(heads(9, { ...base, topic: 'plain' }).fast).toMatchObject({ topic: 'plain' }); // positive control: no escape, read by hand
     for (const topic of ['a"b', 'a\\b', 'a\nb', 'ends\\']) {
       expect(heads(9, { ...base, topic }).fast).toBeNull();
       expect(heads(9, { ...base, clientId: topic }).fast).toBeNull();
@@ -36,6 +37,8 @@ describe('record heads read without JSON.parse', () => {
   });
 
   it('refuses lines of another layout', () => {
+    const good = '{"seq":1,"topic":"a","receivedAt":2,"clockSynced":true,"clientId":"c","qos":1';
+    expect(decodeHead(good, good.length)).toEqual({ seq: 1, topic: 'a', receivedAt: 2, clockSynced: true, clientId: 'c', qos: 1 }); // positive control
     expect(decodeHead('{"topic":"a","seq":1}', 21)).toBeNull();
     expect(decodeHead('{"seq":1,"topic":"a","receivedAt":2,"clockSynced":maybe,"clientId":"c","qos":1', 70)).toBeNull();
     expect(decodeHead('{"seq":x,"topic":"a","receivedAt":2,"clockSynced":true,"clientId":"c","qos":1', 75)).toBeNull();
