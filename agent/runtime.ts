@@ -18,6 +18,7 @@ import { clockSyncProbe } from './health/clock.js';
 import { diskWrites, writtenBytes, type DiskWrites } from './health/disk-writes.js';
 import { makePrivate, privateUmask } from './private-files.js';
 import { Readiness } from './health/readiness.js';
+import { startRetention, type Retention } from './retention/index.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
 import type { Logger } from './log.js';
@@ -40,6 +41,8 @@ export interface Runtime {
   ingestStats: IngestStats;
   /** Each part of the data path and its state; ready when all are ok. */
   readiness: Readiness;
+  /** Deletes what the retention rules no longer keep, on their schedule. */
+  retention: Retention;
   /** Bytes written to storage since start (SD-card wear), in all, by the store, and per reading. */
   diskWrites(): DiskWrites;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
@@ -177,6 +180,9 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       });
     }
 
+    const retention = startRetention({ config: config.retention, store, log, logger: logger.child({ stage: 'retention' }) });
+    started.push(async () => retention.stop());
+
     const sync = await startSync({
       agentId: agent.id,
       sinks: config.sinks,
@@ -211,11 +217,12 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     readiness.set('broker', () => ({ name: 'broker', state: 'ok', since: brokerSince }));
 
     return {
-      listeners: { ...broker.listeners, ...web.listeners },
+      listeners: { ...running.listeners, ...web.listeners },
       broker: running,
       log,
       store,
       readiness,
+      retention,
       sync,
       storeCaughtUp: (seq, timeoutMs) => storeConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
       storeStatus: () => storeConsumer?.status(),

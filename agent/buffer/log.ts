@@ -574,6 +574,24 @@ export class DurableLog {
     return out;
   }
 
+  /** Delete dead letters refused before `before` (ms since the epoch), oldest first; how many went. */
+  async pruneDeadLetters(before: number): Promise<number> {
+    const ops: Op[] = [];
+    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt: 'd"' })) {
+      if ((JSON.parse(text(this.openDeadLetter(key, value))) as DeadLetter).time >= before) break; // ids grow with time
+      ops.push({ type: 'del', key });
+    }
+    if (!ops.length) return 0;
+    await this.db.batch(ops);
+    const gone = new Set(ops.map((o) => parseInt(o.key.slice(2), 16)));
+    for (let i = this.deadLetterSizes.length - 1; i >= 0; i--) {
+      if (!gone.has(this.deadLetterSizes[i].id)) continue;
+      this.deadLetterBytes -= this.deadLetterSizes[i].bytes;
+      this.deadLetterSizes.splice(i, 1);
+    }
+    return ops.length;
+  }
+
   /** Dead letters hold payloads too: sealed like the chunks when the log is encrypted. */
   private sealDeadLetter(id: number, plain: Buffer): Buffer {
     const key = this.opts.encryptionKey;

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { BufferConfigSchema } from '../buffer/config.js';
 import { IngestConfigSchema } from '../ingest/config.js';
+import { RetentionConfigSchema } from '../retention/config.js';
 import { StoreConfigSchema } from '../store/config.js';
 import { SinksSchema } from '../../sync/config.js';
 import { secret, strict } from './keys.js';
@@ -148,6 +149,7 @@ export const ConfigSchema = Type.Object(
     ingest: IngestConfigSchema,
     buffer: BufferConfigSchema,
     store: StoreConfigSchema,
+    retention: RetentionConfigSchema,
     sinks: SinksSchema,
     web: Type.Object(
       {

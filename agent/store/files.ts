@@ -141,6 +141,11 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   }
 
   /** Every reading up to seq is in the files (or was refused): say so on disk. */
+  /** The topic a folder holds. */
+  function topicOf(folder: string): string {
+    return folder.includes('#') ? readFileSync(join(dir, folder, TOPIC_FILE), 'utf8') : decodeURIComponent(folder);
+  }
+
   function saveState(seq: number): void {
     writeFileSync(`${statePath}.tmp`, JSON.stringify({ lastSeq: seq }));
     renameSync(`${statePath}.tmp`, statePath);
@@ -221,7 +226,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       const to = q.to ?? Number.MAX_SAFE_INTEGER;
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         if (!entry.isDirectory()) continue;
-        const topic = entry.name.includes('#') ? readFileSync(join(dir, entry.name, TOPIC_FILE), 'utf8') : decodeURIComponent(entry.name);
+        const topic = topicOf(entry.name);
         if (q.topic !== undefined && !topicMatches(q.topic, topic)) continue;
         for (const name of readdirSync(join(dir, entry.name))) {
           if (!name.endsWith('.jsonl') && !name.endsWith('.jsonl.gz')) continue;
@@ -241,6 +246,25 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       return out.slice(0, q.limit ?? 1000);
     },
     lastSeq: () => last,
+    /** Whole hour files only: an hour goes once all of it is older than the rule says. One file a step. */
+    async prune(rule, _limit) {
+      const started = performance.now();
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        if (!entry.isDirectory()) continue;
+        const topic = topicOf(entry.name);
+        if (!rule.topics.some((f) => topicMatches(f, topic)) || (rule.except ?? []).some((f) => topicMatches(f, topic))) continue;
+        for (const name of readdirSync(join(dir, entry.name))) {
+          if (!/\.jsonl(\.gz)?$/.test(name) || Date.parse(`${name.slice(0, 13)}:00:00Z`) + HOUR > rule.before) continue;
+          const path = join(dir, entry.name, name);
+          const raw = readFileSync(path);
+          const text = name.endsWith('.gz') ? gunzipSync(raw).toString() : raw.toString();
+          unlinkSync(path);
+          fileLast.delete(path);
+          return { deleted: text.split('\n').filter(Boolean).length, done: false, ms: performance.now() - started };
+        }
+      }
+      return { deleted: 0, done: true, ms: performance.now() - started };
+    },
     async close() {
       clearInterval(timer);
     },

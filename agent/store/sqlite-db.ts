@@ -31,6 +31,10 @@ const READINGS_SELECT = `
          r.device_time, r.clock_synced, c.name AS client_id, s.name AS schema, r.qos, r.encoding, r.payload
   FROM reading r JOIN topics t ON t.id = r.topic_id JOIN clients c ON c.id = r.client_ref LEFT JOIN schemas s ON s.id = r.schema_id`;
 
+const INCREMENTAL = 2;
+/** Pages given back per pruning step: a short hold on the store. */
+const VACUUM_PAGES = 256;
+
 /** 1: payloads as JSON text that SQLite's JSON functions can read (0 kept JSONB). */
 const LAYOUT_VERSION = 1;
 
@@ -174,6 +178,16 @@ export class SqliteDb {
     // FULL: a stored batch survives power loss before the log cursor moves past it.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
+    // Space of pruned readings is given back a few pages at a time (incremental_vacuum); a database
+    // made before this is converted once, by a VACUUM.
+    if (this.db.pragma('auto_vacuum', { simple: true }) !== INCREMENTAL) {
+      this.db.pragma(`auto_vacuum = ${INCREMENTAL}`);
+      try {
+        this.db.exec('VACUUM');
+      } catch {
+        // No room for the copy a VACUUM makes (a full disk): pruned pages are reused in place instead.
+      }
+    }
     this.db.exec(SCHEMA);
     migrate(this.db);
     this.topics = new Names(this.db, 'topics');
@@ -236,6 +250,25 @@ export class SqliteDb {
     if (q.afterSeq !== undefined) add('r.seq > @afterSeq', 'afterSeq', q.afterSeq);
     const sql = `${READINGS_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.seq`;
     for (const row of this.db.prepare(sql).iterate(args) as IterableIterator<Row>) yield toRecord(row);
+  }
+
+  /** One step of pruning: up to `limit` readings of the matching topics received before `before`, oldest first; then free pages. */
+  pruneStep(topicIds: number[], before: number, limit: number): { deleted: number; done: boolean } {
+    if (topicIds.length) {
+      const ids = topicIds.join(',');
+      const { changes } = this.db
+        .prepare(`DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE topic_id IN (${ids}) AND received_at < ? ORDER BY seq LIMIT ?)`)
+        .run(before, limit);
+      if (changes > 0) return { deleted: changes, done: false };
+    }
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+    return { deleted: 0, done: free <= VACUUM_PAGES };
+  }
+
+  /** Ids of the topics a pattern list matches. */
+  topicIds(matches: (topic: string) => boolean): number[] {
+    return (this.db.prepare('SELECT id, name FROM topics').all() as { id: number; name: string }[]).filter((t) => matches(t.name)).map((t) => t.id);
   }
 
   close(): void {

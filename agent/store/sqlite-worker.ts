@@ -4,10 +4,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import { writtenBytes } from '../health/disk-writes.js';
-import type { StoreQuery } from './types.js';
+import type { PruneRule, StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'close' });
+export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'close' });
 /** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
 export type Reply = { id: number; result?: unknown; error?: string; code?: string; written?: number };
 
@@ -51,6 +51,13 @@ function handle(req: Request): unknown {
         if (out.length >= limit) break;
       }
       return out;
+    }
+    case 'prune': {
+      const { topics, before, except = [] } = req.rule;
+      const started = performance.now();
+      const covered = (t: string) => topics.some((f) => topicMatches(f, t)) && !except.some((f) => topicMatches(f, t));
+      const step = db.pruneStep(db.topicIds(covered), before, req.limit);
+      return { ...step, ms: performance.now() - started };
     }
     case 'close':
       return db.close();

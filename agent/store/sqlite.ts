@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { Reply, Request } from './sqlite-worker.js';
-import type { LocalStore } from './types.js';
+import type { LocalStore, PruneStep } from './types.js';
 
 /** The compiled worker; when running from TypeScript sources (the tests), the one in dist/. */
 function workerScript(): URL {
@@ -103,6 +103,7 @@ export async function openSqliteStore(path: string, key?: Buffer): Promise<Local
       last = Math.max(last, batch.lastSeq);
     },
     query: async (query) => (await (await live()).call({ op: 'query', query })) as LogRecord[],
+    prune: async (rule, limit) => (await (await live()).call({ op: 'prune', rule, limit })) as PruneStep,
     lastSeq: () => last,
     writtenBytes: () => writtenBefore + worker.written,
     async close() {

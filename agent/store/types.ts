@@ -12,6 +12,21 @@ export interface StoreQuery {
   limit?: number;
 }
 
+/** Readings to give up: on topics matching `topics`, received before `before` (ms since the epoch). */
+export interface PruneRule {
+  topics: string[];
+  before: number;
+  /** Patterns an earlier rule decides for (the first matching rule wins). */
+  except?: string[];
+}
+
+/** One bounded step of pruning: what it deleted, whether more is left, and how long it held the store. */
+export interface PruneStep {
+  deleted: number;
+  done: boolean;
+  ms: number;
+}
+
 /** The local, queryable copy of the readings. Writes are idempotent on seq. */
 export interface LocalStore {
   readonly kind: string;
@@ -20,6 +35,11 @@ export interface LocalStore {
   /** How many writes may be outstanding at once, done in the order given (default 1). */
   readonly writesInFlight?: number;
   query(q: StoreQuery): Promise<LogRecord[]>;
+  /**
+   * Delete up to `limit` readings the rule covers, oldest first, then give their space back, a step
+   * at a time: call again until `done`, so writes go on in between.
+   */
+  prune(rule: PruneRule, limit: number): Promise<PruneStep>;
   /** Highest seq stored. */
   lastSeq(): number;
   /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */

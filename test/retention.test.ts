@@ -1,0 +1,95 @@
+// Retention by age, per topic pattern (the first matching rule decides), for the local store and
+// the dead letters, with an injected clock; SQLite gives the space back in small steps.
+import { join } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DurableLog } from '../agent/buffer/log.js';
+import { startRetention, type RetentionConfig } from '../agent/retention/index.js';
+import { openStore, type StoreBackend } from '../agent/store/index.js';
+import { cleanup, tempDir } from './helpers/agent.js';
+import { batch, record } from './helpers/records.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const NOW = Date.UTC(2026, 11, 1, 12, 0, 0);
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach(cleanup));
+const newDir = () => {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+};
+
+const config = (store: RetentionConfig['store'], deadLetters = '30d'): RetentionConfig => ({ schedule: '0 0 1 1 *', store, deadLetters: { maxAge: deadLetters }, stepReadings: 100 });
+
+/** Readings on three topics, one every hour over the last `days` days (seq in time order). */
+function history(days: number) {
+  const out = [];
+  let seq = 1;
+  for (let t = NOW - days * DAY; t < NOW; t += HOUR) for (const topic of ['sensors/a/temp', 'sensors/b/temp', 'debug/x']) out.push(record(seq++, topic, t));
+  return out;
+}
+
+const noDeadLetters = { pruneDeadLetters: async () => 0 };
+
+describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store', (backend) => {
+  it('deletes by age per topic pattern, the first matching rule deciding; counts what went', async () => {
+    const dir = newDir();
+    const store = await openStore(backend, backend === 'sqlite' ? join(dir, 'store.db') : join(dir, 'store'));
+    const all = history(10);
+    await store.write(batch(all));
+    // debug/# keeps 1 day; sensors/a/# is kept 30 days by an earlier rule, though # says 3 days.
+    const retention = startRetention({ config: config([{ topics: ['debug/#'], maxAge: '1d' }, { topics: ['sensors/a/#'], maxAge: '30d' }, { topics: ['#'], maxAge: '3d' }]), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    const left = await store.query({ limit: 100_000 });
+    const oldest = (topic: string) => Math.min(...left.filter((r) => r.topic === topic).map((r) => r.receivedAt));
+    expect(oldest('debug/x')).toBeGreaterThanOrEqual(NOW - DAY - HOUR); // files: whole hours go
+    expect(oldest('debug/x')).toBeLessThan(NOW - DAY + HOUR);
+    expect(oldest('sensors/b/temp')).toBeGreaterThanOrEqual(NOW - 3 * DAY - HOUR);
+    expect(oldest('sensors/b/temp')).toBeLessThan(NOW - 3 * DAY + HOUR);
+    expect(oldest('sensors/a/temp')).toBe(NOW - 10 * DAY); // positive control: kept whole
+    expect(run.storeDeleted).toBe(all.length - left.length);
+    expect(run.storeDeleted).toBeGreaterThan(0);
+    expect(run.steps).toBeGreaterThan(1); // in steps, not one long hold
+    await store.close();
+  });
+});
+
+describe('retention, SQLite specifics and dead letters', () => {
+  it('gives the space of deleted readings back (incremental vacuum); reports the longest step', async () => {
+    const dir = newDir();
+    const path = join(dir, 'store.db');
+    const store = await openStore('sqlite', path);
+    await store.write(batch(history(20).map((r) => ({ ...r, payload: { pad: 'v'.repeat(400), seq: r.seq } }))));
+    const pages = () => {
+      const db = new Database(path, { readonly: true });
+      const n = db.pragma('page_count', { simple: true }) as number;
+      db.close();
+      return n;
+    };
+    const before = pages();
+    const retention = startRetention({ config: config([{ topics: ['#'], maxAge: '2d' }]), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    expect(run.storeDeleted).toBe(18 * 24 * 3);
+    expect(pages()).toBeLessThan(before * 0.3); // the file shrank, not only emptied
+    expect(run.longestStallMs).toBeGreaterThan(0);
+    await store.close();
+  });
+
+  it('deletes dead letters older than their maxAge, oldest first', async () => {
+    const dir = newDir();
+    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
+    for (const age of [40, 35, 31, 29, 1]) await log.appendDeadLetter({ time: NOW - age * DAY, topic: `t/${age}`, clientId: 'c', payload: Buffer.from('x'), reasons: [] });
+    const retention = startRetention({ config: config([], '30d'), log, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    expect(run.deadLettersDeleted).toBe(3);
+    expect((await log.deadLetters(10)).map((d) => d.topic)).toEqual(['t/1', 't/29']);
+    expect(log.stats().deadLetters).toBe(2);
+    await log.close();
+  });
+});
