@@ -4,6 +4,7 @@ import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DurableLog } from '../../agent/buffer/log.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
+import { seededRandom } from '../helpers/seed.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 
 const KILLS = 12;
@@ -43,7 +44,9 @@ describe('crash safety under QoS 1 load', () => {
     return rows;
   }
 
-  function exactlyOnce(entries: { seq: number; key: string }[], acked: Set<string>, where: string) {
+  const random = seededRandom();
+  function exactlyOnce(entries: { seq: number; key: string }[], acked: Set<string>, at: string) {
+    const where = `${at} (replay with CRASH_SEED=${random.seed})`;
     const keys = entries.map((e) => e.key);
     expect(new Set(keys).size, `${where}: a reading appears twice`).toBe(keys.length);
     const seqs = entries.map((e) => e.seq);
@@ -70,7 +73,7 @@ describe('crash safety under QoS 1 load', () => {
       const port = portOf(agent.listeners.mqtt);
       const publishers = Array.from({ length: PUBLISHERS }, (_, p) => new TrackingPublisher(`k${kill}p${p}`, `load/p${p}`));
       publishers.forEach((p) => p.start(port));
-      await new Promise((r) => setTimeout(r, 150 + Math.random() * 600));
+      await new Promise((r) => setTimeout(r, 150 + random.next() * 600));
       agent.proc.kill('SIGKILL');
       await agent.exited;
       publishers.forEach((p) => p.stop());

@@ -5,6 +5,7 @@ import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
 import type { SinkStatus } from '../../sync/index.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { createDatabase, PG_PASSWORD, until, type TestDatabase } from '../helpers/servers.js';
+import { seededRandom } from '../helpers/seed.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 
 const KILLS = 8;
@@ -31,6 +32,8 @@ describe('sync crash safety', () => {
   const status = async () => ((await askAgent(controlSocketPath(`${dir}/data`), '/sync/status')) as { sinks: SinkStatus[] }).sinks[0];
 
   it(`no loss and no duplicate rows across ${KILLS} SIGKILLs in the middle of batches`, async () => {
+    const random = seededRandom();
+    const replay = `(replay with CRASH_SEED=${random.seed})`;
     const acked = new Set<string>();
     let killedWhileSending = 0;
     for (let kill = 0; kill < KILLS; kill++) {
@@ -38,7 +41,7 @@ describe('sync crash safety', () => {
       const port = portOf(agent.listeners.mqtt);
       const publishers = Array.from({ length: PUBLISHERS }, (_, p) => new TrackingPublisher(`k${kill}p${p}`, `load/p${p}`, 50));
       publishers.forEach((p) => p.start(port));
-      await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
+      await new Promise((r) => setTimeout(r, 300 + random.next() * 700));
       const before = await status();
       if (before.lagRecords > 0 && before.sent.requests > 0) killedWhileSending++;
       agent.proc.kill('SIGKILL');
@@ -51,18 +54,17 @@ describe('sync crash safety', () => {
 
     const rows = await db.query<{ seq: string; key: string }>("SELECT seq, payload->>'key' AS key FROM telemetry ORDER BY seq");
     const keys = rows.map((r) => r.key);
-    expect(new Set(keys).size, 'a reading stored twice').toBe(keys.length);
+    expect(new Set(keys).size, `a reading stored twice ${replay}`).toBe(keys.length);
     const stored = new Set(keys);
-    expect([...acked].filter((k) => !stored.has(k)), 'acknowledged readings missing').toEqual([]);
+    expect([...acked].filter((k) => !stored.has(k)), `acknowledged readings missing ${replay}`).toEqual([]);
     // Each publisher's readings are in the table in the order they were sent.
     const byPublisher = new Map<string, number[]>();
     for (const k of keys) {
       const [who, n] = k.split(':');
       byPublisher.set(who, [...(byPublisher.get(who) ?? []), Number(n)]);
     }
-    for (const ns of byPublisher.values()) expect(ns).toEqual([...ns].sort((a, b) => a - b));
+    for (const ns of byPublisher.values()) expect(ns, `out of order ${replay}`).toEqual([...ns].sort((a, b) => a - b));
     expect(acked.size).toBeGreaterThan(KILLS * 100);
-    expect(killedWhileSending).toBeGreaterThan(KILLS / 2);
-    console.log(`sync crash test: ${acked.size} acknowledged readings, ${rows.length} rows, ${killedWhileSending}/${KILLS} kills with a batch in flight`);
+    expect(killedWhileSending, `kills with a batch in flight ${replay}`).toBeGreaterThan(KILLS / 2);
   }, 240_000);
 });
