@@ -30,18 +30,24 @@ export function clientAcl(rules: AclRule[], who: Identity): ClientAcl {
   const mine = rules.filter((r) => appliesTo(r, who));
   const publish = mine.flatMap((r) => r.publish).flatMap((p) => substitute(p, who));
   const subscribe = mine.flatMap((r) => r.subscribe).flatMap((p) => substitute(p, who));
-  const memo = new Map<string, boolean>();
   return {
-    canPublish(topic) {
-      let ok = memo.get(topic);
-      if (ok === undefined) {
-        ok = publish.some((p) => topicMatches(p, topic));
-        if (memo.size >= MEMO_LIMIT) memo.clear();
-        memo.set(topic, ok);
-      }
-      return ok;
-    },
-    canSubscribe: (filter) => subscribe.some((p) => filterCovers(p, filter)),
+    canPublish: memoized((topic) => publish.some((p) => topicMatches(p, topic))),
+    // Asked for every delivery too (authorizeForward), with the topic as the filter.
+    canSubscribe: memoized((filter) => subscribe.some((p) => filterCovers(p, filter))),
+  };
+}
+
+/** A check remembered for the last MEMO_LIMIT topics or filters it was asked about. */
+function memoized(check: (s: string) => boolean): (s: string) => boolean {
+  const memo = new Map<string, boolean>();
+  return (s) => {
+    let ok = memo.get(s);
+    if (ok === undefined) {
+      ok = check(s);
+      if (memo.size >= MEMO_LIMIT) memo.clear();
+      memo.set(s, ok);
+    }
+    return ok;
   };
 }
 

@@ -29,12 +29,18 @@ const text = (err: unknown) => {
   return `${typeof e.code === 'string' ? `${e.code}: ` : ''}${e.message}${e.cause ? `: ${e.cause.message}` : ''}`;
 };
 
-/** An error of the disk (full, I/O, read-only), as LevelDB, SQLite or Node report it. */
+/** A full disk, as LevelDB, SQLite or Node say it. */
+const DISK_FULL = /No space left|ENOSPC|SQLITE_FULL|database or disk is full/i;
+/** Other errors of the disk: I/O, read-only. */
+const DISK_TROUBLE = /IO error|I\/O error|Input\/output|EIO|SQLITE_IOERR|EROFS|Read-only file system/i;
+
+/** An error of the disk (full, I/O, read-only). */
 export function isDiskError(err: unknown): boolean {
-  return /No space left|ENOSPC|SQLITE_FULL|database or disk is full|IO error|I\/O error|Input\/output|EIO|SQLITE_IOERR|EROFS|Read-only file system/i.test(text(err));
+  const t = text(err);
+  return DISK_FULL.test(t) || DISK_TROUBLE.test(t);
 }
 
 /** An error as a person reads it: `disk full` when it is that, else the message with its cause. */
 export function describeDiskError(err: unknown): string {
-  return /No space left|ENOSPC|SQLITE_FULL|database or disk is full/i.test(text(err)) ? 'disk full' : text(err);
+  return DISK_FULL.test(text(err)) ? 'disk full' : text(err);
 }

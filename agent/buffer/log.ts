@@ -68,9 +68,6 @@ export interface LogHealth {
   lastError?: { message: string; at: string };
 }
 
-
-
-
 const hex = (n: number) => n.toString(16).padStart(16, '0');
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
@@ -583,12 +580,8 @@ export class DurableLog {
     }
     if (!ops.length) return 0;
     await this.db.batch(ops);
-    const gone = new Set(ops.map((o) => parseInt(o.key.slice(2), 16)));
-    for (let i = this.deadLetterSizes.length - 1; i >= 0; i--) {
-      if (!gone.has(this.deadLetterSizes[i].id)) continue;
-      this.deadLetterBytes -= this.deadLetterSizes[i].bytes;
-      this.deadLetterSizes.splice(i, 1);
-    }
+    // The oldest went: the sizes list is in the same (id) order.
+    for (const gone of this.deadLetterSizes.splice(0, ops.length)) this.deadLetterBytes -= gone.bytes;
     return ops.length;
   }
 

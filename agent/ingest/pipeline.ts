@@ -111,8 +111,8 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
 
   const hook: PublishHook = (msg) => {
     // Readings ride the commits without holding their senders until the log falls behind or its
-    // commits fail (disk full): then QoS 0 is held like the rest or dropped (counted), per the policy. Held senders' sockets are
-    // read only as their readings become durable (TCP backpressure).
+    // commits fail (disk full): then QoS 0 is held like the rest or dropped (counted), per the
+    // policy. Held senders' sockets are read only as their readings become durable (TCP backpressure).
     const behind = opts.log.pendingBytes > opts.maxPendingBytes || !opts.log.accepting;
     if (behind && msg.qos === 0 && opts.qos0Overflow === 'drop') {
       stats.qos0Dropped++;

@@ -6,7 +6,6 @@ import type { LocalStore, PruneRule } from '../store/types.js';
 import { durationMs, type RetentionConfig } from './config.js';
 
 export type { RetentionConfig } from './config.js';
-export { RetentionConfigSchema } from './config.js';
 
 /** What retention needs of the log. */
 export interface DeadLetterSource {
@@ -25,7 +24,6 @@ export interface RetentionRun {
 export interface Retention {
   /** One run now (tests inject `now`). */
   runOnce(now?: number): Promise<RetentionRun>;
-  lastRun(): RetentionRun | undefined;
   stop(): void;
 }
 
@@ -40,7 +38,6 @@ function pruneRules(config: RetentionConfig, now: number): PruneRule[] {
 export function startRetention(opts: { config: RetentionConfig; store?: LocalStore; log: DeadLetterSource; logger: Logger; now?: () => number }): Retention {
   const { config, store, log, logger } = opts;
   const clock = opts.now ?? Date.now;
-  let last: RetentionRun | undefined;
   let running: Promise<RetentionRun> | undefined;
 
   async function run(now: number): Promise<RetentionRun> {
@@ -60,7 +57,6 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
     result.deadLettersDeleted = await log.pruneDeadLetters(now - durationMs(config.deadLetters.maxAge));
     result.longestStallMs = Math.round(result.longestStallMs * 10) / 10;
     if (result.storeDeleted || result.deadLettersDeleted) logger.info({ ...result }, 'retention deleted what its rules no longer keep');
-    last = result;
     return result;
   }
 
@@ -68,5 +64,5 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
   const job = new Cron(config.schedule, { protect: true }, () => {
     runOnce().catch((err: Error) => logger.error({ err: err.message }, 'retention run failed; the next one will try again'));
   });
-  return { runOnce, lastRun: () => last, stop: () => job.stop() };
+  return { runOnce, stop: () => job.stop() };
 }

@@ -4,7 +4,7 @@
 // (after a failure, or a crash before the state file moved) adds nothing twice.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import { open, seal } from '../buffer/chunk.js';
@@ -53,6 +53,12 @@ function lineCodec(key: Buffer | undefined) {
     // A line written before encryption was configured is plain JSON (base64 never starts with `{`).
     decode: (line: string) => JSON.parse(key && !line.startsWith('{') ? open(Buffer.from(line, 'base64'), key, aad).toString() : line) as LogRecord,
   };
+}
+
+/** An hour file's lines, closed (gzip) or open. */
+function readHourFile(path: string): string {
+  const raw = readFileSync(path);
+  return path.endsWith('.gz') ? gunzipSync(raw).toString() : raw.toString();
 }
 
 /** Errors that say a name cannot be held here (not the disk or the moment). */
@@ -134,18 +140,18 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
 
   /** The topic's folder, made with its `.topic` file when the name is shortened. */
   function folderFor(topic: string, file: string): void {
-    const folder = join(file, '..');
+    const folder = dirname(file);
     if (existsSync(folder)) return;
     mkdirSync(folder, { recursive: true });
-    if (folder.includes('#')) writeFileSync(join(folder, TOPIC_FILE), topic);
+    if (basename(folder).includes('#')) writeFileSync(join(folder, TOPIC_FILE), topic);
   }
 
-  /** Every reading up to seq is in the files (or was refused): say so on disk. */
   /** The topic a folder holds. */
   function topicOf(folder: string): string {
     return folder.includes('#') ? readFileSync(join(dir, folder, TOPIC_FILE), 'utf8') : decodeURIComponent(folder);
   }
 
+  /** Every reading up to seq is in the files (or was refused): say so on disk. */
   function saveState(seq: number): void {
     writeFileSync(`${statePath}.tmp`, JSON.stringify({ lastSeq: seq }));
     renameSync(`${statePath}.tmp`, statePath);
@@ -232,10 +238,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
           if (!name.endsWith('.jsonl') && !name.endsWith('.jsonl.gz')) continue;
           const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
           if (hour + HOUR <= from || hour > to) continue;
-          const path = join(dir, entry.name, name);
-          const raw = readFileSync(path);
-          const contents = name.endsWith('.gz') ? gunzipSync(raw).toString() : raw.toString();
-          for (const stored of contents.split('\n')) {
+          for (const stored of readHourFile(join(dir, entry.name, name)).split('\n')) {
             if (!stored) continue;
             const r = line.decode(stored);
             if (r.receivedAt >= from && r.receivedAt <= to && r.seq > (q.afterSeq ?? 0)) out.push(r);
@@ -256,8 +259,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
         for (const name of readdirSync(join(dir, entry.name))) {
           if (!/\.jsonl(\.gz)?$/.test(name) || Date.parse(`${name.slice(0, 13)}:00:00Z`) + HOUR > rule.before) continue;
           const path = join(dir, entry.name, name);
-          const raw = readFileSync(path);
-          const text = name.endsWith('.gz') ? gunzipSync(raw).toString() : raw.toString();
+          const text = readHourFile(path);
           unlinkSync(path);
           fileLast.delete(path);
           return { deleted: text.split('\n').filter(Boolean).length, done: false, ms: performance.now() - started };
