@@ -7,7 +7,8 @@ import { stringify } from 'yaml';
 import { ConfigError, envNameFor } from './config/load.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
 import type { DiskWrites } from './health/disk-writes.js';
-import type { SinkStatus, StoreConsumerStatus } from '../sync/index.js';
+import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
+import type { PressureStatus } from './retention/pressure.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 
@@ -149,17 +150,24 @@ function buildProgram(): Command {
       status ??= await statusFromDisk(config);
       if (opts.json) return console.log(JSON.stringify({ agentRunning: running, ...status }, null, 2));
       if (!running) console.log('agent not running: lag as the log on disk holds it');
-      console.log(formatStatus(status.sinks, status.store));
+      console.log(formatStatus(status.sinks, [status.store, status.rollups].filter((c) => c !== undefined)));
       if (status.written) console.log(`\n${formatWrites(status.written)}`);
+      if (status.disk) console.log(formatDisk(status.disk));
+      const dropped = formatDropped(status.dropped);
+      if (dropped) console.log(dropped);
     });
   return program;
 }
 
 interface ConsumersStatus {
-  store?: StoreConsumerStatus;
+  store?: LocalConsumerStatus;
+  rollups?: LocalConsumerStatus;
   sinks: SinkStatus[];
   /** Only from a running agent. */
   written?: DiskWrites;
+  disk?: PressureStatus;
+  /** Readings given up before a consumer had them, per consumer and reason (the log keeps these). */
+  dropped: Record<string, Record<string, number>>;
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -167,7 +175,25 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 /** SD-card wear since the agent started. */
 function formatWrites(w: DiskWrites): string {
   const perReading = w.bytesPerReading === null ? '' : `; ${w.bytesPerReading} bytes per reading (${w.readings} readings)`;
-  return `written since start: ${mb(w.total)} (store ${mb(w.store)}, log and sessions ${mb(w.other)})${perReading}`;
+  return `written since start: ${mb(w.total)} (store ${mb(w.store)}, rollups ${mb(w.rollups)}, log and sessions ${mb(w.other)})${perReading}`;
+}
+
+/** Free space against the watermarks, and what disk pressure made the agent give up since start. */
+function formatDisk(d: PressureStatus): string {
+  const pct = d.totalBytes ? ` (${((d.freeBytes / d.totalBytes) * 100).toFixed(1)}%)` : '';
+  const m = d.watermarks;
+  const r = d.relief;
+  const readings = Object.entries(r.logReadings).map(([c, n]) => `${c} ${n}`).join(', ');
+  return [
+    `disk: ${d.level} since ${d.since}; ${mb(d.freeBytes)} free of ${mb(d.totalBytes)}${pct}; watermarks warn ${mb(m.warn)}, act ${mb(m.act)}, critical ${mb(m.critical)}, reserve ${mb(m.reserve)}`,
+    `deleted under disk pressure since start: ${r.storeForwarded} store readings every sink had, ${r.deadLetters} dead letters, ${r.storeRolledUp} store readings kept as rollups, ${r.logChunks} unsent log chunks${readings ? ` (readings: ${readings})` : ''}`,
+  ].join('\n');
+}
+
+/** Readings dropped before each consumer had them, all time. */
+function formatDropped(dropped: Record<string, Record<string, number>>): string {
+  const parts = Object.entries(dropped).flatMap(([consumer, reasons]) => Object.entries(reasons).map(([reason, n]) => `${consumer} ${n} (${reason})`));
+  return parts.length ? `dropped before confirmed: ${parts.join(', ')}` : '';
 }
 
 /** With no agent running, the log can be opened here (its lock is free). */
@@ -184,9 +210,10 @@ async function statusFromDisk(config: Config): Promise<ConsumersStatus> {
     throw err;
   }
   try {
-    const storeLag = log.consumers().includes('store') ? log.lastSeq - log.cursor('store') : log.lastSeq;
-    const store = config.store.backend === 'none' ? undefined : { type: config.store.backend, state: 'stopped', lagRecords: storeLag, deadLettered: 0 };
-    return { store, sinks: await offlineStatus(log, config.sinks) };
+    const lag = (consumer: string) => (log.consumers().includes(consumer) ? log.lastSeq - log.cursor(consumer) : log.lastSeq);
+    const store = config.store.backend === 'none' ? undefined : { name: 'store', type: config.store.backend, state: 'stopped', lagRecords: lag('store'), deadLettered: 0 };
+    const rollups = config.rollups.enabled ? { name: 'rollups', type: 'sqlite', state: 'stopped', lagRecords: lag('rollups'), deadLettered: 0 } : undefined;
+    return { store, rollups, sinks: await offlineStatus(log, config.sinks), dropped: log.stats().dropped };
   } finally {
     await log.close();
   }

@@ -19,10 +19,13 @@ import { diskWrites, writtenBytes, type DiskWrites } from './health/disk-writes.
 import { makePrivate, privateUmask } from './private-files.js';
 import { Readiness } from './health/readiness.js';
 import { startRetention, type Retention } from './retention/index.js';
+import { DiskPressure } from './retention/pressure.js';
+import { defaultRollupPath, openRollups, ROLLUP_CONSUMER, type Rollups } from './rollup/index.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
 import type { Logger } from './log.js';
-import { defaultStorePath, openStore, STORE_CONSUMER, storeDelivery, type LocalStore } from './store/index.js';
+import { defaultStorePath, openStore, STORE_CONSUMER, type LocalStore } from './store/index.js';
+import { chunkDelivery } from './buffer/chunk-delivery.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { VERSION } from './version.js';
 import { startWeb, type WebServer } from './web/server.js';
@@ -33,11 +36,16 @@ export interface Runtime {
   broker: EmbeddedBroker;
   log: DurableLog;
   store: LocalStore | undefined;
+  rollups: Rollups | undefined;
+  /** Free space against the watermarks, and what pressure made the agent give up. */
+  disk: DiskPressure;
   sync: Sync;
   /** Resolves once the local store holds everything durable up to seq. */
   storeCaughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
   /** The local store's consumer: state, lag, dead letters; undefined without a store. */
   storeStatus(): EngineStatus | undefined;
+  /** Resolves once the rollups hold everything durable up to seq. */
+  rollupsCaughtUp(seq: number, timeoutMs?: number): Promise<boolean>;
   ingestStats: IngestStats;
   /** Each part of the data path and its state; ready when all are ok. */
   readiness: Readiness;
@@ -79,6 +87,11 @@ async function openWhenDiskAllows<T>(name: string, open: () => Promise<T>, readi
     }
     await new Promise((r) => setTimeout(r, backoff.next()));
   }
+}
+
+/** A local consumer's writes wait while disk pressure allows nothing but deletions (an error of the moment). */
+function heldBy(pressure: DiskPressure, target: { write(batch: ChunkBatch): Promise<void> }): { write(batch: ChunkBatch): Promise<void> } {
+  return { write: (batch) => (pressure.writesHeld ? Promise.reject(new Error(pressure.writesHeld)) : target.write(batch)) };
 }
 
 /** The key for encryption at rest, when configured. */
@@ -138,7 +151,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   const writtenAtStart = writtenBytes('process') ?? 0;
   const started = new Stack();
   const readiness = new Readiness();
-  for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), 'broker']) readiness.starting(part);
+  for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), ...(config.rollups.enabled ? ['rollups'] : []), 'disk', 'broker']) readiness.starting(part);
   try {
     // The web listeners first: health answers while a full disk keeps the log from opening.
     let broker: EmbeddedBroker | undefined = undefined; // set once it runs: MQTT over WebSocket waits for it
@@ -155,32 +168,66 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     started.push(() => log.close());
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
+    const key = atRestKey(config);
+    const sinkConsumers = () => log.consumers().filter((c) => c.startsWith('sink:'));
+    let rollups: Rollups | undefined;
     let store: LocalStore | undefined;
+    const disk = new DiskPressure({
+      store: () => store,
+      dir: agent.dataDir,
+      config: config.retention.disk,
+      stepReadings: config.retention.stepReadings,
+      forwardedThrough: () => Math.min(log.lastSeq, ...sinkConsumers().map((c) => log.cursor(c))),
+      rolledUpThrough: () => (rollups ? log.cursor(ROLLUP_CONSUMER) : undefined),
+      log,
+      logger: logger.child({ stage: 'disk' }),
+    });
+    readiness.set('disk', () => {
+      const d = disk.status();
+      return { name: 'disk', state: disk.accepting ? 'ok' : `refusing: disk pressure ${d.level}`, since: d.since };
+    });
+
+    /** The store and the rollups: consumers of the log run by the engine, each in its worker thread. */
+    const runLocal = async (name: string, target: { write(batch: ChunkBatch): Promise<void>; writesInFlight?: number }, opts: { maxRecords: number; maxAgeMs: number }) => {
+      const consumer = new ConsumerEngine(log, chunkDelivery(name, heldBy(disk, target), log, s.maxBatchBytes), {
+        name,
+        ...opts,
+        window: target.writesInFlight ?? 1,
+        retry: { initialMs: 250, maxMs: 30_000 },
+        logger: logger.child({ stage: name }),
+      });
+      await consumer.start();
+      started.push(() => consumer.stop());
+      readiness.set(name, () => {
+        const { state, since, lastError } = consumer.status();
+        return { name, state, since, ...(lastError ? { lastError } : {}) };
+      });
+      return consumer;
+    };
+
     let storeConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const backend = s.backend;
     if (backend !== 'none') {
-      const key = atRestKey(config);
       const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir), key && subkey(key, 'store')), readiness, logger);
       store = opened;
       started.push(() => opened.close());
-      const consumer = new ConsumerEngine(log, storeDelivery(opened, log, s.maxBatchBytes), {
-        name: STORE_CONSUMER,
-        maxRecords: s.batchSize,
-        maxAgeMs: s.gatherMs,
-        window: opened.writesInFlight ?? 1,
-        retry: { initialMs: 250, maxMs: 30_000 },
-        logger: logger.child({ stage: 'store' }),
-      });
-      await consumer.start();
-      storeConsumer = consumer;
-      started.push(() => consumer.stop());
-      readiness.set('store', () => {
-        const { name, state, since, lastError } = consumer.status();
-        return { name, state, since, ...(lastError ? { lastError } : {}) };
-      });
+      storeConsumer = await runLocal(STORE_CONSUMER, opened, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs });
     }
 
-    const retention = startRetention({ config: config.retention, store, log, logger: logger.child({ stage: 'retention' }) });
+    let rollupConsumer: ConsumerEngine<ChunkBatch> | undefined;
+    const r = config.rollups;
+    if (r.enabled) {
+      const opened = await openWhenDiskAllows('rollups', () => openRollups(r, r.path ?? defaultRollupPath(agent.dataDir), key && subkey(key, 'rollups')), readiness, logger);
+      rollups = opened;
+      started.push(() => opened.close());
+      rollupConsumer = await runLocal(ROLLUP_CONSUMER, opened, { maxRecords: r.batchSize, maxAgeMs: r.gatherMs });
+    } else if (log.consumers().includes(ROLLUP_CONSUMER)) {
+      await log.dropConsumer(ROLLUP_CONSUMER); // rollups turned off: they must not hold the log's chunks back
+    }
+    await disk.start();
+    started.push(async () => disk.stop());
+
+    const retention = startRetention({ config: config.retention, store, rollups, log, logger: logger.child({ stage: 'retention' }) });
     started.push(async () => retention.stop());
 
     const sync = await startSync({
@@ -194,8 +241,15 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     readiness.set('sinks', async () => (await sync.status()).map((x) => ({ name: `sink:${x.name}`, state: x.state, since: x.since, ...(x.lastError ? { lastError: x.lastError } : {}) })));
 
     // Assigned below, once ingest exists; asked only once the control socket serves.
-    let written = (): DiskWrites => diskWrites(0, 0, 0);
-    const syncStatus = async () => ({ store: storeConsumer && { type: backend, ...storeConsumer.status() }, sinks: await sync.status(), written: written() });
+    let written = (): DiskWrites => diskWrites(0, 0, 0, 0);
+    const syncStatus = async () => ({
+      store: storeConsumer && { type: backend, ...storeConsumer.status() },
+      rollups: rollupConsumer && { type: 'sqlite', ...rollupConsumer.status() },
+      sinks: await sync.status(),
+      written: written(),
+      disk: disk.status(),
+      dropped: log.stats().dropped,
+    });
     const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus }, logger);
     started.push(() => control.close());
 
@@ -207,9 +261,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       limits: i.limits,
       maxPendingBytes: config.buffer.maxPendingBytes,
       clockSynced: clockSyncProbe(),
+      admission: disk,
     });
 
-    written = () => diskWrites((writtenBytes('process') ?? writtenAtStart) - writtenAtStart, store?.writtenBytes() ?? 0, ingest.stats.accepted);
+    written = () => diskWrites((writtenBytes('process') ?? writtenAtStart) - writtenAtStart, store?.writtenBytes() ?? 0, rollups?.writtenBytes() ?? 0, ingest.stats.accepted);
     const running = await startBroker(brokerOptions(config, logger, ingest.hook));
     broker = running;
     started.push(() => running.close());
@@ -221,11 +276,14 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       broker: running,
       log,
       store,
+      rollups,
+      disk,
       readiness,
       retention,
       sync,
       storeCaughtUp: (seq, timeoutMs) => storeConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
       storeStatus: () => storeConsumer?.status(),
+      rollupsCaughtUp: (seq, timeoutMs) => rollupConsumer?.caughtUp(seq, timeoutMs) ?? Promise.resolve(false),
       ingestStats: ingest.stats,
       diskWrites: () => written(),
       reloadSchemas() {

@@ -9,7 +9,7 @@ import { CONSUMER_PREFIX, consumerOf, type LogSource, type SinkStatus } from './
 export type { SinkConfig } from './config.js';
 export type { LogSource, SinkState, SinkStatus } from './status.js';
 export type { SchemaCatalog, SchemaInfo } from './sink.js';
-export { formatStatus, offlineStatus, type StoreConsumerStatus } from './status.js';
+export { formatStatus, offlineStatus, type LocalConsumerStatus } from './status.js';
 
 export interface SyncOptions {
   agentId: string;

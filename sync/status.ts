@@ -7,7 +7,7 @@ import { toOutRecord } from './record.js';
 
 /** What a forwarder needs of the durable log: the engine's part, and the chunks' texts. */
 export interface LogSource extends EngineLog {
-  readTexts(consumer: string, afterSeq: number, max: number): Promise<TextBatch | null>;
+  readTexts(consumer: string, afterSeq: number, max: number, peek?: boolean): Promise<TextBatch | null>;
 }
 
 /** `stopped`: reported from the log on disk while no agent runs. */
@@ -42,7 +42,7 @@ export const consumerOf = (sinkName: string) => CONSUMER_PREFIX + sinkName;
 export async function backlogOf(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts'>, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
   const cursor = log.cursor(consumer);
   const lagRecords = Math.max(0, log.lastSeq - cursor - confirmedAhead);
-  const oldest = lagRecords ? await log.readTexts(consumer, cursor, 1) : null;
+  const oldest = lagRecords ? await log.readTexts(consumer, cursor, 1, true) : null;
   const oldestUnsentMs = oldest ? Math.max(0, Date.now() - toOutRecord(oldest.line(oldest.firstSeq), oldest.agentId).receivedAt) : 0;
   return { lagRecords, oldestUnsentMs };
 }
@@ -80,8 +80,9 @@ function duration(ms: number | null): string {
   return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }
 
-/** The local store's log consumer, as `sync status` lists it beside the sinks. */
-export interface StoreConsumerStatus {
+/** A local consumer of the log (the store, the rollups), as `sync status` lists it beside the sinks. */
+export interface LocalConsumerStatus {
+  name: string;
   type: string;
   state: string;
   lagRecords: number;
@@ -89,11 +90,11 @@ export interface StoreConsumerStatus {
   lastError?: { message: string; at: string };
 }
 
-export function formatStatus(sinks: SinkStatus[], store?: StoreConsumerStatus): string {
-  if (sinks.length === 0 && !store) return 'no sinks configured';
+export function formatStatus(sinks: SinkStatus[], locals: LocalConsumerStatus[] = []): string {
+  if (sinks.length === 0 && !locals.length) return 'no sinks configured';
   const header = ['consumer', 'type', 'state', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
-  const storeRow = store ? [['store', store.type, store.state, String(store.lagRecords), '-', '-', '-', store.lastError ? `${store.lastError.at} ${store.lastError.message}` : '-']] : [];
-  const rows = storeRow.concat(sinks.map((s) => [
+  const localRows = locals.map((l) => [l.name, l.type, l.state, String(l.lagRecords), '-', '-', '-', l.lastError ? `${l.lastError.at} ${l.lastError.message}` : '-']);
+  const rows = localRows.concat(sinks.map((s) => [
     s.name,
     s.type,
     s.state + (s.liveLane ? ' (live lane)' : ''),

@@ -1,10 +1,12 @@
-// Retention by age, per topic pattern (the first matching rule decides), for the local store and
-// the dead letters, with an injected clock; SQLite gives the space back in small steps.
+// Retention by age, per topic pattern (the first matching rule decides), for the local store, the
+// rollups and the dead letters, and by size for the store, with an injected clock; SQLite gives the
+// space back in small steps.
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLog } from '../agent/buffer/log.js';
 import { startRetention, type RetentionConfig } from '../agent/retention/index.js';
+import { openRollups } from '../agent/rollup/index.js';
 import { openStore, type StoreBackend } from '../agent/store/index.js';
 import { cleanup, tempDir } from './helpers/agent.js';
 import { batch, record } from './helpers/records.js';
@@ -22,7 +24,8 @@ const newDir = () => {
   return d;
 };
 
-const config = (store: RetentionConfig['store'], deadLetters = '30d'): RetentionConfig => ({ schedule: '0 0 1 1 *', store, deadLetters: { maxAge: deadLetters }, stepReadings: 100 });
+const DISK = { intervalSec: 5, warn: '20%', act: '10%', critical: '5%', reserve: '2%' };
+const config = (store: RetentionConfig['store'], deadLetters = '30d', more: Partial<RetentionConfig> = {}): RetentionConfig => ({ schedule: '0 0 1 1 *', store, storeMaxBytes: 0, rollups: [], deadLetters: { maxAge: deadLetters }, stepReadings: 100, disk: DISK, ...more });
 
 /** Readings on three topics, one every hour over the last `days` days (seq in time order). */
 function history(days: number) {
@@ -55,6 +58,52 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     expect(run.storeDeleted).toBeGreaterThan(0);
     expect(run.steps).toBeGreaterThan(1); // in steps, not one long hold
     await store.close();
+  });
+
+  it('keeps the store below storeMaxBytes, the oldest readings going first', async () => {
+    const dir = newDir();
+    const store = await openStore(backend, backend === 'sqlite' ? join(dir, 'store.db') : join(dir, 'store'));
+    const all = history(10).map((r) => ({ ...r, payload: { pad: 'v'.repeat(300), seq: r.seq } }));
+    await store.write(batch(all));
+    const full = await store.size();
+    const max = Math.round(full / 3);
+    // Positive control: no rule by age, and without the size limit nothing goes.
+    expect((await startRetention({ config: config([]), store, log: noDeadLetters, logger: quiet, now: () => NOW }).runOnce()).storeDeleted).toBe(0);
+    const retention = startRetention({ config: config([], '30d', { storeMaxBytes: max }), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    expect(await store.size()).toBeLessThanOrEqual(max);
+    expect(await store.size()).toBeGreaterThan(max / 2); // no more went than the limit asks (files: an hour file at a time)
+    const left = (await store.query({ limit: 100_000 })).map((r) => r.seq);
+    expect(run.storeDeletedForSize).toBe(all.length - left.length);
+    expect(Math.min(...left)).toBeGreaterThan(all.length / 2); // the oldest went
+    await store.close();
+  });
+});
+
+describe('retention of rollups', () => {
+  it('deletes buckets by age per width and topic pattern, the first rule naming both deciding', async () => {
+    const dir = newDir();
+    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, batchSize: 1000, gatherMs: 0 }, join(dir, 'rollups.db'));
+    await rollups.write(batch(history(10)));
+    const rules: RetentionConfig['rollups'] = [
+      { topics: ['sensors/a/#'], buckets: ['1h'], maxAge: '5d' },
+      { topics: ['#'], buckets: ['1h'], maxAge: '2d' },
+      { topics: ['#'], buckets: ['1d'], maxAge: '365d' },
+    ];
+    const retention = startRetention({ config: config([], '30d', { rollups: rules }), rollups, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    const hours = await rollups.query({ width: HOUR, limit: 100_000 });
+    const oldest = (topic: string) => Math.min(...hours.filter((r) => r.topic === topic).map((r) => r.start));
+    expect(oldest('sensors/a/temp')).toBe(NOW - 5 * DAY);
+    expect(oldest('sensors/b/temp')).toBe(NOW - 2 * DAY);
+    expect(oldest('debug/x')).toBe(NOW - 2 * DAY);
+    // Positive control: the daily buckets are all kept.
+    const days = await rollups.query({ width: DAY, limit: 100_000 });
+    expect(new Set(days.map((r) => r.start)).size).toBe(11); // ten days from noon to noon touch eleven calendar days
+    expect(run.rollupsDeleted).toBe(((10 - 5) * 24 + 2 * (10 - 2) * 24) * 2); // two numeric fields (t, seq) a bucket
+    await rollups.close();
   });
 });
 

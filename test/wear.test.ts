@@ -21,11 +21,12 @@ describe('bytes written (SD-card wear)', () => {
       for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 100 }, () => client.publishAsync('wear/t', payload, { qos: 1 })));
       await client.endAsync();
       let s = await status();
-      for (let i = 0; i < 50 && s.store.lagRecords > 0; i++) {
+      for (let i = 0; i < 50 && s.store.lagRecords + s.rollups.lagRecords > 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
         s = await status();
       }
       expect(s.store.lagRecords).toBe(0);
+      expect(s.rollups.lagRecords).toBe(0);
       const { written } = s;
       expect(written.readings).toBe(2000);
       expect(written.store).toBeGreaterThan(2000 * 200); // every payload reached the store's file at least once
@@ -33,7 +34,13 @@ describe('bytes written (SD-card wear)', () => {
       expect(written.other).toBeGreaterThan(0); // the log
       expect(written.bytesPerReading).toBe(Math.round(written.total / 2000));
       const text = (await exec(process.execPath, [CLI, 'sync', 'status', '--config', config])).stdout;
-      expect(text).toMatch(/written since start: [\d.]+ MB \(store [\d.]+ MB, log and sessions [\d.]+ MB\); \d+ bytes per reading \(2000 readings\)/);
+      expect(text).toMatch(/written since start: [\d.]+ MB \(store [\d.]+ MB, rollups [\d.]+ MB, log and sessions [\d.]+ MB\); \d+ bytes per reading \(2000 readings\)/);
+      expect(written.rollups).toBeGreaterThan(0); // the rollups' worker thread, counted apart
+      // Free space against the watermarks, and what pressure made the agent delete (nothing here).
+      expect(s.disk).toMatchObject({ level: expect.any(String), relief: { storeForwarded: 0, deadLetters: 0, storeRolledUp: 0, logChunks: 0 } });
+      expect(s.disk.freeBytes).toBeGreaterThan(0);
+      expect(text).toMatch(/\ndisk: \w+ since \S+; [\d.]+ MB free of [\d.]+ MB \([\d.]+%\); watermarks warn [\d.]+ MB, act [\d.]+ MB, critical [\d.]+ MB, reserve [\d.]+ MB\n/);
+      expect(text).toMatch(/\ndeleted under disk pressure since start: 0 store readings every sink had, 0 dead letters, 0 store readings kept as rollups, 0 unsent log chunks/);
     } finally {
       agent.proc.kill('SIGTERM');
       await agent.exited;

@@ -12,7 +12,7 @@ export function readKeyFile(path: string): Buffer {
   throw new Error(`buffer.encryption.keyFile ${path}: not a 256-bit key (want 32 raw bytes, 64 hex digits or base64 of 32 bytes)`);
 }
 
-/** A key of its own for each use of the one configured key (the store, the broker's sessions), so none is reused across formats. */
-export function subkey(key: Buffer, purpose: 'store' | 'broker'): Buffer {
+/** A key of its own for each use of the one configured key (the store, the rollups, the broker's sessions), so none is reused across formats. */
+export function subkey(key: Buffer, purpose: 'store' | 'rollups' | 'broker'): Buffer {
   return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `edge-agent ${purpose}`, 32));
 }

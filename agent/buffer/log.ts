@@ -38,6 +38,17 @@ export interface LogStats {
   quarantinedChunks: number;
   deadLetters: number;
   deadLettersDropped: number;
+  /** Readings given up before a consumer had them, per consumer and reason (e.g. `disk pressure`). */
+  dropped: Record<string, Record<string, number>>;
+}
+
+/** What dropping the oldest unsent chunk gave up. */
+export interface ChunkDrop {
+  firstSeq: number;
+  lastSeq: number;
+  bytes: number;
+  /** Readings of it each consumer had not yet confirmed. */
+  perConsumer: Record<string, number>;
 }
 
 interface ChunkInfo {
@@ -104,7 +115,13 @@ export class DurableLog {
   private nextDeadLetterId = 1;
   private deadLetterBytes = 0;
   private counters = { commits: 0, quarantined: 0, deadLettersDropped: 0 };
+  /** `consumer\u0000reason` -> readings dropped (kept in m!drop!...). */
+  private readonly drops = new Map<string, number>();
+  /** Seq ranges each consumer has read and not yet confirmed: in its hands, never dropped. */
+  private readonly held = new Map<string, { from: number; to: number }[]>();
   private closed = false;
+  /** Set while disk pressure allows nothing but deletions: commits wait. */
+  private writesHeld: string | undefined;
   /** close() was called: a commit that keeps failing gives up. */
   private closing = false;
 
@@ -154,6 +171,7 @@ export class DurableLog {
     const meta = new Map<string, string>();
     for await (const [key, value] of this.db.iterator({ gte: 'm!', lt: 'm"' })) if (key !== 'm!keycheck') meta.set(key, text(value));
     for (const [key, value] of meta) if (key.startsWith('m!cursor!')) this.cursors.set(key.slice(9), Number(value));
+    for (const [key, value] of meta) if (key.startsWith('m!drop!')) this.drops.set(key.slice(7), Number(value));
     this.counters.quarantined = Number(meta.get('m!quarantined') ?? 0);
     this.counters.deadLettersDropped = Number(meta.get('m!dlDropped') ?? 0);
     let lastSeq = Number(meta.get('m!lastSeq') ?? 0);
@@ -330,6 +348,7 @@ export class DurableLog {
     let reopen = false;
     for (;;) {
       try {
+        if (this.writesHeld) throw new Error(this.writesHeld);
         if (reopen) await this.reopen();
         reopen = false;
         await this.db.batch(ops, { sync: true });
@@ -340,7 +359,7 @@ export class DurableLog {
         return true;
       } catch (err) {
         this.refusing(err);
-        reopen = true;
+        reopen = !this.writesHeld;
       }
       await new Promise((r) => setTimeout(r, backoff.next()));
       if (this.closing) return false;
@@ -355,6 +374,11 @@ export class DurableLog {
       this.health = { state, since: at };
     }
     this.health.lastError = { message: describeDiskError(err), at };
+  }
+
+  /** While a reason is set (disk pressure at its reserve), commits wait: nothing but deletions is written. */
+  holdWrites(reason: string | undefined): void {
+    this.writesHeld = reason;
   }
 
   /** LevelDB keeps a write error (ENOSPC) for good: a fresh handle writes once the disk can. */
@@ -408,8 +432,9 @@ export class DurableLog {
   /**
    * Up to `max` consecutive durable readings after afterSeq, as the decompressed texts of their
    * chunks; null if none. For a consumer that holds readings a while and turns few into strings.
+   * `peek`: only a look (a status), not readings taken in hand.
    */
-  async readTexts(consumer: string, afterSeq: number, max: number): Promise<TextBatch | null> {
+  async readTexts(consumer: string, afterSeq: number, max: number, peek = false): Promise<TextBatch | null> {
     this.cursor(consumer);
     const texts: ChunkText[] = [];
     let firstSeq = 0;
@@ -420,6 +445,7 @@ export class DurableLog {
       lastSeq = Math.min(value.lastSeq, firstSeq + max - 1);
       if (lastSeq - firstSeq + 1 >= max) break;
     }
+    if (texts.length && !peek) this.hold(consumer, firstSeq, lastSeq);
     return texts.length ? new TextBatch(this.opts.agentId, texts, firstSeq, lastSeq) : null;
   }
 
@@ -440,6 +466,7 @@ export class DurableLog {
       bytes += value.byteLength;
       if (lastSeq - firstSeq + 1 >= max || bytes >= maxBytes) break;
     }
+    if (values.length) this.hold(consumer, firstSeq, lastSeq);
     return values.length ? new ChunkBatch(this.opts.agentId, values, firstSeq, lastSeq, this.opts.encryptionKey) : null;
   }
 
@@ -545,10 +572,34 @@ export class DurableLog {
     });
   }
 
+  /** A consumer read from..to: those readings are in its hands until it confirms them. */
+  private hold(consumer: string, from: number, to: number): void {
+    const ranges = this.held.get(consumer) ?? [];
+    const joined = ranges.find((r) => from <= r.to + 1 && to >= r.from - 1);
+    if (joined) {
+      joined.from = Math.min(joined.from, from);
+      joined.to = Math.max(joined.to, to);
+    } else {
+      ranges.push({ from, to });
+    }
+    this.held.set(consumer, ranges);
+  }
+
+  private isHeld(firstSeq: number, lastSeq: number): boolean {
+    for (const ranges of this.held.values()) if (ranges.some((r) => r.from <= lastSeq && r.to >= firstSeq)) return true;
+    return false;
+  }
+
   /** Record that a consumer has everything up to seq; drop chunks all consumers passed. */
   async commit(consumer: string, seq: number): Promise<void> {
     if (seq <= this.cursor(consumer)) return;
     this.cursors.set(consumer, seq);
+    const ranges = this.held.get(consumer);
+    if (ranges) {
+      const left = ranges.filter((r) => r.to > seq);
+      for (const r of left) r.from = Math.max(r.from, seq + 1);
+      this.held.set(consumer, left);
+    }
     await this.collect([{ type: 'put', key: `m!cursor!${consumer}`, value: utf8(seq) }]);
   }
 
@@ -561,6 +612,48 @@ export class DurableLog {
       ops.push({ type: 'del', key: chunkKey(gone.firstSeq) });
     }
     await this.db.batch(ops);
+  }
+
+  // ---- giving up under disk pressure ----
+
+  /**
+   * Delete the oldest chunk some consumer has not confirmed and none holds in its hands (read, being
+   * sent), counting its readings against each consumer that had not confirmed them; null if none.
+   */
+  async dropOldestUnsent(reason: string): Promise<ChunkDrop | null> {
+    const chunk = this.chunks.find((c) => !this.isHeld(c.firstSeq, c.lastSeq) && [...this.cursors.values()].some((cursor) => cursor < c.lastSeq));
+    if (!chunk) return null;
+    const perConsumer: Record<string, number> = {};
+    const ops: Op[] = [{ type: 'del', key: chunkKey(chunk.firstSeq) }];
+    for (const [consumer, cursor] of this.cursors) {
+      const lost = chunk.lastSeq - Math.max(cursor, chunk.firstSeq - 1);
+      if (lost <= 0) continue;
+      perConsumer[consumer] = lost;
+      const key = `${consumer}\u0000${reason}`;
+      const total = (this.drops.get(key) ?? 0) + lost;
+      this.drops.set(key, total);
+      ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(total) });
+    }
+    await this.db.batch(ops, { sync: true });
+    this.unlist(chunk.firstSeq);
+    return { firstSeq: chunk.firstSeq, lastSeq: chunk.lastSeq, bytes: chunk.bytes, perConsumer };
+  }
+
+  /** Delete up to `count` of the oldest dead letters; how many went. */
+  async dropOldestDeadLetters(count: number): Promise<number> {
+    const gone = this.deadLetterSizes.slice(0, count);
+    if (!gone.length) return 0;
+    this.counters.deadLettersDropped += gone.length;
+    await this.db.batch([...gone.map((d): Op => ({ type: 'del', key: `d!${hex(d.id)}` })), { type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) }]);
+    this.deadLetterSizes.splice(0, gone.length);
+    for (const d of gone) this.deadLetterBytes -= d.bytes;
+    return gone.length;
+  }
+
+  /** LevelDB frees the space of deleted chunks and dead letters only as it compacts their files: do it now. */
+  async compact(): Promise<void> {
+    await this.db.compactRange('c!', 'c"');
+    await this.db.compactRange('d!', 'd"');
   }
 
   // ---- dead letters ----
@@ -609,7 +702,17 @@ export class DurableLog {
       quarantinedChunks: this.counters.quarantined,
       deadLetters: this.deadLetterSizes.length,
       deadLettersDropped: this.counters.deadLettersDropped,
+      dropped: this.dropCounts(),
     };
+  }
+
+  private dropCounts(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [key, n] of this.drops) {
+      const [consumer, reason] = key.split('\u0000');
+      (out[consumer] ??= {})[reason] = n;
+    }
+    return out;
   }
 
   /** Commit what is pending, then close. */

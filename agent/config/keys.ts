@@ -21,3 +21,12 @@ export const choice = <const T extends string>(values: readonly T[], def: NoInfe
 export const strict = { additionalProperties: false } as const;
 
 export const MiB = 1024 * 1024;
+
+/** 90s, 15m, 12h, 30d. */
+export const Duration = (description: string, def?: string) => Type.String({ pattern: '^[1-9][0-9]*(s|m|h|d)$', description, ...(def ? { default: def } : {}) });
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+export function durationMs(d: string): number {
+  return Number(d.slice(0, -1)) * UNIT_MS[d.at(-1) as keyof typeof UNIT_MS];
+}

@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { BufferConfigSchema } from '../buffer/config.js';
 import { IngestConfigSchema } from '../ingest/config.js';
-import { RetentionConfigSchema } from '../retention/config.js';
+import { freeBytes, RetentionConfigSchema } from '../retention/config.js';
+import { RollupConfigSchema } from '../rollup/config.js';
 import { StoreConfigSchema } from '../store/config.js';
 import { SinksSchema } from '../../sync/config.js';
 import { secret, strict } from './keys.js';
@@ -149,6 +150,7 @@ export const ConfigSchema = Type.Object(
     ingest: IngestConfigSchema,
     buffer: BufferConfigSchema,
     store: StoreConfigSchema,
+    rollups: RollupConfigSchema,
     retention: RetentionConfigSchema,
     sinks: SinksSchema,
     web: Type.Object(
@@ -174,7 +176,7 @@ export type { TSchema };
 
 /** The agent's config from a file (--config, $EDGE_AGENT_CONFIG, the default paths) and the environment. */
 export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig<Config> {
-  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c)]);
+  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c), ...retentionProblems(c)]);
   loaded.config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   return loaded;
 }
@@ -190,6 +192,23 @@ function uniqueNames(config: Config): string[] {
 }
 
 /** TLS settings that cannot work: a certificate without its key, client certificates with no CA to check them. */
+/** Rules about rollup buckets that are not kept, watermarks out of order. */
+function retentionProblems(config: Config): string[] {
+  const { rollups, retention } = config;
+  const problems = retention.rollups.flatMap((rule, i) =>
+    rule.buckets.filter((b) => !rollups.buckets.includes(b)).map((b) => `retention.rollups.${i}.buckets: ${b} is not one of rollups.buckets (${rollups.buckets.join(', ')})`),
+  );
+  // Comparable only in the same unit; mixed ones are put in order against the filesystem's size at run time.
+  const marks = (['warn', 'act', 'critical', 'reserve'] as const).map((k) => ({ key: k, mark: retention.disk[k] }));
+  for (let i = 1; i < marks.length; i++) {
+    const [a, b] = [marks[i - 1], marks[i]];
+    if (a.mark.endsWith('%') === b.mark.endsWith('%') && freeBytes(a.mark, 1e12) < freeBytes(b.mark, 1e12)) {
+      problems.push(`retention.disk.${b.key}: ${b.mark} is more free space than retention.disk.${a.key} (${a.mark}); want warn >= act >= critical >= reserve`);
+    }
+  }
+  return problems;
+}
+
 function tlsProblems(config: Config): string[] {
   const problems: string[] = [];
   for (const [at, tls] of [['broker.mqtts', config.broker.mqtts], ['web.https', config.web.https]] as const) {

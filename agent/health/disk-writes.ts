@@ -20,6 +20,8 @@ export interface DiskWrites {
   total: number;
   /** Of those, the local store's (its worker thread, or its own writes). */
   store: number;
+  /** Of those, the rollups' (their worker thread). */
+  rollups: number;
   /** The log, dead letters and the broker's sessions (LevelDB), and the rest. */
   other: number;
   /** Readings taken in since the start, and total bytes per reading. */
@@ -27,6 +29,6 @@ export interface DiskWrites {
   bytesPerReading: number | null;
 }
 
-export function diskWrites(total: number, store: number, readings: number): DiskWrites {
-  return { total, store, other: Math.max(0, total - store), readings, bytesPerReading: readings > 0 ? Math.round(total / readings) : null };
+export function diskWrites(total: number, store: number, rollups: number, readings: number): DiskWrites {
+  return { total, store, rollups, other: Math.max(0, total - store - rollups), readings, bytesPerReading: readings > 0 ? Math.round(total / readings) : null };
 }

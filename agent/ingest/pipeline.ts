@@ -21,12 +21,23 @@ export interface IngestOptions {
   /** Above this many bytes awaiting commit, senders are held (and QoS 0 readings dropped under policy `drop`). */
   maxPendingBytes: number;
   clockSynced: () => boolean;
+  /** Whether the disk lets ingest take new readings (disk pressure below `critical`); default: always. */
+  admission?: Admission;
+}
+
+/** What keeps ingest from taking readings while the disk has no room for them. */
+export interface Admission {
+  readonly accepting: boolean;
+  /** Resolves once readings may be taken again. */
+  accepts(): Promise<void>;
 }
 
 export interface IngestStats {
   accepted: number;
   deadLettered: number;
   qos0Dropped: number;
+  /** Readings that waited for disk space before they were taken. */
+  heldForDisk: number;
 }
 
 interface Reason {
@@ -49,7 +60,7 @@ function deviceTime(value: unknown): number | undefined {
 }
 
 export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: IngestStats } {
-  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0 };
+  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0, heldForDisk: 0 };
 
   function decode(msg: InboundMessage): { text: string; value: unknown } {
     const text = msg.payload.toString('utf8');
@@ -109,7 +120,22 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
     return opts.log.appendDeadLetter({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
   }
 
+  /**
+   * Below the critical watermark nothing new is taken: a reading waits, unacknowledged, with its
+   * sender held, until there is room (QoS 0 under policy `drop` is dropped and counted instead).
+   */
   const hook: PublishHook = (msg) => {
+    const { admission } = opts;
+    if (!admission || admission.accepting) return take(msg);
+    if (msg.qos === 0 && opts.qos0Overflow === 'drop') {
+      stats.qos0Dropped++;
+      return undefined;
+    }
+    stats.heldForDisk++;
+    return { safe: admission.accepts().then(() => take(msg)?.safe), holdSender: true };
+  };
+
+  const take: PublishHook = (msg) => {
     // Readings ride the commits without holding their senders until the log falls behind or its
     // commits fail (disk full): then QoS 0 is held like the rest or dropped (counted), per the
     // policy. Held senders' sockets are read only as their readings become durable (TCP backpressure).

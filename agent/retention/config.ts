@@ -1,32 +1,67 @@
-// The `retention` section of the config: what is given up by age, and when it is looked at.
+// The `retention` section of the config: what is given up by age and size, when it is looked at,
+// and the free-space watermarks that make the agent give up more.
 import { Type, type Static } from '@sinclair/typebox';
-import { strict } from '../config/keys.js';
+import { Duration, strict } from '../config/keys.js';
 
-/** 90s, 15m, 12h, 30d. */
-const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]*(s|m|h|d)$', description });
+const topics = Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'topic patterns (+, #) the rule applies to' });
 
 const StoreRule = Type.Object(
+  { topics, maxAge: Duration('readings older than this (by receive time) are deleted from the local store') },
+  strict,
+);
+
+const RollupRule = Type.Object(
   {
-    topics: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'topic patterns (+, #) the rule applies to' }),
-    maxAge: Duration('readings older than this (by receive time) are deleted from the local store'),
+    topics,
+    buckets: Type.Array(Duration('a bucket width of rollups.buckets'), { minItems: 1, description: 'the bucket widths the rule applies to' }),
+    maxAge: Duration('rollups whose bucket ended longer ago than this are deleted'),
   },
   strict,
+);
+
+/** Free space: a percentage of the filesystem, or bytes (plain, or with a unit). */
+const FreeSpace = (description: string, def: string) =>
+  Type.String({ pattern: '^([0-9]+(\\.[0-9]+)?%|[0-9]+(B|kB|MB|GB|KiB|MiB|GiB)?)$', default: def, description: `${description}: free space, "10%" of the filesystem or bytes ("500MB", "2GiB")` });
+
+const Disk = Type.Object(
+  {
+    intervalSec: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: 'how often free space of the data directory is read (statfs)' }),
+    warn: FreeSpace('below this a warning is logged and shown', '20%'),
+    act: FreeSpace('below this the agent deletes, in order: readings every sink has, the oldest dead letters, raw readings its rollups cover, the oldest unsent log chunks, until free space is back above it', '10%'),
+    critical: FreeSpace('below this ingest takes no new readings (QoS 1 publishers get no PUBACK and are held)', '5%'),
+    reserve: FreeSpace('the agent writes nothing more below this (only deletes): room kept for the operating system', '2%'),
+  },
+  { ...strict, default: {} },
 );
 
 export const RetentionConfigSchema = Type.Object(
   {
     schedule: Type.String({ minLength: 1, default: '*/10 * * * *', description: 'cron expression (croner): when retention runs' }),
     store: Type.Array(StoreRule, { default: [], description: 'local store rules; the first rule whose pattern matches a topic decides; none: kept until disk pressure' }),
+    storeMaxBytes: Type.Integer({ minimum: 0, default: 0, description: 'the local store is kept below this size, oldest readings deleted first; 0 = no limit (disk pressure still applies)' }),
+    rollups: Type.Array(RollupRule, {
+      default: [
+        { topics: ['#'], buckets: ['1m'], maxAge: '7d' },
+        { topics: ['#'], buckets: ['5m'], maxAge: '30d' },
+        { topics: ['#'], buckets: ['1h'], maxAge: '365d' },
+      ],
+      description: 'rollup rules; for each topic and bucket width the first matching rule decides; none: kept',
+    }),
     deadLetters: Type.Object({ maxAge: Duration('dead letters older than this are deleted') }, { ...strict, default: { maxAge: '30d' } }),
     stepReadings: Type.Integer({ minimum: 100, maximum: 100000, default: 5000, description: 'readings deleted per step: each step holds the store briefly, writes go on between steps' }),
+    disk: Disk,
   },
   { ...strict, default: {} },
 );
 
 export type RetentionConfig = Static<typeof RetentionConfigSchema>;
+export type DiskConfig = RetentionConfig['disk'];
 
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const UNITS: Record<string, number> = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 
-export function durationMs(d: string): number {
-  return Number(d.slice(0, -1)) * UNIT_MS[d.at(-1) as keyof typeof UNIT_MS];
+/** A watermark in bytes of free space, for a filesystem of `total` bytes. */
+export function freeBytes(mark: string, total: number): number {
+  if (mark.endsWith('%')) return Math.round((Number(mark.slice(0, -1)) / 100) * total);
+  const m = /^([0-9]+)([A-Za-z]*)$/.exec(mark)!;
+  return Number(m[1]) * UNITS[m[2] || 'B'];
 }

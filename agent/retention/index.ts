@@ -1,9 +1,12 @@
-// Retention: readings and dead letters older than the config keeps are deleted on a schedule, in
-// small steps so that neither ingest nor the store's writes wait long. Every run is counted.
+// Retention: readings, rollups and dead letters older than the config keeps, and the oldest readings
+// past the store's size limit, are deleted on a schedule, in small steps so that neither ingest nor
+// the store's writes wait long. Every run is counted.
 import { Cron } from 'croner';
 import type { Logger } from '../log.js';
-import type { LocalStore, PruneRule } from '../store/types.js';
-import { durationMs, type RetentionConfig } from './config.js';
+import type { Rollups, RollupPruneRule } from '../rollup/index.js';
+import type { LocalStore, PruneRule, PruneStep } from '../store/types.js';
+import { durationMs } from '../config/keys.js';
+import type { RetentionConfig } from './config.js';
 
 export type { RetentionConfig } from './config.js';
 
@@ -15,6 +18,9 @@ export interface DeadLetterSource {
 export interface RetentionRun {
   at: string;
   storeDeleted: number;
+  /** Of those, deleted to keep the store below storeMaxBytes. */
+  storeDeletedForSize: number;
+  rollupsDeleted: number;
   deadLettersDeleted: number;
   /** The longest a single step held the store, ms. */
   longestStallMs: number;
@@ -35,28 +41,53 @@ function pruneRules(config: RetentionConfig, now: number): PruneRule[] {
   return config.store.map((rule, i) => ({ topics: rule.topics, before: now - durationMs(rule.maxAge), except: config.store.slice(0, i).flatMap((r) => r.topics) }));
 }
 
-export function startRetention(opts: { config: RetentionConfig; store?: LocalStore; log: DeadLetterSource; logger: Logger; now?: () => number }): Retention {
-  const { config, store, log, logger } = opts;
+/**
+ * The rollup rules as prune calls, one per rule and bucket width: for each topic and width the first
+ * rule that names both decides.
+ */
+function rollupRules(config: RetentionConfig, now: number): RollupPruneRule[] {
+  return config.rollups.flatMap((rule, i) =>
+    rule.buckets.map((bucket) => ({
+      topics: rule.topics,
+      widths: [durationMs(bucket)],
+      before: now - durationMs(rule.maxAge),
+      except: config.rollups.slice(0, i).filter((r) => r.buckets.includes(bucket)).flatMap((r) => r.topics),
+    })),
+  );
+}
+
+export function startRetention(opts: { config: RetentionConfig; store?: LocalStore; rollups?: Rollups; log: DeadLetterSource; logger: Logger; now?: () => number }): Retention {
+  const { config, store, rollups, log, logger } = opts;
   const clock = opts.now ?? Date.now;
   let running: Promise<RetentionRun> | undefined;
 
   async function run(now: number): Promise<RetentionRun> {
-    const result: RetentionRun = { at: new Date(now).toISOString(), storeDeleted: 0, deadLettersDeleted: 0, longestStallMs: 0, steps: 0 };
+    const result: RetentionRun = { at: new Date(now).toISOString(), storeDeleted: 0, storeDeletedForSize: 0, rollupsDeleted: 0, deadLettersDeleted: 0, longestStallMs: 0, steps: 0 };
+    /** Step until done (or `enough`), letting writes in between; returns what went. */
+    const steps = async (step: () => Promise<PruneStep>, enough: () => Promise<boolean> = async () => false) => {
+      let deleted = 0;
+      for (;;) {
+        const s = await step();
+        result.steps++;
+        deleted += s.deleted;
+        result.longestStallMs = Math.max(result.longestStallMs, s.ms);
+        if (s.done || (await enough())) return deleted;
+        await new Promise((r) => setImmediate(r));
+      }
+    };
     if (store) {
-      for (const rule of pruneRules(config, now)) {
-        for (;;) {
-          const step = await store.prune(rule, config.stepReadings);
-          result.steps++;
-          result.storeDeleted += step.deleted;
-          result.longestStallMs = Math.max(result.longestStallMs, step.ms);
-          if (step.done) break;
-          await new Promise((r) => setImmediate(r)); // let writes in between steps
-        }
+      for (const rule of pruneRules(config, now)) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
+      const max = config.storeMaxBytes;
+      if (max > 0 && (await store.size()) > max) {
+        result.storeDeletedForSize = await steps(() => store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size()) <= max);
+        result.storeDeleted += result.storeDeletedForSize;
+        await steps(() => store.prune({ topics: [], before: 0 }, config.stepReadings)); // give the rest of the freed space back
       }
     }
+    if (rollups) for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
     result.deadLettersDeleted = await log.pruneDeadLetters(now - durationMs(config.deadLetters.maxAge));
     result.longestStallMs = Math.round(result.longestStallMs * 10) / 10;
-    if (result.storeDeleted || result.deadLettersDeleted) logger.info({ ...result }, 'retention deleted what its rules no longer keep');
+    if (result.storeDeleted || result.rollupsDeleted || result.deadLettersDeleted) logger.info({ ...result }, 'retention deleted what its rules no longer keep');
     return result;
   }
 

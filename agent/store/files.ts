@@ -3,7 +3,7 @@
 // file's last whole line, and each file knows the last seq it holds, so a batch written again
 // (after a failure, or a crash before the state file moved) adds nothing twice.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { topicMatches } from '../../mqtt-topic/topic.js';
@@ -249,23 +249,37 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       return out.slice(0, q.limit ?? 1000);
     },
     lastSeq: () => last,
-    /** Whole hour files only: an hour goes once all of it is older than the rule says. One file a step. */
+    /**
+     * Whole hour files only, the oldest hour first, one file a step: an hour goes once all of it is
+     * older than the rule says (and, with throughSeq, its last reading is no later).
+     */
     async prune(rule, _limit) {
       const started = performance.now();
+      const covered = (topic: string) => rule.topics.some((f) => topicMatches(f, topic)) && !(rule.except ?? []).some((f) => topicMatches(f, topic));
+      const hours: { path: string; hour: number }[] = [];
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (!entry.isDirectory()) continue;
-        const topic = topicOf(entry.name);
-        if (!rule.topics.some((f) => topicMatches(f, topic)) || (rule.except ?? []).some((f) => topicMatches(f, topic))) continue;
+        if (!entry.isDirectory() || !covered(topicOf(entry.name))) continue;
         for (const name of readdirSync(join(dir, entry.name))) {
-          if (!/\.jsonl(\.gz)?$/.test(name) || Date.parse(`${name.slice(0, 13)}:00:00Z`) + HOUR > rule.before) continue;
-          const path = join(dir, entry.name, name);
-          const text = readHourFile(path);
-          unlinkSync(path);
-          fileLast.delete(path);
-          return { deleted: text.split('\n').filter(Boolean).length, done: false, ms: performance.now() - started };
+          const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
+          if (/\.jsonl(\.gz)?$/.test(name) && hour + HOUR <= rule.before) hours.push({ path: join(dir, entry.name, name), hour });
         }
       }
+      hours.sort((a, b) => a.hour - b.hour);
+      for (const { path } of hours) {
+        const lines = readHourFile(path).split('\n').filter(Boolean);
+        if (rule.throughSeq !== undefined && lines.length && line.decode(lines.at(-1)!).seq > rule.throughSeq) continue;
+        unlinkSync(path);
+        fileLast.delete(path);
+        return { deleted: lines.length, done: false, ms: performance.now() - started };
+      }
       return { deleted: 0, done: true, ms: performance.now() - started };
+    },
+    async size() {
+      let bytes = 0;
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        if (entry.isDirectory()) for (const name of readdirSync(join(dir, entry.name))) bytes += statSync(join(dir, entry.name, name)).size;
+      }
+      return bytes;
     },
     async close() {
       clearInterval(timer);

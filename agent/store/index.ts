@@ -6,7 +6,9 @@ import type { StoreConfig } from './config.js';
 import type { LocalStore } from './types.js';
 
 export type { LocalStore, StoreQuery } from './types.js';
-export { STORE_CONSUMER, storeDelivery } from './delivery.js';
+
+/** The local store's name as a consumer of the log. */
+export const STORE_CONSUMER = 'store';
 
 export type StoreBackend = Exclude<StoreConfig['backend'], 'none'>;
 

@@ -3,18 +3,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
+import { errorReply, type Reply } from '../db-worker.js';
 import { writtenBytes } from '../health/disk-writes.js';
 import type { PruneRule, StoreQuery } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { id: number } & ({ op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'close' });
-/** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
-export type Reply = { id: number; result?: unknown; error?: string; code?: string; written?: number };
-
-const reply = (id: number, err: unknown): Reply => {
-  const e = err as Error & { code?: unknown };
-  return { id, error: e.message, code: typeof e.code === 'string' ? e.code : e.name };
-};
+export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'size' } | { op: 'close' };
 
 let db: SqliteDb;
 try {
@@ -23,17 +17,17 @@ try {
   parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
 } catch (err) {
   // Opening failed (a full disk, say): say why, with SQLite's code, and end.
-  parentPort!.postMessage(reply(0, err));
+  parentPort!.postMessage(errorReply(0, err));
   parentPort!.close();
 }
 
-parentPort!.on('message', (req: Request) => {
+parentPort!.on('message', (req: Request & { id: number }) => {
   try {
     const result = handle(req);
     // This thread's writes are the store's: SQLite writes from it, synchronously.
     parentPort!.postMessage({ id: req.id, result, written: req.op === 'write' ? writtenBytes('thread') : undefined } satisfies Reply);
   } catch (err) {
-    parentPort!.postMessage(reply(req.id, err));
+    parentPort!.postMessage(errorReply(req.id, err));
   }
   if (req.op === 'close') parentPort!.close(); // nothing keeps the thread alive after this: it ends
 });
@@ -53,12 +47,14 @@ function handle(req: Request): unknown {
       return out;
     }
     case 'prune': {
-      const { topics, before, except = [] } = req.rule;
+      const { topics, before, throughSeq = Number.MAX_SAFE_INTEGER, except = [] } = req.rule;
       const started = performance.now();
       const covered = (t: string) => topics.some((f) => topicMatches(f, t)) && !except.some((f) => topicMatches(f, t));
-      const step = db.pruneStep(db.topicIds(covered), before, req.limit);
+      const step = db.pruneStep(db.topicIds(covered), before, throughSeq, req.limit);
       return { ...step, ms: performance.now() - started };
     }
+    case 'size':
+      return db.size();
     case 'close':
       return db.close();
   }

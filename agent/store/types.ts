@@ -12,10 +12,11 @@ export interface StoreQuery {
   limit?: number;
 }
 
-/** Readings to give up: on topics matching `topics`, received before `before` (ms since the epoch). */
+/** Readings to give up: on topics matching `topics`, received before `before` (ms since the epoch), with seq up to `throughSeq` if given. */
 export interface PruneRule {
   topics: string[];
   before: number;
+  throughSeq?: number;
   /** Patterns an earlier rule decides for (the first matching rule wins). */
   except?: string[];
 }
@@ -42,6 +43,8 @@ export interface LocalStore {
   prune(rule: PruneRule, limit: number): Promise<PruneStep>;
   /** Highest seq stored. */
   lastSeq(): number;
+  /** Bytes the readings take on disk. */
+  size(): Promise<number>;
   /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */
   writtenBytes(): number | undefined;
   close(): Promise<void>;

@@ -43,7 +43,8 @@ function procStat(pid: number, file: 'io' | 'status', key: string): number {
   return Number(line?.split(/\s+/)[1] ?? 0);
 }
 
-function storedLastSeq(path: string): number {
+/** Highest seq in the SQLite store at `path` (0 before it exists). */
+export function storedLastSeq(path: string): number {
   try {
     const db = new Database(path, { readonly: true, fileMustExist: true });
     try {

@@ -6,7 +6,7 @@ import { ConsumerEngine } from '../../agent/buffer/engine.js';
 import { RecordFault } from '../../agent/buffer/faults.js';
 import { DurableLog, type DurableLogOptions } from '../../agent/buffer/log.js';
 import type { LocalStore } from '../../agent/store/index.js';
-import { storeDelivery } from '../../agent/store/delivery.js';
+import { chunkDelivery } from '../../agent/buffer/chunk-delivery.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];
@@ -30,7 +30,7 @@ async function setup(batch: number, gatherMs: number, extra: { inFlight?: number
   // The store's delivery over a store that is only `handle`.
   const store = { kind: 'test', write: async (b: ChunkBatch) => handle(b) } as unknown as LocalStore;
   const retry = extra.retryMs ?? 250;
-  const consumer = new ConsumerEngine(log, storeDelivery(store, log, extra.maxBytes), { name: 'store', maxRecords: batch, maxAgeMs: gatherMs, window: extra.inFlight ?? 1, retry: { initialMs: retry, maxMs: retry * 4 }, logger: quiet });
+  const consumer = new ConsumerEngine(log, chunkDelivery('store', store, log, extra.maxBytes), { name: 'store', maxRecords: batch, maxAgeMs: gatherMs, window: extra.inFlight ?? 1, retry: { initialMs: retry, maxMs: retry * 4 }, logger: quiet });
   await consumer.start();
   opened.push({ dir, log, consumer });
   const append = (n: number, payload = (_i: number) => '{}') => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: payload(i), clientId: 'c', qos: 1 }).durable));

@@ -12,6 +12,8 @@ import { batch, record, T0 } from '../helpers/records.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 
 const isRoot = process.getuid?.() === 0;
+/** Disk pressure off: these tests fill the disk faster than a pressure check would see it (another process, say). */
+const NO_WATERMARKS = { retention: { disk: { warn: '0B', act: '0B', critical: '0B', reserve: '0B' } } };
 const mounts: string[] = [];
 const agents: InProcessAgent[] = [];
 afterEach(async () => {
@@ -59,7 +61,7 @@ async function ready(port: number): Promise<{ code: number; body: { status: stri
 describe.runIf(isRoot)('disk full (tmpfs)', () => {
   it('holds publishers while the log cannot commit, acknowledges nothing unwritten, and resumes by itself once space returns', async () => {
     const data = smallDisk(24);
-    const agent = await startAgent({ agent: { dataDir: data }, store: { gatherMs: 50 } });
+    const agent = await startAgent({ agent: { dataDir: data }, store: { gatherMs: 50 }, ...NO_WATERMARKS });
     agents.push(agent);
     const web = agent.port('http');
     const mqttPort = agent.port('mqtt');
@@ -126,7 +128,7 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
     const data = smallDisk(8);
     const dir = tempDir();
     const http = await freePort();
-    const config = writeConfig(dir, { agent: { dataDir: data }, web: { http: { port: http } }, store: { gatherMs: 50 } });
+    const config = writeConfig(dir, { agent: { dataDir: data }, web: { http: { port: http } }, store: { gatherMs: 50 }, ...NO_WATERMARKS });
     const filler = fill(data);
     const starting = spawnAgent(['run', '-c', config]);
     starting.catch(() => {});

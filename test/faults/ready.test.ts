@@ -27,6 +27,8 @@ describe('/health/ready', () => {
     expect(body.parts.map((p) => [p.name, p.state])).toEqual([
       ['log', 'ok'],
       ['store', 'ok'],
+      ['rollups', 'ok'],
+      ['disk', 'ok'],
       ['broker', 'ok'],
     ]);
   });

@@ -1,0 +1,252 @@
+// Disk pressure: the free space of the data directory's filesystem, read every few seconds against
+// watermarks. Below `act` the agent gives up what is worth least first, a step at a time, until free
+// space is back above it: (a) local-store readings every sink has, (b) the oldest dead letters,
+// (c) local-store readings whose rollups are kept (the log still holds them for the sinks), (d) the
+// oldest log chunks not yet sent, counted per consumer. Below `critical` ingest takes nothing new;
+// below `reserve` the agent writes nothing but deletions.
+import { statfs } from 'node:fs/promises';
+import type { Logger } from '../log.js';
+import type { LocalStore } from '../store/types.js';
+import { freeBytes, type DiskConfig } from './config.js';
+
+export type PressureLevel = 'ok' | 'warn' | 'act' | 'critical' | 'reserve';
+
+export interface Watermarks {
+  warn: number;
+  act: number;
+  critical: number;
+  reserve: number;
+}
+
+/** What each step gave up since start. */
+export interface Relief {
+  /** (a) store readings every sink had. */
+  storeForwarded: number;
+  /** (b) dead letters. */
+  deadLetters: number;
+  /** (c) store readings their rollups cover. */
+  storeRolledUp: number;
+  /** (d) log chunks, and their readings per consumer that had not confirmed them. */
+  logChunks: number;
+  logReadings: Record<string, number>;
+}
+
+export interface PressureStatus {
+  level: PressureLevel;
+  since: string;
+  freeBytes: number;
+  totalBytes: number;
+  /** In bytes of free space, for this filesystem. */
+  watermarks: Watermarks;
+  relief: Relief;
+}
+
+/** What relief needs of the log. */
+export interface PressureLog {
+  dropOldestDeadLetters(count: number): Promise<number>;
+  dropOldestUnsent(reason: string): Promise<{ firstSeq: number; lastSeq: number; bytes: number; perConsumer: Record<string, number> } | null>;
+  compact(): Promise<void>;
+  /** Hold commits (writes nothing but deletions) while a reason is set. */
+  holdWrites(reason: string | undefined): void;
+}
+
+export interface PressureOptions {
+  dir: string;
+  config: DiskConfig;
+  /** Readings per store pruning step. */
+  stepReadings: number;
+  /** The local store, once open. */
+  store(): LocalStore | undefined;
+  /** Seq up to which every sink confirmed the readings (the store may let them go). */
+  forwardedThrough(): number;
+  /** Seq up to which the rollups hold the readings; undefined without rollups. */
+  rolledUpThrough(): number | undefined;
+  log: PressureLog;
+  logger: Logger;
+}
+
+export const DROP_REASON = 'disk pressure';
+const ORDER: PressureLevel[] = ['ok', 'warn', 'act', 'critical', 'reserve'];
+/** Dead letters dropped per step. */
+const DEAD_LETTER_STEP = 100;
+
+export function watermarks(config: DiskConfig, total: number): Watermarks {
+  const warn = freeBytes(config.warn, total);
+  const act = Math.min(freeBytes(config.act, total), warn);
+  const critical = Math.min(freeBytes(config.critical, total), act);
+  return { warn, act, critical, reserve: Math.min(freeBytes(config.reserve, total), critical) };
+}
+
+export function levelOf(free: number, marks: Watermarks): PressureLevel {
+  if (free < marks.reserve) return 'reserve';
+  if (free < marks.critical) return 'critical';
+  if (free < marks.act) return 'act';
+  if (free < marks.warn) return 'warn';
+  return 'ok';
+}
+
+export const atLeast = (level: PressureLevel, than: PressureLevel) => ORDER.indexOf(level) >= ORDER.indexOf(than);
+
+export class DiskPressure {
+  private state: PressureStatus;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<PressureStatus> | undefined;
+  private readonly waiters = new Set<() => void>();
+  /** Said once per level that nothing more can be deleted. */
+  private saidExhausted = false;
+
+  constructor(private readonly opts: PressureOptions) {
+    this.state = {
+      level: 'ok',
+      since: new Date().toISOString(),
+      freeBytes: 0,
+      totalBytes: 0,
+      watermarks: { warn: 0, act: 0, critical: 0, reserve: 0 },
+      relief: { storeForwarded: 0, deadLetters: 0, storeRolledUp: 0, logChunks: 0, logReadings: {} },
+    };
+  }
+
+  /** Check now, then every intervalSec. */
+  async start(): Promise<void> {
+    await this.check();
+    this.timer = setInterval(() => void this.check().catch((err: Error) => this.opts.logger.error({ err: err.message }, 'disk pressure check failed')), this.opts.config.intervalSec * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.open(); // nothing waits on a monitor that is gone
+  }
+
+  status(): PressureStatus {
+    return structuredClone(this.state);
+  }
+
+  /** False below `critical`: ingest takes nothing new. */
+  get accepting(): boolean {
+    return !atLeast(this.state.level, 'critical');
+  }
+
+  /** Resolves once ingest may take readings again. */
+  accepts(): Promise<void> {
+    return this.accepting ? Promise.resolve() : new Promise((resolve) => this.waiters.add(resolve));
+  }
+
+  /** Why nothing but deletions may be written now; undefined when writes may go on. */
+  get writesHeld(): string | undefined {
+    return this.state.level === 'reserve' ? 'disk reserve reached' : undefined;
+  }
+
+  /** Read free space, and give up what must go; one check at a time. */
+  check(): Promise<PressureStatus> {
+    return (this.checking ??= this.run().finally(() => (this.checking = undefined)));
+  }
+
+  private async run(): Promise<PressureStatus> {
+    await this.measure();
+    if (atLeast(this.state.level, 'act')) await this.relieve();
+    return this.status();
+  }
+
+  private async measure(): Promise<void> {
+    const fs = await statfs(this.opts.dir);
+    const total = fs.blocks * fs.bsize;
+    const free = fs.bavail * fs.bsize;
+    const marks = watermarks(this.opts.config, total);
+    const level = levelOf(free, marks);
+    Object.assign(this.state, { freeBytes: free, totalBytes: total, watermarks: marks });
+    if (level !== this.state.level) this.changed(level);
+  }
+
+  private changed(level: PressureLevel): void {
+    const was = this.state.level;
+    this.saidExhausted = false;
+    this.state.level = level;
+    this.state.since = new Date().toISOString();
+    const fields = { level, was, freeBytes: this.state.freeBytes, totalBytes: this.state.totalBytes, watermarks: this.state.watermarks };
+    const said: Record<PressureLevel, string> = {
+      ok: 'disk space ok',
+      warn: 'disk space low',
+      act: 'disk space low: deleting what is worth least until it is back above the act watermark',
+      critical: 'disk space critical: ingest takes no new readings until it is back above the critical watermark',
+      reserve: 'disk space at the reserve: nothing but deletions is written',
+    };
+    if (atLeast(level, 'act')) this.opts.logger.error(fields, said[level]);
+    else if (level === 'warn') this.opts.logger.warn(fields, said[level]);
+    else this.opts.logger.info(fields, said[level]);
+    this.opts.log.holdWrites(this.writesHeld);
+    if (this.accepting) this.open();
+  }
+
+  private open(): void {
+    for (const resolve of this.waiters) resolve();
+    this.waiters.clear();
+  }
+
+  /** Steps (a) to (d), each until free space is back above `act` or it has nothing more to give. */
+  private async relieve(): Promise<void> {
+    const before = structuredClone(this.state.relief);
+    const steps = [() => this.pruneStore('storeForwarded', this.opts.forwardedThrough()), () => this.dropDeadLetters(), () => this.pruneStore('storeRolledUp', this.opts.rolledUpThrough()), () => this.dropChunks()];
+    for (const step of steps) {
+      await step();
+      if (!atLeast(this.state.level, 'act')) break;
+    }
+    this.report(before);
+  }
+
+  private async pruneStore(counter: 'storeForwarded' | 'storeRolledUp', throughSeq: number | undefined): Promise<void> {
+    const store = this.opts.store();
+    if (!store || throughSeq === undefined || throughSeq <= 0) return;
+    for (;;) {
+      const step = await store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER, throughSeq }, this.opts.stepReadings);
+      this.state.relief[counter] += step.deleted;
+      await this.measure();
+      if (!atLeast(this.state.level, 'act') || step.done) return;
+    }
+  }
+
+  private async dropDeadLetters(): Promise<void> {
+    for (;;) {
+      const gone = await this.opts.log.dropOldestDeadLetters(DEAD_LETTER_STEP);
+      this.state.relief.deadLetters += gone;
+      if (!gone) return;
+      await this.opts.log.compact();
+      await this.measure();
+      if (!atLeast(this.state.level, 'act')) return;
+    }
+  }
+
+  private async dropChunks(): Promise<void> {
+    for (;;) {
+      const drop = await this.opts.log.dropOldestUnsent(DROP_REASON);
+      if (!drop) return;
+      const relief = this.state.relief;
+      relief.logChunks++;
+      for (const [consumer, n] of Object.entries(drop.perConsumer)) relief.logReadings[consumer] = (relief.logReadings[consumer] ?? 0) + n;
+      await this.opts.log.compact();
+      await this.measure();
+      if (!atLeast(this.state.level, 'act')) return;
+    }
+  }
+
+  /** One log line for a relief run: what each step gave up. */
+  private report(before: Relief): void {
+    const r = this.state.relief;
+    const readings: Record<string, number> = {};
+    for (const [c, n] of Object.entries(r.logReadings)) if (n !== (before.logReadings[c] ?? 0)) readings[c] = n - (before.logReadings[c] ?? 0);
+    const gave = {
+      storeForwarded: r.storeForwarded - before.storeForwarded,
+      deadLetters: r.deadLetters - before.deadLetters,
+      storeRolledUp: r.storeRolledUp - before.storeRolledUp,
+      logChunks: r.logChunks - before.logChunks,
+      unsentReadingsDropped: readings,
+    };
+    const fields = { ...gave, level: this.state.level, freeBytes: this.state.freeBytes, act: this.state.watermarks.act };
+    if (gave.logChunks) this.opts.logger.error(fields, 'disk pressure: unsent readings dropped from the log (per consumer); see sync status');
+    else if (gave.storeForwarded || gave.deadLetters || gave.storeRolledUp) this.opts.logger.warn(fields, 'disk pressure: local copies deleted to keep free space above the act watermark');
+    else if (atLeast(this.state.level, 'act') && !this.saidExhausted) {
+      this.saidExhausted = true;
+      this.opts.logger.error(fields, 'disk pressure: nothing left the agent may delete; the disk is filled by something else');
+    }
+  }
+}

@@ -1,0 +1,236 @@
+// The rollups' database: per series, numeric field and bucket, the statistics of the readings in
+// it, updated a batch at a time. The seq of the last reading applied is stored in the same
+// transaction, so a batch read again after a crash is skipped, never counted twice.
+import type Database from 'better-sqlite3-multiple-ciphers';
+import { openKeyed } from '../sqlite-open.js';
+import { splitRecord } from '../buffer/record.js';
+import { bucketStart, Extractor, type SeriesRule } from './extract.js';
+import { merge, single, stddev, type Stats } from './stats.js';
+
+export interface RollupQuery {
+  /** Exact topic or MQTT pattern (+, #); the caller filters patterns. */
+  topic?: string;
+  /** Bucket width, ms. */
+  width: number;
+  /** Bucket start range, ms since the epoch, inclusive. */
+  from?: number;
+  to?: number;
+  fields?: string[];
+  limit?: number;
+}
+
+export interface RollupRow {
+  topic: string;
+  tags: Record<string, string>;
+  field: string;
+  width: number;
+  start: number;
+  count: number;
+  min: number;
+  max: number;
+  sum: number;
+  mean: number;
+  stddev: number | null;
+  last: number;
+}
+
+export interface RollupPrune {
+  /** Series on these topics... */
+  topicIds: number[];
+  widths: number[];
+  /** ...whose buckets ended before this (ms since the epoch). */
+  before: number;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, tags TEXT NOT NULL, UNIQUE (topic, tags));
+  CREATE TABLE IF NOT EXISTS fields (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  CREATE TABLE IF NOT EXISTS rollup (
+    width INTEGER NOT NULL, series_id INTEGER NOT NULL REFERENCES series (id), field_id INTEGER NOT NULL REFERENCES fields (id),
+    start INTEGER NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL, sum REAL NOT NULL,
+    mean REAL NOT NULL, m2 REAL NOT NULL, last REAL NOT NULL, last_seq INTEGER NOT NULL,
+    PRIMARY KEY (width, series_id, field_id, start)
+  ) WITHOUT ROWID;
+  CREATE VIEW IF NOT EXISTS rollups AS
+    SELECT s.topic, s.tags, f.name AS field, r.width AS width_ms, r.start, r.count, r.min, r.max, r.sum, r.mean,
+           CASE WHEN r.count > 1 THEN sqrt(r.m2 / (r.count - 1)) END AS stddev, r.last
+    FROM rollup r JOIN series s ON s.id = r.series_id JOIN fields f ON f.id = r.field_id;
+`;
+
+const VACUUM_PAGES = 256;
+
+/** The payload, or undefined when it is not JSON (nothing to roll up). */
+function parsed(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+}
+
+interface StatsRow extends Stats {
+  last_seq: number;
+}
+
+export class RollupDb {
+  private readonly db: Database.Database;
+  private readonly extractor: Extractor;
+  private readonly seriesIds = new Map<string, number>();
+  private readonly fieldIds = new Map<string, number>();
+  private readonly apply: (lines: string[]) => number;
+  /** Numeric fields past maxFields, since this opened. */
+  ignoredFields = 0;
+
+  constructor(
+    path: string,
+    private readonly widths: number[],
+    rules: SeriesRule[],
+    maxFields: number,
+    key?: Buffer,
+  ) {
+    this.db = openKeyed(path, key);
+    this.db.pragma('journal_mode = TRUNCATE'); // as the store: fewer bytes on the SD card than WAL
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    if (this.db.pragma('auto_vacuum', { simple: true }) !== 2) {
+      this.db.pragma('auto_vacuum = 2');
+      try {
+        this.db.exec('VACUUM');
+      } catch {
+        // No room for the copy (a full disk): freed pages are reused in place instead.
+      }
+    }
+    this.db.exec(SCHEMA);
+    this.extractor = new Extractor(rules, maxFields);
+    const get = this.db.prepare('SELECT count, min, max, sum, mean, m2, last, last_seq FROM rollup WHERE width = ? AND series_id = ? AND field_id = ? AND start = ?');
+    const put = this.db.prepare('INSERT OR REPLACE INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const setApplied = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)");
+    const applyTx = this.db.transaction((lines: string[]) => {
+      const applied = this.appliedSeq();
+      const batch = new Map<string, { width: number; series: number; field: number; start: number; stats: Stats }>();
+      let last = applied;
+      for (const line of lines) {
+        const { head, payloadJson } = splitRecord(line);
+        if (head.seq <= applied) continue;
+        last = Math.max(last, head.seq);
+        if (head.encoding) continue;
+        const sample = this.extractor.sample(head.topic, parsed(payloadJson));
+        if (!sample) continue;
+        this.ignoredFields += sample.ignored;
+        const series = this.seriesId(head.topic, sample.tags);
+        for (const [name, value] of sample.fields) {
+          const field = this.fieldId(name);
+          for (const width of this.widths) {
+            const start = bucketStart(head.receivedAt, width);
+            const key = `${width}:${series}:${field}:${start}`;
+            const one = single(value, head.seq);
+            const seen = batch.get(key);
+            if (seen) seen.stats = merge(seen.stats, one);
+            else batch.set(key, { width, series, field, start, stats: one });
+          }
+        }
+      }
+      for (const { width, series, field, start, stats } of batch.values()) {
+        const row = get.get(width, series, field, start) as StatsRow | undefined;
+        const s = row ? merge({ ...row, lastSeq: row.last_seq }, stats) : stats;
+        put.run(width, series, field, start, s.count, s.min, s.max, s.sum, s.mean, s.m2, s.last, s.lastSeq);
+      }
+      if (last > applied) setApplied.run(last);
+      return last;
+    });
+    this.apply = (lines) => {
+      try {
+        return applyTx(lines);
+      } catch (err) {
+        // Rolled back: ids handed out in it are gone.
+        this.seriesIds.clear();
+        this.fieldIds.clear();
+        throw err;
+      }
+    };
+  }
+
+  /** Highest seq whose reading is in the rollups. */
+  appliedSeq(): number {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'applied_seq'").get() as { value: string } | undefined;
+    return row ? Number(row.value) : 0;
+  }
+
+  /** Add consecutive readings (JSON lines of the log); ones applied before are skipped. Returns the applied seq. */
+  write(lines: string[]): number {
+    return this.apply(lines);
+  }
+
+  private seriesId(topic: string, tags: string): number {
+    const key = `${topic}\u0000${tags}`;
+    let id = this.seriesIds.get(key);
+    if (id === undefined) {
+      const found = this.db.prepare('SELECT id FROM series WHERE topic = ? AND tags = ?').get(topic, tags) as { id: number } | undefined;
+      id = found?.id ?? Number(this.db.prepare('INSERT INTO series (topic, tags) VALUES (?, ?)').run(topic, tags).lastInsertRowid);
+      this.seriesIds.set(key, id);
+    }
+    return id;
+  }
+
+  private fieldId(name: string): number {
+    let id = this.fieldIds.get(name);
+    if (id === undefined) {
+      const found = this.db.prepare('SELECT id FROM fields WHERE name = ?').get(name) as { id: number } | undefined;
+      id = found?.id ?? Number(this.db.prepare('INSERT INTO fields (name) VALUES (?)').run(name).lastInsertRowid);
+      this.fieldIds.set(name, id);
+    }
+    return id;
+  }
+
+  /** Buckets of one width in start order; the caller filters topic patterns and stops at its limit. */
+  *query(q: RollupQuery): Generator<RollupRow> {
+    const where = ['r.width = @width'];
+    const args: Record<string, unknown> = { width: q.width };
+    const add = (clause: string, key: string, value: unknown) => {
+      where.push(clause);
+      args[key] = value;
+    };
+    if (q.topic !== undefined && !/[+#]/.test(q.topic)) add('s.topic = @topic', 'topic', q.topic);
+    if (q.from !== undefined) add('r.start >= @from', 'from', q.from);
+    if (q.to !== undefined) add('r.start <= @to', 'to', q.to);
+    if (q.fields?.length) {
+      where.push(`f.name IN (${q.fields.map((_, i) => `@f${i}`).join(', ')})`);
+      q.fields.forEach((f, i) => (args[`f${i}`] = f));
+    }
+    const sql = `SELECT s.topic, s.tags, f.name AS field, r.* FROM rollup r JOIN series s ON s.id = r.series_id JOIN fields f ON f.id = r.field_id
+      WHERE ${where.join(' AND ')} ORDER BY r.start, s.topic, s.tags, f.name`;
+    for (const r of this.db.prepare(sql).iterate(args) as IterableIterator<StatsRow & { topic: string; tags: string; field: string; width: number; start: number }>) {
+      yield { topic: r.topic, tags: JSON.parse(r.tags), field: r.field, width: r.width, start: r.start, count: r.count, min: r.min, max: r.max, sum: r.sum, mean: r.mean, stddev: stddev(r), last: r.last };
+    }
+  }
+
+  /** Ids of the topics a predicate takes. */
+  topicIds(matches: (topic: string) => boolean): number[] {
+    return (this.db.prepare('SELECT id, topic FROM series').all() as { id: number; topic: string }[]).filter((s) => matches(s.topic)).map((s) => s.id);
+  }
+
+  /** One step: up to `limit` buckets the rule covers, oldest first; then pages given back. */
+  pruneStep(rule: RollupPrune, limit: number): { deleted: number; done: boolean } {
+    if (rule.topicIds.length && rule.widths.length) {
+      const { changes } = this.db
+        .prepare(`DELETE FROM rollup WHERE (width, series_id, field_id, start) IN (SELECT width, series_id, field_id, start FROM rollup
+          WHERE width IN (${rule.widths.join(',')}) AND series_id IN (${rule.topicIds.join(',')}) AND start + width <= ? ORDER BY start LIMIT ?)`)
+        .run(rule.before, limit);
+      if (changes > 0) return { deleted: changes, done: false };
+    }
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+    return { deleted: 0, done: free <= VACUUM_PAGES };
+  }
+
+  /** Bytes the database holds (its pages, less free ones). */
+  size(): number {
+    const pages = (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);
+    return pages * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,80 @@
+// Worker thread entry: owns the RollupDb and answers the requests of index.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+// The bare matcher: this thread should not load Aedes and LevelDB.
+import { topicMatches } from '../../mqtt-topic/topic.js';
+import { batchLines } from '../buffer/chunk-batch.js';
+import { errorReply, type Reply } from '../db-worker.js';
+import { writtenBytes } from '../health/disk-writes.js';
+import { RollupDb, type RollupQuery } from './db.js';
+import type { SeriesRule } from './extract.js';
+
+/** Which buckets a prune step covers: topics by pattern (less `except`), bucket widths, ended before `before`. */
+export interface RollupPruneRule {
+  topics: string[];
+  except?: string[];
+  widths: number[];
+  before: number;
+}
+
+export type Request =
+  | { op: 'write'; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer }
+  | { op: 'query'; query: RollupQuery }
+  | { op: 'prune'; rule: RollupPruneRule; limit: number }
+  | { op: 'size' }
+  | { op: 'close' };
+
+export interface RollupWorkerData {
+  path: string;
+  widths: number[];
+  series: SeriesRule[];
+  maxFields: number;
+  key?: Uint8Array;
+}
+
+let db: RollupDb;
+try {
+  const { path, widths, series, maxFields, key } = workerData as RollupWorkerData;
+  db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key));
+  parentPort!.postMessage({ id: 0, result: db.appliedSeq() } satisfies Reply);
+} catch (err) {
+  parentPort!.postMessage(errorReply(0, err));
+  parentPort!.close();
+}
+
+parentPort!.on('message', (req: Request & { id: number }) => {
+  try {
+    const result = handle(req);
+    parentPort!.postMessage({ id: req.id, result, written: req.op === 'write' ? writtenBytes('thread') : undefined } satisfies Reply);
+  } catch (err) {
+    parentPort!.postMessage(errorReply(req.id, err));
+  }
+  if (req.op === 'close') parentPort!.close();
+});
+
+function handle(req: Request): unknown {
+  switch (req.op) {
+    case 'write':
+      return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key))), ignoredFields: db.ignoredFields };
+    case 'query': {
+      const { topic, limit = 1000 } = req.query;
+      const out = [];
+      for (const r of db.query(req.query)) {
+        if (topic !== undefined && !topicMatches(topic, r.topic)) continue;
+        out.push(r);
+        if (out.length >= limit) break;
+      }
+      return out;
+    }
+    case 'prune': {
+      const { topics, except = [], widths, before } = req.rule;
+      const started = performance.now();
+      const covered = (t: string) => topics.some((f) => topicMatches(f, t)) && !except.some((f) => topicMatches(f, t));
+      const step = db.pruneStep({ topicIds: db.topicIds(covered), widths, before }, req.limit);
+      return { ...step, ms: performance.now() - started };
+    }
+    case 'size':
+      return db.size();
+    case 'close':
+      return db.close();
+  }
+}

@@ -1,0 +1,44 @@
+// Opening an SQLite database of the agent (the store, the rollups), encrypted at rest when a key is given.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
+
+export class StoreKeyError extends Error {}
+
+/** SQLCipher 4's format (so the sqlcipher tool opens it too), with a raw 256-bit key. */
+function useKey(db: Database.Database, key: Buffer, pragma: 'key' | 'rekey'): void {
+  db.pragma("cipher = 'sqlcipher'");
+  db.pragma('legacy = 4');
+  db.pragma(`${pragma} = "x'${key.toString('hex')}'"`);
+}
+
+const readable = (db: Database.Database) => {
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'SQLITE_NOTADB') throw err;
+    return false;
+  }
+};
+
+/**
+ * The database, encrypted with `key` when one is given. A store written before encryption was
+ * configured is encrypted in place; a wrong or missing key stops start-up with a clear error.
+ */
+export function openKeyed(path: string, key: Buffer | undefined): Database.Database {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  if (key) useKey(db, key, 'key');
+  if (readable(db)) return db;
+  db.close();
+  if (!key) throw new StoreKeyError(`${path} is encrypted: set buffer.encryption.keyFile to its key`);
+  const plain = new Database(path);
+  if (!readable(plain)) {
+    plain.close();
+    throw new StoreKeyError(`${path} is encrypted with another key than buffer.encryption.keyFile holds`);
+  }
+  plain.pragma('journal_mode = TRUNCATE'); // rekey cannot work on a WAL database
+  useKey(plain, key, 'rekey');
+  return plain;
+}
