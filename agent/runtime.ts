@@ -12,7 +12,8 @@ import { readKeyFile, subkey } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { startSync, type Sync } from '../sync/index.js';
+import { consumerOf, startSync, type Sync } from '../sync/index.js';
+import type { RefusedReading } from './buffer/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { clockSyncProbe } from './health/clock.js';
 import { diskWrites, writtenBytes, type DiskWrites } from './health/disk-writes.js';
@@ -217,10 +218,20 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     let rollupConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const r = config.rollups;
     if (r.enabled) {
-      const opened = await openWhenDiskAllows('rollups', () => openRollups(r, r.path ?? defaultRollupPath(agent.dataDir), key && subkey(key, 'rollups')), readiness, logger);
+      const rollupSinks = { agentId: agent.id, consumers: Object.fromEntries(config.sinks.flatMap((x) => (x.rollups ? [[consumerOf(x.name), x.rollups]] : []))), deadLetter: (d: RefusedReading) => log.appendDeadLetter(d) };
+      const opened = await openWhenDiskAllows('rollups', () => openRollups(r, r.path ?? defaultRollupPath(agent.dataDir), key && subkey(key, 'rollups'), rollupSinks), readiness, logger);
       rollups = opened;
       started.push(() => opened.close());
-      rollupConsumer = await runLocal(ROLLUP_CONSUMER, opened, { maxRecords: r.batchSize, maxAgeMs: r.gatherMs });
+      const consumer = await runLocal(ROLLUP_CONSUMER, opened, { maxRecords: r.batchSize, maxAgeMs: r.gatherMs });
+      rollupConsumer = consumer;
+      // Buckets close as readings come; when none come, by the clock, once the rollups have all there is.
+      const feed = opened.feed;
+      if (feed) {
+        const ticker = setInterval(() => {
+          if (consumer.status().lagRecords === 0) feed.tick(Date.now()).catch((err: Error) => logger.warn({ err: err.message }, 'closing rollup buckets failed; tried again shortly'));
+        }, 2000);
+        started.push(async () => clearInterval(ticker));
+      }
     } else if (log.consumers().includes(ROLLUP_CONSUMER)) {
       await log.dropConsumer(ROLLUP_CONSUMER); // rollups turned off: they must not hold the log's chunks back
     }
@@ -234,6 +245,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       agentId: agent.id,
       sinks: config.sinks,
       log,
+      rollups: rollups?.feed && { feed: rollups.feed, tags: [...new Set(r.series.flatMap((x) => x.tags))] },
       schemas,
       logger: logger.child({ stage: 'sync' }),
     });

@@ -32,3 +32,9 @@ export function filterCovers(allowed: string, requested: string): boolean {
   return a.length === r.length;
 }
 
+
+/** Whether a topic matches one of `topics` and none of `except` (filters with + and #). */
+export const coveredBy =
+  ({ topics, except = [] }: { topics: readonly string[]; except?: readonly string[] }) =>
+  (topic: string): boolean =>
+    topics.some((f) => topicMatches(f, topic)) && !except.some((f) => topicMatches(f, topic));

@@ -46,6 +46,8 @@ export class Forwarder {
   private live: LiveLane | undefined;
   private readonly topicCache = new Map<string, boolean>();
   private readonly everyTopic: boolean;
+  /** A rollup sink's bucket widths, as the schema ids of its records (the feed holds every width). */
+  private readonly rollupSchemas: Set<string> | undefined;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -58,7 +60,8 @@ export class Forwarder {
   ) {
     this.consumer = consumerOf(config.name);
     this.throttle = new Throttle(config.maxBytesPerSec);
-    this.everyTopic = config.topics.includes('#') && config.excludeTopics.length === 0;
+    this.rollupSchemas = config.rollups && new Set(config.rollups.map((w) => `rollup/${w}`));
+    this.everyTopic = config.topics.includes('#') && config.excludeTopics.length === 0 && !this.rollupSchemas;
     const { batch, retry } = config;
     this.engine = new ConsumerEngine(
       log,
@@ -104,7 +107,8 @@ export class Forwarder {
   /** Whether a reading (line k of a text) is for this sink; only topic filters make it read the line. */
   private wanted(text: ChunkText, k: number): boolean {
     if (this.everyTopic) return true;
-    const { topic } = toOutRecord(text.line(k), '');
+    const { topic, schema } = toOutRecord(text.line(k), '');
+    if (this.rollupSchemas && !this.rollupSchemas.has(schema ?? '')) return false;
     let yes = this.topicCache.get(topic);
     if (yes === undefined) {
       yes = this.config.topics.some((f) => topicMatches(f, topic)) && !this.config.excludeTopics.some((f) => topicMatches(f, topic));

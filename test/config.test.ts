@@ -131,6 +131,29 @@ describe('config loading', () => {
     expect(problems(ok, { EDGE_AGENT_SINKS__NOPE__PASSWORD: 'x' })).toEqual(['EDGE_AGENT_SINKS__NOPE__PASSWORD: no config key has this name']);
   });
 
+  it('retention and rollups: a store rule keeps something, sinks take kept widths, watermarks in order', () => {
+    const bad = file(
+      'retention-bad.yaml',
+      `retention:
+  store: [{ topics: ["#"] }]
+  disk: { act: "30%", critical: 1GiB, reserve: 2GiB }
+rollups: { buckets: [1m] }
+sinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [5m] }]
+`,
+    );
+    expect(problems(bad)).toEqual([
+      'retention.store[0]: give maxAge, maxBytes or both',
+      'sinks[0].rollups: 5m is not one of rollups.buckets (1m)',
+      'retention.disk.act: 30% is more free space than retention.disk.warn (20%); want warn >= act >= critical >= reserve',
+      'retention.disk.reserve: 2GiB is more free space than retention.disk.critical (1GiB); want warn >= act >= critical >= reserve',
+    ]);
+    const off = file('rollups-off.yaml', 'rollups: { enabled: false }\nsinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [1m] }]\n');
+    expect(problems(off)).toEqual(['sinks[0].rollups: rollups.enabled is false']);
+    // Positive control: percentages and sizes may mix (put in order against the disk at run time).
+    const ok = loadConfig(file('retention-ok.yaml', 'retention: { store: [{ topics: ["#"], maxBytes: 1000000 }], disk: { warn: 2GB, act: "5%" } }\n'), {}).config;
+    expect(ok.retention.disk).toMatchObject({ warn: '2GB', act: '5%' });
+  });
+
   it('finds the file by --config, then $EDGE_AGENT_CONFIG, then ./edge-agent.yaml', async () => {
     file('edge-agent.yaml', 'agent: { id: from-cwd }\n');
     const other = file('other.yaml', 'agent: { id: from-env }\n');

@@ -192,12 +192,15 @@ function uniqueNames(config: Config): string[] {
 }
 
 /** TLS settings that cannot work: a certificate without its key, client certificates with no CA to check them. */
-/** Rules about rollup buckets that are not kept, watermarks out of order. */
+/** Store rules that keep everything, sinks taking rollup buckets that are not kept, watermarks out of order. */
 function retentionProblems(config: Config): string[] {
   const { rollups, retention } = config;
-  const problems = retention.rollups.flatMap((rule, i) =>
-    rule.buckets.filter((b) => !rollups.buckets.includes(b)).map((b) => `retention.rollups.${i}.buckets: ${b} is not one of rollups.buckets (${rollups.buckets.join(', ')})`),
-  );
+  const unknown = (key: string, buckets: string[]) => buckets.filter((b) => !rollups.buckets.includes(b)).map((b) => `${key}: ${b} is not one of rollups.buckets (${rollups.buckets.join(', ')})`);
+  // (Retention rules naming widths that are not kept do nothing: the defaults name 1m, 5m and 1h.)
+  const problems = [
+    ...retention.store.flatMap((rule, i) => (rule.maxAge || rule.maxBytes ? [] : [`retention.store[${i}]: give maxAge, maxBytes or both`])),
+    ...config.sinks.flatMap((sink, i) => (!sink.rollups ? [] : rollups.enabled ? unknown(`sinks[${i}].rollups`, sink.rollups) : [`sinks[${i}].rollups: rollups.enabled is false`])),
+  ];
   // Comparable only in the same unit; mixed ones are put in order against the filesystem's size at run time.
   const marks = (['warn', 'act', 'critical', 'reserve'] as const).map((k) => ({ key: k, mark: retention.disk[k] }));
   for (let i = 1; i < marks.length; i++) {

@@ -6,14 +6,18 @@ import { Duration, strict } from '../config/keys.js';
 const topics = Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'topic patterns (+, #) the rule applies to' });
 
 const StoreRule = Type.Object(
-  { topics, maxAge: Duration('readings older than this (by receive time) are deleted from the local store') },
+  {
+    topics,
+    maxAge: Type.Optional(Duration('readings older than this (by receive time) are deleted from the local store')),
+    maxBytes: Type.Optional(Type.Integer({ minimum: 1, description: "the rule's topics are kept below this many bytes (SQLite: payload text; files: their files), oldest readings deleted first" })),
+  },
   strict,
 );
 
 const RollupRule = Type.Object(
   {
     topics,
-    buckets: Type.Array(Duration('a bucket width of rollups.buckets'), { minItems: 1, description: 'the bucket widths the rule applies to' }),
+    buckets: Type.Array(Duration('a bucket width of rollups.buckets'), { minItems: 1, description: 'the bucket widths the rule applies to (widths rollups.buckets does not keep are skipped)' }),
     maxAge: Duration('rollups whose bucket ended longer ago than this are deleted'),
   },
   strict,

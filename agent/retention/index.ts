@@ -18,7 +18,7 @@ export interface DeadLetterSource {
 export interface RetentionRun {
   at: string;
   storeDeleted: number;
-  /** Of those, deleted to keep the store below storeMaxBytes. */
+  /** Of those, deleted to keep the store, or a rule's topics, below their size. */
   storeDeletedForSize: number;
   rollupsDeleted: number;
   deadLettersDeleted: number;
@@ -37,8 +37,13 @@ export interface Retention {
  * The rules as prune calls: each rule covers its patterns less what an earlier rule already took
  * (the first match decides), so a reading is judged by one rule only.
  */
-function pruneRules(config: RetentionConfig, now: number): PruneRule[] {
-  return config.store.map((rule, i) => ({ topics: rule.topics, before: now - durationMs(rule.maxAge), except: config.store.slice(0, i).flatMap((r) => r.topics) }));
+function pruneRules(config: RetentionConfig, now: number): (PruneRule & { maxBytes?: number })[] {
+  return config.store.map((rule, i) => ({
+    topics: rule.topics,
+    except: config.store.slice(0, i).flatMap((r) => r.topics),
+    before: rule.maxAge ? now - durationMs(rule.maxAge) : 0,
+    maxBytes: rule.maxBytes,
+  }));
 }
 
 /**
@@ -76,11 +81,20 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
       }
     };
     if (store) {
-      for (const rule of pruneRules(config, now)) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
+      for (const rule of pruneRules(config, now)) {
+        if (rule.before) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
+        const { maxBytes } = rule;
+        if (maxBytes && (await store.size(rule)) > maxBytes) {
+          const deleted = await steps(() => store.prune({ ...rule, before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size(rule)) <= maxBytes);
+          result.storeDeletedForSize += deleted;
+          result.storeDeleted += deleted;
+        }
+      }
       const max = config.storeMaxBytes;
       if (max > 0 && (await store.size()) > max) {
-        result.storeDeletedForSize = await steps(() => store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size()) <= max);
-        result.storeDeleted += result.storeDeletedForSize;
+        const deleted = await steps(() => store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size()) <= max);
+        result.storeDeletedForSize += deleted;
+        result.storeDeleted += deleted;
         await steps(() => store.prune({ topics: [], before: 0 }, config.stepReadings)); // give the rest of the freed space back
       }
     }

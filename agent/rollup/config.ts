@@ -17,6 +17,7 @@ export const RollupConfigSchema = Type.Object(
     buckets: Type.Array(Duration('bucket width'), { minItems: 1, maxItems: 8, default: ['1m', '5m', '1h', '1d'], description: 'bucket widths; buckets start at multiples of their width since the epoch (UTC)' }),
     series: Type.Array(Series, { default: [], description: 'series rules; the first rule whose pattern matches a topic decides; none: one series per topic' }),
     maxFields: Type.Integer({ minimum: 1, maximum: 256, default: 32, description: 'most numeric fields of one reading rolled up (nested objects as a.b); more are ignored and counted' }),
+    closeAfterMs: Type.Integer({ minimum: 0, maximum: 3600000, default: 10000, description: 'a bucket is closed, and sent to the sinks that take rollups, this long after it ended (readings still on their way reach it first)' }),
     batchSize: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings per rollup transaction' }),
     gatherMs: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'until batchSize readings wait, update once the first waiting one was committed this long ago' }),
   },

@@ -52,6 +52,11 @@ const SCHEMA = `
     mean REAL NOT NULL, m2 REAL NOT NULL, last REAL NOT NULL, last_seq INTEGER NOT NULL,
     PRIMARY KEY (width, series_id, field_id, start)
   ) WITHOUT ROWID;
+  -- Buckets of the widths sinks take, with readings since they were last sent, and the buckets as
+  -- they are closed (revision: consecutive, the seq a rollup sink's cursor counts in).
+  CREATE TABLE IF NOT EXISTS open_bucket (width INTEGER NOT NULL, series_id INTEGER NOT NULL, start INTEGER NOT NULL, PRIMARY KEY (width, series_id, start)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS emitted (revision INTEGER PRIMARY KEY, width INTEGER NOT NULL, series_id INTEGER NOT NULL, start INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, revision INTEGER NOT NULL);
   CREATE VIEW IF NOT EXISTS rollups AS
     SELECT s.topic, s.tags, f.name AS field, r.width AS width_ms, r.start, r.count, r.min, r.max, r.sum, r.mean,
            CASE WHEN r.count > 1 THEN sqrt(r.m2 / (r.count - 1)) END AS stddev, r.last
@@ -73,6 +78,18 @@ interface StatsRow extends Stats {
   last_seq: number;
 }
 
+/** A closed bucket of one series, as a rollup sink gets it: all its fields. */
+export interface EmittedBucket {
+  revision: number;
+  topic: string;
+  tags: Record<string, string>;
+  width: number;
+  start: number;
+  fields: Record<string, Omit<RollupRow, 'topic' | 'tags' | 'field' | 'width' | 'start'>>;
+}
+
+
+
 export class RollupDb {
   private readonly db: Database.Database;
   private readonly extractor: Extractor;
@@ -88,6 +105,10 @@ export class RollupDb {
     rules: SeriesRule[],
     maxFields: number,
     key?: Buffer,
+    /** Bucket widths rollup sinks take: their buckets are closed and numbered as time passes... */
+    private readonly emitWidths: number[] = [],
+    /** ...this long after they ended: readings in flight reach them first. */
+    private readonly closeAfterMs = 10_000,
   ) {
     this.db = openKeyed(path, key);
     this.db.pragma('journal_mode = TRUNCATE'); // as the store: fewer bytes on the SD card than WAL
@@ -106,14 +127,18 @@ export class RollupDb {
     const get = this.db.prepare('SELECT count, min, max, sum, mean, m2, last, last_seq FROM rollup WHERE width = ? AND series_id = ? AND field_id = ? AND start = ?');
     const put = this.db.prepare('INSERT OR REPLACE INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const setApplied = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)");
+    const setWatermark = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)");
+    const opened = this.db.prepare('INSERT OR IGNORE INTO open_bucket VALUES (?, ?, ?)');
     const applyTx = this.db.transaction((lines: string[]) => {
       const applied = this.appliedSeq();
       const batch = new Map<string, { width: number; series: number; field: number; start: number; stats: Stats }>();
       let last = applied;
+      let watermark = this.watermark();
       for (const line of lines) {
         const { head, payloadJson } = splitRecord(line);
         if (head.seq <= applied) continue;
         last = Math.max(last, head.seq);
+        watermark = Math.max(watermark, head.receivedAt);
         if (head.encoding) continue;
         const sample = this.extractor.sample(head.topic, parsed(payloadJson));
         if (!sample) continue;
@@ -135,8 +160,11 @@ export class RollupDb {
         const row = get.get(width, series, field, start) as StatsRow | undefined;
         const s = row ? merge({ ...row, lastSeq: row.last_seq }, stats) : stats;
         put.run(width, series, field, start, s.count, s.min, s.max, s.sum, s.mean, s.m2, s.last, s.lastSeq);
+        if (this.emitWidths.includes(width)) opened.run(width, series, start);
       }
       if (last > applied) setApplied.run(last);
+      setWatermark.run(watermark);
+      if (this.emitWidths.length) this.closeBuckets(watermark);
       return last;
     });
     this.apply = (lines) => {
@@ -155,6 +183,77 @@ export class RollupDb {
   appliedSeq(): number {
     const row = this.db.prepare("SELECT value FROM meta WHERE key = 'applied_seq'").get() as { value: string } | undefined;
     return row ? Number(row.value) : 0;
+  }
+
+  /** Latest receive time among the readings applied. */
+  private watermark(): number {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'watermark'").get() as { value: string } | undefined;
+    return row ? Number(row.value) : 0;
+  }
+
+  /** Highest revision given to a closed bucket. */
+  lastRevision(): number {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: string } | undefined;
+    return row ? Number(row.value) : 0;
+  }
+
+  /**
+   * Close the open buckets that ended closeAfterMs before `now` (the latest reading applied, or the
+   * clock once the rollups are caught up): each gets the next revision. A late reading for a closed
+   * bucket (the clock went back) opens it again, and it is sent again with its new figures.
+   */
+  closeBuckets(now: number): number {
+    const due = this.db.prepare('SELECT width, series_id, start FROM open_bucket WHERE start + width + ? <= ? ORDER BY start, width, series_id').all(this.closeAfterMs, now) as { width: number; series_id: number; start: number }[];
+    if (!due.length) return this.lastRevision();
+    const emit = this.db.prepare('INSERT INTO emitted VALUES (?, ?, ?, ?)');
+    const close = this.db.prepare('DELETE FROM open_bucket WHERE width = ? AND series_id = ? AND start = ?');
+    let revision = this.lastRevision();
+    this.db.transaction(() => {
+      for (const b of due) {
+        emit.run(++revision, b.width, b.series_id, b.start);
+        close.run(b.width, b.series_id, b.start);
+      }
+      this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('revision', ?)").run(revision);
+    })();
+    return revision;
+  }
+
+  /** Closed buckets with revision > after, up to `max`, in revision order, with their figures now. */
+  emitted(after: number, max: number): EmittedBucket[] {
+    const rows = this.db
+      .prepare(`SELECT e.revision, e.width, e.start, s.topic, s.tags, f.name AS field, r.count, r.min, r.max, r.sum, r.mean, r.m2, r.last
+        FROM (SELECT * FROM emitted WHERE revision > ? ORDER BY revision LIMIT ?) e JOIN series s ON s.id = e.series_id
+        LEFT JOIN rollup r ON r.width = e.width AND r.series_id = e.series_id AND r.start = e.start LEFT JOIN fields f ON f.id = r.field_id
+        ORDER BY e.revision, f.name`)
+      .all(after, max) as (StatsRow & { revision: number; width: number; start: number; topic: string; tags: string; field: string | null })[];
+    const out: EmittedBucket[] = [];
+    for (const r of rows) {
+      let bucket = out.at(-1);
+      if (bucket?.revision !== r.revision) out.push((bucket = { revision: r.revision, topic: r.topic, tags: JSON.parse(r.tags), width: r.width, start: r.start, fields: {} }));
+      // A bucket pruned by retention after it closed has no figures left: it is sent empty.
+      if (r.field !== null) bucket.fields[r.field] = { count: r.count, min: r.min, max: r.max, sum: r.sum, mean: r.mean, stddev: stddev(r), last: r.last };
+    }
+    return out;
+  }
+
+  cursor(name: string): number {
+    return (this.db.prepare('SELECT revision FROM cursors WHERE name = ?').get(name) as { revision: number } | undefined)?.revision ?? 0;
+  }
+
+  /** Move a rollup sink's cursor; closed buckets every sink has passed are forgotten. */
+  commit(name: string, revision: number, consumers: string[]): void {
+    this.db.transaction(() => {
+      this.db.prepare('INSERT INTO cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET revision = max(revision, excluded.revision)').run(name, revision);
+      const floor = Math.min(...consumers.map((c) => this.cursor(c)));
+      this.db.prepare('DELETE FROM emitted WHERE revision <= ?').run(floor);
+    })();
+  }
+
+  /** Cursors of sinks that no longer take rollups. */
+  dropCursorsExcept(names: string[]): void {
+    const keep = new Set(names);
+    for (const { name } of this.db.prepare('SELECT name FROM cursors').all() as { name: string }[]) if (!keep.has(name)) this.db.prepare('DELETE FROM cursors WHERE name = ?').run(name);
+    if (!names.length) this.db.exec('DELETE FROM emitted; DELETE FROM open_bucket');
   }
 
   /** Add consecutive readings (JSON lines of the log); ones applied before are skipped. Returns the applied seq. */

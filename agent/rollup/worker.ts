@@ -1,7 +1,7 @@
 // Worker thread entry: owns the RollupDb and answers the requests of index.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
-import { topicMatches } from '../../mqtt-topic/topic.js';
+import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import { errorReply, type Reply } from '../db-worker.js';
 import { writtenBytes } from '../health/disk-writes.js';
@@ -21,6 +21,10 @@ export type Request =
   | { op: 'query'; query: RollupQuery }
   | { op: 'prune'; rule: RollupPruneRule; limit: number }
   | { op: 'size' }
+  | { op: 'tick'; now: number }
+  | { op: 'emitted'; after: number; max: number }
+  | { op: 'commit'; name: string; revision: number; consumers: string[] }
+  | { op: 'cursors'; names: string[] }
   | { op: 'close' };
 
 export interface RollupWorkerData {
@@ -29,12 +33,14 @@ export interface RollupWorkerData {
   series: SeriesRule[];
   maxFields: number;
   key?: Uint8Array;
+  emitWidths: number[];
+  closeAfterMs: number;
 }
 
 let db: RollupDb;
 try {
-  const { path, widths, series, maxFields, key } = workerData as RollupWorkerData;
-  db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key));
+  const { path, widths, series, maxFields, key, emitWidths, closeAfterMs } = workerData as RollupWorkerData;
+  db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key), emitWidths, closeAfterMs);
   parentPort!.postMessage({ id: 0, result: db.appliedSeq() } satisfies Reply);
 } catch (err) {
   parentPort!.postMessage(errorReply(0, err));
@@ -54,7 +60,7 @@ parentPort!.on('message', (req: Request & { id: number }) => {
 function handle(req: Request): unknown {
   switch (req.op) {
     case 'write':
-      return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key))), ignoredFields: db.ignoredFields };
+      return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key))), ignoredFields: db.ignoredFields, revision: db.lastRevision() };
     case 'query': {
       const { topic, limit = 1000 } = req.query;
       const out = [];
@@ -66,14 +72,22 @@ function handle(req: Request): unknown {
       return out;
     }
     case 'prune': {
-      const { topics, except = [], widths, before } = req.rule;
+      const { widths, before } = req.rule;
       const started = performance.now();
-      const covered = (t: string) => topics.some((f) => topicMatches(f, t)) && !except.some((f) => topicMatches(f, t));
-      const step = db.pruneStep({ topicIds: db.topicIds(covered), widths, before }, req.limit);
+      const step = db.pruneStep({ topicIds: db.topicIds(coveredBy(req.rule)), widths, before }, req.limit);
       return { ...step, ms: performance.now() - started };
     }
     case 'size':
       return db.size();
+    case 'tick':
+      return db.closeBuckets(req.now);
+    case 'emitted':
+      return db.emitted(req.after, req.max);
+    case 'commit':
+      return db.commit(req.name, req.revision, req.consumers);
+    case 'cursors':
+      db.dropCursorsExcept(req.names);
+      return { cursors: Object.fromEntries(req.names.map((n) => [n, db.cursor(n)])), revision: db.lastRevision() };
     case 'close':
       return db.close();
   }

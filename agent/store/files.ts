@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { topicMatches } from '../../mqtt-topic/topic.js';
+import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { open, seal } from '../buffer/chunk.js';
 import { RecordFault } from '../buffer/faults.js';
 import type { LogRecord } from '../buffer/record.js';
@@ -255,7 +255,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
      */
     async prune(rule, _limit) {
       const started = performance.now();
-      const covered = (topic: string) => rule.topics.some((f) => topicMatches(f, topic)) && !(rule.except ?? []).some((f) => topicMatches(f, topic));
+      const covered = coveredBy(rule);
       const hours: { path: string; hour: number }[] = [];
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         if (!entry.isDirectory() || !covered(topicOf(entry.name))) continue;
@@ -274,10 +274,11 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       }
       return { deleted: 0, done: true, ms: performance.now() - started };
     },
-    async size() {
+    async size(cover) {
       let bytes = 0;
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (entry.isDirectory()) for (const name of readdirSync(join(dir, entry.name))) bytes += statSync(join(dir, entry.name, name)).size;
+        if (!entry.isDirectory() || (cover && !coveredBy(cover)(topicOf(entry.name)))) continue;
+        for (const name of readdirSync(join(dir, entry.name))) bytes += statSync(join(dir, entry.name, name)).size;
       }
       return bytes;
     },

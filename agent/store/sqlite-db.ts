@@ -57,6 +57,8 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
   CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
   CREATE TABLE IF NOT EXISTS schemas (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+  -- Payload bytes per topic, kept as readings come and go: what retention by size per topic reads.
+  CREATE TABLE IF NOT EXISTS topic_size (topic_id INTEGER PRIMARY KEY REFERENCES topics (id), bytes INTEGER NOT NULL);
 `;
 
 const INDEX_AND_VIEW = `
@@ -149,6 +151,9 @@ export class SqliteDb {
     }
     this.db.exec(SCHEMA);
     migrate(this.db);
+    if (!this.db.prepare('SELECT 1 FROM topic_size LIMIT 1').get()) {
+      this.db.exec('INSERT INTO topic_size SELECT topic_id, sum(length(CAST(payload AS BLOB))) FROM reading GROUP BY topic_id'); // a store from before sizes were kept
+    }
     this.topics = new Names(this.db, 'topics');
     this.clients = new Names(this.db, 'clients');
     this.schemas = new Names(this.db, 'schemas');
@@ -157,23 +162,29 @@ export class SqliteDb {
     this.insert = this.db.prepare('INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (seq) DO NOTHING');
     this.insertRaw = this.db.prepare("INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?) ON CONFLICT (seq) DO NOTHING");
     let agent: string | undefined;
+    const grow = this.db.prepare('INSERT INTO topic_size VALUES (?, ?) ON CONFLICT (topic_id) DO UPDATE SET bytes = bytes + excluded.bytes');
     const insertLines = this.db.transaction((agentId: string, lines: string[]) => {
       if (agent !== agentId) setAgent.run(agentId);
       agent = agentId;
+      const added = new Map<number, number>();
       for (const line of lines) {
         const { head: h, payloadJson: payload } = splitRecord(line);
-        (h.encoding ? this.insertRaw : this.insert).run(
+        const topic = this.topics.id(h.topic);
+        const stored = h.encoding ? (JSON.parse(payload) as string) : payload;
+        const { changes } = (h.encoding ? this.insertRaw : this.insert).run(
           h.seq,
-          this.topics.id(h.topic),
+          topic,
           h.receivedAt,
           h.deviceTime ?? null,
           h.clockSynced ? 1 : 0,
           this.clients.id(h.clientId),
           h.schema === undefined ? null : this.schemas.id(h.schema),
           h.qos,
-          h.encoding ? JSON.parse(payload) : payload,
+          stored,
         );
+        if (changes) added.set(topic, (added.get(topic) ?? 0) + Buffer.byteLength(stored));
       }
+      for (const [topic, bytes] of added) grow.run(topic, bytes);
     });
     // A failed transaction is rolled back, and so must be what this side cached during it.
     this.insertLines = (agentId, lines) => {
@@ -218,13 +229,29 @@ export class SqliteDb {
   pruneStep(topicIds: number[], before: number, throughSeq: number, limit: number): { deleted: number; done: boolean } {
     let deleted = 0;
     if (topicIds.length) {
-      deleted = this.db
-        .prepare(`DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE topic_id IN (${topicIds.join(',')}) AND received_at < ? AND seq <= ? ORDER BY seq LIMIT ?)`)
-        .run(before, throughSeq, limit).changes;
+      // One transaction: the readings and their bytes in topic_size go together.
+      deleted = this.db.transaction(() => this.deleteOldest(topicIds, before, throughSeq, limit))();
     }
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
     if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
     return { deleted, done: deleted === 0 && free <= VACUUM_PAGES };
+  }
+
+  private deleteOldest(topicIds: number[], before: number, throughSeq: number, limit: number): number {
+    const gone = this.db
+      .prepare(`DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE topic_id IN (${topicIds.join(',')}) AND received_at < ? AND seq <= ? ORDER BY seq LIMIT ?) RETURNING topic_id, length(CAST(payload AS BLOB)) AS bytes`)
+      .all(before, throughSeq, limit) as { topic_id: number; bytes: number }[];
+    const shrink = this.db.prepare('UPDATE topic_size SET bytes = max(0, bytes - ?) WHERE topic_id = ?');
+    const removed = new Map<number, number>();
+    for (const g of gone) removed.set(g.topic_id, (removed.get(g.topic_id) ?? 0) + g.bytes);
+    for (const [topic, bytes] of removed) shrink.run(bytes, topic);
+    return gone.length;
+  }
+
+  /** Payload bytes of the readings on these topics. */
+  topicBytes(topicIds: number[]): number {
+    if (!topicIds.length) return 0;
+    return (this.db.prepare(`SELECT coalesce(sum(bytes), 0) AS n FROM topic_size WHERE topic_id IN (${topicIds.join(',')})`).get() as { n: number }).n;
   }
 
   /** Bytes the database holds (its pages, less free ones). */

@@ -1,14 +1,14 @@
 // Worker thread entry: owns one SqliteDb and answers the requests of sqlite.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
-import { topicMatches } from '../../mqtt-topic/topic.js';
+import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import { errorReply, type Reply } from '../db-worker.js';
 import { writtenBytes } from '../health/disk-writes.js';
-import type { PruneRule, StoreQuery } from './types.js';
+import type { PruneRule, StoreQuery, TopicCover } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'size' } | { op: 'close' };
+export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
 
 let db: SqliteDb;
 try {
@@ -47,14 +47,13 @@ function handle(req: Request): unknown {
       return out;
     }
     case 'prune': {
-      const { topics, before, throughSeq = Number.MAX_SAFE_INTEGER, except = [] } = req.rule;
+      const { before, throughSeq = Number.MAX_SAFE_INTEGER } = req.rule;
       const started = performance.now();
-      const covered = (t: string) => topics.some((f) => topicMatches(f, t)) && !except.some((f) => topicMatches(f, t));
-      const step = db.pruneStep(db.topicIds(covered), before, throughSeq, req.limit);
+      const step = db.pruneStep(db.topicIds(coveredBy(req.rule)), before, throughSeq, req.limit);
       return { ...step, ms: performance.now() - started };
     }
     case 'size':
-      return db.size();
+      return req.topics ? db.topicBytes(db.topicIds(coveredBy(req.topics))) : db.size();
     case 'close':
       return db.close();
   }

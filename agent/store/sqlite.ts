@@ -24,7 +24,7 @@ export async function openSqliteStore(path: string, key?: Buffer): Promise<Local
     query: async (query) => (await worker.call({ op: 'query', query })) as LogRecord[],
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     lastSeq: () => last,
-    size: async () => (await worker.call({ op: 'size' })) as number,
+    size: async (topics) => (await worker.call({ op: 'size', topics })) as number,
     writtenBytes: () => worker.written,
     close: () => worker.close(),
   };

@@ -21,6 +21,12 @@ export interface PruneRule {
   except?: string[];
 }
 
+/** Topics by pattern, less those an earlier rule decides for. */
+export interface TopicCover {
+  topics: string[];
+  except?: string[];
+}
+
 /** One bounded step of pruning: what it deleted, whether more is left, and how long it held the store. */
 export interface PruneStep {
   deleted: number;
@@ -43,8 +49,11 @@ export interface LocalStore {
   prune(rule: PruneRule, limit: number): Promise<PruneStep>;
   /** Highest seq stored. */
   lastSeq(): number;
-  /** Bytes the readings take on disk. */
-  size(): Promise<number>;
+  /**
+   * Bytes the readings take: on these topics (SQLite: their payloads' text; files: their files), or
+   * in all (the database's pages in use, or every file).
+   */
+  size(topics?: TopicCover): Promise<number>;
   /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */
   writtenBytes(): number | undefined;
   close(): Promise<void>;

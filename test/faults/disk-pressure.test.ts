@@ -67,7 +67,7 @@ async function dataPath(dir: string, opts = { sent: SENT, deadLetters: DEAD_LETT
   closers.push(() => log.close());
   const store = await openSqliteStore(join(dir, 'store.db'));
   closers.push(() => store.close());
-  const rollups = await openRollups({ enabled: true, buckets: ['1m', '1h'], series: [], maxFields: 32, batchSize: 10_000, gatherMs: 0 }, join(dir, 'rollups.db'));
+  const rollups = await openRollups({ enabled: true, buckets: ['1m', '1h'], series: [], maxFields: 32, closeAfterMs: 10_000, batchSize: 10_000, gatherMs: 0 }, join(dir, 'rollups.db'));
   closers.push(() => rollups.close());
   for (const c of ['store', 'rollups', 'sink:a']) await log.registerConsumer(c);
   let last: Promise<void> = Promise.resolve();
@@ -215,5 +215,28 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     const rolled = await agent.runtime.rollups!.query({ topic: 'env/p', width: 60_000 });
     expect(rolled.reduce((n, r) => n + r.count, 0)).toBe(2);
     expect(agent.runtime.log.stats().dropped).toEqual({}); // every consumer had reading 1: nothing unsent to drop
+  }, 60_000);
+
+  it('at the reserve nothing but deletions is written: a commit waits (the log says why) and goes through once space returns', async () => {
+    const dir = smallDisk(48);
+    const agent: InProcessAgent = await startAgent({ agent: { dataDir: dir }, retention: { disk: { intervalSec: 3600, warn: '10MB', act: '6MB', critical: '5MB', reserve: '4MB' } } });
+    closers.push(() => agent.stop());
+    const reading = (t: number) => ({ topic: 'env/r', receivedAt: Date.now(), clockSynced: true, clientId: 'c', qos: 1 as const, payloadJson: JSON.stringify({ t }) });
+    await agent.runtime.log.append(reading(1)).durable; // positive control: commits go through with room
+
+    const weight = ballast(dir, 3 * MB);
+    expect((await agent.runtime.disk.check()).level).toBe('reserve');
+    let durable = false;
+    const second = agent.runtime.log.append(reading(2)).durable.then(() => (durable = true));
+    const deadline = Date.now() + 10_000;
+    while (agent.runtime.log.status().state === 'ok' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(agent.runtime.log.status().state).toBe('refusing: disk reserve reached');
+    expect(durable).toBe(false);
+
+    rmSync(weight);
+    expect(['ok', 'warn']).toContain((await agent.runtime.disk.check()).level);
+    await second;
+    expect(agent.runtime.log.status().state).toBe('ok');
+    expect(agent.runtime.log.lastSeq).toBe(2);
   }, 60_000);
 });
