@@ -18,11 +18,6 @@ function toError(reply: Reply): Error {
   return RECORD_FAULTS.test(reply.code ?? '') ? new RecordFault(`${reply.code}: ${reply.error}`) : Object.assign(new Error(reply.error), { code: reply.code });
 }
 
-export const errorReply = (id: number, err: unknown): Reply => {
-  const e = err as Error & { code?: unknown };
-  return { id, error: e.message, code: typeof e.code === 'string' ? e.code : e.name };
-};
-
 /** The compiled worker script beside this module; when running from TypeScript sources (the tests), the one in dist/. */
 export function workerScript(relative: string): URL {
   const beside = new URL(`./${relative}`, import.meta.url);

@@ -120,6 +120,11 @@ export class DurableLog {
   /** Seq ranges each consumer has read and not yet confirmed: in its hands, never dropped. */
   private readonly held = new Map<string, { from: number; to: number }[]>();
   private closed = false;
+  /** A write failed: LevelDB is reopened before the next one. */
+  private broken = false;
+  private reopening: Promise<void> | undefined;
+  /** Chunk keys deleted under pressure and not yet compacted away. */
+  private uncompacted: { from: string; to: string } | undefined;
   /** Set while disk pressure allows nothing but deletions: commits wait. */
   private writesHeld: string | undefined;
   /** close() was called: a commit that keeps failing gives up. */
@@ -207,7 +212,7 @@ export class DurableLog {
       /* header unreadable */
     }
     this.counters.quarantined++;
-    await this.db.batch([
+    await this.change([
       { type: 'put', key: `q!${key.slice(2)}!${Date.now()}`, value },
       { type: 'del', key },
       { type: 'put', key: 'm!quarantined', value: utf8(this.counters.quarantined) },
@@ -345,13 +350,10 @@ export class DurableLog {
    */
   private async commitOps(ops: Op[]): Promise<boolean> {
     const backoff = new Backoff(100, 5000);
-    let reopen = false;
     for (;;) {
       try {
         if (this.writesHeld) throw new Error(this.writesHeld);
-        if (reopen) await this.reopen();
-        reopen = false;
-        await this.db.batch(ops, { sync: true });
+        await this.change(ops, true);
         if (this.health.state !== 'ok') {
           this.health = { state: 'ok', since: new Date().toISOString() };
           this.opts.log.info({}, 'log commits succeed again; taking readings');
@@ -359,7 +361,6 @@ export class DurableLog {
         return true;
       } catch (err) {
         this.refusing(err);
-        reopen = !this.writesHeld;
       }
       await new Promise((r) => setTimeout(r, backoff.next()));
       if (this.closing) return false;
@@ -376,16 +377,35 @@ export class DurableLog {
     this.health.lastError = { message: describeDiskError(err), at };
   }
 
+  /**
+   * A write other than a commit (cursors, deletions, quarantine). LevelDB keeps a failed background
+   * write (ENOSPC in a compaction) and fails every write after it until reopened: after a failure the
+   * next write reopens it first. The error is the caller's, an error of the moment.
+   */
+  private async change(ops: Op[], sync = false): Promise<void> {
+    if (this.broken) await this.reopen();
+    try {
+      await this.db.batch(ops, { sync });
+    } catch (err) {
+      this.broken = true;
+      throw err;
+    }
+  }
+
   /** While a reason is set (disk pressure at its reserve), commits wait: nothing but deletions is written. */
   holdWrites(reason: string | undefined): void {
     this.writesHeld = reason;
   }
 
   /** LevelDB keeps a write error (ENOSPC) for good: a fresh handle writes once the disk can. */
-  private async reopen(): Promise<void> {
-    await this.db.close();
-    this.db = this.level();
-    await this.db.open();
+  private reopen(): Promise<void> {
+    this.reopening ??= (async () => {
+      await this.db.close();
+      this.db = this.level();
+      await this.db.open();
+      this.broken = false;
+    })().finally(() => (this.reopening = undefined));
+    return this.reopening;
   }
 
   // ---- reading ----
@@ -394,13 +414,13 @@ export class DurableLog {
   async registerConsumer(name: string): Promise<void> {
     if (this.cursors.has(name)) return;
     this.cursors.set(name, 0);
-    await this.db.put(`m!cursor!${name}`, utf8(0));
+    await this.change([{ type: 'put', key: `m!cursor!${name}`, value: utf8(0) }]);
   }
 
   /** Forget a consumer (a sink removed from the config), so it no longer holds chunks back. */
   async dropConsumer(name: string): Promise<void> {
     if (!this.cursors.delete(name)) return;
-    await this.db.del(`m!cursor!${name}`);
+    await this.change([{ type: 'del', key: `m!cursor!${name}` }]);
     await this.collect([]);
   }
 
@@ -611,31 +631,41 @@ export class DurableLog {
       this.forget(gone.firstSeq);
       ops.push({ type: 'del', key: chunkKey(gone.firstSeq) });
     }
-    await this.db.batch(ops);
+    await this.change(ops);
   }
 
   // ---- giving up under disk pressure ----
 
   /**
-   * Delete the oldest chunk some consumer has not confirmed and none holds in its hands (read, being
-   * sent), counting its readings against each consumer that had not confirmed them; null if none.
+   * Delete the oldest chunk (ending by `upTo`) some consumer has not confirmed and none holds in its
+   * hands (read, being sent), counting its readings against each consumer that had not confirmed
+   * them; null if none.
    */
-  async dropOldestUnsent(reason: string): Promise<ChunkDrop | null> {
-    const chunk = this.chunks.find((c) => !this.isHeld(c.firstSeq, c.lastSeq) && [...this.cursors.values()].some((cursor) => cursor < c.lastSeq));
+  async dropOldestUnsent(reason: string, upTo = Infinity): Promise<ChunkDrop | null> {
+    const chunk = this.chunks.find((c) => c.lastSeq <= upTo && !this.isHeld(c.firstSeq, c.lastSeq) && [...this.cursors.values()].some((cursor) => cursor < c.lastSeq));
     if (!chunk) return null;
     const perConsumer: Record<string, number> = {};
     const ops: Op[] = [{ type: 'del', key: chunkKey(chunk.firstSeq) }];
+    const totals = new Map<string, number>();
     for (const [consumer, cursor] of this.cursors) {
       const lost = chunk.lastSeq - Math.max(cursor, chunk.firstSeq - 1);
       if (lost <= 0) continue;
       perConsumer[consumer] = lost;
       const key = `${consumer}\u0000${reason}`;
-      const total = (this.drops.get(key) ?? 0) + lost;
-      this.drops.set(key, total);
-      ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(total) });
+      totals.set(key, (this.drops.get(key) ?? 0) + lost);
+      ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(totals.get(key)!) });
     }
-    await this.db.batch(ops, { sync: true });
+    // Out of the list before the write: no consumer takes it in hand meanwhile (and its count stays exact).
     this.unlist(chunk.firstSeq);
+    try {
+      await this.change(ops, true);
+    } catch (err) {
+      this.chunks.splice(this.firstChunkAfter(chunk.firstSeq - 1), 0, chunk);
+      throw err;
+    }
+    for (const [key, total] of totals) this.drops.set(key, total); // counted once it is so on disk
+    const key = chunkKey(chunk.firstSeq);
+    this.uncompacted = { from: this.uncompacted && this.uncompacted.from < key ? this.uncompacted.from : key, to: this.uncompacted && this.uncompacted.to > key ? this.uncompacted.to : key };
     return { firstSeq: chunk.firstSeq, lastSeq: chunk.lastSeq, bytes: chunk.bytes, perConsumer };
   }
 
@@ -644,16 +674,22 @@ export class DurableLog {
     const gone = this.deadLetterSizes.slice(0, count);
     if (!gone.length) return 0;
     this.counters.deadLettersDropped += gone.length;
-    await this.db.batch([...gone.map((d): Op => ({ type: 'del', key: `d!${hex(d.id)}` })), { type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) }]);
+    await this.change([...gone.map((d): Op => ({ type: 'del', key: `d!${hex(d.id)}` })), { type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) }]);
     this.deadLetterSizes.splice(0, gone.length);
     for (const d of gone) this.deadLetterBytes -= d.bytes;
     return gone.length;
   }
 
-  /** LevelDB frees the space of deleted chunks and dead letters only as it compacts their files: do it now. */
-  async compact(): Promise<void> {
-    await this.db.compactRange('c!', 'c"');
-    await this.db.compactRange('d!', 'd"');
+  /**
+   * LevelDB frees the space of deleted chunks and dead letters only as it compacts their files: do it
+   * now, for the keys deleted (only the files holding them are rewritten, not the whole log).
+   */
+  async compact(what: 'chunks' | 'deadLetters'): Promise<void> {
+    if (what === 'deadLetters') return this.db.compactRange('d!', 'd"');
+    const range = this.uncompacted;
+    if (!range) return;
+    await this.db.compactRange(range.from, `${range.to}~`);
+    this.uncompacted = undefined;
   }
 
   // ---- dead letters ----
@@ -672,7 +708,7 @@ export class DurableLog {
       ops.push({ type: 'del', key });
     }
     if (!ops.length) return 0;
-    await this.db.batch(ops);
+    await this.change(ops);
     // The oldest went: the sizes list is in the same (id) order.
     for (const gone of this.deadLetterSizes.splice(0, ops.length)) this.deadLetterBytes -= gone.bytes;
     return ops.length;

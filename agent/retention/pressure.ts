@@ -44,8 +44,10 @@ export interface PressureStatus {
 /** What relief needs of the log. */
 export interface PressureLog {
   dropOldestDeadLetters(count: number): Promise<number>;
-  dropOldestUnsent(reason: string): Promise<{ firstSeq: number; lastSeq: number; bytes: number; perConsumer: Record<string, number> } | null>;
-  compact(): Promise<void>;
+  readonly lastSeq: number;
+  stats(): { deadLetters: number };
+  dropOldestUnsent(reason: string, upTo?: number): Promise<{ firstSeq: number; lastSeq: number; bytes: number; perConsumer: Record<string, number> } | null>;
+  compact(what: 'chunks' | 'deadLetters'): Promise<void>;
   /** Hold commits (writes nothing but deletions) while a reason is set. */
   holdWrites(reason: string | undefined): void;
 }
@@ -109,7 +111,7 @@ export class DiskPressure {
   /** Check now, then every intervalSec. */
   async start(): Promise<void> {
     await this.check();
-    this.timer = setInterval(() => void this.check().catch((err: Error) => this.opts.logger.error({ err: err.message }, 'disk pressure check failed')), this.opts.config.intervalSec * 1000);
+    this.timer = setInterval(() => void this.check(), this.opts.config.intervalSec * 1000);
     this.timer.unref();
   }
 
@@ -142,9 +144,14 @@ export class DiskPressure {
     return (this.checking ??= this.run().finally(() => (this.checking = undefined)));
   }
 
+  /** Never rejects: a step that fails (LevelDB compacting on a nearly full disk, say) is tried again next check. */
   private async run(): Promise<PressureStatus> {
-    await this.measure();
-    if (atLeast(this.state.level, 'act')) await this.relieve();
+    try {
+      await this.measure();
+      if (atLeast(this.state.level, 'act')) await this.relieve();
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message, level: this.state.level }, 'disk pressure: a step failed; trying again at the next check');
+    }
     return this.status();
   }
 
@@ -183,10 +190,20 @@ export class DiskPressure {
     this.waiters.clear();
   }
 
-  /** Steps (a) to (d), each until free space is back above `act` or it has nothing more to give. */
+  /**
+   * Steps (a) to (d), each until free space is back above `act` or it has nothing more to give of
+   * what was there when the run began (readings that come meanwhile wait for the next check).
+   */
   private async relieve(): Promise<void> {
     const before = structuredClone(this.state.relief);
-    const steps = [() => this.pruneStore('storeForwarded', this.opts.forwardedThrough()), () => this.dropDeadLetters(), () => this.pruneStore('storeRolledUp', this.opts.rolledUpThrough()), () => this.dropChunks()];
+    const upTo = this.opts.log.lastSeq;
+    const deadLetters = this.opts.log.stats().deadLetters;
+    const steps = [
+      () => this.pruneStore('storeForwarded', this.opts.forwardedThrough()),
+      () => this.dropDeadLetters(deadLetters),
+      () => this.pruneStore('storeRolledUp', this.opts.rolledUpThrough()),
+      () => this.dropChunks(upTo),
+    ];
     for (const step of steps) {
       await step();
       if (!atLeast(this.state.level, 'act')) break;
@@ -205,25 +222,36 @@ export class DiskPressure {
     }
   }
 
-  private async dropDeadLetters(): Promise<void> {
-    for (;;) {
-      const gone = await this.opts.log.dropOldestDeadLetters(DEAD_LETTER_STEP);
+  private async dropDeadLetters(atMost: number): Promise<void> {
+    for (let left = atMost; left > 0; ) {
+      const gone = await this.opts.log.dropOldestDeadLetters(Math.min(DEAD_LETTER_STEP, left));
+      left -= gone;
       this.state.relief.deadLetters += gone;
       if (!gone) return;
-      await this.opts.log.compact();
+      await this.opts.log.compact('deadLetters');
       await this.measure();
       if (!atLeast(this.state.level, 'act')) return;
     }
   }
 
-  private async dropChunks(): Promise<void> {
+  /**
+   * Chunks go oldest first until their bytes make up what free space lacks below `act`; then LevelDB
+   * compacts them away (one compaction for many small chunks) and free space is read again.
+   */
+  private async dropChunks(upTo: number): Promise<void> {
     for (;;) {
-      const drop = await this.opts.log.dropOldestUnsent(DROP_REASON);
-      if (!drop) return;
-      const relief = this.state.relief;
-      relief.logChunks++;
-      for (const [consumer, n] of Object.entries(drop.perConsumer)) relief.logReadings[consumer] = (relief.logReadings[consumer] ?? 0) + n;
-      await this.opts.log.compact();
+      const lacking = this.state.watermarks.act - this.state.freeBytes;
+      let bytes = 0;
+      while (bytes < lacking) {
+        const drop = await this.opts.log.dropOldestUnsent(DROP_REASON, upTo);
+        if (!drop) break;
+        bytes += drop.bytes;
+        const relief = this.state.relief;
+        relief.logChunks++;
+        for (const [consumer, n] of Object.entries(drop.perConsumer)) relief.logReadings[consumer] = (relief.logReadings[consumer] ?? 0) + n;
+      }
+      if (!bytes) return;
+      await this.opts.log.compact('chunks');
       await this.measure();
       if (!atLeast(this.state.level, 'act')) return;
     }

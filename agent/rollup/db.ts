@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3-multiple-ciphers';
 import { openKeyed } from '../sqlite-open.js';
 import { splitRecord } from '../buffer/record.js';
 import { bucketStart, Extractor, type SeriesRule } from './extract.js';
-import { merge, single, stddev, type Stats } from './stats.js';
+import { add, merge, single, stddev, type Stats } from './stats.js';
 
 export interface RollupQuery {
   /** Exact topic or MQTT pattern (+, #); the caller filters patterns. */
@@ -74,6 +74,15 @@ function parsed(json: string): unknown {
   }
 }
 
+/** The statistics of one bucket of one series and field, gathered within a batch. */
+interface Cell {
+  width: number;
+  series: number;
+  field: number;
+  start: number;
+  stats: Stats;
+}
+
 interface StatsRow extends Stats {
   last_seq: number;
 }
@@ -131,7 +140,10 @@ export class RollupDb {
     const opened = this.db.prepare('INSERT OR IGNORE INTO open_bucket VALUES (?, ?, ?)');
     const applyTx = this.db.transaction((lines: string[]) => {
       const applied = this.appliedSeq();
-      const batch = new Map<string, { width: number; series: number; field: number; start: number; stats: Stats }>();
+      // Per series and field, the bucket of each width readings are going into: consecutive readings
+      // mostly share them, so a value is added in place; a new bucket starts another cell.
+      const batch = new Map<number, { series: number; field: number; current: (Cell | undefined)[] }>();
+      const cells: Cell[] = [];
       let last = applied;
       let watermark = this.watermark();
       for (const line of lines) {
@@ -146,17 +158,24 @@ export class RollupDb {
         const series = this.seriesId(head.topic, sample.tags);
         for (const [name, value] of sample.fields) {
           const field = this.fieldId(name);
-          for (const width of this.widths) {
-            const start = bucketStart(head.receivedAt, width);
-            const key = `${width}:${series}:${field}:${start}`;
-            const one = single(value, head.seq);
-            const seen = batch.get(key);
-            if (seen) seen.stats = merge(seen.stats, one);
-            else batch.set(key, { width, series, field, start, stats: one });
+          const key = series * 1_000_000 + field;
+          let entry = batch.get(key);
+          if (!entry) batch.set(key, (entry = { series, field, current: [] }));
+          for (let w = 0; w < this.widths.length; w++) {
+            const start = bucketStart(head.receivedAt, this.widths[w]);
+            const cell = entry.current[w];
+            if (cell && cell.start === start) {
+              add(cell.stats, value, head.seq);
+            } else {
+              const fresh = { width: this.widths[w], series, field, start, stats: single(value, head.seq) };
+              entry.current[w] = fresh;
+              cells.push(fresh);
+            }
           }
         }
       }
-      for (const { width, series, field, start, stats } of batch.values()) {
+      // Cells of the same bucket (the clock went back within a batch) merge through the row, one after the other.
+      for (const { width, series, field, start, stats } of cells) {
         const row = get.get(width, series, field, start) as StatsRow | undefined;
         const s = row ? merge({ ...row, lastSeq: row.last_seq }, stats) : stats;
         put.run(width, series, field, start, s.count, s.min, s.max, s.sum, s.mean, s.m2, s.last, s.lastSeq);

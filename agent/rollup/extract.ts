@@ -14,6 +14,8 @@ export interface Sample {
   ignored: number;
 }
 
+const NO_TAGS = '{}';
+
 /** Nested objects deeper than this are not looked into. */
 const MAX_DEPTH = 4;
 
@@ -30,10 +32,14 @@ export class Extractor {
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return null;
     const object = payload as Record<string, unknown>;
     const tagNames = this.tags(topic);
-    const tags: Record<string, string> = {};
-    for (const name of tagNames) {
-      const v = object[name];
-      if (v !== undefined && v !== null && typeof v !== 'object') tags[name] = String(v);
+    let tags = NO_TAGS;
+    if (tagNames.length) {
+      const values: Record<string, string> = {};
+      for (const name of tagNames) {
+        const v = object[name];
+        if (v !== undefined && v !== null && typeof v !== 'object') values[name] = String(v);
+      }
+      tags = JSON.stringify(values, Object.keys(values).sort());
     }
     const fields: [string, number][] = [];
     let ignored = 0;
@@ -50,7 +56,7 @@ export class Extractor {
       }
     };
     walk(object, '', 0);
-    return { tags: JSON.stringify(tags, Object.keys(tags).sort()), fields, ignored };
+    return { tags, fields, ignored };
   }
 
   private tags(topic: string): string[] {

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { ChunkBatch } from '../buffer/chunk-batch.js';
 import { ChunkText, TextBatch } from '../buffer/chunk-text.js';
+import type { EngineLog } from '../buffer/engine.js';
 import { encodeRecord, type RefusedReading } from '../buffer/record.js';
 import { durationMs } from '../config/keys.js';
 import { DbWorker, RestartingWorker, workerScript } from '../db-worker.js';
@@ -43,14 +44,7 @@ export interface Rollups {
 }
 
 /** What the forwarder of a rollup sink reads, in the shape of the durable log. */
-export interface RollupFeed {
-  registerConsumer(name: string): Promise<void>;
-  cursor(name: string): number;
-  commit(consumer: string, seq: number): Promise<void>;
-  readonly lastSeq: number;
-  committedAt(seq: number): number;
-  waitFor(afterSeq: number, ms: number): Promise<void>;
-  appendDeadLetter(refused: RefusedReading): Promise<void>;
+export interface RollupFeed extends EngineLog {
   readTexts(consumer: string, afterSeq: number, max: number, peek?: boolean): Promise<TextBatch | null>;
   consumers(): string[];
   dropConsumer(name: string): Promise<void>;

@@ -16,6 +16,21 @@ export interface Stats {
 
 export const single = (value: number, seq: number): Stats => ({ count: 1, min: value, max: value, sum: value, mean: value, m2: 0, last: value, lastSeq: seq });
 
+/** Add one value in place (Welford's update): the hot path, with no allocation. */
+export function add(s: Stats, value: number, seq: number): void {
+  s.count++;
+  const delta = value - s.mean;
+  s.mean += delta / s.count;
+  s.m2 += delta * (value - s.mean);
+  s.sum += value;
+  if (value < s.min) s.min = value;
+  if (value > s.max) s.max = value;
+  if (seq > s.lastSeq) {
+    s.last = value;
+    s.lastSeq = seq;
+  }
+}
+
 /** The statistics of both sets together; order does not matter. */
 export function merge(a: Stats, b: Stats): Stats {
   const count = a.count + b.count;

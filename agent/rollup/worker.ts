@@ -1,10 +1,9 @@
 // Worker thread entry: owns the RollupDb and answers the requests of index.ts.
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
-import { errorReply, type Reply } from '../db-worker.js';
-import { writtenBytes } from '../health/disk-writes.js';
+import { serveDb } from '../db-thread.js';
 import { RollupDb, type RollupQuery } from './db.js';
 import type { SeriesRule } from './extract.js';
 
@@ -38,24 +37,11 @@ export interface RollupWorkerData {
 }
 
 let db: RollupDb;
-try {
+serveDb<Request>(() => {
   const { path, widths, series, maxFields, key, emitWidths, closeAfterMs } = workerData as RollupWorkerData;
   db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key), emitWidths, closeAfterMs);
-  parentPort!.postMessage({ id: 0, result: db.appliedSeq() } satisfies Reply);
-} catch (err) {
-  parentPort!.postMessage(errorReply(0, err));
-  parentPort!.close();
-}
-
-parentPort!.on('message', (req: Request & { id: number }) => {
-  try {
-    const result = handle(req);
-    parentPort!.postMessage({ id: req.id, result, written: req.op === 'write' ? writtenBytes('thread') : undefined } satisfies Reply);
-  } catch (err) {
-    parentPort!.postMessage(errorReply(req.id, err));
-  }
-  if (req.op === 'close') parentPort!.close();
-});
+  return db.appliedSeq();
+}, handle);
 
 function handle(req: Request): unknown {
   switch (req.op) {

@@ -1,36 +1,20 @@
 // Worker thread entry: owns one SqliteDb and answers the requests of sqlite.ts.
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
-import { errorReply, type Reply } from '../db-worker.js';
-import { writtenBytes } from '../health/disk-writes.js';
+import { serveDb } from '../db-thread.js';
 import type { PruneRule, StoreQuery, TopicCover } from './types.js';
 import { SqliteDb } from './sqlite-db.js';
 
 export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
 
 let db: SqliteDb;
-try {
+serveDb<Request>(() => {
   const { path, key } = workerData as { path: string; key?: Uint8Array };
   db = new SqliteDb(path, key && Buffer.from(key));
-  parentPort!.postMessage({ id: 0, result: db.lastSeq() } satisfies Reply);
-} catch (err) {
-  // Opening failed (a full disk, say): say why, with SQLite's code, and end.
-  parentPort!.postMessage(errorReply(0, err));
-  parentPort!.close();
-}
-
-parentPort!.on('message', (req: Request & { id: number }) => {
-  try {
-    const result = handle(req);
-    // This thread's writes are the store's: SQLite writes from it, synchronously.
-    parentPort!.postMessage({ id: req.id, result, written: req.op === 'write' ? writtenBytes('thread') : undefined } satisfies Reply);
-  } catch (err) {
-    parentPort!.postMessage(errorReply(req.id, err));
-  }
-  if (req.op === 'close') parentPort!.close(); // nothing keeps the thread alive after this: it ends
-});
+  return db.lastSeq();
+}, handle);
 
 function handle(req: Request): unknown {
   switch (req.op) {

@@ -139,7 +139,7 @@ const cpuOf = (d: Drain) => `${d.cpuUsPerRecord.toFixed(1)} µs (main thread ${d
 async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>, serverPid?: number): Promise<Drain> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-bench-sync-'));
   cpSync(dataDir, join(dir, 'data'), { recursive: true });
-  const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, sinks: [sink] });
+  const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, rollups: { enabled: false }, sinks: [sink] });
   const started = performance.now();
   const pid = agent.proc.pid!;
   const serverCpu = () => (serverPid ? cpuMs(serverPid) : NaN);

@@ -1,36 +1,24 @@
 // A full disk, for real: the data directory on a small tmpfs this test mounts (CI runs as root).
 // Nothing unwritten is acknowledged, nothing taken is lost, and the agent recovers by itself.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openFilesStore, topicFolder } from '../../agent/store/files.js';
 import { freePort } from '../../scripts/servers.js';
+import { isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
 import { cleanup, spawnAgent, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { batch, record, T0 } from '../helpers/records.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 
-const isRoot = process.getuid?.() === 0;
 /** Disk pressure off: these tests fill the disk faster than a pressure check would see it (another process, say). */
 const NO_WATERMARKS = { retention: { disk: { warn: '0B', act: '0B', critical: '0B', reserve: '0B' } } };
-const mounts: string[] = [];
 const agents: InProcessAgent[] = [];
 afterEach(async () => {
   for (const a of agents.splice(0)) await a.stop();
-  for (const m of mounts.splice(0)) {
-    execFileSync('umount', ['-l', m]);
-    cleanup(join(m, '..'));
-  }
+  unmountDisks();
 });
-
-function smallDisk(mb: number): string {
-  const mnt = join(tempDir(), 'data');
-  mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m,mode=0700`, 'tmpfs', mnt]);
-  mounts.push(mnt);
-  return mnt;
-}
 
 /** Fill the filesystem to the last byte; returns the filler's path (delete it to free the space). */
 function fill(dir: string): string {

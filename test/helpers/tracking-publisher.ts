@@ -1,5 +1,6 @@
 // A QoS 1 publisher that remembers exactly which messages the broker acknowledged. It never
 // resends: a message without a PUBACK is simply not counted as acknowledged.
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { connect as rawConnect, publish } from './raw.js';
 
@@ -16,6 +17,8 @@ export class TrackingPublisher {
     private readonly name: string,
     private readonly topic: string,
     private readonly window = 20,
+    /** Bytes of random text in each payload (`pad`): readings that neither lz4 nor SQLite make small. */
+    private readonly padBytes = 0,
   ) {}
 
   start(port: number): void {
@@ -52,7 +55,8 @@ export class TrackingPublisher {
       const id = (n % 65000) + 1;
       const key = `${this.name}:${n}`;
       this.inFlight.set(id, key);
-      chunks.push(publish(this.topic, JSON.stringify({ key, v: n }), 1, id));
+      const payload = this.padBytes ? { key, v: n, pad: randomBytes(this.padBytes >> 1).toString('hex') } : { key, v: n };
+      chunks.push(publish(this.topic, JSON.stringify(payload), 1, id));
     }
     if (chunks.length) this.socket?.write(Buffer.concat(chunks));
   }

@@ -1,0 +1,25 @@
+// Small real filesystems for disk-full and disk-pressure tests: a tmpfs mounted for the test (CI runs as root).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanup, tempDir } from './agent.js';
+
+export const isRoot = process.getuid?.() === 0;
+const mounts: string[] = [];
+
+/** A tmpfs of `mb` megabytes, mode 0700; unmounted by unmountDisks(). */
+export function smallDisk(mb: number): string {
+  const mnt = join(tempDir(), 'data');
+  mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m,mode=0700`, 'tmpfs', mnt]);
+  mounts.push(mnt);
+  return mnt;
+}
+
+/** For afterEach: every disk smallDisk() mounted goes, with its folder. */
+export function unmountDisks(): void {
+  for (const m of mounts.splice(0)) {
+    execFileSync('umount', ['-l', m]);
+    cleanup(join(m, '..'));
+  }
+}
