@@ -83,8 +83,9 @@ export async function createDatabase(): Promise<TestDatabase> {
       const a = new pg.Client({ host: '127.0.0.1', port: 5432, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
       await a.connect();
       try {
-        // FORCE ends the sessions still open on it; one that is just ending can make a try fail.
-        await until(() => a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => true), 10_000, `DROP DATABASE ${name}`);
+        // FORCE ends the sessions still open on it; one that is just ending can make a try fail, and an
+        // autovacuum worker on a freshly filled table (the sync bench's million rows) is not ours to end: wait for it.
+        await until(() => a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => true), 120_000, `DROP DATABASE ${name}`);
       } finally {
         await a.end();
       }
