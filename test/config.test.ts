@@ -136,6 +136,7 @@ describe('config loading', () => {
       'retention-bad.yaml',
       `retention:
   store: [{ topics: ["#"] }]
+  rollups: [{ topics: ["#"], buckets: [1m] }]
   disk: { act: "30%", critical: 1GiB, reserve: 2GiB }
 rollups: { buckets: [1m] }
 sinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [5m] }]
@@ -143,6 +144,7 @@ sinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [5m] }]
     );
     expect(problems(bad)).toEqual([
       'retention.store[0]: give maxAge, maxBytes or both',
+      'retention.rollups[0]: give maxAge, maxBytes or both',
       'sinks[0].rollups: 5m is not one of rollups.buckets (1m)',
       'retention.disk.act: 30% is more free space than retention.disk.warn (20%); want warn >= act >= critical >= reserve',
       'retention.disk.reserve: 2GiB is more free space than retention.disk.critical (1GiB); want warn >= act >= critical >= reserve',

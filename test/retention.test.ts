@@ -25,7 +25,7 @@ const newDir = () => {
 };
 
 const DISK = { intervalSec: 5, warn: '20%', act: '10%', critical: '5%', reserve: '2%' };
-const config = (store: RetentionConfig['store'], deadLetters = '30d', more: Partial<RetentionConfig> = {}): RetentionConfig => ({ schedule: '0 0 1 1 *', store, storeMaxBytes: 0, rollups: [], deadLetters: { maxAge: deadLetters }, stepReadings: 100, disk: DISK, ...more });
+const config = (store: RetentionConfig['store'], deadLetters = '30d', more: Partial<RetentionConfig> = {}): RetentionConfig => ({ schedule: '0 0 1 1 *', store, storeMaxBytes: 0, rollups: [], deadLetters: { maxAge: deadLetters, rules: [] }, stepReadings: 100, disk: DISK, ...more });
 
 /** Readings on three topics, one every hour over the last `days` days (seq in time order). */
 function history(days: number) {
@@ -137,6 +137,29 @@ describe('retention of rollups', () => {
     expect(run.rollupsDeleted).toBe(((10 - 5) * 24 + 2 * (10 - 2) * 24) * 2); // two numeric fields (t, seq) a bucket
     await rollups.close();
   });
+
+  it('keeps a rule\'s rollups below its maxBytes, the oldest buckets first; other topics untouched', async () => {
+    const dir = newDir();
+    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0 }, join(dir, 'rollups.db'));
+    await rollups.write(batch(history(30)));
+    const debug = { topics: ['debug/#'] };
+    const before = await rollups.size(debug);
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(await rollups.size()); // a share of the file
+    const maxBytes = Math.round(before / 4);
+    const rules: RetentionConfig['rollups'] = [{ topics: ['debug/#'], buckets: ['1h', '1d'], maxBytes }];
+    const retention = startRetention({ config: config([], '30d', { rollups: rules }), rollups, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    expect(await rollups.size(debug)).toBeLessThanOrEqual(maxBytes);
+    const hours = await rollups.query({ width: HOUR, limit: 100_000 });
+    const starts = (topic: string) => hours.filter((r) => r.topic === topic).map((r) => r.start);
+    expect(starts('sensors/a/temp')).toHaveLength(30 * 24 * 2); // positive control: untouched (two fields)
+    expect(starts('debug/x').length).toBeLessThan(30 * 24 * 2);
+    expect(Math.min(...starts('debug/x'))).toBeGreaterThan(NOW - 20 * DAY); // the oldest went
+    expect(run.rollupsDeleted).toBeGreaterThan(0);
+    await rollups.close();
+  });
 });
 
 describe('retention, SQLite specifics and dead letters', () => {
@@ -171,6 +194,30 @@ describe('retention, SQLite specifics and dead letters', () => {
     expect(run.deadLettersDeleted).toBe(3);
     expect((await log.deadLetters(10)).map((d) => d.topic)).toEqual(['t/1', 't/29']);
     expect(log.stats().deadLetters).toBe(2);
+    await log.close();
+  });
+
+  it('deletes dead letters by age and size per topic pattern, the first matching rule deciding', async () => {
+    const dir = newDir();
+    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000 }, log: quiet });
+    const letter = (topic: string, ageDays: number, i = 0) => log.appendDeadLetter({ time: NOW - ageDays * DAY + i, topic, clientId: 'c', payload: Buffer.alloc(500, 120), reasons: [] });
+    for (let i = 0; i < 10; i++) await letter('noisy/a', 1.5, i); // about 870 bytes each; older than debug's 1d
+    for (const age of [2, 0.5]) await letter('debug/x', age);
+    for (const age of [40, 10]) await letter('other/y', age);
+    const rules = [
+      { topics: ['noisy/#'], maxBytes: 3000 },
+      { topics: ['debug/#', 'noisy/#'], maxAge: '1d' }, // noisy/# is the first rule's: its age does not apply there
+    ];
+    const retention = startRetention({ config: config([], '30d', { deadLetters: { maxAge: '30d', rules } }), log, logger: quiet, now: () => NOW });
+    const run = await retention.runOnce();
+    retention.stop();
+    const left = await log.deadLetters(100);
+    const noisy = left.filter((d) => d.topic === 'noisy/a');
+    expect(noisy.length).toBe(3); // the newest that fit in 3,000 bytes
+    expect(Math.min(...noisy.map((d) => d.time))).toBe(NOW - 1.5 * DAY + 7);
+    expect(left.filter((d) => d.topic !== 'noisy/a').map((d) => `${d.topic} ${(NOW - d.time) / DAY}`).sort()).toEqual(['debug/x 0.5', 'other/y 10']);
+    expect(run.deadLettersDeleted).toBe(14 - left.length);
+    expect(log.stats().deadLetters).toBe(left.length);
     await log.close();
   });
 });

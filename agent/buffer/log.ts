@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import type { Logger } from '../log.js';
+import { coveredBy } from '../../mqtt-topic/topic.js';
 import { Backoff } from './backoff.js';
 import { describeDiskError } from './faults.js';
 import { ByteCache } from './byte-cache.js';
@@ -40,6 +41,14 @@ export interface LogStats {
   deadLettersDropped: number;
   /** Readings given up before a consumer had them, per consumer and reason (e.g. `disk pressure`). */
   dropped: Record<string, Record<string, number>>;
+}
+
+/** Dead letters on these topics (less `except`) are kept no older than `before` and no more than `maxBytes`. */
+export interface DeadLetterRule {
+  topics: string[];
+  except?: string[];
+  before?: number;
+  maxBytes?: number;
 }
 
 /** What dropping the oldest unsent chunk gave up. */
@@ -700,17 +709,31 @@ export class DurableLog {
     return out;
   }
 
-  /** Delete dead letters refused before `before` (ms since the epoch), oldest first; how many went. */
-  async pruneDeadLetters(before: number): Promise<number> {
+  /**
+   * Delete dead letters refused before `before` (ms since the epoch), and those past a rule of the
+   * first rule whose topics match theirs: refused before its `before`, or beyond its `maxBytes` counted
+   * from the newest. How many went.
+   */
+  async pruneDeadLetters(before: number, rules: DeadLetterRule[] = []): Promise<number> {
     const ops: Op[] = [];
-    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt: 'd"' })) {
-      if ((JSON.parse(text(this.openDeadLetter(key, value))) as DeadLetter).time >= before) break; // ids grow with time
-      ops.push({ type: 'del', key });
+    const gone = new Set<number>();
+    const used = rules.map(() => 0);
+    const matchers = rules.map((r) => coveredBy(r));
+    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt: 'd"', reverse: true })) {
+      const letter = JSON.parse(text(this.openDeadLetter(key, value))) as DeadLetter;
+      const i = matchers.findIndex((covers) => covers(letter.topic));
+      const rule = rules[i];
+      if (rule?.maxBytes !== undefined) used[i] += value.byteLength;
+      if (letter.time < before || (rule && ((rule.before !== undefined && letter.time < rule.before) || (rule.maxBytes !== undefined && used[i] > rule.maxBytes)))) {
+        ops.push({ type: 'del', key });
+        gone.add(parseInt(key.slice(2), 16));
+      }
     }
     if (!ops.length) return 0;
     await this.change(ops);
-    // The oldest went: the sizes list is in the same (id) order.
-    for (const gone of this.deadLetterSizes.splice(0, ops.length)) this.deadLetterBytes -= gone.bytes;
+    const kept = this.deadLetterSizes.filter((d) => !gone.has(d.id));
+    for (const d of this.deadLetterSizes) if (gone.has(d.id)) this.deadLetterBytes -= d.bytes;
+    this.deadLetterSizes.splice(0, this.deadLetterSizes.length, ...kept);
     return ops.length;
   }
 

@@ -199,6 +199,7 @@ function retentionProblems(config: Config): string[] {
   // (Retention rules naming widths that are not kept do nothing: the defaults name 1m, 5m and 1h.)
   const problems = [
     ...retention.store.flatMap((rule, i) => (rule.maxAge || rule.maxBytes ? [] : [`retention.store[${i}]: give maxAge, maxBytes or both`])),
+    ...retention.rollups.flatMap((rule, i) => (rule.maxAge || rule.maxBytes ? [] : [`retention.rollups[${i}]: give maxAge, maxBytes or both`])),
     ...config.sinks.flatMap((sink, i) => (!sink.rollups ? [] : rollups.enabled ? unknown(`sinks[${i}].rollups`, sink.rollups) : [`sinks[${i}].rollups: rollups.enabled is false`])),
   ];
   // Comparable only in the same unit; mixed ones are put in order against the filesystem's size at run time.

@@ -18,7 +18,8 @@ const RollupRule = Type.Object(
   {
     topics,
     buckets: Type.Array(Duration('a bucket width of rollups.buckets'), { minItems: 1, description: 'the bucket widths the rule applies to (widths rollups.buckets does not keep are skipped)' }),
-    maxAge: Duration('rollups whose bucket ended longer ago than this are deleted'),
+    maxAge: Type.Optional(Duration('rollups whose bucket ended longer ago than this are deleted')),
+    maxBytes: Type.Optional(Type.Integer({ minimum: 1, description: "the rule's rollups are kept below this many bytes (their share of rollups.db by rows), the oldest buckets deleted first" })),
   },
   strict,
 );
@@ -51,7 +52,23 @@ export const RetentionConfigSchema = Type.Object(
       ],
       description: 'rollup rules; for each topic and bucket width the first matching rule decides; none: kept',
     }),
-    deadLetters: Type.Object({ maxAge: Duration('dead letters older than this are deleted') }, { ...strict, default: { maxAge: '30d' } }),
+    deadLetters: Type.Object(
+      {
+        maxAge: Duration('dead letters older than this are deleted', '30d'),
+        rules: Type.Array(
+          Type.Object(
+            {
+              topics,
+              maxAge: Type.Optional(Duration('dead letters on these topics older than this are deleted')),
+              maxBytes: Type.Optional(Type.Integer({ minimum: 1, description: 'dead letters on these topics are kept below this many bytes, the oldest deleted first' })),
+            },
+            strict,
+          ),
+          { default: [], description: 'limits per topic pattern, the first matching rule deciding (ingest.deadLetters caps them all by count and bytes)' },
+        ),
+      },
+      { ...strict, default: {} },
+    ),
     stepReadings: Type.Integer({ minimum: 100, maximum: 100000, default: 5000, description: 'readings deleted per step: each step holds the store briefly, writes go on between steps' }),
     disk: Disk,
   },

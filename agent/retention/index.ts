@@ -12,7 +12,7 @@ export type { RetentionConfig } from './config.js';
 
 /** What retention needs of the log. */
 export interface DeadLetterSource {
-  pruneDeadLetters(before: number): Promise<number>;
+  pruneDeadLetters(before: number, rules?: { topics: string[]; except?: string[]; before?: number; maxBytes?: number }[]): Promise<number>;
 }
 
 export interface RetentionRun {
@@ -52,10 +52,10 @@ function pruneRules(config: RetentionConfig, now: number): (PruneRule & { maxByt
  */
 function rollupRules(config: RetentionConfig, now: number): RollupPruneRule[] {
   return config.rollups.flatMap((rule, i) =>
-    rule.buckets.map((bucket) => ({
+    (rule.maxAge ? rule.buckets : []).map((bucket) => ({
       topics: rule.topics,
       widths: [durationMs(bucket)],
-      before: now - durationMs(rule.maxAge),
+      before: now - durationMs(rule.maxAge!),
       except: config.rollups.slice(0, i).filter((r) => r.buckets.includes(bucket)).flatMap((r) => r.topics),
     })),
   );
@@ -98,8 +98,21 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
         await steps(() => store.prune({ topics: [], before: 0 }, config.stepReadings)); // give the rest of the freed space back
       }
     }
-    if (rollups) for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
-    result.deadLettersDeleted = await log.pruneDeadLetters(now - durationMs(config.deadLetters.maxAge));
+    if (rollups) {
+      for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
+      // By size: a rule's topics (less an earlier rule's), all its widths, the oldest buckets first.
+      for (const [i, rule] of config.rollups.entries()) {
+        const { maxBytes } = rule;
+        if (!maxBytes) continue;
+        const cover = { topics: rule.topics, except: config.rollups.slice(0, i).flatMap((r) => r.topics) };
+        if ((await rollups.size(cover)) <= maxBytes) continue;
+        const prune = { ...cover, widths: rule.buckets.map(durationMs), before: Number.MAX_SAFE_INTEGER };
+        result.rollupsDeleted += await steps(() => rollups.prune(prune, config.stepReadings), async () => (await rollups.size(cover)) <= maxBytes);
+      }
+    }
+    const { maxAge, rules } = config.deadLetters;
+    const deadLetterRules = rules.map((r, i) => ({ topics: r.topics, except: rules.slice(0, i).flatMap((x) => x.topics), before: r.maxAge ? now - durationMs(r.maxAge) : undefined, maxBytes: r.maxBytes }));
+    result.deadLettersDeleted = await log.pruneDeadLetters(now - durationMs(maxAge), deadLetterRules);
     result.longestStallMs = Math.round(result.longestStallMs * 10) / 10;
     if (result.storeDeleted || result.rollupsDeleted || result.deadLettersDeleted) logger.info({ ...result }, 'retention deleted what its rules no longer keep');
     return result;

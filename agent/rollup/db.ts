@@ -342,6 +342,13 @@ export class RollupDb {
     return { deleted: 0, done: free <= VACUUM_PAGES };
   }
 
+  /** The share of the database's bytes that these series' rollups hold, by rows. */
+  seriesBytes(seriesIds: number[]): number {
+    if (!seriesIds.length) return 0;
+    const { rows, mine } = this.db.prepare(`SELECT count(*) AS rows, coalesce(sum(series_id IN (${seriesIds.join(',')})), 0) AS mine FROM rollup`).get() as { rows: number; mine: number };
+    return rows ? Math.round((this.size() * mine) / rows) : 0;
+  }
+
   /** Bytes the database holds (its pages, less free ones). */
   size(): number {
     const pages = (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);

@@ -28,8 +28,8 @@ export interface Rollups {
   query(q: RollupQuery): Promise<RollupRow[]>;
   /** Delete up to `limit` buckets the rule covers, oldest first, then give space back: call until `done`. */
   prune(rule: RollupPruneRule, limit: number): Promise<PruneStep>;
-  /** Bytes the database holds. */
-  size(): Promise<number>;
+  /** Bytes the database holds; of the series on these topics, their share by rows. */
+  size(topics?: { topics: string[]; except?: string[] }): Promise<number>;
   /** Highest seq folded in. */
   appliedSeq(): number;
   /** Numeric fields past rollups.maxFields, not rolled up (since start). */
@@ -160,7 +160,7 @@ export async function openRollups(config: RollupConfig, path: string, key?: Buff
     },
     query: async (query) => (await worker.call({ op: 'query', query })) as RollupRow[],
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
-    size: async () => (await worker.call({ op: 'size' })) as number,
+    size: async (topics) => (await worker.call({ op: 'size', topics })) as number,
     appliedSeq: () => applied,
     ignoredFields: () => ignoredBefore + ignored,
     writtenBytes: () => worker.written,

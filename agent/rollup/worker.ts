@@ -19,7 +19,7 @@ export type Request =
   | { op: 'write'; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer }
   | { op: 'query'; query: RollupQuery }
   | { op: 'prune'; rule: RollupPruneRule; limit: number }
-  | { op: 'size' }
+  | { op: 'size'; topics?: { topics: string[]; except?: string[] } }
   | { op: 'tick'; now: number }
   | { op: 'emitted'; after: number; max: number }
   | { op: 'commit'; name: string; revision: number; consumers: string[] }
@@ -64,7 +64,7 @@ function handle(req: Request): unknown {
       return { ...step, ms: performance.now() - started };
     }
     case 'size':
-      return db.size();
+      return req.topics ? db.seriesBytes(db.topicIds(coveredBy(req.topics))) : db.size();
     case 'tick':
       return db.closeBuckets(req.now);
     case 'emitted':
