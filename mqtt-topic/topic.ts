@@ -38,3 +38,15 @@ export const coveredBy =
   ({ topics, except = [] }: { topics: readonly string[]; except?: readonly string[] }) =>
   (topic: string): boolean =>
     topics.some((f) => topicMatches(f, topic)) && !except.some((f) => topicMatches(f, topic));
+
+/** The first `limit` rows whose topic a filter matches (every row without a filter), in their order. */
+export function firstMatching<T extends { topic: string }>(rows: Iterable<T>, filter: string | undefined, limit: number): T[] {
+  const out: T[] = [];
+  if (limit <= 0) return out;
+  for (const r of rows) {
+    if (filter !== undefined && !topicMatches(filter, r.topic)) continue;
+    out.push(r);
+    if (out.length >= limit) break;
+  }
+  return out;
+}

@@ -651,7 +651,8 @@ export class DurableLog {
    * them; null if none.
    */
   async dropOldestUnsent(reason: string, upTo = Infinity): Promise<ChunkDrop | null> {
-    const chunk = this.chunks.find((c) => c.lastSeq <= upTo && !this.isHeld(c.firstSeq, c.lastSeq) && [...this.cursors.values()].some((cursor) => cursor < c.lastSeq));
+    const floor = Math.min(...this.cursors.values()); // a chunk past it is unsent to someone
+    const chunk = this.chunks.find((c) => c.lastSeq <= upTo && c.lastSeq > floor && !this.isHeld(c.firstSeq, c.lastSeq));
     if (!chunk) return null;
     const perConsumer: Record<string, number> = {};
     const ops: Op[] = [{ type: 'del', key: chunkKey(chunk.firstSeq) }];

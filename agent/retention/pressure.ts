@@ -72,14 +72,14 @@ const ORDER: PressureLevel[] = ['ok', 'warn', 'act', 'critical', 'reserve'];
 /** Dead letters dropped per step. */
 const DEAD_LETTER_STEP = 100;
 
-export function watermarks(config: DiskConfig, total: number): Watermarks {
+function watermarks(config: DiskConfig, total: number): Watermarks {
   const warn = freeBytes(config.warn, total);
   const act = Math.min(freeBytes(config.act, total), warn);
   const critical = Math.min(freeBytes(config.critical, total), act);
   return { warn, act, critical, reserve: Math.min(freeBytes(config.reserve, total), critical) };
 }
 
-export function levelOf(free: number, marks: Watermarks): PressureLevel {
+function levelOf(free: number, marks: Watermarks): PressureLevel {
   if (free < marks.reserve) return 'reserve';
   if (free < marks.critical) return 'critical';
   if (free < marks.act) return 'act';
@@ -87,7 +87,7 @@ export function levelOf(free: number, marks: Watermarks): PressureLevel {
   return 'ok';
 }
 
-export const atLeast = (level: PressureLevel, than: PressureLevel) => ORDER.indexOf(level) >= ORDER.indexOf(than);
+const atLeast = (level: PressureLevel, than: PressureLevel) => ORDER.indexOf(level) >= ORDER.indexOf(than);
 
 export class DiskPressure {
   private state: PressureStatus;

@@ -1,7 +1,7 @@
 // Worker thread entry: owns the RollupDb and answers the requests of index.ts.
 import { workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
-import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
+import { coveredBy, firstMatching } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import { serveDb } from '../db-thread.js';
 import { RollupDb, type RollupQuery } from './db.js';
@@ -47,16 +47,8 @@ function handle(req: Request): unknown {
   switch (req.op) {
     case 'write':
       return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key))), ignoredFields: db.ignoredFields, revision: db.lastRevision() };
-    case 'query': {
-      const { topic, limit = 1000 } = req.query;
-      const out = [];
-      for (const r of db.query(req.query)) {
-        if (topic !== undefined && !topicMatches(topic, r.topic)) continue;
-        out.push(r);
-        if (out.length >= limit) break;
-      }
-      return out;
-    }
+    case 'query':
+      return firstMatching(db.query(req.query), req.query.topic, req.query.limit ?? 1000);
     case 'prune': {
       const { widths, before } = req.rule;
       const started = performance.now();
