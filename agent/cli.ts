@@ -10,11 +10,16 @@ import type { DiskWrites } from './health/disk-writes.js';
 import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
 import type { PressureStatus } from './retention/pressure.js';
 import { UserStore, usersFilePath } from './users/store.js';
+import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
+import { WEB_ROLES, type WebRole } from './users/roles.js';
+import type { ExportCommandOptions } from './export/cli.js';
 import { VERSION } from './version.js';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 class CliFailure extends Error {}
+/** Bad usage: exit 2. */
+class CliUsage extends Error {}
 
 function configOf(cmd: Command) {
   return loadConfig(cmd.optsWithGlobals<{ config?: string }>().config);
@@ -26,7 +31,7 @@ async function run(cmd: Command): Promise<void> {
   const [{ createLogger }, { startRuntime }] = await Promise.all([import('./log.js'), import('./runtime.js')]);
   const log = createLogger(config.log.level);
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
-  const runtime = await startRuntime(config, log);
+  const runtime = await startRuntime(config, log, { reloadConfig: () => configOf(cmd).config });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -137,6 +142,65 @@ function buildProgram(): Command {
     .action((_o, cmd: Command) => {
       for (const u of store(cmd).list()) console.log(u.roles.length ? `${u.username}\t${u.roles.join(',')}` : u.username);
     });
+  const apikey = program.command('apikey').description('API keys for programs calling the web API (Authorization: Bearer <key>)');
+  const keys = (cmd: Command) => new ApiKeyStore(apiKeysPath(configOf(cmd).config.agent.dataDir));
+  apikey
+    .command('create')
+    .description('create a key; it is printed this once (only its hash is kept)')
+    .argument('<name>', 'what uses it (prometheus, grafana...)')
+    .requiredOption('-r, --role <role>', `its role: ${WEB_ROLES.join(', ')}`)
+    .action((name: string, opts: { role: string }, cmd: Command) => {
+      if (!(WEB_ROLES as readonly string[]).includes(opts.role)) throw new CliUsage(`--role: one of ${WEB_ROLES.join(', ')}`);
+      const created = keys(cmd).create(name, opts.role as WebRole);
+      console.log(created.key);
+      console.error(`API key ${created.name} (${created.role}, id ${created.id}) created; it is shown only now`);
+    });
+  apikey
+    .command('list')
+    .description('list keys (never their secrets)')
+    .action((_o, cmd: Command) => {
+      for (const k of keys(cmd).list()) console.log(`${k.id}\t${k.name}\t${k.role}\t${k.created}`);
+    });
+  apikey
+    .command('revoke')
+    .description('revoke a key by id or name; it stops working at once')
+    .argument('<key>', 'id or name')
+    .action((key: string, _o, cmd: Command) => {
+      if (!keys(cmd).revoke(key)) throw new CliFailure(`no API key ${key}`);
+      console.log(`API key ${key} revoked`);
+    });
+
+  program
+    .command('export')
+    .description('export stored readings (CSV, JSON, JSON Lines) from the data directory, also while the agent runs')
+    .option('-f, --format <format>', 'csv, json or jsonl', 'csv')
+    .option('-t, --topic <filter>', 'MQTT topic filter', '#')
+    .option('--from <time>', 'received at or after (ISO 8601 or ms since the epoch)')
+    .option('--to <time>', 'received at or before')
+    .option('-w, --where <condition>', 'condition on a payload field, e.g. temperature>20 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--fields <list>', 'payload fields to keep, comma-separated')
+    .option('--order <order>', 'asc or desc (by the order received)', 'asc')
+    .option('-z, --gzip', 'compress the output')
+    .option('-o, --out <file>', 'write here (mode 0600) instead of stdout')
+    .action(async (opts: ExportCommandOptions, cmd: Command) => {
+      const { exportCommand, ExportUsageError } = await import('./export/cli.js');
+      try {
+        const { config } = configOf(cmd);
+        const { backend, path } = config.store;
+        const [{ defaultStorePath }, { readKeyFile, subkey }] = await Promise.all([import('./store/index.js'), import('./buffer/key.js')]);
+        const location = {
+          backend,
+          path: path ?? (backend === 'none' ? '' : defaultStorePath(backend, config.agent.dataDir)),
+          key: config.buffer.encryption.keyFile ? subkey(readKeyFile(config.buffer.encryption.keyFile), 'store') : undefined,
+        };
+        const rows = await exportCommand(location, opts);
+        if (opts.out) console.error(`${rows} readings written to ${opts.out}`);
+      } catch (err) {
+        if (err instanceof ExportUsageError) throw new CliUsage(err.message);
+        throw err;
+      }
+    });
+
   const sync = program.command('sync').description('store-and-forward to the configured sinks');
   sync
     .command('status')
@@ -230,6 +294,10 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof CliUsage) {
+      console.error(`edge-agent: ${err.message}`);
+      return EXIT.usage;
+    }
     if (err instanceof ConfigError) {
       console.error(err.message);
       return EXIT.failure;

@@ -2,7 +2,7 @@
 // sinks), and the web listeners. Each stage is known here only through its public interface.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook, type Sealer } from '../embedded-broker/index.js';
+import { LoginGuard, startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook, type Sealer } from '../embedded-broker/index.js';
 import { Backoff } from './buffer/backoff.js';
 import type { ChunkBatch } from './buffer/chunk-batch.js';
 import { ConsumerEngine, type EngineStatus } from './buffer/engine.js';
@@ -11,7 +11,7 @@ import { open, seal } from './buffer/chunk.js';
 import { readKeyFile, subkey } from './buffer/key.js';
 import { DurableLog } from './buffer/log.js';
 import { ConfigError } from './config/load.js';
-import type { Config } from './config/schema.js';
+
 import { consumerOf, startSync, type Sync } from '../sync/index.js';
 import type { RefusedReading } from './buffer/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
@@ -24,10 +24,20 @@ import { DiskPressure } from './retention/pressure.js';
 import { defaultRollupPath, openRollups, ROLLUP_CONSUMER, type Rollups } from './rollup/index.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
+import { SchemaEditor } from './ingest/schema-editor.js';
 import type { Logger } from './log.js';
 import { defaultStorePath, openStore, STORE_CONSUMER, type LocalStore } from './store/index.js';
 import { chunkDelivery } from './buffer/chunk-delivery.js';
+import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
+import { ensureAdmin } from './users/initial-admin.js';
 import { UserStore, usersFilePath } from './users/store.js';
+import { createMetrics, type MetricsSource } from './health/metrics.js';
+import { redact, type Config } from './config/schema.js';
+import { planReload } from './config/reload.js';
+import type { AgentApi } from './web/api.js';
+import { LiveHub } from './web/live.js';
+import { Sessions } from './web/auth/sessions.js';
+import { durationMs } from './config/keys.js';
 import { VERSION } from './version.js';
 import { startWeb, type WebServer } from './web/server.js';
 
@@ -104,7 +114,7 @@ function sealer(key: Buffer): Sealer {
 }
 
 /** The embedded broker as the config describes it, handing accepted messages to `onPublish`. */
-export function brokerOptions(config: Config, logger: Logger, onPublish?: PublishHook): BrokerOptions {
+export function brokerOptions(config: Config, logger: Logger, onPublish?: PublishHook, shared?: { users: UserStore; loginGuard: LoginGuard }): BrokerOptions {
   const b = config.broker;
   const key = atRestKey(config);
   return {
@@ -115,7 +125,8 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
     mqtts: b.mqtts.cert && b.mqtts.key ? { ...b.mqtts, cert: b.mqtts.cert, key: b.mqtts.key } : undefined,
     allowAnonymous: b.allowAnonymous,
     acl: b.acl,
-    users: new UserStore(usersFilePath(config)),
+    users: shared?.users ?? new UserStore(usersFilePath(config)),
+    loginGuard: shared?.loginGuard,
     limits: b.limits,
     loginThrottle: b.loginThrottle,
     sysIntervalSec: b.sysInterval,
@@ -125,7 +136,7 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
 }
 
 /** The durable log as the config describes it (also opened by `sync status` while no agent runs). */
-export function openLog(config: Config, logger: Logger): Promise<DurableLog> {
+export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: number) => void): Promise<DurableLog> {
   const { agent, buffer, ingest: i } = config;
   return DurableLog.open({
     dir: join(agent.dataDir, 'log'),
@@ -134,18 +145,27 @@ export function openLog(config: Config, logger: Logger): Promise<DurableLog> {
     maxRecords: buffer.maxRecords,
     encryptionKey: atRestKey(config),
     deadLetters: i.deadLetters,
+    onCommitted,
     log: logger.child({ stage: 'log' }),
   });
 }
 
-export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** The config as the file now says (POST /api/config/reload); throws ConfigError if it is not valid. */
+  reloadConfig?: () => Config;
+}
+
+export async function startRuntime(config: Config, logger: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   const { broker: b, web: w, agent, ingest: i, store: s } = config;
   privateUmask();
   mkdirSync(agent.dataDir, { recursive: true, mode: 0o700 });
   const madePrivate = [agent.dataDir, usersFilePath(config), ...(s.path ? [s.path] : [])].reduce((n, p) => n + makePrivate(p), 0);
   if (madePrivate) logger.warn({ files: madePrivate }, 'data files were readable by other users; made private (0600, folders 0700)');
 
-  const schemas = new SchemaRegistry({ dir: i.schemaDir, inline: i.schemas, mode: i.mode });
+  // Schemas changed through the API are written here, so a restart keeps them.
+  const schemaDir = i.schemaDir ?? join(agent.dataDir, 'schemas');
+  mkdirSync(schemaDir, { recursive: true, mode: 0o700 });
+  const schemas = new SchemaRegistry({ dir: schemaDir, inline: i.schemas, mode: i.mode });
   const schemaProblems = schemas.load();
   if (schemaProblems.length) throw new ConfigError(schemaProblems, 'reading schemas');
 
@@ -156,16 +176,30 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   try {
     // The web listeners first: health answers while a full disk keeps the log from opening.
     let broker: EmbeddedBroker | undefined = undefined; // set once it runs: MQTT over WebSocket waits for it
+    // Set once the data path runs: until then the API answers 503 and metrics hold only the process's.
+    const running: { api?: AgentApi; metrics?: MetricsSource } = {};
+    const metrics = createMetrics(() => running.metrics);
+    const users = new UserStore(usersFilePath(config));
+    const stopAdmin = await ensureAdmin(users, w.auth.initialAdminFile ?? join(agent.dataDir, 'initial-admin-password'), logger);
+    started.push(async () => stopAdmin());
+    const loginGuard = new LoginGuard({ ...b.loginThrottle, maxPendingLogins: b.limits.maxPendingLogins, maxPendingPerAddress: b.limits.maxPendingPerAddress }, logger.child({ stage: 'login' }));
     const web: WebServer = await startWeb({
       http: w.http.enabled ? w.http : undefined,
       https: w.https.cert && w.https.key ? { ...w.https, cert: w.https.cert, key: w.https.key } : undefined,
       mqttWs: b.ws.enabled ? { path: b.ws.path, maxPayload: b.limits.maxPayloadBytes + 65536, allowedOrigins: b.ws.allowedOrigins, handle: (stream, listener, remote) => (broker ? broker.handleStream(stream, listener, remote) : stream.destroy()) } : undefined,
+      config: w,
+      users,
+      keys: new ApiKeyStore(apiKeysPath(agent.dataDir)),
+      sessions: new Sessions({ tokenMs: durationMs(w.auth.tokenTtl), refreshMs: durationMs(w.auth.refreshTtl) }),
+      guard: loginGuard,
       readiness,
+      metrics,
+      api: () => running.api,
       log: logger.child({ stage: 'web' }),
     });
     started.push(() => web.close());
 
-    const log = await openWhenDiskAllows('log', () => openLog(config, logger), readiness, logger);
+    const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds)), readiness, logger);
     started.push(() => log.close());
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
@@ -277,15 +311,54 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     });
 
     written = () => diskWrites((writtenBytes('process') ?? writtenAtStart) - writtenAtStart, store?.writtenBytes() ?? 0, rollups?.writtenBytes() ?? 0, ingest.stats.accepted);
-    const running = await startBroker(brokerOptions(config, logger, ingest.hook));
-    broker = running;
-    started.push(() => running.close());
+    const mqtt = await startBroker(brokerOptions(config, logger, ingest.hook, { users, loginGuard }));
+    broker = mqtt;
+    started.push(() => mqtt.close());
+    const lag = () => log.consumers().map((name) => ({ name, cursor: log.cursor(name), lagRecords: Math.max(0, log.lastSeq - log.cursor(name)) }));
+    running.metrics = {
+      ingest: ingest.stats,
+      broker: () => mqtt.stats(),
+      log: () => log.stats(),
+      lag: () => lag().map((c) => ({ name: c.name, records: c.lagRecords })),
+      sinks: () => sync.status(),
+      disk: () => disk.status(),
+      written: () => written(),
+    };
+    const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxBufferedBytes: w.limits.liveBufferBytes });
+    running.api = {
+      agentId: agent.id,
+      store,
+      rollups,
+      submit: (messages) => ingest.submit(messages),
+      schemas: new SchemaEditor(schemas),
+      live,
+      deadLetters: log,
+      stats: () => ({ ingest: ingest.stats, broker: mqtt.stats(), log: log.stats(), written: written(), disk: disk.status(), live: { clients: live.size, closedTooSlow: live.slowClosed } }),
+      buffer: () => ({ log: log.stats(), consumers: lag() }),
+      sinks: () => sync.status(),
+      config: () => redact(config),
+      retrySink: (name) => sync.retry(name),
+      reloadConfig() {
+        if (!options.reloadConfig) throw new ConfigError(['the agent was started without a config file to read again'], 'reload');
+        const next = options.reloadConfig();
+        const plan = planReload(redact(config), redact(next));
+        if (plan.applied.includes('ingest.schemas')) {
+          schemas.setInline(next.ingest.schemas);
+          const problems = schemas.load();
+          if (problems.length) throw new ConfigError(problems, 'ingest.schemas');
+          config.ingest.schemas = next.ingest.schemas;
+        }
+        logger.info({ ...plan }, 'config reloaded');
+        return plan;
+      },
+    };
+    started.push(async () => void (running.api = undefined));
     const brokerSince = new Date().toISOString();
     readiness.set('broker', () => ({ name: 'broker', state: 'ok', since: brokerSince }));
 
     return {
-      listeners: { ...running.listeners, ...web.listeners },
-      broker: running,
+      listeners: { ...mqtt.listeners, ...web.listeners },
+      broker: mqtt,
       log,
       store,
       rollups,

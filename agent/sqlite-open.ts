@@ -26,12 +26,13 @@ const readable = (db: Database.Database) => {
  * The database, encrypted with `key` when one is given. A store written before encryption was
  * configured is encrypted in place; a wrong or missing key stops start-up with a clear error.
  */
-export function openKeyed(path: string, key: Buffer | undefined): Database.Database {
-  mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+export function openKeyed(path: string, key: Buffer | undefined, readonly = false): Database.Database {
+  if (!readonly) mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { readonly, fileMustExist: readonly });
   if (key) useKey(db, key, 'key');
   if (readable(db)) return db;
   db.close();
+  if (readonly) throw new StoreKeyError(`${path} cannot be read: ${key ? 'it is encrypted with another key, or not encrypted' : 'it is encrypted: set buffer.encryption.keyFile to its key'}`);
   if (!key) throw new StoreKeyError(`${path} is encrypted: set buffer.encryption.keyFile to its key`);
   const plain = new Database(path);
   if (!readable(plain)) {

@@ -39,6 +39,8 @@ export interface BrokerOptions {
   users: Users;
   limits: BrokerLimits;
   loginThrottle: Omit<LoginLimits, 'maxPendingLogins' | 'maxPendingPerAddress'>;
+  /** Share failed-login counts and the password-check slots with another front door (the web API). */
+  loginGuard?: LoginGuard;
   sysIntervalSec: number;
   onPublish?: PublishHook;
   log: Logger;
@@ -86,7 +88,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     volatileRetainedPrefixes: ['$SYS/'],
     sealer: opts.persistenceSealer,
   });
-  const loginGuard = new LoginGuard({ ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress }, log);
+  const loginGuard = opts.loginGuard ?? new LoginGuard({ ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress }, log);
   const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);
   const aedes: Aedes = new EdgeAedes({
     persistence,

@@ -3,6 +3,7 @@ export { startBroker, type BrokerOptions, type BrokerLimits, type EmbeddedBroker
 export type { AclRule } from './acl.js';
 export type { Users, AnonymousPolicy } from './auth.js';
 export type { Acceptance, InboundMessage, PublishHook } from './authorize.js';
+export { LoginGuard, type LoginLimits } from './login-guard.js';
 export type { BrokerStats } from './stats.js';
 export type { Sealer } from './persistence/level.js';
 export type { Logger } from './logger.js';

@@ -50,3 +50,16 @@ export function firstMatching<T extends { topic: string }>(rows: Iterable<T>, fi
   }
   return out;
 }
+
+/** Why a topic filter is not valid MQTT (`#` only as the last level, `+` only as a whole level), or undefined. */
+export function filterProblem(filter: string): string | undefined {
+  if (filter.length === 0) return 'empty';
+  if (filter.includes('\u0000')) return 'holds a NUL character';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i];
+    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) return '# must be a whole level, and the last';
+    if (l.includes('+') && l !== '+') return '+ must be a whole level';
+  }
+  return undefined;
+}

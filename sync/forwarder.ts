@@ -75,6 +75,11 @@ export class Forwarder {
     return this.engine.start();
   }
 
+  /** Try again now instead of after the current backoff; false if the sink was not failing. */
+  retryNow(): boolean {
+    return this.engine.retryNow();
+  }
+
   async stop(graceMs = 2000): Promise<void> {
     this.live?.stop.abort();
     const timer = setTimeout(() => this.hardStop.abort(), graceMs);

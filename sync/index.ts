@@ -32,6 +32,8 @@ function withRollups(schemas: SchemaCatalog, tags: string[]): SchemaCatalog {
 export interface Sync {
   /** Per sink: state, lag, age of the oldest unsent reading, throughput, time to drain, last error. */
   status(): Promise<SinkStatus[]>;
+  /** Cut a sink's backoff short; undefined if there is no such sink, else whether it was failing. */
+  retry(name: string): boolean | undefined;
   stop(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export async function startSync(opts: SyncOptions): Promise<Sync> {
   for (const f of forwarders) await f.start();
   return {
     status: () => Promise.all(forwarders.map((f) => f.status())),
+    retry: (name) => forwarders[opts.sinks.findIndex((s) => s.name === name)]?.retryNow(),
     async stop() {
       await Promise.all(forwarders.map((f) => f.stop()));
     },

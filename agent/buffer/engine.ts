@@ -75,6 +75,8 @@ export interface EngineStatus extends ConsumerHealth {
 
 export class ConsumerEngine<B extends Batch> {
   private readonly stopping = new AbortController();
+  /** Ends the current wait before a retry (retryNow). */
+  private waking = new AbortController();
   private health: ConsumerHealth = { state: 'ok', since: new Date().toISOString() };
   /** When the current run of failures began; 0 while ok. */
   private failingSince = 0;
@@ -139,9 +141,22 @@ export class ConsumerEngine<B extends Batch> {
       try {
         await this.run();
       } catch (err) {
-        await sleep(this.failed(err as Error, backoff.next()), this.signal);
+        await this.wait(this.failed(err as Error, backoff.next()), this.signal);
       }
     }
+  }
+
+  /** Wait before the next try: until `ms` pass, the signal stops it, or retryNow. */
+  private wait(ms: number, signal: AbortSignal): Promise<void> {
+    return sleep(ms, AbortSignal.any([signal, this.waking.signal]));
+  }
+
+  /** Try again now instead of at the end of the current wait (an operator fixed the cause); false if nothing was waiting. */
+  retryNow(): boolean {
+    const waiting = this.health.state !== 'ok';
+    this.waking.abort();
+    this.waking = new AbortController();
+    return waiting;
   }
 
   /**
@@ -255,7 +270,7 @@ export class ConsumerEngine<B extends Batch> {
       } catch (err) {
         if (signal.aborted) break; // stopped mid-write: not a failure; it goes again next start
         if (err instanceof RecordFault) return this.isolate(batch, err, signal);
-        await sleep(this.failed(err as Error, backoff.next()), signal);
+        await this.wait(this.failed(err as Error, backoff.next()), signal);
       }
     }
     return false;

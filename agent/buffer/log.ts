@@ -25,6 +25,8 @@ export interface DurableLogOptions {
   deadLetters: { maxCount: number; maxBytes: number; payloadCapBytes: number };
   /** Newest chunks kept in memory as written, bytes (default 4 MiB): consumers close behind read them without LevelDB. */
   recentChunkBytes?: number;
+  /** After each commit, per batch of readings in it: how long its first reading waited, seconds (metrics). */
+  onCommitted?: (seconds: number) => void;
   log: Logger;
 }
 
@@ -73,6 +75,8 @@ type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: 
 interface Batch {
   lines: string[];
   firstSeq: number;
+  /** When its first reading came (performance.now()): the longest any of them waited for the commit. */
+  openedAt: number;
   deadLetters: Op[];
   done: Promise<void>;
   resolve(): void;
@@ -114,6 +118,8 @@ export class DurableLog {
   private readonly recent: ByteCache<Uint8Array>;
   private readonly waiters = new Set<() => void>();
   private readonly deadLetterSizes: { id: number; bytes: number }[] = [];
+  /** Listeners to readings as they are committed (live streams); none costs nothing. */
+  private readonly taps = new Set<(lines: string[]) => void>();
   /** Batches waiting for the next commit; each becomes one chunk of at most maxRecords readings. */
   private pending: Batch[] = [];
   private pendingSize = 0;
@@ -271,6 +277,12 @@ export class DurableLog {
     return batch.done;
   }
 
+  /** Hear each commit's readings (record lines, see encodeRecord) once on disk; returns the way to stop. */
+  tap(listener: (lines: string[]) => void): () => void {
+    this.taps.add(listener);
+    return () => this.taps.delete(listener);
+  }
+
   /** Bytes accepted but not yet durable: what backpressure decisions look at. */
   get pendingBytes(): number {
     return this.pendingSize;
@@ -293,7 +305,7 @@ export class DurableLog {
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => {}); // callers get the rejection through their own awaits
-    const batch = { lines: [], firstSeq, deadLetters: [], done, resolve, reject };
+    const batch = { lines: [], firstSeq, openedAt: performance.now(), deadLetters: [], done, resolve, reject };
     this.pending.push(batch);
     return batch;
   }
@@ -349,6 +361,9 @@ export class DurableLog {
     chunks.forEach((c, i) => this.keepRecent(c.firstSeq, values[i]));
     if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
     for (const b of batches) b.resolve();
+    const done = performance.now();
+    for (const b of batches) if (b.lines.length) this.opts.onCommitted?.((done - b.openedAt) / 1000);
+    if (this.taps.size) for (const b of batches) if (b.lines.length) for (const tap of this.taps) tap(b.lines);
     this.wakeAll();
   }
 
@@ -704,10 +719,34 @@ export class DurableLog {
 
   // ---- dead letters ----
 
-  async deadLetters(limit = 100): Promise<DeadLetter[]> {
+  /** Newest first: up to `limit` dead letters older than `beforeId` that `matches` takes. */
+  async deadLetters(limit = 100, beforeId?: number, matches: (letter: DeadLetter) => boolean = () => true): Promise<DeadLetter[]> {
     const out: DeadLetter[] = [];
-    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt: 'd"', reverse: true, limit })) out.push(JSON.parse(text(this.openDeadLetter(key, value))));
+    if (limit <= 0) return out;
+    const lt = beforeId === undefined ? 'd"' : `d!${hex(beforeId)}`;
+    for await (const [key, value] of this.db.iterator({ gte: 'd!', lt, reverse: true })) {
+      const letter = JSON.parse(text(this.openDeadLetter(key, value))) as DeadLetter;
+      if (!matches(letter)) continue;
+      out.push(letter);
+      if (out.length >= limit) break;
+    }
     return out;
+  }
+
+  async deadLetter(id: number): Promise<DeadLetter | undefined> {
+    const key = `d!${hex(id)}`;
+    const value = await this.db.get(key);
+    return value === undefined ? undefined : (JSON.parse(text(this.openDeadLetter(key, value))) as DeadLetter);
+  }
+
+  /** Delete these dead letters (replayed, or purged on request); how many there were. */
+  async removeDeadLetters(ids: number[]): Promise<number> {
+    const gone = new Set(ids.filter((id) => this.deadLetterSizes.some((d) => d.id === id)));
+    if (!gone.size) return 0;
+    await this.change([...gone].map((id): Op => ({ type: 'del', key: `d!${hex(id)}` })));
+    for (const d of this.deadLetterSizes) if (gone.has(d.id)) this.deadLetterBytes -= d.bytes;
+    this.deadLetterSizes.splice(0, this.deadLetterSizes.length, ...this.deadLetterSizes.filter((d) => !gone.has(d.id)));
+    return gone.size;
   }
 
   /**

@@ -30,3 +30,10 @@ const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 export function durationMs(d: string): number {
   return Number(d.slice(0, -1)) * UNIT_MS[d.at(-1) as keyof typeof UNIT_MS];
 }
+
+/** A server's certificate and key (and the key's passphrase). */
+export const serverTls = {
+  cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain file' })),
+  key: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
+  ...secret('passphrase', 'passphrase of the private key'),
+};

@@ -10,7 +10,8 @@ import { freeBytes, RetentionConfigSchema } from '../retention/config.js';
 import { RollupConfigSchema } from '../rollup/config.js';
 import { StoreConfigSchema } from '../store/config.js';
 import { SinksSchema } from '../../sync/config.js';
-import { secret, strict } from './keys.js';
+import { serverTls, strict } from './keys.js';
+import { WebConfigSchema } from '../web/config.js';
 import { loadWith, redactWith, type LoadedConfig } from './load.js';
 
 const port = (def: number, description: string) =>
@@ -18,11 +19,6 @@ const port = (def: number, description: string) =>
 
 const host = (description = 'address to bind') => Type.String({ minLength: 1, default: '0.0.0.0', description });
 
-const serverTls = {
-  cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain file' })),
-  key: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
-  ...secret('passphrase', 'passphrase of the private key'),
-};
 
 const topicPatterns = (description: string) =>
   Type.Array(Type.String({ minLength: 1 }), { default: [], description });
@@ -153,19 +149,7 @@ export const ConfigSchema = Type.Object(
     rollups: RollupConfigSchema,
     retention: RetentionConfigSchema,
     sinks: SinksSchema,
-    web: Type.Object(
-      {
-        http: Type.Object(
-          { enabled: Type.Boolean({ default: true, description: 'serve HTTP' }), host: host(), port: port(8080, 'HTTP port') },
-          { ...strict, default: {} },
-        ),
-        https: Type.Object(
-          { host: host(), port: port(8443, 'HTTPS port (also MQTT over secure WebSocket); enabled when cert and key are set'), ...serverTls },
-          { ...strict, default: {} },
-        ),
-      },
-      { ...strict, default: {} },
-    ),
+    web: WebConfigSchema,
   },
   strict,
 );

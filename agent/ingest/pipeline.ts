@@ -38,11 +38,27 @@ export interface IngestStats {
   qos0Dropped: number;
   /** Readings that waited for disk space before they were taken. */
   heldForDisk: number;
+  /** Readings refused, per schema id (`none` where no schema matched). */
+  refusedBySchema: Record<string, number>;
 }
 
-interface Reason {
+export interface Reason {
   path: string;
   message: string;
+}
+
+/** What became of readings handed in over HTTP: all taken (their seqs, once durable), or none, and why. */
+export type Submission = { taken: true; seqs: number[] } | { taken: false; refused: { index: number; reasons: Reason[] }[] } | { taken: false; unavailable: string };
+
+export interface Ingest {
+  /** For the broker: each message it accepts from a client. */
+  hook: PublishHook;
+  /**
+   * For HTTP ingest: the readings are checked first, and taken only if every one passes (the
+   * sender is told why, so nothing is dead-lettered); resolves once they are durable.
+   */
+  submit(messages: InboundMessage[]): Promise<Submission>;
+  stats: IngestStats;
 }
 
 class Refused {
@@ -59,8 +75,8 @@ function deviceTime(value: unknown): number | undefined {
   return undefined;
 }
 
-export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: IngestStats } {
-  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0, heldForDisk: 0 };
+export function createIngest(opts: IngestOptions): Ingest {
+  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0, heldForDisk: 0, refusedBySchema: {} };
 
   function decode(msg: InboundMessage): { text: string; value: unknown } {
     const text = msg.payload.toString('utf8');
@@ -117,6 +133,8 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
 
   function deadLetter(msg: InboundMessage, reasons: Reason[]): Promise<void> {
     stats.deadLettered++;
+    const schema = opts.schemas.match(msg.topic)?.id ?? 'none';
+    stats.refusedBySchema[schema] = (stats.refusedBySchema[schema] ?? 0) + 1;
     return opts.log.appendDeadLetter({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
   }
 
@@ -157,5 +175,23 @@ export function createIngest(opts: IngestOptions): { hook: PublishHook; stats: I
     return { safe: durable, holdSender: behind };
   };
 
-  return { hook, stats };
+  async function submit(messages: InboundMessage[]): Promise<Submission> {
+    if (opts.admission && !opts.admission.accepting) return { taken: false, unavailable: 'disk pressure is critical: no new readings are taken until space is freed' };
+    const records: NewRecord[] = [];
+    const refused: { index: number; reasons: Reason[] }[] = [];
+    messages.forEach((msg, index) => {
+      try {
+        records.push(toRecord(msg));
+      } catch (err) {
+        refused.push({ index, reasons: err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }] });
+      }
+    });
+    if (refused.length) return { taken: false, refused };
+    const appended = records.map((r) => opts.log.append(r));
+    stats.accepted += appended.length;
+    await Promise.all(appended.map((a) => a.durable));
+    return { taken: true, seqs: appended.map((a) => a.seq) };
+  }
+
+  return { hook, submit, stats };
 }

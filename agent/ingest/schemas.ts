@@ -28,6 +28,8 @@ export interface CompiledSchema {
   fields: Record<string, FieldSpec['type']>;
   jsonSchema: object;
   validate: ValidateFunction;
+  /** The document it was made from, as written. */
+  doc: SchemaDoc;
 }
 
 export class SchemaFileError extends Error {
@@ -115,11 +117,12 @@ function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema 
     fields: doc.jsonSchema ? jsonSchemaFields(doc.jsonSchema) : Object.fromEntries(fields.map(([n, f]) => [n, f.type])),
     jsonSchema,
     validate,
+    doc,
   };
 }
 
 /** Check one document; problems are `where: path: message`, `where` naming file and line if known. */
-function checkSchemaDoc(value: unknown, where: (pointer: string) => string, defaultMode: SchemaMode): CompiledSchema {
+export function checkSchemaDoc(value: unknown, where: (pointer: string) => string, defaultMode: SchemaMode): CompiledSchema {
   if (!checkDoc(value)) {
     throw new SchemaFileError(describeErrors(checkDoc.errors ?? []).map((p) => `${where(p.pointer)}: ${p.path}: ${p.message}`));
   }
@@ -235,5 +238,24 @@ export class SchemaRegistry {
 
   list(): CompiledSchema[] {
     return [...this.bySource.values()];
+  }
+
+  /** Where the current schema of this name comes from: a file path, or `config:...`. */
+  sourceOf(name: string): string | undefined {
+    for (const [source, schema] of this.bySource) if (schema.name === name) return source;
+    return undefined;
+  }
+
+  /** New schemas from the config file (a reload); they take effect at the next load(). */
+  setInline(docs: unknown[]): void {
+    this.sources.inline = docs;
+  }
+
+  get dir(): string | undefined {
+    return this.sources.dir;
+  }
+
+  get mode(): SchemaMode {
+    return this.sources.mode;
   }
 }

@@ -9,6 +9,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { open, seal } from '../buffer/chunk.js';
 import { RecordFault } from '../buffer/faults.js';
+import { matchesWhere } from './where.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { ChunkBatch } from '../buffer/chunk-batch.js';
 import { writtenBytes } from '../health/disk-writes.js';
@@ -226,28 +227,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       }
     },
     writtenBytes: () => written,
-    async query(q: StoreQuery) {
-      const out: LogRecord[] = [];
-      const from = q.from ?? 0;
-      const to = q.to ?? Number.MAX_SAFE_INTEGER;
-      for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (!entry.isDirectory()) continue;
-        const topic = topicOf(entry.name);
-        if (q.topic !== undefined && !topicMatches(q.topic, topic)) continue;
-        for (const name of readdirSync(join(dir, entry.name))) {
-          if (!name.endsWith('.jsonl') && !name.endsWith('.jsonl.gz')) continue;
-          const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
-          if (hour + HOUR <= from || hour > to) continue;
-          for (const stored of readHourFile(join(dir, entry.name, name)).split('\n')) {
-            if (!stored) continue;
-            const r = line.decode(stored);
-            if (r.receivedAt >= from && r.receivedAt <= to && r.seq > (q.afterSeq ?? 0)) out.push(r);
-          }
-        }
-      }
-      out.sort((a, b) => a.seq - b.seq);
-      return out.slice(0, q.limit ?? 1000);
-    },
+    query: (q: StoreQuery) => Promise.resolve(queryFiles(dir, q, opts.key)),
     lastSeq: () => last,
     /**
      * Whole hour files only, the oldest hour first, one file a step: an hour goes once all of it is
@@ -274,6 +254,28 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       }
       return { deleted: 0, done: true, ms: performance.now() - started };
     },
+    /** One hour file a step: rewritten without the readings the removal covers (or deleted if none are left). */
+    async remove(removal, _limit) {
+      const started = performance.now();
+      const { from = 0, to = Number.MAX_SAFE_INTEGER } = removal;
+      for (const { path } of hourFiles(dir, { topic: removal.topic, from, to })) {
+        const lines = readHourFile(path).split('\n').filter(Boolean);
+        const kept = lines.filter((l) => {
+          const t = line.decode(l).receivedAt;
+          return t < from || t > to;
+        });
+        if (kept.length === lines.length) continue;
+        if (kept.length === 0) unlinkSync(path);
+        else {
+          const text = Buffer.from(`${kept.join('\n')}\n`);
+          writeFileSync(`${path}.tmp`, path.endsWith('.gz') ? gzipSync(text) : text);
+          renameSync(`${path}.tmp`, path);
+        }
+        fileLast.delete(path);
+        return { deleted: lines.length - kept.length, done: false, ms: performance.now() - started };
+      }
+      return { deleted: 0, done: true, ms: performance.now() - started };
+    },
     async size(cover) {
       let bytes = 0;
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -288,3 +290,54 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   };
 }
 
+
+/** The hour files of the topics a filter matches that may hold readings received in [from, to]. */
+function hourFiles(dir: string, q: { topic?: string; from: number; to: number }): { path: string; hour: number }[] {
+  const out: { path: string; hour: number }[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const topic = entry.name.includes('#') ? readFileSync(join(dir, entry.name, TOPIC_FILE), 'utf8') : decodeURIComponent(entry.name);
+    if (q.topic !== undefined && !topicMatches(q.topic, topic)) continue;
+    for (const name of readdirSync(join(dir, entry.name))) {
+      if (!name.endsWith('.jsonl') && !name.endsWith('.jsonl.gz')) continue;
+      const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
+      if (hour + HOUR > q.from && hour <= q.to) out.push({ path: join(dir, entry.name, name), hour });
+    }
+  }
+  return out.sort((a, b) => a.hour - b.hour);
+}
+
+/**
+ * Readings of a files store, read only (also beside a running agent): the hour files in time
+ * order, each in seq order, until the page is full. Paging is by seq, so a reading whose receive
+ * time is out of step with its seq (a clock jump) may fall on another page.
+ */
+export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[] {
+  const line = lineCodec(key);
+  const from = q.from ?? 0;
+  const to = q.to ?? Number.MAX_SAFE_INTEGER;
+  const limit = q.limit ?? 1000;
+  const desc = q.order === 'desc';
+  const files = hourFiles(dir, { topic: q.topic, from, to });
+  if (desc) files.reverse();
+  const out: LogRecord[] = [];
+  for (let i = 0; i < files.length; ) {
+    // All files of one hour together: seq order holds across topics within it.
+    const hour = files[i].hour;
+    const batch: LogRecord[] = [];
+    for (; i < files.length && files[i].hour === hour; i++) {
+      for (const stored of readHourFile(files[i].path).split('\n')) {
+        if (!stored) continue;
+        const r = line.decode(stored);
+        if (r.receivedAt < from || r.receivedAt > to) continue;
+        if ((q.afterSeq !== undefined && r.seq <= q.afterSeq) || (q.beforeSeq !== undefined && r.seq >= q.beforeSeq)) continue;
+        if (matchesWhere(r, q.where)) batch.push(r);
+      }
+    }
+    batch.sort((a, b) => (desc ? b.seq - a.seq : a.seq - b.seq));
+    out.push(...batch);
+    if (out.length >= limit) break;
+  }
+  // Pages are cut by seq: sort what was gathered across hours too.
+  return out.sort((a, b) => (desc ? b.seq - a.seq : a.seq - b.seq)).slice(0, limit);
+}

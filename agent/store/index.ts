@@ -1,6 +1,6 @@
 // The local store stage: a consumer of the durable log, with one interface over its backends.
 import { join } from 'node:path';
-import { openFilesStore } from './files.js';
+import { openFilesStore, queryFiles } from './files.js';
 import { openSqliteStore } from './sqlite.js';
 import type { StoreConfig } from './config.js';
 import type { LocalStore } from './types.js';
@@ -24,4 +24,10 @@ export function defaultStorePath(backend: StoreBackend, dataDir: string): string
 /** `key`: encryption at rest. */
 export function openStore(backend: StoreBackend, path: string, key?: Buffer): Promise<LocalStore> {
   return Promise.resolve(backends[backend](path, key));
+}
+
+/** Read the store beside a running agent (`edge-agent export`): nothing is written, not even a repair. */
+export async function openStoreReader(backend: StoreBackend, path: string, key?: Buffer): Promise<Pick<LocalStore, 'query' | 'close'>> {
+  if (backend === 'sqlite') return openSqliteStore(path, key, true);
+  return { query: async (q) => queryFiles(path, q, key), close: async () => {} };
 }

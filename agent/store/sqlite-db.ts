@@ -63,6 +63,8 @@ const SCHEMA = `
 
 const INDEX_AND_VIEW = `
   CREATE INDEX IF NOT EXISTS reading_topic_time ON reading (topic_id, received_at);
+  -- A topic's readings in the order received: pages and exports of one topic without a sort.
+  CREATE INDEX IF NOT EXISTS reading_topic_seq ON reading (topic_id, seq);
   CREATE VIEW IF NOT EXISTS readings AS ${READINGS_SELECT};
 `;
 
@@ -128,32 +130,11 @@ export class SqliteDb {
   private readonly clients: Names;
   private readonly schemas: Names;
 
-  constructor(path: string, key?: Buffer) {
-    this.db = openKeyed(path, key);
-    // A rollback journal, not WAL: rows are appended at the end of the table, and only the few pages
-    // a batch changes in place are journalled, where WAL writes every page twice (to the WAL, then at
-    // checkpoint): about half the bytes on the SD card (1.6x the payload against 2.9x, measured). The
-    // cost: a reader (sqlite3, an export) holds the next write back while its query runs; the write
-    // waits up to busy_timeout, then is retried, and the log keeps the readings meanwhile.
-    this.db.pragma('journal_mode = TRUNCATE');
-    // FULL: a stored batch survives power loss before the log cursor moves past it.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    // Space of pruned readings is given back a few pages at a time (incremental_vacuum); a database
-    // made before this is converted once, by a VACUUM.
-    if (this.db.pragma('auto_vacuum', { simple: true }) !== INCREMENTAL) {
-      this.db.pragma(`auto_vacuum = ${INCREMENTAL}`);
-      try {
-        this.db.exec('VACUUM');
-      } catch {
-        // No room for the copy a VACUUM makes (a full disk): pruned pages are reused in place instead.
-      }
-    }
-    this.db.exec(SCHEMA);
-    migrate(this.db);
-    if (!this.db.prepare('SELECT 1 FROM topic_size LIMIT 1').get()) {
-      this.db.exec('INSERT INTO topic_size SELECT topic_id, sum(length(CAST(payload AS BLOB))) FROM reading GROUP BY topic_id'); // a store from before sizes were kept
-    }
+  /** `readonly`: for a reader beside the agent (`edge-agent export`): it changes nothing, not even the layout. */
+  constructor(path: string, key?: Buffer, readonly = false) {
+    this.db = openKeyed(path, key, readonly);
+    if (readonly) this.db.pragma('busy_timeout = 5000');
+    else this.setUp();
     this.topics = new Names(this.db, 'topics');
     this.clients = new Names(this.db, 'clients');
     this.schemas = new Names(this.db, 'schemas');
@@ -198,6 +179,33 @@ export class SqliteDb {
     };
   }
 
+  private setUp(): void {
+    // A rollback journal, not WAL: rows are appended at the end of the table, and only the few pages
+    // a batch changes in place are journalled, where WAL writes every page twice (to the WAL, then at
+    // checkpoint): about half the bytes on the SD card (1.6x the payload against 2.9x, measured). The
+    // cost: a reader (sqlite3, an export) holds the next write back while its query runs; the write
+    // waits up to busy_timeout, then is retried, and the log keeps the readings meanwhile.
+    this.db.pragma('journal_mode = TRUNCATE');
+    // FULL: a stored batch survives power loss before the log cursor moves past it.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    // Space of pruned readings is given back a few pages at a time (incremental_vacuum); a database
+    // made before this is converted once, by a VACUUM.
+    if (this.db.pragma('auto_vacuum', { simple: true }) !== INCREMENTAL) {
+      this.db.pragma(`auto_vacuum = ${INCREMENTAL}`);
+      try {
+        this.db.exec('VACUUM');
+      } catch {
+        // No room for the copy a VACUUM makes (a full disk): pruned pages are reused in place instead.
+      }
+    }
+    this.db.exec(SCHEMA);
+    migrate(this.db);
+    if (!this.db.prepare('SELECT 1 FROM topic_size LIMIT 1').get()) {
+      this.db.exec('INSERT INTO topic_size SELECT topic_id, sum(length(CAST(payload AS BLOB))) FROM reading GROUP BY topic_id'); // a store from before sizes were kept
+    }
+  }
+
   lastSeq(): number {
     return (this.db.prepare('SELECT max(seq) AS seq FROM reading').get() as { seq: number | null }).seq ?? 0;
   }
@@ -206,8 +214,8 @@ export class SqliteDb {
     this.insertLines(agentId, lines);
   }
 
-  /** Readings in seq order; the caller filters topic patterns and stops at its limit. */
-  *query(q: StoreQuery): Generator<LogRecord> {
+  /** Readings in seq order (either way) on the query's topics; the caller applies field conditions and the limit. */
+  *query(q: StoreQuery, matches?: (topic: string) => boolean): Generator<LogRecord> {
     const where: string[] = [];
     const args: Record<string, unknown> = {};
     const add = (clause: string, key: string, value: unknown) => {
@@ -215,11 +223,27 @@ export class SqliteDb {
       args[key] = value;
     };
     if (q.topic !== undefined && !/[+#]/.test(q.topic)) add('r.topic_id = @topic', 'topic', this.topics.known(q.topic) ?? -1);
+    else if (q.topic !== undefined && matches) {
+      const ids = this.topicIds(matches);
+      // Several topics: walk the table in seq order (`+` keeps SQLite off the topic indexes, which
+      // would sort every matching reading for each page); all of them: no condition at all.
+      if (ids.length < this.topicCount()) where.push(`+r.topic_id IN (${ids.join(',')})`);
+    }
     if (q.from !== undefined) add('r.received_at >= @from', 'from', q.from);
     if (q.to !== undefined) add('r.received_at <= @to', 'to', q.to);
     if (q.afterSeq !== undefined) add('r.seq > @afterSeq', 'afterSeq', q.afterSeq);
-    const sql = `${READINGS_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.seq`;
+    if (q.beforeSeq !== undefined) add('r.seq < @beforeSeq', 'beforeSeq', q.beforeSeq);
+    const sql = `${READINGS_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.seq ${q.order === 'desc' ? 'DESC' : 'ASC'}`;
     for (const row of this.db.prepare(sql).iterate(args) as IterableIterator<Row>) yield toRecord(row);
+  }
+
+  /** One step of a removal on request: up to `limit` readings of the topics received in [from, to]. */
+  removeStep(topicIds: number[], from: number, to: number, limit: number): { deleted: number; done: boolean } {
+    if (!topicIds.length) return { deleted: 0, done: true };
+    const deleted = this.db.transaction(() => this.deleteWhere(`topic_id IN (${topicIds.join(',')}) AND received_at BETWEEN ? AND ?`, [from, to], limit))();
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+    return { deleted, done: deleted < limit && free <= VACUUM_PAGES };
   }
 
   /**
@@ -238,9 +262,14 @@ export class SqliteDb {
   }
 
   private deleteOldest(topicIds: number[], before: number, throughSeq: number, limit: number): number {
+    return this.deleteWhere(`topic_id IN (${topicIds.join(',')}) AND received_at < ? AND seq <= ?`, [before, throughSeq], limit);
+  }
+
+  /** Delete the oldest `limit` readings meeting the condition, and their bytes from topic_size. */
+  private deleteWhere(condition: string, args: number[], limit: number): number {
     const gone = this.db
-      .prepare(`DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE topic_id IN (${topicIds.join(',')}) AND received_at < ? AND seq <= ? ORDER BY seq LIMIT ?) RETURNING topic_id, length(CAST(payload AS BLOB)) AS bytes`)
-      .all(before, throughSeq, limit) as { topic_id: number; bytes: number }[];
+      .prepare(`DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE ${condition} ORDER BY seq LIMIT ?) RETURNING topic_id, length(CAST(payload AS BLOB)) AS bytes`)
+      .all(...args, limit) as { topic_id: number; bytes: number }[];
     const shrink = this.db.prepare('UPDATE topic_size SET bytes = max(0, bytes - ?) WHERE topic_id = ?');
     const removed = new Map<number, number>();
     for (const g of gone) removed.set(g.topic_id, (removed.get(g.topic_id) ?? 0) + g.bytes);
@@ -258,6 +287,10 @@ export class SqliteDb {
   size(): number {
     const pages = (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);
     return pages * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
+  private topicCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM topics').get() as { n: number }).n;
   }
 
   /** Ids of the topics a pattern list matches. */

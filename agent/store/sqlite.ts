@@ -4,11 +4,11 @@ import type { LogRecord } from '../buffer/record.js';
 import type { Request } from './sqlite-worker.js';
 import type { LocalStore, PruneStep } from './types.js';
 
-/** `key`: encrypt the database (SQLCipher format) with it. */
-export async function openSqliteStore(path: string, key?: Buffer): Promise<LocalStore> {
+/** `key`: encrypt the database (SQLCipher format) with it; `readonly`: a reader beside the agent, changing nothing. */
+export async function openSqliteStore(path: string, key?: Buffer, readonly = false): Promise<LocalStore> {
   let last = 0;
   const worker = await RestartingWorker.open<Request>(
-    () => new DbWorker(workerScript('store/sqlite-worker.js'), { path, key }),
+    () => new DbWorker(workerScript('store/sqlite-worker.js'), { path, key, readonly }),
     (ready) => (last = Math.max(last, ready)),
   );
   return {
@@ -23,6 +23,7 @@ export async function openSqliteStore(path: string, key?: Buffer): Promise<Local
     },
     query: async (query) => (await worker.call({ op: 'query', query })) as LogRecord[],
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
+    remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,
     lastSeq: () => last,
     size: async (topics) => (await worker.call({ op: 'size', topics })) as number,
     writtenBytes: () => worker.written,

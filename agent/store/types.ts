@@ -7,9 +7,29 @@ export interface StoreQuery {
   /** receivedAt range, ms since the epoch, inclusive. */
   from?: number;
   to?: number;
-  /** Only readings with seq greater than this (for paging). */
+  /** Only readings with seq greater than this (paging in ascending order). */
   afterSeq?: number;
+  /** Only readings with seq less than this (paging in descending order). */
+  beforeSeq?: number;
+  /** By seq (the order they were received); default asc. */
+  order?: 'asc' | 'desc';
+  /** Conditions on payload fields, all of which must hold. */
+  where?: FieldFilter[];
   limit?: number;
+}
+
+/** A condition on a payload field: `path` is dotted (`a.b`), compared with `value`. */
+export interface FieldFilter {
+  path: string;
+  op: '=' | '!=' | '<' | '<=' | '>' | '>=';
+  value: string | number | boolean | null;
+}
+
+/** Readings to delete on request: on topics matching `topic`, received in [from, to]. */
+export interface Removal {
+  topic: string;
+  from?: number;
+  to?: number;
 }
 
 /** Readings to give up: on topics matching `topics`, received before `before` (ms since the epoch), with seq up to `throughSeq` if given. */
@@ -47,6 +67,8 @@ export interface LocalStore {
    * at a time: call again until `done`, so writes go on in between.
    */
   prune(rule: PruneRule, limit: number): Promise<PruneStep>;
+  /** Delete up to `limit` readings the removal covers, a step at a time: call until `done`. */
+  remove(removal: Removal, limit: number): Promise<PruneStep>;
   /** Highest seq stored. */
   lastSeq(): number;
   /**

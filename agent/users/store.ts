@@ -1,7 +1,7 @@
 // Broker users: a JSON file of scrypt password hashes and roles, written atomically with mode 0600.
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { join } from 'node:path';
+import { JsonFile } from './json-file.js';
 
 interface UserRecord {
   /** PHC-style: $scrypt$ln=14,r=8,p=1$<salt base64>$<hash base64> */
@@ -45,31 +45,34 @@ let dummy: Promise<string> | undefined;
 const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex')));
 
 export class UserStore {
-  private cache: { mtimeMs: number; data: UsersFile } | undefined;
+  // Re-read when the file changed, so `edge-agent user add` takes effect without a restart.
+  private readonly file: JsonFile<UsersFile>;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.file = new JsonFile(path, () => ({ version: 1, users: {} }));
+  }
 
-  /** Re-read when the file changed, so `edge-agent user add` takes effect without a restart. */
   private load(): UsersFile {
-    let mtimeMs: number;
-    try {
-      mtimeMs = statSync(this.path).mtimeMs;
-    } catch {
-      return { version: 1, users: {} };
-    }
-    if (this.cache?.mtimeMs !== mtimeMs) {
-      const data = JSON.parse(readFileSync(this.path, 'utf8')) as UsersFile;
-      this.cache = { mtimeMs, data: { version: 1, users: data.users ?? {} } };
-    }
-    return this.cache.data;
+    return this.file.read();
   }
 
   private save(data: UsersFile): void {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
-    renameSync(tmp, this.path);
-    this.cache = undefined;
+    this.file.write(data);
+  }
+
+  /** Changes whenever the users file does (a password or role changed). */
+  revision(): number {
+    return this.file.revision();
+  }
+
+  /** Changes when the user's password does: login sessions made before a change end with it. */
+  fingerprint(username: string): string | undefined {
+    const user = this.load().users[username];
+    return user && createHash('sha256').update(user.hash).digest('base64url').slice(0, 16);
+  }
+
+  isEmpty(): boolean {
+    return Object.keys(this.load().users).length === 0;
   }
 
   list(): { username: string; roles: string[] }[] {

@@ -1,17 +1,50 @@
-// The web listeners (HTTP, and HTTPS when a certificate is configured), each a Fastify instance with the same routes.
+// The web listeners (HTTP, and HTTPS when a certificate is configured), each a Fastify instance with
+// the same routes: health, the API (every route validated by its JSON schema, which also makes the
+// OpenAPI document), metrics, and MQTT over WebSocket.
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import cookie from '@fastify/cookie';
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { LoginGuard } from '../../embedded-broker/index.js';
+import type { Metrics } from '../health/metrics.js';
 import type { Readiness } from '../health/readiness.js';
 import type { Logger } from '../log.js';
+import type { ApiKeyStore } from '../users/api-keys.js';
+import type { UserStore } from '../users/store.js';
+import { VERSION } from '../version.js';
+import type { ApiSource } from './api.js';
+import { authenticate } from './auth/authenticate.js';
+import type { Sessions } from './auth/sessions.js';
+import type { WebConfig } from './config.js';
+import { installErrorHandlers } from './errors.js';
+import { registerGraphql } from './graphql.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { authRoutes } from './routes/auth.js';
+import { dataRoutes } from './routes/data.js';
+import { liveRoutes } from './routes/live.js';
+import { deadLetterRoutes } from './routes/dead-letters.js';
+import { exportRoutes } from './routes/export.js';
 import { healthRoutes } from './routes/health.js';
 import { mqttWebSocketRoute } from './routes/mqtt-ws.js';
+import { opsRoutes } from './routes/ops.js';
+import { schemaRoutes } from './routes/schemas.js';
 
 export interface WebOptions {
   http?: { host: string; port: number };
   https?: { host: string; port: number; cert: string; key: string; passphrase?: string };
   mqttWs?: { path: string; maxPayload: number; allowedOrigins: string[]; handle(stream: Duplex, listener: string, remoteAddress: string): void };
+  config: Pick<WebConfig, 'auth' | 'cors' | 'metrics' | 'limits'>;
+  users: UserStore;
+  keys: ApiKeyStore;
+  sessions: Sessions;
+  guard: LoginGuard;
   readiness: Readiness;
+  metrics: Metrics;
+  api: ApiSource;
   log: Logger;
 }
 
@@ -20,10 +53,70 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
+const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
 async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyInstance> {
   const https = name === 'https' && opts.https ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase } : null;
-  const app = Fastify({ loggerInstance: opts.log.child({ listener: name }, { level: 'warn' }), ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+  const { limits } = opts.config;
+  const log = opts.log.child({ listener: name });
+  const app = Fastify({
+    // Not a line per request (Fastify logs them at info), and never more than the agent's own level.
+    loggerInstance: log.child({}, { level: log.isLevelEnabled('warn') ? 'warn' : log.level }),
+    ...(https ? { https } : {}),
+    bodyLimit: limits.bodyBytes,
+    // A slow sender (slowloris) is cut off; a long download is not: this bounds receiving the request.
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.requestTimeoutMs * 2,
+    keepAliveTimeout: 5000,
+    // Stopping does not wait for clients: live streams, exports and idle keep-alive connections end.
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: 200 },
+    // Unknown parameters are refused by name, not dropped silently.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }) as unknown as FastifyInstance;
+  app.server.maxConnections = limits.maxConnections;
+  installErrorHandlers(app, log);
+  await app.register(cookie);
+  if (opts.config.cors.origins.length) await app.register(cors, { origin: opts.config.cors.origins, credentials: true });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'edge-agent API', version: VERSION, description: 'Readings, aggregates, export, operations and metrics of the edge telemetry agent. Log in at /api/auth/login, or send an API key (Authorization: Bearer eak_...), or HTTP Basic.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' }, cookie: { type: 'apiKey', in: 'cookie', name: 'edge_session' } } },
+      security: [{ bearer: [] }, { basic: [] }, { cookie: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  await app.register(websocket, {
+    options: {
+      // MQTT packets up to the broker's payload limit; live clients' messages are checked smaller.
+      maxPayload: opts.mqttWs?.maxPayload ?? 1024 * 1024,
+      handleProtocols: (protocols) => ['mqtt', 'mqttv3.1', 'graphql-transport-ws', 'graphql-ws'].find((p) => protocols.has(p)) ?? false,
+    },
+  });
+  // After the WebSocket plugin: its hook marks upgrade requests, so a refused one's socket is closed.
+  authenticate(app, { users: opts.users, keys: opts.keys, sessions: opts.sessions, guard: opts.guard, basic: opts.config.auth.basic, allowedOrigins: opts.config.cors.origins });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unknown';
+    opts.metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    // Every call that changes something is on record with who made it.
+    if (CHANGES.has(req.method) && req.identity && route !== '/api/auth/login') {
+      log.info({ audit: true, user: req.identity.name, via: req.identity.via, method: req.method, route, url: req.url.split('?')[0], status: reply.statusCode, remote: req.ip }, 'audit');
+    }
+  });
+
   await app.register(healthRoutes, { readiness: opts.readiness });
+  await app.register(authRoutes, { users: opts.users, sessions: opts.sessions, guard: opts.guard, secure: name === 'https' });
+  await app.register(apiKeyRoutes, { keys: opts.keys });
+  const ops = { api: opts.api, queryDuration: opts.metrics.queryDuration };
+  await app.register(dataRoutes, { ...ops, pageRows: limits.pageRows });
+  await app.register(exportRoutes, { api: opts.api });
+  await app.register(schemaRoutes, { api: opts.api });
+  await app.register(deadLetterRoutes, { api: opts.api });
+  await app.register(liveRoutes, { api: opts.api, heartbeatMs: limits.heartbeatSec * 1000 });
+  await app.register(opsRoutes, { api: opts.api, readiness: opts.readiness, registry: opts.metrics.registry, publicMetrics: opts.config.metrics.public });
+  await registerGraphql(app, { api: opts.api, ops, heartbeatMs: limits.heartbeatSec * 1000, maxDepth: limits.graphqlDepth, maxCost: limits.graphqlCost });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const ws = opts.mqttWs;
   if (ws) {
     const wsName = name === 'https' ? 'wss' : 'ws';

@@ -28,11 +28,11 @@ const readyBody = {
 
 /** Liveness: the process serves requests. Readiness: every part of the data path works. */
 export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness }> = async (app, { readiness }) => {
-  app.get('/health/live', { schema: { description: 'liveness probe', response: liveResponse } }, async () => ({
+  app.get('/health/live', { config: { access: 'public' }, schema: { description: 'liveness probe', response: liveResponse } }, async () => ({
     status: 'ok',
     uptimeSeconds: Math.round(process.uptime()),
   }));
-  app.get('/health/ready', { schema: { description: 'readiness: 200 when the broker, the log, the store and every sink work, else 503; each part with its state', response: { 200: readyBody, 503: readyBody } } }, async (_req, reply) => {
+  app.get('/health/ready', { config: { access: 'public' }, schema: { description: 'readiness: 200 when the broker, the log, the store and every sink work, else 503; each part with its state', response: { 200: readyBody, 503: readyBody } } }, async (_req, reply) => {
     const { ready, parts } = await readiness.report();
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', parts });
   });

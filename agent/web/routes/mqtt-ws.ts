@@ -1,5 +1,4 @@
 import type { Duplex } from 'node:stream';
-import websocket from '@fastify/websocket';
 import type { FastifyPluginAsync } from 'fastify';
 import { createWebSocketStream } from 'ws';
 
@@ -14,12 +13,6 @@ export interface MqttWsOptions {
 
 /** MQTT over WebSocket (subprotocol "mqtt"), on the web listener. */
 export const mqttWebSocketRoute: FastifyPluginAsync<MqttWsOptions> = async (app, opts) => {
-  await app.register(websocket, {
-    options: {
-      maxPayload: opts.maxPayload,
-      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
-    },
-  });
   const allowed = new Set(opts.allowedOrigins);
   // A page in a browser on the Pi (or reached through a tunnel) would connect from loopback, where
   // anonymous access is allowed: only the agent's own pages, and origins the config names, may.
@@ -27,6 +20,9 @@ export const mqttWebSocketRoute: FastifyPluginAsync<MqttWsOptions> = async (app,
     origin === undefined || allowed.has('*') || allowed.has(origin) || (host !== undefined && origin === `${secure ? 'https' : 'http'}://${host}`);
   app.get(opts.path, {
     websocket: true,
+    // The broker authenticates MQTT's own CONNECT.
+    config: { access: 'public' },
+    schema: { hide: true },
     preValidation: async (req, reply) => {
       if (!originOk(req.headers.origin, req.headers.host, req.protocol === 'https')) {
         await reply.code(403).send({ error: 'Forbidden', message: `Origin ${req.headers.origin} may not open MQTT over WebSocket (broker.ws.allowedOrigins)` });

@@ -1,0 +1,95 @@
+// Export of stored readings as CSV, JSON or JSON Lines, page by page (keyset paging on seq), so
+// memory stays flat however many rows there are. Used by GET /api/export and `edge-agent export`.
+import { stringify } from 'csv-stringify/sync';
+import type { LogRecord } from '../buffer/record.js';
+import type { StoreQuery } from '../store/types.js';
+import { fieldOf } from '../store/where.js';
+
+export const EXPORT_FORMATS = ['csv', 'json', 'jsonl'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export interface ExportOptions {
+  /** What to export (topic filter, time range, field conditions, order). */
+  query: Omit<StoreQuery, 'afterSeq' | 'beforeSeq' | 'limit'>;
+  format: ExportFormat;
+  /** Payload fields (dotted paths) to keep; all when absent. */
+  fields?: string[];
+  /** Readings read per page. */
+  pageRows?: number;
+  /** Called after each page with the rows so far. */
+  progress?: (rows: number) => void;
+}
+
+export interface Reader {
+  query(q: StoreQuery): Promise<LogRecord[]>;
+}
+
+export const contentTypes: Record<ExportFormat, string> = {
+  csv: 'text/csv; charset=utf-8',
+  json: 'application/json; charset=utf-8',
+  jsonl: 'application/x-ndjson; charset=utf-8',
+};
+
+const BASE_COLUMNS = ['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced'];
+/** Without a field list, CSV columns are the payload fields of the first page; later fields go here as JSON. */
+const EXTRA = '_extra';
+
+function project(payload: unknown, fields: string[] | undefined): unknown {
+  if (!fields) return payload;
+  return Object.fromEntries(fields.map((f) => [f, fieldOf(payload, f) ?? null]));
+}
+
+/** Booleans as true/false (csv-stringify writes false as an empty cell). */
+const toCsv = (rows: unknown[][]) => stringify(rows, { cast: { boolean: (b) => String(b) } });
+
+const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : v);
+
+class CsvRows {
+  private columns: string[] | undefined;
+
+  constructor(private readonly fields: string[] | undefined) {}
+
+  page(records: LogRecord[]): string {
+    let head = '';
+    if (!this.columns) {
+      this.columns = this.fields ?? [...new Set(records.flatMap((r) => (isObject(r.payload) ? Object.keys(r.payload) : ['payload'])))];
+      head = toCsv([[...BASE_COLUMNS, ...this.columns, ...(this.fields ? [] : [EXTRA])]]);
+    }
+    const columns = this.columns;
+    const rows = records.map((r) => {
+      const base = [r.seq, new Date(r.receivedAt).toISOString(), r.topic, r.clientId, r.schema ?? '', r.deviceTime === undefined ? '' : new Date(r.deviceTime).toISOString(), r.clockSynced];
+      if (this.fields) return [...base, ...columns.map((f) => cell(fieldOf(r.payload, f)))];
+      const payload = isObject(r.payload) ? r.payload : { payload: r.payload };
+      const extra = Object.fromEntries(Object.entries(payload).filter(([k]) => !columns.includes(k)));
+      return [...base, ...columns.map((c) => cell(payload[c])), Object.keys(extra).length ? JSON.stringify(extra) : ''];
+    });
+    return head + toCsv(rows);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The export as text pieces, one per page; pull them as the output drains. */
+export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGenerator<string> {
+  const pageRows = opts.pageRows ?? 5000;
+  const desc = opts.query.order === 'desc';
+  const csv = new CsvRows(opts.fields);
+  let cursor: number | undefined;
+  let rows = 0;
+  if (opts.format === 'json') yield '[';
+  for (;;) {
+    const page = await reader.query({ ...opts.query, limit: pageRows, ...(cursor === undefined ? {} : desc ? { beforeSeq: cursor } : { afterSeq: cursor }) });
+    if (!page.length) break;
+    cursor = page.at(-1)!.seq;
+    if (opts.format === 'csv') yield csv.page(page);
+    else {
+      const lines = page.map((r) => JSON.stringify({ ...r, payload: project(r.payload, opts.fields) }));
+      yield opts.format === 'jsonl' ? `${lines.join('\n')}\n` : `${rows ? ',' : ''}\n${lines.join(',\n')}`;
+    }
+    rows += page.length;
+    opts.progress?.(rows);
+    if (page.length < pageRows) break;
+  }
+  if (opts.format === 'json') yield rows ? '\n]\n' : ']\n';
+  else if (opts.format === 'csv' && rows === 0) yield toCsv([[...BASE_COLUMNS, ...(opts.fields ?? [])]]);
+}

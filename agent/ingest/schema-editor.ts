@@ -1,0 +1,128 @@
+// Schemas changed at run time (the API): each change is checked first, written to the schema
+// directory (so a restart keeps it), and swapped in by reloading the registry. Every change makes
+// a new version; the versions it replaced are kept in `.history/` beside the files.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { stringify } from 'yaml';
+import { checkSchemaDoc, SchemaFileError, type CompiledSchema, type SchemaRegistry } from './schemas.js';
+import type { SchemaDoc } from './schema-doc.js';
+
+export class SchemaChangeError extends Error {
+  constructor(
+    readonly kind: 'invalid' | 'conflict' | 'missing',
+    message: string,
+    readonly problems: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface SchemaVersion {
+  version: number;
+  current: boolean;
+}
+
+export class SchemaEditor {
+  private readonly dir: string;
+
+  constructor(private readonly registry: SchemaRegistry) {
+    if (!registry.dir) throw new Error('schemas can be changed only with a schema directory');
+    this.dir = registry.dir;
+  }
+
+  private get history(): string {
+    return join(this.dir, '.history');
+  }
+
+  list(): CompiledSchema[] {
+    return this.registry.list();
+  }
+
+  current(name: string): CompiledSchema | undefined {
+    return this.registry.list().find((s) => s.name === name);
+  }
+
+  sourceOf(name: string): string | undefined {
+    return this.registry.sourceOf(name);
+  }
+
+  /** The versions this directory knows of a schema, newest first. */
+  versions(name: string): SchemaVersion[] {
+    const now = this.current(name)?.version;
+    const old = existsSync(this.history)
+      ? readdirSync(this.history)
+          .map((f) => new RegExp(`^${name.replace(/[.]/g, '\\.')}@(\\d+)\\.json$`).exec(f))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => Number(m[1]))
+      : [];
+    const all = [...new Set([...old, ...(now === undefined ? [] : [now])])].sort((a, b) => b - a);
+    return all.map((version) => ({ version, current: version === now }));
+  }
+
+  /** A version's document: the current one, or one kept in the history. */
+  doc(name: string, version?: number): SchemaDoc | undefined {
+    const now = this.current(name);
+    if (now && (version === undefined || version === now.version)) return now.doc;
+    const path = join(this.history, `${name}@${version}.json`);
+    return version !== undefined && existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as SchemaDoc) : undefined;
+  }
+
+  create(doc: SchemaDoc): CompiledSchema {
+    if (this.current(doc.name)) throw new SchemaChangeError('conflict', `a schema named ${doc.name} exists: PUT /api/schemas/${doc.name} to change it`);
+    const version = Math.max(doc.version ?? 1, (this.versions(doc.name)[0]?.version ?? 0) + 1);
+    return this.write(join(this.dir, `${doc.name}.json`), { ...doc, version });
+  }
+
+  /** A new version: the one given if it is newer, else the next. */
+  replace(name: string, doc: SchemaDoc): CompiledSchema {
+    const now = this.current(name);
+    if (!now) throw new SchemaChangeError('missing', `no schema named ${name}`);
+    if (doc.name !== name) throw new SchemaChangeError('invalid', `the body names schema ${doc.name}, the path ${name}`, [`body.name: must be ${name}`]);
+    const path = this.ownFile(name);
+    const version = doc.version !== undefined && doc.version > now.version ? doc.version : now.version + 1;
+    this.keep(now);
+    return this.write(path, { ...doc, version });
+  }
+
+  remove(name: string): void {
+    const now = this.current(name);
+    if (!now) throw new SchemaChangeError('missing', `no schema named ${name}`);
+    const path = this.ownFile(name);
+    this.keep(now);
+    renameSync(path, join(this.history, `${name}@${now.version}.removed${extname(path)}`));
+    this.reload(path);
+  }
+
+  /** The file a schema comes from; one from the config file cannot be changed here. */
+  private ownFile(name: string): string {
+    const source = this.sourceOf(name)!;
+    if (source.startsWith('config:')) throw new SchemaChangeError('conflict', `schema ${name} is defined in the config file (${source.slice(7)}): change it there`);
+    return source;
+  }
+
+  private keep(schema: CompiledSchema): void {
+    mkdirSync(this.history, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.history, `${schema.name}@${schema.version}.json`), JSON.stringify(schema.doc, null, 2) + '\n');
+  }
+
+  /** Check, then write (atomically, in the file's own format), then swap in. */
+  private write(path: string, doc: SchemaDoc): CompiledSchema {
+    try {
+      checkSchemaDoc(structuredClone(doc), () => 'body', this.registry.mode);
+    } catch (err) {
+      if (err instanceof SchemaFileError) throw new SchemaChangeError('invalid', `the schema is not valid: ${err.problems.join('; ')}`, err.problems);
+      throw err;
+    }
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const yaml = ['.yaml', '.yml'].includes(extname(path));
+    writeFileSync(`${path}.tmp`, yaml ? stringify(doc) : JSON.stringify(doc, null, 2) + '\n');
+    renameSync(`${path}.tmp`, path);
+    this.reload(path);
+    return this.current(doc.name)!;
+  }
+
+  private reload(path: string): void {
+    const problems = this.registry.load().filter((p) => p.startsWith(path));
+    if (problems.length) throw new SchemaChangeError('invalid', problems.join('; '), problems);
+  }
+}

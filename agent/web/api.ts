@@ -1,0 +1,36 @@
+// What the web API sees of the agent: the one interface its routes use. The runtime provides it
+// once the data path runs; until then the routes that need it answer 503.
+import type { InboundMessage } from '../../embedded-broker/index.js';
+import type { DurableLog, LogStats } from '../buffer/log.js';
+import type { ReloadResult } from '../config/reload.js';
+import type { Submission } from '../ingest/pipeline.js';
+import type { SchemaEditor } from '../ingest/schema-editor.js';
+import type { LiveHub } from './live.js';
+import type { Rollups } from '../rollup/index.js';
+import type { LocalStore } from '../store/types.js';
+import type { SinkStatus } from '../../sync/index.js';
+
+export interface AgentApi {
+  agentId: string;
+  /** The local store; undefined with store.backend none. */
+  store: LocalStore | undefined;
+  rollups: Rollups | undefined;
+  submit(messages: InboundMessage[]): Promise<Submission>;
+  schemas: SchemaEditor;
+  live: LiveHub;
+  deadLetters: Pick<DurableLog, 'deadLetters' | 'deadLetter' | 'removeDeadLetters'>;
+  /** Counters of ingest, the broker and the log, and disk writes. */
+  stats(): Record<string, unknown>;
+  /** The durable log: size, per-consumer lag, drops. */
+  buffer(): { log: LogStats; consumers: { name: string; cursor: number; lagRecords: number }[] };
+  sinks(): Promise<SinkStatus[]>;
+  /** The effective config, secrets redacted. */
+  config(): unknown;
+  /** Read the config file again: throws ConfigError (nothing changed) or says what took effect and what needs a restart. */
+  reloadConfig(): ReloadResult;
+  /** Cut a sink's backoff short: undefined if no such sink, else whether it was failing. */
+  retrySink(name: string): boolean | undefined;
+}
+
+/** The agent as the routes reach it: undefined while it starts. */
+export type ApiSource = () => AgentApi | undefined;

@@ -1,0 +1,51 @@
+// The `web` section of the config: listeners, authentication, limits, CORS and metrics.
+import { Type, type Static } from '@sinclair/typebox';
+import { Duration, MiB, serverTls, strict } from '../config/keys.js';
+
+const port = (def: number, description: string) => Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });
+const host = () => Type.String({ minLength: 1, default: '0.0.0.0', description: 'address to bind' });
+
+export const WebConfigSchema = Type.Object(
+    {
+      http: Type.Object({ enabled: Type.Boolean({ default: true, description: 'serve HTTP' }), host: host(), port: port(8080, 'HTTP port') }, { ...strict, default: {} }),
+      https: Type.Object({ host: host(), port: port(8443, 'HTTPS port (also MQTT over secure WebSocket); enabled when cert and key are set'), ...serverTls }, { ...strict, default: {} }),
+      auth: Type.Object(
+        {
+          basic: Type.Boolean({ default: true, description: 'accept HTTP Basic with a user\'s password or an API key (for Prometheus and curl); false: only tokens, keys and the login cookie' }),
+          tokenTtl: Duration('lifetime of an access token (JWT) from /api/auth/login', '15m'),
+          refreshTtl: Duration('lifetime of a login session: /api/auth/refresh gives new access tokens until then, or until logout', '7d'),
+          initialAdminFile: Type.Optional(Type.String({ minLength: 1, description: 'where the first start writes the generated admin password (mode 0600); default <dataDir>/initial-admin-password' })),
+        },
+        { ...strict, default: {} },
+      ),
+      cors: Type.Object(
+        {
+          origins: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'browser origins (scheme://host:port) allowed to call the API from another site; empty: CORS off' }),
+        },
+        { ...strict, default: {} },
+      ),
+      metrics: Type.Object(
+        {
+          public: Type.Boolean({ default: false, description: 'serve /metrics without credentials (the agent\'s own figures; no readings)' }),
+        },
+        { ...strict, default: {} },
+      ),
+      limits: Type.Object(
+        {
+          bodyBytes: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: MiB, description: 'largest request body; larger gets 413' }),
+          requestTimeoutMs: Type.Integer({ minimum: 1000, maximum: 600000, default: 30000, description: 'time to receive a whole request (headers and body); a slower client is cut off' }),
+          pageRows: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings one /api/data page may ask for' }),
+          maxConnections: Type.Integer({ minimum: 1, maximum: 100000, default: 256, description: 'open HTTP connections per listener' }),
+          liveClients: Type.Integer({ minimum: 1, maximum: 10000, default: 64, description: 'live stream clients (/ws and /api/stream) at once' }),
+          liveBufferBytes: Type.Integer({ minimum: 16384, maximum: 64 * MiB, default: MiB, description: 'bytes a live client may leave untaken before it is closed (WebSocket code 1008, or the event stream ends)' }),
+          graphqlDepth: Type.Integer({ minimum: 2, maximum: 64, default: 8, description: 'deepest GraphQL query' }),
+          graphqlCost: Type.Integer({ minimum: 10, maximum: 1000000, default: 2000, description: 'costliest GraphQL query (1 a field; a list times its limit / 100)' }),
+          heartbeatSec: Type.Integer({ minimum: 1, maximum: 3600, default: 15, description: 'live streams send a heartbeat this often; a WebSocket client that answers no ping in two is dropped' }),
+        },
+        { ...strict, default: {} },
+      ),
+    },
+    { ...strict, default: {} },
+  );
+
+export type WebConfig = Static<typeof WebConfigSchema>;

@@ -1,0 +1,86 @@
+// Readings as they are committed, to the clients that asked for their topics (WebSocket /ws,
+// Server-Sent Events /api/stream). The hub listens to the log only while someone is subscribed.
+// A client that cannot keep up is closed, never buffered without bound.
+import { topicMatches } from '../../mqtt-topic/topic.js';
+import { decodeRecord, splitRecord } from '../buffer/record.js';
+import { fieldOf } from '../store/where.js';
+
+export interface LiveClient {
+  /** Topic filter -> the payload fields it wants (all when undefined). */
+  readonly subscriptions: Map<string, string[] | undefined>;
+  /** Bytes sent but not yet taken by the client. */
+  buffered(): number;
+  /** One reading, as JSON text. */
+  send(reading: string): void;
+  /** Close it for falling behind. */
+  tooSlow(bufferedBytes: number): void;
+}
+
+export interface Tappable {
+  tap(listener: (lines: string[]) => void): () => void;
+}
+
+export class LiveHub {
+  private readonly clients = new Set<LiveClient>();
+  private untap: (() => void) | undefined;
+  /** Clients closed for falling behind, since start. */
+  slowClosed = 0;
+
+  constructor(
+    private readonly log: Tappable,
+    private readonly agentId: string,
+    private readonly limits: { maxClients: number; maxBufferedBytes: number },
+  ) {}
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** False when there are too many clients already. */
+  add(client: LiveClient): boolean {
+    if (this.clients.size >= this.limits.maxClients) return false;
+    this.clients.add(client);
+    this.untap ??= this.log.tap((lines) => this.deliver(lines));
+    return true;
+  }
+
+  remove(client: LiveClient): void {
+    this.clients.delete(client);
+    if (this.clients.size === 0 && this.untap) {
+      this.untap();
+      this.untap = undefined;
+    }
+  }
+
+  private deliver(lines: string[]): void {
+    for (const line of lines) {
+      const { head } = splitRecord(line);
+      let record: ReturnType<typeof decodeRecord> | undefined;
+      for (const client of this.clients) {
+        const fields = wanted(client, head.topic);
+        if (fields === null) continue;
+        const buffered = client.buffered();
+        if (buffered > this.limits.maxBufferedBytes) {
+          this.slowClosed++;
+          this.remove(client);
+          client.tooSlow(buffered);
+          continue;
+        }
+        record ??= decodeRecord(line, this.agentId);
+        const payload = fields ? Object.fromEntries(fields.map((f) => [f, fieldOf(record!.payload, f) ?? null])) : record.payload;
+        client.send(JSON.stringify({ ...record, payload }));
+      }
+    }
+  }
+}
+
+/** The fields a client wants of a topic: null if none of its filters match, undefined for all. */
+function wanted(client: LiveClient, topic: string): string[] | undefined | null {
+  let out: string[] | undefined | null = null;
+  for (const [filter, fields] of client.subscriptions) {
+    if (!topicMatches(filter, topic)) continue;
+    if (!fields) return undefined;
+    out = [...new Set([...(out ?? []), ...fields])];
+  }
+  return out;
+}

@@ -1,0 +1,164 @@
+// What the REST routes and GraphQL both do with readings: a page, aggregates, deletion. Bad
+// parameters throw HttpError naming them; each transport reports it its own way.
+import type { Histogram } from 'prom-client';
+import { topicMatches } from '../../mqtt-topic/topic.js';
+import type { DeadLetter, LogRecord } from '../buffer/record.js';
+import { durationMs } from '../config/keys.js';
+import { bucketStart } from '../rollup/extract.js';
+import { add, single, stddev, type Stats } from '../rollup/stats.js';
+import { fieldOf } from '../store/where.js';
+import type { AgentApi, ApiSource } from './api.js';
+import { badParameter, HttpError } from './errors.js';
+import { agentOf, listOf, range, storeOf, topicFilter, whereOf } from './routes/params.js';
+
+export interface Operations {
+  api: ApiSource;
+  queryDuration: Histogram<'source'>;
+}
+
+export interface ReadingsQuery {
+  topic: string;
+  from?: string;
+  to?: string;
+  where?: string[];
+  limit: number;
+  cursor?: string;
+  order: 'asc' | 'desc';
+}
+
+export async function readingsPage({ api, queryDuration }: Operations, q: ReadingsQuery): Promise<{ readings: LogRecord[]; next: string | null }> {
+  const store = storeOf(api);
+  const at = fromCursor(q.cursor, q.order);
+  const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, ...(at === undefined ? {} : q.order === 'desc' ? { beforeSeq: at } : { afterSeq: at }) };
+  const end = queryDuration.startTimer({ source: store.kind });
+  const readings = await store.query(query).finally(() => end());
+  return { readings, next: readings.length === q.limit ? cursorOf(readings.at(-1)!.seq, q.order) : null };
+}
+
+export interface AggregateQuery {
+  topic: string;
+  bucket: string;
+  from?: string;
+  to?: string;
+  fields?: string[];
+  stats?: string[];
+}
+
+export async function aggregate({ api, queryDuration }: Operations, q: AggregateQuery) {
+  const width = durationMs(q.bucket);
+  if (width < 60_000 || width > 86_400_000) throw badParameter('bucket', `${q.bucket} is outside 1m..1d`);
+  const { from, to } = range(q);
+  const query = { topic: topicFilter(q.topic), from: from === undefined ? undefined : bucketStart(from, width), to, width, fields: listOf(q.fields) };
+  const rollups = agentOf(api).rollups;
+  const source = rollups?.widths.includes(width) ? 'rollups' : 'store';
+  const end = queryDuration.startTimer({ source: source === 'rollups' ? 'rollups' : (agentOf(api).store?.kind ?? 'none') });
+  const series = await (source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query)).finally(() => end());
+  const wanted = new Set<StatName>((q.stats as StatName[] | undefined) ?? STATS);
+  for (const s of series) {
+    s.points = s.points.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => k === 'start' || wanted.has(k as StatName)))) as typeof s.points;
+  }
+  return { bucket: q.bucket, source, series };
+}
+
+export interface ReplayOutcome {
+  replayed: { id: number; seq: number }[];
+  refused: { id: number; reasons: DeadLetter['reasons'] }[];
+  skipped: { id: number; why: string }[];
+}
+
+/** Check dead letters again against the schemas now, oldest first; those that pass are taken and leave the dead letters. */
+export async function replay(agent: AgentApi, letters: DeadLetter[]): Promise<ReplayOutcome> {
+  const out: ReplayOutcome = { replayed: [], refused: [], skipped: [] };
+  for (const d of [...letters].sort((a, b) => a.id - b.id)) {
+    if (d.truncated) out.skipped.push({ id: d.id, why: 'only the first part of its payload was kept' });
+    else if (d.consumer || d.sink) out.skipped.push({ id: d.id, why: `refused by ${d.consumer ?? d.sink} after it was accepted: taking it again would duplicate it in the other consumers` });
+    else {
+      const result = await agent.submit([{ topic: d.topic, payload: Buffer.from(d.payload, 'base64'), qos: 1, retain: false, clientId: d.clientId }]);
+      if (result.taken) {
+        await agent.deadLetters.removeDeadLetters([d.id]);
+        out.replayed.push({ id: d.id, seq: result.seqs[0] });
+      } else if ('unavailable' in result) throw new HttpError(503, result.unavailable);
+      else out.refused.push({ id: d.id, reasons: result.refused[0].reasons });
+    }
+  }
+  return out;
+}
+
+export async function deleteReadings({ api }: Operations, q: { topic: string; from?: string; to?: string }): Promise<number> {
+  const store = storeOf(api);
+  const removal = { topic: topicFilter(q.topic), ...range(q) };
+  let deleted = 0;
+  // In steps, so ingest's writes go on in between.
+  for (let step = await store.remove(removal, 5000); ; step = await store.remove(removal, 5000)) {
+    deleted += step.deleted;
+    if (step.done) return deleted;
+  }
+}
+
+export const STATS = ['count', 'min', 'max', 'sum', 'mean', 'stddev', 'last'] as const;
+type StatName = (typeof STATS)[number];
+
+/** Opaque to clients: the seq a page ended at, and the order it runs in. */
+const cursorOf = (seq: number, order: string) => Buffer.from(JSON.stringify({ seq, order })).toString('base64url');
+function fromCursor(cursor: string | undefined, order: string): number | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { seq: unknown; order: unknown };
+    if (Number.isSafeInteger(c.seq) && c.order === order) return c.seq as number;
+  } catch {
+    // falls through to the error below
+  }
+  throw badParameter('cursor', 'not a cursor from this query (take `next` from the previous page, same order)');
+}
+
+interface Point {
+  start: number;
+  stats: Stats;
+}
+
+/** Fold the store's readings into buckets: for widths the rollups do not keep. */
+async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }) {
+  const store = storeOf(api);
+  const series = new Map<string, { topic: string; field: string; points: Map<number, Point> }>();
+  let afterSeq = 0;
+  for (;;) {
+    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, afterSeq, limit: 5000 });
+    for (const r of page) fold(r);
+    if (page.length < 5000) break;
+    afterSeq = page.at(-1)!.seq;
+  }
+  function fold(r: LogRecord) {
+    const fields = q.fields ?? (r.payload && typeof r.payload === 'object' ? Object.keys(r.payload) : []);
+    const start = bucketStart(r.receivedAt, q.width);
+    for (const field of fields) {
+      const value = fieldOf(r.payload, field);
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      const key = `${r.topic}\u0000${field}`;
+      let s = series.get(key);
+      if (!s) series.set(key, (s = { topic: r.topic, field, points: new Map() }));
+      const p = s.points.get(start);
+      if (p) add(p.stats, value, r.seq);
+      else s.points.set(start, { start, stats: single(value, r.seq) });
+    }
+  }
+  return [...series.values()].map((s) => ({
+    topic: s.topic,
+    tags: {},
+    field: s.field,
+    points: [...s.points.values()].sort((a, b) => a.start - b.start).map((p) => ({ start: p.start, ...p.stats, stddev: stddev(p.stats) })),
+  }));
+}
+
+async function aggregateFromRollups(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }) {
+  const rows = await agentOf(api).rollups!.query({ topic: q.topic, width: q.width, from: q.from, to: q.to, fields: q.fields, limit: 1_000_000 });
+  const series = new Map<string, { topic: string; tags: Record<string, string>; field: string; points: Record<string, unknown>[] }>();
+  for (const r of rows) {
+    if (!topicMatches(q.topic, r.topic)) continue;
+    const key = `${r.topic}\u0000${JSON.stringify(r.tags)}\u0000${r.field}`;
+    let s = series.get(key);
+    if (!s) series.set(key, (s = { topic: r.topic, tags: r.tags, field: r.field, points: [] }));
+    s.points.push({ start: r.start, count: r.count, min: r.min, max: r.max, sum: r.sum, mean: r.mean, stddev: r.stddev, last: r.last });
+  }
+  return [...series.values()];
+}
+

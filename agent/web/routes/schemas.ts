@@ -1,0 +1,110 @@
+// Reading schemas: list, inspect (any kept version), create, change, delete; each change checked
+// before it takes effect, swapped in without a restart, and written to the schema directory.
+import type { FastifyPluginAsync } from 'fastify';
+import { SchemaDocSchema } from '../../ingest/schema-doc.js';
+import { SchemaChangeError } from '../../ingest/schema-editor.js';
+import type { SchemaDoc } from '../../ingest/schema-doc.js';
+import type { CompiledSchema } from '../../ingest/schemas.js';
+import type { ApiSource } from '../api.js';
+import { errorSchema, HttpError } from '../errors.js';
+import { agentOf } from './params.js';
+
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
+
+/** The document schema for request bodies: the version is optional (a change makes the next one). */
+const docBody = (() => {
+  const body = JSON.parse(JSON.stringify(SchemaDocSchema)) as { properties: { version: Record<string, unknown> }; required: string[] };
+  delete body.properties.version.default;
+  body.required = body.required.filter((k) => k !== 'version');
+  return body;
+})();
+
+const summary = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'integer' },
+    id: { type: 'string', description: 'name@version, recorded with each reading it accepts' },
+    topics: { type: 'array', items: { type: 'string' } },
+    source: { type: 'string', description: 'the file it comes from, or config:<key>' },
+    editable: { type: 'boolean', description: 'false for schemas in the config file' },
+  },
+  required: ['name', 'version', 'id', 'topics', 'source', 'editable'],
+} as const;
+
+const nameParam = { type: 'object', properties: { name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' } }, required: ['name'] } as const;
+
+function asHttp(err: unknown): never {
+  if (err instanceof SchemaChangeError) throw new HttpError({ invalid: 400, conflict: 409, missing: 404 }[err.kind], err.message, err.problems.length ? err.problems : undefined);
+  throw err;
+}
+
+export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, { api }) => {
+  const editor = () => agentOf(api).schemas;
+  const describe = (s: CompiledSchema) => {
+    const source = editor().sourceOf(s.name) ?? '';
+    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source, editable: !source.startsWith('config:') };
+  };
+
+  app.get('/api/schemas', { schema: { tags: ['schemas'], description: 'the schemas in effect', response: { 200: { type: 'array', items: summary }, ...errors } } }, async () => editor().list().map(describe));
+
+  app.get<{ Params: { name: string }; Querystring: { version?: number } }>(
+    '/api/schemas/:name',
+    {
+      schema: {
+        tags: ['schemas'],
+        description: 'a schema: its document (the current version, or the one asked for), and every version kept',
+        params: nameParam,
+        querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 1 } }, additionalProperties: false },
+        response: { 200: { type: 'object', properties: { ...summary.properties, doc: { type: 'object', additionalProperties: true }, versions: { type: 'array', items: { type: 'object', properties: { version: { type: 'integer' }, current: { type: 'boolean' } } } } }, required: ['name', 'doc', 'versions'] }, ...errors },
+      },
+    },
+    async (req) => {
+      const { name } = req.params;
+      // A removed schema's versions stay readable: its newest is shown.
+      const version = req.query.version ?? (editor().current(name) ? undefined : editor().versions(name)[0]?.version);
+      const doc = editor().doc(name, version);
+      if (!doc) throw new HttpError(404, req.query.version === undefined ? `no schema named ${name}` : `no version ${req.query.version} of schema ${name}`);
+      const now = editor().current(name);
+      const summary = now && now.version === doc.version ? describe(now) : { name, version: doc.version, id: `${name}@${doc.version}`, topics: doc.topics, source: '', editable: false };
+      return { ...summary, doc, versions: editor().versions(name) };
+    },
+  );
+
+  app.post<{ Body: SchemaDoc }>(
+    '/api/schemas',
+    { config: { access: 'operator' }, schema: { tags: ['schemas'], description: 'add a schema; it applies to readings from now on', body: docBody, response: { 201: summary, ...errors } } },
+    async (req, reply) => {
+      try {
+        return reply.code(201).send(describe(editor().create(req.body)));
+      } catch (err) {
+        asHttp(err);
+      }
+    },
+  );
+
+  app.put<{ Params: { name: string }; Body: SchemaDoc }>(
+    '/api/schemas/:name',
+    { config: { access: 'operator' }, schema: { tags: ['schemas'], description: 'change a schema: a new version (the body\'s if newer, else the next), in effect at once; the old one is kept', params: nameParam, body: docBody, response: { 200: summary, ...errors } } },
+    async (req) => {
+      try {
+        return describe(editor().replace(req.params.name, req.body));
+      } catch (err) {
+        asHttp(err);
+      }
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    '/api/schemas/:name',
+    { config: { access: 'operator' }, schema: { tags: ['schemas'], description: 'remove a schema (kept in the history); its topics then follow ingest.unmatched', params: nameParam, response: { 204: { type: 'null' }, ...errors } } },
+    async (req, reply) => {
+      try {
+        editor().remove(req.params.name);
+      } catch (err) {
+        asHttp(err);
+      }
+      return reply.code(204).send();
+    },
+  );
+};

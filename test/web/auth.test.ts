@@ -1,0 +1,272 @@
+// Authentication and roles on every route: the first-start admin, login sessions (JWT, refresh,
+// logout, expiry), API keys, HTTP Basic, throttling, roles, cross-site requests, CORS, audit.
+import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../agent/config/schema.js';
+import { startRuntime, type Runtime } from '../../agent/runtime.js';
+import { CLI, cleanup, portOf, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
+import { makePki } from '../helpers/pki.js';
+import { addUser } from '../helpers/users.js';
+import { adminClient, adminPassword, WebClient } from '../helpers/web.js';
+
+const run = promisify(execFile);
+
+/** A path with its parameters filled in, for calling every route of the OpenAPI document. */
+const concrete = (path: string) => path.replace(/\{[^}]+\}/g, '1');
+
+describe('web authentication', () => {
+  let agent: InProcessAgent;
+  let admin: WebClient;
+  let anon: WebClient;
+
+  beforeAll(async () => {
+    agent = await startAgent({ web: { auth: { tokenTtl: '2s' } }, broker: { loginThrottle: { failuresBeforeDelay: 50, failuresBeforeBan: 4, banMs: 60000 } } });
+    admin = adminClient(agent);
+    anon = admin.as(undefined);
+    await addUser(agent.configPath, 'vera', 'viewer-pass', ['viewer']);
+    await addUser(agent.configPath, 'otto', 'operator-pass', ['operator']);
+    await addUser(agent.configPath, 'sensor1', 'sensor-pass', ['sensors']);
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(agent.dir);
+  });
+
+  it('creates admin on first start, its password in a private file, and admin can use the API', async () => {
+    const file = join(agent.dir, 'data', 'initial-admin-password');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(adminPassword(agent)).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    const users = JSON.parse(readFileSync(join(agent.dir, 'data', 'users.json'), 'utf8')) as { users: Record<string, { hash: string; roles: string[] }> };
+    expect(users.users.admin.roles).toEqual(['admin']);
+    expect(users.users.admin.hash).toMatch(/^\$scrypt\$/);
+    expect((await admin.get('/api/auth/me')).body).toEqual({ name: 'admin', role: 'admin', via: 'basic' });
+  });
+
+  it('answers 401 on every route of the OpenAPI document without credentials; only health (and login) are public', async () => {
+    const doc = (await admin.get('/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+    const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path })));
+    expect(routes.length).toBeGreaterThan(25);
+    const publicRoutes = ['GET /health/live', 'GET /health/ready', 'POST /api/auth/login', 'POST /api/auth/refresh'];
+    for (const r of routes) {
+      const res = await anon.call(r.method, concrete(r.path), r.method === 'GET' || r.method === 'DELETE' ? undefined : {});
+      const name = `${r.method} ${r.path}`;
+      if (publicRoutes.includes(name)) expect(JSON.stringify(res.body), name).not.toMatch(/credentials required/);
+      else {
+        expect(res.status, name).toBe(401);
+        expect(res.body, name).toMatchObject({ error: 'Unauthorized' });
+      }
+    }
+    // /graphql, /ws and /metrics are outside the document's REST paths: the same rule holds.
+    expect((await anon.post('/graphql', { query: '{ schemas { name } }' })).status).toBe(401);
+    expect((await anon.get('/metrics')).status).toBe(401);
+    expect((await anon.get('/health/live')).status).toBe(200);
+    expect((await anon.get('/api/docs/')).status).toBe(401);
+    expect((await admin.get('/api/docs/')).status).toBe(200);
+  });
+
+  it('logs in with a JWT and a cookie; the token expires, refresh gives a new one, logout ends the session', async () => {
+    const bad = await anon.post('/api/auth/login', { username: 'vera', password: 'wrong' });
+    expect(bad.status).toBe(401);
+    const login = await anon.post('/api/auth/login', { username: 'vera', password: 'viewer-pass' });
+    expect(login.status).toBe(200);
+    expect(login.body).toMatchObject({ username: 'vera', role: 'viewer' });
+    const cookies = login.headers.getSetCookie();
+    const session = cookies.find((c) => c.startsWith('edge_session='))!;
+    expect(session).toMatch(/HttpOnly/);
+    expect(session).toMatch(/SameSite=Strict/);
+    expect(session).not.toMatch(/Secure/); // plain HTTP here; the HTTPS listener sets Secure
+    const bearer = admin.as({ bearer: login.body.token });
+    const cookie = admin.as({ cookie: session.split(';')[0] });
+    expect((await bearer.get('/api/auth/me')).body).toMatchObject({ name: 'vera', via: 'bearer' });
+    expect((await cookie.get('/api/auth/me')).body).toMatchObject({ name: 'vera', via: 'cookie' });
+
+    // tokenTtl is 2 s: an expired token is refused with a message that says so.
+    await new Promise((r) => setTimeout(r, 3100));
+    const expired = await bearer.get('/api/auth/me');
+    expect(expired.status).toBe(401);
+    expect(expired.body.message).toMatch(/expired/);
+    const refreshed = await anon.post('/api/auth/refresh', { refreshToken: login.body.refreshToken });
+    expect(refreshed.status).toBe(200);
+    const fresh = admin.as({ bearer: refreshed.body.token });
+    expect((await fresh.get('/api/auth/me')).status).toBe(200);
+
+    expect((await fresh.post('/api/auth/logout')).status).toBe(204);
+    expect((await fresh.get('/api/auth/me')).status).toBe(401);
+    expect((await anon.post('/api/auth/refresh', { refreshToken: login.body.refreshToken })).status).toBe(401);
+    // A forged token (signed with another key) is refused.
+    const [h, p] = (login.body.token as string).split('.');
+    expect((await admin.as({ bearer: `${h}.${p}.AAAA` }).get('/api/auth/me')).status).toBe(401);
+  });
+
+  it('ends login sessions when the password changes', async () => {
+    await addUser(agent.configPath, 'paula', 'first-pass', ['viewer']);
+    const login = await anon.post('/api/auth/login', { username: 'paula', password: 'first-pass' });
+    const paula = admin.as({ bearer: login.body.token });
+    expect((await paula.get('/api/auth/me')).status).toBe(200);
+    await addUser(agent.configPath, 'paula', 'second-pass', ['viewer']);
+    const after = await paula.get('/api/auth/me');
+    expect(after.status).toBe(401);
+    expect(after.body.message).toMatch(/password changed/);
+  });
+
+  it('gives each role what it may do: 403 names the role needed', async () => {
+    const vera = admin.as({ basic: ['vera', 'viewer-pass'] });
+    const otto = admin.as({ basic: ['otto', 'operator-pass'] });
+    expect((await vera.get('/api/data')).status).toBe(200);
+    const denied = await vera.post('/api/data', { topic: 'web/x', payload: { v: 1 } });
+    expect(denied.status).toBe(403);
+    expect(denied.body.message).toMatch(/needs the operator role; vera has viewer/);
+    expect((await otto.post('/api/data', { topic: 'web/x', payload: { v: 1 } })).status).toBe(201);
+    expect((await otto.del('/api/data?topic=web/x')).status).toBe(403);
+    expect((await admin.del('/api/data?topic=web/x')).status).toBe(200);
+    expect((await otto.get('/api/keys')).status).toBe(403);
+    expect((await vera.get('/api/config')).status).toBe(403);
+    expect((await otto.get('/api/config')).status).toBe(200);
+    // A user with only MQTT roles has no web access, though the password is right.
+    const sensor = await admin.as({ basic: ['sensor1', 'sensor-pass'] }).get('/api/data');
+    expect(sensor.status).toBe(403);
+    expect(sensor.body.message).toMatch(/MQTT only/);
+    const login = await anon.post('/api/auth/login', { username: 'sensor1', password: 'sensor-pass' });
+    expect(login.status).toBe(403);
+  });
+
+  it('keeps the config secret-free: GET /api/config redacts secrets', async () => {
+    const config = (await admin.get('/api/config')).body as { web: { http: { port: number } } };
+    expect(config.web.http.port).toBe(0);
+    expect(JSON.stringify(config)).not.toContain(adminPassword(agent));
+  });
+
+  it('API keys: created once, stored hashed, listed without secret, scoped by role, revocable; also from the CLI', async () => {
+    const created = await admin.post('/api/keys', { name: 'grafana', role: 'viewer' });
+    expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    expect(key).toMatch(/^eak_[0-9a-f]{12}_/);
+    const stored = readFileSync(join(agent.dir, 'data', 'api-keys.json'), 'utf8');
+    expect(stored).not.toContain(key.split('_')[2]);
+    expect(statSync(join(agent.dir, 'data', 'api-keys.json')).mode & 0o777).toBe(0o600);
+    const listed = await admin.get('/api/keys');
+    expect(listed.body).toEqual([expect.objectContaining({ name: 'grafana', role: 'viewer' })]);
+    expect(JSON.stringify(listed.body)).not.toContain(key);
+    const machine = admin.as({ bearer: key });
+    expect((await machine.get('/api/auth/me')).body).toEqual({ name: 'key:grafana', role: 'viewer', via: 'api-key' });
+    expect((await machine.post('/api/data', { topic: 'k/x', payload: 1 })).status).toBe(403);
+    // Basic with a key as the password: what Prometheus' basic_auth sends.
+    expect((await admin.as({ basic: ['prometheus', key] }).get('/metrics')).status).toBe(200);
+    expect((await admin.post('/api/keys', { name: 'grafana', role: 'admin' })).status).toBe(409);
+    expect((await admin.del('/api/keys/grafana')).status).toBe(204);
+    expect((await machine.get('/api/auth/me')).status).toBe(401);
+    expect((await admin.del('/api/keys/grafana')).status).toBe(404);
+
+    const { stdout, stderr } = await run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'create', 'ci', '--role', 'operator']);
+    expect(stderr).toMatch(/shown only now/);
+    const cliKey = stdout.trim();
+    expect((await admin.as({ bearer: cliKey }).post('/api/data', { topic: 'k/y', payload: 2 })).status).toBe(201);
+    const list = await run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'list']);
+    expect(list.stdout).toMatch(/\tci\toperator\t/);
+    expect(list.stdout).not.toContain(cliKey);
+    await run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'revoke', 'ci']);
+    expect((await admin.as({ bearer: cliKey }).get('/api/data')).status).toBe(401);
+    await expect(run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'create', 'x', '--role', 'root'])).rejects.toMatchObject({ code: 2 });
+  });
+
+  it('refuses a cookie sent from another site', async () => {
+    const login = await anon.post('/api/auth/login', { username: 'otto', password: 'operator-pass' });
+    const cookie = admin.as({ cookie: login.headers.getSetCookie()[0].split(';')[0] });
+    const host = `127.0.0.1:${agent.port('http')}`;
+    const foreign = await cookie.call('POST', '/api/data', { topic: 'c/x', payload: 1 }, { origin: 'http://evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.message).toMatch(/cross-site/);
+    expect((await cookie.call('POST', '/api/data', { topic: 'c/x', payload: 1 }, { origin: `http://${host}` })).status).toBe(201);
+  });
+
+  it('throttles login guesses like MQTT logins: a ban after repeated failures, per user name and address', async () => {
+    for (let i = 0; i < 4; i++) expect((await anon.post('/api/auth/login', { username: 'ghost', password: `guess${i}` })).status).toBe(401);
+    const banned = await anon.post('/api/auth/login', { username: 'ghost', password: 'guess5' });
+    expect(banned.status).toBe(429);
+    expect(banned.body.message).toMatch(/banned/);
+    // Basic counts too: the address is banned now, so even a right password waits out the ban.
+    expect((await admin.as({ basic: ['vera', 'viewer-pass'] }).get('/api/data')).status).toBe(429);
+  });
+});
+
+describe('web options', () => {
+  it('turns HTTP Basic off, keeps tokens; CORS is off unless configured; metrics public only if configured', async () => {
+    const agent = await startAgent({ web: { auth: { basic: false }, cors: { origins: ['http://dash.example'] }, metrics: { public: true } } });
+    try {
+      const base = `http://127.0.0.1:${agent.port('http')}`;
+      const basic = await fetch(`${base}/api/data`, { headers: { authorization: `Basic ${Buffer.from(`admin:${adminPassword(agent)}`).toString('base64')}` } });
+      expect(basic.status).toBe(401);
+      expect(((await basic.json()) as { message: string }).message).toMatch(/Basic is turned off/);
+      const login = (await (await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: adminPassword(agent) }) })).json()) as { token: string };
+      expect((await fetch(`${base}/api/data`, { headers: { authorization: `Bearer ${login.token}` } })).status).toBe(200);
+      const preflight = (origin: string) => fetch(`${base}/api/data`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET' } });
+      expect((await preflight('http://dash.example')).headers.get('access-control-allow-origin')).toBe('http://dash.example');
+      expect((await preflight('http://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+    const plain = await startAgent();
+    try {
+      const base = `http://127.0.0.1:${plain.port('http')}`;
+      const res = await fetch(`${base}/api/data`, { method: 'OPTIONS', headers: { origin: 'http://dash.example', 'access-control-request-method': 'GET' } });
+      expect(res.headers.get('access-control-allow-origin')).toBeNull();
+      expect((await fetch(`${base}/metrics`)).status).toBe(401);
+    } finally {
+      await plain.stop();
+      cleanup(plain.dir);
+    }
+  });
+
+  it('over HTTPS the login cookies are Secure', async () => {
+    const dir = tempDir();
+    const pki = makePki(dir);
+    const agent = await startAgent({ web: { https: { host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey } } }, dir);
+    try {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', servername: 'localhost', port: agent.port('https'), path: '/api/auth/login', method: 'POST', ca: readFileSync(pki.ca), headers: { 'content-type': 'application/json' } }, resolve);
+        req.on('error', reject);
+        req.end(JSON.stringify({ username: 'admin', password: adminPassword(agent) }));
+      });
+      res.resume();
+      expect(res.statusCode).toBe(200);
+      const cookies = res.headers['set-cookie']!;
+      expect(cookies).toHaveLength(2);
+      for (const c of cookies) expect(c).toMatch(/; Secure/);
+      expect(cookies.find((c) => c.startsWith('edge_refresh='))).toMatch(/Path=\/api\/auth/);
+    } finally {
+      await agent.stop();
+      cleanup(dir);
+    }
+  });
+
+  it('audit-logs every data-changing call with the user, and logs the admin password file, never the password', async () => {
+    const dir = tempDir();
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _e, done) => (lines.push(...String(chunk).split('\n').filter(Boolean)), done()) });
+    const { config } = loadConfig(writeConfig(dir), {});
+    const runtime: Runtime = await startRuntime(config, pino({ level: 'info' }, sink));
+    try {
+      const password = readFileSync(join(dir, 'data', 'initial-admin-password'), 'utf8').trim();
+      const client = new WebClient(`http://127.0.0.1:${portOf(runtime.listeners.http)}`, { basic: ['admin', password] });
+      expect((await client.post('/api/data', { topic: 'audit/x', payload: { v: 1 } })).status).toBe(201);
+      expect((await client.get('/api/data')).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 100));
+      const audit = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.audit);
+      expect(audit).toEqual([expect.objectContaining({ user: 'admin', method: 'POST', route: '/api/data', status: 201 })]);
+      expect(lines.some((l) => l.includes('initial-admin-password'))).toBe(true);
+      expect(lines.some((l) => l.includes(password))).toBe(false);
+    } finally {
+      await runtime.close();
+      cleanup(dir);
+    }
+  });
+});
