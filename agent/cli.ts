@@ -179,7 +179,7 @@ function buildProgram(): Command {
     .option('--to <time>', 'received at or before')
     .option('-w, --where <condition>', 'condition on a payload field, e.g. temperature>20 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--fields <list>', 'payload fields to keep, comma-separated')
-    .option('--order <order>', 'asc or desc (by the order received)', 'asc')
+    .option('--order <order>', 'asc or desc (by receive time, then seq)', 'asc')
     .option('-z, --gzip', 'compress the output')
     .option('-o, --out <file>', 'write here (mode 0600) instead of stdout')
     .action(async (opts: ExportCommandOptions, cmd: Command) => {

@@ -1,8 +1,8 @@
-// Export of stored readings as CSV, JSON or JSON Lines, page by page (keyset paging on seq), so
+// Export of stored readings as CSV, JSON or JSON Lines, page by page (keyset paging on time and seq), so
 // memory stays flat however many rows there are. Used by GET /api/export and `edge-agent export`.
 import { stringify } from 'csv-stringify/sync';
 import type { LogRecord } from '../buffer/record.js';
-import type { StoreQuery } from '../store/types.js';
+import type { Position, StoreQuery } from '../store/types.js';
 import { fieldOf } from '../store/where.js';
 
 export const EXPORT_FORMATS = ['csv', 'json', 'jsonl'] as const;
@@ -10,7 +10,7 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportOptions {
   /** What to export (topic filter, time range, field conditions, order). */
-  query: Omit<StoreQuery, 'afterSeq' | 'beforeSeq' | 'limit'>;
+  query: Omit<StoreQuery, 'afterSeq' | 'after' | 'limit'>;
   format: ExportFormat;
   /** Payload fields (dotted paths) to keep; all when absent. */
   fields?: string[];
@@ -72,15 +72,14 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 /** The export as text pieces, one per page; pull them as the output drains. */
 export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGenerator<string> {
   const pageRows = opts.pageRows ?? 5000;
-  const desc = opts.query.order === 'desc';
   const csv = new CsvRows(opts.fields);
-  let cursor: number | undefined;
+  let after: Position | undefined;
   let rows = 0;
   if (opts.format === 'json') yield '[';
   for (;;) {
-    const page = await reader.query({ ...opts.query, limit: pageRows, ...(cursor === undefined ? {} : desc ? { beforeSeq: cursor } : { afterSeq: cursor }) });
+    const page = await reader.query({ ...opts.query, limit: pageRows, after });
     if (!page.length) break;
-    cursor = page.at(-1)!.seq;
+    after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };
     if (opts.format === 'csv') yield csv.page(page);
     else {
       const lines = page.map((r) => JSON.stringify({ ...r, payload: project(r.payload, opts.fields) }));

@@ -13,7 +13,7 @@ import { matchesWhere } from './where.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { ChunkBatch } from '../buffer/chunk-batch.js';
 import { writtenBytes } from '../health/disk-writes.js';
-import type { LocalStore, StoreQuery } from './types.js';
+import type { LocalStore, Position, StoreQuery } from './types.js';
 
 const HOUR = 3_600_000;
 /** An hour's file is closed (compressed) this long after the hour ends, to let late readings in. */
@@ -309,8 +309,8 @@ function hourFiles(dir: string, q: { topic?: string; from: number; to: number })
 
 /**
  * Readings of a files store, read only (also beside a running agent): the hour files in time
- * order, each in seq order, until the page is full. Paging is by seq, so a reading whose receive
- * time is out of step with its seq (a clock jump) may fall on another page.
+ * order (a file holds the readings received in its hour), each sorted by time and seq, until the
+ * page is full.
  */
 export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[] {
   const line = lineCodec(key);
@@ -330,14 +330,18 @@ export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[
         if (!stored) continue;
         const r = line.decode(stored);
         if (r.receivedAt < from || r.receivedAt > to) continue;
-        if ((q.afterSeq !== undefined && r.seq <= q.afterSeq) || (q.beforeSeq !== undefined && r.seq >= q.beforeSeq)) continue;
+        if ((q.afterSeq !== undefined && r.seq <= q.afterSeq) || (q.after && !pastPosition(r, q.after, desc))) continue;
         if (matchesWhere(r, q.where)) batch.push(r);
       }
     }
-    batch.sort((a, b) => (desc ? b.seq - a.seq : a.seq - b.seq));
-    out.push(...batch);
+    out.push(...batch.sort(timeOrder(desc)));
     if (out.length >= limit) break;
   }
-  // Pages are cut by seq: sort what was gathered across hours too.
-  return out.sort((a, b) => (desc ? b.seq - a.seq : a.seq - b.seq)).slice(0, limit);
+  return out.slice(0, limit);
 }
+
+/** By receive time, then seq; the other way round for desc. */
+const timeOrder = (desc: boolean) => (a: LogRecord, b: LogRecord) => (desc ? -1 : 1) * (a.receivedAt - b.receivedAt || a.seq - b.seq);
+
+/** Is the reading past the position, in this order? */
+const pastPosition = (r: LogRecord, p: Position, desc: boolean) => (desc ? r.receivedAt < p.at || (r.receivedAt === p.at && r.seq < p.seq) : r.receivedAt > p.at || (r.receivedAt === p.at && r.seq > p.seq));

@@ -63,8 +63,8 @@ const SCHEMA = `
 
 const INDEX_AND_VIEW = `
   CREATE INDEX IF NOT EXISTS reading_topic_time ON reading (topic_id, received_at);
-  -- A topic's readings in the order received: pages and exports of one topic without a sort.
-  CREATE INDEX IF NOT EXISTS reading_topic_seq ON reading (topic_id, seq);
+  -- All topics in time order (with the rowid, seq, as the last key): pages and exports without a sort.
+  CREATE INDEX IF NOT EXISTS reading_time ON reading (received_at);
   CREATE VIEW IF NOT EXISTS readings AS ${READINGS_SELECT};
 `;
 
@@ -214,7 +214,7 @@ export class SqliteDb {
     this.insertLines(agentId, lines);
   }
 
-  /** Readings in seq order (either way) on the query's topics; the caller applies field conditions and the limit. */
+  /** Readings in time order (either way) on the query's topics; the caller applies field conditions and the limit. */
   *query(q: StoreQuery, matches?: (topic: string) => boolean): Generator<LogRecord> {
     const where: string[] = [];
     const args: Record<string, unknown> = {};
@@ -225,15 +225,21 @@ export class SqliteDb {
     if (q.topic !== undefined && !/[+#]/.test(q.topic)) add('r.topic_id = @topic', 'topic', this.topics.known(q.topic) ?? -1);
     else if (q.topic !== undefined && matches) {
       const ids = this.topicIds(matches);
-      // Several topics: walk the table in seq order (`+` keeps SQLite off the topic indexes, which
-      // would sort every matching reading for each page); all of them: no condition at all.
+      // Several topics: walk the time index (`+` keeps SQLite off the topic index, which would sort
+      // every matching reading for each page); all of them: no condition at all.
       if (ids.length < this.topicCount()) where.push(`+r.topic_id IN (${ids.join(',')})`);
     }
     if (q.from !== undefined) add('r.received_at >= @from', 'from', q.from);
     if (q.to !== undefined) add('r.received_at <= @to', 'to', q.to);
     if (q.afterSeq !== undefined) add('r.seq > @afterSeq', 'afterSeq', q.afterSeq);
-    if (q.beforeSeq !== undefined) add('r.seq < @beforeSeq', 'beforeSeq', q.beforeSeq);
-    const sql = `${READINGS_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.seq ${q.order === 'desc' ? 'DESC' : 'ASC'}`;
+    const desc = q.order === 'desc';
+    if (q.after) {
+      where.push(`(r.received_at, r.seq) ${desc ? '<' : '>'} (@afterAt, @afterPos)`);
+      args.afterAt = q.after.at;
+      args.afterPos = q.after.seq;
+    }
+    const dir = desc ? 'DESC' : 'ASC';
+    const sql = `${READINGS_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.received_at ${dir}, r.seq ${dir}`;
     for (const row of this.db.prepare(sql).iterate(args) as IterableIterator<Row>) yield toRecord(row);
   }
 

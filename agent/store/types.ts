@@ -7,15 +7,21 @@ export interface StoreQuery {
   /** receivedAt range, ms since the epoch, inclusive. */
   from?: number;
   to?: number;
-  /** Only readings with seq greater than this (paging in ascending order). */
+  /** Only readings with seq greater than this. */
   afterSeq?: number;
-  /** Only readings with seq less than this (paging in descending order). */
-  beforeSeq?: number;
-  /** By seq (the order they were received); default asc. */
+  /** Only readings past this one in the query's order: keyset paging. */
+  after?: Position;
+  /** By receive time, then seq (the order they were received); default asc. */
   order?: 'asc' | 'desc';
   /** Conditions on payload fields, all of which must hold. */
   where?: FieldFilter[];
   limit?: number;
+}
+
+/** Where a reading stands in time order: its receive time, then its seq. */
+export interface Position {
+  at: number;
+  seq: number;
 }
 
 /** A condition on a payload field: `path` is dotted (`a.b`), compared with `value`. */

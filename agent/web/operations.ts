@@ -6,6 +6,7 @@ import type { DeadLetter, LogRecord } from '../buffer/record.js';
 import { durationMs } from '../config/keys.js';
 import { bucketStart } from '../rollup/extract.js';
 import { add, single, stddev, type Stats } from '../rollup/stats.js';
+import type { Position } from '../store/types.js';
 import { fieldOf } from '../store/where.js';
 import type { AgentApi, ApiSource } from './api.js';
 import { badParameter, HttpError } from './errors.js';
@@ -28,11 +29,12 @@ export interface ReadingsQuery {
 
 export async function readingsPage({ api, queryDuration }: Operations, q: ReadingsQuery): Promise<{ readings: LogRecord[]; next: string | null }> {
   const store = storeOf(api);
-  const at = fromCursor(q.cursor, q.order);
-  const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, ...(at === undefined ? {} : q.order === 'desc' ? { beforeSeq: at } : { afterSeq: at }) };
+  const after = fromCursor(q.cursor, q.order);
+  const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, after };
   const end = queryDuration.startTimer({ source: store.kind });
   const readings = await store.query(query).finally(() => end());
-  return { readings, next: readings.length === q.limit ? cursorOf(readings.at(-1)!.seq, q.order) : null };
+  const last = readings.at(-1);
+  return { readings, next: last && readings.length === q.limit ? cursorOf({ at: last.receivedAt, seq: last.seq }, q.order) : null };
 }
 
 export interface AggregateQuery {
@@ -98,13 +100,13 @@ export async function deleteReadings({ api }: Operations, q: { topic: string; fr
 export const STATS = ['count', 'min', 'max', 'sum', 'mean', 'stddev', 'last'] as const;
 type StatName = (typeof STATS)[number];
 
-/** Opaque to clients: the seq a page ended at, and the order it runs in. */
-const cursorOf = (seq: number, order: string) => Buffer.from(JSON.stringify({ seq, order })).toString('base64url');
-function fromCursor(cursor: string | undefined, order: string): number | undefined {
+/** Opaque to clients: where a page ended, and the order it runs in. */
+const cursorOf = (p: Position, order: string) => Buffer.from(JSON.stringify({ ...p, order })).toString('base64url');
+function fromCursor(cursor: string | undefined, order: string): Position | undefined {
   if (cursor === undefined) return undefined;
   try {
-    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { seq: unknown; order: unknown };
-    if (Number.isSafeInteger(c.seq) && c.order === order) return c.seq as number;
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { at: unknown; seq: unknown; order: unknown };
+    if (Number.isSafeInteger(c.at) && Number.isSafeInteger(c.seq) && c.order === order) return { at: c.at as number, seq: c.seq as number };
   } catch {
     // falls through to the error below
   }
@@ -120,12 +122,12 @@ interface Point {
 async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }) {
   const store = storeOf(api);
   const series = new Map<string, { topic: string; field: string; points: Map<number, Point> }>();
-  let afterSeq = 0;
+  let after: Position | undefined;
   for (;;) {
-    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, afterSeq, limit: 5000 });
+    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, after, limit: 5000 });
     for (const r of page) fold(r);
     if (page.length < 5000) break;
-    afterSeq = page.at(-1)!.seq;
+    after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };
   }
   function fold(r: LogRecord) {
     const fields = q.fields ?? (r.payload && typeof r.payload === 'object' ? Object.keys(r.payload) : []);

@@ -50,7 +50,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
             where: whereParam,
             limit: { type: 'integer', minimum: 1, maximum: pageRows, default: 100 },
             cursor: { type: 'string', maxLength: 200, description: '`next` of the previous page' },
-            order: { type: 'string', enum: ['asc', 'desc'], default: 'asc', description: 'by the order received (seq)' },
+            order: { type: 'string', enum: ['asc', 'desc'], default: 'asc', description: 'by receive time, then seq (the order received)' },
           },
           additionalProperties: false,
         },
