@@ -56,13 +56,15 @@ export interface WebServer {
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyInstance> {
-  const https = name === 'https' && opts.https ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase } : null;
   const { limits } = opts.config;
+  // Node checks request deadlines this often (30 s by default): often enough to enforce requestTimeoutMs.
+  const checking = { connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs) };
+  const https = name === 'https' && opts.https ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase, ...checking } : null;
   const log = opts.log.child({ listener: name });
   const app = Fastify({
     // Not a line per request (Fastify logs them at info), and never more than the agent's own level.
     loggerInstance: log.child({}, { level: log.isLevelEnabled('warn') ? 'warn' : log.level }),
-    ...(https ? { https } : {}),
+    ...(https ? { https } : { http: checking }),
     bodyLimit: limits.bodyBytes,
     // A slow sender (slowloris) is cut off; a long download is not: this bounds receiving the request.
     requestTimeout: limits.requestTimeoutMs,

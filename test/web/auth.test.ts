@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -223,6 +224,31 @@ describe('web options', () => {
     } finally {
       await plain.stop();
       cleanup(plain.dir);
+    }
+  });
+
+  it('bounds requests: a body over the limit gets 413, a request that trickles in is cut off', async () => {
+    const agent = await startAgent({ web: { limits: { bodyBytes: 4096, requestTimeoutMs: 1000 } } });
+    try {
+      const api = adminClient(agent);
+      const big = await api.post('/api/data', { topic: 'big/x', payload: 'x'.repeat(5000) });
+      expect(big.status).toBe(413);
+      expect(big.body).toMatchObject({ error: 'Payload Too Large' });
+      expect((await api.post('/api/data', { topic: 'big/x', payload: 'x'.repeat(3000) })).status).toBe(201); // the control
+      // Headers sent a byte at a time, never finished: the connection is closed, no answer waits for ever.
+      const socket = connectTcp(agent.port('http'), '127.0.0.1');
+      socket.on('error', () => {}); // a byte written as the server closes: EPIPE, expected
+      await new Promise((r) => socket.once('connect', r));
+      const started = Date.now();
+      const trickle = setInterval(() => socket.write('X'), 200);
+      socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+      await new Promise((r) => socket.once('close', r));
+      clearInterval(trickle);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect((await api.get('/health/live')).status).toBe(200);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
     }
   });
 
