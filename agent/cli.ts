@@ -9,6 +9,8 @@ import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.j
 import type { DiskWrites } from './health/disk-writes.js';
 import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
 import type { PressureStatus } from './retention/pressure.js';
+import type { SystemSample } from './health/system.js';
+import type { SensorStatus } from './health/sensors.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
@@ -199,6 +201,27 @@ function buildProgram(): Command {
         if (err instanceof ExportUsageError) throw new CliUsage(err.message);
         throw err;
       }
+    });
+
+  program
+    .command('health')
+    .description('the agent\'s parts and the machine: CPU, temperature, memory, network, a Raspberry Pi\'s throttling flags')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const { config } = configOf(cmd);
+      const [{ askAgent, controlSocketPath }, { sampleSystem, findVcgencmd, formatSystem }] = await Promise.all([import('./control/socket.js'), import('./health/system.js')]);
+      type Report = { ready: boolean; parts: { name: string; state: string; since: string }[]; system: SystemSample | null; sensors: SensorStatus[] };
+      const fromAgent = (await askAgent(controlSocketPath(config.agent.dataDir), '/health')) as Report | undefined;
+      const h = config.health.system;
+      const system = fromAgent?.system ?? (await sampleSystem({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }));
+      if (opts.json) return console.log(JSON.stringify({ agentRunning: fromAgent !== undefined, ready: fromAgent?.ready ?? false, parts: fromAgent?.parts ?? [], system, sensors: fromAgent?.sensors ?? [] }, null, 2));
+      if (!fromAgent) console.log('agent not running');
+      else {
+        console.log(`agent: ${fromAgent.ready ? 'ready' : 'not ready'}`);
+        for (const p of fromAgent.parts) console.log(`  ${p.name.padEnd(20)} ${p.state} since ${p.since}`);
+      }
+      console.log(formatSystem(system));
+      for (const x of fromAgent?.sensors ?? []) console.log(`sensor ${x.sensor}: ${x.state} since ${x.since}; last seen ${x.lastSeen}; ${x.readings} readings (${x.perMinute}/min), ${x.refused} refused`);
     });
 
   const sync = program.command('sync').description('store-and-forward to the configured sinks');

@@ -32,6 +32,8 @@ import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { ensureAdmin } from './users/initial-admin.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { createMetrics, type MetricsSource } from './health/metrics.js';
+import { findVcgencmd, SystemMonitor } from './health/system.js';
+import { SensorWatch } from './health/sensors.js';
 import { redact, type Config } from './config/schema.js';
 import { planReload } from './config/reload.js';
 import type { AgentApi } from './web/api.js';
@@ -179,6 +181,12 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     // Set once the data path runs: until then the API answers 503 and metrics hold only the process's.
     const running: { api?: AgentApi; metrics?: MetricsSource } = {};
     const metrics = createMetrics(() => running.metrics);
+    const h = config.health.system;
+    const system = h.enabled ? new SystemMonitor({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }, h.intervalSec * 1000) : undefined;
+    if (system) {
+      await system.start();
+      started.push(async () => system.stop());
+    }
     const users = new UserStore(usersFilePath(config));
     const stopAdmin = await ensureAdmin(users, w.auth.initialAdminFile ?? join(agent.dataDir, 'initial-admin-password'), logger);
     started.push(async () => stopAdmin());
@@ -194,6 +202,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       guard: loginGuard,
       readiness,
       metrics,
+      system: () => system?.latest(),
       api: () => running.api,
       log: logger.child({ stage: 'web' }),
     });
@@ -296,9 +305,14 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       disk: disk.status(),
       dropped: log.stats().dropped,
     });
-    const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus }, logger);
+    const health = async () => ({ ...(await readiness.report()), system: system?.latest() ?? null, sensors: running.api?.sensors() ?? [] });
+    const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus, '/health': health }, logger);
     started.push(() => control.close());
 
+    const sensorLog = logger.child({ stage: 'sensors' });
+    const sensors = new SensorWatch(config.health.sensors, (c) => sensorLog[c.state === 'stale' ? 'warn' : 'info']({ sensor: c.sensor, silentSec: c.silentSec }, c.state === 'stale' ? 'sensor stale: silent too long' : 'sensor publishing again'));
+    sensors.start();
+    started.push(async () => sensors.stop());
     const ingest = createIngest({
       schemas,
       log,
@@ -308,6 +322,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       maxPendingBytes: config.buffer.maxPendingBytes,
       clockSynced: clockSyncProbe(),
       admission: disk,
+      watch: sensors.watching ? sensors : undefined,
     });
 
     written = () => diskWrites((writtenBytes('process') ?? writtenAtStart) - writtenAtStart, store?.writtenBytes() ?? 0, rollups?.writtenBytes() ?? 0, ingest.stats.accepted);
@@ -323,6 +338,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       sinks: () => sync.status(),
       disk: () => disk.status(),
       written: () => written(),
+      system: () => system?.latest(),
+      sensors: () => sensors.status(),
     };
     const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxBufferedBytes: w.limits.liveBufferBytes });
     running.api = {
@@ -332,6 +349,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       submit: (messages) => ingest.submit(messages),
       schemas: new SchemaEditor(schemas),
       live,
+      sensors: () => sensors.status(),
       deadLetters: log,
       stats: () => ({ ingest: ingest.stats, broker: mqtt.stats(), log: log.stats(), written: written(), disk: disk.status(), live: { clients: live.size, closedTooSlow: live.slowClosed } }),
       buffer: () => ({ log: log.stats(), consumers: lag() }),

@@ -12,6 +12,7 @@ import { StoreConfigSchema } from '../store/config.js';
 import { SinksSchema } from '../../sync/config.js';
 import { serverTls, strict } from './keys.js';
 import { WebConfigSchema } from '../web/config.js';
+import { HealthConfigSchema } from '../health/config.js';
 import { loadWith, redactWith, type LoadedConfig } from './load.js';
 
 const port = (def: number, description: string) =>
@@ -150,6 +151,7 @@ export const ConfigSchema = Type.Object(
     retention: RetentionConfigSchema,
     sinks: SinksSchema,
     web: WebConfigSchema,
+    health: HealthConfigSchema,
   },
   strict,
 );

@@ -7,6 +7,8 @@ import type { IngestStats } from '../ingest/pipeline.js';
 import type { PressureStatus } from '../retention/pressure.js';
 import type { SinkStatus } from '../../sync/index.js';
 import type { DiskWrites } from './disk-writes.js';
+import { THROTTLE_FLAG_NAMES, type SystemSample } from './system.js';
+import type { SensorStatus } from './sensors.js';
 
 /** What a scrape reads; undefined while the agent starts. */
 export interface MetricsSource {
@@ -18,6 +20,9 @@ export interface MetricsSource {
   sinks(): Promise<SinkStatus[]>;
   disk(): PressureStatus;
   written(): DiskWrites;
+  /** The machine's latest sample; undefined with health.system off. */
+  system(): SystemSample | undefined;
+  sensors(): SensorStatus[];
 }
 
 export interface Metrics {
@@ -115,6 +120,29 @@ export function createMetrics(source: () => MetricsSource | undefined): Metrics 
       set({ part: 'other' }, w.other);
     }),
   );
+
+  const system = (use: (s: SystemSample) => void) => each((s) => s.system(), (sample) => sample && use(sample));
+  level(registry, 'system_cpu_percent', 'CPU busy, % of all cores, over the last sample interval', [], (set) => system((s) => set({}, s.cpu.percent)));
+  level(registry, 'system_load1', '1-minute load average', [], (set) => system((s) => set({}, s.cpu.load1)));
+  level(registry, 'system_temperature_celsius', 'the hottest thermal zone', [], (set) => system((s) => s.temperatureC !== null && set({}, s.temperatureC)));
+  level(registry, 'system_memory_available_bytes', 'memory available to programs', [], (set) => system((s) => set({}, s.memory.availableBytes)));
+  level(registry, 'system_memory_total_bytes', 'memory in all', [], (set) => system((s) => set({}, s.memory.totalBytes)));
+  level(registry, 'system_uptime_seconds', 'time since the machine booted', [], (set) => system((s) => set({}, s.uptimeSeconds)));
+  total(registry, 'system_network_receive_bytes_total', 'bytes received per interface', ['interface'], (set) => system((s) => s.network.forEach((n) => set({ interface: n.name }, n.rxBytes))));
+  total(registry, 'system_network_transmit_bytes_total', 'bytes sent per interface', ['interface'], (set) => system((s) => s.network.forEach((n) => set({ interface: n.name }, n.txBytes))));
+  level(registry, 'system_network_up', '1 when the interface is up', ['interface'], (set) => system((s) => s.network.forEach((n) => set({ interface: n.name }, n.up ? 1 : 0))));
+  level(registry, 'pi_throttled', 'Raspberry Pi firmware flags set now (1) or not (0): under-voltage, arm-frequency-capped, throttled, soft-temperature-limit', ['flag'], (set) =>
+    system((s) => s.throttling && THROTTLE_FLAG_NAMES.forEach((f) => set({ flag: f }, s.throttling!.now.includes(f) ? 1 : 0))),
+  );
+  level(registry, 'pi_throttled_since_boot', 'Raspberry Pi firmware flags set at some time since boot', ['flag'], (set) =>
+    system((s) => s.throttling && THROTTLE_FLAG_NAMES.forEach((f) => set({ flag: f }, s.throttling!.sinceBoot.includes(f) ? 1 : 0))),
+  );
+
+  const sensors = (use: (list: SensorStatus[]) => void) => each((s) => s.sensors(), use);
+  level(registry, 'sensor_stale', '1 when the sensor has been silent for its rule\'s staleAfter intervals', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.state === 'stale' ? 1 : 0))));
+  level(registry, 'sensor_last_seen_timestamp_seconds', 'when the sensor last published', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, Date.parse(x.lastSeen) / 1000))));
+  total(registry, 'sensor_readings_total', 'readings taken from the sensor since start', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.readings))));
+  total(registry, 'sensor_validation_errors_total', 'readings from the sensor refused since start', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.refused))));
 
   return {
     registry,

@@ -23,6 +23,13 @@ export interface IngestOptions {
   clockSynced: () => boolean;
   /** Whether the disk lets ingest take new readings (disk pressure below `critical`); default: always. */
   admission?: Admission;
+  /** Told of each reading taken or refused, by topic and client (sensors watched for silence). */
+  watch?: Watch;
+}
+
+export interface Watch {
+  seen(topic: string, clientId: string): void;
+  refused(topic: string, clientId: string): void;
 }
 
 /** What keeps ingest from taking readings while the disk has no room for them. */
@@ -135,6 +142,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     stats.deadLettered++;
     const schema = opts.schemas.match(msg.topic)?.id ?? 'none';
     stats.refusedBySchema[schema] = (stats.refusedBySchema[schema] ?? 0) + 1;
+    opts.watch?.refused(msg.topic, msg.clientId);
     return opts.log.appendDeadLetter({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
   }
 
@@ -172,6 +180,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     }
     const durable = opts.log.append(record).durable;
     stats.accepted++;
+    opts.watch?.seen(msg.topic, msg.clientId);
     return { safe: durable, holdSender: behind };
   };
 
@@ -189,6 +198,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     if (refused.length) return { taken: false, refused };
     const appended = records.map((r) => opts.log.append(r));
     stats.accepted += appended.length;
+    for (const m of messages) opts.watch?.seen(m.topic, m.clientId);
     await Promise.all(appended.map((a) => a.durable));
     return { taken: true, seqs: appended.map((a) => a.seq) };
   }

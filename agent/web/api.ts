@@ -6,6 +6,7 @@ import type { ReloadResult } from '../config/reload.js';
 import type { Submission } from '../ingest/pipeline.js';
 import type { SchemaEditor } from '../ingest/schema-editor.js';
 import type { LiveHub } from './live.js';
+import type { SensorStatus } from '../health/sensors.js';
 import type { Rollups } from '../rollup/index.js';
 import type { LocalStore } from '../store/types.js';
 import type { SinkStatus } from '../../sync/index.js';
@@ -18,6 +19,8 @@ export interface AgentApi {
   submit(messages: InboundMessage[]): Promise<Submission>;
   schemas: SchemaEditor;
   live: LiveHub;
+  /** Sensors watched for silence (health.sensors). */
+  sensors(): SensorStatus[];
   deadLetters: Pick<DurableLog, 'deadLetters' | 'deadLetter' | 'removeDeadLetters'>;
   /** Counters of ingest, the broker and the log, and disk writes. */
   stats(): Record<string, unknown>;

@@ -11,6 +11,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { LoginGuard } from '../../embedded-broker/index.js';
 import type { Metrics } from '../health/metrics.js';
+import type { SystemSample } from '../health/system.js';
 import type { Readiness } from '../health/readiness.js';
 import type { Logger } from '../log.js';
 import type { ApiKeyStore } from '../users/api-keys.js';
@@ -44,6 +45,8 @@ export interface WebOptions {
   guard: LoginGuard;
   readiness: Readiness;
   metrics: Metrics;
+  /** The machine's latest sample (health.system). */
+  system: () => SystemSample | undefined;
   api: ApiSource;
   log: Logger;
 }
@@ -116,7 +119,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(schemaRoutes, { api: opts.api });
   await app.register(deadLetterRoutes, { api: opts.api });
   await app.register(liveRoutes, { api: opts.api, heartbeatMs: limits.heartbeatSec * 1000 });
-  await app.register(opsRoutes, { api: opts.api, readiness: opts.readiness, registry: opts.metrics.registry, publicMetrics: opts.config.metrics.public });
+  await app.register(opsRoutes, { api: opts.api, readiness: opts.readiness, system: opts.system, registry: opts.metrics.registry, publicMetrics: opts.config.metrics.public });
   await registerGraphql(app, { api: opts.api, ops, heartbeatMs: limits.heartbeatSec * 1000, maxDepth: limits.graphqlDepth, maxCost: limits.graphqlCost });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const ws = opts.mqttWs;

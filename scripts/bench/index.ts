@@ -1,12 +1,13 @@
 // npm run bench [-- name ...]: runs the named benchmarks (default: all) and prints their tables.
 import { benchApi } from './api.js';
 import { benchBroker } from './broker.js';
+import { benchIdle } from './idle.js';
 import { benchIngest } from './ingest.js';
 import { benchLogin } from './login.js';
 import { benchRetention } from './retention.js';
 import { benchSync } from './sync.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

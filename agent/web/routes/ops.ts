@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Readiness } from '../../health/readiness.js';
+import type { SystemSample } from '../../health/system.js';
 import { VERSION } from '../../version.js';
 import type { ApiSource } from '../api.js';
 import { ConfigError } from '../../config/load.js';
@@ -11,6 +12,7 @@ import { agentOf } from './params.js';
 export interface OpsRouteOptions {
   api: ApiSource;
   readiness: Readiness;
+  system: () => SystemSample | undefined;
   registry: Registry;
   /** /metrics without credentials. */
   publicMetrics: boolean;
@@ -19,11 +21,14 @@ export interface OpsRouteOptions {
 const errors = { 401: errorSchema, 403: errorSchema, 503: errorSchema };
 const anyObject = { type: 'object', additionalProperties: true } as const;
 
-export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { api, readiness, registry, publicMetrics }) => {
-  app.get('/api/health', { schema: { tags: ['operations'], description: 'readiness of each part, version and uptime', response: { 200: anyObject, ...errors } } }, async () => {
+export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { api, readiness, system, registry, publicMetrics }) => {
+  app.get('/api/health', { schema: { tags: ['operations'], description: 'readiness of each part, version and uptime; the machine: CPU, temperature, memory, network, and a Raspberry Pi\'s throttling flags (now and since boot)', response: { 200: anyObject, ...errors } } }, async () => {
     const { ready, parts } = await readiness.report();
-    return { status: ready ? 'ready' : 'not ready', version: VERSION, node: process.version, uptimeSeconds: Math.round(process.uptime()), parts };
+    const sensors = api()?.sensors() ?? [];
+    return { status: ready ? 'ready' : 'not ready', version: VERSION, node: process.version, uptimeSeconds: Math.round(process.uptime()), parts, system: system() ?? null, sensors: { ok: sensors.filter((x) => x.state === 'ok').length, stale: sensors.filter((x) => x.state === 'stale').map((x) => x.sensor) } };
   });
+
+  app.get('/api/sensors', { schema: { tags: ['operations'], description: 'sensors watched for silence (health.sensors): state (ok or stale), last seen, readings, rate, refused readings', response: { 200: { type: 'array', items: anyObject }, ...errors } } }, async () => agentOf(api).sensors());
 
   app.get('/api/stats', { schema: { tags: ['operations'], description: 'counters of ingest, the broker and the log; bytes written', response: { 200: anyObject, ...errors } } }, async () => agentOf(api).stats());
 
