@@ -34,6 +34,7 @@ import { UserStore, usersFilePath } from './users/store.js';
 import { createMetrics, type MetricsSource } from './health/metrics.js';
 import { findVcgencmd, SystemMonitor } from './health/system.js';
 import { SensorWatch } from './health/sensors.js';
+import { startAlerts } from './health/alert-wiring.js';
 import { redact, type Config } from './config/schema.js';
 import { planReload } from './config/reload.js';
 import type { AgentApi } from './web/api.js';
@@ -309,6 +310,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus, '/health': health }, logger);
     started.push(() => control.close());
 
+    const clockSynced = clockSyncProbe();
     const sensorLog = logger.child({ stage: 'sensors' });
     const sensors = new SensorWatch(config.health.sensors, (c) => sensorLog[c.state === 'stale' ? 'warn' : 'info']({ sensor: c.sensor, silentSec: c.silentSec }, c.state === 'stale' ? 'sensor stale: silent too long' : 'sensor publishing again'));
     sensors.start();
@@ -320,7 +322,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       qos0Overflow: i.qos0Overflow,
       limits: i.limits,
       maxPendingBytes: config.buffer.maxPendingBytes,
-      clockSynced: clockSyncProbe(),
+      clockSynced,
       admission: disk,
       watch: sensors.watching ? sensors : undefined,
     });
@@ -329,6 +331,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const mqtt = await startBroker(brokerOptions(config, logger, ingest.hook, { users, loginGuard }));
     broker = mqtt;
     started.push(() => mqtt.close());
+    const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced, publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
+    started.push(async () => alerts.stop());
     const lag = () => log.consumers().map((name) => ({ name, cursor: log.cursor(name), lagRecords: Math.max(0, log.lastSeq - log.cursor(name)) }));
     running.metrics = {
       ingest: ingest.stats,
@@ -340,6 +344,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       written: () => written(),
       system: () => system?.latest(),
       sensors: () => sensors.status(),
+      alerts: () => alerts.engine.active(),
     };
     const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxBufferedBytes: w.limits.liveBufferBytes });
     running.api = {
@@ -350,6 +355,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       schemas: new SchemaEditor(schemas),
       live,
       sensors: () => sensors.status(),
+      alerts: () => ({ active: alerts.engine.active(), recent: alerts.engine.history.slice(-50) }),
       deadLetters: log,
       stats: () => ({ ingest: ingest.stats, broker: mqtt.stats(), log: log.stats(), written: written(), disk: disk.status(), live: { clients: live.size, closedTooSlow: live.slowClosed } }),
       buffer: () => ({ log: log.stats(), consumers: lag() }),

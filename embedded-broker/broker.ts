@@ -52,6 +52,8 @@ export interface EmbeddedBroker {
   /** Serve one MQTT-over-WebSocket connection accepted by the web server. */
   handleStream(stream: Duplex, listener: string, remoteAddress: string): void;
   stats(): BrokerStats;
+  /** Publish from the broker itself (QoS 0); `retain` keeps it for later subscribers, an empty retained payload clears it. */
+  publish(topic: string, payload: string, retain: boolean): void;
   /** Stop listening, disconnect clients, flush persistence. */
   close(): Promise<void>;
 }
@@ -167,6 +169,9 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
       handle(stream);
     },
     stats: currentStats,
+    publish(topic, payload, retain) {
+      aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain, dup: false }, () => {});
+    },
     async close() {
       stopSys();
       stopWatching();

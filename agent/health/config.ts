@@ -26,6 +26,41 @@ export const HealthConfigSchema = Type.Object(
       ),
       { default: [], description: 'sensors to watch: one silent for staleAfter expected intervals becomes stale until it publishes again' },
     ),
+    alerts: Type.Object(
+      {
+        topic: Type.String({ minLength: 1, default: '$SYS/edge-agent/alerts', description: 'alerts are published retained on <topic>/<name> while they fire (cleared when resolved)' }),
+        intervalSec: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: 'seconds between evaluations' }),
+        sinkDownMinutes: Type.Number({ minimum: 0, default: 5, description: 'a sink not ok for this long raises sink-down:<name>' }),
+        diskPressure: Type.Union([Type.Literal('warn'), Type.Literal('act'), Type.Literal('critical'), Type.Literal('reserve')], { default: 'act', description: 'disk pressure at or past this level raises disk-pressure' }),
+        clockUnsynchronised: Type.Boolean({ default: true, description: 'raise clock-unsynchronised while the system clock is not synchronised' }),
+        rules: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({ pattern: '^[A-Za-z0-9._-]+$', description: 'the alert\'s name (its MQTT subtopic)' }),
+              value: Type.String({ minLength: 1, description: 'what to watch: system.temperatureC, system.cpuPercent, system.load1, system.memoryAvailableBytes, disk.freeBytes, disk.freePercent, log.records, log.bytes, deadLetters, sync.lagRecords (the largest), sync.lagSeconds (the largest)' }),
+              above: Type.Optional(Type.Number({ description: 'fires above this' })),
+              below: Type.Optional(Type.Number({ description: 'fires below this' })),
+              clearAt: Type.Optional(Type.Number({ description: 'resolves only once back past this (hysteresis); default the threshold' })),
+              forSec: Type.Number({ minimum: 0, default: 0, description: 'the condition must hold this long before it fires' }),
+            },
+            { ...strict, oneOf: [{ required: ['above'] }, { required: ['below'] }] },
+          ),
+          { default: [], description: 'threshold rules on health values' },
+        ),
+        webhook: Type.Optional(
+          Type.Object(
+            {
+              url: Type.String({ pattern: '^https?://', description: 'alerts are POSTed here as JSON, in order, retried until they go' }),
+              timeoutMs: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
+              retryInitialMs: Type.Integer({ minimum: 10, default: 1000 }),
+              retryMaxMs: Type.Integer({ minimum: 10, default: 60000 }),
+            },
+            strict,
+          ),
+        ),
+      },
+      { ...strict, default: {} },
+    ),
   },
   { ...strict, default: {} },
 );

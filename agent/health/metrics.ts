@@ -9,6 +9,7 @@ import type { SinkStatus } from '../../sync/index.js';
 import type { DiskWrites } from './disk-writes.js';
 import { THROTTLE_FLAG_NAMES, type SystemSample } from './system.js';
 import type { SensorStatus } from './sensors.js';
+import type { Alert } from './alerts.js';
 
 /** What a scrape reads; undefined while the agent starts. */
 export interface MetricsSource {
@@ -23,6 +24,7 @@ export interface MetricsSource {
   /** The machine's latest sample; undefined with health.system off. */
   system(): SystemSample | undefined;
   sensors(): SensorStatus[];
+  alerts(): Alert[];
 }
 
 export interface Metrics {
@@ -143,6 +145,8 @@ export function createMetrics(source: () => MetricsSource | undefined): Metrics 
   level(registry, 'sensor_last_seen_timestamp_seconds', 'when the sensor last published', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, Date.parse(x.lastSeen) / 1000))));
   total(registry, 'sensor_readings_total', 'readings taken from the sensor since start', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.readings))));
   total(registry, 'sensor_validation_errors_total', 'readings from the sensor refused since start', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.refused))));
+
+  level(registry, 'alerts_firing', '1 for each alert firing now', ['alert'], (set) => each((s) => s.alerts(), (list) => list.forEach((a) => set({ alert: a.name }, 1))));
 
   return {
     registry,

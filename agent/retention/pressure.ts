@@ -31,6 +31,9 @@ export interface Relief {
   logReadings: Record<string, number>;
 }
 
+/** Store readings per relief step: the journal of a larger one could fill what little space is left. */
+const RELIEF_STEP_READINGS = 1000;
+
 export interface PressureStatus {
   level: PressureLevel;
   since: string;
@@ -211,11 +214,12 @@ export class DiskPressure {
     this.report(before);
   }
 
+  /** A deletion's rollback journal takes space while it runs: small steps when there is little. */
   private async pruneStore(counter: 'storeForwarded' | 'storeRolledUp', throughSeq: number | undefined): Promise<void> {
     const store = this.opts.store();
     if (!store || throughSeq === undefined || throughSeq <= 0) return;
     for (;;) {
-      const step = await store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER, throughSeq }, this.opts.stepReadings);
+      const step = await store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER, throughSeq }, Math.min(this.opts.stepReadings, RELIEF_STEP_READINGS));
       this.state.relief[counter] += step.deleted;
       await this.measure();
       if (!atLeast(this.state.level, 'act') || step.done) return;

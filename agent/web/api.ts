@@ -7,6 +7,7 @@ import type { Submission } from '../ingest/pipeline.js';
 import type { SchemaEditor } from '../ingest/schema-editor.js';
 import type { LiveHub } from './live.js';
 import type { SensorStatus } from '../health/sensors.js';
+import type { Alert } from '../health/alerts.js';
 import type { Rollups } from '../rollup/index.js';
 import type { LocalStore } from '../store/types.js';
 import type { SinkStatus } from '../../sync/index.js';
@@ -21,6 +22,8 @@ export interface AgentApi {
   live: LiveHub;
   /** Sensors watched for silence (health.sensors). */
   sensors(): SensorStatus[];
+  /** Alerts firing now, and the latest changes. */
+  alerts(): { active: Alert[]; recent: Alert[] };
   deadLetters: Pick<DurableLog, 'deadLetters' | 'deadLetter' | 'removeDeadLetters'>;
   /** Counters of ingest, the broker and the log, and disk writes. */
   stats(): Record<string, unknown>;

@@ -30,6 +30,8 @@ export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { api,
 
   app.get('/api/sensors', { schema: { tags: ['operations'], description: 'sensors watched for silence (health.sensors): state (ok or stale), last seen, readings, rate, refused readings', response: { 200: { type: 'array', items: anyObject }, ...errors } } }, async () => agentOf(api).sensors());
 
+  app.get('/api/alerts', { schema: { tags: ['operations'], description: 'alerts firing now, and the latest firings and resolutions', response: { 200: anyObject, ...errors } } }, async () => agentOf(api).alerts());
+
   app.get('/api/stats', { schema: { tags: ['operations'], description: 'counters of ingest, the broker and the log; bytes written', response: { 200: anyObject, ...errors } } }, async () => agentOf(api).stats());
 
   app.get('/api/buffer', { schema: { tags: ['operations'], description: 'the durable log: size, lag per consumer, readings dropped before a consumer had them', response: { 200: anyObject, ...errors } } }, async () => agentOf(api).buffer());
