@@ -71,7 +71,8 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     bodyLimit: limits.bodyBytes,
     // A slow sender (slowloris) is cut off; a long download is not: this bounds receiving the request.
     requestTimeout: limits.requestTimeoutMs,
-    connectionTimeout: limits.requestTimeoutMs * 2,
+    // An idle socket is closed after this; a live stream's heartbeats keep it busy within it.
+    connectionTimeout: Math.max(limits.requestTimeoutMs * 2, limits.heartbeatSec * 2000),
     keepAliveTimeout: 5000,
     // Stopping does not wait for clients: live streams, exports and idle keep-alive connections end.
     forceCloseConnections: true,
