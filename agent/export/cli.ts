@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { SingleBar } from 'cli-progress';
 import { openStoreReader, type StoreBackend } from '../store/index.js';
-import { parseFilter } from '../store/where.js';
+import { parseFilter, parseTime } from '../store/where.js';
 import { filterProblem } from '../../mqtt-topic/topic.js';
 import { EXPORT_FORMATS, exportText, type ExportFormat } from './index.js';
 
@@ -27,7 +27,7 @@ export class ExportUsageError extends Error {}
 
 function time(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const t = /^\d{1,16}$/.test(value) ? Number(value) : Date.parse(value);
+  const t = parseTime(value);
   if (!Number.isFinite(t)) throw new ExportUsageError(`--${name}: ${JSON.stringify(value)} is neither an ISO 8601 time nor ms since the epoch`);
   return t;
 }

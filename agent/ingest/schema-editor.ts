@@ -17,6 +17,17 @@ export class SchemaChangeError extends Error {
   }
 }
 
+/** A schema as the API shows it; `source` and `editable` only for the one in effect. */
+export interface SchemaView {
+  name: string;
+  version: number;
+  id: string;
+  topics: string[];
+  source: string;
+  editable: boolean;
+  doc: SchemaDoc;
+}
+
 export interface SchemaVersion {
   version: number;
   current: boolean;
@@ -44,6 +55,19 @@ export class SchemaEditor {
 
   sourceOf(name: string): string | undefined {
     return this.registry.sourceOf(name);
+  }
+
+  summary(s: CompiledSchema): SchemaView {
+    const source = this.sourceOf(s.name) ?? '';
+    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source, editable: !source.startsWith('config:'), doc: s.doc };
+  }
+
+  /** A version of a schema (the one in effect when not given), or undefined. */
+  view(name: string, version?: number): SchemaView | undefined {
+    const doc = this.doc(name, version);
+    if (!doc) return undefined;
+    const now = this.current(name);
+    return now && now.version === doc.version ? this.summary(now) : { name, version: doc.version, id: `${name}@${doc.version}`, topics: doc.topics, source: '', editable: false, doc };
   }
 
   /** The versions this directory knows of a schema, newest first. */

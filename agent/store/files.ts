@@ -147,11 +147,6 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     if (basename(folder).includes('#')) writeFileSync(join(folder, TOPIC_FILE), topic);
   }
 
-  /** The topic a folder holds. */
-  function topicOf(folder: string): string {
-    return folder.includes('#') ? readFileSync(join(dir, folder, TOPIC_FILE), 'utf8') : decodeURIComponent(folder);
-  }
-
   /** Every reading up to seq is in the files (or was refused): say so on disk. */
   function saveState(seq: number): void {
     writeFileSync(`${statePath}.tmp`, JSON.stringify({ lastSeq: seq }));
@@ -238,7 +233,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       const covered = coveredBy(rule);
       const hours: { path: string; hour: number }[] = [];
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (!entry.isDirectory() || !covered(topicOf(entry.name))) continue;
+        if (!entry.isDirectory() || !covered(topicOf(dir, entry.name))) continue;
         for (const name of readdirSync(join(dir, entry.name))) {
           const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
           if (/\.jsonl(\.gz)?$/.test(name) && hour + HOUR <= rule.before) hours.push({ path: join(dir, entry.name, name), hour });
@@ -279,7 +274,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     async size(cover) {
       let bytes = 0;
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (!entry.isDirectory() || (cover && !coveredBy(cover)(topicOf(entry.name)))) continue;
+        if (!entry.isDirectory() || (cover && !coveredBy(cover)(topicOf(dir, entry.name)))) continue;
         for (const name of readdirSync(join(dir, entry.name))) bytes += statSync(join(dir, entry.name, name)).size;
       }
       return bytes;
@@ -291,12 +286,17 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
 }
 
 
+/** The topic a folder holds. */
+function topicOf(dir: string, folder: string): string {
+  return folder.includes('#') ? readFileSync(join(dir, folder, TOPIC_FILE), 'utf8') : decodeURIComponent(folder);
+}
+
 /** The hour files of the topics a filter matches that may hold readings received in [from, to]. */
 function hourFiles(dir: string, q: { topic?: string; from: number; to: number }): { path: string; hour: number }[] {
   const out: { path: string; hour: number }[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (!entry.isDirectory()) continue;
-    const topic = entry.name.includes('#') ? readFileSync(join(dir, entry.name, TOPIC_FILE), 'utf8') : decodeURIComponent(entry.name);
+    const topic = topicOf(dir, entry.name);
     if (q.topic !== undefined && !topicMatches(q.topic, topic)) continue;
     for (const name of readdirSync(join(dir, entry.name))) {
       if (!name.endsWith('.jsonl') && !name.endsWith('.jsonl.gz')) continue;

@@ -2,6 +2,9 @@
 import type { LogRecord } from '../buffer/record.js';
 import type { FieldFilter } from './types.js';
 
+/** A time as queries take it: ms since the epoch, or ISO 8601; NaN if it is neither. */
+export const parseTime = (text: string) => (/^\d{1,16}$/.test(text) ? Number(text) : Date.parse(text));
+
 const OPS = ['<=', '>=', '!=', '=', '<', '>'] as const;
 
 /** `name<op>value`; the value is a number, true, false, null, or else text. Throws naming what is wrong. */

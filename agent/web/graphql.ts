@@ -263,23 +263,14 @@ export interface GraphqlOptions {
 
 export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions): Promise<void> {
   const { api, ops } = opts;
-  const describe = (s: CompiledSchema) => {
-    const source = agentOf(api).schemas.sourceOf(s.name) ?? '';
-    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source, editable: !source.startsWith('config:'), doc: s.doc };
-  };
+  const describe = (s: CompiledSchema) => agentOf(api).schemas.summary(s);
   const resolvers: IResolvers = {
     JSON: JSON_SCALAR,
     Query: {
       readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1]) => readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) })),
       aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1]) => aggregate(ops, a)),
       schemas: guarded('viewer', () => agentOf(api).schemas.list().map(describe)),
-      schema: guarded('viewer', ({ name, version }: { name: string; version?: number }) => {
-        const editor = agentOf(api).schemas;
-        const doc = editor.doc(name, version ?? undefined);
-        if (!doc) return null;
-        const now = editor.current(name);
-        return now && now.version === doc.version ? describe(now) : { name, version: doc.version, id: `${name}@${doc.version}`, topics: doc.topics, source: '', editable: false, doc };
-      }),
+      schema: guarded('viewer', ({ name, version }: { name: string; version?: number }) => agentOf(api).schemas.view(name, version ?? undefined) ?? null),
       deadLetters: guarded('viewer', async ({ topic, limit, cursor }: { topic?: string; limit: number; cursor?: number }) => {
         if (topic && filterProblem(topic)) throw new HttpError(400, `topic: not a valid topic filter: ${filterProblem(topic)}`);
         return agentOf(api).deadLetters.deadLetters(Math.min(limit, 1000), cursor ?? undefined, (d) => !topic || topicMatches(topic, d.topic));

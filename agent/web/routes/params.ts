@@ -2,7 +2,7 @@
 // what they become.
 import { filterProblem } from '../../../mqtt-topic/topic.js';
 import type { FieldFilter } from '../../store/types.js';
-import { parseFilter } from '../../store/where.js';
+import { parseFilter, parseTime } from '../../store/where.js';
 import type { AgentApi, ApiSource } from '../api.js';
 import { badParameter, HttpError } from '../errors.js';
 
@@ -24,7 +24,7 @@ export function topicFilter(value: string, name = 'topic'): string {
 
 export function timeOf(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const t = /^\d{1,16}$/.test(value) ? Number(value) : Date.parse(value);
+  const t = parseTime(value);
   if (!Number.isFinite(t)) throw badParameter(name, `${JSON.stringify(value)} is neither an ISO 8601 time nor ms since the epoch`);
   return t;
 }

@@ -41,10 +41,7 @@ function asHttp(err: unknown): never {
 
 export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, { api }) => {
   const editor = () => agentOf(api).schemas;
-  const describe = (s: CompiledSchema) => {
-    const source = editor().sourceOf(s.name) ?? '';
-    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source, editable: !source.startsWith('config:') };
-  };
+  const describe = (s: CompiledSchema) => editor().summary(s);
 
   app.get('/api/schemas', { schema: { tags: ['schemas'], description: 'the schemas in effect', response: { 200: { type: 'array', items: summary }, ...errors } } }, async () => editor().list().map(describe));
 
@@ -63,11 +60,9 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
       const { name } = req.params;
       // A removed schema's versions stay readable: its newest is shown.
       const version = req.query.version ?? (editor().current(name) ? undefined : editor().versions(name)[0]?.version);
-      const doc = editor().doc(name, version);
-      if (!doc) throw new HttpError(404, req.query.version === undefined ? `no schema named ${name}` : `no version ${req.query.version} of schema ${name}`);
-      const now = editor().current(name);
-      const summary = now && now.version === doc.version ? describe(now) : { name, version: doc.version, id: `${name}@${doc.version}`, topics: doc.topics, source: '', editable: false };
-      return { ...summary, doc, versions: editor().versions(name) };
+      const view = editor().view(name, version);
+      if (!view) throw new HttpError(404, req.query.version === undefined ? `no schema named ${name}` : `no version ${req.query.version} of schema ${name}`);
+      return { ...view, versions: editor().versions(name) };
     },
   );
 
