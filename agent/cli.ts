@@ -11,13 +11,19 @@ import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
 import type { PressureStatus } from './retention/pressure.js';
 import type { SystemSample } from './health/system.js';
 import type { SensorStatus } from './health/sensors.js';
+import type { ClockStatus } from './health/clock.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
 import type { ExportCommandOptions } from './export/cli.js';
 import { VERSION } from './version.js';
+import { systemdNotifier, type Notifier } from './health/notify.js';
+import type { Runtime } from './runtime.js';
+import type { Logger } from './log.js';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/** How often systemd's STATUS= line is looked at (sent only when it changed). */
+const STATUS_EVERY_MS = 10_000;
 
 class CliFailure extends Error {}
 /** Bad usage: exit 2. */
@@ -34,6 +40,7 @@ async function run(cmd: Command): Promise<void> {
   const log = createLogger(config.log.level);
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, log, { reloadConfig: () => configOf(cmd).config });
+  const notifier = systemdNotifier(log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -42,7 +49,7 @@ async function run(cmd: Command): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'stopping');
-    runtime.close().then(
+    Promise.all([notifier?.stopping(), runtime.close()]).then(
       () => {
         log.info({}, 'stopped');
         process.exit(EXIT.ok);
@@ -60,6 +67,23 @@ async function run(cmd: Command): Promise<void> {
   // the handlers are in place: a signal sent on seeing it must find them.
   const announce = config.log.level === 'silent' ? log : log.child({}, { level: 'info' });
   announce.info({ listeners: runtime.listeners }, 'ready');
+  if (notifier) await tellSystemd(notifier, runtime, log);
+}
+
+/** READY=1 now, then STATUS= whenever the one-line summary changes. */
+async function tellSystemd(notifier: Notifier, runtime: Runtime, log: Logger): Promise<void> {
+  let last = await runtime.statusLine().catch(() => 'ready');
+  await notifier.ready(last);
+  log.info({ watchdogPingMs: notifier.pingEveryMs ?? null }, 'told systemd: ready');
+  const timer = setInterval(() => {
+    runtime.statusLine().then(
+      (line) => {
+        if (line !== last) void notifier.status((last = line));
+      },
+      () => {},
+    );
+  }, STATUS_EVERY_MS);
+  timer.unref();
 }
 
 /** A password from a prompt without echo on a terminal, else the first line of stdin; never from argv. */
@@ -210,17 +234,19 @@ function buildProgram(): Command {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const { config } = configOf(cmd);
       const [{ askAgent, controlSocketPath }, { sampleSystem, findVcgencmd, formatSystem }] = await Promise.all([import('./control/socket.js'), import('./health/system.js')]);
-      type Report = { ready: boolean; parts: { name: string; state: string; since: string }[]; system: SystemSample | null; sensors: SensorStatus[] };
+      type Report = { ready: boolean; parts: { name: string; state: string; since: string }[]; system: SystemSample | null; clock: ClockStatus; sensors: SensorStatus[] };
       const fromAgent = (await askAgent(controlSocketPath(config.agent.dataDir), '/health')) as Report | undefined;
       const h = config.health.system;
       const system = fromAgent?.system ?? (await sampleSystem({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }));
-      if (opts.json) return console.log(JSON.stringify({ agentRunning: fromAgent !== undefined, ready: fromAgent?.ready ?? false, parts: fromAgent?.parts ?? [], system, sensors: fromAgent?.sensors ?? [] }, null, 2));
+      if (opts.json) return console.log(JSON.stringify({ agentRunning: fromAgent !== undefined, ready: fromAgent?.ready ?? false, parts: fromAgent?.parts ?? [], system, clock: fromAgent?.clock ?? null, sensors: fromAgent?.sensors ?? [] }, null, 2));
       if (!fromAgent) console.log('agent not running');
       else {
         console.log(`agent: ${fromAgent.ready ? 'ready' : 'not ready'}`);
         for (const p of fromAgent.parts) console.log(`  ${p.name.padEnd(20)} ${p.state} since ${p.since}`);
       }
       console.log(formatSystem(system));
+      const c = fromAgent?.clock;
+      if (c) console.log(`clock: ${c.synced === null ? 'cannot tell whether synchronised' : c.synced ? 'synchronised' : 'NOT synchronised'} (${c.via})${c.holding ? '; consumers wait for it' : ''}`);
       for (const x of fromAgent?.sensors ?? []) console.log(`sensor ${x.sensor}: ${x.state} since ${x.since}; last seen ${x.lastSeen}; ${x.readings} readings (${x.perMinute}/min), ${x.refused} refused`);
     });
 

@@ -15,7 +15,8 @@ import { ConfigError } from './config/load.js';
 import { consumerOf, startSync, type Sync } from '../sync/index.js';
 import type { RefusedReading } from './buffer/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
-import { clockSyncProbe } from './health/clock.js';
+import { Clock, detectSyncSource, systemClock, type ClockSource } from './health/clock.js';
+import { openDriver, startGpio, type GpioDriver, type GpioRunning } from './gpio/index.js';
 import { diskWrites, writtenBytes, type DiskWrites } from './health/disk-writes.js';
 import { makePrivate, privateUmask } from './private-files.js';
 import { Readiness } from './health/readiness.js';
@@ -69,6 +70,8 @@ export interface Runtime {
   diskWrites(): DiskWrites;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
   reloadSchemas(): string[];
+  /** How the agent is, in one line (systemd's STATUS=). */
+  statusLine(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -156,6 +159,25 @@ export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: 
 export interface RuntimeOptions {
   /** The config as the file now says (POST /api/config/reload); throws ConfigError if it is not valid. */
   reloadConfig?: () => Config;
+  /** The machine's clocks (a test injects its own). */
+  clockSource?: ClockSource;
+  /** GPIO lines (a test injects a simulated driver); default: as gpio.driver says. */
+  gpioDriver?: GpioDriver;
+  /** Stop the agent cleanly (a power-fail input); default: SIGTERM to this process, which the CLI handles. */
+  shutdown?: (reason: string) => void;
+}
+
+/** GPIO as the config says (or the injected driver); undefined with gpio.driver none. */
+function startGpioLines(config: Config, options: RuntimeOptions, sources: Parameters<typeof startGpio>[2], logger: Logger): GpioRunning | undefined {
+  const driver = options.gpioDriver ?? openDriver(config.gpio);
+  return driver && startGpio(config.gpio, driver, sources, logger.child({ stage: 'gpio' }));
+}
+
+/** The clock as the config says to read it. */
+async function openClock(config: Config, source: ClockSource | undefined, logger: Logger): Promise<Clock> {
+  const c = config.health.clock;
+  source ??= systemClock(c.syncSource === 'auto' ? await detectSyncSource() : c.syncSource, { syncFlag: c.syncFlag, procfsPath: config.health.system.procfsPath });
+  return new Clock(source, { holdSec: c.holdSec, offsetsFile: join(config.agent.dataDir, 'clock-offsets.json'), logger: logger.child({ stage: 'clock' }) });
 }
 
 export async function startRuntime(config: Config, logger: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -214,6 +236,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
     const key = atRestKey(config);
+    const clock = await openClock(config, options.clockSource, logger);
     const sinkConsumers = () => log.consumers().filter((c) => c.startsWith('sink:'));
     let rollups: Rollups | undefined;
     let store: LocalStore | undefined;
@@ -234,9 +257,10 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
 
     /** The store and the rollups: consumers of the log run by the engine, each in its worker thread. */
     const runLocal = async (name: string, target: { write(batch: ChunkBatch): Promise<void>; writesInFlight?: number }, opts: { maxRecords: number; maxAgeMs: number }) => {
-      const consumer = new ConsumerEngine(log, chunkDelivery(name, heldBy(disk, target), log, s.maxBatchBytes), {
+      const consumer = new ConsumerEngine(log, chunkDelivery(name, heldBy(disk, target), log, s.maxBatchBytes, () => clock.offsets()), {
         name,
         ...opts,
+        hold: () => clock.holding(),
         window: target.writesInFlight ?? 1,
         retry: { initialMs: 250, maxMs: 30_000 },
         logger: logger.child({ stage: name }),
@@ -282,7 +306,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     await disk.start();
     started.push(async () => disk.stop());
 
-    const retention = startRetention({ config: config.retention, store, rollups, log, logger: logger.child({ stage: 'retention' }) });
+    const retention = startRetention({ config: config.retention, store, rollups, log, logger: logger.child({ stage: 'retention' }), clockTrusted: () => clock.trusted() });
     started.push(async () => retention.stop());
 
     const sync = await startSync({
@@ -291,6 +315,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       log,
       rollups: rollups?.feed && { feed: rollups.feed, tags: [...new Set(r.series.flatMap((x) => x.tags))] },
       schemas,
+      clock,
       logger: logger.child({ stage: 'sync' }),
     });
     started.push(() => sync.stop());
@@ -306,11 +331,10 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       disk: disk.status(),
       dropped: log.stats().dropped,
     });
-    const health = async () => ({ ...(await readiness.report()), system: system?.latest() ?? null, sensors: running.api?.sensors() ?? [] });
+    const health = async () => ({ ...(await readiness.report()), system: system?.latest() ?? null, clock: clock.status(), gpio: running.api?.gpio() ?? null, sensors: running.api?.sensors() ?? [] });
     const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus, '/health': health }, logger);
     started.push(() => control.close());
 
-    const clockSynced = clockSyncProbe();
     const sensorLog = logger.child({ stage: 'sensors' });
     const sensors = new SensorWatch(config.health.sensors, (c) => sensorLog[c.state === 'stale' ? 'warn' : 'info']({ sensor: c.sensor, silentSec: c.silentSec }, c.state === 'stale' ? 'sensor stale: silent too long' : 'sensor publishing again'));
     sensors.start();
@@ -322,7 +346,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       qos0Overflow: i.qos0Overflow,
       limits: i.limits,
       maxPendingBytes: config.buffer.maxPendingBytes,
-      clockSynced,
+      clock,
       admission: disk,
       watch: sensors.watching ? sensors : undefined,
     });
@@ -331,8 +355,22 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const mqtt = await startBroker(brokerOptions(config, logger, ingest.hook, { users, loginGuard }));
     broker = mqtt;
     started.push(() => mqtt.close());
-    const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced, publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
+    const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced: () => clock.trusted(), publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
     started.push(async () => alerts.stop());
+    const gpio = startGpioLines(config, options, {
+      async take(topic, payload) {
+        await ingest.hook({ topic, payload, qos: 1, retain: false, clientId: 'gpio' })?.safe;
+        mqtt.publish(topic, payload.toString(), false); // local subscribers see it as they see a sensor's
+      },
+      async ledInputs() {
+        const { parts } = await readiness.report();
+        return { parts, sinks: await sync.status(), alertsFiring: alerts.engine.active().length };
+      },
+      alertsFiring: () => alerts.engine.active().map((a) => a.name),
+      flush: () => log.commitNow(),
+      shutdown: options.shutdown ?? (() => process.kill(process.pid, 'SIGTERM')),
+    }, logger);
+    if (gpio) started.push(async () => gpio.stop());
     const lag = () => log.consumers().map((name) => ({ name, cursor: log.cursor(name), lagRecords: Math.max(0, log.lastSeq - log.cursor(name)) }));
     running.metrics = {
       ingest: ingest.stats,
@@ -345,6 +383,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       system: () => system?.latest(),
       sensors: () => sensors.status(),
       alerts: () => alerts.engine.active(),
+      clock: () => clock.status(),
     };
     const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxBufferedBytes: w.limits.liveBufferBytes });
     running.api = {
@@ -355,6 +394,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       schemas: new SchemaEditor(schemas),
       live,
       sensors: () => sensors.status(),
+      clock: () => clock.status(),
+      gpio: () => gpio?.status() ?? null,
       alerts: () => ({ active: alerts.engine.active(), recent: alerts.engine.history.slice(-50) }),
       deadLetters: log,
       stats: () => ({ ingest: ingest.stats, broker: mqtt.stats(), log: log.stats(), written: written(), disk: disk.status(), live: { clients: live.size, closedTooSlow: live.slowClosed } }),
@@ -400,6 +441,19 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
         if (problems.length) logger.error({ problems }, 'schema reload: these files keep their previous version');
         logger.info({ schemas: schemas.list().map((x) => x.id) }, 'schemas reloaded');
         return problems;
+      },
+      async statusLine() {
+        const [{ ready, parts }, sinks] = await Promise.all([readiness.report(), sync.status()]);
+        const notOk = parts.filter((p) => p.state !== 'ok' && !p.name.startsWith('sink:')).map((p) => `${p.name} ${p.state}`);
+        const sinkText = sinks.map((x) => `${x.name} ${x.state}${x.lagRecords ? ` (lag ${x.lagRecords})` : ''}`).join(', ');
+        const firing = alerts.engine.active().length;
+        return [
+          ready ? 'ready' : `not ready${notOk.length ? `: ${notOk.join(', ')}` : ''}`,
+          `${ingest.stats.accepted} readings taken`,
+          `${mqtt.stats().clientsConnected} clients`,
+          ...(sinkText ? [`sinks: ${sinkText}`] : []),
+          ...(firing ? [`${firing} alerts firing`] : []),
+        ].join('; ');
       },
       // Stop taking readings first, then let the log commit what it holds, then the consumers.
       close: () => started.closeAll(),

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ChunkText } from '../agent/buffer/chunk-text.js';
 import { ConsumerEngine, type Delivery } from '../agent/buffer/engine.js';
 import { RecordFault } from '../agent/buffer/faults.js';
-import { receivedPayload, type RefusedReading } from '../agent/buffer/record.js';
+import { receivedPayload, type ConsumerClock, type RefusedReading } from '../agent/buffer/record.js';
 import { topicMatches } from '../mqtt-topic/topic.js';
 import type { SinkConfig } from './config.js';
 import { OutBatch, toOutRecord, type OutRecord } from './record.js';
@@ -57,6 +57,8 @@ export class Forwarder {
     private readonly logger: Logger,
     /** Whether new readings may overtake a draining backlog (config.live.enabled, or the sink type's default). */
     private readonly liveEnabled: boolean,
+    /** Readings received while the clock was unsynchronised go out with corrected times, so the sink waits for a sync (a while). */
+    private readonly clock?: ConsumerClock,
   ) {
     this.consumer = consumerOf(config.name);
     this.throttle = new Throttle(config.maxBytesPerSec);
@@ -66,7 +68,7 @@ export class Forwarder {
     this.engine = new ConsumerEngine(
       log,
       this.delivery(),
-      { name: this.consumer, maxRecords: batch.maxRecords, maxAgeMs: batch.maxAgeMs, window: sink.concurrency ?? 1, retry, logger },
+      { name: this.consumer, maxRecords: batch.maxRecords, maxAgeMs: batch.maxAgeMs, window: sink.concurrency ?? 1, retry, logger, hold: clock && (() => clock.holding()) },
       { limit: () => this.live?.startSeq ?? Infinity, reached: (cursor) => this.mergeLive(cursor), gathered: (b) => this.maybeOpenLive(b) },
     );
   }
@@ -146,7 +148,7 @@ export class Forwarder {
         }
       }
     }
-    return this.prepare(new OutBatch(batch.agentId, texts, textOf, lineOf), lastSeq);
+    return this.prepare(new OutBatch(batch.agentId, texts, textOf, lineOf, this.clock?.offsets()), lastSeq);
   }
 
   /** Encode a batch; what the sink cannot represent goes to dead letters now. */
@@ -258,6 +260,7 @@ export class Forwarder {
       recordsPerSec: Math.round(recordsPerSec * 10) / 10,
       drainEtaSec: lagRecords === 0 ? 0 : recordsPerSec > 0 ? Math.ceil(lagRecords / recordsPerSec) : null,
       liveLane: this.live !== undefined,
+      waitingForClock: engine.waitingForClock,
       sent: { records: this.counters.records, requests: this.counters.requests, bytesIn: this.counters.bytesIn, bytesOut: this.counters.bytesOut },
       failures: engine.failures,
       deadLettered: engine.deadLettered + this.counters.deadLettered,

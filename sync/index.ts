@@ -1,5 +1,6 @@
 // Store-and-forward: one forwarder per configured sink, each a consumer of the durable log.
 import type { Logger } from 'pino';
+import type { ConsumerClock } from '../agent/buffer/record.js';
 import type { SinkConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
 import { createSink, liveLaneByDefault } from './registry.js';
@@ -20,6 +21,8 @@ export interface SyncOptions {
   /** Closed rollup buckets, for sinks that take rollups (`rollups` in their config); `tags`: the series' tag names. */
   rollups?: { feed: Source; tags: string[] };
   schemas: SchemaCatalog;
+  /** Corrects readings received while the clock was unsynchronised; sinks wait for it a while. */
+  clock?: ConsumerClock;
   logger: Logger;
 }
 
@@ -55,7 +58,7 @@ export async function startSync(opts: SyncOptions): Promise<Sync> {
     const sink = await createSink(config, { agentId: opts.agentId, schemas, logger });
     // Rollups are few and small, and a bucket's time is its start (always "old"): no live lane for them.
     const live = !rollups && (config.live.enabled ?? liveLaneByDefault(config.type));
-    forwarders.push(new Forwarder(config, sink, rollups?.feed ?? opts.log, logger, live));
+    forwarders.push(new Forwarder(config, sink, rollups?.feed ?? opts.log, logger, live, rollups ? undefined : opts.clock));
   }
   for (const f of forwarders) await f.start();
   return {

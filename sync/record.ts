@@ -1,7 +1,7 @@
 // A log record as sinks see it: the small head parsed, the payload kept as the JSON text it is
 // stored as (PostgreSQL and MQTT send it as is; only sinks that need the values parse it).
 import { ChunkText } from '../agent/buffer/chunk-text.js';
-import { splitRecord, type LogRecord, type RecordHead } from '../agent/buffer/record.js';
+import { correctClock, splitRecord, type ClockOffsets, type LogRecord, type RecordHead } from '../agent/buffer/record.js';
 
 export type { LogRecord };
 
@@ -19,6 +19,7 @@ class Record implements OutRecord {
   readonly topic: string;
   readonly receivedAt: number;
   readonly clockSynced: boolean;
+  readonly clockCorrectionMs?: number;
   readonly deviceTime?: number;
   readonly encoding?: 'base64';
   readonly clientId: string;
@@ -36,6 +37,7 @@ class Record implements OutRecord {
     this.topic = head.topic;
     this.receivedAt = head.receivedAt;
     this.clockSynced = head.clockSynced;
+    this.clockCorrectionMs = head.clockCorrectionMs;
     this.deviceTime = head.deviceTime;
     this.encoding = head.encoding;
     this.clientId = head.clientId;
@@ -49,8 +51,8 @@ class Record implements OutRecord {
   }
 }
 
-export function toOutRecord(line: string, agentId: string): OutRecord {
-  const { head, payloadJson } = splitRecord(line);
+export function toOutRecord(line: string, agentId: string, clock?: ClockOffsets): OutRecord {
+  const { head, payloadJson } = splitRecord(line, clock);
   return new Record(head, agentId, payloadJson, line.length);
 }
 
@@ -67,6 +69,8 @@ export class OutBatch implements Iterable<OutRecord> {
     /** Per reading: the text that holds it, and its line there. */
     private readonly textOf: readonly number[],
     private readonly lineOf: readonly number[],
+    /** Corrects the times of readings received while the clock was unsynchronised. */
+    private readonly clock?: ClockOffsets,
   ) {}
 
   /** A batch of log lines not read from the log (tests, benchmarks). */
@@ -87,7 +91,7 @@ export class OutBatch implements Iterable<OutRecord> {
   }
 
   at(index: number): OutRecord {
-    return toOutRecord(this.line(index), this.agentId);
+    return toOutRecord(this.line(index), this.agentId, this.clock);
   }
 
   /**
@@ -98,7 +102,7 @@ export class OutBatch implements Iterable<OutRecord> {
     // Not decodeRecord(): that copies the parse into a record with agentId first, for stores that write it out.
     const record = JSON.parse(this.line(index)) as LogRecord;
     record.agentId = this.agentId;
-    return record;
+    return correctClock(record, this.clock);
   }
 
   private line(index: number): string {
@@ -106,7 +110,7 @@ export class OutBatch implements Iterable<OutRecord> {
   }
 
   slice(from: number, to?: number): OutBatch {
-    return new OutBatch(this.agentId, this.texts, this.textOf.slice(from, to), this.lineOf.slice(from, to));
+    return new OutBatch(this.agentId, this.texts, this.textOf.slice(from, to), this.lineOf.slice(from, to), this.clock);
   }
 
   *[Symbol.iterator](): Iterator<OutRecord> {

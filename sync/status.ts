@@ -29,6 +29,8 @@ export interface SinkStatus {
   /** lagRecords / recordsPerSec, seconds; null when nothing moves. */
   drainEtaSec: number | null;
   liveLane: boolean;
+  /** Sending nothing until the system clock synchronises (health.clock.holdSec). */
+  waitingForClock: boolean;
   sent: { records: number; requests: number; bytesIn: number; bytesOut: number };
   failures: number;
   deadLettered: number;
@@ -63,6 +65,7 @@ export async function offlineStatus(log: Pick<LogSource, 'cursor' | 'lastSeq' | 
         recordsPerSec: 0,
         drainEtaSec: null,
         liveLane: false,
+        waitingForClock: false,
         sent: { records: 0, requests: 0, bytesIn: 0, bytesOut: 0 },
         failures: 0,
         deadLettered: 0,
@@ -97,7 +100,7 @@ export function formatStatus(sinks: SinkStatus[], locals: LocalConsumerStatus[] 
   const rows = localRows.concat(sinks.map((s) => [
     s.name,
     s.type,
-    s.state + (s.liveLane ? ' (live lane)' : ''),
+    s.state + (s.liveLane ? ' (live lane)' : '') + (s.waitingForClock ? ' (waiting for the clock)' : ''),
     String(s.lagRecords),
     s.lagRecords ? duration(s.oldestUnsentMs) : '-',
     s.recordsPerSec.toFixed(1),

@@ -2,7 +2,7 @@
 // that decodes them where it works (the SQLite store does it in its worker thread, sparing the
 // event loop that acknowledges readings the decompression and the copy of every line).
 import { chunkLines, verifyChunk } from './chunk.js';
-import { LogBatch } from './record.js';
+import { LogBatch, type ClockOffsets } from './record.js';
 
 export class ChunkBatch {
   constructor(
@@ -13,7 +13,13 @@ export class ChunkBatch {
     readonly lastSeq: number,
     /** The log's encryption key, when its chunks are sealed. */
     readonly key?: Buffer,
+    /** Corrects the times of readings received while the clock was unsynchronised (see health/clock.ts). */
+    readonly clock?: ClockOffsets,
   ) {}
+
+  withClock(clock: ClockOffsets): ChunkBatch {
+    return new ChunkBatch(this.agentId, this.chunks, this.firstSeq, this.lastSeq, this.key, clock);
+  }
 
   get count(): number {
     return this.lastSeq - this.firstSeq + 1;
@@ -21,7 +27,7 @@ export class ChunkBatch {
 
   /** The readings as JSON lines, decoded here. */
   decode(): LogBatch {
-    return new LogBatch(this.agentId, batchLines(this.chunks, this.firstSeq, this.lastSeq, this.key), this.firstSeq);
+    return new LogBatch(this.agentId, batchLines(this.chunks, this.firstSeq, this.lastSeq, this.key), this.firstSeq, this.clock);
   }
 
   /** The readings firstSeq..lastSeq of this batch (whole chunks are shared, not copied). */
@@ -30,7 +36,7 @@ export class ChunkBatch {
       const h = verifyChunk(c);
       return h.lastSeq >= firstSeq && h.firstSeq <= lastSeq;
     });
-    return new ChunkBatch(this.agentId, chunks, firstSeq, lastSeq, this.key);
+    return new ChunkBatch(this.agentId, chunks, firstSeq, lastSeq, this.key, this.clock);
   }
 }
 

@@ -2,17 +2,23 @@
 // decodes them in its own worker thread), run by the engine like every sink.
 import type { ChunkBatch } from './chunk-batch.js';
 import type { Delivery } from './engine.js';
-import { receivedPayload, splitRecord, type RefusedReading } from './record.js';
+import { receivedPayload, splitRecord, type ClockOffsets, type RefusedReading } from './record.js';
 
 /** What such a delivery reads the log through. */
 export interface ChunkSource {
   readChunks(consumer: string, afterSeq: number, max: number, maxBytes?: number): Promise<ChunkBatch | null>;
 }
 
-/** `maxBytes`: of compressed chunks in one batch (a worker's heap holds a batch's text). */
-export function chunkDelivery(consumer: string, target: { write(batch: ChunkBatch): Promise<void> }, log: ChunkSource, maxBytes?: number): Delivery<ChunkBatch> {
+/**
+ * `maxBytes`: of compressed chunks in one batch (a worker's heap holds a batch's text); `clock`: the
+ * offsets that correct readings received while the clock was unsynchronised, as of the read.
+ */
+export function chunkDelivery(consumer: string, target: { write(batch: ChunkBatch): Promise<void> }, log: ChunkSource, maxBytes?: number, clock?: () => ClockOffsets): Delivery<ChunkBatch> {
   return {
-    read: (after, max) => log.readChunks(consumer, after, max, maxBytes),
+    async read(after, max, limit) {
+      const batch = await log.readChunks(consumer, after, Math.min(max, limit - after), maxBytes);
+      return batch && clock ? batch.withClock(clock()) : batch;
+    },
     write: (batch) => target.write(batch),
     async split(batch) {
       const mid = batch.firstSeq + (batch.count >> 1) - 1;

@@ -54,6 +54,8 @@ export interface EngineOptions {
   /** Batches handed over at once (done in any order; the cursor still moves in order). */
   window: number;
   retry: { initialMs: number; maxMs: number };
+  /** While true the consumer takes nothing (the clock is unsynchronised: readings' times are not final yet). */
+  hold?: () => boolean;
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
@@ -71,7 +73,12 @@ export interface EngineStatus extends ConsumerHealth {
   lagRecords: number;
   failures: number;
   deadLettered: number;
+  /** Taking nothing until the clock synchronises (EngineOptions.hold). */
+  waitingForClock: boolean;
 }
+
+/** How often a held consumer looks whether it may go on. */
+const HOLD_RECHECK_MS = 1000;
 
 export class ConsumerEngine<B extends Batch> {
   private readonly stopping = new AbortController();
@@ -85,6 +92,8 @@ export class ConsumerEngine<B extends Batch> {
   /** The batch being prepared while others are out; stop() waits for it. */
   private prefetch: Promise<unknown> | undefined;
   private loop: Promise<void> | undefined;
+  /** The last gather found the consumer held. */
+  private held = false;
   /** Where a read stopped on the consumer's byte cap: the next batch from there is full already. */
   private readonly cutAt = new Set<number>();
 
@@ -131,7 +140,7 @@ export class ConsumerEngine<B extends Batch> {
 
   status(): EngineStatus {
     if (this.health.state === 'retrying' && this.failingSince && Date.now() - this.failingSince >= STUCK_AFTER_MS) this.enter('stuck');
-    return { name: this.opts.name, ...this.health, lagRecords: Math.max(0, this.log.lastSeq - this.log.cursor(this.opts.name)), failures: this.failures, deadLettered: this.deadLettered };
+    return { name: this.opts.name, ...this.health, lagRecords: Math.max(0, this.log.lastSeq - this.log.cursor(this.opts.name)), failures: this.failures, deadLettered: this.deadLettered, waitingForClock: this.held };
   }
 
   /** An error of the engine's own (the log failing a cursor commit) restarts it from the durable cursor. */
@@ -215,6 +224,11 @@ export class ConsumerEngine<B extends Batch> {
   async gather(after: number, limit: number, signal: AbortSignal): Promise<B | null> {
     const { maxRecords, maxAgeMs } = this.opts;
     for (let idle = true; !signal.aborted; ) {
+      this.held = this.opts.hold?.() ?? false;
+      if (this.held) {
+        await sleep(HOLD_RECHECK_MS, signal);
+        return null;
+      }
       const head = Math.min(this.log.lastSeq, limit);
       if (head <= after) {
         if (!idle) return null;

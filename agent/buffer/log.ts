@@ -814,6 +814,13 @@ export class DurableLog {
     return out;
   }
 
+  /** Commit now what is pending (not waiting for the group commit's delay); resolves once it is on disk. */
+  async commitNow(): Promise<void> {
+    const last = this.pending.at(-1)?.done ?? this.writing;
+    this.flush();
+    await last;
+  }
+
   /** Commit what is pending, then close. */
   async close(): Promise<void> {
     if (this.closed) return;

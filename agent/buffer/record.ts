@@ -9,6 +9,8 @@ export interface LogRecord {
   receivedAt: number;
   /** Whether the wall clock was synchronised (NTP) when the reading arrived. */
   clockSynced: boolean;
+  /** Set when receivedAt was corrected after the clock synchronised: by how much (ms). */
+  clockCorrectionMs?: number;
   /** The device's own timestamp (ms since the epoch), when the schema names one. */
   deviceTime?: number;
   /** The reading: parsed JSON, or base64 text when `encoding` is "base64" (topics stored raw). */
@@ -25,6 +27,9 @@ export interface NewRecord {
   topic: string;
   receivedAt: number;
   clockSynced: boolean;
+  /** While the clock is unsynchronised: the boot, and the time on its monotonic clock (see health/clock.ts). */
+  boot?: string;
+  mono?: number;
   deviceTime?: number;
   /** JSON text of the payload (already validated), or base64 text when encoding is "base64". */
   payloadJson: string;
@@ -51,6 +56,7 @@ function quote(s: string): string {
  */
 export function encodeRecord(seq: number, r: NewRecord): string {
   let line = `{"seq":${seq},"topic":${quote(r.topic)},"receivedAt":${r.receivedAt},"clockSynced":${r.clockSynced}`;
+  if (r.boot !== undefined) line += `,"boot":${quote(r.boot)},"mono":${r.mono}`;
   if (r.deviceTime !== undefined) line += `,"deviceTime":${r.deviceTime}`;
   if (r.encoding !== undefined) line += `,"encoding":"${r.encoding}"`;
   line += `,"clientId":${quote(r.clientId)}`;
@@ -59,7 +65,35 @@ export function encodeRecord(seq: number, r: NewRecord): string {
   return `${line},"qos":${r.qos},"payload":${payload}}`;
 }
 
-export type RecordHead = Omit<LogRecord, 'payload' | 'agentId'>;
+export type RecordHead = Omit<LogRecord, 'payload' | 'agentId'> & Pick<NewRecord, 'boot' | 'mono'>;
+
+/** wall - monotonic clock (ms) of each boot whose clock synchronised, by boot id. */
+export type ClockOffsets = Readonly<Record<string, number>>;
+
+/** What a consumer of the log asks of the clock (health/clock.ts). */
+export interface ConsumerClock {
+  /** The offsets known now. */
+  offsets(): ClockOffsets;
+  /** Whether to wait: the clock is unsynchronised, and times received now would need correcting. */
+  holding(): boolean;
+}
+
+/**
+ * A reading received while the clock was unsynchronised gets its true time once its boot's offset is
+ * known (receivedAt moves, by clockCorrectionMs); the boot and monotonic time stay inside the log.
+ */
+export function correctClock<T extends Pick<RecordHead, 'receivedAt' | 'clockCorrectionMs' | 'boot' | 'mono'>>(r: T, offsets: ClockOffsets | undefined): T {
+  if (r.boot === undefined) return r;
+  const offset = offsets?.[r.boot];
+  if (offset !== undefined && r.mono !== undefined) {
+    const at = r.mono + offset;
+    r.clockCorrectionMs = at - r.receivedAt;
+    r.receivedAt = at;
+  }
+  delete r.boot;
+  delete r.mono;
+  return r;
+}
 
 export const PAYLOAD_KEY = ',"payload":';
 
@@ -81,6 +115,11 @@ export function decodeHead(line: string, end: number): RecordHead | null {
   const clockSynced = r.key('true') ? true : r.key('false') ? false : undefined;
   if (clockSynced === undefined) return null;
   const head: RecordHead = { seq, topic, receivedAt, clockSynced, clientId: '', qos: 0 };
+  if (r.key(',"boot":')) {
+    head.boot = r.string();
+    if (head.boot === undefined || !r.key(',"mono":')) return null;
+    head.mono = r.int();
+  }
   if (r.key(',"deviceTime":')) head.deviceTime = r.int();
   if (r.key(',"encoding":"base64"')) head.encoding = 'base64';
   if (!r.key(',"clientId":')) return null;
@@ -135,10 +174,10 @@ class HeadReader {
 }
 
 /** A line's head and its payload's JSON text (for raw topics a JSON string of base64), unparsed. */
-export function splitRecord(line: string): { head: RecordHead; payloadJson: string } {
+export function splitRecord(line: string, clock?: ClockOffsets): { head: RecordHead; payloadJson: string } {
   const at = line.indexOf(PAYLOAD_KEY);
   const head = decodeHead(line, at) ?? (JSON.parse(`${line.slice(0, at)}}`) as RecordHead);
-  return { head, payloadJson: line.slice(at + PAYLOAD_KEY.length, -1) };
+  return { head: correctClock(head, clock), payloadJson: line.slice(at + PAYLOAD_KEY.length, -1) };
 }
 
 /** A reading's payload as it was received: JSON text, or the bytes a raw topic's base64 holds. */
@@ -146,8 +185,8 @@ export function receivedPayload(head: Pick<RecordHead, 'encoding'>, payloadJson:
   return head.encoding === 'base64' ? Buffer.from(JSON.parse(payloadJson) as string, 'base64') : Buffer.from(payloadJson);
 }
 
-export function decodeRecord(line: string, agentId: string): LogRecord {
-  return { agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) };
+export function decodeRecord(line: string, agentId: string, clock?: ClockOffsets): LogRecord {
+  return correctClock({ agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) } as LogRecord & Pick<NewRecord, 'boot' | 'mono'>, clock);
 }
 
 /** Consecutive readings as the log holds them: JSON lines, parsed only if a consumer asks. */
@@ -159,6 +198,8 @@ export class LogBatch {
     /** One JSON line per reading, seqs firstSeq, firstSeq + 1, ... */
     readonly lines: string[],
     readonly firstSeq: number,
+    /** Corrects the times of readings received while the clock was unsynchronised. */
+    readonly clock?: ClockOffsets,
   ) {}
 
   get lastSeq(): number {
@@ -166,7 +207,7 @@ export class LogBatch {
   }
 
   records(): LogRecord[] {
-    this.parsed ??= this.lines.map((line) => decodeRecord(line, this.agentId));
+    this.parsed ??= this.lines.map((line) => decodeRecord(line, this.agentId, this.clock));
     return this.parsed;
   }
 }

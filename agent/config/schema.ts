@@ -13,6 +13,7 @@ import { SinksSchema } from '../../sync/config.js';
 import { serverTls, strict } from './keys.js';
 import { WebConfigSchema } from '../web/config.js';
 import { HealthConfigSchema } from '../health/config.js';
+import { GpioConfigSchema, gpioProblems } from '../gpio/config.js';
 import { loadWith, redactWith, type LoadedConfig } from './load.js';
 
 const port = (def: number, description: string) =>
@@ -152,6 +153,7 @@ export const ConfigSchema = Type.Object(
     sinks: SinksSchema,
     web: WebConfigSchema,
     health: HealthConfigSchema,
+    gpio: GpioConfigSchema,
   },
   strict,
 );
@@ -162,7 +164,7 @@ export type { TSchema };
 
 /** The agent's config from a file (--config, $EDGE_AGENT_CONFIG, the default paths) and the environment. */
 export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig<Config> {
-  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c), ...retentionProblems(c)]);
+  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c), ...retentionProblems(c), ...gpioProblems(c.gpio)]);
   loaded.config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   return loaded;
 }

@@ -30,7 +30,7 @@ export const contentTypes: Record<ExportFormat, string> = {
   jsonl: 'application/x-ndjson; charset=utf-8',
 };
 
-const BASE_COLUMNS = ['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced'];
+const BASE_COLUMNS = ['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced', 'clockCorrectionMs'];
 /** Without a field list, CSV columns are the payload fields of the first page; later fields go here as JSON. */
 const EXTRA = '_extra';
 
@@ -57,7 +57,7 @@ class CsvRows {
     }
     const columns = this.columns;
     const rows = records.map((r) => {
-      const base = [r.seq, new Date(r.receivedAt).toISOString(), r.topic, r.clientId, r.schema ?? '', r.deviceTime === undefined ? '' : new Date(r.deviceTime).toISOString(), r.clockSynced];
+      const base = [r.seq, new Date(r.receivedAt).toISOString(), r.topic, r.clientId, r.schema ?? '', r.deviceTime === undefined ? '' : new Date(r.deviceTime).toISOString(), r.clockSynced, r.clockCorrectionMs ?? ''];
       if (this.fields) return [...base, ...columns.map((f) => cell(fieldOf(r.payload, f)))];
       const payload = isObject(r.payload) ? r.payload : { payload: r.payload };
       const extra = Object.fromEntries(Object.entries(payload).filter(([k]) => !columns.includes(k)));

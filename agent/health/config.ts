@@ -14,6 +14,22 @@ export const HealthConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
+    clock: Type.Object(
+      {
+        syncSource: Type.Union([Type.Literal('auto'), Type.Literal('timesyncd'), Type.Literal('timedatectl'), Type.Literal('none')], {
+          default: 'auto',
+          description: 'how to tell whether the system clock is synchronised: systemd-timesyncd\'s flag file, timedatectl (the kernel\'s flag, whatever keeps the time), or none (readings are marked unsynchronised, never corrected); auto: timesyncd if it runs, else timedatectl if it answers',
+        }),
+        syncFlag: Type.String({ minLength: 1, default: '/run/systemd/timesync/synchronized', description: 'the file systemd-timesyncd creates once the clock is synchronised' }),
+        holdSec: Type.Integer({
+          minimum: 0,
+          maximum: 86400,
+          default: 300,
+          description: 'while the clock is unsynchronised, the local store, the rollups and the sinks wait this long (from start) for it, so that readings received meanwhile go on with corrected times; 0: do not wait',
+        }),
+      },
+      { ...strict, default: {} },
+    ),
     sensors: Type.Array(
       Type.Object(
         {

@@ -9,6 +9,7 @@ import type { SinkStatus } from '../../sync/index.js';
 import type { DiskWrites } from './disk-writes.js';
 import { THROTTLE_FLAG_NAMES, type SystemSample } from './system.js';
 import type { SensorStatus } from './sensors.js';
+import type { ClockStatus } from './clock.js';
 import type { Alert } from './alerts.js';
 
 /** What a scrape reads; undefined while the agent starts. */
@@ -25,6 +26,7 @@ export interface MetricsSource {
   system(): SystemSample | undefined;
   sensors(): SensorStatus[];
   alerts(): Alert[];
+  clock(): ClockStatus;
 }
 
 export interface Metrics {
@@ -145,6 +147,13 @@ export function createMetrics(source: () => MetricsSource | undefined): Metrics 
   level(registry, 'sensor_last_seen_timestamp_seconds', 'when the sensor last published', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, Date.parse(x.lastSeen) / 1000))));
   total(registry, 'sensor_readings_total', 'readings taken from the sensor since start', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.readings))));
   total(registry, 'sensor_validation_errors_total', 'readings from the sensor refused since start', ['sensor'], (set) => sensors((l) => l.forEach((x) => set({ sensor: x.sensor }, x.refused))));
+
+  level(registry, 'clock_synchronised', '1 when the system clock is synchronised, 0 when not (absent when nothing here can tell)', [], (set) =>
+    each((s) => s.clock(), (c) => {
+      if (c.synced !== null) set({}, c.synced ? 1 : 0);
+    }),
+  );
+  level(registry, 'clock_hold', '1 while the log\'s consumers wait for the clock to synchronise', [], (set) => each((s) => s.clock(), (c) => set({}, c.holding ? 1 : 0)));
 
   level(registry, 'alerts_firing', '1 for each alert firing now', ['alert'], (set) => each((s) => s.alerts(), (list) => list.forEach((a) => set({ alert: a.name }, 1))));
 

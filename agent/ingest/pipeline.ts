@@ -20,7 +20,8 @@ export interface IngestOptions {
   limits: JsonLimits;
   /** Above this many bytes awaiting commit, senders are held (and QoS 0 readings dropped under policy `drop`). */
   maxPendingBytes: number;
-  clockSynced: () => boolean;
+  /** The receive time, and whether (and how) it can be trusted. */
+  clock: { stamp(): Pick<NewRecord, 'receivedAt' | 'clockSynced' | 'boot' | 'mono'> };
   /** Whether the disk lets ingest take new readings (disk pressure below `critical`); default: always. */
   admission?: Admission;
   /** Told of each reading taken or refused, by topic and client (sensors watched for silence). */
@@ -112,10 +113,13 @@ export function createIngest(opts: IngestOptions): Ingest {
 
   function toRecord(msg: InboundMessage): NewRecord {
     const schema = opts.schemas.match(msg.topic);
+    const stamp = opts.clock.stamp();
     const record: NewRecord = {
       topic: msg.topic,
-      receivedAt: Date.now(),
-      clockSynced: opts.clockSynced(),
+      receivedAt: stamp.receivedAt,
+      clockSynced: stamp.clockSynced,
+      boot: stamp.boot,
+      mono: stamp.mono,
       deviceTime: undefined,
       payloadJson: '',
       encoding: undefined,

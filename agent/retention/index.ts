@@ -61,12 +61,23 @@ function rollupRules(config: RetentionConfig, now: number): RollupPruneRule[] {
   );
 }
 
-export function startRetention(opts: { config: RetentionConfig; store?: LocalStore; rollups?: Rollups; log: DeadLetterSource; logger: Logger; now?: () => number }): Retention {
+export function startRetention(opts: {
+  config: RetentionConfig;
+  store?: LocalStore;
+  rollups?: Rollups;
+  log: DeadLetterSource;
+  logger: Logger;
+  now?: () => number;
+  /** False while the clock is known wrong: then nothing is deleted for its age (a clock years ahead would delete all), only for size. */
+  clockTrusted?: () => boolean;
+}): Retention {
   const { config, store, rollups, log, logger } = opts;
   const clock = opts.now ?? Date.now;
   let running: Promise<RetentionRun> | undefined;
 
   async function run(now: number): Promise<RetentionRun> {
+    const byAge = opts.clockTrusted?.() ?? true;
+    if (!byAge) logger.info({}, 'system clock unsynchronised: retention deletes nothing for its age until it is');
     const result: RetentionRun = { at: new Date(now).toISOString(), storeDeleted: 0, storeDeletedForSize: 0, rollupsDeleted: 0, deadLettersDeleted: 0, longestStallMs: 0, steps: 0 };
     /** Step until done (or `enough`), letting writes in between; returns what went. */
     const steps = async (step: () => Promise<PruneStep>, enough: () => Promise<boolean> = async () => false) => {
@@ -82,7 +93,7 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
     };
     if (store) {
       for (const rule of pruneRules(config, now)) {
-        if (rule.before) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
+        if (rule.before && byAge) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
         const { maxBytes } = rule;
         if (maxBytes && (await store.size(rule)) > maxBytes) {
           const deleted = await steps(() => store.prune({ ...rule, before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size(rule)) <= maxBytes);
@@ -99,7 +110,7 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
       }
     }
     if (rollups) {
-      for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
+      if (byAge) for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
       // By size: a rule's topics (less an earlier rule's), all its widths, the oldest buckets first.
       for (const [i, rule] of config.rollups.entries()) {
         const { maxBytes } = rule;
@@ -111,8 +122,8 @@ export function startRetention(opts: { config: RetentionConfig; store?: LocalSto
       }
     }
     const { maxAge, rules } = config.deadLetters;
-    const deadLetterRules = rules.map((r, i) => ({ topics: r.topics, except: rules.slice(0, i).flatMap((x) => x.topics), before: r.maxAge ? now - durationMs(r.maxAge) : undefined, maxBytes: r.maxBytes }));
-    result.deadLettersDeleted = await log.pruneDeadLetters(now - durationMs(maxAge), deadLetterRules);
+    const deadLetterRules = rules.map((r, i) => ({ topics: r.topics, except: rules.slice(0, i).flatMap((x) => x.topics), before: r.maxAge && byAge ? now - durationMs(r.maxAge) : undefined, maxBytes: r.maxBytes }));
+    result.deadLettersDeleted = await log.pruneDeadLetters(byAge ? now - durationMs(maxAge) : 0, deadLetterRules);
     result.longestStallMs = Math.round(result.longestStallMs * 10) / 10;
     if (result.storeDeleted || result.rollupsDeleted || result.deadLettersDeleted) logger.info({ ...result }, 'retention deleted what its rules no longer keep');
     return result;

@@ -3,7 +3,7 @@
 // transaction, so a batch read again after a crash is skipped, never counted twice.
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { openKeyed } from '../sqlite-open.js';
-import { splitRecord } from '../buffer/record.js';
+import { splitRecord, type ClockOffsets } from '../buffer/record.js';
 import { bucketStart, Extractor, type SeriesRule } from './extract.js';
 import { add, merge, single, stddev, type Stats } from './stats.js';
 
@@ -104,7 +104,7 @@ export class RollupDb {
   private readonly extractor: Extractor;
   private readonly seriesIds = new Map<string, number>();
   private readonly fieldIds = new Map<string, number>();
-  private readonly apply: (lines: string[]) => number;
+  private readonly apply: (lines: string[], clock?: ClockOffsets) => number;
   /** Numeric fields past maxFields, since this opened. */
   ignoredFields = 0;
 
@@ -138,7 +138,7 @@ export class RollupDb {
     const setApplied = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)");
     const setWatermark = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)");
     const opened = this.db.prepare('INSERT OR IGNORE INTO open_bucket VALUES (?, ?, ?)');
-    const applyTx = this.db.transaction((lines: string[]) => {
+    const applyTx = this.db.transaction((lines: string[], clock: ClockOffsets | undefined) => {
       const applied = this.appliedSeq();
       // Per series and field, the bucket of each width readings are going into: consecutive readings
       // mostly share them, so a value is added in place; a new bucket starts another cell.
@@ -147,7 +147,7 @@ export class RollupDb {
       let last = applied;
       let watermark = this.watermark();
       for (const line of lines) {
-        const { head, payloadJson } = splitRecord(line);
+        const { head, payloadJson } = splitRecord(line, clock);
         if (head.seq <= applied) continue;
         last = Math.max(last, head.seq);
         watermark = Math.max(watermark, head.receivedAt);
@@ -186,9 +186,9 @@ export class RollupDb {
       if (this.emitWidths.length) this.closeBuckets(watermark);
       return last;
     });
-    this.apply = (lines) => {
+    this.apply = (lines, clock) => {
       try {
-        return applyTx(lines);
+        return applyTx(lines, clock);
       } catch (err) {
         // Rolled back: ids handed out in it are gone.
         this.seriesIds.clear();
@@ -276,8 +276,8 @@ export class RollupDb {
   }
 
   /** Add consecutive readings (JSON lines of the log); ones applied before are skipped. Returns the applied seq. */
-  write(lines: string[]): number {
-    return this.apply(lines);
+  write(lines: string[], clock?: ClockOffsets): number {
+    return this.apply(lines, clock);
   }
 
   private seriesId(topic: string, tags: string): number {

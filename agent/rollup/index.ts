@@ -153,7 +153,7 @@ export async function openRollups(config: RollupConfig, path: string, key?: Buff
     feed,
     async write(batch) {
       const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      const result = (await worker.call({ op: 'write', chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer))) as { applied: number; ignoredFields: number; revision: number };
+      const result = (await worker.call({ op: 'write', chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer))) as { applied: number; ignoredFields: number; revision: number };
       applied = Math.max(applied, result.applied);
       ignored = result.ignoredFields;
       advanced(result.revision);

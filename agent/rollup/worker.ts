@@ -3,6 +3,7 @@ import { workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, firstMatching } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
+import type { ClockOffsets } from '../buffer/record.js';
 import { serveDb } from '../db-thread.js';
 import { RollupDb, type RollupQuery } from './db.js';
 import type { SeriesRule } from './extract.js';
@@ -16,7 +17,7 @@ export interface RollupPruneRule {
 }
 
 export type Request =
-  | { op: 'write'; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer }
+  | { op: 'write'; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets }
   | { op: 'query'; query: RollupQuery }
   | { op: 'prune'; rule: RollupPruneRule; limit: number }
   | { op: 'size'; topics?: { topics: string[]; except?: string[] } }
@@ -46,7 +47,7 @@ serveDb<Request>(() => {
 function handle(req: Request): unknown {
   switch (req.op) {
     case 'write':
-      return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key))), ignoredFields: db.ignoredFields, revision: db.lastRevision() };
+      return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock), ignoredFields: db.ignoredFields, revision: db.lastRevision() };
     case 'query':
       return firstMatching(db.query(req.query), req.query.topic, req.query.limit ?? 1000);
     case 'prune': {

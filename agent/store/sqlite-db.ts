@@ -2,7 +2,7 @@
 // must not hold up the event loop that acknowledges readings.
 import Database from 'better-sqlite3-multiple-ciphers';
 import { openKeyed } from '../sqlite-open.js';
-import { splitRecord, type LogRecord } from '../buffer/record.js';
+import { splitRecord, type ClockOffsets, type LogRecord } from '../buffer/record.js';
 import type { StoreQuery } from './types.js';
 
 interface Row {
@@ -12,6 +12,7 @@ interface Row {
   received_at: number;
   device_time: number | null;
   clock_synced: number;
+  clock_correction_ms: number | null;
   client_id: string;
   schema: string | null;
   qos: number;
@@ -27,15 +28,15 @@ interface Row {
  */
 const READINGS_SELECT = `
   SELECT r.seq, (SELECT value FROM meta WHERE key = 'agent_id') AS agent_id, t.name AS topic, r.received_at,
-         r.device_time, r.clock_synced, c.name AS client_id, s.name AS schema, r.qos, r.encoding, r.payload
+         r.device_time, r.clock_synced, r.clock_correction_ms, c.name AS client_id, s.name AS schema, r.qos, r.encoding, r.payload
   FROM reading r JOIN topics t ON t.id = r.topic_id JOIN clients c ON c.id = r.client_ref LEFT JOIN schemas s ON s.id = r.schema_id`;
 
 const INCREMENTAL = 2;
 /** Pages given back per pruning step: a short hold on the store (a step of 5,000 readings frees about 200). */
 const VACUUM_PAGES = 1024;
 
-/** 1: payloads as JSON text that SQLite's JSON functions can read (0 kept JSONB). */
-const LAYOUT_VERSION = 1;
+/** 1: payloads as JSON text that SQLite's JSON functions can read (0 kept JSONB); 2: clock_correction_ms. */
+const LAYOUT_VERSION = 2;
 
 const READING_TABLE = (name: string) => `
   CREATE TABLE ${name} (
@@ -49,7 +50,9 @@ const READING_TABLE = (name: string) => `
     qos INTEGER NOT NULL,
     encoding TEXT,
     -- what json_extract cannot read (nested past 1,000, say) is refused here, not found broken later
-    payload TEXT NOT NULL CHECK (encoding IS NOT NULL OR json_valid(payload))
+    payload TEXT NOT NULL CHECK (encoding IS NOT NULL OR json_valid(payload)),
+    -- set when received_at was corrected after the clock synchronised: by how much (ms)
+    clock_correction_ms INTEGER
   )`;
 
 const SCHEMA = `
@@ -80,10 +83,12 @@ function migrate(db: Database.Database): void {
   db.transaction(() => {
     if (!exists) {
       db.exec(READING_TABLE('reading'));
+    } else if (version === 1) {
+      db.exec('DROP VIEW IF EXISTS readings; ALTER TABLE reading ADD COLUMN clock_correction_ms INTEGER;');
     } else {
       db.exec(`DROP VIEW IF EXISTS readings; ${READING_TABLE('reading_next')};
         INSERT INTO reading_next SELECT seq, topic_id, received_at, device_time, clock_synced, client_ref, schema_id, qos, encoding,
-          CASE WHEN encoding IS NULL THEN json(payload) ELSE payload END FROM reading;
+          CASE WHEN encoding IS NULL THEN json(payload) ELSE payload END, NULL FROM reading;
         DROP TABLE reading; ALTER TABLE reading_next RENAME TO reading;`);
     }
     db.exec(INDEX_AND_VIEW);
@@ -125,7 +130,7 @@ export class SqliteDb {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private readonly insertRaw: Database.Statement;
-  private readonly insertLines: (agentId: string, lines: string[]) => void;
+  private readonly insertLines: (agentId: string, lines: string[], clock?: ClockOffsets) => void;
   private readonly topics: Names;
   private readonly clients: Names;
   private readonly schemas: Names;
@@ -140,16 +145,16 @@ export class SqliteDb {
     this.schemas = new Names(this.db, 'schemas');
     const setAgent = this.db.prepare("INSERT INTO meta (key, value) VALUES ('agent_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
     // Idempotent on seq only: OR IGNORE would also skip a row its CHECK refuses, silently.
-    this.insert = this.db.prepare('INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (seq) DO NOTHING');
-    this.insertRaw = this.db.prepare("INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?) ON CONFLICT (seq) DO NOTHING");
+    this.insert = this.db.prepare('INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (seq) DO NOTHING');
+    this.insertRaw = this.db.prepare("INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?, ?) ON CONFLICT (seq) DO NOTHING");
     let agent: string | undefined;
     const grow = this.db.prepare('INSERT INTO topic_size VALUES (?, ?) ON CONFLICT (topic_id) DO UPDATE SET bytes = bytes + excluded.bytes');
-    const insertLines = this.db.transaction((agentId: string, lines: string[]) => {
+    const insertLines = this.db.transaction((agentId: string, lines: string[], clock: ClockOffsets | undefined) => {
       if (agent !== agentId) setAgent.run(agentId);
       agent = agentId;
       const added = new Map<number, number>();
       for (const line of lines) {
-        const { head: h, payloadJson: payload } = splitRecord(line);
+        const { head: h, payloadJson: payload } = splitRecord(line, clock);
         const topic = this.topics.id(h.topic);
         const stored = h.encoding ? (JSON.parse(payload) as string) : payload;
         const { changes } = (h.encoding ? this.insertRaw : this.insert).run(
@@ -162,15 +167,16 @@ export class SqliteDb {
           h.schema === undefined ? null : this.schemas.id(h.schema),
           h.qos,
           stored,
+          h.clockCorrectionMs ?? null,
         );
         if (changes) added.set(topic, (added.get(topic) ?? 0) + Buffer.byteLength(stored));
       }
       for (const [topic, bytes] of added) grow.run(topic, bytes);
     });
     // A failed transaction is rolled back, and so must be what this side cached during it.
-    this.insertLines = (agentId, lines) => {
+    this.insertLines = (agentId, lines, clock) => {
       try {
-        insertLines(agentId, lines);
+        insertLines(agentId, lines, clock);
       } catch (err) {
         agent = undefined;
         for (const names of [this.topics, this.clients, this.schemas]) names.forget();
@@ -210,8 +216,8 @@ export class SqliteDb {
     return (this.db.prepare('SELECT max(seq) AS seq FROM reading').get() as { seq: number | null }).seq ?? 0;
   }
 
-  write(agentId: string, lines: string[]): void {
-    this.insertLines(agentId, lines);
+  write(agentId: string, lines: string[], clock?: ClockOffsets): void {
+    this.insertLines(agentId, lines, clock);
   }
 
   /** Readings in time order (either way) on the query's topics; the caller applies field conditions and the limit. */
@@ -316,6 +322,7 @@ function toRecord(row: Row): LogRecord {
     topic: row.topic,
     receivedAt: row.received_at,
     clockSynced: row.clock_synced === 1,
+    ...(row.clock_correction_ms !== null ? { clockCorrectionMs: row.clock_correction_ms } : {}),
     ...(row.device_time !== null ? { deviceTime: row.device_time } : {}),
     payload: row.encoding ? row.payload : JSON.parse(row.payload),
     ...(row.encoding ? { encoding: row.encoding as 'base64' } : {}),

@@ -18,7 +18,7 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
     async write(batch) {
       // Copies in buffers of their own (a Buffer's slice() is a view), handed over (not cloned): the worker decodes them.
       const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      await worker.call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key }, chunks.map((c) => c.buffer as ArrayBuffer));
+      await worker.call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = Math.max(last, batch.lastSeq);
     },
     query: async (query) => (await worker.call({ op: 'query', query })) as LogRecord[],

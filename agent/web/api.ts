@@ -7,6 +7,8 @@ import type { Submission } from '../ingest/pipeline.js';
 import type { SchemaEditor } from '../ingest/schema-editor.js';
 import type { LiveHub } from './live.js';
 import type { SensorStatus } from '../health/sensors.js';
+import type { ClockStatus } from '../health/clock.js';
+import type { GpioStatus } from '../gpio/index.js';
 import type { Alert } from '../health/alerts.js';
 import type { Rollups } from '../rollup/index.js';
 import type { LocalStore } from '../store/types.js';
@@ -22,6 +24,10 @@ export interface AgentApi {
   live: LiveHub;
   /** Sensors watched for silence (health.sensors). */
   sensors(): SensorStatus[];
+  /** Whether the system clock is synchronised, and whether consumers wait for it. */
+  clock(): ClockStatus;
+  /** GPIO lines, the status LED, the alarm and the power-fail input; null with gpio.driver none. */
+  gpio(): GpioStatus | null;
   /** Alerts firing now, and the latest changes. */
   alerts(): { active: Alert[]; recent: Alert[] };
   deadLetters: Pick<DurableLog, 'deadLetters' | 'deadLetter' | 'removeDeadLetters'>;

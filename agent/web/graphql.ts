@@ -31,6 +31,7 @@ const typeDefs = /* GraphQL */ `
     topic: String!
     receivedAt: Float!
     clockSynced: Boolean
+    clockCorrectionMs: Float
     deviceTime: Float
     payload: JSON
     clientId: String

@@ -16,6 +16,7 @@ describe('record heads read without JSON.parse', () => {
     const variants: NewRecord[] = [
       base,
       { ...base, clockSynced: false, qos: 0 },
+      { ...base, clockSynced: false, boot: '55dacc46dec440f1', mono: 123456789, schema: 'env@2' },
       { ...base, deviceTime: 1764496800000, schema: 'env@2', qos: 2 },
       { ...base, encoding: 'base64', payloadJson: 'AAEC/w==' },
       { ...base, deviceTime: -5, encoding: 'base64', payloadJson: '', schema: 'raw@1' },

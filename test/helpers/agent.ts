@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../agent/config/schema.js';
 import { createLogger } from '../../agent/log.js';
-import { startRuntime, type Runtime } from '../../agent/runtime.js';
+import { startRuntime, type Runtime, type RuntimeOptions } from '../../agent/runtime.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
 
@@ -52,10 +52,10 @@ export interface InProcessAgent {
   stop(): Promise<void>;
 }
 
-export async function startAgent(extra: Json = {}, dir = tempDir()): Promise<InProcessAgent> {
+export async function startAgent(extra: Json = {}, dir = tempDir(), options: RuntimeOptions = {}): Promise<InProcessAgent> {
   const configPath = writeConfig(dir, extra);
   const { config } = loadConfig(configPath, {});
-  const runtime = await startRuntime(config, createLogger('silent'));
+  const runtime = await startRuntime(config, createLogger('silent'), options);
   let stopped = false;
   return {
     runtime,

@@ -141,7 +141,7 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     expect(csv.headers.get('content-disposition')).toMatch(/^attachment; filename="readings-test-agent-.*\.csv"$/);
     const rows = parseCsv(await csv.text(), { columns: true }) as Record<string, string>[];
     expect(rows).toHaveLength(2 * PER_ROOM);
-    expect(Object.keys(rows[0])).toEqual(['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced', 't', 'meta.n']);
+    expect(Object.keys(rows[0])).toEqual(['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced', 'clockCorrectionMs', 't', 'meta.n']);
     expect(rows[1]).toMatchObject({ topic: 'home/kitchen/temp', t: '20.1', 'meta.n': '1', clockSynced: 'false' });
 
     const jsonl = (await api.get('/api/export?format=jsonl&topic=office/%23')).body as string;

@@ -23,6 +23,7 @@ const reading = {
     topic: { type: 'string' },
     receivedAt: { type: 'integer', description: 'ms since the epoch' },
     clockSynced: { type: 'boolean' },
+    clockCorrectionMs: { type: 'integer', description: 'set when receivedAt was corrected after the clock synchronised: by how much' },
     deviceTime: { type: 'integer' },
     payload: {},
     encoding: { type: 'string' },

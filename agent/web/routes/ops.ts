@@ -25,7 +25,7 @@ export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { api,
   app.get('/api/health', { schema: { tags: ['operations'], description: 'readiness of each part, version and uptime; the machine: CPU, temperature, memory, network, and a Raspberry Pi\'s throttling flags (now and since boot)', response: { 200: anyObject, ...errors } } }, async () => {
     const { ready, parts } = await readiness.report();
     const sensors = api()?.sensors() ?? [];
-    return { status: ready ? 'ready' : 'not ready', version: VERSION, node: process.version, uptimeSeconds: Math.round(process.uptime()), parts, system: system() ?? null, sensors: { ok: sensors.filter((x) => x.state === 'ok').length, stale: sensors.filter((x) => x.state === 'stale').map((x) => x.sensor) } };
+    return { status: ready ? 'ready' : 'not ready', version: VERSION, node: process.version, uptimeSeconds: Math.round(process.uptime()), parts, system: system() ?? null, clock: api()?.clock() ?? null, gpio: api()?.gpio() ?? null, sensors: { ok: sensors.filter((x) => x.state === 'ok').length, stale: sensors.filter((x) => x.state === 'stale').map((x) => x.sensor) } };
   });
 
   app.get('/api/sensors', { schema: { tags: ['operations'], description: 'sensors watched for silence (health.sensors): state (ok or stale), last seen, readings, rate, refused readings', response: { 200: { type: 'array', items: anyObject }, ...errors } } }, async () => agentOf(api).sensors());

@@ -103,3 +103,13 @@ describe('readings as points', () => {
     expect(toLine(record({ site: 'x' }), schema({ tags: ['site'] }), opts)).toEqual({ error: expect.stringMatching(/no field/) });
   });
 });
+
+describe('a reading whose time was corrected after the clock synchronised', () => {
+  it('is written at its corrected time, with the correction as an integer field', () => {
+    const line = encodeRecord(8, { topic: 'sensors/a', receivedAt: 1000, clockSynced: false, boot: 'b1', mono: 500, payloadJson: '{"t":1}', clientId: 'c', qos: 1 });
+    const corrected = toLine(decodeRecord(line, 'pi-1', { b1: 1465839830000 }), undefined, opts);
+    expect(corrected).toEqual({ line: `mqtt t=1,clock_correction_ms=${1465839830500 - 1000}i 1465839830500` });
+    // The control: no offset known, no correction.
+    expect(toLine(decodeRecord(line, 'pi-1', {}), undefined, opts)).toEqual({ line: 'mqtt t=1 1000' });
+  });
+});

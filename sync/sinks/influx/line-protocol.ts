@@ -130,8 +130,9 @@ const NO_FIELDS = { error: 'no field to write: InfluxDB points need at least one
 export function toLine(r: LogRecord, info: SchemaInfo | undefined, opts: LineOptions): { line: string } | { error: string } {
   const payload = r.encoding === 'base64' ? { payload: r.payload } : r.payload;
   const plan = planFor(info, opts);
-  const fieldSet = fields('', '', payload, plan);
+  let fieldSet = fields('', '', payload, plan);
   if (fieldSet === '') return NO_FIELDS;
+  if (r.clockCorrectionMs !== undefined) fieldSet += `,clock_correction_ms=${r.clockCorrectionMs}i`;
   let line = plan.measurement;
   for (const t of plan.tags) {
     const v = t.from === 'agent' ? r.agentId : t.from === 'topic' ? r.topic : typeof payload === 'object' && payload !== null ? tagValue((payload as Record<string, unknown>)[t.name]) : undefined;

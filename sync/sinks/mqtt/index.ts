@@ -21,6 +21,7 @@ interface MessageBatch extends Encoded {
 /** The record envelope, built as text: the payload JSON is spliced in, never re-encoded. */
 export function envelope(r: OutRecord): string {
   let s = `{"agent":${JSON.stringify(r.agentId)},"seq":${r.seq},"topic":${JSON.stringify(r.topic)},"receivedAt":${r.receivedAt}`;
+  if (r.clockCorrectionMs !== undefined) s += `,"clockCorrectionMs":${r.clockCorrectionMs}`;
   if (r.deviceTime !== undefined) s += `,"deviceTime":${r.deviceTime}`;
   if (r.schema !== undefined) s += `,"schema":${JSON.stringify(r.schema)}`;
   if (r.encoding !== undefined) s += `,"encoding":"${r.encoding}"`;

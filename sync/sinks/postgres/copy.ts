@@ -83,7 +83,7 @@ function pick(payload: unknown, path: string[]): unknown {
   return v;
 }
 
-export const BASE_COLUMNS = ['agent_id', 'seq', 'ts', 'received_at', 'topic', 'client_id', 'schema_id', 'clock_synced', 'payload'];
+export const BASE_COLUMNS = ['agent_id', 'seq', 'ts', 'received_at', 'topic', 'client_id', 'schema_id', 'clock_synced', 'clock_correction_ms', 'payload'];
 
 /** One COPY line per record, columns as BASE_COLUMNS then the typed ones. */
 export function copyRows(records: Iterable<OutRecord>, typed: readonly TypedColumn[]): string {
@@ -91,7 +91,7 @@ export function copyRows(records: Iterable<OutRecord>, typed: readonly TypedColu
   for (const r of records) {
     const received = new Date(r.receivedAt).toISOString();
     out += `${escapeCopy(r.agentId)}\t${r.seq}\t${r.deviceTime === undefined ? received : iso(r.deviceTime, received)}\t${received}\t`;
-    out += `${escapeCopy(r.topic)}\t${escapeCopy(r.clientId)}\t${r.schema === undefined ? NULL : escapeCopy(r.schema)}\t${r.clockSynced ? 't' : 'f'}\t${escapeCopy(r.payloadJson)}`;
+    out += `${escapeCopy(r.topic)}\t${escapeCopy(r.clientId)}\t${r.schema === undefined ? NULL : escapeCopy(r.schema)}\t${r.clockSynced ? 't' : 'f'}\t${r.clockCorrectionMs ?? NULL}\t${escapeCopy(r.payloadJson)}`;
     if (typed.length) {
       const payload = r.encoding === 'base64' ? undefined : r.payload();
       for (const c of typed) out += `\t${typedValue(pick(payload, c.path), c.type)}`;

@@ -50,6 +50,8 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
       agent_id text NOT NULL, seq bigint NOT NULL, ts timestamptz NOT NULL, received_at timestamptz NOT NULL,
       topic text NOT NULL, client_id text NOT NULL, schema_id text, clock_synced boolean NOT NULL, payload jsonb NOT NULL,
       PRIMARY KEY (${key}))`);
+    // Tables made before readings' times were corrected after a clock sync.
+    await p.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS clock_correction_ms bigint`);
     for (const c of typed) await p.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(c.column)} ${SQL_TYPES[c.type]}`);
     await p.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`${config.table}_topic_ts`)} ON ${table} (topic, ts)`);
     if (timescale && !exists) await p.query('SELECT create_hypertable($1, $2, if_not_exists => TRUE)', [table, 'ts']);
