@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'scratch/**'] },
+  { ignores: ['.cache/**', 'dist/**', 'node_modules/**', 'data/**', 'scratch/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -17,6 +17,7 @@ import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
 import type { ExportCommandOptions } from './export/cli.js';
 import { VERSION } from './version.js';
+import { extractAssets, isSea } from './sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
 import type { Runtime } from './runtime.js';
 import type { Logger } from './log.js';
@@ -111,7 +112,7 @@ async function readPassword(): Promise<string> {
 function buildProgram(): Command {
   const program = new Command('edge-agent')
     .description('Edge telemetry agent: embedded MQTT broker, validated durable ingest, store-and-forward sync')
-    .version(VERSION, '-V, --version')
+    .version(`${VERSION} (Node ${process.version}, ${process.platform}-${process.arch}${isSea() ? ', single executable' : ''})`, '-V, --version')
     .option('-c, --config <file>', 'config file (else $EDGE_AGENT_CONFIG, /etc/edge-agent/config.yaml, ./edge-agent.yaml)')
     .showHelpAfterError()
     .addHelpText(
@@ -356,6 +357,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+extractAssets(); // in the single executable: native addons and worker scripts as files, before anything loads them
 main(process.argv).then((code) => {
   if (code !== EXIT.ok) process.exit(code);
 });

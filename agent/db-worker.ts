@@ -1,9 +1,10 @@
 // A database held open in a worker thread (the SQLite store, the rollups): its inserts and fsyncs
 // must not hold up the event loop that acknowledges readings. Requests are answered in order.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { RecordFault } from './buffer/faults.js';
+import { assetPath, isSea } from './sea.js';
 
 /** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
 export type Reply = { id: number; result?: unknown; error?: string; code?: string; written?: number };
@@ -18,8 +19,9 @@ function toError(reply: Reply): Error {
   return RECORD_FAULTS.test(reply.code ?? '') ? new RecordFault(`${reply.code}: ${reply.error}`) : Object.assign(new Error(reply.error), { code: reply.code });
 }
 
-/** The compiled worker script beside this module; when running from TypeScript sources (the tests), the one in dist/. */
+/** The compiled worker script beside this module; when running from TypeScript sources (the tests), the one in dist/; in the single executable, its bundle. */
 export function workerScript(relative: string): URL {
+  if (isSea()) return pathToFileURL(assetPath(`workers/${relative.replace(/\.js$/, '.cjs')}`));
   const beside = new URL(`./${relative}`, import.meta.url);
   return existsSync(fileURLToPath(beside)) ? beside : new URL(`../dist/agent/${relative}`, import.meta.url);
 }

@@ -168,8 +168,8 @@ export interface RuntimeOptions {
 }
 
 /** GPIO as the config says (or the injected driver); undefined with gpio.driver none. */
-function startGpioLines(config: Config, options: RuntimeOptions, sources: Parameters<typeof startGpio>[2], logger: Logger): GpioRunning | undefined {
-  const driver = options.gpioDriver ?? openDriver(config.gpio);
+async function startGpioLines(config: Config, options: RuntimeOptions, sources: Parameters<typeof startGpio>[2], logger: Logger): Promise<GpioRunning | undefined> {
+  const driver = options.gpioDriver ?? (await openDriver(config.gpio));
   return driver && startGpio(config.gpio, driver, sources, logger.child({ stage: 'gpio' }));
 }
 
@@ -357,7 +357,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     started.push(() => mqtt.close());
     const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced: () => clock.trusted(), publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
     started.push(async () => alerts.stop());
-    const gpio = startGpioLines(config, options, {
+    const gpio = await startGpioLines(config, options, {
       async take(topic, payload) {
         await ingest.hook({ topic, payload, qos: 1, retain: false, clientId: 'gpio' })?.safe;
         mqtt.publish(topic, payload.toString(), false); // local subscribers see it as they see a sensor's

@@ -229,7 +229,7 @@ describe('config commands', () => {
   });
 
   it('--version, --help on every command, and usage errors exit 2', async () => {
-    expect((await cli(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect((await cli(['--version'])).stdout.trim()).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(Node ${process.version.replaceAll('.', '\\.')}, linux-${process.arch}\\)$`));
     for (const args of [['--help'], ['run', '--help'], ['config', 'check', '--help'], ['user', 'add', '--help'], ['user', 'list', '--help']]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(0);

@@ -43,7 +43,7 @@ export interface GpioRunning {
 /** How often the LED's state and the alarm are looked at again. */
 const OUTPUT_EVERY_MS = 2000;
 
-export function openDriver(config: GpioConfig): GpioDriver | undefined {
+export async function openDriver(config: GpioConfig): Promise<GpioDriver | undefined> {
   if (config.driver === 'none') return undefined;
   return config.driver === 'simulated' ? new SimulatedGpio() : sysfsDriver(config.sysfsPath, config.chip);
 }

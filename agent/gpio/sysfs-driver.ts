@@ -1,14 +1,13 @@
 // The real driver: the kernel's sysfs GPIO interface through onoff (edges by epoll). onoff numbers
 // lines the sysfs way, so each line is turned into chip base + offset first (chip.ts).
-import { createRequire } from 'node:module';
 import type { Gpio as OnoffGpio } from 'onoff';
 import { listChips, pickChip, sysfsNumber } from './chip.js';
 import type { GpioDriver, Level } from './driver.js';
 
-export function sysfsDriver(sysfsPath: string, chipLabel: string): GpioDriver {
+export async function sysfsDriver(sysfsPath: string, chipLabel: string): Promise<GpioDriver> {
   const chip = pickChip(listChips(sysfsPath), chipLabel);
   // Loaded only here: onoff loads a native addon (epoll) that machines without GPIO need not load.
-  const { Gpio } = createRequire(import.meta.url)('onoff') as { Gpio: typeof OnoffGpio & { accessible: boolean } };
+  const { Gpio } = (await import('onoff')) as unknown as { Gpio: typeof OnoffGpio & { accessible: boolean } };
   if (!Gpio.accessible) throw new Error('GPIO is not accessible: run the agent as a user in group gpio');
   const open: OnoffGpio[] = [];
   const release = (g: OnoffGpio) => {

@@ -3,6 +3,7 @@
 // OpenAPI document), metrics, and MQTT over WebSocket.
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { dirname, join } from 'node:path';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
@@ -17,6 +18,7 @@ import type { Logger } from '../log.js';
 import type { ApiKeyStore } from '../users/api-keys.js';
 import type { UserStore } from '../users/store.js';
 import { VERSION } from '../version.js';
+import { assetPath, isSea } from '../sea.js';
 import type { ApiSource } from './api.js';
 import { authenticate } from './auth/authenticate.js';
 import type { Sessions } from './auth/sessions.js';
@@ -91,7 +93,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
       security: [{ bearer: [] }, { basic: [] }, { cookie: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  await app.register(swaggerUi, { routePrefix: '/api/docs', ...swaggerUiFiles() });
   await app.register(websocket, {
     options: {
       // MQTT packets up to the broker's payload limit; live clients' messages are checked smaller.
@@ -153,4 +155,11 @@ export async function startWeb(opts: WebOptions): Promise<WebServer> {
     throw err;
   }
   return { listeners, close: async () => void (await Promise.all(apps.map(({ app }) => app.close()))) };
+}
+
+/** In the single executable, Swagger UI's files are assets written out at start (agent/sea.ts), not beside its package. */
+function swaggerUiFiles(): { baseDir?: string; logo?: { type: string; content: Buffer } } {
+  if (!isSea()) return {};
+  const baseDir = dirname(assetPath('web/swagger-ui/index.html'));
+  return { baseDir, logo: { type: 'image/svg+xml', content: readFileSync(join(baseDir, 'logo.svg')) } };
 }

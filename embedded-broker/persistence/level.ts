@@ -4,15 +4,13 @@
 // publish before it enqueues it for offline sessions, and a slower enqueue lets a reconnecting
 // client receive the same message both live and from its queue. Like Mosquitto's autosave, the
 // session store is a restart aid; the ingest log is what makes an acknowledged reading durable.
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { deserialize, serialize } from 'node:v8';
 import { ClassicLevel } from 'classic-level';
 import AedesPacket from 'aedes-packet';
+import QlobberSub from 'qlobber/aedes/qlobber-sub.js';
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import { WriteQueue, type Op } from './write-queue.js';
-
-const QlobberSub = createRequire(import.meta.url)('qlobber/aedes/qlobber-sub.js') as typeof import('qlobber/aedes/qlobber-sub.js');
 
 export interface StoredPacket {
   cmd?: string;

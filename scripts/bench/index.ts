@@ -1,5 +1,6 @@
 // npm run bench [-- name ...]: runs the named benchmarks (default: all) and prints their tables.
 import { benchApi } from './api.js';
+import { benchBinary } from './binary.js';
 import { benchBroker } from './broker.js';
 import { benchIdle } from './idle.js';
 import { benchIngest } from './ingest.js';
@@ -7,7 +8,7 @@ import { benchLogin } from './login.js';
 import { benchRetention } from './retention.js';
 import { benchSync } from './sync.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

@@ -10,8 +10,9 @@ export interface Started {
   stop(): Promise<void>;
 }
 
-export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/** `program`: this Node by default (args start with the script), or another executable (the single executable). */
+export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}, program = process.execPath): Promise<Started> {
+  const proc = spawn(program, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   const listeners = await new Promise<Record<string, string>>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {

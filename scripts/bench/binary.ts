@@ -1,0 +1,48 @@
+// npm run bench -- binary: the single executable (Node 22 inside) against the same agent run from
+// the built sources as `npm start` runs it (the machine's Node): time from start to `ready`, and
+// resident memory at rest, each the median of 3 starts.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBinary } from '../binary/build.js';
+import { startBenchAgent } from './agent.js';
+import { printTable } from './report.js';
+
+const RUNS = 3;
+const memory = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon') };
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+async function measure(program: 'agent' | { binary: string }) {
+  const ready: number[] = [];
+  const rss: number[] = [];
+  const anon: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-binary-'));
+    const started = performance.now();
+    const agent = await startBenchAgent(dir, {}, program);
+    ready.push(performance.now() - started);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const m = memory(agent.proc.pid!);
+    rss.push(m.rss);
+    anon.push(m.anon);
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { ready: median(ready), rss: median(rss), anon: median(anon) };
+}
+
+export async function benchBinary(): Promise<void> {
+  const binary = join(process.cwd(), 'dist', `edge-agent-linux-${process.arch}`);
+  if (!existsSync(binary)) await buildBinary(process.arch as 'x64' | 'arm64');
+  const sources = await measure('agent');
+  const single = await measure({ binary });
+  printTable(`binary: the single executable (Node 22) against the agent from its built sources (Node ${process.version}); median of ${RUNS} starts`, [
+    { name: 'start to ready, ms', baseline: sources.ready, value: single.ready, target: 0.5, higherIsBetter: false },
+    { name: 'RSS at rest, MB', baseline: sources.rss, value: single.rss, target: 0.5, higherIsBetter: false },
+    { name: 'anonymous RSS at rest, MB', baseline: sources.anon, value: single.anon, target: 0.5, higherIsBetter: false },
+  ]);
+}

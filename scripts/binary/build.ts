@@ -1,0 +1,173 @@
+// `npm run build:binary -- --arch x64|arm64`: the agent as one executable, dist/edge-agent-linux-<arch>.
+// Node's single-executable-application support: an esbuild bundle (CommonJS) and its worker
+// threads' bundles, the native addons built for the embedded Node (22 LTS, from npm's node-linux-*
+// packages) as assets, injected into a copy of that Node with postject.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { build, type Plugin } from 'esbuild';
+import { inject } from 'postject';
+import { VERSION } from '../../agent/version.js';
+
+/** The Node the binary embeds: the current 22 LTS on npm. */
+export const EMBEDDED_NODE = '22.23.5';
+const LZ4_VERSION = '2.10.0';
+/** The project's folder (this file runs compiled, from dist/scripts/binary). */
+const ROOT = (function up(dir: string): string {
+  return existsSync(join(dir, 'package-lock.json')) ? dir : up(dirname(dir));
+})(import.meta.dirname);
+const CACHE = join(ROOT, '.cache/binary');
+const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+export type Arch = 'x64' | 'arm64';
+
+const run = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) => execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts, env: { ...process.env, ...opts.env } });
+
+/** A package from npm, unpacked once into the cache (npm pack: the registry the machine is set up for). */
+function fetchPackage(spec: string): string {
+  const dir = join(CACHE, 'packages', spec.replace(/[/@]/g, '_'));
+  if (existsSync(join(dir, 'package.json'))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const tgz = execFileSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+  run('tar', ['xzf', join(dir, tgz), '-C', dir, '--strip-components=1']);
+  rmSync(join(dir, tgz));
+  return dir;
+}
+
+/** The toolchain for a target: the machine's own, or Debian's aarch64 cross compilers. */
+function compilerEnv(arch: Arch): NodeJS.ProcessEnv {
+  if (arch === process.arch) return {};
+  const tool = (t: string) => `aarch64-linux-gnu-${t}`;
+  return { CC: tool('gcc'), CXX: tool('g++'), LINK: tool('g++'), AR: tool('ar'), STRIP: tool('strip') };
+}
+
+/** npm's own node-gyp (the one `npm install` builds addons with). */
+function nodeGyp(): string {
+  const npmCli = process.env.npm_execpath ?? '/usr/lib/node_modules/npm/bin/npm-cli.js';
+  return join(dirname(npmCli), '../node_modules/node-gyp/bin/node-gyp.js');
+}
+
+/** Build the addons that use V8's own API (not N-API) against the embedded Node's headers, for the target. */
+function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: string): string {
+  const tree = join(CACHE, `addons-${arch}-${EMBEDDED_NODE}`);
+  const dir = join(tree, 'node_modules', pkg);
+  const built = join(dir, 'build/Release', output);
+  if (existsSync(built)) return built;
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(join(ROOT, 'node_modules', pkg), dir, { recursive: true, filter: (src) => !src.includes('/build/') });
+  if (!existsSync(join(tree, 'node_modules/nan'))) cpSync(join(ROOT, 'node_modules/nan'), join(tree, 'node_modules/nan'), { recursive: true });
+  console.log(`building ${pkg} for ${arch} against Node ${EMBEDDED_NODE}`);
+  run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], { cwd: dir, env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir, npm_config_build_from_source: 'true' } });
+  return built;
+}
+
+/** The native addons of the bundle, by the names the bundle loads them by, built or taken for the target. */
+function nativeAddons(arch: Arch, nodeDir: string): Record<string, string> {
+  const lz4 = arch === 'x64' ? join(ROOT, 'node_modules/@antoniomuso/lz4-napi-linux-x64-gnu') : fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
+  const classicLevel = join(ROOT, 'node_modules/classic-level/prebuilds', `linux-${arch}`);
+  return {
+    'better-sqlite3': buildAddon('better-sqlite3-multiple-ciphers', 'better_sqlite3.node', arch, nodeDir),
+    epoll: buildAddon('epoll', 'epoll.node', arch, nodeDir),
+    // N-API: the package's own builds serve any Node; taken for the target explicitly, whatever npm installed here.
+    'classic-level': join(classicLevel, readdirSync(classicLevel).find((f) => f.endsWith('.node') && !f.includes('musl'))!),
+    'lz4-napi': join(lz4, readdirSync(lz4).find((f) => f.endsWith('.node'))!),
+  };
+}
+
+/** In the bundle, each addon comes from the binary's assets (agent/sea.ts) instead of a path next to its package. */
+function nativeFromAssets(): Plugin {
+  const loader = JSON.stringify(join(ROOT, 'agent/sea.ts'));
+  const replace = (filter: RegExp, name: string, edit?: (text: string) => string): Plugin['setup'] => (b) =>
+    b.onLoad({ filter }, (args) => ({
+      contents: edit ? edit(readFileSync(args.path, 'utf8')) : `module.exports = require(${loader}).loadNative(${JSON.stringify(name)});`,
+      loader: 'js',
+      resolveDir: dirname(args.path),
+    }));
+  return {
+    name: 'native-from-assets',
+    setup(b) {
+      replace(/classic-level[\\/]binding\.js$/, 'classic-level')(b);
+      replace(/lz4-napi[\\/]index\.js$/, 'lz4-napi')(b);
+      replace(/epoll[\\/]epoll\.js$/, 'epoll')(b);
+      replace(/better-sqlite3-multiple-ciphers[\\/]lib[\\/]database\.js$/, 'better-sqlite3', (text) => {
+        const call = "require('bindings')('better_sqlite3.node')";
+        if (!text.includes(call)) throw new Error('better-sqlite3-multiple-ciphers: its addon is no longer loaded the way this build replaces');
+        return text.replace(call, `require(${loader}).loadNative('better-sqlite3')`);
+      })(b);
+    },
+  };
+}
+
+/** The agent and its two worker threads, each one CommonJS file (what a SEA runs). */
+async function bundle(out: string): Promise<Record<string, string>> {
+  const entries = { main: 'agent/cli.ts', 'workers/store/sqlite-worker': 'agent/store/sqlite-worker.ts', 'workers/rollup/worker': 'agent/rollup/worker.ts' };
+  await build({
+    entryPoints: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, join(ROOT, v)])),
+    outdir: out,
+    outExtension: { '.js': '.cjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node22',
+    minifyWhitespace: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    // import.meta.url in CommonJS: this file's URL (createRequire and new URL use it).
+    define: { 'import.meta.url': '__import_meta_url', 'import.meta.dirname': '__dirname' },
+    banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [nativeFromAssets()],
+  });
+  return { 'workers/store/sqlite-worker.cjs': join(out, 'workers/store/sqlite-worker.cjs'), 'workers/rollup/worker.cjs': join(out, 'workers/rollup/worker.cjs') };
+}
+
+/** Files the web server serves: Swagger UI's (the agent's own page joins them). */
+function webAssets(): Record<string, string> {
+  const swaggerUi = join(ROOT, 'node_modules/@fastify/swagger-ui/static');
+  return Object.fromEntries(readdirSync(swaggerUi).map((f) => [`web/swagger-ui/${f}`, join(swaggerUi, f)]));
+}
+
+export async function buildBinary(arch: Arch): Promise<string> {
+  const started = performance.now();
+  const node = fetchPackage(`node-linux-${arch}@${EMBEDDED_NODE}`);
+  // The blob is made by a Node of the same version that runs here (the x64 one on this machine).
+  const hostNode = join(fetchPackage(`node-linux-${process.arch}@${EMBEDDED_NODE}`), 'bin/node');
+  const work = join(CACHE, `work-${arch}`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const workers = await bundle(work);
+  const addons = nativeAddons(arch, node);
+  const assets: Record<string, string> = { ...workers, ...Object.fromEntries(Object.entries(addons).map(([name, path]) => [`native/${name}.node`, path])), ...webAssets() };
+  const hash = createHash('sha256');
+  for (const path of [join(work, 'main.cjs'), ...Object.values(assets)]) hash.update(readFileSync(path));
+  const manifest = { build: `${VERSION}-${arch}-${hash.digest('hex').slice(0, 12)}`, assets: Object.keys(assets) };
+  writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest));
+  assets['manifest.json'] = join(work, 'manifest.json');
+  const config = { main: join(work, 'main.cjs'), output: join(work, 'sea.blob'), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
+  writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
+  run(hostNode, ['--experimental-sea-config', join(work, 'sea-config.json')]);
+
+  const out = join(ROOT, 'dist', `edge-agent-linux-${arch}`);
+  mkdirSync(dirname(out), { recursive: true });
+  rmSync(out, { force: true });
+  copyFileSync(join(node, 'bin/node'), out);
+  chmodSync(out, 0o755);
+  await inject(out, 'NODE_SEA_BLOB', readFileSync(join(work, 'sea.blob')), { sentinelFuse: SENTINEL });
+  console.log(`${out}: ${(statSync(out).size / 1e6).toFixed(1)} MB, Node ${EMBEDDED_NODE}, build ${manifest.build}, in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  return out;
+}
+
+function archArg(argv: string[]): Arch {
+  const i = argv.indexOf('--arch');
+  const arch = i >= 0 ? argv[i + 1] : process.arch;
+  if (arch !== 'x64' && arch !== 'arm64') throw new Error(`--arch: x64 or arm64, not ${arch}`);
+  return arch;
+}
+
+if (import.meta.filename === process.argv[1]) {
+  buildBinary(archArg(process.argv.slice(2))).catch((err: Error) => {
+    console.error(err.message);
+    process.exit(1);
+  });
+}
