@@ -1,0 +1,75 @@
+// `npm run build:deb -- --arch amd64|arm64`: dist/edge-agent_<version>_<arch>.deb with dpkg-deb: the
+// single executable, the config as a conffile, the hardened unit, and maintainer scripts that make
+// the system user and enable the service the way dh_installsystemd does.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { VERSION } from '../../agent/version.js';
+import { buildBinary, projectRoot, type Arch } from './build.js';
+
+export type DebArch = 'amd64' | 'arm64';
+
+const ROOT = projectRoot();
+
+const CONTROL = (version: string, arch: DebArch, installedKb: number) => `Package: edge-agent
+Version: ${version}
+Architecture: ${arch}
+Maintainer: edge-agent developers <edge-agent@localhost>
+Installed-Size: ${installedKb}
+Depends: libc6 (>= 2.28), passwd
+Recommends: systemd
+Section: net
+Priority: optional
+Homepage: https://localhost/edge-agent
+Description: edge telemetry agent for the Raspberry Pi
+ An embedded MQTT broker that validates every reading, keeps it in a durable
+ log on the SD card, stores it locally for queries and forwards it, exactly
+ once in effect, to PostgreSQL/TimescaleDB, InfluxDB and upstream MQTT.
+`;
+
+const COPYRIGHT = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: edge-agent
+License: Apache-2.0
+Comment: The binary embeds Node.js (MIT) and the npm packages listed in package-lock.json under their own licenses.
+`;
+
+/** Build the .deb; `version` defaults to package.json's (a test makes a later one to upgrade to). */
+export async function buildDeb(arch: DebArch, version = VERSION): Promise<string> {
+  const binArch: Arch = arch === 'amd64' ? 'x64' : 'arm64';
+  const binary = join(ROOT, 'dist', `edge-agent-linux-${binArch}`);
+  if (!existsSync(binary)) await buildBinary(binArch);
+  const root = join(ROOT, '.cache/deb', arch);
+  rmSync(root, { recursive: true, force: true });
+  const put = (from: string, to: string, mode: number) => {
+    const path = join(root, to);
+    mkdirSync(dirname(path), { recursive: true });
+    copyFileSync(from, path);
+    chmodSync(path, mode);
+  };
+  put(binary, 'usr/bin/edge-agent', 0o755);
+  put(join(ROOT, 'scripts/deb/config.yaml'), 'etc/edge-agent/config.yaml', 0o640);
+  put(join(ROOT, 'systemd/edge-agent.service'), 'lib/systemd/system/edge-agent.service', 0o644);
+  put(join(ROOT, 'README.md'), 'usr/share/doc/edge-agent/README.md', 0o644);
+  for (const script of ['postinst', 'prerm', 'postrm']) put(join(ROOT, 'scripts/deb', script), `DEBIAN/${script}`, 0o755);
+  writeFileSync(join(root, 'usr/share/doc/edge-agent/copyright'), COPYRIGHT);
+  writeFileSync(join(root, 'DEBIAN/conffiles'), '/etc/edge-agent/config.yaml\n');
+  const installedKb = Number(execFileSync('du', ['-sk', '--exclude=DEBIAN', root], { encoding: 'utf8' }).split('\t')[0]);
+  writeFileSync(join(root, 'DEBIAN/control'), CONTROL(version, arch, installedKb));
+  const out = join(ROOT, 'dist', `edge-agent_${version}_${arch}.deb`);
+  execFileSync('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', root, out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  console.log(`${out}`);
+  return out;
+}
+
+if (import.meta.filename === process.argv[1]) {
+  const i = process.argv.indexOf('--arch');
+  const arch = i >= 0 ? process.argv[i + 1] : process.arch === 'x64' ? 'amd64' : process.arch;
+  if (arch !== 'amd64' && arch !== 'arm64') {
+    console.error(`--arch: amd64 or arm64, not ${arch}`);
+    process.exit(2);
+  }
+  buildDeb(arch).catch((err: Error) => {
+    console.error(err.message);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,171 @@
+// The packages, built here, one after the other: the single executable (the addons are cached in
+// .cache/binary; the first build compiles two of them for the embedded Node, about two minutes)
+// reports its Node, passes the smoke test (MQTT in, HTTP API out, PostgreSQL) and loads native code
+// only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
+// upgrades, is removed and purged in a Debian chroot (debootstrap from the machine's mirror).
+import { execFile } from 'node:child_process';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBinary, EMBEDDED_NODE, projectRoot } from '../../scripts/binary/build.js';
+import { buildDeb } from '../../scripts/binary/deb.js';
+import { smokeTest } from '../../scripts/binary/smoke.js';
+import { VERSION } from '../../agent/version.js';
+import { cleanup, tempDir } from '../helpers/agent.js';
+
+const run = promisify(execFile);
+const ROOT = projectRoot();
+
+describe('the single executable (x64)', () => {
+  let binary: string;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    binary = await buildBinary('x64');
+  }, 900_000);
+  afterAll(() => dirs.forEach(cleanup));
+
+  it('says its version, the Node it embeds and its architecture', async () => {
+    const { stdout } = await run(binary, ['--version']);
+    expect(stdout.trim()).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(Node v${EMBEDDED_NODE.replaceAll('.', '\\.')}, linux-x64, single executable\\)$`));
+  });
+
+  it('passes the smoke test: a reading published over MQTT is read back over HTTP and forwarded to PostgreSQL', async () => {
+    const r = await smokeTest([binary]);
+    expect(r.version).toContain(`Node v${EMBEDDED_NODE}`);
+    expect(r.readyMs).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('writes its native code to a folder of its own (0700) and refuses one others may write to', async () => {
+    const cache = tempDir();
+    dirs.push(cache);
+    await run(binary, ['--version'], { env: { ...process.env, XDG_CACHE_HOME: cache } });
+    const folder = join(cache, 'edge-agent');
+    expect(statSync(folder).mode & 0o777).toBe(0o700);
+    // The control above loaded from a private folder; a folder others may write to is refused, with the reason.
+    const open = tempDir();
+    dirs.push(open);
+    mkdirSync(join(open, 'edge-agent'), { mode: 0o777 });
+    chmodSync(join(open, 'edge-agent'), 0o777);
+    const refused = await run(binary, ['--version'], { env: { ...process.env, XDG_CACHE_HOME: open } }).then(
+      () => null,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(refused?.code).not.toBe(0);
+    expect(refused?.stderr).toMatch(/not a folder of this user's alone; native code is not loaded from it/);
+  });
+});
+
+describe('the systemd unit', () => {
+  const unit = join(ROOT, 'systemd/edge-agent.service');
+  /** The unit as installed, its ExecStart pointing at the built binary (verify checks the command exists). */
+  function installedCopy(): string {
+    const dir = tempDir();
+    const copy = join(dir, 'edge-agent.service');
+    writeFileSync(copy, readFileSync(unit, 'utf8').replaceAll('/usr/bin/edge-agent', join(ROOT, 'dist/edge-agent-linux-x64')));
+    return copy;
+  }
+
+  it('passes systemd-analyze verify (only the back-off keys of systemd 254+ unknown to older ones)', async () => {
+    const copy = installedCopy();
+    try {
+      const { stderr } = await run('systemd-analyze', ['verify', copy]);
+      const version = Number(/systemd (\d+)/.exec((await run('systemd-analyze', ['--version'])).stdout)![1]);
+      const complaints = stderr.split('\n').filter(Boolean);
+      const tolerated = version < 254 ? /Unknown key '(RestartSteps|RestartMaxDelaySec)' in section \[Service\], ignoring\.$/ : /^$/;
+      expect(complaints.filter((l) => !tolerated.test(l))).toEqual([]);
+    } finally {
+      cleanup(join(copy, '..'));
+    }
+  });
+
+  it('is hardened: systemd-analyze security exposes at most 2.5', async () => {
+    const copy = installedCopy();
+    try {
+      const { stdout } = await run('systemd-analyze', ['security', '--offline=true', copy]);
+      const exposure = Number(/Overall exposure level for .*: (\d+\.\d+)/.exec(stdout)![1]);
+      expect(exposure).toBeLessThanOrEqual(2.5);
+      for (const line of ['Type=notify', 'WatchdogSec=', 'Restart=always', 'User=edge-agent', 'StateDirectory=edge-agent', 'ConfigurationDirectory=edge-agent', 'ProtectSystem=strict', 'CapabilityBoundingSet=\n', 'SystemCallFilter=@system-service', 'DeviceAllow=char-gpiochip']) {
+        expect(readFileSync(unit, 'utf8')).toContain(line);
+      }
+    } finally {
+      cleanup(join(copy, '..'));
+    }
+  });
+});
+
+describe('the .deb (amd64) in a Debian chroot', () => {
+  let chroot: string;
+  const inChroot = (program: string, args: string[]) => run('chroot', [chroot, program, ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' } });
+  /** Whether a path is there inside the chroot (a link counts as itself: its absolute target is the chroot's). */
+  const exists = (path: string) => {
+    try {
+      lstatSync(join(chroot, path));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    chroot = tempDir('edge-agent-chroot-');
+    const cached = join(ROOT, '.cache/deb/chroot-bookworm-amd64.tar');
+    if (!existsSync(cached)) {
+      const mirror = /^URIs:\s*(\S+)/m.exec(readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'))?.[1] ?? 'http://deb.debian.org/debian';
+      const fresh = tempDir('edge-agent-debootstrap-');
+      await run('debootstrap', ['--variant=minbase', 'bookworm', fresh, mirror], { maxBuffer: 64 * 1024 * 1024 });
+      mkdirSync(join(ROOT, '.cache/deb'), { recursive: true });
+      await run('tar', ['cf', cached, '-C', fresh, '.']);
+      cleanup(fresh);
+    }
+    await run('tar', ['xf', cached, '-C', chroot]);
+    chmodSync(chroot, 0o755); // its / (a temporary folder is 0700): the agent's user must get in
+  }, 600_000);
+  afterAll(() => chroot && cleanup(chroot));
+
+  it('installs, upgrades keeping config and data, is removed and purged as dh_installsystemd would have it', async () => {
+    const first = await buildDeb('amd64');
+    copyFileSync(first, join(chroot, 'tmp/first.deb'));
+    await inChroot('dpkg', ['-i', '/tmp/first.deb']);
+
+    // Installed: the user, its private data folder, the config as a conffile for root and the agent, the unit enabled.
+    const passwd = (await inChroot('getent', ['passwd', 'edge-agent'])).stdout;
+    expect(passwd).toMatch(/^edge-agent:x:\d+:\d+:[^:]*:\/var\/lib\/edge-agent:\/usr\/sbin\/nologin$/m);
+    const uid = Number(passwd.split(':')[2]);
+    const data = statSync(join(chroot, 'var/lib/edge-agent'));
+    expect([data.uid, data.mode & 0o777]).toEqual([uid, 0o700]);
+    const config = statSync(join(chroot, 'etc/edge-agent/config.yaml'));
+    expect([config.uid, config.mode & 0o777]).toEqual([0, 0o640]);
+    expect((await inChroot('dpkg-query', ['-W', '-f=${Conffiles}', 'edge-agent'])).stdout).toContain('/etc/edge-agent/config.yaml');
+    const wants = 'etc/systemd/system/multi-user.target.wants/edge-agent.service';
+    expect(lstatSync(join(chroot, wants)).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(chroot, wants))).toBe('/lib/systemd/system/edge-agent.service');
+    expect((await inChroot('/usr/bin/edge-agent', ['--version'])).stdout).toContain(`${VERSION} (Node v${EMBEDDED_NODE}`);
+    // The agent's user can read its config, and the config is valid.
+    const check = await run('chroot', ['--userspec=edge-agent:edge-agent', chroot, '/usr/bin/env', 'HOME=/var/lib/edge-agent', '/usr/bin/edge-agent', 'config', 'check', '--config', '/etc/edge-agent/config.yaml']);
+    expect(check.stdout).toContain('config ok');
+
+    // An upgrade keeps a changed config and the data.
+    appendFileSync(join(chroot, 'etc/edge-agent/config.yaml'), '# changed by the user\n');
+    writeFileSync(join(chroot, 'var/lib/edge-agent/readings.marker'), 'kept');
+    const second = await buildDeb('amd64', `${VERSION}+upgrade1`);
+    copyFileSync(second, join(chroot, 'tmp/second.deb'));
+    await inChroot('dpkg', ['-i', '--force-confold', '/tmp/second.deb']);
+    expect((await inChroot('dpkg-query', ['-W', '-f=${Version}', 'edge-agent'])).stdout).toBe(`${VERSION}+upgrade1`);
+    expect(readFileSync(join(chroot, 'etc/edge-agent/config.yaml'), 'utf8')).toContain('# changed by the user');
+    expect(readFileSync(join(chroot, 'var/lib/edge-agent/readings.marker'), 'utf8')).toBe('kept');
+    expect(exists(wants)).toBe(true);
+
+    // Removed: the program goes; config, data and the user stay.
+    await inChroot('dpkg', ['-r', 'edge-agent']);
+    expect(exists('usr/bin/edge-agent')).toBe(false);
+    expect(exists('etc/edge-agent/config.yaml')).toBe(true);
+    expect(exists('var/lib/edge-agent/readings.marker')).toBe(true);
+    expect((await inChroot('getent', ['passwd', 'edge-agent'])).stdout).toContain('edge-agent');
+
+    // Purged: nothing of it is left.
+    await inChroot('dpkg', ['-P', 'edge-agent']);
+    for (const path of ['etc/edge-agent', 'var/lib/edge-agent', wants, 'var/lib/systemd/deb-systemd-helper-enabled/edge-agent.service.dsh-also']) expect(exists(path), path).toBe(false);
+    expect(await inChroot('getent', ['passwd', 'edge-agent']).then(() => 'found', () => 'gone')).toBe('gone');
+  }, 600_000);
+});
