@@ -1,0 +1,174 @@
+// The SD-card image customiser: from a stock Raspberry Pi OS Lite image, a new image that installs
+// the agent's .deb on first boot with the user's config (checked first), and optionally a hostname,
+// Wi-Fi, an SSH key and the first admin's password. No loop mounts (they need privileges and a
+// kernel that lends them): sfdisk for the partition table, mtools for the FAT boot partition,
+// e2fsprogs' debugfs for the ext4 root, resize2fs to grow it.
+//   npm run image -- --image raspios.img --out pi.img --deb dist/edge-agent_0.1.0_arm64.deb --config my.yaml
+//     [--hostname pi-1] [--wifi-ssid S --wifi-password-file F --wifi-country GB] [--ssh-key ~/.ssh/id_ed25519.pub]
+//     [--admin-password-file F]
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export interface ImageOptions {
+  image: string;
+  out: string;
+  deb: string;
+  config: string;
+  hostname?: string;
+  wifi?: { ssid: string; password: string; country: string };
+  sshKey?: string;
+  adminPassword?: string;
+  /** The agent's CLI, to check the config as the agent will ([node, dist/agent/cli.js] by default). */
+  agent?: string[];
+}
+
+interface Partition {
+  start: number;
+  size: number;
+  type: string;
+}
+
+const SECTOR = 512;
+/** The project's folder (this file runs from image/ in tests, from dist/image once built). */
+const ROOT = (function up(dir: string): string {
+  return existsSync(join(dir, 'package.json')) ? dir : up(dirname(dir));
+})(import.meta.dirname);
+const FILES = join(ROOT, 'image/files');
+/** Room the first boot needs beyond the .deb: it unpacks the binary (about 140 MB) beside it. */
+const INSTALL_ROOM = 256 * 1024 * 1024;
+
+const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+
+function partitions(image: string): Partition[] {
+  const table = JSON.parse(sh('sfdisk', ['--json', image])) as { partitiontable: { partitions: Partition[] } };
+  return table.partitiontable.partitions;
+}
+
+/** Free bytes of the ext4 file system at `offset`. */
+function freeBytes(fs: string): number {
+  const stats = sh('debugfs', ['-R', 'stats', fs]);
+  const num = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(stats)![1]);
+  return num('Free blocks') * num('Block size');
+}
+
+/** Grow the image and its last (root) partition, then the file system, by `bytes`. */
+function growRoot(image: string, bytes: number): void {
+  const grown = Math.ceil((statSync(image).size + bytes) / (4 * 1024 * 1024)) * 4 * 1024 * 1024;
+  execFileSync('truncate', ['-s', String(grown), image]);
+  sh('sfdisk', ['--no-reread', '--no-tell-kernel', '-N', '2', image], ', +\n');
+  const fs = `${image}?offset=${partitions(image)[1].start * SECTOR}`;
+  execFileSync('e2fsck', ['-fy', fs], { stdio: 'ignore' });
+  execFileSync('resize2fs', [fs], { stdio: 'ignore' });
+}
+
+/** debugfs commands that put a file in place with its owner and mode (debugfs writes as it is told). */
+function put(commands: string[], from: string, to: string, mode: number, uid = 0, gid = 0): void {
+  commands.push(`rm ${to}`, `write ${from} ${to}`, `sif ${to} mode 0${(0o100000 | mode).toString(8)}`, `sif ${to} uid ${uid}`, `sif ${to} gid ${gid}`);
+}
+
+function mkdir(commands: string[], dir: string, mode: number): void {
+  commands.push(`mkdir ${dir}`, `sif ${dir} mode 0${(0o040000 | mode).toString(8)}`);
+}
+
+function nmConnection(wifi: { ssid: string; password: string }): string {
+  return `[connection]\nid=${wifi.ssid}\nuuid=${crypto.randomUUID()}\ntype=wifi\ninterface-name=wlan0\nautoconnect=true\n\n[wifi]\nmode=infrastructure\nssid=${wifi.ssid}\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=${wifi.password}\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=auto\n`;
+}
+
+export function customiseImage(o: ImageOptions): void {
+  // The config first: a bad one stops here, naming the key, before anything is written.
+  const [agent, ...agentArgs] = o.agent ?? [process.execPath, join(ROOT, 'dist/agent/cli.js')];
+  try {
+    sh(agent, [...agentArgs, 'config', 'check', '--config', o.config]);
+  } catch (err) {
+    throw new Error(`--config ${o.config}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);
+  }
+  if (o.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.hostname)) throw new Error(`--hostname: ${o.hostname} is not a host name (letters, digits, hyphens)`);
+  const parts = partitions(o.image);
+  if (parts.length < 2 || !/^(c|b|e)$/i.test(parts[0].type) || parts[1].type !== '83') throw new Error(`--image: not Raspberry Pi OS's layout (a FAT boot partition, then an ext4 root): ${parts.map((p) => p.type).join(', ')}`);
+
+  execFileSync('cp', ['--sparse=always', o.image, o.out]);
+  const work = mkdtempSync(join(tmpdir(), 'edge-agent-image-'));
+  try {
+    const need = statSync(o.deb).size + INSTALL_ROOM;
+    const root = () => `${o.out}?offset=${partitions(o.out)[1].start * SECTOR}`;
+    const free = freeBytes(root());
+    if (free < need) growRoot(o.out, need - free);
+
+    const commands: string[] = [];
+    const dir = '/var/lib/edge-agent-firstboot';
+    mkdir(commands, dir, 0o700);
+    put(commands, o.deb, `${dir}/edge-agent.deb`, 0o600);
+    put(commands, o.config, `${dir}/config.yaml`, 0o600);
+    put(commands, join(FILES, 'edge-agent-firstboot.sh'), `${dir}/firstboot.sh`, 0o700);
+    put(commands, join(FILES, 'edge-agent-firstboot.service'), '/etc/systemd/system/edge-agent-firstboot.service', 0o644);
+    commands.push('mkdir /etc/systemd/system/multi-user.target.wants', 'symlink /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service /etc/systemd/system/edge-agent-firstboot.service');
+    const local = (name: string, text: string) => {
+      const path = join(work, name);
+      writeFileSync(path, text, { mode: 0o600 });
+      return path;
+    };
+    if (o.adminPassword !== undefined) put(commands, local('admin-password', `${o.adminPassword}\n`), `${dir}/admin-password`, 0o600);
+    if (o.sshKey !== undefined) put(commands, local('authorized_keys', `${o.sshKey.trim()}\n`), `${dir}/authorized_keys`, 0o600);
+    if (o.hostname !== undefined) {
+      const hosts = sh('debugfs', ['-R', 'cat /etc/hosts', root()]).replace(/^127\.0\.1\.1\s.*$/m, '').trimEnd();
+      put(commands, local('hostname', `${o.hostname}\n`), '/etc/hostname', 0o644);
+      put(commands, local('hosts', `${hosts}\n127.0.1.1\t${o.hostname}\n`), '/etc/hosts', 0o644);
+    }
+    if (o.wifi) put(commands, local('wifi.nmconnection', nmConnection(o.wifi)), `/etc/NetworkManager/system-connections/${o.wifi.ssid.replace(/[^A-Za-z0-9._-]/g, '_')}.nmconnection`, 0o600);
+    const script = local('debugfs.cmd', `${commands.join('\n')}\n`);
+    // debugfs says "File not found" for rm of a file that is not there and "already exists" for mkdir; both are fine.
+    execFileSync('debugfs', ['-w', '-f', script, root()], { stdio: 'ignore' });
+
+    // The boot partition (FAT): SSH on (Raspberry Pi OS turns sshd on when a file `ssh` is there), the Wi-Fi country.
+    const boot = `${o.out}@@${partitions(o.out)[0].start * SECTOR}`;
+    if (o.sshKey !== undefined) execFileSync('mcopy', ['-o', '-i', boot, local('ssh', ''), '::ssh']);
+    if (o.wifi) {
+      const cmdline = sh('mtype', ['-i', boot, '::cmdline.txt']).trim().replace(/\s*cfg80211\.ieee80211_regdom=\S+/, '');
+      execFileSync('mcopy', ['-o', '-i', boot, local('cmdline.txt', `${cmdline} cfg80211.ieee80211_regdom=${o.wifi.country}\n`), '::cmdline.txt']);
+    }
+  } catch (err) {
+    rmSync(o.out, { force: true });
+    throw err;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function parseArgs(argv: string[]): ImageOptions {
+  const value = (name: string) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const required = (name: string) => value(name) ?? failUsage(`--${name} is required`);
+  const file = (name: string) => (value(name) === undefined ? undefined : readFileSync(value(name)!, 'utf8').split('\n')[0]);
+  const ssid = value('wifi-ssid');
+  return {
+    image: required('image'),
+    out: required('out'),
+    deb: required('deb'),
+    config: required('config'),
+    hostname: value('hostname'),
+    wifi: ssid === undefined ? undefined : { ssid, password: file('wifi-password-file') ?? failUsage('--wifi-password-file is required with --wifi-ssid'), country: value('wifi-country') ?? failUsage('--wifi-country is required with --wifi-ssid') },
+    sshKey: value('ssh-key') === undefined ? undefined : readFileSync(value('ssh-key')!, 'utf8'),
+    adminPassword: file('admin-password-file'),
+  };
+}
+
+function failUsage(message: string): never {
+  console.error(`edge-agent image: ${message}`);
+  process.exit(2);
+}
+
+if (import.meta.filename === process.argv[1]) {
+  try {
+    const options = parseArgs(process.argv.slice(2));
+    customiseImage(options);
+    console.log(`${options.out}: ready to write to an SD card`);
+  } catch (err) {
+    console.error(`edge-agent image: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
+
