@@ -145,7 +145,9 @@ describe('the .deb (amd64) in a Debian chroot', () => {
   it('installs, upgrades keeping config and data, is removed and purged as dh_installsystemd would have it', async () => {
     const first = await buildDeb('amd64');
     copyFileSync(first, join(chroot, 'tmp/first.deb'));
+    await inChroot('groupadd', ['--system', 'gpio']); // as Raspberry Pi OS has it
     await inChroot('dpkg', ['-i', '/tmp/first.deb']);
+    expect((await inChroot('id', ['-nG', 'edge-agent'])).stdout.trim().split(' ').sort()).toEqual(['edge-agent', 'gpio']);
 
     // Installed: the user, its private data folder, the config as a conffile for root and the agent, the unit enabled.
     const passwd = (await inChroot('getent', ['passwd', 'edge-agent'])).stdout;
