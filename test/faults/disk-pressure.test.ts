@@ -235,7 +235,9 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     closers.push(() => db.drop());
     closers.push(() => proxy.close());
     proxy.cut(); // the sink is down from the start
-    const dir = smallDisk(64);
+    // The reserve must hold what deletions write: LevelDB flushes a 4 MB write buffer and compacts
+    // several of its files into new ones before the old go. 3 MB (tried first) let the filesystem fill.
+    const dir = smallDisk(128);
     const schema = { name: 'load', topics: ['load/#'], fields: { key: { type: 'string', required: true }, v: 'integer', pad: 'string' } };
     const agent: InProcessAgent = await startAgent({
       agent: { dataDir: dir },
@@ -244,10 +246,10 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
       rollups: { gatherMs: 50 },
       // Small batches: what a consumer holds in hand (never dropped) stays small beside this small disk.
       sinks: [{ name: 'cloud', type: 'postgres', url: `postgres://edge_test@127.0.0.1:${proxy.port}/${db.name}`, password: PG_PASSWORD, table: 'pressure', batch: { maxAgeMs: 50, maxRecords: 200, maxBytes: 128 * 1024 }, retry: { initialMs: 100, maxMs: 500 }, timeoutMs: 3000 }],
-      retention: { disk: { intervalSec: 1, warn: '12MB', act: '10MB', critical: '6MB', reserve: '3MB' } },
+      retention: { disk: { intervalSec: 1, warn: '40MB', act: '36MB', critical: '30MB', reserve: '20MB' } },
     });
     closers.push(() => agent.stop());
-    const ballasts = [ballast(dir, 16 * MB)];
+    const ballasts = [ballast(dir, 44 * MB)];
     closers.push(async () => ballasts.forEach((b) => rmSync(b, { force: true })));
     let minFree = free(dir);
     const sampler = setInterval(() => (minFree = Math.min(minFree, free(dir))), 5);
@@ -276,7 +278,7 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     probe.start(agent.port('mqtt'));
     await until(() => probe.acked.size >= 5 || undefined, 10_000, 'probe acknowledged');
     for (let i = 0; i < 10 && agent.runtime.disk.accepting; i++) {
-      ballasts.push(ballast(dir, 5 * MB));
+      ballasts.push(ballast(dir, 25 * MB));
       await agent.runtime.disk.check();
     }
     expect(agent.runtime.disk.accepting).toBe(false);
