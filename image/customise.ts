@@ -7,9 +7,10 @@
 //     [--hostname pi-1] [--wifi-ssid S --wifi-password-file F --wifi-country GB] [--ssh-key ~/.ssh/id_ed25519.pub]
 //     [--admin-password-file F]
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { projectRoot } from '../scripts/project-root.js';
 
 export interface ImageOptions {
   image: string;
@@ -31,10 +32,7 @@ interface Partition {
 }
 
 const SECTOR = 512;
-/** The project's folder (this file runs from image/ in tests, from dist/image once built). */
-const ROOT = (function up(dir: string): string {
-  return existsSync(join(dir, 'package.json')) ? dir : up(dirname(dir));
-})(import.meta.dirname);
+const ROOT = projectRoot(import.meta.dirname);
 const FILES = join(ROOT, 'image/files');
 /** Room the first boot needs beyond the .deb: it unpacks the binary (about 140 MB) beside it. */
 const INSTALL_ROOM = 256 * 1024 * 1024;

@@ -1,19 +1,15 @@
 // npm run bench -- binary: the single executable (Node 22 inside) against the same agent run from
 // the built sources as `npm start` runs it (the machine's Node): time from start to `ready`, and
 // resident memory at rest, each the median of 3 starts.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBinary } from '../binary/build.js';
 import { startBenchAgent } from './agent.js';
+import { statusMb } from './processes.js';
 import { printTable } from './report.js';
 
 const RUNS = 3;
-const memory = (pid: number) => {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) / 1024;
-  return { rss: kb('VmRSS'), anon: kb('RssAnon') };
-};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 async function measure(program: 'agent' | { binary: string }) {
@@ -26,9 +22,8 @@ async function measure(program: 'agent' | { binary: string }) {
     const agent = await startBenchAgent(dir, {}, program);
     ready.push(performance.now() - started);
     await new Promise((r) => setTimeout(r, 10_000));
-    const m = memory(agent.proc.pid!);
-    rss.push(m.rss);
-    anon.push(m.anon);
+    rss.push(statusMb(agent.proc.pid!, 'VmRSS'));
+    anon.push(statusMb(agent.proc.pid!, 'RssAnon'));
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }

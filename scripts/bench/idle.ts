@@ -1,16 +1,15 @@
 // npm run bench -- idle: the agent's CPU at rest with the machine's health sampled (every 10 s, the
 // default, and every second) next to the same agent with sampling off, side by side in the same
 // run; and its RSS.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBenchAgent } from './agent.js';
 import { printTable } from './report.js';
-import { cpuMs } from './processes.js';
+import { cpuMs, statusMb } from './processes.js';
 
 const IDLE_MS = 60_000;
 
-const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 export async function benchIdle(): Promise<void> {
   const variants = [
@@ -29,7 +28,7 @@ export async function benchIdle(): Promise<void> {
       { name: 'CPU %, sampling every 10 s', baseline: used[0], value: used[1], target: 0.5, higherIsBetter: false },
       { name: 'CPU %, sampling every 1 s', baseline: used[0], value: used[2], target: 0.2, higherIsBetter: false },
     ]);
-    console.log(`RSS: ${variants.map((v, i) => `${v.name} ${rssMb(agents[i].proc.pid!).toFixed(0)} MB`).join(', ')}`);
+    console.log(`RSS: ${variants.map((v, i) => `${v.name} ${statusMb(agents[i].proc.pid!, 'VmRSS').toFixed(0)} MB`).join(', ')}`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));

@@ -31,6 +31,11 @@ export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}, 
   };
 }
 
+/** A figure of /proc/<pid>/status in kB (VmRSS, RssAnon), as MB. */
+export function statusMb(pid: number, key: string): number {
+  return Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
 /** User + system CPU time so far, ms: of a process (all its threads), or of one of its threads. */
 export function cpuMs(pid: number, thread?: number): number {
   const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1].split(' ');

@@ -9,15 +9,11 @@ import { dirname, join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { inject } from 'postject';
 import { VERSION } from '../../agent/version.js';
+import { projectRoot } from '../project-root.js';
 
 /** The Node the binary embeds: the current 22 LTS on npm. */
 export const EMBEDDED_NODE = '22.23.5';
 const LZ4_VERSION = '2.10.0';
-/** The project's folder (these scripts run compiled, from dist/scripts/binary). */
-export function projectRoot(from = import.meta.dirname): string {
-  return existsSync(join(from, 'package-lock.json')) ? from : projectRoot(dirname(from));
-}
-
 const ROOT = projectRoot();
 const CACHE = join(ROOT, '.cache/binary');
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';

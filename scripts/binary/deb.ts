@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { VERSION } from '../../agent/version.js';
-import { buildBinary, projectRoot, type Arch } from './build.js';
+import { projectRoot } from '../project-root.js';
+import { buildBinary, type Arch } from './build.js';
 
 export type DebArch = 'amd64' | 'arm64';
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
+import { statusMb } from '../bench/processes.js';
 import { createDatabase, PG_PASSWORD, until } from '../servers.js';
 
 export interface SmokeResult {
@@ -19,8 +20,6 @@ export interface SmokeResult {
   /** From publish to the row in PostgreSQL. */
   forwardedMs: number;
 }
-
-const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 /** `command`: how to run the agent, e.g. ['dist/edge-agent-linux-x64'] or ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', 'dist/edge-agent-linux-arm64']. */
 export async function smokeTest(command: string[], timeoutMs = 120_000): Promise<SmokeResult> {
@@ -76,7 +75,7 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
       await until(async () => (await db.query("SELECT 1 FROM smoke WHERE agent_id = 'smoke' AND payload->>'t' = '21.5'").catch(() => [])).length === 1, timeoutMs, 'the reading in PostgreSQL');
       const forwardedMs = performance.now() - published;
       await new Promise((r) => setTimeout(r, 5000));
-      const idleRssMb = rssMb(agent.pid!);
+      const idleRssMb = statusMb(agent.pid!, 'VmRSS');
       agent.kill('SIGTERM');
       const code = await exited;
       if (code !== 0) throw new Error(`the agent exited ${code} on SIGTERM`);

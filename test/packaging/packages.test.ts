@@ -8,7 +8,8 @@ import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSy
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBinary, EMBEDDED_NODE, projectRoot } from '../../scripts/binary/build.js';
+import { buildBinary, EMBEDDED_NODE } from '../../scripts/binary/build.js';
+import { projectRoot } from '../../scripts/project-root.js';
 import { buildDeb } from '../../scripts/binary/deb.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
 import { VERSION } from '../../agent/version.js';
