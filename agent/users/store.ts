@@ -87,6 +87,16 @@ export class UserStore {
     this.save(data);
   }
 
+  /** A user's roles, keeping the password; false if there is no such user. */
+  setRoles(username: string, roles: string[]): boolean {
+    const data = this.load();
+    const user = data.users[username];
+    if (!user) return false;
+    user.roles = roles;
+    this.save(data);
+    return true;
+  }
+
   remove(username: string): boolean {
     const data = this.load();
     if (!data.users[username]) return false;

@@ -34,7 +34,9 @@ import { exportRoutes } from './routes/export.js';
 import { healthRoutes } from './routes/health.js';
 import { mqttWebSocketRoute } from './routes/mqtt-ws.js';
 import { opsRoutes } from './routes/ops.js';
+import { pageFolder, pageRoutes } from './routes/page.js';
 import { schemaRoutes } from './routes/schemas.js';
+import { userRoutes } from './routes/users.js';
 
 export interface WebOptions {
   http?: { host: string; port: number };
@@ -116,6 +118,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(healthRoutes, { readiness: opts.readiness });
   await app.register(authRoutes, { users: opts.users, sessions: opts.sessions, guard: opts.guard, secure: name === 'https' });
   await app.register(apiKeyRoutes, { keys: opts.keys });
+  await app.register(userRoutes, { users: opts.users });
   const ops = { api: opts.api, queryDuration: opts.metrics.queryDuration };
   await app.register(dataRoutes, { ...ops, pageRows: limits.pageRows });
   await app.register(exportRoutes, { api: opts.api });
@@ -125,6 +128,9 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(opsRoutes, { api: opts.api, readiness: opts.readiness, system: opts.system, registry: opts.metrics.registry, publicMetrics: opts.config.metrics.public });
   await registerGraphql(app, { api: opts.api, ops, heartbeatMs: limits.heartbeatSec * 1000, maxDepth: limits.graphqlDepth, maxCost: limits.graphqlCost });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const page = pageFolder();
+  if (page) await app.register(pageRoutes, { root: page });
+  else log.warn('the status page is not built (npm run build): / answers 404');
   const ws = opts.mqttWs;
   if (ws) {
     const wsName = name === 'https' ? 'wss' : 'ws';
