@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { inject } from 'postject';
 import { VERSION } from '../../agent/version.js';
+import { PAGE_OUT } from '../build-page.js';
 import { projectRoot } from '../project-root.js';
 
 /** The Node the binary embeds: the current 22 LTS on npm. */
@@ -120,10 +121,14 @@ async function bundle(out: string): Promise<Record<string, string>> {
   return { 'workers/store/sqlite-worker.cjs': join(out, 'workers/store/sqlite-worker.cjs'), 'workers/rollup/worker.cjs': join(out, 'workers/rollup/worker.cjs') };
 }
 
-/** Files the web server serves: Swagger UI's (the agent's own page joins them). */
+/** Files the web server serves: Swagger UI's and the status page (built by `npm run build`). */
 function webAssets(): Record<string, string> {
   const swaggerUi = join(ROOT, 'node_modules/@fastify/swagger-ui/static');
-  return Object.fromEntries(readdirSync(swaggerUi).map((f) => [`web/swagger-ui/${f}`, join(swaggerUi, f)]));
+  if (!existsSync(join(PAGE_OUT, 'index.html'))) throw new Error(`${PAGE_OUT} is missing: npm run build first`);
+  return {
+    ...Object.fromEntries(readdirSync(swaggerUi).map((f) => [`web/swagger-ui/${f}`, join(swaggerUi, f)])),
+    ...Object.fromEntries(readdirSync(PAGE_OUT).map((f) => [`web/page/${f}`, join(PAGE_OUT, f)])),
+  };
 }
 
 export async function buildBinary(arch: Arch): Promise<string> {

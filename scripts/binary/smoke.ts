@@ -74,6 +74,7 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
       );
       await until(async () => (await db.query("SELECT 1 FROM smoke WHERE agent_id = 'smoke' AND payload->>'t' = '21.5'").catch(() => [])).length === 1, timeoutMs, 'the reading in PostgreSQL');
       const forwardedMs = performance.now() - published;
+      await checkPage(`http://127.0.0.1:${port('http')}`);
       await new Promise((r) => setTimeout(r, 5000));
       const idleRssMb = statusMb(agent.pid!, 'VmRSS');
       agent.kill('SIGTERM');
@@ -86,6 +87,19 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
   } finally {
     await db.drop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The status page is served, its script and stylesheet with it (assets of the binary). */
+async function checkPage(base: string): Promise<void> {
+  const index = await fetch(`${base}/`);
+  const html = await index.text();
+  if (!index.ok || !html.includes('<div id="app">')) throw new Error(`GET / answered ${index.status}, not the status page`);
+  const files = [...html.matchAll(/(?:src|href)="\/(main-[^"]+)"/g)].map((m) => m[1]);
+  if (files.length !== 2) throw new Error(`the status page names ${files.length} assets, not its script and stylesheet`);
+  for (const file of files) {
+    const res = await fetch(`${base}/${file}`, { headers: { 'accept-encoding': 'br' } });
+    if (!res.ok || (await res.arrayBuffer()).byteLength === 0) throw new Error(`GET /${file} answered ${res.status}`);
   }
 }
 

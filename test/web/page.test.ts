@@ -12,6 +12,9 @@ import { connect } from '../helpers/mqtt.js';
 import { createDatabase, PG_PASSWORD, TcpProxy, until, type TestDatabase } from '../helpers/servers.js';
 import { adminClient, adminPassword, type WebClient } from '../helpers/web.js';
 
+/** The page polls every few seconds; a loaded machine may take longer. */
+const poll = <T>(probe: () => Promise<T> | T) => expect.poll(probe, { timeout: 20_000 });
+
 /** The wall clock ingest stamps readings with, shifted back to make history. */
 const shift = { ms: 0 };
 const clock: ClockSource = { wallMs: () => Date.now() - shift.ms, monoMs: () => performance.now(), bootId: 'page-test', synced: () => true, via: 'test' };
@@ -30,6 +33,7 @@ describe('status page', () => {
     proxy = await new TcpProxy(db.port).listen();
     agent = await startAgent(
       {
+        health: { alerts: { intervalSec: 1, rules: [{ name: 'dead-letters', value: 'deadLetters', above: 0 }] } },
         sinks: [
           // Backoff of a minute: only the page's retry button brings it back within the test.
           { name: 'cloud', type: 'postgres', url: `postgres://edge_test@127.0.0.1:${proxy.port}/${db.name}`, password: PG_PASSWORD, table: 'page', batch: { maxAgeMs: 50 }, retry: { initialMs: 60_000, maxMs: 60_000 }, timeoutMs: 3000 },
@@ -79,6 +83,26 @@ describe('status page', () => {
     return page;
   };
 
+  it('serves its files without credentials: compressed, the page under a strict policy, its assets cached by their hash', async () => {
+    const index = await fetch(`${base}/`, { headers: { 'accept-encoding': 'br' } });
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-encoding')).toBe('br');
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    expect(index.headers.get('content-security-policy')).toMatch(/default-src 'self'.*script-src 'self'.*frame-ancestors 'none'/);
+    const html = await index.text();
+    const assets = [...html.matchAll(/(?:src|href)="\/(main-[A-Z0-9]+\.(?:js|css))"/g)].map((m) => m[1]);
+    expect(assets).toHaveLength(2);
+    for (const asset of assets) {
+      const res = await fetch(`${base}/${asset}`, { headers: { 'accept-encoding': 'gzip' } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      expect(res.headers.get('content-encoding')).toBe('gzip');
+    }
+    // The API beside it still wants credentials; a file that is not there is a JSON 404 (with them).
+    expect((await fetch(`${base}/api/stats`)).status).toBe(401);
+    expect((await api.get('/main-NOPE.js')).status).toBe(404);
+  });
+
   it('a wrong password is refused; the right one logs in and the overview shows every part, measured', async () => {
     const page = await newPage();
     await page.goto(`${base}/`);
@@ -86,7 +110,7 @@ describe('status page', () => {
     await page.getByLabel('User name').fill('admin');
     await page.getByLabel('Password').fill('not-the-password');
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
+    await poll(() => page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
     await screenshot(page, 'login-refused');
     expect(await page.getByRole('button', { name: 'Log out' }).count()).toBe(0);
 
@@ -122,10 +146,10 @@ describe('status page', () => {
 
     await logIn(page, 'admin', adminPassword(agent));
     const parts = page.getByRole('region', { name: 'Parts' });
-    for (const part of ['log', 'store', 'broker', 'disk', 'sink:cloud']) await expect.poll(() => parts.getByRole('rowheader', { name: part, exact: true }).count()).toBe(1);
-    await expect.poll(() => page.getByRole('region', { name: 'Agent and machine' }).textContent()).toMatch(/Version0\.1\.0/);
-    await expect.poll(() => page.getByRole('region', { name: 'Disk' }).textContent()).toMatch(/used of .* free\. Retention warns below/);
-    await expect.poll(() => page.getByRole('region', { name: 'Disk' }).textContent()).toMatch(/Written to the SD card since start: \d/);
+    for (const part of ['log', 'store', 'broker', 'disk', 'sink:cloud']) await poll(() => parts.getByRole('rowheader', { name: part, exact: true }).count()).toBe(1);
+    await poll(() => page.getByRole('region', { name: 'Agent and machine' }).textContent()).toMatch(/Version0\.1\.0/);
+    await poll(() => page.getByRole('region', { name: 'Disk' }).textContent()).toMatch(/used of .* free\. Retention warns below/);
+    await poll(() => page.getByRole('region', { name: 'Disk' }).textContent()).toMatch(/Written to the SD card since start: \d/);
     expect(await accessibilityViolations(page)).toEqual([]);
     await screenshot(page, 'overview');
   });
@@ -158,7 +182,7 @@ describe('status page', () => {
     await page.getByRole('button', { name: 'Show' }).click();
     const chart = page.locator('.chart');
     await chart.waitFor();
-    await expect.poll(async () => Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(2 * 29);
+    await poll(async () => Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(2 * 29);
     // The canvas has lines on it: pixels of the series' colours.
     const inked = () =>
       chart.evaluate((el) => {
@@ -174,7 +198,7 @@ describe('status page', () => {
     const mqtt = await connect(agent.mqttUrl);
     await mqtt.publishAsync('sensors/room1', JSON.stringify({ temperature: 21, humidity: 41 }), { qos: 1 });
     await mqtt.endAsync();
-    await expect.poll(async () => Number(await chart.getAttribute('data-points'))).toBe(before + 2);
+    await poll(async () => Number(await chart.getAttribute('data-points'))).toBe(before + 2);
     await screenshot(page, 'chart');
 
     // Drag across the middle third: the time axis shows a narrower span; Reset zoom brings it back.
@@ -185,22 +209,22 @@ describe('status page', () => {
     await page.mouse.down();
     await page.mouse.move(box.x + (box.width * 2) / 3, box.y + box.height / 2, { steps: 5 });
     await page.mouse.up();
-    await expect.poll(axis).not.toBe(full);
+    await poll(axis).not.toBe(full);
     await page.getByRole('button', { name: 'Reset zoom' }).click();
-    await expect.poll(axis).toBe(full);
+    await poll(axis).toBe(full);
     expect(await accessibilityViolations(page)).toEqual([]);
   });
 
   it('a sink outage shows as retrying, and the retry button brings it back', async () => {
     const page = await asAdmin('sync');
     const row = page.locator('tr[data-sink="cloud"]');
-    await expect.poll(() => row.locator('[data-state]').getAttribute('data-state')).toBe('ok');
+    await poll(() => row.locator('[data-state]').getAttribute('data-state')).toBe('ok');
     proxy.cut();
     const mqtt = await connect(agent.mqttUrl);
     await mqtt.publishAsync('sensors/room3', JSON.stringify({ temperature: 19 }), { qos: 1 });
     await mqtt.endAsync();
-    await expect.poll(() => row.locator('[data-state]').getAttribute('data-state'), { timeout: 20_000 }).toBe('retrying');
-    await expect.poll(() => row.locator('[data-testid="lag"]').textContent()).toBe('1');
+    await poll(() => row.locator('[data-state]').getAttribute('data-state')).toBe('retrying');
+    await poll(() => row.locator('[data-testid="lag"]').textContent()).toBe('1');
     expect(await row.locator('.error-text').textContent()).not.toBe('');
     await screenshot(page, 'sync-retrying');
 
@@ -208,8 +232,8 @@ describe('status page', () => {
     proxy.restore();
     await page.getByRole('button', { name: 'Retry now: cloud' }).click();
     await page.getByRole('status').filter({ hasText: 'Retrying cloud now.' }).waitFor();
-    await expect.poll(() => row.locator('[data-state]').getAttribute('data-state'), { timeout: 15_000 }).toBe('ok');
-    await expect.poll(() => row.locator('[data-testid="lag"]').textContent()).toBe('0');
+    await poll(() => row.locator('[data-state]').getAttribute('data-state')).toBe('ok');
+    await poll(() => row.locator('[data-testid="lag"]').textContent()).toBe('0');
     expect((await db.query("SELECT count(*)::int AS n FROM page WHERE topic = 'sensors/room3'"))[0].n).toBe(1);
     expect(await accessibilityViolations(page)).toEqual([]);
     await screenshot(page, 'sync-recovered');
@@ -235,14 +259,14 @@ describe('status page', () => {
     await page.goto(`${base}/#/schemas`);
     await page.getByRole('button', { name: 'Edit schema room' }).click();
     const doc = page.getByRole('textbox', { name: 'Schema room' });
-    await expect.poll(() => doc.inputValue()).toContain('"max": 50');
+    await poll(() => doc.inputValue()).toContain('"max": 50');
     // Typing broken JSON is flagged at once; a document the agent refuses comes back beside it.
     await doc.fill('{ "name": "room",');
     await page.getByText(/^Not valid JSON/).waitFor();
     expect(await page.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
     await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 'hot' } } }, null, 2));
     await page.getByRole('button', { name: 'Save' }).click();
-    await expect.poll(() => page.getByTestId('schema-problems').textContent()).toMatch(/max/);
+    await poll(() => page.getByTestId('schema-problems').textContent()).toMatch(/max/);
     expect(await doc.getAttribute('aria-invalid')).toBe('true');
     await screenshot(page, 'schema-invalid');
     await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 100 } } }, null, 2));
@@ -255,8 +279,33 @@ describe('status page', () => {
     await page.getByRole('status').filter({ hasText: 'Replayed 1; still refused 0' }).waitFor();
     await page.getByText('No dead letters.').waitFor();
     // Taken through the log: the local store has it once its consumer catches up.
-    await expect.poll(async () => (await api.get('/api/data?topic=sensors/boiler')).body.readings.map((r: { payload: unknown }) => r.payload)).toEqual([{ temperature: 80 }]);
+    await poll(async () => (await api.get('/api/data?topic=sensors/boiler')).body.readings.map((r: { payload: unknown }) => r.payload)).toEqual([{ temperature: 80 }]);
     await screenshot(page, 'dead-letter-replayed');
+  });
+
+  it('the broker view counts clients and rates; the alerts view and the overview show an alert firing', async () => {
+    const page = await asAdmin('broker');
+    const clients = page.getByTestId('clients');
+    await poll(() => clients.textContent()).toBe('0');
+    const mqtt = await connect(agent.mqttUrl);
+    try {
+      await poll(() => clients.textContent()).toBe('1');
+      await mqtt.publishAsync('sensors/boiler2', JSON.stringify({ temperature: 500 }), { qos: 1 });
+      await poll(() => page.getByRole('region', { name: 'Clients and messages' }).textContent()).toMatch(/Messages in\d+\.\d \/s/);
+      expect(await accessibilityViolations(page)).toEqual([]);
+      await screenshot(page, 'broker');
+    } finally {
+      await mqtt.endAsync();
+    }
+    // The reading above broke the schema: a dead letter, and the rule on dead letters fires.
+    await page.goto(`${base}/#/alerts`);
+    const firing = page.getByRole('region', { name: 'Firing now' });
+    await firing.getByRole('rowheader', { name: 'dead-letters' }).waitFor({ timeout: 15_000 });
+    expect(await firing.locator('[data-state="firing"]').count()).toBe(1);
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await screenshot(page, 'alerts');
+    await page.goto(`${base}/#/overview`);
+    await page.getByRole('region', { name: 'Active alerts' }).getByText('dead-letters').waitFor();
   });
 
   it('an admin manages users and API keys; a viewer cannot reach them, nor retry a sink', async () => {

@@ -60,17 +60,6 @@ export class LiveFeed {
   }
 }
 
-/** Whether an MQTT topic filter takes a topic. */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return i > 0 || !topic.startsWith('$');
-    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
-  }
-  return f.length === t.length;
-}
-
 /** A field of a payload by dotted path, when it is a number. */
 export function numberAt(payload: unknown, path: string): number | undefined {
   let v: unknown = payload;
