@@ -358,9 +358,17 @@ describe('status page', () => {
 
   it('logout ends the session: the login form again, and the API refuses what the page held', async () => {
     const page = await asAdmin('overview');
+    // A second tab of the same browser: its session ends with the first tab's logout.
+    const other = await page.context().newPage();
+    await other.goto(`${base}/#/alerts`);
+    await other.getByRole('heading', { level: 1, name: 'Alerts' }).waitFor();
     expect(await page.evaluate(() => fetch('/api/auth/me').then((r) => r.status))).toBe(200);
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByLabel('User name').waitFor();
+    // The first tab shows a plain login form; the other, at its next look, says why it is back there.
+    expect(await page.getByText('Your session ended').count()).toBe(0);
+    await other.getByRole('status').filter({ hasText: 'Your session ended; log in again.' }).waitFor();
+    await screenshot(other, 'session-ended');
     expect(await page.evaluate(() => fetch('/api/auth/me', { headers: { 'X-Requested-With': 'test' } }).then((r) => r.status))).toBe(401);
     await page.reload();
     await page.getByLabel('User name').waitFor();

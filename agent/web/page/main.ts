@@ -4,7 +4,7 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, onLoggedOut, post, type Me } from './api.js';
 import { html, Notice } from './ui.js';
 import { Login } from './views/login.js';
@@ -87,9 +87,12 @@ function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
 function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const [ended, setEnded] = useState(false);
+  const loggedIn = useRef(false);
+  loggedIn.current = Boolean(me);
   useEffect(() => {
+    // Only a session that was open can end; the first look (no cookie yet) is not news.
     onLoggedOut(() => {
-      setEnded(true);
+      setEnded(loggedIn.current);
       setMe(null);
     });
     get<Me>('/api/auth/me').then(setMe, () => setMe(null));
