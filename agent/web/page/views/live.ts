@@ -13,8 +13,26 @@ export function LiveReadings() {
   const [paused, setPaused] = useState(false);
   useEffect(() => {
     if (paused) return;
-    const feed = new LiveFeed([filter], (r) => setReadings((list) => [r, ...list].slice(0, KEEP)), setState);
-    return () => feed.close();
+    // Readings arriving fast are drawn once a frame, not once each.
+    let arrived: Reading[] = [];
+    let frame = 0;
+    const feed = new LiveFeed(
+      [filter],
+      (r) => {
+        arrived.push(r);
+        frame ||= requestAnimationFrame(() => {
+          const batch = arrived.reverse();
+          arrived = [];
+          frame = 0;
+          setReadings((list) => [...batch, ...list].slice(0, KEEP));
+        });
+      },
+      setState,
+    );
+    return () => {
+      cancelAnimationFrame(frame);
+      feed.close();
+    };
   }, [filter, paused]);
   const apply = (e: Event) => {
     e.preventDefault();

@@ -56,7 +56,7 @@ function DiskBar({ disk }: { disk: Disk }) {
     </div>
     <p>
       <${Badge} state=${disk.level} /> ${bytes(used)} used of ${bytes(disk.totalBytes)}, ${bytes(disk.freeBytes)} free. Retention warns below
-      ${' ' + bytes(disk.watermarks.warn)} free, deletes below ${bytes(disk.watermarks.act)}, refuses new readings below ${bytes(disk.watermarks.critical)}.
+      ${' ' + bytes(disk.watermarks.warn)} free, deletes below ${bytes(disk.watermarks.act)}, holds new readings (no PUBACK) below ${bytes(disk.watermarks.critical)}.
     </p>
   </div>`;
 }
