@@ -50,15 +50,34 @@ function parameterOf(context: string | undefined, v: ValidationItem): string {
   return context === 'body' ? (name ? `body.${name}` : 'body') : name || (context ?? 'request');
 }
 
+/** Whether `deeper` names a part of `parameter` (body.a.b of body.a, body.a[0] of body.a). */
+const inside = (deeper: string, parameter: string) => deeper.length > parameter.length && deeper.startsWith(parameter) && '.['.includes(deeper[parameter.length]);
+
+/**
+ * A value that fits none of a union's shapes draws a complaint per shape ("must be string", "must
+ * match a schema in anyOf"): where one names a part deeper inside, that one says what is wrong.
+ */
+function deepest<T extends { parameter: string; message: string }>(details: T[]): T[] {
+  const seen = new Set<string>();
+  return details.filter((d) => {
+    const key = `${d.parameter}\u0000${d.message}`;
+    if (seen.has(key) || details.some((o) => inside(o.parameter, d.parameter))) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 export function installErrorHandlers(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof HttpError) return sendError(reply, err.status, err.message, err.details);
     if (err.validation) {
-      const details = (err.validation as ValidationItem[]).map((v) => {
-        const parameter = parameterOf(err.validationContext, v);
-        const extra = v.keyword === 'additionalProperties' ? ' (no such parameter)' : '';
-        return { parameter, in: err.validationContext, message: `${v.message ?? 'is not valid'}${extra}` };
-      });
+      const details = deepest(
+        (err.validation as ValidationItem[]).map((v) => {
+          const parameter = parameterOf(err.validationContext, v);
+          const extra = v.keyword === 'additionalProperties' ? ' (no such parameter)' : '';
+          return { parameter, in: err.validationContext, message: `${v.message ?? 'is not valid'}${extra}` };
+        }),
+      );
       return sendError(reply, 400, details.map((d) => `${d.parameter}: ${d.message}`).join('; '), details);
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

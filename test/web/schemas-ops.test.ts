@@ -29,6 +29,9 @@ describe('schemas and dead letters over the API', () => {
     const bad = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { t: 'kelvin' } });
     expect(bad.status).toBe(400);
     expect(bad.body.message).toMatch(/fields\.t|fields\/t/);
+    // A field fitting none of its possible shapes: the one problem deepest inside, not one per shape.
+    const badMax = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { t: { type: 'float', max: 'hot' } } });
+    expect(badMax.body).toMatchObject({ message: 'body.fields.t.max: must be number', details: [{ parameter: 'body.fields.t.max', in: 'body', message: 'must be number' }] });
     const badRegex = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { id: { type: 'string', pattern: '([' } } });
     expect(badRegex.status).toBe(400);
     expect((await api.get('/api/schemas')).body).toEqual([]);

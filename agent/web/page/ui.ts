@@ -37,31 +37,15 @@ export function usePoll<T>(load: () => Promise<T>, ms: number, deps: unknown[] =
 
 export const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-interface Detail {
-  parameter?: string;
-  message?: string;
-  reasons?: { path: string; message: string }[];
-}
-
-/** Whether `deeper` names a part of `param` (body.a.b of body.a). */
-const inside = (deeper: string, param: string) => deeper.length > param.length && deeper.startsWith(param) && '.['.includes(deeper[param.length]);
-
-/**
- * The problems an API error lists (validation details, schema problems), as lines. A value that
- * fits none of a union's shapes makes a complaint per shape: where one names a part deeper inside,
- * only that one is kept (`fields.t.max: must be number`, not "must match a schema in anyOf").
- */
+/** The problems an API error lists (validation details, schema problems, refused readings), as lines. */
 export function problemsOf(e: unknown): string[] {
   if (!(e instanceof ApiError) || !Array.isArray(e.details)) return [];
-  const details = e.details as (Detail | string)[];
-  const params = details.flatMap((d) => (typeof d === 'object' && d.parameter ? [d.parameter] : []));
-  const lines = details.flatMap((d) => {
-    if (typeof d === 'string') return [d];
-    if (d.reasons) return [d.reasons.map((r) => `${r.path} ${r.message}`).join('; ')];
-    if (d.parameter && params.some((p) => inside(p, d.parameter!))) return [];
-    return [[d.parameter, d.message].filter(Boolean).join(': ')];
+  return e.details.map((d: unknown) => {
+    if (typeof d === 'string') return d;
+    const o = d as { parameter?: string; message?: string; reasons?: { path: string; message: string }[] };
+    if (o.reasons) return o.reasons.map((r) => `${r.path} ${r.message}`).join('; ');
+    return [o.parameter, o.message].filter(Boolean).join(': ');
   });
-  return [...new Set(lines)];
 }
 
 const UNITS = ['B', 'kB', 'MB', 'GB', 'TB'];
