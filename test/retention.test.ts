@@ -6,6 +6,7 @@ import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLog } from '../agent/buffer/log.js';
 import { startRetention, type RetentionConfig } from '../agent/retention/index.js';
+import { DiskPressure, RESERVE_ADVISED } from '../agent/retention/pressure.js';
 import { openRollups } from '../agent/rollup/index.js';
 import { openStore, type StoreBackend } from '../agent/store/index.js';
 import { cleanup, tempDir } from './helpers/agent.js';
@@ -219,5 +220,27 @@ describe('retention, SQLite specifics and dead letters', () => {
     expect(run.deadLettersDeleted).toBe(14 - left.length);
     expect(log.stats().deadLetters).toBe(left.length);
     await log.close();
+  });
+});
+
+describe('the disk reserve', () => {
+  it('warns once when the reserve is smaller than what deletions write (LevelDB compaction), not when it is large enough', async () => {
+    const dir = tempDir();
+    try {
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, error() {}, warn: (_o: object, msg: string) => warnings.push(msg), child: () => logger } as never;
+      const log = { holdWrites() {}, lastSeq: 0, stats: () => ({ deadLetters: 0 }), dropOldestDeadLetters: async () => 0, dropOldestUnsent: async () => null, compact: async () => {} };
+      // Watermarks far below the free space of the test's filesystem: level ok, nothing to give up.
+      const pressure = (reserve: string) => new DiskPressure({ dir, config: { intervalSec: 3600, warn: '256MiB', act: '128MiB', critical: '64MiB', reserve }, stepReadings: 100, store: () => undefined, forwardedThrough: () => 0, rolledUpThrough: () => undefined, log, logger });
+      const small = pressure('8MiB');
+      expect((await small.check()).level).toBe('ok');
+      await small.check();
+      expect(warnings.filter((w) => w.startsWith('retention.disk.reserve is below 32 MiB'))).toHaveLength(1);
+      warnings.length = 0;
+      expect((await pressure(`${RESERVE_ADVISED}B`).check()).watermarks.reserve).toBe(RESERVE_ADVISED);
+      expect(warnings).toEqual([]);
+    } finally {
+      cleanup(dir);
+    }
   });
 });

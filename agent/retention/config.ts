@@ -34,7 +34,7 @@ const Disk = Type.Object(
     warn: FreeSpace('below this a warning is logged and shown', '20%'),
     act: FreeSpace('below this the agent deletes, in order: readings every sink has, the oldest dead letters, raw readings its rollups cover, the oldest unsent log chunks, until free space is back above it', '10%'),
     critical: FreeSpace('below this ingest takes no new readings (QoS 1 publishers get no PUBACK and are held)', '5%'),
-    reserve: FreeSpace('the agent writes nothing more below this (only deletes): room kept for the operating system', '2%'),
+    reserve: FreeSpace('the agent writes nothing more below this (only deletes): room kept for the operating system and for what deletions write (LevelDB compacts into new files first): 32MiB or more, else a warning at start', '2%'),
   },
   { ...strict, default: {} },
 );

@@ -72,6 +72,8 @@ export interface PressureOptions {
 
 export const DROP_REASON = 'disk pressure';
 const ORDER: PressureLevel[] = ['ok', 'warn', 'act', 'critical', 'reserve'];
+/** Room deletions need: LevelDB flushes its 4 MB write buffer and writes compacted files before removing the old. */
+export const RESERVE_ADVISED = 32 * 1024 * 1024;
 /** Dead letters dropped per step. */
 const DEAD_LETTER_STEP = 100;
 
@@ -99,6 +101,8 @@ export class DiskPressure {
   private readonly waiters = new Set<() => void>();
   /** Said once per level that nothing more can be deleted. */
   private saidExhausted = false;
+  /** Said once that the reserve is too small for what deletions write. */
+  private saidSmallReserve = false;
 
   constructor(private readonly opts: PressureOptions) {
     this.state = {
@@ -165,6 +169,10 @@ export class DiskPressure {
     const marks = watermarks(this.opts.config, total);
     const level = levelOf(free, marks);
     Object.assign(this.state, { freeBytes: free, totalBytes: total, watermarks: marks });
+    if (marks.reserve < RESERVE_ADVISED && !this.saidSmallReserve) {
+      this.saidSmallReserve = true;
+      this.opts.logger.warn({ reserve: marks.reserve, advised: RESERVE_ADVISED, totalBytes: total }, 'retention.disk.reserve is below 32 MiB: at the reserve only deletions are written, but LevelDB writes those too (a 4 MB buffer flushed, files compacted into new ones before the old go), so a small reserve can still fill the disk; give it 32MiB or more');
+    }
     if (level !== this.state.level) this.changed(level);
   }
 
