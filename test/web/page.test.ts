@@ -285,14 +285,23 @@ describe('status page', () => {
   });
 
   it('the broker view counts clients and rates; the alerts view and the overview show an alert firing', async () => {
+    expect((await api.post('/api/schemas', { name: 'plant', topics: ['plant/+'], fields: { temperature: { type: 'float', max: 100 } } })).status).toBe(201);
     const page = await asAdmin('broker');
     const clients = page.getByTestId('clients');
     await poll(() => clients.textContent()).toBe('0');
     const mqtt = await connect(agent.mqttUrl);
     try {
       await poll(() => clients.textContent()).toBe('1');
-      await mqtt.publishAsync('sensors/boiler2', JSON.stringify({ temperature: 500 }), { qos: 1 });
-      await poll(() => page.getByRole('region', { name: 'Clients and messages' }).textContent()).toMatch(/Messages in\d+\.\d \/s/);
+      const messagesIn = async () => {
+        const m = /Messages in(\d+\.\d) \/s \((\d+) since start\)/.exec((await page.getByRole('region', { name: 'Clients and messages' }).textContent()) ?? '');
+        return m ? { rate: Number(m[1]), total: Number(m[2]) } : undefined;
+      };
+      await poll(async () => (await messagesIn())?.rate).toBe(0);
+      const before = (await messagesIn())!.total;
+      await mqtt.publishAsync('plant/boiler', JSON.stringify({ temperature: 500 }), { qos: 1 });
+      // The counter moves by the one message, and for one look the rate is not zero.
+      await poll(async () => (await messagesIn())?.total).toBe(before + 1);
+      await poll(async () => (await messagesIn())?.rate).toBeGreaterThan(0);
       expect(await accessibilityViolations(page)).toEqual([]);
       await screenshot(page, 'broker');
     } finally {
