@@ -11,7 +11,7 @@ const ROOT = projectRoot();
 export const PAGE_OUT = join(ROOT, 'dist/page');
 const SOURCE = join(ROOT, 'agent/web/page');
 
-export async function buildPage(): Promise<{ files: Record<string, number> }> {
+export async function buildPage(): Promise<void> {
   rmSync(PAGE_OUT, { recursive: true, force: true });
   mkdirSync(PAGE_OUT, { recursive: true });
   const result = await build({
@@ -32,14 +32,11 @@ export async function buildPage(): Promise<{ files: Record<string, number> }> {
   const css = outputs.find((f) => f.endsWith('.css'));
   if (!js || !css) throw new Error(`the page build made ${outputs.join(', ')}: expected a .js and a .css`);
   writeFileSync(join(PAGE_OUT, 'index.html'), readFileSync(join(SOURCE, 'index.html'), 'utf8').replace('{{js}}', js).replace('{{css}}', css));
-  const files: Record<string, number> = {};
   for (const name of ['index.html', js, css]) {
     const bytes = readFileSync(join(PAGE_OUT, name));
     writeFileSync(join(PAGE_OUT, `${name}.br`), brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }));
     writeFileSync(join(PAGE_OUT, `${name}.gz`), gzipSync(bytes, { level: 9 }));
-    files[name] = bytes.length;
   }
-  return { files };
 }
 
 if (import.meta.filename === process.argv[1]) {

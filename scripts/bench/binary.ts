@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { buildBinary } from '../binary/build.js';
 import { startBenchAgent } from './agent.js';
 import { statusMb } from './processes.js';
-import { printTable } from './report.js';
+import { median, printTable } from './report.js';
 
 const RUNS = 3;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 async function measure(program: 'agent' | { binary: string }) {
   const ready: number[] = [];

@@ -10,7 +10,6 @@ import { cpuMs, statusMb } from './processes.js';
 
 const IDLE_MS = 60_000;
 
-
 export async function benchIdle(): Promise<void> {
   const variants = [
     { name: 'off', system: { enabled: false } },

@@ -6,15 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { UserStore } from '../../agent/users/store.js';
+import { launchChromium, PHONE_ON_WIFI, throttle } from '../browser.js';
 import { startBenchAgent } from './agent.js';
 import { median, printTable } from './report.js';
 
 const RUNS = 5;
-/** 20 Mbit/s with 20 ms latency, the CPU 4x slower than this machine: a phone on the Pi's Wi-Fi, roughly. */
-const NETWORK = { offline: false, latency: 20, downloadThroughput: 2.5e6, uploadThroughput: 2.5e6 };
-const CPU_SLOWDOWN = 4;
 
 interface Render {
   ms: number;
@@ -28,16 +26,11 @@ async function firstRender(browser: Browser, url: string, ready: string, credent
   const context = await browser.newContext(credentials ? { httpCredentials: credentials } : {});
   try {
     const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', NETWORK);
-    await cdp.send('Emulation.setCPUThrottlingRate', { rate: CPU_SLOWDOWN });
-    let bytes = 0;
-    cdp.on('Network.loadingFinished', (e) => (bytes += e.encodedDataLength));
+    const traffic = await throttle(page);
     await page.goto(url);
     await page.locator(ready).first().waitFor();
     const ms = await page.evaluate(() => performance.now());
-    return { ms, bytes };
+    return { ms, bytes: traffic.bytes };
   } finally {
     await context.close();
   }
@@ -52,7 +45,7 @@ async function measure(browser: Browser, url: string, ready: string, credentials
 export async function benchPage(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-page-'));
   const agent = await startBenchAgent(dir);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  const browser = await launchChromium();
   try {
     const base = `http://127.0.0.1:${agent.port('http')}`;
     // The bench agent's users file (read again when it changes) gets a web user for Swagger UI.
@@ -60,7 +53,7 @@ export async function benchPage(): Promise<void> {
     await new UserStore(join(dir, 'users.json')).add(admin.username, admin.password, ['admin']);
     const swagger = await measure(browser, `${base}/api/docs/`, '.swagger-ui .info .title', admin);
     const page = await measure(browser, `${base}/`, '#username', undefined);
-    printTable(`page: the status page's first usable render against Swagger UI's (/api/docs) from the same agent; headless Chromium, 20 Mbit/s, 20 ms latency, CPU ${CPU_SLOWDOWN}x slower; median of ${RUNS}`, [
+    printTable(`page: the status page's first usable render against Swagger UI's (/api/docs) from the same agent; headless Chromium, ${PHONE_ON_WIFI}; median of ${RUNS}`, [
       { name: 'first usable render, ms', baseline: swagger.ms, value: page.ms, target: 1, higherIsBetter: false },
       { name: 'bytes over the wire, kB', baseline: swagger.bytes / 1000, value: page.bytes / 1000, target: 1, higherIsBetter: false },
     ]);

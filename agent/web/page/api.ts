@@ -29,7 +29,7 @@ function send(method: string, path: string, body?: unknown): Promise<Response> {
 
 let refreshing: Promise<boolean> | undefined;
 /** A new access token for this login (the refresh cookie); false when the session is over. */
-export function refresh(): Promise<boolean> {
+function refresh(): Promise<boolean> {
   refreshing ??= send('POST', '/api/auth/refresh', {})
     .then((r) => r.ok)
     .catch(() => false)
@@ -40,7 +40,7 @@ export function refresh(): Promise<boolean> {
 const NO_REFRESH = new Set(['/api/auth/login', '/api/auth/refresh', '/api/auth/logout']);
 
 /** Call the API: the answer's JSON, or ApiError. `accept` lists error statuses whose body is an answer (503 from /health/ready). */
-export async function call<T>(method: string, path: string, body?: unknown, accept: number[] = []): Promise<T> {
+async function call<T>(method: string, path: string, body?: unknown, accept: number[] = []): Promise<T> {
   let res = await send(method, path, body);
   if (res.status === 401 && !NO_REFRESH.has(path)) {
     if (await refresh()) res = await send(method, path, body);

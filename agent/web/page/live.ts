@@ -45,10 +45,11 @@ export class LiveFeed {
       setTimeout(() => {
         if (this.closed) return;
         // The access token may have expired: asking who we are renews it (or ends the session).
-        get('/api/auth/me').then(
-          () => !this.closed && this.open(),
-          () => !this.closed && this.open(),
-        );
+        void get('/api/auth/me')
+          .catch(() => undefined)
+          .then(() => {
+            if (!this.closed) this.open();
+          });
       }, this.pauseMs);
       this.pauseMs = Math.min(this.pauseMs * 2, 30_000);
     };
