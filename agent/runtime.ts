@@ -111,6 +111,21 @@ function heldBy(pressure: DiskPressure, target: { write(batch: ChunkBatch): Prom
   return { write: (batch) => (pressure.writesHeld ? Promise.reject(new Error(pressure.writesHeld)) : target.write(batch)) };
 }
 
+/** Longest a query waits for the readings committed before it to reach the store it reads. */
+const FRESH_READ_WAIT_MS = 1000;
+
+/**
+ * The store or rollups as queries see them: a query first has the consumer write what waits (it may
+ * wait a minute when readings are few), so that it sees every reading committed before it.
+ */
+function freshReads<T extends { query(q: never): Promise<unknown> }>(target: T, consumer: ConsumerEngine<ChunkBatch>, log: DurableLog): T {
+  const query = async (q: never) => {
+    await consumer.caughtUp(log.lastSeq, FRESH_READ_WAIT_MS);
+    return target.query(q);
+  };
+  return new Proxy(target, { get: (t, key) => (key === 'query' ? query : typeof t[key as keyof T] === 'function' ? (t[key as keyof T] as (...a: unknown[]) => unknown).bind(t) : t[key as keyof T]) });
+}
+
 /** The key for encryption at rest, when configured. */
 const atRestKey = (config: Config) => (config.buffer.encryption.keyFile ? readKeyFile(config.buffer.encryption.keyFile) : undefined);
 
@@ -148,6 +163,7 @@ export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: 
     dir: join(agent.dataDir, 'log'),
     agentId: agent.id,
     maxDelayMs: buffer.maxDelayMs,
+    syncIntervalMs: buffer.syncIntervalMs,
     maxRecords: buffer.maxRecords,
     encryptionKey: atRestKey(config),
     deadLetters: i.deadLetters,
@@ -256,7 +272,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     });
 
     /** The store and the rollups: consumers of the log run by the engine, each in its worker thread. */
-    const runLocal = async (name: string, target: { write(batch: ChunkBatch): Promise<void>; writesInFlight?: number }, opts: { maxRecords: number; maxAgeMs: number }) => {
+    const runLocal = async (name: string, target: { write(batch: ChunkBatch): Promise<void>; writesInFlight?: number }, opts: { maxRecords: number; maxAgeMs: number; idleAgeMs: number }) => {
       const consumer = new ConsumerEngine(log, chunkDelivery(name, heldBy(disk, target), log, s.maxBatchBytes, () => clock.offsets()), {
         name,
         ...opts,
@@ -280,7 +296,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir), key && subkey(key, 'store')), readiness, logger);
       store = opened;
       started.push(() => opened.close());
-      storeConsumer = await runLocal(STORE_CONSUMER, opened, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs });
+      storeConsumer = await runLocal(STORE_CONSUMER, opened, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs, idleAgeMs: s.maxGatherMs });
     }
 
     let rollupConsumer: ConsumerEngine<ChunkBatch> | undefined;
@@ -290,7 +306,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       const opened = await openWhenDiskAllows('rollups', () => openRollups(r, r.path ?? defaultRollupPath(agent.dataDir), key && subkey(key, 'rollups'), rollupSinks), readiness, logger);
       rollups = opened;
       started.push(() => opened.close());
-      const consumer = await runLocal(ROLLUP_CONSUMER, opened, { maxRecords: r.batchSize, maxAgeMs: r.gatherMs });
+      const consumer = await runLocal(ROLLUP_CONSUMER, opened, { maxRecords: r.batchSize, maxAgeMs: r.gatherMs, idleAgeMs: r.maxGatherMs });
       rollupConsumer = consumer;
       // Buckets close as readings come; when none come, by the clock, once the rollups have all there is.
       const feed = opened.feed;
@@ -388,8 +404,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxBufferedBytes: w.limits.liveBufferBytes });
     running.api = {
       agentId: agent.id,
-      store,
-      rollups,
+      store: store && storeConsumer && freshReads(store, storeConsumer, log),
+      rollups: rollups && rollupConsumer && freshReads(rollups, rollupConsumer, log),
       submit: (messages) => ingest.submit(messages),
       schemas: new SchemaEditor(schemas),
       live,

@@ -5,7 +5,7 @@
 // began, the two merge and the cursor jumps past what the live lane confirmed.
 import type { Logger } from 'pino';
 import type { ChunkText } from '../agent/buffer/chunk-text.js';
-import { ConsumerEngine, type Delivery } from '../agent/buffer/engine.js';
+import { ConsumerEngine, isGone, type Delivery } from '../agent/buffer/engine.js';
 import { RecordFault } from '../agent/buffer/faults.js';
 import { receivedPayload, type ConsumerClock, type RefusedReading } from '../agent/buffer/record.js';
 import { topicMatches } from '../mqtt-topic/topic.js';
@@ -68,7 +68,7 @@ export class Forwarder {
     this.engine = new ConsumerEngine(
       log,
       this.delivery(),
-      { name: this.consumer, maxRecords: batch.maxRecords, maxAgeMs: batch.maxAgeMs, window: sink.concurrency ?? 1, retry, logger, hold: clock && (() => clock.holding()) },
+      { name: this.consumer, maxRecords: batch.maxRecords, maxAgeMs: batch.maxAgeMs, window: sink.concurrency ?? 1, retry, logger, hold: clock && (() => clock.holding()), startAt: config.startAt },
       { limit: () => this.live?.startSeq ?? Infinity, reached: (cursor) => this.mergeLive(cursor), gathered: (b) => this.maybeOpenLive(b) },
     );
   }
@@ -223,7 +223,7 @@ export class Forwarder {
     const { signal } = live.stop;
     while (!signal.aborted) {
       const batch = await this.engine.gather(live.confirmed, Infinity, signal);
-      if (!batch || !(await this.engine.deliver(batch, signal))) continue;
+      if (!batch || (!isGone(batch) && !(await this.engine.deliver(batch, signal)))) continue;
       live.confirmed = batch.lastSeq;
     }
   }
@@ -264,6 +264,9 @@ export class Forwarder {
       sent: { records: this.counters.records, requests: this.counters.requests, bytesIn: this.counters.bytesIn, bytesOut: this.counters.bytesOut },
       failures: engine.failures,
       deadLettered: engine.deadLettered + this.counters.deadLettered,
+      start: this.log.startOf?.(this.consumer) ?? null,
+      dropped: this.log.droppedFor?.(this.consumer) ?? {},
+      spins: engine.spins,
     };
   }
 }

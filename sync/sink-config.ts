@@ -1,6 +1,6 @@
 // The keys every sink takes (what the forwarder does with it); each sink adds its own in its folder.
 import { Type, type TLiteral, type TObject, type TProperties } from '@sinclair/typebox';
-import { Duration } from '../agent/config/keys.js';
+import { choice, Duration } from '../agent/config/keys.js';
 
 const strict = { additionalProperties: false } as const;
 
@@ -43,6 +43,7 @@ const common = {
       description: 'send rollups of these bucket widths (e.g. ["5m"]) instead of raw readings, for metered links: per series and closed bucket one record with count, min, max, sum, mean, stddev and last of each numeric field (agent id <id>/rollups, schema rollup/<width>)',
     }),
   ),
+  startAt: choice(['oldest', 'newest'], 'oldest', 'where a sink new to this agent starts: the oldest reading the log still holds (those it no longer holds are counted as dropped for the sink), or the next reading to come'),
   timeoutMs: Type.Integer({ minimum: 100, default: 30000, description: 'a request not confirmed within this is retried' }),
   maxBytesPerSec: Type.Integer({ minimum: 0, default: 0, description: 'bandwidth cap on the wire (after compression); 0 = none' }),
 };

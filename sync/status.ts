@@ -2,12 +2,17 @@
 import type { TextBatch } from '../agent/buffer/chunk-text.js';
 import type { EngineLog } from '../agent/buffer/engine.js';
 import type { ConsumerState } from '../agent/buffer/faults.js';
+import type { ConsumerStart } from '../agent/buffer/log.js';
 import type { SinkConfig } from './config.js';
 import { toOutRecord } from './record.js';
 
 /** What a forwarder needs of the durable log: the engine's part, and the chunks' texts. */
 export interface LogSource extends EngineLog {
   readTexts(consumer: string, afterSeq: number, max: number, peek?: boolean): Promise<TextBatch | null>;
+  /** Where the consumer started when it was first registered (the durable log keeps it). */
+  startOf?(consumer: string): ConsumerStart | undefined;
+  /** Readings that went before the consumer had them, per reason. */
+  droppedFor?(consumer: string): Record<string, number>;
 }
 
 /** `stopped`: reported from the log on disk while no agent runs. */
@@ -34,6 +39,12 @@ export interface SinkStatus {
   sent: { records: number; requests: number; bytesIn: number; bytesOut: number };
   failures: number;
   deadLettered: number;
+  /** Where it started reading when the agent first knew it (`startAt`, the seq after which, when); null if not known. */
+  start: ConsumerStart | null;
+  /** Readings that went before it had them, per reason (disk pressure, deleted before it was added...). */
+  dropped: Record<string, number>;
+  /** Times its loop was found turning without progress and backed off (a bug: see the agent's log). */
+  spins: number;
 }
 
 export const CONSUMER_PREFIX = 'sink:';
@@ -50,7 +61,7 @@ export async function backlogOf(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'rea
 }
 
 /** What the log on disk says while no agent runs: lag only. */
-export async function offlineStatus(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts'> & { consumers(): string[] }, sinks: SinkConfig[]): Promise<SinkStatus[]> {
+export async function offlineStatus(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts' | 'startOf' | 'droppedFor'> & { consumers(): string[] }, sinks: SinkConfig[]): Promise<SinkStatus[]> {
   const known = new Set(log.consumers());
   return Promise.all(
     sinks.map(async (s) => {
@@ -69,6 +80,9 @@ export async function offlineStatus(log: Pick<LogSource, 'cursor' | 'lastSeq' | 
         sent: { records: 0, requests: 0, bytesIn: 0, bytesOut: 0 },
         failures: 0,
         deadLettered: 0,
+        start: log.startOf?.(consumer) ?? null,
+        dropped: log.droppedFor?.(consumer) ?? {},
+        spins: 0,
       };
     }),
   );
@@ -95,12 +109,13 @@ export interface LocalConsumerStatus {
 
 export function formatStatus(sinks: SinkStatus[], locals: LocalConsumerStatus[] = []): string {
   if (sinks.length === 0 && !locals.length) return 'no sinks configured';
-  const header = ['consumer', 'type', 'state', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
-  const localRows = locals.map((l) => [l.name, l.type, l.state, String(l.lagRecords), '-', '-', '-', l.lastError ? `${l.lastError.at} ${l.lastError.message}` : '-']);
+  const header = ['consumer', 'type', 'state', 'start', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
+  const localRows = locals.map((l) => [l.name, l.type, l.state, '-', String(l.lagRecords), '-', '-', '-', l.lastError ? `${l.lastError.at} ${l.lastError.message}` : '-']);
   const rows = localRows.concat(sinks.map((s) => [
     s.name,
     s.type,
     s.state + (s.liveLane ? ' (live lane)' : '') + (s.waitingForClock ? ' (waiting for the clock)' : ''),
+    s.start ? `${s.start.startAt} (after seq ${s.start.seq})` : '-',
     String(s.lagRecords),
     s.lagRecords ? duration(s.oldestUnsentMs) : '-',
     s.recordsPerSec.toFixed(1),

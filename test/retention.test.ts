@@ -117,7 +117,7 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
 describe('retention of rollups', () => {
   it('deletes buckets by age per width and topic pattern, the first rule naming both deciding', async () => {
     const dir = newDir();
-    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0 }, join(dir, 'rollups.db'));
+    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0, maxGatherMs: 0 }, join(dir, 'rollups.db'));
     await rollups.write(batch(history(10)));
     const rules: RetentionConfig['rollups'] = [
       { topics: ['sensors/a/#'], buckets: ['1h'], maxAge: '5d' },
@@ -141,7 +141,7 @@ describe('retention of rollups', () => {
 
   it('keeps a rule\'s rollups below its maxBytes, the oldest buckets first; other topics untouched', async () => {
     const dir = newDir();
-    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0 }, join(dir, 'rollups.db'));
+    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0, maxGatherMs: 0 }, join(dir, 'rollups.db'));
     await rollups.write(batch(history(30)));
     const debug = { topics: ['debug/#'] };
     const before = await rollups.size(debug);

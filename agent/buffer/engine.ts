@@ -10,9 +10,13 @@ import type { RefusedReading } from './record.js';
 import { settlesFirst } from './settles-first.js';
 import { sleep } from './sleep.js';
 
+/** Where a consumer new to the log starts: the oldest reading it still holds, or the next one to come. */
+export type StartAt = 'oldest' | 'newest';
+
 /** What the engine needs of the durable log. */
 export interface EngineLog {
-  registerConsumer(name: string): Promise<void>;
+  /** Make a consumer known (no-op if it is); a new one starts where `startAt` says. */
+  registerConsumer(name: string, startAt?: StartAt): Promise<void>;
   cursor(name: string): number;
   commit(consumer: string, seq: number): Promise<void>;
   readonly lastSeq: number;
@@ -51,11 +55,18 @@ export interface EngineOptions {
   maxRecords: number;
   /** Until maxRecords wait, a batch goes once its first reading was committed this long ago. */
   maxAgeMs: number;
+  /**
+   * When readings are few, the age grows up to this, so that a batch holds about a tenth of
+   * maxRecords (fewer, larger writes to the SD card); flush() and caughtUp() cut it short for a reader.
+   */
+  idleAgeMs?: number;
   /** Batches handed over at once (done in any order; the cursor still moves in order). */
   window: number;
   retry: { initialMs: number; maxMs: number };
   /** While true the consumer takes nothing (the clock is unsynchronised: readings' times are not final yet). */
   hold?: () => boolean;
+  /** Where the consumer starts when the log does not know it yet (default: oldest). */
+  startAt?: StartAt;
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
@@ -67,6 +78,15 @@ export interface LaneLimit {
   reached(cursor: number): Promise<number>;
 }
 
+/**
+ * Readings up to `lastSeq` that the log no longer holds (dropped under disk pressure, quarantined,
+ * deleted before the consumer was added; each counted for it when it went): passed over, not delivered.
+ */
+export interface Gone {
+  readonly gone: true;
+  readonly lastSeq: number;
+}
+
 export interface EngineStatus extends ConsumerHealth {
   name: string;
   /** Durable readings after the cursor. */
@@ -75,10 +95,18 @@ export interface EngineStatus extends ConsumerHealth {
   deadLettered: number;
   /** Taking nothing until the clock synchronises (EngineOptions.hold). */
   waitingForClock: boolean;
+  /** Times the loop was found turning without progress and backed off (a bug; see the log). */
+  spins: number;
 }
 
 /** How often a held consumer looks whether it may go on. */
 const HOLD_RECHECK_MS = 1000;
+/** How often the engine measures the rate readings come at (for idleAgeMs). */
+const RATE_WINDOW_MS = 5000;
+/** Turns of a consumer's loop without progress (no batch, no wait) before the engine calls it a spin. */
+const SPIN_TURNS = 3;
+
+export const isGone = (batch: Batch | Gone): batch is Gone => 'gone' in batch;
 
 export class ConsumerEngine<B extends Batch> {
   private readonly stopping = new AbortController();
@@ -96,6 +124,16 @@ export class ConsumerEngine<B extends Batch> {
   private held = false;
   /** Where a read stopped on the consumer's byte cap: the next batch from there is full already. */
   private readonly cutAt = new Set<number>();
+  /** Readings per second reaching the log, measured over the last RATE_WINDOW_MS or more. */
+  private readonly rate = { seq: 0, at: 0, perSec: Infinity };
+  /** flush() was asked: the next batch goes without waiting for its age. */
+  private flushing = false;
+  /** Ends the wait for a batch's age (flush). */
+  private nudge = new AbortController();
+  /** Set by every wait of gather(): a turn of the loop that neither waited nor got a batch made no progress. */
+  private waited = false;
+  /** Backs off a loop that turns without progress (a bug in a reader): one consumer slows, not the agent. */
+  private readonly spin = { turns: 0, backoff: new Backoff(100, 30_000), count: 0 };
 
   constructor(
     private readonly log: EngineLog,
@@ -118,7 +156,7 @@ export class ConsumerEngine<B extends Batch> {
   }
 
   async start(): Promise<void> {
-    await this.log.registerConsumer(this.opts.name);
+    await this.log.registerConsumer(this.opts.name, this.opts.startAt);
     this.loop = this.keepRunning();
   }
 
@@ -128,8 +166,17 @@ export class ConsumerEngine<B extends Batch> {
     await this.prefetch?.catch(() => {});
   }
 
-  /** Resolves true once everything durable up to `seq` is done (false after `timeoutMs`). */
+  /** Write what waits now rather than at its age (a reader wants recent readings). */
+  flush(): void {
+    if (this.log.lastSeq <= this.log.cursor(this.opts.name)) return;
+    this.flushing = true;
+    this.nudge.abort();
+    this.nudge = new AbortController();
+  }
+
+  /** Resolves true once everything durable up to `seq` is done (false after `timeoutMs`); flushes first. */
   async caughtUp(seq: number, timeoutMs = 10_000): Promise<boolean> {
+    this.flush();
     const deadline = Date.now() + timeoutMs;
     while (this.log.cursor(this.opts.name) < seq) {
       if (Date.now() > deadline) return false;
@@ -140,7 +187,7 @@ export class ConsumerEngine<B extends Batch> {
 
   status(): EngineStatus {
     if (this.health.state === 'retrying' && this.failingSince && Date.now() - this.failingSince >= STUCK_AFTER_MS) this.enter('stuck');
-    return { name: this.opts.name, ...this.health, lagRecords: Math.max(0, this.log.lastSeq - this.log.cursor(this.opts.name)), failures: this.failures, deadLettered: this.deadLettered, waitingForClock: this.held };
+    return { name: this.opts.name, ...this.health, lagRecords: Math.max(0, this.log.lastSeq - this.log.cursor(this.opts.name)), failures: this.failures, deadLettered: this.deadLettered, waitingForClock: this.held, spins: this.spin.count };
   }
 
   /** An error of the engine's own (the log failing a cursor commit) restarts it from the durable cursor. */
@@ -173,7 +220,7 @@ export class ConsumerEngine<B extends Batch> {
    * once, and the cursor moves past each once it and every batch before it are done.
    */
   private async run(): Promise<void> {
-    const out: { batch: B; done: Promise<boolean> }[] = [];
+    const out: { lastSeq: number; done: Promise<boolean> }[] = [];
     const limit = () => this.lane?.limit() ?? Infinity;
     let cursor = this.log.cursor(this.opts.name);
     let gathered = cursor;
@@ -181,9 +228,9 @@ export class ConsumerEngine<B extends Batch> {
     try {
       while (!this.signal.aborted) {
         if (out.length && (out.length >= this.opts.window || gathered >= limit() || (await settlesFirst(out[0].done, next)))) {
-          const { batch, done } = out.shift()!;
+          const { lastSeq, done } = out.shift()!;
           if (!(await done)) break;
-          cursor = batch.lastSeq;
+          cursor = lastSeq;
           await this.log.commit(this.opts.name, cursor);
           continue;
         }
@@ -194,13 +241,12 @@ export class ConsumerEngine<B extends Batch> {
           continue;
         }
         const batch = await next;
-        if (batch) {
+        const moved = batch !== null && batch.lastSeq > gathered;
+        if (batch && moved) {
           gathered = batch.lastSeq;
-          this.lane?.gathered?.(batch);
-          const done = this.deliver(batch, this.signal);
-          done.catch(() => {}); // awaited in turn; a failure before then must not go unhandled
-          out.push({ batch, done });
+          out.push({ lastSeq: batch.lastSeq, done: isGone(batch) ? Promise.resolve(true) : this.handOver(batch) });
         }
+        await this.progressed(moved);
         next = this.prepareNext(gathered, limit());
       }
     } finally {
@@ -208,8 +254,38 @@ export class ConsumerEngine<B extends Batch> {
     }
   }
 
+  private handOver(batch: B): Promise<boolean> {
+    this.lane?.gathered?.(batch);
+    const done = this.deliver(batch, this.signal);
+    done.catch(() => {}); // awaited in turn; a failure before then must not go unhandled
+    return done;
+  }
+
+  /**
+   * After each turn of a consumer's loop: one that neither moved past a reading nor waited made no
+   * progress. A few in a row are a spin (a reader answering with nothing new while the log says there
+   * is more): said once, the consumer `stuck`, and backed off, so one consumer slows and the agent does not.
+   */
+  private async progressed(moved: boolean): Promise<void> {
+    const waited = this.waited;
+    this.waited = false;
+    if (moved || waited) {
+      if (this.spin.turns >= SPIN_TURNS) this.enter('ok');
+      this.spin.turns = 0;
+      this.spin.backoff.reset();
+      return;
+    }
+    if (++this.spin.turns < SPIN_TURNS) return;
+    const waitMs = this.spin.backoff.next();
+    if (this.spin.turns === SPIN_TURNS) {
+      this.spin.count++;
+      this.enter('stuck', new Error(`its loop turned ${SPIN_TURNS} times without progress (the log says readings wait after seq ${this.log.cursor(this.opts.name)}, a read found none); backing off`), waitMs);
+    }
+    await sleep(waitMs, this.signal);
+  }
+
   /** Gather the next batch while earlier ones are out; stop() waits for it. */
-  private prepareNext(after: number, limit: number): Promise<B | null> {
+  private prepareNext(after: number, limit: number): Promise<B | Gone | null> {
     const next = this.gather(after, limit, this.signal);
     next.catch(() => {}); // awaited in turn; if the lane fails first, its rejection must not go unhandled
     this.prefetch = next;
@@ -219,35 +295,51 @@ export class ConsumerEngine<B extends Batch> {
   /**
    * The next batch after `after` (none past `limit`): as soon as maxRecords wait or the limit is in
    * reach, else once the first waiting reading was committed maxAgeMs ago. Null when nothing came
-   * within a second (the caller looks around and asks again).
+   * within a second (the caller looks around and asks again); Gone when what waits is no longer there.
    */
-  async gather(after: number, limit: number, signal: AbortSignal): Promise<B | null> {
-    const { maxRecords, maxAgeMs } = this.opts;
+  async gather(after: number, limit: number, signal: AbortSignal): Promise<B | Gone | null> {
+    const { maxRecords } = this.opts;
     for (let idle = true; !signal.aborted; ) {
       this.held = this.opts.hold?.() ?? false;
       if (this.held) {
         await sleep(HOLD_RECHECK_MS, signal);
+        this.waited = true;
         return null;
       }
       const head = Math.min(this.log.lastSeq, limit);
       if (head <= after) {
+        this.flushing = false;
         if (!idle) return null;
         await this.waitFor(after, 1000, signal);
         idle = false;
         continue;
       }
       // Full: maxRecords wait, the limit is in reach, or the last read stopped here on its byte cap.
-      const full = head - after >= maxRecords || head >= limit || this.cutAt.has(after);
-      const left = full ? 0 : this.log.committedAt(after + 1) + maxAgeMs - Date.now();
+      const full = head - after >= maxRecords || head >= limit || this.cutAt.has(after) || this.flushing;
+      const left = full ? 0 : this.log.committedAt(after + 1) + this.age() - Date.now();
       if (left <= 0) return this.read(after, limit, head);
-      await this.waitFor(this.log.lastSeq, left, signal); // the next commit (count again), or the age
+      await this.waitFor(this.log.lastSeq, left, AbortSignal.any([signal, this.nudge.signal])); // the next commit (count again), the age, or a flush
     }
     return null;
   }
 
-  private async read(after: number, limit: number, head: number): Promise<B | null> {
+  /** How long a batch's first reading may wait: maxAgeMs, or longer up to idleAgeMs when readings are few. */
+  private age(): number {
+    const { maxAgeMs, idleAgeMs, maxRecords } = this.opts;
+    if (!idleAgeMs || idleAgeMs <= maxAgeMs) return maxAgeMs;
+    const now = Date.now();
+    if (!this.rate.at) Object.assign(this.rate, { seq: this.log.lastSeq, at: now });
+    else if (now - this.rate.at >= RATE_WINDOW_MS) Object.assign(this.rate, { perSec: ((this.log.lastSeq - this.rate.seq) * 1000) / (now - this.rate.at), seq: this.log.lastSeq, at: now });
+    const worth = maxRecords / 10;
+    return Math.min(idleAgeMs, Math.max(maxAgeMs, (worth / this.rate.perSec) * 1000));
+  }
+
+  private async read(after: number, limit: number, head: number): Promise<B | Gone | null> {
     this.cutAt.delete(after);
+    this.flushing = false;
     const batch = await this.delivery.read(after, this.opts.maxRecords, limit);
+    // The log says readings wait up to head, and none after `after` is still there: pass over them.
+    if (!batch) return this.gone(after, head);
     // Cut short of what waited, and not by count: by the consumer's byte cap. What is left is a batch's worth.
     if (batch && batch.lastSeq < head && batch.lastSeq - after < this.opts.maxRecords) {
       if (this.cutAt.size > 16) this.cutAt.clear();
@@ -256,8 +348,14 @@ export class ConsumerEngine<B extends Batch> {
     return batch;
   }
 
+  private gone(after: number, head: number): Gone {
+    this.opts.logger.warn({ consumer: this.opts.name, from: after + 1, to: head }, 'readings no longer in the log passed over (dropped under disk pressure or before this consumer was added; counted in sync status)');
+    return { gone: true, lastSeq: head };
+  }
+
   /** Until a reading after `after` is durable, `ms` pass, or `signal` stops the lane. */
   private waitFor(after: number, ms: number, signal: AbortSignal): Promise<void> {
+    this.waited = true;
     if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {

@@ -9,14 +9,18 @@ import { describeDiskError } from './faults.js';
 import { ByteCache } from './byte-cache.js';
 import { ChunkBatch } from './chunk-batch.js';
 import { ChunkText, TextBatch } from './chunk-text.js';
+import { Journal } from './journal.js';
 import { CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
+import type { StartAt } from './engine.js';
 import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
 
 export interface DurableLogOptions {
   dir: string;
   agentId: string;
-  /** Longest a reading waits for its commit. */
+  /** Longest a reading waits for its commit: the readings of this window share one sync (a PUBACK latency budget). */
   maxDelayMs: number;
+  /** Commits of readings never promised durability (QoS 0 only) are synced at least this often. */
+  syncIntervalMs?: number;
   /** Most readings in one commit (and one chunk). */
   maxRecords: number;
   /** AES-256-GCM key; chunks are sealed when set. */
@@ -74,6 +78,8 @@ type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: 
 
 interface Batch {
   lines: string[];
+  /** Holds a reading promised durability (QoS 1, a dead letter): its commit is synced. */
+  sync: boolean;
   firstSeq: number;
   /** When its first reading came (performance.now()): the longest any of them waited for the commit. */
   openedAt: number;
@@ -85,6 +91,18 @@ interface Batch {
 
 export class WrongKeyError extends Error {}
 
+/** Where a consumer started reading when it was first registered. */
+export interface ConsumerStart {
+  startAt: StartAt;
+  /** Its cursor then: it reads readings after this seq. */
+  seq: number;
+  /** When (ISO 8601). */
+  at: string;
+}
+
+/** Why readings went before a consumer had them: it was added after the log had let them go. */
+export const DELETED_BEFORE_ADDED = 'deleted before it was added';
+
 /** Whether the log takes readings, and since when; `refusing` while commits fail (disk full, I/O). */
 export interface LogHealth {
   state: 'ok' | `refusing: ${string}`;
@@ -93,6 +111,14 @@ export interface LogHealth {
 }
 
 const hex = (n: number) => n.toString(16).padStart(16, '0');
+/** The write-ahead journal's size: a ring of commits, LevelDB synced each time round. */
+const JOURNAL_BYTES = 4 * 1024 * 1024;
+/**
+ * Readings waiting beyond this many bytes (before compression) commit at once: a sync writes whole
+ * pages, so a page's worth gains nothing by waiting for the window (and high rates keep low latency).
+ */
+const COMMIT_BYTES = 8 * 1024;
+const DEFAULT_SYNC_INTERVAL_MS = 10_000;
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
 /** Decompressed chunks kept for consumers reading near each other (each sink's lanes). */
@@ -132,8 +158,12 @@ export class DurableLog {
   private counters = { commits: 0, quarantined: 0, deadLettersDropped: 0 };
   /** `consumer\u0000reason` -> readings dropped (kept in m!drop!...). */
   private readonly drops = new Map<string, number>();
+  /** Where each consumer started (kept in m!start!...). */
+  private readonly starts = new Map<string, ConsumerStart>();
   /** Seq ranges each consumer has read and not yet confirmed: in its hands, never dropped. */
   private readonly held = new Map<string, { from: number; to: number }[]>();
+  /** Reads under way, by the seq they read after: the chunks past it may be in their hands already. */
+  private readonly reading = new Map<symbol, number>();
   private closed = false;
   /** A write failed: LevelDB is reopened before the next one. */
   private broken = false;
@@ -144,6 +174,12 @@ export class DurableLog {
   private writesHeld: string | undefined;
   /** close() was called: a commit that keeps failing gives up. */
   private closing = false;
+
+  private journal!: Journal;
+  /** The number of the last commit (journal frame); LevelDB keeps it as m!journal. */
+  private commitNumber = 0;
+  /** Syncs commits that were not (QoS 0 only) at the latest syncIntervalMs after the first. */
+  private syncTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: DurableLogOptions) {
     this.recent = new ByteCache(opts.recentChunkBytes ?? RECENT_CHUNK_BYTES);
@@ -161,12 +197,36 @@ export class DurableLog {
     await log.db.open();
     try {
       await log.checkKey();
+      await log.replayJournal();
       await log.load();
     } catch (err) {
+      await log.journal?.close();
       await log.db.close();
       throw err;
     }
     return log;
+  }
+
+  /**
+   * Commits the journal holds that LevelDB lacks (a power cut took its unsynced writes) go into it
+   * again; then LevelDB is synced, and the journal starts over.
+   */
+  private async replayJournal(): Promise<void> {
+    const { journal, frames } = await Journal.open(`${this.opts.dir}/edge-journal`, JOURNAL_BYTES);
+    this.journal = journal;
+    this.commitNumber = Number(text((await this.db.get('m!journal')) ?? utf8(0)));
+    const missing = frames.filter((f) => f.number > this.commitNumber);
+    for (const frame of missing) await this.db.batch(frame.ops);
+    if (missing.length) {
+      this.commitNumber = missing.at(-1)!.number;
+      this.opts.log.warn({ commits: missing.length, last: this.commitNumber }, 'log: commits LevelDB had lost (a power cut?) replayed from the journal');
+    }
+    await this.checkpoint();
+  }
+
+  /** LevelDB on disk with everything written to it: the journal's frames so far are no longer needed. */
+  private checkpoint(): Promise<void> {
+    return this.change([{ type: 'put', key: 'm!journal', value: utf8(this.commitNumber) }], true);
   }
 
   /** A wrong key must stop start-up, never yield garbage. */
@@ -192,6 +252,7 @@ export class DurableLog {
     for await (const [key, value] of this.db.iterator({ gte: 'm!', lt: 'm"' })) if (key !== 'm!keycheck') meta.set(key, text(value));
     for (const [key, value] of meta) if (key.startsWith('m!cursor!')) this.cursors.set(key.slice(9), Number(value));
     for (const [key, value] of meta) if (key.startsWith('m!drop!')) this.drops.set(key.slice(7), Number(value));
+    for (const [key, value] of meta) if (key.startsWith('m!start!')) this.starts.set(key.slice(8), JSON.parse(value) as ConsumerStart);
     this.counters.quarantined = Number(meta.get('m!quarantined') ?? 0);
     this.counters.deadLettersDropped = Number(meta.get('m!dlDropped') ?? 0);
     let lastSeq = Number(meta.get('m!lastSeq') ?? 0);
@@ -227,11 +288,16 @@ export class DurableLog {
       /* header unreadable */
     }
     this.counters.quarantined++;
+    // Its range from the list, or (found at start-up) from its header when that is plausible.
+    const upTo = this.chunks.find((c) => c.firstSeq === firstSeq)?.lastSeq ?? (lastSeq !== undefined && lastSeq >= firstSeq && lastSeq - firstSeq < 100_000 ? lastSeq : firstSeq - 1);
+    const lost = this.lostBy(firstSeq, upTo, 'corrupt chunk');
     await this.change([
       { type: 'put', key: `q!${key.slice(2)}!${Date.now()}`, value },
       { type: 'del', key },
       { type: 'put', key: 'm!quarantined', value: utf8(this.counters.quarantined) },
+      ...lost.ops,
     ]);
+    this.countDrops(lost.totals);
     this.unlist(firstSeq);
     this.opts.log.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
   }
@@ -250,6 +316,7 @@ export class DurableLog {
     const batch = this.openBatch(seq);
     const line = encodeRecord(seq, record);
     batch.lines.push(line);
+    batch.sync ||= record.qos > 0;
     this.pendingSize += line.length;
     this.schedule(batch);
     return { seq, durable: batch.done };
@@ -263,6 +330,7 @@ export class DurableLog {
     const value = this.sealDeadLetter(id, utf8(JSON.stringify(entry)));
     const batch = this.openBatch(this.nextSeq);
     batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
+    batch.sync = true; // acknowledged once on disk
     this.pendingSize += value.length;
     this.deadLetterSizes.push({ id, bytes: value.length });
     this.deadLetterBytes += value.length;
@@ -305,17 +373,22 @@ export class DurableLog {
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => {}); // callers get the rejection through their own awaits
-    const batch = { lines: [], firstSeq, openedAt: performance.now(), deadLetters: [], done, resolve, reject };
+    const batch = { lines: [], sync: false, firstSeq, openedAt: performance.now(), deadLetters: [], done, resolve, reject };
     this.pending.push(batch);
     return batch;
   }
 
+  /** Commit once the window has passed since the first waiting reading, or sooner when waiting gains nothing. */
   private schedule(batch: Batch): void {
-    if (batch.lines.length >= this.opts.maxRecords && !this.writing) {
-      this.flush();
+    if (this.due(batch)) {
+      if (!this.writing) this.flush(); // else the running commit starts the next when it ends
     } else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), this.opts.maxDelayMs);
     }
+  }
+
+  private due(batch: Batch | undefined = this.pending.at(-1)): boolean {
+    return this.pending.length > 1 || (batch !== undefined && batch.lines.length >= this.opts.maxRecords) || this.pendingSize >= COMMIT_BYTES;
   }
 
   /** Start a commit unless one is running; a running commit starts the next when it ends. */
@@ -328,7 +401,8 @@ export class DurableLog {
     this.pendingSize = 0;
     this.writing = this.write(batches).finally(() => {
       this.writing = null;
-      if (this.pending.length) this.flush();
+      // What came during the commit goes now if it is due or its window passed meanwhile, else at its timer.
+      if (this.pending.length && (this.due() || !this.timer)) this.flush();
     });
   }
 
@@ -349,7 +423,7 @@ export class DurableLog {
     }
     if (chunks.length) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(chunks.at(-1)!.lastSeq) });
     if (batches.some((b) => b.deadLetters.length)) ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
-    if (!(await this.commitOps(ops))) {
+    if (!(await this.commitOps(ops, batches.some((b) => b.sync)))) {
       const err = new Error('log closed before its commit succeeded');
       for (const b of batches) b.reject(err);
       return;
@@ -372,12 +446,12 @@ export class DurableLog {
    * database reopened, while ingest holds the senders. Nothing is acknowledged before it is on disk,
    * and nothing taken is given up. False only if the log is closed first.
    */
-  private async commitOps(ops: Op[]): Promise<boolean> {
+  private async commitOps(ops: Op[], sync: boolean): Promise<boolean> {
     const backoff = new Backoff(100, 5000);
     for (;;) {
       try {
         if (this.writesHeld) throw new Error(this.writesHeld);
-        await this.change(ops, true);
+        await this.persist(ops, sync);
         if (this.health.state !== 'ok') {
           this.health = { state: 'ok', since: new Date().toISOString() };
           this.opts.log.info({}, 'log commits succeed again; taking readings');
@@ -388,6 +462,41 @@ export class DurableLog {
       }
       await new Promise((r) => setTimeout(r, backoff.next()));
       if (this.closing) return false;
+    }
+  }
+
+  /**
+   * One commit: into LevelDB unsynced, then as a frame of the journal, synced when `sync` (else within
+   * syncIntervalMs). A frame larger than the journal is made durable by syncing LevelDB instead.
+   */
+  private async persist(ops: Op[], sync: boolean): Promise<void> {
+    const number = this.commitNumber + 1;
+    const all: Op[] = [...ops, { type: 'put', key: 'm!journal', value: utf8(number) }];
+    await this.change(all);
+    const frame = Journal.frame(number, all);
+    if (frame.length > this.journal.size) {
+      this.commitNumber = number;
+      await this.checkpoint();
+      return;
+    }
+    if (!this.journal.fits(frame)) {
+      await this.checkpoint();
+      this.journal.restart();
+    }
+    await this.journal.write(frame, sync);
+    this.commitNumber = number;
+    if (!sync) this.syncTimer ??= setTimeout(() => void this.syncNow(), this.opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+  }
+
+  /** Sync what was committed unsynced (QoS 0); a failure is the next commit's to meet. */
+  private async syncNow(): Promise<void> {
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    try {
+      await this.journal.sync();
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'log: syncing the journal failed; tried again with the next commit');
+      this.syncTimer ??= setTimeout(() => void this.syncNow(), this.opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
     }
   }
 
@@ -434,17 +543,41 @@ export class DurableLog {
 
   // ---- reading ----
 
-  /** Make a consumer known; its cursor starts before the oldest reading still kept. */
-  async registerConsumer(name: string): Promise<void> {
+  /**
+   * Make a consumer known. A new one starts at the oldest reading the log still holds (`oldest`:
+   * those no longer held are counted as dropped for it, `deleted before it was added`) or after the
+   * newest durable one (`newest`: nothing counted, it asked for nothing older).
+   */
+  async registerConsumer(name: string, startAt: StartAt = 'oldest'): Promise<void> {
     if (this.cursors.has(name)) return;
-    this.cursors.set(name, 0);
-    await this.change([{ type: 'put', key: `m!cursor!${name}`, value: utf8(0) }]);
+    const cursor = startAt === 'newest' || !this.chunks.length ? this.durableSeq : this.chunks[0].firstSeq - 1;
+    const held = this.chunks.reduce((n, c) => n + c.lastSeq - c.firstSeq + 1, 0);
+    const gone = startAt === 'newest' ? 0 : this.durableSeq - held;
+    const ops: Op[] = [{ type: 'put', key: `m!cursor!${name}`, value: utf8(cursor) }, { type: 'put', key: `m!start!${name}`, value: utf8(JSON.stringify({ startAt, seq: cursor, at: new Date().toISOString() })) }];
+    const key = `${name}\u0000${DELETED_BEFORE_ADDED}`;
+    if (gone > 0) ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(gone) });
+    // Known before the write: a commit meanwhile must not collect the chunks it starts at.
+    this.cursors.set(name, cursor);
+    this.starts.set(name, { startAt, seq: cursor, at: new Date().toISOString() });
+    await this.change(ops);
+    if (gone > 0) {
+      this.drops.set(key, gone);
+      this.opts.log.warn({ consumer: name, startAt, from: cursor + 1, gone }, 'new log consumer: readings the log no longer held are counted as dropped for it; it starts at the oldest one still held');
+    } else {
+      this.opts.log.info({ consumer: name, startAt, from: cursor + 1 }, 'new log consumer');
+    }
+  }
+
+  /** Where a consumer started (set when it was first registered); undefined for one from before this was kept. */
+  startOf(name: string): ConsumerStart | undefined {
+    return this.starts.get(name);
   }
 
   /** Forget a consumer (a sink removed from the config), so it no longer holds chunks back. */
   async dropConsumer(name: string): Promise<void> {
     if (!this.cursors.delete(name)) return;
-    await this.change([{ type: 'del', key: `m!cursor!${name}` }]);
+    this.starts.delete(name);
+    await this.change([{ type: 'del', key: `m!cursor!${name}` }, { type: 'del', key: `m!start!${name}` }]);
     await this.collect([]);
   }
 
@@ -479,6 +612,21 @@ export class DurableLog {
    * `peek`: only a look (a status), not readings taken in hand.
    */
   async readTexts(consumer: string, afterSeq: number, max: number, peek = false): Promise<TextBatch | null> {
+    return this.whileReading(afterSeq, () => this.readTextsNow(consumer, afterSeq, max, peek));
+  }
+
+  /** While a read runs, no chunk it may take is dropped under pressure (it holds them only once it returns). */
+  private async whileReading<T>(afterSeq: number, read: () => Promise<T>): Promise<T> {
+    const token = Symbol();
+    this.reading.set(token, afterSeq);
+    try {
+      return await read();
+    } finally {
+      this.reading.delete(token);
+    }
+  }
+
+  private async readTextsNow(consumer: string, afterSeq: number, max: number, peek: boolean): Promise<TextBatch | null> {
     this.cursor(consumer);
     const texts: ChunkText[] = [];
     let firstSeq = 0;
@@ -498,6 +646,10 @@ export class DurableLog {
    * `maxBytes` of chunks (at least one chunk); null if none. For a consumer that decodes them elsewhere.
    */
   async readChunks(consumer: string, afterSeq: number, max: number, maxBytes = Infinity): Promise<ChunkBatch | null> {
+    return this.whileReading(afterSeq, () => this.readChunksNow(consumer, afterSeq, max, maxBytes));
+  }
+
+  private async readChunksNow(consumer: string, afterSeq: number, max: number, maxBytes: number): Promise<ChunkBatch | null> {
     this.cursor(consumer);
     const values: Uint8Array[] = [];
     let firstSeq = 0;
@@ -541,7 +693,10 @@ export class DurableLog {
     const key = chunkKey(info.firstSeq);
     const value = this.recent.get(info.firstSeq) ?? (await this.db.get(key));
     if (!value) {
+      const lost = this.lostBy(info.firstSeq, info.lastSeq, 'chunk missing');
       this.unlist(info.firstSeq);
+      await this.change(lost.ops);
+      this.countDrops(lost.totals);
       this.opts.log.error({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, 'log chunk missing');
       return null;
     }
@@ -631,6 +786,7 @@ export class DurableLog {
 
   private isHeld(firstSeq: number, lastSeq: number): boolean {
     for (const ranges of this.held.values()) if (ranges.some((r) => r.from <= lastSeq && r.to >= firstSeq)) return true;
+    for (const after of this.reading.values()) if (lastSeq > after) return true;
     return false;
   }
 
@@ -669,17 +825,8 @@ export class DurableLog {
     const floor = Math.min(...this.cursors.values()); // a chunk past it is unsent to someone
     const chunk = this.chunks.find((c) => c.lastSeq <= upTo && c.lastSeq > floor && !this.isHeld(c.firstSeq, c.lastSeq));
     if (!chunk) return null;
-    const perConsumer: Record<string, number> = {};
-    const ops: Op[] = [{ type: 'del', key: chunkKey(chunk.firstSeq) }];
-    const totals = new Map<string, number>();
-    for (const [consumer, cursor] of this.cursors) {
-      const lost = chunk.lastSeq - Math.max(cursor, chunk.firstSeq - 1);
-      if (lost <= 0) continue;
-      perConsumer[consumer] = lost;
-      const key = `${consumer}\u0000${reason}`;
-      totals.set(key, (this.drops.get(key) ?? 0) + lost);
-      ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(totals.get(key)!) });
-    }
+    const { ops, totals, perConsumer } = this.lostBy(chunk.firstSeq, chunk.lastSeq, reason);
+    ops.unshift({ type: 'del', key: chunkKey(chunk.firstSeq) });
     // Out of the list before the write: no consumer takes it in hand meanwhile (and its count stays exact).
     this.unlist(chunk.firstSeq);
     try {
@@ -688,10 +835,35 @@ export class DurableLog {
       this.chunks.splice(this.firstChunkAfter(chunk.firstSeq - 1), 0, chunk);
       throw err;
     }
-    for (const [key, total] of totals) this.drops.set(key, total); // counted once it is so on disk
+    this.countDrops(totals);
     const key = chunkKey(chunk.firstSeq);
     this.uncompacted = { from: this.uncompacted && this.uncompacted.from < key ? this.uncompacted.from : key, to: this.uncompacted && this.uncompacted.to > key ? this.uncompacted.to : key };
     return { firstSeq: chunk.firstSeq, lastSeq: chunk.lastSeq, bytes: chunk.bytes, perConsumer };
+  }
+
+  /**
+   * The readings firstSeq..lastSeq going from the log, counted for each consumer that had not
+   * confirmed them: the writes that keep the counts, the new totals (counted once written), and per
+   * consumer how many. Every reading a consumer never gets is counted here, when it goes: a reader
+   * that later finds it gone passes over it without counting again.
+   */
+  private lostBy(firstSeq: number, lastSeq: number, reason: string): { ops: Op[]; totals: Map<string, number>; perConsumer: Record<string, number> } {
+    const ops: Op[] = [];
+    const totals = new Map<string, number>();
+    const perConsumer: Record<string, number> = {};
+    for (const [consumer, cursor] of this.cursors) {
+      const lost = lastSeq - Math.max(cursor, firstSeq - 1);
+      if (lost <= 0) continue;
+      perConsumer[consumer] = lost;
+      const key = `${consumer}\u0000${reason}`;
+      totals.set(key, (this.drops.get(key) ?? 0) + lost);
+      ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(totals.get(key)!) });
+    }
+    return { ops, totals, perConsumer };
+  }
+
+  private countDrops(totals: Map<string, number>): void {
+    for (const [key, total] of totals) this.drops.set(key, total);
   }
 
   /** Delete up to `count` of the oldest dead letters; how many went. */
@@ -805,6 +977,11 @@ export class DurableLog {
     };
   }
 
+  /** Readings that went before this consumer had them, per reason. */
+  droppedFor(consumer: string): Record<string, number> {
+    return this.dropCounts()[consumer] ?? {};
+  }
+
   private dropCounts(): Record<string, Record<string, number>> {
     const out: Record<string, Record<string, number>> = {};
     for (const [key, n] of this.drops) {
@@ -819,6 +996,7 @@ export class DurableLog {
     const last = this.pending.at(-1)?.done ?? this.writing;
     this.flush();
     await last;
+    await this.syncNow();
   }
 
   /** Commit what is pending, then close. */
@@ -832,6 +1010,8 @@ export class DurableLog {
     }
     this.closed = true;
     this.wakeAll();
+    await this.syncNow();
+    await this.journal.close();
     await this.db.close();
   }
 }

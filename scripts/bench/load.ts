@@ -51,7 +51,7 @@ class PacketReader {
   }
 }
 
-async function connectRaw(port: number, clientId: string, username?: string, password?: string): Promise<{ socket: net.Socket; reader: (fn: (type: number, body: Buffer) => void) => void }> {
+export async function connectRaw(port: number, clientId: string, username?: string, password?: string): Promise<{ socket: net.Socket; reader: (fn: (type: number, body: Buffer) => void) => void }> {
   const socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   let handler: (type: number, body: Buffer) => void = () => {};

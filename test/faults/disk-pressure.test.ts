@@ -56,7 +56,7 @@ async function dataPath(dir: string, opts = { sent: SENT, deadLetters: DEAD_LETT
   closers.push(() => log.close());
   const store = await openSqliteStore(join(dir, 'store.db'));
   closers.push(() => store.close());
-  const rollups = await openRollups({ enabled: true, buckets: ['1m', '1h'], series: [], maxFields: 32, closeAfterMs: 10_000, batchSize: 10_000, gatherMs: 0 }, join(dir, 'rollups.db'));
+  const rollups = await openRollups({ enabled: true, buckets: ['1m', '1h'], series: [], maxFields: 32, closeAfterMs: 10_000, batchSize: 10_000, gatherMs: 0, maxGatherMs: 0 }, join(dir, 'rollups.db'));
   closers.push(() => rollups.close());
   for (const c of ['store', 'rollups', 'sink:a']) await log.registerConsumer(c);
   let last: Promise<void> = Promise.resolve();

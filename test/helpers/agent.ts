@@ -24,6 +24,12 @@ export function writeConfig(dir: string, extra: Json = {}): string {
     log: { level: 'warn' },
     broker: { mqtt: { host: '127.0.0.1', port: 0 } },
     web: { http: { host: '127.0.0.1', port: 0 } },
+    // Tests publish one QoS 1 reading after another and look at the store's files soon after: a
+    // short commit window and no minute-long gather. The defaults trade latency for SD-card wear;
+    // test/wear.test.ts runs them.
+    buffer: { maxDelayMs: 2 },
+    store: { maxGatherMs: 1000 },
+    rollups: { maxGatherMs: 1000 },
   };
   const path = join(dir, 'config.yaml');
   writeFileSync(path, stringify(merge(base, extra)));

@@ -154,10 +154,10 @@ describe('forwarder', () => {
       await sleep(1500);
       const { stdout } = await run(process.execPath, [CLI, 'sync', 'status', '--config', config]);
       const [header, storeRow, rollupsRow, row] = stdout.trim().split('\n');
-      expect(header).toMatch(/^consumer\s+type\s+state\s+lag\s+oldest unsent\s+records\/s\s+drain in\s+last error$/);
-      expect(storeRow).toMatch(/^store\s+sqlite\s+ok\s+0\s+-/);
-      expect(rollupsRow).toMatch(/^rollups\s+sqlite\s+ok\s+0\s+-/);
-      expect(row).toMatch(/^cli\s+postgres\s+retrying\s+5\s+\ds\s+0\.0\s+unknown\s+\S+Z postgres: /);
+      expect(header).toMatch(/^consumer\s+type\s+state\s+start\s+lag\s+oldest unsent\s+records\/s\s+drain in\s+last error$/);
+      expect(storeRow).toMatch(/^store\s+sqlite\s+ok\s+-\s+0\s+-/);
+      expect(rollupsRow).toMatch(/^rollups\s+sqlite\s+ok\s+-\s+0\s+-/);
+      expect(row).toMatch(/^cli\s+postgres\s+retrying\s+oldest \(after seq 0\)\s+5\s+\ds\s+0\.0\s+unknown\s+\S+Z postgres: /);
       const json = JSON.parse((await run(process.execPath, [CLI, 'sync', 'status', '--json', '--config', config])).stdout);
       expect(json).toMatchObject({ agentRunning: true, store: { type: 'sqlite', state: 'ok', lagRecords: 0 }, sinks: [{ name: 'cli', state: 'retrying', lagRecords: 5 }] });
       expect(json.sinks[0].oldestUnsentMs).toBeGreaterThan(1000);
@@ -165,9 +165,9 @@ describe('forwarder', () => {
       await agent.exited;
       const offline = (await run(process.execPath, [CLI, 'sync', 'status', '--config', config])).stdout;
       expect(offline).toMatch(/^agent not running: lag as the log on disk holds it\n/);
-      expect(offline).toMatch(/\ncli\s+postgres\s+stopped\s+5\s/);
-      expect(offline).toMatch(/\nstore\s+sqlite\s+stopped\s+0\s/);
-      expect(offline).toMatch(/\nrollups\s+sqlite\s+stopped\s+0\s/);
+      expect(offline).toMatch(/\ncli\s+postgres\s+stopped\s+oldest \(after seq 0\)\s+5\s/);
+      expect(offline).toMatch(/\nstore\s+sqlite\s+stopped\s+-\s+0\s/);
+      expect(offline).toMatch(/\nrollups\s+sqlite\s+stopped\s+-\s+0\s/);
     } finally {
       agent.proc.kill('SIGKILL');
       await proxy.close();
