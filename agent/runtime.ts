@@ -290,6 +290,10 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       return consumer;
     };
 
+    // A sink new to this log is known before the store and the rollups take what it holds, so that
+    // it gets those readings too (the store may let their chunks go the moment it starts).
+    for (const sink of config.sinks) if (!sink.rollups) await log.registerConsumer(consumerOf(sink.name), sink.startAt);
+
     let storeConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const backend = s.backend;
     if (backend !== 'none') {
