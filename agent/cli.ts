@@ -289,7 +289,8 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 /** SD-card wear since the agent started. */
 function formatWrites(w: DiskWrites): string {
   const perReading = w.bytesPerReading === null ? '' : `; ${w.bytesPerReading} bytes per reading (${w.readings} readings)`;
-  return `written since start: ${mb(w.total)} (store ${mb(w.store)}, rollups ${mb(w.rollups)}, log and sessions ${mb(w.other)})${perReading}`;
+  const perDay = w.bytesPerDay === null || w.bytesPerDay === undefined ? '' : `\nat the current rate: ${mb(w.bytesPerDay)} a day; a ${(w.card.bytes / 1e9).toFixed(1)} GB card rated ${w.card.ratedFullWrites} full writes lasts ${w.card.lifeYears === null ? 'unknown' : `${w.card.lifeYears} years`} by these writes alone`;
+  return `written since start: ${mb(w.total)} (store ${mb(w.store)}, rollups ${mb(w.rollups)}, log and sessions ${mb(w.other)})${perReading}${perDay}`;
 }
 
 /** Free space against the watermarks, and what disk pressure made the agent give up since start. */

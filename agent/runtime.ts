@@ -17,7 +17,7 @@ import type { RefusedReading } from './buffer/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { Clock, detectSyncSource, systemClock, type ClockSource } from './health/clock.js';
 import { openDriver, startGpio, type GpioDriver, type GpioRunning } from './gpio/index.js';
-import { diskWrites, writtenBytes, type DiskWrites } from './health/disk-writes.js';
+import { diskWrites, writtenBytes, WriteRate, type DiskWrites } from './health/disk-writes.js';
 import { makePrivate, privateUmask } from './private-files.js';
 import { Readiness } from './health/readiness.js';
 import { startRetention, type Retention } from './retention/index.js';
@@ -371,7 +371,18 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       watch: sensors.watching ? sensors : undefined,
     });
 
-    written = () => diskWrites((writtenBytes('process') ?? writtenAtStart) - writtenAtStart, store?.writtenBytes() ?? 0, rollups?.writtenBytes() ?? 0, ingest.stats.accepted);
+    // The rate the card is written at now: sampled each minute, the last hour kept (start-up's writes age out).
+    const rate = new WriteRate();
+    const totalWritten = () => (writtenBytes('process') ?? writtenAtStart) - writtenAtStart;
+    rate.sample(totalWritten());
+    const sampler = setInterval(() => rate.sample(totalWritten()), 60_000);
+    sampler.unref();
+    started.push(async () => clearInterval(sampler));
+    const card = () => ({ bytes: config.health.card.bytes ?? disk.status().totalBytes, ratedFullWrites: config.health.card.ratedFullWrites });
+    written = () => {
+      const total = totalWritten();
+      return diskWrites(total, store?.writtenBytes() ?? 0, rollups?.writtenBytes() ?? 0, ingest.stats.accepted, rate.perDay(total), card());
+    };
     const mqtt = await startBroker(brokerOptions(config, logger, ingest.hook, { users, loginGuard }));
     broker = mqtt;
     started.push(() => mqtt.close());

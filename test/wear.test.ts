@@ -2,7 +2,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, cleanup, spawnAgent, tempDir, writeConfig } from './helpers/agent.js';
+import { join } from 'node:path';
+import { WriteRate } from '../agent/health/disk-writes.js';
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { storedLastSeq } from '../scripts/bench/ingest.js';
+import { hobbyPayload, loopDisk, measureWear } from '../scripts/wear.js';
+import { CLI, cleanup, portOf, PRODUCTION_NODE, spawnAgent, tempDir, writeConfig } from './helpers/agent.js';
+import { isRoot } from './helpers/disk.js';
 import { connect } from './helpers/mqtt.js';
 
 const exec = promisify(execFile);
@@ -46,4 +53,45 @@ describe('bytes written (SD-card wear)', () => {
       await agent.exited;
     }
   });
+
+  it('the rate a day and the card life: from an hour of minute samples, none before a minute', () => {
+    let now = 0;
+    const rate = new WriteRate(() => now);
+    rate.sample(1000);
+    now = 30_000;
+    expect(rate.perDay(2000)).toBeNull();
+    now = 60_000;
+    rate.sample(61_000);
+    expect(rate.perDay(61_000)).toBe(60_000 * 1440); // 60 kB in a minute
+    for (let m = 2; m <= 90; m++) {
+      now = m * 60_000;
+      rate.sample(61_000 + (m - 1) * 1000); // then 1 kB a minute
+    }
+    expect(rate.perDay(61_000 + 89 * 1000)).toBeCloseTo(1000 * 1440, -2); // the first hour's burst has aged out
+  });
+
+  // Where the card sees it: the device's own count, with the filesystem's journal and metadata. A byte
+  // count, not a time: it does not flake on a busy machine. Root only (a loop device); CI runs as root.
+  it.runIf(isRoot)('10 sensors at 1 Hz, QoS 0, on the defaults: at most 600 bytes per reading reach the card (ext4 on a loop device)', async () => {
+    const disk = loopDisk(256);
+    const dir = tempDir();
+    // The defaults, not the test helpers' short windows.
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, stringify({ agent: { dataDir: join(disk.dir, 'data') }, log: { level: 'warn' }, broker: { mqtt: { host: '127.0.0.1', port: 0 } }, web: { http: { host: '127.0.0.1', port: 0 } } }));
+    const agent = await spawnAgent(['--config', config], {}, PRODUCTION_NODE.args);
+    try {
+      // 310 s: at 10 readings/s the store and the rollups write every 5 minutes, so the count holds
+      // one of their writes each, as a day would every 5 minutes, not only the log's.
+      const run = await measureWear(disk, { port: portOf(agent.listeners.mqtt), sensors: 10, hz: 1, qos: 0, topic: (i) => `field/sensor-${i}`, payload: hobbyPayload }, 5, 310);
+      expect(run.readings).toBeGreaterThan(3000);
+      expect(storedLastSeq(join(disk.dir, 'data', 'store.db'))).toBeGreaterThan(2500); // the store's write is in the window
+      console.log(`wear, 10 x 1 Hz QoS 0: ${Math.round(run.bytesPerReading)} bytes per reading, ${(run.bytesPerDay / 1e6).toFixed(0)} MB a day`);
+      expect(run.bytesPerReading).toBeLessThanOrEqual(600);
+    } finally {
+      agent.proc.kill('SIGTERM');
+      await agent.exited;
+      disk.close();
+      cleanup(dir);
+    }
+  }, 420_000);
 });

@@ -11,7 +11,13 @@ export const BufferConfigSchema = Type.Object(
       description:
         'group commit window, a PUBACK latency budget: the readings of this window share one sync (fewer writes to the SD card); waiting readings past 8 kB, or arriving while a commit is on its way, commit without waiting',
     }),
-    syncIntervalMs: Type.Integer({ minimum: 0, maximum: 600000, default: 10000, description: 'readings never promised durability (QoS 0) are synced at least this often: a power cut loses at most this much of them (a crash of the agent alone loses none)' }),
+    syncIntervalMs: Type.Integer({
+      minimum: 0,
+      maximum: 600000,
+      default: 20000,
+      description:
+        'readings never promised durability (QoS 0) are committed and synced at least this often (sooner beside QoS 1 readings or once 8 kB wait): a crash or power cut loses at most this much of them; live views see them as they come',
+    }),
     maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
     maxPendingBytes: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'bytes awaiting commit beyond which publishers are read only as their messages are committed (and QoS 0 overflow applies)' }),
     encryption: Type.Object(

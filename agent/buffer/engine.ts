@@ -56,8 +56,8 @@ export interface EngineOptions {
   /** Until maxRecords wait, a batch goes once its first reading was committed this long ago. */
   maxAgeMs: number;
   /**
-   * When readings are few, the age grows up to this, so that a batch holds about a tenth of
-   * maxRecords (fewer, larger writes to the SD card); flush() and caughtUp() cut it short for a reader.
+   * When readings are few, the age grows up to this, so that a batch holds about half of maxRecords
+   * (fewer, larger writes to the SD card); flush() and caughtUp() cut it short for a reader.
    */
   idleAgeMs?: number;
   /** Batches handed over at once (done in any order; the cursor still moves in order). */
@@ -330,7 +330,7 @@ export class ConsumerEngine<B extends Batch> {
     const now = Date.now();
     if (!this.rate.at) Object.assign(this.rate, { seq: this.log.lastSeq, at: now });
     else if (now - this.rate.at >= RATE_WINDOW_MS) Object.assign(this.rate, { perSec: ((this.log.lastSeq - this.rate.seq) * 1000) / (now - this.rate.at), seq: this.log.lastSeq, at: now });
-    const worth = maxRecords / 10;
+    const worth = maxRecords / 2;
     return Math.min(idleAgeMs, Math.max(maxAgeMs, (worth / this.rate.perSec) * 1000));
   }
 

@@ -80,6 +80,8 @@ interface Batch {
   lines: string[];
   /** Holds a reading promised durability (QoS 1, a dead letter): its commit is synced. */
   sync: boolean;
+  /** Lines heard by taps once committed (QoS 1); QoS 0 ones, which may wait for a commit a while, are heard as they come. */
+  tapOnCommit: string[];
   firstSeq: number;
   /** When its first reading came (performance.now()): the longest any of them waited for the commit. */
   openedAt: number;
@@ -118,7 +120,7 @@ const JOURNAL_BYTES = 4 * 1024 * 1024;
  * pages, so a page's worth gains nothing by waiting for the window (and high rates keep low latency).
  */
 const COMMIT_BYTES = 8 * 1024;
-const DEFAULT_SYNC_INTERVAL_MS = 10_000;
+const DEFAULT_SYNC_INTERVAL_MS = 20_000;
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
 /** Decompressed chunks kept for consumers reading near each other (each sink's lanes). */
@@ -151,6 +153,8 @@ export class DurableLog {
   private pendingSize = 0;
   private writing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** When the timer fires (performance.now()). */
+  private timerAt = 0;
   private nextSeq = 1;
   private durableSeq = 0;
   private nextDeadLetterId = 1;
@@ -316,7 +320,12 @@ export class DurableLog {
     const batch = this.openBatch(seq);
     const line = encodeRecord(seq, record);
     batch.lines.push(line);
-    batch.sync ||= record.qos > 0;
+    if (record.qos > 0 && !batch.sync) {
+      batch.sync = true;
+      batch.openedAt = performance.now(); // its window starts with its first durable reading
+    }
+    if (record.qos > 0) batch.tapOnCommit.push(line);
+    else for (const tap of this.taps) tap([line]);
     this.pendingSize += line.length;
     this.schedule(batch);
     return { seq, durable: batch.done };
@@ -330,7 +339,10 @@ export class DurableLog {
     const value = this.sealDeadLetter(id, utf8(JSON.stringify(entry)));
     const batch = this.openBatch(this.nextSeq);
     batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
-    batch.sync = true; // acknowledged once on disk
+    if (!batch.sync) {
+      batch.sync = true; // acknowledged once on disk
+      batch.openedAt = performance.now();
+    }
     this.pendingSize += value.length;
     this.deadLetterSizes.push({ id, bytes: value.length });
     this.deadLetterBytes += value.length;
@@ -345,7 +357,7 @@ export class DurableLog {
     return batch.done;
   }
 
-  /** Hear each commit's readings (record lines, see encodeRecord) once on disk; returns the way to stop. */
+  /** Hear readings (record lines, see encodeRecord): QoS 1 once on disk, QoS 0 as they come; returns the way to stop. */
   tap(listener: (lines: string[]) => void): () => void {
     this.taps.add(listener);
     return () => this.taps.delete(listener);
@@ -373,18 +385,33 @@ export class DurableLog {
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => {}); // callers get the rejection through their own awaits
-    const batch = { lines: [], sync: false, firstSeq, openedAt: performance.now(), deadLetters: [], done, resolve, reject };
+    const batch = { lines: [], sync: false, tapOnCommit: [], firstSeq, openedAt: performance.now(), deadLetters: [], done, resolve, reject };
     this.pending.push(batch);
     return batch;
   }
 
-  /** Commit once the window has passed since the first waiting reading, or sooner when waiting gains nothing. */
+  /**
+   * Commit once the window has passed since the first waiting reading, or sooner when waiting gains
+   * nothing. The window is maxDelayMs when a waiting reading is promised durability (QoS 1, a dead
+   * letter), else syncIntervalMs: QoS 0 readings alone are committed, and synced, that often, so that
+   * at a few readings a second the card is written every few seconds rather than every few hundred
+   * milliseconds (each write also costs ext4's journal a commit for the file's times).
+   */
   private schedule(batch: Batch): void {
     if (this.due(batch)) {
       if (!this.writing) this.flush(); // else the running commit starts the next when it ends
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), this.opts.maxDelayMs);
+      return;
     }
+    const window = this.pending.some((b) => b.sync) ? this.opts.maxDelayMs : this.syncIntervalMs;
+    const at = batch.openedAt + window;
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.flush(), Math.max(0, at - performance.now()));
+  }
+
+  private get syncIntervalMs(): number {
+    return this.opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
   }
 
   private due(batch: Batch | undefined = this.pending.at(-1)): boolean {
@@ -423,7 +450,10 @@ export class DurableLog {
     }
     if (chunks.length) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(chunks.at(-1)!.lastSeq) });
     if (batches.some((b) => b.deadLetters.length)) ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
-    if (!(await this.commitOps(ops, batches.some((b) => b.sync)))) {
+    // QoS 0 alone waited syncIntervalMs for this commit: synced with it. Committed sooner (8 kB, or
+    // beside a running commit): synced within syncIntervalMs.
+    const waited = performance.now() - batches[0].openedAt >= this.syncIntervalMs;
+    if (!(await this.commitOps(ops, waited || batches.some((b) => b.sync)))) {
       const err = new Error('log closed before its commit succeeded');
       for (const b of batches) b.reject(err);
       return;
@@ -437,7 +467,7 @@ export class DurableLog {
     for (const b of batches) b.resolve();
     const done = performance.now();
     for (const b of batches) if (b.lines.length) this.opts.onCommitted?.((done - b.openedAt) / 1000);
-    if (this.taps.size) for (const b of batches) if (b.lines.length) for (const tap of this.taps) tap(b.lines);
+    if (this.taps.size) for (const b of batches) if (b.tapOnCommit.length) for (const tap of this.taps) tap(b.tapOnCommit);
     this.wakeAll();
   }
 
@@ -485,7 +515,7 @@ export class DurableLog {
     }
     await this.journal.write(frame, sync);
     this.commitNumber = number;
-    if (!sync) this.syncTimer ??= setTimeout(() => void this.syncNow(), this.opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+    if (!sync) this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);
   }
 
   /** Sync what was committed unsynced (QoS 0); a failure is the next commit's to meet. */
@@ -496,7 +526,7 @@ export class DurableLog {
       await this.journal.sync();
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message }, 'log: syncing the journal failed; tried again with the next commit');
-      this.syncTimer ??= setTimeout(() => void this.syncNow(), this.opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+      this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);
     }
   }
 

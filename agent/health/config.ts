@@ -14,6 +14,13 @@ export const HealthConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
+    card: Type.Object(
+      {
+        ratedFullWrites: Type.Integer({ minimum: 1, default: 1000, description: 'how many times the SD card is rated to be written in full (cheap cards: a few hundred; industrial: several thousand): with the bytes written per day, the card life shown' }),
+        bytes: Type.Optional(Type.Integer({ minimum: 1, description: 'the card\'s size; default: the size of the data directory\'s filesystem' })),
+      },
+      { ...strict, default: {} },
+    ),
     clock: Type.Object(
       {
         syncSource: Type.Union([Type.Literal('auto'), Type.Literal('timesyncd'), Type.Literal('timedatectl'), Type.Literal('none')], {

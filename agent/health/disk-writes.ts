@@ -27,8 +27,33 @@ export interface DiskWrites {
   /** Readings taken in since the start, and total bytes per reading. */
   readings: number;
   bytesPerReading: number | null;
+  /** Bytes a day at the rate of the last hour (or since start, once a minute has passed); null before. */
+  bytesPerDay: number | null;
+  /** The card this means: its size, rated full writes, and the years they last at bytesPerDay (null before it is known). */
+  card: { bytes: number; ratedFullWrites: number; lifeYears: number | null };
 }
 
-export function diskWrites(total: number, store: number, rollups: number, readings: number): DiskWrites {
-  return { total, store, rollups, other: Math.max(0, total - store - rollups), readings, bytesPerReading: readings > 0 ? Math.round(total / readings) : null };
+export function diskWrites(total: number, store: number, rollups: number, readings: number, bytesPerDay: number | null = null, card = { bytes: 0, ratedFullWrites: 1000 }): DiskWrites {
+  const lifeYears = bytesPerDay && card.bytes ? Math.round(((card.bytes * card.ratedFullWrites) / bytesPerDay / 365) * 10) / 10 : null;
+  return { total, store, rollups, other: Math.max(0, total - store - rollups), readings, bytesPerReading: readings > 0 ? Math.round(total / readings) : null, bytesPerDay: bytesPerDay === null ? null : Math.round(bytesPerDay), card: { ...card, lifeYears } };
+}
+
+/** A minute's samples of the bytes written, an hour of them: the rate the card is written at now. */
+export class WriteRate {
+  private readonly samples: { at: number; total: number }[] = [];
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  sample(total: number): void {
+    const at = this.now();
+    this.samples.push({ at, total });
+    while (this.samples.length > 2 && at - this.samples[0].at > 3_600_000) this.samples.shift();
+  }
+
+  /** Bytes a day over the samples kept (at least a minute of them); null before. */
+  perDay(total: number): number | null {
+    const first = this.samples[0];
+    const seconds = first ? (this.now() - first.at) / 1000 : 0;
+    return seconds >= 60 ? ((total - first.total) / seconds) * 86400 : null;
+  }
 }

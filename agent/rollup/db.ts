@@ -2,7 +2,7 @@
 // it, updated a batch at a time. The seq of the last reading applied is stored in the same
 // transaction, so a batch read again after a crash is skipped, never counted twice.
 import type Database from 'better-sqlite3-multiple-ciphers';
-import { openKeyed } from '../sqlite-open.js';
+import { JOURNAL_MODE, JOURNAL_SIZE_LIMIT, openKeyed } from '../sqlite-open.js';
 import { splitRecord, type ClockOffsets } from '../buffer/record.js';
 import { bucketStart, Extractor, type SeriesRule } from './extract.js';
 import { add, merge, single, stddev, type Stats } from './stats.js';
@@ -120,7 +120,8 @@ export class RollupDb {
     private readonly closeAfterMs = 10_000,
   ) {
     this.db = openKeyed(path, key);
-    this.db.pragma('journal_mode = TRUNCATE'); // as the store: fewer bytes on the SD card than WAL
+    this.db.pragma(`journal_mode = ${JOURNAL_MODE}`); // as the store: fewer bytes on the SD card than WAL or TRUNCATE
+    this.db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     if (this.db.pragma('auto_vacuum', { simple: true }) !== 2) {

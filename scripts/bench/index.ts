@@ -8,8 +8,9 @@ import { benchLogin } from './login.js';
 import { benchPage } from './page.js';
 import { benchRetention } from './retention.js';
 import { benchSync } from './sync.js';
+import { benchWear } from './wear.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage, wear: benchWear };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

@@ -27,7 +27,7 @@ export function writeConfig(dir: string, extra: Json = {}): string {
     // Tests publish one QoS 1 reading after another and look at the store's files soon after: a
     // short commit window and no minute-long gather. The defaults trade latency for SD-card wear;
     // test/wear.test.ts runs them.
-    buffer: { maxDelayMs: 2 },
+    buffer: { maxDelayMs: 2, syncIntervalMs: 20 },
     store: { maxGatherMs: 1000 },
     rollups: { maxGatherMs: 1000 },
   };

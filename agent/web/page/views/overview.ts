@@ -29,7 +29,7 @@ interface Disk {
 }
 interface Stats {
   disk?: Disk;
-  written: { total: number; readings: number; bytesPerReading: number | null };
+  written: { total: number; readings: number; bytesPerReading: number | null; bytesPerDay: number | null; card: { bytes: number; ratedFullWrites: number; lifeYears: number | null } };
 }
 interface Alerts {
   active: { name: string; message: string; since: string }[];
@@ -90,6 +90,9 @@ export function Overview() {
       <${Section} title="Disk">
         ${stats.disk ? html`<${DiskBar} disk=${stats.disk} />` : html`<p>Retention is off: the disk is not watched.</p>`}
         <p>Written to the SD card since start: <strong>${bytes(stats.written.total)}</strong> for ${count(stats.written.readings)} readings${stats.written.bytesPerReading ? ` (${bytes(stats.written.bytesPerReading)} a reading)` : ''}.</p>
+        ${stats.written.bytesPerDay !== null
+          ? html`<p>At the current rate: <strong>${bytes(stats.written.bytesPerDay)} a day</strong>; a ${bytes(stats.written.card.bytes)} card rated ${count(stats.written.card.ratedFullWrites)} full writes lasts <strong>${stats.written.card.lifeYears === null ? 'unknown' : `${stats.written.card.lifeYears} years`}</strong> by these writes alone.</p>`
+          : html`<p>The rate a day is shown once the agent has run a minute.</p>`}
       <//>
       <${Section} title="Active alerts" actions=${html`<a href="#/alerts">All alerts</a>`}>
         ${alerts.active.length

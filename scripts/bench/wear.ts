@@ -1,0 +1,92 @@
+// npm run bench -- wear: what the SD card is sent per reading and per day at the rates sensors
+// really send (10 sensors at 1 Hz, QoS 0 and 1) and at 100 and 1,000 readings/s, with the agent's
+// data directory on ext4 on a loop device (the device's own count: the filesystem's journal and
+// metadata included), next to the Pi-style pipeline (Mosquitto without persistence + a Python
+// subscriber writing SQLite) in the same run. Root only.
+// BENCH_WEAR_SECONDS (310: the store and rollups write every 5 minutes when readings are few): each case's measured time; BENCH_CARD_GB (32) and BENCH_CARD_WRITES (1000): the card.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { projectRoot } from '../project-root.js';
+import { startMosquitto } from '../servers.js';
+import { hobbyPayload, loopDisk, measureWear, type WearRun } from '../wear.js';
+import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
+import { printLimits, type Limit } from './report.js';
+
+const SECONDS = Number(process.env.BENCH_WEAR_SECONDS ?? 310);
+const WARM_UP = 5;
+const CARD_GB = Number(process.env.BENCH_CARD_GB ?? 32);
+const CARD_WRITES = Number(process.env.BENCH_CARD_WRITES ?? 1000);
+const PAYLOAD = 70;
+const PIPELINE = join(projectRoot(), 'scripts/bench/pi-pipeline.py');
+
+interface Case {
+  name: string;
+  sensors: number;
+  hz: number;
+  qos: 0 | 1;
+}
+
+/** At 100 readings/s and more the store and rollups write every minute or sooner: two minutes hold several of their writes. */
+const secondsOf = (c: Case) => (c.sensors * c.hz >= 100 ? Math.min(SECONDS, 120) : SECONDS);
+
+/** One case against the agent on its defaults, on a fresh filesystem. */
+async function agentCase(c: Case): Promise<WearRun> {
+  const disk = loopDisk(512);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-wear-'));
+  const agent = await startBenchAgent(dir, { agent: { dataDir: join(disk.dir, 'data') } });
+  try {
+    return await measureWear(disk, { port: agent.port('mqtt'), sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload, username: BENCH_USER.name, password: BENCH_USER.password }, WARM_UP, secondsOf(c));
+  } finally {
+    await agent.stop();
+    disk.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The Pi-style pipeline: Mosquitto (no persistence) and Debian's python3-paho-mqtt writing SQLite in 100 ms WAL batches. */
+async function pipelineCase(c: Case): Promise<WearRun> {
+  const disk = loopDisk(512);
+  const broker = await startMosquitto();
+  const python = spawn('/usr/bin/python3', [PIPELINE, String(broker.port), join(disk.dir, 'readings.db')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((ready, fail) => {
+      createInterface({ input: python.stdout! }).on('line', (line) => line === 'ready' && ready());
+      python.on('exit', (code) => fail(new Error(`pi-pipeline.py exited with ${code} (is python3-paho-mqtt installed?)`)));
+    });
+    return await measureWear(disk, { port: broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload }, WARM_UP, secondsOf(c), () => new Promise((r) => setTimeout(r, 500)));
+  } finally {
+    python.kill();
+    await broker.stop();
+    disk.close();
+  }
+}
+
+const years = (bytesPerDay: number) => (CARD_GB * 1e9 * CARD_WRITES) / bytesPerDay / 365;
+const kb = (n: number) => `${(n / 1000).toFixed(2)} kB`;
+
+export async function benchWear(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('npm run bench -- wear needs root (a loop device and mount)');
+  const hobby = (qos: 0 | 1): Case => ({ name: `10 sensors x 1 Hz, QoS ${qos}`, sensors: 10, hz: 1, qos });
+  const cases: Case[] = [hobby(0), hobby(1), { name: '100 readings/s (10 x 10 Hz), QoS 0', sensors: 10, hz: 10, qos: 0 }, { name: '1,000 readings/s (20 x 50 Hz), QoS 0', sensors: 20, hz: 50, qos: 0 }, { name: '100 readings/s (10 x 10 Hz), QoS 1', sensors: 10, hz: 10, qos: 1 }, { name: '1,000 readings/s (20 x 50 Hz), QoS 1', sensors: 20, hz: 50, qos: 1 }];
+  const pipeline = await pipelineCase(hobby(1));
+  const runs: [Case, WearRun][] = [];
+  for (const c of cases) runs.push([c, await agentCase(c)]);
+
+  console.log(`\nwear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case (at 100/s and more ${Math.min(SECONDS, 120)} s) after ${WARM_UP} s; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`);
+  const rows = [['case', 'per reading', 'per day', 'card life', 'PUBACK p50 / p99'], ['Pi-style pipeline (Mosquitto + Python SQLite), 10 x 1 Hz', kb(pipeline.bytesPerReading), `${(pipeline.bytesPerDay / 1e6).toFixed(0)} MB`, `${years(pipeline.bytesPerDay).toFixed(1)} years`, '- (not durable)']];
+  for (const [c, r] of runs) rows.push([`edge-agent, ${c.name}`, kb(r.bytesPerReading), `${(r.bytesPerDay / 1e6).toFixed(0)} MB`, `${years(r.bytesPerDay).toFixed(1)} years`, r.puback ? `${r.puback.p50.toFixed(0)} / ${r.puback.p99.toFixed(0)} ms` : '-']);
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+
+  const [qos0, qos1, ...faster] = runs.map(([, r]) => r);
+  const limits: Limit[] = [
+    { name: '10 x 1 Hz, QoS 0: bytes per reading', value: qos0.bytesPerReading, unit: 'B', max: 600 },
+    { name: '10 x 1 Hz, QoS 1: bytes per reading (max: the Pi-style pipeline, same run)', value: qos1.bytesPerReading, unit: 'B', max: pipeline.bytesPerReading },
+    { name: '10 x 1 Hz, QoS 1: PUBACK p99', value: qos1.puback?.p99 ?? Infinity, unit: 'ms', max: 250 },
+    ...faster.map((r, i) => ({ name: `${cases[i + 2].name}: bytes per reading (3x the payload)`, value: r.bytesPerReading, unit: 'B', max: 3 * PAYLOAD })),
+  ];
+  printLimits('wear: targets', limits);
+}
