@@ -42,16 +42,28 @@ export interface RollupPrune {
   before: number;
 }
 
+/**
+ * Buckets ordered by width, then time: a transaction's new and updated buckets sit together at the
+ * end of each width's range, a few pages, where ordering by series and field first scattered them
+ * over a page per series and field (each journalled and written: 370 kB a transaction at ten sensors,
+ * growing with the days kept). Queries ask for a width and a time range, and order by time.
+ */
+const ROLLUP_TABLE = (name: string) => `
+  CREATE TABLE IF NOT EXISTS ${name} (
+    width INTEGER NOT NULL, series_id INTEGER NOT NULL REFERENCES series (id), field_id INTEGER NOT NULL REFERENCES fields (id),
+    start INTEGER NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL, sum REAL NOT NULL,
+    mean REAL NOT NULL, m2 REAL NOT NULL, last REAL NOT NULL, last_seq INTEGER NOT NULL,
+    PRIMARY KEY (width, start, series_id, field_id)
+  ) WITHOUT ROWID;`;
+
+/** The order of an earlier release, converted once at open. */
+const ROLLUP_KEY_BEFORE = 'PRIMARY KEY (width, series_id, field_id, start)';
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, tags TEXT NOT NULL, UNIQUE (topic, tags));
   CREATE TABLE IF NOT EXISTS fields (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-  CREATE TABLE IF NOT EXISTS rollup (
-    width INTEGER NOT NULL, series_id INTEGER NOT NULL REFERENCES series (id), field_id INTEGER NOT NULL REFERENCES fields (id),
-    start INTEGER NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL, sum REAL NOT NULL,
-    mean REAL NOT NULL, m2 REAL NOT NULL, last REAL NOT NULL, last_seq INTEGER NOT NULL,
-    PRIMARY KEY (width, series_id, field_id, start)
-  ) WITHOUT ROWID;
+  ${ROLLUP_TABLE('rollup')}
   -- Buckets of the widths sinks take, with readings since they were last sent, and the buckets as
   -- they are closed (revision: consecutive, the seq a rollup sink's cursor counts in).
   CREATE TABLE IF NOT EXISTS open_bucket (width INTEGER NOT NULL, series_id INTEGER NOT NULL, start INTEGER NOT NULL, PRIMARY KEY (width, series_id, start)) WITHOUT ROWID;
@@ -108,6 +120,19 @@ export class RollupDb {
   /** Numeric fields past maxFields, since this opened. */
   ignoredFields = 0;
 
+  /** A database of an earlier release keeps buckets by series first: copied once into the order by time. */
+  private reorderBuckets(): void {
+    const table = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rollup'").get() as { sql: string } | undefined;
+    if (!table?.sql.includes(ROLLUP_KEY_BEFORE)) return;
+    this.db.transaction(() => {
+      this.db.exec(`${ROLLUP_TABLE('rollup_by_time')}
+        INSERT INTO rollup_by_time SELECT * FROM rollup;
+        DROP VIEW IF EXISTS rollups;
+        DROP TABLE rollup;
+        ALTER TABLE rollup_by_time RENAME TO rollup;`);
+    })();
+  }
+
   constructor(
     path: string,
     private readonly widths: number[],
@@ -132,6 +157,7 @@ export class RollupDb {
         // No room for the copy (a full disk): freed pages are reused in place instead.
       }
     }
+    this.reorderBuckets();
     this.db.exec(SCHEMA);
     this.extractor = new Extractor(rules, maxFields);
     const get = this.db.prepare('SELECT count, min, max, sum, mean, m2, last, last_seq FROM rollup WHERE width = ? AND series_id = ? AND field_id = ? AND start = ?');

@@ -116,6 +116,36 @@ describe('rollup database', () => {
     );
   });
 
+  it('a database of the earlier order (series first) is converted once at open and keeps its buckets', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = `${dir}/rollups.db`;
+    const first = new RollupDb(path, [MIN], [], 32);
+    first.write([line(1, 's/a', T0, { t: 20 }), line(2, 's/a', T0 + MIN, { t: 22 })]);
+    first.close();
+    // Back to the earlier layout, as a database of that release holds it.
+    const { default: Database } = await import('better-sqlite3-multiple-ciphers');
+    const raw = new Database(path);
+    const sql = (raw.prepare("SELECT sql FROM sqlite_master WHERE name = 'rollup'").get() as { sql: string }).sql;
+    raw.exec(`CREATE TABLE old_rollup AS SELECT * FROM rollup; DROP VIEW rollups; DROP TABLE rollup;
+      ${sql.replace('PRIMARY KEY (width, start, series_id, field_id)', 'PRIMARY KEY (width, series_id, field_id, start)')};
+      INSERT INTO rollup SELECT * FROM old_rollup; DROP TABLE old_rollup;`);
+    raw.close();
+    const again = new RollupDb(path, [MIN], [], 32);
+    try {
+      expect([...again.query({ width: MIN })].map((r) => [r.start, r.count, r.mean])).toEqual([
+        [T0, 1, 20],
+        [T0 + MIN, 1, 22],
+      ]);
+      const now = (new Database(path, { readonly: true }).prepare("SELECT sql FROM sqlite_master WHERE name = 'rollup'").get() as { sql: string }).sql;
+      expect(now).toContain('PRIMARY KEY (width, start, series_id, field_id)');
+      again.write([line(3, 's/a', T0 + MIN, { t: 24 })]);
+      expect([...again.query({ width: MIN })].at(-1)).toMatchObject({ start: T0 + MIN, count: 2, mean: 23 });
+    } finally {
+      again.close();
+    }
+  });
+
   it('keeps what it applied across a reopen, and skips it when the log hands it again', () => {
     const dir = tempDir();
     dirs.push(dir);

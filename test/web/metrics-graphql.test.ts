@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
+import { until } from '../helpers/servers.js';
 import { addUser } from '../helpers/users.js';
 import { adminClient, authHeader, type WebClient } from '../helpers/web.js';
 
@@ -55,6 +56,7 @@ describe('metrics and GraphQL', () => {
     await mqtt.publishAsync('climate/a', JSON.stringify({ rh: 1 }), { qos: 1 });
     await mqtt.endAsync();
     await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await until(async () => (await agent.runtime.sync.status())[0].state !== 'ok', 10_000, 'the unreachable sink to have failed once');
     await api.get('/api/data'); // a query for the query histogram
   });
   afterAll(async () => {
