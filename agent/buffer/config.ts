@@ -7,7 +7,7 @@ export const BufferConfigSchema = Type.Object(
     maxDelayMs: Type.Integer({
       minimum: 0,
       maximum: 1000,
-      default: 100,
+      default: 200,
       description:
         'group commit window, a PUBACK latency budget: the readings of this window share one sync (fewer writes to the SD card); waiting readings past 8 kB, or arriving while a commit is on its way, commit without waiting',
     }),
