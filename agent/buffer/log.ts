@@ -233,6 +233,7 @@ export class DurableLog {
       this.opts.log.warn({ commits: missing.length, last: this.commitNumber }, 'log: commits LevelDB had lost (a power cut?) replayed from the journal');
     }
     await this.checkpoint();
+    if (frames.length) await journal.clear(); // in LevelDB on disk now; and the read left large folios cached
   }
 
   /** LevelDB on disk with everything written to it: the journal's frames so far are no longer needed. */
