@@ -48,7 +48,8 @@ function decodeOps(body: Buffer): JournalOp[] {
   return ops;
 }
 
-function encodeFrame(number: number, ops: JournalOp[]): Buffer {
+/** A commit as a frame: header (magic, number, length, CRC-32) and its ops. */
+export function encodeFrame(number: number, ops: JournalOp[]): Buffer {
   const body = encodeOps(ops);
   const frame = Buffer.alloc(HEADER + body.length);
   frame.writeUInt32BE(MAGIC, 0);
@@ -123,10 +124,6 @@ export class Journal {
   /** Whether a frame of these ops fits before the ring's end (else: checkpoint, then restart()). */
   fits(frame: Buffer): boolean {
     return this.position + frame.length <= this.size;
-  }
-
-  static frame(number: number, ops: JournalOp[]): Buffer {
-    return encodeFrame(number, ops);
   }
 
   /** Write from the ring's start again: everything before is in LevelDB on disk. */

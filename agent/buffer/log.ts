@@ -9,7 +9,7 @@ import { describeDiskError } from './faults.js';
 import { ByteCache } from './byte-cache.js';
 import { ChunkBatch } from './chunk-batch.js';
 import { ChunkText, TextBatch } from './chunk-text.js';
-import { Journal } from './journal.js';
+import { encodeFrame, Journal } from './journal.js';
 import { CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
 import type { StartAt } from './engine.js';
 import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
@@ -515,7 +515,7 @@ export class DurableLog {
     const number = this.commitNumber + 1;
     const all: Op[] = [...ops, { type: 'put', key: 'm!journal', value: utf8(number) }];
     await this.change(all);
-    const frame = Journal.frame(number, all);
+    const frame = encodeFrame(number, all);
     if (frame.length > this.journal.size) {
       this.commitNumber = number;
       await this.checkpoint();
@@ -593,7 +593,7 @@ export class DurableLog {
   async registerConsumer(name: string, startAt: StartAt = 'oldest'): Promise<void> {
     if (this.cursors.has(name)) return;
     const cursor = startAt === 'newest' || !this.chunks.length ? this.durableSeq : this.chunks[0].firstSeq - 1;
-    const held = this.chunks.reduce((n, c) => n + c.lastSeq - c.firstSeq + 1, 0);
+    const held = this.heldReadings();
     const gone = startAt === 'newest' ? 0 : this.durableSeq - held;
     const ops: Op[] = [{ type: 'put', key: `m!cursor!${name}`, value: utf8(cursor) }, { type: 'put', key: `m!start!${name}`, value: utf8(JSON.stringify({ startAt, seq: cursor, at: new Date().toISOString() })) }];
     const key = `${name}\u0000${DELETED_BEFORE_ADDED}`;
@@ -1008,7 +1008,7 @@ export class DurableLog {
       firstSeq: this.chunks[0]?.firstSeq ?? this.durableSeq + 1,
       lastSeq: this.durableSeq,
       chunks: this.chunks.length,
-      records: this.chunks.reduce((n, c) => n + c.lastSeq - c.firstSeq + 1, 0),
+      records: this.heldReadings(),
       bytes: this.chunks.reduce((n, c) => n + c.bytes, 0),
       pendingBytes: this.pendingBytes,
       commits: this.counters.commits,
@@ -1017,6 +1017,11 @@ export class DurableLog {
       deadLettersDropped: this.counters.deadLettersDropped,
       dropped: this.dropCounts(),
     };
+  }
+
+  /** Readings the log's chunks hold. */
+  private heldReadings(): number {
+    return this.chunks.reduce((n, c) => n + c.lastSeq - c.firstSeq + 1, 0);
   }
 
   /** Readings that went before this consumer had them, per reason. */
