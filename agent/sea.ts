@@ -52,6 +52,11 @@ export function assetPath(name: string): string {
   return path;
 }
 
+/** An asset's bytes (WebAssembly, which needs no file). */
+export function assetBytes(name: string): Uint8Array {
+  return new Uint8Array(sea.getAsset(name));
+}
+
 /** A native addon of the bundle (its name as the build wrote it). */
 export function loadNative(name: string): unknown {
   const module = { exports: {} as unknown };

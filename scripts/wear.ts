@@ -137,21 +137,24 @@ const percentileOf = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[
 
 /**
  * Publish on `sensors` for `warmUpSec` (files made, caches warm), then count what the disk is sent
- * over `seconds`, both ends after a sync so that what the kernel held dirty is in the count.
+ * over `seconds`. At both ends `settle` has what waits written (the agent's store and rollups gather
+ * for minutes when readings are few: a query makes them write), then a sync has the kernel write what
+ * it holds dirty, so the count holds the writes of the readings published in it, whole.
  */
-export async function measureWear(disk: LoopDisk, sensorOpts: SensorOptions, warmUpSec: number, seconds: number, settled: () => Promise<void> = async () => {}): Promise<WearRun> {
+export async function measureWear(disk: LoopDisk, sensorOpts: SensorOptions, warmUpSec: number, seconds: number, settle: () => Promise<void>): Promise<WearRun> {
   const sensors = await startSensors(sensorOpts);
   await new Promise((r) => setTimeout(r, warmUpSec * 1000));
+  const sentBefore = sensors.sent;
+  await settle();
   disk.flush();
   const before = disk.written();
-  const sentBefore = sensors.sent;
   const latencyFrom = sensors.latenciesMs.length;
   const started = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const readings = sensors.sent - sentBefore;
   const elapsed = (performance.now() - started) / 1000;
   await sensors.stop();
-  await settled();
+  await settle();
   disk.flush();
   const bytes = disk.written() - before;
   const latencies = sensors.latenciesMs.slice(latencyFrom);
@@ -162,5 +165,20 @@ export async function measureWear(disk: LoopDisk, sensorOpts: SensorOptions, war
     bytesPerReading: bytes / readings,
     bytesPerDay: (bytes / readings) * perSecond * 86400,
     ...(sensorOpts.qos === 1 && latencies.length ? { puback: { p50: percentileOf(latencies, 50), p99: percentileOf(latencies, 99), max: Math.max(...latencies) } } : {}),
+  };
+}
+
+/**
+ * Have the agent's store and rollups write what they gather: a query of each (through the API)
+ * writes what waits first. `auth`: a viewer's `user:password`.
+ */
+export function settleAgent(webPort: number, topic: string, auth: string): () => Promise<void> {
+  const headers = { authorization: `Basic ${Buffer.from(auth).toString('base64')}` };
+  const query = encodeURIComponent(topic);
+  return async () => {
+    for (const path of [`/api/data?topic=${query}&limit=1`, `/api/data/aggregate?topic=${query}&bucket=1m`]) {
+      const res = await fetch(`http://127.0.0.1:${webPort}${path}`, { headers });
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+    }
   };
 }

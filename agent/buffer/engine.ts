@@ -56,7 +56,7 @@ export interface EngineOptions {
   /** Until maxRecords wait, a batch goes once its first reading was committed this long ago. */
   maxAgeMs: number;
   /**
-   * When readings are few, the age grows up to this, so that a batch holds about half of maxRecords
+   * When readings are few, the age grows up to this, so that a batch holds about maxRecords
    * (fewer, larger writes to the SD card); flush() and caughtUp() cut it short for a reader.
    */
   idleAgeMs?: number;
@@ -330,8 +330,7 @@ export class ConsumerEngine<B extends Batch> {
     const now = Date.now();
     if (!this.rate.at) Object.assign(this.rate, { seq: this.log.lastSeq, at: now });
     else if (now - this.rate.at >= RATE_WINDOW_MS) Object.assign(this.rate, { perSec: ((this.log.lastSeq - this.rate.seq) * 1000) / (now - this.rate.at), seq: this.log.lastSeq, at: now });
-    const worth = maxRecords / 2;
-    return Math.min(idleAgeMs, Math.max(maxAgeMs, (worth / this.rate.perSec) * 1000));
+    return Math.min(idleAgeMs, Math.max(maxAgeMs, (maxRecords / this.rate.perSec) * 1000));
   }
 
   private async read(after: number, limit: number, head: number): Promise<B | Gone | null> {

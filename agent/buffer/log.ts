@@ -126,6 +126,11 @@ const COMMIT_BYTES = 8 * 1024;
  */
 const QOS0_COMMIT_BYTES = 256 * 1024;
 const DEFAULT_SYNC_INTERVAL_MS = 20_000;
+/**
+ * A commit larger than this skips the journal: LevelDB's own sync then costs less than writing the
+ * commit a second time (its file grows, so ext4 commits its metadata: about 12 kB, once).
+ */
+const JOURNAL_FRAME_MAX = 16 * 1024;
 const chunkKey = (firstSeq: number) => `c!${hex(firstSeq)}`;
 const KEY_CHECK = Buffer.from('edge-agent log key check');
 /** Decompressed chunks kept for consumers reading near each other (each sink's lanes). */
@@ -191,6 +196,8 @@ export class DurableLog {
   private commitNumber = 0;
   /** Syncs commits that were not (QoS 0 only) at the latest syncIntervalMs after the first. */
   private syncTimer: NodeJS.Timeout | null = null;
+  /** Commits since the last checkpoint are in LevelDB only, unsynced: the next sync is LevelDB's. */
+  private unjournaled = false;
 
   private constructor(private readonly opts: DurableLogOptions) {
     this.recent = new ByteCache(opts.recentChunkBytes ?? RECENT_CHUNK_BYTES);
@@ -234,11 +241,6 @@ export class DurableLog {
     }
     await this.checkpoint();
     if (frames.length) await journal.clear(); // in LevelDB on disk now; and the read left large folios cached
-  }
-
-  /** LevelDB on disk with everything written to it: the journal's frames so far are no longer needed. */
-  private checkpoint(): Promise<void> {
-    return this.change([{ type: 'put', key: 'm!journal', value: utf8(this.commitNumber) }], true);
   }
 
   /** A wrong key must stop start-up, never yield garbage. */
@@ -509,25 +511,35 @@ export class DurableLog {
 
   /**
    * One commit: into LevelDB unsynced, then as a frame of the journal, synced when `sync` (else within
-   * syncIntervalMs). A frame larger than the journal is made durable by syncing LevelDB instead.
+   * syncIntervalMs). A large commit (and every one after it until LevelDB is synced, so the journal
+   * never holds a commit whose predecessor is missing) is made durable by syncing LevelDB instead.
    */
   private async persist(ops: Op[], sync: boolean): Promise<void> {
     const number = this.commitNumber + 1;
     const all: Op[] = [...ops, { type: 'put', key: 'm!journal', value: utf8(number) }];
     await this.change(all);
-    const frame = encodeFrame(number, all);
-    if (frame.length > this.journal.size) {
+    const frame = this.unjournaled ? undefined : encodeFrame(number, all);
+    if (!frame || frame.length > Math.min(JOURNAL_FRAME_MAX, this.journal.size)) {
       this.commitNumber = number;
-      await this.checkpoint();
+      this.unjournaled = true;
+      if (sync) await this.checkpoint();
+      else this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);
       return;
     }
-    if (!this.journal.fits(frame)) {
-      await this.checkpoint();
-      this.journal.restart();
-    }
+    if (!this.journal.fits(frame)) await this.checkpoint();
     await this.journal.write(frame, sync);
     this.commitNumber = number;
     if (!sync) this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);
+  }
+
+  /**
+   * LevelDB on disk with everything written to it: the journal's frames so far are no longer needed,
+   * and the next is written from the ring's start (replay reads frames numbered one after another).
+   */
+  private async checkpoint(): Promise<void> {
+    await this.change([{ type: 'put', key: 'm!journal', value: utf8(this.commitNumber) }], true);
+    this.unjournaled = false;
+    this.journal.restart();
   }
 
   /** Sync what was committed unsynced (QoS 0); a failure is the next commit's to meet. */
@@ -535,7 +547,7 @@ export class DurableLog {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     this.syncTimer = null;
     try {
-      await this.journal.sync();
+      await (this.unjournaled ? this.checkpoint() : this.journal.sync());
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message }, 'log: syncing the journal failed; tried again with the next commit');
       this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);

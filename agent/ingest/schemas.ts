@@ -9,6 +9,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { describeErrors } from '../config/errors.js';
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import type { IngestConfig } from './config.js';
+import { linearRegExp, patternProblem } from './linear-regexp.js';
 import { SchemaDocSchema, type FieldSpec, type SchemaDoc } from './schema-doc.js';
 
 export type SchemaMode = IngestConfig['mode'];
@@ -40,7 +41,7 @@ export class SchemaFileError extends Error {
 
 const metaAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const checkDoc = metaAjv.compile(SchemaDocSchema);
-const payloadAjv = new Ajv({ allErrors: true, strict: false });
+const payloadAjv = new Ajv({ allErrors: true, strict: false, code: { regExp: linearRegExp } });
 (addFormats as unknown as (ajv: Ajv, formats: string[]) => void)(payloadAjv, ['date-time']);
 const compiledCache = new Map<string, ValidateFunction>();
 
@@ -83,6 +84,38 @@ function jsonSchemaFields(schema: Record<string, unknown>): Record<string, Field
   return out;
 }
 
+interface Problem {
+  /** JSON pointer into the document (for its line). */
+  pointer: string;
+  /** Dotted path, e.g. fields.id.pattern. */
+  path: string;
+  message: string;
+}
+
+/** A pattern RE2 cannot run: refused when the schema is loaded or edited, naming where it is. */
+class PatternError extends Error {
+  constructor(readonly problems: Problem[]) {
+    super(problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+  }
+}
+
+/** Every pattern of a (JSON) schema document that RE2 cannot run. */
+function patternProblems(node: unknown, pointer = '', path = ''): Problem[] {
+  if (typeof node !== 'object' || node === null) return [];
+  const problems: Problem[] = [];
+  const check = (pattern: string, p: string, dotted: string) => {
+    const message = patternProblem(pattern);
+    if (message) problems.push({ pointer: p, path: dotted, message });
+  };
+  for (const [key, value] of Object.entries(node)) {
+    const [p, dotted] = [`${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, Array.isArray(node) ? `${path}[${key}]` : path ? `${path}.${key}` : key];
+    if (key === 'pattern' && typeof value === 'string') check(value, p, dotted);
+    else if (key === 'patternProperties' && typeof value === 'object' && value !== null) for (const name of Object.keys(value)) check(name, p, `${dotted}[${JSON.stringify(name)}]`);
+    problems.push(...patternProblems(value, p, dotted));
+  }
+  return problems;
+}
+
 /** Turn a checked schema document into a validator. */
 function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema {
   const mode = doc.mode ?? defaultMode;
@@ -99,6 +132,9 @@ function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema 
       additionalProperties: mode === 'lenient',
     };
   }
+  // The document as written (jsonSchema, or fields with their patterns), so problems name its keys.
+  const problems = patternProblems(doc.jsonSchema ? { jsonSchema: doc.jsonSchema } : { fields: doc.fields ?? {} });
+  if (problems.length) throw new PatternError(problems);
   const key = createHash('sha256').update(JSON.stringify(jsonSchema)).digest('hex');
   let validate = compiledCache.get(key);
   if (!validate) {
@@ -129,6 +165,7 @@ export function checkSchemaDoc(value: unknown, where: (pointer: string) => strin
   try {
     return compileSchema(value as SchemaDoc, defaultMode);
   } catch (err) {
+    if (err instanceof PatternError) throw new SchemaFileError(err.problems.map((p) => `${where(p.pointer)}: ${p.path}: ${p.message}`));
     throw new SchemaFileError([`${where('')}: cannot compile: ${(err as Error).message}`]);
   }
 }

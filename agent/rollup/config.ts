@@ -20,7 +20,7 @@ export const RollupConfigSchema = Type.Object(
     closeAfterMs: Type.Integer({ minimum: 0, maximum: 3600000, default: 10000, description: 'a bucket is closed, and sent to the sinks that take rollups, this long after it ended (readings still on their way reach it first)' }),
     batchSize: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings per rollup transaction' }),
     gatherMs: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'until batchSize readings wait, update once the first waiting one was committed this long ago' }),
-    maxGatherMs: Type.Integer({ minimum: 0, maximum: 3600000, default: 300000, description: 'when readings are few, the wait grows up to this, so that a transaction holds about half of batchSize (at 10 readings/s: one write every 5 minutes rather than every second; the log holds the readings meanwhile, and a query has what waits written first)' }),
+    maxGatherMs: Type.Integer({ minimum: 0, maximum: 3600000, default: 300000, description: 'when readings are few, the wait grows up to this, so that a transaction holds about batchSize readings (at 10 readings/s: one write every 5 minutes rather than every second; the log holds the readings meanwhile, and a query has what waits written first)' }),
   },
   { ...strict, default: {} },
 );

@@ -3,7 +3,7 @@
 // data directory on ext4 on a loop device (the device's own count: the filesystem's journal and
 // metadata included), next to the Pi-style pipeline (Mosquitto without persistence + a Python
 // subscriber writing SQLite) in the same run. Root only.
-// BENCH_WEAR_CASES=hobby: the Pi-style pipeline and 10 x 1 Hz only. BENCH_WEAR_SECONDS (350: the store and rollups write every 5 minutes when readings are few, counted from a commit): each case's measured time; BENCH_CARD_GB (32) and BENCH_CARD_WRITES (1000): the card.
+// BENCH_WEAR_CASES=hobby: the Pi-style pipeline and 10 x 1 Hz only. BENCH_WEAR_SECONDS (350: at 10 readings/s the store and rollups write every 5 minutes, and a shorter count would give their write fewer readings than a day does): each case's measured time; BENCH_CARD_GB (32) and BENCH_CARD_WRITES (1000): the card.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../project-root.js';
 import { startMosquitto } from '../servers.js';
-import { hobbyPayload, loopDisk, measureWear, type WearRun } from '../wear.js';
+import { UserStore } from '../../agent/users/store.js';
+import { hobbyPayload, loopDisk, measureWear, settleAgent, type WearRun } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { printLimits, type Limit } from './report.js';
 
@@ -30,16 +31,17 @@ interface Case {
   qos: 0 | 1;
 }
 
-/** At 100 readings/s and more the store and rollups write every minute or sooner: two minutes hold several of their writes. */
-const secondsOf = (c: Case) => (c.sensors * c.hz >= 100 ? Math.min(SECONDS, 120) : SECONDS);
+const READER = { name: 'reader', password: 'reader-password' };
 
 /** One case against the agent on its defaults, on a fresh filesystem. */
 async function agentCase(c: Case): Promise<WearRun> {
   const disk = loopDisk(512);
   const dir = mkdtempSync(join(tmpdir(), 'bench-wear-'));
   const agent = await startBenchAgent(dir, { agent: { dataDir: join(disk.dir, 'data') } });
+  await new UserStore(join(dir, 'users.json')).add(READER.name, READER.password, ['viewer']);
   try {
-    return await measureWear(disk, { port: agent.port('mqtt'), sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload, username: BENCH_USER.name, password: BENCH_USER.password }, WARM_UP, secondsOf(c));
+    const settle = settleAgent(agent.port('http'), benchTopic(0), `${READER.name}:${READER.password}`);
+    return await measureWear(disk, { port: agent.port('mqtt'), sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload, username: BENCH_USER.name, password: BENCH_USER.password }, WARM_UP, SECONDS, settle);
   } finally {
     await agent.stop();
     disk.close();
@@ -57,7 +59,7 @@ async function pipelineCase(c: Case): Promise<WearRun> {
       createInterface({ input: python.stdout! }).on('line', (line) => line === 'ready' && ready());
       python.on('exit', (code) => fail(new Error(`pi-pipeline.py exited with ${code} (is python3-paho-mqtt installed?)`)));
     });
-    return await measureWear(disk, { port: broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload }, WARM_UP, secondsOf(c), () => new Promise((r) => setTimeout(r, 500)));
+    return await measureWear(disk, { port: broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload }, WARM_UP, SECONDS, () => new Promise((r) => setTimeout(r, 500)));
   } finally {
     python.kill();
     await broker.stop();
@@ -76,7 +78,7 @@ export async function benchWear(): Promise<void> {
   const runs: [Case, WearRun][] = [];
   for (const c of process.env.BENCH_WEAR_CASES === 'hobby' ? cases.slice(0, 2) : cases) runs.push([c, await agentCase(c)]);
 
-  console.log(`\nwear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case (at 100/s and more ${Math.min(SECONDS, 120)} s) after ${WARM_UP} s; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`);
+  console.log(`\nwear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case after ${WARM_UP} s, the store and rollups made to write what they gathered at both ends; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`);
   const rows = [['case', 'per reading', 'per day', 'card life', 'PUBACK p50 / p99'], ['Pi-style pipeline (Mosquitto + Python SQLite), 10 x 1 Hz', kb(pipeline.bytesPerReading), `${(pipeline.bytesPerDay / 1e6).toFixed(0)} MB`, `${years(pipeline.bytesPerDay).toFixed(1)} years`, '- (not durable)']];
   for (const [c, r] of runs) rows.push([`edge-agent, ${c.name}`, kb(r.bytesPerReading), `${(r.bytesPerDay / 1e6).toFixed(0)} MB`, `${years(r.bytesPerDay).toFixed(1)} years`, r.puback ? `${r.puback.p50.toFixed(0)} / ${r.puback.p99.toFixed(0)} ms` : '-']);
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

@@ -75,13 +75,21 @@ function nativeAddons(arch: Arch, nodeDir: string): Record<string, string> {
   };
 }
 
+const RE2_WASM_ASSET = 'wasm/re2.wasm';
+
+/** `text` with `from` replaced, or an error when a package no longer has it. */
+function mustReplace(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`${from}: no longer in the file this build edits`);
+  return text.replace(from, to);
+}
+
 /** In the bundle, each addon comes from the binary's assets (agent/sea.ts) instead of a path next to its package. */
 function nativeFromAssets(): Plugin {
   const loader = JSON.stringify(join(ROOT, 'agent/sea.ts'));
   const replace = (filter: RegExp, name: string, edit?: (text: string) => string): Plugin['setup'] => (b) =>
     b.onLoad({ filter }, (args) => ({
       contents: edit ? edit(readFileSync(args.path, 'utf8')) : `module.exports = require(${loader}).loadNative(${JSON.stringify(name)});`,
-      loader: 'js',
+      loader: args.path.endsWith('.ts') ? 'ts' : 'js',
       resolveDir: dirname(args.path),
     }));
   return {
@@ -90,11 +98,10 @@ function nativeFromAssets(): Plugin {
       replace(/classic-level[\\/]binding\.js$/, 'classic-level')(b);
       replace(/lz4-napi[\\/]index\.js$/, 'lz4-napi')(b);
       replace(/epoll[\\/]epoll\.js$/, 'epoll')(b);
-      replace(/better-sqlite3-multiple-ciphers[\\/]lib[\\/]database\.js$/, 'better-sqlite3', (text) => {
-        const call = "require('bindings')('better_sqlite3.node')";
-        if (!text.includes(call)) throw new Error('better-sqlite3-multiple-ciphers: its addon is no longer loaded the way this build replaces');
-        return text.replace(call, `require(${loader}).loadNative('better-sqlite3')`);
-      })(b);
+      replace(/better-sqlite3-multiple-ciphers[\\/]lib[\\/]database\.js$/, 'better-sqlite3', (text) => mustReplace(text, "require('bindings')('better_sqlite3.node')", `require(${loader}).loadNative('better-sqlite3')`))(b);
+      // RE2 (schema patterns): loaded when first used, bundled all the same; its WebAssembly an asset.
+      replace(/agent[\\/]ingest[\\/]linear-regexp\.ts$/, 're2-wasm', (text) => mustReplace(text, "createRequire(import.meta.url)('re2-wasm')", "require('re2-wasm')"))(b);
+      replace(/re2-wasm[\\/]build[\\/]wasm[\\/]re2\.js$/, 're2-wasm', (text) => mustReplace(text, 'var wasmBinary;', `var wasmBinary = require(${loader}).assetBytes(${JSON.stringify(RE2_WASM_ASSET)});`))(b);
     },
   };
 }
@@ -141,7 +148,7 @@ export async function buildBinary(arch: Arch): Promise<string> {
   mkdirSync(work, { recursive: true });
   const workers = await bundle(work);
   const addons = nativeAddons(arch, node);
-  const assets: Record<string, string> = { ...workers, ...Object.fromEntries(Object.entries(addons).map(([name, path]) => [`native/${name}.node`, path])), ...webAssets() };
+  const assets: Record<string, string> = { ...workers, ...Object.fromEntries(Object.entries(addons).map(([name, path]) => [`native/${name}.node`, path])), [RE2_WASM_ASSET]: join(ROOT, 'node_modules/re2-wasm/build/wasm/re2.wasm'), ...webAssets() };
   const hash = createHash('sha256');
   for (const path of [join(work, 'main.cjs'), ...Object.values(assets)]) hash.update(readFileSync(path));
   const manifest = { build: `${VERSION}-${arch}-${hash.digest('hex').slice(0, 12)}`, assets: Object.keys(assets) };

@@ -40,6 +40,8 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
         agent: { id: 'smoke', dataDir: join(dir, 'data') },
         broker: { mqtt: { host: '127.0.0.1', port: 0 } },
         web: { http: { host: '127.0.0.1', port: 0 } },
+        // A pattern: RE2's WebAssembly, an asset of the binary, runs it.
+        ingest: { schemas: [{ name: 'room', topics: ['smoke/+'], fields: { t: 'float', room: { type: 'string', pattern: '^(k+i+)+tchen$', required: true } } }] },
         sinks: [{ name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'smoke', batch: { maxAgeMs: 50 } }],
       }),
     );
@@ -58,7 +60,8 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
 
       const published = performance.now();
       const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port('mqtt')}`);
-      await client.publishAsync('smoke/kitchen', JSON.stringify({ t: 21.5 }), { qos: 1 });
+      await client.publishAsync('smoke/kitchen', JSON.stringify({ t: 21.5, room: 'kkiitchen' }), { qos: 1 });
+      await client.publishAsync('smoke/kitchen', JSON.stringify({ t: 99, room: `${'k'.repeat(40)}!` }), { qos: 1 }); // refused by the pattern
       await client.endAsync();
 
       const password = readFileSync(join(dir, 'data/initial-admin-password'), 'utf8').trim();
@@ -67,7 +70,7 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
         async () => {
           const res = await fetch(`http://127.0.0.1:${port('http')}/api/data?topic=smoke/%23`, { headers: { authorization: auth } });
           const body = (await res.json()) as { readings?: { payload: unknown }[] };
-          return res.ok && body.readings?.length === 1 && JSON.stringify(body.readings[0].payload) === '{"t":21.5}';
+          return res.ok && body.readings?.length === 1 && JSON.stringify(body.readings[0].payload) === '{"t":21.5,"room":"kkiitchen"}';
         },
         timeoutMs,
         'the reading over the HTTP API',

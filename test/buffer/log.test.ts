@@ -3,6 +3,7 @@ import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Journal } from '../../agent/buffer/journal.js';
 import { DurableLog, WrongKeyError, type DurableLogOptions } from '../../agent/buffer/log.js';
 import type { NewRecord } from '../../agent/buffer/record.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
@@ -82,6 +83,32 @@ describe('durable log', () => {
     await lost.registerConsumer('store');
     expect(await lost.read('store', 0, 1000)).toEqual([]);
     await lost.close();
+  });
+
+  it('a large commit skips the journal (LevelDB is synced instead), and so does every commit after it until then', async () => {
+    const { dir, log } = await openLog({ maxRecords: 5000, syncIntervalMs: 60_000 });
+    const journalFrames = async () => {
+      const copy = join(dir, `journal-copy-${Date.now()}`);
+      cpSync(join(dir, 'log', 'edge-journal'), copy);
+      const { journal, frames } = await Journal.open(copy, readFileSync(copy).length);
+      await journal.close();
+      return frames.map((f) => f.number);
+    };
+    await fill(log, 1); // commit 1, small: a frame of the journal (the control: commits do reach it)
+    expect(await journalFrames()).toEqual([1]);
+    // Commit 2: QoS 0, 300 kB, unsynced: in LevelDB only.
+    const noisy = (i: number): NewRecord => ({ ...reading(i), qos: 0, payloadJson: JSON.stringify({ noise: randomBytes(32).toString('hex') }) });
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => log.append(noisy(i)).durable));
+    expect(await journalFrames()).toEqual([1]);
+    await fill(log, 1, 3000); // commit 3, QoS 1: a frame after a missing one would never be replayed; LevelDB is synced
+    expect(await journalFrames()).toEqual([1]);
+    await fill(log, 1, 3001); // commit 4: the journal again, from the ring's start
+    expect(await journalFrames()).toEqual([4]);
+    await log.close();
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    await again.registerConsumer('store');
+    expect((await again.read('store', 0, 5000)).map((r) => r.seq)).toEqual(Array.from({ length: 3003 }, (_, i) => i + 1));
+    await again.close();
   });
 
   it('keeps cursors across restarts and deletes chunks only when every consumer passed them', async () => {

@@ -35,6 +35,24 @@ describe('schema files', () => {
     ]);
   });
 
+  it('patterns run in linear time: ^(a+)+$ against 100,000 a and a !, which would backtrack for ever in V8', () => {
+    const schema = loadSchemaFile(file('nested.yaml', "name: nested\ntopics: [n/#]\nfields:\n  code: { type: string, pattern: '^(a+)+$' }\n"), 'lenient');
+    expect(schema.validate({ code: `${'a'.repeat(100_000)}!` })).toBe(false);
+    expect(schema.validate({ code: 'a'.repeat(100_000) })).toBe(true); // the control: the pattern does match
+    expect(schema.validate({ code: 'Ab' })).toBe(false);
+    // Unicode, as JSON Schema's patterns are: a property class, and a character outside the BMP.
+    const unicode = loadSchemaFile(file('unicode.json', JSON.stringify({ name: 'u', topics: ['u/#'], jsonSchema: { type: 'object', properties: { s: { type: 'string', pattern: '^\\p{L}+😀$' } } } })), 'lenient');
+    expect(unicode.validate({ s: 'héllo😀' })).toBe(true);
+    expect(unicode.validate({ s: 'h3llo😀' })).toBe(false);
+  });
+
+  it('refuses a pattern RE2 cannot run (a backreference, a lookaround), naming file, line and key', () => {
+    const compact = file('backref.yaml', ['name: br', 'topics: [b/#]', 'fields:', '  ok: { type: string, pattern: "^[a-z]+$" }', '  twice: { type: string, pattern: "^(a)\\\\1$" }'].join('\n'));
+    expect(problemsOf(compact)).toEqual([expect.stringMatching(new RegExp(`^${compact}:5: fields\\.twice\\.pattern: .*\\(patterns run on RE2, in linear time: no backreferences or lookarounds\\)$`))]);
+    const plain = file('lookahead.json', JSON.stringify({ name: 'la', topics: ['l/#'], jsonSchema: { type: 'object', properties: { n: { type: 'object', patternProperties: { '^(?=x)': { type: 'number' } } } } } }));
+    expect(problemsOf(plain)).toEqual([expect.stringMatching(/: jsonSchema\.properties\.n\.patternProperties\["\^\(\?=x\)"\]: .*lookarounds\)$/)]);
+  });
+
   it('accepts plain JSON Schema (in JSON files) and the compact format, strict or lenient', () => {
     const plain = loadSchemaFile(
       file('plain.json', JSON.stringify({ name: 'plain', version: 4, topics: ['p/#'], mode: 'strict', jsonSchema: { type: 'object', properties: { v: { type: 'number' } }, required: ['v'] } })),

@@ -34,6 +34,10 @@ describe('schemas and dead letters over the API', () => {
     expect(badMax.body).toMatchObject({ message: 'body.fields.t.max: must be number', details: [{ parameter: 'body.fields.t.max', in: 'body', message: 'must be number' }] });
     const badRegex = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { id: { type: 'string', pattern: '([' } } });
     expect(badRegex.status).toBe(400);
+    // A pattern only a backtracking engine runs (a lookbehind): refused, naming the field.
+    const backtracking = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { id: { type: 'string', pattern: '(?<=a)b' } } });
+    expect(backtracking.status).toBe(400);
+    expect(backtracking.body.message).toMatch(/fields\.id\.pattern: .*no backreferences or lookarounds/);
     expect((await api.get('/api/schemas')).body).toEqual([]);
 
     const created = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { t: { type: 'float', required: true } } });
