@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
+import { existsSync, statfsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
@@ -8,7 +10,7 @@ import { ConfigError, envNameFor } from './config/load.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
 import type { DiskWrites } from './health/disk-writes.js';
 import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
-import type { PressureStatus } from './retention/pressure.js';
+import { reserveRaised, type PressureStatus } from './retention/pressure.js';
 import type { SystemSample } from './health/system.js';
 import type { SensorStatus } from './health/sensors.js';
 import type { ClockStatus } from './health/clock.js';
@@ -120,6 +122,14 @@ function buildProgram(): Command {
       `\nEvery config key can be set by an environment variable: ${envNameFor(['broker', 'mqtt', 'port'])} sets broker.mqtt.port.\nExit codes: 0 success, 1 invalid config or failure, 2 bad usage.`,
     );
 
+  /** The size of the filesystem `dir` is on (or will be, once made). */
+  const filesystemBytes = (dir: string): number => {
+    let at = resolve(dir);
+    while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+    const fs = statfsSync(at);
+    return fs.blocks * fs.bsize;
+  };
+
   program.command('run', { isDefault: true }).description('run the agent (the default command)').action((_o, cmd: Command) => run(cmd));
 
   const config = program.command('config').description('check, print or describe the configuration');
@@ -127,8 +137,10 @@ function buildProgram(): Command {
     .command('check')
     .description('validate the configuration; prints every problem, exit 1 if any')
     .action((_o, cmd: Command) => {
-      const { path } = configOf(cmd);
+      const { path, config: checked } = configOf(cmd);
       console.log(`config ok (${path ?? 'built-in defaults'})`);
+      const raised = reserveRaised(checked.retention.disk, filesystemBytes(checked.agent.dataDir));
+      if (raised) console.log(`note: ${raised}`);
     });
   config
     .command('print')

@@ -157,7 +157,7 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
 }
 
 /** The durable log as the config describes it (also opened by `sync status` while no agent runs). */
-export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: number) => void): Promise<DurableLog> {
+export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: number) => void, onWritten?: (bytes: number) => void): Promise<DurableLog> {
   const { agent, buffer, ingest: i } = config;
   return DurableLog.open({
     dir: join(agent.dataDir, 'log'),
@@ -168,6 +168,7 @@ export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: 
     encryptionKey: atRestKey(config),
     deadLetters: i.deadLetters,
     onCommitted,
+    onWritten,
     log: logger.child({ stage: 'log' }),
   });
 }
@@ -247,7 +248,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     });
     started.push(() => web.close());
 
-    const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds)), readiness, logger);
+    let disk: DiskPressure | undefined; // made once the log is open; the log tells it what it writes
+    const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds), (bytes) => disk?.wrote(bytes)), readiness, logger);
     started.push(() => log.close());
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
@@ -256,7 +258,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const sinkConsumers = () => log.consumers().filter((c) => c.startsWith('sink:'));
     let rollups: Rollups | undefined;
     let store: LocalStore | undefined;
-    const disk = new DiskPressure({
+    disk = new DiskPressure({
       store: () => store,
       dir: agent.dataDir,
       config: config.retention.disk,

@@ -173,10 +173,15 @@ describe('config commands', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('broker.mqtt.colour: unknown key');
     expect(r.stderr).toContain('broker.mqtt.port: must be >= 0');
-    const good = file('good.yaml', 'broker: { mqtt: { port: 1999 } }\n');
+    const good = file('good.yaml', 'broker: { mqtt: { port: 1999 } }\nretention: { disk: { warn: 1GB, act: 512MB, critical: 256MB, reserve: 64MB } }\n');
     const ok = await cli(['config', 'check', '--config', good]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('config ok');
+    expect(ok.stdout).not.toContain('note:'); // the control for the note below: a reserve of 64 MB is enough
+    // A reserve smaller than what LevelDB's deletions write: raised, and said.
+    const small = await cli(['config', 'check', '--config', file('small-reserve.yaml', 'retention: { disk: { reserve: 1MB } }\n')]);
+    expect(small.code).toBe(0);
+    expect(small.stdout).toContain('note: retention.disk.reserve (1MB: 1.0 MiB of this filesystem) is raised to 32 MiB');
   });
 
   it('config check names TLS halves, missing files and client certificates with no CA to check them', async () => {

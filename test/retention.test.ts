@@ -6,7 +6,7 @@ import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLog } from '../agent/buffer/log.js';
 import { startRetention, type RetentionConfig } from '../agent/retention/index.js';
-import { DiskPressure, RESERVE_ADVISED } from '../agent/retention/pressure.js';
+import { DiskPressure, levelAfter, RESERVE_NEEDED, watermarks, type PressureLevel } from '../agent/retention/pressure.js';
 import { openRollups } from '../agent/rollup/index.js';
 import { openStore, type StoreBackend } from '../agent/store/index.js';
 import { cleanup, tempDir } from './helpers/agent.js';
@@ -223,24 +223,42 @@ describe('retention, SQLite specifics and dead letters', () => {
   });
 });
 
-describe('the disk reserve', () => {
-  it('warns once when the reserve is smaller than what deletions write (LevelDB compaction), not when it is large enough', async () => {
+const MB = 1024 * 1024;
+
+describe('the disk reserve and watermarks', () => {
+  it('a reserve smaller than what deletions write (LevelDB compaction) is raised to it, said once; one large enough, or 0B (off), is kept', async () => {
     const dir = tempDir();
     try {
       const warnings: string[] = [];
       const logger = { debug() {}, info() {}, error() {}, warn: (_o: object, msg: string) => warnings.push(msg), child: () => logger } as never;
       const log = { holdWrites() {}, lastSeq: 0, stats: () => ({ deadLetters: 0 }), dropOldestDeadLetters: async () => 0, dropOldestUnsent: async () => null, compact: async () => {} };
       // Watermarks far below the free space of the test's filesystem: level ok, nothing to give up.
-      const pressure = (reserve: string) => new DiskPressure({ dir, config: { intervalSec: 3600, warn: '256MiB', act: '128MiB', critical: '64MiB', reserve }, stepReadings: 100, store: () => undefined, forwardedThrough: () => 0, rolledUpThrough: () => undefined, log, logger });
+      const pressure = (reserve: string, critical = '64MiB') => new DiskPressure({ dir, config: { intervalSec: 3600, warn: '256MiB', act: '128MiB', critical, reserve }, stepReadings: 100, store: () => undefined, forwardedThrough: () => 0, rolledUpThrough: () => undefined, log, logger });
       const small = pressure('8MiB');
-      expect((await small.check()).level).toBe('ok');
+      expect((await small.check()).watermarks.reserve).toBe(RESERVE_NEEDED);
       await small.check();
-      expect(warnings.filter((w) => w.startsWith('retention.disk.reserve is below 32 MiB'))).toHaveLength(1);
+      expect(warnings.filter((w) => w.startsWith('retention.disk.reserve (8MiB: 8.0 MiB of this filesystem) is raised to 32 MiB'))).toHaveLength(1);
+      // The marks above it rise with it: critical 16 MiB becomes 32 MiB too.
+      expect((await pressure('8MiB', '16MiB').check()).watermarks).toMatchObject({ critical: RESERVE_NEEDED, reserve: RESERVE_NEEDED, act: 128 * MB });
       warnings.length = 0;
-      expect((await pressure(`${RESERVE_ADVISED}B`).check()).watermarks.reserve).toBe(RESERVE_ADVISED);
+      expect((await pressure(`${RESERVE_NEEDED}B`).check()).watermarks.reserve).toBe(RESERVE_NEEDED);
+      expect((await pressure('0B').check()).watermarks.reserve).toBe(0);
       expect(warnings).toEqual([]);
     } finally {
       cleanup(dir);
     }
+  });
+
+  it('once at critical, ingest resumes only above act (no flapping at the mark); the reserve is left above critical', () => {
+    const marks = watermarks({ intervalSec: 5, warn: '400MiB', act: '300MiB', critical: '200MiB', reserve: '100MiB' }, 10 * 1024 * MB);
+    const walk = (frees: number[]) => {
+      let level: PressureLevel = 'ok';
+      return frees.map((f) => (level = levelAfter(level, f * MB, marks)));
+    };
+    // Down through every mark, then back up: each way out needs the mark above.
+    expect(walk([500, 350, 250, 150, 50, 150, 250, 350, 450])).toEqual(['ok', 'warn', 'act', 'critical', 'reserve', 'reserve', 'critical', 'warn', 'ok']);
+    // The control: without having been critical, the same free space is plain act.
+    expect(walk([500, 250])).toEqual(['ok', 'act']);
+    expect(walk([500, 150, 210, 190, 210, 290, 310])).toEqual(['ok', 'critical', 'critical', 'critical', 'critical', 'critical', 'warn']);
   });
 });

@@ -31,6 +31,8 @@ export interface DurableLogOptions {
   recentChunkBytes?: number;
   /** After each commit, per batch of readings in it: how long its first reading waited, seconds (metrics). */
   onCommitted?: (seconds: number) => void;
+  /** Bytes of readings and dead letters each commit took (before compression): disk pressure reads free space after every few MB. */
+  onWritten?: (bytes: number) => void;
   log: Logger;
 }
 
@@ -479,6 +481,7 @@ export class DurableLog {
     chunks.forEach((c, i) => this.keepRecent(c.firstSeq, values[i]));
     if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
     for (const b of batches) b.resolve();
+    this.opts.onWritten?.(batches.reduce((n, b) => n + b.lines.reduce((m, l) => m + l.length, 0) + b.deadLetters.reduce((m, d) => m + (d.type === 'put' ? d.value.length : 0), 0), 0));
     const done = performance.now();
     for (const b of batches) if (b.lines.length) this.opts.onCommitted?.((done - b.openedAt) / 1000);
     if (this.taps.size) for (const b of batches) if (b.tapOnCommit.length) for (const tap of this.taps) tap(b.tapOnCommit);

@@ -30,11 +30,11 @@ const FreeSpace = (description: string, def: string) =>
 
 const Disk = Type.Object(
   {
-    intervalSec: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: 'how often free space of the data directory is read (statfs)' }),
+    intervalSec: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: 'how often free space of the data directory is read (statfs); it is also read after every few MB the agent writes (an eighth of the smallest room between two watermarks, 256 kB to 8 MB), so that no rate skips a watermark' }),
     warn: FreeSpace('below this a warning is logged and shown', '20%'),
     act: FreeSpace('below this the agent deletes, in order: readings every sink has, the oldest dead letters, raw readings its rollups cover, the oldest unsent log chunks, until free space is back above it', '10%'),
-    critical: FreeSpace('below this ingest takes no new readings (QoS 1 publishers get no PUBACK and are held)', '5%'),
-    reserve: FreeSpace('the agent writes nothing more below this (only deletes): room kept for the operating system and for what deletions write (LevelDB compacts into new files first): 32MiB or more, else a warning at start', '2%'),
+    critical: FreeSpace('below this ingest takes no new readings (QoS 1 publishers get no PUBACK and are held) until free space is back above act (no flapping at the mark)', '5%'),
+    reserve: FreeSpace('the agent writes nothing more below this (only deletes): room kept for the operating system and for what deletions write (LevelDB compacts into new files first); one below 32MiB is raised to 32MiB (said at start and by config check), 0B turns it off', '2%'),
   },
   { ...strict, default: {} },
 );

@@ -72,16 +72,36 @@ export interface PressureOptions {
 
 export const DROP_REASON = 'disk pressure';
 const ORDER: PressureLevel[] = ['ok', 'warn', 'act', 'critical', 'reserve'];
+const MiB = 1024 * 1024;
 /** Room deletions need: LevelDB flushes its 4 MB write buffer and writes compacted files before removing the old. */
-export const RESERVE_ADVISED = 32 * 1024 * 1024;
+export const RESERVE_NEEDED = 32 * MiB;
+/** Free space is read again after the agent wrote this share of the room between two marks (and at least every intervalSec). */
+const CHECK_SHARE_OF_GAP = 1 / 8;
+const CHECK_BYTES_MIN = 256 * 1024;
+const CHECK_BYTES_MAX = 8 * MiB;
 /** Dead letters dropped per step. */
 const DEAD_LETTER_STEP = 100;
 
-function watermarks(config: DiskConfig, total: number): Watermarks {
+/**
+ * The watermarks in bytes for this filesystem, in order. A reserve above 0 but smaller than what
+ * LevelDB's own deletions write is raised to that (and the marks above it with it); 0 turns it off.
+ */
+export function watermarks(config: DiskConfig, total: number): Watermarks {
   const warn = freeBytes(config.warn, total);
   const act = Math.min(freeBytes(config.act, total), warn);
   const critical = Math.min(freeBytes(config.critical, total), act);
-  return { warn, act, critical, reserve: Math.min(freeBytes(config.reserve, total), critical) };
+  const set = Math.min(freeBytes(config.reserve, total), critical);
+  const reserve = set > 0 ? Math.max(set, RESERVE_NEEDED) : 0;
+  const raisedCritical = Math.max(critical, reserve);
+  const raisedAct = Math.max(act, raisedCritical);
+  return { warn: Math.max(warn, raisedAct), act: raisedAct, critical: raisedCritical, reserve };
+}
+
+/** What `config check` and the start say when the reserve was raised; undefined when it was not. */
+export function reserveRaised(config: DiskConfig, total: number): string | undefined {
+  const set = Math.min(freeBytes(config.reserve, total), freeBytes(config.critical, total), freeBytes(config.act, total), freeBytes(config.warn, total));
+  if (set <= 0 || set >= RESERVE_NEEDED) return undefined;
+  return `retention.disk.reserve (${config.reserve}: ${(set / MiB).toFixed(1)} MiB of this filesystem) is raised to 32 MiB, what LevelDB's own deletions write (a 4 MB buffer flushed, files compacted into new ones before the old go), and the marks above it with it; 0B turns the reserve off`;
 }
 
 function levelOf(free: number, marks: Watermarks): PressureLevel {
@@ -90,6 +110,23 @@ function levelOf(free: number, marks: Watermarks): PressureLevel {
   if (free < marks.act) return 'act';
   if (free < marks.warn) return 'warn';
   return 'ok';
+}
+
+/** Leaving `critical` needs free space above `act`, leaving the reserve above `critical`: no flapping at a mark. */
+export function levelAfter(was: PressureLevel, free: number, marks: Watermarks): PressureLevel {
+  const now = levelOf(free, marks);
+  if (ORDER.indexOf(now) >= ORDER.indexOf(was)) return now;
+  if (was === 'reserve' && free < marks.critical) return 'reserve';
+  if ((was === 'reserve' || was === 'critical') && free < marks.act) return 'critical';
+  return now;
+}
+
+/** A share of the smallest room between two marks that differ, within bounds. */
+function checkBytes(marks: Watermarks): number {
+  const levels = [marks.warn, marks.act, marks.critical, marks.reserve, 0];
+  const gaps = levels.slice(1).map((m, i) => levels[i] - m).filter((g) => g > 0);
+  const gap = gaps.length ? Math.min(...gaps) : CHECK_BYTES_MAX;
+  return Math.min(CHECK_BYTES_MAX, Math.max(CHECK_BYTES_MIN, gap * CHECK_SHARE_OF_GAP));
 }
 
 const atLeast = (level: PressureLevel, than: PressureLevel) => ORDER.indexOf(level) >= ORDER.indexOf(than);
@@ -101,8 +138,11 @@ export class DiskPressure {
   private readonly waiters = new Set<() => void>();
   /** Said once per level that nothing more can be deleted. */
   private saidExhausted = false;
-  /** Said once that the reserve is too small for what deletions write. */
-  private saidSmallReserve = false;
+  /** Said once that the reserve was raised to what deletions write. */
+  private saidRaised = false;
+  /** Bytes written since free space was last read, and how many make the next read due. */
+  private writtenSinceCheck = 0;
+  private checkEvery = CHECK_BYTES_MIN;
 
   constructor(private readonly opts: PressureOptions) {
     this.state = {
@@ -153,6 +193,7 @@ export class DiskPressure {
 
   /** Never rejects: a step that fails (LevelDB compacting on a nearly full disk, say) is tried again next check. */
   private async run(): Promise<PressureStatus> {
+    this.writtenSinceCheck = 0;
     try {
       await this.measure();
       if (atLeast(this.state.level, 'act')) await this.relieve();
@@ -167,13 +208,25 @@ export class DiskPressure {
     const total = fs.blocks * fs.bsize;
     const free = fs.bavail * fs.bsize;
     const marks = watermarks(this.opts.config, total);
-    const level = levelOf(free, marks);
     Object.assign(this.state, { freeBytes: free, totalBytes: total, watermarks: marks });
-    if (marks.reserve < RESERVE_ADVISED && !this.saidSmallReserve) {
-      this.saidSmallReserve = true;
-      this.opts.logger.warn({ reserve: marks.reserve, advised: RESERVE_ADVISED, totalBytes: total }, 'retention.disk.reserve is below 32 MiB: at the reserve only deletions are written, but LevelDB writes those too (a 4 MB buffer flushed, files compacted into new ones before the old go), so a small reserve can still fill the disk; give it 32MiB or more');
+    this.checkEvery = checkBytes(marks);
+    const raised = !this.saidRaised && reserveRaised(this.opts.config, total);
+    if (raised) {
+      this.saidRaised = true;
+      this.opts.logger.warn({ reserve: marks.reserve, totalBytes: total }, raised);
     }
+    const level = levelAfter(this.state.level, free, marks);
     if (level !== this.state.level) this.changed(level);
+  }
+
+  /**
+   * The agent wrote `bytes` (readings and dead letters, as committed to the log; the store and
+   * rollups write about as much again): free space is read again every so many, so that no rate
+   * the disk can write skips a watermark between two timed checks.
+   */
+  wrote(bytes: number): void {
+    this.writtenSinceCheck += bytes;
+    if (this.writtenSinceCheck >= this.checkEvery) void this.check();
   }
 
   private changed(level: PressureLevel): void {
