@@ -248,8 +248,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     });
     started.push(() => web.close());
 
-    let disk: DiskPressure | undefined; // made once the log is open; the log tells it what it writes
-    const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds), (bytes) => disk?.wrote(bytes)), readiness, logger);
+    const pressure: { disk?: DiskPressure } = {}; // made once the log is open; the log tells it what it writes
+    const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds), (bytes) => pressure.disk?.wrote(bytes)), readiness, logger);
     started.push(() => log.close());
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
 
@@ -258,7 +258,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const sinkConsumers = () => log.consumers().filter((c) => c.startsWith('sink:'));
     let rollups: Rollups | undefined;
     let store: LocalStore | undefined;
-    disk = new DiskPressure({
+    const disk = new DiskPressure({
       store: () => store,
       dir: agent.dataDir,
       config: config.retention.disk,
@@ -268,6 +268,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       log,
       logger: logger.child({ stage: 'disk' }),
     });
+    pressure.disk = disk;
     readiness.set('disk', () => {
       const d = disk.status();
       return { name: 'disk', state: disk.accepting ? 'ok' : `refusing: disk pressure ${d.level}`, since: d.since };
