@@ -419,7 +419,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       alerts: () => alerts.engine.active(),
       clock: () => clock.status(),
     };
-    const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxBufferedBytes: w.limits.liveBufferBytes });
+    const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxPerOwner: w.limits.liveClientsPerUser, maxBufferedBytes: w.limits.liveBufferBytes });
     running.api = {
       agentId: agent.id,
       store: store && storeConsumer && freshReads(store, storeConsumer, log),

@@ -1,5 +1,5 @@
-// What stands before a login: a cap on connections that have not logged in (in all, and per source
-// address), failed logins throttled per source address and per user name (a growing delay, then a
+// What stands before a login: a cap on connections that have not logged in (in all, shared out
+// between source addresses, and per address), failed logins throttled per source address and per user name (a growing delay, then a
 // ban, as fail2ban or EMQX's flapping detection do), and password hashing run a few at a time, so a
 // flood of wrong passwords cannot take the cores from the sensors that are already connected.
 import type { Duplex } from 'node:stream';
@@ -33,6 +33,8 @@ export class LoginGuard {
   private readonly pendingByAddress = new Map<string, number>();
   private readonly failures = new Map<string, Failures>();
   private hashing = 0;
+  /** Waiting connections closed to give their slot to another address. */
+  evicted = 0;
   private readonly hashQueue: (() => void)[] = [];
 
   constructor(
@@ -41,10 +43,15 @@ export class LoginGuard {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A new connection: false when too many have not logged in (it is closed at once). */
+  /**
+   * A new connection: false when its address holds its share (it is closed at once). When every
+   * slot is taken, the oldest waiting connection of the address holding the most gives its slot to
+   * an address holding fewer, so a few addresses cannot shut every other one out.
+   */
   admit(conn: Duplex, address: string): boolean {
     const fromHere = this.pendingByAddress.get(address) ?? 0;
-    if (this.pending.size >= this.limits.maxPendingLogins || fromHere >= this.limits.maxPendingPerAddress) return false;
+    if (fromHere >= this.limits.maxPendingPerAddress) return false;
+    if (this.pending.size >= this.limits.maxPendingLogins && !this.evictFor(fromHere)) return false;
     this.pending.set(conn, address);
     this.pendingByAddress.set(address, fromHere + 1);
     conn.once('close', () => this.loggedIn(conn));
@@ -59,6 +66,21 @@ export class LoginGuard {
     const left = (this.pendingByAddress.get(address) ?? 1) - 1;
     if (left > 0) this.pendingByAddress.set(address, left);
     else this.pendingByAddress.delete(address);
+  }
+
+  /** Close the oldest waiting connection of the address holding the most, if it holds more than `fromHere` + 1. */
+  private evictFor(fromHere: number): boolean {
+    let top: string | undefined;
+    for (const [address, n] of this.pendingByAddress) if (top === undefined || n > this.pendingByAddress.get(top)!) top = address;
+    if (top === undefined || this.pendingByAddress.get(top)! <= fromHere + 1) return false;
+    for (const [conn, address] of this.pending) {
+      if (address !== top) continue;
+      this.loggedIn(conn);
+      conn.destroy();
+      this.evicted++;
+      return true;
+    }
+    return false;
   }
 
   get waiting(): number {

@@ -135,7 +135,7 @@ export const ConfigSchema = Type.Object(
             maxQueuedPerClient: Type.Integer({ minimum: 1, default: 1000, description: 'stored messages per persistent session; newer ones are dropped and counted' }),
             connectTimeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'time a new connection has to send its whole CONNECT' }),
             maxConnectBytes: Type.Integer({ minimum: 256, maximum: 262144, default: 8192, description: 'largest CONNECT packet (it comes before any login)' }),
-            maxPendingLogins: Type.Integer({ minimum: 1, default: 64, description: 'connections that have not logged in yet, in all; more are closed at once' }),
+            maxPendingLogins: Type.Integer({ minimum: 1, default: 64, description: 'connections that have not logged in yet, in all; when every one is taken, the address holding the most gives its oldest to a newcomer from an address holding fewer (a few addresses cannot shut every other out); else the newcomer is closed at once' }),
             maxPendingPerAddress: Type.Integer({ minimum: 1, default: 8, description: 'connections that have not logged in yet, from one source address' }),
             drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'time a slow subscriber has to drain its socket before it is dropped' }),
             allowControlCharacters: Type.Boolean({ default: false, description: 'let control characters (U+0001-U+001F, U+007F-U+009F) into topics, topic filters, client ids and user names' }),

@@ -27,6 +27,8 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly details?: unknown,
+    /** Headers the answer carries (Retry-After on a 429 or 503). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -69,7 +71,7 @@ function deepest<T extends { parameter: string; message: string }>(details: T[])
 
 export function installErrorHandlers(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof HttpError) return sendError(reply, err.status, err.message, err.details);
+    if (err instanceof HttpError) return sendError(reply.headers(err.headers), err.status, err.message, err.details);
     if (err.validation) {
       const details = deepest(
         (err.validation as ValidationItem[]).map((v) => {

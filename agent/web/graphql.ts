@@ -303,7 +303,8 @@ export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions
           if (bad !== undefined || topics.length === 0 || topics.length > 32) throw new GraphQLError(`topics: 1 to 32 valid topic filters${bad !== undefined ? `; ${JSON.stringify(bad)}: ${filterProblem(bad)}` : ''}`, { extensions: { code: 'BAD_REQUEST' } });
           const hub = agentOf(api).live;
           const stream = new ReadingStream(topics, fields ?? undefined, (s) => hub.remove(s));
-          if (!hub.add(stream)) throw new GraphQLError('too many live clients', { extensions: { code: 'UNAVAILABLE' } });
+          const refused = hub.add(stream, ctx.identity!.name);
+          if (refused) throw new GraphQLError(refused, { extensions: { code: refused === 'too many live clients' ? 'UNAVAILABLE' : 'TOO_MANY_REQUESTS' } });
           return stream;
         },
       },

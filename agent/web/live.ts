@@ -21,7 +21,9 @@ export interface Tappable {
 }
 
 export class LiveHub {
-  private readonly clients = new Set<LiveClient>();
+  /** Each client and whom it serves (a user or an API key). */
+  private readonly clients = new Map<LiveClient, string>();
+  private readonly perOwner = new Map<string, number>();
   private untap: (() => void) | undefined;
   /** Clients closed for falling behind, since start. */
   slowClosed = 0;
@@ -29,23 +31,34 @@ export class LiveHub {
   constructor(
     private readonly log: Tappable,
     private readonly agentId: string,
-    private readonly limits: { maxClients: number; maxBufferedBytes: number },
+    private readonly limits: { maxClients: number; maxPerOwner: number; maxBufferedBytes: number },
   ) {}
 
   get size(): number {
     return this.clients.size;
   }
 
-  /** False when there are too many clients already. */
-  add(client: LiveClient): boolean {
-    if (this.clients.size >= this.limits.maxClients) return false;
-    this.clients.add(client);
+  /**
+   * Why a new client of `owner` (a user or an API key) is refused: too many in all, or too many of
+   * its own (one viewer cannot take every slot); undefined when it was added.
+   */
+  add(client: LiveClient, owner: string): 'too many live clients' | 'too many live clients of yours' | undefined {
+    if (this.clients.size >= this.limits.maxClients) return 'too many live clients';
+    const own = this.perOwner.get(owner) ?? 0;
+    if (own >= this.limits.maxPerOwner) return 'too many live clients of yours';
+    this.clients.set(client, owner);
+    this.perOwner.set(owner, own + 1);
     this.untap ??= this.log.tap((lines) => this.deliver(lines));
-    return true;
+    return undefined;
   }
 
   remove(client: LiveClient): void {
+    const owner = this.clients.get(client);
+    if (owner === undefined) return;
     this.clients.delete(client);
+    const left = (this.perOwner.get(owner) ?? 1) - 1;
+    if (left > 0) this.perOwner.set(owner, left);
+    else this.perOwner.delete(owner);
     if (this.clients.size === 0 && this.untap) {
       this.untap();
       this.untap = undefined;
@@ -56,7 +69,7 @@ export class LiveHub {
     for (const line of lines) {
       const { head } = splitRecord(line);
       let record: ReturnType<typeof decodeRecord> | undefined;
-      for (const client of this.clients) {
+      for (const client of this.clients.keys()) {
         const fields = wanted(client, head.topic);
         if (fields === null) continue;
         const buffered = client.buffered();

@@ -2,6 +2,8 @@
 // the same routes: health, the API (every route validated by its JSON schema, which also makes the
 // OpenAPI document), metrics, and MQTT over WebSocket.
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { dirname, join } from 'node:path';
 import cookie from '@fastify/cookie';
@@ -62,6 +64,25 @@ export interface WebServer {
 
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** At most `max` open connections from one source address; more are closed as they come. */
+function capPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const n = (open.get(address) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, n);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
+
 async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyInstance> {
   const { limits } = opts.config;
   // Node checks request deadlines this often (30 s by default): often enough to enforce requestTimeoutMs.
@@ -85,6 +106,9 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }) as unknown as FastifyInstance;
   app.server.maxConnections = limits.maxConnections;
+  // Unfinished headers are cut off soon (slowloris), whatever the deadline of a whole request.
+  app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  capPerAddress(app.server, limits.maxConnectionsPerAddress);
   installErrorHandlers(app, log);
   await app.register(cookie);
   if (opts.config.cors.origins.length) await app.register(cors, { origin: opts.config.cors.origins, credentials: true });

@@ -3,6 +3,7 @@
 // kept small, so a flood of half-CONNECTs cannot grow the agent's memory.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoginGuard } from '../../embedded-broker/login-guard.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
@@ -80,6 +81,24 @@ describe('login throttling (LoginGuard)', () => {
     await Promise.all(Array.from({ length: 10 }, work));
     expect(most).toBe(2);
   });
+
+  it('shares the waiting slots out between addresses: a full house gives the newcomer the oldest slot of the address holding most', () => {
+    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 4, failuresBeforeDelay: 2, failuresBeforeBan: 5, banMs: 60_000, hashConcurrency: 1 }, { debug() {}, info() {}, warn() {}, error() {} });
+    const conns = (n: number) => Array.from({ length: n }, () => new PassThrough());
+    const [a, b] = [conns(4), conns(4)];
+    expect([...a.map((c) => guard.admit(c, 'A')), ...b.map((c) => guard.admit(c, 'B'))].every(Boolean)).toBe(true);
+    expect(guard.admit(new PassThrough(), 'A')).toBe(false); // A's own cap
+    // Full: C comes in, A's oldest goes; then B's oldest (B holds most); then C holds its share.
+    const c = conns(3);
+    expect(guard.admit(c[0], 'C')).toBe(true);
+    expect(a[0].destroyed).toBe(true);
+    expect(guard.admit(c[1], 'C')).toBe(true);
+    expect(b[0].destroyed).toBe(true);
+    expect(guard.admit(c[2], 'C')).toBe(false); // A 3, B 3, C 2: taking another would not be fairer
+    expect(guard.waiting).toBe(8);
+    expect(guard.evicted).toBe(2);
+    expect([...a.slice(1), ...b.slice(1)].some((x) => x.destroyed)).toBe(false);
+  });
 });
 
 describe('before login, through the real broker', () => {
@@ -124,6 +143,17 @@ describe('before login, through the real broker', () => {
     expect(open + openSame).toBeLessThanOrEqual(64); // maxPendingLogins
     expect(open).toBeGreaterThan(0); // positive control: connections were made and held
     expect(grew).toBeLessThan(8 * 1024); // measured 1-5 MB here (RSS moves with the GC)
+  });
+
+  it('8 addresses holding every waiting slot (8 half-CONNECTs each) do not shut out a login from a ninth', async () => {
+    const held = await Promise.all(Array.from({ length: 64 }, (_, i) => halfConnect(port, `127.0.30.${(i >> 3) + 1}`)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(held.filter((s) => !s.destroyed && s.readyState === 'open').length).toBe(64); // every slot taken
+    expect(await connackFrom(port, '127.0.31.1', 'carol', 'right')).toBe(0);
+    expect(await connackFrom(port, '127.0.31.2', 'carol', 'right')).toBe(0); // (alice is banned by the test above)
+    await new Promise((r) => setTimeout(r, 100));
+    expect(held.filter((s) => !s.destroyed && s.readyState === 'open').length).toBe(63); // one gave up its slot (the second login found the first's free)
+    held.forEach((s) => s.destroy());
   });
 
   it('closes a CONNECT larger than maxConnectBytes from its header, and a half CONNECT after connectTimeoutMs', async () => {

@@ -2,9 +2,9 @@
 // logout, expiry), API keys, HTTP Basic, throttling, roles, cross-site requests, CORS, audit.
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect as connectTcp } from 'node:net';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -258,6 +258,46 @@ describe('web options', () => {
       clearInterval(trickle);
       expect(Date.now() - started).toBeLessThan(10_000);
       expect((await api.get('/health/live')).status).toBe(200);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+  });
+
+  it('300 connections with unfinished headers from one address: capped for that address, cut off at the headers deadline; other addresses are answered meanwhile', async () => {
+    const agent = await startAgent({ web: { limits: { headersTimeoutMs: 1500, maxConnectionsPerAddress: 32 } } });
+    try {
+      const open = (localAddress: string) =>
+        new Promise<Socket>((resolve) => {
+          const socket = connectTcp({ port: agent.port('http'), host: '127.0.0.1', localAddress });
+          socket.on('error', () => {});
+          socket.resume(); // read what the server sends (a 408), so its closing is seen
+          socket.once('connect', () => {
+            socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\nX-Never: '); // and nothing more
+            resolve(socket);
+          });
+          socket.once('close', () => resolve(socket));
+        });
+      const held = await Promise.all(Array.from({ length: 300 }, () => open('127.0.40.1')));
+      await new Promise((r) => setTimeout(r, 200));
+      const stillOpen = () => held.filter((s) => !s.destroyed && !s.readableEnded).length;
+      expect(stillOpen()).toBeGreaterThan(0); // the control: the attacker does hold connections
+      expect(stillOpen()).toBeLessThanOrEqual(32);
+      // Another address is answered at once (before: every request failed until the 30 s request deadline).
+      const other = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: agent.port('http'), path: '/health/live', localAddress: '127.0.40.2' }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(other).toBe(200);
+      // The headers deadline (1.5 s here, 5 s by default) closes the rest, well before requestTimeoutMs (30 s).
+      const deadline = Date.now() + 10_000;
+      while (stillOpen() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(stillOpen()).toBe(0);
+      held.forEach((s) => s.destroy());
     } finally {
       await agent.stop();
       cleanup(agent.dir);

@@ -141,6 +141,28 @@ describe('live readings', () => {
     await mqtt.endAsync();
   });
 
+  it('caps live clients per user (web.limits.liveClientsPerUser, 8): the ninth of one viewer is refused (1013; 429 with Retry-After), another user gets in', async () => {
+    const mine = await Promise.all(Array.from({ length: 8 }, () => LiveSocket.open(wsUrl, authHeader(api.creds))));
+    const ninth = await LiveSocket.open(wsUrl, authHeader(api.creds));
+    expect(await ninth.closed).toEqual({ code: 1013, reason: 'too many live clients of yours' });
+    const sse = await fetch(`${api.base}/api/stream?topic=a`, { headers: authHeader(api.creds) });
+    expect(sse.status).toBe(429);
+    expect(sse.headers.get('retry-after')).toBe('10');
+    expect(await sse.json()).toMatchObject({ message: 'too many live clients of yours' });
+    // Another user is not shut out by this one (before: 64 from one viewer filled every slot).
+    expect((await api.put('/api/users/vera', { password: 'vera-password-1', roles: ['viewer'] })).status).toBeLessThan(300);
+    const vera = await LiveSocket.open(wsUrl, authHeader({ basic: ['vera', 'vera-password-1'] }));
+    vera.send({ type: 'ping' });
+    await vera.until((m) => m.some((x) => x.type === 'pong'));
+    // One of the first eight gone: a slot of one's own again.
+    mine[0].ws.close();
+    await mine[0].closed;
+    const again = await LiveSocket.open(wsUrl, authHeader(api.creds));
+    again.send({ type: 'ping' });
+    await again.until((m) => m.some((x) => x.type === 'pong'));
+    for (const l of [...mine, vera, again]) l.ws.close();
+  });
+
   it('closes a client that does not keep up with 1008, and keeps serving the others', async () => {
     // Heartbeats far apart: a paused client answers no ping, and that would drop it first.
     const agent = await startAgent({ web: { limits: { heartbeatSec: 600, liveBufferBytes: 16384 } } });

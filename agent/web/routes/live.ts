@@ -1,6 +1,6 @@
 // Live readings: WebSocket /ws (subscribe and unsubscribe with topic filters and field lists) and
 // Server-Sent Events /api/stream (one filter set per connection, for simple clients).
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { filterProblem } from '../../../mqtt-topic/topic.js';
 import type { LiveClient } from '../live.js';
@@ -44,8 +44,13 @@ function parseMessage(text: string): ClientMessage {
   return { type: 'subscribe', topics: topics as string[], fields: fields as string[] | undefined };
 }
 
+/** Whom a live client serves, for the per-user cap. */
+const ownerOf = (req: FastifyRequest) => req.identity?.name ?? req.ip;
+/** What a refused live client is told to wait before trying again. */
+const RETRY_AFTER_SEC = 10;
+
 export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { api, heartbeatMs }) => {
-  app.get('/ws', { websocket: true, config: { tokenInQuery: true }, schema: { tags: ['live'], description: 'WebSocket of live readings. Send {"type":"subscribe","topics":["sensors/#"],"fields":["temperature"]} or {"type":"unsubscribe","topics":[...]}; receive {"type":"reading","reading":{...}}, heartbeats, and errors. Closed with 1008 when the client falls behind.' } }, (socket: WebSocket) => {
+  app.get('/ws', { websocket: true, config: { tokenInQuery: true }, schema: { tags: ['live'], description: 'WebSocket of live readings. Send {"type":"subscribe","topics":["sensors/#"],"fields":["temperature"]} or {"type":"unsubscribe","topics":[...]}; receive {"type":"reading","reading":{...}}, heartbeats, and errors. Closed with 1008 when the client falls behind; refused with 1013 when there are too many live clients (web.limits.liveClients in all, liveClientsPerUser of one user).' } }, (socket: WebSocket, req: FastifyRequest) => {
     const hub = api()?.live;
     if (!hub) return socket.close(1013, 'the agent is starting');
     const client: LiveClient = {
@@ -58,7 +63,8 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
         setTimeout(() => socket.terminate(), 5000).unref();
       },
     };
-    if (!hub.add(client)) return socket.close(1013, 'too many live clients');
+    const refused = hub.add(client, ownerOf(req));
+    if (refused) return socket.close(1013, refused);
     let alive = true;
     const heartbeat = setInterval(() => {
       if (!alive) return socket.terminate();
@@ -122,7 +128,8 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
           res.end();
         },
       };
-      if (!hub.add(client)) throw new HttpError(503, 'too many live clients');
+      const refused = hub.add(client, ownerOf(req));
+      if (refused) throw new HttpError(refused === 'too many live clients' ? 503 : 429, refused, undefined, { 'retry-after': String(RETRY_AFTER_SEC) });
       reply.hijack();
       res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
       res.write(`: subscribed to ${req.query.topic.join(' ')}\n\n`);
