@@ -234,7 +234,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const web: WebServer = await startWeb({
       http: w.http.enabled ? w.http : undefined,
       https: w.https.cert && w.https.key ? { ...w.https, cert: w.https.cert, key: w.https.key } : undefined,
-      mqttWs: b.ws.enabled ? { path: b.ws.path, maxPayload: b.limits.maxPayloadBytes + 65536, allowedOrigins: b.ws.allowedOrigins, handle: (stream, listener, remote) => (broker ? broker.handleStream(stream, listener, remote) : stream.destroy()) } : undefined,
+      mqttWs: b.ws.enabled ? { path: b.ws.path, maxPayload: b.limits.maxPayloadBytes + 65536, maxConnections: b.ws.maxConnections, allowedOrigins: b.ws.allowedOrigins, handle: (stream, listener, remote) => (broker ? broker.handleStream(stream, listener, remote) : stream.destroy()) } : undefined,
       config: w,
       users,
       keys: new ApiKeyStore(apiKeysPath(agent.dataDir)),

@@ -99,6 +99,7 @@ export const ConfigSchema = Type.Object(
           {
             enabled: Type.Boolean({ default: true, description: 'serve MQTT over WebSocket on the web listeners' }),
             path: Type.String({ pattern: '^/', default: '/mqtt', description: 'WebSocket path' }),
+            maxConnections: Type.Integer({ minimum: 1, maximum: 100000, default: 128, description: 'MQTT over WebSocket connections open at once per web listener; more get 503 with Retry-After. With web.limits.liveClients (64) it leaves the web API its share of web.limits.maxConnections (256)' }),
             allowedOrigins: Type.Array(Type.String({ minLength: 1 }), {
               default: [],
               description: 'browser origins (scheme://host:port) besides the agent\'s own that may open MQTT over WebSocket; "*" for any. Requests without an Origin (not browsers) may',

@@ -43,7 +43,7 @@ import { userRoutes } from './routes/users.js';
 export interface WebOptions {
   http?: { host: string; port: number };
   https?: { host: string; port: number; cert: string; key: string; passphrase?: string };
-  mqttWs?: { path: string; maxPayload: number; allowedOrigins: string[]; handle(stream: Duplex, listener: string, remoteAddress: string): void };
+  mqttWs?: { path: string; maxPayload: number; maxConnections: number; allowedOrigins: string[]; handle(stream: Duplex, listener: string, remoteAddress: string): void };
   config: Pick<WebConfig, 'auth' | 'cors' | 'metrics' | 'limits'>;
   users: UserStore;
   keys: ApiKeyStore;
@@ -158,7 +158,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   const ws = opts.mqttWs;
   if (ws) {
     const wsName = name === 'https' ? 'wss' : 'ws';
-    await app.register(mqttWebSocketRoute, { path: ws.path, maxPayload: ws.maxPayload, allowedOrigins: ws.allowedOrigins, handle: (stream, remote) => ws.handle(stream, wsName, remote) });
+    await app.register(mqttWebSocketRoute, { path: ws.path, maxPayload: ws.maxPayload, maxConnections: ws.maxConnections, allowedOrigins: ws.allowedOrigins, handle: (stream, remote) => ws.handle(stream, wsName, remote) });
   }
   return app;
 }

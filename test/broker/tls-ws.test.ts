@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { cleanup, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
 import { collect, connackCode, connect } from '../helpers/mqtt.js';
 import { makePki, type Pki } from '../helpers/pki.js';
@@ -115,5 +116,34 @@ describe('MQTT over WebSocket', () => {
     const health = await fetch(`http://127.0.0.1:${agent.port('http')}/health/live`);
     expect(await health.json()).toMatchObject({ status: 'ok' });
     await Promise.all([sub.endAsync(), tcp.endAsync()]);
+  });
+
+  it('has its own cap (broker.ws.maxConnections): past it, 503 with Retry-After, and the web API still answers', async () => {
+    const capped = await startAgent({ broker: { ws: { maxConnections: 2 } } });
+    try {
+      const wsUrl = `ws://127.0.0.1:${capped.port('ws')}/mqtt`;
+      const two = await Promise.all([connect(wsUrl), connect(wsUrl)]); // the control: up to the cap they connect
+      const third = await new Promise<{ status?: number; retryAfter?: string | string[] }>((resolve) => {
+        const ws = new WebSocket(wsUrl, 'mqtt');
+        ws.once('unexpected-response', (req, res) => {
+          req.destroy();
+          resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] });
+        });
+        ws.once('open', () => {
+          ws.close();
+          resolve({});
+        });
+        ws.once('error', () => {});
+      });
+      expect(third).toEqual({ status: 503, retryAfter: '10' });
+      expect((await fetch(`http://127.0.0.1:${capped.port('http')}/health/live`)).status).toBe(200);
+      await two[0].endAsync();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await connect(wsUrl); // a slot freed is a slot again
+      await Promise.all([two[1].endAsync(), again.endAsync()]);
+    } finally {
+      await capped.stop();
+      cleanup(capped.dir);
+    }
   });
 });
