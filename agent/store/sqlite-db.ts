@@ -189,8 +189,9 @@ export class SqliteDb {
     // A rollback journal, not WAL: rows are appended at the end of the table, and only the few pages
     // a batch changes in place are journalled, where WAL writes every page twice (to the WAL, then at
     // checkpoint): about half the bytes on the SD card (1.6x the payload against 2.9x, measured). The
-    // cost: a reader (sqlite3, an export) holds the next write back while its query runs; the write
-    // waits up to busy_timeout, then is retried, and the log keeps the readings meanwhile.
+    // cost: a reader (sqlite3) holds the next write back while its query runs (the agent's own run in
+    // slices: sqlite.ts); the write waits up to busy_timeout, then is retried, and the log keeps the
+    // readings meanwhile.
     // PERSIST, not TRUNCATE or DELETE: the journal keeps its size and blocks, so its syncs change no
     // metadata and cost the filesystem's journal nothing (two of a transaction's three ext4 commits).
     this.db.pragma(`journal_mode = ${JOURNAL_MODE}`);

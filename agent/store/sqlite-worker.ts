@@ -1,15 +1,15 @@
 // Worker thread entry: owns one SqliteDb and answers the requests of sqlite.ts.
 import { workerData } from 'node:worker_threads';
 // The bare matcher: this thread should not load Aedes and LevelDB.
-import { coveredBy, firstMatching } from '../../mqtt-topic/topic.js';
+import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
-import type { ClockOffsets } from '../buffer/record.js';
+import type { ClockOffsets, LogRecord } from '../buffer/record.js';
 import { serveDb } from '../db-thread.js';
-import type { PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
-import { meeting } from './where.js';
+import type { Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
+import { matchesWhere } from './where.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets } | { op: 'query'; query: StoreQuery } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'remove'; removal: Removal; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
+export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets } | { op: 'query'; query: StoreQuery; sliceMs: number } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'remove'; removal: Removal; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
 
 let db: SqliteDb;
 serveDb<Request>(() => {
@@ -23,7 +23,7 @@ function handle(req: Request): unknown {
     case 'write':
       return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock);
     case 'query':
-      return firstMatching(meeting(db.query(req.query, coveredBy({ topics: [req.query.topic ?? '#'] })), req.query.where), req.query.topic, req.query.limit ?? 1000);
+      return querySlice(req.query, req.sliceMs);
     case 'prune': {
       const { before, throughSeq = Number.MAX_SAFE_INTEGER } = req.rule;
       const started = performance.now();
@@ -41,4 +41,27 @@ function handle(req: Request): unknown {
     case 'close':
       return db.close();
   }
+}
+
+/** Rows looked at between two looks at the clock. */
+const ROWS_PER_CLOCK_LOOK = 256;
+
+/**
+ * The readings of a query, found within about `sliceMs`; when time runs out first, those found and
+ * the position to go on after (the caller asks again, and a write waiting here goes first).
+ */
+function querySlice(q: StoreQuery, sliceMs: number): { records: LogRecord[]; resume?: Position } {
+  const started = performance.now();
+  const limit = q.limit ?? 1000;
+  const records: LogRecord[] = [];
+  if (limit <= 0) return { records };
+  let looked = 0;
+  for (const r of db.query(q, coveredBy({ topics: [q.topic ?? '#'] }))) {
+    if ((q.topic === undefined || topicMatches(q.topic, r.topic)) && matchesWhere(r, q.where)) {
+      records.push(r);
+      if (records.length >= limit) break;
+    }
+    if (++looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs) return { records, resume: { at: r.receivedAt, seq: r.seq } };
+  }
+  return { records };
 }

@@ -2,11 +2,43 @@
 import { DbWorker, RestartingWorker, workerScript } from '../db-worker.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { Request } from './sqlite-worker.js';
-import type { LocalStore, PruneStep } from './types.js';
+import type { LocalStore, Position, PruneStep, StoreQuery } from './types.js';
+
+/**
+ * A query runs in slices of about this long in the worker; between them a write (or another reader)
+ * takes its turn, so readers hold the store's writes back by at most about this much, not for the
+ * length of a query.
+ */
+const QUERY_SLICE_MS = 100;
+
+/** The worker takes requests in order: reads go one at a time, so a write waits behind at most one slice. */
+class OneAtATime {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work, work);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+}
+
+/** A query asked slice by slice until it has its readings or the store has no more. */
+async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery): Promise<LogRecord[]> {
+  const found: LogRecord[] = [];
+  const limit = query.limit ?? 1000;
+  let after = query.after;
+  for (;;) {
+    const slice = (await worker.call({ op: 'query', query: { ...query, after, limit: limit - found.length }, sliceMs: QUERY_SLICE_MS })) as { records: LogRecord[]; resume?: Position };
+    found.push(...slice.records);
+    if (!slice.resume || found.length >= limit) return found;
+    after = slice.resume;
+  }
+}
 
 /** `key`: encrypt the database (SQLCipher format) with it; `readonly`: a reader beside the agent, changing nothing. */
 export async function openSqliteStore(path: string, key?: Buffer, readonly = false): Promise<LocalStore> {
   let last = 0;
+  const reads = new OneAtATime();
   const worker = await RestartingWorker.open<Request>(
     () => new DbWorker(workerScript('store/sqlite-worker.js'), { path, key, readonly }),
     (ready) => (last = Math.max(last, ready)),
@@ -21,11 +53,11 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
       await worker.call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = Math.max(last, batch.lastSeq);
     },
-    query: async (query) => (await worker.call({ op: 'query', query })) as LogRecord[],
+    query: (query) => reads.run(() => querySliced(worker, query)),
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,
     lastSeq: () => last,
-    size: async (topics) => (await worker.call({ op: 'size', topics })) as number,
+    size: (topics) => reads.run(async () => (await worker.call({ op: 'size', topics })) as number),
     writtenBytes: () => worker.written,
     close: () => worker.close(),
   };

@@ -138,3 +138,27 @@ describe('files specifics', () => {
     await Promise.all([store.close(), again.close()]);
   });
 });
+
+describe('sqlite store: writes before reads', () => {
+  it('a query that scans the whole store runs in slices: a write sent while it runs is stored before it ends, and the query still finds every match', async () => {
+    const d = tempDir();
+    dirs.push(d);
+    const store = await openStore('sqlite', join(d, 'store.db'));
+    const N = 150_000;
+    for (let s = 1; s <= N; s += 10_000) await store.write(batch(Array.from({ length: Math.min(10_000, N - s + 1) }, (_, i) => record(s + i)), { perChunk: 2000 }));
+    // Matches only the last reading of the store: the scan looks at every one of them.
+    const scan = store.query({ topic: 'sensors/a/env', where: [{ path: 'seq', op: '=', value: N }] });
+    const order: string[] = [];
+    const scanned = scan.then((r) => {
+      order.push('query');
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 20)); // the scan is under way in the worker
+    await store.write(batch([record(N + 1)])).then(() => order.push('write'));
+    const found = await scanned;
+    expect(found.map((r) => r.seq)).toEqual([N]); // the control: the sliced query is whole
+    expect(order).toEqual(['write', 'query']);
+    expect((await store.query({ afterSeq: N, limit: 5 })).map((r) => r.seq)).toEqual([N + 1]);
+    await store.close();
+  }, 120_000);
+});
