@@ -12,10 +12,11 @@ import type { CompiledSchema } from '../ingest/schemas.js';
 import { mayAct, type WebRole } from '../users/roles.js';
 import type { ApiSource } from './api.js';
 import type { Identity } from './auth/authenticate.js';
-import { HttpError } from './errors.js';
+import { HttpError, sendError } from './errors.js';
 import type { LiveClient } from './live.js';
 import { aggregate, deleteReadings, readingsPage, replay, type Operations } from './operations.js';
-import { agentOf } from './routes/params.js';
+import { agentOf, ownerOf } from './routes/params.js';
+import type { Slots } from './slots.js';
 
 const typeDefs = /* GraphQL */ `
   scalar JSON
@@ -260,6 +261,8 @@ export interface GraphqlOptions {
   heartbeatMs: number;
   maxDepth: number;
   maxCost: number;
+  /** GraphQL requests over HTTP at once, in all and per user. */
+  slots: Slots;
 }
 
 export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions): Promise<void> {
@@ -311,6 +314,17 @@ export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions
     },
   };
 
+  // A request over HTTP holds a slot until its answer is sent or its client goes (subscriptions are live clients).
+  // Answered here, not thrown: Mercurius would make a thrown error a GraphQL error.
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.routeOptions.url !== '/graphql' || req.ws) return;
+    try {
+      reply.raw.once('close', opts.slots.take(ownerOf(req)));
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      return sendError(reply.headers(err.headers), err.status, err.message);
+    }
+  });
   // Browsers' WebSocket cannot send headers: the token may come as ?access_token= on /graphql.
   app.addHook('onRoute', (route) => {
     if (route.url === '/graphql') route.config = { ...(route.config ?? {}), tokenInQuery: true };

@@ -5,7 +5,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { contentTypes, EXPORT_FORMATS, exportText, type ExportFormat } from '../../export/index.js';
 import type { ApiSource } from '../api.js';
 import { badParameter, errorSchema } from '../errors.js';
-import { agentOf, fieldsParam, listOf, range, storeOf, timeParam, topicFilter, topicParam, whereOf, whereParam } from './params.js';
+import type { Slots } from '../slots.js';
+import { agentOf, fieldsParam, listOf, ownerOf, range, storeOf, timeParam, topicFilter, topicParam, whereOf, whereParam } from './params.js';
 
 interface ExportQuery {
   format: ExportFormat;
@@ -19,7 +20,7 @@ interface ExportQuery {
   filename?: string;
 }
 
-export const exportRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, { api }) => {
+export const exportRoutes: FastifyPluginAsync<{ api: ApiSource; slots: Slots }> = async (app, { api, slots }) => {
   app.get<{ Querystring: ExportQuery }>(
     '/api/export',
     {
@@ -41,7 +42,7 @@ export const exportRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
           },
           additionalProperties: false,
         },
-        response: { 200: { description: 'the file', type: 'string' }, 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema },
+        response: { 200: { description: 'the file', type: 'string' }, 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema },
       },
     },
     async (req, reply) => {
@@ -50,6 +51,8 @@ export const exportRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
       const fields = listOf(q.fields);
       if (fields?.some((f) => f.length > 128)) throw badParameter('fields', 'a field path is longer than 128');
       const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order };
+      // Held until the download ends or the client goes (web.limits.exports, exportsPerUser).
+      reply.raw.once('close', slots.take(ownerOf(req)));
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const name = q.filename ?? `readings-${agentOf(api).agentId}-${stamp}.${q.format}${q.gzip ? '.gz' : ''}`;
       const text = Readable.from(exportText(store, { query, format: q.format, fields }), { objectMode: false, highWaterMark: 1 });

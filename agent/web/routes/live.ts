@@ -6,7 +6,8 @@ import { filterProblem } from '../../../mqtt-topic/topic.js';
 import type { LiveClient } from '../live.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
-import { agentOf, fieldsParam, listOf } from './params.js';
+import { RETRY_AFTER_SEC } from '../slots.js';
+import { agentOf, fieldsParam, listOf, ownerOf } from './params.js';
 
 export interface LiveRouteOptions {
   api: ApiSource;
@@ -44,10 +45,6 @@ function parseMessage(text: string): ClientMessage {
   return { type: 'subscribe', topics: topics as string[], fields: fields as string[] | undefined };
 }
 
-/** Whom a live client serves, for the per-user cap. */
-const ownerOf = (req: FastifyRequest) => req.identity?.name ?? req.ip;
-/** What a refused live client is told to wait before trying again. */
-const RETRY_AFTER_SEC = 10;
 
 export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { api, heartbeatMs }) => {
   app.get('/ws', { websocket: true, config: { tokenInQuery: true }, schema: { tags: ['live'], description: 'WebSocket of live readings. Send {"type":"subscribe","topics":["sensors/#"],"fields":["temperature"]} or {"type":"unsubscribe","topics":[...]}; receive {"type":"reading","reading":{...}}, heartbeats, and errors. Closed with 1008 when the client falls behind; refused with 1013 when there are too many live clients (web.limits.liveClients in all, liveClientsPerUser of one user).' } }, (socket: WebSocket, req: FastifyRequest) => {

@@ -1,5 +1,6 @@
 // Parameters several routes share: their schemas (for validation and the OpenAPI document) and
 // what they become.
+import type { FastifyRequest } from 'fastify';
 import { filterProblem } from '../../../mqtt-topic/topic.js';
 import type { FieldFilter } from '../../store/types.js';
 import { parseFilter, parseTime } from '../../store/where.js';
@@ -60,3 +61,6 @@ export function storeOf(api: ApiSource) {
   if (!store) throw new HttpError(409, 'there is no local store (store.backend is none)');
   return store;
 }
+
+/** Whom a request works for, for caps per user: the user or API key, else the address. */
+export const ownerOf = (req: FastifyRequest) => req.identity?.name ?? req.ip;
