@@ -119,9 +119,9 @@ const FRESH_READ_WAIT_MS = 1000;
  * wait a minute when readings are few), so that it sees every reading committed before it.
  */
 function freshReads<T extends { query(q: never): Promise<unknown> }>(target: T, consumer: ConsumerEngine<ChunkBatch>, log: DurableLog): T {
-  const query = async (q: never) => {
+  const query = async (...args: never[]) => {
     await consumer.caughtUp(log.lastSeq, FRESH_READ_WAIT_MS);
-    return target.query(q);
+    return (target.query as (...a: never[]) => Promise<unknown>)(...args);
   };
   return new Proxy(target, { get: (t, key) => (key === 'query' ? query : typeof t[key as keyof T] === 'function' ? (t[key as keyof T] as (...a: unknown[]) => unknown).bind(t) : t[key as keyof T]) });
 }

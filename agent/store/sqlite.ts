@@ -23,11 +23,12 @@ class OneAtATime {
 }
 
 /** A query asked slice by slice until it has its readings or the store has no more. */
-async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery): Promise<LogRecord[]> {
+async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]> {
   const found: LogRecord[] = [];
   const limit = query.limit ?? 1000;
   let after = query.after;
   for (;;) {
+    signal?.throwIfAborted(); // its asker has gone: the next query (or write) goes now
     const slice = (await worker.call({ op: 'query', query: { ...query, after, limit: limit - found.length }, sliceMs: QUERY_SLICE_MS })) as { records: LogRecord[]; resume?: Position };
     found.push(...slice.records);
     if (!slice.resume || found.length >= limit) return found;
@@ -53,7 +54,7 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
       await worker.call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = Math.max(last, batch.lastSeq);
     },
-    query: (query) => reads.run(() => querySliced(worker, query)),
+    query: (query, signal) => reads.run(() => querySliced(worker, query, signal)),
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,
     lastSeq: () => last,

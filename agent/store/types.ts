@@ -67,7 +67,8 @@ export interface LocalStore {
   write(batch: ChunkBatch): Promise<void>;
   /** How many writes may be outstanding at once, done in the order given (default 1). */
   readonly writesInFlight?: number;
-  query(q: StoreQuery): Promise<LogRecord[]>;
+  /** `signal`: the asker has gone; the query stops (between two slices of its work) and rejects. */
+  query(q: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]>;
   /**
    * Delete up to `limit` readings the rule covers, oldest first, then give their space back, a step
    * at a time: call again until `done`, so writes go on in between.

@@ -1,7 +1,7 @@
 // GraphQL at /graphql (mercurius): readings, aggregates, schemas, dead letters and sync status; the
 // same changes as the REST API; live readings as a subscription. Same credentials and roles (the
 // request's identity, set by the authentication hook), with query depth and cost limits.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GraphQLError, GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import { createComplexityRule, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import mercurius, { type IResolvers } from 'mercurius';
@@ -15,7 +15,7 @@ import type { Identity } from './auth/authenticate.js';
 import { HttpError, sendError } from './errors.js';
 import type { LiveClient } from './live.js';
 import { aggregate, deleteReadings, readingsPage, replay, type Operations } from './operations.js';
-import { agentOf, ownerOf } from './routes/params.js';
+import { agentOf, goneSignal, ownerOf } from './routes/params.js';
 import type { Slots } from './slots.js';
 
 const typeDefs = /* GraphQL */ `
@@ -158,7 +158,8 @@ declare module 'mercurius' {
   }
 }
 
-type Context = { identity: Identity | null };
+/** Mercurius adds the request's reply (none for a subscription). */
+type Context = { identity: Identity | null; reply?: FastifyReply };
 
 const JSON_SCALAR = new GraphQLScalarType({
   name: 'JSON',
@@ -182,11 +183,11 @@ function need(ctx: Context, role: WebRole): void {
 
 /** Guarded resolver: the role first, then the work, errors in GraphQL's terms. */
 const guarded =
-  <A, R>(role: WebRole, work: (args: A) => Promise<R> | R) =>
+  <A, R>(role: WebRole, work: (args: A, signal?: AbortSignal) => Promise<R> | R) =>
   async (_root: unknown, args: A, ctx: Context): Promise<R> => {
     need(ctx, role);
     try {
-      return await work(args);
+      return await work(args, ctx.reply && goneSignal(ctx.reply));
     } catch (err) {
       asGraphQL(err);
     }
@@ -271,8 +272,8 @@ export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions
   const resolvers: IResolvers = {
     JSON: JSON_SCALAR,
     Query: {
-      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1]) => readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) })),
-      aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1]) => aggregate(ops, a)),
+      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1], signal) => readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) }, signal)),
+      aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1], signal) => aggregate(ops, a, signal)),
       schemas: guarded('viewer', () => agentOf(api).schemas.list().map(describe)),
       schema: guarded('viewer', ({ name, version }: { name: string; version?: number }) => agentOf(api).schemas.view(name, version ?? undefined) ?? null),
       deadLetters: guarded('viewer', async ({ topic, limit, cursor }: { topic?: string; limit: number; cursor?: number }) => {

@@ -27,12 +27,13 @@ export interface ReadingsQuery {
   order: 'asc' | 'desc';
 }
 
-export async function readingsPage({ api, queryDuration }: Operations, q: ReadingsQuery): Promise<{ readings: LogRecord[]; next: string | null }> {
+/** `signal`: the client has gone (the query stops). */
+export async function readingsPage({ api, queryDuration }: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null }> {
   const store = storeOf(api);
   const after = fromCursor(q.cursor, q.order);
   const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, after };
   const end = queryDuration.startTimer({ source: store.kind });
-  const readings = await store.query(query).finally(() => end());
+  const readings = await store.query(query, signal).finally(() => end());
   const last = readings.at(-1);
   return { readings, next: last && readings.length === q.limit ? cursorOf({ at: last.receivedAt, seq: last.seq }, q.order) : null };
 }
@@ -46,7 +47,7 @@ export interface AggregateQuery {
   stats?: string[];
 }
 
-export async function aggregate({ api, queryDuration }: Operations, q: AggregateQuery) {
+export async function aggregate({ api, queryDuration }: Operations, q: AggregateQuery, signal?: AbortSignal) {
   const width = durationMs(q.bucket);
   if (width < 60_000 || width > 86_400_000) throw badParameter('bucket', `${q.bucket} is outside 1m..1d`);
   const { from, to } = range(q);
@@ -54,7 +55,7 @@ export async function aggregate({ api, queryDuration }: Operations, q: Aggregate
   const rollups = agentOf(api).rollups;
   const source = rollups?.widths.includes(width) ? 'rollups' : 'store';
   const end = queryDuration.startTimer({ source: source === 'rollups' ? 'rollups' : (agentOf(api).store?.kind ?? 'none') });
-  const series = await (source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query)).finally(() => end());
+  const series = await (source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, signal)).finally(() => end());
   const wanted = new Set<StatName>((q.stats as StatName[] | undefined) ?? STATS);
   for (const s of series) {
     s.points = s.points.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => k === 'start' || wanted.has(k as StatName)))) as typeof s.points;
@@ -119,12 +120,12 @@ interface Point {
 }
 
 /** Fold the store's readings into buckets: for widths the rollups do not keep. */
-async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }) {
+async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }, signal?: AbortSignal) {
   const store = storeOf(api);
   const series = new Map<string, { topic: string; field: string; points: Map<number, Point> }>();
   let after: Position | undefined;
   for (;;) {
-    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, after, limit: 5000 });
+    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, after, limit: 5000 }, signal);
     for (const r of page) fold(r);
     if (page.length < 5000) break;
     after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };

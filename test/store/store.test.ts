@@ -140,7 +140,7 @@ describe('files specifics', () => {
 });
 
 describe('sqlite store: writes before reads', () => {
-  it('a query that scans the whole store runs in slices: a write sent while it runs is stored before it ends, and the query still finds every match', async () => {
+  it('a query that scans the whole store runs in slices: a write sent while it runs is stored before it ends, the query still finds every match, and one whose asker has gone stops', async () => {
     const d = tempDir();
     dirs.push(d);
     const store = await openStore('sqlite', join(d, 'store.db'));
@@ -159,6 +159,13 @@ describe('sqlite store: writes before reads', () => {
     expect(found.map((r) => r.seq)).toEqual([N]); // the control: the sliced query is whole
     expect(order).toEqual(['write', 'query']);
     expect((await store.query({ afterSeq: N, limit: 5 })).map((r) => r.seq)).toEqual([N + 1]);
+    // Its asker gone, a scan stops at the next slice (the API aborts the signal when the client goes).
+    const gone = new AbortController();
+    const abandoned = store.query({ topic: 'sensors/a/env', where: [{ path: 'seq', op: '=', value: -1 }] }, gone.signal);
+    await new Promise((r) => setTimeout(r, 20));
+    gone.abort(new Error('the client has gone'));
+    await expect(abandoned).rejects.toThrow('the client has gone');
+    expect((await store.query({ afterSeq: N - 1, limit: 5 })).map((r) => r.seq)).toEqual([N, N + 1]); // the store serves the next
     await store.close();
   }, 120_000);
 });

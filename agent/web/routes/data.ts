@@ -5,7 +5,7 @@ import type { Histogram } from 'prom-client';
 import type { ApiSource } from '../api.js';
 import { badParameter, errorSchema, HttpError } from '../errors.js';
 import { aggregate, deleteReadings, readingsPage, STATS, type Operations } from '../operations.js';
-import { agentOf, fieldsParam, timeParam, topicParam, whereParam } from './params.js';
+import { agentOf, fieldsParam, goneSignal, timeParam, topicParam, whereParam } from './params.js';
 
 export interface DataRouteOptions {
   api: ApiSource;
@@ -58,7 +58,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
         response: { 200: { type: 'object', properties: { readings: { type: 'array', items: reading }, next: { type: ['string', 'null'] } }, required: ['readings', 'next'] }, ...errors },
       },
     },
-    async (req) => readingsPage(ops, req.query),
+    async (req, reply) => readingsPage(ops, req.query, goneSignal(reply)),
   );
 
   app.get<{ Querystring: { topic: string; bucket: string; from?: string; to?: string; fields?: string[]; stats?: string[] } }>(
@@ -105,7 +105,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
         },
       },
     },
-    async (req) => aggregate(ops, req.query),
+    async (req, reply) => aggregate(ops, req.query, goneSignal(reply)),
   );
 
   const inReading = {

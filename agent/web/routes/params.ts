@@ -1,6 +1,6 @@
 // Parameters several routes share: their schemas (for validation and the OpenAPI document) and
 // what they become.
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { filterProblem } from '../../../mqtt-topic/topic.js';
 import type { FieldFilter } from '../../store/types.js';
 import { parseFilter, parseTime } from '../../store/where.js';
@@ -64,3 +64,19 @@ export function storeOf(api: ApiSource) {
 
 /** Whom a request works for, for caps per user: the user or API key, else the address. */
 export const ownerOf = (req: FastifyRequest) => req.identity?.name ?? req.ip;
+
+const signals = new WeakMap<FastifyReply, AbortSignal>();
+
+/** Aborted when the client goes before its answer was sent: the work for it stops (one per reply). */
+export function goneSignal(reply: FastifyReply): AbortSignal {
+  let signal = signals.get(reply);
+  if (!signal) {
+    const gone = new AbortController();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) gone.abort(new Error('the client has gone'));
+    });
+    signal = gone.signal;
+    signals.set(reply, signal);
+  }
+  return signal;
+}
