@@ -164,7 +164,7 @@ export async function measureWear(disk: LoopDisk, sensorOpts: SensorOptions, war
     seconds: elapsed,
     bytesPerReading: bytes / readings,
     bytesPerDay: (bytes / readings) * perSecond * 86400,
-    ...(sensorOpts.qos === 1 && latencies.length ? { puback: { p50: percentileOf(latencies, 50), p99: percentileOf(latencies, 99), max: Math.max(...latencies) } } : {}),
+    ...(sensorOpts.qos === 1 && latencies.length ? { puback: { p50: percentileOf(latencies, 50), p99: percentileOf(latencies, 99), max: latencies.reduce((a, b) => Math.max(a, b), 0) } } : {}),
   };
 }
 
