@@ -119,11 +119,19 @@ const FRESH_READ_WAIT_MS = 1000;
  * wait a minute when readings are few), so that it sees every reading committed before it.
  */
 function freshReads<T extends { query(q: never): Promise<unknown> }>(target: T, consumer: ConsumerEngine<ChunkBatch>, log: DurableLog): T {
-  const query = async (...args: never[]) => {
+  const reads = new Set<PropertyKey>(['query', 'page']);
+  const fresh = (read: (...a: never[]) => Promise<unknown>) => async (...args: never[]) => {
     await consumer.caughtUp(log.lastSeq, FRESH_READ_WAIT_MS);
-    return (target.query as (...a: never[]) => Promise<unknown>)(...args);
+    return read(...args);
   };
-  return new Proxy(target, { get: (t, key) => (key === 'query' ? query : typeof t[key as keyof T] === 'function' ? (t[key as keyof T] as (...a: unknown[]) => unknown).bind(t) : t[key as keyof T]) });
+  return new Proxy(target, {
+    get: (t, key) => {
+      const value = t[key as keyof T];
+      if (typeof value !== 'function') return value;
+      const bound = (value as (...a: never[]) => Promise<unknown>).bind(t);
+      return reads.has(key) ? fresh(bound) : bound;
+    },
+  });
 }
 
 /** The key for encryption at rest, when configured. */

@@ -223,6 +223,8 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     },
     writtenBytes: () => written,
     query: (q: StoreQuery) => Promise.resolve(queryFiles(dir, q, opts.key)),
+    // Files are read an hour of a topic at a time; maxScan does not apply to them.
+    page: async (q: StoreQuery) => ({ records: queryFiles(dir, q, opts.key) }),
     lastSeq: () => last,
     /**
      * Whole hour files only, the oldest hour first, one file a step: an hour goes once all of it is

@@ -48,20 +48,22 @@ const ROWS_PER_CLOCK_LOOK = 256;
 
 /**
  * The readings of a query, found within about `sliceMs`; when time runs out first, those found and
- * the position to go on after (the caller asks again, and a write waiting here goes first).
+ * the position to go on after (the caller asks again, and a write waiting here goes first). At most
+ * `maxScan` readings are looked at.
  */
-function querySlice(q: StoreQuery, sliceMs: number): { records: LogRecord[]; resume?: Position } {
+function querySlice(q: StoreQuery, sliceMs: number): { records: LogRecord[]; looked: number; resume?: Position } {
   const started = performance.now();
   const limit = q.limit ?? 1000;
   const records: LogRecord[] = [];
-  if (limit <= 0) return { records };
+  if (limit <= 0) return { records, looked: 0 };
   let looked = 0;
   for (const r of db.query(q, coveredBy({ topics: [q.topic ?? '#'] }))) {
     if ((q.topic === undefined || topicMatches(q.topic, r.topic)) && matchesWhere(r, q.where)) {
       records.push(r);
       if (records.length >= limit) break;
     }
-    if (++looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs) return { records, resume: { at: r.receivedAt, seq: r.seq } };
+    looked++;
+    if (looked === q.maxScan || (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs)) return { records, looked, resume: { at: r.receivedAt, seq: r.seq } };
   }
-  return { records };
+  return { records, looked };
 }

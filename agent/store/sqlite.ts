@@ -22,16 +22,20 @@ class OneAtATime {
   }
 }
 
-/** A query asked slice by slice until it has its readings or the store has no more. */
-async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]> {
-  const found: LogRecord[] = [];
+/** A query asked slice by slice until it has its readings, the store has no more, or maxScan ran out. */
+async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery, signal?: AbortSignal): Promise<{ records: LogRecord[]; scannedTo?: Position }> {
+  const records: LogRecord[] = [];
   const limit = query.limit ?? 1000;
   let after = query.after;
+  let scanLeft = query.maxScan ?? Infinity;
   for (;;) {
     signal?.throwIfAborted(); // its asker has gone: the next query (or write) goes now
-    const slice = (await worker.call({ op: 'query', query: { ...query, after, limit: limit - found.length }, sliceMs: QUERY_SLICE_MS })) as { records: LogRecord[]; resume?: Position };
-    found.push(...slice.records);
-    if (!slice.resume || found.length >= limit) return found;
+    const maxScan = Number.isFinite(scanLeft) ? scanLeft : undefined;
+    const slice = (await worker.call({ op: 'query', query: { ...query, after, limit: limit - records.length, maxScan }, sliceMs: QUERY_SLICE_MS })) as { records: LogRecord[]; looked: number; resume?: Position };
+    records.push(...slice.records);
+    scanLeft -= slice.looked;
+    if (!slice.resume || records.length >= limit) return { records };
+    if (scanLeft <= 0) return { records, scannedTo: slice.resume };
     after = slice.resume;
   }
 }
@@ -54,7 +58,8 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
       await worker.call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer));
       last = Math.max(last, batch.lastSeq);
     },
-    query: (query, signal) => reads.run(() => querySliced(worker, query, signal)),
+    query: async (query, signal) => (await reads.run(() => querySliced(worker, query, signal))).records,
+    page: (query, signal) => reads.run(() => querySliced(worker, query, signal)),
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,
     lastSeq: () => last,

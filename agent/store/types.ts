@@ -16,6 +16,8 @@ export interface StoreQuery {
   /** Conditions on payload fields, all of which must hold. */
   where?: FieldFilter[];
   limit?: number;
+  /** Look at no more than this many readings (SQLite): a page then ends early, and says where. */
+  maxScan?: number;
 }
 
 /** Where a reading stands in time order: its receive time, then its seq. */
@@ -69,6 +71,8 @@ export interface LocalStore {
   readonly writesInFlight?: number;
   /** `signal`: the asker has gone; the query stops (between two slices of its work) and rejects. */
   query(q: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]>;
+  /** As query; `scannedTo`: maxScan ran out there, before `limit` readings were found (go on after it). */
+  page(q: StoreQuery, signal?: AbortSignal): Promise<{ records: LogRecord[]; scannedTo?: Position }>;
   /**
    * Delete up to `limit` readings the rule covers, oldest first, then give their space back, a step
    * at a time: call again until `done`, so writes go on in between.

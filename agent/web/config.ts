@@ -34,6 +34,7 @@ export const WebConfigSchema = Type.Object(
         {
           bodyBytes: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: MiB, description: 'largest request body; larger gets 413' }),
           requestTimeoutMs: Type.Integer({ minimum: 1000, maximum: 600000, default: 30000, description: 'time to receive a whole request (headers and body); a slower client is cut off' }),
+          scanReadings: Type.Integer({ minimum: 1000, maximum: 100000000, default: 200000, description: 'most stored readings one request looks at (the SQLite store): a page of /api/data or GraphQL readings that matches few ends there, with fewer readings and a next cursor to go on; an aggregate from the store over more gets 400 (narrow the range, or use a bucket the rollups keep)' }),
           pageRows: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'most readings one /api/data page may ask for' }),
           headersTimeoutMs: Type.Integer({ minimum: 500, maximum: 600000, default: 5000, description: 'time to receive a request\'s headers (at most requestTimeoutMs); a client that holds a connection with unfinished headers is cut off this soon' }),
           maxConnections: Type.Integer({ minimum: 1, maximum: 100000, default: 256, description: 'open HTTP connections per listener (the API, live streams and MQTT over WebSocket together)' }),

@@ -15,6 +15,8 @@ import { agentOf, listOf, range, storeOf, topicFilter, whereOf } from './routes/
 export interface Operations {
   api: ApiSource;
   queryDuration: Histogram<'source'>;
+  /** Most stored readings one request looks at (web.limits.scanReadings). */
+  scanReadings: number;
 }
 
 export interface ReadingsQuery {
@@ -28,13 +30,19 @@ export interface ReadingsQuery {
 }
 
 /** `signal`: the client has gone (the query stops). */
-export async function readingsPage({ api, queryDuration }: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null }> {
+/**
+ * One page. A page whose conditions match few readings ends once it looked at `scanReadings` of
+ * them, with fewer than `limit` and a `next` to go on from where it stopped: no request scans
+ * without bound.
+ */
+export async function readingsPage({ api, queryDuration, scanReadings }: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null }> {
   const store = storeOf(api);
   const after = fromCursor(q.cursor, q.order);
-  const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, after };
+  const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, after, maxScan: scanReadings };
   const end = queryDuration.startTimer({ source: store.kind });
-  const readings = await store.query(query, signal).finally(() => end());
+  const { records: readings, scannedTo } = await store.page(query, signal).finally(() => end());
   const last = readings.at(-1);
+  if (scannedTo) return { readings, next: cursorOf(scannedTo, q.order) };
   return { readings, next: last && readings.length === q.limit ? cursorOf({ at: last.receivedAt, seq: last.seq }, q.order) : null };
 }
 
@@ -47,7 +55,7 @@ export interface AggregateQuery {
   stats?: string[];
 }
 
-export async function aggregate({ api, queryDuration }: Operations, q: AggregateQuery, signal?: AbortSignal) {
+export async function aggregate({ api, queryDuration, scanReadings }: Operations, q: AggregateQuery, signal?: AbortSignal) {
   const width = durationMs(q.bucket);
   if (width < 60_000 || width > 86_400_000) throw badParameter('bucket', `${q.bucket} is outside 1m..1d`);
   const { from, to } = range(q);
@@ -55,7 +63,7 @@ export async function aggregate({ api, queryDuration }: Operations, q: Aggregate
   const rollups = agentOf(api).rollups;
   const source = rollups?.widths.includes(width) ? 'rollups' : 'store';
   const end = queryDuration.startTimer({ source: source === 'rollups' ? 'rollups' : (agentOf(api).store?.kind ?? 'none') });
-  const series = await (source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, signal)).finally(() => end());
+  const series = await (source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, scanReadings, signal)).finally(() => end());
   const wanted = new Set<StatName>((q.stats as StatName[] | undefined) ?? STATS);
   for (const s of series) {
     s.points = s.points.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => k === 'start' || wanted.has(k as StatName)))) as typeof s.points;
@@ -120,14 +128,20 @@ interface Point {
 }
 
 /** Fold the store's readings into buckets: for widths the rollups do not keep. */
-async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }, signal?: AbortSignal) {
+async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }, scanReadings: number, signal?: AbortSignal) {
   const store = storeOf(api);
   const series = new Map<string, { topic: string; field: string; points: Map<number, Point> }>();
   let after: Position | undefined;
-  for (;;) {
-    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, after, limit: 5000 }, signal);
+  for (let folded = 0; ; ) {
+    // One more than the budget tells a range that holds more.
+    const limit = Math.min(5000, scanReadings + 1 - folded);
+    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, after, limit }, signal);
     for (const r of page) fold(r);
-    if (page.length < 5000) break;
+    folded += page.length;
+    if (folded > scanReadings) {
+      throw new HttpError(400, `from, to: the range holds more than ${scanReadings} stored readings (web.limits.scanReadings): narrow it, or ask a bucket width the rollups keep (rollups.buckets)`, [{ parameter: 'from', message: 'narrow the range' }]);
+    }
+    if (page.length < limit) break;
     after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };
   }
   function fold(r: LogRecord) {

@@ -144,7 +144,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(authRoutes, { users: opts.users, sessions: opts.sessions, guard: opts.guard, secure: name === 'https' });
   await app.register(apiKeyRoutes, { keys: opts.keys });
   await app.register(userRoutes, { users: opts.users });
-  const ops = { api: opts.api, queryDuration: opts.metrics.queryDuration };
+  const ops = { api: opts.api, queryDuration: opts.metrics.queryDuration, scanReadings: limits.scanReadings };
   await app.register(dataRoutes, { ...ops, pageRows: limits.pageRows });
   await app.register(exportRoutes, { api: opts.api, slots: new Slots('exports', { inAll: limits.exports, perOwner: limits.exportsPerUser }) });
   await app.register(schemaRoutes, { api: opts.api });

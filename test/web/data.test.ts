@@ -200,3 +200,34 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     expect((await api.del('/api/data')).status).toBe(400); // the topic is required
   });
 });
+
+describe('a request looks at web.limits.scanReadings stored readings at most', () => {
+  it('a page whose condition matches few ends there with a next to go on; following next finds every match; an aggregate over more gets 400', async () => {
+    const agent = await startAgent({ store: { gatherMs: 0 }, rollups: { buckets: ['1h'] }, web: { limits: { scanReadings: 1000 } } });
+    try {
+      const api = adminClient(agent);
+      // 3,500 readings, of which two match: the 10th and the last.
+      const readings = Array.from({ length: 3500 }, (_, i) => ({ topic: 'scan/a', payload: { v: i === 9 || i === 3499 ? 1 : 0 } }));
+      expect((await api.post('/api/data', { readings })).status).toBe(201);
+      await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+      const first = await api.get('/api/data?topic=scan/a&where=v=1&limit=10');
+      expect(first.status).toBe(200);
+      expect(first.body.readings.map((r: Reading) => r.payload.v)).toEqual([1]); // found in the first 1,000 looked at
+      expect(first.body.next).not.toBeNull(); // and the page ended there, with fewer than 10
+      const pages = [first.body];
+      while (pages.at(-1).next) pages.push((await api.get(`/api/data?topic=scan/a&where=v=1&limit=10&cursor=${encodeURIComponent(pages.at(-1).next)}`)).body);
+      expect(pages.length).toBe(4); // 3,500 readings, 1,000 a page
+      expect(pages.flatMap((p) => p.readings).length).toBe(2);
+      // The control: a condition every reading meets fills its page from the first 10 looked at.
+      expect((await api.get('/api/data?topic=scan/a&limit=10')).body.readings).toHaveLength(10);
+      // An aggregate from the store (a width the rollups do not keep) over more than 1,000: 400, naming what to narrow.
+      const agg = await api.get('/api/data/aggregate?topic=scan/a&bucket=5m');
+      expect(agg.status).toBe(400);
+      expect(agg.body.message).toMatch(/^from, to: the range holds more than 1000 stored readings \(web.limits.scanReadings\): narrow it/);
+      expect((await api.get('/api/data/aggregate?topic=scan/a&bucket=1h')).status).toBe(200); // the rollups keep 1h
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+  });
+});

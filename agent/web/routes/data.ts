@@ -11,6 +11,7 @@ export interface DataRouteOptions {
   api: ApiSource;
   pageRows: number;
   queryDuration: Histogram<'source'>;
+  scanReadings: number;
 }
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema, 503: errorSchema };
@@ -34,14 +35,14 @@ const reading = {
   required: ['seq', 'topic', 'receivedAt', 'payload'],
 } as const;
 
-export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { api, pageRows, queryDuration }) => {
-  const ops: Operations = { api, queryDuration };
+export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { api, pageRows, queryDuration, scanReadings }) => {
+  const ops: Operations = { api, queryDuration, scanReadings };
   app.get<{ Querystring: { topic: string; from?: string; to?: string; where?: string[]; limit: number; cursor?: string; order: 'asc' | 'desc' } }>(
     '/api/data',
     {
       schema: {
         tags: ['data'],
-        description: 'stored readings, a page at a time: follow `next` until it is null',
+        description: 'stored readings, a page at a time: follow `next` until it is null (a page whose conditions match few readings may end with fewer than limit once it looked at web.limits.scanReadings of them; its next goes on from there)',
         querystring: {
           type: 'object',
           properties: {
