@@ -47,7 +47,7 @@ export const WebConfigSchema = Type.Object(
           graphqlRequests: Type.Integer({ minimum: 1, maximum: 1000, default: 8, description: 'GraphQL requests (queries and mutations over HTTP) running at once; more get 503 with Retry-After' }),
           graphqlRequestsPerUser: Type.Integer({ minimum: 1, maximum: 1000, default: 4, description: 'GraphQL requests of one user or API key at once; more get 429 with Retry-After' }),
           graphqlDepth: Type.Integer({ minimum: 2, maximum: 64, default: 8, description: 'deepest GraphQL query' }),
-          graphqlCost: Type.Integer({ minimum: 10, maximum: 1000000, default: 2000, description: 'costliest GraphQL query (1 a field; a list times its limit / 100)' }),
+          graphqlCost: Type.Integer({ minimum: 10, maximum: 1000000, default: 2000, description: 'costliest GraphQL query: 1 a field; a list times its limit / 100; a field that may scan the store (readings with conditions or a topic pattern, an aggregate of a width the rollups do not keep) 1 per 1,000 of web.limits.scanReadings; each alias counts' }),
           heartbeatSec: Type.Integer({ minimum: 1, maximum: 3600, default: 15, description: 'live streams send a heartbeat this often; a WebSocket client that answers no ping in two is dropped' }),
         },
         { ...strict, default: {} },

@@ -6,6 +6,7 @@ import { GraphQLError, GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import { createComplexityRule, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import mercurius, { type IResolvers } from 'mercurius';
 import { filterProblem, topicMatches } from '../../mqtt-topic/topic.js';
+import { durationMs } from '../config/keys.js';
 import { SchemaChangeError } from '../ingest/schema-editor.js';
 import type { SchemaDoc } from '../ingest/schema-doc.js';
 import type { CompiledSchema } from '../ingest/schemas.js';
@@ -253,6 +254,26 @@ class ReadingStream implements AsyncIterableIterator<{ readings: unknown }>, Liv
   }
 }
 
+/**
+ * A field that may look at up to web.limits.scanReadings stored readings costs what it may scan, a
+ * point a thousand (each alias counts): readings with conditions on payload fields or a topic
+ * pattern other than #, an aggregate whose width the rollups do not keep (it folds the store).
+ */
+function scanEstimator(scanReadings: number, rollupWidths: () => number[]): ComplexityEstimator {
+  const scanCost = Math.ceil(scanReadings / 1000);
+  return ({ field, args, childComplexity }) => {
+    if (field.name === 'readings' && !('topics' in args)) {
+      const topic = typeof args.topic === 'string' ? args.topic : '#';
+      if ((Array.isArray(args.where) && args.where.length > 0) || (topic !== '#' && /[+#]/.test(topic))) return scanCost + childComplexity;
+    }
+    if (field.name === 'aggregate') {
+      const bucket = typeof args.bucket === 'string' ? args.bucket : '1h';
+      if (!/^[1-9][0-9]{0,3}[mhd]$/.test(bucket) || !rollupWidths().includes(durationMs(bucket))) return scanCost + childComplexity;
+    }
+    return undefined;
+  };
+}
+
 /** A list's cost grows with the page it asks for. */
 const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => (typeof args.limit === 'number' ? Math.ceil(args.limit / 100) * (childComplexity + 1) : undefined);
 
@@ -337,7 +358,7 @@ export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions
     graphiql: false,
     queryDepth: opts.maxDepth,
     cache: false, // the cost rule needs each request's variables
-    validationRules: ({ variables }) => [createComplexityRule({ maximumComplexity: opts.maxCost, variables, estimators: [pageEstimator, simpleEstimator({ defaultComplexity: 1 })] })],
+    validationRules: ({ variables }) => [createComplexityRule({ maximumComplexity: opts.maxCost, variables, estimators: [scanEstimator(ops.scanReadings, () => api()?.rollups?.widths ?? []), pageEstimator, simpleEstimator({ defaultComplexity: 1 })] })],
     context: (req: FastifyRequest) => ({ identity: req.identity }),
     subscription: {
       context: (_socket: unknown, req: FastifyRequest) => ({ identity: req.identity }),

@@ -137,6 +137,17 @@ describe('metrics and GraphQL', () => {
     const costly = await api.post('/graphql', { query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }` });
     expect(costly.status).toBe(400);
     expect(JSON.stringify(costly.body)).toMatch(/exceeds the maximum complexity of 2000/);
+    // A field that scans costs what it may scan (scanReadings 200,000: 200 a field), each alias apart:
+    // 100 aliases of a one-reading page with a condition no longer fit; 9 do (the control).
+    const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
+    const scans = await api.post('/graphql', { query: aliases(100) });
+    expect(scans.status).toBe(400);
+    expect(JSON.stringify(scans.body)).toMatch(/exceeds the maximum complexity of 2000/);
+    expect((await api.post('/graphql', { query: aliases(9) })).status).toBe(200);
+    // An aggregate from the store (a width the rollups do not keep) scans too; one they keep does not.
+    const folds = (bucket: string) => `{ ${Array.from({ length: 10 }, (_, i) => `a${i}: aggregate(topic: "x/#", bucket: "${bucket}") { bucket }`).join(' ')} }`;
+    expect((await api.post('/graphql', { query: folds('7m') })).status).toBe(400);
+    expect((await api.post('/graphql', { query: folds('1h') })).status).toBe(200);
   });
 
   it('GraphQL subscription: live readings for the topics asked (graphql-transport-ws), with credentials only', async () => {
