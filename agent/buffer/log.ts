@@ -440,9 +440,10 @@ export class DurableLog {
     this.flushing = undefined;
     if (this.writing || this.pending.length === 0) return;
     const batches = this.pending;
+    const bytes = this.pendingSize;
     this.pending = [];
     this.pendingSize = 0;
-    this.writing = this.write(batches).finally(() => {
+    this.writing = this.write(batches, bytes).finally(() => {
       this.writing = null;
       // What came during the commit goes now if it is due or its window passed meanwhile, else at its timer.
       if (this.pending.length && (this.due() || !this.timer)) this.flush();
@@ -450,7 +451,8 @@ export class DurableLog {
   }
 
   /** Everything that queued up during the previous commit goes in one LevelDB batch: one fsync. */
-  private async write(batches: Batch[]): Promise<void> {
+  /** `bytes`: what the batches hold before compression (readings and dead letters). */
+  private async write(batches: Batch[], bytes: number): Promise<void> {
     const ops: Op[] = [];
     const chunks: ChunkInfo[] = [];
     const values: Buffer[] = [];
@@ -481,7 +483,7 @@ export class DurableLog {
     chunks.forEach((c, i) => this.keepRecent(c.firstSeq, values[i]));
     if (chunks.length) this.durableSeq = chunks.at(-1)!.lastSeq;
     for (const b of batches) b.resolve();
-    this.opts.onWritten?.(batches.reduce((n, b) => n + b.lines.reduce((m, l) => m + l.length, 0) + b.deadLetters.reduce((m, d) => m + (d.type === 'put' ? d.value.length : 0), 0), 0));
+    this.opts.onWritten?.(bytes);
     const done = performance.now();
     for (const b of batches) if (b.lines.length) this.opts.onCommitted?.((done - b.openedAt) / 1000);
     if (this.taps.size) for (const b of batches) if (b.tapOnCommit.length) for (const tap of this.taps) tap(b.tapOnCommit);
