@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // graphql-js as Node loads it (its CommonJS main): graphql-query-complexity and graphql-ws require
+  // that copy, and two copies of graphql-js do not recognise each other's schemas.
+  resolve: { alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }] },
   test: {
     include: ['test/**/*.test.ts', 'embedded-broker/**/*.test.ts', 'agent/**/*.test.ts', 'sync/**/*.test.ts'],
     testTimeout: 30_000,

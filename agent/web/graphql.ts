@@ -1,281 +1,14 @@
-// GraphQL at /graphql (mercurius): readings, aggregates, schemas, dead letters and sync status; the
-// same changes as the REST API; live readings as a subscription. Same credentials and roles (the
-// request's identity, set by the authentication hook), with query depth and cost limits.
+// GET and POST /graphql, and subscriptions over a WebSocket on it (graphql-transport-ws). The
+// schema and graphql-js are loaded when the first request comes (graphql-engine.ts): about 10 MB of
+// heap an agent nobody queries with GraphQL does not hold.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GraphQLError, GraphQLScalarType, valueFromASTUntyped } from 'graphql';
-import { createComplexityRule, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
-import mercurius, { type IResolvers } from 'mercurius';
-import { filterProblem, topicMatches } from '../../mqtt-topic/topic.js';
-import { durationMs } from '../config/keys.js';
-import { SchemaChangeError } from '../ingest/schema-editor.js';
-import type { SchemaDoc } from '../ingest/schema-doc.js';
-import type { CompiledSchema } from '../ingest/schemas.js';
-import { mayAct, type WebRole } from '../users/roles.js';
+import type { WebSocket } from 'ws';
 import type { ApiSource } from './api.js';
-import type { Identity } from './auth/authenticate.js';
 import { HttpError, sendError } from './errors.js';
-import type { LiveClient } from './live.js';
-import { aggregate, deleteReadings, readingsPage, replay, type Operations } from './operations.js';
-import { agentOf, goneSignal, ownerOf } from './routes/params.js';
+import type { EngineOptions, GraphqlEngine } from './graphql-engine.js';
+import type { Operations } from './operations.js';
+import { goneSignal, ownerOf } from './routes/params.js';
 import type { Slots } from './slots.js';
-
-const typeDefs = /* GraphQL */ `
-  scalar JSON
-
-  enum Order {
-    asc
-    desc
-  }
-
-  type Reading {
-    seq: Float!
-    agentId: String
-    topic: String!
-    receivedAt: Float!
-    clockSynced: Boolean
-    clockCorrectionMs: Float
-    deviceTime: Float
-    payload: JSON
-    clientId: String
-    schema: String
-    qos: Int
-  }
-
-  type ReadingPage {
-    readings: [Reading!]!
-    next: String
-  }
-
-  type Point {
-    start: Float!
-    count: Float
-    min: Float
-    max: Float
-    sum: Float
-    mean: Float
-    stddev: Float
-    last: Float
-  }
-
-  type Series {
-    topic: String!
-    tags: JSON
-    field: String!
-    points: [Point!]!
-  }
-
-  type Aggregate {
-    bucket: String!
-    source: String!
-    series: [Series!]!
-  }
-
-  type Schema {
-    name: String!
-    version: Int!
-    id: String!
-    topics: [String!]!
-    source: String!
-    editable: Boolean!
-    doc: JSON
-  }
-
-  type Reason {
-    path: String!
-    message: String!
-  }
-
-  type DeadLetter {
-    id: Int!
-    time: Float!
-    topic: String!
-    clientId: String
-    payload: String!
-    payloadBytes: Int
-    truncated: Boolean
-    reasons: [Reason!]!
-    consumer: String
-  }
-
-  type SinkStatus {
-    name: String!
-    type: String!
-    state: String!
-    since: String!
-    lagRecords: Float!
-    oldestUnsentMs: Float!
-    recordsPerSec: Float!
-    drainEtaSec: Float
-    lastError: String
-  }
-
-  type Replayed {
-    id: Int!
-    seq: Float!
-  }
-
-  type Refused {
-    id: Int!
-    reasons: [Reason!]!
-  }
-
-  type Skipped {
-    id: Int!
-    why: String!
-  }
-
-  type ReplayResult {
-    replayed: [Replayed!]!
-    refused: [Refused!]!
-    skipped: [Skipped!]!
-  }
-
-  type Query {
-    readings(topic: String = "#", from: String, to: String, where: [String!], limit: Int = 100, cursor: String, order: Order = asc): ReadingPage!
-    aggregate(topic: String = "#", bucket: String = "1h", from: String, to: String, fields: [String!], stats: [String!]): Aggregate!
-    schemas: [Schema!]!
-    schema(name: String!, version: Int): Schema
-    deadLetters(topic: String, limit: Int = 100, cursor: Int): [DeadLetter!]!
-    sync: [SinkStatus!]!
-  }
-
-  type Mutation {
-    "add a schema, or change it (a new version)"
-    putSchema(doc: JSON!): Schema!
-    deleteSchema(name: String!): Boolean!
-    replayDeadLetters(ids: [Int!]!): ReplayResult!
-    "readings deleted from the local store"
-    deleteReadings(topic: String!, from: String, to: String): Float!
-  }
-
-  type Subscription {
-    readings(topics: [String!]!, fields: [String!]): Reading!
-  }
-`;
-
-declare module 'mercurius' {
-  interface MercuriusContext {
-    identity: Identity | null;
-  }
-}
-
-/** Mercurius adds the request's reply (none for a subscription). */
-type Context = { identity: Identity | null; reply?: FastifyReply };
-
-const JSON_SCALAR = new GraphQLScalarType({
-  name: 'JSON',
-  description: 'any JSON value',
-  serialize: (v) => v,
-  parseValue: (v) => v,
-  parseLiteral: (ast) => valueFromASTUntyped(ast),
-});
-
-/** An HTTP-style refusal as a GraphQL error, with its status and parameters in extensions. */
-function asGraphQL(err: unknown): never {
-  if (err instanceof SchemaChangeError) throw new GraphQLError(err.message, { extensions: { code: err.kind.toUpperCase(), problems: err.problems } });
-  if (err instanceof HttpError) throw new GraphQLError(err.message, { extensions: { code: 'BAD_REQUEST', status: err.status, details: err.details } });
-  throw err;
-}
-
-function need(ctx: Context, role: WebRole): void {
-  if (!ctx.identity) throw new GraphQLError('credentials required', { extensions: { code: 'UNAUTHENTICATED', status: 401 } });
-  if (!mayAct(ctx.identity.role, role)) throw new GraphQLError(`this needs the ${role} role; ${ctx.identity.name} has ${ctx.identity.role}`, { extensions: { code: 'FORBIDDEN', status: 403 } });
-}
-
-/** Guarded resolver: the role first, then the work, errors in GraphQL's terms. */
-const guarded =
-  <A, R>(role: WebRole, work: (args: A, signal?: AbortSignal) => Promise<R> | R) =>
-  async (_root: unknown, args: A, ctx: Context): Promise<R> => {
-    need(ctx, role);
-    try {
-      return await work(args, ctx.reply && goneSignal(ctx.reply));
-    } catch (err) {
-      asGraphQL(err);
-    }
-  };
-
-/** Live readings for one subscription, queued until taken; bounded like the other live clients. */
-class ReadingStream implements AsyncIterableIterator<{ readings: unknown }>, LiveClient {
-  readonly subscriptions: Map<string, string[] | undefined>;
-  private readonly queue: string[] = [];
-  private bytes = 0;
-  private waiting: ((r: IteratorResult<{ readings: unknown }>) => void) | undefined;
-  private ended: Error | null | undefined;
-
-  constructor(
-    topics: string[],
-    fields: string[] | undefined,
-    private readonly onEnd: (stream: ReadingStream) => void,
-  ) {
-    this.subscriptions = new Map(topics.map((t) => [t, fields]));
-  }
-
-  buffered = () => this.bytes;
-
-  send(text: string): void {
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = undefined;
-      return w({ value: this.decode(text), done: false });
-    }
-    this.queue.push(text);
-    this.bytes += text.length;
-  }
-
-  tooSlow(bytes: number): void {
-    this.ended = new GraphQLError(`too slow: ${bytes} bytes waiting; subscribe again`, { extensions: { code: 'TOO_SLOW' } });
-    this.waiting?.({ value: undefined, done: true });
-  }
-
-  private decode(text: string) {
-    return { readings: JSON.parse(text) as unknown };
-  }
-
-  next(): Promise<IteratorResult<{ readings: unknown }>> {
-    const text = this.queue.shift();
-    if (text !== undefined) {
-      this.bytes -= text.length;
-      return Promise.resolve({ value: this.decode(text), done: false });
-    }
-    if (this.ended) return Promise.reject(this.ended);
-    if (this.ended === null) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.waiting = resolve));
-  }
-
-  return(): Promise<IteratorResult<{ readings: unknown }>> {
-    this.ended ??= null;
-    this.onEnd(this);
-    this.waiting?.({ value: undefined, done: true });
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator]() {
-    return this;
-  }
-}
-
-/**
- * A field that may look at up to web.limits.scanReadings stored readings costs what it may scan, a
- * point a thousand (each alias counts): readings with conditions on payload fields or a topic
- * pattern other than #, an aggregate whose width the rollups do not keep (it folds the store).
- */
-function scanEstimator(scanReadings: number, rollupWidths: () => number[]): ComplexityEstimator {
-  const scanCost = Math.ceil(scanReadings / 1000);
-  return ({ field, args, childComplexity }) => {
-    if (field.name === 'readings' && !('topics' in args)) {
-      const topic = typeof args.topic === 'string' ? args.topic : '#';
-      if ((Array.isArray(args.where) && args.where.length > 0) || (topic !== '#' && /[+#]/.test(topic))) return scanCost + childComplexity;
-    }
-    if (field.name === 'aggregate') {
-      const bucket = typeof args.bucket === 'string' ? args.bucket : '1h';
-      if (!/^[1-9][0-9]{0,3}[mhd]$/.test(bucket) || !rollupWidths().includes(durationMs(bucket))) return scanCost + childComplexity;
-    }
-    return undefined;
-  };
-}
-
-/** A list's cost grows with the page it asks for. */
-const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => (typeof args.limit === 'number' ? Math.ceil(args.limit / 100) * (childComplexity + 1) : undefined);
 
 export interface GraphqlOptions {
   api: ApiSource;
@@ -287,82 +20,49 @@ export interface GraphqlOptions {
   slots: Slots;
 }
 
+type Params = { query?: unknown; variables?: unknown; operationName?: unknown };
+
 export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions): Promise<void> {
-  const { api, ops } = opts;
-  const describe = (s: CompiledSchema) => agentOf(api).schemas.summary(s);
-  const resolvers: IResolvers = {
-    JSON: JSON_SCALAR,
-    Query: {
-      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1], signal) => readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) }, signal)),
-      aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1], signal) => aggregate(ops, a, signal)),
-      schemas: guarded('viewer', () => agentOf(api).schemas.list().map(describe)),
-      schema: guarded('viewer', ({ name, version }: { name: string; version?: number }) => agentOf(api).schemas.view(name, version ?? undefined) ?? null),
-      deadLetters: guarded('viewer', async ({ topic, limit, cursor }: { topic?: string; limit: number; cursor?: number }) => {
-        if (topic && filterProblem(topic)) throw new HttpError(400, `topic: not a valid topic filter: ${filterProblem(topic)}`);
-        return agentOf(api).deadLetters.deadLetters(Math.min(limit, 1000), cursor ?? undefined, (d) => !topic || topicMatches(topic, d.topic));
-      }),
-      sync: guarded('viewer', async () => (await agentOf(api).sinks()).map((s) => ({ ...s, lastError: s.lastError?.message }))),
-    },
-    Mutation: {
-      putSchema: guarded('operator', ({ doc }: { doc: SchemaDoc }) => {
-        if (!doc || typeof doc !== 'object' || typeof doc.name !== 'string') throw new HttpError(400, 'doc: a schema document with a name');
-        const editor = agentOf(api).schemas;
-        return describe(editor.current(doc.name) ? editor.replace(doc.name, doc) : editor.create(doc));
-      }),
-      deleteSchema: guarded('operator', ({ name }: { name: string }) => {
-        agentOf(api).schemas.remove(name);
-        return true;
-      }),
-      replayDeadLetters: guarded('operator', async ({ ids }: { ids: number[] }) => {
-        const agent = agentOf(api);
-        const letters = (await Promise.all(ids.slice(0, 1000).map((id) => agent.deadLetters.deadLetter(id)))).filter((d) => d !== undefined);
-        return replay(agent, letters);
-      }),
-      deleteReadings: guarded('admin', (a: { topic: string; from?: string; to?: string }) => deleteReadings(ops, { topic: a.topic, from: a.from ?? undefined, to: a.to ?? undefined })),
-    },
-    Subscription: {
-      readings: {
-        subscribe: async (_root: unknown, { topics, fields }: { topics: string[]; fields?: string[] }, ctx: Context) => {
-          need(ctx, 'viewer');
-          const bad = topics.find((t) => filterProblem(t));
-          if (bad !== undefined || topics.length === 0 || topics.length > 32) throw new GraphQLError(`topics: 1 to 32 valid topic filters${bad !== undefined ? `; ${JSON.stringify(bad)}: ${filterProblem(bad)}` : ''}`, { extensions: { code: 'BAD_REQUEST' } });
-          const hub = agentOf(api).live;
-          const stream = new ReadingStream(topics, fields ?? undefined, (s) => hub.remove(s));
-          const refused = hub.add(stream, ctx.identity!.name);
-          if (refused) throw new GraphQLError(refused, { extensions: { code: refused === 'too many live clients' ? 'UNAVAILABLE' : 'TOO_MANY_REQUESTS' } });
-          return stream;
-        },
-      },
-    },
-  };
+  let engine: Promise<GraphqlEngine> | undefined;
+  const load = () => (engine ??= import('./graphql-engine.js').then((m) => m.createGraphqlEngine(opts satisfies EngineOptions)));
 
   // A request over HTTP holds a slot until its answer is sent or its client goes (subscriptions are live clients).
-  // Answered here, not thrown: Mercurius would make a thrown error a GraphQL error.
-  app.addHook('preHandler', async (req, reply) => {
-    if (req.routeOptions.url !== '/graphql' || req.ws) return;
+  const takeSlot = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.ws) return;
     try {
       reply.raw.once('close', opts.slots.take(ownerOf(req)));
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       return sendError(reply.headers(err.headers), err.status, err.message);
     }
-  });
+  };
+  const answer = (method: 'GET' | 'POST') => async (req: FastifyRequest, reply: FastifyReply) => {
+    const params = ((method === 'GET' ? req.query : req.body) ?? {}) as Params;
+    const { status, body } = await (await load()).http(params, method, { identity: req.identity, signal: goneSignal(reply) });
+    return reply.code(status).send(body);
+  };
   // Browsers' WebSocket cannot send headers: the token may come as ?access_token= on /graphql.
-  app.addHook('onRoute', (route) => {
-    if (route.url === '/graphql') route.config = { ...(route.config ?? {}), tokenInQuery: true };
-  });
-  await app.register(mercurius, {
-    schema: typeDefs,
-    resolvers,
-    path: '/graphql',
-    graphiql: false,
-    queryDepth: opts.maxDepth,
-    cache: false, // the cost rule needs each request's variables
-    validationRules: ({ variables }) => [createComplexityRule({ maximumComplexity: opts.maxCost, variables, estimators: [scanEstimator(ops.scanReadings, () => api()?.rollups?.widths ?? []), pageEstimator, simpleEstimator({ defaultComplexity: 1 })] })],
-    context: (req: FastifyRequest) => ({ identity: req.identity }),
-    subscription: {
-      context: (_socket: unknown, req: FastifyRequest) => ({ identity: req.identity }),
-      keepAlive: opts.heartbeatMs,
+  const config = { tokenInQuery: true };
+  app.route({
+    method: 'GET',
+    url: '/graphql',
+    config,
+    schema: { hide: true },
+    preHandler: takeSlot,
+    handler: answer('GET'),
+    wsHandler: (socket: WebSocket, req: FastifyRequest) => {
+      // What the client sends while the engine loads is kept for it.
+      const early: string[] = [];
+      const keep = (data: unknown) => early.push(String(data));
+      socket.on('message', keep);
+      load().then(
+        (e) => {
+          socket.off('message', keep);
+          e.serve(socket, req.identity, early);
+        },
+        (err: Error) => socket.close(1011, err.message.slice(0, 100)),
+      );
     },
   });
+  app.post('/graphql', { config, schema: { hide: true }, preHandler: takeSlot }, answer('POST'));
 }

@@ -110,6 +110,24 @@ describe('metrics and GraphQL', () => {
     expect(data.sync[0].state).not.toBe('ok');
   });
 
+  it('GraphQL over GET: queries only; a subscription only over a WebSocket; a bad request names what is wrong', async () => {
+    const get = await api.get(`/graphql?query=${encodeURIComponent('{ schemas { name } }')}`);
+    expect(get.status).toBe(200);
+    expect(get.body.data.schemas).toEqual([{ name: 'climate' }]);
+    const mutation = await api.get(`/graphql?query=${encodeURIComponent('mutation { deleteSchema(name: "x") }')}`);
+    expect(mutation.status).toBe(405);
+    expect((await api.post('/graphql', { query: 'subscription { readings(topics: ["#"]) { seq } }' })).status).toBe(400);
+    const noQuery = await api.post('/graphql', { variables: {} });
+    expect(noQuery.status).toBe(400);
+    expect(noQuery.body.errors[0].message).toMatch(/^query:/);
+    const badVariables = await api.get(`/graphql?query=${encodeURIComponent('{ schemas { name } }')}&variables=%7Bnot-json`);
+    expect(badVariables.status).toBe(400);
+    expect(badVariables.body.errors[0].message).toMatch(/^variables:/);
+    const syntax = await api.post('/graphql', { query: '{ schemas { name }' });
+    expect(syntax.status).toBe(400);
+    expect(syntax.body.errors[0].message).toMatch(/Syntax Error/);
+  });
+
   it('GraphQL mutations: a schema change, then the dead letter replays; roles hold', async () => {
     const vera = api.as({ basic: ['vera', 'viewer-pass'] });
     const denied = await vera.post('/graphql', { query: 'mutation { deleteReadings(topic: "#") }' });
