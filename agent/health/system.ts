@@ -1,13 +1,12 @@
 // The machine the agent runs on: CPU load, temperature, memory, network, uptime, and on a
 // Raspberry Pi the firmware's throttling and under-voltage flags. Sampled every few seconds from
-// files the kernel keeps (systeminformation for memory and load; /sys and /proc for the rest), so a
-// sample costs a few file reads, never a process.
+// files the kernel keeps (Node's os module for CPU times and memory; /sys and /proc for the rest), so
+// a sample costs a few file reads, never a process.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { loadavg, uptime } from 'node:os';
+import { cpus, freemem, loadavg, totalmem, uptime } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import si from 'systeminformation';
 
 const run = promisify(execFile);
 
@@ -124,14 +123,35 @@ export function findVcgencmd(): string | undefined {
   return ['/usr/bin/vcgencmd', '/opt/vc/bin/vcgencmd'].find((p) => existsSync(p));
 }
 
+/** CPU time of all cores so far (ms): busy and in all. */
+function cpuTimes(): { busy: number; total: number; cores: number } {
+  let busy = 0;
+  let total = 0;
+  const all = cpus();
+  for (const { times } of all) {
+    const sum = times.user + times.nice + times.sys + times.irq + times.idle;
+    total += sum;
+    busy += sum - times.idle;
+  }
+  return { busy, total, cores: all.length };
+}
+
+/** The previous sample's CPU times: a sample's percentage is of the time since (the first: since boot). */
+let lastCpu = { busy: 0, total: 0 };
+
 export async function sampleSystem(sources: SystemSources): Promise<SystemSample> {
-  const [load, mem, throttling] = await Promise.all([si.currentLoad(), si.mem(), readThrottling(sources)]);
+  const throttling = await readThrottling(sources);
+  const now = cpuTimes();
+  const total = now.total - lastCpu.total;
+  const percent = total > 0 ? (100 * (now.busy - lastCpu.busy)) / total : 0;
+  lastCpu = now;
   const [load1, load5, load15] = loadavg();
   return {
     at: new Date().toISOString(),
-    cpu: { percent: Math.round(load.currentLoad * 10) / 10, load1, load5, load15, cores: load.cpus.length },
+    cpu: { percent: Math.round(percent * 10) / 10, load1, load5, load15, cores: now.cores },
     temperatureC: readTemperature(sources.sys),
-    memory: { totalBytes: mem.total, availableBytes: mem.available },
+    // freemem() is the kernel's MemAvailable (what can be had without swapping), not MemFree.
+    memory: { totalBytes: totalmem(), availableBytes: freemem() },
     network: readNetwork(sources),
     uptimeSeconds: Math.round(uptime()),
     throttling,
