@@ -3,5 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export function projectRoot(from = import.meta.dirname): string {
-  return existsSync(join(from, 'package-lock.json')) ? from : projectRoot(dirname(from));
+  if (existsSync(join(from, 'package-lock.json'))) return from;
+  if (dirname(from) === from) throw new Error(`no package-lock.json in ${import.meta.dirname} or a folder above it`);
+  return projectRoot(dirname(from));
 }

@@ -247,7 +247,7 @@ export async function startMosquitto(opts: { users?: Record<string, string>; tls
     10_000,
     'mosquitto',
   );
-  return { port, url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, dir, stop: () => stopProcess(child, dir) };
+  return { port, url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, dir, pid: child.pid, stop: () => stopProcess(child, dir) };
 }
 
 // ---- links ----

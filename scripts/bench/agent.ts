@@ -20,8 +20,11 @@ const EXTRA_FLAGS = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? 
 const PROFILE_FLAGS = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
 const AGENT_ENV = { MALLOC_ARENA_MAX: '2' };
 
-/** `program`: the agent CLI (`run`), the broker-only harness, or the path of a single executable of the agent. */
-export async function startBenchAgent(dir: string, extra: Record<string, unknown> = {}, program: 'agent' | 'broker-only' | { binary: string } = 'agent'): Promise<Started> {
+/**
+ * `program`: the agent CLI (`run`), the broker-only harness, or the path of a single executable of
+ * the agent (with `env`, its environment: the systemd unit's, say; else `npm start`'s flags).
+ */
+export async function startBenchAgent(dir: string, extra: Record<string, unknown> = {}, program: 'agent' | 'broker-only' | { binary: string; env?: NodeJS.ProcessEnv } = 'agent'): Promise<Started> {
   const config = join(dir, 'config.yaml');
   const users = join(dir, 'users.json');
   await new UserStore(users).add(BENCH_USER.name, BENCH_USER.password, ['sensor']);
@@ -41,7 +44,7 @@ export async function startBenchAgent(dir: string, extra: Record<string, unknown
     }),
   );
   // The single executable takes its Node flags as the systemd unit gives them.
-  if (typeof program === 'object') return startProcess(['run', '--config', config], { ...AGENT_ENV, NODE_OPTIONS: AGENT_NODE_FLAGS.join(' ') }, program.binary);
+  if (typeof program === 'object') return startProcess(['run', '--config', config], program.env ?? { ...AGENT_ENV, NODE_OPTIONS: AGENT_NODE_FLAGS.join(' ') }, program.binary);
   return program === 'agent' ? startProcess([...AGENT_NODE_FLAGS, ...EXTRA_FLAGS, ...PROFILE_FLAGS, CLI, '--config', config], AGENT_ENV) : startProcess([BROKER_ONLY, config]);
 }
 

@@ -5,12 +5,13 @@ import { benchBroker } from './broker.js';
 import { benchIdle } from './idle.js';
 import { benchIngest } from './ingest.js';
 import { benchLogin } from './login.js';
+import { benchMemory } from './memory.js';
 import { benchPage } from './page.js';
 import { benchRetention } from './retention.js';
 import { benchSync } from './sync.js';
 import { benchWear } from './wear.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage, wear: benchWear };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage, wear: benchWear, memory: benchMemory };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

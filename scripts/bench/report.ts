@@ -32,12 +32,19 @@ export interface Limit {
   name: string;
   value: number;
   unit: string;
-  /** The value must be at most this. */
+  /** The value must be at most this (Infinity: a figure shown without a target). */
   max: number;
+  /** Figures of the baselines named in printLimits, measured in the same run (for comparison, no target). */
+  baselines?: (number | undefined)[];
 }
 
-export function printLimits(title: string, rows: Limit[]): void {
-  const lines = [['metric', 'edge-agent', 'target', 'result'], ...rows.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, `<= ${fmt(r.max)} ${r.unit}`, r.value <= r.max ? 'ok' : 'ABOVE'])];
+/** `baselines`: names of the columns of each row's `baselines`, between ours and the target. */
+export function printLimits(title: string, rows: Limit[], baselines: string[] = []): void {
+  const cell = (n: number | undefined, unit: string) => (n === undefined ? '-' : `${fmt(n)} ${unit}`);
+  const lines = [
+    ['metric', 'edge-agent', ...baselines, 'target', 'result'],
+    ...rows.map((r) => [r.name, cell(r.value, r.unit), ...baselines.map((_, i) => cell(r.baselines?.[i], r.unit)), ...(r.max === Infinity ? ['-', ''] : [`<= ${fmt(r.max)} ${r.unit}`, r.value <= r.max ? 'ok' : 'ABOVE'])]),
+  ];
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   console.log(`\n${title}`);
   for (const l of lines) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));

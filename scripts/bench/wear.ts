@@ -4,16 +4,13 @@
 // metadata included), next to the Pi-style pipeline (Mosquitto without persistence + a Python
 // subscriber writing SQLite) in the same run. Root only.
 // BENCH_WEAR_CASES=hobby: the Pi-style pipeline and 10 x 1 Hz only; fast: the pipeline and 100 and 1,000/s. BENCH_WEAR_SECONDS (300: at 10 readings/s the store and rollups write every 5 minutes; a count of 5 minutes, settled at both ends, holds about one write of each, as each 5 minutes of a day does): each case's measured time; BENCH_CARD_GB (32) and BENCH_CARD_WRITES (1000): the card.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { projectRoot } from '../project-root.js';
-import { startMosquitto } from '../servers.js';
 import { UserStore } from '../../agent/users/store.js';
 import { hobbyPayload, loopDisk, measureWear, settleAgent, type WearRun } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
+import { startPipeline } from './pipeline.js';
 import { printLimits, type Limit } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_WEAR_SECONDS ?? 300);
@@ -22,7 +19,6 @@ const WARM_UP = 30;
 const CARD_GB = Number(process.env.BENCH_CARD_GB ?? 32);
 const CARD_WRITES = Number(process.env.BENCH_CARD_WRITES ?? 1000);
 const PAYLOAD = 70;
-const PIPELINE = join(projectRoot(), 'scripts/bench/pi-pipeline.py');
 
 interface Case {
   name: string;
@@ -52,17 +48,14 @@ async function agentCase(c: Case): Promise<WearRun> {
 /** The Pi-style pipeline: Mosquitto (no persistence) and Debian's python3-paho-mqtt writing SQLite in 100 ms WAL batches. */
 async function pipelineCase(c: Case): Promise<WearRun> {
   const disk = loopDisk(512);
-  const broker = await startMosquitto();
-  const python = spawn('/usr/bin/python3', [PIPELINE, String(broker.port), join(disk.dir, 'readings.db')], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    await new Promise<void>((ready, fail) => {
-      createInterface({ input: python.stdout! }).on('line', (line) => line === 'ready' && ready());
-      python.on('exit', (code) => fail(new Error(`pi-pipeline.py exited with ${code} (is python3-paho-mqtt installed?)`)));
-    });
-    return await measureWear(disk, { port: broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload }, WARM_UP, SECONDS, () => new Promise((r) => setTimeout(r, 500)));
+    const pipeline = await startPipeline(join(disk.dir, 'readings.db'));
+    try {
+      return await measureWear(disk, { port: pipeline.broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload }, WARM_UP, SECONDS, () => new Promise((r) => setTimeout(r, 500)));
+    } finally {
+      await pipeline.stop();
+    }
   } finally {
-    python.kill();
-    await broker.stop();
     disk.close();
   }
 }

@@ -1,0 +1,287 @@
+// npm run bench -- memory: the single executable's resident memory, run as the systemd unit runs it
+// (its Environment=), at rest, at a steady 2,000 readings/s with a PostgreSQL sink and rollups (with
+// the slope after warm-up), at its peak under the ingest benchmark's load, and while one export of
+// 1,000,000 readings goes to a slow reader; next to Mosquitto and the Pi-style pipeline (Mosquitto +
+// a Python subscriber writing SQLite) measured in the same run under the same load.
+// BENCH_MEMORY_SECONDS (600): the steady case's measured time, after BENCH_MEMORY_WARMUP (120) s;
+// BENCH_MEMORY_PROGRAM=sources: the agent from its built sources as `npm start` runs it instead.
+import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultStorePath } from '../../agent/store/index.js';
+import { UserStore } from '../../agent/users/store.js';
+import { buildBinary } from '../binary/build.js';
+import { projectRoot } from '../project-root.js';
+import { createDatabase, PG_PASSWORD, startMosquitto, type TestDatabase } from '../servers.js';
+import { hobbyPayload, startSensors, type Sensors } from '../wear.js';
+import { BENCH_USER, benchLoad, benchTopic, startBenchAgent } from './agent.js';
+import { startPipeline } from './pipeline.js';
+import type { Started } from './processes.js';
+import { median, printLimits } from './report.js';
+import { seedSqliteStore } from './seed-store.js';
+
+const SECONDS = Number(process.env.BENCH_MEMORY_SECONDS ?? 600);
+const WARM_UP = Number(process.env.BENCH_MEMORY_WARMUP ?? 120);
+const RATE = 2000;
+const EXPORT_ROWS = 1_000_000;
+/** The slow reader: this many bytes a second. */
+const READER_BYTES_PER_SEC = 4 * 1024 * 1024;
+const VIEWER = { name: 'viewer', password: 'viewer-password' };
+
+/** The unit's Environment= lines as variables (systemd's quoting: "..." keeps spaces). */
+export function unitEnvironment(unitText: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of unitText.split('\n')) {
+    if (!line.startsWith('Environment=')) continue;
+    for (const m of line.slice('Environment='.length).matchAll(/"([^"]*)"|(\S+)/g)) {
+      const item = m[1] ?? m[2];
+      const eq = item.indexOf('=');
+      env[item.slice(0, eq)] = item.slice(eq + 1).replace(/^"|"$/g, '');
+    }
+  }
+  return env;
+}
+
+type Program = 'agent' | { binary: string; env: NodeJS.ProcessEnv };
+
+async function program(): Promise<Program> {
+  if (process.env.BENCH_MEMORY_PROGRAM === 'sources') return 'agent';
+  const binary = await buildBinary(process.arch as 'x64' | 'arm64');
+  return { binary, env: unitEnvironment(readFileSync(join(projectRoot(), 'systemd/edge-agent.service'), 'utf8')) };
+}
+
+/** Resident memory of one or more processes (summed), MB, from /proc/<pid>/status. */
+function residentMb(pids: number[]): { rss: number; anon: number } {
+  let rss = 0;
+  let anon = 0;
+  for (const pid of pids) {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+    rss += kb('VmRSS') / 1024;
+    anon += kb('RssAnon') / 1024;
+  }
+  return { rss, anon };
+}
+
+/** Samples the processes' memory every `everyMs` until stopped. */
+class Sampler {
+  readonly samples: { t: number; rss: number; anon: number }[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly pids: () => number[],
+    everyMs = 1000,
+  ) {
+    this.take();
+    this.timer = setInterval(() => this.take(), everyMs);
+  }
+
+  private take(): void {
+    try {
+      this.samples.push({ t: (performance.now() - this.started) / 1000, ...residentMb(this.pids()) });
+    } catch {
+      // a process ended between two looks
+    }
+  }
+
+  stop(): this {
+    clearInterval(this.timer);
+    this.take();
+    return this;
+  }
+
+  /** Samples taken from `fromSec` on. */
+  since(fromSec: number) {
+    return this.samples.filter((s) => s.t >= fromSec);
+  }
+
+  peak(key: 'rss' | 'anon' = 'rss'): number {
+    return Math.max(...this.samples.map((s) => s[key]));
+  }
+}
+
+/** Least-squares slope of RSS over time, MB per 10 minutes. */
+function slopePer10Min(samples: { t: number; rss: number }[]): number {
+  const n = samples.length;
+  const mt = samples.reduce((a, s) => a + s.t, 0) / n;
+  const mr = samples.reduce((a, s) => a + s.rss, 0) / n;
+  const cov = samples.reduce((a, s) => a + (s.t - mt) * (s.rss - mr), 0);
+  const vt = samples.reduce((a, s) => a + (s.t - mt) ** 2, 0);
+  return (cov / vt) * 600;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Median RSS and anonymous RSS over `seconds`, after `settleSec` at rest. */
+async function atRest(pids: number[], settleSec = 20, seconds = 20): Promise<{ rss: number; anon: number }> {
+  await sleep(settleSec * 1000);
+  const s = new Sampler(() => pids);
+  await sleep(seconds * 1000);
+  const samples = s.stop().samples;
+  return { rss: median(samples.map((x) => x.rss)), anon: median(samples.map((x) => x.anon)) };
+}
+
+async function withAgent<T>(prog: Program, extra: Record<string, unknown>, work: (agent: Started, dir: string) => Promise<T>, prepare?: (dir: string) => void | Promise<void>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
+  try {
+    await prepare?.(dir);
+    const agent = await startBenchAgent(dir, extra, prog);
+    try {
+      return await work(agent, dir);
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function restCase(prog: Program): Promise<{ agent: { rss: number; anon: number }; mosquitto: number; pipeline: number }> {
+  const agent = await withAgent(prog, {}, (a) => atRest([a.proc.pid!]));
+  const mosquitto = await startMosquitto();
+  const mosquittoRest = await atRest([mosquitto.pid!], 5, 10).finally(() => mosquitto.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'bench-memory-pipeline-'));
+  const pipeline = await startPipeline(join(dir, 'readings.db'));
+  const pipelineRest = await atRest(pipeline.pids, 5, 10).finally(() => pipeline.stop());
+  rmSync(dir, { recursive: true, force: true });
+  return { agent, mosquitto: mosquittoRest.rss, pipeline: pipelineRest.rss };
+}
+
+/** RATE readings/s from 20 sensors (QoS 1), for WARM_UP + SECONDS. */
+const steadySensors = (port: number, auth: boolean) =>
+  startSensors({ port, sensors: 20, hz: RATE / 20, qos: 1, topic: benchTopic, payload: hobbyPayload, ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}) });
+
+async function steadyCase(prog: Program, db: TestDatabase) {
+  const sinks = [{ name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD }];
+  const pipelineDir = mkdtempSync(join(tmpdir(), 'bench-memory-pipeline-'));
+  const pipeline = await startPipeline(join(pipelineDir, 'readings.db'));
+  try {
+    return await withAgent(prog, { sinks }, async (agent) => {
+      const sensors: Sensors[] = [await steadySensors(agent.port('mqtt'), true), await steadySensors(pipeline.broker.port, false)];
+      const ours = new Sampler(() => [agent.proc.pid!]);
+      const theirs = new Sampler(() => pipeline.pids);
+      await sleep((WARM_UP + SECONDS) * 1000);
+      await Promise.all(sensors.map((s) => s.stop()));
+      ours.stop();
+      theirs.stop();
+      const [sent] = [sensors[0].sent];
+      const [{ n }] = await db.query<{ n: string }>('SELECT count(*) AS n FROM telemetry');
+      const measured = ours.since(WARM_UP);
+      return {
+        mean: measured.reduce((a, s) => a + s.rss, 0) / measured.length,
+        peak: Math.max(...measured.map((s) => s.rss)),
+        slope: slopePer10Min(measured),
+        pipelineMean: theirs.since(WARM_UP).reduce((a, s) => a + s.rss, 0) / theirs.since(WARM_UP).length,
+        sent,
+        inSink: Number(n),
+        rate: sent / (WARM_UP + SECONDS),
+      };
+    });
+  } finally {
+    await pipeline.stop();
+    rmSync(pipelineDir, { recursive: true, force: true });
+  }
+}
+
+/** The ingest benchmark's load (8 publishers, QoS 1 then QoS 0, as fast as they are taken): the peak. */
+async function ingestCase(prog: Program): Promise<{ agent: number; mosquitto: number }> {
+  const load = async (port: number, auth: boolean) => {
+    await benchLoad(port, 1, 25_000, auth);
+    await benchLoad(port, 0, 50_000, auth);
+  };
+  const agent = await withAgent(prog, {}, async (a) => {
+    const s = new Sampler(() => [a.proc.pid!], 200);
+    await load(a.port('mqtt'), true);
+    await sleep(3000);
+    return s.stop().peak();
+  });
+  const mosquitto = await startMosquitto();
+  try {
+    const s = new Sampler(() => [mosquitto.pid!], 200);
+    await load(mosquitto.port, false);
+    return { agent, mosquitto: s.stop().peak() };
+  } finally {
+    await mosquitto.stop();
+  }
+}
+
+/** GET a URL, reading at most `bytesPerSec`; resolves with the bytes read. */
+function slowGet(url: string, auth: string, bytesPerSec: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`export answered ${res.statusCode}`));
+        let bytes = 0;
+        let windowStart = performance.now();
+        let windowBytes = 0;
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          windowBytes += chunk.length;
+          const due = (windowBytes / bytesPerSec) * 1000 - (performance.now() - windowStart);
+          if (due > 0) {
+            res.pause();
+            setTimeout(() => {
+              windowStart = performance.now();
+              windowBytes = 0;
+              res.resume();
+            }, due);
+          }
+        });
+        res.on('end', () => resolve(bytes));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+async function exportCase(prog: Program): Promise<{ before: number; peak: number; bytes: number; seconds: number }> {
+  return withAgent(
+    prog,
+    {},
+    async (agent, dir) => {
+      await new UserStore(join(dir, 'users.json')).add(VIEWER.name, VIEWER.password, ['viewer']);
+      const before = await atRest([agent.proc.pid!], 10, 10);
+      const s = new Sampler(() => [agent.proc.pid!], 250);
+      const started = performance.now();
+      const bytes = await slowGet(`http://127.0.0.1:${agent.port('http')}/api/export?format=json`, `${VIEWER.name}:${VIEWER.password}`, READER_BYTES_PER_SEC);
+      return { before: before.rss, peak: s.stop().peak(), bytes, seconds: (performance.now() - started) / 1000 };
+    },
+    (dir) => {
+      mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
+      seedSqliteStore(defaultStorePath('sqlite', join(dir, 'data')), EXPORT_ROWS);
+    },
+  );
+}
+
+export async function benchMemory(): Promise<void> {
+  const prog = await program();
+  const what = prog === 'agent' ? 'the agent from its built sources, as `npm start` runs it' : "the single executable, with the systemd unit's Environment=";
+  const rest = await restCase(prog);
+  const ingest = await ingestCase(prog);
+  const exported = await exportCase(prog);
+  const db = await createDatabase();
+  let steady: Awaited<ReturnType<typeof steadyCase>>;
+  try {
+    steady = await steadyCase(prog, db);
+  } finally {
+    await db.drop();
+  }
+  printLimits(
+    `memory: ${what}; RSS, MB (Mosquitto: no persistence; Pi pipeline: Mosquitto + Python subscriber writing SQLite, both processes), measured in the same run`,
+    [
+      { name: 'at rest', value: rest.agent.rss, unit: 'MB', max: 70, baselines: [rest.mosquitto, rest.pipeline] },
+      { name: 'at rest, anonymous', value: rest.agent.anon, unit: 'MB', max: Infinity },
+      { name: `${RATE}/s QoS 1, PostgreSQL sink and rollups: mean after ${WARM_UP} s`, value: steady.mean, unit: 'MB', max: 100, baselines: [undefined, steady.pipelineMean] },
+      { name: `  the same: peak`, value: steady.peak, unit: 'MB', max: Infinity },
+      { name: `  the same: slope over ${SECONDS} s, MB per 10 min`, value: steady.slope, unit: 'MB', max: 1 },
+      { name: 'ingest benchmark load (QoS 1, then 0): peak', value: ingest.agent, unit: 'MB', max: 150, baselines: [ingest.mosquitto] },
+      { name: `export of ${EXPORT_ROWS.toLocaleString('en-US')} readings at ${READER_BYTES_PER_SEC / 1048576} MB/s: peak over rest`, value: exported.peak - exported.before, unit: 'MB', max: 20 },
+    ],
+    ['Mosquitto', 'Pi pipeline'],
+  );
+  console.log(
+    `steady: ${steady.sent} readings sent (${steady.rate.toFixed(0)}/s), ${steady.inSink} in PostgreSQL at the end; export: ${(exported.bytes / 1e6).toFixed(0)} MB in ${exported.seconds.toFixed(0)} s, RSS ${exported.before.toFixed(0)} -> ${exported.peak.toFixed(0)} MB`,
+  );
+}

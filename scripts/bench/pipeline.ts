@@ -1,0 +1,36 @@
+// The Pi-style alternative benchmarks measure against: Mosquitto without persistence and a Python
+// paho subscriber writing SQLite (pi-pipeline.py).
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { projectRoot } from '../project-root.js';
+import { startMosquitto, type ServerProcess } from '../servers.js';
+
+const PIPELINE = join(projectRoot(), 'scripts/bench/pi-pipeline.py');
+
+export interface Pipeline {
+  broker: ServerProcess;
+  /** The broker's and the subscriber's process ids. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+/** Mosquitto and the subscriber writing `dbPath`, once it has subscribed. */
+export async function startPipeline(dbPath: string): Promise<Pipeline> {
+  const broker = await startMosquitto();
+  const python = spawn('/usr/bin/python3', [PIPELINE, String(broker.port), dbPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stop = async () => {
+    python.kill();
+    await broker.stop();
+  };
+  try {
+    await new Promise<void>((ready, fail) => {
+      createInterface({ input: python.stdout! }).on('line', (line) => line === 'ready' && ready());
+      python.on('exit', (code) => fail(new Error(`pi-pipeline.py exited with ${code} (is python3-paho-mqtt installed?)`)));
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { broker, pids: [broker.pid!, python.pid!], stop };
+}
