@@ -1,13 +1,15 @@
-// A database held open in a worker thread (the SQLite store, the rollups): its inserts and fsyncs
-// must not hold up the event loop that acknowledges readings. Requests are answered in order.
+// A database held open in the database thread (the SQLite store, the rollups): its inserts and
+// fsyncs must not hold up the event loop that acknowledges readings. Requests are answered in order.
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { RecordFault } from './buffer/faults.js';
+import type { HostMessage } from './db-host.js';
+import type { Reply } from './db-thread.js';
+import type { RollupWorkerData } from './rollup/worker.js';
 import { assetPath, isSea } from './sea.js';
+import type { StoreWorkerData } from './store/sqlite-worker.js';
 
-/** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
-export type Reply = { id: number; result?: unknown; error?: string; code?: string; written?: number };
 
 /**
  * What SQLite refuses for a row's content: retrying cannot help. Anything else (SQLITE_FULL,
@@ -29,35 +31,78 @@ export function workerScript(relative: string): URL {
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
 /**
- * One worker thread holding a database open; it dies with its first fatal error (out of memory, say).
- * The script answers id 0 once open (its result: the highest seq it holds), then each request by id.
+ * The database thread (db-host.ts): every database a DbWorker opens lives in it, each on its own
+ * port. It ends once the last of them closed, or with its first fatal error (out of memory, say):
+ * then every database in it fails its calls, and the next DbWorker starts a new thread.
+ */
+class DbThread {
+  readonly worker: Worker;
+  /** Set once it ended or was told to: no new database is opened in it. */
+  ended = false;
+  private open = 0;
+
+  constructor() {
+    // Plain Node, whatever flags or loaders the host process has; a small heap: it holds a batch at a time.
+    this.worker = new Worker(workerScript('db-host.js'), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    this.worker.setMaxListeners(0); // two per database in it
+    this.worker.once('exit', () => (this.ended = true));
+  }
+
+  connect(message: Omit<Extract<HostMessage, { op: 'open' }>, 'port'>): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.open++;
+    this.worker.postMessage({ ...message, port: port2 } as HostMessage, [port2]);
+    return port1;
+  }
+
+  release(): void {
+    if (--this.open > 0 || this.ended) return;
+    this.ended = true;
+    this.worker.postMessage({ op: 'exit' } satisfies HostMessage);
+  }
+}
+
+let thread: DbThread | undefined;
+const dbThread = () => (thread && !thread.ended ? thread : (thread = new DbThread()));
+
+/**
+ * One database held open in the database thread. It fails with the thread's first fatal error.
+ * The thread answers id 0 once it is open (its result: the highest seq it holds), then each request by id.
  */
 export class DbWorker<Request extends { op: string }> {
-  private readonly worker: Worker;
+  private readonly thread: DbThread;
+  private readonly port: MessagePort;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Set once the thread is gone: every call after fails with it. */
+  /** Set once the database is closed or its thread gone: every call after fails with it. */
   private failure: Error | undefined;
+  private closed!: () => void;
+  private released = false;
   readonly exited: Promise<void>;
   readonly ready: Promise<number>;
-  /** What its thread has written, as of its last answer that said. */
+  /** What its database has written, as of its last answer. */
   written = 0;
+  private readonly onError = (err: Error) => this.fail(err);
+  private readonly onExit = (code: number) => this.fail(new Error(`database worker exited (${code})`));
 
-  constructor(script: URL, workerData: object) {
-    // Plain Node, whatever flags or loaders the host process has; a small heap: it holds one batch at a time.
-    this.worker = new Worker(script, { workerData, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
-    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+  constructor(service: 'store', data: StoreWorkerData);
+  constructor(service: 'rollups', data: RollupWorkerData);
+  constructor(service: 'store' | 'rollups', data: StoreWorkerData | RollupWorkerData) {
+    this.thread = dbThread();
+    this.port = this.thread.connect({ op: 'open', service, data } as Omit<Extract<HostMessage, { op: 'open' }>, 'port'>);
+    this.exited = new Promise<void>((resolve) => (this.closed = resolve));
     this.ready = new Promise<number>((resolve, reject) => this.pending.set(0, { resolve: (v) => resolve(v as number), reject }));
     this.ready.catch(() => {}); // the opener awaits it
-    this.worker.on('message', (reply: Reply) => {
+    this.port.on('message', (reply: Reply) => {
       const p = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (reply.written !== undefined) this.written = reply.written;
       if (reply.error !== undefined) p?.reject(toError(reply));
       else p?.resolve(reply.result);
+      if (reply.id === 0 && reply.error !== undefined) this.end(new Error(reply.error)); // it could not open
     });
-    this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => this.fail(new Error(`database worker exited (${code})`)));
+    this.thread.worker.on('error', this.onError);
+    this.thread.worker.on('exit', this.onExit);
   }
 
   get alive(): boolean {
@@ -68,6 +113,19 @@ export class DbWorker<Request extends { op: string }> {
     this.failure ??= err;
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();
+    this.end(err);
+  }
+
+  /** This database is done with its thread. */
+  private end(err: Error): void {
+    if (this.released) return;
+    this.released = true;
+    this.failure ??= err;
+    this.thread.worker.off('error', this.onError);
+    this.thread.worker.off('exit', this.onExit);
+    this.port.close();
+    this.thread.release();
+    this.closed();
   }
 
   call(request: Request, transfer: ArrayBuffer[] = []): Promise<unknown> {
@@ -75,13 +133,13 @@ export class DbWorker<Request extends { op: string }> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, ...request }, transfer);
+      this.port.postMessage({ id, ...request }, transfer);
     });
   }
 
-  /** Ask it to close, and wait until the thread is gone. */
+  /** Ask it to close, and wait until it is. */
   async close(): Promise<void> {
-    if (this.alive) await this.call({ op: 'close' } as Request);
+    if (this.alive) await this.call({ op: 'close' } as Request).finally(() => this.end(new Error('database closed')));
     await this.exited;
   }
 }

@@ -7,7 +7,7 @@ import { ChunkText, TextBatch } from '../buffer/chunk-text.js';
 import type { EngineLog } from '../buffer/engine.js';
 import { encodeRecord, type RefusedReading } from '../buffer/record.js';
 import { durationMs } from '../config/keys.js';
-import { DbWorker, RestartingWorker, workerScript } from '../db-worker.js';
+import { DbWorker, RestartingWorker } from '../db-worker.js';
 import type { PruneStep } from '../store/types.js';
 import type { RollupConfig } from './config.js';
 import type { EmittedBucket, RollupQuery, RollupRow } from './db.js';
@@ -82,7 +82,7 @@ export async function openRollups(config: RollupConfig, path: string, key?: Buff
   let ignoredBefore = 0;
   let revision = 0;
   const worker = await RestartingWorker.open<Request>(
-    () => new DbWorker(workerScript('rollup/worker.js'), data),
+    () => new DbWorker('rollups', data),
     (ready) => {
       applied = Math.max(applied, ready);
       ignoredBefore += ignored; // a new worker counts from 0

@@ -1,10 +1,9 @@
-// Worker thread entry: owns the RollupDb and answers the requests of index.ts.
-import { workerData } from 'node:worker_threads';
+// The rollups in the database thread (db-host.ts): one RollupDb, answering the requests of index.ts.
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, firstMatching } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import type { ClockOffsets } from '../buffer/record.js';
-import { serveDb } from '../db-thread.js';
+import type { DbService } from '../db-thread.js';
 import { RollupDb, type RollupQuery } from './db.js';
 import type { SeriesRule } from './extract.js';
 
@@ -37,14 +36,12 @@ export interface RollupWorkerData {
   closeAfterMs: number;
 }
 
-let db: RollupDb;
-serveDb<Request>(() => {
-  const { path, widths, series, maxFields, key, emitWidths, closeAfterMs } = workerData as RollupWorkerData;
-  db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key), emitWidths, closeAfterMs);
-  return db.appliedSeq();
-}, handle);
+export function openRollupService({ path, widths, series, maxFields, key, emitWidths, closeAfterMs }: RollupWorkerData): DbService<Request> {
+  const db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key), emitWidths, closeAfterMs);
+  return { ready: db.appliedSeq(), handle: (req) => handle(db, req) };
+}
 
-function handle(req: Request): unknown {
+function handle(db: RollupDb, req: Request): unknown {
   switch (req.op) {
     case 'write':
       return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock), ignoredFields: db.ignoredFields, revision: db.lastRevision() };

@@ -1,29 +1,32 @@
-// Worker thread entry: owns one SqliteDb and answers the requests of sqlite.ts.
-import { workerData } from 'node:worker_threads';
+// The store in the database thread (db-host.ts): one SqliteDb, answering the requests of sqlite.ts.
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import type { ClockOffsets, LogRecord } from '../buffer/record.js';
-import { serveDb } from '../db-thread.js';
+import type { DbService } from '../db-thread.js';
 import type { Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
 import { matchesWhere } from './where.js';
 import { SqliteDb } from './sqlite-db.js';
 
 export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets } | { op: 'query'; query: StoreQuery; sliceMs: number } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'remove'; removal: Removal; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
 
-let db: SqliteDb;
-serveDb<Request>(() => {
-  const { path, key, readonly } = workerData as { path: string; key?: Uint8Array; readonly?: boolean };
-  db = new SqliteDb(path, key && Buffer.from(key), readonly);
-  return db.lastSeq();
-}, handle);
+export interface StoreWorkerData {
+  path: string;
+  key?: Uint8Array;
+  readonly?: boolean;
+}
 
-function handle(req: Request): unknown {
+export function openStoreService({ path, key, readonly }: StoreWorkerData): DbService<Request> {
+  const db = new SqliteDb(path, key && Buffer.from(key), readonly);
+  return { ready: db.lastSeq(), handle: (req) => handle(db, req) };
+}
+
+function handle(db: SqliteDb, req: Request): unknown {
   switch (req.op) {
     case 'write':
       return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock);
     case 'query':
-      return querySlice(req.query, req.sliceMs);
+      return querySlice(db, req.query, req.sliceMs);
     case 'prune': {
       const { before, throughSeq = Number.MAX_SAFE_INTEGER } = req.rule;
       const started = performance.now();
@@ -51,7 +54,7 @@ const ROWS_PER_CLOCK_LOOK = 256;
  * the position to go on after (the caller asks again, and a write waiting here goes first). At most
  * `maxScan` readings are looked at.
  */
-function querySlice(q: StoreQuery, sliceMs: number): { records: LogRecord[]; looked: number; resume?: Position } {
+function querySlice(db: SqliteDb, q: StoreQuery, sliceMs: number): { records: LogRecord[]; looked: number; resume?: Position } {
   const started = performance.now();
   const limit = q.limit ?? 1000;
   const records: LogRecord[] = [];

@@ -1,5 +1,5 @@
 // SQLite store, run in a worker thread so that its inserts and fsyncs never stall ingest.
-import { DbWorker, RestartingWorker, workerScript } from '../db-worker.js';
+import { DbWorker, RestartingWorker } from '../db-worker.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { Request } from './sqlite-worker.js';
 import type { LocalStore, Position, PruneStep, StoreQuery } from './types.js';
@@ -45,7 +45,7 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
   let last = 0;
   const reads = new OneAtATime();
   const worker = await RestartingWorker.open<Request>(
-    () => new DbWorker(workerScript('store/sqlite-worker.js'), { path, key, readonly }),
+    () => new DbWorker('store', { path, key, readonly }),
     (ready) => (last = Math.max(last, ready)),
   );
   return {

@@ -106,9 +106,9 @@ function nativeFromAssets(): Plugin {
   };
 }
 
-/** The agent and its two worker threads, each one CommonJS file (what a SEA runs). */
+/** The agent and its database thread, each one CommonJS file (what a SEA runs). */
 async function bundle(out: string): Promise<Record<string, string>> {
-  const entries = { main: 'agent/cli.ts', 'workers/store/sqlite-worker': 'agent/store/sqlite-worker.ts', 'workers/rollup/worker': 'agent/rollup/worker.ts' };
+  const entries = { main: 'agent/cli.ts', 'workers/db-host': 'agent/db-host.ts' };
   await build({
     entryPoints: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, join(ROOT, v)])),
     outdir: out,
@@ -125,7 +125,7 @@ async function bundle(out: string): Promise<Record<string, string>> {
     banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [nativeFromAssets()],
   });
-  return { 'workers/store/sqlite-worker.cjs': join(out, 'workers/store/sqlite-worker.cjs'), 'workers/rollup/worker.cjs': join(out, 'workers/rollup/worker.cjs') };
+  return { 'workers/db-host.cjs': join(out, 'workers/db-host.cjs') };
 }
 
 /** Files the web server serves: Swagger UI's and the status page (built by `npm run build`). */
