@@ -13,7 +13,7 @@ export const BENCH_USER = { name: 'bench', password: 'bench-password' };
 export const benchTopic = (i: number) => `bench/${BENCH_USER.name}/sensor-${i}`;
 
 /** How `npm start` runs the agent (package.json): fewer malloc arenas, a bounded V8 heap. */
-const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
+const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=2'];
 /** BENCH_NODE_FLAGS='--flag ...': more Node flags for the agents a benchmark runs (trying GC settings, --trace-gc). */
 const EXTRA_FLAGS = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
 /** BENCH_PROFILE_DIR=dir: CPU profiles of the agents a benchmark runs, for finding where time goes. */

@@ -88,7 +88,7 @@ const children = new Set<ChildProcess>();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL'))); // no agent outlives its test file
 
 /** How `npm start` runs the agent (package.json): a bounded V8 heap, fewer malloc arenas. */
-export const PRODUCTION_NODE = { args: ['--max-old-space-size=128', '--max-semi-space-size=8'], env: { MALLOC_ARENA_MAX: '2' } };
+export const PRODUCTION_NODE = { args: ['--max-old-space-size=128', '--max-semi-space-size=2'], env: { MALLOC_ARENA_MAX: '2' } };
 
 /** Run the CLI as a child process and wait for its `ready` line. */
 export async function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<ChildAgent> {

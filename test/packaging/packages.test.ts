@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBinary, EMBEDDED_NODE } from '../../scripts/binary/build.js';
+import { unitEnvironment } from '../../scripts/bench/memory.js';
 import { projectRoot } from '../../scripts/project-root.js';
 import { buildDeb } from '../../scripts/binary/deb.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
@@ -66,6 +67,18 @@ describe('the systemd unit', () => {
     writeFileSync(copy, readFileSync(unit, 'utf8').replaceAll('/usr/bin/edge-agent', join(ROOT, 'dist/edge-agent-linux-x64')));
     return copy;
   }
+
+  it('runs Node with the flags and environment `npm start` uses, and bounds its memory', () => {
+    const text = readFileSync(unit, 'utf8');
+    const env = unitEnvironment(text);
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const startFlags = start.split(' ').filter((w) => w.startsWith('--'));
+    expect(startFlags.length).toBeGreaterThan(0);
+    expect(env.NODE_OPTIONS?.split(' ')).toEqual(startFlags);
+    expect(start).toContain(`MALLOC_ARENA_MAX=${env.MALLOC_ARENA_MAX}`);
+    expect(text).toMatch(/^MemoryHigh=\d+M$/m);
+    expect(text).toMatch(/^MemoryMax=\d+M$/m);
+  });
 
   it('passes systemd-analyze verify (only the back-off keys of systemd 254+ unknown to older ones)', async () => {
     const copy = installedCopy();
