@@ -14,7 +14,7 @@ export interface ExportOptions {
   format: ExportFormat;
   /** Payload fields (dotted paths) to keep; all when absent. */
   fields?: string[];
-  /** Readings read per page. */
+  /** Readings read per page (1,000: what a page holds in both threads' heaps while it waits for a slow reader). */
   pageRows?: number;
   /** Called after each page with the rows so far. */
   progress?: (rows: number) => void;
@@ -71,7 +71,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 
 /** The export as text pieces, one per page; pull them as the output drains. */
 export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGenerator<string> {
-  const pageRows = opts.pageRows ?? 5000;
+  const pageRows = opts.pageRows ?? 1000;
   const csv = new CsvRows(opts.fields);
   let after: Position | undefined;
   let rows = 0;
