@@ -20,14 +20,15 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true, discriminator: true });
-ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-const validators = new WeakMap<TSchema, ReturnType<typeof ajv.compile>>();
-const validatorFor = (schema: TSchema) => {
-  let v = validators.get(schema);
-  if (!v) validators.set(schema, (v = ajv.compile(schema)));
-  return v;
-};
+/**
+ * A validator compiled for one load and then let go: the whole config's is about 1.5 MB of heap (its
+ * generated source alone 0.6 MB), used at start and at a reload only.
+ */
+function validatorFor(schema: TSchema) {
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true, discriminator: true });
+  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+  return ajv.compile(schema);
+}
 
 /** Where the config comes from: --config, $EDGE_AGENT_CONFIG, the default paths, else built-in defaults. */
 export function resolveConfigPath(explicit?: string, env = process.env): string | undefined {
