@@ -1,8 +1,7 @@
 // Running as a single executable (Node's SEA): the native addons and the worker threads' scripts
 // are assets inside the binary. dlopen and new Worker need files, so each is written once to a
 // private cache folder per build (systemd's CacheDirectory, else ~/.cache) and loaded from there.
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
@@ -38,16 +37,19 @@ function cacheFolder(): string {
   return dir;
 }
 
-/** The path of an asset written out (once: checked against its hash when it is there already). */
+/**
+ * The path of an asset written out, once. The folder is this build's and this user's alone and a
+ * file is renamed into place whole, so one of the asset's size is the asset: it is not read back
+ * (which kept all 12 MB of the binary's assets in memory, and copies of them in the heap, at every start).
+ */
 export function assetPath(name: string): string {
   const dir = cacheFolder();
   const path = join(dir, name);
-  const bytes = Buffer.from(sea.getAsset(name));
-  const hash = createHash('sha256').update(bytes).digest();
-  if (existsSync(path) && createHash('sha256').update(readFileSync(path)).digest().equals(hash)) return path;
+  const raw = sea.getRawAsset(name) as ArrayBuffer; // a view of the binary's pages, not a copy
+  if (existsSync(path) && statSync(path).size === raw.byteLength) return path;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  writeFileSync(tmp, bytes, { mode: 0o600 });
+  writeFileSync(tmp, new Uint8Array(raw), { mode: 0o600 });
   renameSync(tmp, path);
   return path;
 }
