@@ -1,4 +1,5 @@
 // npm run bench [-- name ...]: runs the named benchmarks (default: all) and prints their tables.
+import { benchAbuse } from './abuse.js';
 import { benchApi } from './api.js';
 import { benchBinary } from './binary.js';
 import { benchBroker } from './broker.js';
@@ -11,7 +12,7 @@ import { benchRetention } from './retention.js';
 import { benchSync } from './sync.js';
 import { benchWear } from './wear.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage, wear: benchWear, memory: benchMemory };
+const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage, wear: benchWear, memory: benchMemory, abuse: benchAbuse };
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

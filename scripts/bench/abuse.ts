@@ -1,0 +1,186 @@
+// npm run bench -- abuse: the agent at 1,000 readings/s (QoS 1) while one user and one address on
+// the LAN do the worst they can, all the time (40 exports left paused, a 100-alias scanning GraphQL
+// query, 10 aggregate scans of the store, 300 unfinished HTTP requests, 64 /ws, payloads for a
+// backtracking pattern), next to a control run of the same agent and load without the abuse.
+// Reported: PUBACK p99, /health/live p99 and store lag p99 (asked from an address of their own), and
+// peak RSS. BENCH_ABUSE_SECONDS (60): each run's measured time.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqttPacket from 'mqtt-packet';
+import { WebSocket } from 'ws';
+import { UserStore } from '../../agent/users/store.js';
+import { hobbyPayload, startSensors } from '../wear.js';
+import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
+import { connectRaw } from './load.js';
+import type { Started } from './processes.js';
+import { percentile, printLimits } from './report.js';
+
+const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 60);
+const STORED = 60_000;
+const MALLORY = { name: 'mallory', password: 'mallory-password' };
+const WATCHER = { name: 'watcher', password: 'watcher-password' };
+const EVIL_TOPIC = `bench/${BENCH_USER.name}/evil`;
+const basic = (u: { name: string; password: string }) => ({ authorization: `Basic ${Buffer.from(`${u.name}:${u.password}`).toString('base64')}` });
+
+/** A GET from a loopback address of the watcher's own, timed (ms); Infinity when it failed. */
+function timedGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ ms: number; body: string }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, localAddress: '127.0.61.1', timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ ms: res.statusCode === 200 ? performance.now() - started : Infinity, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve({ ms: Infinity, body: '' }));
+    req.end();
+  });
+}
+
+/** Keeps the abuse going until stopped: each kind again as soon as it ended. */
+function startAbuse(agent: Started): () => void {
+  const http = agent.port('http');
+  const base = `http://127.0.0.1:${http}`;
+  const headers = basic(MALLORY);
+  let running = true;
+  const stoppers: (() => void)[] = [];
+  const again = (work: () => Promise<unknown>) => {
+    const loop = async () => {
+      while (running) await work().catch(() => new Promise((r) => setTimeout(r, 100)));
+    };
+    void loop();
+  };
+  // 40 exports, each left unread once its answer began (the client holds it open).
+  for (let i = 0; i < 40; i++) {
+    again(async () => {
+      const c = new AbortController();
+      stoppers.push(() => c.abort());
+      const res = await fetch(`${base}/api/export?format=json`, { headers, signal: c.signal });
+      if (res.status !== 200) await new Promise((r) => setTimeout(r, 1000));
+      else while (running) await new Promise((r) => setTimeout(r, 500));
+      c.abort();
+    });
+  }
+  const aliases = `{ ${Array.from({ length: 100 }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
+  again(() => fetch(`${base}/graphql`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ query: aliases }) }).then((r) => r.text()));
+  for (let i = 0; i < 10; i++) again(() => fetch(`${base}/api/data/aggregate?topic=%23&bucket=2m`, { headers }).then((r) => r.text()));
+  // 300 requests whose headers never end, from one address; each again once cut off.
+  for (let i = 0; i < 300; i++) {
+    again(
+      () =>
+        new Promise<void>((resolve) => {
+          const s: Socket = connectTcp({ host: '127.0.0.1', port: http, localAddress: '127.0.60.1' });
+          stoppers.push(() => s.destroy());
+          s.on('connect', () => s.write('GET /health/live HTTP/1.1\r\nHost: x\r\nX-Never: '));
+          s.on('error', () => {});
+          s.on('close', () => setTimeout(resolve, 200));
+        }),
+    );
+  }
+  for (let i = 0; i < 64; i++) {
+    again(
+      () =>
+        new Promise<void>((resolve) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${http}/ws`, { headers, localAddress: '127.0.62.1' });
+          stoppers.push(() => ws.terminate());
+          ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', topics: ['#'] })));
+          ws.on('error', () => {});
+          ws.on('close', () => setTimeout(resolve, 500));
+        }),
+    );
+  }
+  // Payloads for the backtracking pattern, ten a second.
+  again(async () => {
+    const { socket } = await connectRaw(agent.port('mqtt'), `evil-${process.pid}`, BENCH_USER.name, BENCH_USER.password);
+    stoppers.push(() => socket.destroy());
+    for (let n = 0; running && !socket.destroyed; n++) {
+      socket.write(mqttPacket.generate({ cmd: 'publish', topic: EVIL_TOPIC, payload: JSON.stringify({ s: `${'a'.repeat(5000 + (n % 100))}!` }), qos: 0, retain: false, dup: false } as mqttPacket.Packet));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  return () => {
+    running = false;
+    stoppers.forEach((s) => s());
+  };
+}
+
+/** A store worth scanning, through the agent's own HTTP ingest (so that the log's seqs follow them). */
+async function seed(port: number): Promise<void> {
+  for (let first = 0; first < STORED; first += 5000) {
+    const readings = Array.from({ length: 5000 }, (_, i) => ({ topic: `old/${(first + i) % 8}`, payload: { t: (first + i) % 100, pad: 'x'.repeat(40) } }));
+    const res = await fetch(`http://127.0.0.1:${port}/api/data`, { method: 'POST', headers: { ...basic(MALLORY), 'content-type': 'application/json' }, body: JSON.stringify({ readings }) });
+    if (res.status !== 201) throw new Error(`seeding the store: ${res.status} ${await res.text()}`);
+  }
+}
+
+interface Run {
+  pubackP99: number;
+  liveP99: number;
+  lagP99: number;
+  peakRss: number;
+  acked: number;
+}
+
+async function run(abuse: boolean): Promise<Run> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-abuse-'));
+  const agent = await startBenchAgent(dir, { ingest: { schemas: [{ name: 'evil', topics: [EVIL_TOPIC], fields: { s: { type: 'string', pattern: '^(a+)+$' } } }] } });
+  const users = new UserStore(join(dir, 'users.json'));
+  await users.add(MALLORY.name, MALLORY.password, ['operator']);
+  await users.add(WATCHER.name, WATCHER.password, ['viewer']);
+  try {
+    await seed(agent.port('http'));
+    const sensors = await startSensors({ port: agent.port('mqtt'), sensors: 10, hz: 100, qos: 1, topic: benchTopic, payload: hobbyPayload, username: BENCH_USER.name, password: BENCH_USER.password });
+    const stopAbuse = abuse ? startAbuse(agent) : () => {};
+    const live: number[] = [];
+    const lag: number[] = [];
+    let peakRss = 0;
+    let watching = true;
+    const rss = setInterval(() => (peakRss = Math.max(peakRss, Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]) / 1024)), 250);
+    const watchLive = (async () => {
+      while (watching) {
+        live.push((await timedGet(agent.port('http'), '/health/live')).ms);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    // Store lag: how old the newest reading a query finds is, when its answer comes.
+    const watchStore = (async () => {
+      while (watching) {
+        const { ms, body } = await timedGet(agent.port('http'), `/api/data?topic=${encodeURIComponent(benchTopic(0))}&order=desc&limit=1`, basic(WATCHER));
+        const newest = ms === Infinity ? undefined : (JSON.parse(body) as { readings: { receivedAt: number }[] }).readings[0]?.receivedAt;
+        lag.push(newest === undefined ? Infinity : Date.now() - newest);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    watching = false;
+    await Promise.all([watchLive, watchStore]);
+    clearInterval(rss);
+    stopAbuse();
+    await sensors.stop();
+    if (agent.proc.exitCode !== null) throw new Error(`the agent ended (${agent.proc.exitCode}) during the ${abuse ? 'abuse' : 'control'} run`);
+    return { pubackP99: percentile(sensors.latenciesMs, 99), liveP99: percentile(live, 99), lagP99: percentile(lag, 99) / 1000, peakRss, acked: sensors.acked };
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchAbuse(): Promise<void> {
+  const control = await run(false);
+  const abused = await run(true);
+  printLimits(
+    `abuse: 1,000 readings/s QoS 1 from 10 sensors, ${SECONDS} s, with ${STORED.toLocaleString('en-US')} readings stored, while one user and one address abuse the agent without pause; beside a control run without the abuse`,
+    [
+      { name: 'PUBACK p99', value: abused.pubackP99, unit: 'ms', max: 50, baselines: [control.pubackP99] },
+      { name: '/health/live p99', value: abused.liveP99, unit: 'ms', max: 100, baselines: [control.liveP99] },
+      { name: 'store lag p99 (age of the newest reading a query finds)', value: abused.lagP99, unit: 's', max: 2, baselines: [control.lagP99] },
+      { name: 'peak RSS', value: abused.peakRss, unit: 'MB', max: 150, baselines: [control.peakRss] },
+    ],
+    ['control'],
+  );
+  console.log(`acknowledged readings: ${abused.acked} with the abuse, ${control.acked} in the control run`);
+}
