@@ -319,6 +319,9 @@ function depthRule(max: number): ValidationRule {
 
 const refusal = (message: string) => ({ errors: [{ message }] });
 
+/** Refused documents remembered, the oldest forgotten first. */
+const REFUSALS_KEPT = 64;
+
 export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
   const { api, ops } = opts;
   const describe = (s: CompiledSchema) => agentOf(api).schemas.summary(s);
@@ -376,21 +379,31 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
       else defined[name].subscribe = resolver.subscribe as never;
     }
   }
-  const rules = (variables: Record<string, unknown> | undefined) => [
-    ...specifiedRules,
+  const limitRules = (variables: Record<string, unknown> | undefined) => [
     depthRule(opts.maxDepth),
     createComplexityRule({ maximumComplexity: opts.maxCost, variables, estimators: [scanEstimator(ops.scanReadings, () => api()?.rollups?.widths ?? []), pageEstimator, simpleEstimator({ defaultComplexity: 1 })] }),
   ];
-  /** The document, checked against the schema and the limits; or the errors that refuse it. */
+  // A refused document sent again (the same text, variables and rollup widths) is refused from here,
+  // without parsing or validating it again: a client repeating an over-limit query costs little.
+  const refused = new Map<string, readonly GraphQLError[]>();
+  /** The document, checked against the limits (cheap, first) and the schema; or the errors that refuse it. */
   const check = (query: string, variables: Record<string, unknown> | undefined): DocumentNode | readonly GraphQLError[] => {
-    let document: DocumentNode;
+    const key = `${JSON.stringify(api()?.rollups?.widths ?? [])}\0${JSON.stringify(variables ?? null)}\0${query}`;
+    const known = refused.get(key);
+    if (known) return known;
+    let document: DocumentNode | undefined;
+    let errors: readonly GraphQLError[];
     try {
       document = parse(query);
+      errors = validate(schema, document, limitRules(variables));
+      if (!errors.length) errors = validate(schema, document, specifiedRules);
     } catch (err) {
-      return [err as GraphQLError];
+      errors = [err as GraphQLError];
     }
-    const errors = validate(schema, document, rules(variables));
-    return errors.length ? errors : document;
+    if (!errors.length) return document!;
+    if (refused.size >= REFUSALS_KEPT) refused.delete(refused.keys().next().value!);
+    refused.set(key, errors);
+    return errors;
   };
 
   const subscriptions = makeServer<Record<string, unknown> | undefined, { identity: Identity | null }>({

@@ -150,8 +150,11 @@ async function run(abuse: boolean): Promise<Run> {
     const watchStore = (async () => {
       while (watching) {
         const { ms, body } = await timedGet(agent.port('http'), `/api/data?topic=${encodeURIComponent(benchTopic(0))}&order=desc&limit=1`, basic(WATCHER));
-        const newest = ms === Infinity ? undefined : (JSON.parse(body) as { readings: { receivedAt: number }[] }).readings[0]?.receivedAt;
-        lag.push(newest === undefined ? Infinity : Date.now() - newest);
+        if (ms === Infinity) lag.push(Infinity);
+        else {
+          const newest = (JSON.parse(body) as { readings: { receivedAt: number }[] }).readings[0]?.receivedAt;
+          if (newest !== undefined) lag.push(Date.now() - newest); // none yet: the sensors are still connecting
+        }
         await new Promise((r) => setTimeout(r, 500));
       }
     })();

@@ -155,6 +155,9 @@ describe('metrics and GraphQL', () => {
     const costly = await api.post('/graphql', { query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }` });
     expect(costly.status).toBe(400);
     expect(JSON.stringify(costly.body)).toMatch(/exceeds the maximum complexity of 2000/);
+    // Sent again, it is refused the same way (from the refusals remembered).
+    const again = await api.post('/graphql', { query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }` });
+    expect([again.status, again.body]).toEqual([400, costly.body]);
     // A field that scans costs what it may scan (scanReadings 200,000: 200 a field), each alias apart:
     // 100 aliases of a one-reading page with a condition no longer fit; 9 do (the control).
     const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
