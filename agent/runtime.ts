@@ -119,7 +119,7 @@ const FRESH_READ_WAIT_MS = 1000;
  * wait a minute when readings are few), so that it sees every reading committed before it.
  */
 function freshReads<T extends { query(q: never): Promise<unknown> }>(target: T, consumer: ConsumerEngine<ChunkBatch>, log: DurableLog): T {
-  const reads = new Set<PropertyKey>(['query', 'page']);
+  const reads = new Set<PropertyKey>(['query', 'page', 'fold']);
   const fresh = (read: (...a: never[]) => Promise<unknown>) => async (...args: never[]) => {
     await consumer.caughtUp(log.lastSeq, FRESH_READ_WAIT_MS);
     return read(...args);

@@ -13,7 +13,8 @@ import { matchesWhere } from './where.js';
 import type { LogRecord } from '../buffer/record.js';
 import type { ChunkBatch } from '../buffer/chunk-batch.js';
 import { writtenBytes } from '../health/disk-writes.js';
-import type { LocalStore, Position, StoreQuery } from './types.js';
+import { foldPages } from './fold.js';
+import type { FoldQuery, LocalStore, Position, StoreQuery } from './types.js';
 
 const HOUR = 3_600_000;
 /** An hour's file is closed (compressed) this long after the hour ends, to let late readings in. */
@@ -225,6 +226,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     query: (q: StoreQuery) => Promise.resolve(queryFiles(dir, q, opts.key)),
     // Files are read an hour of a topic at a time; maxScan does not apply to them.
     page: async (q: StoreQuery) => ({ records: queryFiles(dir, q, opts.key) }),
+    fold: (q: FoldQuery) => foldPages(async (page) => queryFiles(dir, page, opts.key), q),
     lastSeq: () => last,
     /**
      * Whole hour files only, the oldest hour first, one file a step: an hour goes once all of it is

@@ -4,11 +4,12 @@ import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
 import { batchLines } from '../buffer/chunk-batch.js';
 import type { ClockOffsets, LogRecord } from '../buffer/record.js';
 import type { DbService } from '../db-thread.js';
-import type { Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
+import type { Folded, FoldQuery, Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
+import { foldReading } from './fold.js';
 import { matchesWhere } from './where.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets } | { op: 'query'; query: StoreQuery; sliceMs: number } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'remove'; removal: Removal; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
+export type Request = { op: 'fold'; query: FoldQuery; after?: Position; left: number; sliceMs: number } | { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets } | { op: 'query'; query: StoreQuery; sliceMs: number } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'remove'; removal: Removal; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
 
 export interface StoreWorkerData {
   path: string;
@@ -27,6 +28,8 @@ function handle(db: SqliteDb, req: Request): unknown {
       return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock);
     case 'query':
       return querySlice(db, req.query, req.sliceMs);
+    case 'fold':
+      return foldSlice(db, req.query, req.after, req.left, req.sliceMs);
     case 'prune': {
       const { before, throughSeq = Number.MAX_SAFE_INTEGER } = req.rule;
       const started = performance.now();
@@ -69,4 +72,22 @@ function querySlice(db: SqliteDb, q: StoreQuery, sliceMs: number): { records: Lo
     if (looked === q.maxScan || (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs)) return { records, looked, resume: { at: r.receivedAt, seq: r.seq } };
   }
   return { records, looked };
+}
+
+/**
+ * Up to `left` readings of the range folded, after `after`, within about `sliceMs`; when time runs
+ * out first, the position to go on after; `more` when the range holds more than `left`.
+ */
+function foldSlice(db: SqliteDb, q: FoldQuery, after: Position | undefined, left: number, sliceMs: number): { series: Folded; looked: number; resume?: Position; more?: boolean } {
+  const started = performance.now();
+  const series: Folded = new Map();
+  let looked = 0;
+  for (const r of db.query({ topic: q.topic, from: q.from, to: q.to, after }, coveredBy({ topics: [q.topic] }))) {
+    if (!topicMatches(q.topic, r.topic)) continue;
+    if (looked === left) return { series, looked, more: true };
+    foldReading(series, r, q.width, q.fields);
+    looked++;
+    if (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs) return { series, looked, resume: { at: r.receivedAt, seq: r.seq } };
+  }
+  return { series, looked };
 }

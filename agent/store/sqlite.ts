@@ -1,8 +1,9 @@
 // SQLite store, run in a worker thread so that its inserts and fsyncs never stall ingest.
 import { DbWorker, RestartingWorker } from '../db-worker.js';
 import type { LogRecord } from '../buffer/record.js';
+import { mergeFolded } from './fold.js';
 import type { Request } from './sqlite-worker.js';
-import type { LocalStore, Position, PruneStep, StoreQuery } from './types.js';
+import type { Folded, FoldQuery, FoldResult, LocalStore, Position, PruneStep, StoreQuery } from './types.js';
 
 /**
  * A query runs in slices of about this long in the worker; between them a write (or another reader)
@@ -40,6 +41,21 @@ async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery,
   }
 }
 
+/** A fold asked slice by slice; each slice's buckets merged here (the readings stay in the worker). */
+async function foldSliced(worker: RestartingWorker<Request>, query: FoldQuery, signal?: AbortSignal): Promise<FoldResult> {
+  const series: Folded = new Map();
+  let after: Position | undefined;
+  let folded = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const slice = (await worker.call({ op: 'fold', query, after, left: query.maxScan - folded, sliceMs: QUERY_SLICE_MS })) as { series: Folded; looked: number; resume?: Position; more?: boolean };
+    mergeFolded(series, slice.series);
+    folded += slice.looked;
+    if (slice.more || !slice.resume) return { series, folded, more: slice.more === true };
+    after = slice.resume;
+  }
+}
+
 /** `key`: encrypt the database (SQLCipher format) with it; `readonly`: a reader beside the agent, changing nothing. */
 export async function openSqliteStore(path: string, key?: Buffer, readonly = false): Promise<LocalStore> {
   let last = 0;
@@ -60,6 +76,7 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
     },
     query: async (query, signal) => (await reads.run(() => querySliced(worker, query, signal))).records,
     page: (query, signal) => reads.run(() => querySliced(worker, query, signal)),
+    fold: (query, signal) => reads.run(() => foldSliced(worker, query, signal)),
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,
     lastSeq: () => last,

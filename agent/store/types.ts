@@ -1,5 +1,6 @@
 import type { ChunkBatch } from '../buffer/chunk-batch.js';
 import type { LogRecord } from '../buffer/record.js';
+import type { Stats } from '../rollup/stats.js';
 
 export interface StoreQuery {
   /** Exact topic or MQTT pattern (+, #). */
@@ -73,6 +74,8 @@ export interface LocalStore {
   query(q: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]>;
   /** As query; `scannedTo`: maxScan ran out there, before `limit` readings were found (go on after it). */
   page(q: StoreQuery, signal?: AbortSignal): Promise<{ records: LogRecord[]; scannedTo?: Position }>;
+  /** The readings of a range folded into buckets (an aggregate), up to q.maxScan of them. */
+  fold(q: FoldQuery, signal?: AbortSignal): Promise<FoldResult>;
   /**
    * Delete up to `limit` readings the rule covers, oldest first, then give their space back, a step
    * at a time: call again until `done`, so writes go on in between.
@@ -90,4 +93,27 @@ export interface LocalStore {
   /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */
   writtenBytes(): number | undefined;
   close(): Promise<void>;
+}
+
+export interface FoldQuery {
+  /** Exact topic or MQTT pattern. */
+  topic: string;
+  from?: number;
+  to?: number;
+  /** Bucket width, ms. */
+  width: number;
+  /** Payload fields (dotted paths); every numeric top-level field when absent. */
+  fields?: string[];
+  /** Fold at most this many readings; a range holding more ends with `more`. */
+  maxScan: number;
+}
+
+/** `topic\0field` -> that series' statistics by bucket start. */
+export type Folded = Map<string, { topic: string; field: string; points: Map<number, Stats> }>;
+
+export interface FoldResult {
+  series: Folded;
+  folded: number;
+  /** The range holds more than maxScan readings: `series` is not all of it. */
+  more: boolean;
 }

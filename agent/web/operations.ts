@@ -5,9 +5,8 @@ import { topicMatches } from '../../mqtt-topic/topic.js';
 import type { DeadLetter, LogRecord } from '../buffer/record.js';
 import { durationMs } from '../config/keys.js';
 import { bucketStart } from '../rollup/extract.js';
-import { add, single, stddev, type Stats } from '../rollup/stats.js';
+import { stddev } from '../rollup/stats.js';
 import type { Position } from '../store/types.js';
-import { fieldOf } from '../store/where.js';
 import type { AgentApi, ApiSource } from './api.js';
 import { badParameter, HttpError } from './errors.js';
 import { agentOf, listOf, range, storeOf, topicFilter, whereOf } from './routes/params.js';
@@ -122,47 +121,17 @@ function fromCursor(cursor: string | undefined, order: string): Position | undef
   throw badParameter('cursor', 'not a cursor from this query (take `next` from the previous page, same order)');
 }
 
-interface Point {
-  start: number;
-  stats: Stats;
-}
-
-/** Fold the store's readings into buckets: for widths the rollups do not keep. */
+/** Fold the store's readings into buckets (in the store's thread): for widths the rollups do not keep. */
 async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }, scanReadings: number, signal?: AbortSignal) {
-  const store = storeOf(api);
-  const series = new Map<string, { topic: string; field: string; points: Map<number, Point> }>();
-  let after: Position | undefined;
-  for (let folded = 0; ; ) {
-    // One more than the budget tells a range that holds more.
-    const limit = Math.min(5000, scanReadings + 1 - folded);
-    const page = await store.query({ topic: q.topic, from: q.from, to: q.to, after, limit }, signal);
-    for (const r of page) fold(r);
-    folded += page.length;
-    if (folded > scanReadings) {
-      throw new HttpError(400, `from, to: the range holds more than ${scanReadings} stored readings (web.limits.scanReadings): narrow it, or ask a bucket width the rollups keep (rollups.buckets)`, [{ parameter: 'from', message: 'narrow the range' }]);
-    }
-    if (page.length < limit) break;
-    after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };
-  }
-  function fold(r: LogRecord) {
-    const fields = q.fields ?? (r.payload && typeof r.payload === 'object' ? Object.keys(r.payload) : []);
-    const start = bucketStart(r.receivedAt, q.width);
-    for (const field of fields) {
-      const value = fieldOf(r.payload, field);
-      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-      const key = `${r.topic}\u0000${field}`;
-      let s = series.get(key);
-      if (!s) series.set(key, (s = { topic: r.topic, field, points: new Map() }));
-      const p = s.points.get(start);
-      if (p) add(p.stats, value, r.seq);
-      else s.points.set(start, { start, stats: single(value, r.seq) });
-    }
+  const { series, more } = await storeOf(api).fold({ ...q, maxScan: scanReadings }, signal);
+  if (more) {
+    throw new HttpError(400, `from, to: the range holds more than ${scanReadings} stored readings (web.limits.scanReadings): narrow it, or ask a bucket width the rollups keep (rollups.buckets)`, [{ parameter: 'from', message: 'narrow the range' }]);
   }
   return [...series.values()].map((s) => ({
     topic: s.topic,
     tags: {},
     field: s.field,
-    points: [...s.points.values()].sort((a, b) => a.start - b.start).map((p) => ({ start: p.start, ...p.stats, stddev: stddev(p.stats) })),
+    points: [...s.points].sort(([a], [b]) => a - b).map(([start, stats]) => ({ start, ...stats, stddev: stddev(stats) })),
   }));
 }
 

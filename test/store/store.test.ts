@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import type { LogRecord } from '../../agent/buffer/record.js';
 import { openFilesStore } from '../../agent/store/files.js';
+import { foldReading, mergeFolded } from '../../agent/store/fold.js';
 import { openStore, type LocalStore, type StoreBackend } from '../../agent/store/index.js';
+import type { Folded } from '../../agent/store/types.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record, T0 } from '../helpers/records.js';
 
@@ -29,6 +31,24 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
     expect((await store.query({ from: T0 + 2000, to: T0 + 3000 })).map((r) => r.seq)).toEqual([2, 3]);
     expect((await store.query({ afterSeq: 2, limit: 1 })).map((r) => r.seq)).toEqual([3]);
     expect((await store.query({ topic: 'sensors/a/env' }))[0]).toEqual(record(1));
+    await store.close();
+  });
+
+  it('folds a range into buckets beside the store (an aggregate), up to maxScan readings', async () => {
+    const store = await openStore(backend, path());
+    // 3,000 readings a second apart on two topics: t = 20 + seq / 10, seq.
+    await store.write(batch(Array.from({ length: 3000 }, (_, i) => record(i + 1, i % 2 ? 'sensors/b/env' : 'sensors/a/env'))));
+    const all = await store.fold({ topic: 'sensors/#', width: 60_000, fields: ['t'], maxScan: 10_000 });
+    expect(all).toMatchObject({ folded: 3000, more: false });
+    const a = all.series.get('sensors/a/env\u0000t')!;
+    const points = [...a.points.values()];
+    expect(points.reduce((n, p) => n + p.count, 0)).toBe(1500);
+    expect(Math.min(...points.map((p) => p.min))).toBeCloseTo(20.1, 9);
+    expect(Math.max(...points.map((p) => p.max))).toBeCloseTo(20 + 2999 / 10, 9);
+    expect(points.reduce((n, p) => n + p.sum, 0)).toBeCloseTo(Array.from({ length: 1500 }, (_, i) => 20 + (2 * i + 1) / 10).reduce((x, y) => x + y), 6);
+    // Past the budget: as many as it allows, and `more`; just at it (the control): all, and not more.
+    expect(await store.fold({ topic: 'sensors/#', width: 60_000, fields: ['t'], maxScan: 1000 })).toMatchObject({ folded: 1000, more: true });
+    expect(await store.fold({ topic: 'sensors/a/env', width: 60_000, fields: ['t'], maxScan: 1500 })).toMatchObject({ folded: 1500, more: false });
     await store.close();
   });
 
@@ -168,4 +188,26 @@ describe('sqlite store: writes before reads', () => {
     expect((await store.query({ afterSeq: N - 1, limit: 5 })).map((r) => r.seq)).toEqual([N, N + 1]); // the store serves the next
     await store.close();
   }, 120_000);
+});
+
+describe('folding in parts', () => {
+  it('gives what folding all at once gives, whatever the split (the SQLite store folds slice by slice)', () => {
+    const readings = Array.from({ length: 500 }, (_, i) => record(i + 1, i % 3 ? 'x/a' : 'x/b'));
+    const whole: Folded = new Map();
+    for (const r of readings) foldReading(whole, r, 60_000, ['t']);
+    for (const cut of [1, 137, 250, 499]) {
+      const [first, second]: Folded[] = [new Map(), new Map()];
+      readings.slice(0, cut).forEach((r) => foldReading(first, r, 60_000, ['t']));
+      readings.slice(cut).forEach((r) => foldReading(second, r, 60_000, ['t']));
+      mergeFolded(first, second);
+      for (const [key, s] of whole) {
+        for (const [start, stats] of s.points) {
+          const got = first.get(key)!.points.get(start)!;
+          expect([got.count, got.min, got.max, got.last]).toEqual([stats.count, stats.min, stats.max, stats.last]);
+          expect(got.sum).toBeCloseTo(stats.sum, 9);
+          expect(got.m2).toBeCloseTo(stats.m2, 6);
+        }
+      }
+    }
+  });
 });
