@@ -4,6 +4,7 @@
 import { topicMatches } from '../../mqtt-topic/topic.js';
 import { decodeRecord, splitRecord } from '../buffer/record.js';
 import { fieldOf } from '../store/where.js';
+import { Tally } from './tally.js';
 
 export interface LiveClient {
   /** Topic filter -> the payload fields it wants (all when undefined). */
@@ -23,7 +24,7 @@ export interface Tappable {
 export class LiveHub {
   /** Each client and whom it serves (a user or an API key). */
   private readonly clients = new Map<LiveClient, string>();
-  private readonly perOwner = new Map<string, number>();
+  private readonly perOwner = new Tally();
   private untap: (() => void) | undefined;
   /** Clients closed for falling behind, since start. */
   slowClosed = 0;
@@ -44,10 +45,9 @@ export class LiveHub {
    */
   add(client: LiveClient, owner: string): 'too many live clients' | 'too many live clients of yours' | undefined {
     if (this.clients.size >= this.limits.maxClients) return 'too many live clients';
-    const own = this.perOwner.get(owner) ?? 0;
-    if (own >= this.limits.maxPerOwner) return 'too many live clients of yours';
+    if (this.perOwner.of(owner) >= this.limits.maxPerOwner) return 'too many live clients of yours';
     this.clients.set(client, owner);
-    this.perOwner.set(owner, own + 1);
+    this.perOwner.add(owner);
     this.untap ??= this.log.tap((lines) => this.deliver(lines));
     return undefined;
   }
@@ -56,9 +56,7 @@ export class LiveHub {
     const owner = this.clients.get(client);
     if (owner === undefined) return;
     this.clients.delete(client);
-    const left = (this.perOwner.get(owner) ?? 1) - 1;
-    if (left > 0) this.perOwner.set(owner, left);
-    else this.perOwner.delete(owner);
+    this.perOwner.remove(owner);
     if (this.clients.size === 0 && this.untap) {
       this.untap();
       this.untap = undefined;

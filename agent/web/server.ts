@@ -36,6 +36,7 @@ import { exportRoutes } from './routes/export.js';
 import { healthRoutes } from './routes/health.js';
 import { mqttWebSocketRoute } from './routes/mqtt-ws.js';
 import { Slots } from './slots.js';
+import { Tally } from './tally.js';
 import { opsRoutes } from './routes/ops.js';
 import { pageFolder, pageRoutes } from './routes/page.js';
 import { schemaRoutes } from './routes/schemas.js';
@@ -67,20 +68,15 @@ const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** At most `max` open connections from one source address; more are closed as they come. */
 function capPerAddress(server: Server, max: number): void {
-  const open = new Map<string, number>();
+  const open = new Tally();
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
-    const n = (open.get(address) ?? 0) + 1;
-    if (n > max) {
+    if (open.of(address) >= max) {
       socket.destroy();
       return;
     }
-    open.set(address, n);
-    socket.once('close', () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left > 0) open.set(address, left);
-      else open.delete(address);
-    });
+    open.add(address);
+    socket.once('close', () => open.remove(address));
   });
 }
 
