@@ -141,8 +141,13 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
       held[0]();
       await untilStatus(agent, 'metrics', (s) => s.lagRecords === 0 && s.sent.records === 600);
       expect(agent.runtime.log.cursor('sink:metrics')).toBe(agent.runtime.log.lastSeq);
+      // A point is its measurement, tags and millisecond (README): two of the 600 received in the
+      // same millisecond are one point. So many points as distinct receive times, then.
+      await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+      const times = new Set((await agent.runtime.store!.query({ topic: 'w/x', limit: 1000 })).map((r) => r.receivedAt));
+      expect(times.size).toBeGreaterThan(100); // the control: most of them apart
       const [points] = await series(influx.query, 'SELECT count(i) FROM "window".."mqtt"');
-      expect(points.values[0][1]).toBe(600);
+      expect(points.values[0][1]).toBe(times.size);
       expect(requests).toBe(6);
     } finally {
       await agent.stop();
