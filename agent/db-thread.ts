@@ -18,15 +18,27 @@ const errorReply = (id: number, err: unknown): Reply => {
   return { id, error: e.message, code: typeof e.code === 'string' ? e.code : e.name };
 };
 
+/**
+ * The thread's write_bytes as last read. Requests run one at a time and nothing else writes from
+ * this thread, so what it grew by since the end of the last request is the current request's: one
+ * read of /proc per request.
+ */
+let seen = writtenBytes('thread') ?? 0;
+function writtenSinceSeen(): number {
+  const now = writtenBytes('thread') ?? seen;
+  const grown = now - seen;
+  seen = now;
+  return grown;
+}
+
 export function serveDb<Request extends { op: string }>(port: MessagePort, open: () => DbService<Request>): void {
   // The thread's writes while this service works are its database's: SQLite writes synchronously.
   let written = 0;
   const counted = <T>(work: () => T): T => {
-    const before = writtenBytes('thread') ?? 0;
     try {
       return work();
     } finally {
-      written += (writtenBytes('thread') ?? 0) - before;
+      written += writtenSinceSeen();
     }
   };
   let service: DbService<Request>;

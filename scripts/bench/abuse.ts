@@ -4,7 +4,7 @@
 // backtracking pattern), next to a control run of the same agent and load without the abuse.
 // Reported: PUBACK p99, /health/live p99 and store lag p99 (asked from an address of their own), and
 // peak RSS. BENCH_ABUSE_SECONDS (60): each run's measured time.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { UserStore } from '../../agent/users/store.js';
 import { hobbyPayload, startSensors } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { connectRaw } from './load.js';
-import type { Started } from './processes.js';
+import { statusMb, type Started } from './processes.js';
 import { percentile, printLimits } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 60);
@@ -139,7 +139,7 @@ async function run(abuse: boolean): Promise<Run> {
     const lag: number[] = [];
     let peakRss = 0;
     let watching = true;
-    const rss = setInterval(() => (peakRss = Math.max(peakRss, Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]) / 1024)), 250);
+    const rss = setInterval(() => (peakRss = Math.max(peakRss, statusMb(agent.proc.pid!, 'VmRSS'))), 250);
     const watchLive = (async () => {
       while (watching) {
         live.push((await timedGet(agent.port('http'), '/health/live')).ms);

@@ -17,7 +17,7 @@ import { createDatabase, PG_PASSWORD, startMosquitto, type TestDatabase } from '
 import { hobbyPayload, startSensors, type Sensors } from '../wear.js';
 import { BENCH_USER, benchLoad, benchTopic, startBenchAgent } from './agent.js';
 import { startPipeline } from './pipeline.js';
-import type { Started } from './processes.js';
+import { statusMb, type Started } from './processes.js';
 import { median, printLimits } from './report.js';
 import { seedSqliteStore } from './seed-store.js';
 
@@ -51,18 +51,8 @@ async function program(): Promise<Program> {
   return { binary, env: unitEnvironment(readFileSync(join(projectRoot(), 'systemd/edge-agent.service'), 'utf8')) };
 }
 
-/** Resident memory of one or more processes (summed), MB, from /proc/<pid>/status. */
-function residentMb(pids: number[]): { rss: number; anon: number } {
-  let rss = 0;
-  let anon = 0;
-  for (const pid of pids) {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-    rss += kb('VmRSS') / 1024;
-    anon += kb('RssAnon') / 1024;
-  }
-  return { rss, anon };
-}
+/** Resident memory of one or more processes (summed), MB. */
+const residentMb = (pids: number[]) => ({ rss: pids.reduce((n, pid) => n + statusMb(pid, 'VmRSS'), 0), anon: pids.reduce((n, pid) => n + statusMb(pid, 'RssAnon'), 0) });
 
 /** Samples the processes' memory every `everyMs` until stopped. */
 class Sampler {
