@@ -319,8 +319,9 @@ function depthRule(max: number): ValidationRule {
 
 const refusal = (message: string) => ({ errors: [{ message }] });
 
-/** Refused documents remembered, the oldest forgotten first. */
+/** Refused documents remembered, the oldest forgotten first; only short ones (at most 64 x 16 kB held). */
 const REFUSALS_KEPT = 64;
+const REFUSAL_KEY_CHARS = 16 * 1024;
 
 export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
   const { api, ops } = opts;
@@ -401,8 +402,10 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
       errors = [err as GraphQLError];
     }
     if (!errors.length) return document!;
-    if (refused.size >= REFUSALS_KEPT) refused.delete(refused.keys().next().value!);
-    refused.set(key, errors);
+    if (key.length <= REFUSAL_KEY_CHARS) {
+      if (refused.size >= REFUSALS_KEPT) refused.delete(refused.keys().next().value!);
+      refused.set(key, errors);
+    }
     return errors;
   };
 
