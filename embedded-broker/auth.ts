@@ -58,18 +58,10 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       return { username: info.certIdentity, roles: roles ?? [], certificateOnly: roles === null };
     }
     if (username !== undefined) {
-      const { guard } = opts;
-      const ban = guard.banned(info.remoteAddress, username);
-      if (ban) throw refuse(Code.NotAuthorized, ban); // no password check: a ban costs the agent nothing
-      const waitMs = guard.delayMs(info.remoteAddress, username);
-      if (waitMs) await new Promise((r) => setTimeout(r, waitMs));
-      const roles = password ? await guard.hash(() => opts.users.verify(username, password)) : null;
-      if (!roles) {
-        guard.failed(info.remoteAddress, username);
-        throw refuse(Code.BadCredentials, 'bad user name or password');
-      }
-      guard.succeeded(info.remoteAddress, username);
-      return { username, roles, certificateOnly: false };
+      const verdict = await opts.guard.login(info.remoteAddress, username, () => (password ? opts.users.verify(username, password) : null));
+      if (verdict.ok) return { username, roles: verdict.value, certificateOnly: false };
+      // a ban costs the agent no password check
+      throw verdict.banned ? refuse(Code.NotAuthorized, verdict.banned) : refuse(Code.BadCredentials, 'bad user name or password');
     }
     const anonymousOk = opts.allowAnonymous === true || (opts.allowAnonymous === 'loopback' && isLoopback(info.remoteAddress));
     if (!anonymousOk) throw refuse(Code.NotAuthorized, 'anonymous access is not allowed from this address');

@@ -1,37 +1,28 @@
 // What stands before a login: a cap on connections that have not logged in (in all, shared out
-// between source addresses, and per address), failed logins throttled per source address and per user name (a growing delay, then a
-// ban, as fail2ban or EMQX's flapping detection do), and password hashing run a few at a time, so a
-// flood of wrong passwords cannot take the cores from the sensors that are already connected.
+// between source addresses, and per address), failed logins throttled (login-failures.ts: a
+// growing delay, then a ban, as fail2ban or EMQX's flapping detection do, without locking a user
+// out), and password hashing run a few at a time, so a flood of wrong passwords cannot take the
+// cores from the sensors that are already connected.
 import type { Duplex } from 'node:stream';
 import type { Logger } from './logger.js';
+import { LoginFailures, type FailureLimits } from './login-failures.js';
 
-export interface LoginLimits {
+export interface LoginLimits extends FailureLimits {
   /** Connections that have not logged in yet, in all. */
   maxPendingLogins: number;
   /** Connections that have not logged in yet, from one source address. */
   maxPendingPerAddress: number;
-  /** Failed logins (per address or user name) before each further attempt waits. */
-  failuresBeforeDelay: number;
-  /** Failed logins (per address or user name) that ban it for banMs. */
-  failuresBeforeBan: number;
-  banMs: number;
   /** Password checks run at once (each is ~50 ms of scrypt on a core). */
   hashConcurrency: number;
 }
 
-const FIRST_DELAY_MS = 250;
-const MAX_DELAY_MS = 8000;
-
-interface Failures {
-  count: number;
-  last: number;
-  bannedUntil: number;
-}
+export type LoginVerdict<T> = { ok: true; value: T; banned?: undefined } | { ok: false; banned?: string };
 
 export class LoginGuard {
   private readonly pending = new Map<Duplex, string>();
   private readonly pendingByAddress = new Map<string, number>();
-  private readonly failures = new Map<string, Failures>();
+  private readonly failures: LoginFailures;
+  private readonly turns = new Turns();
   private hashing = 0;
   /** Waiting connections closed to give their slot to another address. */
   evicted = 0;
@@ -39,9 +30,11 @@ export class LoginGuard {
 
   constructor(
     private readonly limits: LoginLimits,
-    private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-  ) {}
+    log: Logger,
+    now: () => number = Date.now,
+  ) {
+    this.failures = new LoginFailures(limits, (notice) => log.warn(notice, 'login banned after repeated failures'), now);
+  }
 
   /**
    * A new connection: false when its address holds its share (it is closed at once). When every
@@ -89,43 +82,48 @@ export class LoginGuard {
 
   /** Why a login from here, as this user, is refused outright (a ban); undefined if it may try. */
   banned(address: string, username: string | undefined): string | undefined {
-    for (const key of keys(address, username)) {
-      const f = this.failures.get(key);
-      if (f && f.bannedUntil > this.now()) return `${key} is banned for ${Math.ceil((f.bannedUntil - this.now()) / 1000)} s after repeated failed logins`;
+    return this.failures.banned(address, username);
+  }
+
+  /**
+   * One login: refused outright when banned; else it waits its delay (and, for a user name under
+   * attack, its turn), then `verify` runs in a hashing slot. A wrong password (null) is a failure.
+   */
+  async login<T>(address: string, username: string | undefined, verify: () => Promise<T | null> | T | null): Promise<LoginVerdict<T>> {
+    const attempt = this.failures.start(address, username);
+    if (attempt.banned) return { ok: false, banned: attempt.banned };
+    const checked = async () => {
+      if (attempt.delayMs) await new Promise((r) => setTimeout(r, attempt.delayMs));
+      return await this.hash(async () => await verify(), attempt.known);
+    };
+    let value: T | null;
+    try {
+      value = attempt.takesTurns ? await this.turns.take(username!, checked) : await checked();
+    } catch (err) {
+      this.failures.abandoned(address, username); // the check broke: no verdict on the password
+      throw err;
     }
-    return undefined;
-  }
-
-  /** How long this attempt waits before its password is checked (grows with the failures). */
-  delayMs(address: string, username: string | undefined): number {
-    const count = Math.max(0, ...keys(address, username).map((k) => this.failures.get(k)?.count ?? 0));
-    const over = count - this.limits.failuresBeforeDelay;
-    return over < 0 ? 0 : Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** over);
-  }
-
-  failed(address: string, username: string | undefined): void {
-    const now = this.now();
-    for (const key of keys(address, username)) {
-      const f = this.failures.get(key) ?? { count: 0, last: 0, bannedUntil: 0 };
-      if (now - f.last > this.limits.banMs) f.count = 0; // an old streak is forgotten
-      f.count++;
-      f.last = now;
-      if (f.count >= this.limits.failuresBeforeBan && f.bannedUntil <= now) {
-        f.bannedUntil = now + this.limits.banMs;
-        this.log.warn({ who: key, failures: f.count, banSeconds: Math.round(this.limits.banMs / 1000) }, 'login banned after repeated failures');
-      }
-      this.failures.set(key, f);
+    if (value === null) {
+      this.failures.failed(address, username);
+      return { ok: false };
     }
-    if (this.failures.size > 10_000) this.forgetOld(now);
+    this.failures.succeeded(address, username);
+    return { ok: true, value };
   }
 
-  succeeded(address: string, username: string | undefined): void {
-    for (const key of keys(address, username)) this.failures.delete(key);
+  /** A check that costs nothing (an API key's hash): counted and banned alike, without delay or slot. */
+  loginNow<T>(address: string, username: string | undefined, verify: () => T | null): LoginVerdict<T> {
+    const attempt = this.failures.start(address, username);
+    if (attempt.banned) return { ok: false, banned: attempt.banned };
+    const value = verify();
+    if (value === null) this.failures.failed(address, username);
+    else this.failures.succeeded(address, username);
+    return value === null ? { ok: false } : { ok: true, value };
   }
 
-  /** Run a password check when a slot is free (a few at a time). */
-  async hash<T>(work: () => Promise<T>): Promise<T> {
-    if (this.hashing >= this.limits.hashConcurrency) await new Promise<void>((resolve) => this.hashQueue.push(resolve));
+  /** Run a password check when a slot is free (a few at a time; logins from known addresses first). */
+  async hash<T>(work: () => Promise<T>, first = false): Promise<T> {
+    if (this.hashing >= this.limits.hashConcurrency) await new Promise<void>((resolve) => (first ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
     this.hashing++;
     try {
       return await work();
@@ -134,12 +132,21 @@ export class LoginGuard {
       this.hashQueue.shift()?.();
     }
   }
-
-  private forgetOld(now: number): void {
-    for (const [key, f] of this.failures) if (now - f.last > this.limits.banMs && f.bannedUntil <= now) this.failures.delete(key);
-  }
 }
 
-function keys(address: string, username: string | undefined): string[] {
-  return username === undefined ? [`address ${address}`] : [`address ${address}`, `user ${username}`];
+/** Work on one key run one at a time, in order. */
+class Turns {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async take<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    const mine = before.then(work, work);
+    const tail = mine.catch(() => undefined);
+    this.tails.set(key, tail);
+    try {
+      return await mine;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
 }

@@ -119,8 +119,9 @@ export const ConfigSchema = Type.Object(
         sysInterval: Type.Integer({ minimum: 0, default: 10, description: 'seconds between $SYS updates; 0 = off' }),
         loginThrottle: Type.Object(
           {
-            failuresBeforeDelay: Type.Integer({ minimum: 1, default: 3, description: 'failed logins (per source address and per user name) before each further attempt waits, 0.25 s doubling up to 8 s' }),
-            failuresBeforeBan: Type.Integer({ minimum: 1, default: 10, description: 'failed logins (per source address and per user name) that ban it for banMs; logged once per ban' }),
+            failuresBeforeDelay: Type.Integer({ minimum: 1, default: 3, description: 'failed logins for a user name at an address before each further attempt waits, 0.25 s doubling up to 8 s; for a user name from all addresses, before attempts from addresses it never logged in from take turns with that delay' }),
+            failuresBeforeBan: Type.Integer({ minimum: 1, default: 10, description: 'failed logins for a user name at one address that ban that name there for banMs (the user name is never banned everywhere); logged once per ban' }),
+            failuresBeforeAddressBan: Type.Integer({ minimum: 1, default: 30, description: 'failed logins from one address, whatever the user names or API keys, that ban the address for banMs' }),
             banMs: Type.Integer({ minimum: 1000, default: 600000, description: 'how long a ban lasts; a streak of failures older than this is forgotten' }),
             hashConcurrency: Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'password checks (scrypt, ~50 ms of a core each) run at once' }),
           },

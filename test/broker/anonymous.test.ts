@@ -75,7 +75,7 @@ describe('anonymous policy decision (remote address injected)', () => {
     const users = { verify: async () => null, roles: async () => [] };
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };
     const owners = { sessionOwner: () => undefined, setSessionOwner() {} };
-    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 3, failuresBeforeBan: 10, banMs: 60_000, hashConcurrency: 1 }, quiet);
+    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 3, failuresBeforeBan: 10, failuresBeforeAddressBan: 30, banMs: 60_000, hashConcurrency: 1 }, quiet);
     const auth = makeAuthenticate(() => ({ connectedClients: 0, clients: {} }) as unknown as Aedes, { allowAnonymous: policy, useIdentityAsUsername: false, maxClients: 10, acl: [], users, owners, guard }, newStats(), quiet);
     const client = { id: 'c', conn } as unknown as Client;
     return new Promise((resolve) => auth(client, undefined, undefined, (err) => resolve(err ? err.returnCode : true)));

@@ -1,10 +1,11 @@
-// Before a login: failed attempts throttled then banned (per source address and per user name),
-// logged once per ban; connections that have not logged in capped in all and per address, CONNECT
+// Before a login: failed attempts counted as they start, throttled then banned (per user name at an
+// address, and per address), never a user name banned everywhere; logged once per ban; connections that have not logged in capped in all and per address, CONNECT
 // kept small, so a flood of half-CONNECTs cannot grow the agent's memory.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoginFailures, type BanNotice } from '../../embedded-broker/login-failures.js';
 import { LoginGuard } from '../../embedded-broker/login-guard.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { connect, str } from '../helpers/raw.js';
@@ -44,32 +45,100 @@ function halfConnect(port: number, localAddress: string): Promise<net.Socket> {
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
 describe('login throttling (LoginGuard)', () => {
-  it('delays after a few failures, doubling, then bans; logs once per ban; a success clears the streak', () => {
-    const warnings: object[] = [];
+  const limits = { maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 2, failuresBeforeBan: 5, failuresBeforeAddressBan: 12, banMs: 60_000, hashConcurrency: 1 };
+
+  it('delays a user name at one address after a few failures, doubling, then bans the pair (logged once); the name stays usable elsewhere', () => {
+    const bans: BanNotice[] = [];
     let now = 1_000_000;
-    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 2, failuresBeforeBan: 5, banMs: 60_000, hashConcurrency: 1 }, { debug() {}, info() {}, warn: (o: object) => warnings.push(o), error() {} }, () => now);
+    const failures = new LoginFailures(limits, (b) => bans.push(b), () => now);
     const delays: number[] = [];
-    for (let i = 0; i < 4; i++) {
-      delays.push(guard.delayMs('10.0.0.9', 'eve'));
-      guard.failed('10.0.0.9', 'eve');
+    for (let i = 0; i < 5; i++) {
+      delays.push(failures.start('10.0.0.9', 'eve').delayMs);
+      failures.failed('10.0.0.9', 'eve');
     }
-    expect(delays).toEqual([0, 0, 250, 500]);
-    expect(guard.banned('10.0.0.9', 'eve')).toBeUndefined();
-    guard.failed('10.0.0.9', 'eve');
-    expect(guard.banned('10.0.0.9', 'eve')).toMatch(/^address 10\.0\.0\.9 is banned for 60 s/);
-    expect(guard.banned('10.0.0.7', 'eve')).toMatch(/^user eve is banned/); // the user name from elsewhere too
-    expect(guard.banned('10.0.0.7', 'bob')).toBeUndefined();
-    for (let i = 0; i < 20; i++) guard.failed('10.0.0.9', 'eve');
-    expect(warnings).toHaveLength(2); // one ban each for the address and the user name, not one per attempt
+    expect(delays).toEqual([0, 0, 250, 500, 1000]);
+    expect(failures.banned('10.0.0.9', 'eve')).toMatch(/^user eve at 10\.0\.0\.9 is banned for 60 s/);
+    expect(failures.start('10.0.0.9', 'eve').banned).toMatch(/banned/);
+    expect(failures.banned('10.0.0.9', 'bob')).toBeUndefined(); // the address itself is not banned yet
+    expect(failures.banned('10.0.0.7', 'eve')).toBeUndefined(); // nor the user name elsewhere
+    expect(bans).toEqual([{ who: 'user eve at 10.0.0.9', failures: 5, banSeconds: 60 }]);
     now += 61_000;
+    expect(failures.banned('10.0.0.9', 'eve')).toBeUndefined();
+    expect(failures.start('10.0.0.9', 'eve').delayMs).toBe(0); // the streak went quiet: forgotten
+  });
+
+  it('counts an attempt when it starts: 200 parallel wrong passwords check no more than the ban allows', async () => {
+    const guard = new LoginGuard({ ...limits, failuresBeforeDelay: 50, hashConcurrency: 4 }, quiet);
+    let checks = 0;
+    const wrong = () => guard.login('10.0.0.9', 'eve', async () => (checks++, await new Promise((r) => setTimeout(r, 5)), null));
+    const verdicts = await Promise.all(Array.from({ length: 200 }, wrong));
+    expect(checks).toBe(limits.failuresBeforeBan);
+    expect(verdicts.filter((v) => v.banned).length).toBe(200 - limits.failuresBeforeBan);
+    expect((await guard.login('10.0.0.8', 'eve', async () => ['sensors'])).ok).toBe(true); // the right password from elsewhere
+  });
+
+  it('never bans the user name everywhere: its guessed name gets turns and a delay from new addresses, none from where it logged in before', () => {
+    const failures = new LoginFailures({ ...limits, failuresBeforeBan: 3 }, () => {}, () => 1_000_000);
+    failures.start('10.0.0.1', 'alice');
+    failures.succeeded('10.0.0.1', 'alice'); // her own address
+    for (let host = 20; host < 24; host++) {
+      for (let i = 0; i < 3; i++) {
+        failures.start(`10.0.0.${host}`, 'alice');
+        failures.failed(`10.0.0.${host}`, 'alice');
+      }
+    }
+    expect(failures.banned('10.0.0.1', 'alice')).toBeUndefined();
+    const own = failures.start('10.0.0.1', 'alice');
+    expect(own).toEqual({ known: true, delayMs: 0, takesTurns: false });
+    failures.succeeded('10.0.0.1', 'alice');
+    const fresh = failures.start('10.0.0.50', 'alice');
+    expect(fresh.banned).toBeUndefined();
+    expect(fresh.takesTurns).toBe(true);
+    expect(fresh.delayMs).toBe(8000); // 12 failures of the name: 0.25 s doubling, at most 8 s
+    expect(failures.start('10.0.0.50', 'bob')).toEqual({ known: false, delayMs: 0, takesTurns: false }); // control: another name
+  });
+
+  it('bans an address that tries many user names, after failuresBeforeAddressBan; API keys count there', () => {
+    const failures = new LoginFailures(limits, () => {}, () => 1_000_000);
+    for (let i = 0; i < 11; i++) {
+      failures.start('10.0.0.9', `user${i}`);
+      failures.failed('10.0.0.9', `user${i}`);
+    }
+    expect(failures.banned('10.0.0.9', 'someone')).toBeUndefined(); // 11 of 12: not yet
+    failures.start('10.0.0.9', undefined);
+    failures.failed('10.0.0.9', undefined);
+    expect(failures.banned('10.0.0.9', 'someone')).toMatch(/^address 10\.0\.0\.9 is banned/);
+    expect(failures.banned('10.0.0.10', 'someone')).toBeUndefined();
+  });
+
+  it('an error while checking counts for nothing: no ban from a broken user store', async () => {
+    const guard = new LoginGuard({ ...limits, failuresBeforeDelay: 50 }, quiet);
+    for (let i = 0; i < 20; i++) await expect(guard.login('10.0.0.9', 'eve', () => Promise.reject(new Error('disk')))).rejects.toThrow('disk');
     expect(guard.banned('10.0.0.9', 'eve')).toBeUndefined();
-    guard.succeeded('10.0.0.9', 'eve');
-    expect(guard.delayMs('10.0.0.9', 'eve')).toBe(0);
+  });
+
+  it('takes turns in order, one at a time, and goes on after a failed turn', async () => {
+    const turns: string[] = [];
+    const guard = new LoginGuard({ ...limits, failuresBeforeDelay: 1, failuresBeforeBan: 100, failuresBeforeAddressBan: 100, banMs: 60_000 }, quiet, () => 0);
+    await guard.login('10.0.0.1', 'eve', () => null); // one failure: from now on new addresses take turns (0.25 s, doubling)
+    let running = 0;
+    const attempt = (host: number) =>
+      guard.login(`10.0.0.${host}`, 'eve', async () => {
+        expect(++running).toBe(1);
+        turns.push(String(host));
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+        return null;
+      });
+    await Promise.all([attempt(2), attempt(3)]);
+    expect(turns).toEqual(['2', '3']);
   });
 
   it('runs password checks a few at a time', async () => {
-    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 2, failuresBeforeBan: 5, banMs: 60_000, hashConcurrency: 2 }, { debug() {}, info() {}, warn() {}, error() {} });
+    const guard = new LoginGuard({ ...limits, hashConcurrency: 2 }, quiet);
     let running = 0;
     let most = 0;
     const work = () =>
@@ -83,7 +152,7 @@ describe('login throttling (LoginGuard)', () => {
   });
 
   it('shares the waiting slots out between addresses: a full house gives the newcomer the oldest slot of the address holding most', () => {
-    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 4, failuresBeforeDelay: 2, failuresBeforeBan: 5, banMs: 60_000, hashConcurrency: 1 }, { debug() {}, info() {}, warn() {}, error() {} });
+    const guard = new LoginGuard({ ...limits, maxPendingPerAddress: 4 }, quiet);
     const conns = (n: number) => Array.from({ length: n }, () => new PassThrough());
     const [a, b] = [conns(4), conns(4)];
     expect([...a.map((c) => guard.admit(c, 'A')), ...b.map((c) => guard.admit(c, 'B'))].every(Boolean)).toBe(true);
@@ -118,16 +187,18 @@ describe('before login, through the real broker', () => {
     cleanup(dir);
   });
 
-  it('a guessing address is banned: then even the right password is refused from it, while others log in', async () => {
+  it("a guesser is banned for that user name at its address; the user logs in from its own address, the guesser's address as another user", async () => {
+    expect(await connackFrom(port, '127.0.0.3', 'alice', 'right')).toBe(0); // alice's own address, known from now on
     const codes: (number | 'closed')[] = [];
     for (let i = 0; i < 4; i++) codes.push(await connackFrom(port, '127.0.0.2', 'alice', `guess-${i}`));
     expect(codes).toEqual([4, 4, 4, 4]);
-    expect(await connackFrom(port, '127.0.0.2', 'alice', 'right')).toBe(5); // banned address and user name
-    expect(await connackFrom(port, '127.0.0.2', 'carol', 'right')).toBe(5); // banned address
-    expect(await connackFrom(port, '127.0.0.3', 'carol', 'right')).toBe(0); // positive control
+    expect(await connackFrom(port, '127.0.0.2', 'alice', 'right')).toBe(5); // the guesser: banned, whatever the password
+    expect(await connackFrom(port, '127.0.0.3', 'alice', 'right')).toBe(0); // alice from her address: no lockout
+    expect(await connackFrom(port, '127.0.0.4', 'alice', 'right')).toBe(0); // from a new address: after a turn and a delay
+    expect(await connackFrom(port, '127.0.0.2', 'carol', 'right')).toBe(0); // the address is not banned for others
     const bans = agent.lines.filter((l) => l.includes('login banned'));
-    expect(bans.length).toBe(2); // the address and the user name, once each
-    expect(agent.lines.filter((l) => l.includes('connection refused')).length).toBeLessThanOrEqual(4);
+    expect(bans.length).toBe(1); // the pair, once
+    expect(bans[0]).toContain('user alice at 127.0.0.2');
   });
 
   it('caps connections that have not logged in per address; 300 half-CONNECTs add no more than a few MB', async () => {

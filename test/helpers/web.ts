@@ -2,6 +2,7 @@
 // Calls to a test agent's web API: as the first-start admin (HTTP Basic), as other users, or with
 // no credentials; JSON in and out.
 import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import type { InProcessAgent } from './agent.js';
 
@@ -54,4 +55,21 @@ export const adminPassword = (agent: InProcessAgent) => readFileSync(join(agent.
 /** The agent's API as its admin, over HTTP Basic. */
 export function adminClient(agent: InProcessAgent): WebClient {
   return new WebClient(`http://127.0.0.1:${agent.port('http')}`, { basic: ['admin', adminPassword(agent)] });
+}
+
+/** A JSON POST from a chosen loopback source address (fetch cannot choose one), through `agent`'s sockets. */
+export function postFrom(url: string, body: unknown, opts: { localAddress?: string; agent?: HttpAgent } = {}): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = httpRequest(url, { method: 'POST', localAddress: opts.localAddress, agent: opts.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
 }

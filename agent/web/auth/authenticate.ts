@@ -63,28 +63,15 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
   const basicOk = new Map<string, { until: number; revision: number }>();
 
   async function checkPassword(address: string, username: string, password: string): Promise<string[]> {
-    const ban = opts.guard.banned(address, username);
-    if (ban) throw new Refusal(429, ban);
-    const waitMs = opts.guard.delayMs(address, username);
-    if (waitMs) await new Promise((r) => setTimeout(r, waitMs));
-    const roles = await opts.guard.hash(() => opts.users.verify(username, Buffer.from(password)));
-    if (!roles) {
-      opts.guard.failed(address, username);
-      throw new Refusal(401, 'bad user name or password');
-    }
-    opts.guard.succeeded(address, username);
-    return roles;
+    const verdict = await opts.guard.login(address, username, () => opts.users.verify(username, Buffer.from(password)));
+    if (verdict.ok) return verdict.value;
+    throw verdict.banned ? new Refusal(429, verdict.banned) : new Refusal(401, 'bad user name or password');
   }
 
   function byKey(address: string, key: string): Identity {
-    const ban = opts.guard.banned(address, undefined);
-    if (ban) throw new Refusal(429, ban);
-    const found = opts.keys.verify(key);
-    if (!found) {
-      opts.guard.failed(address, undefined);
-      throw new Refusal(401, 'the API key is not valid (revoked or unknown)');
-    }
-    return { name: `key:${found.name}`, role: found.role, via: 'api-key' };
+    const verdict = opts.guard.loginNow(address, undefined, () => opts.keys.verify(key) ?? null);
+    if (verdict.ok) return { name: `key:${verdict.value.name}`, role: verdict.value.role, via: 'api-key' };
+    throw verdict.banned ? new Refusal(429, verdict.banned) : new Refusal(401, 'the API key is not valid (revoked or unknown)');
   }
 
   async function byUser(username: string, via: Identity['via'], sessionId?: string): Promise<Identity> {

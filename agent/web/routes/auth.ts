@@ -58,17 +58,12 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
     },
     async (req, reply) => {
       const { username, password } = req.body;
-      const ban = opts.guard.banned(req.ip, username);
-      if (ban) throw new HttpError(429, ban);
-      const waitMs = opts.guard.delayMs(req.ip, username);
-      if (waitMs) await new Promise((r) => setTimeout(r, waitMs));
-      const roles = await opts.guard.hash(() => opts.users.verify(username, Buffer.from(password)));
-      if (!roles) {
-        opts.guard.failed(req.ip, username);
+      const verdict = await opts.guard.login(req.ip, username, () => opts.users.verify(username, Buffer.from(password)));
+      if (verdict.banned) throw new HttpError(429, verdict.banned);
+      if (!verdict.ok) {
         req.log.warn({ username, remote: req.ip }, 'web login refused');
         throw new HttpError(401, 'bad user name or password');
       }
-      opts.guard.succeeded(req.ip, username);
       const role = await roleOf(username);
       req.log.info({ audit: true, user: username, remote: req.ip }, 'web login');
       return issue(reply, username, role, opts.sessions.open(username, opts.users.fingerprint(username)!));
