@@ -18,6 +18,10 @@ export const WebConfigSchema = Type.Object(
         },
         { ...strict, default: {} },
       ),
+      allowedHosts: Type.Array(Type.String({ minLength: 1 }), {
+        default: [],
+        description: "names clients reach the agent by (the Host header) besides the machine's host name, <host name>.local, localhost and its addresses; *.example.com for subdomains, * for any. Others get 403: a DNS-rebinding page cannot reach the API or MQTT over WebSocket",
+      }),
       cors: Type.Object(
         {
           origins: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'browser origins (scheme://host:port) allowed to call the API from another site; empty: CORS off' }),

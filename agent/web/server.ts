@@ -22,6 +22,7 @@ import type { UserStore } from '../users/store.js';
 import { VERSION } from '../version.js';
 import { assetPath, isSea } from '../sea.js';
 import type { ApiSource } from './api.js';
+import { hostCheck, hostName, type HostCheck } from './allowed-hosts.js';
 import { authenticate } from './auth/authenticate.js';
 import type { Sessions } from './auth/sessions.js';
 import type { WebConfig } from './config.js';
@@ -46,7 +47,7 @@ export interface WebOptions {
   http?: { host: string; port: number };
   https?: { host: string; port: number; cert: string; key: string; passphrase?: string };
   mqttWs?: { path: string; maxPayload: number; maxConnections: number; allowedOrigins: string[]; handle(stream: Duplex, listener: string, remoteAddress: string): void };
-  config: Pick<WebConfig, 'auth' | 'cors' | 'metrics' | 'limits'>;
+  config: Pick<WebConfig, 'auth' | 'cors' | 'metrics' | 'limits' | 'allowedHosts'>;
   users: UserStore;
   keys: ApiKeyStore;
   sessions: Sessions;
@@ -77,6 +78,14 @@ function capPerAddress(server: Server, max: number): void {
     }
     open.add(address);
     socket.once('close', () => open.remove(address));
+  });
+}
+
+function refuseForeignHosts(app: FastifyInstance, hosts: HostCheck): void {
+  app.addHook('onRequest', async (req, reply) => {
+    if (hosts.allows(req.headers.host)) return;
+    const name = JSON.stringify(hostName(req.headers.host ?? '').slice(0, 100));
+    await reply.code(403).send({ error: 'Forbidden', message: `Host ${name} is not a name of this agent: add it to web.allowedHosts if clients reach the agent by it` });
   });
 }
 
@@ -125,6 +134,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     },
   });
   // After the WebSocket plugin: its hook marks upgrade requests, so a refused one's socket is closed.
+  refuseForeignHosts(app, hostCheck(opts.config.allowedHosts));
   authenticate(app, { users: opts.users, keys: opts.keys, sessions: opts.sessions, guard: opts.guard, basic: opts.config.auth.basic, allowedOrigins: opts.config.cors.origins });
 
   app.addHook('onResponse', async (req, reply) => {

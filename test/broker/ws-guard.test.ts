@@ -1,13 +1,14 @@
-// MQTT over WebSocket: every packet is checked whatever the framing; Origin is checked.
+// MQTT over WebSocket: every packet is checked whatever the framing; Origin and Host are checked.
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { CONNACK_OK, connect, publish } from '../helpers/raw.js';
 
 /** Send each buffer as its own WebSocket message; everything the server sent, and whether it closed. */
-function wsExchange(url: string, messages: Buffer[], opts: { origin?: string; ms?: number } = {}): Promise<{ received: Buffer; closed: boolean; status?: number }> {
+function wsExchange(url: string, messages: Buffer[], opts: { origin?: string; host?: string; ms?: number } = {}): Promise<{ received: Buffer; closed: boolean; status?: number }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, 'mqtt', opts.origin ? { origin: opts.origin } : {});
+    const ws = new WebSocket(url, 'mqtt', { ...(opts.origin ? { origin: opts.origin } : {}), ...(opts.host ? { headers: { host: opts.host } } : {}) });
     const chunks: Buffer[] = [];
     let closed = false;
     let status: number | undefined;
@@ -93,5 +94,16 @@ describe('MQTT over WebSocket: checks and Origin', () => {
     expect(own.received).toEqual(CONNACK_OK);
     const none = await wsExchange(url, [connect({ clientId: 'ws-none' })]);
     expect(none.received).toEqual(CONNACK_OK);
+  });
+
+  it('refuses DNS rebinding: a page on a foreign name whose Origin matches its Host is not upgraded; the own names are', async () => {
+    const p = agent.port('http');
+    const rebound = await wsExchange(url, [connect({ clientId: 'ws-rebound' })], { host: `evil.example:${p}`, origin: `http://evil.example:${p}` });
+    expect(rebound.status).toBe(403);
+    expect(rebound.received.length).toBe(0);
+    for (const name of ['localhost', hostname()]) {
+      const own = await wsExchange(url, [connect({ clientId: `ws-${name}` })], { host: `${name}:${p}`, origin: `http://${name}:${p}` });
+      expect(own.received).toEqual(CONNACK_OK);
+    }
   });
 });

@@ -16,7 +16,7 @@ import { startRuntime, type Runtime } from '../../agent/runtime.js';
 import { CLI, cleanup, portOf, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
 import { makePki } from '../helpers/pki.js';
 import { addUser } from '../helpers/users.js';
-import { adminClient, adminPassword, postFrom, WebClient } from '../helpers/web.js';
+import { adminClient, adminPassword, authHeader, postFrom, rawRequest, WebClient } from '../helpers/web.js';
 
 const run = promisify(execFile);
 
@@ -175,6 +175,17 @@ describe('web authentication', () => {
     expect(foreign.status).toBe(403);
     expect(foreign.body.message).toMatch(/cross-site/);
     expect((await cookie.call('POST', '/api/data', { topic: 'c/x', payload: 1 }, { origin: `http://${host}` })).status).toBe(201);
+  });
+
+  it('answers only its own host names (DNS rebinding): a foreign Host gets 403 naming web.allowedHosts, whatever the credentials', async () => {
+    const p = agent.port('http');
+    const as = (host: string, path = '/api/data') => rawRequest('GET', `http://127.0.0.1:${p}${path}`, { headers: { host, ...authHeader(admin.creds) } });
+    const foreign = await as(`evil.example:${p}`);
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.message).toMatch(/Host "evil\.example" is not a name of this agent.*web\.allowedHosts/);
+    expect((await as(`evil.example:${p}`, '/')).status).toBe(403); // the page too
+    expect((await as(`localhost:${p}`)).status).toBe(200);
+    expect((await as(`127.0.0.1:${p}`, '/')).status).toBe(200);
   });
 
   it('throttles login guesses like MQTT logins: counted as they start, a ban for the name at that address only', async () => {
