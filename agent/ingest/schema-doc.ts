@@ -20,9 +20,12 @@ const FieldObject = Type.Object(
   { additionalProperties: false },
 );
 
+/** A schema's name: also a file name in the schema folder, so no path and no leading dot. */
+export const SCHEMA_NAME = '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$';
+
 export const SchemaDocSchema = Type.Object(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9._-]+$', description: 'schema name, recorded with each reading' }),
+    name: Type.String({ pattern: SCHEMA_NAME, description: 'schema name, recorded with each reading: letters, digits, _ . -, at most 128, not starting with . or -' }),
     version: Type.Integer({ minimum: 1, default: 1, description: 'schema version, recorded with each reading' }),
     topics: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'MQTT topic patterns (+, #) this schema applies to' }),
     mode: Type.Optional(Type.Union([Type.Literal('strict'), Type.Literal('lenient')], { description: 'strict rejects unknown fields; default ingest.mode' })),

@@ -5,7 +5,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { extname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { checkSchemaDoc, SchemaFileError, type CompiledSchema, type SchemaRegistry } from './schemas.js';
-import type { SchemaDoc } from './schema-doc.js';
+import { SCHEMA_NAME, type SchemaDoc } from './schema-doc.js';
+
+const validName = new RegExp(SCHEMA_NAME);
+
+/** Every entry (REST, GraphQL, the CLI) comes through here: a name is a file name, never a path. */
+function checkName(name: string): void {
+  if (!validName.test(name)) throw new SchemaChangeError('invalid', `name: a schema name is letters, digits, _ . - (at most 128, not starting with . or -), not ${JSON.stringify(name.slice(0, 60))}`, ['name: not a schema name']);
+}
 
 export class SchemaChangeError extends Error {
   constructor(
@@ -64,6 +71,7 @@ export class SchemaEditor {
 
   /** A version of a schema (the one in effect when not given), or undefined. */
   view(name: string, version?: number): SchemaView | undefined {
+    checkName(name);
     const doc = this.doc(name, version);
     if (!doc) return undefined;
     const now = this.current(name);
@@ -72,6 +80,7 @@ export class SchemaEditor {
 
   /** The versions this directory knows of a schema, newest first. */
   versions(name: string): SchemaVersion[] {
+    checkName(name);
     const now = this.current(name)?.version;
     const old = existsSync(this.history)
       ? readdirSync(this.history)
@@ -85,6 +94,7 @@ export class SchemaEditor {
 
   /** A version's document: the current one, or one kept in the history. */
   doc(name: string, version?: number): SchemaDoc | undefined {
+    checkName(name);
     const now = this.current(name);
     if (now && (version === undefined || version === now.version)) return now.doc;
     const path = join(this.history, `${name}@${version}.json`);
@@ -92,6 +102,7 @@ export class SchemaEditor {
   }
 
   create(doc: SchemaDoc): CompiledSchema {
+    checkName(doc.name);
     if (this.current(doc.name)) throw new SchemaChangeError('conflict', `a schema named ${doc.name} exists: PUT /api/schemas/${doc.name} to change it`);
     const version = Math.max(doc.version ?? 1, (this.versions(doc.name)[0]?.version ?? 0) + 1);
     return this.write(join(this.dir, `${doc.name}.json`), { ...doc, version });
@@ -99,6 +110,7 @@ export class SchemaEditor {
 
   /** A new version: the one given if it is newer, else the next. */
   replace(name: string, doc: SchemaDoc): CompiledSchema {
+    checkName(name);
     const now = this.current(name);
     if (!now) throw new SchemaChangeError('missing', `no schema named ${name}`);
     if (doc.name !== name) throw new SchemaChangeError('invalid', `the body names schema ${doc.name}, the path ${name}`, [`body.name: must be ${name}`]);
@@ -109,6 +121,7 @@ export class SchemaEditor {
   }
 
   remove(name: string): void {
+    checkName(name);
     const now = this.current(name);
     if (!now) throw new SchemaChangeError('missing', `no schema named ${name}`);
     const path = this.ownFile(name);

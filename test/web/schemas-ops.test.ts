@@ -1,14 +1,14 @@
 // Schemas changed over the API (checked, versioned, swapped in, kept across a restart), dead
 // letters (list, inspect, replay after a fix, purge), and operations (stats, buffer, sync retry,
 // config reload).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config/schema.js';
 import { createLogger } from '../../agent/log.js';
 import { startRuntime } from '../../agent/runtime.js';
-import { cleanup, portOf, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { adminClient, WebClient, type WebClient as Client } from '../helpers/web.js';
 
@@ -103,6 +103,47 @@ describe('schemas and dead letters over the API', () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('schema names are file names, never paths', () => {
+  let agent: InProcessAgent;
+  let api: Client;
+  const outside = tempDir();
+
+  beforeAll(async () => {
+    agent = await startAgent();
+    api = adminClient(agent);
+    mkdirSync(join(outside, 'x'));
+    writeFileSync(join(outside, 'x', 'secret@1.json'), '{"secret":"s3"}');
+    writeFileSync(join(outside, 'x', 'plain@1.json'), 'PLAINTEXT-SECRET');
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(agent.dir);
+    cleanup(outside);
+  });
+
+  it('GraphQL and REST refuse a name with a path (400 naming `name`), reading nothing and telling nothing of what exists; a plain name still works', async () => {
+    const up = '../'.repeat(12) + outside.slice(1);
+    const answers: string[] = [];
+    for (const file of ['x/secret', 'x/plain', 'x/missing']) {
+      const r = await api.post('/graphql', { query: `query($n: String!) { schema(name: $n, version: 1) { doc } }`, variables: { n: `${up}/${file}` } });
+      expect(r.body.data?.schema ?? null).toBeNull();
+      expect(r.body.errors[0].message).toMatch(/^name: a schema name is/);
+      answers.push(r.body.errors[0].message.replace(/not ".*"$/, ''));
+    }
+    expect(new Set(answers).size).toBe(1); // the same answer whether the file exists or not
+    expect(JSON.stringify(answers)).not.toMatch(/s3|PLAINTEXT/);
+    const rest = await api.get(`/api/schemas/${encodeURIComponent(`${up}/x/secret`)}?version=1`);
+    expect(rest.status).toBe(400);
+    expect((await api.post('/api/schemas', { name: 'n'.repeat(300), topics: ['long/#'], fields: { t: 'float' } })).status).toBe(400);
+    expect((await api.post('/api/schemas', { name: '..', topics: ['dots/#'], fields: { t: 'float' } })).status).toBe(400);
+    // Control: a plain name, created and read back both ways.
+    expect((await api.post('/api/schemas', { name: 'room_1.v2', topics: ['rooms/#'], fields: { t: 'float' } })).status).toBe(201);
+    const ok = await api.post('/graphql', { query: '{ schema(name: "room_1.v2") { version doc } }' });
+    expect(ok.body.data.schema.version).toBe(1);
+    expect((await api.get('/api/schemas/room_1.v2')).status).toBe(200);
   });
 });
 

@@ -1,7 +1,7 @@
 // Reading schemas: list, inspect (any kept version), create, change, delete; each change checked
 // before it takes effect, swapped in without a restart, and written to the schema directory.
 import type { FastifyPluginAsync } from 'fastify';
-import { SchemaDocSchema } from '../../ingest/schema-doc.js';
+import { SCHEMA_NAME, SchemaDocSchema } from '../../ingest/schema-doc.js';
 import { SchemaChangeError } from '../../ingest/schema-editor.js';
 import type { SchemaDoc } from '../../ingest/schema-doc.js';
 import type { CompiledSchema } from '../../ingest/schemas.js';
@@ -32,7 +32,7 @@ const summary = {
   required: ['name', 'version', 'id', 'topics', 'source', 'editable'],
 } as const;
 
-const nameParam = { type: 'object', properties: { name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' } }, required: ['name'] } as const;
+const nameParam = { type: 'object', properties: { name: { type: 'string', pattern: SCHEMA_NAME } }, required: ['name'] } as const;
 
 function asHttp(err: unknown): never {
   if (err instanceof SchemaChangeError) throw new HttpError({ invalid: 400, conflict: 409, missing: 404 }[err.kind], err.message, err.problems.length ? err.problems : undefined);
