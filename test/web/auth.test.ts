@@ -55,7 +55,7 @@ describe('web authentication', () => {
     const doc = (await admin.get('/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path })));
     expect(routes.length).toBeGreaterThan(25);
-    const publicRoutes = ['GET /health/live', 'GET /health/ready', 'POST /api/auth/login', 'POST /api/auth/refresh'];
+    const publicRoutes = ['GET /health/live', 'GET /health/ready', 'POST /api/auth/login', 'POST /api/auth/refresh', 'POST /api/auth/logout'];
     for (const r of routes) {
       const res = await anon.call(r.method, concrete(r.path), r.method === 'GET' || r.method === 'DELETE' ? undefined : {});
       const name = `${r.method} ${r.path}`;
@@ -73,7 +73,7 @@ describe('web authentication', () => {
     expect((await admin.get('/api/docs/')).status).toBe(200);
   });
 
-  it('logs in with a JWT and a cookie; the token expires, refresh gives a new one, logout ends the session', async () => {
+  it('logs in with a JWT and a cookie; the token expires; logout ends the session even then; refresh tokens rotate', async () => {
     const bad = await anon.post('/api/auth/login', { username: 'vera', password: 'wrong' });
     expect(bad.status).toBe(401);
     const login = await anon.post('/api/auth/login', { username: 'vera', password: 'viewer-pass' });
@@ -94,14 +94,25 @@ describe('web authentication', () => {
     const expired = await bearer.get('/api/auth/me');
     expect(expired.status).toBe(401);
     expect(expired.body.message).toMatch(/expired/);
-    const refreshed = await anon.post('/api/auth/refresh', { refreshToken: login.body.refreshToken });
+    // A hidden tab's logout, with only its expired access token: the session ends, refresh token and all.
+    expect((await bearer.post('/api/auth/logout')).status).toBe(204);
+    expect((await anon.post('/api/auth/refresh', { refreshToken: login.body.refreshToken })).status).toBe(401);
+
+    const second = await anon.post('/api/auth/login', { username: 'vera', password: 'viewer-pass' });
+    const refreshed = await anon.post('/api/auth/refresh', { refreshToken: second.body.refreshToken });
     expect(refreshed.status).toBe(200);
+    expect(refreshed.body.refreshToken).not.toBe(second.body.refreshToken); // rotated
+    // The replaced token again at once (another tab): an access token, no new refresh token.
+    const twin = await anon.post('/api/auth/refresh', { refreshToken: second.body.refreshToken });
+    expect(twin.status).toBe(200);
+    expect(twin.body.refreshToken).toBeUndefined();
     const fresh = admin.as({ bearer: refreshed.body.token });
     expect((await fresh.get('/api/auth/me')).status).toBe(200);
 
-    expect((await fresh.post('/api/auth/logout')).status).toBe(204);
+    // Logout by the refresh token alone (the cookie the page holds).
+    expect((await anon.post('/api/auth/logout', { refreshToken: refreshed.body.refreshToken })).status).toBe(204);
     expect((await fresh.get('/api/auth/me')).status).toBe(401);
-    expect((await anon.post('/api/auth/refresh', { refreshToken: login.body.refreshToken })).status).toBe(401);
+    expect((await anon.post('/api/auth/refresh', { refreshToken: refreshed.body.refreshToken })).status).toBe(401);
     // A forged token (signed with another key) is refused.
     const [h, p] = (login.body.token as string).split('.');
     expect((await admin.as({ bearer: `${h}.${p}.AAAA` }).get('/api/auth/me')).status).toBe(401);

@@ -32,10 +32,11 @@ const tokens = {
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema };
 
 export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts) => {
-  function issue(reply: FastifyReply, username: string, role: string, t: IssuedTokens) {
+  /** The tokens as JSON and as cookies; a refresh within the reuse grace has no new refresh token. */
+  function issue(reply: FastifyReply, username: string, role: string, t: Omit<IssuedTokens, 'refreshToken'> & { refreshToken?: string }) {
     const cookie = { httpOnly: true, sameSite: 'strict' as const, secure: opts.secure };
     reply.setCookie(SESSION_COOKIE, t.token, { ...cookie, path: '/', expires: new Date(t.expiresAt) });
-    reply.setCookie(REFRESH_COOKIE, t.refreshToken, { ...cookie, path: '/api/auth', expires: new Date(t.refreshExpiresAt) });
+    if (t.refreshToken) reply.setCookie(REFRESH_COOKIE, t.refreshToken, { ...cookie, path: '/api/auth', expires: new Date(t.refreshExpiresAt) });
     return { username, role, token: t.token, expiresAt: new Date(t.expiresAt).toISOString(), refreshToken: t.refreshToken, refreshExpiresAt: new Date(t.refreshExpiresAt).toISOString() };
   }
 
@@ -76,9 +77,9 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
       config: { access: 'public' },
       schema: {
         tags: ['auth'],
-        description: 'a new access token for a login session: the refresh token from the body, else from its cookie',
+        description: 'a new access token and the next refresh token for a login session, for the refresh token from the body, else from its cookie. Each refresh token is good once: using one already replaced ends the session, unless it was replaced in the last 10 s (two tabs at once: then an access token only, without refreshToken)',
         body: { type: 'object', properties: { refreshToken: { type: 'string', maxLength: 200 } }, additionalProperties: false },
-        response: { 200: tokens, ...errors },
+        response: { 200: { ...tokens, required: tokens.required.filter((k) => k !== 'refreshToken') }, ...errors },
       },
     },
     async (req, reply) => {
@@ -95,12 +96,29 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
     },
   );
 
-  app.post('/api/auth/logout', { schema: { tags: ['auth'], description: 'end this login session (its tokens stop working) and clear its cookies', response: { 204: { type: 'null' }, ...errors } } }, async (req: FastifyRequest, reply) => {
-    if (req.identity?.sessionId) opts.sessions.close(req.identity.sessionId);
+  app.post<{ Body: { refreshToken?: string } | undefined }>(
+    '/api/auth/logout',
+    {
+      // An expired access token must not keep the session alive: the refresh token (body or
+      // cookie) or the access token, expired or not, names the session to end.
+      config: { access: 'public' },
+      schema: {
+        tags: ['auth'],
+        description: 'end this login session (its access and refresh tokens stop working) and clear its cookies; works with an expired access token or the refresh token alone',
+        body: { type: 'object', properties: { refreshToken: { type: 'string', maxLength: 200 } }, additionalProperties: false },
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
+    async (req, reply) => logout(req, reply),
+  );
+
+  async function logout(req: FastifyRequest<{ Body: { refreshToken?: string } | undefined }>, reply: FastifyReply) {
+    const bearer = /^bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    opts.sessions.end({ refresh: req.body?.refreshToken ?? req.cookies[REFRESH_COOKIE], access: bearer ?? req.cookies[SESSION_COOKIE] });
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' });
     return reply.code(204).send();
-  });
+  }
 
   app.get('/api/auth/me', { schema: { tags: ['auth'], description: 'who the credentials speak for', response: { 200: { type: 'object', properties: { name: { type: 'string' }, role: { type: 'string' }, via: { type: 'string' } }, required: ['name', 'role', 'via'] }, ...errors } } }, async (req) => {
     const { name, role, via } = req.identity!;
