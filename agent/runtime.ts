@@ -448,7 +448,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       reloadConfig() {
         if (!options.reloadConfig) throw new ConfigError(['the agent was started without a config file to read again'], 'reload');
         const next = options.reloadConfig();
-        const plan = planReload(redact(config), redact(next));
+        const plan = planReload(config, next); // key paths only: a changed password is named, never shown
         if (plan.applied.includes('ingest.schemas')) {
           schemas.setInline(next.ingest.schemas);
           const problems = schemas.load();

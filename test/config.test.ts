@@ -227,6 +227,26 @@ describe('config commands', () => {
     expect(r.stdout).toContain('maxPayloadBytes: 262144');
   });
 
+  it('config print masks credentials inside URLs: passwords and query values; the rest of the URL stays readable', async () => {
+    const conf = file(
+      'urls.yaml',
+      [
+        'sinks:',
+        '  - { name: cloud, type: postgres, url: "postgres://edge:PgPass1@db.example:5432/fleet" }',
+        '  - { name: metrics, type: influx, url: "http://ops:InfluxPass2@influx.example:8086", version: 1, database: t }',
+        '  - { name: up, type: mqtt, url: "mqtts://dev:MqttPass3@broker.example:8883" }',
+        'health:',
+        '  alerts: { webhook: { url: "https://hooks.example/alert?token=HookTok4&team=ops" } }',
+      ].join('\n') + '\n',
+    );
+    const r = await cli(['config', 'print', '--config', conf]);
+    expect(r.code).toBe(0);
+    for (const secret of ['PgPass1', 'InfluxPass2', 'MqttPass3', 'HookTok4']) expect(r.stdout).not.toContain(secret);
+    expect(r.stdout).toContain('postgres://edge:***@db.example:5432/fleet');
+    expect(r.stdout).toContain('mqtts://dev:***@broker.example:8883');
+    expect(r.stdout).toContain('https://hooks.example/alert?token=***&team=***');
+  });
+
   it('config schema prints the JSON Schema that rejects unknown keys', async () => {
     const schema = JSON.parse((await cli(['config', 'schema'])).stdout);
     expect(schema.additionalProperties).toBe(false);

@@ -4,6 +4,7 @@
 // cursor in order once each is done, and meet faults with one policy: an error that belongs to
 // readings halves the batch until they stand alone and dead-letters them; an error of the moment is
 // retried with backoff and full jitter until it passes.
+import { redactUrlsIn } from '../config/redact-url.js';
 import { Backoff } from './backoff.js';
 import { RecordFault, STUCK_AFTER_MS, type ConsumerHealth, type ConsumerState } from './faults.js';
 import type { RefusedReading } from './record.js';
@@ -410,8 +411,10 @@ export class ConsumerEngine<B extends Batch> {
     return waitMs;
   }
 
-  private enter(state: ConsumerState, err?: Error, retryInMs?: number): void {
+  private enter(state: ConsumerState, failure?: Error, retryInMs?: number): void {
     const at = new Date().toISOString();
+    // A client's error may quote its URL, credentials and all (fetch does): shown and logged masked.
+    const err = failure && { message: redactUrlsIn(failure.message) };
     const changed = state !== this.health.state || (err !== undefined && err.message !== this.health.lastError?.message);
     if (state === 'ok') this.failingSince = 0;
     if (err) this.health.lastError = { message: err.message, at };

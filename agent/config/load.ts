@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { describeErrors } from './errors.js';
+import { redactUrl } from './redact-url.js';
 import { LineCounter, parseDocument } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
 
@@ -183,7 +184,7 @@ function readSecretFiles(schema: TSchema, node: unknown, at: string, problems: s
   }
 }
 
-/** A config with every secret its schema marks replaced by "***". */
+/** A config with every secret its schema marks replaced by "***", and the credentials inside URLs. */
 export function redactWith(schema: TSchema, config: unknown): Json {
   const copy = structuredClone(config) as Json;
   redactNode(schema, copy);
@@ -194,13 +195,14 @@ function redactNode(schema: TSchema, node: unknown): void {
   if (typeof node !== 'object' || node === null) return;
   const s = schemaFor(schema, node) as { properties?: Record<string, TSchema & { secret?: boolean }>; items?: TSchema };
   if (Array.isArray(node)) {
-    if (s.items) node.forEach((n) => redactNode(s.items as TSchema, n));
+    if (s.items) node.forEach((n, i) => (typeof n === 'string' ? (node[i] = redactUrl(n)) : redactNode(s.items as TSchema, n)));
     return;
   }
   const obj = node as Json;
   for (const [key, sub] of Object.entries(s.properties ?? {})) {
     if (!(key in obj)) continue;
     if (sub.secret) obj[key] = '***';
+    else if (typeof obj[key] === 'string') obj[key] = redactUrl(obj[key]);
     else redactNode(sub, obj[key]);
   }
 }

@@ -5,6 +5,7 @@
 import type { Logger } from '../log.js';
 import { Backoff } from '../buffer/backoff.js';
 import type { HealthConfig } from './config.js';
+import { redactUrlsIn } from '../config/redact-url.js';
 
 type AlertConfig = HealthConfig['alerts'];
 export type ThresholdRule = AlertConfig['rules'][number];
@@ -128,7 +129,7 @@ export class AlertEngine {
           backoff.reset();
         } catch (err) {
           const waitMs = backoff.next();
-          this.logger.warn({ err: (err as Error).message, retryInMs: waitMs }, 'alert webhook failed; retrying');
+          this.logger.warn({ err: redactUrlsIn((err as Error).message), retryInMs: waitMs }, 'alert webhook failed; retrying');
           await new Promise((r) => setTimeout(r, waitMs).unref());
         }
       }
