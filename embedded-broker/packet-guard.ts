@@ -144,6 +144,7 @@ export class PacketGuard {
     if (type === PUBLISH ? (flags & 0x06) === 0x06 : flags !== (FLAGS_0010.has(type) ? 2 : 0)) {
       throw new Malformed(type === PUBLISH ? 'PUBLISH with QoS 3' : `reserved flag bits set in packet type ${type}`);
     }
+    if (type === PUBLISH && (flags & 0x0e) === 0x08) throw new Malformed('QoS 0 PUBLISH with DUP set'); // [MQTT-3.3.1-2]
     const header = remainingLength(data, start + 1);
     if (!header) return 0;
     const { length, bytes } = header;

@@ -53,6 +53,8 @@ describe('MQTT 3.1.1 rules Aedes does not enforce', () => {
     ['reserved flag bits in PINGREQ', [connect(), packet(0xc1)]],
     ['reserved flag bits in SUBSCRIBE', [connect(), packet(0x80, Buffer.from([0, 1]), str('a'), Buffer.from([0]))]],
     ['PUBLISH with QoS 3', [connect(), packet(0x36, str('a'), Buffer.from([0, 1]), Buffer.from('x'))]],
+    // [MQTT-3.3.1-2]: DUP is 0 on every QoS 0 PUBLISH
+    ['a QoS 0 PUBLISH with DUP set', [connect(), packet(0x38, str('dup/zero'), Buffer.from('{"v":1}'))]],
     ['reserved bits in a requested QoS', [connect(), subscribe('a', 0x04)]],
     ['packet type 0', [connect(), packet(0x00)]],
     ['packet type 15', [connect(), packet(0xf0)]],
@@ -99,6 +101,12 @@ describe('MQTT 3.1.1 rules Aedes does not enforce', () => {
       expect(bystander.connected).toBe(true);
     });
   }
+
+  it('takes DUP on a QoS 1 PUBLISH (a resend): PUBACK, the connection stays', async () => {
+    const r = await exchange(port(), [connect({ clientId: 'dup-one' }), packet(0x3a, str('dup/one'), Buffer.from([0, 5]), Buffer.from('{"v":1}'))], 500);
+    expect(r.received).toEqual(Buffer.concat([CONNACK_OK, Buffer.from([0x40, 0x02, 0x00, 0x05])]));
+    expect(r.closed).toBe(false);
+  });
 
   it('speaks MQTT 3.1 (MQIsdp/3) and 3.1.1 (MQTT/4), also with the bridge bit 0x80 Mosquitto bridges set', async () => {
     for (const [protocol, level] of [['MQIsdp', 3], ['MQTT', 4], ['MQIsdp', 0x83], ['MQTT', 0x84]] as const) {
