@@ -21,7 +21,7 @@ export const InfluxConfigSchema = sinkSchema(
     requests: Type.Integer({ minimum: 1, maximum: 8, default: 3, description: 'batches on the wire at once: the server parses one while the next arrives (points are idempotent and need no order; the cursor still moves in order)' }),
     gzipLevel: Type.Integer({ minimum: 0, maximum: 9, default: 1, description: 'gzip level of request bodies (1 = fastest, 9 = smallest); 0 = uncompressed' }),
   },
-  'InfluxDB line protocol over HTTP (v1 or v2 API), gzip bodies, millisecond timestamps',
+  'InfluxDB line protocol over HTTP (v1 or v2 API), gzip bodies, nanosecond timestamps (the millisecond, then the reading\'s sequence)',
   {
     allOf: [
       { if: { properties: { version: { const: 1 } } }, then: { required: ['database'] } },

@@ -1,6 +1,7 @@
 // InfluxDB sink: line protocol over HTTP, v1 (/write, user and password) or v2 (/api/v2/write,
-// token; also InfluxDB 3 and VictoriaMetrics), gzip bodies, ms precision. Idempotent by nature:
-// a point is its measurement, tags and time, so a resent line overwrites itself.
+// token; also InfluxDB 3 and VictoriaMetrics), gzip bodies, ns precision (the reading's ms and its
+// sequence below it). Idempotent by nature: a point is its measurement, tags and time, so a resent
+// line overwrites itself.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -107,7 +108,7 @@ function writeUrl(config: InfluxConfig): URL {
     if (config.org) url.searchParams.set('org', config.org);
     url.searchParams.set('bucket', config.bucket ?? '');
   }
-  url.searchParams.set('precision', 'ms');
+  url.searchParams.set('precision', 'ns');
   return url;
 }
 

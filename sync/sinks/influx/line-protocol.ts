@@ -1,4 +1,4 @@
-// InfluxDB line protocol: `measurement,tag=v field=1i,other="x" <ms>`, escaped per the spec:
+// InfluxDB line protocol: `measurement,tag=v field=1i,other="x" <ns>`, escaped per the spec:
 // measurements escape commas and spaces; tag keys, tag values and field keys escape commas, equals
 // signs and spaces; string field values escape double quotes and backslashes. Newlines are not
 // allowed in any of them, so they become spaces (names) or `\n` text (string values).
@@ -124,8 +124,19 @@ function fields(out: string, key: string, v: unknown, plan: Plan): string {
 const NO_FIELDS = { error: 'no field to write: InfluxDB points need at least one number, boolean or string' };
 
 /**
+ * A point's time in nanoseconds: the reading's millisecond, and its sequence number (mod 10^6) in
+ * the digits below, so readings of one series in one millisecond stay apart and a resend of one
+ * lands on the same point (idempotent).
+ */
+export function pointTime(ms: number, seq: number): string {
+  const sub = String(seq % 1_000_000).padStart(6, '0');
+  return ms >= 1 ? `${Math.trunc(ms)}${sub}` : String(BigInt(Math.trunc(ms)) * 1_000_000n + BigInt(sub));
+}
+
+/**
  * One line for one reading, or why it has none. The schema names the measurement, the tag fields,
- * the integer fields and the timestamp field; the time is the device's, else the receive time, in ms.
+ * the integer fields and the timestamp field; the time is the device's, else the receive time (ms,
+ * with the sequence in the nanosecond digits: pointTime).
  */
 export function toLine(r: LogRecord, info: SchemaInfo | undefined, opts: LineOptions): { line: string } | { error: string } {
   const payload = r.encoding === 'base64' ? { payload: r.payload } : r.payload;
@@ -138,5 +149,5 @@ export function toLine(r: LogRecord, info: SchemaInfo | undefined, opts: LineOpt
     const v = t.from === 'agent' ? r.agentId : t.from === 'topic' ? r.topic : typeof payload === 'object' && payload !== null ? tagValue((payload as Record<string, unknown>)[t.name]) : undefined;
     if (v !== undefined && v !== '') line += `,${t.key}=${escapeKey(v)}`;
   }
-  return { line: `${line} ${fieldSet} ${r.deviceTime ?? r.receivedAt}` };
+  return { line: `${line} ${fieldSet} ${pointTime(r.deviceTime ?? r.receivedAt, r.seq)}` };
 }
