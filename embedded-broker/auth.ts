@@ -14,6 +14,8 @@ export interface Users {
   verify(username: string, password: Buffer): Promise<string[] | null>;
   /** Roles of a user known by other means (a client certificate, an open connection); null if no such user. */
   roles(username: string): Promise<string[] | null>;
+  /** Changes when the user's password does (connections logged in with the old one are closed). */
+  fingerprint?(username: string): string | undefined;
 }
 
 /** Whose each persistent session is: a client id is not another user's to take. */
@@ -59,7 +61,7 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
     }
     if (username !== undefined) {
       const verdict = await opts.guard.login(info.remoteAddress, username, () => (password ? opts.users.verify(username, password) : null));
-      if (verdict.ok) return { username, roles: verdict.value, certificateOnly: false };
+      if (verdict.ok) return { username, roles: verdict.value, certificateOnly: false, credential: opts.users.fingerprint?.(username) };
       // a ban costs the agent no password check
       throw verdict.banned ? refuse(Code.NotAuthorized, verdict.banned) : refuse(Code.BadCredentials, 'bad user name or password');
     }
@@ -97,7 +99,7 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
         } catch (err) {
           return refused(err as AuthenticateError);
         }
-        openSession(client, { clientId: client.id, username: who.username, roles: who.roles }, opts.acl, who.certificateOnly);
+        openSession(client, { clientId: client.id, username: who.username, roles: who.roles }, opts.acl, { certificateOnly: who.certificateOnly, credential: 'credential' in who ? who.credential : undefined });
         opts.guard.loggedIn(client.conn);
         done(null, true);
       },

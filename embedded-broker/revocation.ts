@@ -1,5 +1,5 @@
-// A user removed from the users file, or given other roles, while connected: within a second its
-// open connections follow (closed, or their rules changed), as they would on their next login.
+// A user removed from the users file, given a new password or other roles while connected: within
+// a second its open connections follow (closed, or their rules changed), as on their next login.
 import type { Aedes, Client } from 'aedes';
 import type { AclRule } from './acl.js';
 import type { Users } from './auth.js';
@@ -20,6 +20,9 @@ export function watchUsers(aedes: Aedes, users: Users, rules: AclRule[], log: Lo
       const roles = await rolesOf.get(username)!;
       if (roles === null) {
         log.warn({ clientId: client.id, username }, 'user removed; its connection is closed');
+        client.close();
+      } else if (session.credential !== undefined && users.fingerprint?.(username) !== session.credential) {
+        log.warn({ clientId: client.id, username }, "user's password changed; its connection is closed (it logs in again with the new one)");
         client.close();
       } else if (!sameRoles(roles, session.identity.roles)) {
         changeRoles(session, roles, rules);

@@ -8,6 +8,8 @@ export interface Session {
   acl: ClientAcl;
   /** Logged in by a client certificate whose CN names no user (allowed by config): no user to revoke. */
   certificateOnly: boolean;
+  /** The user's password fingerprint at a password login: a new password ends the connection. */
+  credential?: string;
   /** Its QoS 1 PUBACKs waiting for their messages to be safe. */
   pubacks?: PubackQueue;
   /** Messages its socket is not read for until they are safe (holdSender). */
@@ -16,8 +18,8 @@ export interface Session {
 
 const sessions = new WeakMap<Client, Session>();
 
-export function openSession(client: Client, identity: Identity, rules: AclRule[], certificateOnly = false): void {
-  sessions.set(client, { identity, acl: clientAcl(rules, identity), certificateOnly, holds: 0 });
+export function openSession(client: Client, identity: Identity, rules: AclRule[], how: { certificateOnly?: boolean; credential?: string } = {}): void {
+  sessions.set(client, { identity, acl: clientAcl(rules, identity), certificateOnly: how.certificateOnly ?? false, credential: how.credential, holds: 0 });
 }
 
 /** The user's roles changed while connected: its rules follow (the session's other state stays). */

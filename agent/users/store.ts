@@ -83,7 +83,10 @@ export class UserStore {
     if (!USERNAME_PATTERN.test(username)) throw new Error(`invalid user name ${JSON.stringify(username)}: use 1-64 of A-Z a-z 0-9 . _ @ -`);
     if (password.length === 0) throw new Error('empty password');
     const data = this.load();
-    data.users[username] = { hash: await hashPassword(password), roles };
+    const before = data.users[username];
+    // The same password again keeps its hash: only a new password ends the user's sessions and connections.
+    const hash = before && (await verifyPassword(before.hash, password)) ? before.hash : await hashPassword(password);
+    data.users[username] = { hash, roles };
     this.save(data);
   }
 

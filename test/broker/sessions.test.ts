@@ -84,7 +84,7 @@ describe('sessions belong to their user', () => {
     for (const c of [back.client, frank, ops]) await c.endAsync();
   });
 
-  it('a removed user is disconnected within a second; a changed role changes what is delivered', async () => {
+  it('a removed user is disconnected within a second, so is one whose password changed; a changed role changes what is delivered', async () => {
     const carol = await connect(agent.mqttUrl, as('carol'));
     const dave = await connect(agent.mqttUrl, as('dave'));
     await carol.subscribeAsync('data/#', { qos: 1 });
@@ -112,7 +112,15 @@ describe('sessions belong to their user', () => {
     expect(await until(() => !dave.connected, 3000)).toBe(true);
     expect(Date.now() - started).toBeLessThan(2500);
     expect(carol.connected).toBe(true);
-    for (const c of [carol, ops]) await c.endAsync();
+
+    // carol's password changes (by the CLI): her connection closes too; a login with the new one works.
+    await addUser(config, 'carol', 'pw-carol-2', []);
+    expect(await until(() => !carol.connected, 3000)).toBe(true);
+    expect(ops.connected).toBe(true); // control: another user's connection stays
+    const renewed = await connect(agent.mqttUrl, { ...as('carol'), password: 'pw-carol-2', reconnectPeriod: 0 });
+    expect(renewed.connected).toBe(true);
+    for (const c of [renewed, ops]) await c.endAsync();
+    carol.end(true);
     dave.end(true);
   });
 });

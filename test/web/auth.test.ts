@@ -188,6 +188,19 @@ describe('web authentication', () => {
     expect((await cookie.call('POST', '/api/data', { topic: 'c/x', payload: 1 }, { origin: `http://${host}` })).status).toBe(201);
   });
 
+  it('refuses any change from a foreign Origin whatever the credentials: Basic with text/plain (no preflight), a login', async () => {
+    const host = `127.0.0.1:${agent.port('http')}`;
+    const reload = (origin: string) => admin.call('POST', '/api/config/reload', 'x', { origin, 'content-type': 'text/plain' });
+    const foreign = await reload('http://evil.example');
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.message).toMatch(/cross-site request refused: Origin http:\/\/evil\.example/);
+    expect((await anon.post('/api/auth/login', { username: 'otto', password: 'operator-pass' }, { origin: 'null' })).status).toBe(403);
+    // Controls: the agent's own Origin, no Origin (curl), and a read from anywhere are not refused as cross-site.
+    expect((await reload(`http://${host}`)).status).not.toBe(403);
+    expect((await admin.call('POST', '/api/data', { topic: 'c/y', payload: 1 })).status).toBe(201);
+    expect((await admin.get('/api/data', { origin: 'http://evil.example' })).status).toBe(200);
+  });
+
   it('answers only its own host names (DNS rebinding): a foreign Host gets 403 naming web.allowedHosts, whatever the credentials', async () => {
     const p = agent.port('http');
     const as = (host: string, path = '/api/data') => rawRequest('GET', `http://127.0.0.1:${p}${path}`, { headers: { host, ...authHeader(admin.creds) } });

@@ -130,7 +130,7 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
     if (cookie) {
       // SameSite=Strict keeps the cookie off other sites' requests; a foreign Origin (a page elsewhere
       // opening a WebSocket with it, say) is refused as well, unless CORS names it.
-      if (req.headers.origin && !sameOrigin(req) && !opts.allowedOrigins.includes(req.headers.origin)) throw new Refusal(403, 'cross-site request refused');
+      if (foreignOrigin(req, opts.allowedOrigins)) throw new Refusal(403, 'cross-site request refused');
       return byToken(cookie, 'cookie');
     }
     return null;
@@ -138,6 +138,9 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
 
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    // A browser sends Basic credentials it remembers with another site's form or text/plain POST
+    // (no preflight): a change from a foreign Origin is refused whatever the credentials.
+    if (CHANGES.has(req.method) && foreignOrigin(req, opts.allowedOrigins)) return sendError(reply, 403, `cross-site request refused: Origin ${req.headers.origin!.slice(0, 100)} may not change anything here (web.cors.origins)`);
     const access: Access = req.routeOptions.config.access ?? 'viewer';
     if (access === 'public') return;
     try {
@@ -158,6 +161,13 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
 /** Tell curl and Prometheus Basic works; not a browser's fetch (the page logs in with a form). */
 function challenge(req: FastifyRequest, reply: FastifyReply, basic: boolean): void {
   reply.header('WWW-Authenticate', basic && !req.headers['x-requested-with'] ? 'Basic realm="edge-agent", charset="UTF-8"' : 'Bearer');
+}
+
+const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** An Origin header that is neither this agent's nor one CORS names (no header: not a browser's page). */
+function foreignOrigin(req: FastifyRequest, allowed: string[]): boolean {
+  return req.headers.origin !== undefined && !sameOrigin(req) && !allowed.includes(req.headers.origin);
 }
 
 function sameOrigin(req: FastifyRequest): boolean {
