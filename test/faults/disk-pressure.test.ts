@@ -14,6 +14,7 @@ import type { LocalStore } from '../../agent/store/types.js';
 import { isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
 import { startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
+import { adminClient, authHeader } from '../helpers/web.js';
 import { createDatabase, PG_PASSWORD, TcpProxy, until } from '../helpers/servers.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 
@@ -182,7 +183,7 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
 
     const weight = ballast(dir, 3 * MB);
     expect((await agent.runtime.disk.check()).level).toBe('critical');
-    const ready = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`);
+    const ready = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`, { headers: authHeader(adminClient(agent).creds) });
     expect(ready.status).toBe(503);
     expect((await ready.json()).parts).toContainEqual(expect.objectContaining({ name: 'disk', state: 'refusing: disk pressure critical' }));
     let acked = false;

@@ -1,8 +1,10 @@
-// /health/ready: 200 only when every part of the data path works; the body names each part.
+// /health/ready: 200 only when every part of the data path works; the body names each part (to a
+// caller with credentials; without, only the states).
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/servers.js';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
+import { adminClient, authHeader } from '../helpers/web.js';
 
 const agents: InProcessAgent[] = [];
 afterEach(async () => {
@@ -12,8 +14,8 @@ afterEach(async () => {
   }
 });
 
-async function ready(agent: InProcessAgent) {
-  const res = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`);
+async function ready(agent: InProcessAgent, signedIn = true) {
+  const res = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`, { headers: signedIn ? authHeader(adminClient(agent).creds) : {} });
   return { code: res.status, body: (await res.json()) as { status: string; parts: { name: string; state: string; since: string; lastError?: { message: string } }[] } };
 }
 
@@ -51,5 +53,10 @@ describe('/health/ready', () => {
     expect(sink).toMatchObject({ state: 'retrying', lastError: { message: expect.stringMatching(/ECONNREFUSED/) } });
     expect(Date.parse(sink!.since)).toBeGreaterThan(0);
     expect(report.body.parts.filter((p) => p.name !== 'sink:cloud').every((p) => p.state === 'ok')).toBe(true);
+    // Without credentials: the states, not the sink's name, its host or its error.
+    const anonymous = await ready(agent, false);
+    expect(anonymous.code).toBe(503);
+    expect(JSON.stringify(anonymous.body)).not.toMatch(/cloud|127\.0\.0\.1|ECONNREFUSED|lastError/);
+    expect(anonymous.body.parts.find((p) => p.name.startsWith('sink'))).toMatchObject({ state: 'retrying' });
   });
 });

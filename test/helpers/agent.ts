@@ -52,6 +52,8 @@ export function portOf(hostPort: string): number {
 export interface InProcessAgent {
   runtime: Runtime;
   dir: string;
+  /** The agent's data directory (agent.dataDir). */
+  dataDir: string;
   configPath: string;
   mqttUrl: string;
   port(name: string): number;
@@ -66,6 +68,7 @@ export async function startAgent(extra: Json = {}, dir = tempDir(), options: Run
   return {
     runtime,
     dir,
+    dataDir: config.agent.dataDir,
     configPath,
     mqttUrl: `mqtt://127.0.0.1:${portOf(runtime.listeners.mqtt)}`,
     port: (name) => portOf(runtime.listeners[name]),

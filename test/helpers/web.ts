@@ -50,7 +50,7 @@ export class WebClient {
 }
 
 /** The password the first start gave `admin`. */
-export const adminPassword = (agent: InProcessAgent) => readFileSync(join(agent.dir, 'data', 'initial-admin-password'), 'utf8').trim();
+export const adminPassword = (agent: InProcessAgent) => readFileSync(join(agent.dataDir, 'initial-admin-password'), 'utf8').trim();
 
 /** The agent's API as its admin, over HTTP Basic. */
 export function adminClient(agent: InProcessAgent): WebClient {

@@ -34,6 +34,8 @@ declare module 'fastify' {
     access?: Access;
     /** Take the access token from `?access_token=` too: browsers' WebSocket and EventSource cannot set headers. */
     tokenInQuery?: boolean;
+    /** A public route that says more to a caller with valid credentials (any role); bad ones count as none. */
+    identifyIfAny?: boolean;
   }
 }
 
@@ -142,7 +144,10 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
     // (no preflight): a change from a foreign Origin is refused whatever the credentials.
     if (CHANGES.has(req.method) && foreignOrigin(req, opts.allowedOrigins)) return sendError(reply, 403, `cross-site request refused: Origin ${req.headers.origin!.slice(0, 100)} may not change anything here (web.cors.origins)`);
     const access: Access = req.routeOptions.config.access ?? 'viewer';
-    if (access === 'public') return;
+    if (access === 'public') {
+      if (req.routeOptions.config.identifyIfAny) req.identity = await identify(req).catch((err: unknown) => (err instanceof Refusal ? null : Promise.reject(err)));
+      return;
+    }
     try {
       req.identity = await identify(req);
     } catch (err) {

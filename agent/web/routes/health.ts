@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Readiness } from '../../health/readiness.js';
+import type { PartHealth, Readiness } from '../../health/readiness.js';
 
 const liveResponse = {
   200: {
@@ -26,14 +26,26 @@ const readyBody = {
   required: ['status', 'parts'],
 } as const;
 
+/** For a caller without credentials: the kind of part and its state, not its name, host or error. */
+function withoutDetails(part: PartHealth, index: number): PartHealth {
+  return { name: part.name.startsWith('sink:') ? `sink ${index}` : part.name, state: part.state.split(':')[0], since: part.since };
+}
+
 /** Liveness: the process serves requests. Readiness: every part of the data path works. */
 export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness }> = async (app, { readiness }) => {
   app.get('/health/live', { config: { access: 'public' }, schema: { description: 'liveness probe', response: liveResponse } }, async () => ({
     status: 'ok',
     uptimeSeconds: Math.round(process.uptime()),
   }));
-  app.get('/health/ready', { config: { access: 'public' }, schema: { description: 'readiness: 200 when the broker, the log, the store and every sink work, else 503; each part with its state', response: { 200: readyBody, 503: readyBody } } }, async (_req, reply) => {
-    const { ready, parts } = await readiness.report();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', parts });
-  });
+  app.get(
+    '/health/ready',
+    {
+      config: { access: 'public', identifyIfAny: true },
+      schema: { description: 'readiness: 200 when the broker, the log, the store and every sink work, else 503; each part with its state. Without credentials, only the states: sinks unnamed, no errors', response: { 200: readyBody, 503: readyBody } },
+    },
+    async (req, reply) => {
+      const { ready, parts } = await readiness.report();
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', parts: req.identity ? parts : parts.map(withoutDetails) });
+    },
+  );
 };
