@@ -2,7 +2,7 @@
 // directory (so a restart keeps it), and swapped in by reloading the registry. Every change makes
 // a new version; the versions it replaced are kept in `.history/` beside the files.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { extname, join, relative } from 'node:path';
 import { stringify } from 'yaml';
 import { checkSchemaDoc, SchemaFileError, type CompiledSchema, type SchemaRegistry } from './schemas.js';
 import { SCHEMA_NAME, type SchemaDoc } from './schema-doc.js';
@@ -64,9 +64,11 @@ export class SchemaEditor {
     return this.registry.sourceOf(name);
   }
 
+  /** As the API shows it: the file by its name in the schema folder, not the machine's paths. */
   summary(s: CompiledSchema): SchemaView {
     const source = this.sourceOf(s.name) ?? '';
-    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source, editable: !source.startsWith('config:'), doc: s.doc };
+    const inConfig = source.startsWith('config:');
+    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source: inConfig ? 'config file' : relative(this.dir, source), editable: !inConfig, doc: s.doc };
   }
 
   /** A version of a schema (the one in effect when not given), or undefined. */

@@ -167,7 +167,14 @@ const JSON_SCALAR = {
 function asGraphQL(err: unknown): never {
   if (err instanceof SchemaChangeError) throw new GraphQLError(err.message, { extensions: { code: err.kind.toUpperCase(), problems: err.problems } });
   if (err instanceof HttpError) throw new GraphQLError(err.message, { extensions: { code: 'BAD_REQUEST', status: err.status, details: err.details } });
-  throw err;
+  if (err instanceof GraphQLError) throw err;
+  // Anything else is ours, not the caller's: its message (a file's path, say) goes to the log only.
+  throw new GraphQLError('internal error (the agent logged it)', { originalError: err as Error, extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 } });
+}
+
+/** The errors of a result the agent caused, with what they hid, for its log. */
+function internalErrors(result: ExecutionResult): Error[] {
+  return (result.errors ?? []).flatMap((e) => (e.extensions.code === 'INTERNAL_SERVER_ERROR' && e.originalError ? [e.originalError] : []));
 }
 
 function need(ctx: Context, role: WebRole): void {
@@ -285,6 +292,8 @@ type Resolvers = Record<'Query' | 'Mutation', Record<string, Resolver>> & { Subs
 export interface HttpAnswer {
   status: number;
   body: ExecutionResult | { errors: readonly GraphQLError[] | { message: string }[] };
+  /** What the agent's own failures hid from the caller, for the log. */
+  internal?: Error[];
 }
 
 export interface GraphqlEngine {
@@ -442,7 +451,7 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
       if (operation.operation === 'subscription') return { status: 400, body: refusal('a subscription is made over a WebSocket on /graphql (graphql-transport-ws)') };
       if (method === 'GET' && operation.operation !== 'query') return { status: 405, body: refusal(`a ${operation.operation} needs POST`) };
       const result = await execute({ schema, document, variableValues: variables as Record<string, unknown> | undefined, operationName: operationName ?? undefined, contextValue: ctx });
-      return { status: 200, body: result };
+      return { status: 200, body: result, internal: internalErrors(result) };
     },
 
     serve(socket, identity, early) {

@@ -38,7 +38,8 @@ export async function registerGraphql(app: FastifyInstance, opts: GraphqlOptions
   };
   const answer = (method: 'GET' | 'POST') => async (req: FastifyRequest, reply: FastifyReply) => {
     const params = ((method === 'GET' ? req.query : req.body) ?? {}) as Params;
-    const { status, body } = await (await load()).http(params, method, { identity: req.identity, signal: goneSignal(reply) });
+    const { status, body, internal } = await (await load()).http(params, method, { identity: req.identity, signal: goneSignal(reply) });
+    for (const err of internal ?? []) req.log.error({ err: err.message }, 'GraphQL resolver failed');
     return reply.code(status).send(body);
   };
   // Browsers' WebSocket cannot send headers: the token may come as ?access_token= on /graphql.

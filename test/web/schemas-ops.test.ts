@@ -144,6 +144,20 @@ describe('schema names are file names, never paths', () => {
     const ok = await api.post('/graphql', { query: '{ schema(name: "room_1.v2") { version doc } }' });
     expect(ok.body.data.schema.version).toBe(1);
     expect((await api.get('/api/schemas/room_1.v2')).status).toBe(200);
+    // Viewers see the file by its name in the schema folder, not the machine's paths.
+    const listed = (await api.get('/api/schemas')).body as { name: string; source: string }[];
+    expect(listed.find((x) => x.name === 'room_1.v2')!.source).toBe('room_1.v2.json');
+    expect(JSON.stringify(listed)).not.toContain(agent.dir);
+  });
+
+  it("GraphQL answers the agent's own failures with a generic error and logs the real one (no paths, no contents)", async () => {
+    // A history file broken on disk: reading it fails inside the agent, not because of the request.
+    mkdirSync(join(agent.dataDir, 'schemas', '.history'), { recursive: true });
+    writeFileSync(join(agent.dataDir, 'schemas', '.history', 'room_1.v2@7.json'), 'garbage-contents');
+    const r = await api.post('/graphql', { query: '{ schema(name: "room_1.v2", version: 7) { version } }' });
+    expect(r.body.errors[0]).toMatchObject({ message: 'internal error (the agent logged it)', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(JSON.stringify(r.body)).not.toMatch(/garbage|\/tmp\//);
+    expect((await api.post('/graphql', { query: '{ schema(name: "room_1.v2") { version } }' })).body.data.schema.version).toBe(1); // control
   });
 });
 

@@ -26,7 +26,7 @@ const summary = {
     version: { type: 'integer' },
     id: { type: 'string', description: 'name@version, recorded with each reading it accepts' },
     topics: { type: 'array', items: { type: 'string' } },
-    source: { type: 'string', description: 'the file it comes from, or config:<key>' },
+    source: { type: 'string', description: 'the file it comes from, by its name in the schema folder, or "config file"' },
     editable: { type: 'boolean', description: 'false for schemas in the config file' },
   },
   required: ['name', 'version', 'id', 'topics', 'source', 'editable'],
