@@ -2,7 +2,7 @@
 // sinks), and the web listeners. Each stage is known here only through its public interface.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LoginGuard, startBroker, type BrokerOptions, type EmbeddedBroker, type PublishHook, type Sealer } from '../embedded-broker/index.js';
+import { LoginGuard, startBroker, topicNameProblem, type BrokerOptions, type EmbeddedBroker, type PublishHook, type Sealer } from '../embedded-broker/index.js';
 import { Backoff } from './buffer/backoff.js';
 import type { ChunkBatch } from './buffer/chunk-batch.js';
 import { ConsumerEngine, type EngineStatus } from './buffer/engine.js';
@@ -433,6 +433,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       store: store && storeConsumer && freshReads(store, storeConsumer, log),
       rollups: rollups && rollupConsumer && freshReads(rollups, rollupConsumer, log),
       submit: (messages) => ingest.submit(messages),
+      topicProblem: (topic) => topicNameProblem(topic, config.broker.limits),
       schemas: new SchemaEditor(schemas),
       live,
       sensors: () => sensors.status(),

@@ -42,6 +42,32 @@ function controlCharacterAt(b: Buffer, from: number, to: number): boolean {
   return false;
 }
 
+/**
+ * What is wrong with a PUBLISH topic's bytes, if anything: one pass, no allocation unless a byte is
+ * non-ASCII (the hot path). Every way a reading comes in (MQTT, HTTP) is held to it.
+ */
+function topicProblem(data: Buffer, start: number, end: number, limits: Omit<GuardLimits, 'maxPayloadBytes' | 'maxConnectBytes'>): string | undefined {
+  let levels = 1;
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    const c = data[i];
+    if (c === 0x2f) levels++;
+    else if (c === 0) return 'invalid UTF-8 in topic';
+    else if (c >= 0x80) ascii = false;
+  }
+  if (!ascii && !isUtf8(data.subarray(start, end))) return 'invalid UTF-8 in topic';
+  if (!limits.allowControlCharacters && controlCharacterAt(data, start, end)) return 'control character in topic';
+  if (end - start > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} bytes`;
+  if (levels > limits.maxTopicLevels) return `topic deeper than ${limits.maxTopicLevels} levels`;
+  return undefined;
+}
+
+/** The same rules for a topic that came another way (HTTP ingest). */
+export function topicNameProblem(topic: string, limits: Omit<GuardLimits, 'maxPayloadBytes' | 'maxConnectBytes'>): string | undefined {
+  const bytes = Buffer.from(topic);
+  return topicProblem(bytes, 0, bytes.length, limits);
+}
+
 /** A cursor over one packet's inspected bytes; every read is bounds-checked. */
 class Reader {
   pos = 0;
@@ -196,17 +222,8 @@ export class PacketGuard {
     const start = body + 2;
     const end = start + topicLength;
     if (end > body + length) throw new Malformed('packet too short');
-    let levels = 1;
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      const c = data[i];
-      if (c === 0x2f) levels++;
-      else if (c === 0) throw new Malformed('invalid UTF-8 in topic');
-      else if (c >= 0x80) ascii = false;
-    }
-    if (!ascii && !isUtf8(data.subarray(start, end))) throw new Malformed('invalid UTF-8 in topic');
-    if (!this.limits.allowControlCharacters && controlCharacterAt(data, start, end)) throw new Malformed('control character in topic');
-    this.checkTopicLimits(topicLength, levels, 'topic');
+    const problem = topicProblem(data, start, end, this.limits);
+    if (problem) throw new Malformed(problem);
     const payload = length - 2 - topicLength - (qos > 0 ? 2 : 0);
     if (payload < 0) throw new Malformed('packet too short');
     if (qos > 0 && data.readUInt16BE(end) === 0) throw new Malformed('PUBLISH with packet identifier 0'); // [MQTT-2.3.1-1]

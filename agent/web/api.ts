@@ -20,6 +20,8 @@ export interface AgentApi {
   store: LocalStore | undefined;
   rollups: Rollups | undefined;
   submit(messages: InboundMessage[]): Promise<Submission>;
+  /** Why a topic would be refused over MQTT (the broker's limits), for readings that come another way. */
+  topicProblem(topic: string): string | undefined;
   schemas: SchemaEditor;
   live: LiveHub;
   /** Sensors watched for silence (health.sensors). */

@@ -22,6 +22,7 @@ import type { UserStore } from '../users/store.js';
 import { VERSION } from '../version.js';
 import { assetPath, isSea } from '../sea.js';
 import type { ApiSource } from './api.js';
+import { breaksLimits } from '../ingest/json-limits.js';
 import { hostCheck, hostName, type HostCheck } from './allowed-hosts.js';
 import { authenticate } from './auth/authenticate.js';
 import type { Sessions } from './auth/sessions.js';
@@ -81,6 +82,20 @@ function capPerAddress(server: Server, max: number): void {
   });
 }
 
+/** Deeper bodies are refused before parsing: JSON.parse, schemas and JSON.stringify recurse. */
+const MAX_BODY_DEPTH = 256;
+
+/** Fastify's own JSON parser (prototype poisoning refused), after a depth check that does not recurse. */
+function boundJsonDepth(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const problem = breaksLimits(body as string, { maxDepth: MAX_BODY_DEPTH, maxStringBytes: Infinity, maxKeys: Infinity });
+    if (problem) return done(Object.assign(new Error(`body: ${problem}`), { statusCode: 400 }), undefined);
+    parse(req, body as string, done);
+  });
+}
+
 function refuseForeignHosts(app: FastifyInstance, hosts: HostCheck): void {
   app.addHook('onRequest', async (req, reply) => {
     if (hosts.allows(req.headers.host)) return;
@@ -116,6 +131,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   capPerAddress(app.server, limits.maxConnectionsPerAddress);
   installErrorHandlers(app, log);
+  boundJsonDepth(app);
   await app.register(cookie);
   if (opts.config.cors.origins.length) await app.register(cors, { origin: opts.config.cors.origins, credentials: true });
   await app.register(swagger, {

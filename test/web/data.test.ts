@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { connect } from '../helpers/mqtt.js';
 import { adminClient, type Answer, type WebClient } from '../helpers/web.js';
 
 const run = promisify(execFile);
@@ -133,6 +134,11 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     const missing = await api.post('/api/data', { payload: 1 });
     expect(missing.status).toBe(400);
     expect(missing.body.message).toMatch(/body/);
+    // A body nested 100,000 deep: a 4xx, not a 500.
+    const deep = await api.post('/api/data', `{"topic":"d/x","payload":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+    expect(deep.status).toBeGreaterThanOrEqual(400);
+    expect(deep.status).toBeLessThan(500);
+    expect(deep.body.message).toMatch(/deep|nest/i);
   });
 
   it('export: CSV, JSON and JSON Lines, gzip, field selection and a file name; the CLI gives the same rows', async () => {
@@ -229,5 +235,38 @@ describe('a request looks at web.limits.scanReadings stored readings at most', (
       await agent.stop();
       cleanup(agent.dir);
     }
+  });
+});
+
+describe("HTTP ingest holds to the broker's rules", () => {
+  let agent: InProcessAgent;
+  let api: WebClient;
+  beforeAll(async () => {
+    agent = await startAgent();
+    api = adminClient(agent);
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(agent.dir);
+  });
+
+  it("holds HTTP topics to the broker's rules (control characters, length, levels), as MQTT does; a client id is recorded as the caller's", async () => {
+    for (const topic of ['bad/\u0001x', `long/${'x'.repeat(1000)}`, Array.from({ length: 20 }, () => 'l').join('/')]) {
+      const res = await api.post('/api/data', { topic, payload: { v: 1 } });
+      expect(res.status, topic.slice(0, 20)).toBe(400);
+      expect(res.body.message).toMatch(/^body\.topic: (control character|topic longer|topic deeper).*as over MQTT/);
+    }
+    // Controls: a leading / is a topic name over MQTT too (an empty first level), and so here.
+    const ok = await api.post('/api/data', { topic: '/lead/x', payload: { v: 1 }, clientId: 'sensor-7' });
+    expect(ok.status).toBe(201);
+    const mqtt = await connect(agent.mqttUrl, { clientId: 'lead-pub' });
+    await mqtt.publishAsync('/lead/y', '{"v":2}', { qos: 1 });
+    await mqtt.endAsync();
+    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    const stored = await agent.runtime.store!.query({ topic: '/lead/+' });
+    expect(stored.map((r) => [r.topic, r.clientId])).toEqual([
+      ['/lead/x', 'http:admin:sensor-7'],
+      ['/lead/y', 'lead-pub'],
+    ]);
   });
 });

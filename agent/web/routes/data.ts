@@ -111,7 +111,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
 
   const inReading = {
     type: 'object',
-    properties: { topic: { type: 'string', minLength: 1, maxLength: 1024 }, payload: { description: 'the reading, as an MQTT payload would carry it (JSON)' }, clientId: { type: 'string', maxLength: 128 } },
+    properties: { topic: { type: 'string', minLength: 1, maxLength: 1024 }, payload: { description: 'the reading, as an MQTT payload would carry it (JSON)' }, clientId: { type: 'string', maxLength: 128, description: 'the device it came from: recorded as http:<caller>:<clientId>, never as an MQTT client id' } },
     required: ['topic', 'payload'],
     additionalProperties: false,
   } as const;
@@ -132,10 +132,12 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
         const at = 'readings' in req.body ? `body.readings[${i}].topic` : 'body.topic';
         if (/[+#\u0000]/.test(r.topic)) throw badParameter(at, 'a topic name holds no wildcards (+, #) or NUL');
         if (r.topic.startsWith('$')) throw badParameter(at, 'topics starting with $ are reserved');
+        const problem = agentOf(api).topicProblem(r.topic);
+        if (problem) throw badParameter(at, `${problem} (broker.limits), as over MQTT`);
       });
       const who = req.identity!.name;
       const outcome = await agentOf(api).submit(
-        readings.map((r) => ({ topic: r.topic, payload: Buffer.from(JSON.stringify(r.payload)), qos: 1, retain: false, clientId: r.clientId ?? `http:${who}`, username: who })),
+        readings.map((r) => ({ topic: r.topic, payload: Buffer.from(JSON.stringify(r.payload)), qos: 1, retain: false, clientId: r.clientId === undefined ? `http:${who}` : `http:${who}:${r.clientId}`, username: who })),
       );
       if (outcome.taken) return reply.code(201).send({ accepted: outcome.seqs.length, seqs: outcome.seqs });
       if ('unavailable' in outcome) throw new HttpError(503, outcome.unavailable);
