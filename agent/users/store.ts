@@ -52,8 +52,10 @@ export class UserStore {
     this.file = new JsonFile(path, () => ({ version: 1, users: {} }));
   }
 
+  /** Users by name in an object without a prototype: a user named `__proto__` or `constructor` is just a user. */
   private load(): UsersFile {
-    return this.file.read();
+    const data = this.file.read();
+    return { ...data, users: Object.assign(Object.create(null) as Record<string, UserRecord>, data.users) };
   }
 
   private save(data: UsersFile): void {

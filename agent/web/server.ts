@@ -141,7 +141,29 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
       security: [{ bearer: [] }, { basic: [] }, { cookie: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/api/docs', ...swaggerUiFiles() });
+  await app.register(swaggerUi, {
+    routePrefix: '/api/docs',
+    ...swaggerUiFiles(),
+    // No call to swagger.io's validator: the agent's LAN needs no Internet.
+    uiConfig: { validatorUrl: null },
+    // The plugin's policy with its inline scripts' hashes, never framed (clickjacking), no upgrade
+    // to https (it would break the page on the plain HTTP listener), nothing from other sites;
+    // inline styles, which Swagger UI sets as it renders, are the one allowance (scripts are not).
+    staticCSP: true,
+    transformStaticCSP: (policy: string) =>
+      policy
+        .replace("frame-ancestors 'self'", "frame-ancestors 'none'")
+        .replace(' upgrade-insecure-requests;', '')
+        .replace(' validator.swagger.io', '')
+        .replace("font-src 'self' https: data:", "font-src 'self' data:")
+        .replace(/style-src [^;]*/, "style-src 'self' 'unsafe-inline'"),
+    uiHooks: {
+      onRequest: (_req, reply, done) => {
+        reply.header('x-frame-options', 'DENY');
+        done();
+      },
+    },
+  });
   await app.register(websocket, {
     options: {
       // MQTT packets up to the broker's payload limit; live clients' messages are checked smaller.

@@ -373,4 +373,21 @@ describe('status page', () => {
     expect(await page.getByRole('button', { name: 'Log out' }).count()).toBe(0);
     await screenshot(page, 'logged-out');
   });
+
+  it('Swagger UI at /api/docs renders under its content security policy and is never framed', async () => {
+    const context = await browser.newContext({ httpCredentials: { username: 'admin', password: adminPassword(agent) } });
+    const page = await context.newPage();
+    const refused: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/.test(m.text())) refused.push(m.text());
+    });
+    const res = await page.goto(`${base}/api/docs/`);
+    expect(res!.headers()['x-frame-options']).toBe('DENY');
+    expect(res!.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+    expect(res!.headers()['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
+    await page.locator('.swagger-ui .info .title').filter({ hasText: 'edge-agent API' }).waitFor();
+    expect(await page.locator('.opblock').count()).toBeGreaterThan(20);
+    expect(refused).toEqual([]);
+    await context.close();
+  });
 });

@@ -66,4 +66,17 @@ describe('users API', () => {
     expect((await api.get('/api/auth/me')).body).toMatchObject({ role: 'admin' });
     expect((await api.get('/api/users')).body.map((u: { username: string }) => u.username)).toEqual(['admin']);
   });
+
+  it('a user named __proto__ or constructor is a user like any other: created, listed, logs in, removed', async () => {
+    for (const name of ['__proto__', 'constructor']) {
+      const made = await api.put(`/api/users/${name}`, { password: 'long-enough-1', roles: ['viewer'] });
+      expect(made.body).toMatchObject({ username: name, created: true });
+      expect((await api.put(`/api/users/${name}`, { roles: ['viewer', 'operator'] })).body.created).toBe(false);
+      expect((await api.get('/api/users')).body).toContainEqual({ username: name, roles: ['viewer', 'operator'] });
+      expect((await api.as({ basic: [name, 'long-enough-1'] }).get('/api/auth/me')).body).toMatchObject({ name, role: 'operator' });
+      expect((await api.del(`/api/users/${name}`)).status).toBe(204);
+    }
+    expect((await api.get('/api/users')).body.map((u: { username: string }) => u.username)).toEqual(['admin']);
+    expect(Object.prototype).not.toHaveProperty('roles'); // nothing leaked into prototypes
+  });
 });
