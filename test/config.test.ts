@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envNameFor } from '../agent/config/load.js';
 import { loadConfig, redact } from '../agent/config/schema.js';
 import { CLI, cleanup, tempDir, writeIn } from './helpers/agent.js';
+import { makePki } from './helpers/pki.js';
 
 const exec = promisify(execFile);
 const dir = tempDir();
@@ -184,27 +185,41 @@ describe('config commands', () => {
     expect(small.stdout).toContain('note: retention.disk.reserve (1MB: 1.0 MiB of this filesystem) is raised to 32 MiB');
   });
 
-  it('config check names TLS halves, missing files and client certificates with no CA to check them', async () => {
-    const cert = file('tls-cert.pem', 'not checked here, only readable\n');
-    expect(problems(file('half.yaml', `broker: { mqtts: { cert: ${cert} } }\nweb: { https: { key: ${cert} } }\n`))).toEqual([
+  it('config check names TLS halves, missing files, pairs that do not load or match, and client certificates with no CA to check them', async () => {
+    const pki = makePki(dir);
+    const { serverCert: cert, serverKey: key, ca } = pki;
+    expect(problems(file('half.yaml', `broker: { mqtts: { cert: ${cert} } }\nweb: { https: { key: ${key} } }\nsinks: [{ name: up, type: mqtt, url: "mqtts://b:8883", cert: ${cert} }]\n`))).toEqual([
       'broker.mqtts.cert, broker.mqtts.key: a certificate needs its private key and a key its certificate: give both, or neither',
       'web.https.cert, web.https.key: a certificate needs its private key and a key its certificate: give both, or neither',
+      'sinks[0].cert, sinks[0].key: a certificate needs its private key and a key its certificate: give both, or neither',
     ]);
     const missing = join(dir, 'no-such.pem');
     expect(problems(file('missing.yaml', `broker: { mqtts: { cert: ${cert}, key: ${missing} } }\nbuffer: { encryption: { keyFile: ${missing} } }\n`))).toEqual([
       `broker.mqtts.key: cannot read ${missing}: ENOENT`,
       `buffer.encryption.keyFile: cannot read ${missing}: ENOENT`,
     ]);
+    const other = pki.clientCert('other');
+    const garbage = file('garbage.pem', 'not PEM at all\n');
+    expect(problems(file('pairs.yaml', [
+      `broker: { mqtts: { cert: ${key}, key: ${cert} } }`, // swapped
+      `web: { https: { cert: ${cert}, key: ${other.key} } }`, // another pair's key
+      `sinks: [{ name: db, type: postgres, url: "postgres://e@db/x", cert: ${other.cert}, key: ${other.key}, ca: ${garbage} }]`,
+    ].join('\n') + '\n'))).toEqual([
+      `broker.mqtts.cert: ${key} holds no PEM certificate (it holds a private key: are cert and key swapped?)`,
+      "web.https.cert, web.https.key: the key is not the certificate's (from another pair?)",
+      `sinks[0].ca: ${garbage} holds no PEM certificate`,
+    ]);
     for (const extra of ['clientCertificates: required', 'useIdentityAsUsername: true']) {
-      expect(problems(file('noca.yaml', `broker: { mqtts: { cert: ${cert}, key: ${cert}, ${extra} } }\n`))).toEqual([
+      expect(problems(file('noca.yaml', `broker: { mqtts: { cert: ${cert}, key: ${key}, ${extra} } }\n`))).toEqual([
         'broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)',
       ]);
     }
-    // Positive control: the same settings with a CA are fine.
-    expect(() => loadConfig(file('withca.yaml', `broker: { mqtts: { cert: ${cert}, key: ${cert}, ca: ${cert}, clientCertificates: required, useIdentityAsUsername: true } }\n`), {})).not.toThrow();
-    const r = await cli(['config', 'check', '--config', join(dir, 'missing.yaml')]);
+    // Positive control: matching pairs and a CA are fine, for the broker, the web and a sink.
+    const good = `broker: { mqtts: { cert: ${cert}, key: ${key}, ca: ${ca}, clientCertificates: required, useIdentityAsUsername: true } }\nweb: { https: { cert: ${cert}, key: ${key} } }\nsinks: [{ name: up, type: mqtt, url: "mqtts://b:8883", cert: ${other.cert}, key: ${other.key}, ca: ${ca} }]\n`;
+    expect(() => loadConfig(file('withca.yaml', good), {})).not.toThrow();
+    const r = await cli(['config', 'check', '--config', join(dir, 'pairs.yaml')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`broker.mqtts.key: cannot read ${missing}: ENOENT`);
+    expect(r.stderr).toContain('are cert and key swapped?');
   });
 
   it('a list or mapping in an environment variable that is not whole YAML is an error naming the variable', () => {

@@ -15,6 +15,7 @@ import { WebConfigSchema } from '../web/config.js';
 import { HealthConfigSchema } from '../health/config.js';
 import { GpioConfigSchema, gpioProblems } from '../gpio/config.js';
 import { loadWith, redactWith, type LoadedConfig } from './load.js';
+import { tlsFileProblems } from './tls-files.js';
 
 const port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });
@@ -204,10 +205,8 @@ function retentionProblems(config: Config): string[] {
 }
 
 function tlsProblems(config: Config): string[] {
-  const problems: string[] = [];
-  for (const [at, tls] of [['broker.mqtts', config.broker.mqtts], ['web.https', config.web.https]] as const) {
-    if (!tls.cert !== !tls.key) problems.push(`${at}.cert, ${at}.key: a certificate needs its private key and a key its certificate: give both, or neither`);
-  }
+  const sinks = config.sinks.map((sink, i) => ({ at: `sinks[${i}]`, ...(sink as { cert?: string; key?: string; ca?: string; passphrase?: string }) }));
+  const problems = tlsFileProblems([{ at: 'broker.mqtts', ...config.broker.mqtts }, { at: 'web.https', ...config.web.https }, ...sinks]);
   const m = config.broker.mqtts;
   if (!m.ca && (m.clientCertificates !== 'none' || m.useIdentityAsUsername)) {
     problems.push('broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)');
@@ -215,16 +214,9 @@ function tlsProblems(config: Config): string[] {
   return problems;
 }
 
-/** Files the config names must be readable now, not found missing at start-up. */
+/** Files the config names must be readable now, not found missing at start-up (TLS files: tls-files.ts). */
 function readable(config: Config): string[] {
-  const files: [string, string | undefined][] = [
-    ['broker.mqtts.cert', config.broker.mqtts.cert],
-    ['broker.mqtts.key', config.broker.mqtts.key],
-    ['broker.mqtts.ca', config.broker.mqtts.ca],
-    ['web.https.cert', config.web.https.cert],
-    ['web.https.key', config.web.https.key],
-    ['buffer.encryption.keyFile', config.buffer.encryption.keyFile],
-  ];
+  const files: [string, string | undefined][] = [['buffer.encryption.keyFile', config.buffer.encryption.keyFile]];
   return files.flatMap(([key, file]) => {
     if (file === undefined) return [];
     try {
