@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, envNameFor } from './config/load.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
+import type { SessionInfo } from '../embedded-broker/index.js';
 import type { DiskWrites } from './health/disk-writes.js';
 import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
 import { reserveRaised, type PressureStatus } from './retention/pressure.js';
@@ -261,6 +262,34 @@ function buildProgram(): Command {
       const c = fromAgent?.clock;
       if (c) console.log(`clock: ${c.synced === null ? 'cannot tell whether synchronised' : c.synced ? 'synchronised' : 'NOT synchronised'} (${c.via})${c.holding ? '; consumers wait for it' : ''}`);
       for (const x of fromAgent?.sensors ?? []) console.log(`sensor ${x.sensor}: ${x.state} since ${x.since}; last seen ${x.lastSeen}; ${x.readings} readings (${x.perMinute}/min), ${x.refused} refused`);
+    });
+
+  const session = program.command('session').description("the broker's persistent MQTT sessions (clean=false), through the running agent");
+  const agentAt = async (cmd: Command, route: string, method: 'GET' | 'POST' = 'GET') => {
+    const { askAgent, controlSocketPath } = await import('./control/socket.js');
+    const answer = await askAgent(controlSocketPath(configOf(cmd).config.agent.dataDir), route, method).catch((err: Error) => {
+      throw new CliFailure(err.message.replace(/^agent answered 404: /, ''));
+    });
+    if (answer === undefined) throw new CliFailure('no agent is running here (sessions live in the running broker)');
+    return answer;
+  };
+  session
+    .command('list')
+    .description('client id, owner, connected or when it expires, subscriptions, queued messages')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const list = (await agentAt(cmd, '/sessions')) as SessionInfo[];
+      if (opts.json) return console.log(JSON.stringify(list, null, 2));
+      if (!list.length) return console.log('no persistent sessions');
+      for (const s of list) console.log(`${s.clientId}  owner ${s.owner || '(anonymous)'}  ${s.connected ? 'connected' : `away, ends ${s.expiresAt}`}  ${s.subscriptions} subscriptions  ${s.queued} queued`);
+    });
+  session
+    .command('end')
+    .description('end a persistent session: its client is disconnected, its subscriptions and queue go, its client id is free')
+    .argument('<clientId>', 'the client id')
+    .action(async (clientId: string, _o, cmd: Command) => {
+      await agentAt(cmd, `/sessions/end/${encodeURIComponent(clientId)}`, 'POST');
+      console.log(`session of ${clientId} ended`);
     });
 
   const sync = program.command('sync').description('store-and-forward to the configured sinks');

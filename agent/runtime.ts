@@ -159,6 +159,7 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
     limits: b.limits,
     loginThrottle: b.loginThrottle,
     sysIntervalSec: b.sysInterval,
+    persistentSessionExpiryMs: durationMs(b.persistentSessionExpiry),
     onPublish,
     log: logger.child({ stage: 'broker' }),
   };
@@ -363,7 +364,17 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       dropped: log.stats().dropped,
     });
     const health = async () => ({ ...(await readiness.report()), system: system?.latest() ?? null, clock: clock.status(), gpio: running.api?.gpio() ?? null, sensors: running.api?.sensors() ?? [] });
-    const control = await startControlSocket(controlSocketPath(agent.dataDir), { '/sync/status': syncStatus, '/health': health }, logger);
+    const sessions = () => running.api?.sessions;
+    const control = await startControlSocket(
+      controlSocketPath(agent.dataDir),
+      {
+        'GET /sync/status': syncStatus,
+        'GET /health': health,
+        'GET /sessions': async () => sessions()?.list() ?? [],
+        'POST /sessions/end/': async (clientId) => ((await sessions()?.end(clientId)) ? { ended: clientId } : undefined),
+      },
+      logger,
+    );
     started.push(() => control.close());
 
     const sensorLog = logger.child({ stage: 'sensors' });
@@ -446,6 +457,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       sinks: () => sync.status(),
       config: () => redact(config),
       retrySink: (name) => sync.retry(name),
+      sessions: mqtt.sessions,
       reloadConfig() {
         if (!options.reloadConfig) throw new ConfigError(['the agent was started without a config file to read again'], 'reload');
         const next = options.reloadConfig();

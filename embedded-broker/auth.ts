@@ -22,6 +22,8 @@ export interface Users {
 export interface SessionOwners {
   sessionOwner(clientId: string): string | undefined;
   setSessionOwner(clientId: string, owner: string | undefined): void;
+  /** A session whose client stayed away past the expiry, or whose user is gone, is ended now, before its id is claimed. */
+  endIfStale?(clientId: string): Promise<void>;
 }
 
 export interface AuthOptions {
@@ -37,8 +39,8 @@ export interface AuthOptions {
   owners: SessionOwners;
 }
 
-/** The key a session's owner is recorded under: the user name, '' for anonymous clients. */
-const ownerKey = (username: string | undefined) => username ?? '';
+/** The key a session's owner is recorded under: the user name, '' for anonymous clients, cert:<CN> for a certificate naming no user. */
+const ownerKey = (username: string | undefined, certificateOnly = false) => (certificateOnly ? `cert:${username}` : (username ?? ''));
 
 /** CONNACK return codes [MQTT-3.2.2.3]. */
 const Code = { ServerUnavailable: 3, BadCredentials: 4, NotAuthorized: 5 } as const;
@@ -74,12 +76,12 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
    * A client id in use by another user, or whose persistent session is another user's, is refused:
    * neither the session nor the connection is his to take. The same user may take over [MQTT-3.1.4-2].
    */
-  function claim(client: Client, username: string | undefined): void {
-    const key = ownerKey(username);
+  function claim(client: Client, username: string | undefined, certificateOnly: boolean): void {
+    const key = ownerKey(username, certificateOnly);
     const holder = (broker() as Aedes & { clients: Record<string, Client | undefined> }).clients[client.id];
     const holderSession = holder && holder !== client ? sessionOf(holder) : undefined;
     const stored = opts.owners.sessionOwner(client.id);
-    if ((holderSession && ownerKey(holderSession.identity.username) !== key) || (stored !== undefined && stored !== key)) {
+    if ((holderSession && ownerKey(holderSession.identity.username, holderSession.certificateOnly) !== key) || (stored !== undefined && stored !== key)) {
       throw refuse(Code.NotAuthorized, 'client id belongs to another user');
     }
     // A clean session discards the stored one: nobody owns the id until a persistent session claims it.
@@ -93,9 +95,10 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
     done: (error: AuthenticateError | null, success: boolean | null) => void,
   ): void {
     identify(client, username, password).then(
-      (who) => {
+      async (who) => {
+        await opts.owners.endIfStale?.(client.id);
         try {
-          claim(client, who.username);
+          claim(client, who.username, who.certificateOnly);
         } catch (err) {
           return refused(err as AuthenticateError);
         }

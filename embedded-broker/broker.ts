@@ -14,6 +14,7 @@ import { PacketGuard, type GuardLimits } from './packet-guard.js';
 import { LevelPersistence, type Sealer } from './persistence/level.js';
 import { newStats, type BrokerStats } from './stats.js';
 import { watchUsers } from './revocation.js';
+import { PersistentSessions, type SessionControl } from './persistent-sessions.js';
 import { startSysTopics } from './sys.js';
 
 export interface BrokerLimits extends GuardLimits {
@@ -42,6 +43,8 @@ export interface BrokerOptions {
   /** Share failed-login counts and the password-check slots with another front door (the web API). */
   loginGuard?: LoginGuard;
   sysIntervalSec: number;
+  /** A persistent session whose client stays away this long ends (its subscriptions and queue go). */
+  persistentSessionExpiryMs: number;
   onPublish?: PublishHook;
   log: Logger;
 }
@@ -52,6 +55,8 @@ export interface EmbeddedBroker {
   /** Serve one MQTT-over-WebSocket connection accepted by the web server. */
   handleStream(stream: Duplex, listener: string, remoteAddress: string): void;
   stats(): BrokerStats;
+  /** Persistent sessions: listed, ended. */
+  sessions: SessionControl;
   /** Publish from the broker itself (QoS 0); `retain` keeps it for later subscribers, an empty retained payload clears it. */
   publish(topic: string, payload: string, retain: boolean): void;
   /** Stop listening, disconnect clients, flush persistence. */
@@ -107,7 +112,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
         maxClients: limits.maxClients,
         acl: opts.acl,
         users: opts.users,
-        owners: persistence,
+        owners: { sessionOwner: (id) => persistence.sessionOwner(id), setSessionOwner: (id, owner) => persistence.setSessionOwner(id, owner), endIfStale: (id) => sessions.endIfStale(id) },
         guard: loginGuard,
       },
       stats,
@@ -116,6 +121,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     ...authorizers,
   });
   await aedes.listen();
+  const sessions = new PersistentSessions(aedes, persistence, opts.users, opts.persistentSessionExpiryMs, log);
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'));
 
@@ -161,6 +167,11 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
   const currentStats = () => ({ ...stats, clientsConnected: aedes.connectedClients });
   const stopSys = startSysTopics(aedes, currentStats, opts.sysIntervalSec, opts.version);
   const stopWatching = watchUsers(aedes, opts.users, opts.acl, log);
+  const ended = () => {
+    stopSys();
+    stopWatching();
+    sessions.close();
+  };
 
   return {
     listeners: Object.fromEntries(listeners.map((l) => [l.name, l.address])),
@@ -172,9 +183,9 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     publish(topic, payload, retain) {
       aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain, dup: false }, () => {});
     },
+    sessions,
     async close() {
-      stopSys();
-      stopWatching();
+      ended();
       await Promise.all(listeners.map((l) => l.close()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await persistence.destroy();

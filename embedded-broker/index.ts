@@ -6,5 +6,6 @@ export type { Acceptance, InboundMessage, PublishHook } from './authorize.js';
 export { LoginGuard, type LoginLimits } from './login-guard.js';
 export type { BrokerStats } from './stats.js';
 export { topicNameProblem } from './packet-guard.js';
+export type { SessionControl, SessionInfo } from './persistent-sessions.js';
 export type { Sealer } from './persistence/level.js';
 export type { Logger } from './logger.js';

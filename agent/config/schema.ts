@@ -10,7 +10,7 @@ import { freeBytes, RetentionConfigSchema } from '../retention/config.js';
 import { RollupConfigSchema } from '../rollup/config.js';
 import { StoreConfigSchema } from '../store/config.js';
 import { SinksSchema } from '../../sync/config.js';
-import { serverTls, strict } from './keys.js';
+import { Duration, serverTls, strict } from './keys.js';
 import { WebConfigSchema } from '../web/config.js';
 import { HealthConfigSchema } from '../health/config.js';
 import { GpioConfigSchema, gpioProblems } from '../gpio/config.js';
@@ -118,6 +118,7 @@ export const ConfigSchema = Type.Object(
           description: 'access rules; empty = every authenticated client may publish and subscribe anywhere',
         }),
         sysInterval: Type.Integer({ minimum: 0, default: 10, description: 'seconds between $SYS updates; 0 = off' }),
+        persistentSessionExpiry: Duration("a persistent session (clean=false) whose client stays away this long ends: its subscriptions and queued messages go, and its client id is free for others (Mosquitto's persistent_client_expiration)", '30d'),
         loginThrottle: Type.Object(
           {
             failuresBeforeDelay: Type.Integer({ minimum: 1, default: 3, description: 'failed logins for a user name at an address before each further attempt waits, 0.25 s doubling up to 8 s; for a user name from all addresses, before attempts from addresses it never logged in from take turns with that delay' }),

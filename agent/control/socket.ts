@@ -1,5 +1,6 @@
 // The agent's local control socket (<dataDir>/agent.sock, mode 0600): how `edge-agent sync status`
-// asks the running agent, which holds the log's lock. JSON over HTTP on a unix socket.
+// and `edge-agent session` ask the running agent, which holds the log's and the broker's locks.
+// JSON over HTTP on a unix socket.
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -7,17 +8,29 @@ import type { Logger } from '../log.js';
 
 export const controlSocketPath = (dataDir: string) => join(dataDir, 'agent.sock');
 
-export type ControlRoutes = Record<string, () => Promise<unknown>>;
+/**
+ * `GET /sync/status` answers that path; a key ending in `/` (`POST /sessions/end/`) answers every
+ * path under it, with the rest (URL-decoded) as its argument. A route's undefined is a 404.
+ */
+export type ControlRoutes = Record<string, (arg: string) => Promise<unknown>>;
+
+function routeFor(routes: ControlRoutes, method: string, url: string): [(arg: string) => Promise<unknown>, string] | undefined {
+  const wanted = `${method} ${url}`;
+  if (routes[wanted]) return [routes[wanted], ''];
+  const prefix = Object.keys(routes).find((k) => k.endsWith('/') && wanted.startsWith(k) && wanted.length > k.length);
+  return prefix ? [routes[prefix], decodeURIComponent(wanted.slice(prefix.length))] : undefined;
+}
 
 export async function startControlSocket(path: string, routes: ControlRoutes, logger: Logger): Promise<{ close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    const route = req.method === 'GET' ? routes[req.url ?? ''] : undefined;
+    const found = routeFor(routes, req.method ?? '', req.url ?? '');
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     };
-    if (!route) return reply(404, { error: `no route ${req.method} ${req.url}` });
-    route().then(
-      (body) => reply(200, body),
+    if (!found) return reply(404, { error: `no route ${req.method} ${req.url}` });
+    const [route, arg] = found;
+    route(arg).then(
+      (body) => (body === undefined ? reply(404, { error: `nothing at ${req.url}` }) : reply(200, body)),
       (err: Error) => reply(500, { error: err.message }),
     );
   });
@@ -42,10 +55,10 @@ export async function startControlSocket(path: string, routes: ControlRoutes, lo
   };
 }
 
-/** GET a route of a running agent; undefined when no agent answers there. */
-export function askAgent(path: string, route: string): Promise<unknown | undefined> {
+/** GET (or POST) a route of a running agent; undefined when no agent answers there. */
+export function askAgent(path: string, route: string, method: 'GET' | 'POST' = 'GET'): Promise<unknown | undefined> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath: path, path: route, timeout: 10_000 }, (res) => {
+    const req = http.request({ socketPath: path, path: route, method, timeout: 10_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -56,5 +69,6 @@ export function askAgent(path: string, route: string): Promise<unknown | undefin
     });
     req.on('timeout', () => req.destroy(new Error('the agent did not answer within 10 s')));
     req.on('error', (err: NodeJS.ErrnoException) => (['ENOENT', 'ECONNREFUSED'].includes(err.code ?? '') ? resolve(undefined) : reject(err)));
+    req.end();
   });
 }

@@ -1,6 +1,6 @@
 // What the web API sees of the agent: the one interface its routes use. The runtime provides it
 // once the data path runs; until then the routes that need it answer 503.
-import type { InboundMessage } from '../../embedded-broker/index.js';
+import type { InboundMessage, SessionControl } from '../../embedded-broker/index.js';
 import type { DurableLog, LogStats } from '../buffer/log.js';
 import type { ReloadResult } from '../config/reload.js';
 import type { Submission } from '../ingest/pipeline.js';
@@ -42,6 +42,8 @@ export interface AgentApi {
   config(): unknown;
   /** Read the config file again: throws ConfigError (nothing changed) or says what took effect and what needs a restart. */
   reloadConfig(): ReloadResult;
+  /** The broker's persistent sessions: listed, ended. */
+  sessions: SessionControl;
   /** Cut a sink's backoff short: undefined if no such sink, else whether it was failing. */
   retrySink(name: string): boolean | undefined;
 }

@@ -31,6 +31,7 @@ import { installErrorHandlers } from './errors.js';
 import { registerGraphql } from './graphql.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
+import { mqttSessionRoutes } from './routes/mqtt-sessions.js';
 import { dataRoutes } from './routes/data.js';
 import { liveRoutes } from './routes/live.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
@@ -188,6 +189,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(authRoutes, { users: opts.users, sessions: opts.sessions, guard: opts.guard, secure: name === 'https' });
   await app.register(apiKeyRoutes, { keys: opts.keys });
   await app.register(userRoutes, { users: opts.users });
+  await app.register(mqttSessionRoutes, { api: opts.api });
   const ops = { api: opts.api, queryDuration: opts.metrics.queryDuration, scanReadings: limits.scanReadings };
   await app.register(dataRoutes, { ...ops, pageRows: limits.pageRows });
   await app.register(exportRoutes, { api: opts.api, slots: new Slots('exports', { inAll: limits.exports, perOwner: limits.exportsPerUser }) });

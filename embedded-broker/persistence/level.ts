@@ -30,6 +30,19 @@ interface SubRecord { qos: number; rh?: number; rap?: boolean; nl?: boolean; sub
 interface Subscription extends SubRecord { topic: string }
 interface BrokerRef { id: string }
 interface Outgoing { key: string; packet: StoredPacket }
+interface Ownership { owner: string; seenAt: number }
+
+/** A persistent session as the broker holds it. */
+export interface StoredSession {
+  clientId: string;
+  /** The user it belongs to; '' for an anonymous client. */
+  owner: string;
+  /** When its client last connected or went away (ms since the epoch). */
+  seenAt: number;
+  subscriptions: number;
+  /** Messages waiting for it. */
+  queued: number;
+}
 
 export interface LevelPersistenceOptions {
   /** LevelDB directory. */
@@ -67,8 +80,8 @@ export class LevelPersistence {
   private outgoing = new Map<string, Outgoing[]>();
   private incoming = new Map<string, Map<number, StoredPacket>>();
   private wills = new Map<string, StoredPacket>();
-  /** Client id -> the user its persistent session belongs to ('' for anonymous). */
-  private owners = new Map<string, string>();
+  /** Client id -> the user its persistent session belongs to ('' for anonymous), and when its client was last seen. */
+  private owners = new Map<string, Ownership>();
   private trie = new QlobberSub(QLOBBER_OPTIONS);
   private clientsCount = 0;
   private outgoingSeq = 0;
@@ -115,7 +128,7 @@ export class LevelPersistence {
     const rest = key.slice(2);
     if (kind === 'r!') this.retained.set(rest, value as StoredPacket);
     else if (kind === 'w!') this.wills.set(rest, value as StoredPacket);
-    else if (kind === 'u!') this.owners.set(rest, value as string);
+    else if (kind === 'u!') this.owners.set(rest, typeof value === 'string' ? { owner: value, seenAt: Date.now() } : (value as Ownership)); // a string: from before seenAt was kept
     else if (kind === 's!') {
       const subs = new Map(value as [string, SubRecord][]);
       this.subscriptions.set(rest, subs);
@@ -136,15 +149,51 @@ export class LevelPersistence {
 
   /** The user a client id's persistent session belongs to ('' for anonymous); undefined if none. */
   sessionOwner(clientId: string): string | undefined {
-    return this.owners.get(clientId);
+    return this.owners.get(clientId)?.owner;
   }
 
-  /** Record (or, with undefined, forget) whose a client id's persistent session is. */
+  /** Record (or, with undefined, forget) whose a client id's persistent session is; its client is seen now. */
   setSessionOwner(clientId: string, owner: string | undefined): void {
-    if (owner === this.owners.get(clientId)) return;
-    if (owner === undefined) this.owners.delete(clientId);
-    else this.owners.set(clientId, owner);
-    this.persist([owner === undefined ? { type: 'del', key: `u!${clientId}` } : { type: 'put', key: `u!${clientId}`, value: enc(owner) }]);
+    if (owner === undefined) {
+      if (!this.owners.delete(clientId)) return;
+      this.persist([{ type: 'del', key: `u!${clientId}` }]);
+    } else {
+      this.saveOwnership(clientId, { owner, seenAt: Date.now() });
+    }
+  }
+
+  /** The session's client connected or went away now: its expiry counts from here. */
+  seen(clientId: string): void {
+    const held = this.owners.get(clientId);
+    if (held) this.saveOwnership(clientId, { ...held, seenAt: Date.now() });
+  }
+
+  private saveOwnership(clientId: string, o: Ownership): void {
+    this.owners.set(clientId, o);
+    this.persist([{ type: 'put', key: `u!${clientId}`, value: enc(o) }]);
+  }
+
+  /** Every persistent session with an owner on record. */
+  persistentSessions(): StoredSession[] {
+    return [...this.owners].map(([clientId, o]) => ({ clientId, ...o, subscriptions: this.subscriptions.get(clientId)?.size ?? 0, queued: this.outgoing.get(clientId)?.length ?? 0 }));
+  }
+
+  /** Forget a session whole: its subscriptions, queued and half-received messages, will and owner. */
+  endSession(clientId: string): void {
+    const subs = this.subscriptions.get(clientId);
+    if (subs) {
+      for (const [topic, s] of subs) if (s.qos > 0) this.trie.remove(topic, { clientId, topic });
+      this.subscriptions.delete(clientId);
+      this.clientsCount--;
+    }
+    const ops: Op[] = [{ type: 'del', key: `s!${clientId}` }, { type: 'del', key: `w!${clientId}` }, { type: 'del', key: `u!${clientId}` }];
+    for (const o of this.outgoing.get(clientId) ?? []) ops.push({ type: 'del', key: o.key });
+    for (const id of this.incoming.get(clientId)?.keys() ?? []) ops.push({ type: 'del', key: `i!${clientId}!${id}` });
+    this.outgoing.delete(clientId);
+    this.incoming.delete(clientId);
+    this.wills.delete(clientId);
+    this.owners.delete(clientId);
+    this.persist(ops);
   }
 
   // ---- retained ----

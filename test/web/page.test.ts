@@ -374,6 +374,22 @@ describe('status page', () => {
     await screenshot(page, 'logged-out');
   });
 
+  it('the broker view lists persistent sessions, and an admin ends one', async () => {
+    const squatter = await connect(agent.mqttUrl, { clientId: 'squatted-id', clean: false });
+    await squatter.subscribeAsync('cmd/#', { qos: 1 });
+    await squatter.endAsync();
+    const page = await asAdmin('broker');
+    const sessions = page.getByRole('table', { name: 'Persistent sessions' });
+    const row = sessions.getByRole('row', { name: /squatted-id/ });
+    await row.waitFor();
+    expect(await row.textContent()).toMatch(/anonymous.*away, ends/);
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'End the session of squatted-id' }).click();
+    await page.getByText('Session of squatted-id ended.').waitFor();
+    await row.waitFor({ state: 'detached' });
+    expect(((await api.get('/api/mqtt/sessions')).body as { clientId: string }[]).map((x) => x.clientId)).not.toContain('squatted-id');
+  });
+
   it('Swagger UI at /api/docs renders under its content security policy and is never framed', async () => {
     const context = await browser.newContext({ httpCredentials: { username: 'admin', password: adminPassword(agent) } });
     const page = await context.newPage();

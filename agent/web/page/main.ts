@@ -27,7 +27,7 @@ interface View {
 
 const VIEWS: View[] = [
   { path: 'overview', title: 'Overview', render: () => html`<${Overview} />` },
-  { path: 'broker', title: 'Broker', render: () => html`<${Broker} />` },
+  { path: 'broker', title: 'Broker', render: (me) => html`<${Broker} me=${me} />` },
   { path: 'live', title: 'Live', render: () => html`<${LiveReadings} />` },
   { path: 'charts', title: 'Charts', render: () => html`<${Charts} />` },
   { path: 'sync', title: 'Sync', render: (me) => html`<${Sync} me=${me} />` },

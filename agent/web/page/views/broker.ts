@@ -1,8 +1,19 @@
 // The broker: clients connected, messages in and out per second (from its counters, between two
-// looks), refusals; and the sensors watched for silence.
-import { useRef } from 'preact/hooks';
-import { get } from '../api.js';
-import { ago, Badge, count, html, LoadError, Section, Table, usePoll } from '../ui.js';
+// looks), refusals; the sensors watched for silence; persistent sessions (operators see them,
+// admins end them).
+import { useRef, useState } from 'preact/hooks';
+import { del, get, type Me } from '../api.js';
+import { ago, Badge, count, html, LoadError, messageOf, Notice, Section, Table, time, usePoll } from '../ui.js';
+
+interface MqttSession {
+  clientId: string;
+  owner: string;
+  connected: boolean;
+  seenAt: string;
+  expiresAt?: string;
+  subscriptions: number;
+  queued: number;
+}
 
 type Counters = Record<string, number>;
 interface Sensor {
@@ -14,7 +25,7 @@ interface Sensor {
   refused: number;
 }
 
-export function Broker() {
+export function Broker({ me }: { me: Me }) {
   const last = useRef<{ at: number; broker: Counters; accepted: number } | undefined>(undefined);
   const { data, error } = usePoll(async () => {
     const [stats, sensors] = await Promise.all([get<{ broker: Counters; ingest: { accepted: number; deadLettered: number } }>('/api/stats'), get<Sensor[]>('/api/sensors')]);
@@ -59,5 +70,37 @@ export function Broker() {
             <//>`
           : html`<p>No sensors are watched for silence (health.sensors in the config).</p>`}
       <//>
+      ${me.role === 'viewer' ? null : html`<${Sessions} admin=${me.role === 'admin'} />`}
     </div>`;
+}
+
+/** Persistent sessions: whose each is, and when it ends; an admin ends one (a squatted client id, say). */
+function Sessions({ admin }: { admin: boolean }) {
+  const { data, error, reload } = usePoll(() => get<MqttSession[]>('/api/mqtt/sessions'), 5000);
+  const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
+  const end = async (id: string) => {
+    if (!confirm(`End the persistent session of ${id}? Its subscriptions and queued messages go, and its client id is free.`)) return;
+    try {
+      await del(`/api/mqtt/sessions/${encodeURIComponent(id)}`);
+      setNotice({ text: `Session of ${id} ended.` });
+    } catch (e) {
+      setNotice({ text: `Could not end ${id}: ${messageOf(e)}`, error: true });
+    }
+    reload();
+  };
+  return html`<${Section} title="Persistent sessions">
+    <${LoadError} error=${error} />
+    ${notice ? html`<${Notice} error=${notice.error}>${notice.text}<//>` : null}
+    ${!data
+      ? null
+      : data.length
+        ? html`<${Table} caption="Persistent sessions" head=${['Client id', 'Owner', 'State', 'Subscriptions', 'Queued', ...(admin ? [''] : [])]}>
+            ${data.map(
+              (s) => html`<tr><th scope="row">${s.clientId}</th><td>${s.owner || html`<span class="muted">anonymous</span>`}</td>
+                <td>${s.connected ? html`<${Badge} state="connected" />` : html`away, ends ${time(s.expiresAt!)}`}</td><td>${count(s.subscriptions)}</td><td>${count(s.queued)}</td>
+                ${admin ? html`<td><button type="button" class="danger" onClick=${() => end(s.clientId)} aria-label=${`End the session of ${s.clientId}`}>End</button></td>` : null}</tr>`,
+            )}
+          <//>`
+        : html`<p>No persistent sessions (clients connecting with clean=false).</p>`}
+  <//>`;
 }
