@@ -261,6 +261,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds), (bytes) => pressure.disk?.wrote(bytes)), readiness, logger);
     started.push(() => log.close());
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
+    readiness.set('dead-letters', () => ({ name: 'dead-letters', ...log.deadLetterStatus() }));
 
     const key = atRestKey(config);
     const clock = await openClock(config, options.clockSource, logger);

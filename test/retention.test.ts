@@ -187,7 +187,7 @@ describe('retention, SQLite specifics and dead letters', () => {
 
   it('deletes dead letters older than their maxAge, oldest first', async () => {
     const dir = newDir();
-    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
+    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: quiet });
     for (const age of [40, 35, 31, 29, 1]) await log.appendDeadLetter({ time: NOW - age * DAY, topic: `t/${age}`, clientId: 'c', payload: Buffer.from('x'), reasons: [] });
     const retention = startRetention({ config: config([], '30d'), log, logger: quiet, now: () => NOW });
     const run = await retention.runOnce();
@@ -200,7 +200,7 @@ describe('retention, SQLite specifics and dead letters', () => {
 
   it('deletes dead letters by age and size per topic pattern, the first matching rule deciding', async () => {
     const dir = newDir();
-    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000 }, log: quiet });
+    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000, whenFull: 'dropOldest' }, log: quiet });
     const letter = (topic: string, ageDays: number, i = 0) => log.appendDeadLetter({ time: NOW - ageDays * DAY + i, topic, clientId: 'c', payload: Buffer.alloc(500, 120), reasons: [] });
     for (let i = 0; i < 10; i++) await letter('noisy/a', 1.5, i); // about 870 bytes each; older than debug's 1d
     for (const age of [2, 0.5]) await letter('debug/x', age);

@@ -26,7 +26,8 @@ export interface DurableLogOptions {
   /** AES-256-GCM key; chunks are sealed when set. */
   encryptionKey?: Buffer;
   /** Dead letters kept (oldest dropped first), and the bytes of each refused payload kept. */
-  deadLetters: { maxCount: number; maxBytes: number; payloadCapBytes: number };
+  /** whenFull: hold (new ones wait for room, their senders held) or dropOldest (evicted, counted). */
+  deadLetters: { maxCount: number; maxBytes: number; payloadCapBytes: number; whenFull: 'hold' | 'dropOldest' };
   /** Newest chunks kept in memory as written, bytes (default 4 MiB): consumers close behind read them without LevelDB. */
   recentChunkBytes?: number;
   /** After each commit, per batch of readings in it: how long its first reading waited, seconds (metrics). */
@@ -173,6 +174,9 @@ export class DurableLog {
   private durableSeq = 0;
   private nextDeadLetterId = 1;
   private deadLetterBytes = 0;
+  private deadLetterState = { state: 'ok', since: new Date().toISOString() };
+  /** Dead letters waiting for room (whenFull: hold): woken when some are removed. */
+  private deadLetterWaiters: (() => void)[] = [];
   private counters = { commits: 0, quarantined: 0, deadLettersDropped: 0 };
   /** `consumer\u0000reason` -> readings dropped (kept in m!drop!...). */
   private readonly drops = new Map<string, number>();
@@ -343,7 +347,40 @@ export class DurableLog {
     return { seq, durable: batch.done };
   }
 
-  /** Keep a refused reading, in the same commit stream; bounded, oldest dropped first. */
+  /** At maxCount or maxBytes of dead letters. */
+  get deadLettersFull(): boolean {
+    const { maxCount, maxBytes } = this.opts.deadLetters;
+    return this.deadLetterSizes.length >= maxCount || this.deadLetterBytes >= maxBytes;
+  }
+
+  /** For /health/ready: full dead letters are not ok, whichever the policy. */
+  deadLetterStatus(): { state: string; since: string } {
+    const { maxCount, whenFull } = this.opts.deadLetters;
+    const full = `dead letters full (${this.deadLetterSizes.length} of ${maxCount}, ingest.deadLetters)`;
+    const state = !this.deadLettersFull ? 'ok' : whenFull === 'hold' ? `refusing: ${full}; refused readings wait, their senders held, until some are replayed or purged` : `dropping: ${full}; the oldest go`;
+    if (state !== this.deadLetterState.state) this.deadLetterState = { state, since: new Date().toISOString() };
+    return this.deadLetterState;
+  }
+
+  /** Full, and new dead letters wait for room (whenFull: hold). */
+  get holdingDeadLetters(): boolean {
+    return this.opts.deadLetters.whenFull === 'hold' && this.deadLettersFull;
+  }
+
+  /**
+   * Keep a refused reading once there is room (whenFull: hold): resolves once it is on disk. The
+   * check and the append happen together, so waiters woken at once do not overfill.
+   */
+  async appendDeadLetterWhenRoom(refused: RefusedReading): Promise<void> {
+    while (this.holdingDeadLetters && !this.closed) await new Promise<void>((resolve) => this.deadLetterWaiters.push(resolve));
+    return this.appendDeadLetter(refused);
+  }
+
+  private deadLettersRemoved(): void {
+    for (const wake of this.deadLetterWaiters.splice(0)) wake();
+  }
+
+  /** Keep a refused reading, in the same commit stream; bounded: at the cap the oldest go first (whenFull: dropOldest). */
   appendDeadLetter(refused: RefusedReading): Promise<void> {
     const id = this.nextDeadLetterId++;
     const kept = refused.payload.subarray(0, this.opts.deadLetters.payloadCapBytes);
@@ -358,8 +395,8 @@ export class DurableLog {
     this.pendingSize += value.length;
     this.deadLetterSizes.push({ id, bytes: value.length });
     this.deadLetterBytes += value.length;
-    const { maxCount, maxBytes } = this.opts.deadLetters;
-    while (this.deadLetterSizes.length > maxCount || (this.deadLetterBytes > maxBytes && this.deadLetterSizes.length > 1)) {
+    const { maxCount, maxBytes, whenFull } = this.opts.deadLetters;
+    while (whenFull === 'dropOldest' && (this.deadLetterSizes.length > maxCount || (this.deadLetterBytes > maxBytes && this.deadLetterSizes.length > 1))) {
       const oldest = this.deadLetterSizes.shift()!;
       this.deadLetterBytes -= oldest.bytes;
       this.counters.deadLettersDropped++;
@@ -933,6 +970,7 @@ export class DurableLog {
     await this.change([...gone.map((d): Op => ({ type: 'del', key: `d!${hex(d.id)}` })), { type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) }]);
     this.deadLetterSizes.splice(0, gone.length);
     for (const d of gone) this.deadLetterBytes -= d.bytes;
+    this.deadLettersRemoved();
     return gone.length;
   }
 
@@ -977,6 +1015,7 @@ export class DurableLog {
     await this.change([...gone].map((id): Op => ({ type: 'del', key: `d!${hex(id)}` })));
     for (const d of this.deadLetterSizes) if (gone.has(d.id)) this.deadLetterBytes -= d.bytes;
     this.deadLetterSizes.splice(0, this.deadLetterSizes.length, ...this.deadLetterSizes.filter((d) => !gone.has(d.id)));
+    this.deadLettersRemoved();
     return gone.size;
   }
 
@@ -1005,6 +1044,7 @@ export class DurableLog {
     const kept = this.deadLetterSizes.filter((d) => !gone.has(d.id));
     for (const d of this.deadLetterSizes) if (gone.has(d.id)) this.deadLetterBytes -= d.bytes;
     this.deadLetterSizes.splice(0, this.deadLetterSizes.length, ...kept);
+    this.deadLettersRemoved();
     return ops.length;
   }
 
@@ -1074,6 +1114,7 @@ export class DurableLog {
     }
     this.closed = true;
     this.wakeAll();
+    this.deadLettersRemoved(); // waiters then fail (the log is closed): their senders get no PUBACK
     await this.syncNow();
     await this.journal.close();
     await this.db.close();

@@ -52,6 +52,8 @@ export function startAlerts(a: HealthConfig['alerts'], sources: AlertSources, lo
         if (s.state !== 'ok' && downMs >= a.sinkDownMinutes * 60_000) conditions.set(`sink-down:${s.name}`, { message: `sink ${s.name} ${s.state} since ${s.since}${s.lastError ? `: ${s.lastError.message}` : ''}`, value: s.lagRecords });
       }
       if (LEVELS.indexOf(disk.level) >= LEVELS.indexOf(a.diskPressure)) conditions.set('disk-pressure', { message: `disk pressure ${disk.level}: ${disk.freeBytes} bytes free`, value: disk.freeBytes });
+      const deadLetters = sources.log.deadLetterStatus();
+      if (deadLetters.state !== 'ok') conditions.set('dead-letters-full', { message: deadLetters.state, value: log.deadLetters });
       if (a.clockUnsynchronised && !sources.clockSynced()) conditions.set('clock-unsynchronised', { message: 'the system clock is not synchronised: readings are marked until it is' });
       engine.evaluate(values, conditions);
     } catch (err) {

@@ -20,9 +20,13 @@ export const IngestConfigSchema = Type.Object(
     ),
     deadLetters: Type.Object(
       {
-        maxCount: Type.Integer({ minimum: 1, default: 10000, description: 'dead letters kept; the oldest go first (counted)' }),
+        maxCount: Type.Integer({ minimum: 1, default: 10000, description: 'dead letters kept (see whenFull)' }),
         maxBytes: Type.Integer({ minimum: 1024, default: 16 * MiB, description: 'bytes of dead letters kept' }),
         payloadCapBytes: Type.Integer({ minimum: 0, default: 4096, description: 'bytes of a refused payload kept in its dead letter' }),
+        whenFull: Type.Union([Type.Literal('hold'), Type.Literal('dropOldest')], {
+          default: 'hold',
+          description: "at maxCount or maxBytes: hold = a new refused reading waits for room, unacknowledged, its sender held (QoS 0 too, unless buffer.qos0Overflow is drop), until dead letters are replayed or purged; dropOldest = the oldest go (counted). Either way an alert fires and /health/ready says so",
+        }),
       },
       { ...strict, default: {} },
     ),

@@ -4,7 +4,7 @@ import type { InboundMessage, PublishHook } from '../../embedded-broker/index.js
 import type { DurableLog } from '../buffer/log.js';
 import type { NewRecord } from '../buffer/record.js';
 import { breaksLimits, type JsonLimits } from './json-limits.js';
-import type { CompiledSchema, SchemaRegistry } from './schemas.js';
+import { refusalReasons, type CompiledSchema, type SchemaRegistry } from './schemas.js';
 
 import type { IngestConfig } from './config.js';
 
@@ -46,6 +46,8 @@ export interface IngestStats {
   qos0Dropped: number;
   /** Readings that waited for disk space before they were taken. */
   heldForDisk: number;
+  /** Refused readings that waited for room among the dead letters (ingest.deadLetters.whenFull: hold). */
+  heldForDeadLetters: number;
   /** Readings refused, per schema id (`none` where no schema matched). */
   refusedBySchema: Record<string, number>;
 }
@@ -84,7 +86,7 @@ function deviceTime(value: unknown): number | undefined {
 }
 
 export function createIngest(opts: IngestOptions): Ingest {
-  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0, heldForDisk: 0, refusedBySchema: {} };
+  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0, heldForDisk: 0, heldForDeadLetters: 0, refusedBySchema: {} };
 
   function decode(msg: InboundMessage): { text: string; value: unknown } {
     const text = msg.payload.toString('utf8');
@@ -101,14 +103,8 @@ export function createIngest(opts: IngestOptions): Ingest {
   }
 
   function validate(schema: CompiledSchema, value: unknown): void {
-    if (schema.validate(value)) return;
-    throw new Refused(
-      (schema.validate.errors ?? []).map((e) => {
-        const extra = e.keyword === 'additionalProperties' ? ` (${e.params.additionalProperty})` : '';
-        const path = e.keyword === 'required' ? `${e.instancePath}/${e.params.missingProperty}` : e.instancePath;
-        return { path: path || '/', message: `${e.message}${extra}` };
-      }),
-    );
+    const reasons = refusalReasons(schema, value);
+    if (reasons) throw new Refused(reasons);
   }
 
   function toRecord(msg: InboundMessage): NewRecord {
@@ -147,7 +143,8 @@ export function createIngest(opts: IngestOptions): Ingest {
     const schema = opts.schemas.match(msg.topic)?.id ?? 'none';
     stats.refusedBySchema[schema] = (stats.refusedBySchema[schema] ?? 0) + 1;
     opts.watch?.refused(msg.topic, msg.clientId);
-    return opts.log.appendDeadLetter({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
+    if (opts.log.holdingDeadLetters) stats.heldForDeadLetters++;
+    return opts.log.appendDeadLetterWhenRoom({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
   }
 
   /**
@@ -180,7 +177,13 @@ export function createIngest(opts: IngestOptions): Ingest {
     } catch (err) {
       // Whatever a payload makes go wrong is that payload's fault: dead-letter it, keep the client.
       const reasons = err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }];
-      return { safe: deadLetter(msg, reasons), holdSender: behind };
+      // Dead letters full (whenFull: hold): the sender is held until they are replayed or purged.
+      const full = opts.log.holdingDeadLetters;
+      if (full && msg.qos === 0 && opts.qos0Overflow === 'drop') {
+        stats.qos0Dropped++;
+        return undefined;
+      }
+      return { safe: deadLetter(msg, reasons), holdSender: behind || full };
     }
     const durable = opts.log.append(record).durable;
     stats.accepted++;

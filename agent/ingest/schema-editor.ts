@@ -145,13 +145,19 @@ export class SchemaEditor {
   }
 
   /** Check, then write (atomically, in the file's own format), then swap in. */
-  private write(path: string, doc: SchemaDoc): CompiledSchema {
+  /** The document compiled as it would be in effect, or SchemaChangeError naming what is wrong; nothing is written. */
+  compile(doc: SchemaDoc): CompiledSchema {
+    checkName(doc.name);
     try {
-      checkSchemaDoc(structuredClone(doc), () => 'body', this.registry.mode);
+      return checkSchemaDoc(structuredClone(doc), () => 'body', this.registry.mode);
     } catch (err) {
       if (err instanceof SchemaFileError) throw new SchemaChangeError('invalid', `the schema is not valid: ${err.problems.join('; ')}`, err.problems);
       throw err;
     }
+  }
+
+  private write(path: string, doc: SchemaDoc): CompiledSchema {
+    this.compile(doc);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const yaml = ['.yaml', '.yml'].includes(extname(path));
     writeFileSync(`${path}.tmp`, yaml ? stringify(doc) : JSON.stringify(doc, null, 2) + '\n');

@@ -296,3 +296,13 @@ export class SchemaRegistry {
     return this.sources.mode;
   }
 }
+
+/** Why a payload fails a schema, one reason per problem; undefined when it passes. */
+export function refusalReasons(schema: CompiledSchema, value: unknown): { path: string; message: string }[] | undefined {
+  if (schema.validate(value)) return undefined;
+  return (schema.validate.errors ?? []).map((e) => {
+    const extra = e.keyword === 'additionalProperties' ? ` (${String(e.params.additionalProperty)})` : '';
+    const path = e.keyword === 'required' ? `${e.instancePath}/${String(e.params.missingProperty)}` : e.instancePath;
+    return { path: path || '/', message: `${e.message}${extra}` };
+  });
+}

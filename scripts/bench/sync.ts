@@ -44,7 +44,7 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet
 
 /** The benchmark's log; chunks as the agent writes them under load (buffer.maxRecords readings each). */
 const openBacklog = (dataDir: string) =>
-  DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 1000, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096 }, log: quiet });
+  DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 1000, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: quiet });
 
 /** A backlog as an outage leaves it: readings an hour old, 8 sensors, in the agent's log. */
 async function prepareBacklog(dataDir: string): Promise<void> {

@@ -33,7 +33,7 @@ interface Consumer {
 
 async function runSteps(steps: Step[]): Promise<void> {
   const dir = tempDir();
-  const open = () => DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 1, maxRecords: 7, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
+  const open = () => DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 1, maxRecords: 7, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: quiet });
   let log = await open();
   const consumers = new Map<string, Consumer>();
   const start = async (name: string, c: Consumer) => {

@@ -21,7 +21,7 @@ afterEach(async () => {
 
 async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void; retryMs?: number; maxBytes?: number } = {}) {
   const dir = tempDir();
-  const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: quiet });
+  const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: quiet });
   const handled: { at: number; first: number; count: number }[] = [];
   const handle = (b: ChunkBatch) => {
     handled.push({ at: Date.now(), first: b.firstSeq, count: b.count });

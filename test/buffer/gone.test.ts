@@ -23,7 +23,7 @@ afterEach(async () => {
 async function openLog(dir?: string): Promise<{ dir: string; log: DurableLog }> {
   const d = dir ?? tempDir();
   if (!dir) dirs.push(d);
-  const log = await DurableLog.open({ dir: join(d, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 10, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64 }, log: recorder });
+  const log = await DurableLog.open({ dir: join(d, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 10, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: recorder });
   running.push({ stop: () => log.close() });
   return { dir: d, log };
 }

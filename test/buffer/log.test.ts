@@ -16,7 +16,7 @@ const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));
 
 function options(dir: string, extra: Partial<DurableLogOptions> = {}): DurableLogOptions {
-  return { dir, agentId: 'pi-test', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 4096 }, log: recording, ...extra };
+  return { dir, agentId: 'pi-test', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: recording, ...extra };
 }
 
 function reading(i: number, topic = 't/a'): NewRecord {

@@ -53,7 +53,7 @@ function ballast(dir: string, leave: number): string {
  * the sink confirmed the first 3,000 and has 3,001-3,500 in hand (read, being sent); 200 dead letters.
  */
 async function dataPath(dir: string, opts = { sent: SENT, deadLetters: DEAD_LETTERS }): Promise<{ log: DurableLog; store: LocalStore; rollups: Rollups }> {
-  const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 5, maxRecords: 500, deadLetters: { maxCount: 10_000, maxBytes: 64 * MB, payloadCapBytes: 4096 }, log: quiet });
+  const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 5, maxRecords: 500, deadLetters: { maxCount: 10_000, maxBytes: 64 * MB, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: quiet });
   closers.push(() => log.close());
   const store = await openSqliteStore(join(dir, 'store.db'));
   closers.push(() => store.close());

@@ -32,6 +32,7 @@ describe('/health/ready', () => {
       ['rollups', 'ok'],
       ['disk', 'ok'],
       ['broker', 'ok'],
+      ['dead-letters', 'ok'],
     ]);
   });
 

@@ -25,7 +25,7 @@ describe('crash safety under QoS 1 load', () => {
 
   /** Every reading in the log, read through an audit consumer that never commits (so nothing is deleted). */
   async function readLog(): Promise<{ seq: number; key: string }[]> {
-    const log = await DurableLog.open({ dir: logDir, agentId: 'audit', maxDelayMs: 5, maxRecords: 500, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096 }, log: quiet });
+    const log = await DurableLog.open({ dir: logDir, agentId: 'audit', maxDelayMs: 5, maxRecords: 500, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: quiet });
     await log.registerConsumer('audit');
     const out: { seq: number; key: string }[] = [];
     for (let after = 0; ; ) {

@@ -258,7 +258,17 @@ describe('status page', () => {
     await poll(() => page.getByTestId('schema-problems').locator('li').allTextContents()).toEqual(['body.fields.temperature.max: must be number']);
     expect(await doc.getAttribute('aria-invalid')).toBe('true');
     await screenshot(page, 'schema-invalid');
+    // A version that would refuse the room's recent readings (about 20 °C) is tried first: the
+    // editor says how many and why, and saves nothing until asked again.
+    await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 10 } } }, null, 2));
+    await page.getByRole('button', { name: 'Save' }).click();
+    const dryRun = page.getByTestId('dry-run');
+    await dryRun.waitFor();
+    expect(await dryRun.textContent()).toMatch(/would refuse 30 of the latest 30 stored readings.*sensors\/room1.*must be <= 10/);
+    expect((await api.get('/api/schemas/room')).body.version).toBe(1);
+    await screenshot(page, 'schema-dry-run');
     await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 100 } } }, null, 2));
+    expect(await dryRun.count()).toBe(0); // an edit clears it
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved room@2' }).waitFor();
     expect(await accessibilityViolations(page)).toEqual([]);

@@ -106,6 +106,33 @@ describe('schemas and dead letters over the API', () => {
   });
 });
 
+describe('a schema change tried first (dry run)', () => {
+  let agent: InProcessAgent;
+  let api: Client;
+  beforeAll(async () => {
+    agent = await startAgent();
+    api = adminClient(agent);
+  });
+  afterAll(async () => {
+    await agent.stop();
+    cleanup(agent.dir);
+  });
+
+  it('says how many of the latest stored readings on its topics a schema would refuse, and why, changing nothing', async () => {
+    const readings = [...Array.from({ length: 6 }, (_, i) => ({ topic: `farm/${i}`, payload: { t: 20 + i } })), { topic: 'farm/x', payload: { t: 'warm' } }, { topic: 'other/1', payload: { q: 1 } }];
+    expect((await api.post('/api/data', { readings })).status).toBe(201);
+    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    const tried = await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], fields: { t: 'float' } });
+    expect(tried.status).toBe(200);
+    expect(tried.body).toMatchObject({ checked: 7, refused: 1, examples: [{ topic: 'farm/x', reasons: [{ path: '/t', message: expect.stringMatching(/number/) }] }] });
+    const stricter = await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], mode: 'strict', fields: { t: 'float', h: { type: 'float', required: true } } });
+    expect(stricter.body).toMatchObject({ checked: 7, refused: 7 });
+    expect((await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], fields: { t: 'kelvin' } })).status).toBe(400);
+    expect((await api.get('/api/schemas')).body).toEqual([]); // nothing was saved
+    expect((await api.as({ basic: ['nobody', 'x'] }).post('/api/schemas/check', { name: 'farm', topics: ['farm/#'] })).status).toBe(401);
+  });
+});
+
 describe('schema names are file names, never paths', () => {
   let agent: InProcessAgent;
   let api: Client;

@@ -4,10 +4,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import { SCHEMA_NAME, SchemaDocSchema } from '../../ingest/schema-doc.js';
 import { SchemaChangeError } from '../../ingest/schema-editor.js';
 import type { SchemaDoc } from '../../ingest/schema-doc.js';
-import type { CompiledSchema } from '../../ingest/schemas.js';
+import { refusalReasons, type CompiledSchema } from '../../ingest/schemas.js';
+import type { LogRecord } from '../../buffer/record.js';
+import type { LocalStore } from '../../store/types.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
-import { agentOf } from './params.js';
+import { agentOf, goneSignal } from './params.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 
@@ -33,6 +35,45 @@ const summary = {
 } as const;
 
 const nameParam = { type: 'object', properties: { name: { type: 'string', pattern: SCHEMA_NAME } }, required: ['name'] } as const;
+
+/** How many recent readings a dry run looks at. */
+const CHECKED = 1000;
+
+const dryRunAnswer = {
+  type: 'object',
+  properties: {
+    checked: { type: 'integer', description: 'stored readings looked at (the latest on its topics)' },
+    refused: { type: 'integer', description: 'of those, how many it would refuse (dead-letter)' },
+    examples: {
+      type: 'array',
+      items: { type: 'object', properties: { seq: { type: 'integer' }, topic: { type: 'string' }, receivedAt: { type: 'string', format: 'date-time' }, reasons: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } } } },
+    },
+    note: { type: 'string' },
+  },
+  required: ['checked', 'refused', 'examples'],
+} as const;
+
+/** The latest stored readings on the schema's topics, each validated as ingest would. */
+async function dryRun(schema: CompiledSchema, store: LocalStore | undefined, signal: AbortSignal) {
+  if (!store) return { checked: 0, refused: 0, examples: [], note: 'no local store (store.backend none): nothing to check against' };
+  const seen = new Map<number, LogRecord>();
+  for (const topic of schema.topics) for (const r of await store.query({ topic, order: 'desc', limit: CHECKED, maxScan: 50 * CHECKED }, signal)) seen.set(r.seq, r);
+  const latest = [...seen.values()].sort((a, b) => b.seq - a.seq).slice(0, CHECKED);
+  const refusals = latest.flatMap((r) => {
+    const reasons = reasonsFor(schema, r);
+    return reasons ? [{ seq: r.seq, topic: r.topic, receivedAt: new Date(r.receivedAt).toISOString(), reasons }] : [];
+  });
+  return { checked: latest.length, refused: refusals.length, examples: refusals.slice(0, 10) };
+}
+
+function reasonsFor(schema: CompiledSchema, r: LogRecord) {
+  if (r.encoding !== 'base64') return refusalReasons(schema, r.payload);
+  try {
+    return refusalReasons(schema, JSON.parse(Buffer.from(r.payload as string, 'base64').toString('utf8')));
+  } catch {
+    return [{ path: '/', message: 'not JSON (kept raw until now)' }];
+  }
+}
 
 function asHttp(err: unknown): never {
   if (err instanceof SchemaChangeError) throw new HttpError({ invalid: 400, conflict: 409, missing: 404 }[err.kind], err.message, err.problems.length ? err.problems : undefined);
@@ -63,6 +104,28 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
       const view = editor().view(name, version);
       if (!view) throw new HttpError(404, req.query.version === undefined ? `no schema named ${name}` : `no version ${req.query.version} of schema ${name}`);
       return { ...view, versions: editor().versions(name) };
+    },
+  );
+
+  app.post<{ Body: SchemaDoc }>(
+    '/api/schemas/check',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['schemas'],
+        description: `a dry run: how many of the latest ${CHECKED} stored readings on the schema's topics it would refuse, with a few of them and why; nothing changes`,
+        body: docBody,
+        response: { 200: dryRunAnswer, ...errors },
+      },
+    },
+    async (req, reply) => {
+      let compiled: CompiledSchema;
+      try {
+        compiled = editor().compile(req.body);
+      } catch (err) {
+        asHttp(err);
+      }
+      return dryRun(compiled, agentOf(api).store, goneSignal(reply));
     },
   );
 
