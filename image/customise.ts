@@ -7,10 +7,12 @@
 //     [--hostname pi-1] [--wifi-ssid S --wifi-password-file F --wifi-country GB] [--ssh-key ~/.ssh/id_ed25519.pub]
 //     [--admin-password-file F]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../scripts/project-root.js';
+import { nmConnection, wifiProblem } from './wifi.js';
 
 export interface ImageOptions {
   image: string;
@@ -70,9 +72,8 @@ function mkdir(commands: string[], dir: string, mode: number): void {
   commands.push(`mkdir ${dir}`, `sif ${dir} mode 0${(0o040000 | mode).toString(8)}`);
 }
 
-function nmConnection(wifi: { ssid: string; password: string }): string {
-  return `[connection]\nid=${wifi.ssid}\nuuid=${crypto.randomUUID()}\ntype=wifi\ninterface-name=wlan0\nautoconnect=true\n\n[wifi]\nmode=infrastructure\nssid=${wifi.ssid}\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=${wifi.password}\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=auto\n`;
-}
+/** debugfs reads its commands split on spaces: only paths made of these go into them. */
+const SAFE_PATH = /^[A-Za-z0-9/._-]+$/;
 
 export function customiseImage(o: ImageOptions): void {
   // The config first: a bad one stops here, naming the key, before anything is written.
@@ -82,13 +83,25 @@ export function customiseImage(o: ImageOptions): void {
   } catch (err) {
     throw new Error(`--config ${o.config}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);
   }
-  if (o.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.hostname)) throw new Error(`--hostname: ${o.hostname} is not a host name (letters, digits, hyphens)`);
+  if (o.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.hostname)) throw new Error(`--hostname: ${JSON.stringify(o.hostname.slice(0, 70))} is not a host name (RFC 1123: letters, digits, inner hyphens, at most 63)`);
+  const wifiWrong = o.wifi && wifiProblem(o.wifi);
+  if (wifiWrong) throw new Error(wifiWrong);
   const parts = partitions(o.image);
   if (parts.length < 2 || !/^(c|b|e)$/i.test(parts[0].type) || parts[1].type !== '83') throw new Error(`--image: not Raspberry Pi OS's layout (a FAT boot partition, then an ext4 root): ${parts.map((p) => p.type).join(', ')}`);
 
-  execFileSync('cp', ['--sparse=always', o.image, o.out]);
   const work = mkdtempSync(join(tmpdir(), 'edge-agent-image-'));
   try {
+    // The image will hold the Wi-Fi and admin passwords: it is made private before a byte is written.
+    writeFileSync(o.out, '', { mode: 0o600 });
+    chmodSync(o.out, 0o600);
+    execFileSync('cp', ['--sparse=always', '--no-preserve=mode', o.image, o.out]);
+    if (!SAFE_PATH.test(work)) throw new Error(`the temporary folder ${JSON.stringify(work)} has characters debugfs cannot take: set TMPDIR to a plain path`);
+    /** Every file goes into the image from the work folder, by a name of ours: no user path reaches debugfs. */
+    const staged = (from: string, name: string) => {
+      const path = join(work, name);
+      copyFileSync(from, path);
+      return path;
+    };
     const need = statSync(o.deb).size + INSTALL_ROOM;
     const root = () => `${o.out}?offset=${partitions(o.out)[1].start * SECTOR}`;
     const free = freeBytes(root());
@@ -97,8 +110,8 @@ export function customiseImage(o: ImageOptions): void {
     const commands: string[] = [];
     const dir = '/var/lib/edge-agent-firstboot';
     mkdir(commands, dir, 0o700);
-    put(commands, o.deb, `${dir}/edge-agent.deb`, 0o600);
-    put(commands, o.config, `${dir}/config.yaml`, 0o600);
+    put(commands, staged(o.deb, 'edge-agent.deb'), `${dir}/edge-agent.deb`, 0o600);
+    put(commands, staged(o.config, 'config.yaml'), `${dir}/config.yaml`, 0o600);
     put(commands, join(FILES, 'edge-agent-firstboot.sh'), `${dir}/firstboot.sh`, 0o700);
     put(commands, join(FILES, 'edge-agent-firstboot.service'), '/etc/systemd/system/edge-agent-firstboot.service', 0o644);
     commands.push('mkdir /etc/systemd/system/multi-user.target.wants', 'symlink /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service /etc/systemd/system/edge-agent-firstboot.service');
@@ -114,7 +127,7 @@ export function customiseImage(o: ImageOptions): void {
       put(commands, local('hostname', `${o.hostname}\n`), '/etc/hostname', 0o644);
       put(commands, local('hosts', `${hosts}\n127.0.1.1\t${o.hostname}\n`), '/etc/hosts', 0o644);
     }
-    if (o.wifi) put(commands, local('wifi.nmconnection', nmConnection(o.wifi)), `/etc/NetworkManager/system-connections/${o.wifi.ssid.replace(/[^A-Za-z0-9._-]/g, '_')}.nmconnection`, 0o600);
+    if (o.wifi) put(commands, local('wifi.nmconnection', nmConnection(o.wifi, randomUUID())), `/etc/NetworkManager/system-connections/edge-agent-wifi-${o.wifi.ssid.replace(/[^A-Za-z0-9._-]/g, '_')}.nmconnection`, 0o600);
     const script = local('debugfs.cmd', `${commands.join('\n')}\n`);
     // debugfs says "File not found" for rm of a file that is not there and "already exists" for mkdir; both are fine.
     execFileSync('debugfs', ['-w', '-f', script, root()], { stdio: 'ignore' });

@@ -5,7 +5,7 @@
 // taken when valid, refused with the reason when not.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,7 +97,8 @@ describe('the SD-card image customiser', () => {
     expect(hosts).toMatch(/^127\.0\.1\.1\tgreenhouse-1$/m);
     expect(hosts).not.toContain('raspberrypi');
     expect(hosts).toContain('127.0.0.1\tlocalhost');
-    const wifi = '/etc/NetworkManager/system-connections/Farm_WiFi.nmconnection';
+    expect(statSync(out).mode & 0o777).toBe(0o600); // it holds the Wi-Fi and admin passwords
+    const wifi = '/etc/NetworkManager/system-connections/edge-agent-wifi-Farm_WiFi.nmconnection';
     expect(stat(out, wifi)).toMatchObject({ mode: '0600', uid: 0 });
     expect(debugfs(out, `cat ${wifi}`)).toMatch(/ssid=Farm WiFi[\s\S]*psk=correct horse/);
     // The boot partition: SSH on, the Wi-Fi country on the kernel's command line (which keeps the rest).
@@ -105,6 +106,40 @@ describe('the SD-card image customiser', () => {
     expect(execFileSync('mdir', ['-b', '-i', boot, '::'], { encoding: 'utf8' })).toMatch(/::\/ssh$/m);
     const cmdline = execFileSync('mtype', ['-i', boot, '::cmdline.txt'], { encoding: 'utf8' });
     expect(cmdline).toMatch(/root=PARTUUID=abcd1234-02 .*rootwait cfg80211\.ieee80211_regdom=GB\n$/);
+  });
+
+  it('takes hostile inputs as data: an SSID with newlines and sections, a password with backslashes, config paths with a space and a newline; refuses a country that is not one', () => {
+    const spaced = join(dir, 'my config.yaml');
+    const newline = join(dir, 'my\nconfig.yaml');
+    for (const f of [spaced, newline]) writeFileSync(f, 'agent: { id: odd-path }\n');
+    const ssid = 'Barn\n[ipv4]\nmethod=shared';
+    const password = 'pa\\ss word\\';
+    const out = join(dir, 'hostile.img');
+    customiseImage({ image, out, deb, config: spaced, wifi: { ssid, password, country: 'DE' }, agent });
+    const file = debugfs(out, 'cat /etc/NetworkManager/system-connections/edge-agent-wifi-Barn__ipv4__method_shared.nmconnection');
+    expect(file.match(/^\[[a-z0-9-]+\]$/gm)).toEqual(['[connection]', '[wifi]', '[wifi-security]', '[ipv4]', '[ipv6]']);
+    expect(file).toMatch(/^\[ipv4\]\nmethod=auto$/m);
+    expect(file).not.toMatch(/^method=shared$/m); // only inside the escaped id=, never a line of its own
+    const bytes = /^ssid=([\d;]+)$/m.exec(file)![1].split(';').filter(Boolean).map(Number);
+    expect(Buffer.from(bytes).toString()).toBe(ssid);
+    expect(/^psk=(.*)$/m.exec(file)![1]).toBe('pa\\\\ss word\\\\'); // GKeyFile: each backslash doubled
+    expect(debugfs(out, 'cat /var/lib/edge-agent-firstboot/config.yaml')).toBe('agent: { id: odd-path }\n');
+    const cmdline = execFileSync('mtype', ['-i', `${out}@@${BOOT_START * 512}`, '::cmdline.txt'], { encoding: 'utf8' });
+    expect(cmdline).toMatch(/rootwait cfg80211\.ieee80211_regdom=DE\n$/);
+    const second = join(dir, 'newline.img');
+    customiseImage({ image, out: second, deb, config: newline, agent });
+    expect(debugfs(second, 'cat /var/lib/edge-agent-firstboot/config.yaml')).toBe('agent: { id: odd-path }\n');
+
+    const refusedOut = join(dir, 'refused.img');
+    expect(() => customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'Farm', password: 'correct horse', country: 'GB init=/bin/sh' }, agent })).toThrow(/--wifi-country: "GB init=\/bin\/sh" is not an ISO 3166-1 country code/);
+    expect(() => customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'Farm', password: 'short', country: 'GB' }, agent })).toThrow(/--wifi-password-file/);
+    expect(() => customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'x'.repeat(33), password: 'correct horse', country: 'GB' }, agent })).toThrow(/--wifi-ssid: 1 to 32 bytes/);
+    expect(existsSync(refusedOut)).toBe(false);
+    // Control: an SSID with spaces and Unicode goes in as its bytes and reads back whole.
+    const unicode = join(dir, 'unicode.img');
+    customiseImage({ image, out: unicode, deb, config: spaced, wifi: { ssid: 'Café Ωmega 5G', password: 'correct horse', country: 'FR' }, agent });
+    const uni = debugfs(unicode, 'cat /etc/NetworkManager/system-connections/edge-agent-wifi-Caf___mega_5G.nmconnection');
+    expect(Buffer.from(/^ssid=([\d;]+)$/m.exec(uni)![1].split(';').filter(Boolean).map(Number)).toString()).toBe('Café Ωmega 5G');
   });
 
   it('refuses a config the agent would refuse, naming the key, and writes nothing', () => {
