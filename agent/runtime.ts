@@ -15,6 +15,7 @@ import { ConfigError } from './config/load.js';
 import { consumerOf, startSync, type Sync } from '../sync/index.js';
 import type { RefusedReading } from './buffer/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
+import { bootConfigRollback, stillShown } from './health/boot-config.js';
 import { Clock, detectSyncSource, systemClock, type ClockSource } from './health/clock.js';
 import { openDriver, startGpio, type GpioDriver, type GpioRunning } from './gpio/index.js';
 import { diskWrites, writtenBytes, WriteRate, type DiskWrites } from './health/disk-writes.js';
@@ -409,7 +410,9 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const mqtt = await startBroker(brokerOptions(config, logger, ingest.hook, { users, loginGuard }));
     broker = mqtt;
     started.push(() => mqtt.close());
-    const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced: () => clock.trusted(), publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
+    const rollback = bootConfigRollback(agent.dataDir);
+    if (rollback && stillShown(rollback)) logger.warn({ at: rollback.at }, `the config from the boot partition was rolled back: ${rollback.reason}`);
+    const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced: () => clock.trusted(), bootConfigRollback: rollback, publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
     started.push(async () => alerts.stop());
     const gpio = await startGpioLines(config, options, {
       async take(topic, payload) {

@@ -5,9 +5,9 @@
 // e2fsprogs' debugfs for the ext4 root, resize2fs to grow it.
 //   npm run image -- --image raspios.img --out pi.img --deb dist/edge-agent_0.1.0_arm64.deb --config my.yaml
 //     [--hostname pi-1] [--wifi-ssid S --wifi-password-file F --wifi-country GB] [--ssh-key ~/.ssh/id_ed25519.pub]
-//     [--admin-password-file F]
+//     [--admin-password-file F] [--boot-config-key signing-public.pem]
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,8 @@ export interface ImageOptions {
   wifi?: { ssid: string; password: string; country: string };
   sshKey?: string;
   adminPassword?: string;
+  /** A PEM public key: the agent then takes only boot-partition configs signed with its private key. */
+  bootConfigKey?: string;
   /** The agent's CLI, to check the config as the agent will ([node, dist/agent/cli.js] by default). */
   agent?: string[];
 }
@@ -86,6 +88,13 @@ export function customiseImage(o: ImageOptions): void {
   if (o.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.hostname)) throw new Error(`--hostname: ${JSON.stringify(o.hostname.slice(0, 70))} is not a host name (RFC 1123: letters, digits, inner hyphens, at most 63)`);
   const wifiWrong = o.wifi && wifiProblem(o.wifi);
   if (wifiWrong) throw new Error(wifiWrong);
+  if (o.bootConfigKey !== undefined) {
+    try {
+      createPublicKey(readFileSync(o.bootConfigKey));
+    } catch {
+      throw new Error(`--boot-config-key: ${o.bootConfigKey} holds no PEM public key`);
+    }
+  }
   const parts = partitions(o.image);
   if (parts.length < 2 || !/^(c|b|e)$/i.test(parts[0].type) || parts[1].type !== '83') throw new Error(`--image: not Raspberry Pi OS's layout (a FAT boot partition, then an ext4 root): ${parts.map((p) => p.type).join(', ')}`);
 
@@ -121,6 +130,7 @@ export function customiseImage(o: ImageOptions): void {
       return path;
     };
     if (o.adminPassword !== undefined) put(commands, local('admin-password', `${o.adminPassword}\n`), `${dir}/admin-password`, 0o600);
+    if (o.bootConfigKey !== undefined) put(commands, staged(o.bootConfigKey, 'boot-config.pub'), `${dir}/boot-config.pub`, 0o600);
     if (o.sshKey !== undefined) put(commands, local('authorized_keys', `${o.sshKey.trim()}\n`), `${dir}/authorized_keys`, 0o600);
     if (o.hostname !== undefined) {
       const hosts = sh('debugfs', ['-R', 'cat /etc/hosts', root()]).replace(/^127\.0\.1\.1\s.*$/m, '').trimEnd();
@@ -164,6 +174,7 @@ function parseArgs(argv: string[]): ImageOptions {
     wifi: ssid === undefined ? undefined : { ssid, password: file('wifi-password-file') ?? failUsage('--wifi-password-file is required with --wifi-ssid'), country: value('wifi-country') ?? failUsage('--wifi-country is required with --wifi-ssid') },
     sshKey: value('ssh-key') === undefined ? undefined : readFileSync(value('ssh-key')!, 'utf8'),
     adminPassword: file('admin-password-file'),
+    bootConfigKey: value('boot-config-key'),
   };
 }
 

@@ -8,6 +8,7 @@ import type { Sync } from '../../sync/index.js';
 import { AlertEngine, webhookPoster, type Conditions, type Values } from './alerts.js';
 import type { SensorWatch } from './sensors.js';
 import type { SystemMonitor } from './system.js';
+import { stillShown, type BootConfigRollback } from './boot-config.js';
 
 export interface AlertSources {
   system: SystemMonitor | undefined;
@@ -16,6 +17,8 @@ export interface AlertSources {
   sync: Sync;
   sensors: SensorWatch;
   clockSynced: () => boolean;
+  /** A config from the boot partition the agent could not run with, put back (read at start). */
+  bootConfigRollback?: BootConfigRollback;
   publish(topic: string, payload: string): void;
 }
 
@@ -52,6 +55,8 @@ export function startAlerts(a: HealthConfig['alerts'], sources: AlertSources, lo
         if (s.state !== 'ok' && downMs >= a.sinkDownMinutes * 60_000) conditions.set(`sink-down:${s.name}`, { message: `sink ${s.name} ${s.state} since ${s.since}${s.lastError ? `: ${s.lastError.message}` : ''}`, value: s.lagRecords });
       }
       if (LEVELS.indexOf(disk.level) >= LEVELS.indexOf(a.diskPressure)) conditions.set('disk-pressure', { message: `disk pressure ${disk.level}: ${disk.freeBytes} bytes free`, value: disk.freeBytes });
+      const rollback = sources.bootConfigRollback;
+      if (rollback && stillShown(rollback)) conditions.set('boot-config-rolled-back', { message: `the config from the boot partition (${rollback.at}) was rolled back: ${rollback.reason}` });
       const deadLetters = sources.log.deadLetterStatus();
       if (deadLetters.state !== 'ok') conditions.set('dead-letters-full', { message: deadLetters.state, value: log.deadLetters });
       if (a.clockUnsynchronised && !sources.clockSynced()) conditions.set('clock-unsynchronised', { message: 'the system clock is not synchronised: readings are marked until it is' });

@@ -6,6 +6,10 @@ set -eu
 DIR=/var/lib/edge-agent-firstboot
 dpkg -i "$DIR/edge-agent.deb"
 install -m 0640 -o root -g edge-agent "$DIR/config.yaml" /etc/edge-agent/config.yaml
+if [ -f "$DIR/boot-config.pub" ]; then
+	# From now on a boot-partition config is taken only when signed with the matching private key.
+	install -m 0644 -o root -g root "$DIR/boot-config.pub" /etc/edge-agent/boot-config.pub
+fi
 if [ -f "$DIR/admin-password" ]; then
 	runuser -u edge-agent -- env HOME=/var/lib/edge-agent /usr/bin/edge-agent user add admin --role admin --config /etc/edge-agent/config.yaml <"$DIR/admin-password"
 fi

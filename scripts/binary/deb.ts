@@ -53,6 +53,8 @@ export async function buildDeb(arch: DebArch, version = VERSION): Promise<string
   // Headless reconfiguration: edge-agent.yaml on the boot partition, checked and taken before the agent starts.
   put(join(ROOT, 'image/files/edge-agent-bootconfig.service'), 'lib/systemd/system/edge-agent-bootconfig.service', 0o644);
   put(join(ROOT, 'image/files/apply-boot-config.sh'), 'usr/lib/edge-agent/apply-boot-config', 0o755);
+  put(join(ROOT, 'image/files/edge-agent-bootconfig-verify.service'), 'lib/systemd/system/edge-agent-bootconfig-verify.service', 0o644);
+  put(join(ROOT, 'image/files/verify-boot-config.sh'), 'usr/lib/edge-agent/verify-boot-config', 0o755);
   put(join(ROOT, 'README.md'), 'usr/share/doc/edge-agent/README.md', 0o644);
   for (const script of ['postinst', 'prerm', 'postrm']) put(join(ROOT, 'scripts/deb', script), `DEBIAN/${script}`, 0o755);
   writeFileSync(join(root, 'usr/share/doc/edge-agent/copyright'), COPYRIGHT);

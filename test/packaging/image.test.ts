@@ -5,12 +5,13 @@
 // taken when valid, refused with the reason when not.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customiseImage } from '../../image/customise.js';
-import { CLI, cleanup, tempDir } from '../helpers/agent.js';
+import { CLI, cleanup, startAgent, tempDir } from '../helpers/agent.js';
+import { adminClient } from '../helpers/web.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -75,7 +76,9 @@ describe('the SD-card image customiser', () => {
     writeFileSync(config, 'agent: { id: greenhouse, dataDir: /var/lib/edge-agent }\nbroker: { mqtt: { port: 1883 } }\n');
     const out = join(dir, 'custom.img');
     const before = sha(image);
-    customiseImage({ image, out, deb, config, hostname: 'greenhouse-1', wifi: { ssid: 'Farm WiFi', password: 'correct horse', country: 'GB' }, sshKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOk test@laptop\n', adminPassword: 'first-admin-pw', agent });
+    execFileSync('openssl', ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', join(dir, 'boot-sign.pem')]);
+    execFileSync('openssl', ['ec', '-in', join(dir, 'boot-sign.pem'), '-pubout', '-out', join(dir, 'boot-sign.pub')], { stdio: 'ignore' });
+    customiseImage({ image, out, deb, config, hostname: 'greenhouse-1', wifi: { ssid: 'Farm WiFi', password: 'correct horse', country: 'GB' }, sshKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOk test@laptop\n', adminPassword: 'first-admin-pw', bootConfigKey: join(dir, 'boot-sign.pub'), agent });
 
     expect(sha(image)).toBe(before); // the stock image is untouched
     execFileSync('e2fsck', ['-fn', fs(out)], { stdio: 'ignore' }); // throws unless clean
@@ -84,7 +87,8 @@ describe('the SD-card image customiser', () => {
     expect(sfdiskParts(out)[0]).toMatchObject({ start: BOOT_START, size: BOOT_SECTORS });
 
     expect(stat(out, '/var/lib/edge-agent-firstboot')).toMatchObject({ type: 'directory', mode: '0700', uid: 0, gid: 0 });
-    for (const f of ['edge-agent.deb', 'config.yaml', 'admin-password', 'authorized_keys']) expect(stat(out, `/var/lib/edge-agent-firstboot/${f}`), f).toMatchObject({ type: 'regular', mode: '0600', uid: 0, gid: 0 });
+    expect(debugfs(out, 'cat /var/lib/edge-agent-firstboot/boot-config.pub')).toBe(readFileSync(join(dir, 'boot-sign.pub'), 'utf8'));
+    for (const f of ['edge-agent.deb', 'config.yaml', 'admin-password', 'authorized_keys', 'boot-config.pub']) expect(stat(out, `/var/lib/edge-agent-firstboot/${f}`), f).toMatchObject({ type: 'regular', mode: '0600', uid: 0, gid: 0 });
     expect(stat(out, '/var/lib/edge-agent-firstboot/firstboot.sh')).toMatchObject({ type: 'regular', mode: '0700', uid: 0 });
     expect(stat(out, '/etc/systemd/system/edge-agent-firstboot.service')).toMatchObject({ type: 'regular', mode: '0644', uid: 0 });
     expect(debugfs(out, 'stat /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service')).toMatch(/Type: symlink[\s\S]*Fast link dest: "\/etc\/systemd\/system\/edge-agent-firstboot.service"/);
@@ -154,29 +158,116 @@ describe('the SD-card image customiser', () => {
 
 describe('edge-agent.yaml on the boot partition', () => {
   const script = resolve(import.meta.dirname, '../../image/files/apply-boot-config.sh');
+  const verify = resolve(import.meta.dirname, '../../image/files/verify-boot-config.sh');
   let dir: string;
   beforeAll(() => {
     dir = tempDir();
     writeFileSync(join(dir, 'edge-agent'), `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`);
     chmodSync(join(dir, 'edge-agent'), 0o755);
+    mkdirSync(join(dir, 'boot'), { recursive: true });
+    mkdirSync(join(dir, 'state'), { recursive: true });
   });
   afterAll(() => cleanup(dir));
-  const apply = () => run('sh', [script], { env: { ...process.env, BOOT_DIR: join(dir, 'boot'), CONFIG_FILE: join(dir, 'config.yaml'), AGENT_BIN: join(dir, 'edge-agent') } });
+  const env = (extra: Record<string, string> = {}) => ({ ...process.env, BOOT_DIR: join(dir, 'boot'), CONFIG_FILE: join(dir, 'config.yaml'), AGENT_BIN: join(dir, 'edge-agent'), STATE_DIR: join(dir, 'state'), BOOT_CONFIG_KEY: join(dir, 'no-key.pub'), ...extra });
+  const apply = (extra?: Record<string, string>) => run('sh', [script], { env: env(extra) });
+  const onCard = () => readdirSync(join(dir, 'boot')).sort();
+  const card = (name: string) => readFileSync(join(dir, 'boot', name), 'utf8');
+  const SECRET = 'PgSecret-123';
+  const withSecret = (id: string) => `agent: { id: ${id} }\nsinks: [{ name: db, type: postgres, url: "postgres://edge:${SECRET}@db.example/x" }]\n`;
 
-  it('becomes the config when valid; when not, the old config stays and the reason is logged', async () => {
-    mkdirSync(join(dir, 'boot'), { recursive: true });
+  it('a valid one becomes the config, on trial, the old one kept as the last good; an invalid one changes nothing; no secret stays on the card', async () => {
     writeFileSync(join(dir, 'config.yaml'), 'agent: { id: old }\n');
-    writeFileSync(join(dir, 'boot/edge-agent.yaml'), 'agent: { id: bad }\nweb: { http: { port: -1 } }\n');
+    writeFileSync(join(dir, 'boot/edge-agent.yaml'), `${withSecret('bad')}web: { http: { port: -1 } }\n`);
     const refused = await apply();
-    expect(refused.stderr).toMatch(/not valid; the config stays as it was: .*web\.http\.port/s);
+    expect(refused.stderr).toMatch(/not applied: not valid: .*web\.http\.port/s);
     expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe('agent: { id: old }\n');
-    expect(existsSync(join(dir, 'boot/edge-agent.yaml.invalid'))).toBe(true);
+    expect(onCard()).toEqual(['edge-agent.yaml.rejected.txt']);
+    expect(card('edge-agent.yaml.rejected.txt')).toMatch(/not applied: not valid: .*web\.http\.port/);
+    expect(card('edge-agent.yaml.rejected.txt')).not.toContain(SECRET);
+    expect(statSync(join(dir, 'state/boot-config.rejected.yaml')).mode & 0o777).toBe(0o600);
 
-    writeFileSync(join(dir, 'boot/edge-agent.yaml'), 'agent: { id: new }\n');
+    writeFileSync(join(dir, 'boot/edge-agent.yaml'), withSecret('new'));
     const taken = await apply();
-    expect(taken.stdout).toContain('is the config now');
-    expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe('agent: { id: new }\n');
-    expect(existsSync(join(dir, 'boot/edge-agent.yaml'))).toBe(false);
-    expect(existsSync(join(dir, 'boot/edge-agent.yaml.applied'))).toBe(true);
+    expect(taken.stdout).toContain('is the config now, on trial');
+    expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe(withSecret('new'));
+    expect(readFileSync(join(dir, 'config.yaml.last-good'), 'utf8')).toBe('agent: { id: old }\n');
+    expect(existsSync(join(dir, 'state/boot-config.on-trial'))).toBe(true);
+    expect(onCard()).toEqual(['edge-agent.yaml.applied.txt']);
+    expect(card('edge-agent.yaml.applied.txt')).toMatch(/applied \(sha256 [0-9a-f]{64}\)/);
+    expect(card('edge-agent.yaml.applied.txt')).not.toContain(SECRET);
+  });
+
+  it('with a key installed, takes only a config signed with it', async () => {
+    execFileSync('openssl', ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', join(dir, 'sign.pem')]);
+    execFileSync('openssl', ['ec', '-in', join(dir, 'sign.pem'), '-pubout', '-out', join(dir, 'sign.pub')], { stdio: 'ignore' });
+    execFileSync('openssl', ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', join(dir, 'other.pem')]);
+    const keyed = { BOOT_CONFIG_KEY: join(dir, 'sign.pub') };
+    const yaml = join(dir, 'boot/edge-agent.yaml');
+    const sign = (key: string) => execFileSync('openssl', ['dgst', '-sha256', '-sign', join(dir, key), '-out', `${yaml}.sig`, yaml]);
+    writeFileSync(join(dir, 'config.yaml'), 'agent: { id: before-signing }\n');
+
+    writeFileSync(yaml, 'agent: { id: unsigned }\n');
+    expect((await apply(keyed)).stderr).toMatch(/not signed/);
+    writeFileSync(yaml, 'agent: { id: wrong-key }\n');
+    sign('other.pem');
+    expect((await apply(keyed)).stderr).toMatch(/signature does not match/);
+    writeFileSync(yaml, 'agent: { id: changed }\n');
+    sign('sign.pem');
+    writeFileSync(yaml, 'agent: { id: changed-after-signing }\n');
+    expect((await apply(keyed)).stderr).toMatch(/signature does not match/);
+    expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe('agent: { id: before-signing }\n');
+    // Control: signed with the key, taken; the signature goes from the card too.
+    writeFileSync(yaml, 'agent: { id: signed }\n');
+    sign('sign.pem');
+    expect((await apply(keyed)).stdout).toContain('is the config now');
+    expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe('agent: { id: signed }\n');
+    expect(onCard()).toEqual(['edge-agent.yaml.applied.txt']);
+  });
+
+  // This machine runs no systemd: a stand-in systemctl says whether the agent is active and records restarts.
+  function fakeSystemctl(active: boolean): string {
+    const path = join(dir, active ? 'systemctl-up' : 'systemctl-down');
+    writeFileSync(path, `#!/bin/sh\necho "$*" >>${join(dir, 'systemctl.calls')}\n[ "$1" = is-active ] && exit ${active ? 0 : 3}\nexit 0\n`);
+    chmodSync(path, 0o755);
+    return path;
+  }
+  const check = (systemctl: string) => run('sh', [verify], { env: env({ SYSTEMCTL: systemctl, WAIT_SEC: '4', STABLE_SEC: '2' }) }).catch((err: { stdout: string; stderr: string }) => err);
+
+  it('keeps a config on trial once the agent runs with it; goes back to the last good one when it does not, and says so', async () => {
+    writeFileSync(join(dir, 'config.yaml.last-good'), 'agent: { id: good }\n');
+    writeFileSync(join(dir, 'config.yaml'), 'agent: { id: trial-1 }\n');
+    writeFileSync(join(dir, 'state/boot-config.on-trial'), 'now\n');
+    expect((await check(fakeSystemctl(true))).stdout).toContain('kept');
+    expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe('agent: { id: trial-1 }\n');
+    expect(existsSync(join(dir, 'state/boot-config.on-trial'))).toBe(false);
+
+    writeFileSync(join(dir, 'config.yaml'), 'agent: { id: trial-2 }\n');
+    writeFileSync(join(dir, 'state/boot-config.on-trial'), 'now\n');
+    writeFileSync(join(dir, 'systemctl.calls'), '');
+    expect((await check(fakeSystemctl(false))).stderr).toMatch(/did not start and run for 2 s within 4 s.*last good config is back/);
+    expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe('agent: { id: good }\n');
+    expect(readFileSync(join(dir, 'systemctl.calls'), 'utf8')).toMatch(/^restart edge-agent\.service$/m);
+    const note = JSON.parse(readFileSync(join(dir, 'state/boot-config-rollback.json'), 'utf8')) as { at: string; reason: string };
+    expect(note.reason).toMatch(/did not start/);
+
+    // The agent, started on that data directory, says so: an alert the page shows.
+    const agentDir = tempDir();
+    try {
+      mkdirSync(join(agentDir, 'data'), { recursive: true });
+      copyFileSync(join(dir, 'state/boot-config-rollback.json'), join(agentDir, 'data/boot-config-rollback.json'));
+      const agent = await startAgent({ health: { alerts: { intervalSec: 1 } } }, agentDir);
+      try {
+        const api = adminClient(agent);
+        await expect.poll(async () => ((await api.get('/api/alerts')).body.active as { name: string; message: string }[]).find((a) => a.name === 'boot-config-rolled-back')?.message, { timeout: 5000 }).toMatch(/rolled back: the agent did not start/);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      cleanup(agentDir);
+    }
+    // Nothing on trial: the check does nothing (and asks systemd nothing).
+    writeFileSync(join(dir, 'systemctl.calls'), '');
+    await check(fakeSystemctl(false));
+    expect(readFileSync(join(dir, 'systemctl.calls'), 'utf8')).toBe('');
   });
 });

@@ -98,6 +98,7 @@ describe('the systemd unit', () => {
     try {
       const units = [
         ['edge-agent-bootconfig.service', '/usr/lib/edge-agent/apply-boot-config', 'image/files/apply-boot-config.sh'],
+        ['edge-agent-bootconfig-verify.service', '/usr/lib/edge-agent/verify-boot-config', 'image/files/verify-boot-config.sh'],
         ['edge-agent-firstboot.service', '/var/lib/edge-agent-firstboot/firstboot.sh', 'image/files/edge-agent-firstboot.sh'],
       ];
       for (const [name, installed, source] of units) {
@@ -176,7 +177,8 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     expect(lstatSync(join(chroot, wants)).isSymbolicLink()).toBe(true);
     expect(readlinkSync(join(chroot, wants))).toBe('/lib/systemd/system/edge-agent.service');
     expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service'))).toBe('/lib/systemd/system/edge-agent-bootconfig.service');
-    expect(statSync(join(chroot, 'usr/lib/edge-agent/apply-boot-config')).mode & 0o777).toBe(0o755);
+    expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service'))).toBe('/lib/systemd/system/edge-agent-bootconfig-verify.service');
+    for (const script of ['apply-boot-config', 'verify-boot-config']) expect(statSync(join(chroot, 'usr/lib/edge-agent', script)).mode & 0o777).toBe(0o755);
     expect((await inChroot('/usr/bin/edge-agent', ['--version'])).stdout).toContain(`${VERSION} (Node v${EMBEDDED_NODE}`);
     // The agent's user can read its config, and the config is valid.
     const check = await run('chroot', ['--userspec=edge-agent:edge-agent', chroot, '/usr/bin/env', 'HOME=/var/lib/edge-agent', '/usr/bin/edge-agent', 'config', 'check', '--config', '/etc/edge-agent/config.yaml']);
@@ -202,7 +204,7 @@ describe('the .deb (amd64) in a Debian chroot', () => {
 
     // Purged: nothing of it is left.
     await inChroot('dpkg', ['-P', 'edge-agent']);
-    for (const path of ['etc/edge-agent', 'var/lib/edge-agent', wants, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service', 'var/lib/systemd/deb-systemd-helper-enabled/edge-agent.service.dsh-also']) expect(exists(path), path).toBe(false);
+    for (const path of ['etc/edge-agent', 'var/lib/edge-agent', wants, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service', 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service', 'var/lib/systemd/deb-systemd-helper-enabled/edge-agent.service.dsh-also']) expect(exists(path), path).toBe(false);
     expect(await inChroot('getent', ['passwd', 'edge-agent']).then(() => 'found', () => 'gone')).toBe('gone');
   }, 600_000);
 });
