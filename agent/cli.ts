@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
-import { stringify } from 'yaml';
+import { printConfig } from './config/print.js';
 import { ConfigError, envNameFor } from './config/load.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
 import type { SessionInfo } from '../embedded-broker/index.js';
@@ -40,8 +40,8 @@ function configOf(cmd: Command) {
 async function run(cmd: Command): Promise<void> {
   const { config, path } = configOf(cmd);
   // Loaded here so the other commands start fast.
-  const [{ createLogger }, { startRuntime }] = await Promise.all([import('./log.js'), import('./runtime.js')]);
-  const log = createLogger(config.log.level);
+  const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./log.js'), import('./runtime.js')]);
+  const log = createLogger(config.log.level, await logDestination(config.log.format));
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, log, { reloadConfig: () => configOf(cmd).config });
   const notifier = systemdNotifier(log);
@@ -145,9 +145,10 @@ function buildProgram(): Command {
     });
   config
     .command('print')
-    .description('print the effective configuration (defaults and environment applied, secrets redacted)')
+    .description('print the effective configuration in the reference\'s order, marking what the file or the environment set (secrets redacted)')
     .action((_o, cmd: Command) => {
-      process.stdout.write(stringify(redact(configOf(cmd).config)));
+      const { config: effective, given } = configOf(cmd);
+      process.stdout.write(printConfig(ConfigSchema, redact(effective), given));
     });
   config
     .command('schema')
@@ -399,6 +400,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `edge-agent --help | head`: a reader that went away is no error, and no stack trace.
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.ok);
+    throw err;
+  });
+}
 extractAssets(); // in the single executable: native addons and worker scripts as files, before anything loads them
 main(process.argv).then((code) => {
   if (code !== EXIT.ok) process.exit(code);

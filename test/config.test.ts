@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -237,9 +237,45 @@ describe('config commands', () => {
 
   it('config print shows defaults and redacts secrets', async () => {
     const r = await cli(['config', 'print'], { EDGE_AGENT_WEB__HTTPS__PASSPHRASE: 'topsecret' });
-    expect(r.stdout).toContain('passphrase: "***"');
+    expect(r.stdout).toContain('passphrase: "***" # set');
     expect(r.stdout).not.toContain('topsecret');
     expect(r.stdout).toContain('maxPayloadBytes: 262144');
+  });
+
+  it("config print keeps the schema's order whatever the file's, and marks what the file or the environment set", async () => {
+    const conf = file('order.yaml', 'web: { http: { port: 9090 } }\nbroker: { mqtt: { port: 1999 } }\nagent: { id: ordered }\n');
+    const r = await cli(['config', 'print', '--config', conf], { EDGE_AGENT_LOG__LEVEL: 'warn' });
+    const top = r.stdout.split('\n').filter((l) => /^[a-z]+:/.test(l)).map((l) => l.replace(/:.*/, ''));
+    expect(top.slice(0, 3)).toEqual(['agent', 'log', 'broker']);
+    expect(top.indexOf('web')).toBeGreaterThan(top.indexOf('broker'));
+    expect(r.stdout).toMatch(/^ {2}id: ordered # set$/m);
+    expect(r.stdout).toMatch(/^ {2}level: warn # set$/m);
+    expect(r.stdout).toMatch(/^ {4}port: 1999 # set$/m);
+    expect(r.stdout).toMatch(/^ {2}dataDir: \.\/data$/m); // a default: not marked
+  });
+
+  it('exits quietly when the reader of its output goes away (| head)', async () => {
+    const child = spawn(process.execPath, [CLI, 'config', 'schema'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
+  it('logs lines for people with log.format pretty (auto: on a terminal), JSON otherwise', async () => {
+    const firstLine = async (format?: string) => {
+      const conf = file(`log-${format ?? 'auto'}.yaml`, `agent: { dataDir: ${join(dir, `logdata-${format ?? 'auto'}`)} }\nbroker: { mqtt: { port: 0 } }\nweb: { http: { port: 0 } }\n${format ? `log: { format: ${format} }\n` : ''}`);
+      const child = spawn(process.execPath, [CLI, '--config', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const line = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d).split('\n')[0])));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+      return line;
+    };
+    expect(await firstLine('pretty')).toMatch(/^\[\d\d:\d\d:\d\d\] INFO: starting/);
+    expect(JSON.parse(await firstLine())).toMatchObject({ msg: 'starting' }); // a pipe is no terminal: JSON
+    expect(JSON.parse(await firstLine('json'))).toMatchObject({ msg: 'starting' });
   });
 
   it('config print masks credentials inside URLs: passwords and query values; the rest of the URL stays readable', async () => {

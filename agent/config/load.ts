@@ -41,6 +41,8 @@ export function resolveConfigPath(explicit?: string, env = process.env): string 
 export interface LoadedConfig<T> {
   config: T;
   path: string | undefined;
+  /** What the file and the environment set, before defaults (config print marks it). */
+  given: Json;
 }
 
 /**
@@ -55,15 +57,16 @@ export function loadWith<T>(schema: TSchema, explicitPath: string | undefined, e
   if (problems.length) throw new ConfigError(problems, source);
   applyEnv(schema, raw, env, problems);
   readSecretFiles(schema, raw, '', problems);
+  const given = structuredClone(raw);
   const validate = validatorFor(schema);
   if (!validate(raw)) problems.push(...describeErrors(validate.errors ?? []).map((p) => `${p.path}: ${p.message}`));
   else problems.push(...check(raw as T));
   if (problems.length) throw new ConfigError([...new Set(problems)], source);
-  return { config: raw as T, path };
+  return { config: raw as T, path, given };
 }
 
 /** The schema a value follows: for a union keyed by `type` (the sinks), the branch its type names. */
-function schemaFor(schema: TSchema, node: unknown): TSchema {
+export function schemaFor(schema: TSchema, node: unknown): TSchema {
   const s = schema as { oneOf?: TSchema[]; discriminator?: { propertyName: string } };
   if (!s.oneOf || !s.discriminator || typeof node !== 'object' || node === null) return schema;
   const tag = (node as Json)[s.discriminator.propertyName];

@@ -62,6 +62,10 @@ export const ConfigSchema = Type.Object(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
           { default: 'info', description: 'log level' },
         ),
+        format: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], {
+          default: 'auto',
+          description: 'json: one JSON object a line (for journald and log shippers); pretty: a readable line with colours; auto: pretty on a terminal, else json',
+        }),
       },
       { ...strict, default: {} },
     ),
