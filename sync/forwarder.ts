@@ -40,6 +40,8 @@ export class Forwarder {
   private readonly engine: ConsumerEngine<Prepared>;
   private readonly counters = { records: 0, requests: 0, bytesIn: 0, bytesOut: 0, deadLettered: 0 };
   private readonly confirmations: { at: number; count: number }[] = [];
+  /** Records a second the sink took while sent to (measureCapacity); undefined until it has taken some. */
+  private capacityPerSec: number | undefined;
   private readonly throttle: Throttle;
   /** Fired a little after stop(): requests still open are cut, their batches resent next start. */
   private readonly hardStop = new AbortController();
@@ -165,13 +167,26 @@ export class Forwarder {
       await this.throttle.take(encoded.bytes, laneSignal);
       if (laneSignal.aborted) throw transient('stopped');
       this.counters.requests++;
+      const started = performance.now();
       const result = await this.sink.write(encoded, AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), this.hardStop.signal]));
+      this.measureCapacity(records.length, performance.now() - started);
       await this.deadLetter((result.rejected ?? []).map((r) => this.refused(records.at(r.index), r.reason)));
       this.confirmed(records, encoded.bytes);
     } catch (err) {
       if (err instanceof SinkError && err.kind === 'invalid') throw new RecordFault(err.message);
       throw err;
     }
+  }
+
+  /**
+   * What the sink takes per second while it is sent to back to back: the records of a request over
+   * its time (a moving average). A backlog drains at about this, not at the rate readings came in
+   * before an outage, which is all the recent throughput shows.
+   */
+  private measureCapacity(records: number, ms: number): void {
+    if (records === 0 || ms <= 0) return;
+    const rate = (records * 1000) / ms;
+    this.capacityPerSec = this.capacityPerSec === undefined ? rate : 0.8 * this.capacityPerSec + 0.2 * rate;
   }
 
   private confirmed(records: OutBatch, bytesOut: number): void {
@@ -258,7 +273,7 @@ export class Forwarder {
       lagRecords,
       oldestUnsentMs,
       recordsPerSec: Math.round(recordsPerSec * 10) / 10,
-      drainEtaSec: lagRecords === 0 ? 0 : recordsPerSec > 0 ? Math.ceil(lagRecords / recordsPerSec) : null,
+      drainEtaSec: lagRecords === 0 ? 0 : drainEta(lagRecords, recordsPerSec, this.capacityPerSec),
       liveLane: this.live !== undefined,
       waitingForClock: engine.waitingForClock,
       sent: { records: this.counters.records, requests: this.counters.requests, bytesIn: this.counters.bytesIn, bytesOut: this.counters.bytesOut },
@@ -269,4 +284,10 @@ export class Forwarder {
       spins: engine.spins,
     };
   }
+}
+
+/** Seconds to send a backlog: at what the sink took when sent to (or the recent rate, if higher); null when never measured. */
+function drainEta(lag: number, recentPerSec: number, capacityPerSec: number | undefined): number | null {
+  const rate = Math.max(recentPerSec, capacityPerSec ?? 0);
+  return rate > 0 ? Math.ceil(lag / rate) : null;
 }

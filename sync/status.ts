@@ -31,7 +31,7 @@ export interface SinkStatus {
   oldestUnsentMs: number;
   /** Readings confirmed per second over the last minute. */
   recordsPerSec: number;
-  /** lagRecords / recordsPerSec, seconds; null when nothing moves. */
+  /** Seconds to send the backlog at the rate the sink takes readings when sent to (measured); null until measured. */
   drainEtaSec: number | null;
   liveLane: boolean;
   /** Sending nothing until the system clock synchronises (health.clock.holdSec). */

@@ -104,6 +104,41 @@ describe('forwarder', () => {
     }
   });
 
+  it("estimates the time to drain a backlog from what the sink takes when sent to, not from the trickle before the outage; 'unknown' before it has taken anything", async () => {
+    const proxy = await new TcpProxy(db.port).listen();
+    const agent = await startAgent({ sinks: [pgSink('eta', proxy.port, { batch: { maxAgeMs: 50, maxRecords: 500 } })] });
+    try {
+      const client = await connect(agent.mqttUrl);
+      proxy.cut();
+      await client.publishAsync('eta/x', '{"i":-1}', { qos: 1 });
+      await untilStatus(agent, 'eta', (s) => s.state === 'retrying', 10_000);
+      expect((await statusOf(agent, 'eta')).drainEtaSec).toBeNull(); // never measured: unknown
+      proxy.restore();
+      await untilStatus(agent, 'eta', (s) => s.lagRecords === 0, 10_000);
+      // A trickle: a reading every 100 ms for 2 s, sent one small batch at a time.
+      for (let i = 0; i < 20; i++) {
+        await client.publishAsync('eta/x', JSON.stringify({ i }), { qos: 1 });
+        await sleep(100);
+      }
+      await untilStatus(agent, 'eta', (s) => s.lagRecords === 0, 10_000);
+      proxy.cut();
+      for (let i = 0; i < 3000; i++) client.publish('eta/x', JSON.stringify({ i }), { qos: 0 });
+      await client.publishAsync('eta/x', '{"last":true}', { qos: 1 });
+      const down = await untilStatus(agent, 'eta', (s) => s.state === 'retrying' && s.lagRecords > 2000, 10_000);
+      // At the trickle's rate (about 10 a second) 3,000 readings would take about 5 minutes.
+      expect(down.recordsPerSec).toBeLessThan(50);
+      expect(down.drainEtaSec).not.toBeNull();
+      expect(down.drainEtaSec!).toBeLessThan(down.lagRecords / 50);
+      proxy.restore();
+      await untilStatus(agent, 'eta', (s) => s.lagRecords === 0, 30_000);
+      await client.endAsync();
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await proxy.close();
+    }
+  });
+
   it('bandwidth cap: bytes on the wire per second stay under maxBytesPerSec', async () => {
     const cap = 30_000;
     const agent = await startAgent({ sinks: [pgSink('metered', db.port, { maxBytesPerSec: cap, batch: { maxAgeMs: 20, maxRecords: 50 } })] });

@@ -222,6 +222,10 @@ describe('status page', () => {
     await page.getByRole('status').filter({ hasText: 'Retrying cloud now.' }).waitFor();
     await poll(() => row.locator('[data-state]').getAttribute('data-state')).toBe('ok');
     await poll(() => row.locator('[data-testid="lag"]').textContent()).toBe('0');
+    // The outage's error is shown as past beside the green state, not in red.
+    const lastError = row.getByTestId('last-error');
+    expect(await lastError.getAttribute('class')).toBe('muted');
+    expect(await lastError.textContent()).toMatch(/^past, .* ago: /);
     expect((await db.query("SELECT count(*)::int AS n FROM page WHERE topic = 'sensors/room3'"))[0].n).toBe(1);
     expect(await accessibilityViolations(page)).toEqual([]);
     await screenshot(page, 'sync-recovered');

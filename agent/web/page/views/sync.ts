@@ -45,9 +45,9 @@ export function Sync({ me }: { me: Me }) {
           <td data-testid="lag">${count(s.lagRecords)}</td>
           <td>${s.oldestUnsentMs ? duration(s.oldestUnsentMs / 1000) : '–'}</td>
           <td>${s.recordsPerSec.toFixed(1)} /s</td>
-          <td>${s.lagRecords === 0 ? 'caught up' : s.drainEtaSec === null ? 'not moving' : s.state === 'ok' ? duration(s.drainEtaSec) : `${duration(s.drainEtaSec)} once back`}</td>
+          <td>${s.lagRecords === 0 ? 'caught up' : s.drainEtaSec === null ? 'unknown' : s.state === 'ok' ? duration(s.drainEtaSec) : `${duration(s.drainEtaSec)} once back`}</td>
           <td>${count(s.sent.records)} (${bytes(s.sent.bytesOut)})</td>
-          <td class="error-text">${s.lastError ? `${s.lastError.message} (${ago(s.lastError.at)})` : ''}</td>
+          <td class=${s.state === 'ok' ? 'muted' : 'error-text'} data-testid="last-error">${s.lastError ? `${s.state === 'ok' ? 'past, ' : ''}${ago(s.lastError.at)}: ${s.lastError.message}` : ''}</td>
           <td>${operator ? html`<button type="button" onClick=${() => retry(s.name)} aria-label=${`Retry now: ${s.name}`}>Retry now</button>` : null}</td>
         </tr>`,
       )}
