@@ -20,7 +20,7 @@ import { Clock, detectSyncSource, systemClock, type ClockSource } from './health
 import { openDriver, startGpio, type GpioDriver, type GpioRunning } from './gpio/index.js';
 import { diskWrites, writtenBytes, WriteRate, type DiskWrites } from './health/disk-writes.js';
 import { makePrivate, privateUmask } from './private-files.js';
-import { Readiness } from './health/readiness.js';
+import { Readiness, statusOf } from './health/readiness.js';
 import { startRetention, type Retention } from './retention/index.js';
 import { DiskPressure } from './retention/pressure.js';
 import { defaultRollupPath, openRollups, ROLLUP_CONSUMER, type Rollups } from './rollup/index.js';
@@ -223,7 +223,8 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
 
   const writtenAtStart = writtenBytes('process') ?? 0;
   const started = new Stack();
-  const readiness = new Readiness();
+  // Store-and-forward riding out a sink's outage is the agent doing its job, not a fault to page for.
+  const readiness = new Readiness((part) => config.health.readiness.sinkOutages === 'buffering' && part.name.startsWith('sink:') && part.state !== 'down');
   for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), ...(config.rollups.enabled ? ['rollups'] : []), 'disk', 'broker']) readiness.starting(part);
   try {
     // The web listeners first: health answers while a full disk keeps the log from opening.
@@ -502,12 +503,13 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
         return problems;
       },
       async statusLine() {
-        const [{ ready, parts }, sinks] = await Promise.all([readiness.report(), sync.status()]);
+        const [report, sinks] = await Promise.all([readiness.report(), sync.status()]);
+        const { ready, parts } = report;
         const notOk = parts.filter((p) => p.state !== 'ok' && !p.name.startsWith('sink:')).map((p) => `${p.name} ${p.state}`);
         const sinkText = sinks.map((x) => `${x.name} ${x.state}${x.lagRecords ? ` (lag ${x.lagRecords})` : ''}`).join(', ');
         const firing = alerts.engine.active().length;
         return [
-          ready ? 'ready' : `not ready${notOk.length ? `: ${notOk.join(', ')}` : ''}`,
+          ready ? statusOf(report) : `not ready${notOk.length ? `: ${notOk.join(', ')}` : ''}`,
           `${ingest.stats.accepted} readings taken`,
           `${mqtt.stats().clientsConnected} clients`,
           ...(sinkText ? [`sinks: ${sinkText}`] : []),

@@ -14,6 +14,15 @@ export const HealthConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
+    readiness: Type.Object(
+      {
+        sinkOutages: Type.Union([Type.Literal('buffering'), Type.Literal('notReady')], {
+          default: 'buffering',
+          description: "a sink retrying (its server away, the link down: the log keeps its readings) leaves /health/ready at 200 with status buffering; notReady makes it 503 as well. A sink down (a person must act: credentials, a missing database) is 503 either way",
+        }),
+      },
+      { ...strict, default: {} },
+    ),
     card: Type.Object(
       {
         ratedFullWrites: Type.Integer({ minimum: 1, default: 1000, description: 'how many times the SD card is rated to be written in full (cheap cards: a few hundred; industrial: several thousand): with the bytes written per day, the card life shown' }),

@@ -12,13 +12,21 @@ export interface PartHealth {
 
 export interface ReadinessReport {
   ready: boolean;
+  /** Ready, with parts in an outage the agent rides out (a sink retrying while the log keeps its readings). */
+  buffering: boolean;
   parts: PartHealth[];
 }
+
+/** How a report reads: ready, ready-and-buffering, or not. */
+export const statusOf = (r: ReadinessReport) => (!r.ready ? 'not ready' : r.buffering ? 'buffering' : 'ready');
 
 export type Probe = () => Promise<PartHealth | PartHealth[]> | PartHealth | PartHealth[];
 
 export class Readiness {
   private readonly probes = new Map<string, Probe>();
+
+  /** `ridesOut(part)`: a part not ok that leaves the agent ready, buffering (none by default). */
+  constructor(private readonly ridesOut: (part: PartHealth) => boolean = () => false) {}
 
   /** A part (or a group of parts) to ask; the last one added under a name wins. */
   set(name: string, probe: Probe): void {
@@ -34,6 +42,7 @@ export class Readiness {
 
   async report(): Promise<ReadinessReport> {
     const parts = (await Promise.all([...this.probes.values()].map((p) => p()))).flat();
-    return { ready: parts.every((p) => p.state === 'ok'), parts };
+    const notOk = parts.filter((p) => p.state !== 'ok');
+    return { ready: notOk.every(this.ridesOut), buffering: notOk.length > 0, parts };
   }
 }

@@ -207,7 +207,7 @@ describe('operations', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(sink!.state).toBe('retrying');
-      expect((await api.get('/api/health')).body).toMatchObject({ status: 'not ready', version: expect.any(String), parts: expect.arrayContaining([expect.objectContaining({ name: 'sink:cloud', state: 'retrying' })]) });
+      expect((await api.get('/api/health')).body).toMatchObject({ status: 'buffering', version: expect.any(String), parts: expect.arrayContaining([expect.objectContaining({ name: 'sink:cloud', state: 'retrying' })]) });
       const failures = sink!.failures;
       const retry = await api.post('/api/sync/cloud/retry');
       expect(retry.status).toBe(202);

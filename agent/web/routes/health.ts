@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { PartHealth, Readiness } from '../../health/readiness.js';
+import { statusOf, type PartHealth, type Readiness } from '../../health/readiness.js';
 
 const liveResponse = {
   200: {
@@ -22,7 +22,7 @@ const part = {
 
 const readyBody = {
   type: 'object',
-  properties: { status: { type: 'string', enum: ['ready', 'not ready'] }, parts: { type: 'array', items: part } },
+  properties: { status: { type: 'string', enum: ['ready', 'buffering', 'not ready'], description: 'buffering: ready, with a sink in an outage the log rides out (health.readiness.sinkOutages)' }, parts: { type: 'array', items: part } },
   required: ['status', 'parts'],
 } as const;
 
@@ -41,11 +41,11 @@ export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness }> = async 
     '/health/ready',
     {
       config: { access: 'public', identifyIfAny: true },
-      schema: { description: 'readiness: 200 when the broker, the log, the store and every sink work, else 503; each part with its state. Without credentials, only the states: sinks unnamed, no errors', response: { 200: readyBody, 503: readyBody } },
+      schema: { description: 'readiness: 200 when the broker, the log, the store and every sink work (status ready), or when a sink is only retrying and the log keeps its readings (status buffering; health.readiness.sinkOutages), else 503; each part with its state. Without credentials, only the states: sinks unnamed, no errors', response: { 200: readyBody, 503: readyBody } },
     },
     async (req, reply) => {
-      const { ready, parts } = await readiness.report();
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', parts: req.identity ? parts : parts.map(withoutDetails) });
+      const report = await readiness.report();
+      return reply.code(report.ready ? 200 : 503).send({ status: statusOf(report), parts: req.identity ? report.parts : report.parts.map(withoutDetails) });
     },
   );
 };

@@ -1,7 +1,7 @@
 // Operations: health in detail, counters, the log and its consumers, sinks, the config, metrics.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { Readiness } from '../../health/readiness.js';
+import { statusOf, type Readiness } from '../../health/readiness.js';
 import type { SystemSample } from '../../health/system.js';
 import { VERSION } from '../../version.js';
 import type { ApiSource } from '../api.js';
@@ -23,9 +23,10 @@ const anyObject = { type: 'object', additionalProperties: true } as const;
 
 export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { api, readiness, system, registry, publicMetrics }) => {
   app.get('/api/health', { schema: { tags: ['operations'], description: 'readiness of each part, version and uptime; the machine: CPU, temperature, memory, network, and a Raspberry Pi\'s throttling flags (now and since boot)', response: { 200: anyObject, ...errors } } }, async () => {
-    const { ready, parts } = await readiness.report();
+    const report = await readiness.report();
+    const { parts } = report;
     const sensors = api()?.sensors() ?? [];
-    return { status: ready ? 'ready' : 'not ready', version: VERSION, node: process.version, uptimeSeconds: Math.round(process.uptime()), parts, system: system() ?? null, clock: api()?.clock() ?? null, gpio: api()?.gpio() ?? null, sensors: { ok: sensors.filter((x) => x.state === 'ok').length, stale: sensors.filter((x) => x.state === 'stale').map((x) => x.sensor) } };
+    return { status: statusOf(report), version: VERSION, node: process.version, uptimeSeconds: Math.round(process.uptime()), parts, system: system() ?? null, clock: api()?.clock() ?? null, gpio: api()?.gpio() ?? null, sensors: { ok: sensors.filter((x) => x.state === 'ok').length, stale: sensors.filter((x) => x.state === 'stale').map((x) => x.sensor) } };
   });
 
   app.get('/api/sensors', { schema: { tags: ['operations'], description: 'sensors watched for silence (health.sensors): state (ok or stale), last seen, readings, rate, refused readings', response: { 200: { type: 'array', items: anyObject }, ...errors } } }, async () => agentOf(api).sensors());
