@@ -52,6 +52,9 @@ export interface IngestStats {
   refusedBySchema: Record<string, number>;
 }
 
+/** A reading handed to ingest other than by the broker: it may keep the time it first arrived. */
+export type Submitted = InboundMessage & { receivedAt?: number };
+
 export interface Reason {
   path: string;
   message: string;
@@ -107,15 +110,16 @@ export function createIngest(opts: IngestOptions): Ingest {
     if (reasons) throw new Refused(reasons);
   }
 
-  function toRecord(msg: InboundMessage): NewRecord {
+  function toRecord(msg: Submitted): NewRecord {
     const schema = opts.schemas.match(msg.topic);
     const stamp = opts.clock.stamp();
     const record: NewRecord = {
       topic: msg.topic,
-      receivedAt: stamp.receivedAt,
+      receivedAt: msg.receivedAt ?? stamp.receivedAt,
       clockSynced: stamp.clockSynced,
-      boot: stamp.boot,
-      mono: stamp.mono,
+      // A time given (a replayed dead letter's first arrival) is kept as it is, never corrected.
+      boot: msg.receivedAt === undefined ? stamp.boot : undefined,
+      mono: msg.receivedAt === undefined ? stamp.mono : undefined,
       deviceTime: undefined,
       payloadJson: '',
       encoding: undefined,
@@ -191,7 +195,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     return { safe: durable, holdSender: behind };
   };
 
-  async function submit(messages: InboundMessage[]): Promise<Submission> {
+  async function submit(messages: Submitted[]): Promise<Submission> {
     if (opts.admission && !opts.admission.accepting) return { taken: false, unavailable: 'disk pressure is critical: no new readings are taken until space is freed' };
     const records: NewRecord[] = [];
     const refused: { index: number; reasons: Reason[] }[] = [];

@@ -1,9 +1,9 @@
 // What the web API sees of the agent: the one interface its routes use. The runtime provides it
 // once the data path runs; until then the routes that need it answer 503.
-import type { InboundMessage, SessionControl } from '../../embedded-broker/index.js';
+import type { SessionControl } from '../../embedded-broker/index.js';
 import type { DurableLog, LogStats } from '../buffer/log.js';
 import type { ReloadResult } from '../config/reload.js';
-import type { Submission } from '../ingest/pipeline.js';
+import type { Submission, Submitted } from '../ingest/pipeline.js';
 import type { SchemaEditor } from '../ingest/schema-editor.js';
 import type { LiveHub } from './live.js';
 import type { SensorStatus } from '../health/sensors.js';
@@ -19,7 +19,7 @@ export interface AgentApi {
   /** The local store; undefined with store.backend none. */
   store: LocalStore | undefined;
   rollups: Rollups | undefined;
-  submit(messages: InboundMessage[]): Promise<Submission>;
+  submit(messages: Submitted[]): Promise<Submission>;
   /** Why a topic would be refused over MQTT (the broker's limits), for readings that come another way. */
   topicProblem(topic: string): string | undefined;
   schemas: SchemaEditor;

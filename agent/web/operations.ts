@@ -83,7 +83,8 @@ export async function replay(agent: AgentApi, letters: DeadLetter[]): Promise<Re
     if (d.truncated) out.skipped.push({ id: d.id, why: 'only the first part of its payload was kept' });
     else if (d.consumer || d.sink) out.skipped.push({ id: d.id, why: `refused by ${d.consumer ?? d.sink} after it was accepted: taking it again would duplicate it in the other consumers` });
     else {
-      const result = await agent.submit([{ topic: d.topic, payload: Buffer.from(d.payload, 'base64'), qos: 1, retain: false, clientId: d.clientId }]);
+      // At the time it first arrived, so charts and sinks place it where it belongs.
+      const result = await agent.submit([{ topic: d.topic, payload: Buffer.from(d.payload, 'base64'), qos: 1, retain: false, clientId: d.clientId, receivedAt: d.time }]);
       if (result.taken) {
         await agent.deadLetters.removeDeadLetters([d.id]);
         out.replayed.push({ id: d.id, seq: result.seqs[0] });

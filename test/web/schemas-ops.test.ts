@@ -67,14 +67,20 @@ describe('schemas and dead letters over the API', () => {
     expect((await api.put('/api/schemas/ghost', { name: 'ghost', topics: ['x'], fields: { v: 'float' } })).status).toBe(404);
 
     // The dead letter from v1: listed, inspected, then replayed against v2, which takes it.
-    const letters = (await api.get('/api/dead-letters?topic=rooms/%23&reason=required')).body.deadLetters as { id: number; payloadText: string }[];
+    const letters = (await api.get('/api/dead-letters?topic=rooms/%23&reason=required')).body.deadLetters as { id: number; payloadText: string; time: string | number }[];
     expect(letters).toHaveLength(1);
     expect(letters[0].payloadText).toBe('{"rh":40}');
     expect((await api.get(`/api/dead-letters/${letters[0].id}`)).body.reasons).toEqual([{ path: '/t', message: "must have required property 't'" }]);
     expect((await api.get('/api/dead-letters?topic=elsewhere/%23')).body.deadLetters).toEqual([]);
+    const replayedAt = Date.now();
     const replay = await api.post('/api/dead-letters/replay', { ids: [letters[0].id] });
     expect(replay.body.replayed).toEqual([{ id: letters[0].id, seq: agent.runtime.log.lastSeq }]);
     expect((await api.get(`/api/dead-letters/${letters[0].id}`)).status).toBe(404);
+    // Stored at the time it first arrived, not at the replay's.
+    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    const [replayed] = await agent.runtime.store!.query({ afterSeq: agent.runtime.log.lastSeq - 1 });
+    expect(replayed.receivedAt).toBe(new Date(letters[0].time).getTime());
+    expect(replayed.receivedAt).toBeLessThan(replayedAt);
 
     // Purge: by filter, and one by id.
     for (const n of [1, 2, 3]) await mqtt.publishAsync(`rooms/${n}`, 'not json', { qos: 1 });
