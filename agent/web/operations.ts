@@ -34,7 +34,18 @@ export interface ReadingsQuery {
  * them, with fewer than `limit` and a `next` to go on from where it stopped: no request scans
  * without bound.
  */
-export async function readingsPage({ api, queryDuration, scanReadings }: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null }> {
+/**
+ * `curl '...?topic=sensors/#'` sends `topic=sensors/`: the shell and curl take `#` as the start of a
+ * fragment. A filter ending in `/` that matches nothing was most likely cut there: say so.
+ */
+const CUT_AT_HASH = "nothing matches a topic filter ending in '/': if it was meant to end in '#', write it %23 in a URL ('+' is %2B): curl and browsers drop everything from a bare #";
+
+export async function readingsPage(ops: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null; hint?: string }> {
+  const page = await pageOf(ops, q, signal);
+  return page.readings.length === 0 && q.topic?.endsWith('/') && !q.cursor ? { ...page, hint: CUT_AT_HASH } : page;
+}
+
+async function pageOf({ api, queryDuration, scanReadings }: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null }> {
   const store = storeOf(api);
   const after = fromCursor(q.cursor, q.order);
   const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, after, maxScan: scanReadings };

@@ -269,4 +269,15 @@ describe("HTTP ingest holds to the broker's rules", () => {
       ['/lead/y', 'lead-pub'],
     ]);
   });
+
+  it("answers a topic filter cut at # (curl drops what follows a bare #) with a hint, not just an empty list", async () => {
+    expect((await api.post('/api/data', { topic: 'hint/a', payload: { v: 1 } })).status).toBe(201);
+    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    const cut = await api.get('/api/data?topic=hint/');
+    expect(cut.body.readings).toEqual([]);
+    expect(cut.body.hint).toMatch(/%23/);
+    const whole = await api.get('/api/data?topic=hint/%23'); // control: written as it should be
+    expect(whole.body.readings.map((r: { topic: string }) => r.topic)).toEqual(['hint/a']);
+    expect(whole.body.hint).toBeUndefined();
+  });
 });

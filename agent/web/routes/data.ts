@@ -56,7 +56,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
           },
           additionalProperties: false,
         },
-        response: { 200: { type: 'object', properties: { readings: { type: 'array', items: reading }, next: { type: ['string', 'null'] } }, required: ['readings', 'next'] }, ...errors },
+        response: { 200: { type: 'object', properties: { readings: { type: 'array', items: reading }, next: { type: ['string', 'null'] }, hint: { type: 'string', description: 'why an empty answer may not be what was meant (a topic filter cut at #)' } }, required: ['readings', 'next'] }, ...errors },
       },
     },
     async (req, reply) => readingsPage(ops, req.query, goneSignal(reply)),
