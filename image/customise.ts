@@ -5,10 +5,10 @@
 // e2fsprogs' debugfs for the ext4 root, resize2fs to grow it.
 //   npm run image -- --image raspios.img --out pi.img --deb dist/edge-agent_0.1.0_arm64.deb --config my.yaml
 //     [--hostname pi-1] [--wifi-ssid S --wifi-password-file F --wifi-country GB] [--ssh-key ~/.ssh/id_ed25519.pub]
-//     [--admin-password-file F] [--boot-config-key signing-public.pem]
+//     [--admin-password-file F] [--user NAME --user-password-file F] [--boot-config-key signing-public.pem]
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, randomUUID } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../scripts/project-root.js';
@@ -23,6 +23,8 @@ export interface ImageOptions {
   wifi?: { ssid: string; password: string; country: string };
   sshKey?: string;
   adminPassword?: string;
+  /** A login user made at first boot (Raspberry Pi OS bookworm has none until one is set): userconf.txt. */
+  user?: { name: string; password: string };
   /** A PEM public key: the agent then takes only boot-partition configs signed with its private key. */
   bootConfigKey?: string;
   /** The agent's CLI, to check the config as the agent will ([node, dist/agent/cli.js] by default). */
@@ -77,7 +79,47 @@ function mkdir(commands: string[], dir: string, mode: number): void {
 /** debugfs reads its commands split on spaces: only paths made of these go into them. */
 const SAFE_PATH = /^[A-Za-z0-9/._-]+$/;
 
+/** The tools the customiser runs, and the Debian package each comes from. */
+const TOOLS: [string, string][] = [
+  ['sfdisk', 'fdisk'],
+  ['debugfs', 'e2fsprogs'],
+  ['e2fsck', 'e2fsprogs'],
+  ['resize2fs', 'e2fsprogs'],
+  ['mcopy', 'mtools'],
+  ['mtype', 'mtools'],
+  ['openssl', 'openssl'],
+];
+
+/** What this machine lacks to make an image, with the packages to install; undefined when nothing. */
+export function missingImageTools(onPath: (tool: string) => boolean = isOnPath): string | undefined {
+  const missing = TOOLS.filter(([tool]) => !onPath(tool));
+  if (!missing.length) return undefined;
+  const packages = [...new Set(missing.map(([, pkg]) => pkg))];
+  return `missing ${missing.map(([t]) => t).join(', ')}: on Debian or Ubuntu, sudo apt install ${packages.join(' ')}`;
+}
+
+function isOnPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, tool)));
+}
+
+/** Raspberry Pi OS comes as .img.xz: the customiser takes the .img inside. */
+function compressedImage(path: string): boolean {
+  const head = Buffer.alloc(6);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 6, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
+}
+
 export function customiseImage(o: ImageOptions): void {
+  const lacking = missingImageTools();
+  if (lacking) throw new Error(lacking);
+  if (!existsSync(o.image)) throw new Error(`--image: ${o.image} does not exist`);
+  if (compressedImage(o.image)) throw new Error(`--image: ${o.image} is xz-compressed, as Raspberry Pi OS downloads come: decompress it first (xz -dk ${o.image}) and give the .img`);
+  if (o.user && !/^[a-z_][a-z0-9_-]{0,31}$/.test(o.user.name)) throw new Error(`--user: ${JSON.stringify(o.user.name.slice(0, 40))} is not a Linux user name (lower case letters, digits, _ and -, starting with a letter)`);
   // The config first: a bad one stops here, naming the key, before anything is written.
   const [agent, ...agentArgs] = o.agent ?? [process.execPath, join(ROOT, 'dist/agent/cli.js')];
   try {
@@ -145,6 +187,11 @@ export function customiseImage(o: ImageOptions): void {
     // The boot partition (FAT): SSH on (Raspberry Pi OS turns sshd on when a file `ssh` is there), the Wi-Fi country.
     const boot = `${o.out}@@${partitions(o.out)[0].start * SECTOR}`;
     if (o.sshKey !== undefined) execFileSync('mcopy', ['-o', '-i', boot, local('ssh', ''), '::ssh']);
+    if (o.user) {
+      // Raspberry Pi OS makes this user at its first boot, then deletes the file (what Raspberry Pi Imager writes too).
+      const hash = sh('openssl', ['passwd', '-6', '-stdin'], `${o.user.password}\n`).trim();
+      execFileSync('mcopy', ['-o', '-i', boot, local('userconf.txt', `${o.user.name}:${hash}\n`), '::userconf.txt']);
+    }
     if (o.wifi) {
       const cmdline = sh('mtype', ['-i', boot, '::cmdline.txt']).trim().replace(/\s*cfg80211\.ieee80211_regdom=\S+/, '');
       execFileSync('mcopy', ['-o', '-i', boot, local('cmdline.txt', `${cmdline} cfg80211.ieee80211_regdom=${o.wifi.country}\n`), '::cmdline.txt']);
@@ -175,6 +222,7 @@ function parseArgs(argv: string[]): ImageOptions {
     sshKey: value('ssh-key') === undefined ? undefined : readFileSync(value('ssh-key')!, 'utf8'),
     adminPassword: file('admin-password-file'),
     bootConfigKey: value('boot-config-key'),
+    user: value('user') === undefined ? undefined : { name: value('user')!, password: file('user-password-file') ?? failUsage('--user-password-file is required with --user') },
   };
 }
 

@@ -138,7 +138,24 @@ function webAssets(): Record<string, string> {
   };
 }
 
+/**
+ * What the build needs that is not in node_modules, checked before anything runs: for another
+ * architecture, Debian's cross compilers (else the failure comes deep in node-gyp's output).
+ */
+export function missingTools(arch: Arch, onPath: (tool: string) => boolean = isOnPath): string | undefined {
+  if (arch === process.arch) return undefined;
+  const wanted = ['gcc', 'g++', 'ar', 'strip'].map((t) => `aarch64-linux-gnu-${t}`).filter((t) => !onPath(t));
+  if (!wanted.length) return undefined;
+  return `building for ${arch} on ${process.arch} needs the cross compilers ${wanted.join(', ')}: on Debian or Ubuntu, sudo apt install g++-aarch64-linux-gnu binutils-aarch64-linux-gnu (or build on a Pi itself: npm run build:binary)`;
+}
+
+function isOnPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, tool)));
+}
+
 export async function buildBinary(arch: Arch): Promise<string> {
+  const missing = missingTools(arch);
+  if (missing) throw new Error(missing);
   const started = performance.now();
   const node = fetchPackage(`node-linux-${arch}@${EMBEDDED_NODE}`);
   // The blob is made by a Node of the same version that runs here (the x64 one on this machine).

@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { customiseImage } from '../../image/customise.js';
+import { customiseImage, missingImageTools } from '../../image/customise.js';
 import { CLI, cleanup, startAgent, tempDir } from '../helpers/agent.js';
 import { adminClient } from '../helpers/web.js';
 
@@ -144,6 +144,27 @@ describe('the SD-card image customiser', () => {
     customiseImage({ image, out: unicode, deb, config: spaced, wifi: { ssid: 'Café Ωmega 5G', password: 'correct horse', country: 'FR' }, agent });
     const uni = debugfs(unicode, 'cat /etc/NetworkManager/system-connections/edge-agent-wifi-Caf___mega_5G.nmconnection');
     expect(Buffer.from(/^ssid=([\d;]+)$/m.exec(uni)![1].split(';').filter(Boolean).map(Number)).toString()).toBe('Café Ωmega 5G');
+  });
+
+  it('makes a login user (userconf.txt, as Raspberry Pi Imager does); refuses an .img.xz and a bad user name; names missing tools with their packages', () => {
+    const config = join(dir, 'user-config.yaml');
+    writeFileSync(config, 'agent: { id: farm }\n');
+    const out = join(dir, 'user.img');
+    customiseImage({ image, out, deb, config, user: { name: 'farmer', password: 'sow-in-spring' }, agent });
+    const userconf = execFileSync('mtype', ['-i', `${out}@@${BOOT_START * 512}`, '::userconf.txt'], { encoding: 'utf8' });
+    const [name, hash] = userconf.trim().split(':');
+    expect(name).toBe('farmer');
+    const salt = hash.split('$')[2];
+    expect(execFileSync('openssl', ['passwd', '-6', '-salt', salt, 'sow-in-spring'], { encoding: 'utf8' }).trim()).toBe(hash); // the password, SHA-512 crypt
+    expect(userconf).not.toContain('sow-in-spring');
+
+    writeFileSync(join(dir, 'small.img'), 'not really an image');
+    execFileSync('xz', ['-kf', join(dir, 'small.img')]);
+    expect(() => customiseImage({ image: join(dir, 'small.img.xz'), out: join(dir, 'x.img'), deb, config, agent })).toThrow(/is xz-compressed.*xz -dk/);
+    expect(() => customiseImage({ image, out: join(dir, 'x.img'), deb, config, user: { name: 'Root Admin', password: 'x' }, agent })).toThrow(/--user: "Root Admin" is not a Linux user name/);
+    expect(existsSync(join(dir, 'x.img'))).toBe(false);
+    expect(missingImageTools((t) => !['debugfs', 'mcopy'].includes(t))).toBe('missing debugfs, mcopy: on Debian or Ubuntu, sudo apt install e2fsprogs mtools');
+    expect(missingImageTools(() => true)).toBeUndefined();
   });
 
   it('refuses a config the agent would refuse, naming the key, and writes nothing', () => {
