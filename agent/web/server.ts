@@ -83,6 +83,32 @@ function capPerAddress(server: Server, max: number): void {
   });
 }
 
+/**
+ * Every operation of the OpenAPI document gets an operationId (GET /api/schemas/:name ->
+ * getApiSchemasByName) and a summary (its description's first clause), which client generators
+ * and linters need; a route may set its own.
+ */
+function describeOperations(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as { hide?: boolean; operationId?: string; summary?: string; description?: string } | undefined;
+    if (!schema || schema.hide) return;
+    const method = (Array.isArray(route.method) ? route.method[0] : route.method).toLowerCase();
+    schema.operationId ??= operationId(method, route.url);
+    schema.summary ??= summaryOf(schema.description ?? `${method.toUpperCase()} ${route.url}`);
+  });
+}
+
+function operationId(method: string, url: string): string {
+  const words = url.split(/[/_.-]+/).filter(Boolean).map((part) => (part.startsWith(':') ? `By ${part.slice(1)}` : part));
+  return method + words.map((w) => w.split(' ').map((x) => x[0].toUpperCase() + x.slice(1)).join('')).join('');
+}
+
+function summaryOf(description: string): string {
+  const clause = description.split(/[:;(]/)[0].trim();
+  const short = clause.length > 70 ? `${clause.slice(0, 67).replace(/\s+\S*$/, '')}…` : clause;
+  return short[0].toUpperCase() + short.slice(1);
+}
+
 /** Deeper bodies are refused before parsing: JSON.parse, schemas and JSON.stringify recurse. */
 const MAX_BODY_DEPTH = 256;
 
@@ -135,9 +161,10 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   boundJsonDepth(app);
   await app.register(cookie);
   if (opts.config.cors.origins.length) await app.register(cors, { origin: opts.config.cors.origins, credentials: true });
+  describeOperations(app);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'edge-agent API', version: VERSION, description: 'Readings, aggregates, export, operations and metrics of the edge telemetry agent. Log in at /api/auth/login, or send an API key (Authorization: Bearer eak_...), or HTTP Basic.' },
+      info: { title: 'edge-agent API', version: VERSION, license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' }, description: 'Readings, aggregates, export, operations and metrics of the edge telemetry agent. Log in at /api/auth/login, or send an API key (Authorization: Bearer eak_...), or HTTP Basic.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' }, cookie: { type: 'apiKey', in: 'cookie', name: 'edge_session' } } },
       security: [{ bearer: [] }, { basic: [] }, { cookie: [] }],
     },

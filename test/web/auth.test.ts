@@ -51,6 +51,15 @@ describe('web authentication', () => {
     expect((await admin.get('/api/auth/me')).body).toEqual({ name: 'admin', role: 'admin', via: 'basic' });
   });
 
+  it('the OpenAPI document gives every operation a unique operationId and a summary, and the API a license', async () => {
+    const doc = (await admin.get('/api/openapi.json')).body as { info: { license?: { name: string } }; paths: Record<string, Record<string, { operationId?: string; summary?: string }>> };
+    const ops = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => ({ name: `${m} ${path}`, ...op })));
+    expect(ops.filter((o) => !o.operationId || !o.summary).map((o) => o.name)).toEqual([]);
+    expect(new Set(ops.map((o) => o.operationId)).size).toBe(ops.length);
+    expect(ops.find((o) => o.name === 'get /api/schemas/{name}')!.operationId).toBe('getApiSchemasByName');
+    expect(doc.info.license?.name).toBe('Apache-2.0');
+  });
+
   it('answers 401 on every route of the OpenAPI document without credentials; only health (and login) are public', async () => {
     const doc = (await admin.get('/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path })));
