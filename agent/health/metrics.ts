@@ -67,6 +67,8 @@ const level = <L extends string>(registry: Registry, name: string, help: string,
 export function createMetrics(source: () => MetricsSource | undefined): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Gauges named like counters (promtool warns); the same figures remain per type, without _total.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   const from = <T>(read: (s: MetricsSource) => T) => {
     const s = source();
     return s && read(s);

@@ -37,7 +37,7 @@ const REQUIRED = [
 ];
 
 /** PromQL words that are not metric names. */
-const PROMQL = new Set(['rate', 'increase', 'sum', 'by', 'histogram_quantile', 'le', 'reason', 'schema', 'route', 'source', 'unit', 'records', 'bytes']);
+const PROMQL = new Set(['rate', 'increase', 'sum', 'by', 'histogram_quantile', 'le', 'reason', 'schema', 'route', 'source', 'unit', 'records', 'bytes', 'instance', 'job']);
 
 describe('metrics and GraphQL', () => {
   let agent: InProcessAgent;
@@ -83,6 +83,11 @@ describe('metrics and GraphQL', () => {
     const count = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(res.body as string)?.[1]);
     expect(count('mqtt_storage_latency_seconds_count')).toBeGreaterThan(0);
     expect(count('database_query_duration_seconds_count{source="sqlite"}')).toBeGreaterThan(0);
+    // promtool's rule: only counters end in _total (Node's active handles, requests and resources were gauges that did).
+    const types = [...(res.body as string).matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({ name, type }));
+    expect(types.filter((t) => t.type !== 'counter' && t.name.endsWith('_total'))).toEqual([]);
+    expect(types.some((t) => t.type === 'counter' && t.name.endsWith('_total'))).toBe(true); // control
+    expect(byName.has('nodejs_active_handles')).toBe(true);
   });
 
   it('the Grafana dashboard queries only metrics the agent serves', async () => {
@@ -93,6 +98,13 @@ describe('metrics and GraphQL', () => {
     );
     expect(queried.size).toBeGreaterThan(15);
     for (const name of queried) expect(served.has(name.replace(/_bucket$/, '')), name).toBe(true);
+    // A fleet of Pis in one Prometheus: every query is narrowed to the $instance and $job chosen, and keeps them apart.
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    const bare = exprs.flatMap((e) => [...e.matchAll(/\b([a-z_][a-z0-9_]*)(\{[^}]*\})?(?=\s*(\[|\)|\/|$))/g)].filter((m) => !PROMQL.has(m[1]) && !/^[0-9]/.test(m[1]) && !(m[2] ?? '').includes('instance=~"$instance",job=~"$job"')).map((m) => m[0]));
+    expect(bare).toEqual([]);
+    expect(exprs.filter((e) => e.includes('sum by (') && !e.includes('sum by (instance, '))).toEqual([]);
+    const variables = (JSON.parse(readFileSync(new URL('../../agent/health/grafana-dashboard.json', import.meta.url), 'utf8')) as { templating: { list: { name: string }[] } }).templating.list.map((v) => v.name);
+    expect(variables).toEqual(['datasource', 'job', 'instance']);
   });
 
   it('GraphQL: queries readings, aggregates, schemas, dead letters and sinks', async () => {
