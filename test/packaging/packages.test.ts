@@ -186,12 +186,14 @@ describe('the .deb (amd64) in a Debian chroot', () => {
 
     // An upgrade keeps a changed config and the data.
     appendFileSync(join(chroot, 'etc/edge-agent/config.yaml'), '# changed by the user\n');
+    chmodSync(join(chroot, 'etc/edge-agent/config.yaml'), 0o600); // the admin's choice: root only
     writeFileSync(join(chroot, 'var/lib/edge-agent/readings.marker'), 'kept');
     const second = await buildDeb('amd64', `${VERSION}+upgrade1`);
     copyFileSync(second, join(chroot, 'tmp/second.deb'));
     await inChroot('dpkg', ['-i', '--force-confold', '/tmp/second.deb']);
     expect((await inChroot('dpkg-query', ['-W', '-f=${Version}', 'edge-agent'])).stdout).toBe(`${VERSION}+upgrade1`);
     expect(readFileSync(join(chroot, 'etc/edge-agent/config.yaml'), 'utf8')).toContain('# changed by the user');
+    expect(statSync(join(chroot, 'etc/edge-agent/config.yaml')).mode & 0o777).toBe(0o600); // kept, not reset to 0640
     expect(readFileSync(join(chroot, 'var/lib/edge-agent/readings.marker'), 'utf8')).toBe('kept');
     expect(exists(wants)).toBe(true);
 
