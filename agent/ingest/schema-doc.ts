@@ -16,6 +16,7 @@ const FieldObject = Type.Object(
     unit: Type.Optional(Type.String({ description: 'unit of measure, for people and sinks' })),
     description: Type.Optional(Type.String()),
     tag: Type.Optional(Type.Boolean({ description: 'an identifying attribute (an InfluxDB tag), not a measured value' })),
+    counter: Type.Optional(Type.Boolean({ description: 'a count that only grows (a meter, packets sent): charts leave it off by default; default: true for fields named count, counter or *_total' })),
   },
   { additionalProperties: false },
 );

@@ -25,6 +25,8 @@ export interface CompiledSchema {
   tags: string[];
   /** Field name -> unit, for sinks and people. */
   units: Record<string, string>;
+  /** Fields that only count up (declared, or named so): charts leave them off by default. */
+  counters: string[];
   /** Field name -> type, for sinks (InfluxDB integers, PostgreSQL columns). */
   fields: Record<string, FieldSpec['type']>;
   jsonSchema: object;
@@ -32,6 +34,9 @@ export interface CompiledSchema {
   /** The document it was made from, as written. */
   doc: SchemaDoc;
 }
+
+/** A field named like a count: count, counter, packets_total... */
+const COUNTER_NAME = /(^|_)(count|counter)$|_total$/i;
 
 export class SchemaFileError extends Error {
   constructor(readonly problems: string[]) {
@@ -150,6 +155,7 @@ function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema 
     measurement: doc.measurement ?? doc.name,
     tags: [...fields.filter(([, f]) => f.tag).map(([n]) => n), ...(doc.tags ?? [])],
     units: Object.fromEntries(fields.filter(([, f]) => f.unit).map(([n, f]) => [n, f.unit as string])),
+    counters: fields.filter(([n, f]) => f.counter ?? COUNTER_NAME.test(n)).map(([n]) => n),
     fields: doc.jsonSchema ? jsonSchemaFields(doc.jsonSchema) : Object.fromEntries(fields.map(([n, f]) => [n, f.type])),
     jsonSchema,
     validate,

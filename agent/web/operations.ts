@@ -78,7 +78,14 @@ export async function aggregate({ api, queryDuration, scanReadings }: Operations
   for (const s of series) {
     s.points = s.points.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => k === 'start' || wanted.has(k as StatName)))) as typeof s.points;
   }
-  return { bucket: q.bucket, source, series };
+  return { bucket: q.bucket, source, series: series.map((x) => ({ ...x, ...describeField(agentOf(api), x.topic, x.field) })) };
+}
+
+/** What the schema on a series' topic says of its field: its unit, and whether it only counts up. */
+function describeField(agent: AgentApi, topic: string, field: string): { unit?: string; counter?: boolean } {
+  const schema = agent.schemas.list().find((s) => s.topics.some((t) => topicMatches(t, topic)));
+  const unit = schema?.units[field];
+  return { ...(unit ? { unit } : {}), ...(schema?.counters.includes(field) ? { counter: true } : {}) };
 }
 
 export interface ReplayOutcome {

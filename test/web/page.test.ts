@@ -163,6 +163,24 @@ describe('status page', () => {
     await screenshot(page, 'live');
   });
 
+  it("a chart starts with the schema's measured fields, counters off, one axis per unit", async () => {
+    expect((await api.post('/api/schemas', { name: 'climate9', topics: ['plant9/+'], fields: { temperature: { type: 'float', unit: '°C' }, humidity: { type: 'float', unit: '%' }, count: 'integer' } })).status).toBe(201);
+    for (let i = 0; i < 5; i++) expect((await api.post('/api/data', { topic: 'plant9/a', payload: { temperature: 20 + i, humidity: 50 - i, count: 1000 + i } })).status).toBe(201);
+    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    const page = await asAdmin('charts');
+    await page.getByLabel('Topic filter').fill('plant9/+');
+    await page.getByRole('button', { name: 'Show' }).click();
+    const chart = page.locator('.chart');
+    await chart.waitFor();
+    const box = (label: RegExp) => page.getByRole('checkbox', { name: label });
+    expect(await box(/temperature \(°C\)/).isChecked()).toBe(true);
+    expect(await box(/humidity \(%\)/).isChecked()).toBe(true);
+    expect(await box(/count/).isChecked()).toBe(false); // a counter: off until chosen
+    expect(await chart.getAttribute('data-axes')).toBe('2');
+    await box(/count/).check();
+    await poll(() => chart.getAttribute('data-axes')).toBe('3'); // no unit: an axis of its own
+  });
+
   it('a chart draws an hour of history, takes live points, zooms and resets', async () => {
     const page = await asAdmin('charts');
     await page.getByLabel('Topic filter').fill('sensors/room1');

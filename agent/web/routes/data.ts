@@ -94,6 +94,8 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
                     topic: { type: 'string' },
                     tags: { type: 'object', additionalProperties: { type: 'string' } },
                     field: { type: 'string' },
+                    unit: { type: 'string', description: "the field's unit, as its schema says" },
+                    counter: { type: 'boolean', description: 'the field only counts up (declared or named so): charts leave it off by default' },
                     points: { type: 'array', items: { type: 'object', properties: { start: { type: 'integer' }, ...Object.fromEntries(STATS.map((s) => [s, { type: ['number', 'null'] }])) }, required: ['start'] } },
                   },
                   required: ['topic', 'field', 'points'],

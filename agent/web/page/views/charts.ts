@@ -1,5 +1,7 @@
 // Fields over time: history from the aggregate API (one bucket width per time range), then live
 // points from the WebSocket as they arrive. Drag across the chart to zoom; "Reset zoom" undoes it.
+// The schema's numeric fields are drawn at first, counters left off; one axis per unit, and each
+// bucket's min-max as a band around its mean.
 import uPlot from 'uplot';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { get, query } from '../api.js';
@@ -10,7 +12,9 @@ interface Series {
   topic: string;
   tags?: Record<string, string>;
   field: string;
-  points: { start: number; mean: number | null }[];
+  unit?: string;
+  counter?: boolean;
+  points: { start: number; mean: number | null; min?: number | null; max?: number | null }[];
 }
 
 const RANGES = [
@@ -33,18 +37,34 @@ function valueFor(s: Series, r: Reading): number | undefined {
   return numberAt(r.payload, s.field);
 }
 
-/** Rows for uPlot: one time axis (s), one column per series, null where a series has no point. */
+const labelOf = (s: Series) => `${keyOf(s)}${s.unit ? ` (${s.unit})` : ''}`;
+
+/**
+ * Rows for uPlot: one time axis (s); per series its mean, then its bucket min and max (for the
+ * band; live points have none); null where a series has no point.
+ */
 function aligned(series: Series[], live: Map<string, [number, number][]>): uPlot.AlignedData {
   const times = new Set<number>();
-  const byKey = series.map((s) => {
-    const m = new Map<number, number | null>();
-    for (const p of s.points) m.set(p.start / 1000, p.mean);
-    for (const [t, v] of live.get(keyOf(s)) ?? []) m.set(t, v);
-    for (const t of m.keys()) times.add(t);
-    return m;
+  const columns = series.map((s) => {
+    const mean = new Map<number, number | null>();
+    const min = new Map<number, number | null>();
+    const max = new Map<number, number | null>();
+    for (const p of s.points) {
+      mean.set(p.start / 1000, p.mean);
+      min.set(p.start / 1000, p.min ?? null);
+      max.set(p.start / 1000, p.max ?? null);
+    }
+    for (const [t, v] of live.get(keyOf(s)) ?? []) mean.set(t, v);
+    for (const t of mean.keys()) times.add(t);
+    return [mean, min, max];
   });
   const xs = [...times].sort((a, b) => a - b);
-  return [xs, ...byKey.map((m) => xs.map((t) => m.get(t) ?? null))] as uPlot.AlignedData;
+  return [xs, ...columns.flatMap((cols) => cols.map((m) => xs.map((t) => m.get(t) ?? null)))] as uPlot.AlignedData;
+}
+
+/** The series' scales: one per unit ('' for none), each with its axis, left and right in turn. */
+function unitsOf(series: Series[]): string[] {
+  return [...new Set(series.map((s) => s.unit ?? ''))];
 }
 
 function Chart({ series, live, version }: { series: Series[]; live: Map<string, [number, number][]>; version: number }) {
@@ -59,11 +79,27 @@ function Chart({ series, live, version }: { series: Series[]; live: Map<string, 
       cursor: { drag: { x: true, y: false } },
       // One point (a single bucket) still gets a time axis: a minute either side.
       scales: { x: { time: true, range: (_u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) } },
-      series: [{}, ...series.map((s, i) => ({ label: keyOf(s), stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true, points: { show: false } }))],
-      axes: [{}, { size: 60 }],
+      series: [
+        {},
+        ...series.flatMap((s, i) => {
+          const colour = COLOURS[i % COLOURS.length];
+          const scale = `unit:${s.unit ?? ''}`;
+          return [
+            { label: labelOf(s), stroke: colour, width: 2, spanGaps: true, points: { show: false }, scale },
+            { label: `${keyOf(s)} min`, stroke: 'transparent', width: 0, spanGaps: true, points: { show: false }, scale },
+            { label: `${keyOf(s)} max`, stroke: 'transparent', width: 0, spanGaps: true, points: { show: false }, scale },
+          ];
+        }),
+      ],
+      bands: series.map((s, i) => ({ series: [3 * i + 3, 3 * i + 2] as [number, number], fill: `${COLOURS[i % COLOURS.length]}22` })),
+      axes: [{}, ...unitsOf(series).map((u, i) => ({ scale: `unit:${u}`, label: u || undefined, side: i % 2 === 0 ? 3 : 1, size: 60, grid: { show: i === 0 } }))],
       hooks: { setScale: [(u, key) => key === 'x' && setSpan([u.scales.x.min!, u.scales.x.max!])] },
     };
     const p = new uPlot(opts, aligned(series, live), el);
+    // The legend names each field once: the band's min and max rows are not shown.
+    p.root.querySelectorAll<HTMLElement>('.u-legend .u-series').forEach((row, i) => {
+      if (i > 0 && (i - 1) % 3 !== 0) row.style.display = 'none';
+    });
     plot.current = p;
     const resize = new ResizeObserver(() => p.setSize({ width: el.clientWidth, height: opts.height! }));
     resize.observe(el);
@@ -89,9 +125,15 @@ function Chart({ series, live, version }: { series: Series[]; live: Map<string, 
   };
   const points = series.reduce((n, s) => n + s.points.length + (live.get(keyOf(s))?.length ?? 0), 0);
   return html`<div class="chart-box">
-    <div ref=${box} class="chart" role="img" aria-label=${`chart of ${series.map(keyOf).join(', ')}: ${points} points`} data-points=${points}></div>
+    <div ref=${box} class="chart" role="img" aria-label=${`chart of ${series.map(labelOf).join(', ')}: ${points} points`} data-points=${points} data-axes=${unitsOf(series).length}></div>
     <p class="toolbar"><span data-testid="chart-span">${span ? `${time(span[0] * 1000)} – ${time(span[1] * 1000)}` : ''}</span><button type="button" onClick=${reset}>Reset zoom</button></p>
   </div>`;
+}
+
+/** Drawn at first: fields that measure something (counters off), those with a unit first, four at most. */
+function firstShown(series: Series[]): string[] {
+  const measures = series.filter((s) => !s.counter);
+  return [...measures.filter((s) => s.unit), ...measures.filter((s) => !s.unit)].slice(0, 4).map(keyOf);
 }
 
 export function Charts() {
@@ -110,11 +152,11 @@ export function Charts() {
     const r = RANGES[range];
     setSeries(undefined);
     live.current = new Map();
-    get<{ series: Series[] }>(`/api/data/aggregate${query({ topic, bucket: r.bucket, from: String(Date.now() - r.ms), stats: ['mean'] })}`).then(
+    get<{ series: Series[] }>(`/api/data/aggregate${query({ topic, bucket: r.bucket, from: String(Date.now() - r.ms), stats: ['mean', 'min', 'max'] })}`).then(
       (a) => {
         setError(undefined);
         setSeries(a.series);
-        setChosen((c) => (c.some((k) => a.series.some((s) => keyOf(s) === k)) ? c : a.series.slice(0, 4).map(keyOf)));
+        setChosen((c) => (c.some((k) => a.series.some((s) => keyOf(s) === k)) ? c : firstShown(a.series)));
       },
       (e: unknown) => setError(messageOf(e)),
     );
@@ -168,7 +210,7 @@ export function Charts() {
               <legend>Fields (up to ${MAX_SHOWN})</legend>
               ${series.map((s) => {
                 const k = keyOf(s);
-                return html`<label class="check"><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} /> ${k}</label>`;
+                return html`<label class="check"><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} /> ${labelOf(s)}${s.counter ? html` <span class="muted">counter</span>` : null}</label>`;
               })}
             </fieldset>
             ${shown.length ? html`<${Chart} series=${shown} live=${live.current} version=${version} />` : html`<p>Choose a field to draw.</p>`}`}`;
