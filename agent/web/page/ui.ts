@@ -1,6 +1,6 @@
 // What every view uses: markup (htm over Preact), polling, formatting, state badges, notices.
 import { h, type ComponentChildren } from 'preact';
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { ApiError } from './api.js';
 
@@ -96,9 +96,16 @@ export function Section({ title, children, actions }: { title: string; children:
   return html`<section class="card" aria-label=${title}><header class="card-head"><h2>${title}</h2>${actions}</header>${children}</section>`;
 }
 
-/** A table that scrolls sideways on a phone rather than squeezing its columns. */
+/**
+ * A table; on a phone each row becomes a card (style.css), every cell labelled with its column's
+ * heading, so nothing scrolls sideways and each row's buttons stay in view.
+ */
 export function Table({ caption, head, children }: { caption: string; head: string[]; children: ComponentChildren }) {
+  const table = useRef<HTMLTableElement>(null);
+  useLayoutEffect(() => {
+    for (const row of table.current?.tBodies[0]?.rows ?? []) [...row.cells].forEach((cell, i) => cell.setAttribute('data-label', head[i] ?? ''));
+  });
   return html`<div class="table-wrap" tabindex="0" role="region" aria-label=${caption}>
-    <table><caption class="sr-only">${caption}</caption><thead><tr>${head.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead><tbody>${children}</tbody></table>
+    <table ref=${table}><caption class="sr-only">${caption}</caption><thead><tr>${head.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead><tbody>${children}</tbody></table>
   </div>`;
 }

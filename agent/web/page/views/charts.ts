@@ -206,12 +206,12 @@ export function Charts() {
         : html`<p role="status">Loading…</p>`
       : series.length === 0
         ? html`<p>No numeric fields stored on <code>${topic}</code> in this time range.</p>`
-        : html`<fieldset class="series">
+        : html`${shown.length ? html`<${Chart} series=${shown} live=${live.current} version=${version} />` : html`<p>Choose a field to draw.</p>`}
+            <fieldset class="series">
               <legend>Fields (up to ${MAX_SHOWN})</legend>
               ${series.map((s) => {
                 const k = keyOf(s);
                 return html`<label class="check"><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} /> ${labelOf(s)}${s.counter ? html` <span class="muted">counter</span>` : null}</label>`;
               })}
-            </fieldset>
-            ${shown.length ? html`<${Chart} series=${shown} live=${live.current} version=${version} />` : html`<p>Choose a field to draw.</p>`}`}`;
+            </fieldset>`}`;
 }
