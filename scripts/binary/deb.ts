@@ -4,24 +4,36 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { VERSION } from '../../agent/version.js';
 import { projectRoot } from '../project-root.js';
 import { buildBinary, type Arch } from './build.js';
+import { helpOf, manPage } from './man-page.js';
 
 export type DebArch = 'amd64' | 'arm64';
 
 const ROOT = projectRoot();
 
+/**
+ * Who makes the package and where it lives: set at build (Debian's DEBFULLNAME and DEBEMAIL,
+ * EDGE_AGENT_HOMEPAGE) for a package to publish; the defaults say so.
+ */
+export function packager(env: NodeJS.ProcessEnv = process.env): { maintainer: string; homepage: string } {
+  const name = env.DEBFULLNAME ?? 'edge-agent developers';
+  const email = env.DEBEMAIL ?? 'edge-agent@example.org';
+  return { maintainer: `${name} <${email}>`, homepage: env.EDGE_AGENT_HOMEPAGE ?? 'https://example.org/edge-agent' };
+}
+
 const CONTROL = (version: string, arch: DebArch, installedKb: number) => `Package: edge-agent
 Version: ${version}
 Architecture: ${arch}
-Maintainer: edge-agent developers <edge-agent@localhost>
+Maintainer: ${packager().maintainer}
 Installed-Size: ${installedKb}
 Depends: libc6 (>= 2.28), passwd
 Recommends: systemd
 Section: net
 Priority: optional
-Homepage: https://localhost/edge-agent
+Homepage: ${packager().homepage}
 Description: edge telemetry agent for the Raspberry Pi
  An embedded MQTT broker that validates every reading, keeps it in a durable
  log on the SD card, stores it locally for queries and forwards it, exactly
@@ -30,8 +42,31 @@ Description: edge telemetry agent for the Raspberry Pi
 
 const COPYRIGHT = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: edge-agent
-License: Apache-2.0
 Comment: The binary embeds Node.js (MIT) and the npm packages listed in package-lock.json under their own licenses.
+
+Files: *
+Copyright: 2026 edge-agent developers
+License: Apache-2.0
+ On Debian systems, the full text of the Apache License, Version 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+`;
+
+const CHANGELOG = (version: string) => `edge-agent (${version}) stable; urgency=medium
+
+  * Release ${version}; see /usr/share/doc/edge-agent/README.md.
+
+ -- ${packager().maintainer}  ${new Date().toUTCString().replace('GMT', '+0000')}
+`;
+
+/** What lintian says of a Node single executable that cannot be otherwise, each with why. */
+const LINTIAN_OVERRIDES = `# A Node.js single executable: Node and the agent's bundle are appended to the node binary, which
+# strip would cut off; it is built by Node's release process, not rebuilt here.
+edge-agent: unstripped-binary-or-object [usr/bin/edge-agent]
+edge-agent: hardening-no-pie [usr/bin/edge-agent]
+# zlib is part of Node itself, statically linked by its release build.
+edge-agent: embedded-library zlib [usr/bin/edge-agent]
+# The config may hold sink passwords: readable by root and the agent's group only.
+edge-agent: non-standard-file-perm 0640 != 0644 [etc/edge-agent/config.yaml]
 `;
 
 /** Build the .deb; `version` defaults to package.json's (a test makes a later one to upgrade to). */
@@ -58,6 +93,15 @@ export async function buildDeb(arch: DebArch, version = VERSION): Promise<string
   put(join(ROOT, 'README.md'), 'usr/share/doc/edge-agent/README.md', 0o644);
   for (const script of ['postinst', 'prerm', 'postrm']) put(join(ROOT, 'scripts/deb', script), `DEBIAN/${script}`, 0o755);
   writeFileSync(join(root, 'usr/share/doc/edge-agent/copyright'), COPYRIGHT);
+  const gzipped = (path: string, text: string) => {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), gzipSync(text, { level: 9 }));
+    chmodSync(join(root, path), 0o644);
+  };
+  gzipped('usr/share/man/man1/edge-agent.1.gz', manPage(version, helpOf(binary)));
+  gzipped('usr/share/doc/edge-agent/changelog.Debian.gz', CHANGELOG(version));
+  mkdirSync(join(root, 'usr/share/lintian/overrides'), { recursive: true });
+  writeFileSync(join(root, 'usr/share/lintian/overrides/edge-agent'), LINTIAN_OVERRIDES);
   writeFileSync(join(root, 'DEBIAN/conffiles'), '/etc/edge-agent/config.yaml\n');
   const installedKb = Number(execFileSync('du', ['-sk', '--exclude=DEBIAN', root], { encoding: 'utf8' }).split('\t')[0]);
   writeFileSync(join(root, 'DEBIAN/control'), CONTROL(version, arch, installedKb));

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBinary, EMBEDDED_NODE } from '../../scripts/binary/build.js';
 import { unitEnvironment } from '../../scripts/bench/memory.js';
@@ -179,6 +180,10 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service'))).toBe('/lib/systemd/system/edge-agent-bootconfig.service');
     expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service'))).toBe('/lib/systemd/system/edge-agent-bootconfig-verify.service');
     for (const script of ['apply-boot-config', 'verify-boot-config']) expect(statSync(join(chroot, 'usr/lib/edge-agent', script)).mode & 0o777).toBe(0o755);
+    // What lintian looks for: a man page, a Debian changelog, overrides that say why.
+    expect(gunzipSync(readFileSync(join(chroot, 'usr/share/man/man1/edge-agent.1.gz'))).toString()).toMatch(/^\.TH EDGE-AGENT 1 /);
+    expect(gunzipSync(readFileSync(join(chroot, 'usr/share/doc/edge-agent/changelog.Debian.gz'))).toString()).toMatch(/^edge-agent \(.+\) stable; urgency=medium/);
+    expect(readFileSync(join(chroot, 'usr/share/lintian/overrides/edge-agent'), 'utf8')).toMatch(/^edge-agent: unstripped-binary-or-object /m);
     expect((await inChroot('/usr/bin/edge-agent', ['--version'])).stdout).toContain(`${VERSION} (Node v${EMBEDDED_NODE}`);
     // The agent's user can read its config, and the config is valid.
     const check = await run('chroot', ['--userspec=edge-agent:edge-agent', chroot, '/usr/bin/env', 'HOME=/var/lib/edge-agent', '/usr/bin/edge-agent', 'config', 'check', '--config', '/etc/edge-agent/config.yaml']);
