@@ -27,7 +27,7 @@ import { hostCheck, hostName, type HostCheck } from './allowed-hosts.js';
 import { authenticate } from './auth/authenticate.js';
 import type { Sessions } from './auth/sessions.js';
 import type { WebConfig } from './config.js';
-import { installErrorHandlers } from './errors.js';
+import { errorSchema, installErrorHandlers } from './errors.js';
 import { registerGraphql } from './graphql.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
@@ -90,11 +90,13 @@ function capPerAddress(server: Server, max: number): void {
  */
 function describeOperations(app: FastifyInstance): void {
   app.addHook('onRoute', (route) => {
-    const schema = route.schema as { hide?: boolean; operationId?: string; summary?: string; description?: string } | undefined;
+    const schema = route.schema as { hide?: boolean; operationId?: string; summary?: string; description?: string; response?: Record<string, unknown> } | undefined;
     if (!schema || schema.hide) return;
     const method = (Array.isArray(route.method) ? route.method[0] : route.method).toLowerCase();
     schema.operationId ??= operationId(method, route.url);
     schema.summary ??= summaryOf(schema.description ?? `${method.toUpperCase()} ${route.url}`);
+    // Every route refuses a foreign Host (refuseForeignHosts), public ones included.
+    if (schema.response && !schema.response[403]) schema.response[403] = { ...errorSchema, description: 'the Host header is not a name of this agent (web.allowedHosts)' };
   });
 }
 
@@ -164,6 +166,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   describeOperations(app);
   await app.register(swagger, {
     openapi: {
+      servers: [{ url: '/', description: 'this agent' }],
       info: { title: 'edge-agent API', version: VERSION, license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' }, description: 'Readings, aggregates, export, operations and metrics of the edge telemetry agent. Log in at /api/auth/login, or send an API key (Authorization: Bearer eak_...), or HTTP Basic.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' }, cookie: { type: 'apiKey', in: 'cookie', name: 'edge_session' } } },
       security: [{ bearer: [] }, { basic: [] }, { cookie: [] }],

@@ -2,8 +2,9 @@
 // single executable, the config as a conffile, the hardened unit, and maintainer scripts that make
 // the system user and enable the service the way dh_installsystemd does.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { VERSION } from '../../agent/version.js';
 import { projectRoot } from '../project-root.js';
@@ -65,9 +66,26 @@ edge-agent: unstripped-binary-or-object [usr/bin/edge-agent]
 edge-agent: hardening-no-pie [usr/bin/edge-agent]
 # zlib is part of Node itself, statically linked by its release build.
 edge-agent: embedded-library zlib [usr/bin/edge-agent]
+# Node's release build does not use _FORTIFY_SOURCE; the binary is Node's, not rebuilt here.
+edge-agent: hardening-no-fortify-functions [usr/bin/edge-agent]
+# Words in the comments and messages of Node's own code and of the bundled npm packages.
+edge-agent: spelling-error-in-binary * [usr/bin/edge-agent]
 # The config may hold sink passwords: readable by root and the agent's group only.
 edge-agent: non-standard-file-perm 0640 != 0644 [etc/edge-agent/config.yaml]
+# systemd only: the agent's sandbox (ProtectSystem, SystemCallFilter, MemoryMax) lives in its unit,
+# which a sysvinit script could not give it.
+edge-agent: package-supports-alternative-init-but-no-init.d-script [lib/systemd/system/*]
 `;
+
+/** DEBIAN/md5sums: every installed file's digest, as dh_md5sums writes it (dpkg --verify reads it). */
+function md5sums(root: string): string {
+  const files = (readdirSync(root, { recursive: true, withFileTypes: true }) as Dirent[])
+    .filter((e) => e.isFile())
+    .map((e) => relative(root, join(e.parentPath, e.name)))
+    .filter((path) => !path.startsWith('DEBIAN/'))
+    .sort();
+  return files.map((path) => `${createHash('md5').update(readFileSync(join(root, path))).digest('hex')}  ${path}\n`).join('');
+}
 
 /** Build the .deb; `version` defaults to package.json's (a test makes a later one to upgrade to). */
 export async function buildDeb(arch: DebArch, version = VERSION): Promise<string> {
@@ -99,10 +117,12 @@ export async function buildDeb(arch: DebArch, version = VERSION): Promise<string
     chmodSync(join(root, path), 0o644);
   };
   gzipped('usr/share/man/man1/edge-agent.1.gz', manPage(version, helpOf(binary)));
-  gzipped('usr/share/doc/edge-agent/changelog.Debian.gz', CHANGELOG(version));
+  // A native package (no Debian revision): its one changelog is changelog.gz.
+  gzipped('usr/share/doc/edge-agent/changelog.gz', CHANGELOG(version));
   mkdirSync(join(root, 'usr/share/lintian/overrides'), { recursive: true });
   writeFileSync(join(root, 'usr/share/lintian/overrides/edge-agent'), LINTIAN_OVERRIDES);
   writeFileSync(join(root, 'DEBIAN/conffiles'), '/etc/edge-agent/config.yaml\n');
+  writeFileSync(join(root, 'DEBIAN/md5sums'), md5sums(root));
   const installedKb = Number(execFileSync('du', ['-sk', '--exclude=DEBIAN', root], { encoding: 'utf8' }).split('\t')[0]);
   writeFileSync(join(root, 'DEBIAN/control'), CONTROL(version, arch, installedKb));
   const out = join(ROOT, 'dist', `edge-agent_${version}_${arch}.deb`);

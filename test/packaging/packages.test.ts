@@ -3,7 +3,7 @@
 // reports its Node, passes the smoke test (MQTT in, HTTP API out, PostgreSQL) and loads native code
 // only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
 // upgrades, is removed and purged in a Debian chroot (debootstrap from the machine's mirror).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,9 +13,10 @@ import { buildBinary, EMBEDDED_NODE } from '../../scripts/binary/build.js';
 import { unitEnvironment } from '../../scripts/bench/memory.js';
 import { projectRoot } from '../../scripts/project-root.js';
 import { buildDeb } from '../../scripts/binary/deb.js';
+import { manPage } from '../../scripts/binary/man-page.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
 import { VERSION } from '../../agent/version.js';
-import { cleanup, tempDir } from '../helpers/agent.js';
+import { CLI, cleanup, tempDir } from '../helpers/agent.js';
 
 const run = promisify(execFile);
 const ROOT = projectRoot();
@@ -61,6 +62,12 @@ describe('the single executable (x64)', () => {
 
 describe('the systemd unit', () => {
   const unit = join(ROOT, 'systemd/edge-agent.service');
+  // verify runs man for each Documentation= page: the units name edge-agent(1), which the .deb ships.
+  const manDir = tempDir();
+  mkdirSync(join(manDir, 'man1'));
+  writeFileSync(join(manDir, 'man1/edge-agent.1'), manPage(VERSION, (args) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })));
+  const verify = (path: string) => run('systemd-analyze', ['verify', path], { env: { ...process.env, MANPATH: manDir } });
+  afterAll(() => cleanup(manDir));
   /** The unit as installed, its ExecStart pointing at the built binary (verify checks the command exists). */
   function installedCopy(): string {
     const dir = tempDir();
@@ -84,7 +91,7 @@ describe('the systemd unit', () => {
   it('passes systemd-analyze verify (only the back-off keys of systemd 254+ unknown to older ones)', async () => {
     const copy = installedCopy();
     try {
-      const { stderr } = await run('systemd-analyze', ['verify', copy]);
+      const { stderr } = await verify(copy);
       const version = Number(/systemd (\d+)/.exec((await run('systemd-analyze', ['--version'])).stdout)![1]);
       const complaints = stderr.split('\n').filter(Boolean);
       const tolerated = version < 254 ? /Unknown key '(RestartSteps|RestartMaxDelaySec)' in section \[Service\], ignoring\.$/ : /^$/;
@@ -106,7 +113,7 @@ describe('the systemd unit', () => {
         const text = readFileSync(join(ROOT, 'image/files', name), 'utf8');
         expect(text).toContain(installed);
         writeFileSync(join(dir, name), text.replace(installed, join(ROOT, source)));
-        const { stderr } = await run('systemd-analyze', ['verify', join(dir, name)]);
+        const { stderr } = await verify(join(dir, name));
         expect(stderr, name).toBe('');
       }
     } finally {
@@ -182,7 +189,9 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     for (const script of ['apply-boot-config', 'verify-boot-config']) expect(statSync(join(chroot, 'usr/lib/edge-agent', script)).mode & 0o777).toBe(0o755);
     // What lintian looks for: a man page, a Debian changelog, overrides that say why.
     expect(gunzipSync(readFileSync(join(chroot, 'usr/share/man/man1/edge-agent.1.gz'))).toString()).toMatch(/^\.TH EDGE-AGENT 1 /);
-    expect(gunzipSync(readFileSync(join(chroot, 'usr/share/doc/edge-agent/changelog.Debian.gz'))).toString()).toMatch(/^edge-agent \(.+\) stable; urgency=medium/);
+    expect(gunzipSync(readFileSync(join(chroot, 'usr/share/doc/edge-agent/changelog.gz'))).toString()).toMatch(/^edge-agent \(.+\) stable; urgency=medium/);
+    expect(readFileSync(join(chroot, 'var/lib/dpkg/info/edge-agent.md5sums'), 'utf8')).toMatch(/^[0-9a-f]{32}  usr\/bin\/edge-agent$/m);
+    expect((await inChroot('dpkg', ['--verify', 'edge-agent'])).stdout).toBe(''); // every file as its md5sums say
     expect(readFileSync(join(chroot, 'usr/share/lintian/overrides/edge-agent'), 'utf8')).toMatch(/^edge-agent: unstripped-binary-or-object /m);
     expect((await inChroot('/usr/bin/edge-agent', ['--version'])).stdout).toContain(`${VERSION} (Node v${EMBEDDED_NODE}`);
     // The agent's user can read its config, and the config is valid.
@@ -214,4 +223,15 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     for (const path of ['etc/edge-agent', 'var/lib/edge-agent', wants, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service', 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service', 'var/lib/systemd/deb-systemd-helper-enabled/edge-agent.service.dsh-also']) expect(exists(path), path).toBe(false);
     expect(await inChroot('getent', ['passwd', 'edge-agent']).then(() => 'found', () => 'gone')).toBe('gone');
   }, 600_000);
+
+  it("lintian (Debian's, pedantic) has nothing to say but the overrides, each with its reason", async () => {
+    const deb = join(ROOT, 'dist', `edge-agent_${VERSION}_amd64.deb`); // made by the test above
+    const { stdout } = await run('lintian', ['--fail-on', 'none', '--display-info', '--pedantic', '--show-overrides', '--tag-display-limit', '0', deb], { maxBuffer: 64 * 1024 * 1024 });
+    const tags = stdout.split('\n').filter((line) => /^[A-Z]: /.test(line) && !line.startsWith('N: '));
+    expect(tags.filter((t) => !t.startsWith('O: '))).toEqual([]);
+    // The control: what lintian would say is there, overridden (O:), each after a note (N:) that says why.
+    const overridden = new Set(tags.map((t) => /^O: edge-agent: (\S+)/.exec(t)?.[1]));
+    expect([...overridden].sort()).toEqual(['embedded-library', 'hardening-no-fortify-functions', 'hardening-no-pie', 'non-standard-file-perm', 'package-supports-alternative-init-but-no-init.d-script', 'spelling-error-in-binary', 'unstripped-binary-or-object']);
+    expect(stdout).toMatch(/^N: A Node\.js single executable/m);
+  }, 300_000);
 });

@@ -1,5 +1,6 @@
 // /metrics in Prometheus' text format (parsed by a parser made for it), the Grafana dashboard's
 // queries against it, and GraphQL: queries, mutations, a subscription, roles, depth and cost limits.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +89,22 @@ describe('metrics and GraphQL', () => {
     expect(types.filter((t) => t.type !== 'counter' && t.name.endsWith('_total'))).toEqual([]);
     expect(types.some((t) => t.type === 'counter' && t.name.endsWith('_total'))).toBe(true); // control
     expect(byName.has('nodejs_active_handles')).toBe(true);
+  });
+
+  it("Prometheus' own promtool finds nothing to say about /metrics", async () => {
+    const check = (text: string) => {
+      const out = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      if (out.error) throw out.error; // promtool comes with Debian's prometheus package (.ci/run)
+      return { status: out.status, said: `${out.stdout}${out.stderr}`.trim() };
+    };
+    const metrics = (await api.get('/metrics')).body as string;
+    expect(metrics.split('\n').length).toBeGreaterThan(200);
+    expect(check(metrics)).toEqual({ status: 0, said: '' });
+    // promtool at work: a gauge ending in _total, and a counter without it.
+    const control = check(`${metrics}# HELP lazy_total a gauge misnamed\n# TYPE lazy_total gauge\nlazy_total 1\n# HELP done a counter misnamed\n# TYPE done counter\ndone 1\n`);
+    expect(control.status).toBe(3);
+    expect(control.said).toMatch(/lazy_total non-counter metrics should not have "_total" suffix/);
+    expect(control.said).toMatch(/done counter metrics should have "_total" suffix/);
   });
 
   it('the Grafana dashboard queries only metrics the agent serves', async () => {
