@@ -8,11 +8,24 @@
 //     [--admin-password-file F] [--user NAME --user-password-file F] [--boot-config-key signing-public.pem]
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../scripts/project-root.js';
 import { nmConnection, wifiProblem } from './wifi.js';
+import { isOnPath } from '../scripts/on-path.js';
 
 export interface ImageOptions {
   image: string;
@@ -43,7 +56,8 @@ const FILES = join(ROOT, 'image/files');
 /** Room the first boot needs beyond the .deb: it unpacks the binary (about 140 MB) beside it. */
 const INSTALL_ROOM = 256 * 1024 * 1024;
 
-const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+const sh = (cmd: string, args: string[], input?: string) =>
+  execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 
 function partitions(image: string): Partition[] {
   const table = JSON.parse(sh('sfdisk', ['--json', image])) as { partitiontable: { partitions: Partition[] } };
@@ -69,7 +83,13 @@ function growRoot(image: string, bytes: number): void {
 
 /** debugfs commands that put a file in place with its owner and mode (debugfs writes as it is told). */
 function put(commands: string[], from: string, to: string, mode: number, uid = 0, gid = 0): void {
-  commands.push(`rm ${to}`, `write ${from} ${to}`, `sif ${to} mode 0${(0o100000 | mode).toString(8)}`, `sif ${to} uid ${uid}`, `sif ${to} gid ${gid}`);
+  commands.push(
+    `rm ${to}`,
+    `write ${from} ${to}`,
+    `sif ${to} mode 0${(0o100000 | mode).toString(8)}`,
+    `sif ${to} uid ${uid}`,
+    `sif ${to} gid ${gid}`,
+  );
 }
 
 function mkdir(commands: string[], dir: string, mode: number): void {
@@ -98,10 +118,6 @@ export function missingImageTools(onPath: (tool: string) => boolean = isOnPath):
   return `missing ${missing.map(([t]) => t).join(', ')}: on Debian or Ubuntu, sudo apt install ${packages.join(' ')}`;
 }
 
-function isOnPath(tool: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, tool)));
-}
-
 /** Raspberry Pi OS comes as .img.xz: the customiser takes the .img inside. */
 function compressedImage(path: string): boolean {
   const head = Buffer.alloc(6);
@@ -118,8 +134,14 @@ export function customiseImage(o: ImageOptions): void {
   const lacking = missingImageTools();
   if (lacking) throw new Error(lacking);
   if (!existsSync(o.image)) throw new Error(`--image: ${o.image} does not exist`);
-  if (compressedImage(o.image)) throw new Error(`--image: ${o.image} is xz-compressed, as Raspberry Pi OS downloads come: decompress it first (xz -dk ${o.image}) and give the .img`);
-  if (o.user && !/^[a-z_][a-z0-9_-]{0,31}$/.test(o.user.name)) throw new Error(`--user: ${JSON.stringify(o.user.name.slice(0, 40))} is not a Linux user name (lower case letters, digits, _ and -, starting with a letter)`);
+  if (compressedImage(o.image))
+    throw new Error(
+      `--image: ${o.image} is xz-compressed, as Raspberry Pi OS downloads come: decompress it first (xz -dk ${o.image}) and give the .img`,
+    );
+  if (o.user && !/^[a-z_][a-z0-9_-]{0,31}$/.test(o.user.name))
+    throw new Error(
+      `--user: ${JSON.stringify(o.user.name.slice(0, 40))} is not a Linux user name (lower case letters, digits, _ and -, starting with a letter)`,
+    );
   // The config first: a bad one stops here, naming the key, before anything is written.
   const [agent, ...agentArgs] = o.agent ?? [process.execPath, join(ROOT, 'dist/agent/cli.js')];
   try {
@@ -127,7 +149,10 @@ export function customiseImage(o: ImageOptions): void {
   } catch (err) {
     throw new Error(`--config ${o.config}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);
   }
-  if (o.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.hostname)) throw new Error(`--hostname: ${JSON.stringify(o.hostname.slice(0, 70))} is not a host name (RFC 1123: letters, digits, inner hyphens, at most 63)`);
+  if (o.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.hostname))
+    throw new Error(
+      `--hostname: ${JSON.stringify(o.hostname.slice(0, 70))} is not a host name (RFC 1123: letters, digits, inner hyphens, at most 63)`,
+    );
   const wifiWrong = o.wifi && wifiProblem(o.wifi);
   if (wifiWrong) throw new Error(wifiWrong);
   if (o.bootConfigKey !== undefined) {
@@ -138,7 +163,10 @@ export function customiseImage(o: ImageOptions): void {
     }
   }
   const parts = partitions(o.image);
-  if (parts.length < 2 || !/^(c|b|e)$/i.test(parts[0].type) || parts[1].type !== '83') throw new Error(`--image: not Raspberry Pi OS's layout (a FAT boot partition, then an ext4 root): ${parts.map((p) => p.type).join(', ')}`);
+  if (parts.length < 2 || !/^(c|b|e)$/i.test(parts[0].type) || parts[1].type !== '83')
+    throw new Error(
+      `--image: not Raspberry Pi OS's layout (a FAT boot partition, then an ext4 root): ${parts.map((p) => p.type).join(', ')}`,
+    );
 
   const work = mkdtempSync(join(tmpdir(), 'edge-agent-image-'));
   try {
@@ -146,7 +174,8 @@ export function customiseImage(o: ImageOptions): void {
     writeFileSync(o.out, '', { mode: 0o600 });
     chmodSync(o.out, 0o600);
     execFileSync('cp', ['--sparse=always', '--no-preserve=mode', o.image, o.out]);
-    if (!SAFE_PATH.test(work)) throw new Error(`the temporary folder ${JSON.stringify(work)} has characters debugfs cannot take: set TMPDIR to a plain path`);
+    if (!SAFE_PATH.test(work))
+      throw new Error(`the temporary folder ${JSON.stringify(work)} has characters debugfs cannot take: set TMPDIR to a plain path`);
     /** Every file goes into the image from the work folder, by a name of ours: no user path reaches debugfs. */
     const staged = (from: string, name: string) => {
       const path = join(work, name);
@@ -165,7 +194,10 @@ export function customiseImage(o: ImageOptions): void {
     put(commands, staged(o.config, 'config.yaml'), `${dir}/config.yaml`, 0o600);
     put(commands, join(FILES, 'edge-agent-firstboot.sh'), `${dir}/firstboot.sh`, 0o700);
     put(commands, join(FILES, 'edge-agent-firstboot.service'), '/etc/systemd/system/edge-agent-firstboot.service', 0o644);
-    commands.push('mkdir /etc/systemd/system/multi-user.target.wants', 'symlink /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service /etc/systemd/system/edge-agent-firstboot.service');
+    commands.push(
+      'mkdir /etc/systemd/system/multi-user.target.wants',
+      'symlink /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service /etc/systemd/system/edge-agent-firstboot.service',
+    );
     const local = (name: string, text: string) => {
       const path = join(work, name);
       writeFileSync(path, text, { mode: 0o600 });
@@ -175,11 +207,19 @@ export function customiseImage(o: ImageOptions): void {
     if (o.bootConfigKey !== undefined) put(commands, staged(o.bootConfigKey, 'boot-config.pub'), `${dir}/boot-config.pub`, 0o600);
     if (o.sshKey !== undefined) put(commands, local('authorized_keys', `${o.sshKey.trim()}\n`), `${dir}/authorized_keys`, 0o600);
     if (o.hostname !== undefined) {
-      const hosts = sh('debugfs', ['-R', 'cat /etc/hosts', root()]).replace(/^127\.0\.1\.1\s.*$/m, '').trimEnd();
+      const hosts = sh('debugfs', ['-R', 'cat /etc/hosts', root()])
+        .replace(/^127\.0\.1\.1\s.*$/m, '')
+        .trimEnd();
       put(commands, local('hostname', `${o.hostname}\n`), '/etc/hostname', 0o644);
       put(commands, local('hosts', `${hosts}\n127.0.1.1\t${o.hostname}\n`), '/etc/hosts', 0o644);
     }
-    if (o.wifi) put(commands, local('wifi.nmconnection', nmConnection(o.wifi, randomUUID())), `/etc/NetworkManager/system-connections/edge-agent-wifi-${o.wifi.ssid.replace(/[^A-Za-z0-9._-]/g, '_')}.nmconnection`, 0o600);
+    if (o.wifi)
+      put(
+        commands,
+        local('wifi.nmconnection', nmConnection(o.wifi, randomUUID())),
+        `/etc/NetworkManager/system-connections/edge-agent-wifi-${o.wifi.ssid.replace(/[^A-Za-z0-9._-]/g, '_')}.nmconnection`,
+        0o600,
+      );
     const script = local('debugfs.cmd', `${commands.join('\n')}\n`);
     // debugfs says "File not found" for rm of a file that is not there and "already exists" for mkdir; both are fine.
     execFileSync('debugfs', ['-w', '-f', script, root()], { stdio: 'ignore' });
@@ -193,8 +233,16 @@ export function customiseImage(o: ImageOptions): void {
       execFileSync('mcopy', ['-o', '-i', boot, local('userconf.txt', `${o.user.name}:${hash}\n`), '::userconf.txt']);
     }
     if (o.wifi) {
-      const cmdline = sh('mtype', ['-i', boot, '::cmdline.txt']).trim().replace(/\s*cfg80211\.ieee80211_regdom=\S+/, '');
-      execFileSync('mcopy', ['-o', '-i', boot, local('cmdline.txt', `${cmdline} cfg80211.ieee80211_regdom=${o.wifi.country}\n`), '::cmdline.txt']);
+      const cmdline = sh('mtype', ['-i', boot, '::cmdline.txt'])
+        .trim()
+        .replace(/\s*cfg80211\.ieee80211_regdom=\S+/, '');
+      execFileSync('mcopy', [
+        '-o',
+        '-i',
+        boot,
+        local('cmdline.txt', `${cmdline} cfg80211.ieee80211_regdom=${o.wifi.country}\n`),
+        '::cmdline.txt',
+      ]);
     }
   } catch (err) {
     rmSync(o.out, { force: true });
@@ -218,11 +266,21 @@ function parseArgs(argv: string[]): ImageOptions {
     deb: required('deb'),
     config: required('config'),
     hostname: value('hostname'),
-    wifi: ssid === undefined ? undefined : { ssid, password: file('wifi-password-file') ?? failUsage('--wifi-password-file is required with --wifi-ssid'), country: value('wifi-country') ?? failUsage('--wifi-country is required with --wifi-ssid') },
+    wifi:
+      ssid === undefined
+        ? undefined
+        : {
+            ssid,
+            password: file('wifi-password-file') ?? failUsage('--wifi-password-file is required with --wifi-ssid'),
+            country: value('wifi-country') ?? failUsage('--wifi-country is required with --wifi-ssid'),
+          },
     sshKey: value('ssh-key') === undefined ? undefined : readFileSync(value('ssh-key')!, 'utf8'),
     adminPassword: file('admin-password-file'),
     bootConfigKey: value('boot-config-key'),
-    user: value('user') === undefined ? undefined : { name: value('user')!, password: file('user-password-file') ?? failUsage('--user-password-file is required with --user') },
+    user:
+      value('user') === undefined
+        ? undefined
+        : { name: value('user')!, password: file('user-password-file') ?? failUsage('--user-password-file is required with --user') },
   };
 }
 
@@ -241,4 +299,3 @@ if (import.meta.filename === process.argv[1]) {
     process.exit(1);
   }
 }
-

@@ -3,7 +3,18 @@
 // threads' bundles, the native addons built for the embedded Node (22 LTS, from npm's node-linux-*
 // packages) as assets, injected into a copy of that Node with postject.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync, readFileSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
@@ -11,6 +22,7 @@ import { inject } from 'postject';
 import { VERSION } from '../../agent/version.js';
 import { PAGE_OUT } from '../build-page.js';
 import { projectRoot } from '../project-root.js';
+import { isOnPath } from '../on-path.js';
 
 /** The Node the binary embeds: the current 22 LTS on npm. */
 export const EMBEDDED_NODE = '22.23.5';
@@ -21,7 +33,8 @@ const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 export type Arch = 'x64' | 'arm64';
 
-const run = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) => execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts, env: { ...process.env, ...opts.env } });
+const run = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts, env: { ...process.env, ...opts.env } });
 
 /** A package from npm, unpacked once into the cache (npm pack: the registry the machine is set up for). */
 function fetchPackage(spec: string): string {
@@ -56,22 +69,35 @@ function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: string): s
   if (existsSync(built)) return built;
   rmSync(dir, { recursive: true, force: true });
   cpSync(join(ROOT, 'node_modules', pkg), dir, { recursive: true, filter: (src) => !src.includes('/build/') });
-  if (!existsSync(join(tree, 'node_modules/nan'))) cpSync(join(ROOT, 'node_modules/nan'), join(tree, 'node_modules/nan'), { recursive: true });
+  if (!existsSync(join(tree, 'node_modules/nan')))
+    cpSync(join(ROOT, 'node_modules/nan'), join(tree, 'node_modules/nan'), { recursive: true });
   console.log(`building ${pkg} for ${arch} against Node ${EMBEDDED_NODE}`);
-  run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], { cwd: dir, env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir, npm_config_build_from_source: 'true' } });
+  run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], {
+    cwd: dir,
+    env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir, npm_config_build_from_source: 'true' },
+  });
   return built;
 }
 
 /** The native addons of the bundle, by the names the bundle loads them by, built or taken for the target. */
 function nativeAddons(arch: Arch, nodeDir: string): Record<string, string> {
-  const lz4 = arch === 'x64' ? join(ROOT, 'node_modules/@antoniomuso/lz4-napi-linux-x64-gnu') : fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
+  const lz4 =
+    arch === 'x64'
+      ? join(ROOT, 'node_modules/@antoniomuso/lz4-napi-linux-x64-gnu')
+      : fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
   const classicLevel = join(ROOT, 'node_modules/classic-level/prebuilds', `linux-${arch}`);
   return {
     'better-sqlite3': buildAddon('better-sqlite3-multiple-ciphers', 'better_sqlite3.node', arch, nodeDir),
     epoll: buildAddon('epoll', 'epoll.node', arch, nodeDir),
     // N-API: the package's own builds serve any Node; taken for the target explicitly, whatever npm installed here.
-    'classic-level': join(classicLevel, readdirSync(classicLevel).find((f) => f.endsWith('.node') && !f.includes('musl'))!),
-    'lz4-napi': join(lz4, readdirSync(lz4).find((f) => f.endsWith('.node'))!),
+    'classic-level': join(
+      classicLevel,
+      readdirSync(classicLevel).find((f) => f.endsWith('.node') && !f.includes('musl'))!,
+    ),
+    'lz4-napi': join(
+      lz4,
+      readdirSync(lz4).find((f) => f.endsWith('.node'))!,
+    ),
   };
 }
 
@@ -86,22 +112,30 @@ function mustReplace(text: string, from: string, to: string): string {
 /** In the bundle, each addon comes from the binary's assets (agent/sea.ts) instead of a path next to its package. */
 function nativeFromAssets(): Plugin {
   const loader = JSON.stringify(join(ROOT, 'agent/sea.ts'));
-  const replace = (filter: RegExp, name: string, edit?: (text: string) => string): Plugin['setup'] => (b) =>
-    b.onLoad({ filter }, (args) => ({
-      contents: edit ? edit(readFileSync(args.path, 'utf8')) : `module.exports = require(${loader}).loadNative(${JSON.stringify(name)});`,
-      loader: args.path.endsWith('.ts') ? 'ts' : 'js',
-      resolveDir: dirname(args.path),
-    }));
+  const replace =
+    (filter: RegExp, name: string, edit?: (text: string) => string): Plugin['setup'] =>
+    (b) =>
+      b.onLoad({ filter }, (args) => ({
+        contents: edit ? edit(readFileSync(args.path, 'utf8')) : `module.exports = require(${loader}).loadNative(${JSON.stringify(name)});`,
+        loader: args.path.endsWith('.ts') ? 'ts' : 'js',
+        resolveDir: dirname(args.path),
+      }));
   return {
     name: 'native-from-assets',
     setup(b) {
       replace(/classic-level[\\/]binding\.js$/, 'classic-level')(b);
       replace(/lz4-napi[\\/]index\.js$/, 'lz4-napi')(b);
       replace(/epoll[\\/]epoll\.js$/, 'epoll')(b);
-      replace(/better-sqlite3-multiple-ciphers[\\/]lib[\\/]database\.js$/, 'better-sqlite3', (text) => mustReplace(text, "require('bindings')('better_sqlite3.node')", `require(${loader}).loadNative('better-sqlite3')`))(b);
+      replace(/better-sqlite3-multiple-ciphers[\\/]lib[\\/]database\.js$/, 'better-sqlite3', (text) =>
+        mustReplace(text, "require('bindings')('better_sqlite3.node')", `require(${loader}).loadNative('better-sqlite3')`),
+      )(b);
       // RE2 (schema patterns): loaded when first used, bundled all the same; its WebAssembly an asset.
-      replace(/agent[\\/]ingest[\\/]linear-regexp\.ts$/, 're2-wasm', (text) => mustReplace(text, "createRequire(import.meta.url)('re2-wasm')", "require('re2-wasm')"))(b);
-      replace(/re2-wasm[\\/]build[\\/]wasm[\\/]re2\.js$/, 're2-wasm', (text) => mustReplace(text, 'var wasmBinary;', `var wasmBinary = require(${loader}).assetBytes(${JSON.stringify(RE2_WASM_ASSET)});`))(b);
+      replace(/agent[\\/]ingest[\\/]linear-regexp\.ts$/, 're2-wasm', (text) =>
+        mustReplace(text, "createRequire(import.meta.url)('re2-wasm')", "require('re2-wasm')"),
+      )(b);
+      replace(/re2-wasm[\\/]build[\\/]wasm[\\/]re2\.js$/, 're2-wasm', (text) =>
+        mustReplace(text, 'var wasmBinary;', `var wasmBinary = require(${loader}).assetBytes(${JSON.stringify(RE2_WASM_ASSET)});`),
+      )(b);
     },
   };
 }
@@ -149,10 +183,6 @@ export function missingTools(arch: Arch, onPath: (tool: string) => boolean = isO
   return `building for ${arch} on ${process.arch} needs the cross compilers ${wanted.join(', ')}: on Debian or Ubuntu, sudo apt install g++-aarch64-linux-gnu binutils-aarch64-linux-gnu (or build on a Pi itself: npm run build:binary)`;
 }
 
-function isOnPath(tool: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, tool)));
-}
-
 export async function buildBinary(arch: Arch): Promise<string> {
   const missing = missingTools(arch);
   if (missing) throw new Error(missing);
@@ -165,13 +195,25 @@ export async function buildBinary(arch: Arch): Promise<string> {
   mkdirSync(work, { recursive: true });
   const workers = await bundle(work);
   const addons = nativeAddons(arch, node);
-  const assets: Record<string, string> = { ...workers, ...Object.fromEntries(Object.entries(addons).map(([name, path]) => [`native/${name}.node`, path])), [RE2_WASM_ASSET]: join(ROOT, 'node_modules/re2-wasm/build/wasm/re2.wasm'), ...webAssets() };
+  const assets: Record<string, string> = {
+    ...workers,
+    ...Object.fromEntries(Object.entries(addons).map(([name, path]) => [`native/${name}.node`, path])),
+    [RE2_WASM_ASSET]: join(ROOT, 'node_modules/re2-wasm/build/wasm/re2.wasm'),
+    ...webAssets(),
+  };
   const hash = createHash('sha256');
   for (const path of [join(work, 'main.cjs'), ...Object.values(assets)]) hash.update(readFileSync(path));
   const manifest = { build: `${VERSION}-${arch}-${hash.digest('hex').slice(0, 12)}`, assets: Object.keys(assets) };
   writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest));
   assets['manifest.json'] = join(work, 'manifest.json');
-  const config = { main: join(work, 'main.cjs'), output: join(work, 'sea.blob'), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
+  const config = {
+    main: join(work, 'main.cjs'),
+    output: join(work, 'sea.blob'),
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: false,
+    assets,
+  };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
   run(hostNode, ['--experimental-sea-config', join(work, 'sea-config.json')]);
 
@@ -181,7 +223,9 @@ export async function buildBinary(arch: Arch): Promise<string> {
   copyFileSync(join(node, 'bin/node'), out);
   chmodSync(out, 0o755);
   await inject(out, 'NODE_SEA_BLOB', readFileSync(join(work, 'sea.blob')), { sentinelFuse: SENTINEL });
-  console.log(`${out}: ${(statSync(out).size / 1e6).toFixed(1)} MB, Node ${EMBEDDED_NODE}, build ${manifest.build}, in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  console.log(
+    `${out}: ${(statSync(out).size / 1e6).toFixed(1)} MB, Node ${EMBEDDED_NODE}, build ${manifest.build}, in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  );
   return out;
 }
 
