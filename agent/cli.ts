@@ -115,7 +115,10 @@ async function readPassword(): Promise<string> {
 function buildProgram(): Command {
   const program = new Command('edge-agent')
     .description('Edge telemetry agent: embedded MQTT broker, validated durable ingest, store-and-forward sync')
-    .version(`${VERSION} (Node ${process.version}, ${process.platform}-${process.arch}${isSea() ? ', single executable' : ''})`, '-V, --version')
+    .version(
+      `${VERSION} (Node ${process.version}, ${process.platform}-${process.arch}${isSea() ? ', single executable' : ''})`,
+      '-V, --version',
+    )
     .option('-c, --config <file>', 'config file (else $EDGE_AGENT_CONFIG, /etc/edge-agent/config.yaml, ./edge-agent.yaml)')
     .showHelpAfterError()
     .addHelpText(
@@ -131,7 +134,10 @@ function buildProgram(): Command {
     return fs.blocks * fs.bsize;
   };
 
-  program.command('run', { isDefault: true }).description('run the agent (the default command)').action((_o, cmd: Command) => run(cmd));
+  program
+    .command('run', { isDefault: true })
+    .description('run the agent (the default command)')
+    .action((_o, cmd: Command) => run(cmd));
 
   const config = program.command('config').description('check, print or describe the configuration');
   config
@@ -145,7 +151,9 @@ function buildProgram(): Command {
     });
   config
     .command('print')
-    .description('print the effective configuration in the reference\'s order, marking what the file or the environment set (secrets redacted)')
+    .description(
+      "print the effective configuration in the reference's order, marking what the file or the environment set (secrets redacted)",
+    )
     .action((_o, cmd: Command) => {
       const { config: effective, given } = configOf(cmd);
       process.stdout.write(printConfig(ConfigSchema, redact(effective), given));
@@ -154,7 +162,9 @@ function buildProgram(): Command {
     .command('schema')
     .description('print the JSON Schema of the configuration (for editors)')
     .action(() => {
-      console.log(JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', title: 'edge-agent configuration', ...ConfigSchema }, null, 2));
+      console.log(
+        JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', title: 'edge-agent configuration', ...ConfigSchema }, null, 2),
+      );
     });
 
   const user = program.command('user').description('manage broker users (passwords stored as scrypt hashes)');
@@ -218,7 +228,12 @@ function buildProgram(): Command {
     .option('-t, --topic <filter>', 'MQTT topic filter', '#')
     .option('--from <time>', 'received at or after (ISO 8601 or ms since the epoch)')
     .option('--to <time>', 'received at or before')
-    .option('-w, --where <condition>', 'condition on a payload field, e.g. temperature>20 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option(
+      '-w, --where <condition>',
+      'condition on a payload field, e.g. temperature>20 (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option('--fields <list>', 'payload fields to keep, comma-separated')
     .option('--order <order>', 'asc or desc (by receive time, then seq)', 'asc')
     .option('-z, --gzip', 'compress the output')
@@ -244,16 +259,41 @@ function buildProgram(): Command {
 
   program
     .command('health')
-    .description('the agent\'s parts and the machine: CPU, temperature, memory, network, a Raspberry Pi\'s throttling flags')
+    .description("the agent's parts and the machine: CPU, temperature, memory, network, a Raspberry Pi's throttling flags")
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const { config } = configOf(cmd);
-      const [{ askAgent, controlSocketPath }, { sampleSystem, findVcgencmd, formatSystem }] = await Promise.all([import('./control/socket.js'), import('./health/system.js')]);
-      type Report = { ready: boolean; parts: { name: string; state: string; since: string }[]; system: SystemSample | null; clock: ClockStatus; sensors: SensorStatus[] };
+      const [{ askAgent, controlSocketPath }, { sampleSystem, findVcgencmd, formatSystem }] = await Promise.all([
+        import('./control/socket.js'),
+        import('./health/system.js'),
+      ]);
+      type Report = {
+        ready: boolean;
+        parts: { name: string; state: string; since: string }[];
+        system: SystemSample | null;
+        clock: ClockStatus;
+        sensors: SensorStatus[];
+      };
       const fromAgent = (await askAgent(controlSocketPath(config.agent.dataDir), '/health')) as Report | undefined;
       const h = config.health.system;
-      const system = fromAgent?.system ?? (await sampleSystem({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }));
-      if (opts.json) return console.log(JSON.stringify({ agentRunning: fromAgent !== undefined, ready: fromAgent?.ready ?? false, parts: fromAgent?.parts ?? [], system, clock: fromAgent?.clock ?? null, sensors: fromAgent?.sensors ?? [] }, null, 2));
+      const system =
+        fromAgent?.system ??
+        (await sampleSystem({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }));
+      if (opts.json)
+        return console.log(
+          JSON.stringify(
+            {
+              agentRunning: fromAgent !== undefined,
+              ready: fromAgent?.ready ?? false,
+              parts: fromAgent?.parts ?? [],
+              system,
+              clock: fromAgent?.clock ?? null,
+              sensors: fromAgent?.sensors ?? [],
+            },
+            null,
+            2,
+          ),
+        );
       if (!fromAgent) console.log('agent not running');
       else {
         console.log(`agent: ${fromAgent.ready ? 'ready' : 'not ready'}`);
@@ -261,8 +301,14 @@ function buildProgram(): Command {
       }
       console.log(formatSystem(system));
       const c = fromAgent?.clock;
-      if (c) console.log(`clock: ${c.synced === null ? 'cannot tell whether synchronised' : c.synced ? 'synchronised' : 'NOT synchronised'} (${c.via})${c.holding ? '; consumers wait for it' : ''}`);
-      for (const x of fromAgent?.sensors ?? []) console.log(`sensor ${x.sensor}: ${x.state} since ${x.since}; last seen ${x.lastSeen}; ${x.readings} readings (${x.perMinute}/min), ${x.refused} refused`);
+      if (c)
+        console.log(
+          `clock: ${c.synced === null ? 'cannot tell whether synchronised' : c.synced ? 'synchronised' : 'NOT synchronised'} (${c.via})${c.holding ? '; consumers wait for it' : ''}`,
+        );
+      for (const x of fromAgent?.sensors ?? [])
+        console.log(
+          `sensor ${x.sensor}: ${x.state} since ${x.since}; last seen ${x.lastSeen}; ${x.readings} readings (${x.perMinute}/min), ${x.refused} refused`,
+        );
     });
 
   const session = program.command('session').description("the broker's persistent MQTT sessions (clean=false), through the running agent");
@@ -282,7 +328,10 @@ function buildProgram(): Command {
       const list = (await agentAt(cmd, '/sessions')) as SessionInfo[];
       if (opts.json) return console.log(JSON.stringify(list, null, 2));
       if (!list.length) return console.log('no persistent sessions');
-      for (const s of list) console.log(`${s.clientId}  owner ${s.owner || '(anonymous)'}  ${s.connected ? 'connected' : `away, ends ${s.expiresAt}`}  ${s.subscriptions} subscriptions  ${s.queued} queued`);
+      for (const s of list)
+        console.log(
+          `${s.clientId}  owner ${s.owner || '(anonymous)'}  ${s.connected ? 'connected' : `away, ends ${s.expiresAt}`}  ${s.subscriptions} subscriptions  ${s.queued} queued`,
+        );
     });
   session
     .command('end')
@@ -300,13 +349,21 @@ function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const { config } = configOf(cmd);
-      const [{ askAgent, controlSocketPath }, { formatStatus }] = await Promise.all([import('./control/socket.js'), import('../sync/index.js')]);
+      const [{ askAgent, controlSocketPath }, { formatStatus }] = await Promise.all([
+        import('./control/socket.js'),
+        import('../sync/index.js'),
+      ]);
       let status = (await askAgent(controlSocketPath(config.agent.dataDir), '/sync/status')) as ConsumersStatus | undefined;
       const running = status !== undefined;
       status ??= await statusFromDisk(config);
       if (opts.json) return console.log(JSON.stringify({ agentRunning: running, ...status }, null, 2));
       if (!running) console.log('agent not running: lag as the log on disk holds it');
-      console.log(formatStatus(status.sinks, [status.store, status.rollups].filter((c) => c !== undefined)));
+      console.log(
+        formatStatus(
+          status.sinks,
+          [status.store, status.rollups].filter((c) => c !== undefined),
+        ),
+      );
       if (status.written) console.log(`\n${formatWrites(status.written)}`);
       if (status.disk) console.log(formatDisk(status.disk));
       const dropped = formatDropped(status.dropped);
@@ -331,7 +388,10 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 /** SD-card wear since the agent started. */
 function formatWrites(w: DiskWrites): string {
   const perReading = w.bytesPerReading === null ? '' : `; ${w.bytesPerReading} bytes per reading (${w.readings} readings)`;
-  const perDay = w.bytesPerDay === null || w.bytesPerDay === undefined ? '' : `\nat the current rate: ${mb(w.bytesPerDay)} a day; a ${(w.card.bytes / 1e9).toFixed(1)} GB card rated ${w.card.ratedFullWrites} full writes lasts ${w.card.lifeYears === null ? 'unknown' : `${w.card.lifeYears} years`} by these writes alone`;
+  const perDay =
+    w.bytesPerDay === null || w.bytesPerDay === undefined
+      ? ''
+      : `\nat the current rate: ${mb(w.bytesPerDay)} a day; a ${(w.card.bytes / 1e9).toFixed(1)} GB card rated ${w.card.ratedFullWrites} full writes lasts ${w.card.lifeYears === null ? 'unknown' : `${w.card.lifeYears} years`} by these writes alone`;
   return `written since start: ${mb(w.total)} (store ${mb(w.store)}, rollups ${mb(w.rollups)}, log and sessions ${mb(w.other)})${perReading}${perDay}`;
 }
 
@@ -340,7 +400,9 @@ function formatDisk(d: PressureStatus): string {
   const pct = d.totalBytes ? ` (${((d.freeBytes / d.totalBytes) * 100).toFixed(1)}%)` : '';
   const m = d.watermarks;
   const r = d.relief;
-  const readings = Object.entries(r.logReadings).map(([c, n]) => `${c} ${n}`).join(', ');
+  const readings = Object.entries(r.logReadings)
+    .map(([c, n]) => `${c} ${n}`)
+    .join(', ');
   return [
     `disk: ${d.level} since ${d.since}; ${mb(d.freeBytes)} free of ${mb(d.totalBytes)}${pct}; watermarks warn ${mb(m.warn)}, act ${mb(m.act)}, critical ${mb(m.critical)}, reserve ${mb(m.reserve)}`,
     `deleted under disk pressure since start: ${r.storeForwarded} store readings every sink had, ${r.deadLetters} dead letters, ${r.storeRolledUp} store readings kept as rollups, ${r.logChunks} unsent log chunks${readings ? ` (readings: ${readings})` : ''}`,
@@ -349,13 +411,19 @@ function formatDisk(d: PressureStatus): string {
 
 /** Readings dropped before each consumer had them, all time. */
 function formatDropped(dropped: Record<string, Record<string, number>>): string {
-  const parts = Object.entries(dropped).flatMap(([consumer, reasons]) => Object.entries(reasons).map(([reason, n]) => `${consumer} ${n} (${reason})`));
+  const parts = Object.entries(dropped).flatMap(([consumer, reasons]) =>
+    Object.entries(reasons).map(([reason, n]) => `${consumer} ${n} (${reason})`),
+  );
   return parts.length ? `dropped before confirmed: ${parts.join(', ')}` : '';
 }
 
 /** With no agent running, the log can be opened here (its lock is free). */
 async function statusFromDisk(config: Config): Promise<ConsumersStatus> {
-  const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([import('./log.js'), import('./runtime.js'), import('../sync/index.js')]);
+  const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([
+    import('./log.js'),
+    import('./runtime.js'),
+    import('../sync/index.js'),
+  ]);
   let log: Awaited<ReturnType<typeof openLog>>;
   try {
     log = await openLog(config, createLogger('silent'));
@@ -368,8 +436,13 @@ async function statusFromDisk(config: Config): Promise<ConsumersStatus> {
   }
   try {
     const lag = (consumer: string) => (log.consumers().includes(consumer) ? log.lastSeq - log.cursor(consumer) : log.lastSeq);
-    const store = config.store.backend === 'none' ? undefined : { name: 'store', type: config.store.backend, state: 'stopped', lagRecords: lag('store'), deadLettered: 0 };
-    const rollups = config.rollups.enabled ? { name: 'rollups', type: 'sqlite', state: 'stopped', lagRecords: lag('rollups'), deadLettered: 0 } : undefined;
+    const store =
+      config.store.backend === 'none'
+        ? undefined
+        : { name: 'store', type: config.store.backend, state: 'stopped', lagRecords: lag('store'), deadLettered: 0 };
+    const rollups = config.rollups.enabled
+      ? { name: 'rollups', type: 'sqlite', state: 'stopped', lagRecords: lag('rollups'), deadLettered: 0 }
+      : undefined;
     return { store, rollups, sinks: await offlineStatus(log, config.sinks), dropped: log.stats().dropped };
   } finally {
     await log.close();

@@ -6,10 +6,14 @@ import { serveDb } from './db-thread.js';
 import { openRollupService, type RollupWorkerData } from './rollup/worker.js';
 import { openStoreService, type StoreWorkerData } from './store/sqlite-worker.js';
 
-export type HostMessage = { op: 'open'; service: 'store'; data: StoreWorkerData; port: MessagePort } | { op: 'open'; service: 'rollups'; data: RollupWorkerData; port: MessagePort } | { op: 'exit' };
+export type HostMessage =
+  | { op: 'open'; service: 'store'; data: StoreWorkerData; port: MessagePort }
+  | { op: 'open'; service: 'rollups'; data: RollupWorkerData; port: MessagePort }
+  | { op: 'exit' };
 
 parentPort!.on('message', (m: HostMessage) => {
-  if (m.op === 'exit') process.exit(0); // every database here was closed: the thread ends
+  if (m.op === 'exit')
+    process.exit(0); // every database here was closed: the thread ends
   else if (m.service === 'store') serveDb(m.port, () => openStoreService(m.data));
   else serveDb(m.port, () => openRollupService(m.data));
 });

@@ -10,7 +10,6 @@ import type { RollupWorkerData } from './rollup/worker.js';
 import { assetPath, isSea } from './sea.js';
 import type { StoreWorkerData } from './store/sqlite-worker.js';
 
-
 /**
  * What SQLite refuses for a row's content: retrying cannot help. Anything else (SQLITE_FULL,
  * SQLITE_IOERR_*, SQLITE_BUSY...) is of the moment. SyntaxError: a raw payload that is not base64 text.
@@ -18,7 +17,9 @@ import type { StoreWorkerData } from './store/sqlite-worker.js';
 const RECORD_FAULTS = /^(SQLITE_CONSTRAINT_(CHECK|NOTNULL)|SQLITE_TOOBIG|SQLITE_MISMATCH|SyntaxError)$/;
 
 function toError(reply: Reply): Error {
-  return RECORD_FAULTS.test(reply.code ?? '') ? new RecordFault(`${reply.code}: ${reply.error}`) : Object.assign(new Error(reply.error), { code: reply.code });
+  return RECORD_FAULTS.test(reply.code ?? '')
+    ? new RecordFault(`${reply.code}: ${reply.error}`)
+    : Object.assign(new Error(reply.error), { code: reply.code });
 }
 
 /** The compiled worker script beside this module; when running from TypeScript sources (the tests), the one in dist/; in the single executable, its bundle. */
@@ -43,7 +44,10 @@ class DbThread {
 
   constructor() {
     // Plain Node, whatever flags or loaders the host process has; a small heap: it holds a batch at a time.
-    this.worker = new Worker(workerScript('db-host.js'), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    this.worker = new Worker(workerScript('db-host.js'), {
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+    });
     this.worker.setMaxListeners(0); // two per database in it
     this.worker.once('exit', () => (this.ended = true));
   }
@@ -153,7 +157,10 @@ export class RestartingWorker<Request extends { op: string }> {
   /** Bytes written by workers that are gone. */
   private writtenBefore = 0;
 
-  private constructor(private readonly start: () => DbWorker<Request>, private readonly opened: (ready: number) => void) {
+  private constructor(
+    private readonly start: () => DbWorker<Request>,
+    private readonly opened: (ready: number) => void,
+  ) {
     this.worker = start();
   }
 

@@ -17,5 +17,11 @@ export function createLogger(level: string, to?: DestinationStream): Logger {
 export async function logDestination(format: 'auto' | 'pretty' | 'json'): Promise<DestinationStream | undefined> {
   if (format === 'json' || (format === 'auto' && !process.stdout.isTTY)) return undefined;
   const { default: pretty } = await import('pino-pretty');
-  return pretty({ sync: true, colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true });
+  return pretty({
+    sync: true,
+    colorize: Boolean(process.stdout.isTTY),
+    translateTime: 'SYS:HH:MM:ss',
+    ignore: 'pid,hostname',
+    singleLine: true,
+  });
 }

@@ -2,7 +2,15 @@
 // sinks), and the web listeners. Each stage is known here only through its public interface.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LoginGuard, startBroker, topicNameProblem, type BrokerOptions, type EmbeddedBroker, type PublishHook, type Sealer } from '../embedded-broker/index.js';
+import {
+  LoginGuard,
+  startBroker,
+  topicNameProblem,
+  type BrokerOptions,
+  type EmbeddedBroker,
+  type PublishHook,
+  type Sealer,
+} from '../embedded-broker/index.js';
 import { Backoff } from './buffer/backoff.js';
 import type { ChunkBatch } from './buffer/chunk-batch.js';
 import { ConsumerEngine, type EngineStatus } from './buffer/engine.js';
@@ -93,7 +101,7 @@ class Stack {
  */
 async function openWhenDiskAllows<T>(name: string, open: () => Promise<T>, readiness: Readiness, logger: Logger): Promise<T> {
   const backoff = new Backoff(250, 10_000);
-  for (let said = ''; ; ) {
+  for (let said = ''; ;) {
     try {
       return await open();
     } catch (err) {
@@ -121,10 +129,12 @@ const FRESH_READ_WAIT_MS = 1000;
  */
 function freshReads<T extends { query(q: never): Promise<unknown> }>(target: T, consumer: ConsumerEngine<ChunkBatch>, log: DurableLog): T {
   const reads = new Set<PropertyKey>(['query', 'page', 'fold']);
-  const fresh = (read: (...a: never[]) => Promise<unknown>) => async (...args: never[]) => {
-    await consumer.caughtUp(log.lastSeq, FRESH_READ_WAIT_MS);
-    return read(...args);
-  };
+  const fresh =
+    (read: (...a: never[]) => Promise<unknown>) =>
+    async (...args: never[]) => {
+      await consumer.caughtUp(log.lastSeq, FRESH_READ_WAIT_MS);
+      return read(...args);
+    };
   return new Proxy(target, {
     get: (t, key) => {
       const value = t[key as keyof T];
@@ -144,7 +154,12 @@ function sealer(key: Buffer): Sealer {
 }
 
 /** The embedded broker as the config describes it, handing accepted messages to `onPublish`. */
-export function brokerOptions(config: Config, logger: Logger, onPublish?: PublishHook, shared?: { users: UserStore; loginGuard: LoginGuard }): BrokerOptions {
+export function brokerOptions(
+  config: Config,
+  logger: Logger,
+  onPublish?: PublishHook,
+  shared?: { users: UserStore; loginGuard: LoginGuard },
+): BrokerOptions {
   const b = config.broker;
   const key = atRestKey(config);
   return {
@@ -167,7 +182,12 @@ export function brokerOptions(config: Config, logger: Logger, onPublish?: Publis
 }
 
 /** The durable log as the config describes it (also opened by `sync status` while no agent runs). */
-export function openLog(config: Config, logger: Logger, onCommitted?: (seconds: number) => void, onWritten?: (bytes: number) => void): Promise<DurableLog> {
+export function openLog(
+  config: Config,
+  logger: Logger,
+  onCommitted?: (seconds: number) => void,
+  onWritten?: (bytes: number) => void,
+): Promise<DurableLog> {
   const { agent, buffer, ingest: i } = config;
   return DurableLog.open({
     dir: join(agent.dataDir, 'log'),
@@ -195,7 +215,12 @@ export interface RuntimeOptions {
 }
 
 /** GPIO as the config says (or the injected driver); undefined with gpio.driver none. */
-async function startGpioLines(config: Config, options: RuntimeOptions, sources: Parameters<typeof startGpio>[2], logger: Logger): Promise<GpioRunning | undefined> {
+async function startGpioLines(
+  config: Config,
+  options: RuntimeOptions,
+  sources: Parameters<typeof startGpio>[2],
+  logger: Logger,
+): Promise<GpioRunning | undefined> {
   const driver = options.gpioDriver ?? (await openDriver(config.gpio));
   return driver && startGpio(config.gpio, driver, sources, logger.child({ stage: 'gpio' }));
 }
@@ -203,8 +228,15 @@ async function startGpioLines(config: Config, options: RuntimeOptions, sources: 
 /** The clock as the config says to read it. */
 async function openClock(config: Config, source: ClockSource | undefined, logger: Logger): Promise<Clock> {
   const c = config.health.clock;
-  source ??= systemClock(c.syncSource === 'auto' ? await detectSyncSource() : c.syncSource, { syncFlag: c.syncFlag, procfsPath: config.health.system.procfsPath });
-  return new Clock(source, { holdSec: c.holdSec, offsetsFile: join(config.agent.dataDir, 'clock-offsets.json'), logger: logger.child({ stage: 'clock' }) });
+  source ??= systemClock(c.syncSource === 'auto' ? await detectSyncSource() : c.syncSource, {
+    syncFlag: c.syncFlag,
+    procfsPath: config.health.system.procfsPath,
+  });
+  return new Clock(source, {
+    holdSec: c.holdSec,
+    offsetsFile: join(config.agent.dataDir, 'clock-offsets.json'),
+    logger: logger.child({ stage: 'clock' }),
+  });
 }
 
 export async function startRuntime(config: Config, logger: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -224,8 +256,11 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
   const writtenAtStart = writtenBytes('process') ?? 0;
   const started = new Stack();
   // Store-and-forward riding out a sink's outage is the agent doing its job, not a fault to page for.
-  const readiness = new Readiness((part) => config.health.readiness.sinkOutages === 'buffering' && part.name.startsWith('sink:') && part.state !== 'down');
-  for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), ...(config.rollups.enabled ? ['rollups'] : []), 'disk', 'broker']) readiness.starting(part);
+  const readiness = new Readiness(
+    (part) => config.health.readiness.sinkOutages === 'buffering' && part.name.startsWith('sink:') && part.state !== 'down',
+  );
+  for (const part of ['log', ...(s.backend !== 'none' ? ['store'] : []), ...(config.rollups.enabled ? ['rollups'] : []), 'disk', 'broker'])
+    readiness.starting(part);
   try {
     // The web listeners first: health answers while a full disk keeps the log from opening.
     let broker: EmbeddedBroker | undefined = undefined; // set once it runs: MQTT over WebSocket waits for it
@@ -233,7 +268,9 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const running: { api?: AgentApi; metrics?: MetricsSource } = {};
     const metrics = createMetrics(() => running.metrics);
     const h = config.health.system;
-    const system = h.enabled ? new SystemMonitor({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }, h.intervalSec * 1000) : undefined;
+    const system = h.enabled
+      ? new SystemMonitor({ sys: h.sysfsPath, proc: h.procfsPath, vcgencmd: h.vcgencmd ? findVcgencmd() : undefined }, h.intervalSec * 1000)
+      : undefined;
     if (system) {
       await system.start();
       started.push(async () => system.stop());
@@ -241,11 +278,22 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const users = new UserStore(usersFilePath(config));
     const stopAdmin = await ensureAdmin(users, w.auth.initialAdminFile ?? join(agent.dataDir, 'initial-admin-password'), logger);
     started.push(async () => stopAdmin());
-    const loginGuard = new LoginGuard({ ...b.loginThrottle, maxPendingLogins: b.limits.maxPendingLogins, maxPendingPerAddress: b.limits.maxPendingPerAddress }, logger.child({ stage: 'login' }));
+    const loginGuard = new LoginGuard(
+      { ...b.loginThrottle, maxPendingLogins: b.limits.maxPendingLogins, maxPendingPerAddress: b.limits.maxPendingPerAddress },
+      logger.child({ stage: 'login' }),
+    );
     const web: WebServer = await startWeb({
       http: w.http.enabled ? w.http : undefined,
       https: w.https.cert && w.https.key ? { ...w.https, cert: w.https.cert, key: w.https.key } : undefined,
-      mqttWs: b.ws.enabled ? { path: b.ws.path, maxPayload: b.limits.maxPayloadBytes + 65536, maxConnections: b.ws.maxConnections, allowedOrigins: b.ws.allowedOrigins, handle: (stream, listener, remote) => (broker ? broker.handleStream(stream, listener, remote) : stream.destroy()) } : undefined,
+      mqttWs: b.ws.enabled
+        ? {
+            path: b.ws.path,
+            maxPayload: b.limits.maxPayloadBytes + 65536,
+            maxConnections: b.ws.maxConnections,
+            allowedOrigins: b.ws.allowedOrigins,
+            handle: (stream, listener, remote) => (broker ? broker.handleStream(stream, listener, remote) : stream.destroy()),
+          }
+        : undefined,
       config: w,
       users,
       keys: new ApiKeyStore(apiKeysPath(agent.dataDir)),
@@ -260,7 +308,18 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     started.push(() => web.close());
 
     const pressure: { disk?: DiskPressure } = {}; // made once the log is open; the log tells it what it writes
-    const log = await openWhenDiskAllows('log', () => openLog(config, logger, (seconds) => metrics.storageLatency.observe(seconds), (bytes) => pressure.disk?.wrote(bytes)), readiness, logger);
+    const log = await openWhenDiskAllows(
+      'log',
+      () =>
+        openLog(
+          config,
+          logger,
+          (seconds) => metrics.storageLatency.observe(seconds),
+          (bytes) => pressure.disk?.wrote(bytes),
+        ),
+      readiness,
+      logger,
+    );
     started.push(() => log.close());
     readiness.set('log', () => ({ name: 'log', ...log.status() }));
     readiness.set('dead-letters', () => ({ name: 'dead-letters', ...log.deadLetterStatus() }));
@@ -287,15 +346,23 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     });
 
     /** The store and the rollups: consumers of the log run by the engine, each in its worker thread. */
-    const runLocal = async (name: string, target: { write(batch: ChunkBatch): Promise<void>; writesInFlight?: number }, opts: { maxRecords: number; maxAgeMs: number; idleAgeMs: number }) => {
-      const consumer = new ConsumerEngine(log, chunkDelivery(name, heldBy(disk, target), log, s.maxBatchBytes, () => clock.offsets()), {
-        name,
-        ...opts,
-        hold: () => clock.holding(),
-        window: target.writesInFlight ?? 1,
-        retry: { initialMs: 250, maxMs: 30_000 },
-        logger: logger.child({ stage: name }),
-      });
+    const runLocal = async (
+      name: string,
+      target: { write(batch: ChunkBatch): Promise<void>; writesInFlight?: number },
+      opts: { maxRecords: number; maxAgeMs: number; idleAgeMs: number },
+    ) => {
+      const consumer = new ConsumerEngine(
+        log,
+        chunkDelivery(name, heldBy(disk, target), log, s.maxBatchBytes, () => clock.offsets()),
+        {
+          name,
+          ...opts,
+          hold: () => clock.holding(),
+          window: target.writesInFlight ?? 1,
+          retry: { initialMs: 250, maxMs: 30_000 },
+          logger: logger.child({ stage: name }),
+        },
+      );
       await consumer.start();
       started.push(() => consumer.stop());
       readiness.set(name, () => {
@@ -312,7 +379,12 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     let storeConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const backend = s.backend;
     if (backend !== 'none') {
-      const opened = await openWhenDiskAllows('store', () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir), key && subkey(key, 'store')), readiness, logger);
+      const opened = await openWhenDiskAllows(
+        'store',
+        () => openStore(backend, s.path ?? defaultStorePath(backend, agent.dataDir), key && subkey(key, 'store')),
+        readiness,
+        logger,
+      );
       store = opened;
       started.push(() => opened.close());
       storeConsumer = await runLocal(STORE_CONSUMER, opened, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs, idleAgeMs: s.maxGatherMs });
@@ -321,8 +393,17 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     let rollupConsumer: ConsumerEngine<ChunkBatch> | undefined;
     const r = config.rollups;
     if (r.enabled) {
-      const rollupSinks = { agentId: agent.id, consumers: Object.fromEntries(config.sinks.flatMap((x) => (x.rollups ? [[consumerOf(x.name), x.rollups]] : []))), deadLetter: (d: RefusedReading) => log.appendDeadLetter(d) };
-      const opened = await openWhenDiskAllows('rollups', () => openRollups(r, r.path ?? defaultRollupPath(agent.dataDir), key && subkey(key, 'rollups'), rollupSinks), readiness, logger);
+      const rollupSinks = {
+        agentId: agent.id,
+        consumers: Object.fromEntries(config.sinks.flatMap((x) => (x.rollups ? [[consumerOf(x.name), x.rollups]] : []))),
+        deadLetter: (d: RefusedReading) => log.appendDeadLetter(d),
+      };
+      const opened = await openWhenDiskAllows(
+        'rollups',
+        () => openRollups(r, r.path ?? defaultRollupPath(agent.dataDir), key && subkey(key, 'rollups'), rollupSinks),
+        readiness,
+        logger,
+      );
       rollups = opened;
       started.push(() => opened.close());
       const consumer = await runLocal(ROLLUP_CONSUMER, opened, { maxRecords: r.batchSize, maxAgeMs: r.gatherMs, idleAgeMs: r.maxGatherMs });
@@ -331,7 +412,10 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       const feed = opened.feed;
       if (feed) {
         const ticker = setInterval(() => {
-          if (consumer.status().lagRecords === 0) feed.tick(Date.now()).catch((err: Error) => logger.warn({ err: err.message }, 'closing rollup buckets failed; tried again shortly'));
+          if (consumer.status().lagRecords === 0)
+            feed
+              .tick(Date.now())
+              .catch((err: Error) => logger.warn({ err: err.message }, 'closing rollup buckets failed; tried again shortly'));
         }, 2000);
         started.push(async () => clearInterval(ticker));
       }
@@ -341,7 +425,14 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     await disk.start();
     started.push(async () => disk.stop());
 
-    const retention = startRetention({ config: config.retention, store, rollups, log, logger: logger.child({ stage: 'retention' }), clockTrusted: () => clock.trusted() });
+    const retention = startRetention({
+      config: config.retention,
+      store,
+      rollups,
+      log,
+      logger: logger.child({ stage: 'retention' }),
+      clockTrusted: () => clock.trusted(),
+    });
     started.push(async () => retention.stop());
 
     const sync = await startSync({
@@ -354,7 +445,14 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       logger: logger.child({ stage: 'sync' }),
     });
     started.push(() => sync.stop());
-    readiness.set('sinks', async () => (await sync.status()).map((x) => ({ name: `sink:${x.name}`, state: x.state, since: x.since, ...(x.lastError ? { lastError: x.lastError } : {}) })));
+    readiness.set('sinks', async () =>
+      (await sync.status()).map((x) => ({
+        name: `sink:${x.name}`,
+        state: x.state,
+        since: x.since,
+        ...(x.lastError ? { lastError: x.lastError } : {}),
+      })),
+    );
 
     // Assigned below, once ingest exists; asked only once the control socket serves.
     let written = (): DiskWrites => diskWrites(0, 0, 0, 0);
@@ -366,7 +464,13 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       disk: disk.status(),
       dropped: log.stats().dropped,
     });
-    const health = async () => ({ ...(await readiness.report()), system: system?.latest() ?? null, clock: clock.status(), gpio: running.api?.gpio() ?? null, sensors: running.api?.sensors() ?? [] });
+    const health = async () => ({
+      ...(await readiness.report()),
+      system: system?.latest() ?? null,
+      clock: clock.status(),
+      gpio: running.api?.gpio() ?? null,
+      sensors: running.api?.sensors() ?? [],
+    });
     const sessions = () => running.api?.sessions;
     const control = await startControlSocket(
       controlSocketPath(agent.dataDir),
@@ -381,7 +485,12 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     started.push(() => control.close());
 
     const sensorLog = logger.child({ stage: 'sensors' });
-    const sensors = new SensorWatch(config.health.sensors, (c) => sensorLog[c.state === 'stale' ? 'warn' : 'info']({ sensor: c.sensor, silentSec: c.silentSec }, c.state === 'stale' ? 'sensor stale: silent too long' : 'sensor publishing again'));
+    const sensors = new SensorWatch(config.health.sensors, (c) =>
+      sensorLog[c.state === 'stale' ? 'warn' : 'info'](
+        { sensor: c.sensor, silentSec: c.silentSec },
+        c.state === 'stale' ? 'sensor stale: silent too long' : 'sensor publishing again',
+      ),
+    );
     sensors.start();
     started.push(async () => sensors.stop());
     const ingest = createIngest({
@@ -403,7 +512,10 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     const sampler = setInterval(() => rate.sample(totalWritten()), 60_000);
     sampler.unref();
     started.push(async () => clearInterval(sampler));
-    const card = () => ({ bytes: config.health.card.bytes ?? disk.status().totalBytes, ratedFullWrites: config.health.card.ratedFullWrites });
+    const card = () => ({
+      bytes: config.health.card.bytes ?? disk.status().totalBytes,
+      ratedFullWrites: config.health.card.ratedFullWrites,
+    });
     written = () => {
       const total = totalWritten();
       return diskWrites(total, store?.writtenBytes() ?? 0, rollups?.writtenBytes() ?? 0, ingest.stats.accepted, rate.perDay(total), card());
@@ -412,24 +524,44 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
     broker = mqtt;
     started.push(() => mqtt.close());
     const rollback = bootConfigRollback(agent.dataDir);
-    if (rollback && stillShown(rollback)) logger.warn({ at: rollback.at }, `the config from the boot partition was rolled back: ${rollback.reason}`);
-    const alerts = startAlerts(config.health.alerts, { system, disk, log, sync, sensors, clockSynced: () => clock.trusted(), bootConfigRollback: rollback, publish: (topic, payload) => mqtt.publish(topic, payload, true) }, logger.child({ stage: 'alerts' }));
+    if (rollback && stillShown(rollback))
+      logger.warn({ at: rollback.at }, `the config from the boot partition was rolled back: ${rollback.reason}`);
+    const alerts = startAlerts(
+      config.health.alerts,
+      {
+        system,
+        disk,
+        log,
+        sync,
+        sensors,
+        clockSynced: () => clock.trusted(),
+        bootConfigRollback: rollback,
+        publish: (topic, payload) => mqtt.publish(topic, payload, true),
+      },
+      logger.child({ stage: 'alerts' }),
+    );
     started.push(async () => alerts.stop());
-    const gpio = await startGpioLines(config, options, {
-      async take(topic, payload) {
-        await ingest.hook({ topic, payload, qos: 1, retain: false, clientId: 'gpio' })?.safe;
-        mqtt.publish(topic, payload.toString(), false); // local subscribers see it as they see a sensor's
+    const gpio = await startGpioLines(
+      config,
+      options,
+      {
+        async take(topic, payload) {
+          await ingest.hook({ topic, payload, qos: 1, retain: false, clientId: 'gpio' })?.safe;
+          mqtt.publish(topic, payload.toString(), false); // local subscribers see it as they see a sensor's
+        },
+        async ledInputs() {
+          const { parts } = await readiness.report();
+          return { parts, sinks: await sync.status(), alertsFiring: alerts.engine.active().length };
+        },
+        alertsFiring: () => alerts.engine.active().map((a) => a.name),
+        flush: () => log.commitNow(),
+        shutdown: options.shutdown ?? (() => process.kill(process.pid, 'SIGTERM')),
       },
-      async ledInputs() {
-        const { parts } = await readiness.report();
-        return { parts, sinks: await sync.status(), alertsFiring: alerts.engine.active().length };
-      },
-      alertsFiring: () => alerts.engine.active().map((a) => a.name),
-      flush: () => log.commitNow(),
-      shutdown: options.shutdown ?? (() => process.kill(process.pid, 'SIGTERM')),
-    }, logger);
+      logger,
+    );
     if (gpio) started.push(async () => gpio.stop());
-    const lag = () => log.consumers().map((name) => ({ name, cursor: log.cursor(name), lagRecords: Math.max(0, log.lastSeq - log.cursor(name)) }));
+    const lag = () =>
+      log.consumers().map((name) => ({ name, cursor: log.cursor(name), lagRecords: Math.max(0, log.lastSeq - log.cursor(name)) }));
     running.metrics = {
       ingest: ingest.stats,
       broker: () => mqtt.stats(),
@@ -443,7 +575,11 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       alerts: () => alerts.engine.active(),
       clock: () => clock.status(),
     };
-    const live = new LiveHub(log, agent.id, { maxClients: w.limits.liveClients, maxPerOwner: w.limits.liveClientsPerUser, maxBufferedBytes: w.limits.liveBufferBytes });
+    const live = new LiveHub(log, agent.id, {
+      maxClients: w.limits.liveClients,
+      maxPerOwner: w.limits.liveClientsPerUser,
+      maxBufferedBytes: w.limits.liveBufferBytes,
+    });
     running.api = {
       agentId: agent.id,
       store: store && storeConsumer && freshReads(store, storeConsumer, log),
@@ -457,7 +593,14 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       gpio: () => gpio?.status() ?? null,
       alerts: () => ({ active: alerts.engine.active(), recent: alerts.engine.history.slice(-50) }),
       deadLetters: log,
-      stats: () => ({ ingest: ingest.stats, broker: mqtt.stats(), log: log.stats(), written: written(), disk: disk.status(), live: { clients: live.size, closedTooSlow: live.slowClosed } }),
+      stats: () => ({
+        ingest: ingest.stats,
+        broker: mqtt.stats(),
+        log: log.stats(),
+        written: written(),
+        disk: disk.status(),
+        live: { clients: live.size, closedTooSlow: live.slowClosed },
+      }),
       buffer: () => ({ log: log.stats(), consumers: lag() }),
       sinks: () => sync.status(),
       config: () => redact(config),

@@ -26,13 +26,20 @@ function readManifest(): Manifest {
 
 /** The folder assets are written to: the agent's alone (0700, its owner), one per build. */
 function cacheFolder(): string {
-  const root = process.env.CACHE_DIRECTORY?.split(':')[0] ?? (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, 'edge-agent') : homedir() ? join(homedir(), '.cache', 'edge-agent') : join(tmpdir(), `edge-agent-${process.getuid?.()}`));
+  const root =
+    process.env.CACHE_DIRECTORY?.split(':')[0] ??
+    (process.env.XDG_CACHE_HOME
+      ? join(process.env.XDG_CACHE_HOME, 'edge-agent')
+      : homedir()
+        ? join(homedir(), '.cache', 'edge-agent')
+        : join(tmpdir(), `edge-agent-${process.getuid?.()}`));
   const dir = join(root, readManifest().build);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const d of [root, dir]) {
     const st = lstatSync(d);
     // Code loaded from here runs as the agent: nobody else may have put it there.
-    if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) throw new Error(`${d}: not a folder of this user's alone; native code is not loaded from it`);
+    if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0)
+      throw new Error(`${d}: not a folder of this user's alone; native code is not loaded from it`);
   }
   return dir;
 }

@@ -40,7 +40,10 @@ export function openKeyed(path: string, key: Buffer | undefined, readonly = fals
   if (key) useKey(db, key, 'key');
   if (readable(db)) return db;
   db.close();
-  if (readonly) throw new StoreKeyError(`${path} cannot be read: ${key ? 'it is encrypted with another key, or not encrypted' : 'it is encrypted: set buffer.encryption.keyFile to its key'}`);
+  if (readonly)
+    throw new StoreKeyError(
+      `${path} cannot be read: ${key ? 'it is encrypted with another key, or not encrypted' : 'it is encrypted: set buffer.encryption.keyFile to its key'}`,
+    );
   if (!key) throw new StoreKeyError(`${path} is encrypted: set buffer.encryption.keyFile to its key`);
   const plain = new Database(path);
   if (!readable(plain)) {

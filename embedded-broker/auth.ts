@@ -81,7 +81,10 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
     const holder = (broker() as Aedes & { clients: Record<string, Client | undefined> }).clients[client.id];
     const holderSession = holder && holder !== client ? sessionOf(holder) : undefined;
     const stored = opts.owners.sessionOwner(client.id);
-    if ((holderSession && ownerKey(holderSession.identity.username, holderSession.certificateOnly) !== key) || (stored !== undefined && stored !== key)) {
+    if (
+      (holderSession && ownerKey(holderSession.identity.username, holderSession.certificateOnly) !== key) ||
+      (stored !== undefined && stored !== key)
+    ) {
       throw refuse(Code.NotAuthorized, 'client id belongs to another user');
     }
     // A clean session discards the stored one: nobody owns the id until a persistent session claims it.
@@ -102,7 +105,10 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
         } catch (err) {
           return refused(err as AuthenticateError);
         }
-        openSession(client, { clientId: client.id, username: who.username, roles: who.roles }, opts.acl, { certificateOnly: who.certificateOnly, credential: 'credential' in who ? who.credential : undefined });
+        openSession(client, { clientId: client.id, username: who.username, roles: who.roles }, opts.acl, {
+          certificateOnly: who.certificateOnly,
+          credential: 'credential' in who ? who.credential : undefined,
+        });
         opts.guard.loggedIn(client.conn);
         done(null, true);
       },
@@ -113,7 +119,10 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       const info = connectionInfo(client.conn);
       // Under a flood of attempts the log says so once per ban (LoginGuard), not once per attempt.
       const level = opts.guard.banned(info.remoteAddress, username) ? 'debug' : 'warn';
-      log[level]({ clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message }, 'connection refused');
+      log[level](
+        { clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message },
+        'connection refused',
+      );
       done(err.returnCode ? err : refuse(Code.ServerUnavailable, 'authentication failed'), false);
     }
   };

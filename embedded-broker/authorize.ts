@@ -85,7 +85,13 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
   }
 
   /** QoS 0 held by the hook, or QoS 2 (Aedes sends PUBREC after cb): the sender waits until the message is safe. */
-  function answerWhenSafe(client: Client, session: Session, packet: MarkedPacket, acceptance: Acceptance | undefined, cb: (err?: Error | null) => void): void {
+  function answerWhenSafe(
+    client: Client,
+    session: Session,
+    packet: MarkedPacket,
+    acceptance: Acceptance | undefined,
+    cb: (err?: Error | null) => void,
+  ): void {
     if (!acceptance || (packet.qos === 0 && !acceptance.holdSender)) return cb(null);
     holdSender(client, session);
     const release = (err?: Error) => {
@@ -96,7 +102,13 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
   }
 
   /** The PUBACK waits in the client's queue; its socket is read on unless the hook or a full window says hold. */
-  function acknowledgeInOrder(client: Client, session: Session, packet: MarkedPacket, acceptance: Acceptance | undefined, cb: (err?: Error | null) => void): void {
+  function acknowledgeInOrder(
+    client: Client,
+    session: Session,
+    packet: MarkedPacket,
+    acceptance: Acceptance | undefined,
+    cb: (err?: Error | null) => void,
+  ): void {
     session.pubacks ??= new PubackQueue(client.conn, {
       fail(err) {
         log.warn({ clientId: client.id, err: err.message }, 'message not made safe, disconnecting the client');

@@ -95,7 +95,12 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     volatileRetainedPrefixes: ['$SYS/'],
     sealer: opts.persistenceSealer,
   });
-  const loginGuard = opts.loginGuard ?? new LoginGuard({ ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress }, log);
+  const loginGuard =
+    opts.loginGuard ??
+    new LoginGuard(
+      { ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress },
+      log,
+    );
   const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);
   const aedes: Aedes = new EdgeAedes({
     persistence,
@@ -112,7 +117,11 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
         maxClients: limits.maxClients,
         acl: opts.acl,
         users: opts.users,
-        owners: { sessionOwner: (id) => persistence.sessionOwner(id), setSessionOwner: (id, owner) => persistence.setSessionOwner(id, owner), endIfStale: (id) => sessions.endIfStale(id) },
+        owners: {
+          sessionOwner: (id) => persistence.sessionOwner(id),
+          setSessionOwner: (id, owner) => persistence.setSessionOwner(id, owner),
+          endIfStale: (id) => sessions.endIfStale(id),
+        },
         guard: loginGuard,
       },
       stats,
@@ -123,7 +132,9 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
   await aedes.listen();
   const sessions = new PersistentSessions(aedes, persistence, opts.users, opts.persistentSessionExpiryMs, log);
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
-  aedes.on('connectionError', (client, err) => log.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'));
+  aedes.on('connectionError', (client, err) =>
+    log.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'),
+  );
 
   function handle(conn: Duplex): void {
     // Nothing unauthenticated grows without bound: past the caps a connection is closed at once.

@@ -123,7 +123,8 @@ export class LoginGuard {
 
   /** Run a password check when a slot is free (a few at a time; logins from known addresses first). */
   async hash<T>(work: () => Promise<T>, first = false): Promise<T> {
-    if (this.hashing >= this.limits.hashConcurrency) await new Promise<void>((resolve) => (first ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
+    if (this.hashing >= this.limits.hashConcurrency)
+      await new Promise<void>((resolve) => (first ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
     this.hashing++;
     try {
       return await work();

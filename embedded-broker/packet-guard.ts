@@ -20,7 +20,16 @@ export interface Violation {
   connackCode?: number;
 }
 
-const CONNECT = 1, PUBLISH = 3, PUBACK = 4, PUBREC = 5, PUBREL = 6, PUBCOMP = 7, SUBSCRIBE = 8, UNSUBSCRIBE = 10, PINGREQ = 12, DISCONNECT = 14;
+const CONNECT = 1,
+  PUBLISH = 3,
+  PUBACK = 4,
+  PUBREC = 5,
+  PUBREL = 6,
+  PUBCOMP = 7,
+  SUBSCRIBE = 8,
+  UNSUBSCRIBE = 10,
+  PINGREQ = 12,
+  DISCONNECT = 14;
 const ACKS = new Set([PUBACK, PUBREC, PUBREL, PUBCOMP]);
 const SERVER_ONLY = new Set([2, 9, 11, 13]); // CONNACK, SUBACK, UNSUBACK, PINGRESP
 const FLAGS_0010 = new Set([PUBREL, SUBSCRIBE, UNSUBSCRIBE]);
@@ -28,7 +37,10 @@ const FLAGS_0010 = new Set([PUBREL, SUBSCRIBE, UNSUBSCRIBE]);
 const JOIN_PREFIX = 5 + 2 + 65535;
 
 class Malformed extends Error {
-  constructor(message: string, readonly connackCode?: number) {
+  constructor(
+    message: string,
+    readonly connackCode?: number,
+  ) {
     super(message);
   }
 }
@@ -46,7 +58,12 @@ function controlCharacterAt(b: Buffer, from: number, to: number): boolean {
  * What is wrong with a PUBLISH topic's bytes, if anything: one pass, no allocation unless a byte is
  * non-ASCII (the hot path). Every way a reading comes in (MQTT, HTTP) is held to it.
  */
-function topicProblem(data: Buffer, start: number, end: number, limits: Omit<GuardLimits, 'maxPayloadBytes' | 'maxConnectBytes'>): string | undefined {
+function topicProblem(
+  data: Buffer,
+  start: number,
+  end: number,
+  limits: Omit<GuardLimits, 'maxPayloadBytes' | 'maxConnectBytes'>,
+): string | undefined {
   let levels = 1;
   let ascii = true;
   for (let i = start; i < end; i++) {
@@ -175,7 +192,8 @@ export class PacketGuard {
     if (!header) return 0;
     const { length, bytes } = header;
     if (length > this.maxPacket) throw new Malformed(`packet of ${length} bytes exceeds the size limit`);
-    if (type === CONNECT && length > this.limits.maxConnectBytes) throw new Malformed(`CONNECT of ${length} bytes exceeds ${this.limits.maxConnectBytes}`);
+    if (type === CONNECT && length > this.limits.maxConnectBytes)
+      throw new Malformed(`CONNECT of ${length} bytes exceeds ${this.limits.maxConnectBytes}`);
     const body = start + 1 + bytes;
     const wanted = this.inspectedLength(type, (flags >> 1) & 3, data, body, length);
     if (wanted === undefined || body + wanted > data.length) return 0;
@@ -292,4 +310,3 @@ function checkConnect(r: Reader): void {
   const clean = (flags & 0x02) !== 0;
   if (clientId.length === 0 && !clean) throw new Malformed('empty client id with CleanSession=0', 0x02); // [MQTT-3.1.3-8]
 }
-

@@ -22,7 +22,10 @@ export function watchUsers(aedes: Aedes, users: Users, rules: AclRule[], log: Lo
         log.warn({ clientId: client.id, username }, 'user removed; its connection is closed');
         client.close();
       } else if (session.credential !== undefined && users.fingerprint?.(username) !== session.credential) {
-        log.warn({ clientId: client.id, username }, "user's password changed; its connection is closed (it logs in again with the new one)");
+        log.warn(
+          { clientId: client.id, username },
+          "user's password changed; its connection is closed (it logs in again with the new one)",
+        );
         client.close();
       } else if (!sameRoles(roles, session.identity.roles)) {
         changeRoles(session, roles, rules);

@@ -18,8 +18,19 @@ export interface Session {
 
 const sessions = new WeakMap<Client, Session>();
 
-export function openSession(client: Client, identity: Identity, rules: AclRule[], how: { certificateOnly?: boolean; credential?: string } = {}): void {
-  sessions.set(client, { identity, acl: clientAcl(rules, identity), certificateOnly: how.certificateOnly ?? false, credential: how.credential, holds: 0 });
+export function openSession(
+  client: Client,
+  identity: Identity,
+  rules: AclRule[],
+  how: { certificateOnly?: boolean; credential?: string } = {},
+): void {
+  sessions.set(client, {
+    identity,
+    acl: clientAcl(rules, identity),
+    certificateOnly: how.certificateOnly ?? false,
+    credential: how.credential,
+    holds: 0,
+  });
 }
 
 /** The user's roles changed while connected: its rules follow (the session's other state stays). */

@@ -6,7 +6,10 @@ export function startSysTopics(aedes: Aedes, stats: () => BrokerStats, intervalS
   if (intervalSec <= 0) return () => {};
   const started = Date.now();
   const publish = (topic: string, value: string | number) =>
-    aedes.publish({ cmd: 'publish', topic: `$SYS/broker/${topic}`, payload: Buffer.from(String(value)), qos: 0, retain: true, dup: false }, () => {});
+    aedes.publish(
+      { cmd: 'publish', topic: `$SYS/broker/${topic}`, payload: Buffer.from(String(value)), qos: 0, retain: true, dup: false },
+      () => {},
+    );
   const tick = () => {
     const s = stats();
     publish('version', `edge-agent ${version}`);

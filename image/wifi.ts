@@ -3,7 +3,11 @@
 // a section or a kernel argument.
 
 /** ISO 3166-1 alpha-2 codes: the Wi-Fi regulatory domains (from tzdata's iso3166.tab). */
-const COUNTRIES = new Set('AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW'.split(' '));
+const COUNTRIES = new Set(
+  'AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW'.split(
+    ' ',
+  ),
+);
 
 export interface Wifi {
   ssid: string;
@@ -17,8 +21,10 @@ export function wifiProblem(w: Wifi): string | undefined {
   if (ssidBytes < 1 || ssidBytes > 32) return `--wifi-ssid: 1 to 32 bytes (this one has ${ssidBytes})`;
   if (w.ssid.includes('\0')) return '--wifi-ssid: no NUL characters';
   // WPA2/3 personal: a passphrase of 8 to 63 printable ASCII characters, or 64 hex digits (the key itself).
-  if (!/^[\x20-\x7e]{8,63}$/.test(w.password) && !/^[0-9a-fA-F]{64}$/.test(w.password)) return '--wifi-password-file: a WPA passphrase is 8 to 63 printable ASCII characters (or 64 hex digits)';
-  if (!COUNTRIES.has(w.country)) return `--wifi-country: ${JSON.stringify(w.country.slice(0, 20))} is not an ISO 3166-1 country code (two capital letters, GB, DE, US...)`;
+  if (!/^[\x20-\x7e]{8,63}$/.test(w.password) && !/^[0-9a-fA-F]{64}$/.test(w.password))
+    return '--wifi-password-file: a WPA passphrase is 8 to 63 printable ASCII characters (or 64 hex digits)';
+  if (!COUNTRIES.has(w.country))
+    return `--wifi-country: ${JSON.stringify(w.country.slice(0, 20))} is not an ISO 3166-1 country code (two capital letters, GB, DE, US...)`;
   return undefined;
 }
 

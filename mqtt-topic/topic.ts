@@ -32,7 +32,6 @@ export function filterCovers(allowed: string, requested: string): boolean {
   return a.length === r.length;
 }
 
-
 /** Whether a topic matches one of `topics` and none of `except` (filters with + and #). */
 export const coveredBy =
   ({ topics, except = [] }: { topics: readonly string[]; except?: readonly string[] }) =>

@@ -7,7 +7,18 @@ import { join } from 'node:path';
 
 const root = process.env.EDGE_AGENT_BUILD_ROOT ?? join(import.meta.dirname, '..'); // a test points it elsewhere
 const STAMP = join(root, 'dist', '.built');
-const SOURCES = ['agent', 'embedded-broker', 'mqtt-topic', 'sync', 'scripts', 'image', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'];
+const SOURCES = [
+  'agent',
+  'embedded-broker',
+  'mqtt-topic',
+  'sync',
+  'scripts',
+  'image',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+];
 
 /** The newest modification time under `path` (a folder's own: a file removed; .test.ts files do not go into dist). */
 function newest(path) {

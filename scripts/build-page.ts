@@ -31,10 +31,16 @@ export async function buildPage(): Promise<void> {
   const js = outputs.find((f) => f.endsWith('.js'));
   const css = outputs.find((f) => f.endsWith('.css'));
   if (!js || !css) throw new Error(`the page build made ${outputs.join(', ')}: expected a .js and a .css`);
-  writeFileSync(join(PAGE_OUT, 'index.html'), readFileSync(join(SOURCE, 'index.html'), 'utf8').replace('{{js}}', js).replace('{{css}}', css));
+  writeFileSync(
+    join(PAGE_OUT, 'index.html'),
+    readFileSync(join(SOURCE, 'index.html'), 'utf8').replace('{{js}}', js).replace('{{css}}', css),
+  );
   for (const name of ['index.html', js, css]) {
     const bytes = readFileSync(join(PAGE_OUT, name));
-    writeFileSync(join(PAGE_OUT, `${name}.br`), brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }));
+    writeFileSync(
+      join(PAGE_OUT, `${name}.br`),
+      brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }),
+    );
     writeFileSync(join(PAGE_OUT, `${name}.gz`), gzipSync(bytes, { level: 9 }));
   }
 }

@@ -19,7 +19,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function until<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function until<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -105,7 +109,15 @@ export async function startPostgresServer(tls: { cert: string; key: string }): P
   execFileSync('chown', ['-R', 'postgres:postgres', dir]);
   const asPg = (cmd: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' });
   asPg(`${bin}/initdb`, ['-D', `${dir}/data`, '-U', PG_USER, '-A', 'scram-sha-256', `--pwfile=${dir}/pw`, '--no-sync']);
-  const settings = [`port=${port}`, "listen_addresses='127.0.0.1'", `unix_socket_directories='${dir}'`, 'ssl=on', `ssl_cert_file='${dir}/server.pem'`, `ssl_key_file='${dir}/server.key'`, 'fsync=off'];
+  const settings = [
+    `port=${port}`,
+    "listen_addresses='127.0.0.1'",
+    `unix_socket_directories='${dir}'`,
+    'ssl=on',
+    `ssl_cert_file='${dir}/server.pem'`,
+    `ssl_key_file='${dir}/server.key'`,
+    'fsync=off',
+  ];
   writeFileSync(join(dir, 'data', 'postgresql.auto.conf'), `${settings.join('\n')}\n`);
   asPg(`${bin}/pg_ctl`, ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', 'start']);
   return {
@@ -165,7 +177,9 @@ async function httpUp(url: string): Promise<boolean> {
 }
 
 /** InfluxDB 1.x from Debian's package; with `auth`, an admin user `admin` / `admin-pw` exists. */
-export async function startInfluxd(opts: { auth?: boolean } = {}): Promise<ServerProcess & { query(q: string): Promise<unknown>; createDatabase(name: string): Promise<void> }> {
+export async function startInfluxd(
+  opts: { auth?: boolean } = {},
+): Promise<ServerProcess & { query(q: string): Promise<unknown>; createDatabase(name: string): Promise<void> }> {
   const dir = tempDir('influxd-');
   const [port, rpcPort] = [await freePort(), await freePort()];
   const conf = join(dir, 'influxdb.conf');
@@ -196,7 +210,10 @@ bind-address = "127.0.0.1:${rpcPort}"
     const res = await fetch(`${url}/query?${new URLSearchParams({ q, epoch: 'ms' })}`, { method: 'POST', headers: opts.auth ? auth : {} });
     return res.json();
   };
-  if (opts.auth) await fetch(`${url}/query?${new URLSearchParams({ q: "CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES" })}`, { method: 'POST' });
+  if (opts.auth)
+    await fetch(`${url}/query?${new URLSearchParams({ q: "CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES" })}`, {
+      method: 'POST',
+    });
   return {
     port,
     url,
@@ -212,17 +229,36 @@ bind-address = "127.0.0.1:${rpcPort}"
 export async function startVictoriaMetrics(): Promise<ServerProcess> {
   const dir = tempDir('victoria-');
   const port = await freePort();
-  const child = startProcess('victoria-metrics', [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}/data`, '-retentionPeriod=100y', '-search.latencyOffset=0s', '-loggerLevel=ERROR'], dir);
+  const child = startProcess(
+    'victoria-metrics',
+    [
+      `-httpListenAddr=127.0.0.1:${port}`,
+      `-storageDataPath=${dir}/data`,
+      '-retentionPeriod=100y',
+      '-search.latencyOffset=0s',
+      '-loggerLevel=ERROR',
+    ],
+    dir,
+  );
   const url = `http://127.0.0.1:${port}`;
   await until(() => httpUp(`${url}/health`), 20_000, 'victoria-metrics');
   return { port, url, dir, stop: () => stopProcess(child, dir) };
 }
 
 /** Mosquitto from Debian's package; with `users`, a password file and no anonymous access. */
-export async function startMosquitto(opts: { users?: Record<string, string>; tls?: { cert: string; key: string }; extra?: string[] } = {}): Promise<ServerProcess> {
+export async function startMosquitto(
+  opts: { users?: Record<string, string>; tls?: { cert: string; key: string }; extra?: string[] } = {},
+): Promise<ServerProcess> {
   const dir = tempDir('mosquitto-');
   const port = await freePort();
-  const lines = [`listener ${port} 127.0.0.1`, 'user root', 'persistence false', 'log_dest stderr', 'log_type error', 'max_queued_messages 0'];
+  const lines = [
+    `listener ${port} 127.0.0.1`,
+    'user root',
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'max_queued_messages 0',
+  ];
   if (opts.users) {
     const file = join(dir, 'passwd');
     writeFileSync(file, '');

@@ -78,7 +78,8 @@ export async function startSensors(opts: SensorOptions): Promise<Sensors> {
   const timers: NodeJS.Timeout[] = [];
   // One after another, as sensors come up: the broker holds only a few logins per address at once.
   const connections: Awaited<ReturnType<typeof connectRaw>>[] = [];
-  for (let i = 0; i < opts.sensors; i++) connections.push(await connectRaw(opts.port, `sensor-${i}-${process.pid}`, opts.username, opts.password));
+  for (let i = 0; i < opts.sensors; i++)
+    connections.push(await connectRaw(opts.port, `sensor-${i}-${process.pid}`, opts.username, opts.password));
   const period = 1000 / opts.hz;
   connections.forEach(({ socket, reader }, i) => {
     const sentAt = new Map<number, number>();
@@ -93,7 +94,17 @@ export async function startSensors(opts: SensorOptions): Promise<Sensors> {
     const publish = () => {
       const messageId = (n % 65535) + 1;
       if (opts.qos === 1) sentAt.set(messageId, performance.now());
-      socket.write(mqttPacket.generate({ cmd: 'publish', topic: opts.topic(i), payload: opts.payload(i, n), qos: opts.qos, messageId, retain: false, dup: false } as mqttPacket.Packet));
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'publish',
+          topic: opts.topic(i),
+          payload: opts.payload(i, n),
+          qos: opts.qos,
+          messageId,
+          retain: false,
+          dup: false,
+        } as mqttPacket.Packet),
+      );
       n++;
       sent++;
     };
@@ -119,7 +130,14 @@ export async function startSensors(opts: SensorOptions): Promise<Sensors> {
 
 /** A 70-byte reading like a hobby sensor's: `{"t":21.53,"h":48.2,"p":1013.2,"n":123,"id":"s3","b":3.71}`. */
 export function hobbyPayload(sensor: number, n: number): Buffer {
-  const json = JSON.stringify({ t: +(20 + ((n * 7 + sensor) % 50) / 10).toFixed(2), h: +(40 + (n % 30) / 10).toFixed(1), p: 1013.2, n, id: `s${sensor}`, b: 3.71 });
+  const json = JSON.stringify({
+    t: +(20 + ((n * 7 + sensor) % 50) / 10).toFixed(2),
+    h: +(40 + (n % 30) / 10).toFixed(1),
+    p: 1013.2,
+    n,
+    id: `s${sensor}`,
+    b: 3.71,
+  });
   return Buffer.from(json.padEnd(70, ' '));
 }
 
@@ -141,7 +159,13 @@ const percentileOf = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[
  * for minutes when readings are few: a query makes them write), then a sync has the kernel write what
  * it holds dirty, so the count holds the writes of the readings published in it, whole.
  */
-export async function measureWear(disk: LoopDisk, sensorOpts: SensorOptions, warmUpSec: number, seconds: number, settle: () => Promise<void>): Promise<WearRun> {
+export async function measureWear(
+  disk: LoopDisk,
+  sensorOpts: SensorOptions,
+  warmUpSec: number,
+  seconds: number,
+  settle: () => Promise<void>,
+): Promise<WearRun> {
   const sensors = await startSensors(sensorOpts);
   await new Promise((r) => setTimeout(r, warmUpSec * 1000));
   const sentBefore = sensors.sent;
@@ -164,7 +188,15 @@ export async function measureWear(disk: LoopDisk, sensorOpts: SensorOptions, war
     seconds: elapsed,
     bytesPerReading: bytes / readings,
     bytesPerDay: (bytes / readings) * perSecond * 86400,
-    ...(sensorOpts.qos === 1 && latencies.length ? { puback: { p50: percentileOf(latencies, 50), p99: percentileOf(latencies, 99), max: latencies.reduce((a, b) => Math.max(a, b), 0) } } : {}),
+    ...(sensorOpts.qos === 1 && latencies.length
+      ? {
+          puback: {
+            p50: percentileOf(latencies, 50),
+            p99: percentileOf(latencies, 99),
+            max: latencies.reduce((a, b) => Math.max(a, b), 0),
+          },
+        }
+      : {}),
   };
 }
 

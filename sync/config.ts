@@ -20,4 +20,3 @@ export const SinksSchema = Type.Array(SinkConfigSchema, {
   default: [],
   description: 'remote sinks; each is a log consumer that forwards every reading exactly once in effect',
 });
-

@@ -70,7 +70,16 @@ export class Forwarder {
     this.engine = new ConsumerEngine(
       log,
       this.delivery(),
-      { name: this.consumer, maxRecords: batch.maxRecords, maxAgeMs: batch.maxAgeMs, window: sink.concurrency ?? 1, retry, logger, hold: clock && (() => clock.holding()), startAt: config.startAt },
+      {
+        name: this.consumer,
+        maxRecords: batch.maxRecords,
+        maxAgeMs: batch.maxAgeMs,
+        window: sink.concurrency ?? 1,
+        retry,
+        logger,
+        hold: clock && (() => clock.holding()),
+        startAt: config.startAt,
+      },
       { limit: () => this.live?.startSeq ?? Infinity, reached: (cursor) => this.mergeLive(cursor), gathered: (b) => this.maybeOpenLive(b) },
     );
   }
@@ -215,7 +224,10 @@ export class Forwarder {
   private async deadLetter(refused: RefusedReading[]): Promise<void> {
     for (const r of refused) {
       this.counters.deadLettered++;
-      this.logger.warn({ sink: this.config.name, seq: r.seq, topic: r.topic, reason: r.reasons[0].message }, 'sink refused a reading; dead-lettered');
+      this.logger.warn(
+        { sink: this.config.name, seq: r.seq, topic: r.topic, reason: r.reasons[0].message },
+        'sink refused a reading; dead-lettered',
+      );
       await this.log.appendDeadLetter(r);
     }
   }
@@ -259,7 +271,11 @@ export class Forwarder {
 
   async status(): Promise<SinkStatus> {
     const engine = this.engine.status();
-    const { lagRecords, oldestUnsentMs } = await backlogOf(this.log, this.consumer, this.live ? this.live.confirmed - this.live.startSeq : 0);
+    const { lagRecords, oldestUnsentMs } = await backlogOf(
+      this.log,
+      this.consumer,
+      this.live ? this.live.confirmed - this.live.startSeq : 0,
+    );
     const now = Date.now();
     const windowMs = Math.min(WINDOW_MS, now - this.startedAt);
     const recent = this.confirmations.filter((c) => c.at >= now - WINDOW_MS).reduce((n, c) => n + c.count, 0);
@@ -276,7 +292,12 @@ export class Forwarder {
       drainEtaSec: lagRecords === 0 ? 0 : drainEta(lagRecords, recordsPerSec, this.capacityPerSec),
       liveLane: this.live !== undefined,
       waitingForClock: engine.waitingForClock,
-      sent: { records: this.counters.records, requests: this.counters.requests, bytesIn: this.counters.bytesIn, bytesOut: this.counters.bytesOut },
+      sent: {
+        records: this.counters.records,
+        requests: this.counters.requests,
+        bytesIn: this.counters.bytesIn,
+        bytesOut: this.counters.bytesOut,
+      },
       failures: engine.failures,
       deadLettered: engine.deadLettered + this.counters.deadLettered,
       start: this.log.startOf?.(this.consumer) ?? null,

@@ -76,7 +76,12 @@ export class OutBatch implements Iterable<OutRecord> {
   /** A batch of log lines not read from the log (tests, benchmarks). */
   static of(lines: readonly string[], agentId: string): OutBatch {
     const k = lines.map((_, i) => i);
-    return new OutBatch(agentId, [ChunkText.of(lines, 0)], k.map(() => 0), k);
+    return new OutBatch(
+      agentId,
+      [ChunkText.of(lines, 0)],
+      k.map(() => 0),
+      k,
+    );
   }
 
   get length(): number {

@@ -52,7 +52,11 @@ export const CONSUMER_PREFIX = 'sink:';
 export const consumerOf = (sinkName: string) => CONSUMER_PREFIX + sinkName;
 
 /** Readings after the consumer's cursor (less those confirmed ahead of it), and the oldest one's age. */
-export async function backlogOf(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts'>, consumer: string, confirmedAhead = 0): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
+export async function backlogOf(
+  log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts'>,
+  consumer: string,
+  confirmedAhead = 0,
+): Promise<{ lagRecords: number; oldestUnsentMs: number }> {
   const cursor = log.cursor(consumer);
   const lagRecords = Math.max(0, log.lastSeq - cursor - confirmedAhead);
   const oldest = lagRecords ? await log.readTexts(consumer, cursor, 1, true) : null;
@@ -61,7 +65,10 @@ export async function backlogOf(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'rea
 }
 
 /** What the log on disk says while no agent runs: lag only. */
-export async function offlineStatus(log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts' | 'startOf' | 'droppedFor'> & { consumers(): string[] }, sinks: SinkConfig[]): Promise<SinkStatus[]> {
+export async function offlineStatus(
+  log: Pick<LogSource, 'cursor' | 'lastSeq' | 'readTexts' | 'startOf' | 'droppedFor'> & { consumers(): string[] },
+  sinks: SinkConfig[],
+): Promise<SinkStatus[]> {
   const known = new Set(log.consumers());
   return Promise.all(
     sinks.map(async (s) => {
@@ -110,18 +117,30 @@ export interface LocalConsumerStatus {
 export function formatStatus(sinks: SinkStatus[], locals: LocalConsumerStatus[] = []): string {
   if (sinks.length === 0 && !locals.length) return 'no sinks configured';
   const header = ['consumer', 'type', 'state', 'start', 'lag', 'oldest unsent', 'records/s', 'drain in', 'last error'];
-  const localRows = locals.map((l) => [l.name, l.type, l.state, '-', String(l.lagRecords), '-', '-', '-', l.lastError ? `${l.lastError.at} ${l.lastError.message}` : '-']);
-  const rows = localRows.concat(sinks.map((s) => [
-    s.name,
-    s.type,
-    s.state + (s.liveLane ? ' (live lane)' : '') + (s.waitingForClock ? ' (waiting for the clock)' : ''),
-    s.start ? `${s.start.startAt} (after seq ${s.start.seq})` : '-',
-    String(s.lagRecords),
-    s.lagRecords ? duration(s.oldestUnsentMs) : '-',
-    s.recordsPerSec.toFixed(1),
-    s.lagRecords ? duration(s.drainEtaSec === null ? null : s.drainEtaSec * 1000) : '-',
-    s.lastError ? `${s.lastError.at} ${s.lastError.message}` : '-',
-  ]));
+  const localRows = locals.map((l) => [
+    l.name,
+    l.type,
+    l.state,
+    '-',
+    String(l.lagRecords),
+    '-',
+    '-',
+    '-',
+    l.lastError ? `${l.lastError.at} ${l.lastError.message}` : '-',
+  ]);
+  const rows = localRows.concat(
+    sinks.map((s) => [
+      s.name,
+      s.type,
+      s.state + (s.liveLane ? ' (live lane)' : '') + (s.waitingForClock ? ' (waiting for the clock)' : ''),
+      s.start ? `${s.start.startAt} (after seq ${s.start.seq})` : '-',
+      String(s.lagRecords),
+      s.lagRecords ? duration(s.oldestUnsentMs) : '-',
+      s.recordsPerSec.toFixed(1),
+      s.lagRecords ? duration(s.drainEtaSec === null ? null : s.drainEtaSec * 1000) : '-',
+      s.lastError ? `${s.lastError.at} ${s.lastError.message}` : '-',
+    ]),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');

@@ -19,7 +19,9 @@ function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of FOLDERS.flatMap(sources)) {
     const text = readFileSync(join(ROOT, file), 'utf8');
-    const targets = [...text.matchAll(/^(?:import|export)[^'";]*?from '(\.[^']+)'/gm)].map((m) => relative(ROOT, join(ROOT, dirname(file), m[1])).replace(/\.js$/, '.ts'));
+    const targets = [...text.matchAll(/^(?:import|export)[^'";]*?from '(\.[^']+)'/gm)].map((m) =>
+      relative(ROOT, join(ROOT, dirname(file), m[1])).replace(/\.js$/, '.ts'),
+    );
     graph.set(file, targets);
   }
   return graph;
@@ -44,11 +46,21 @@ function cycles(graph: Map<string, string[]>): string[][] {
 
 describe('architecture', () => {
   const graph = importGraph();
-  const importers = (predicate: (target: string) => boolean) => [...graph].filter(([, targets]) => targets.some(predicate)).map(([file]) => file);
+  const importers = (predicate: (target: string) => boolean) =>
+    [...graph].filter(([, targets]) => targets.some(predicate)).map(([file]) => file);
 
   it('reads the imports it checks (positive control: runtime.ts wires the stages)', () => {
-    expect(graph.get('agent/runtime.ts')).toEqual(expect.arrayContaining(['embedded-broker/index.ts', 'agent/buffer/log.ts', 'sync/index.ts']));
-    expect(cycles(new Map([['a', ['b']], ['b', ['a']]]))).toEqual([['a', 'b', 'a']]);
+    expect(graph.get('agent/runtime.ts')).toEqual(
+      expect.arrayContaining(['embedded-broker/index.ts', 'agent/buffer/log.ts', 'sync/index.ts']),
+    );
+    expect(
+      cycles(
+        new Map([
+          ['a', ['b']],
+          ['b', ['a']],
+        ]),
+      ),
+    ).toEqual([['a', 'b', 'a']]);
   });
 
   it('has no import cycle', () => {
@@ -56,23 +68,33 @@ describe('architecture', () => {
   });
 
   it('embedded-broker imports nothing from agent/ or sync/', () => {
-    expect([...graph].filter(([file, targets]) => file.startsWith('embedded-broker/') && targets.some((t) => t.startsWith('agent/') || t.startsWith('sync/')))).toEqual([]);
+    expect(
+      [...graph].filter(
+        ([file, targets]) => file.startsWith('embedded-broker/') && targets.some((t) => t.startsWith('agent/') || t.startsWith('sync/')),
+      ),
+    ).toEqual([]);
   });
 
   it('every stage matches topics through the shared mqtt-topic module, not the broker', () => {
-    const viaBroker = [...graph].filter(([file]) => !file.startsWith('embedded-broker/') && !file.startsWith('mqtt-topic/')).filter(([file]) => /topicMatches/.test(readFileSync(join(ROOT, file), 'utf8')) && !graph.get(file)!.includes('mqtt-topic/topic.ts'));
+    const viaBroker = [...graph]
+      .filter(([file]) => !file.startsWith('embedded-broker/') && !file.startsWith('mqtt-topic/'))
+      .filter(([file]) => /topicMatches/.test(readFileSync(join(ROOT, file), 'utf8')) && !graph.get(file)!.includes('mqtt-topic/topic.ts'));
     expect(viaBroker).toEqual([]);
     expect(importers((t) => t === 'mqtt-topic/topic.ts').length).toBeGreaterThanOrEqual(5);
   });
 
   it('the config loader sits below the stages: it imports no schema; stages import no root config', () => {
-    expect(graph.get('agent/config/load.ts')!.filter((t) => !['agent/config/errors.ts', 'agent/config/redact-url.ts'].includes(t))).toEqual([]);
+    expect(graph.get('agent/config/load.ts')!.filter((t) => !['agent/config/errors.ts', 'agent/config/redact-url.ts'].includes(t))).toEqual(
+      [],
+    );
     expect(graph.get('agent/config/redact-url.ts')).toEqual([]);
     expect(importers((t) => t === 'agent/config/schema.ts').sort()).toEqual(['agent/cli.ts', 'agent/config/docs.ts', 'agent/runtime.ts']);
   });
 
   it('one consumer engine: the store, the rollups and the sinks all run on agent/buffer/engine.ts', () => {
-    expect(importers((t) => t === 'agent/buffer/engine.ts')).toEqual(expect.arrayContaining(['agent/buffer/chunk-delivery.ts', 'sync/forwarder.ts', 'agent/runtime.ts']));
+    expect(importers((t) => t === 'agent/buffer/engine.ts')).toEqual(
+      expect.arrayContaining(['agent/buffer/chunk-delivery.ts', 'sync/forwarder.ts', 'agent/runtime.ts']),
+    );
     // The local consumers' delivery is wired by the runtime only: neither stage runs its own loop.
     expect(importers((t) => t === 'agent/buffer/chunk-delivery.ts')).toEqual(['agent/runtime.ts']);
   });

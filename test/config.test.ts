@@ -51,7 +51,17 @@ describe('config loading', () => {
   it('names each problem as path: reason', () => {
     const path = file(
       'bad.yaml',
-      ['agent: { idd: x }', 'log: { level: loud }', 'broker:', '  mqtt: { port: 70000 }', '  allowAnonymous: maybe', '  acl:', '    - { user: a, role: b }', 'web:', '  http: { port: "eighty" }'].join('\n'),
+      [
+        'agent: { idd: x }',
+        'log: { level: loud }',
+        'broker:',
+        '  mqtt: { port: 70000 }',
+        '  allowAnonymous: maybe',
+        '  acl:',
+        '    - { user: a, role: b }',
+        'web:',
+        '  http: { port: "eighty" }',
+      ].join('\n'),
     );
     expect(problems(path)).toEqual([
       'agent.idd: unknown key',
@@ -83,7 +93,9 @@ describe('config loading', () => {
     expect(config.broker.acl).toEqual([{ role: 'sensor', publish: ['s/%u/#'], subscribe: [] }]);
     expect(config.log.level).toBe('debug');
     expect(envNameFor(['broker', 'limits', 'maxPayloadBytes'])).toBe('EDGE_AGENT_BROKER__LIMITS__MAX_PAYLOAD_BYTES');
-    expect(problems(path, { EDGE_AGENT_BROKER__MQTT__PORTT: '1' })).toEqual(['EDGE_AGENT_BROKER__MQTT__PORTT: no config key has this name']);
+    expect(problems(path, { EDGE_AGENT_BROKER__MQTT__PORTT: '1' })).toEqual([
+      'EDGE_AGENT_BROKER__MQTT__PORTT: no config key has this name',
+    ]);
     expect(problems(path, { EDGE_AGENT_BROKER__MQTT__PORT: 'x' })).toEqual(['broker.mqtt.port: must be integer']);
   });
 
@@ -115,7 +127,10 @@ describe('config loading', () => {
       'sinks[2].type: must be "postgres" or "influx" or "mqtt"',
       'sinks[3].name: is required',
     ]);
-    const dup = file('sinks-dup.yaml', 'sinks:\n  - { name: a, type: mqtt, url: "mqtt://h" }\n  - { name: a, type: mqtt, url: "mqtt://k" }\n');
+    const dup = file(
+      'sinks-dup.yaml',
+      'sinks:\n  - { name: a, type: mqtt, url: "mqtt://h" }\n  - { name: a, type: mqtt, url: "mqtt://k" }\n',
+    );
     expect(problems(dup)).toEqual(['sinks[1].name: another sink is named a']);
     const tokenFile = file('token', 'from-file\n');
     const ok = file(
@@ -129,7 +144,9 @@ describe('config loading', () => {
     expect(config.sinks[0]).toMatchObject({ name: 'cloud-db', password: 'from-env', table: 'telemetry', batch: { maxRecords: 5000 } });
     expect(config.sinks[1]).toMatchObject({ token: 'from-file', gzipLevel: 1 });
     expect(redact(config).sinks).toMatchObject([{ password: '***' }, { token: '***' }]);
-    expect(problems(ok, { EDGE_AGENT_SINKS__NOPE__PASSWORD: 'x' })).toEqual(['EDGE_AGENT_SINKS__NOPE__PASSWORD: no config key has this name']);
+    expect(problems(ok, { EDGE_AGENT_SINKS__NOPE__PASSWORD: 'x' })).toEqual([
+      'EDGE_AGENT_SINKS__NOPE__PASSWORD: no config key has this name',
+    ]);
   });
 
   it('retention and rollups: a store rule keeps something, sinks take kept widths, watermarks in order', () => {
@@ -150,10 +167,16 @@ sinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [5m] }]
       'retention.disk.act: 30% is more free space than retention.disk.warn (20%); want warn >= act >= critical >= reserve',
       'retention.disk.reserve: 2GiB is more free space than retention.disk.critical (1GiB); want warn >= act >= critical >= reserve',
     ]);
-    const off = file('rollups-off.yaml', 'rollups: { enabled: false }\nsinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [1m] }]\n');
+    const off = file(
+      'rollups-off.yaml',
+      'rollups: { enabled: false }\nsinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [1m] }]\n',
+    );
     expect(problems(off)).toEqual(['sinks[0].rollups: rollups.enabled is false']);
     // Positive control: percentages and sizes may mix (put in order against the disk at run time).
-    const ok = loadConfig(file('retention-ok.yaml', 'retention: { store: [{ topics: ["#"], maxBytes: 1000000 }], disk: { warn: 2GB, act: "5%" } }\n'), {}).config;
+    const ok = loadConfig(
+      file('retention-ok.yaml', 'retention: { store: [{ topics: ["#"], maxBytes: 1000000 }], disk: { warn: 2GB, act: "5%" } }\n'),
+      {},
+    ).config;
     expect(ok.retention.disk).toMatchObject({ warn: '2GB', act: '5%' });
   });
 
@@ -174,7 +197,10 @@ describe('config commands', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('broker.mqtt.colour: unknown key');
     expect(r.stderr).toContain('broker.mqtt.port: must be >= 0');
-    const good = file('good.yaml', 'broker: { mqtt: { port: 1999 } }\nretention: { disk: { warn: 1GB, act: 512MB, critical: 256MB, reserve: 64MB } }\n');
+    const good = file(
+      'good.yaml',
+      'broker: { mqtt: { port: 1999 } }\nretention: { disk: { warn: 1GB, act: 512MB, critical: 256MB, reserve: 64MB } }\n',
+    );
     const ok = await cli(['config', 'check', '--config', good]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('config ok');
@@ -188,23 +214,38 @@ describe('config commands', () => {
   it('config check names TLS halves, missing files, pairs that do not load or match, and client certificates with no CA to check them', async () => {
     const pki = makePki(dir);
     const { serverCert: cert, serverKey: key, ca } = pki;
-    expect(problems(file('half.yaml', `broker: { mqtts: { cert: ${cert} } }\nweb: { https: { key: ${key} } }\nsinks: [{ name: up, type: mqtt, url: "mqtts://b:8883", cert: ${cert} }]\n`))).toEqual([
+    expect(
+      problems(
+        file(
+          'half.yaml',
+          `broker: { mqtts: { cert: ${cert} } }\nweb: { https: { key: ${key} } }\nsinks: [{ name: up, type: mqtt, url: "mqtts://b:8883", cert: ${cert} }]\n`,
+        ),
+      ),
+    ).toEqual([
       'broker.mqtts.cert, broker.mqtts.key: a certificate needs its private key and a key its certificate: give both, or neither',
       'web.https.cert, web.https.key: a certificate needs its private key and a key its certificate: give both, or neither',
       'sinks[0].cert, sinks[0].key: a certificate needs its private key and a key its certificate: give both, or neither',
     ]);
     const missing = join(dir, 'no-such.pem');
-    expect(problems(file('missing.yaml', `broker: { mqtts: { cert: ${cert}, key: ${missing} } }\nbuffer: { encryption: { keyFile: ${missing} } }\n`))).toEqual([
-      `broker.mqtts.key: cannot read ${missing}: ENOENT`,
-      `buffer.encryption.keyFile: cannot read ${missing}: ENOENT`,
-    ]);
+    expect(
+      problems(
+        file('missing.yaml', `broker: { mqtts: { cert: ${cert}, key: ${missing} } }\nbuffer: { encryption: { keyFile: ${missing} } }\n`),
+      ),
+    ).toEqual([`broker.mqtts.key: cannot read ${missing}: ENOENT`, `buffer.encryption.keyFile: cannot read ${missing}: ENOENT`]);
     const other = pki.clientCert('other');
     const garbage = file('garbage.pem', 'not PEM at all\n');
-    expect(problems(file('pairs.yaml', [
-      `broker: { mqtts: { cert: ${key}, key: ${cert} } }`, // swapped
-      `web: { https: { cert: ${cert}, key: ${other.key} } }`, // another pair's key
-      `sinks: [{ name: db, type: postgres, url: "postgres://e@db/x", cert: ${other.cert}, key: ${other.key}, ca: ${garbage} }]`,
-    ].join('\n') + '\n'))).toEqual([
+    expect(
+      problems(
+        file(
+          'pairs.yaml',
+          [
+            `broker: { mqtts: { cert: ${key}, key: ${cert} } }`, // swapped
+            `web: { https: { cert: ${cert}, key: ${other.key} } }`, // another pair's key
+            `sinks: [{ name: db, type: postgres, url: "postgres://e@db/x", cert: ${other.cert}, key: ${other.key}, ca: ${garbage} }]`,
+          ].join('\n') + '\n',
+        ),
+      ),
+    ).toEqual([
       `broker.mqtts.cert: ${key} holds no PEM certificate (it holds a private key: are cert and key swapped?)`,
       "web.https.cert, web.https.key: the key is not the certificate's (from another pair?)",
       `sinks[0].ca: ${garbage} holds no PEM certificate`,
@@ -223,9 +264,15 @@ describe('config commands', () => {
   });
 
   it('a list or mapping in an environment variable that is not whole YAML is an error naming the variable', () => {
-    expect(problems(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }' })).toEqual([expect.stringMatching(/^EDGE_AGENT_BROKER__ACL: not valid YAML or JSON: /)]);
-    expect(problems(undefined, { EDGE_AGENT_INGEST__SCHEMAS: '{ name: x, topics: [a' })).toEqual([expect.stringMatching(/^EDGE_AGENT_INGEST__SCHEMAS: not valid YAML or JSON: /)]);
-    expect(loadConfig(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }]' }).config.broker.acl).toEqual([{ role: 'sensor', publish: ['s/#'], subscribe: [] }]);
+    expect(problems(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }' })).toEqual([
+      expect.stringMatching(/^EDGE_AGENT_BROKER__ACL: not valid YAML or JSON: /),
+    ]);
+    expect(problems(undefined, { EDGE_AGENT_INGEST__SCHEMAS: '{ name: x, topics: [a' })).toEqual([
+      expect.stringMatching(/^EDGE_AGENT_INGEST__SCHEMAS: not valid YAML or JSON: /),
+    ]);
+    expect(loadConfig(undefined, { EDGE_AGENT_BROKER__ACL: '[{ role: sensor, publish: ["s/#"] }]' }).config.broker.acl).toEqual([
+      { role: 'sensor', publish: ['s/#'], subscribe: [] },
+    ]);
   });
 
   it('run with a bad config stops before listening, exit 1', async () => {
@@ -245,7 +292,10 @@ describe('config commands', () => {
   it("config print keeps the schema's order whatever the file's, and marks what the file or the environment set", async () => {
     const conf = file('order.yaml', 'web: { http: { port: 9090 } }\nbroker: { mqtt: { port: 1999 } }\nagent: { id: ordered }\n');
     const r = await cli(['config', 'print', '--config', conf], { EDGE_AGENT_LOG__LEVEL: 'warn' });
-    const top = r.stdout.split('\n').filter((l) => /^[a-z]+:/.test(l)).map((l) => l.replace(/:.*/, ''));
+    const top = r.stdout
+      .split('\n')
+      .filter((l) => /^[a-z]+:/.test(l))
+      .map((l) => l.replace(/:.*/, ''));
     expect(top.slice(0, 3)).toEqual(['agent', 'log', 'broker']);
     expect(top.indexOf('web')).toBeGreaterThan(top.indexOf('broker'));
     expect(r.stdout).toMatch(/^ {2}id: ordered # set$/m);
@@ -266,7 +316,10 @@ describe('config commands', () => {
 
   it('logs lines for people with log.format pretty (auto: on a terminal), JSON otherwise', async () => {
     const firstLine = async (format?: string) => {
-      const conf = file(`log-${format ?? 'auto'}.yaml`, `agent: { dataDir: ${join(dir, `logdata-${format ?? 'auto'}`)} }\nbroker: { mqtt: { port: 0 } }\nweb: { http: { port: 0 } }\n${format ? `log: { format: ${format} }\n` : ''}`);
+      const conf = file(
+        `log-${format ?? 'auto'}.yaml`,
+        `agent: { dataDir: ${join(dir, `logdata-${format ?? 'auto'}`)} }\nbroker: { mqtt: { port: 0 } }\nweb: { http: { port: 0 } }\n${format ? `log: { format: ${format} }\n` : ''}`,
+      );
       const child = spawn(process.execPath, [CLI, '--config', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       const line = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d).split('\n')[0])));
       child.kill('SIGKILL');
@@ -305,8 +358,16 @@ describe('config commands', () => {
   });
 
   it('--version, --help on every command, and usage errors exit 2', async () => {
-    expect((await cli(['--version'])).stdout.trim()).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(Node ${process.version.replaceAll('.', '\\.')}, linux-${process.arch}\\)$`));
-    for (const args of [['--help'], ['run', '--help'], ['config', 'check', '--help'], ['user', 'add', '--help'], ['user', 'list', '--help']]) {
+    expect((await cli(['--version'])).stdout.trim()).toMatch(
+      new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(Node ${process.version.replaceAll('.', '\\.')}, linux-${process.arch}\\)$`),
+    );
+    for (const args of [
+      ['--help'],
+      ['run', '--help'],
+      ['config', 'check', '--help'],
+      ['user', 'add', '--help'],
+      ['user', 'list', '--help'],
+    ]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toContain('Usage: edge-agent');

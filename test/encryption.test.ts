@@ -31,7 +31,12 @@ function stringsFind(root: string, markers: string[]): string[] {
 }
 
 const schema = { name: 'door', topics: ['strict/#'], mode: 'strict', fields: { open: { type: 'boolean', required: true } } };
-const MARKERS = { reading: 'zebra-reading-7731', deadLetter: 'zebra-refused-7732', queued: 'zebra-queued-7733', retained: 'zebra-retained-7734' };
+const MARKERS = {
+  reading: 'zebra-reading-7731',
+  deadLetter: 'zebra-refused-7732',
+  queued: 'zebra-queued-7733',
+  retained: 'zebra-retained-7734',
+};
 
 /** An agent that leaves each kind of marker behind: stored, dead-lettered, queued for an offline session, retained. */
 async function leaveMarkers(dir: string, extra: Record<string, unknown>): Promise<string> {
@@ -119,7 +124,9 @@ describe('encryption at rest', () => {
     expect((await store.query({}))[0].payload).toEqual({ note: 'zebra-plain-7735' });
     await store.close();
     expect(stringsFind(path, ['zebra-plain-7735'])).toEqual([]);
-    await expect(openStore('sqlite', path, randomBytes(32))).rejects.toThrow(/encrypted with another key than buffer.encryption.keyFile holds/);
+    await expect(openStore('sqlite', path, randomBytes(32))).rejects.toThrow(
+      /encrypted with another key than buffer.encryption.keyFile holds/,
+    );
     await expect(openStore('sqlite', path)).rejects.toThrow(/is encrypted: set buffer.encryption.keyFile/);
   });
 });

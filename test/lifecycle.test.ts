@@ -52,7 +52,9 @@ describe('lifecycle', () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as net.AddressInfo).port;
-    await expect(spawnAgent(['--config', writeConfig(dir, { broker: { mqtt: { port } } })])).rejects.toThrow(/exited with 1[\s\S]*EADDRINUSE/);
+    await expect(spawnAgent(['--config', writeConfig(dir, { broker: { mqtt: { port } } })])).rejects.toThrow(
+      /exited with 1[\s\S]*EADDRINUSE/,
+    );
     blocker.close();
   });
 });

@@ -26,13 +26,23 @@ const newDir = () => {
 };
 
 const DISK = { intervalSec: 5, warn: '20%', act: '10%', critical: '5%', reserve: '2%' };
-const config = (store: RetentionConfig['store'], deadLetters = '30d', more: Partial<RetentionConfig> = {}): RetentionConfig => ({ schedule: '0 0 1 1 *', store, storeMaxBytes: 0, rollups: [], deadLetters: { maxAge: deadLetters, rules: [] }, stepReadings: 100, disk: DISK, ...more });
+const config = (store: RetentionConfig['store'], deadLetters = '30d', more: Partial<RetentionConfig> = {}): RetentionConfig => ({
+  schedule: '0 0 1 1 *',
+  store,
+  storeMaxBytes: 0,
+  rollups: [],
+  deadLetters: { maxAge: deadLetters, rules: [] },
+  stepReadings: 100,
+  disk: DISK,
+  ...more,
+});
 
 /** Readings on three topics, one every hour over the last `days` days (seq in time order). */
 function history(days: number) {
   const out = [];
   let seq = 1;
-  for (let t = NOW - days * DAY; t < NOW; t += HOUR) for (const topic of ['sensors/a/temp', 'sensors/b/temp', 'debug/x']) out.push(record(seq++, topic, t));
+  for (let t = NOW - days * DAY; t < NOW; t += HOUR)
+    for (const topic of ['sensors/a/temp', 'sensors/b/temp', 'debug/x']) out.push(record(seq++, topic, t));
   return out;
 }
 
@@ -45,7 +55,17 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     const all = history(10);
     await store.write(batch(all));
     // debug/# keeps 1 day; sensors/a/# is kept 30 days by an earlier rule, though # says 3 days.
-    const retention = startRetention({ config: config([{ topics: ['debug/#'], maxAge: '1d' }, { topics: ['sensors/a/#'], maxAge: '30d' }, { topics: ['#'], maxAge: '3d' }]), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const retention = startRetention({
+      config: config([
+        { topics: ['debug/#'], maxAge: '1d' },
+        { topics: ['sensors/a/#'], maxAge: '30d' },
+        { topics: ['#'], maxAge: '3d' },
+      ]),
+      store,
+      log: noDeadLetters,
+      logger: quiet,
+      now: () => NOW,
+    });
     const run = await retention.runOnce();
     retention.stop();
     const left = await store.query({ limit: 100_000 });
@@ -61,7 +81,7 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     await store.close();
   });
 
-  it('keeps a rule\'s topics below its maxBytes, their oldest readings first; other topics untouched', async () => {
+  it("keeps a rule's topics below its maxBytes, their oldest readings first; other topics untouched", async () => {
     const dir = newDir();
     const path = backend === 'sqlite' ? join(dir, 'store.db') : join(dir, 'store');
     const store = await openStore(backend, path);
@@ -71,7 +91,10 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     const before = await store.size(debug);
     expect(before).toBeGreaterThan(240 * 300); // 240 readings of 300+ bytes
     const max = Math.round(before / 4);
-    const rules = [{ topics: ['sensors/a/#'], maxAge: '30d' }, { topics: ['#'], maxBytes: max }];
+    const rules = [
+      { topics: ['sensors/a/#'], maxAge: '30d' },
+      { topics: ['#'], maxBytes: max },
+    ];
     const retention = startRetention({ config: config(rules), store, log: noDeadLetters, logger: quiet, now: () => NOW });
     const run = await retention.runOnce();
     retention.stop();
@@ -86,7 +109,9 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     if (backend === 'sqlite') {
       // The per-topic byte counts kept as readings come and go match the payloads there are.
       const db = new Database(path, { readonly: true });
-      const real = db.prepare("SELECT coalesce(sum(length(CAST(payload AS BLOB))), 0) AS n FROM readings WHERE topic = 'debug/x'").get() as { n: number };
+      const real = db
+        .prepare("SELECT coalesce(sum(length(CAST(payload AS BLOB))), 0) AS n FROM readings WHERE topic = 'debug/x'")
+        .get() as { n: number };
       db.close();
       expect(await store.size({ topics: ['debug/x'] })).toBe(real.n);
     }
@@ -101,8 +126,16 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     const full = await store.size();
     const max = Math.round(full / 3);
     // Positive control: no rule by age, and without the size limit nothing goes.
-    expect((await startRetention({ config: config([]), store, log: noDeadLetters, logger: quiet, now: () => NOW }).runOnce()).storeDeleted).toBe(0);
-    const retention = startRetention({ config: config([], '30d', { storeMaxBytes: max }), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    expect(
+      (await startRetention({ config: config([]), store, log: noDeadLetters, logger: quiet, now: () => NOW }).runOnce()).storeDeleted,
+    ).toBe(0);
+    const retention = startRetention({
+      config: config([], '30d', { storeMaxBytes: max }),
+      store,
+      log: noDeadLetters,
+      logger: quiet,
+      now: () => NOW,
+    });
     const run = await retention.runOnce();
     retention.stop();
     expect(await store.size()).toBeLessThanOrEqual(max);
@@ -117,14 +150,32 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
 describe('retention of rollups', () => {
   it('deletes buckets by age per width and topic pattern, the first rule naming both deciding', async () => {
     const dir = newDir();
-    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0, maxGatherMs: 0 }, join(dir, 'rollups.db'));
+    const rollups = await openRollups(
+      {
+        enabled: true,
+        buckets: ['1h', '1d'],
+        series: [],
+        maxFields: 8,
+        closeAfterMs: 10_000,
+        batchSize: 1000,
+        gatherMs: 0,
+        maxGatherMs: 0,
+      },
+      join(dir, 'rollups.db'),
+    );
     await rollups.write(batch(history(10)));
     const rules: RetentionConfig['rollups'] = [
       { topics: ['sensors/a/#'], buckets: ['1h'], maxAge: '5d' },
       { topics: ['#'], buckets: ['1h'], maxAge: '2d' },
       { topics: ['#'], buckets: ['1d'], maxAge: '365d' },
     ];
-    const retention = startRetention({ config: config([], '30d', { rollups: rules }), rollups, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const retention = startRetention({
+      config: config([], '30d', { rollups: rules }),
+      rollups,
+      log: noDeadLetters,
+      logger: quiet,
+      now: () => NOW,
+    });
     const run = await retention.runOnce();
     retention.stop();
     const hours = await rollups.query({ width: HOUR, limit: 100_000 });
@@ -139,9 +190,21 @@ describe('retention of rollups', () => {
     await rollups.close();
   });
 
-  it('keeps a rule\'s rollups below its maxBytes, the oldest buckets first; other topics untouched', async () => {
+  it("keeps a rule's rollups below its maxBytes, the oldest buckets first; other topics untouched", async () => {
     const dir = newDir();
-    const rollups = await openRollups({ enabled: true, buckets: ['1h', '1d'], series: [], maxFields: 8, closeAfterMs: 10_000, batchSize: 1000, gatherMs: 0, maxGatherMs: 0 }, join(dir, 'rollups.db'));
+    const rollups = await openRollups(
+      {
+        enabled: true,
+        buckets: ['1h', '1d'],
+        series: [],
+        maxFields: 8,
+        closeAfterMs: 10_000,
+        batchSize: 1000,
+        gatherMs: 0,
+        maxGatherMs: 0,
+      },
+      join(dir, 'rollups.db'),
+    );
     await rollups.write(batch(history(30)));
     const debug = { topics: ['debug/#'] };
     const before = await rollups.size(debug);
@@ -149,7 +212,13 @@ describe('retention of rollups', () => {
     expect(before).toBeLessThan(await rollups.size()); // a share of the file
     const maxBytes = Math.round(before / 4);
     const rules: RetentionConfig['rollups'] = [{ topics: ['debug/#'], buckets: ['1h', '1d'], maxBytes }];
-    const retention = startRetention({ config: config([], '30d', { rollups: rules }), rollups, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const retention = startRetention({
+      config: config([], '30d', { rollups: rules }),
+      rollups,
+      log: noDeadLetters,
+      logger: quiet,
+      now: () => NOW,
+    });
     const run = await retention.runOnce();
     retention.stop();
     expect(await rollups.size(debug)).toBeLessThanOrEqual(maxBytes);
@@ -176,7 +245,13 @@ describe('retention, SQLite specifics and dead letters', () => {
       return n;
     };
     const before = pages();
-    const retention = startRetention({ config: config([{ topics: ['#'], maxAge: '2d' }]), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const retention = startRetention({
+      config: config([{ topics: ['#'], maxAge: '2d' }]),
+      store,
+      log: noDeadLetters,
+      logger: quiet,
+      now: () => NOW,
+    });
     const run = await retention.runOnce();
     retention.stop();
     expect(run.storeDeleted).toBe(18 * 24 * 3);
@@ -187,8 +262,16 @@ describe('retention, SQLite specifics and dead letters', () => {
 
   it('deletes dead letters older than their maxAge, oldest first', async () => {
     const dir = newDir();
-    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: quiet });
-    for (const age of [40, 35, 31, 29, 1]) await log.appendDeadLetter({ time: NOW - age * DAY, topic: `t/${age}`, clientId: 'c', payload: Buffer.from('x'), reasons: [] });
+    const log = await DurableLog.open({
+      dir: join(dir, 'log'),
+      agentId: 'pi',
+      maxDelayMs: 2,
+      maxRecords: 50,
+      deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
+      log: quiet,
+    });
+    for (const age of [40, 35, 31, 29, 1])
+      await log.appendDeadLetter({ time: NOW - age * DAY, topic: `t/${age}`, clientId: 'c', payload: Buffer.from('x'), reasons: [] });
     const retention = startRetention({ config: config([], '30d'), log, logger: quiet, now: () => NOW });
     const run = await retention.runOnce();
     retention.stop();
@@ -200,8 +283,16 @@ describe('retention, SQLite specifics and dead letters', () => {
 
   it('deletes dead letters by age and size per topic pattern, the first matching rule deciding', async () => {
     const dir = newDir();
-    const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000, whenFull: 'dropOldest' }, log: quiet });
-    const letter = (topic: string, ageDays: number, i = 0) => log.appendDeadLetter({ time: NOW - ageDays * DAY + i, topic, clientId: 'c', payload: Buffer.alloc(500, 120), reasons: [] });
+    const log = await DurableLog.open({
+      dir: join(dir, 'log'),
+      agentId: 'pi',
+      maxDelayMs: 2,
+      maxRecords: 50,
+      deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000, whenFull: 'dropOldest' },
+      log: quiet,
+    });
+    const letter = (topic: string, ageDays: number, i = 0) =>
+      log.appendDeadLetter({ time: NOW - ageDays * DAY + i, topic, clientId: 'c', payload: Buffer.alloc(500, 120), reasons: [] });
     for (let i = 0; i < 10; i++) await letter('noisy/a', 1.5, i); // about 870 bytes each; older than debug's 1d
     for (const age of [2, 0.5]) await letter('debug/x', age);
     for (const age of [40, 10]) await letter('other/y', age);
@@ -209,14 +300,24 @@ describe('retention, SQLite specifics and dead letters', () => {
       { topics: ['noisy/#'], maxBytes: 3000 },
       { topics: ['debug/#', 'noisy/#'], maxAge: '1d' }, // noisy/# is the first rule's: its age does not apply there
     ];
-    const retention = startRetention({ config: config([], '30d', { deadLetters: { maxAge: '30d', rules } }), log, logger: quiet, now: () => NOW });
+    const retention = startRetention({
+      config: config([], '30d', { deadLetters: { maxAge: '30d', rules } }),
+      log,
+      logger: quiet,
+      now: () => NOW,
+    });
     const run = await retention.runOnce();
     retention.stop();
     const left = await log.deadLetters(100);
     const noisy = left.filter((d) => d.topic === 'noisy/a');
     expect(noisy.length).toBe(3); // the newest that fit in 3,000 bytes
     expect(Math.min(...noisy.map((d) => d.time))).toBe(NOW - 1.5 * DAY + 7);
-    expect(left.filter((d) => d.topic !== 'noisy/a').map((d) => `${d.topic} ${(NOW - d.time) / DAY}`).sort()).toEqual(['debug/x 0.5', 'other/y 10']);
+    expect(
+      left
+        .filter((d) => d.topic !== 'noisy/a')
+        .map((d) => `${d.topic} ${(NOW - d.time) / DAY}`)
+        .sort(),
+    ).toEqual(['debug/x 0.5', 'other/y 10']);
     expect(run.deadLettersDeleted).toBe(14 - left.length);
     expect(log.stats().deadLetters).toBe(left.length);
     await log.close();
@@ -230,16 +331,45 @@ describe('the disk reserve and watermarks', () => {
     const dir = tempDir();
     try {
       const warnings: string[] = [];
-      const logger = { debug() {}, info() {}, error() {}, warn: (_o: object, msg: string) => warnings.push(msg), child: () => logger } as never;
-      const log = { holdWrites() {}, lastSeq: 0, stats: () => ({ deadLetters: 0 }), dropOldestDeadLetters: async () => 0, dropOldestUnsent: async () => null, compact: async () => {} };
+      const logger = {
+        debug() {},
+        info() {},
+        error() {},
+        warn: (_o: object, msg: string) => warnings.push(msg),
+        child: () => logger,
+      } as never;
+      const log = {
+        holdWrites() {},
+        lastSeq: 0,
+        stats: () => ({ deadLetters: 0 }),
+        dropOldestDeadLetters: async () => 0,
+        dropOldestUnsent: async () => null,
+        compact: async () => {},
+      };
       // Watermarks far below the free space of the test's filesystem: level ok, nothing to give up.
-      const pressure = (reserve: string, critical = '64MiB') => new DiskPressure({ dir, config: { intervalSec: 3600, warn: '256MiB', act: '128MiB', critical, reserve }, stepReadings: 100, store: () => undefined, forwardedThrough: () => 0, rolledUpThrough: () => undefined, log, logger });
+      const pressure = (reserve: string, critical = '64MiB') =>
+        new DiskPressure({
+          dir,
+          config: { intervalSec: 3600, warn: '256MiB', act: '128MiB', critical, reserve },
+          stepReadings: 100,
+          store: () => undefined,
+          forwardedThrough: () => 0,
+          rolledUpThrough: () => undefined,
+          log,
+          logger,
+        });
       const small = pressure('8MiB');
       expect((await small.check()).watermarks.reserve).toBe(RESERVE_NEEDED);
       await small.check();
-      expect(warnings.filter((w) => w.startsWith('retention.disk.reserve (8MiB: 8.0 MiB of this filesystem) is raised to 32 MiB'))).toHaveLength(1);
+      expect(
+        warnings.filter((w) => w.startsWith('retention.disk.reserve (8MiB: 8.0 MiB of this filesystem) is raised to 32 MiB')),
+      ).toHaveLength(1);
       // The marks above it rise with it: critical 16 MiB becomes 32 MiB too.
-      expect((await pressure('8MiB', '16MiB').check()).watermarks).toMatchObject({ critical: RESERVE_NEEDED, reserve: RESERVE_NEEDED, act: 128 * MB });
+      expect((await pressure('8MiB', '16MiB').check()).watermarks).toMatchObject({
+        critical: RESERVE_NEEDED,
+        reserve: RESERVE_NEEDED,
+        act: 128 * MB,
+      });
       warnings.length = 0;
       expect((await pressure(`${RESERVE_NEEDED}B`).check()).watermarks.reserve).toBe(RESERVE_NEEDED);
       expect((await pressure('0B').check()).watermarks.reserve).toBe(0);
@@ -256,7 +386,17 @@ describe('the disk reserve and watermarks', () => {
       return frees.map((f) => (level = levelAfter(level, f * MB, marks)));
     };
     // Down through every mark, then back up: each way out needs the mark above.
-    expect(walk([500, 350, 250, 150, 50, 150, 250, 350, 450])).toEqual(['ok', 'warn', 'act', 'critical', 'reserve', 'reserve', 'critical', 'warn', 'ok']);
+    expect(walk([500, 350, 250, 150, 50, 150, 250, 350, 450])).toEqual([
+      'ok',
+      'warn',
+      'act',
+      'critical',
+      'reserve',
+      'reserve',
+      'critical',
+      'warn',
+      'ok',
+    ]);
     // The control: without having been critical, the same free space is plain act.
     expect(walk([500, 250])).toEqual(['ok', 'act']);
     expect(walk([500, 150, 210, 190, 210, 290, 310])).toEqual(['ok', 'critical', 'critical', 'critical', 'critical', 'critical', 'warn']);

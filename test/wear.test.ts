@@ -45,13 +45,22 @@ describe('bytes written (SD-card wear)', () => {
       expect(written.card).toMatchObject({ ratedFullWrites: 1000, lifeYears: null });
       expect(written.card.bytes).toBe(s.disk.totalBytes);
       const text = (await exec(process.execPath, [CLI, 'sync', 'status', '--config', config])).stdout;
-      expect(text).toMatch(/written since start: [\d.]+ MB \(store [\d.]+ MB, rollups [\d.]+ MB, log and sessions [\d.]+ MB\); \d+ bytes per reading \(2000 readings\)/);
+      expect(text).toMatch(
+        /written since start: [\d.]+ MB \(store [\d.]+ MB, rollups [\d.]+ MB, log and sessions [\d.]+ MB\); \d+ bytes per reading \(2000 readings\)/,
+      );
       expect(written.rollups).toBeGreaterThan(0); // the rollups' worker thread, counted apart
       // Free space against the watermarks, and what pressure made the agent delete (nothing here).
-      expect(s.disk).toMatchObject({ level: expect.any(String), relief: { storeForwarded: 0, deadLetters: 0, storeRolledUp: 0, logChunks: 0 } });
+      expect(s.disk).toMatchObject({
+        level: expect.any(String),
+        relief: { storeForwarded: 0, deadLetters: 0, storeRolledUp: 0, logChunks: 0 },
+      });
       expect(s.disk.freeBytes).toBeGreaterThan(0);
-      expect(text).toMatch(/\ndisk: \w+ since \S+; [\d.]+ MB free of [\d.]+ MB \([\d.]+%\); watermarks warn [\d.]+ MB, act [\d.]+ MB, critical [\d.]+ MB, reserve [\d.]+ MB\n/);
-      expect(text).toMatch(/\ndeleted under disk pressure since start: 0 store readings every sink had, 0 dead letters, 0 store readings kept as rollups, 0 unsent log chunks/);
+      expect(text).toMatch(
+        /\ndisk: \w+ since \S+; [\d.]+ MB free of [\d.]+ MB \([\d.]+%\); watermarks warn [\d.]+ MB, act [\d.]+ MB, critical [\d.]+ MB, reserve [\d.]+ MB\n/,
+      );
+      expect(text).toMatch(
+        /\ndeleted under disk pressure since start: 0 store readings every sink had, 0 dead letters, 0 store readings kept as rollups, 0 unsent log chunks/,
+      );
     } finally {
       agent.proc.kill('SIGTERM');
       await agent.exited;
@@ -76,30 +85,50 @@ describe('bytes written (SD-card wear)', () => {
 
   // Where the card sees it: the device's own count, with the filesystem's journal and metadata. A byte
   // count, not a time: it does not flake on a busy machine. Root only (a loop device); CI runs as root.
-  it.runIf(isRoot)('10 sensors at 1 Hz, QoS 0, on the defaults: at most 600 bytes per reading reach the card (ext4 on a loop device)', async () => {
-    const disk = loopDisk(256);
-    const dir = tempDir();
-    // The defaults, not the test helpers' short windows.
-    const config = join(dir, 'config.yaml');
-    writeFileSync(config, stringify({ agent: { dataDir: join(disk.dir, 'data') }, log: { level: 'warn' }, broker: { mqtt: { host: '127.0.0.1', port: 0 } }, web: { http: { host: '127.0.0.1', port: 0 } } }));
-    const agent = await spawnAgent(['--config', config], {}, PRODUCTION_NODE.args);
-    try {
-      // 30 s first: the files made. Then 300 s: at 10 readings/s the store and the rollups write every
-      // 5 minutes; a query at each end has them write what they gathered, so the count holds their
-      // write of the readings published in it, as a day would every 5 minutes, not only the log's.
-      const admin = `admin:${readFileSync(join(disk.dir, 'data', 'initial-admin-password'), 'utf8').trim()}`;
-      const settle = settleAgent(portOf(agent.listeners.http), 'field/sensor-0', admin);
-      const run = await measureWear(disk, { port: portOf(agent.listeners.mqtt), sensors: 10, hz: 1, qos: 0, topic: (i) => `field/sensor-${i}`, payload: hobbyPayload }, 30, 300, settle);
-      expect(run.readings).toBeGreaterThan(2900);
-      // The store's write is in the count: it held the warm-up's ~300 readings at the start, now at least the count's.
-      expect(storedLastSeq(join(disk.dir, 'data', 'store.db'))).toBeGreaterThan(run.readings);
-      console.log(`wear, 10 x 1 Hz QoS 0: ${Math.round(run.bytesPerReading)} bytes per reading, ${(run.bytesPerDay / 1e6).toFixed(0)} MB a day`);
-      expect(run.bytesPerReading).toBeLessThanOrEqual(600);
-    } finally {
-      agent.proc.kill('SIGTERM');
-      await agent.exited;
-      disk.close();
-      cleanup(dir);
-    }
-  }, 450_000);
+  it.runIf(isRoot)(
+    '10 sensors at 1 Hz, QoS 0, on the defaults: at most 600 bytes per reading reach the card (ext4 on a loop device)',
+    async () => {
+      const disk = loopDisk(256);
+      const dir = tempDir();
+      // The defaults, not the test helpers' short windows.
+      const config = join(dir, 'config.yaml');
+      writeFileSync(
+        config,
+        stringify({
+          agent: { dataDir: join(disk.dir, 'data') },
+          log: { level: 'warn' },
+          broker: { mqtt: { host: '127.0.0.1', port: 0 } },
+          web: { http: { host: '127.0.0.1', port: 0 } },
+        }),
+      );
+      const agent = await spawnAgent(['--config', config], {}, PRODUCTION_NODE.args);
+      try {
+        // 30 s first: the files made. Then 300 s: at 10 readings/s the store and the rollups write every
+        // 5 minutes; a query at each end has them write what they gathered, so the count holds their
+        // write of the readings published in it, as a day would every 5 minutes, not only the log's.
+        const admin = `admin:${readFileSync(join(disk.dir, 'data', 'initial-admin-password'), 'utf8').trim()}`;
+        const settle = settleAgent(portOf(agent.listeners.http), 'field/sensor-0', admin);
+        const run = await measureWear(
+          disk,
+          { port: portOf(agent.listeners.mqtt), sensors: 10, hz: 1, qos: 0, topic: (i) => `field/sensor-${i}`, payload: hobbyPayload },
+          30,
+          300,
+          settle,
+        );
+        expect(run.readings).toBeGreaterThan(2900);
+        // The store's write is in the count: it held the warm-up's ~300 readings at the start, now at least the count's.
+        expect(storedLastSeq(join(disk.dir, 'data', 'store.db'))).toBeGreaterThan(run.readings);
+        console.log(
+          `wear, 10 x 1 Hz QoS 0: ${Math.round(run.bytesPerReading)} bytes per reading, ${(run.bytesPerDay / 1e6).toFixed(0)} MB a day`,
+        );
+        expect(run.bytesPerReading).toBeLessThanOrEqual(600);
+      } finally {
+        agent.proc.kill('SIGTERM');
+        await agent.exited;
+        disk.close();
+        cleanup(dir);
+      }
+    },
+    450_000,
+  );
 });

@@ -13,7 +13,13 @@ export interface ChunkSource {
  * `maxBytes`: of compressed chunks in one batch (a worker's heap holds a batch's text); `clock`: the
  * offsets that correct readings received while the clock was unsynchronised, as of the read.
  */
-export function chunkDelivery(consumer: string, target: { write(batch: ChunkBatch): Promise<void> }, log: ChunkSource, maxBytes?: number, clock?: () => ClockOffsets): Delivery<ChunkBatch> {
+export function chunkDelivery(
+  consumer: string,
+  target: { write(batch: ChunkBatch): Promise<void> },
+  log: ChunkSource,
+  maxBytes?: number,
+  clock?: () => ClockOffsets,
+): Delivery<ChunkBatch> {
   return {
     async read(after, max, limit) {
       const batch = await log.readChunks(consumer, after, Math.min(max, limit - after), maxBytes);
@@ -27,7 +33,14 @@ export function chunkDelivery(consumer: string, target: { write(batch: ChunkBatc
     refused(batch): RefusedReading {
       const [line] = batch.decode().lines;
       const { head, payloadJson } = splitRecord(line);
-      return { time: Date.now(), topic: head.topic, clientId: head.clientId, payload: receivedPayload(head, payloadJson), reasons: [], seq: head.seq };
+      return {
+        time: Date.now(),
+        topic: head.topic,
+        clientId: head.clientId,
+        payload: receivedPayload(head, payloadJson),
+        reasons: [],
+        seq: head.seq,
+      };
     },
   };
 }

@@ -19,9 +19,18 @@ export const BufferConfigSchema = Type.Object(
         'readings never promised durability (QoS 0) are committed and synced at least this often (sooner beside QoS 1 readings or once 8 kB wait): a crash or power cut loses at most this much of them; live views see them as they come',
     }),
     maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
-    maxPendingBytes: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'bytes awaiting commit beyond which publishers are read only as their messages are committed (and QoS 0 overflow applies)' }),
+    maxPendingBytes: Type.Integer({
+      minimum: 1024,
+      default: 4 * MiB,
+      description:
+        'bytes awaiting commit beyond which publishers are read only as their messages are committed (and QoS 0 overflow applies)',
+    }),
     encryption: Type.Object(
-      { keyFile: Type.Optional(Type.String({ minLength: 1, description: 'AES-256-GCM key (32 bytes raw, 64 hex or base64); chunks are encrypted when set' })) },
+      {
+        keyFile: Type.Optional(
+          Type.String({ minLength: 1, description: 'AES-256-GCM key (32 bytes raw, 64 hex or base64); chunks are encrypted when set' }),
+        ),
+      },
       { ...strict, default: {} },
     ),
   },

@@ -188,7 +188,15 @@ export class ConsumerEngine<B extends Batch> {
 
   status(): EngineStatus {
     if (this.health.state === 'retrying' && this.failingSince && Date.now() - this.failingSince >= STUCK_AFTER_MS) this.enter('stuck');
-    return { name: this.opts.name, ...this.health, lagRecords: Math.max(0, this.log.lastSeq - this.log.cursor(this.opts.name)), failures: this.failures, deadLettered: this.deadLettered, waitingForClock: this.held, spins: this.spin.count };
+    return {
+      name: this.opts.name,
+      ...this.health,
+      lagRecords: Math.max(0, this.log.lastSeq - this.log.cursor(this.opts.name)),
+      failures: this.failures,
+      deadLettered: this.deadLettered,
+      waitingForClock: this.held,
+      spins: this.spin.count,
+    };
   }
 
   /** An error of the engine's own (the log failing a cursor commit) restarts it from the durable cursor. */
@@ -280,7 +288,13 @@ export class ConsumerEngine<B extends Batch> {
     const waitMs = this.spin.backoff.next();
     if (this.spin.turns === SPIN_TURNS) {
       this.spin.count++;
-      this.enter('stuck', new Error(`its loop turned ${SPIN_TURNS} times without progress (the log says readings wait after seq ${this.log.cursor(this.opts.name)}, a read found none); backing off`), waitMs);
+      this.enter(
+        'stuck',
+        new Error(
+          `its loop turned ${SPIN_TURNS} times without progress (the log says readings wait after seq ${this.log.cursor(this.opts.name)}, a read found none); backing off`,
+        ),
+        waitMs,
+      );
     }
     await sleep(waitMs, this.signal);
   }
@@ -300,7 +314,7 @@ export class ConsumerEngine<B extends Batch> {
    */
   async gather(after: number, limit: number, signal: AbortSignal): Promise<B | Gone | null> {
     const { maxRecords } = this.opts;
-    for (let idle = true; !signal.aborted; ) {
+    for (let idle = true; !signal.aborted;) {
       this.held = this.opts.hold?.() ?? false;
       if (this.held) {
         await sleep(HOLD_RECHECK_MS, signal);
@@ -330,7 +344,12 @@ export class ConsumerEngine<B extends Batch> {
     if (!idleAgeMs || idleAgeMs <= maxAgeMs) return maxAgeMs;
     const now = Date.now();
     if (!this.rate.at) Object.assign(this.rate, { seq: this.log.lastSeq, at: now });
-    else if (now - this.rate.at >= RATE_WINDOW_MS) Object.assign(this.rate, { perSec: ((this.log.lastSeq - this.rate.seq) * 1000) / (now - this.rate.at), seq: this.log.lastSeq, at: now });
+    else if (now - this.rate.at >= RATE_WINDOW_MS)
+      Object.assign(this.rate, {
+        perSec: ((this.log.lastSeq - this.rate.seq) * 1000) / (now - this.rate.at),
+        seq: this.log.lastSeq,
+        at: now,
+      });
     return Math.min(idleAgeMs, Math.max(maxAgeMs, (maxRecords / this.rate.perSec) * 1000));
   }
 
@@ -349,7 +368,10 @@ export class ConsumerEngine<B extends Batch> {
   }
 
   private gone(after: number, head: number): Gone {
-    this.opts.logger.warn({ consumer: this.opts.name, from: after + 1, to: head }, 'readings no longer in the log passed over (dropped under disk pressure or before this consumer was added; counted in sync status)');
+    this.opts.logger.warn(
+      { consumer: this.opts.name, from: after + 1, to: head },
+      'readings no longer in the log passed over (dropped under disk pressure or before this consumer was added; counted in sync status)',
+    );
     return { gone: true, lastSeq: head };
   }
 
@@ -396,7 +418,10 @@ export class ConsumerEngine<B extends Batch> {
     }
     const refused = this.delivery.refused(batch);
     this.deadLettered++;
-    this.opts.logger.warn({ consumer: this.opts.name, seq: refused.seq, topic: refused.topic, reason: fault.message }, 'consumer refused a reading; dead-lettered');
+    this.opts.logger.warn(
+      { consumer: this.opts.name, seq: refused.seq, topic: refused.topic, reason: fault.message },
+      'consumer refused a reading; dead-lettered',
+    );
     await this.log.appendDeadLetter({ ...refused, reasons: [{ path: '', message: fault.message }], consumer: this.opts.name });
     return true;
   }
@@ -423,6 +448,10 @@ export class ConsumerEngine<B extends Batch> {
     if (state !== was) this.health = { ...this.health, state, since: at };
     // Logged when the state or the error changes, not on every retry.
     if (state === 'ok') this.opts.logger.info({ consumer: this.opts.name, was }, 'consumer ok again');
-    else this.opts.logger[state === 'retrying' ? 'warn' : 'error']({ consumer: this.opts.name, state, err: err?.message, retryInMs }, `consumer ${state}`);
+    else
+      this.opts.logger[state === 'retrying' ? 'warn' : 'error'](
+        { consumer: this.opts.name, state, err: err?.message, retryInMs },
+        `consumer ${state}`,
+      );
   }
 }

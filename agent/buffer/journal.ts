@@ -36,7 +36,7 @@ function encodeOps(ops: JournalOp[]): Buffer {
 
 function decodeOps(body: Buffer): JournalOp[] {
   const ops: JournalOp[] = [];
-  for (let at = 0; at < body.length; ) {
+  for (let at = 0; at < body.length;) {
     const put = body.readUInt8(at) === 1;
     const keyLength = body.readUInt16BE(at + 1);
     const valueLength = body.readUInt32BE(at + 3);
@@ -63,7 +63,7 @@ export function encodeFrame(number: number, ops: JournalOp[]): Buffer {
 /** The frames from the start of the ring, numbered one after another, up to the first that is not (torn, zeros, an older lap). */
 function readFrames(file: Buffer): Frame[] {
   const frames: Frame[] = [];
-  for (let at = 0; at + HEADER <= file.length; ) {
+  for (let at = 0; at + HEADER <= file.length;) {
     if (file.readUInt32BE(at) !== MAGIC) break;
     const number = Number(file.readBigUInt64BE(at + 4));
     const length = file.readUInt32BE(at + 12);
@@ -89,7 +89,9 @@ export class Journal {
 
   /** Open (or make, zero-filled) the journal at `path`; also the frames it holds, oldest first. */
   static async open(path: string, size: number): Promise<{ journal: Journal; frames: Frame[] }> {
-    const file = await open(path, 'r+').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? open(path, 'w+', 0o600) : Promise.reject(err)));
+    const file = await open(path, 'r+').catch((err: NodeJS.ErrnoException) =>
+      err.code === 'ENOENT' ? open(path, 'w+', 0o600) : Promise.reject(err),
+    );
     try {
       const { size: found } = await file.stat();
       let frames: Frame[] = [];

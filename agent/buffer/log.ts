@@ -213,7 +213,11 @@ export class DurableLog {
 
   private level(): ClassicLevel<string, Uint8Array> {
     // Chunks are read soon after they are written (from our own cache), so LevelDB's cache can stay small.
-    return new ClassicLevel<string, Uint8Array>(this.opts.dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024 });
+    return new ClassicLevel<string, Uint8Array>(this.opts.dir, {
+      valueEncoding: 'view',
+      cacheSize: 2 * 1024 * 1024,
+      writeBufferSize: 4 * 1024 * 1024,
+    });
   }
 
   static async open(opts: DurableLogOptions): Promise<DurableLog> {
@@ -243,7 +247,10 @@ export class DurableLog {
     for (const frame of missing) await this.db.batch(frame.ops);
     if (missing.length) {
       this.commitNumber = missing.at(-1)!.number;
-      this.opts.log.warn({ commits: missing.length, last: this.commitNumber }, 'log: commits LevelDB had lost (a power cut?) replayed from the journal');
+      this.opts.log.warn(
+        { commits: missing.length, last: this.commitNumber },
+        'log: commits LevelDB had lost (a power cut?) replayed from the journal',
+      );
     }
     await this.checkpoint();
     if (frames.length) await journal.clear(); // in LevelDB on disk now; and the read left large folios cached
@@ -309,7 +316,9 @@ export class DurableLog {
     }
     this.counters.quarantined++;
     // Its range from the list, or (found at start-up) from its header when that is plausible.
-    const upTo = this.chunks.find((c) => c.firstSeq === firstSeq)?.lastSeq ?? (lastSeq !== undefined && lastSeq >= firstSeq && lastSeq - firstSeq < 100_000 ? lastSeq : firstSeq - 1);
+    const upTo =
+      this.chunks.find((c) => c.firstSeq === firstSeq)?.lastSeq ??
+      (lastSeq !== undefined && lastSeq >= firstSeq && lastSeq - firstSeq < 100_000 ? lastSeq : firstSeq - 1);
     const lost = this.lostBy(firstSeq, upTo, 'corrupt chunk');
     await this.change([
       { type: 'put', key: `q!${key.slice(2)}!${Date.now()}`, value },
@@ -357,7 +366,11 @@ export class DurableLog {
   deadLetterStatus(): { state: string; since: string } {
     const { maxCount, whenFull } = this.opts.deadLetters;
     const full = `dead letters full (${this.deadLetterSizes.length} of ${maxCount}, ingest.deadLetters)`;
-    const state = !this.deadLettersFull ? 'ok' : whenFull === 'hold' ? `refusing: ${full}; refused readings wait, their senders held, until some are replayed or purged` : `dropping: ${full}; the oldest go`;
+    const state = !this.deadLettersFull
+      ? 'ok'
+      : whenFull === 'hold'
+        ? `refusing: ${full}; refused readings wait, their senders held, until some are replayed or purged`
+        : `dropping: ${full}; the oldest go`;
     if (state !== this.deadLetterState.state) this.deadLetterState = { state, since: new Date().toISOString() };
     return this.deadLetterState;
   }
@@ -384,7 +397,13 @@ export class DurableLog {
   appendDeadLetter(refused: RefusedReading): Promise<void> {
     const id = this.nextDeadLetterId++;
     const kept = refused.payload.subarray(0, this.opts.deadLetters.payloadCapBytes);
-    const entry: DeadLetter = { id, ...refused, payload: kept.toString('base64'), payloadBytes: refused.payload.length, truncated: kept.length < refused.payload.length };
+    const entry: DeadLetter = {
+      id,
+      ...refused,
+      payload: kept.toString('base64'),
+      payloadBytes: refused.payload.length,
+      truncated: kept.length < refused.payload.length,
+    };
     const value = this.sealDeadLetter(id, utf8(JSON.stringify(entry)));
     const batch = this.openBatch(this.nextSeq);
     batch.deadLetters.push({ type: 'put', key: `d!${hex(id)}`, value });
@@ -396,7 +415,10 @@ export class DurableLog {
     this.deadLetterSizes.push({ id, bytes: value.length });
     this.deadLetterBytes += value.length;
     const { maxCount, maxBytes, whenFull } = this.opts.deadLetters;
-    while (whenFull === 'dropOldest' && (this.deadLetterSizes.length > maxCount || (this.deadLetterBytes > maxBytes && this.deadLetterSizes.length > 1))) {
+    while (
+      whenFull === 'dropOldest' &&
+      (this.deadLetterSizes.length > maxCount || (this.deadLetterBytes > maxBytes && this.deadLetterSizes.length > 1))
+    ) {
       const oldest = this.deadLetterSizes.shift()!;
       this.deadLetterBytes -= oldest.bytes;
       this.counters.deadLettersDropped++;
@@ -434,7 +456,17 @@ export class DurableLog {
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => {}); // callers get the rejection through their own awaits
-    const batch = { lines: [], sync: false, tapOnCommit: [], firstSeq, openedAt: performance.now(), deadLetters: [], done, resolve, reject };
+    const batch = {
+      lines: [],
+      sync: false,
+      tapOnCommit: [],
+      firstSeq,
+      openedAt: performance.now(),
+      deadLetters: [],
+      done,
+      resolve,
+      reject,
+    };
     this.pending.push(batch);
     return batch;
   }
@@ -504,7 +536,8 @@ export class DurableLog {
       values.push(value);
     }
     if (chunks.length) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(chunks.at(-1)!.lastSeq) });
-    if (batches.some((b) => b.deadLetters.length)) ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
+    if (batches.some((b) => b.deadLetters.length))
+      ops.push({ type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) });
     // QoS 0 alone waited syncIntervalMs for this commit: synced with it. Committed sooner (8 kB, or
     // beside a running commit): synced within syncIntervalMs.
     const waited = performance.now() - batches[0].openedAt >= this.syncIntervalMs;
@@ -600,7 +633,10 @@ export class DurableLog {
     const at = new Date().toISOString();
     const state = `refusing: ${describeDiskError(err)}` as const;
     if (this.health.state !== state) {
-      this.opts.log.error({ err: (err as Error).message, cause: (err as { cause?: Error }).cause?.message }, `log commit failed; holding senders until it succeeds (${state})`);
+      this.opts.log.error(
+        { err: (err as Error).message, cause: (err as { cause?: Error }).cause?.message },
+        `log commit failed; holding senders until it succeeds (${state})`,
+      );
       this.health = { state, since: at };
     }
     this.health.lastError = { message: describeDiskError(err), at };
@@ -649,7 +685,10 @@ export class DurableLog {
     const cursor = startAt === 'newest' || !this.chunks.length ? this.durableSeq : this.chunks[0].firstSeq - 1;
     const held = this.heldReadings();
     const gone = startAt === 'newest' ? 0 : this.durableSeq - held;
-    const ops: Op[] = [{ type: 'put', key: `m!cursor!${name}`, value: utf8(cursor) }, { type: 'put', key: `m!start!${name}`, value: utf8(JSON.stringify({ startAt, seq: cursor, at: new Date().toISOString() })) }];
+    const ops: Op[] = [
+      { type: 'put', key: `m!cursor!${name}`, value: utf8(cursor) },
+      { type: 'put', key: `m!start!${name}`, value: utf8(JSON.stringify({ startAt, seq: cursor, at: new Date().toISOString() })) },
+    ];
     const key = `${name}\u0000${DELETED_BEFORE_ADDED}`;
     if (gone > 0) ops.push({ type: 'put', key: `m!drop!${key}`, value: utf8(gone) });
     // Known before the write: a commit meanwhile must not collect the chunks it starts at.
@@ -658,7 +697,10 @@ export class DurableLog {
     await this.change(ops);
     if (gone > 0) {
       this.drops.set(key, gone);
-      this.opts.log.warn({ consumer: name, startAt, from: cursor + 1, gone }, 'new log consumer: readings the log no longer held are counted as dropped for it; it starts at the oldest one still held');
+      this.opts.log.warn(
+        { consumer: name, startAt, from: cursor + 1, gone },
+        'new log consumer: readings the log no longer held are counted as dropped for it; it starts at the oldest one still held',
+      );
     } else {
       this.opts.log.info({ consumer: name, startAt, from: cursor + 1 }, 'new log consumer');
     }
@@ -673,7 +715,10 @@ export class DurableLog {
   async dropConsumer(name: string): Promise<void> {
     if (!this.cursors.delete(name)) return;
     this.starts.delete(name);
-    await this.change([{ type: 'del', key: `m!cursor!${name}` }, { type: 'del', key: `m!start!${name}` }]);
+    await this.change([
+      { type: 'del', key: `m!cursor!${name}` },
+      { type: 'del', key: `m!start!${name}` },
+    ]);
     await this.collect([]);
   }
 
@@ -766,11 +811,14 @@ export class DurableLog {
    * The chunks holding readings after afterSeq, in order, with the first seq each contributes, up to
    * a gap (a quarantined chunk). `load` reads one; null means it was taken out of the list.
    */
-  private async *consecutive<T>(afterSeq: number, load: (info: ChunkInfo) => Promise<T | null>): AsyncGenerator<{ info: ChunkInfo; from: number; value: T }> {
+  private async *consecutive<T>(
+    afterSeq: number,
+    load: (info: ChunkInfo) => Promise<T | null>,
+  ): AsyncGenerator<{ info: ChunkInfo; from: number; value: T }> {
     let next = 0; // the seq the next chunk must start at; 0 before the first
     // Found by seq at each step, not by index: a consumer's commit may drop chunks from the front
     // of the list while this reads (a batch prepared while the one before it settles).
-    for (let seq = afterSeq; ; ) {
+    for (let seq = afterSeq; ;) {
       const i = this.firstChunkAfter(seq);
       if (i >= this.chunks.length) return;
       const info = this.chunks[i];
@@ -933,7 +981,10 @@ export class DurableLog {
     }
     this.countDrops(totals);
     const key = chunkKey(chunk.firstSeq);
-    this.uncompacted = { from: this.uncompacted && this.uncompacted.from < key ? this.uncompacted.from : key, to: this.uncompacted && this.uncompacted.to > key ? this.uncompacted.to : key };
+    this.uncompacted = {
+      from: this.uncompacted && this.uncompacted.from < key ? this.uncompacted.from : key,
+      to: this.uncompacted && this.uncompacted.to > key ? this.uncompacted.to : key,
+    };
     return { firstSeq: chunk.firstSeq, lastSeq: chunk.lastSeq, bytes: chunk.bytes, perConsumer };
   }
 
@@ -943,7 +994,11 @@ export class DurableLog {
    * consumer how many. Every reading a consumer never gets is counted here, when it goes: a reader
    * that later finds it gone passes over it without counting again.
    */
-  private lostBy(firstSeq: number, lastSeq: number, reason: string): { ops: Op[]; totals: Map<string, number>; perConsumer: Record<string, number> } {
+  private lostBy(
+    firstSeq: number,
+    lastSeq: number,
+    reason: string,
+  ): { ops: Op[]; totals: Map<string, number>; perConsumer: Record<string, number> } {
     const ops: Op[] = [];
     const totals = new Map<string, number>();
     const perConsumer: Record<string, number> = {};
@@ -967,7 +1022,10 @@ export class DurableLog {
     const gone = this.deadLetterSizes.slice(0, count);
     if (!gone.length) return 0;
     this.counters.deadLettersDropped += gone.length;
-    await this.change([...gone.map((d): Op => ({ type: 'del', key: `d!${hex(d.id)}` })), { type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) }]);
+    await this.change([
+      ...gone.map((d): Op => ({ type: 'del', key: `d!${hex(d.id)}` })),
+      { type: 'put', key: 'm!dlDropped', value: utf8(this.counters.deadLettersDropped) },
+    ]);
     this.deadLetterSizes.splice(0, gone.length);
     for (const d of gone) this.deadLetterBytes -= d.bytes;
     this.deadLettersRemoved();
@@ -1034,7 +1092,10 @@ export class DurableLog {
       const i = matchers.findIndex((covers) => covers(letter.topic));
       const rule = rules[i];
       if (rule?.maxBytes !== undefined) used[i] += value.byteLength;
-      if (letter.time < before || (rule && ((rule.before !== undefined && letter.time < rule.before) || (rule.maxBytes !== undefined && used[i] > rule.maxBytes)))) {
+      if (
+        letter.time < before ||
+        (rule && ((rule.before !== undefined && letter.time < rule.before) || (rule.maxBytes !== undefined && used[i] > rule.maxBytes)))
+      ) {
         ops.push({ type: 'del', key });
         gone.add(parseInt(key.slice(2), 16));
       }

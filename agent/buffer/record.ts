@@ -82,7 +82,10 @@ export interface ConsumerClock {
  * A reading received while the clock was unsynchronised gets its true time once its boot's offset is
  * known (receivedAt moves, by clockCorrectionMs); the boot and monotonic time stay inside the log.
  */
-export function correctClock<T extends Pick<RecordHead, 'receivedAt' | 'clockCorrectionMs' | 'boot' | 'mono'>>(r: T, offsets: ClockOffsets | undefined): T {
+export function correctClock<T extends Pick<RecordHead, 'receivedAt' | 'clockCorrectionMs' | 'boot' | 'mono'>>(
+  r: T,
+  offsets: ClockOffsets | undefined,
+): T {
   if (r.boot === undefined) return r;
   const offset = offsets?.[r.boot];
   if (offset !== undefined && r.mono !== undefined) {
@@ -186,7 +189,10 @@ export function receivedPayload(head: Pick<RecordHead, 'encoding'>, payloadJson:
 }
 
 export function decodeRecord(line: string, agentId: string, clock?: ClockOffsets): LogRecord {
-  return correctClock({ agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) } as LogRecord & Pick<NewRecord, 'boot' | 'mono'>, clock);
+  return correctClock(
+    { agentId, ...(JSON.parse(line) as Omit<LogRecord, 'agentId'>) } as LogRecord & Pick<NewRecord, 'boot' | 'mono'>,
+    clock,
+  );
 }
 
 /** Consecutive readings as the log holds them: JSON lines, parsed only if a consumer asks. */

@@ -49,11 +49,14 @@ function rows(n: Node, path: string[], envPath: string[] | null, out: string[]):
 function variantRows(union: Node, path: string[], out: string[]): void {
   const tag = union.discriminator!.propertyName;
   const branches = union.oneOf ?? [];
-  const same = (key: string) => branches.every((b) => JSON.stringify(b.properties?.[key]) === JSON.stringify(branches[0].properties?.[key]));
+  const same = (key: string) =>
+    branches.every((b) => JSON.stringify(b.properties?.[key]) === JSON.stringify(branches[0].properties?.[key]));
   const shared = Object.keys(branches[0]?.properties ?? {}).filter((k) => k !== tag && same(k));
   const env = [...path, '<NAME>'];
   const pick = (b: Node, keys: string[]): Node => ({ properties: Object.fromEntries(keys.map((k) => [k, b.properties![k]])) });
-  out.push(`| \`${path.join('.')}[].${tag}\` | ${branches.map((b) => `\`${JSON.stringify(b.properties?.[tag]?.const)}\``).join(' \\| ')} |  |  | which kind of sink; picks the keys below |`);
+  out.push(
+    `| \`${path.join('.')}[].${tag}\` | ${branches.map((b) => `\`${JSON.stringify(b.properties?.[tag]?.const)}\``).join(' \\| ')} |  |  | which kind of sink; picks the keys below |`,
+  );
   rows(pick(branches[0], shared), [...path.slice(0, -1), `${path.at(-1)}[]`], env, out);
   for (const b of branches) {
     const own = Object.keys(b.properties ?? {}).filter((k) => k !== tag && !shared.includes(k));

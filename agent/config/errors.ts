@@ -12,7 +12,8 @@ export interface Problem {
 
 export function describeErrors(errors: ErrorObject[]): Problem[] {
   return collapseUnions(errors.filter((e) => e.keyword !== 'if')).map((e) => {
-    const key = e.keyword === 'additionalProperties' ? e.params.additionalProperty : e.keyword === 'required' ? e.params.missingProperty : undefined;
+    const key =
+      e.keyword === 'additionalProperties' ? e.params.additionalProperty : e.keyword === 'required' ? e.params.missingProperty : undefined;
     return { pointer: key === undefined ? e.instancePath : `${e.instancePath}/${key}`, ...describe(e) };
   });
 }
@@ -30,7 +31,10 @@ function collapseUnions(errors: ErrorObject[]): ErrorObject[] {
     const dataType = Array.isArray(union.data) ? 'array' : union.data === null ? 'null' : typeof union.data;
     const chosen = dataType === 'object' || dataType === 'array' ? branches.findIndex((b) => b.type === dataType) : -1;
     const inside = errors.filter((e) => e !== union && e.schemaPath.startsWith(prefix));
-    const keep = chosen >= 0 && branches.filter((b) => b.type === dataType).length === 1 ? inside.filter((e) => e.schemaPath.startsWith(`${prefix}${chosen}/`)) : [];
+    const keep =
+      chosen >= 0 && branches.filter((b) => b.type === dataType).length === 1
+        ? inside.filter((e) => e.schemaPath.startsWith(`${prefix}${chosen}/`))
+        : [];
     if (keep.length) drop.add(union);
     for (const e of inside) if (!keep.includes(e)) drop.add(e);
   }
@@ -38,7 +42,10 @@ function collapseUnions(errors: ErrorObject[]): ErrorObject[] {
 }
 
 function describe(e: ErrorObject): { path: string; message: string } {
-  const base = e.instancePath.slice(1).replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  const base = e.instancePath
+    .slice(1)
+    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+    .replace(/\//g, '.');
   const at = (key: string) => (base ? `${base}.${key}` : key);
   switch (e.keyword) {
     case 'additionalProperties':
@@ -52,7 +59,10 @@ function describe(e: ErrorObject): { path: string; message: string } {
     case 'discriminator':
       return e.params.error === 'tag'
         ? { path: at(e.params.tag), message: 'is required' }
-        : { path: at(e.params.tag), message: `must be ${discriminatorValues((e.parentSchema as { oneOf: TSchema[] }).oneOf, e.params.tag)}` };
+        : {
+            path: at(e.params.tag),
+            message: `must be ${discriminatorValues((e.parentSchema as { oneOf: TSchema[] }).oneOf, e.params.tag)}`,
+          };
     case 'const':
       return { path: base, message: `must be ${JSON.stringify(e.params.allowedValue)}` };
     case 'enum':
@@ -77,5 +87,7 @@ function describeAnyOf(schema: TSchema): string {
 }
 
 function discriminatorValues(branches: TSchema[], tag: string): string {
-  return branches.map((b) => JSON.stringify((b as { properties?: Record<string, { const?: unknown }> }).properties?.[tag]?.const)).join(' or ');
+  return branches
+    .map((b) => JSON.stringify((b as { properties?: Record<string, { const?: unknown }> }).properties?.[tag]?.const))
+    .join(' or ');
 }

@@ -12,10 +12,14 @@ export function secret<N extends string>(name: N, description: string) {
 
 /** One of a few strings. */
 export const literals = <const T extends string>(values: readonly T[], options: { description: string; default?: T }) =>
-  Type.Union(values.map((v) => Type.Literal(v)), options);
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    options,
+  );
 
 /** One of a few strings, with a default. */
-export const choice = <const T extends string>(values: readonly T[], def: NoInfer<T>, description: string) => literals(values, { default: def, description });
+export const choice = <const T extends string>(values: readonly T[], def: NoInfer<T>, description: string) =>
+  literals(values, { default: def, description });
 
 /** Objects of the config take no keys they do not name. */
 export const strict = { additionalProperties: false } as const;
@@ -23,7 +27,8 @@ export const strict = { additionalProperties: false } as const;
 export const MiB = 1024 * 1024;
 
 /** 90s, 15m, 12h, 30d. */
-export const Duration = (description: string, def?: string) => Type.String({ pattern: '^[1-9][0-9]*(s|m|h|d)$', description, ...(def ? { default: def } : {}) });
+export const Duration = (description: string, def?: string) =>
+  Type.String({ pattern: '^[1-9][0-9]*(s|m|h|d)$', description, ...(def ? { default: def } : {}) });
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 

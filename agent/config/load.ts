@@ -49,7 +49,12 @@ export interface LoadedConfig<T> {
  * A config following `schema`: read from YAML, environment variables applied, secret files read,
  * defaults filled in and validated; `check` adds what the schema cannot say. Every problem is named.
  */
-export function loadWith<T>(schema: TSchema, explicitPath: string | undefined, env: NodeJS.ProcessEnv, check: (config: T) => string[] = () => []): LoadedConfig<T> {
+export function loadWith<T>(
+  schema: TSchema,
+  explicitPath: string | undefined,
+  env: NodeJS.ProcessEnv,
+  check: (config: T) => string[] = () => [],
+): LoadedConfig<T> {
   const path = resolveConfigPath(explicitPath, env);
   const source = path ?? 'built-in defaults';
   const problems: string[] = [];
@@ -70,7 +75,11 @@ export function schemaFor(schema: TSchema, node: unknown): TSchema {
   const s = schema as { oneOf?: TSchema[]; discriminator?: { propertyName: string } };
   if (!s.oneOf || !s.discriminator || typeof node !== 'object' || node === null) return schema;
   const tag = (node as Json)[s.discriminator.propertyName];
-  return s.oneOf.find((b) => (b as { properties?: Record<string, { const?: unknown }> }).properties?.[s.discriminator!.propertyName]?.const === tag) ?? schema;
+  return (
+    s.oneOf.find(
+      (b) => (b as { properties?: Record<string, { const?: unknown }> }).properties?.[s.discriminator!.propertyName]?.const === tag,
+    ) ?? schema
+  );
 }
 
 function readYaml(path: string, problems: string[]): Json {
@@ -116,15 +125,23 @@ function applyEnv(schema: TSchema, raw: Json, env: NodeJS.ProcessEnv, problems: 
 }
 
 /** Keys by name; items of a list of named things (sinks) by their name: EDGE_AGENT_SINKS__CLOUD__PASSWORD. */
-function findEnvKey(schema: TSchema, node: unknown, segments: string[], path: (string | number)[]): { path: (string | number)[]; schema: TSchema } | undefined {
+function findEnvKey(
+  schema: TSchema,
+  node: unknown,
+  segments: string[],
+  path: (string | number)[],
+): { path: (string | number)[]; schema: TSchema } | undefined {
   if (segments.length === 0) return { path, schema };
   const s = schema as { properties?: Record<string, TSchema>; items?: TSchema };
   if (s.items && Array.isArray(node)) {
-    const i = node.findIndex((item) => typeof item?.name === 'string' && envNameFor([item.name.replace(/[.-]/g, '_')]) === ENV_PREFIX + segments[0]);
+    const i = node.findIndex(
+      (item) => typeof item?.name === 'string' && envNameFor([item.name.replace(/[.-]/g, '_')]) === ENV_PREFIX + segments[0],
+    );
     return i < 0 ? undefined : findEnvKey(schemaFor(s.items, node[i]), node[i], segments.slice(1), [...path, i]);
   }
   for (const [key, sub] of Object.entries(s.properties ?? {})) {
-    if (envNameFor([key]) === ENV_PREFIX + segments[0]) return findEnvKey(sub, (node as Json | undefined)?.[key], segments.slice(1), [...path, key]);
+    if (envNameFor([key]) === ENV_PREFIX + segments[0])
+      return findEnvKey(sub, (node as Json | undefined)?.[key], segments.slice(1), [...path, key]);
   }
   return undefined;
 }

@@ -31,6 +31,7 @@ export function printConfig(schema: TSchema, config: unknown, given: unknown): s
     const node = doc.getIn(path, true) as Node | undefined;
     if (isScalar(node) || isSeq(node) || isMap(node)) node.comment = ' set';
   }
-  doc.commentBefore = ' The effective configuration, in the reference\'s order: values marked "set" come from the\n file or the environment, the rest are defaults. Secrets are shown as ***.';
+  doc.commentBefore =
+    ' The effective configuration, in the reference\'s order: values marked "set" come from the\n file or the environment, the rest are defaults. Secrets are shown as ***.';
   return doc.toString({ lineWidth: 0 });
 }

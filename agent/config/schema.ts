@@ -22,13 +22,7 @@ const port = (def: number, description: string) =>
 
 const host = (description = 'address to bind') => Type.String({ minLength: 1, default: '0.0.0.0', description });
 
-
-const topicPatterns = (description: string) =>
-  Type.Array(Type.String({ minLength: 1 }), { default: [], description });
-
-
-
-
+const topicPatterns = (description: string) => Type.Array(Type.String({ minLength: 1 }), { default: [], description });
 
 const AclRule = Type.Object(
   {
@@ -49,9 +43,7 @@ export const ConfigSchema = Type.Object(
   {
     agent: Type.Object(
       {
-        id: Type.Optional(
-          Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'agent id; defaults to the hostname' }),
-        ),
+        id: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'agent id; defaults to the hostname' })),
         dataDir: Type.String({ minLength: 1, default: './data', description: 'directory for all agent data' }),
       },
       { ...strict, default: {} },
@@ -64,7 +56,8 @@ export const ConfigSchema = Type.Object(
         ),
         format: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], {
           default: 'auto',
-          description: 'json: one JSON object a line (for journald and log shippers); pretty: a readable line with colours; auto: pretty on a terminal, else json',
+          description:
+            'json: one JSON object a line (for journald and log shippers); pretty: a readable line with colours; auto: pretty on a terminal, else json',
         }),
       },
       { ...strict, default: {} },
@@ -95,7 +88,8 @@ export const ConfigSchema = Type.Object(
             }),
             certificateOnlyUsers: Type.Boolean({
               default: false,
-              description: 'with useIdentityAsUsername: a certificate whose CN names no user in the users file still logs in (no roles); else it is refused',
+              description:
+                'with useIdentityAsUsername: a certificate whose CN names no user in the users file still logs in (no roles); else it is refused',
             }),
           },
           { ...strict, default: {} },
@@ -104,10 +98,17 @@ export const ConfigSchema = Type.Object(
           {
             enabled: Type.Boolean({ default: true, description: 'serve MQTT over WebSocket on the web listeners' }),
             path: Type.String({ pattern: '^/', default: '/mqtt', description: 'WebSocket path' }),
-            maxConnections: Type.Integer({ minimum: 1, maximum: 100000, default: 128, description: 'MQTT over WebSocket connections open at once per web listener; more get 503 with Retry-After. With web.limits.liveClients (64) it leaves the web API its share of web.limits.maxConnections (256)' }),
+            maxConnections: Type.Integer({
+              minimum: 1,
+              maximum: 100000,
+              default: 128,
+              description:
+                'MQTT over WebSocket connections open at once per web listener; more get 503 with Retry-After. With web.limits.liveClients (64) it leaves the web API its share of web.limits.maxConnections (256)',
+            }),
             allowedOrigins: Type.Array(Type.String({ minLength: 1 }), {
               default: [],
-              description: 'browser origins (scheme://host:port) besides the agent\'s own that may open MQTT over WebSocket; "*" for any. Requests without an Origin (not browsers) may',
+              description:
+                'browser origins (scheme://host:port) besides the agent\'s own that may open MQTT over WebSocket; "*" for any. Requests without an Origin (not browsers) may',
             }),
           },
           { ...strict, default: {} },
@@ -122,31 +123,96 @@ export const ConfigSchema = Type.Object(
           description: 'access rules; empty = every authenticated client may publish and subscribe anywhere',
         }),
         sysInterval: Type.Integer({ minimum: 0, default: 10, description: 'seconds between $SYS updates; 0 = off' }),
-        persistentSessionExpiry: Duration("a persistent session (clean=false) whose client stays away this long ends: its subscriptions and queued messages go, and its client id is free for others (Mosquitto's persistent_client_expiration)", '30d'),
+        persistentSessionExpiry: Duration(
+          "a persistent session (clean=false) whose client stays away this long ends: its subscriptions and queued messages go, and its client id is free for others (Mosquitto's persistent_client_expiration)",
+          '30d',
+        ),
         loginThrottle: Type.Object(
           {
-            failuresBeforeDelay: Type.Integer({ minimum: 1, default: 3, description: 'failed logins for a user name at an address before each further attempt waits, 0.25 s doubling up to 8 s; for a user name from all addresses, before attempts from addresses it never logged in from take turns with that delay' }),
-            failuresBeforeBan: Type.Integer({ minimum: 1, default: 10, description: 'failed logins for a user name at one address that ban that name there for banMs (the user name is never banned everywhere); logged once per ban' }),
-            failuresBeforeAddressBan: Type.Integer({ minimum: 1, default: 30, description: 'failed logins from one address, whatever the user names or API keys, that ban the address for banMs' }),
-            banMs: Type.Integer({ minimum: 1000, default: 600000, description: 'how long a ban lasts; a streak of failures older than this is forgotten' }),
-            hashConcurrency: Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'password checks (scrypt, ~50 ms of a core each) run at once' }),
+            failuresBeforeDelay: Type.Integer({
+              minimum: 1,
+              default: 3,
+              description:
+                'failed logins for a user name at an address before each further attempt waits, 0.25 s doubling up to 8 s; for a user name from all addresses, before attempts from addresses it never logged in from take turns with that delay',
+            }),
+            failuresBeforeBan: Type.Integer({
+              minimum: 1,
+              default: 10,
+              description:
+                'failed logins for a user name at one address that ban that name there for banMs (the user name is never banned everywhere); logged once per ban',
+            }),
+            failuresBeforeAddressBan: Type.Integer({
+              minimum: 1,
+              default: 30,
+              description: 'failed logins from one address, whatever the user names or API keys, that ban the address for banMs',
+            }),
+            banMs: Type.Integer({
+              minimum: 1000,
+              default: 600000,
+              description: 'how long a ban lasts; a streak of failures older than this is forgotten',
+            }),
+            hashConcurrency: Type.Integer({
+              minimum: 1,
+              maximum: 16,
+              default: 1,
+              description: 'password checks (scrypt, ~50 ms of a core each) run at once',
+            }),
           },
           { ...strict, default: {} },
         ),
         limits: Type.Object(
           {
-            maxPayloadBytes: Type.Integer({ minimum: 1, maximum: 268435455, default: 262144, description: 'largest PUBLISH payload; larger disconnects the client' }),
+            maxPayloadBytes: Type.Integer({
+              minimum: 1,
+              maximum: 268435455,
+              default: 262144,
+              description: 'largest PUBLISH payload; larger disconnects the client',
+            }),
             maxTopicLength: Type.Integer({ minimum: 1, maximum: 65535, default: 256, description: 'longest topic (bytes)' }),
             maxTopicLevels: Type.Integer({ minimum: 1, maximum: 100, default: 16, description: 'most topic levels' }),
             maxClients: Type.Integer({ minimum: 1, default: 1024, description: 'most connected clients; more get CONNACK 0x03' }),
-            maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'QoS 1 messages a client may have awaiting PUBACK; beyond this its socket is read only as they are acknowledged' }),
-            maxQueuedPerClient: Type.Integer({ minimum: 1, default: 1000, description: 'stored messages per persistent session; newer ones are dropped and counted' }),
-            connectTimeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'time a new connection has to send its whole CONNECT' }),
-            maxConnectBytes: Type.Integer({ minimum: 256, maximum: 262144, default: 8192, description: 'largest CONNECT packet (it comes before any login)' }),
-            maxPendingLogins: Type.Integer({ minimum: 1, default: 64, description: 'connections that have not logged in yet, in all; when every one is taken, the address holding the most gives its oldest to a newcomer from an address holding fewer (a few addresses cannot shut every other out); else the newcomer is closed at once' }),
-            maxPendingPerAddress: Type.Integer({ minimum: 1, default: 8, description: 'connections that have not logged in yet, from one source address' }),
-            drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'time a slow subscriber has to drain its socket before it is dropped' }),
-            allowControlCharacters: Type.Boolean({ default: false, description: 'let control characters (U+0001-U+001F, U+007F-U+009F) into topics, topic filters, client ids and user names' }),
+            maxInflightPerClient: Type.Integer({
+              minimum: 1,
+              maximum: 65535,
+              default: 1000,
+              description: 'QoS 1 messages a client may have awaiting PUBACK; beyond this its socket is read only as they are acknowledged',
+            }),
+            maxQueuedPerClient: Type.Integer({
+              minimum: 1,
+              default: 1000,
+              description: 'stored messages per persistent session; newer ones are dropped and counted',
+            }),
+            connectTimeoutMs: Type.Integer({
+              minimum: 100,
+              default: 5000,
+              description: 'time a new connection has to send its whole CONNECT',
+            }),
+            maxConnectBytes: Type.Integer({
+              minimum: 256,
+              maximum: 262144,
+              default: 8192,
+              description: 'largest CONNECT packet (it comes before any login)',
+            }),
+            maxPendingLogins: Type.Integer({
+              minimum: 1,
+              default: 64,
+              description:
+                'connections that have not logged in yet, in all; when every one is taken, the address holding the most gives its oldest to a newcomer from an address holding fewer (a few addresses cannot shut every other out); else the newcomer is closed at once',
+            }),
+            maxPendingPerAddress: Type.Integer({
+              minimum: 1,
+              default: 8,
+              description: 'connections that have not logged in yet, from one source address',
+            }),
+            drainTimeoutMs: Type.Integer({
+              minimum: 0,
+              default: 30000,
+              description: 'time a slow subscriber has to drain its socket before it is dropped',
+            }),
+            allowControlCharacters: Type.Boolean({
+              default: false,
+              description: 'let control characters (U+0001-U+001F, U+007F-U+009F) into topics, topic filters, client ids and user names',
+            }),
           },
           { ...strict, default: {} },
         ),
@@ -172,7 +238,13 @@ export type { TSchema };
 
 /** The agent's config from a file (--config, $EDGE_AGENT_CONFIG, the default paths) and the environment. */
 export function loadConfig(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig<Config> {
-  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [...uniqueNames(c), ...tlsProblems(c), ...readable(c), ...retentionProblems(c), ...gpioProblems(c.gpio)]);
+  const loaded = loadWith<Config>(ConfigSchema, explicitPath, env, (c) => [
+    ...uniqueNames(c),
+    ...tlsProblems(c),
+    ...readable(c),
+    ...retentionProblems(c),
+    ...gpioProblems(c.gpio),
+  ]);
   loaded.config.agent.id ??= hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   return loaded;
 }
@@ -191,30 +263,48 @@ function uniqueNames(config: Config): string[] {
 /** Store rules that keep everything, sinks taking rollup buckets that are not kept, watermarks out of order. */
 function retentionProblems(config: Config): string[] {
   const { rollups, retention } = config;
-  const unknown = (key: string, buckets: string[]) => buckets.filter((b) => !rollups.buckets.includes(b)).map((b) => `${key}: ${b} is not one of rollups.buckets (${rollups.buckets.join(', ')})`);
+  const unknown = (key: string, buckets: string[]) =>
+    buckets
+      .filter((b) => !rollups.buckets.includes(b))
+      .map((b) => `${key}: ${b} is not one of rollups.buckets (${rollups.buckets.join(', ')})`);
   // (Retention rules naming widths that are not kept do nothing: the defaults name 1m, 5m and 1h.)
   const problems = [
     ...retention.store.flatMap((rule, i) => (rule.maxAge || rule.maxBytes ? [] : [`retention.store[${i}]: give maxAge, maxBytes or both`])),
-    ...retention.rollups.flatMap((rule, i) => (rule.maxAge || rule.maxBytes ? [] : [`retention.rollups[${i}]: give maxAge, maxBytes or both`])),
-    ...config.sinks.flatMap((sink, i) => (!sink.rollups ? [] : rollups.enabled ? unknown(`sinks[${i}].rollups`, sink.rollups) : [`sinks[${i}].rollups: rollups.enabled is false`])),
+    ...retention.rollups.flatMap((rule, i) =>
+      rule.maxAge || rule.maxBytes ? [] : [`retention.rollups[${i}]: give maxAge, maxBytes or both`],
+    ),
+    ...config.sinks.flatMap((sink, i) =>
+      !sink.rollups
+        ? []
+        : rollups.enabled
+          ? unknown(`sinks[${i}].rollups`, sink.rollups)
+          : [`sinks[${i}].rollups: rollups.enabled is false`],
+    ),
   ];
   // Comparable only in the same unit; mixed ones are put in order against the filesystem's size at run time.
   const marks = (['warn', 'act', 'critical', 'reserve'] as const).map((k) => ({ key: k, mark: retention.disk[k] }));
   for (let i = 1; i < marks.length; i++) {
     const [a, b] = [marks[i - 1], marks[i]];
     if (a.mark.endsWith('%') === b.mark.endsWith('%') && freeBytes(a.mark, 1e12) < freeBytes(b.mark, 1e12)) {
-      problems.push(`retention.disk.${b.key}: ${b.mark} is more free space than retention.disk.${a.key} (${a.mark}); want warn >= act >= critical >= reserve`);
+      problems.push(
+        `retention.disk.${b.key}: ${b.mark} is more free space than retention.disk.${a.key} (${a.mark}); want warn >= act >= critical >= reserve`,
+      );
     }
   }
   return problems;
 }
 
 function tlsProblems(config: Config): string[] {
-  const sinks = config.sinks.map((sink, i) => ({ at: `sinks[${i}]`, ...(sink as { cert?: string; key?: string; ca?: string; passphrase?: string }) }));
+  const sinks = config.sinks.map((sink, i) => ({
+    at: `sinks[${i}]`,
+    ...(sink as { cert?: string; key?: string; ca?: string; passphrase?: string }),
+  }));
   const problems = tlsFileProblems([{ at: 'broker.mqtts', ...config.broker.mqtts }, { at: 'web.https', ...config.web.https }, ...sinks]);
   const m = config.broker.mqtts;
   if (!m.ca && (m.clientCertificates !== 'none' || m.useIdentityAsUsername)) {
-    problems.push('broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)');
+    problems.push(
+      'broker.mqtts.ca: required with broker.mqtts.clientCertificates or useIdentityAsUsername (else any certificate the system trusts would log in)',
+    );
   }
   return problems;
 }

@@ -15,7 +15,8 @@ export interface TlsFiles {
 
 export function tlsFileProblems(entries: TlsFiles[]): string[] {
   return entries.flatMap((e) => {
-    if (!e.cert !== !e.key) return [`${e.at}.cert, ${e.at}.key: a certificate needs its private key and a key its certificate: give both, or neither`];
+    if (!e.cert !== !e.key)
+      return [`${e.at}.cert, ${e.at}.key: a certificate needs its private key and a key its certificate: give both, or neither`];
     const unreadable = (['cert', 'key', 'ca'] as const).flatMap((k) => (e[k] === undefined ? [] : cannotRead(`${e.at}.${k}`, e[k])));
     if (unreadable.length) return unreadable;
     return [...(e.ca ? caProblem(e) : []), ...(e.cert && e.key ? pairProblem(e, e.cert, e.key) : [])];
@@ -46,13 +47,17 @@ function pairProblem(e: TlsFiles, certFile: string, keyFile: string): string[] {
   try {
     cert = new X509Certificate(readFileSync(certFile));
   } catch {
-    return [`${e.at}.cert: ${certFile} holds no PEM certificate${looksLikeKey(certFile) ? ' (it holds a private key: are cert and key swapped?)' : ''}`];
+    return [
+      `${e.at}.cert: ${certFile} holds no PEM certificate${looksLikeKey(certFile) ? ' (it holds a private key: are cert and key swapped?)' : ''}`,
+    ];
   }
   try {
     key = createPrivateKey({ key: readFileSync(keyFile), passphrase: e.passphrase });
   } catch (err) {
     const encrypted = /passphrase|decrypt|bad decrypt/i.test((err as Error).message);
-    return [`${e.at}.key: ${keyFile} ${encrypted ? `cannot be opened with ${e.passphrase === undefined ? 'no passphrase (give passphrase or passphraseFile)' : 'the passphrase given'}` : 'holds no PEM private key'}`];
+    return [
+      `${e.at}.key: ${keyFile} ${encrypted ? `cannot be opened with ${e.passphrase === undefined ? 'no passphrase (give passphrase or passphraseFile)' : 'the passphrase given'}` : 'holds no PEM private key'}`,
+    ];
   }
   return cert.checkPrivateKey(key) ? [] : [`${e.at}.cert, ${e.at}.key: the key is not the certificate's (from another pair?)`];
 }

@@ -68,7 +68,9 @@ export function askAgent(path: string, route: string, method: 'GET' | 'POST' = '
       });
     });
     req.on('timeout', () => req.destroy(new Error('the agent did not answer within 10 s')));
-    req.on('error', (err: NodeJS.ErrnoException) => (['ENOENT', 'ECONNREFUSED'].includes(err.code ?? '') ? resolve(undefined) : reject(err)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      ['ENOENT', 'ECONNREFUSED'].includes(err.code ?? '') ? resolve(undefined) : reject(err),
+    );
     req.end();
   });
 }

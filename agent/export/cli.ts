@@ -28,7 +28,8 @@ export class ExportUsageError extends Error {}
 function time(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const t = parseTime(value);
-  if (!Number.isFinite(t)) throw new ExportUsageError(`--${name}: ${JSON.stringify(value)} is neither an ISO 8601 time nor ms since the epoch`);
+  if (!Number.isFinite(t))
+    throw new ExportUsageError(`--${name}: ${JSON.stringify(value)} is neither an ISO 8601 time nor ms since the epoch`);
   return t;
 }
 
@@ -40,7 +41,8 @@ export interface StoreLocation {
 }
 
 export async function exportCommand(location: StoreLocation, o: ExportCommandOptions): Promise<number> {
-  if (!(EXPORT_FORMATS as readonly string[]).includes(o.format)) throw new ExportUsageError(`--format: one of ${EXPORT_FORMATS.join(', ')}`);
+  if (!(EXPORT_FORMATS as readonly string[]).includes(o.format))
+    throw new ExportUsageError(`--format: one of ${EXPORT_FORMATS.join(', ')}`);
   if (o.order !== 'asc' && o.order !== 'desc') throw new ExportUsageError('--order: asc or desc');
   const problem = filterProblem(o.topic);
   if (problem) throw new ExportUsageError(`--topic: not a valid MQTT topic filter: ${problem}`);
@@ -54,7 +56,9 @@ export async function exportCommand(location: StoreLocation, o: ExportCommandOpt
   if (backend === 'none') throw new ExportUsageError('store.backend is none: there is no local store to export');
   if (!existsSync(path)) throw new ExportUsageError(`no store at ${path}`);
   const store = await openStoreReader(backend, path, key);
-  const bar = process.stderr.isTTY ? new SingleBar({ format: 'exporting {value} rows  {rate} rows/s', stream: process.stderr, noTTYOutput: false }) : undefined;
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ format: 'exporting {value} rows  {rate} rows/s', stream: process.stderr, noTTYOutput: false })
+    : undefined;
   const started = Date.now();
   bar?.start(0, 0, { rate: 0 });
   let rows = 0;
@@ -63,7 +67,10 @@ export async function exportCommand(location: StoreLocation, o: ExportCommandOpt
       exportText(store, {
         query: { topic: o.topic, from: time(o.from, 'from'), to: time(o.to, 'to'), where, order: o.order },
         format: o.format as ExportFormat,
-        fields: o.fields?.split(',').map((f) => f.trim()).filter(Boolean),
+        fields: o.fields
+          ?.split(',')
+          .map((f) => f.trim())
+          .filter(Boolean),
         progress: (n) => {
           rows = n;
           bar?.update(n, { rate: Math.round(n / Math.max(0.001, (Date.now() - started) / 1000)) });

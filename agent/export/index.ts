@@ -57,7 +57,16 @@ class CsvRows {
     }
     const columns = this.columns;
     const rows = records.map((r) => {
-      const base = [r.seq, new Date(r.receivedAt).toISOString(), r.topic, r.clientId, r.schema ?? '', r.deviceTime === undefined ? '' : new Date(r.deviceTime).toISOString(), r.clockSynced, r.clockCorrectionMs ?? ''];
+      const base = [
+        r.seq,
+        new Date(r.receivedAt).toISOString(),
+        r.topic,
+        r.clientId,
+        r.schema ?? '',
+        r.deviceTime === undefined ? '' : new Date(r.deviceTime).toISOString(),
+        r.clockSynced,
+        r.clockCorrectionMs ?? '',
+      ];
       if (this.fields) return [...base, ...columns.map((f) => cell(fieldOf(r.payload, f)))];
       const payload = isObject(r.payload) ? r.payload : { payload: r.payload };
       const extra = Object.fromEntries(Object.entries(payload).filter(([k]) => !columns.includes(k)));

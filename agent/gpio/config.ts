@@ -3,17 +3,34 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { strict } from '../config/keys.js';
 
-const line = Type.Integer({ minimum: 0, maximum: 1023, description: 'line offset on the GPIO chip (the BCM number on a Pi: GPIO17 is 17), not the sysfs number' });
+const line = Type.Integer({
+  minimum: 0,
+  maximum: 1023,
+  description: 'line offset on the GPIO chip (the BCM number on a Pi: GPIO17 is 17), not the sysfs number',
+});
 const activeLow = Type.Boolean({ default: false, description: 'the line reads (or drives) 0 when active' });
 
 const Input = Type.Object(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9._-]+$', description: 'the input\'s name' }),
+    name: Type.String({ pattern: '^[A-Za-z0-9._-]+$', description: "the input's name" }),
     line,
-    edge: Type.Union([Type.Literal('rising'), Type.Literal('falling'), Type.Literal('both')], { default: 'both', description: 'which changes become readings (after active-low: rising = becoming active)' }),
-    debounceMs: Type.Integer({ minimum: 0, maximum: 10000, default: 20, description: 'a change counts once the line has kept its level this long' }),
+    edge: Type.Union([Type.Literal('rising'), Type.Literal('falling'), Type.Literal('both')], {
+      default: 'both',
+      description: 'which changes become readings (after active-low: rising = becoming active)',
+    }),
+    debounceMs: Type.Integer({
+      minimum: 0,
+      maximum: 10000,
+      default: 20,
+      description: 'a change counts once the line has kept its level this long',
+    }),
     activeLow,
-    topic: Type.Optional(Type.String({ minLength: 1, description: 'topic of its readings (default gpio/<name>); payload {"value":0|1,"edge":"rising"|"falling"}' })),
+    topic: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'topic of its readings (default gpio/<name>); payload {"value":0|1,"edge":"rising"|"falling"}',
+      }),
+    ),
   },
   strict,
 );
@@ -22,15 +39,27 @@ export const GpioConfigSchema = Type.Object(
   {
     driver: Type.Union([Type.Literal('none'), Type.Literal('sysfs'), Type.Literal('simulated')], {
       default: 'none',
-      description: 'none: no GPIO; sysfs: the kernel\'s GPIO lines through onoff (/sys/class/gpio; user in group gpio); simulated: lines in memory (machines without GPIO, tests)',
+      description:
+        "none: no GPIO; sysfs: the kernel's GPIO lines through onoff (/sys/class/gpio; user in group gpio); simulated: lines in memory (machines without GPIO, tests)",
     }),
-    chip: Type.String({ minLength: 1, default: 'auto', description: 'label of the GPIO chip the lines are on (see /sys/class/gpio/gpiochip*/label); auto: the Raspberry Pi\'s header chip' }),
+    chip: Type.String({
+      minLength: 1,
+      default: 'auto',
+      description: "label of the GPIO chip the lines are on (see /sys/class/gpio/gpiochip*/label); auto: the Raspberry Pi's header chip",
+    }),
     sysfsPath: Type.String({ minLength: 1, default: '/sys', description: 'where sysfs is mounted' }),
-    inputs: Type.Array(Input, { default: [], description: 'input lines whose changes become readings, through ingest like any MQTT reading' }),
+    inputs: Type.Array(Input, {
+      default: [],
+      description: 'input lines whose changes become readings, through ingest like any MQTT reading',
+    }),
     statusLed: Type.Optional(
       Type.Object(
         { line, activeLow },
-        { ...strict, description: 'an LED showing the agent\'s state: steady (ok), slow blink (degraded: a sink failing, an alert firing), double blink (offline with a backlog), fast blink (error: a part of the data path not working)' },
+        {
+          ...strict,
+          description:
+            "an LED showing the agent's state: steady (ok), slow blink (degraded: a sink failing, an alert firing), double blink (offline with a backlog), fast blink (error: a part of the data path not working)",
+        },
       ),
     ),
     alarm: Type.Optional(
@@ -38,7 +67,10 @@ export const GpioConfigSchema = Type.Object(
         {
           line,
           activeLow,
-          alerts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'alert names (a trailing * matches a prefix) that turn it on; empty: any alert' }),
+          alerts: Type.Array(Type.String({ minLength: 1 }), {
+            default: [],
+            description: 'alert names (a trailing * matches a prefix) that turn it on; empty: any alert',
+          }),
         },
         { ...strict, description: 'a relay or buzzer, on while an alert fires' },
       ),
@@ -51,10 +83,14 @@ export const GpioConfigSchema = Type.Object(
           debounceMs: Type.Integer({ minimum: 0, maximum: 10000, default: 100, description: 'the line must stay active this long' }),
           command: Type.Array(Type.String({ minLength: 1 }), {
             default: [],
-            description: 'run once the log is flushed (e.g. ["sudo", "/usr/sbin/poweroff"]; systemd then stops the agent cleanly); empty: the agent stops itself',
+            description:
+              'run once the log is flushed (e.g. ["sudo", "/usr/sbin/poweroff"]; systemd then stops the agent cleanly); empty: the agent stops itself',
           }),
         },
-        { ...strict, description: 'a UPS HAT\'s power-fail input: when it becomes active the log is flushed and the agent shuts down cleanly' },
+        {
+          ...strict,
+          description: "a UPS HAT's power-fail input: when it becomes active the log is flushed and the agent shuts down cleanly",
+        },
       ),
     ),
   },

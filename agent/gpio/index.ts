@@ -52,22 +52,32 @@ export function startGpio(config: GpioConfig, driver: GpioDriver, sources: GpioS
   const closers: (() => void)[] = [];
   const inputs = config.inputs.map((spec) => {
     const topic = spec.topic ?? `gpio/${spec.name}`;
-    const status = { name: spec.name, line: spec.line, changes: 0, lastChange: null as string | null, input: undefined as DebouncedInput | undefined };
+    const status = {
+      name: spec.name,
+      line: spec.line,
+      changes: 0,
+      lastChange: null as string | null,
+      input: undefined as DebouncedInput | undefined,
+    };
     const changed = (value: Level, edge: Edge) => {
       status.changes++;
       status.lastChange = new Date().toISOString();
-      sources.take(topic, Buffer.from(JSON.stringify({ value, edge }))).catch((err: Error) => logger.error({ input: spec.name, value, edge, err: err.message }, 'a GPIO reading could not be taken'));
+      sources
+        .take(topic, Buffer.from(JSON.stringify({ value, edge })))
+        .catch((err: Error) => logger.error({ input: spec.name, value, edge, err: err.message }, 'a GPIO reading could not be taken'));
     };
     status.input = openInput(driver, spec, changed);
     closers.push(() => status.input?.close());
     return status;
   });
 
-  const led = config.statusLed && new StatusLed(driver.output(config.statusLed.line, config.statusLed.activeLow ? 1 : 0), config.statusLed.activeLow);
+  const led =
+    config.statusLed && new StatusLed(driver.output(config.statusLed.line, config.statusLed.activeLow ? 1 : 0), config.statusLed.activeLow);
   if (led) closers.push(() => led.close());
   const alarm = config.alarm && { out: driver.output(config.alarm.line, config.alarm.activeLow ? 1 : 0), on: false };
   const alarmAlerts = config.alarm?.alerts ?? [];
-  const sounds = (name: string) => alarmAlerts.length === 0 || alarmAlerts.some((a) => (a.endsWith('*') ? name.startsWith(a.slice(0, -1)) : name === a));
+  const sounds = (name: string) =>
+    alarmAlerts.length === 0 || alarmAlerts.some((a) => (a.endsWith('*') ? name.startsWith(a.slice(0, -1)) : name === a));
   const drive = (out: OutputLine, on: boolean, activeLow: boolean) => out.write((on !== activeLow ? 1 : 0) as Level);
   if (alarm) closers.push(() => (drive(alarm.out, false, config.alarm!.activeLow), alarm.out.close()));
 
@@ -82,7 +92,7 @@ export function startGpio(config: GpioConfig, driver: GpioDriver, sources: GpioS
         if (on !== alarm.on) drive(alarm.out, (alarm.on = on), config.alarm!.activeLow);
       }
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'GPIO outputs: could not read the agent\'s state');
+      logger.warn({ err: (err as Error).message }, "GPIO outputs: could not read the agent's state");
     } finally {
       looking = false;
     }
@@ -114,7 +124,10 @@ export function startGpio(config: GpioConfig, driver: GpioDriver, sources: GpioS
     });
     closers.push(() => powerFail?.close());
   }
-  logger.info({ driver: driver.description, inputs: inputs.length, statusLed: !!led, alarm: !!alarm, powerFail: !!powerFail }, 'GPIO ready');
+  logger.info(
+    { driver: driver.description, inputs: inputs.length, statusLed: !!led, alarm: !!alarm, powerFail: !!powerFail },
+    'GPIO ready',
+  );
 
   return {
     status: () => ({

@@ -25,7 +25,11 @@ export interface AlertSources {
 const LEVELS = ['ok', 'warn', 'act', 'critical', 'reserve'];
 
 export function startAlerts(a: HealthConfig['alerts'], sources: AlertSources, logger: Logger): { engine: AlertEngine; stop(): void } {
-  const engine = new AlertEngine(a, { publish: sources.publish, post: a.webhook && webhookPoster(a.webhook.url, a.webhook.timeoutMs) }, logger);
+  const engine = new AlertEngine(
+    a,
+    { publish: sources.publish, post: a.webhook && webhookPoster(a.webhook.url, a.webhook.timeoutMs) },
+    logger,
+  );
   let running = false;
   const evaluate = async () => {
     if (running) return;
@@ -49,17 +53,27 @@ export function startAlerts(a: HealthConfig['alerts'], sources: AlertSources, lo
         'sync.lagSeconds': sinks.length ? Math.max(...sinks.map((s) => s.oldestUnsentMs / 1000)) : undefined,
       };
       const conditions: Conditions = new Map();
-      for (const s of sources.sensors.status()) if (s.state === 'stale') conditions.set(`sensor-stale:${s.sensor}`, { message: `sensor ${s.sensor} silent since ${s.lastSeen}` });
+      for (const s of sources.sensors.status())
+        if (s.state === 'stale') conditions.set(`sensor-stale:${s.sensor}`, { message: `sensor ${s.sensor} silent since ${s.lastSeen}` });
       for (const s of sinks) {
         const downMs = Date.now() - Date.parse(s.since);
-        if (s.state !== 'ok' && downMs >= a.sinkDownMinutes * 60_000) conditions.set(`sink-down:${s.name}`, { message: `sink ${s.name} ${s.state} since ${s.since}${s.lastError ? `: ${s.lastError.message}` : ''}`, value: s.lagRecords });
+        if (s.state !== 'ok' && downMs >= a.sinkDownMinutes * 60_000)
+          conditions.set(`sink-down:${s.name}`, {
+            message: `sink ${s.name} ${s.state} since ${s.since}${s.lastError ? `: ${s.lastError.message}` : ''}`,
+            value: s.lagRecords,
+          });
       }
-      if (LEVELS.indexOf(disk.level) >= LEVELS.indexOf(a.diskPressure)) conditions.set('disk-pressure', { message: `disk pressure ${disk.level}: ${disk.freeBytes} bytes free`, value: disk.freeBytes });
+      if (LEVELS.indexOf(disk.level) >= LEVELS.indexOf(a.diskPressure))
+        conditions.set('disk-pressure', { message: `disk pressure ${disk.level}: ${disk.freeBytes} bytes free`, value: disk.freeBytes });
       const rollback = sources.bootConfigRollback;
-      if (rollback && stillShown(rollback)) conditions.set('boot-config-rolled-back', { message: `the config from the boot partition (${rollback.at}) was rolled back: ${rollback.reason}` });
+      if (rollback && stillShown(rollback))
+        conditions.set('boot-config-rolled-back', {
+          message: `the config from the boot partition (${rollback.at}) was rolled back: ${rollback.reason}`,
+        });
       const deadLetters = sources.log.deadLetterStatus();
       if (deadLetters.state !== 'ok') conditions.set('dead-letters-full', { message: deadLetters.state, value: log.deadLetters });
-      if (a.clockUnsynchronised && !sources.clockSynced()) conditions.set('clock-unsynchronised', { message: 'the system clock is not synchronised: readings are marked until it is' });
+      if (a.clockUnsynchronised && !sources.clockSynced())
+        conditions.set('clock-unsynchronised', { message: 'the system clock is not synchronised: readings are marked until it is' });
       engine.evaluate(values, conditions);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'alert evaluation failed; tried again next time');

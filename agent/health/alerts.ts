@@ -90,7 +90,8 @@ export class AlertEngine {
     const firing = p.alert?.state === 'firing';
     if (holds) {
       p.holdingSince ||= now;
-      if (!firing && now - p.holdingSince >= forSec * 1000) this.change(p, { name, state: 'firing', message, value, since: new Date(now).toISOString() });
+      if (!firing && now - p.holdingSince >= forSec * 1000)
+        this.change(p, { name, state: 'firing', message, value, since: new Date(now).toISOString() });
       else if (firing && p.alert) p.alert.value = value;
     } else {
       p.holdingSince = 0;
@@ -102,7 +103,10 @@ export class AlertEngine {
     p.alert = alert;
     this.history.push({ ...alert }); // as it was then: a firing alert's value keeps moving
     if (this.history.length > 200) this.history.shift();
-    this.logger[alert.state === 'firing' ? 'warn' : 'info']({ alert: alert.name, value: alert.value }, `alert ${alert.state}: ${alert.message}`);
+    this.logger[alert.state === 'firing' ? 'warn' : 'info'](
+      { alert: alert.name, value: alert.value },
+      `alert ${alert.state}: ${alert.message}`,
+    );
     const topic = `${this.config.topic}/${alert.name}`;
     try {
       this.sinks.publish(topic, alert.state === 'firing' ? JSON.stringify(alert) : '');
@@ -147,7 +151,12 @@ export class AlertEngine {
 /** POST an alert to a webhook URL, with a timeout. */
 export function webhookPoster(url: string, timeoutMs: number): (alert: Alert) => Promise<void> {
   return async (alert) => {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert), signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(alert),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     if (!res.ok) throw new Error(`webhook answered HTTP ${res.status}`);
   };
 }

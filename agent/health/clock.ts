@@ -94,7 +94,9 @@ function timedatectlProbe(): () => boolean | undefined {
 /** Which source 'auto' means here: timesyncd if it runs, else timedatectl if it answers, else none. */
 export async function detectSyncSource(timesyncDir = TIMESYNC_DIR): Promise<Exclude<ClockSyncSource, 'auto'>> {
   if (existsSync(timesyncDir)) return 'timesyncd';
-  const answers = await new Promise<boolean>((resolve) => execFile('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 5000 }, (err) => resolve(!err)));
+  const answers = await new Promise<boolean>((resolve) =>
+    execFile('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 5000 }, (err) => resolve(!err)),
+  );
   return answers ? 'timedatectl' : 'none';
 }
 
@@ -102,7 +104,13 @@ export async function detectSyncSource(timesyncDir = TIMESYNC_DIR): Promise<Excl
 export function systemClock(source: Exclude<ClockSyncSource, 'auto'>, opts: { syncFlag?: string; procfsPath?: string } = {}): ClockSource {
   const flag = opts.syncFlag ?? join(TIMESYNC_DIR, 'synchronized');
   const synced = source === 'timesyncd' ? timesyncdProbe(flag) : source === 'timedatectl' ? timedatectlProbe() : () => undefined;
-  return { wallMs: Date.now, monoMs, bootId: bootId(opts.procfsPath ?? '/proc'), synced, via: source === 'timesyncd' ? `timesyncd (${flag})` : source };
+  return {
+    wallMs: Date.now,
+    monoMs,
+    bootId: bootId(opts.procfsPath ?? '/proc'),
+    synced,
+    via: source === 'timesyncd' ? `timesyncd (${flag})` : source,
+  };
 }
 
 export interface ClockOptions {
@@ -124,7 +132,11 @@ export class Clock {
   ) {
     this.startedMono = source.monoMs();
     this.past = new Map(Object.entries(readOffsets(opts.offsetsFile)));
-    if (source.synced() === undefined) opts.logger?.info({ via: source.via }, 'cannot tell whether the system clock is synchronised: readings are marked unsynchronised and never corrected');
+    if (source.synced() === undefined)
+      opts.logger?.info(
+        { via: source.via },
+        'cannot tell whether the system clock is synchronised: readings are marked unsynchronised and never corrected',
+      );
   }
 
   /** Whether the wall clock is known synchronised. */
@@ -179,7 +191,10 @@ export class Clock {
       writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.past)), { mode: 0o600 });
       renameSync(tmp, file);
     } catch (err) {
-      this.opts.logger?.warn({ err: (err as Error).message }, 'could not keep the clock offset (readings of this boot left in the log at a reboot stay uncorrected)');
+      this.opts.logger?.warn(
+        { err: (err as Error).message },
+        'could not keep the clock offset (readings of this boot left in the log at a reboot stay uncorrected)',
+      );
     }
   }
 }

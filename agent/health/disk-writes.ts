@@ -33,9 +33,25 @@ export interface DiskWrites {
   card: { bytes: number; ratedFullWrites: number; lifeYears: number | null };
 }
 
-export function diskWrites(total: number, store: number, rollups: number, readings: number, bytesPerDay: number | null = null, card = { bytes: 0, ratedFullWrites: 1000 }): DiskWrites {
+export function diskWrites(
+  total: number,
+  store: number,
+  rollups: number,
+  readings: number,
+  bytesPerDay: number | null = null,
+  card = { bytes: 0, ratedFullWrites: 1000 },
+): DiskWrites {
   const lifeYears = bytesPerDay && card.bytes ? Math.round(((card.bytes * card.ratedFullWrites) / bytesPerDay / 365) * 10) / 10 : null;
-  return { total, store, rollups, other: Math.max(0, total - store - rollups), readings, bytesPerReading: readings > 0 ? Math.round(total / readings) : null, bytesPerDay: bytesPerDay === null ? null : Math.round(bytesPerDay), card: { ...card, lifeYears } };
+  return {
+    total,
+    store,
+    rollups,
+    other: Math.max(0, total - store - rollups),
+    readings,
+    bytesPerReading: readings > 0 ? Math.round(total / readings) : null,
+    bytesPerDay: bytesPerDay === null ? null : Math.round(bytesPerDay),
+    card: { ...card, lifeYears },
+  };
 }
 
 /** A minute's samples of the bytes written, an hour of them: the rate the card is written at now. */

@@ -22,7 +22,11 @@ export interface Notifier {
 }
 
 /** A notifier when systemd asked for notifications (NOTIFY_SOCKET set), else undefined. */
-export function systemdNotifier(logger: NotifyLogger, env: NodeJS.ProcessEnv = process.env, command = 'systemd-notify'): Notifier | undefined {
+export function systemdNotifier(
+  logger: NotifyLogger,
+  env: NodeJS.ProcessEnv = process.env,
+  command = 'systemd-notify',
+): Notifier | undefined {
   if (!env.NOTIFY_SOCKET) return undefined;
   let queue = Promise.resolve();
   let failedOnce = false;

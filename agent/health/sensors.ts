@@ -77,7 +77,21 @@ export class SensorWatch {
     let s = this.sensors.get(key);
     if (!s) {
       const now = this.now();
-      this.sensors.set(key, (s = { rule, firstSeen: now, lastSeen: now, readings: 0, refused: 0, countedAt: now, counted: 0, perMinute: 0, state: 'ok', since: now }));
+      this.sensors.set(
+        key,
+        (s = {
+          rule,
+          firstSeen: now,
+          lastSeen: now,
+          readings: 0,
+          refused: 0,
+          countedAt: now,
+          counted: 0,
+          perMinute: 0,
+          state: 'ok',
+          since: now,
+        }),
+      );
     }
     return { key, s };
   }

@@ -115,7 +115,12 @@ export function readNetwork(sources: SystemSources): NetworkInterface[] {
     .slice(2)
     .map((line) => /^\s*([^:]+):\s*(\d+)(?:\s+\d+){7}\s+(\d+)/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null && m[1] !== 'lo')
-    .map((m) => ({ name: m[1], up: readText(join(sources.sys, 'class/net', m[1], 'operstate')) === 'up', rxBytes: Number(m[2]), txBytes: Number(m[3]) }));
+    .map((m) => ({
+      name: m[1],
+      up: readText(join(sources.sys, 'class/net', m[1], 'operstate')) === 'up',
+      rxBytes: Number(m[2]),
+      txBytes: Number(m[3]),
+    }));
 }
 
 /** The vcgencmd of Raspberry Pi OS, if this machine has one. */
@@ -169,7 +174,11 @@ export function formatSystem(s: SystemSample): string {
     `network: ${s.network.map((n) => `${n.name} ${n.up ? 'up' : 'down'} (in ${mb(n.rxBytes)}, out ${mb(n.txBytes)})`).join('; ') || 'none'}`,
   ];
   const t = s.throttling;
-  lines.push(t ? `throttling (${t.source}, 0x${t.raw.toString(16)}): now ${t.now.join(', ') || 'none'}; since boot ${t.sinceBoot.join(', ') || 'none'}` : 'throttling: no Raspberry Pi firmware to ask');
+  lines.push(
+    t
+      ? `throttling (${t.source}, 0x${t.raw.toString(16)}): now ${t.now.join(', ') || 'none'}; since boot ${t.sinceBoot.join(', ') || 'none'}`
+      : 'throttling: no Raspberry Pi firmware to ask',
+  );
   return lines.join('\n');
 }
 

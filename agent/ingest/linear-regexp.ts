@@ -15,7 +15,10 @@ function engine(): typeof RE2Class {
 }
 
 /** A pattern as AJV compiles one (always with Unicode, as JSON Schema's patterns are). */
-export const linearRegExp: NonNullable<CodeOptions['regExp']> = Object.assign((pattern: string, flags: string) => new (engine())(pattern, flags.includes('u') ? flags : `${flags}u`), { code: 'linearRegExp' });
+export const linearRegExp: NonNullable<CodeOptions['regExp']> = Object.assign(
+  (pattern: string, flags: string) => new (engine())(pattern, flags.includes('u') ? flags : `${flags}u`),
+  { code: 'linearRegExp' },
+);
 
 /** Why RE2 cannot run `pattern`, or undefined when it can. */
 export function patternProblem(pattern: string): string | undefined {

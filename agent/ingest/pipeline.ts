@@ -61,7 +61,10 @@ export interface Reason {
 }
 
 /** What became of readings handed in over HTTP: all taken (their seqs, once durable), or none, and why. */
-export type Submission = { taken: true; seqs: number[] } | { taken: false; refused: { index: number; reasons: Reason[] }[] } | { taken: false; unavailable: string };
+export type Submission =
+  | { taken: true; seqs: number[] }
+  | { taken: false; refused: { index: number; reasons: Reason[] }[] }
+  | { taken: false; unavailable: string };
 
 export interface Ingest {
   /** For the broker: each message it accepts from a client. */
@@ -196,14 +199,18 @@ export function createIngest(opts: IngestOptions): Ingest {
   };
 
   async function submit(messages: Submitted[]): Promise<Submission> {
-    if (opts.admission && !opts.admission.accepting) return { taken: false, unavailable: 'disk pressure is critical: no new readings are taken until space is freed' };
+    if (opts.admission && !opts.admission.accepting)
+      return { taken: false, unavailable: 'disk pressure is critical: no new readings are taken until space is freed' };
     const records: NewRecord[] = [];
     const refused: { index: number; reasons: Reason[] }[] = [];
     messages.forEach((msg, index) => {
       try {
         records.push(toRecord(msg));
       } catch (err) {
-        refused.push({ index, reasons: err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }] });
+        refused.push({
+          index,
+          reasons: err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }],
+        });
       }
     });
     if (refused.length) return { taken: false, refused };

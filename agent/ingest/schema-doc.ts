@@ -16,7 +16,12 @@ const FieldObject = Type.Object(
     unit: Type.Optional(Type.String({ description: 'unit of measure, for people and sinks' })),
     description: Type.Optional(Type.String()),
     tag: Type.Optional(Type.Boolean({ description: 'an identifying attribute (an InfluxDB tag), not a measured value' })),
-    counter: Type.Optional(Type.Boolean({ description: 'a count that only grows (a meter, packets sent): charts leave it off by default; default: true for fields named count, counter or *_total' })),
+    counter: Type.Optional(
+      Type.Boolean({
+        description:
+          'a count that only grows (a meter, packets sent): charts leave it off by default; default: true for fields named count, counter or *_total',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -26,14 +31,21 @@ export const SCHEMA_NAME = '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$';
 
 export const SchemaDocSchema = Type.Object(
   {
-    name: Type.String({ pattern: SCHEMA_NAME, description: 'schema name, recorded with each reading: letters, digits, _ . -, at most 128, not starting with . or -' }),
+    name: Type.String({
+      pattern: SCHEMA_NAME,
+      description: 'schema name, recorded with each reading: letters, digits, _ . -, at most 128, not starting with . or -',
+    }),
     version: Type.Integer({ minimum: 1, default: 1, description: 'schema version, recorded with each reading' }),
     topics: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'MQTT topic patterns (+, #) this schema applies to' }),
-    mode: Type.Optional(Type.Union([Type.Literal('strict'), Type.Literal('lenient')], { description: 'strict rejects unknown fields; default ingest.mode' })),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('strict'), Type.Literal('lenient')], { description: 'strict rejects unknown fields; default ingest.mode' }),
+    ),
     timestamp: Type.Optional(Type.String({ description: "field holding the device's own time (ISO 8601 or epoch s/ms)" })),
     measurement: Type.Optional(Type.String({ description: 'measurement name for sinks; default: the schema name' })),
     description: Type.Optional(Type.String()),
-    fields: Type.Optional(Type.Record(Type.String(), Type.Union([FieldType, FieldObject]), { description: 'compact field list: name -> type or {type, ...}' })),
+    fields: Type.Optional(
+      Type.Record(Type.String(), Type.Union([FieldType, FieldObject]), { description: 'compact field list: name -> type or {type, ...}' }),
+    ),
     jsonSchema: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'a plain JSON Schema instead of fields' })),
     tags: Type.Optional(Type.Array(Type.String(), { description: 'tag fields, for plain JSON Schemas' })),
   },

@@ -11,7 +11,12 @@ const validName = new RegExp(SCHEMA_NAME);
 
 /** Every entry (REST, GraphQL, the CLI) comes through here: a name is a file name, never a path. */
 function checkName(name: string): void {
-  if (!validName.test(name)) throw new SchemaChangeError('invalid', `name: a schema name is letters, digits, _ . - (at most 128, not starting with . or -), not ${JSON.stringify(name.slice(0, 60))}`, ['name: not a schema name']);
+  if (!validName.test(name))
+    throw new SchemaChangeError(
+      'invalid',
+      `name: a schema name is letters, digits, _ . - (at most 128, not starting with . or -), not ${JSON.stringify(name.slice(0, 60))}`,
+      ['name: not a schema name'],
+    );
 }
 
 export class SchemaChangeError extends Error {
@@ -68,7 +73,15 @@ export class SchemaEditor {
   summary(s: CompiledSchema): SchemaView {
     const source = this.sourceOf(s.name) ?? '';
     const inConfig = source.startsWith('config:');
-    return { name: s.name, version: s.version, id: s.id, topics: s.topics, source: inConfig ? 'config file' : relative(this.dir, source), editable: !inConfig, doc: s.doc };
+    return {
+      name: s.name,
+      version: s.version,
+      id: s.id,
+      topics: s.topics,
+      source: inConfig ? 'config file' : relative(this.dir, source),
+      editable: !inConfig,
+      doc: s.doc,
+    };
   }
 
   /** A version of a schema (the one in effect when not given), or undefined. */
@@ -77,7 +90,9 @@ export class SchemaEditor {
     const doc = this.doc(name, version);
     if (!doc) return undefined;
     const now = this.current(name);
-    return now && now.version === doc.version ? this.summary(now) : { name, version: doc.version, id: `${name}@${doc.version}`, topics: doc.topics, source: '', editable: false, doc };
+    return now && now.version === doc.version
+      ? this.summary(now)
+      : { name, version: doc.version, id: `${name}@${doc.version}`, topics: doc.topics, source: '', editable: false, doc };
   }
 
   /** The versions this directory knows of a schema, newest first. */
@@ -105,7 +120,8 @@ export class SchemaEditor {
 
   create(doc: SchemaDoc): CompiledSchema {
     checkName(doc.name);
-    if (this.current(doc.name)) throw new SchemaChangeError('conflict', `a schema named ${doc.name} exists: PUT /api/schemas/${doc.name} to change it`);
+    if (this.current(doc.name))
+      throw new SchemaChangeError('conflict', `a schema named ${doc.name} exists: PUT /api/schemas/${doc.name} to change it`);
     const version = Math.max(doc.version ?? 1, (this.versions(doc.name)[0]?.version ?? 0) + 1);
     return this.write(join(this.dir, `${doc.name}.json`), { ...doc, version });
   }
@@ -115,7 +131,8 @@ export class SchemaEditor {
     checkName(name);
     const now = this.current(name);
     if (!now) throw new SchemaChangeError('missing', `no schema named ${name}`);
-    if (doc.name !== name) throw new SchemaChangeError('invalid', `the body names schema ${doc.name}, the path ${name}`, [`body.name: must be ${name}`]);
+    if (doc.name !== name)
+      throw new SchemaChangeError('invalid', `the body names schema ${doc.name}, the path ${name}`, [`body.name: must be ${name}`]);
     const path = this.ownFile(name);
     const version = doc.version !== undefined && doc.version > now.version ? doc.version : now.version + 1;
     this.keep(now);
@@ -135,7 +152,8 @@ export class SchemaEditor {
   /** The file a schema comes from; one from the config file cannot be changed here. */
   private ownFile(name: string): string {
     const source = this.sourceOf(name)!;
-    if (source.startsWith('config:')) throw new SchemaChangeError('conflict', `schema ${name} is defined in the config file (${source.slice(7)}): change it there`);
+    if (source.startsWith('config:'))
+      throw new SchemaChangeError('conflict', `schema ${name} is defined in the config file (${source.slice(7)}): change it there`);
     return source;
   }
 
@@ -151,7 +169,8 @@ export class SchemaEditor {
     try {
       return checkSchemaDoc(structuredClone(doc), () => 'body', this.registry.mode);
     } catch (err) {
-      if (err instanceof SchemaFileError) throw new SchemaChangeError('invalid', `the schema is not valid: ${err.problems.join('; ')}`, err.problems);
+      if (err instanceof SchemaFileError)
+        throw new SchemaChangeError('invalid', `the schema is not valid: ${err.problems.join('; ')}`, err.problems);
       throw err;
     }
   }

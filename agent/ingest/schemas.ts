@@ -67,7 +67,8 @@ function fieldSchema(spec: FieldSpec): Record<string, unknown> {
     default:
       s.type = spec.type;
   }
-  const [lo, hi] = spec.type === 'string' ? ['minLength', 'maxLength'] : spec.type === 'array' ? ['minItems', 'maxItems'] : ['minimum', 'maximum'];
+  const [lo, hi] =
+    spec.type === 'string' ? ['minLength', 'maxLength'] : spec.type === 'array' ? ['minItems', 'maxItems'] : ['minimum', 'maximum'];
   if (spec.min !== undefined) s[lo] = spec.min;
   if (spec.max !== undefined) s[hi] = spec.max;
   if (spec.pattern !== undefined) s.pattern = spec.pattern;
@@ -113,9 +114,13 @@ function patternProblems(node: unknown, pointer = '', path = ''): Problem[] {
     if (message) problems.push({ pointer: p, path: dotted, message });
   };
   for (const [key, value] of Object.entries(node)) {
-    const [p, dotted] = [`${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, Array.isArray(node) ? `${path}[${key}]` : path ? `${path}.${key}` : key];
+    const [p, dotted] = [
+      `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+      Array.isArray(node) ? `${path}[${key}]` : path ? `${path}.${key}` : key,
+    ];
     if (key === 'pattern' && typeof value === 'string') check(value, p, dotted);
-    else if (key === 'patternProperties' && typeof value === 'object' && value !== null) for (const name of Object.keys(value)) check(name, p, `${dotted}[${JSON.stringify(name)}]`);
+    else if (key === 'patternProperties' && typeof value === 'object' && value !== null)
+      for (const name of Object.keys(value)) check(name, p, `${dotted}[${JSON.stringify(name)}]`);
     problems.push(...patternProblems(value, p, dotted));
   }
   return problems;
@@ -240,7 +245,9 @@ export class SchemaRegistry {
     if (this.sources.dir) {
       let files: string[] = [];
       try {
-        files = readdirSync(this.sources.dir).filter((f) => ['.yaml', '.yml', '.json'].includes(extname(f))).sort();
+        files = readdirSync(this.sources.dir)
+          .filter((f) => ['.yaml', '.yml', '.json'].includes(extname(f)))
+          .sort();
       } catch (err) {
         problems.push(`${this.sources.dir}: cannot read schema directory: ${(err as NodeJS.ErrnoException).code}`);
       }

@@ -56,7 +56,10 @@ function rollupRules(config: RetentionConfig, now: number): RollupPruneRule[] {
       topics: rule.topics,
       widths: [durationMs(bucket)],
       before: now - durationMs(rule.maxAge!),
-      except: config.rollups.slice(0, i).filter((r) => r.buckets.includes(bucket)).flatMap((r) => r.topics),
+      except: config.rollups
+        .slice(0, i)
+        .filter((r) => r.buckets.includes(bucket))
+        .flatMap((r) => r.topics),
     })),
   );
 }
@@ -78,7 +81,15 @@ export function startRetention(opts: {
   async function run(now: number): Promise<RetentionRun> {
     const byAge = opts.clockTrusted?.() ?? true;
     if (!byAge) logger.info({}, 'system clock unsynchronised: retention deletes nothing for its age until it is');
-    const result: RetentionRun = { at: new Date(now).toISOString(), storeDeleted: 0, storeDeletedForSize: 0, rollupsDeleted: 0, deadLettersDeleted: 0, longestStallMs: 0, steps: 0 };
+    const result: RetentionRun = {
+      at: new Date(now).toISOString(),
+      storeDeleted: 0,
+      storeDeletedForSize: 0,
+      rollupsDeleted: 0,
+      deadLettersDeleted: 0,
+      longestStallMs: 0,
+      steps: 0,
+    };
     /** Step until done (or `enough`), letting writes in between; returns what went. */
     const steps = async (step: () => Promise<PruneStep>, enough: () => Promise<boolean> = async () => false) => {
       let deleted = 0;
@@ -96,21 +107,28 @@ export function startRetention(opts: {
         if (rule.before && byAge) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
         const { maxBytes } = rule;
         if (maxBytes && (await store.size(rule)) > maxBytes) {
-          const deleted = await steps(() => store.prune({ ...rule, before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size(rule)) <= maxBytes);
+          const deleted = await steps(
+            () => store.prune({ ...rule, before: Number.MAX_SAFE_INTEGER }, config.stepReadings),
+            async () => (await store.size(rule)) <= maxBytes,
+          );
           result.storeDeletedForSize += deleted;
           result.storeDeleted += deleted;
         }
       }
       const max = config.storeMaxBytes;
       if (max > 0 && (await store.size()) > max) {
-        const deleted = await steps(() => store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER }, config.stepReadings), async () => (await store.size()) <= max);
+        const deleted = await steps(
+          () => store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER }, config.stepReadings),
+          async () => (await store.size()) <= max,
+        );
         result.storeDeletedForSize += deleted;
         result.storeDeleted += deleted;
         await steps(() => store.prune({ topics: [], before: 0 }, config.stepReadings)); // give the rest of the freed space back
       }
     }
     if (rollups) {
-      if (byAge) for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
+      if (byAge)
+        for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
       // By size: a rule's topics (less an earlier rule's), all its widths, the oldest buckets first.
       for (const [i, rule] of config.rollups.entries()) {
         const { maxBytes } = rule;
@@ -118,14 +136,23 @@ export function startRetention(opts: {
         const cover = { topics: rule.topics, except: config.rollups.slice(0, i).flatMap((r) => r.topics) };
         if ((await rollups.size(cover)) <= maxBytes) continue;
         const prune = { ...cover, widths: rule.buckets.map(durationMs), before: Number.MAX_SAFE_INTEGER };
-        result.rollupsDeleted += await steps(() => rollups.prune(prune, config.stepReadings), async () => (await rollups.size(cover)) <= maxBytes);
+        result.rollupsDeleted += await steps(
+          () => rollups.prune(prune, config.stepReadings),
+          async () => (await rollups.size(cover)) <= maxBytes,
+        );
       }
     }
     const { maxAge, rules } = config.deadLetters;
-    const deadLetterRules = rules.map((r, i) => ({ topics: r.topics, except: rules.slice(0, i).flatMap((x) => x.topics), before: r.maxAge && byAge ? now - durationMs(r.maxAge) : undefined, maxBytes: r.maxBytes }));
+    const deadLetterRules = rules.map((r, i) => ({
+      topics: r.topics,
+      except: rules.slice(0, i).flatMap((x) => x.topics),
+      before: r.maxAge && byAge ? now - durationMs(r.maxAge) : undefined,
+      maxBytes: r.maxBytes,
+    }));
     result.deadLettersDeleted = await log.pruneDeadLetters(byAge ? now - durationMs(maxAge) : 0, deadLetterRules);
     result.longestStallMs = Math.round(result.longestStallMs * 10) / 10;
-    if (result.storeDeleted || result.rollupsDeleted || result.deadLettersDeleted) logger.info({ ...result }, 'retention deleted what its rules no longer keep');
+    if (result.storeDeleted || result.rollupsDeleted || result.deadLettersDeleted)
+      logger.info({ ...result }, 'retention deleted what its rules no longer keep');
     return result;
   }
 

@@ -49,7 +49,10 @@ export interface PressureLog {
   dropOldestDeadLetters(count: number): Promise<number>;
   readonly lastSeq: number;
   stats(): { deadLetters: number };
-  dropOldestUnsent(reason: string, upTo?: number): Promise<{ firstSeq: number; lastSeq: number; bytes: number; perConsumer: Record<string, number> } | null>;
+  dropOldestUnsent(
+    reason: string,
+    upTo?: number,
+  ): Promise<{ firstSeq: number; lastSeq: number; bytes: number; perConsumer: Record<string, number> } | null>;
   compact(what: 'chunks' | 'deadLetters'): Promise<void>;
   /** Hold commits (writes nothing but deletions) while a reason is set. */
   holdWrites(reason: string | undefined): void;
@@ -99,7 +102,12 @@ export function watermarks(config: DiskConfig, total: number): Watermarks {
 
 /** What `config check` and the start say when the reserve was raised; undefined when it was not. */
 export function reserveRaised(config: DiskConfig, total: number): string | undefined {
-  const set = Math.min(freeBytes(config.reserve, total), freeBytes(config.critical, total), freeBytes(config.act, total), freeBytes(config.warn, total));
+  const set = Math.min(
+    freeBytes(config.reserve, total),
+    freeBytes(config.critical, total),
+    freeBytes(config.act, total),
+    freeBytes(config.warn, total),
+  );
   if (set <= 0 || set >= RESERVE_NEEDED) return undefined;
   return `retention.disk.reserve (${config.reserve}: ${(set / MiB).toFixed(1)} MiB of this filesystem) is raised to 32 MiB, what LevelDB's own deletions write (a 4 MB buffer flushed, files compacted into new ones before the old go), and the marks above it with it; 0B turns the reserve off`;
 }
@@ -124,7 +132,10 @@ export function levelAfter(was: PressureLevel, free: number, marks: Watermarks):
 /** A share of the smallest room between two marks that differ, within bounds. */
 function checkBytes(marks: Watermarks): number {
   const levels = [marks.warn, marks.act, marks.critical, marks.reserve, 0];
-  const gaps = levels.slice(1).map((m, i) => levels[i] - m).filter((g) => g > 0);
+  const gaps = levels
+    .slice(1)
+    .map((m, i) => levels[i] - m)
+    .filter((g) => g > 0);
   const gap = gaps.length ? Math.min(...gaps) : CHECK_BYTES_MAX;
   return Math.min(CHECK_BYTES_MAX, Math.max(CHECK_BYTES_MIN, gap * CHECK_SHARE_OF_GAP));
 }
@@ -198,7 +209,10 @@ export class DiskPressure {
       await this.measure();
       if (atLeast(this.state.level, 'act')) await this.relieve();
     } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message, level: this.state.level }, 'disk pressure: a step failed; trying again at the next check');
+      this.opts.logger.error(
+        { err: (err as Error).message, level: this.state.level },
+        'disk pressure: a step failed; trying again at the next check',
+      );
     }
     return this.status();
   }
@@ -280,7 +294,10 @@ export class DiskPressure {
     const store = this.opts.store();
     if (!store || throughSeq === undefined || throughSeq <= 0) return;
     for (;;) {
-      const step = await store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER, throughSeq }, Math.min(this.opts.stepReadings, RELIEF_STEP_READINGS));
+      const step = await store.prune(
+        { topics: ['#'], before: Number.MAX_SAFE_INTEGER, throughSeq },
+        Math.min(this.opts.stepReadings, RELIEF_STEP_READINGS),
+      );
       this.state.relief[counter] += step.deleted;
       await this.measure();
       if (!atLeast(this.state.level, 'act') || step.done) return;
@@ -288,7 +305,7 @@ export class DiskPressure {
   }
 
   private async dropDeadLetters(atMost: number): Promise<void> {
-    for (let left = atMost; left > 0; ) {
+    for (let left = atMost; left > 0;) {
       const gone = await this.opts.log.dropOldestDeadLetters(Math.min(DEAD_LETTER_STEP, left));
       left -= gone;
       this.state.relief.deadLetters += gone;
@@ -313,7 +330,8 @@ export class DiskPressure {
         bytes += drop.bytes;
         const relief = this.state.relief;
         relief.logChunks++;
-        for (const [consumer, n] of Object.entries(drop.perConsumer)) relief.logReadings[consumer] = (relief.logReadings[consumer] ?? 0) + n;
+        for (const [consumer, n] of Object.entries(drop.perConsumer))
+          relief.logReadings[consumer] = (relief.logReadings[consumer] ?? 0) + n;
       }
       if (!bytes) return;
       await this.opts.log.compact('chunks');
@@ -326,7 +344,8 @@ export class DiskPressure {
   private report(before: Relief): void {
     const r = this.state.relief;
     const readings: Record<string, number> = {};
-    for (const [c, n] of Object.entries(r.logReadings)) if (n !== (before.logReadings[c] ?? 0)) readings[c] = n - (before.logReadings[c] ?? 0);
+    for (const [c, n] of Object.entries(r.logReadings))
+      if (n !== (before.logReadings[c] ?? 0)) readings[c] = n - (before.logReadings[c] ?? 0);
     const gave = {
       storeForwarded: r.storeForwarded - before.storeForwarded,
       deadLetters: r.deadLetters - before.deadLetters,
@@ -335,8 +354,10 @@ export class DiskPressure {
       unsentReadingsDropped: readings,
     };
     const fields = { ...gave, level: this.state.level, freeBytes: this.state.freeBytes, act: this.state.watermarks.act };
-    if (gave.logChunks) this.opts.logger.error(fields, 'disk pressure: unsent readings dropped from the log (per consumer); see sync status');
-    else if (gave.storeForwarded || gave.deadLetters || gave.storeRolledUp) this.opts.logger.warn(fields, 'disk pressure: local copies deleted to keep free space above the act watermark');
+    if (gave.logChunks)
+      this.opts.logger.error(fields, 'disk pressure: unsent readings dropped from the log (per consumer); see sync status');
+    else if (gave.storeForwarded || gave.deadLetters || gave.storeRolledUp)
+      this.opts.logger.warn(fields, 'disk pressure: local copies deleted to keep free space above the act watermark');
     else if (atLeast(this.state.level, 'act') && !this.saidExhausted) {
       this.saidExhausted = true;
       this.opts.logger.error(fields, 'disk pressure: nothing left the agent may delete; the disk is filled by something else');

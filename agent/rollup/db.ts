@@ -109,8 +109,6 @@ export interface EmittedBucket {
   fields: Record<string, Omit<RollupRow, 'topic' | 'tags' | 'field' | 'width' | 'start'>>;
 }
 
-
-
 export class RollupDb {
   private readonly db: Database.Database;
   private readonly extractor: Extractor;
@@ -122,7 +120,8 @@ export class RollupDb {
 
   /** A database of an earlier release keeps buckets by series first: copied once into the order by time. */
   private reorderBuckets(): void {
-    const table = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rollup'").get() as { sql: string } | undefined;
+    const table = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rollup'").get() as
+      { sql: string } | undefined;
     if (!table?.sql.includes(ROLLUP_KEY_BEFORE)) return;
     this.db.transaction(() => {
       this.db.exec(`${ROLLUP_TABLE('rollup_by_time')}
@@ -160,7 +159,9 @@ export class RollupDb {
     this.reorderBuckets();
     this.db.exec(SCHEMA);
     this.extractor = new Extractor(rules, maxFields);
-    const get = this.db.prepare('SELECT count, min, max, sum, mean, m2, last, last_seq FROM rollup WHERE width = ? AND series_id = ? AND field_id = ? AND start = ?');
+    const get = this.db.prepare(
+      'SELECT count, min, max, sum, mean, m2, last, last_seq FROM rollup WHERE width = ? AND series_id = ? AND field_id = ? AND start = ?',
+    );
     const put = this.db.prepare('INSERT OR REPLACE INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const setApplied = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)");
     const setWatermark = this.db.prepare("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)");
@@ -249,7 +250,9 @@ export class RollupDb {
    * bucket (the clock went back) opens it again, and it is sent again with its new figures.
    */
   closeBuckets(now: number): number {
-    const due = this.db.prepare('SELECT width, series_id, start FROM open_bucket WHERE start + width + ? <= ? ORDER BY start, width, series_id').all(this.closeAfterMs, now) as { width: number; series_id: number; start: number }[];
+    const due = this.db
+      .prepare('SELECT width, series_id, start FROM open_bucket WHERE start + width + ? <= ? ORDER BY start, width, series_id')
+      .all(this.closeAfterMs, now) as { width: number; series_id: number; start: number }[];
     if (!due.length) return this.lastRevision();
     const emit = this.db.prepare('INSERT INTO emitted VALUES (?, ?, ?, ?)');
     const close = this.db.prepare('DELETE FROM open_bucket WHERE width = ? AND series_id = ? AND start = ?');
@@ -267,17 +270,28 @@ export class RollupDb {
   /** Closed buckets with revision > after, up to `max`, in revision order, with their figures now. */
   emitted(after: number, max: number): EmittedBucket[] {
     const rows = this.db
-      .prepare(`SELECT e.revision, e.width, e.start, s.topic, s.tags, f.name AS field, r.count, r.min, r.max, r.sum, r.mean, r.m2, r.last
+      .prepare(
+        `SELECT e.revision, e.width, e.start, s.topic, s.tags, f.name AS field, r.count, r.min, r.max, r.sum, r.mean, r.m2, r.last
         FROM (SELECT * FROM emitted WHERE revision > ? ORDER BY revision LIMIT ?) e JOIN series s ON s.id = e.series_id
         LEFT JOIN rollup r ON r.width = e.width AND r.series_id = e.series_id AND r.start = e.start LEFT JOIN fields f ON f.id = r.field_id
-        ORDER BY e.revision, f.name`)
-      .all(after, max) as (StatsRow & { revision: number; width: number; start: number; topic: string; tags: string; field: string | null })[];
+        ORDER BY e.revision, f.name`,
+      )
+      .all(after, max) as (StatsRow & {
+      revision: number;
+      width: number;
+      start: number;
+      topic: string;
+      tags: string;
+      field: string | null;
+    })[];
     const out: EmittedBucket[] = [];
     for (const r of rows) {
       let bucket = out.at(-1);
-      if (bucket?.revision !== r.revision) out.push((bucket = { revision: r.revision, topic: r.topic, tags: JSON.parse(r.tags), width: r.width, start: r.start, fields: {} }));
+      if (bucket?.revision !== r.revision)
+        out.push((bucket = { revision: r.revision, topic: r.topic, tags: JSON.parse(r.tags), width: r.width, start: r.start, fields: {} }));
       // A bucket pruned by retention after it closed has no figures left: it is sent empty.
-      if (r.field !== null) bucket.fields[r.field] = { count: r.count, min: r.min, max: r.max, sum: r.sum, mean: r.mean, stddev: stddev(r), last: r.last };
+      if (r.field !== null)
+        bucket.fields[r.field] = { count: r.count, min: r.min, max: r.max, sum: r.sum, mean: r.mean, stddev: stddev(r), last: r.last };
     }
     return out;
   }
@@ -289,7 +303,9 @@ export class RollupDb {
   /** Move a rollup sink's cursor; closed buckets every sink has passed are forgotten. */
   commit(name: string, revision: number, consumers: string[]): void {
     this.db.transaction(() => {
-      this.db.prepare('INSERT INTO cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET revision = max(revision, excluded.revision)').run(name, revision);
+      this.db
+        .prepare('INSERT INTO cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET revision = max(revision, excluded.revision)')
+        .run(name, revision);
       const floor = Math.min(...consumers.map((c) => this.cursor(c)));
       this.db.prepare('DELETE FROM emitted WHERE revision <= ?').run(floor);
     })();
@@ -298,7 +314,8 @@ export class RollupDb {
   /** Cursors of sinks that no longer take rollups. */
   dropCursorsExcept(names: string[]): void {
     const keep = new Set(names);
-    for (const { name } of this.db.prepare('SELECT name FROM cursors').all() as { name: string }[]) if (!keep.has(name)) this.db.prepare('DELETE FROM cursors WHERE name = ?').run(name);
+    for (const { name } of this.db.prepare('SELECT name FROM cursors').all() as { name: string }[])
+      if (!keep.has(name)) this.db.prepare('DELETE FROM cursors WHERE name = ?').run(name);
     if (!names.length) this.db.exec('DELETE FROM emitted; DELETE FROM open_bucket');
   }
 
@@ -345,22 +362,41 @@ export class RollupDb {
     }
     const sql = `SELECT s.topic, s.tags, f.name AS field, r.* FROM rollup r JOIN series s ON s.id = r.series_id JOIN fields f ON f.id = r.field_id
       WHERE ${where.join(' AND ')} ORDER BY r.start, s.topic, s.tags, f.name`;
-    for (const r of this.db.prepare(sql).iterate(args) as IterableIterator<StatsRow & { topic: string; tags: string; field: string; width: number; start: number }>) {
-      yield { topic: r.topic, tags: JSON.parse(r.tags), field: r.field, width: r.width, start: r.start, count: r.count, min: r.min, max: r.max, sum: r.sum, mean: r.mean, stddev: stddev(r), last: r.last };
+    for (const r of this.db.prepare(sql).iterate(args) as IterableIterator<
+      StatsRow & { topic: string; tags: string; field: string; width: number; start: number }
+    >) {
+      yield {
+        topic: r.topic,
+        tags: JSON.parse(r.tags),
+        field: r.field,
+        width: r.width,
+        start: r.start,
+        count: r.count,
+        min: r.min,
+        max: r.max,
+        sum: r.sum,
+        mean: r.mean,
+        stddev: stddev(r),
+        last: r.last,
+      };
     }
   }
 
   /** Ids of the topics a predicate takes. */
   topicIds(matches: (topic: string) => boolean): number[] {
-    return (this.db.prepare('SELECT id, topic FROM series').all() as { id: number; topic: string }[]).filter((s) => matches(s.topic)).map((s) => s.id);
+    return (this.db.prepare('SELECT id, topic FROM series').all() as { id: number; topic: string }[])
+      .filter((s) => matches(s.topic))
+      .map((s) => s.id);
   }
 
   /** One step: up to `limit` buckets the rule covers, oldest first; then pages given back. */
   pruneStep(rule: RollupPrune, limit: number): { deleted: number; done: boolean } {
     if (rule.topicIds.length && rule.widths.length) {
       const { changes } = this.db
-        .prepare(`DELETE FROM rollup WHERE (width, series_id, field_id, start) IN (SELECT width, series_id, field_id, start FROM rollup
-          WHERE width IN (${rule.widths.join(',')}) AND series_id IN (${rule.topicIds.join(',')}) AND start + width <= ? ORDER BY start LIMIT ?)`)
+        .prepare(
+          `DELETE FROM rollup WHERE (width, series_id, field_id, start) IN (SELECT width, series_id, field_id, start FROM rollup
+          WHERE width IN (${rule.widths.join(',')}) AND series_id IN (${rule.topicIds.join(',')}) AND start + width <= ? ORDER BY start LIMIT ?)`,
+        )
         .run(rule.before, limit);
       if (changes > 0) return { deleted: changes, done: false };
     }
@@ -372,13 +408,16 @@ export class RollupDb {
   /** The share of the database's bytes that these series' rollups hold, by rows. */
   seriesBytes(seriesIds: number[]): number {
     if (!seriesIds.length) return 0;
-    const { rows, mine } = this.db.prepare(`SELECT count(*) AS rows, coalesce(sum(series_id IN (${seriesIds.join(',')})), 0) AS mine FROM rollup`).get() as { rows: number; mine: number };
+    const { rows, mine } = this.db
+      .prepare(`SELECT count(*) AS rows, coalesce(sum(series_id IN (${seriesIds.join(',')})), 0) AS mine FROM rollup`)
+      .get() as { rows: number; mine: number };
     return rows ? Math.round((this.size() * mine) / rows) : 0;
   }
 
   /** Bytes the database holds (its pages, less free ones). */
   size(): number {
-    const pages = (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);
+    const pages =
+      (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);
     return pages * (this.db.pragma('page_size', { simple: true }) as number);
   }
 

@@ -66,7 +66,15 @@ function bucketLine(b: EmittedBucket, bucket: string): string {
   for (const [field, f] of Object.entries(b.fields)) {
     for (const [k, v] of Object.entries(f)) if (v !== null) payload[`${field}.${k}`] = v;
   }
-  return encodeRecord(b.revision, { topic: b.topic, receivedAt: b.start, clockSynced: true, clientId: 'rollups', schema: `rollup/${bucket}`, qos: 1, payloadJson: JSON.stringify(payload) });
+  return encodeRecord(b.revision, {
+    topic: b.topic,
+    receivedAt: b.start,
+    clockSynced: true,
+    clientId: 'rollups',
+    schema: `rollup/${bucket}`,
+    qos: 1,
+    payloadJson: JSON.stringify(payload),
+  });
 }
 
 export const defaultRollupPath = (dataDir: string) => join(dataDir, 'rollups.db');
@@ -76,7 +84,15 @@ export async function openRollups(config: RollupConfig, path: string, key?: Buff
   const widths = config.buckets.map(durationMs);
   const nameOf = new Map(config.buckets.map((b) => [durationMs(b), b]));
   const taken = [...new Set(Object.values(sinks?.consumers ?? {}).flat())].map(durationMs);
-  const data: RollupWorkerData = { path, widths, series: config.series, maxFields: config.maxFields, key, emitWidths: taken, closeAfterMs: config.closeAfterMs };
+  const data: RollupWorkerData = {
+    path,
+    widths,
+    series: config.series,
+    maxFields: config.maxFields,
+    key,
+    emitWidths: taken,
+    closeAfterMs: config.closeAfterMs,
+  };
   let applied = 0;
   let ignored = 0;
   let ignoredBefore = 0;
@@ -139,7 +155,12 @@ export async function openRollups(config: RollupConfig, path: string, key?: Buff
       if (!buckets.length) return null;
       // Every revision is a line (the seqs must run on); widths this sink does not take are filtered by their schema.
       const lines = buckets.map((b) => bucketLine(b, nameOf.get(b.width) ?? `${b.width}ms`));
-      return new TextBatch(`${sinks.agentId}/rollups`, [ChunkText.of(lines, buckets[0].revision)], buckets[0].revision, buckets.at(-1)!.revision);
+      return new TextBatch(
+        `${sinks.agentId}/rollups`,
+        [ChunkText.of(lines, buckets[0].revision)],
+        buckets[0].revision,
+        buckets.at(-1)!.revision,
+      );
     },
     consumers: () => names,
     dropConsumer: async () => {},
@@ -153,7 +174,10 @@ export async function openRollups(config: RollupConfig, path: string, key?: Buff
     feed,
     async write(batch) {
       const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      const result = (await worker.call({ op: 'write', chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer))) as { applied: number; ignoredFields: number; revision: number };
+      const result = (await worker.call(
+        { op: 'write', chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock },
+        chunks.map((c) => c.buffer as ArrayBuffer),
+      )) as { applied: number; ignoredFields: number; revision: number };
       applied = Math.max(applied, result.applied);
       ignored = result.ignoredFields;
       advanced(result.revision);

@@ -14,7 +14,16 @@ export interface Stats {
   lastSeq: number;
 }
 
-export const single = (value: number, seq: number): Stats => ({ count: 1, min: value, max: value, sum: value, mean: value, m2: 0, last: value, lastSeq: seq });
+export const single = (value: number, seq: number): Stats => ({
+  count: 1,
+  min: value,
+  max: value,
+  sum: value,
+  mean: value,
+  m2: 0,
+  last: value,
+  lastSeq: seq,
+});
 
 /** Add one value in place (Welford's update): the hot path, with no allocation. */
 export function add(s: Stats, value: number, seq: number): void {
@@ -49,4 +58,5 @@ export function merge(a: Stats, b: Stats): Stats {
 }
 
 /** Sample standard deviation (as SQL's stddev and InfluxQL's STDDEV); null for a single value. */
-export const stddev = (s: Pick<Stats, 'count' | 'm2'>): number | null => (s.count < 2 ? null : Math.sqrt(Math.max(0, s.m2) / (s.count - 1)));
+export const stddev = (s: Pick<Stats, 'count' | 'm2'>): number | null =>
+  s.count < 2 ? null : Math.sqrt(Math.max(0, s.m2) / (s.count - 1));

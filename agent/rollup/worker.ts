@@ -36,7 +36,15 @@ export interface RollupWorkerData {
   closeAfterMs: number;
 }
 
-export function openRollupService({ path, widths, series, maxFields, key, emitWidths, closeAfterMs }: RollupWorkerData): DbService<Request> {
+export function openRollupService({
+  path,
+  widths,
+  series,
+  maxFields,
+  key,
+  emitWidths,
+  closeAfterMs,
+}: RollupWorkerData): DbService<Request> {
   const db = new RollupDb(path, widths, series, maxFields, key && Buffer.from(key), emitWidths, closeAfterMs);
   return { ready: db.appliedSeq(), handle: (req) => handle(db, req) };
 }
@@ -44,7 +52,11 @@ export function openRollupService({ path, widths, series, maxFields, key, emitWi
 function handle(db: RollupDb, req: Request): unknown {
   switch (req.op) {
     case 'write':
-      return { applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock), ignoredFields: db.ignoredFields, revision: db.lastRevision() };
+      return {
+        applied: db.write(batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock),
+        ignoredFields: db.ignoredFields,
+        revision: db.lastRevision(),
+      };
     case 'query':
       return firstMatching(db.query(req.query), req.query.topic, req.query.limit ?? 1000);
     case 'prune': {

@@ -3,7 +3,23 @@
 // file's last whole line, and each file knows the last seq it holds, so a batch written again
 // (after a failure, or a crash before the state file moved) adds nothing twice.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { coveredBy, topicMatches } from '../../mqtt-topic/topic.js';
@@ -53,7 +69,8 @@ function lineCodec(key: Buffer | undefined) {
   return {
     encode: (r: LogRecord) => (key ? seal(Buffer.from(JSON.stringify(r)), key, aad).toString('base64') : JSON.stringify(r)),
     // A line written before encryption was configured is plain JSON (base64 never starts with `{`).
-    decode: (line: string) => JSON.parse(key && !line.startsWith('{') ? open(Buffer.from(line, 'base64'), key, aad).toString() : line) as LogRecord,
+    decode: (line: string) =>
+      JSON.parse(key && !line.startsWith('{') ? open(Buffer.from(line, 'base64'), key, aad).toString() : line) as LogRecord,
   };
 }
 
@@ -89,7 +106,11 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   function openFiles(): string[] {
     return readdirSync(dir, { withFileTypes: true })
       .filter((d) => d.isDirectory())
-      .flatMap((d) => readdirSync(join(dir, d.name)).filter((f) => f.endsWith('.jsonl')).map((f) => join(dir, d.name, f)));
+      .flatMap((d) =>
+        readdirSync(join(dir, d.name))
+          .filter((f) => f.endsWith('.jsonl'))
+          .map((f) => join(dir, d.name, f)),
+      );
   }
 
   /** Cut a torn last line; return the seq of the last whole line (0 for none). */
@@ -126,7 +147,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
     try {
       // write() may take only part of it (a disk filling up); the rest then fails with ENOSPC.
       const bytes = Buffer.from(text);
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+      for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
       fsyncSync(fd);
     } catch (err) {
       try {
@@ -289,7 +310,6 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   };
 }
 
-
 /** The topic a folder holds. */
 function topicOf(dir: string, folder: string): string {
   return folder.includes('#') ? readFileSync(join(dir, folder, TOPIC_FILE), 'utf8') : decodeURIComponent(folder);
@@ -325,7 +345,7 @@ export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[
   const files = hourFiles(dir, { topic: q.topic, from, to });
   if (desc) files.reverse();
   const out: LogRecord[] = [];
-  for (let i = 0; i < files.length; ) {
+  for (let i = 0; i < files.length;) {
     // All files of one hour together: seq order holds across topics within it.
     const hour = files[i].hour;
     const batch: LogRecord[] = [];
@@ -348,4 +368,5 @@ export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[
 const timeOrder = (desc: boolean) => (a: LogRecord, b: LogRecord) => (desc ? -1 : 1) * (a.receivedAt - b.receivedAt || a.seq - b.seq);
 
 /** Is the reading past the position, in this order? */
-const pastPosition = (r: LogRecord, p: Position, desc: boolean) => (desc ? r.receivedAt < p.at || (r.receivedAt === p.at && r.seq < p.seq) : r.receivedAt > p.at || (r.receivedAt === p.at && r.seq > p.seq));
+const pastPosition = (r: LogRecord, p: Position, desc: boolean) =>
+  desc ? r.receivedAt < p.at || (r.receivedAt === p.at && r.seq < p.seq) : r.receivedAt > p.at || (r.receivedAt === p.at && r.seq > p.seq);

@@ -37,10 +37,13 @@ export function mergeFolded(into: Folded, part: Folded): void {
 }
 
 /** A fold from pages of readings (a store whose readings are in this thread already). */
-export async function foldPages(query: (q: { topic: string; from?: number; to?: number; after?: { at: number; seq: number }; limit: number }) => Promise<LogRecord[]>, q: FoldQuery): Promise<FoldResult> {
+export async function foldPages(
+  query: (q: { topic: string; from?: number; to?: number; after?: { at: number; seq: number }; limit: number }) => Promise<LogRecord[]>,
+  q: FoldQuery,
+): Promise<FoldResult> {
   const series: Folded = new Map();
   let after: { at: number; seq: number } | undefined;
-  for (let folded = 0; ; ) {
+  for (let folded = 0; ;) {
     // One more than the budget tells a range that holds more.
     const limit = Math.min(1000, q.maxScan + 1 - folded);
     const page = await query({ topic: q.topic, from: q.from, to: q.to, after, limit });

@@ -78,7 +78,8 @@ function migrate(db: Database.Database): void {
     db.exec(INDEX_AND_VIEW);
     return;
   }
-  if (version > LAYOUT_VERSION) throw new Error(`store layout ${version} is newer than this agent's (${LAYOUT_VERSION}); upgrade the agent`);
+  if (version > LAYOUT_VERSION)
+    throw new Error(`store layout ${version} is newer than this agent's (${LAYOUT_VERSION}); upgrade the agent`);
   const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reading'").get();
   db.transaction(() => {
     if (!exists) {
@@ -143,12 +144,16 @@ export class SqliteDb {
     this.topics = new Names(this.db, 'topics');
     this.clients = new Names(this.db, 'clients');
     this.schemas = new Names(this.db, 'schemas');
-    const setAgent = this.db.prepare("INSERT INTO meta (key, value) VALUES ('agent_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    const setAgent = this.db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('agent_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    );
     // Idempotent on seq only: OR IGNORE would also skip a row its CHECK refuses, silently.
     this.insert = this.db.prepare('INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (seq) DO NOTHING');
     this.insertRaw = this.db.prepare("INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'base64', ?, ?) ON CONFLICT (seq) DO NOTHING");
     let agent: string | undefined;
-    const grow = this.db.prepare('INSERT INTO topic_size VALUES (?, ?) ON CONFLICT (topic_id) DO UPDATE SET bytes = bytes + excluded.bytes');
+    const grow = this.db.prepare(
+      'INSERT INTO topic_size VALUES (?, ?) ON CONFLICT (topic_id) DO UPDATE SET bytes = bytes + excluded.bytes',
+    );
     const insertLines = this.db.transaction((agentId: string, lines: string[], clock: ClockOffsets | undefined) => {
       if (agent !== agentId) setAgent.run(agentId);
       agent = agentId;
@@ -256,7 +261,9 @@ export class SqliteDb {
   /** One step of a removal on request: up to `limit` readings of the topics received in [from, to]. */
   removeStep(topicIds: number[], from: number, to: number, limit: number): { deleted: number; done: boolean } {
     if (!topicIds.length) return { deleted: 0, done: true };
-    const deleted = this.db.transaction(() => this.deleteWhere(`topic_id IN (${topicIds.join(',')}) AND received_at BETWEEN ? AND ?`, [from, to], limit))();
+    const deleted = this.db.transaction(() =>
+      this.deleteWhere(`topic_id IN (${topicIds.join(',')}) AND received_at BETWEEN ? AND ?`, [from, to], limit),
+    )();
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
     if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
     return { deleted, done: deleted < limit && free <= VACUUM_PAGES };
@@ -284,7 +291,9 @@ export class SqliteDb {
   /** Delete the oldest `limit` readings meeting the condition, and their bytes from topic_size. */
   private deleteWhere(condition: string, args: number[], limit: number): number {
     const gone = this.db
-      .prepare(`DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE ${condition} ORDER BY seq LIMIT ?) RETURNING topic_id, length(CAST(payload AS BLOB)) AS bytes`)
+      .prepare(
+        `DELETE FROM reading WHERE seq IN (SELECT seq FROM reading WHERE ${condition} ORDER BY seq LIMIT ?) RETURNING topic_id, length(CAST(payload AS BLOB)) AS bytes`,
+      )
       .all(...args, limit) as { topic_id: number; bytes: number }[];
     const shrink = this.db.prepare('UPDATE topic_size SET bytes = max(0, bytes - ?) WHERE topic_id = ?');
     const removed = new Map<number, number>();
@@ -296,12 +305,17 @@ export class SqliteDb {
   /** Payload bytes of the readings on these topics. */
   topicBytes(topicIds: number[]): number {
     if (!topicIds.length) return 0;
-    return (this.db.prepare(`SELECT coalesce(sum(bytes), 0) AS n FROM topic_size WHERE topic_id IN (${topicIds.join(',')})`).get() as { n: number }).n;
+    return (
+      this.db.prepare(`SELECT coalesce(sum(bytes), 0) AS n FROM topic_size WHERE topic_id IN (${topicIds.join(',')})`).get() as {
+        n: number;
+      }
+    ).n;
   }
 
   /** Bytes the database holds (its pages, less free ones). */
   size(): number {
-    const pages = (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);
+    const pages =
+      (this.db.pragma('page_count', { simple: true }) as number) - (this.db.pragma('freelist_count', { simple: true }) as number);
     return pages * (this.db.pragma('page_size', { simple: true }) as number);
   }
 
@@ -311,7 +325,9 @@ export class SqliteDb {
 
   /** Ids of the topics a pattern list matches. */
   topicIds(matches: (topic: string) => boolean): number[] {
-    return (this.db.prepare('SELECT id, name FROM topics').all() as { id: number; name: string }[]).filter((t) => matches(t.name)).map((t) => t.id);
+    return (this.db.prepare('SELECT id, name FROM topics').all() as { id: number; name: string }[])
+      .filter((t) => matches(t.name))
+      .map((t) => t.id);
   }
 
   close(): void {

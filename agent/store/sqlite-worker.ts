@@ -9,7 +9,14 @@ import { foldReading } from './fold.js';
 import { matchesWhere } from './where.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export type Request = { op: 'fold'; query: FoldQuery; after?: Position; left: number; sliceMs: number } | { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets } | { op: 'query'; query: StoreQuery; sliceMs: number } | { op: 'prune'; rule: PruneRule; limit: number } | { op: 'remove'; removal: Removal; limit: number } | { op: 'size'; topics?: TopicCover } | { op: 'close' };
+export type Request =
+  | { op: 'fold'; query: FoldQuery; after?: Position; left: number; sliceMs: number }
+  | { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets }
+  | { op: 'query'; query: StoreQuery; sliceMs: number }
+  | { op: 'prune'; rule: PruneRule; limit: number }
+  | { op: 'remove'; removal: Removal; limit: number }
+  | { op: 'size'; topics?: TopicCover }
+  | { op: 'close' };
 
 export interface StoreWorkerData {
   path: string;
@@ -69,7 +76,8 @@ function querySlice(db: SqliteDb, q: StoreQuery, sliceMs: number): { records: Lo
       if (records.length >= limit) break;
     }
     looked++;
-    if (looked === q.maxScan || (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs)) return { records, looked, resume: { at: r.receivedAt, seq: r.seq } };
+    if (looked === q.maxScan || (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs))
+      return { records, looked, resume: { at: r.receivedAt, seq: r.seq } };
   }
   return { records, looked };
 }
@@ -78,7 +86,13 @@ function querySlice(db: SqliteDb, q: StoreQuery, sliceMs: number): { records: Lo
  * Up to `left` readings of the range folded, after `after`, within about `sliceMs`; when time runs
  * out first, the position to go on after; `more` when the range holds more than `left`.
  */
-function foldSlice(db: SqliteDb, q: FoldQuery, after: Position | undefined, left: number, sliceMs: number): { series: Folded; looked: number; resume?: Position; more?: boolean } {
+function foldSlice(
+  db: SqliteDb,
+  q: FoldQuery,
+  after: Position | undefined,
+  left: number,
+  sliceMs: number,
+): { series: Folded; looked: number; resume?: Position; more?: boolean } {
   const started = performance.now();
   const series: Folded = new Map();
   let looked = 0;
@@ -87,7 +101,8 @@ function foldSlice(db: SqliteDb, q: FoldQuery, after: Position | undefined, left
     if (looked === left) return { series, looked, more: true };
     foldReading(series, r, q.width, q.fields);
     looked++;
-    if (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs) return { series, looked, resume: { at: r.receivedAt, seq: r.seq } };
+    if (looked % ROWS_PER_CLOCK_LOOK === 0 && performance.now() - started > sliceMs)
+      return { series, looked, resume: { at: r.receivedAt, seq: r.seq } };
   }
   return { series, looked };
 }

@@ -24,7 +24,11 @@ class OneAtATime {
 }
 
 /** A query asked slice by slice until it has its readings, the store has no more, or maxScan ran out. */
-async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery, signal?: AbortSignal): Promise<{ records: LogRecord[]; scannedTo?: Position }> {
+async function querySliced(
+  worker: RestartingWorker<Request>,
+  query: StoreQuery,
+  signal?: AbortSignal,
+): Promise<{ records: LogRecord[]; scannedTo?: Position }> {
   const records: LogRecord[] = [];
   const limit = query.limit ?? 1000;
   let after = query.after;
@@ -32,7 +36,11 @@ async function querySliced(worker: RestartingWorker<Request>, query: StoreQuery,
   for (;;) {
     signal?.throwIfAborted(); // its asker has gone: the next query (or write) goes now
     const maxScan = Number.isFinite(scanLeft) ? scanLeft : undefined;
-    const slice = (await worker.call({ op: 'query', query: { ...query, after, limit: limit - records.length, maxScan }, sliceMs: QUERY_SLICE_MS })) as { records: LogRecord[]; looked: number; resume?: Position };
+    const slice = (await worker.call({
+      op: 'query',
+      query: { ...query, after, limit: limit - records.length, maxScan },
+      sliceMs: QUERY_SLICE_MS,
+    })) as { records: LogRecord[]; looked: number; resume?: Position };
     records.push(...slice.records);
     scanLeft -= slice.looked;
     if (!slice.resume || records.length >= limit) return { records };
@@ -48,7 +56,12 @@ async function foldSliced(worker: RestartingWorker<Request>, query: FoldQuery, s
   let folded = 0;
   for (;;) {
     signal?.throwIfAborted();
-    const slice = (await worker.call({ op: 'fold', query, after, left: query.maxScan - folded, sliceMs: QUERY_SLICE_MS })) as { series: Folded; looked: number; resume?: Position; more?: boolean };
+    const slice = (await worker.call({ op: 'fold', query, after, left: query.maxScan - folded, sliceMs: QUERY_SLICE_MS })) as {
+      series: Folded;
+      looked: number;
+      resume?: Position;
+      more?: boolean;
+    };
     mergeFolded(series, slice.series);
     folded += slice.looked;
     if (slice.more || !slice.resume) return { series, folded, more: slice.more === true };
@@ -71,7 +84,18 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
     async write(batch) {
       // Copies in buffers of their own (a Buffer's slice() is a view), handed over (not cloned): the worker decodes them.
       const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      await worker.call({ op: 'write', agentId: batch.agentId, chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock }, chunks.map((c) => c.buffer as ArrayBuffer));
+      await worker.call(
+        {
+          op: 'write',
+          agentId: batch.agentId,
+          chunks,
+          firstSeq: batch.firstSeq,
+          lastSeq: batch.lastSeq,
+          key: batch.key,
+          clock: batch.clock,
+        },
+        chunks.map((c) => c.buffer as ArrayBuffer),
+      );
       last = Math.max(last, batch.lastSeq);
     },
     query: async (query, signal) => (await reads.run(() => querySliced(worker, query, signal))).records,

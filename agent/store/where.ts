@@ -13,7 +13,8 @@ export function parseFilter(text: string): FieldFilter {
   if (!m) throw new Error(`${JSON.stringify(text.slice(0, 80))} is not <field><op><value> with op one of ${OPS.join(' ')}`);
   const raw = m[3];
   const num = Number(raw);
-  const value = raw === 'true' ? true : raw === 'false' ? false : raw === 'null' ? null : raw.trim() !== '' && Number.isFinite(num) ? num : raw;
+  const value =
+    raw === 'true' ? true : raw === 'false' ? false : raw === 'null' ? null : raw.trim() !== '' && Number.isFinite(num) ? num : raw;
   return { path: m[1], op: m[2] as FieldFilter['op'], value };
 }
 

@@ -10,7 +10,10 @@ async function createAdmin(users: UserStore, passwordFile: string, logger: Logge
   const password = randomBytes(18).toString('base64url');
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
   await users.add('admin', password, ['admin']);
-  logger.warn({ user: 'admin', passwordFile }, 'no users yet: created user admin; its password is in this file (read it, then change it with `edge-agent user add admin` and delete the file)');
+  logger.warn(
+    { user: 'admin', passwordFile },
+    'no users yet: created user admin; its password is in this file (read it, then change it with `edge-agent user add admin` and delete the file)',
+  );
 }
 
 /**

@@ -18,7 +18,8 @@ export class JsonFile<T> {
     } catch {
       return this.empty();
     }
-    if (this.cache?.mtimeMs !== mtimeMs) this.cache = { mtimeMs, data: { ...this.empty(), ...(JSON.parse(readFileSync(this.path, 'utf8')) as T) } };
+    if (this.cache?.mtimeMs !== mtimeMs)
+      this.cache = { mtimeMs, data: { ...this.empty(), ...(JSON.parse(readFileSync(this.path, 'utf8')) as T) } };
     return this.cache.data;
   }
 

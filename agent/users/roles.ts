@@ -9,7 +9,8 @@ const rank = (role: WebRole) => WEB_ROLES.indexOf(role);
 /** The highest web role among a user's roles, or undefined (MQTT-only). */
 export function webRoleOf(roles: string[]): WebRole | undefined {
   let best: WebRole | undefined;
-  for (const r of roles) if ((WEB_ROLES as readonly string[]).includes(r) && (!best || rank(r as WebRole) > rank(best))) best = r as WebRole;
+  for (const r of roles)
+    if ((WEB_ROLES as readonly string[]).includes(r) && (!best || rank(r as WebRole) > rank(best))) best = r as WebRole;
   return best;
 }
 

@@ -37,7 +37,12 @@ export async function verifyPassword(hash: string, password: Buffer | string): P
   const [, ln, r, p, salt, expected] = m;
   const want = Buffer.from(expected, 'base64');
   const N = 2 ** Number(ln);
-  const got = await scrypt(password, Buffer.from(salt, 'base64'), want.length, { N, r: Number(r), p: Number(p), maxmem: 256 * N * Number(r) });
+  const got = await scrypt(password, Buffer.from(salt, 'base64'), want.length, {
+    N,
+    r: Number(r),
+    p: Number(p),
+    maxmem: 256 * N * Number(r),
+  });
   return got.length === want.length && timingSafeEqual(got, want);
 }
 

@@ -31,10 +31,13 @@ export function hostCheck(extra: string[], machine: Machine = { name: hostname, 
   let names = new Set<string>();
   const refresh = () => {
     const own = machine.name().toLowerCase();
-    const addresses = Object.values(machine.interfaces()).flatMap((list) => (list ?? []).map((i) => i.address.toLowerCase().replace(/%.*$/, '')));
+    const addresses = Object.values(machine.interfaces()).flatMap((list) =>
+      (list ?? []).map((i) => i.address.toLowerCase().replace(/%.*$/, '')),
+    );
     names = new Set([own, `${own}.local`, 'localhost', ...addresses, ...extra.map((e) => hostName(e))]);
   };
-  const known = (name: string) => names.has(name) || name.endsWith('.localhost') || isLoopback(name) || wildcards.some((w) => name.endsWith(w));
+  const known = (name: string) =>
+    names.has(name) || name.endsWith('.localhost') || isLoopback(name) || wildcards.some((w) => name.endsWith(w));
   return {
     allows(header) {
       if (header === undefined) return true;

@@ -46,14 +46,18 @@ interface ValidationItem {
 
 /** Which parameter a schema error is about: `limit` from `/limit`, `body.readings[0].topic`, a missing one from params. */
 function parameterOf(context: string | undefined, v: ValidationItem): string {
-  const path = v.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  const path = v.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+    .replace(/\//g, '.');
   const extra = (v.params.missingProperty ?? v.params.additionalProperty) as string | undefined;
   const name = [path, extra].filter(Boolean).join('.');
   return context === 'body' ? (name ? `body.${name}` : 'body') : name || (context ?? 'request');
 }
 
 /** Whether `deeper` names a part of `parameter` (body.a.b of body.a, body.a[0] of body.a). */
-const inside = (deeper: string, parameter: string) => deeper.length > parameter.length && deeper.startsWith(parameter) && '.['.includes(deeper[parameter.length]);
+const inside = (deeper: string, parameter: string) =>
+  deeper.length > parameter.length && deeper.startsWith(parameter) && '.['.includes(deeper[parameter.length]);
 
 /**
  * A value that fits none of a union's shapes draws a complaint per shape ("must be string", "must

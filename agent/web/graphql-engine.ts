@@ -2,7 +2,24 @@
 // nobody queries with GraphQL does not hold graphql-js): readings, aggregates, schemas, dead letters
 // and sync status; the same changes as the REST API; live readings as a subscription
 // (graphql-transport-ws). Same credentials and roles (the request's identity), with depth and cost limits.
-import { buildSchema, execute, getOperationAST, GraphQLError, parse, specifiedRules, subscribe, validate, valueFromASTUntyped, type DocumentNode, type ExecutionResult, type FragmentDefinitionNode, type GraphQLObjectType, type GraphQLScalarType, type SelectionSetNode, type ValidationRule } from 'graphql';
+import {
+  buildSchema,
+  execute,
+  getOperationAST,
+  GraphQLError,
+  parse,
+  specifiedRules,
+  subscribe,
+  validate,
+  valueFromASTUntyped,
+  type DocumentNode,
+  type ExecutionResult,
+  type FragmentDefinitionNode,
+  type GraphQLObjectType,
+  type GraphQLScalarType,
+  type SelectionSetNode,
+  type ValidationRule,
+} from 'graphql';
 import { createComplexityRule, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import { CloseCode, makeServer } from 'graphql-ws';
 import type { WebSocket } from 'ws';
@@ -131,7 +148,15 @@ const typeDefs = /* GraphQL */ `
   }
 
   type Query {
-    readings(topic: String = "#", from: String, to: String, where: [String!], limit: Int = 100, cursor: String, order: Order = asc): ReadingPage!
+    readings(
+      topic: String = "#"
+      from: String
+      to: String
+      where: [String!]
+      limit: Int = 100
+      cursor: String
+      order: Order = asc
+    ): ReadingPage!
     aggregate(topic: String = "#", bucket: String = "1h", from: String, to: String, fields: [String!], stats: [String!]): Aggregate!
     schemas: [Schema!]!
     schema(name: String!, version: Int): Schema
@@ -165,11 +190,16 @@ const JSON_SCALAR = {
 
 /** An HTTP-style refusal as a GraphQL error, with its status and parameters in extensions. */
 function asGraphQL(err: unknown): never {
-  if (err instanceof SchemaChangeError) throw new GraphQLError(err.message, { extensions: { code: err.kind.toUpperCase(), problems: err.problems } });
-  if (err instanceof HttpError) throw new GraphQLError(err.message, { extensions: { code: 'BAD_REQUEST', status: err.status, details: err.details } });
+  if (err instanceof SchemaChangeError)
+    throw new GraphQLError(err.message, { extensions: { code: err.kind.toUpperCase(), problems: err.problems } });
+  if (err instanceof HttpError)
+    throw new GraphQLError(err.message, { extensions: { code: 'BAD_REQUEST', status: err.status, details: err.details } });
   if (err instanceof GraphQLError) throw err;
   // Anything else is ours, not the caller's: its message (a file's path, say) goes to the log only.
-  throw new GraphQLError('internal error (the agent logged it)', { originalError: err as Error, extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 } });
+  throw new GraphQLError('internal error (the agent logged it)', {
+    originalError: err as Error,
+    extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 },
+  });
 }
 
 /** The errors of a result the agent caused, with what they hid, for its log. */
@@ -179,7 +209,10 @@ function internalErrors(result: ExecutionResult): Error[] {
 
 function need(ctx: Context, role: WebRole): void {
   if (!ctx.identity) throw new GraphQLError('credentials required', { extensions: { code: 'UNAUTHENTICATED', status: 401 } });
-  if (!mayAct(ctx.identity.role, role)) throw new GraphQLError(`this needs the ${role} role; ${ctx.identity.name} has ${ctx.identity.role}`, { extensions: { code: 'FORBIDDEN', status: 403 } });
+  if (!mayAct(ctx.identity.role, role))
+    throw new GraphQLError(`this needs the ${role} role; ${ctx.identity.name} has ${ctx.identity.role}`, {
+      extensions: { code: 'FORBIDDEN', status: 403 },
+    });
 }
 
 /** Guarded resolver: the role first, then the work, errors in GraphQL's terms. */
@@ -275,7 +308,8 @@ function scanEstimator(scanReadings: number, rollupWidths: () => number[]): Comp
 }
 
 /** A list's cost grows with the page it asks for. */
-const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => (typeof args.limit === 'number' ? Math.ceil(args.limit / 100) * (childComplexity + 1) : undefined);
+const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) =>
+  typeof args.limit === 'number' ? Math.ceil(args.limit / 100) * (childComplexity + 1) : undefined;
 
 export interface EngineOptions {
   api: ApiSource;
@@ -298,7 +332,11 @@ export interface HttpAnswer {
 
 export interface GraphqlEngine {
   /** One request over HTTP (GET: queries only). */
-  http(request: { query?: unknown; variables?: unknown; operationName?: unknown }, method: 'GET' | 'POST', ctx: Context): Promise<HttpAnswer>;
+  http(
+    request: { query?: unknown; variables?: unknown; operationName?: unknown },
+    method: 'GET' | 'POST',
+    ctx: Context,
+  ): Promise<HttpAnswer>;
   /** Subscriptions over a WebSocket (graphql-transport-ws); `early`: messages that came before this was loaded. */
   serve(socket: WebSocket, identity: Identity | null, early: string[]): void;
 }
@@ -313,14 +351,21 @@ function depthRule(max: number): ValidationRule {
       for (const s of set?.selections ?? []) {
         if (s.kind === 'Field') deepest = Math.max(deepest, 1 + depth(s.selectionSet, seen));
         else if (s.kind === 'InlineFragment') deepest = Math.max(deepest, depth(s.selectionSet, seen));
-        else if (!seen.has(s.name.value)) deepest = Math.max(deepest, depth(fragments.get(s.name.value)?.selectionSet, new Set([...seen, s.name.value])));
+        else if (!seen.has(s.name.value))
+          deepest = Math.max(deepest, depth(fragments.get(s.name.value)?.selectionSet, new Set([...seen, s.name.value])));
       }
       return deepest;
     };
     return {
       OperationDefinition(node) {
         const d = depth(node.selectionSet, new Set());
-        if (d > max) context.reportError(new GraphQLError(`${node.name ? `operation ${node.name.value}` : 'the operation'} is ${d} fields deep: it exceeds the query depth limit of ${max}`, { nodes: [node] }));
+        if (d > max)
+          context.reportError(
+            new GraphQLError(
+              `${node.name ? `operation ${node.name.value}` : 'the operation'} is ${d} fields deep: it exceeds the query depth limit of ${max}`,
+              { nodes: [node] },
+            ),
+          );
       },
     };
   };
@@ -337,13 +382,22 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
   const describe = (s: CompiledSchema) => agentOf(api).schemas.summary(s);
   const resolvers: Resolvers = {
     Query: {
-      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1], signal) => readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) }, signal)),
+      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1], signal) =>
+        readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) }, signal),
+      ),
       aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1], signal) => aggregate(ops, a, signal)),
       schemas: guarded('viewer', () => agentOf(api).schemas.list().map(describe)),
-      schema: guarded('viewer', ({ name, version }: { name: string; version?: number }) => agentOf(api).schemas.view(name, version ?? undefined) ?? null),
+      schema: guarded(
+        'viewer',
+        ({ name, version }: { name: string; version?: number }) => agentOf(api).schemas.view(name, version ?? undefined) ?? null,
+      ),
       deadLetters: guarded('viewer', async ({ topic, limit, cursor }: { topic?: string; limit: number; cursor?: number }) => {
         if (topic && filterProblem(topic)) throw new HttpError(400, `topic: not a valid topic filter: ${filterProblem(topic)}`);
-        return agentOf(api).deadLetters.deadLetters(Math.min(limit, 1000), cursor ?? undefined, (d) => !topic || topicMatches(topic, d.topic));
+        return agentOf(api).deadLetters.deadLetters(
+          Math.min(limit, 1000),
+          cursor ?? undefined,
+          (d) => !topic || topicMatches(topic, d.topic),
+        );
       }),
       sync: guarded('viewer', async () => (await agentOf(api).sinks()).map((s) => ({ ...s, lastError: s.lastError?.message }))),
     },
@@ -359,21 +413,32 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
       }),
       replayDeadLetters: guarded('operator', async ({ ids }: { ids: number[] }) => {
         const agent = agentOf(api);
-        const letters = (await Promise.all(ids.slice(0, 1000).map((id) => agent.deadLetters.deadLetter(id)))).filter((d) => d !== undefined);
+        const letters = (await Promise.all(ids.slice(0, 1000).map((id) => agent.deadLetters.deadLetter(id)))).filter(
+          (d) => d !== undefined,
+        );
         return replay(agent, letters);
       }),
-      deleteReadings: guarded('admin', (a: { topic: string; from?: string; to?: string }) => deleteReadings(ops, { topic: a.topic, from: a.from ?? undefined, to: a.to ?? undefined })),
+      deleteReadings: guarded('admin', (a: { topic: string; from?: string; to?: string }) =>
+        deleteReadings(ops, { topic: a.topic, from: a.from ?? undefined, to: a.to ?? undefined }),
+      ),
     },
     Subscription: {
       readings: {
         subscribe: async (_root: unknown, { topics, fields }: { topics: string[]; fields?: string[] }, ctx: Context) => {
           need(ctx, 'viewer');
           const bad = topics.find((t) => filterProblem(t));
-          if (bad !== undefined || topics.length === 0 || topics.length > 32) throw new GraphQLError(`topics: 1 to 32 valid topic filters${bad !== undefined ? `; ${JSON.stringify(bad)}: ${filterProblem(bad)}` : ''}`, { extensions: { code: 'BAD_REQUEST' } });
+          if (bad !== undefined || topics.length === 0 || topics.length > 32)
+            throw new GraphQLError(
+              `topics: 1 to 32 valid topic filters${bad !== undefined ? `; ${JSON.stringify(bad)}: ${filterProblem(bad)}` : ''}`,
+              { extensions: { code: 'BAD_REQUEST' } },
+            );
           const hub = agentOf(api).live;
           const stream = new ReadingStream(topics, fields ?? undefined, (s) => hub.remove(s));
           const refused = hub.add(stream, ctx.identity!.name);
-          if (refused) throw new GraphQLError(refused, { extensions: { code: refused === 'too many live clients' ? 'UNAVAILABLE' : 'TOO_MANY_REQUESTS' } });
+          if (refused)
+            throw new GraphQLError(refused, {
+              extensions: { code: refused === 'too many live clients' ? 'UNAVAILABLE' : 'TOO_MANY_REQUESTS' },
+            });
           return stream;
         },
       },
@@ -391,7 +456,15 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
   }
   const limitRules = (variables: Record<string, unknown> | undefined) => [
     depthRule(opts.maxDepth),
-    createComplexityRule({ maximumComplexity: opts.maxCost, variables, estimators: [scanEstimator(ops.scanReadings, () => api()?.rollups?.widths ?? []), pageEstimator, simpleEstimator({ defaultComplexity: 1 })] }),
+    createComplexityRule({
+      maximumComplexity: opts.maxCost,
+      variables,
+      estimators: [
+        scanEstimator(ops.scanReadings, () => api()?.rollups?.widths ?? []),
+        pageEstimator,
+        simpleEstimator({ defaultComplexity: 1 }),
+      ],
+    }),
   ];
   // A refused document sent again (the same text, variables and rollup widths) is refused from here,
   // without parsing or validating it again: a client repeating an over-limit query costs little.
@@ -425,7 +498,13 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
     onSubscribe: (ctx, _id, payload) => {
       const checked = check(payload.query, payload.variables ?? undefined);
       if (Array.isArray(checked)) return checked;
-      return { schema, document: checked as DocumentNode, variableValues: payload.variables, operationName: payload.operationName, contextValue: { identity: ctx.extra.identity } satisfies Context };
+      return {
+        schema,
+        document: checked as DocumentNode,
+        variableValues: payload.variables,
+        operationName: payload.operationName,
+        contextValue: { identity: ctx.extra.identity } satisfies Context,
+      };
     },
   });
 
@@ -433,7 +512,8 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
     async http(request, method, ctx) {
       const { query, operationName } = request;
       if (typeof query !== 'string') return { status: 400, body: refusal('query: a GraphQL document, as text') };
-      if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return { status: 400, body: refusal('operationName: text') };
+      if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
+        return { status: 400, body: refusal('operationName: text') };
       let variables: unknown = request.variables ?? undefined;
       if (typeof variables === 'string') {
         try {
@@ -442,15 +522,31 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
           return { status: 400, body: refusal('variables: not JSON') };
         }
       }
-      if (variables !== undefined && (typeof variables !== 'object' || variables === null || Array.isArray(variables))) return { status: 400, body: refusal('variables: an object') };
+      if (variables !== undefined && (typeof variables !== 'object' || variables === null || Array.isArray(variables)))
+        return { status: 400, body: refusal('variables: an object') };
       const checked = check(query, variables as Record<string, unknown> | undefined);
       if (Array.isArray(checked)) return { status: 400, body: { errors: checked } };
       const document = checked as DocumentNode;
       const operation = getOperationAST(document, operationName ?? undefined);
-      if (!operation) return { status: 400, body: refusal(operationName ? `operationName: no operation ${operationName} in the document` : 'operationName: the document has several operations; name one') };
-      if (operation.operation === 'subscription') return { status: 400, body: refusal('a subscription is made over a WebSocket on /graphql (graphql-transport-ws)') };
+      if (!operation)
+        return {
+          status: 400,
+          body: refusal(
+            operationName
+              ? `operationName: no operation ${operationName} in the document`
+              : 'operationName: the document has several operations; name one',
+          ),
+        };
+      if (operation.operation === 'subscription')
+        return { status: 400, body: refusal('a subscription is made over a WebSocket on /graphql (graphql-transport-ws)') };
       if (method === 'GET' && operation.operation !== 'query') return { status: 405, body: refusal(`a ${operation.operation} needs POST`) };
-      const result = await execute({ schema, document, variableValues: variables as Record<string, unknown> | undefined, operationName: operationName ?? undefined, contextValue: ctx });
+      const result = await execute({
+        schema,
+        document,
+        variableValues: variables as Record<string, unknown> | undefined,
+        operationName: operationName ?? undefined,
+        contextValue: ctx,
+      });
       return { status: 200, body: result, internal: internalErrors(result) };
     },
 
@@ -469,7 +565,10 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
       const closed = subscriptions.opened(
         {
           protocol: socket.protocol,
-          send: (data) => new Promise<void>((resolve, reject) => (socket.readyState === socket.OPEN ? socket.send(data, (err) => (err ? reject(err) : resolve())) : resolve())),
+          send: (data) =>
+            new Promise<void>((resolve, reject) =>
+              socket.readyState === socket.OPEN ? socket.send(data, (err) => (err ? reject(err) : resolve())) : resolve(),
+            ),
           close: (code, reason) => socket.close(code, reason),
           onMessage: (handle) => {
             const take = (text: string) =>

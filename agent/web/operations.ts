@@ -38,17 +38,34 @@ export interface ReadingsQuery {
  * `curl '...?topic=sensors/#'` sends `topic=sensors/`: the shell and curl take `#` as the start of a
  * fragment. A filter ending in `/` that matches nothing was most likely cut there: say so.
  */
-const CUT_AT_HASH = "nothing matches a topic filter ending in '/': if it was meant to end in '#', write it %23 in a URL ('+' is %2B): curl and browsers drop everything from a bare #";
+const CUT_AT_HASH =
+  "nothing matches a topic filter ending in '/': if it was meant to end in '#', write it %23 in a URL ('+' is %2B): curl and browsers drop everything from a bare #";
 
-export async function readingsPage(ops: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null; hint?: string }> {
+export async function readingsPage(
+  ops: Operations,
+  q: ReadingsQuery,
+  signal?: AbortSignal,
+): Promise<{ readings: LogRecord[]; next: string | null; hint?: string }> {
   const page = await pageOf(ops, q, signal);
   return page.readings.length === 0 && q.topic?.endsWith('/') && !q.cursor ? { ...page, hint: CUT_AT_HASH } : page;
 }
 
-async function pageOf({ api, queryDuration, scanReadings }: Operations, q: ReadingsQuery, signal?: AbortSignal): Promise<{ readings: LogRecord[]; next: string | null }> {
+async function pageOf(
+  { api, queryDuration, scanReadings }: Operations,
+  q: ReadingsQuery,
+  signal?: AbortSignal,
+): Promise<{ readings: LogRecord[]; next: string | null }> {
   const store = storeOf(api);
   const after = fromCursor(q.cursor, q.order);
-  const query = { topic: topicFilter(q.topic), ...range(q), where: whereOf(q.where), order: q.order, limit: q.limit, after, maxScan: scanReadings };
+  const query = {
+    topic: topicFilter(q.topic),
+    ...range(q),
+    where: whereOf(q.where),
+    order: q.order,
+    limit: q.limit,
+    after,
+    maxScan: scanReadings,
+  };
   const end = queryDuration.startTimer({ source: store.kind });
   const { records: readings, scannedTo } = await store.page(query, signal).finally(() => end());
   const last = readings.at(-1);
@@ -69,14 +86,24 @@ export async function aggregate({ api, queryDuration, scanReadings }: Operations
   const width = durationMs(q.bucket);
   if (width < 60_000 || width > 86_400_000) throw badParameter('bucket', `${q.bucket} is outside 1m..1d`);
   const { from, to } = range(q);
-  const query = { topic: topicFilter(q.topic), from: from === undefined ? undefined : bucketStart(from, width), to, width, fields: listOf(q.fields) };
+  const query = {
+    topic: topicFilter(q.topic),
+    from: from === undefined ? undefined : bucketStart(from, width),
+    to,
+    width,
+    fields: listOf(q.fields),
+  };
   const rollups = agentOf(api).rollups;
   const source = rollups?.widths.includes(width) ? 'rollups' : 'store';
   const end = queryDuration.startTimer({ source: source === 'rollups' ? 'rollups' : (agentOf(api).store?.kind ?? 'none') });
-  const series = await (source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, scanReadings, signal)).finally(() => end());
+  const series = await (
+    source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, scanReadings, signal)
+  ).finally(() => end());
   const wanted = new Set<StatName>((q.stats as StatName[] | undefined) ?? STATS);
   for (const s of series) {
-    s.points = s.points.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => k === 'start' || wanted.has(k as StatName)))) as typeof s.points;
+    s.points = s.points.map((p) =>
+      Object.fromEntries(Object.entries(p).filter(([k]) => k === 'start' || wanted.has(k as StatName))),
+    ) as typeof s.points;
   }
   return { bucket: q.bucket, source, series: series.map((x) => ({ ...x, ...describeField(agentOf(api), x.topic, x.field) })) };
 }
@@ -99,10 +126,16 @@ export async function replay(agent: AgentApi, letters: DeadLetter[]): Promise<Re
   const out: ReplayOutcome = { replayed: [], refused: [], skipped: [] };
   for (const d of [...letters].sort((a, b) => a.id - b.id)) {
     if (d.truncated) out.skipped.push({ id: d.id, why: 'only the first part of its payload was kept' });
-    else if (d.consumer || d.sink) out.skipped.push({ id: d.id, why: `refused by ${d.consumer ?? d.sink} after it was accepted: taking it again would duplicate it in the other consumers` });
+    else if (d.consumer || d.sink)
+      out.skipped.push({
+        id: d.id,
+        why: `refused by ${d.consumer ?? d.sink} after it was accepted: taking it again would duplicate it in the other consumers`,
+      });
     else {
       // At the time it first arrived, so charts and sinks place it where it belongs.
-      const result = await agent.submit([{ topic: d.topic, payload: Buffer.from(d.payload, 'base64'), qos: 1, retain: false, clientId: d.clientId, receivedAt: d.time }]);
+      const result = await agent.submit([
+        { topic: d.topic, payload: Buffer.from(d.payload, 'base64'), qos: 1, retain: false, clientId: d.clientId, receivedAt: d.time },
+      ]);
       if (result.taken) {
         await agent.deadLetters.removeDeadLetters([d.id]);
         out.replayed.push({ id: d.id, seq: result.seqs[0] });
@@ -141,10 +174,19 @@ function fromCursor(cursor: string | undefined, order: string): Position | undef
 }
 
 /** Fold the store's readings into buckets (in the store's thread): for widths the rollups do not keep. */
-async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }, scanReadings: number, signal?: AbortSignal) {
+async function aggregateFromStore(
+  api: ApiSource,
+  q: { topic: string; from?: number; to?: number; width: number; fields?: string[] },
+  scanReadings: number,
+  signal?: AbortSignal,
+) {
   const { series, more } = await storeOf(api).fold({ ...q, maxScan: scanReadings }, signal);
   if (more) {
-    throw new HttpError(400, `from, to: the range holds more than ${scanReadings} stored readings (web.limits.scanReadings): narrow it, or ask a bucket width the rollups keep (rollups.buckets)`, [{ parameter: 'from', message: 'narrow the range' }]);
+    throw new HttpError(
+      400,
+      `from, to: the range holds more than ${scanReadings} stored readings (web.limits.scanReadings): narrow it, or ask a bucket width the rollups keep (rollups.buckets)`,
+      [{ parameter: 'from', message: 'narrow the range' }],
+    );
   }
   return [...series.values()].map((s) => ({
     topic: s.topic,
@@ -155,7 +197,14 @@ async function aggregateFromStore(api: ApiSource, q: { topic: string; from?: num
 }
 
 async function aggregateFromRollups(api: ApiSource, q: { topic: string; from?: number; to?: number; width: number; fields?: string[] }) {
-  const rows = await agentOf(api).rollups!.query({ topic: q.topic, width: q.width, from: q.from, to: q.to, fields: q.fields, limit: 1_000_000 });
+  const rows = await agentOf(api).rollups!.query({
+    topic: q.topic,
+    width: q.width,
+    from: q.from,
+    to: q.to,
+    fields: q.fields,
+    limit: 1_000_000,
+  });
   const series = new Map<string, { topic: string; tags: Record<string, string>; field: string; points: Record<string, unknown>[] }>();
   for (const r of rows) {
     if (!topicMatches(q.topic, r.topic)) continue;
@@ -166,4 +215,3 @@ async function aggregateFromRollups(api: ApiSource, q: { topic: string; from?: n
   }
   return [...series.values()];
 }
-

@@ -48,7 +48,13 @@ import { userRoutes } from './routes/users.js';
 export interface WebOptions {
   http?: { host: string; port: number };
   https?: { host: string; port: number; cert: string; key: string; passphrase?: string };
-  mqttWs?: { path: string; maxPayload: number; maxConnections: number; allowedOrigins: string[]; handle(stream: Duplex, listener: string, remoteAddress: string): void };
+  mqttWs?: {
+    path: string;
+    maxPayload: number;
+    maxConnections: number;
+    allowedOrigins: string[];
+    handle(stream: Duplex, listener: string, remoteAddress: string): void;
+  };
   config: Pick<WebConfig, 'auth' | 'cors' | 'metrics' | 'limits' | 'allowedHosts'>;
   users: UserStore;
   keys: ApiKeyStore;
@@ -90,19 +96,34 @@ function capPerAddress(server: Server, max: number): void {
  */
 function describeOperations(app: FastifyInstance): void {
   app.addHook('onRoute', (route) => {
-    const schema = route.schema as { hide?: boolean; operationId?: string; summary?: string; description?: string; response?: Record<string, unknown> } | undefined;
+    const schema = route.schema as
+      { hide?: boolean; operationId?: string; summary?: string; description?: string; response?: Record<string, unknown> } | undefined;
     if (!schema || schema.hide) return;
     const method = (Array.isArray(route.method) ? route.method[0] : route.method).toLowerCase();
     schema.operationId ??= operationId(method, route.url);
     schema.summary ??= summaryOf(schema.description ?? `${method.toUpperCase()} ${route.url}`);
     // Every route refuses a foreign Host (refuseForeignHosts), public ones included.
-    if (schema.response && !schema.response[403]) schema.response[403] = { ...errorSchema, description: 'the Host header is not a name of this agent (web.allowedHosts)' };
+    if (schema.response && !schema.response[403])
+      schema.response[403] = { ...errorSchema, description: 'the Host header is not a name of this agent (web.allowedHosts)' };
   });
 }
 
 function operationId(method: string, url: string): string {
-  const words = url.split(/[/_.-]+/).filter(Boolean).map((part) => (part.startsWith(':') ? `By ${part.slice(1)}` : part));
-  return method + words.map((w) => w.split(' ').map((x) => x[0].toUpperCase() + x.slice(1)).join('')).join('');
+  const words = url
+    .split(/[/_.-]+/)
+    .filter(Boolean)
+    .map((part) => (part.startsWith(':') ? `By ${part.slice(1)}` : part));
+  return (
+    method +
+    words
+      .map((w) =>
+        w
+          .split(' ')
+          .map((x) => x[0].toUpperCase() + x.slice(1))
+          .join(''),
+      )
+      .join('')
+  );
 }
 
 function summaryOf(description: string): string {
@@ -129,7 +150,10 @@ function refuseForeignHosts(app: FastifyInstance, hosts: HostCheck): void {
   app.addHook('onRequest', async (req, reply) => {
     if (hosts.allows(req.headers.host)) return;
     const name = JSON.stringify(hostName(req.headers.host ?? '').slice(0, 100));
-    await reply.code(403).send({ error: 'Forbidden', message: `Host ${name} is not a name of this agent: add it to web.allowedHosts if clients reach the agent by it` });
+    await reply.code(403).send({
+      error: 'Forbidden',
+      message: `Host ${name} is not a name of this agent: add it to web.allowedHosts if clients reach the agent by it`,
+    });
   });
 }
 
@@ -137,7 +161,10 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   const { limits } = opts.config;
   // Node checks request deadlines this often (30 s by default): often enough to enforce requestTimeoutMs.
   const checking = { connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs) };
-  const https = name === 'https' && opts.https ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase, ...checking } : null;
+  const https =
+    name === 'https' && opts.https
+      ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase, ...checking }
+      : null;
   const log = opts.log.child({ listener: name });
   const app = Fastify({
     // Not a line per request (Fastify logs them at info), and never more than the agent's own level.
@@ -167,8 +194,20 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(swagger, {
     openapi: {
       servers: [{ url: '/', description: 'this agent' }],
-      info: { title: 'edge-agent API', version: VERSION, license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' }, description: 'Readings, aggregates, export, operations and metrics of the edge telemetry agent. Log in at /api/auth/login, or send an API key (Authorization: Bearer eak_...), or HTTP Basic.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' }, cookie: { type: 'apiKey', in: 'cookie', name: 'edge_session' } } },
+      info: {
+        title: 'edge-agent API',
+        version: VERSION,
+        license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+        description:
+          'Readings, aggregates, export, operations and metrics of the edge telemetry agent. Log in at /api/auth/login, or send an API key (Authorization: Bearer eak_...), or HTTP Basic.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          basic: { type: 'http', scheme: 'basic' },
+          cookie: { type: 'apiKey', in: 'cookie', name: 'edge_session' },
+        },
+      },
       security: [{ bearer: [] }, { basic: [] }, { cookie: [] }],
     },
   });
@@ -204,14 +243,33 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   });
   // After the WebSocket plugin: its hook marks upgrade requests, so a refused one's socket is closed.
   refuseForeignHosts(app, hostCheck(opts.config.allowedHosts));
-  authenticate(app, { users: opts.users, keys: opts.keys, sessions: opts.sessions, guard: opts.guard, basic: opts.config.auth.basic, allowedOrigins: opts.config.cors.origins });
+  authenticate(app, {
+    users: opts.users,
+    keys: opts.keys,
+    sessions: opts.sessions,
+    guard: opts.guard,
+    basic: opts.config.auth.basic,
+    allowedOrigins: opts.config.cors.origins,
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unknown';
     opts.metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     // Every call that changes something is on record with who made it.
     if (CHANGES.has(req.method) && req.identity && route !== '/api/auth/login') {
-      log.info({ audit: true, user: req.identity.name, via: req.identity.via, method: req.method, route, url: req.url.split('?')[0], status: reply.statusCode, remote: req.ip }, 'audit');
+      log.info(
+        {
+          audit: true,
+          user: req.identity.name,
+          via: req.identity.via,
+          method: req.method,
+          route,
+          url: req.url.split('?')[0],
+          status: reply.statusCode,
+          remote: req.ip,
+        },
+        'audit',
+      );
     }
   });
 
@@ -222,12 +280,28 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(mqttSessionRoutes, { api: opts.api });
   const ops = { api: opts.api, queryDuration: opts.metrics.queryDuration, scanReadings: limits.scanReadings };
   await app.register(dataRoutes, { ...ops, pageRows: limits.pageRows });
-  await app.register(exportRoutes, { api: opts.api, slots: new Slots('exports', { inAll: limits.exports, perOwner: limits.exportsPerUser }) });
+  await app.register(exportRoutes, {
+    api: opts.api,
+    slots: new Slots('exports', { inAll: limits.exports, perOwner: limits.exportsPerUser }),
+  });
   await app.register(schemaRoutes, { api: opts.api });
   await app.register(deadLetterRoutes, { api: opts.api });
   await app.register(liveRoutes, { api: opts.api, heartbeatMs: limits.heartbeatSec * 1000 });
-  await app.register(opsRoutes, { api: opts.api, readiness: opts.readiness, system: opts.system, registry: opts.metrics.registry, publicMetrics: opts.config.metrics.public });
-  await registerGraphql(app, { api: opts.api, ops, heartbeatMs: limits.heartbeatSec * 1000, maxDepth: limits.graphqlDepth, maxCost: limits.graphqlCost, slots: new Slots('GraphQL requests', { inAll: limits.graphqlRequests, perOwner: limits.graphqlRequestsPerUser }) });
+  await app.register(opsRoutes, {
+    api: opts.api,
+    readiness: opts.readiness,
+    system: opts.system,
+    registry: opts.metrics.registry,
+    publicMetrics: opts.config.metrics.public,
+  });
+  await registerGraphql(app, {
+    api: opts.api,
+    ops,
+    heartbeatMs: limits.heartbeatSec * 1000,
+    maxDepth: limits.graphqlDepth,
+    maxCost: limits.graphqlCost,
+    slots: new Slots('GraphQL requests', { inAll: limits.graphqlRequests, perOwner: limits.graphqlRequestsPerUser }),
+  });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const page = pageFolder();
   if (page) await app.register(pageRoutes, { root: page });
@@ -235,7 +309,13 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   const ws = opts.mqttWs;
   if (ws) {
     const wsName = name === 'https' ? 'wss' : 'ws';
-    await app.register(mqttWebSocketRoute, { path: ws.path, maxPayload: ws.maxPayload, maxConnections: ws.maxConnections, allowedOrigins: ws.allowedOrigins, handle: (stream, remote) => ws.handle(stream, wsName, remote) });
+    await app.register(mqttWebSocketRoute, {
+      path: ws.path,
+      maxPayload: ws.maxPayload,
+      maxConnections: ws.maxConnections,
+      allowedOrigins: ws.allowedOrigins,
+      handle: (stream, remote) => ws.handle(stream, wsName, remote),
+    });
   }
   return app;
 }

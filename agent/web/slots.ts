@@ -19,8 +19,15 @@ export class Slots {
   /** A slot for `owner`, and how to give it back (once); else 429 (its own are taken) or 503 (all are), with Retry-After. */
   take(owner: string): () => void {
     const retry = { 'retry-after': String(RETRY_AFTER_SEC) };
-    if (this.perOwner.of(owner) >= this.limits.perOwner) throw new HttpError(429, `too many ${this.what} of yours at once (at most ${this.limits.perOwner}); try again when one has ended`, undefined, retry);
-    if (this.held >= this.limits.inAll) throw new HttpError(503, `too many ${this.what} at once (at most ${this.limits.inAll}); try again shortly`, undefined, retry);
+    if (this.perOwner.of(owner) >= this.limits.perOwner)
+      throw new HttpError(
+        429,
+        `too many ${this.what} of yours at once (at most ${this.limits.perOwner}); try again when one has ended`,
+        undefined,
+        retry,
+      );
+    if (this.held >= this.limits.inAll)
+      throw new HttpError(503, `too many ${this.what} at once (at most ${this.limits.inAll}); try again shortly`, undefined, retry);
     this.held++;
     this.perOwner.add(owner);
     let given = false;

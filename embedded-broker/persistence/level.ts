@@ -25,12 +25,30 @@ export interface StoredPacket {
   clientId?: string;
   [key: string]: unknown;
 }
-interface ClientRef { id: string }
-interface SubRecord { qos: number; rh?: number; rap?: boolean; nl?: boolean; subscriptionIdentifier?: number }
-interface Subscription extends SubRecord { topic: string }
-interface BrokerRef { id: string }
-interface Outgoing { key: string; packet: StoredPacket }
-interface Ownership { owner: string; seenAt: number }
+interface ClientRef {
+  id: string;
+}
+interface SubRecord {
+  qos: number;
+  rh?: number;
+  rap?: boolean;
+  nl?: boolean;
+  subscriptionIdentifier?: number;
+}
+interface Subscription extends SubRecord {
+  topic: string;
+}
+interface BrokerRef {
+  id: string;
+}
+interface Outgoing {
+  key: string;
+  packet: StoredPacket;
+}
+interface Ownership {
+  owner: string;
+  seenAt: number;
+}
 
 /** A persistent session as the broker holds it. */
 export interface StoredSession {
@@ -90,7 +108,11 @@ export class LevelPersistence {
 
   constructor(private readonly opts: LevelPersistenceOptions) {
     // Everything is read once at setup and served from memory: LevelDB needs next to no cache.
-    this.db = new ClassicLevel<string, Uint8Array>(opts.path, { valueEncoding: 'view', cacheSize: 512 * 1024, writeBufferSize: 1024 * 1024 });
+    this.db = new ClassicLevel<string, Uint8Array>(opts.path, {
+      valueEncoding: 'view',
+      cacheSize: 512 * 1024,
+      writeBufferSize: 1024 * 1024,
+    });
     this.writes = new WriteQueue(this.db);
   }
 
@@ -128,12 +150,14 @@ export class LevelPersistence {
     const rest = key.slice(2);
     if (kind === 'r!') this.retained.set(rest, value as StoredPacket);
     else if (kind === 'w!') this.wills.set(rest, value as StoredPacket);
-    else if (kind === 'u!') this.owners.set(rest, typeof value === 'string' ? { owner: value, seenAt: Date.now() } : (value as Ownership)); // a string: from before seenAt was kept
+    else if (kind === 'u!')
+      this.owners.set(rest, typeof value === 'string' ? { owner: value, seenAt: Date.now() } : (value as Ownership)); // a string: from before seenAt was kept
     else if (kind === 's!') {
       const subs = new Map(value as [string, SubRecord][]);
       this.subscriptions.set(rest, subs);
       this.clientsCount++;
-      for (const [topic, s] of subs) if (s.qos > 0) this.trie.add(topic, { clientId: rest, topic, qos: s.qos, rh: s.rh, rap: s.rap, nl: s.nl });
+      for (const [topic, s] of subs)
+        if (s.qos > 0) this.trie.add(topic, { clientId: rest, topic, qos: s.qos, rh: s.rh, rap: s.rap, nl: s.nl });
     } else if (kind === 'o!') {
       const cut = rest.lastIndexOf('!');
       const clientId = rest.slice(0, cut);
@@ -175,7 +199,12 @@ export class LevelPersistence {
 
   /** Every persistent session with an owner on record. */
   persistentSessions(): StoredSession[] {
-    return [...this.owners].map(([clientId, o]) => ({ clientId, ...o, subscriptions: this.subscriptions.get(clientId)?.size ?? 0, queued: this.outgoing.get(clientId)?.length ?? 0 }));
+    return [...this.owners].map(([clientId, o]) => ({
+      clientId,
+      ...o,
+      subscriptions: this.subscriptions.get(clientId)?.size ?? 0,
+      queued: this.outgoing.get(clientId)?.length ?? 0,
+    }));
   }
 
   /** Forget a session whole: its subscriptions, queued and half-received messages, will and owner. */
@@ -186,7 +215,11 @@ export class LevelPersistence {
       this.subscriptions.delete(clientId);
       this.clientsCount--;
     }
-    const ops: Op[] = [{ type: 'del', key: `s!${clientId}` }, { type: 'del', key: `w!${clientId}` }, { type: 'del', key: `u!${clientId}` }];
+    const ops: Op[] = [
+      { type: 'del', key: `s!${clientId}` },
+      { type: 'del', key: `w!${clientId}` },
+      { type: 'del', key: `u!${clientId}` },
+    ];
     for (const o of this.outgoing.get(clientId) ?? []) ops.push({ type: 'del', key: o.key });
     for (const id of this.incoming.get(clientId)?.keys() ?? []) ops.push({ type: 'del', key: `i!${clientId}!${id}` });
     this.outgoing.delete(clientId);

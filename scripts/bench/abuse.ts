@@ -23,7 +23,9 @@ const STORED = 60_000;
 const MALLORY = { name: 'mallory', password: 'mallory-password' };
 const WATCHER = { name: 'watcher', password: 'watcher-password' };
 const EVIL_TOPIC = `bench/${BENCH_USER.name}/evil`;
-const basic = (u: { name: string; password: string }) => ({ authorization: `Basic ${Buffer.from(`${u.name}:${u.password}`).toString('base64')}` });
+const basic = (u: { name: string; password: string }) => ({
+  authorization: `Basic ${Buffer.from(`${u.name}:${u.password}`).toString('base64')}`,
+});
 
 /** A GET from a loopback address of the watcher's own, timed (ms); Infinity when it failed. */
 function timedGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ ms: number; body: string }> {
@@ -66,7 +68,13 @@ function startAbuse(agent: Started): () => void {
     });
   }
   const aliases = `{ ${Array.from({ length: 100 }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
-  again(() => fetch(`${base}/graphql`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ query: aliases }) }).then((r) => r.text()));
+  again(() =>
+    fetch(`${base}/graphql`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: aliases }),
+    }).then((r) => r.text()),
+  );
   for (let i = 0; i < 10; i++) again(() => fetch(`${base}/api/data/aggregate?topic=%23&bucket=2m`, { headers }).then((r) => r.text()));
   // 300 requests whose headers never end, from one address; each again once cut off.
   for (let i = 0; i < 300; i++) {
@@ -98,7 +106,16 @@ function startAbuse(agent: Started): () => void {
     const { socket } = await connectRaw(agent.port('mqtt'), `evil-${process.pid}`, BENCH_USER.name, BENCH_USER.password);
     stoppers.push(() => socket.destroy());
     for (let n = 0; running && !socket.destroyed; n++) {
-      socket.write(mqttPacket.generate({ cmd: 'publish', topic: EVIL_TOPIC, payload: JSON.stringify({ s: `${'a'.repeat(5000 + (n % 100))}!` }), qos: 0, retain: false, dup: false } as mqttPacket.Packet));
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'publish',
+          topic: EVIL_TOPIC,
+          payload: JSON.stringify({ s: `${'a'.repeat(5000 + (n % 100))}!` }),
+          qos: 0,
+          retain: false,
+          dup: false,
+        } as mqttPacket.Packet),
+      );
       await new Promise((r) => setTimeout(r, 100));
     }
   });
@@ -111,8 +128,15 @@ function startAbuse(agent: Started): () => void {
 /** A store worth scanning, through the agent's own HTTP ingest (so that the log's seqs follow them). */
 async function seed(port: number): Promise<void> {
   for (let first = 0; first < STORED; first += 5000) {
-    const readings = Array.from({ length: 5000 }, (_, i) => ({ topic: `old/${(first + i) % 8}`, payload: { t: (first + i) % 100, pad: 'x'.repeat(40) } }));
-    const res = await fetch(`http://127.0.0.1:${port}/api/data`, { method: 'POST', headers: { ...basic(MALLORY), 'content-type': 'application/json' }, body: JSON.stringify({ readings }) });
+    const readings = Array.from({ length: 5000 }, (_, i) => ({
+      topic: `old/${(first + i) % 8}`,
+      payload: { t: (first + i) % 100, pad: 'x'.repeat(40) },
+    }));
+    const res = await fetch(`http://127.0.0.1:${port}/api/data`, {
+      method: 'POST',
+      headers: { ...basic(MALLORY), 'content-type': 'application/json' },
+      body: JSON.stringify({ readings }),
+    });
     if (res.status !== 201) throw new Error(`seeding the store: ${res.status} ${await res.text()}`);
   }
 }
@@ -127,13 +151,24 @@ interface Run {
 
 async function run(abuse: boolean): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-abuse-'));
-  const agent = await startBenchAgent(dir, { ingest: { schemas: [{ name: 'evil', topics: [EVIL_TOPIC], fields: { s: { type: 'string', pattern: '^(a+)+$' } } }] } });
+  const agent = await startBenchAgent(dir, {
+    ingest: { schemas: [{ name: 'evil', topics: [EVIL_TOPIC], fields: { s: { type: 'string', pattern: '^(a+)+$' } } }] },
+  });
   const users = new UserStore(join(dir, 'users.json'));
   await users.add(MALLORY.name, MALLORY.password, ['operator']);
   await users.add(WATCHER.name, WATCHER.password, ['viewer']);
   try {
     await seed(agent.port('http'));
-    const sensors = await startSensors({ port: agent.port('mqtt'), sensors: 10, hz: 100, qos: 1, topic: benchTopic, payload: hobbyPayload, username: BENCH_USER.name, password: BENCH_USER.password });
+    const sensors = await startSensors({
+      port: agent.port('mqtt'),
+      sensors: 10,
+      hz: 100,
+      qos: 1,
+      topic: benchTopic,
+      payload: hobbyPayload,
+      username: BENCH_USER.name,
+      password: BENCH_USER.password,
+    });
     const stopAbuse = abuse ? startAbuse(agent) : () => {};
     const live: number[] = [];
     const lag: number[] = [];
@@ -149,7 +184,11 @@ async function run(abuse: boolean): Promise<Run> {
     // Store lag: how old the newest reading a query finds is, when its answer comes.
     const watchStore = (async () => {
       while (watching) {
-        const { ms, body } = await timedGet(agent.port('http'), `/api/data?topic=${encodeURIComponent(benchTopic(0))}&order=desc&limit=1`, basic(WATCHER));
+        const { ms, body } = await timedGet(
+          agent.port('http'),
+          `/api/data?topic=${encodeURIComponent(benchTopic(0))}&order=desc&limit=1`,
+          basic(WATCHER),
+        );
         if (ms === Infinity) lag.push(Infinity);
         else {
           const newest = (JSON.parse(body) as { readings: { receivedAt: number }[] }).readings[0]?.receivedAt;
@@ -164,8 +203,15 @@ async function run(abuse: boolean): Promise<Run> {
     clearInterval(rss);
     stopAbuse();
     await sensors.stop();
-    if (agent.proc.exitCode !== null) throw new Error(`the agent ended (${agent.proc.exitCode}) during the ${abuse ? 'abuse' : 'control'} run`);
-    return { pubackP99: percentile(sensors.latenciesMs, 99), liveP99: percentile(live, 99), lagP99: percentile(lag, 99) / 1000, peakRss, acked: sensors.acked };
+    if (agent.proc.exitCode !== null)
+      throw new Error(`the agent ended (${agent.proc.exitCode}) during the ${abuse ? 'abuse' : 'control'} run`);
+    return {
+      pubackP99: percentile(sensors.latenciesMs, 99),
+      liveP99: percentile(live, 99),
+      lagP99: percentile(lag, 99) / 1000,
+      peakRss,
+      acked: sensors.acked,
+    };
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -180,7 +226,13 @@ export async function benchAbuse(): Promise<void> {
     [
       { name: 'PUBACK p99', value: abused.pubackP99, unit: 'ms', max: 50, baselines: [control.pubackP99] },
       { name: '/health/live p99', value: abused.liveP99, unit: 'ms', max: 100, baselines: [control.liveP99] },
-      { name: 'store lag p99 (age of the newest reading a query finds)', value: abused.lagP99, unit: 's', max: 2, baselines: [control.lagP99] },
+      {
+        name: 'store lag p99 (age of the newest reading a query finds)',
+        value: abused.lagP99,
+        unit: 's',
+        max: 2,
+        baselines: [control.lagP99],
+      },
       { name: 'peak RSS', value: abused.peakRss, unit: 'MB', max: 150, baselines: [control.peakRss] },
     ],
     ['control'],

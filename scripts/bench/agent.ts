@@ -24,7 +24,11 @@ const AGENT_ENV = { MALLOC_ARENA_MAX: '2' };
  * `program`: the agent CLI (`run`), the broker-only harness, or the path of a single executable of
  * the agent (with `env`, its environment: the systemd unit's, say; else `npm start`'s flags).
  */
-export async function startBenchAgent(dir: string, extra: Record<string, unknown> = {}, program: 'agent' | 'broker-only' | { binary: string; env?: NodeJS.ProcessEnv } = 'agent'): Promise<Started> {
+export async function startBenchAgent(
+  dir: string,
+  extra: Record<string, unknown> = {},
+  program: 'agent' | 'broker-only' | { binary: string; env?: NodeJS.ProcessEnv } = 'agent',
+): Promise<Started> {
   const config = join(dir, 'config.yaml');
   const users = join(dir, 'users.json');
   await new UserStore(users).add(BENCH_USER.name, BENCH_USER.password, ['sensor']);
@@ -44,12 +48,25 @@ export async function startBenchAgent(dir: string, extra: Record<string, unknown
     }),
   );
   // The single executable takes its Node flags as the systemd unit gives them.
-  if (typeof program === 'object') return startProcess(['run', '--config', config], program.env ?? { ...AGENT_ENV, NODE_OPTIONS: AGENT_NODE_FLAGS.join(' ') }, program.binary);
-  return program === 'agent' ? startProcess([...AGENT_NODE_FLAGS, ...EXTRA_FLAGS, ...PROFILE_FLAGS, CLI, '--config', config], AGENT_ENV) : startProcess([BROKER_ONLY, config]);
+  if (typeof program === 'object')
+    return startProcess(
+      ['run', '--config', config],
+      program.env ?? { ...AGENT_ENV, NODE_OPTIONS: AGENT_NODE_FLAGS.join(' ') },
+      program.binary,
+    );
+  return program === 'agent'
+    ? startProcess([...AGENT_NODE_FLAGS, ...EXTRA_FLAGS, ...PROFILE_FLAGS, CLI, '--config', config], AGENT_ENV)
+    : startProcess([BROKER_ONLY, config]);
 }
 
 /** The benchmarks' load: 8 publishers of the sensor payload, logged in as the bench user or not. */
-export function benchLoad(port: number, qos: 0 | 1, messagesPerPublisher: number, auth: boolean, extra: Partial<LoadOptions> = {}): Promise<LoadResult> {
+export function benchLoad(
+  port: number,
+  qos: 0 | 1,
+  messagesPerPublisher: number,
+  auth: boolean,
+  extra: Partial<LoadOptions> = {},
+): Promise<LoadResult> {
   return runLoad({
     port,
     publishers: 8,

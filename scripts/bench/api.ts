@@ -26,7 +26,9 @@ function timed(cmd: string, args: string[]): Promise<{ seconds: number; bytes: n
     let bytes = 0;
     child.stdout.on('data', (d: Buffer) => (bytes += d.length));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve({ seconds: (performance.now() - started) / 1000, bytes }) : reject(new Error(`${cmd} exited with ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve({ seconds: (performance.now() - started) / 1000, bytes }) : reject(new Error(`${cmd} exited with ${code}`)),
+    );
   });
 }
 
@@ -61,7 +63,9 @@ export async function benchApi(): Promise<void> {
       const seq = 1 + Math.floor(Math.random() * (ROWS - PAGE));
       const from = start + seq;
       ours.push((await fetchCounting(`${base}/api/data?limit=${PAGE}&from=${from}`)).seconds * 1000);
-      theirs.push((await timed('sqlite3', ['-csv', store, `SELECT * FROM readings WHERE seq >= ${seq} ORDER BY seq LIMIT ${PAGE}`])).seconds * 1000);
+      theirs.push(
+        (await timed('sqlite3', ['-csv', store, `SELECT * FROM readings WHERE seq >= ${seq} ORDER BY seq LIMIT ${PAGE}`])).seconds * 1000,
+      );
     }
     const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)];
 
@@ -76,12 +80,17 @@ export async function benchApi(): Promise<void> {
       dumps.push(ROWS / (await timed('sqlite3', ['-csv', '-header', store, 'SELECT * FROM readings ORDER BY seq'])).seconds);
     }
     clearInterval(sampler);
-    printTable(`api: SQLite store of ${ROWS.toLocaleString('en-US')} readings; the baseline is sqlite3's command line on the same file (a process per page, as a script would); ${PAGES} pages of ${PAGE}, 2 full exports`, [
-      { name: `page of ${PAGE}, p50 ms`, baseline: q(theirs, 0.5), value: q(ours, 0.5), target: 0.5, higherIsBetter: false },
-      { name: `page of ${PAGE}, p99 ms`, baseline: q(theirs, 0.99), value: q(ours, 0.99), target: 0.25, higherIsBetter: false },
-      { name: 'CSV export, rows/s', baseline: median(dumps), value: median(exports), target: 0.1, higherIsBetter: true },
+    printTable(
+      `api: SQLite store of ${ROWS.toLocaleString('en-US')} readings; the baseline is sqlite3's command line on the same file (a process per page, as a script would); ${PAGES} pages of ${PAGE}, 2 full exports`,
+      [
+        { name: `page of ${PAGE}, p50 ms`, baseline: q(theirs, 0.5), value: q(ours, 0.5), target: 0.5, higherIsBetter: false },
+        { name: `page of ${PAGE}, p99 ms`, baseline: q(theirs, 0.99), value: q(ours, 0.99), target: 0.25, higherIsBetter: false },
+        { name: 'CSV export, rows/s', baseline: median(dumps), value: median(exports), target: 0.1, higherIsBetter: true },
+      ],
+    );
+    printLimits('api: absolute targets', [
+      { name: 'agent RSS growth while exporting', value: (peakRss - restRss) / 1e6, unit: 'MB', max: 48 },
     ]);
-    printLimits('api: absolute targets', [{ name: 'agent RSS growth while exporting', value: (peakRss - restRss) / 1e6, unit: 'MB', max: 48 }]);
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });

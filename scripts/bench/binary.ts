@@ -34,9 +34,12 @@ export async function benchBinary(): Promise<void> {
   if (!existsSync(binary)) await buildBinary(process.arch as 'x64' | 'arm64');
   const sources = await measure('agent');
   const single = await measure({ binary });
-  printTable(`binary: the single executable (Node 22) against the agent from its built sources (Node ${process.version}); median of ${RUNS} starts`, [
-    { name: 'start to ready, ms', baseline: sources.ready, value: single.ready, target: 0.5, higherIsBetter: false },
-    { name: 'RSS at rest, MB', baseline: sources.rss, value: single.rss, target: 0.5, higherIsBetter: false },
-    { name: 'anonymous RSS at rest, MB', baseline: sources.anon, value: single.anon, target: 0.5, higherIsBetter: false },
-  ]);
+  printTable(
+    `binary: the single executable (Node 22) against the agent from its built sources (Node ${process.version}); median of ${RUNS} starts`,
+    [
+      { name: 'start to ready, ms', baseline: sources.ready, value: single.ready, target: 0.5, higherIsBetter: false },
+      { name: 'RSS at rest, MB', baseline: sources.rss, value: single.rss, target: 0.5, higherIsBetter: false },
+      { name: 'anonymous RSS at rest, MB', baseline: sources.anon, value: single.anon, target: 0.5, higherIsBetter: false },
+    ],
+  );
 }

@@ -37,6 +37,9 @@ export async function benchBroker(): Promise<Row[]> {
     await Promise.all([bare.stop(), edge.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }
-  printTable(`broker: 8 publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = the embedded broker as configured (login + ACL), without ingest`, rows);
+  printTable(
+    `broker: 8 publishers, ${sensorPayload().length}-byte JSON, no subscribers, median of ${ROUNDS} after a warm-up; baseline = bare Aedes, ours = the embedded broker as configured (login + ACL), without ingest`,
+    rows,
+  );
   return rows;
 }

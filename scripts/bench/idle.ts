@@ -23,10 +23,13 @@ export async function benchIdle(): Promise<void> {
     const before = agents.map((a) => cpuMs(a.proc.pid!));
     await new Promise((r) => setTimeout(r, IDLE_MS));
     const used = agents.map((a, i) => ((cpuMs(a.proc.pid!) - before[i]) / IDLE_MS) * 100);
-    printTable(`idle: CPU of the agent at rest over ${IDLE_MS / 1000} s (% of one core), health sampling on against off, all three running side by side`, [
-      { name: 'CPU %, sampling every 10 s', baseline: used[0], value: used[1], target: 0.5, higherIsBetter: false },
-      { name: 'CPU %, sampling every 1 s', baseline: used[0], value: used[2], target: 0.2, higherIsBetter: false },
-    ]);
+    printTable(
+      `idle: CPU of the agent at rest over ${IDLE_MS / 1000} s (% of one core), health sampling on against off, all three running side by side`,
+      [
+        { name: 'CPU %, sampling every 10 s', baseline: used[0], value: used[1], target: 0.5, higherIsBetter: false },
+        { name: 'CPU %, sampling every 1 s', baseline: used[0], value: used[2], target: 0.2, higherIsBetter: false },
+      ],
+    );
     console.log(`RSS: ${variants.map((v, i) => `${v.name} ${statusMb(agents[i].proc.pid!, 'VmRSS').toFixed(0)} MB`).join(', ')}`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));

@@ -12,7 +12,20 @@ import { benchRetention } from './retention.js';
 import { benchSync } from './sync.js';
 import { benchWear } from './wear.js';
 
-const benches: Record<string, () => Promise<unknown>> = { broker: benchBroker, ingest: benchIngest, sync: benchSync, login: benchLogin, retention: benchRetention, api: benchApi, idle: benchIdle, binary: benchBinary, page: benchPage, wear: benchWear, memory: benchMemory, abuse: benchAbuse };
+const benches: Record<string, () => Promise<unknown>> = {
+  broker: benchBroker,
+  ingest: benchIngest,
+  sync: benchSync,
+  login: benchLogin,
+  retention: benchRetention,
+  api: benchApi,
+  idle: benchIdle,
+  binary: benchBinary,
+  page: benchPage,
+  wear: benchWear,
+  memory: benchMemory,
+  abuse: benchAbuse,
+};
 
 const names = process.argv.slice(2);
 for (const name of names.length ? names : Object.keys(benches)) {

@@ -39,7 +39,9 @@ const schema = {
 };
 
 function procStat(pid: number, file: 'io' | 'status', key: string): number {
-  const line = readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\n').find((l) => l.startsWith(`${key}:`));
+  const line = readFileSync(`/proc/${pid}/${file}`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:`));
   return Number(line?.split(/\s+/)[1] ?? 0);
 }
 
@@ -57,7 +59,8 @@ export function storedLastSeq(path: string): number {
   }
 }
 
-const load = (port: number, qos: 0 | 1, auth: boolean, extra: Partial<LoadOptions> = {}) => benchLoad(port, qos, MESSAGES[qos], auth, extra);
+const load = (port: number, qos: 0 | 1, auth: boolean, extra: Partial<LoadOptions> = {}) =>
+  benchLoad(port, qos, MESSAGES[qos], auth, extra);
 const warmUp = (port: number, qos: 0 | 1, auth: boolean) => benchLoad(port, qos, WARM_UP, auth);
 
 /**
@@ -178,13 +181,21 @@ export async function benchIngest(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const perRun = (qos: 0 | 1) => (PUBLISHERS * MESSAGES[qos]).toLocaleString('en-US');
-  printTable(`ingest: ${PUBLISHERS} publishers (${perRun(0)} messages a QoS 0 run, ${perRun(1)} a QoS 1 run), ${sensorPayload().length}-byte JSON validated (strict schema), fsync'd, stored in SQLite (QoS 0 overflow: block); median of ${ROUNDS}; baseline = bare Aedes (no persistence)`, rows);
+  printTable(
+    `ingest: ${PUBLISHERS} publishers (${perRun(0)} messages a QoS 0 run, ${perRun(1)} a QoS 1 run), ${sensorPayload().length}-byte JSON validated (strict schema), fsync'd, stored in SQLite (QoS 0 overflow: block); median of ${ROUNDS}; baseline = bare Aedes (no persistence)`,
+    rows,
+  );
   printLimits('ingest: absolute targets', limits);
   console.log(`\nCPU per message (all on these ${availableParallelism()} cores):\n${cpu.join('\n')}`);
 }
 
 /** Where the CPU went, and the most messages/s these cores could give at that cost. */
-function cpuLine(qos: 0 | 1, bare: ReturnType<CpuPerMessage['perMessage']>, edge: ReturnType<CpuPerMessage['perMessage']>, needed: number): string {
+function cpuLine(
+  qos: 0 | 1,
+  bare: ReturnType<CpuPerMessage['perMessage']>,
+  edge: ReturnType<CpuPerMessage['perMessage']>,
+  needed: number,
+): string {
   const us = (n: number) => `${n.toFixed(1)} µs`;
   const ceiling = (availableParallelism() * 1e6) / (edge.server + edge.generator);
   return (

@@ -37,7 +37,9 @@ class PacketReader {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let pos = 0;
     while (pos + 2 <= this.buf.length) {
-      let len = 0, mul = 1, i = pos + 1;
+      let len = 0,
+        mul = 1,
+        i = pos + 1;
       for (; i < this.buf.length; i++) {
         len += (this.buf[i] & 0x7f) * mul;
         mul *= 128;
@@ -51,7 +53,12 @@ class PacketReader {
   }
 }
 
-export async function connectRaw(port: number, clientId: string, username?: string, password?: string): Promise<{ socket: net.Socket; reader: (fn: (type: number, body: Buffer) => void) => void }> {
+export async function connectRaw(
+  port: number,
+  clientId: string,
+  username?: string,
+  password?: string,
+): Promise<{ socket: net.Socket; reader: (fn: (type: number, body: Buffer) => void) => void }> {
   const socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   let handler: (type: number, body: Buffer) => void = () => {};
@@ -60,7 +67,18 @@ export async function connectRaw(port: number, clientId: string, username?: stri
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.once('connect', () => {
-      socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 60, username, password: password ? Buffer.from(password) : undefined }));
+      socket.write(
+        generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId,
+          clean: true,
+          keepalive: 60,
+          username,
+          password: password ? Buffer.from(password) : undefined,
+        }),
+      );
     });
     handler = (type, body) => {
       if (type !== 2) return reject(new Error(`expected CONNACK, got type ${type}`));
@@ -89,7 +107,8 @@ async function runPublisher(i: number, { socket, reader }: Connection, opts: Loa
     });
   } else {
     const sentAt = new Float64Array(65536);
-    let sent = 0, acked = 0;
+    let sent = 0,
+      acked = 0;
     const perPublisher = opts.ratePerSecond ? opts.ratePerSecond / opts.publishers : 0;
     const started = performance.now();
     /** How many may have been sent by now: all of them, or as many as the pace allows. */
@@ -137,5 +156,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
 /** A reading like a sensor sends: about 150 bytes of JSON. */
 export function sensorPayload(): Buffer {
-  return Buffer.from(JSON.stringify({ ts: '2026-11-30T12:00:00.000Z', sensor: 'bme280-01', temperature: 21.53, humidity: 48.2, pressure: 1013.25, battery: 3.71, rssi: -67, fw: '1.4.2' }));
+  return Buffer.from(
+    JSON.stringify({
+      ts: '2026-11-30T12:00:00.000Z',
+      sensor: 'bme280-01',
+      temperature: 21.53,
+      humidity: 48.2,
+      pressure: 1013.25,
+      battery: 3.71,
+      rssi: -67,
+      fw: '1.4.2',
+    }),
+  );
 }

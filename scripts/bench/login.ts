@@ -58,7 +58,12 @@ export async function benchLogin(): Promise<void> {
   const agent = await startBenchAgent(dir);
   try {
     const port = agent.port('mqtt');
-    const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: BENCH_USER.name, password: BENCH_USER.password, clientId: 'bench-sensor', reconnectPeriod: 0 });
+    const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      username: BENCH_USER.name,
+      password: BENCH_USER.password,
+      clientId: 'bench-sensor',
+      reconnectPeriod: 0,
+    });
     await sensorLatencies(sensor, 2000); // warm-up
     const quiet = await sensorLatencies(sensor, PHASE_MS);
     const counts: Record<string, number> = {};
@@ -68,17 +73,22 @@ export async function benchLogin(): Promise<void> {
     await flood;
     await sensor.endAsync();
     const attempts = Object.values(counts).reduce((a, b) => a + b, 0);
-    printLimits(`login flood: a sensor publishing QoS 1 at ${SENSOR_RATE}/s, then the same while ${ATTACKERS} connections from ${ATTACKERS} addresses guess passwords (${PHASE_MS / 1000} s each)`, [
-      { name: 'sensor PUBACK p50, no flood', value: percentile(quiet, 50), unit: 'ms', max: 50 },
-      { name: 'sensor PUBACK p99, no flood', value: percentile(quiet, 99), unit: 'ms', max: 50 },
-      { name: 'sensor PUBACK p50 during the flood', value: percentile(flooded, 50), unit: 'ms', max: 50 },
-      { name: 'sensor PUBACK p99 during the flood', value: percentile(flooded, 99), unit: 'ms', max: 50 },
-    ]);
+    printLimits(
+      `login flood: a sensor publishing QoS 1 at ${SENSOR_RATE}/s, then the same while ${ATTACKERS} connections from ${ATTACKERS} addresses guess passwords (${PHASE_MS / 1000} s each)`,
+      [
+        { name: 'sensor PUBACK p50, no flood', value: percentile(quiet, 50), unit: 'ms', max: 50 },
+        { name: 'sensor PUBACK p99, no flood', value: percentile(quiet, 99), unit: 'ms', max: 50 },
+        { name: 'sensor PUBACK p50 during the flood', value: percentile(flooded, 50), unit: 'ms', max: 50 },
+        { name: 'sensor PUBACK p99 during the flood', value: percentile(flooded, 99), unit: 'ms', max: 50 },
+      ],
+    );
     const answers = Object.entries(counts)
       .sort(([, a], [, b]) => b - a)
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ');
-    console.log(`\nguesses answered: ${attempts} (${Math.round(attempts / (PHASE_MS / 1000))}/s): ${answers} (CONNACK 4 = password checked and wrong, 5 = banned, no check)`);
+    console.log(
+      `\nguesses answered: ${attempts} (${Math.round(attempts / (PHASE_MS / 1000))}/s): ${answers} (CONNACK 4 = password checked and wrong, 5 = banned, no check)`,
+    );
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -52,7 +52,10 @@ async function program(): Promise<Program> {
 }
 
 /** Resident memory of one or more processes (summed), MB. */
-const residentMb = (pids: number[]) => ({ rss: pids.reduce((n, pid) => n + statusMb(pid, 'VmRSS'), 0), anon: pids.reduce((n, pid) => n + statusMb(pid, 'RssAnon'), 0) });
+const residentMb = (pids: number[]) => ({
+  rss: pids.reduce((n, pid) => n + statusMb(pid, 'VmRSS'), 0),
+  anon: pids.reduce((n, pid) => n + statusMb(pid, 'RssAnon'), 0),
+});
 
 /** Samples the processes' memory every `everyMs` until stopped. */
 class Sampler {
@@ -113,7 +116,12 @@ async function atRest(pids: number[], settleSec = 20, seconds = 20): Promise<{ r
   return { rss: median(samples.map((x) => x.rss)), anon: median(samples.map((x) => x.anon)) };
 }
 
-async function withAgent<T>(prog: Program, extra: Record<string, unknown>, work: (agent: Started, dir: string) => Promise<T>, prepare?: (dir: string) => void | Promise<void>): Promise<T> {
+async function withAgent<T>(
+  prog: Program,
+  extra: Record<string, unknown>,
+  work: (agent: Started, dir: string) => Promise<T>,
+  prepare?: (dir: string) => void | Promise<void>,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
   try {
     await prepare?.(dir);
@@ -141,7 +149,15 @@ async function restCase(prog: Program): Promise<{ agent: { rss: number; anon: nu
 
 /** RATE readings/s from 20 sensors (QoS 1), for WARM_UP + SECONDS. */
 const steadySensors = (port: number, auth: boolean) =>
-  startSensors({ port, sensors: 20, hz: RATE / 20, qos: 1, topic: benchTopic, payload: hobbyPayload, ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}) });
+  startSensors({
+    port,
+    sensors: 20,
+    hz: RATE / 20,
+    qos: 1,
+    topic: benchTopic,
+    payload: hobbyPayload,
+    ...(auth ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
+  });
 
 async function steadyCase(prog: Program, db: TestDatabase) {
   const sinks = [{ name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD }];
@@ -235,7 +251,11 @@ async function exportCase(prog: Program): Promise<{ before: number; peak: number
       const before = await atRest([agent.proc.pid!], 10, 10);
       const s = new Sampler(() => [agent.proc.pid!], 250);
       const started = performance.now();
-      const bytes = await slowGet(`http://127.0.0.1:${agent.port('http')}/api/export?format=json`, `${VIEWER.name}:${VIEWER.password}`, READER_BYTES_PER_SEC);
+      const bytes = await slowGet(
+        `http://127.0.0.1:${agent.port('http')}/api/export?format=json`,
+        `${VIEWER.name}:${VIEWER.password}`,
+        READER_BYTES_PER_SEC,
+      );
       return { before: before.rss, peak: s.stop().peak(), bytes, seconds: (performance.now() - started) / 1000 };
     },
     (dir) => {
@@ -247,7 +267,10 @@ async function exportCase(prog: Program): Promise<{ before: number; peak: number
 
 export async function benchMemory(): Promise<void> {
   const prog = await program();
-  const what = prog === 'agent' ? 'the agent from its built sources, as `npm start` runs it' : "the single executable, with the systemd unit's Environment=";
+  const what =
+    prog === 'agent'
+      ? 'the agent from its built sources, as `npm start` runs it'
+      : "the single executable, with the systemd unit's Environment=";
   const rest = await restCase(prog);
   const ingest = await ingestCase(prog);
   const exported = await exportCase(prog);
@@ -263,11 +286,22 @@ export async function benchMemory(): Promise<void> {
     [
       { name: 'at rest', value: rest.agent.rss, unit: 'MB', max: 70, baselines: [rest.mosquitto, rest.pipeline] },
       { name: 'at rest, anonymous', value: rest.agent.anon, unit: 'MB', max: Infinity },
-      { name: `${RATE}/s QoS 1, PostgreSQL sink and rollups: mean after ${WARM_UP} s`, value: steady.mean, unit: 'MB', max: 100, baselines: [undefined, steady.pipelineMean] },
+      {
+        name: `${RATE}/s QoS 1, PostgreSQL sink and rollups: mean after ${WARM_UP} s`,
+        value: steady.mean,
+        unit: 'MB',
+        max: 100,
+        baselines: [undefined, steady.pipelineMean],
+      },
       { name: `  the same: peak`, value: steady.peak, unit: 'MB', max: Infinity },
       { name: `  the same: slope over ${SECONDS} s, MB per 10 min`, value: steady.slope, unit: 'MB', max: 1 },
       { name: 'ingest benchmark load (QoS 1, then 0): peak', value: ingest.agent, unit: 'MB', max: 150, baselines: [ingest.mosquitto] },
-      { name: `export of ${EXPORT_ROWS.toLocaleString('en-US')} readings at ${READER_BYTES_PER_SEC / 1048576} MB/s: peak over rest`, value: exported.peak - exported.before, unit: 'MB', max: 20 },
+      {
+        name: `export of ${EXPORT_ROWS.toLocaleString('en-US')} readings at ${READER_BYTES_PER_SEC / 1048576} MB/s: peak over rest`,
+        value: exported.peak - exported.before,
+        unit: 'MB',
+        max: 20,
+      },
     ],
     ['Mosquitto', 'Pi pipeline'],
   );

@@ -53,10 +53,13 @@ export async function benchPage(): Promise<void> {
     await new UserStore(join(dir, 'users.json')).add(admin.username, admin.password, ['admin']);
     const swagger = await measure(browser, `${base}/api/docs/`, '.swagger-ui .info .title', admin);
     const page = await measure(browser, `${base}/`, '#username', undefined);
-    printTable(`page: the status page's first usable render against Swagger UI's (/api/docs) from the same agent; headless Chromium, ${PHONE_ON_WIFI}; median of ${RUNS}`, [
-      { name: 'first usable render, ms', baseline: swagger.ms, value: page.ms, target: 1, higherIsBetter: false },
-      { name: 'bytes over the wire, kB', baseline: swagger.bytes / 1000, value: page.bytes / 1000, target: 1, higherIsBetter: false },
-    ]);
+    printTable(
+      `page: the status page's first usable render against Swagger UI's (/api/docs) from the same agent; headless Chromium, ${PHONE_ON_WIFI}; median of ${RUNS}`,
+      [
+        { name: 'first usable render, ms', baseline: swagger.ms, value: page.ms, target: 1, higherIsBetter: false },
+        { name: 'bytes over the wire, kB', baseline: swagger.bytes / 1000, value: page.bytes / 1000, target: 1, higherIsBetter: false },
+      ],
+    );
   } finally {
     await browser.close();
     await agent.stop();

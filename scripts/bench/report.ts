@@ -21,7 +21,17 @@ export function ratio(row: Row): number {
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 
 export function printTable(title: string, rows: Row[]): void {
-  const lines = [['case', 'baseline', 'edge-agent', 'ratio', 'target', 'result'], ...rows.map((r) => [r.name, fmt(r.baseline), fmt(r.value), `${ratio(r).toFixed(2)}x`, `>= ${r.target}x`, ratio(r) >= r.target ? 'ok' : 'BELOW'])];
+  const lines = [
+    ['case', 'baseline', 'edge-agent', 'ratio', 'target', 'result'],
+    ...rows.map((r) => [
+      r.name,
+      fmt(r.baseline),
+      fmt(r.value),
+      `${ratio(r).toFixed(2)}x`,
+      `>= ${r.target}x`,
+      ratio(r) >= r.target ? 'ok' : 'BELOW',
+    ]),
+  ];
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   console.log(`\n${title}`);
   for (const l of lines) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
@@ -43,7 +53,12 @@ export function printLimits(title: string, rows: Limit[], baselines: string[] = 
   const cell = (n: number | undefined, unit: string) => (n === undefined ? '-' : `${fmt(n)} ${unit}`);
   const lines = [
     ['metric', 'edge-agent', ...baselines, 'target', 'result'],
-    ...rows.map((r) => [r.name, cell(r.value, r.unit), ...baselines.map((_, i) => cell(r.baselines?.[i], r.unit)), ...(r.max === Infinity ? ['-', ''] : [`<= ${fmt(r.max)} ${r.unit}`, r.value <= r.max ? 'ok' : 'ABOVE'])]),
+    ...rows.map((r) => [
+      r.name,
+      cell(r.value, r.unit),
+      ...baselines.map((_, i) => cell(r.baselines?.[i], r.unit)),
+      ...(r.max === Infinity ? ['-', ''] : [`<= ${fmt(r.max)} ${r.unit}`, r.value <= r.max ? 'ok' : 'ABOVE']),
+    ]),
   ];
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   console.log(`\n${title}`);

@@ -31,7 +31,10 @@ export async function benchRetention(): Promise<void> {
   const dirs = [mkdtempSync(join(tmpdir(), 'bench-keep-')), mkdtempSync(join(tmpdir(), 'bench-prune-'))];
   const plain = await startBenchAgent(dirs[0]);
   // Every second, delete every reading older than a second: pruning runs all through the load.
-  const pruning = await startBenchAgent(dirs[1], { log: { level: 'info' }, retention: { schedule: '* * * * * *', store: [{ topics: ['#'], maxAge: '1s' }] } });
+  const pruning = await startBenchAgent(dirs[1], {
+    log: { level: 'info' },
+    retention: { schedule: '* * * * * *', store: [{ topics: ['#'], maxAge: '1s' }] },
+  });
   const runs: { longestStallMs: number; storeDeleted: number; steps: number }[] = [];
   createInterface({ input: pruning.proc.stdout! }).on('line', (line) => {
     if (line.includes('retention deleted')) runs.push(JSON.parse(line));
@@ -50,9 +53,10 @@ export async function benchRetention(): Promise<void> {
     dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
   }
   const deleted = runs.reduce((n, r) => n + r.storeDeleted, 0);
-  printTable(`retention: ${PUBLISHERS} publishers x ${MESSAGES.toLocaleString('en-US')} QoS 1 readings a run, until stored; with retention deleting every reading older than 1 s every second (${runs.length} runs, ${deleted.toLocaleString('en-US')} readings deleted) against the same agent without; median of ${ROUNDS}`, [
-    { name: 'QoS 1 msg/s stored, while pruning', baseline: median(rates[0]), value: median(rates[1]), target: 0.8, higherIsBetter: true },
-  ]);
+  printTable(
+    `retention: ${PUBLISHERS} publishers x ${MESSAGES.toLocaleString('en-US')} QoS 1 readings a run, until stored; with retention deleting every reading older than 1 s every second (${runs.length} runs, ${deleted.toLocaleString('en-US')} readings deleted) against the same agent without; median of ${ROUNDS}`,
+    [{ name: 'QoS 1 msg/s stored, while pruning', baseline: median(rates[0]), value: median(rates[1]), target: 0.8, higherIsBetter: true }],
+  );
   printLimits('retention: absolute targets', [
     { name: 'longest pruning step (store held)', value: Math.max(0, ...runs.map((r) => r.longestStallMs)), unit: 'ms', max: 250 },
   ]);

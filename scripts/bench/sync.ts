@@ -32,19 +32,44 @@ const schema = {
   name: 'bench-env',
   topics: ['bench/+/+'],
   timestamp: 'ts',
-  fields: { ts: 'timestamp', sensor: { type: 'string', tag: true }, temperature: 'float', humidity: 'float', pressure: 'float', battery: 'float', rssi: 'integer', fw: 'string' },
+  fields: {
+    ts: 'timestamp',
+    sensor: { type: 'string', tag: true },
+    temperature: 'float',
+    humidity: 'float',
+    pressure: 'float',
+    battery: 'float',
+    rssi: 'integer',
+    fw: 'string',
+  },
 };
 const schemaInfo: SchemaInfo = {
   measurement: 'bench-env',
   tags: ['sensor'],
   timestampField: 'ts',
-  fields: { ts: 'timestamp', sensor: 'string', temperature: 'float', humidity: 'float', pressure: 'float', battery: 'float', rssi: 'integer', fw: 'string' },
+  fields: {
+    ts: 'timestamp',
+    sensor: 'string',
+    temperature: 'float',
+    humidity: 'float',
+    pressure: 'float',
+    battery: 'float',
+    rssi: 'integer',
+    fw: 'string',
+  },
 };
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
 
 /** The benchmark's log; chunks as the agent writes them under load (buffer.maxRecords readings each). */
 const openBacklog = (dataDir: string) =>
-  DurableLog.open({ dir: join(dataDir, 'log'), agentId: AGENT_ID, maxDelayMs: 5, maxRecords: 1000, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: quiet });
+  DurableLog.open({
+    dir: join(dataDir, 'log'),
+    agentId: AGENT_ID,
+    maxDelayMs: 5,
+    maxRecords: 1000,
+    deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' },
+    log: quiet,
+  });
 
 /** A backlog as an outage leaves it: readings an hour old, 8 sensors, in the agent's log. */
 async function prepareBacklog(dataDir: string): Promise<void> {
@@ -53,8 +78,26 @@ async function prepareBacklog(dataDir: string): Promise<void> {
   let last: Promise<void> = Promise.resolve();
   for (let i = 0; i < RECORDS; i++) {
     const ts = start + Math.floor(i / 8) * 10;
-    const payload = { ts, sensor: `bme280-${i % 8}`, temperature: 21 + (i % 100) / 10, humidity: 48.2, pressure: 1013.25, battery: 3.71, rssi: -67, fw: '1.4.2' };
-    last = log.append({ topic: `bench/${BENCH_USER.name}/sensor-${i % 8}`, receivedAt: ts, clockSynced: true, deviceTime: ts, payloadJson: JSON.stringify(payload), clientId: `sensor-${i % 8}`, schema: 'bench-env@1', qos: 1 }).durable;
+    const payload = {
+      ts,
+      sensor: `bme280-${i % 8}`,
+      temperature: 21 + (i % 100) / 10,
+      humidity: 48.2,
+      pressure: 1013.25,
+      battery: 3.71,
+      rssi: -67,
+      fw: '1.4.2',
+    };
+    last = log.append({
+      topic: `bench/${BENCH_USER.name}/sensor-${i % 8}`,
+      receivedAt: ts,
+      clockSynced: true,
+      deviceTime: ts,
+      payloadJson: JSON.stringify(payload),
+      clientId: `sensor-${i % 8}`,
+      schema: 'bench-env@1',
+      qos: 1,
+    }).durable;
     if (i % 10_000 === 9_999) await last;
   }
   await last;
@@ -66,7 +109,7 @@ async function* backlogBatches(dataDir: string): AsyncGenerator<OutBatch> {
   const log = await openBacklog(dataDir);
   await log.registerConsumer('bench-baseline');
   try {
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const batch = await log.readBatch('bench-baseline', after, BATCH);
       if (!batch) return;
       yield OutBatch.of(batch.lines, AGENT_ID);
@@ -99,7 +142,11 @@ async function rawPost(dataDir: string, influxUrl: string, influxPid: number): P
   let ms = 0;
   let serverCpu = 0;
   for await (const records of backlogBatches(dataDir)) {
-    const body = Array.from({ length: records.length }, (_, i) => (toLine(records.parsed(i), schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line).join('\n');
+    const body = Array.from(
+      { length: records.length },
+      (_, i) =>
+        (toLine(records.parsed(i), schemaInfo, { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' }) as { line: string }).line,
+    ).join('\n');
     const t = performance.now();
     const cpu = cpuMs(influxPid);
     await new Promise<void>((resolve, reject) => {
@@ -136,10 +183,21 @@ const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/
 const cpuOf = (d: Drain) => `${d.cpuUsPerRecord.toFixed(1)} µs (main thread ${d.mainCpuUsPerRecord.toFixed(1)} µs)`;
 
 /** Start the agent on a copy of the backlog with one sink; time the drain; meanwhile publish live readings. */
-async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: () => Promise<Set<number>>, serverPid?: number): Promise<Drain> {
+async function drain(
+  dataDir: string,
+  sink: Record<string, unknown>,
+  arrivals: () => Promise<Set<number>>,
+  serverPid?: number,
+): Promise<Drain> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-bench-sync-'));
   cpSync(dataDir, join(dir, 'data'), { recursive: true });
-  const agent = await startBenchAgent(dir, { agent: { id: AGENT_ID, dataDir: join(dir, 'data') }, ingest: { schemas: [schema] }, store: { backend: 'none' }, rollups: { enabled: false }, sinks: [sink] });
+  const agent = await startBenchAgent(dir, {
+    agent: { id: AGENT_ID, dataDir: join(dir, 'data') },
+    ingest: { schemas: [schema] },
+    store: { backend: 'none' },
+    rollups: { enabled: false },
+    sinks: [sink],
+  });
   const started = performance.now();
   const pid = agent.proc.pid!;
   const serverCpu = () => (serverPid ? cpuMs(serverPid) : NaN);
@@ -147,7 +205,10 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
   let cpuAtDrained = cpuAtStart;
   let peakKb = 0;
   const sampler = setInterval(() => (peakKb = Math.max(peakKb, rssKb(agent.proc.pid!))), 100);
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, { username: BENCH_USER.name, password: BENCH_USER.password });
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, {
+    username: BENCH_USER.name,
+    password: BENCH_USER.password,
+  });
   const latencies: number[] = [];
   /** How long the live readings' PUBACKs took: does a drain slow ingest down? */
   const pubacks: number[] = [];
@@ -157,7 +218,9 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
     const id = n++;
     const sentAt = performance.now();
     pending.set(id, sentAt);
-    client.publish(`bench/${BENCH_USER.name}/live`, JSON.stringify({ ts: Date.now(), sensor: 'live', temperature: id }), { qos: 1 }, () => pubacks.push(performance.now() - sentAt));
+    client.publish(`bench/${BENCH_USER.name}/live`, JSON.stringify({ ts: Date.now(), sensor: 'live', temperature: id }), { qos: 1 }, () =>
+      pubacks.push(performance.now() - sentAt),
+    );
   }, 250);
   let drainedAt = 0;
   try {
@@ -186,8 +249,16 @@ async function drain(dataDir: string, sink: Record<string, unknown>, arrivals: (
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { recordsPerSec: (RECORDS * 1000) / (drainedAt - started), cpuUsPerRecord: ((cpuAtDrained.all - cpuAtStart.all) * 1000) / RECORDS,
-    mainCpuUsPerRecord: ((cpuAtDrained.main - cpuAtStart.main) * 1000) / RECORDS, serverCpuUsPerRecord: ((cpuAtDrained.server - cpuAtStart.server) * 1000) / RECORDS, peakRssMb: peakKb / 1024, liveP99Ms: percentile(latencies, 99), liveSamples: latencies.length, pubackP99Ms: percentile(pubacks, 99) };
+  return {
+    recordsPerSec: (RECORDS * 1000) / (drainedAt - started),
+    cpuUsPerRecord: ((cpuAtDrained.all - cpuAtStart.all) * 1000) / RECORDS,
+    mainCpuUsPerRecord: ((cpuAtDrained.main - cpuAtStart.main) * 1000) / RECORDS,
+    serverCpuUsPerRecord: ((cpuAtDrained.server - cpuAtStart.server) * 1000) / RECORDS,
+    peakRssMb: peakKb / 1024,
+    liveP99Ms: percentile(latencies, 99),
+    liveSamples: latencies.length,
+    pubackP99Ms: percentile(pubacks, 99),
+  };
 }
 
 export async function benchSync(): Promise<void> {
@@ -205,26 +276,54 @@ export async function benchSync(): Promise<void> {
       const drained = await drain(
         join(work, 'data'),
         { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD },
-        async () => new Set((await db.query<{ n: number }>(`SELECT (payload->>'temperature')::int AS n FROM telemetry WHERE topic = $1`, [`bench/${BENCH_USER.name}/live`])).map((r) => r.n)),
+        async () =>
+          new Set(
+            (
+              await db.query<{ n: number }>(`SELECT (payload->>'temperature')::int AS n FROM telemetry WHERE topic = $1`, [
+                `bench/${BENCH_USER.name}/live`,
+              ])
+            ).map((r) => r.n),
+          ),
       );
       sides.push({ label: 'PostgreSQL', baseline: await rawCopy(join(work, 'data'), db), drain: drained });
     }
     let influxd = '';
     if (SINKS.includes('influx')) {
-      const drained = await drain(join(work, 'data'), { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' }, async () => {
-        const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as { results: { series?: { values: [number, number][] }[] }[] };
-        return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
-      }, influx.pid);
+      const drained = await drain(
+        join(work, 'data'),
+        { name: 'metrics', type: 'influx', url: influx.url, version: 1, database: 'telemetry' },
+        async () => {
+          const body = (await influx.query(`SELECT temperature FROM "telemetry".."bench-env" WHERE "sensor" = 'live'`)) as {
+            results: { series?: { values: [number, number][] }[] }[];
+          };
+          return new Set((body.results[0].series?.[0]?.values ?? []).map((v) => v[1]));
+        },
+        influx.pid,
+      );
       const post = await rawPost(join(work, 'data'), influx.url, influx.pid!);
       sides.push({ label: 'InfluxDB', baseline: post.rate, drain: drained });
       influxd = `; influxd ${drained.serverCpuUsPerRecord.toFixed(1)} µs (agent's drain), ${post.serverCpuUsPerRecord.toFixed(1)} µs (baseline POSTs)`;
     }
 
-    const rows: Row[] = sides.map((side) => ({ name: `${side.label} records/s`, baseline: side.baseline, value: side.drain.recordsPerSec, target: 0.7, higherIsBetter: true }));
-    printTable(`drain of ${RECORDS.toLocaleString('en-US')} readings (baseline: raw COPY / plain POSTs of the same rows, ${BATCH} per request)`, rows);
+    const rows: Row[] = sides.map((side) => ({
+      name: `${side.label} records/s`,
+      baseline: side.baseline,
+      value: side.drain.recordsPerSec,
+      target: 0.7,
+      higherIsBetter: true,
+    }));
+    printTable(
+      `drain of ${RECORDS.toLocaleString('en-US')} readings (baseline: raw COPY / plain POSTs of the same rows, ${BATCH} per request)`,
+      rows,
+    );
     const limits: Limit[] = [
       ...sides.map((side) => ({ name: `peak RSS draining to ${side.label}`, value: side.drain.peakRssMb, unit: 'MB', max: 200 })),
-      ...sides.map((side) => ({ name: `live p99 during the ${side.label} drain (${side.drain.liveSamples} readings)`, value: side.drain.liveP99Ms / 1000, unit: 's', max: 5 })),
+      ...sides.map((side) => ({
+        name: `live p99 during the ${side.label} drain (${side.drain.liveSamples} readings)`,
+        value: side.drain.liveP99Ms / 1000,
+        unit: 's',
+        max: 5,
+      })),
     ];
     printLimits('while draining', limits);
     // The agent and the database share this machine's cores: what each reading costs each of them.

@@ -37,7 +37,22 @@ async function agentCase(c: Case): Promise<WearRun> {
   await new UserStore(join(dir, 'users.json')).add(READER.name, READER.password, ['viewer']);
   try {
     const settle = settleAgent(agent.port('http'), benchTopic(0), `${READER.name}:${READER.password}`);
-    return await measureWear(disk, { port: agent.port('mqtt'), sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload, username: BENCH_USER.name, password: BENCH_USER.password }, WARM_UP, SECONDS, settle);
+    return await measureWear(
+      disk,
+      {
+        port: agent.port('mqtt'),
+        sensors: c.sensors,
+        hz: c.hz,
+        qos: c.qos,
+        topic: benchTopic,
+        payload: hobbyPayload,
+        username: BENCH_USER.name,
+        password: BENCH_USER.password,
+      },
+      WARM_UP,
+      SECONDS,
+      settle,
+    );
   } finally {
     await agent.stop();
     disk.close();
@@ -51,7 +66,13 @@ async function pipelineCase(c: Case): Promise<WearRun> {
   try {
     const pipeline = await startPipeline(join(disk.dir, 'readings.db'));
     try {
-      return await measureWear(disk, { port: pipeline.broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload }, WARM_UP, SECONDS, () => new Promise((r) => setTimeout(r, 500)));
+      return await measureWear(
+        disk,
+        { port: pipeline.broker.port, sensors: c.sensors, hz: c.hz, qos: c.qos, topic: benchTopic, payload: hobbyPayload },
+        WARM_UP,
+        SECONDS,
+        () => new Promise((r) => setTimeout(r, 500)),
+      );
     } finally {
       await pipeline.stop();
     }
@@ -66,27 +87,59 @@ const kb = (n: number) => `${(n / 1000).toFixed(2)} kB`;
 export async function benchWear(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('npm run bench -- wear needs root (a loop device and mount)');
   const hobby = (qos: 0 | 1): Case => ({ name: `10 sensors x 1 Hz, QoS ${qos}`, sensors: 10, hz: 1, qos });
-  const cases: Case[] = [hobby(0), hobby(1), { name: '100 readings/s (10 x 10 Hz), QoS 0', sensors: 10, hz: 10, qos: 0 }, { name: '1,000 readings/s (20 x 50 Hz), QoS 0', sensors: 20, hz: 50, qos: 0 }, { name: '100 readings/s (10 x 10 Hz), QoS 1', sensors: 10, hz: 10, qos: 1 }, { name: '1,000 readings/s (20 x 50 Hz), QoS 1', sensors: 20, hz: 50, qos: 1 }];
+  const cases: Case[] = [
+    hobby(0),
+    hobby(1),
+    { name: '100 readings/s (10 x 10 Hz), QoS 0', sensors: 10, hz: 10, qos: 0 },
+    { name: '1,000 readings/s (20 x 50 Hz), QoS 0', sensors: 20, hz: 50, qos: 0 },
+    { name: '100 readings/s (10 x 10 Hz), QoS 1', sensors: 10, hz: 10, qos: 1 },
+    { name: '1,000 readings/s (20 x 50 Hz), QoS 1', sensors: 20, hz: 50, qos: 1 },
+  ];
   const pipeline = await pipelineCase(hobby(1));
   const runs: [Case, WearRun][] = [];
-  const chosen = process.env.BENCH_WEAR_CASES === 'hobby' ? cases.slice(0, 2) : process.env.BENCH_WEAR_CASES === 'fast' ? cases.slice(2) : cases;
+  const chosen =
+    process.env.BENCH_WEAR_CASES === 'hobby' ? cases.slice(0, 2) : process.env.BENCH_WEAR_CASES === 'fast' ? cases.slice(2) : cases;
   for (const c of chosen) {
     const run = await agentCase(c);
     console.log(`wear: ${c.name}: ${kb(run.bytesPerReading)} a reading${run.puback ? `, PUBACK p99 ${run.puback.p99.toFixed(0)} ms` : ''}`); // as it comes: a long run
     runs.push([c, run]);
   }
 
-  console.log(`\nwear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case after ${WARM_UP} s, the store and rollups made to write what they gathered at both ends; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`);
-  const rows = [['case', 'per reading', 'per day', 'card life', 'PUBACK p50 / p99'], ['Pi-style pipeline (Mosquitto + Python SQLite), 10 x 1 Hz', kb(pipeline.bytesPerReading), `${(pipeline.bytesPerDay / 1e6).toFixed(0)} MB`, `${years(pipeline.bytesPerDay).toFixed(1)} years`, '- (not durable)']];
-  for (const [c, r] of runs) rows.push([`edge-agent, ${c.name}`, kb(r.bytesPerReading), `${(r.bytesPerDay / 1e6).toFixed(0)} MB`, `${years(r.bytesPerDay).toFixed(1)} years`, r.puback ? `${r.puback.p50.toFixed(0)} / ${r.puback.p99.toFixed(0)} ms` : '-']);
+  console.log(
+    `\nwear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case after ${WARM_UP} s, the store and rollups made to write what they gathered at both ends; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`,
+  );
+  const rows = [
+    ['case', 'per reading', 'per day', 'card life', 'PUBACK p50 / p99'],
+    [
+      'Pi-style pipeline (Mosquitto + Python SQLite), 10 x 1 Hz',
+      kb(pipeline.bytesPerReading),
+      `${(pipeline.bytesPerDay / 1e6).toFixed(0)} MB`,
+      `${years(pipeline.bytesPerDay).toFixed(1)} years`,
+      '- (not durable)',
+    ],
+  ];
+  for (const [c, r] of runs)
+    rows.push([
+      `edge-agent, ${c.name}`,
+      kb(r.bytesPerReading),
+      `${(r.bytesPerDay / 1e6).toFixed(0)} MB`,
+      `${years(r.bytesPerDay).toFixed(1)} years`,
+      r.puback ? `${r.puback.p50.toFixed(0)} / ${r.puback.p99.toFixed(0)} ms` : '-',
+    ]);
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
 
   const limits: Limit[] = runs.flatMap(([c, r]): Limit[] => {
-    if (c.hz !== 1) return [{ name: `${c.name}: bytes per reading (3x the payload)`, value: r.bytesPerReading, unit: 'B', max: 3 * PAYLOAD }];
+    if (c.hz !== 1)
+      return [{ name: `${c.name}: bytes per reading (3x the payload)`, value: r.bytesPerReading, unit: 'B', max: 3 * PAYLOAD }];
     if (c.qos === 0) return [{ name: '10 x 1 Hz, QoS 0: bytes per reading', value: r.bytesPerReading, unit: 'B', max: 600 }];
     return [
-      { name: '10 x 1 Hz, QoS 1: bytes per reading (max: the Pi-style pipeline, same run)', value: r.bytesPerReading, unit: 'B', max: pipeline.bytesPerReading },
+      {
+        name: '10 x 1 Hz, QoS 1: bytes per reading (max: the Pi-style pipeline, same run)',
+        value: r.bytesPerReading,
+        unit: 'B',
+        max: pipeline.bytesPerReading,
+      },
       { name: '10 x 1 Hz, QoS 1: PUBACK p99', value: r.puback?.p99 ?? Infinity, unit: 'ms', max: 250 },
     ];
   });

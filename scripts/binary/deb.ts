@@ -84,7 +84,14 @@ function md5sums(root: string): string {
     .map((e) => relative(root, join(e.parentPath, e.name)))
     .filter((path) => !path.startsWith('DEBIAN/'))
     .sort();
-  return files.map((path) => `${createHash('md5').update(readFileSync(join(root, path))).digest('hex')}  ${path}\n`).join('');
+  return files
+    .map(
+      (path) =>
+        `${createHash('md5')
+          .update(readFileSync(join(root, path)))
+          .digest('hex')}  ${path}\n`,
+    )
+    .join('');
 }
 
 /** Build the .deb; `version` defaults to package.json's (a test makes a later one to upgrade to). */

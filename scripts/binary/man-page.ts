@@ -12,19 +12,33 @@ function commandsIn(help: string): string[] {
 
 /** roff that shows `text` as written: no fill, backslashes and leading dots escaped. */
 function verbatim(text: string): string {
-  const lines = text.trimEnd().split('\n').map((l) => l.replace(/\\/g, '\\e').replace(/^([.'])/, '\\&$1'));
+  const lines = text
+    .trimEnd()
+    .split('\n')
+    .map((l) => l.replace(/\\/g, '\\e').replace(/^([.'])/, '\\&$1'));
   return ['.nf', ...lines, '.fi'].join('\n');
 }
 
 export function manPage(version: string, help: Help): string {
   const top = help(['--help']);
-  const sections = [`.TH EDGE-AGENT 1 "" "edge-agent ${version}" "User Commands"`, '.SH NAME', 'edge-agent \\- edge telemetry agent: embedded MQTT broker, validated durable ingest, store-and-forward sync', '.SH SYNOPSIS', verbatim(top)];
+  const sections = [
+    `.TH EDGE-AGENT 1 "" "edge-agent ${version}" "User Commands"`,
+    '.SH NAME',
+    'edge-agent \\- edge telemetry agent: embedded MQTT broker, validated durable ingest, store-and-forward sync',
+    '.SH SYNOPSIS',
+    verbatim(top),
+  ];
   for (const command of commandsIn(top)) {
     const text = help([command, '--help']);
     sections.push(`.SH COMMAND: ${command.toUpperCase()}`, verbatim(text));
     for (const sub of commandsIn(text)) sections.push(`.SS ${command} ${sub}`, verbatim(help([command, sub, '--help'])));
   }
-  sections.push('.SH FILES', '.nf\n/etc/edge-agent/config.yaml\n/var/lib/edge-agent\n/usr/share/doc/edge-agent/README.md\n.fi', '.SH SEE ALSO', 'journalctl(1), systemctl(1)');
+  sections.push(
+    '.SH FILES',
+    '.nf\n/etc/edge-agent/config.yaml\n/var/lib/edge-agent\n/usr/share/doc/edge-agent/README.md\n.fi',
+    '.SH SEE ALSO',
+    'journalctl(1), systemctl(1)',
+  );
   return `${sections.join('\n')}\n`;
 }
 

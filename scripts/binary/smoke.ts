@@ -41,7 +41,15 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
         broker: { mqtt: { host: '127.0.0.1', port: 0 } },
         web: { http: { host: '127.0.0.1', port: 0 } },
         // A pattern: RE2's WebAssembly, an asset of the binary, runs it.
-        ingest: { schemas: [{ name: 'room', topics: ['smoke/+'], fields: { t: 'float', room: { type: 'string', pattern: '^(k+i+)+tchen$', required: true } } }] },
+        ingest: {
+          schemas: [
+            {
+              name: 'room',
+              topics: ['smoke/+'],
+              fields: { t: 'float', room: { type: 'string', pattern: '^(k+i+)+tchen$', required: true } },
+            },
+          ],
+        },
         sinks: [{ name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'smoke', batch: { maxAgeMs: 50 } }],
       }),
     );
@@ -75,7 +83,12 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
         timeoutMs,
         'the reading over the HTTP API',
       );
-      await until(async () => (await db.query("SELECT 1 FROM smoke WHERE agent_id = 'smoke' AND payload->>'t' = '21.5'").catch(() => [])).length === 1, timeoutMs, 'the reading in PostgreSQL');
+      await until(
+        async () =>
+          (await db.query("SELECT 1 FROM smoke WHERE agent_id = 'smoke' AND payload->>'t' = '21.5'").catch(() => [])).length === 1,
+        timeoutMs,
+        'the reading in PostgreSQL',
+      );
       const forwardedMs = performance.now() - published;
       await checkPage(`http://127.0.0.1:${port('http')}`);
       await new Promise((r) => setTimeout(r, 5000));
@@ -109,7 +122,10 @@ async function checkPage(base: string): Promise<void> {
 if (import.meta.filename === process.argv[1]) {
   const command = process.argv.slice(2).filter((a) => a !== '--');
   smokeTest(command).then(
-    (r) => console.log(`smoke test passed: ${r.version}; ready in ${r.readyMs.toFixed(0)} ms, forwarded in ${r.forwardedMs.toFixed(0)} ms, idle RSS ${r.idleRssMb.toFixed(0)} MB`),
+    (r) =>
+      console.log(
+        `smoke test passed: ${r.version}; ready in ${r.readyMs.toFixed(0)} ms, forwarded in ${r.forwardedMs.toFixed(0)} ms, idle RSS ${r.idleRssMb.toFixed(0)} MB`,
+      ),
     (err: Error) => {
       console.error(`smoke test failed: ${err.message}`);
       process.exit(1);

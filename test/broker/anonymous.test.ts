@@ -34,7 +34,21 @@ describe.skipIf(!canNetns)('anonymous access from another host (network namespac
   });
 
   const pub = (port: number, ...auth: string[]) =>
-    exec(host.exec[0], [...host.exec.slice(1), 'mosquitto_pub', '-h', host.hostAddress, '-p', String(port), '-q', '1', '-t', 'x', '-m', 'y', ...auth]).then(
+    exec(host.exec[0], [
+      ...host.exec.slice(1),
+      'mosquitto_pub',
+      '-h',
+      host.hostAddress,
+      '-p',
+      String(port),
+      '-q',
+      '1',
+      '-t',
+      'x',
+      '-m',
+      'y',
+      ...auth,
+    ]).then(
       () => 'accepted',
       (e: { stderr: string }) => e.stderr,
     );
@@ -49,7 +63,8 @@ describe.skipIf(!canNetns)('anonymous access from another host (network namespac
     const script = (auth: string) =>
       `import('mqtt').then(({ default: mqtt }) => { const c = mqtt.connect('ws://${host.hostAddress}:${agent.port('http')}/mqtt', { reconnectPeriod: 0${auth} }); ` +
       `c.on('connect', () => { console.log(0); c.end(true); }); c.on('error', (e) => { console.log(e.code ?? e.message); c.end(true); }); })`;
-    const run = async (auth: string) => (await exec(host.exec[0], [...host.exec.slice(1), process.execPath, '-e', script(auth)], { cwd: process.cwd() })).stdout.trim();
+    const run = async (auth: string) =>
+      (await exec(host.exec[0], [...host.exec.slice(1), process.execPath, '-e', script(auth)], { cwd: process.cwd() })).stdout.trim();
     expect(await run('')).toBe('5');
     expect(await run(", username: 'field', password: 'field-pw'")).toBe('0');
   });
@@ -75,8 +90,24 @@ describe('anonymous policy decision (remote address injected)', () => {
     const users = { verify: async () => null, roles: async () => [] };
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };
     const owners = { sessionOwner: () => undefined, setSessionOwner() {} };
-    const guard = new LoginGuard({ maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 3, failuresBeforeBan: 10, failuresBeforeAddressBan: 30, banMs: 60_000, hashConcurrency: 1 }, quiet);
-    const auth = makeAuthenticate(() => ({ connectedClients: 0, clients: {} }) as unknown as Aedes, { allowAnonymous: policy, useIdentityAsUsername: false, maxClients: 10, acl: [], users, owners, guard }, newStats(), quiet);
+    const guard = new LoginGuard(
+      {
+        maxPendingLogins: 8,
+        maxPendingPerAddress: 8,
+        failuresBeforeDelay: 3,
+        failuresBeforeBan: 10,
+        failuresBeforeAddressBan: 30,
+        banMs: 60_000,
+        hashConcurrency: 1,
+      },
+      quiet,
+    );
+    const auth = makeAuthenticate(
+      () => ({ connectedClients: 0, clients: {} }) as unknown as Aedes,
+      { allowAnonymous: policy, useIdentityAsUsername: false, maxClients: 10, acl: [], users, owners, guard },
+      newStats(),
+      quiet,
+    );
     const client = { id: 'c', conn } as unknown as Client;
     return new Promise((resolve) => auth(client, undefined, undefined, (err) => resolve(err ? err.returnCode : true)));
   }

@@ -87,7 +87,22 @@ describe('users and ACLs', () => {
 
   it('works with mosquitto_pub and mosquitto_sub', async () => {
     const port = String(agent.port('mqtt'));
-    const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', 'ops', '-P', 'pw-ops', '-t', 'sensors/#', '-C', '1', '-W', '10']);
+    const sub = execFile('mosquitto_sub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      port,
+      '-u',
+      'ops',
+      '-P',
+      'pw-ops',
+      '-t',
+      'sensors/#',
+      '-C',
+      '1',
+      '-W',
+      '10',
+    ]);
     let exited = false;
     const out = new Promise<string>((resolve) => {
       let text = '';
@@ -99,11 +114,39 @@ describe('users and ACLs', () => {
     });
     // mosquitto_sub says nothing when it has subscribed: publish until it has its one message (-C 1).
     for (let i = 0; i < 100 && !exited; i++) {
-      await exec('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'pi-1', '-P', 'pw-one', '-q', '1', '-t', 'sensors/pi-1/x', '-m', 'from-mosquitto']);
+      await exec('mosquitto_pub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-u',
+        'pi-1',
+        '-P',
+        'pw-one',
+        '-q',
+        '1',
+        '-t',
+        'sensors/pi-1/x',
+        '-m',
+        'from-mosquitto',
+      ]);
       await new Promise((r) => setTimeout(r, 100));
     }
     expect((await out).trim()).toBe('from-mosquitto');
-    const denied = await exec('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'pi-1', '-P', 'bad', '-t', 'sensors/pi-1/x', '-m', 'x']).catch((e) => e);
+    const denied = await exec('mosquitto_pub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      port,
+      '-u',
+      'pi-1',
+      '-P',
+      'bad',
+      '-t',
+      'sensors/pi-1/x',
+      '-m',
+      'x',
+    ]).catch((e) => e);
     expect(String(denied.stderr)).toMatch(/not authori[sz]ed|bad user name or password/i);
   });
 

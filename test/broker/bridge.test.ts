@@ -20,12 +20,16 @@ describe('Mosquitto bridge into the agent', () => {
   it('connects with its defaults and forwards what is published to Mosquitto', async () => {
     const client = await connect(mosquitto.url);
     // The bridge connects on its own schedule: publish until a reading arrives.
-    const stored = await until(async () => {
-      await client.publishAsync('bridge/room-1', '{"t":21}', { qos: 1 });
-      await new Promise((r) => setTimeout(r, 200));
-      const rows = await agent.runtime.store!.query({ topic: 'bridge/#' });
-      return rows.length > 0 && rows;
-    }, 20_000, 'a reading through the bridge');
+    const stored = await until(
+      async () => {
+        await client.publishAsync('bridge/room-1', '{"t":21}', { qos: 1 });
+        await new Promise((r) => setTimeout(r, 200));
+        const rows = await agent.runtime.store!.query({ topic: 'bridge/#' });
+        return rows.length > 0 && rows;
+      },
+      20_000,
+      'a reading through the bridge',
+    );
     expect(stored[0]).toMatchObject({ topic: 'bridge/room-1', payload: { t: 21 }, qos: 1 });
     expect(agent.runtime.broker.stats().malformedPackets).toBe(0);
     await client.endAsync();

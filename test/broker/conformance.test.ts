@@ -103,13 +103,22 @@ describe('MQTT 3.1.1 rules Aedes does not enforce', () => {
   }
 
   it('takes DUP on a QoS 1 PUBLISH (a resend): PUBACK, the connection stays', async () => {
-    const r = await exchange(port(), [connect({ clientId: 'dup-one' }), packet(0x3a, str('dup/one'), Buffer.from([0, 5]), Buffer.from('{"v":1}'))], 500);
+    const r = await exchange(
+      port(),
+      [connect({ clientId: 'dup-one' }), packet(0x3a, str('dup/one'), Buffer.from([0, 5]), Buffer.from('{"v":1}'))],
+      500,
+    );
     expect(r.received).toEqual(Buffer.concat([CONNACK_OK, Buffer.from([0x40, 0x02, 0x00, 0x05])]));
     expect(r.closed).toBe(false);
   });
 
   it('speaks MQTT 3.1 (MQIsdp/3) and 3.1.1 (MQTT/4), also with the bridge bit 0x80 Mosquitto bridges set', async () => {
-    for (const [protocol, level] of [['MQIsdp', 3], ['MQTT', 4], ['MQIsdp', 0x83], ['MQTT', 0x84]] as const) {
+    for (const [protocol, level] of [
+      ['MQIsdp', 3],
+      ['MQTT', 4],
+      ['MQIsdp', 0x83],
+      ['MQTT', 0x84],
+    ] as const) {
       const r = await exchange(port(), [connect({ protocol, level, clientId: `p${level}` })], 500);
       expect({ protocol, level, received: r.received, closed: r.closed }).toEqual({ protocol, level, received: CONNACK_OK, closed: false });
     }
@@ -117,7 +126,18 @@ describe('MQTT 3.1.1 rules Aedes does not enforce', () => {
 
   for (const clean of [true, false]) {
     it(`unsolicited acks (CleanSession=${clean ? 1 : 0}): an unknown PUBACK or PUBCOMP is ignored, PUBREC answered with PUBREL and PUBREL with PUBCOMP, as Mosquitto 2 does [MQTT-4.3.3]`, async () => {
-      const r = await exchange(port(), [connect({ clientId: `acks-${clean}`, clean }), packet(0x40, Buffer.from([0, 7])), packet(0x70, Buffer.from([0, 8])), packet(0x50, Buffer.from([0, 6])), packet(0x62, Buffer.from([0, 9])), packet(0xc0)], 800);
+      const r = await exchange(
+        port(),
+        [
+          connect({ clientId: `acks-${clean}`, clean }),
+          packet(0x40, Buffer.from([0, 7])),
+          packet(0x70, Buffer.from([0, 8])),
+          packet(0x50, Buffer.from([0, 6])),
+          packet(0x62, Buffer.from([0, 9])),
+          packet(0xc0),
+        ],
+        800,
+      );
       expect(r.closed).toBe(false);
       const pubrel = Buffer.from([0x62, 0x02, 0x00, 0x06]);
       const pubcomp = Buffer.from([0x70, 0x02, 0x00, 0x09]);

@@ -129,7 +129,8 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
       loginThrottle: { failuresBeforeDelay: 3, failuresBeforeBan: 10, failuresBeforeAddressBan: 30, banMs: 60_000, hashConcurrency: 1 },
       sysIntervalSec: 0,
       persistentSessionExpiryMs: 86_400_000,
-      onPublish: (m) => (m.qos > 0 ? { safe: new Promise<void>((resolve, reject) => held.push({ resolve, reject })), holdSender: false } : undefined),
+      onPublish: (m) =>
+        m.qos > 0 ? { safe: new Promise<void>((resolve, reject) => held.push({ resolve, reject })), holdSender: false } : undefined,
       log: { debug() {}, info() {}, warn() {}, error() {} },
     });
   });

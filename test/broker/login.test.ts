@@ -36,7 +36,9 @@ function halfConnect(port: number, localAddress: string): Promise<net.Socket> {
     socket.on('error', () => {});
     socket.on('connect', () => {
       // A CONNECT that says 8,000 bytes follow (just under maxConnectBytes), and sends 7,000 of them.
-      socket.write(Buffer.concat([Buffer.from([0x10, 0xc0, 0x3e]), str('MQTT'), Buffer.from([4, 2, 0, 60]), Buffer.alloc(7000 - 10, 0x61)]));
+      socket.write(
+        Buffer.concat([Buffer.from([0x10, 0xc0, 0x3e]), str('MQTT'), Buffer.from([4, 2, 0, 60]), Buffer.alloc(7000 - 10, 0x61)]),
+      );
       resolve(socket);
     });
     socket.on('close', () => resolve(socket));
@@ -48,12 +50,24 @@ const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe('login throttling (LoginGuard)', () => {
-  const limits = { maxPendingLogins: 8, maxPendingPerAddress: 8, failuresBeforeDelay: 2, failuresBeforeBan: 5, failuresBeforeAddressBan: 12, banMs: 60_000, hashConcurrency: 1 };
+  const limits = {
+    maxPendingLogins: 8,
+    maxPendingPerAddress: 8,
+    failuresBeforeDelay: 2,
+    failuresBeforeBan: 5,
+    failuresBeforeAddressBan: 12,
+    banMs: 60_000,
+    hashConcurrency: 1,
+  };
 
   it('delays a user name at one address after a few failures, doubling, then bans the pair (logged once); the name stays usable elsewhere', () => {
     const bans: BanNotice[] = [];
     let now = 1_000_000;
-    const failures = new LoginFailures(limits, (b) => bans.push(b), () => now);
+    const failures = new LoginFailures(
+      limits,
+      (b) => bans.push(b),
+      () => now,
+    );
     const delays: number[] = [];
     for (let i = 0; i < 5; i++) {
       delays.push(failures.start('10.0.0.9', 'eve').delayMs);
@@ -81,7 +95,11 @@ describe('login throttling (LoginGuard)', () => {
   });
 
   it('never bans the user name everywhere: its guessed name gets turns and a delay from new addresses, none from where it logged in before', () => {
-    const failures = new LoginFailures({ ...limits, failuresBeforeBan: 3 }, () => {}, () => 1_000_000);
+    const failures = new LoginFailures(
+      { ...limits, failuresBeforeBan: 3 },
+      () => {},
+      () => 1_000_000,
+    );
     failures.start('10.0.0.1', 'alice');
     failures.succeeded('10.0.0.1', 'alice'); // her own address
     for (let host = 20; host < 24; host++) {
@@ -102,7 +120,11 @@ describe('login throttling (LoginGuard)', () => {
   });
 
   it('bans an address that tries many user names, after failuresBeforeAddressBan; API keys count there', () => {
-    const failures = new LoginFailures(limits, () => {}, () => 1_000_000);
+    const failures = new LoginFailures(
+      limits,
+      () => {},
+      () => 1_000_000,
+    );
     for (let i = 0; i < 11; i++) {
       failures.start('10.0.0.9', `user${i}`);
       failures.failed('10.0.0.9', `user${i}`);
@@ -116,13 +138,18 @@ describe('login throttling (LoginGuard)', () => {
 
   it('an error while checking counts for nothing: no ban from a broken user store', async () => {
     const guard = new LoginGuard({ ...limits, failuresBeforeDelay: 50 }, quiet);
-    for (let i = 0; i < 20; i++) await expect(guard.login('10.0.0.9', 'eve', () => Promise.reject(new Error('disk')))).rejects.toThrow('disk');
+    for (let i = 0; i < 20; i++)
+      await expect(guard.login('10.0.0.9', 'eve', () => Promise.reject(new Error('disk')))).rejects.toThrow('disk');
     expect(guard.banned('10.0.0.9', 'eve')).toBeUndefined();
   });
 
   it('takes turns in order, one at a time, and goes on after a failed turn', async () => {
     const turns: string[] = [];
-    const guard = new LoginGuard({ ...limits, failuresBeforeDelay: 1, failuresBeforeBan: 100, failuresBeforeAddressBan: 100, banMs: 60_000 }, quiet, () => 0);
+    const guard = new LoginGuard(
+      { ...limits, failuresBeforeDelay: 1, failuresBeforeBan: 100, failuresBeforeAddressBan: 100, banMs: 60_000 },
+      quiet,
+      () => 0,
+    );
     await guard.login('10.0.0.1', 'eve', () => null); // one failure: from now on new addresses take turns (0.25 s, doubling)
     let running = 0;
     const attempt = (host: number) =>
@@ -175,7 +202,9 @@ describe('before login, through the real broker', () => {
   let agent: ChildAgent;
   let port: number;
   beforeAll(async () => {
-    const config = writeConfig(dir, { broker: { allowAnonymous: false, loginThrottle: { failuresBeforeDelay: 2, failuresBeforeBan: 4, banMs: 60_000 } } });
+    const config = writeConfig(dir, {
+      broker: { allowAnonymous: false, loginThrottle: { failuresBeforeDelay: 2, failuresBeforeBan: 4, banMs: 60_000 } },
+    });
     await addUser(config, 'alice', 'right');
     await addUser(config, 'carol', 'right');
     agent = await spawnAgent(['--config', config]);

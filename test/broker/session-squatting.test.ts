@@ -28,7 +28,8 @@ describe('squatted client ids', () => {
   beforeAll(async () => {
     const broker = { persistentSessionExpiry: '3s' };
     config = writeConfig(dir, { broker });
-    for (const name of ['sensor', 'ops', 'temp', 'vera', 'root']) await addUser(config, name, `pw-${name}`, name === 'vera' ? ['viewer'] : name === 'root' ? ['admin'] : []);
+    for (const name of ['sensor', 'ops', 'temp', 'vera', 'root'])
+      await addUser(config, name, `pw-${name}`, name === 'vera' ? ['viewer'] : name === 'root' ? ['admin'] : []);
     agent = await startAgent({ broker }, dir);
     api = new WebClient(`http://127.0.0.1:${agent.port('http')}`, { basic: ['root', 'pw-root'] });
   });
@@ -40,8 +41,19 @@ describe('squatted client ids', () => {
   it('a squatted session expires once its client stays away past broker.persistentSessionExpiry', async () => {
     await squat(agent, 'sensor-a');
     expect(await connackCode(agent.mqttUrl, as('sensor', { clientId: 'sensor-a' }))).toBe(5); // held while it lives
-    const listed = (await api.get('/api/mqtt/sessions')).body as { clientId: string; owner: string; connected: boolean; subscriptions: number; expiresAt: string }[];
-    expect(listed.find((s) => s.clientId === 'sensor-a')).toMatchObject({ owner: 'ops', connected: false, subscriptions: 1, expiresAt: expect.any(String) });
+    const listed = (await api.get('/api/mqtt/sessions')).body as {
+      clientId: string;
+      owner: string;
+      connected: boolean;
+      subscriptions: number;
+      expiresAt: string;
+    }[];
+    expect(listed.find((s) => s.clientId === 'sensor-a')).toMatchObject({
+      owner: 'ops',
+      connected: false,
+      subscriptions: 1,
+      expiresAt: expect.any(String),
+    });
     await new Promise((r) => setTimeout(r, 3500));
     expect(await connackCode(agent.mqttUrl, as('sensor', { clientId: 'sensor-a' }))).toBe(0);
     expect(((await api.get('/api/mqtt/sessions')).body as { clientId: string }[]).map((s) => s.clientId)).not.toContain('sensor-a');
@@ -74,7 +86,9 @@ describe('squatted client ids', () => {
     expect(await connackCode(agent.mqttUrl, as('sensor', { clientId: 'sensor-d' }))).toBe(0);
     await new Promise((r) => setTimeout(r, 200));
     expect(held.connected).toBe(false);
-    const unknown = await exec(process.execPath, [CLI, '--config', config, 'session', 'end', 'nobody']).catch((err: { code: number; stderr: string }) => err);
+    const unknown = await exec(process.execPath, [CLI, '--config', config, 'session', 'end', 'nobody']).catch(
+      (err: { code: number; stderr: string }) => err,
+    );
     expect(unknown).toMatchObject({ code: 1, stderr: expect.stringMatching(/nothing at/) });
     held.end(true);
   });

@@ -27,7 +27,16 @@ describe('sessions belong to their user', () => {
 
   beforeAll(async () => {
     config = writeConfig(dir, { broker: { acl } });
-    for (const [name, roles] of [['alice', []], ['bob', []], ['ops', []], ['carol', ['reader']], ['dave', ['reader']], ['erin', ['reader']], ['frank', ['reader']]] as const) await addUser(config, name, `pw-${name}`, [...roles]);
+    for (const [name, roles] of [
+      ['alice', []],
+      ['bob', []],
+      ['ops', []],
+      ['carol', ['reader']],
+      ['dave', ['reader']],
+      ['erin', ['reader']],
+      ['frank', ['reader']],
+    ] as const)
+      await addUser(config, name, `pw-${name}`, [...roles]);
     agent = await startAgent({ broker: { acl } }, dir);
   });
   afterAll(async () => {

@@ -11,14 +11,20 @@ describe('MQTT over TLS', () => {
   let pki: Pki;
   let agent: InProcessAgent;
   let strict: InProcessAgent;
-  const acl = [{ user: 'pi-7', publish: ['sensors/pi-7/#'], subscribe: ['sensors/#'] }, { user: 'app', publish: [], subscribe: ['sensors/#'] }];
+  const acl = [
+    { user: 'pi-7', publish: ['sensors/pi-7/#'], subscribe: ['sensors/#'] },
+    { user: 'app', publish: [], subscribe: ['sensors/#'] },
+  ];
 
   beforeAll(async () => {
     pki = makePki(dir);
     await addUser(writeConfig(dir), 'app', 'app-pw');
     await addUser(writeConfig(dir), 'pi-7', 'unused-password'); // known by name; logs in by certificate
     const tls = { port: 0, host: '127.0.0.1', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca };
-    agent = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'optional', useIdentityAsUsername: true }, allowAnonymous: false, acl } }, dir);
+    agent = await startAgent(
+      { broker: { mqtts: { ...tls, clientCertificates: 'optional', useIdentityAsUsername: true }, allowAnonymous: false, acl } },
+      dir,
+    );
     strict = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'required' } } }, tempDir());
   });
   afterAll(async () => {
@@ -36,7 +42,7 @@ describe('MQTT over TLS', () => {
     expect(await connackCode(url(agent), { ca: readFileSync(pki.ca) })).toBe(5); // anonymous off
   });
 
-  it('authenticates a client certificate as the user named by its CN, with that user\'s ACL', async () => {
+  it("authenticates a client certificate as the user named by its CN, with that user's ACL", async () => {
     const { cert, key } = pki.clientCert('pi-7');
     const reader = await connect(url(agent), { ca: readFileSync(pki.ca), username: 'app', password: 'app-pw' });
     await reader.subscribeAsync('sensors/#', { qos: 1 });
@@ -53,7 +59,15 @@ describe('MQTT over TLS', () => {
     const device = { ca: readFileSync(pki.ca), cert: readFileSync(cert), key: readFileSync(key) };
     expect(await connackCode(url(agent), device)).toBe(5);
     const tls = { port: 0, host: '127.0.0.1', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca };
-    const open = await startAgent({ broker: { mqtts: { ...tls, clientCertificates: 'required', useIdentityAsUsername: true, certificateOnlyUsers: true }, allowAnonymous: false } }, tempDir());
+    const open = await startAgent(
+      {
+        broker: {
+          mqtts: { ...tls, clientCertificates: 'required', useIdentityAsUsername: true, certificateOnlyUsers: true },
+          allowAnonymous: false,
+        },
+      },
+      tempDir(),
+    );
     try {
       expect(await connackCode(url(open), device)).toBe(0);
     } finally {

@@ -6,9 +6,16 @@ import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { CONNACK_OK, connect, publish } from '../helpers/raw.js';
 
 /** Send each buffer as its own WebSocket message; everything the server sent, and whether it closed. */
-function wsExchange(url: string, messages: Buffer[], opts: { origin?: string; host?: string; ms?: number } = {}): Promise<{ received: Buffer; closed: boolean; status?: number }> {
+function wsExchange(
+  url: string,
+  messages: Buffer[],
+  opts: { origin?: string; host?: string; ms?: number } = {},
+): Promise<{ received: Buffer; closed: boolean; status?: number }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, 'mqtt', { ...(opts.origin ? { origin: opts.origin } : {}), ...(opts.host ? { headers: { host: opts.host } } : {}) });
+    const ws = new WebSocket(url, 'mqtt', {
+      ...(opts.origin ? { origin: opts.origin } : {}),
+      ...(opts.host ? { headers: { host: opts.host } } : {}),
+    });
     const chunks: Buffer[] = [];
     let closed = false;
     let status: number | undefined;
@@ -78,7 +85,11 @@ describe('MQTT over WebSocket: checks and Origin', () => {
     expect(malformed()).toBe(before + 1); // our check found it (Aedes itself lets U+0000 through)
     // The same after a packet held over from the message before (the message completes it, then goes on).
     const head = publish('ws/held', 'y'.repeat(100), 1, 10);
-    const held = await wsExchange(url, [connect({ clientId: 'ws-held' }), head.subarray(0, 6), Buffer.concat([head.subarray(6), ...padding, bad])]);
+    const held = await wsExchange(url, [
+      connect({ clientId: 'ws-held' }),
+      head.subarray(0, 6),
+      Buffer.concat([head.subarray(6), ...padding, bad]),
+    ]);
     expect(held.closed).toBe(true);
     expect(malformed()).toBe(before + 2);
     // A held-over packet with a 200 KB payload, completed by a message that goes on past it.
@@ -98,7 +109,10 @@ describe('MQTT over WebSocket: checks and Origin', () => {
 
   it('refuses DNS rebinding: a page on a foreign name whose Origin matches its Host is not upgraded; the own names are', async () => {
     const p = agent.port('http');
-    const rebound = await wsExchange(url, [connect({ clientId: 'ws-rebound' })], { host: `evil.example:${p}`, origin: `http://evil.example:${p}` });
+    const rebound = await wsExchange(url, [connect({ clientId: 'ws-rebound' })], {
+      host: `evil.example:${p}`,
+      origin: `http://evil.example:${p}`,
+    });
     expect(rebound.status).toBe(403);
     expect(rebound.received.length).toBe(0);
     for (const name of ['localhost', hostname()]) {

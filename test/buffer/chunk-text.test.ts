@@ -17,7 +17,10 @@ describe('chunk text', () => {
   });
 
   it('refuses a chunk whose text holds more or fewer readings than its header says', () => {
-    for (const [body, count] of [['a\nb', 3], ['a\nb\nc\nd', 3]] as const) {
+    for (const [body, count] of [
+      ['a\nb', 3],
+      ['a\nb\nc\nd', 3],
+    ] as const) {
       const chunk = encodeChunk(body, { count, firstSeq: 1, lastSeq: count }, undefined);
       expect(() => ChunkText.decode(chunk, verifyChunk(chunk))).toThrow(CorruptChunk);
     }

@@ -19,9 +19,20 @@ afterEach(async () => {
   }
 });
 
-async function setup(batch: number, gatherMs: number, extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void; retryMs?: number; maxBytes?: number } = {}) {
+async function setup(
+  batch: number,
+  gatherMs: number,
+  extra: { inFlight?: number; handle?: (b: ChunkBatch) => Promise<void> | void; retryMs?: number; maxBytes?: number } = {},
+) {
   const dir = tempDir();
-  const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: quiet });
+  const log = await DurableLog.open({
+    dir: join(dir, 'log'),
+    agentId: 'pi',
+    maxDelayMs: 2,
+    maxRecords: 50,
+    deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
+    log: quiet,
+  });
   const handled: { at: number; first: number; count: number }[] = [];
   const handle = (b: ChunkBatch) => {
     handled.push({ at: Date.now(), first: b.firstSeq, count: b.count });
@@ -30,10 +41,23 @@ async function setup(batch: number, gatherMs: number, extra: { inFlight?: number
   // The store's delivery over a store that is only `handle`.
   const store = { kind: 'test', write: async (b: ChunkBatch) => handle(b) } as unknown as LocalStore;
   const retry = extra.retryMs ?? 250;
-  const consumer = new ConsumerEngine(log, chunkDelivery('store', store, log, extra.maxBytes), { name: 'store', maxRecords: batch, maxAgeMs: gatherMs, window: extra.inFlight ?? 1, retry: { initialMs: retry, maxMs: retry * 4 }, logger: quiet });
+  const consumer = new ConsumerEngine(log, chunkDelivery('store', store, log, extra.maxBytes), {
+    name: 'store',
+    maxRecords: batch,
+    maxAgeMs: gatherMs,
+    window: extra.inFlight ?? 1,
+    retry: { initialMs: retry, maxMs: retry * 4 },
+    logger: quiet,
+  });
   await consumer.start();
   opened.push({ dir, log, consumer });
-  const append = (n: number, payload = (_i: number) => '{}') => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: payload(i), clientId: 'c', qos: 1 }).durable));
+  const append = (n: number, payload = (_i: number) => '{}') =>
+    Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: payload(i), clientId: 'c', qos: 1 }).durable,
+      ),
+    );
   return { log, handled, append, consumer };
 }
 
@@ -67,7 +91,9 @@ describe('consumer engine: batching', () => {
 
   it('counts the wait from the commit: readings that waited gatherMs while a write ran go out at once', async () => {
     let calls = 0;
-    const { handled, append } = await setup(50, 400, { handle: () => (calls++ === 0 ? new Promise((r) => setTimeout(r, 600)) : undefined) });
+    const { handled, append } = await setup(50, 400, {
+      handle: () => (calls++ === 0 ? new Promise((r) => setTimeout(r, 600)) : undefined),
+    });
     await append(70); // a full batch of 50, and 20 that wait
     expect(await until(() => handled.length === 2, 5000)).toBe(true);
     expect(handled.map((h) => [h.first, h.count])).toEqual([
@@ -96,7 +122,7 @@ describe('consumer engine: batching', () => {
   });
 });
 
-describe('consumer engine: the store\'s byte cap', () => {
+describe("consumer engine: the store's byte cap", () => {
   it('hands the store no more compressed chunk bytes at once than maxBatchBytes (one chunk at the least)', async () => {
     const { handled, append, consumer } = await setup(1000, 10_000, { maxBytes: 64 * 1024 });
     // Ten commits of one incompressible 27 KB reading each: ten chunks.
@@ -114,12 +140,21 @@ describe('consumer engine: the store\'s byte cap', () => {
 
 describe('consumer engine: faults', () => {
   it('halves a batch refused for what a reading holds until it stands alone: dead-lettered with the consumer name, the rest handed over once', async () => {
-    const poison = (b: ChunkBatch) => b.decode().records().some((r) => (r.payload as { bad?: boolean }).bad);
+    const poison = (b: ChunkBatch) =>
+      b
+        .decode()
+        .records()
+        .some((r) => (r.payload as { bad?: boolean }).bad);
     const stored: number[] = [];
     const { log, append, consumer } = await setup(100, 50, {
       handle: (b) => {
         if (poison(b)) throw new RecordFault('refused: bad');
-        stored.push(...b.decode().records().map((r) => r.seq));
+        stored.push(
+          ...b
+            .decode()
+            .records()
+            .map((r) => r.seq),
+        );
       },
     });
     await append(40, (i) => (i === 12 || i === 31 ? '{"bad":true}' : `{"i":${i}}`));
@@ -145,7 +180,11 @@ describe('consumer engine: faults', () => {
     });
     await append(5);
     expect(await until(() => attempts >= 3, 5000)).toBe(true);
-    expect(consumer.status()).toMatchObject({ state: 'retrying', lastError: { message: 'SQLITE_FULL: database or disk is full' }, lagRecords: 5 });
+    expect(consumer.status()).toMatchObject({
+      state: 'retrying',
+      lastError: { message: 'SQLITE_FULL: database or disk is full' },
+      lagRecords: 5,
+    });
     failing = false;
     expect(await consumer.caughtUp(5, 5000)).toBe(true);
     expect(consumer.status()).toMatchObject({ state: 'ok', lagRecords: 0, deadLettered: 0 });

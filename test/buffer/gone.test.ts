@@ -11,7 +11,9 @@ import { cleanup, tempDir } from '../helpers/agent.js';
 import { until } from '../helpers/servers.js';
 
 const logged: { level: string; msg: string; o: object }[] = [];
-const recorder = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (o: object, msg: string) => logged.push({ level, msg, o })])) as unknown as DurableLogOptions['log'];
+const recorder = Object.fromEntries(
+  ['debug', 'info', 'warn', 'error'].map((level) => [level, (o: object, msg: string) => logged.push({ level, msg, o })]),
+) as unknown as DurableLogOptions['log'];
 const dirs: string[] = [];
 const running: { stop(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -23,20 +25,45 @@ afterEach(async () => {
 async function openLog(dir?: string): Promise<{ dir: string; log: DurableLog }> {
   const d = dir ?? tempDir();
   if (!dir) dirs.push(d);
-  const log = await DurableLog.open({ dir: join(d, 'log'), agentId: 'pi', maxDelayMs: 2, maxRecords: 10, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' }, log: recorder });
+  const log = await DurableLog.open({
+    dir: join(d, 'log'),
+    agentId: 'pi',
+    maxDelayMs: 2,
+    maxRecords: 10,
+    deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
+    log: recorder,
+  });
   running.push({ stop: () => log.close() });
   return { dir: d, log };
 }
 
-const append = (log: DurableLog, n: number) => Promise.all(Array.from({ length: n }, (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: `{"i":${i}}`, clientId: 'c', qos: 1 }).durable));
+const append = (log: DurableLog, n: number) =>
+  Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) => log.append({ topic: 't', receivedAt: i, clockSynced: true, payloadJson: `{"i":${i}}`, clientId: 'c', qos: 1 }).durable,
+    ),
+  );
 
 /** A consumer of `log` that records the seqs it is handed; `reads` counts the reads it makes. */
 async function consume(log: DurableLog, name: string, startAt?: 'oldest' | 'newest') {
   const seqs: number[] = [];
   let reads = 0;
-  const base = chunkDelivery(name, { write: async (b: ChunkBatch) => void seqs.push(...b.decode().lines.map((l) => JSON.parse(l).seq as number)) }, log);
+  const base = chunkDelivery(
+    name,
+    { write: async (b: ChunkBatch) => void seqs.push(...b.decode().lines.map((l) => JSON.parse(l).seq as number)) },
+    log,
+  );
   const delivery: Delivery<ChunkBatch> = { ...base, read: (...a) => (reads++, base.read(...a)) };
-  const engine = new ConsumerEngine(log, delivery, { name, maxRecords: 100, maxAgeMs: 0, window: 1, retry: { initialMs: 50, maxMs: 200 }, logger: recorder, startAt });
+  const engine = new ConsumerEngine(log, delivery, {
+    name,
+    maxRecords: 100,
+    maxAgeMs: 0,
+    window: 1,
+    retry: { initialMs: 50, maxMs: 200 },
+    logger: recorder,
+    startAt,
+  });
   await engine.start();
   running.push(engine);
   return { seqs, engine, reads: () => reads };
@@ -125,7 +152,14 @@ describe('readings a consumer can no longer get', () => {
       split: async (b) => [b, b],
       refused: () => ({ time: 0, topic: '', clientId: '', payload: Buffer.alloc(0), reasons: [] }),
     };
-    const engine = new ConsumerEngine(log, broken, { name: 'buggy', maxRecords: 100, maxAgeMs: 0, window: 1, retry: { initialMs: 50, maxMs: 200 }, logger: recorder });
+    const engine = new ConsumerEngine(log, broken, {
+      name: 'buggy',
+      maxRecords: 100,
+      maxAgeMs: 0,
+      window: 1,
+      retry: { initialMs: 50, maxMs: 200 },
+      logger: recorder,
+    });
     await engine.start();
     running.push(engine);
     // The control beside it: a timer keeps firing, and a healthy consumer of the same log gets its readings.
@@ -148,7 +182,15 @@ describe('a consumer that writes rarely when readings are few', () => {
   it('flush() writes what waits now; caughtUp() flushes first', async () => {
     const { log } = await openLog();
     const seqs: number[] = [];
-    const engine = new ConsumerEngine(log, chunkDelivery('store', { write: async (b: ChunkBatch) => void seqs.push(b.lastSeq) }, log), { name: 'store', maxRecords: 1000, maxAgeMs: 60_000, idleAgeMs: 120_000, window: 1, retry: { initialMs: 50, maxMs: 200 }, logger: recorder });
+    const engine = new ConsumerEngine(log, chunkDelivery('store', { write: async (b: ChunkBatch) => void seqs.push(b.lastSeq) }, log), {
+      name: 'store',
+      maxRecords: 1000,
+      maxAgeMs: 60_000,
+      idleAgeMs: 120_000,
+      window: 1,
+      retry: { initialMs: 50, maxMs: 200 },
+      logger: recorder,
+    });
     await engine.start();
     running.push(engine);
     await append(log, 3);

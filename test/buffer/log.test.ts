@@ -16,11 +16,27 @@ const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));
 
 function options(dir: string, extra: Partial<DurableLogOptions> = {}): DurableLogOptions {
-  return { dir, agentId: 'pi-test', maxDelayMs: 2, maxRecords: 50, deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: recording, ...extra };
+  return {
+    dir,
+    agentId: 'pi-test',
+    maxDelayMs: 2,
+    maxRecords: 50,
+    deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' },
+    log: recording,
+    ...extra,
+  };
 }
 
 function reading(i: number, topic = 't/a'): NewRecord {
-  return { topic, receivedAt: 1_700_000_000_000 + i, clockSynced: true, payloadJson: JSON.stringify({ i, v: i * 1.5 }), clientId: 'c1', schema: 'env@1', qos: 1 };
+  return {
+    topic,
+    receivedAt: 1_700_000_000_000 + i,
+    clockSynced: true,
+    payloadJson: JSON.stringify({ i, v: i * 1.5 }),
+    clientId: 'c1',
+    schema: 'env@1',
+    qos: 1,
+  };
 }
 
 async function fill(log: DurableLog, n: number, from = 0): Promise<number[]> {
@@ -43,7 +59,17 @@ describe('durable log', () => {
     expect(seqs).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
     const got = await log.read('store', 0, 1000);
     expect(got).toHaveLength(120);
-    expect(got[7]).toEqual({ seq: 8, agentId: 'pi-test', topic: 't/a', receivedAt: 1_700_000_000_007, clockSynced: true, payload: { i: 7, v: 10.5 }, clientId: 'c1', schema: 'env@1', qos: 1 });
+    expect(got[7]).toEqual({
+      seq: 8,
+      agentId: 'pi-test',
+      topic: 't/a',
+      receivedAt: 1_700_000_000_007,
+      clockSynced: true,
+      payload: { i: 7, v: 10.5 },
+      clientId: 'c1',
+      schema: 'env@1',
+      qos: 1,
+    });
     expect((await log.read('store', 100, 5)).map((r) => r.seq)).toEqual([101, 102, 103, 104, 105]);
     expect(log.stats().chunks).toBe(3); // at most maxRecords (50) per chunk
     await log.close();
@@ -56,7 +82,7 @@ describe('durable log', () => {
     await log.close();
   });
 
-  it('a power cut that takes LevelDB\'s unsynced writes: the journal brings back every synced commit (control: without it they are gone)', async () => {
+  it("a power cut that takes LevelDB's unsynced writes: the journal brings back every synced commit (control: without it they are gone)", async () => {
     const { dir, log } = await openLog();
     await log.close();
     const logDir = join(dir, 'log');
@@ -97,7 +123,11 @@ describe('durable log', () => {
     await fill(log, 1); // commit 1, small: a frame of the journal (the control: commits do reach it)
     expect(await journalFrames()).toEqual([1]);
     // Commit 2: QoS 0, 300 kB, unsynced: in LevelDB only.
-    const noisy = (i: number): NewRecord => ({ ...reading(i), qos: 0, payloadJson: JSON.stringify({ noise: randomBytes(32).toString('hex') }) });
+    const noisy = (i: number): NewRecord => ({
+      ...reading(i),
+      qos: 0,
+      payloadJson: JSON.stringify({ noise: randomBytes(32).toString('hex') }),
+    });
     await Promise.all(Array.from({ length: 3000 }, (_, i) => log.append(noisy(i)).durable));
     expect(await journalFrames()).toEqual([1]);
     await fill(log, 1, 3000); // commit 3, QoS 1: a frame after a missing one would never be replayed; LevelDB is synced
@@ -182,7 +212,12 @@ describe('durable log', () => {
     errors.length = 0;
     const first = (await log.readChunks('store', 20, 1000))!;
     expect([first.firstSeq, first.lastSeq, first.chunks.length]).toEqual([21, 50, 1]);
-    expect(first.decode().records().map((r) => r.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 21));
+    expect(
+      first
+        .decode()
+        .records()
+        .map((r) => r.seq),
+    ).toEqual(Array.from({ length: 30 }, (_, i) => i + 21));
     expect(errors).toEqual([expect.objectContaining({ firstSeq: 51, lastSeq: 100, reason: 'checksum mismatch' })]);
     expect(log.stats().quarantinedChunks).toBe(1);
     const rest = (await log.readChunks('store', 50, 1000))!;
@@ -210,7 +245,12 @@ describe('durable log', () => {
     for (const key of await db.keys({ gte: 'c!', lt: 'c"' }).all()) await db.put(key, Buffer.from('damaged on disk'));
     errors.length = 0;
     const batch = (await log.readChunks('store', 0, 1000))!;
-    expect(batch.decode().records().map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(
+      batch
+        .decode()
+        .records()
+        .map((r) => r.seq),
+    ).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
     expect(errors).toEqual([]);
     await log.close();
     // A new process has nothing in memory: it reads the disk, and finds the damage.
@@ -254,7 +294,13 @@ describe('durable log', () => {
   it('keeps dead letters bounded, dropping and counting the oldest', async () => {
     const { dir, log } = await openLog();
     for (let i = 0; i < 8; i++) {
-      await log.appendDeadLetter({ time: i, topic: 'bad', clientId: 'c', payload: Buffer.from(`x${i}`), reasons: [{ path: '/v', message: 'must be number' }] });
+      await log.appendDeadLetter({
+        time: i,
+        topic: 'bad',
+        clientId: 'c',
+        payload: Buffer.from(`x${i}`),
+        reasons: [{ path: '/v', message: 'must be number' }],
+      });
     }
     expect(log.stats()).toMatchObject({ deadLetters: 5, deadLettersDropped: 3 });
     await log.close();

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { decodeHead, encodeRecord, PAYLOAD_KEY, type NewRecord } from '../../agent/buffer/record.js';
 
-const base: NewRecord = { topic: 'sensors/a/env', receivedAt: 1764496800123, clockSynced: true, payloadJson: '{"t":1,"payload":2}', clientId: 'pi-1', qos: 1 };
+const base: NewRecord = {
+  topic: 'sensors/a/env',
+  receivedAt: 1764496800123,
+  clockSynced: true,
+  payloadJson: '{"t":1,"payload":2}',
+  clientId: 'pi-1',
+  qos: 1,
+};
 
 function heads(seq: number, r: NewRecord) {
   const line = encodeRecord(seq, r);

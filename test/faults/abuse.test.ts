@@ -18,12 +18,15 @@ const STORED = 60_000;
 function get(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const url = new URL(path, base);
   return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname + url.search, headers, localAddress: '127.0.61.1', timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
+    const req = request(
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, headers, localAddress: '127.0.61.1', timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
     req.on('error', reject);
     req.end();
@@ -45,8 +48,15 @@ describe('abuse, all at once', () => {
     base = `http://${agent.listeners.http}`;
     // A store worth scanning: 60,000 readings through the HTTP ingest.
     for (let first = 0; first < STORED; first += 5000) {
-      const readings = Array.from({ length: 5000 }, (_, i) => ({ topic: `old/${(first + i) % 8}`, payload: { t: (first + i) % 100, pad: 'x'.repeat(40) } }));
-      const res = await fetch(`${base}/api/data`, { method: 'POST', headers: { ...mallory, 'content-type': 'application/json' }, body: JSON.stringify({ readings }) });
+      const readings = Array.from({ length: 5000 }, (_, i) => ({
+        topic: `old/${(first + i) % 8}`,
+        payload: { t: (first + i) % 100, pad: 'x'.repeat(40) },
+      }));
+      const res = await fetch(`${base}/api/data`, {
+        method: 'POST',
+        headers: { ...mallory, 'content-type': 'application/json' },
+        body: JSON.stringify({ readings }),
+      });
       expect(res.status).toBe(201);
     }
   }, 120_000);
@@ -75,12 +85,30 @@ describe('abuse, all at once', () => {
     const paused = Array.from({ length: 40 }, () => {
       const c = new AbortController();
       aborts.push(c);
-      return fetch(`${base}/api/export?format=json`, { headers: mallory, signal: c.signal }).then((r) => r.status, () => 0);
+      return fetch(`${base}/api/export?format=json`, { headers: mallory, signal: c.signal }).then(
+        (r) => r.status,
+        () => 0,
+      );
     });
     // All from 127.0.0.1: past its 32 connections some are refused outright (status 0 here).
-    const gql = (query: string) => fetch(`${base}/graphql`, { method: 'POST', headers: { ...mallory, 'content-type': 'application/json' }, body: JSON.stringify({ query }) }).then((r) => r.status, () => 0);
-    const aliases = gql(`{ ${Array.from({ length: 100 }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`);
-    const aggregates = Array.from({ length: 10 }, () => fetch(`${base}/api/data/aggregate?topic=%23&bucket=2m`, { headers: mallory }).then((r) => r.status, () => 0));
+    const gql = (query: string) =>
+      fetch(`${base}/graphql`, {
+        method: 'POST',
+        headers: { ...mallory, 'content-type': 'application/json' },
+        body: JSON.stringify({ query }),
+      }).then(
+        (r) => r.status,
+        () => 0,
+      );
+    const aliases = gql(
+      `{ ${Array.from({ length: 100 }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`,
+    );
+    const aggregates = Array.from({ length: 10 }, () =>
+      fetch(`${base}/api/data/aggregate?topic=%23&bucket=2m`, { headers: mallory }).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    );
     const [host, port] = [agent.listeners.http.split(':')[0], Number(agent.listeners.http.split(':').at(-1))];
     const unfinished: Socket[] = Array.from({ length: 300 }, () => {
       const s = connectTcp({ host, port, localAddress: '127.0.60.1' });
@@ -123,8 +151,10 @@ describe('abuse, all at once', () => {
     const want = [...sensor.acked].sort();
     const storedKeys = async () => {
       const keys = new Set<string>();
-      for (let next: string | null = ''; next !== null; ) {
-        const page = JSON.parse((await get(base, `/api/data?topic=load/a&limit=10000${next ? `&cursor=${encodeURIComponent(next)}` : ''}`, mallory)).body) as { readings: { payload: { key: string } }[]; next: string | null };
+      for (let next: string | null = ''; next !== null;) {
+        const page = JSON.parse(
+          (await get(base, `/api/data?topic=load/a&limit=10000${next ? `&cursor=${encodeURIComponent(next)}` : ''}`, mallory)).body,
+        ) as { readings: { payload: { key: string } }[]; next: string | null };
         for (const r of page.readings) keys.add(r.payload.key);
         next = page.next;
       }

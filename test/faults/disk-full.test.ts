@@ -43,7 +43,10 @@ const until = async (check: () => boolean | Promise<boolean>, ms: number) => {
 };
 
 /** Without credentials /health/ready gives the states without their reasons; with them, the reasons too. */
-async function ready(port: number, headers: Record<string, string> = {}): Promise<{ code: number; body: { status: string; parts: { name: string; state: string }[] } }> {
+async function ready(
+  port: number,
+  headers: Record<string, string> = {},
+): Promise<{ code: number; body: { status: string; parts: { name: string; state: string }[] } }> {
   const res = await fetch(`http://127.0.0.1:${port}/health/ready`, { headers });
   return { code: res.status, body: await res.json() };
 }
@@ -107,7 +110,12 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
     const file = join(data, 'store', topicFolder('big'), '2026-11-30T10.jsonl');
     const text = readFileSync(file, 'utf8');
     expect(text.endsWith('\n')).toBe(true); // no torn line left behind
-    expect(text.trimEnd().split('\n').map((l) => JSON.parse(l).seq)).toEqual([1]);
+    expect(
+      text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l).seq),
+    ).toEqual([1]);
     rmSync(partly);
     await store.write(batch(many));
     expect((await store.query({ limit: 1000 })).map((r) => r.seq)).toEqual(Array.from({ length: 251 }, (_, i) => i + 1));
@@ -137,7 +145,10 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
       await client.publishAsync('boot/t', '{"v":1}', { qos: 1 });
       await client.endAsync();
       expect(await until(async () => (await ready(http)).code === 200, 20_000)).toBe(true);
-      const rows = () => execFileSync('sqlite3', [join(data, 'store.db'), "select topic || ' ' || payload from readings"]).toString().trim();
+      const rows = () =>
+        execFileSync('sqlite3', [join(data, 'store.db'), "select topic || ' ' || payload from readings"])
+          .toString()
+          .trim();
       expect(await until(() => rows() !== '', 10_000)).toBe(true);
       expect(rows()).toBe('boot/t {"v":1}');
     } finally {

@@ -52,12 +52,34 @@ function ballast(dir: string, leave: number): string {
  * The data path's parts on `dir`: 6,000 readings in the log, all in the store and the rollups;
  * the sink confirmed the first 3,000 and has 3,001-3,500 in hand (read, being sent); 200 dead letters.
  */
-async function dataPath(dir: string, opts = { sent: SENT, deadLetters: DEAD_LETTERS }): Promise<{ log: DurableLog; store: LocalStore; rollups: Rollups }> {
-  const log = await DurableLog.open({ dir: join(dir, 'log'), agentId: 'pi', maxDelayMs: 5, maxRecords: 500, deadLetters: { maxCount: 10_000, maxBytes: 64 * MB, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: quiet });
+async function dataPath(
+  dir: string,
+  opts = { sent: SENT, deadLetters: DEAD_LETTERS },
+): Promise<{ log: DurableLog; store: LocalStore; rollups: Rollups }> {
+  const log = await DurableLog.open({
+    dir: join(dir, 'log'),
+    agentId: 'pi',
+    maxDelayMs: 5,
+    maxRecords: 500,
+    deadLetters: { maxCount: 10_000, maxBytes: 64 * MB, payloadCapBytes: 4096, whenFull: 'dropOldest' },
+    log: quiet,
+  });
   closers.push(() => log.close());
   const store = await openSqliteStore(join(dir, 'store.db'));
   closers.push(() => store.close());
-  const rollups = await openRollups({ enabled: true, buckets: ['1m', '1h'], series: [], maxFields: 32, closeAfterMs: 10_000, batchSize: 10_000, gatherMs: 0, maxGatherMs: 0 }, join(dir, 'rollups.db'));
+  const rollups = await openRollups(
+    {
+      enabled: true,
+      buckets: ['1m', '1h'],
+      series: [],
+      maxFields: 32,
+      closeAfterMs: 10_000,
+      batchSize: 10_000,
+      gatherMs: 0,
+      maxGatherMs: 0,
+    },
+    join(dir, 'rollups.db'),
+  );
   closers.push(() => rollups.close());
   for (const c of ['store', 'rollups', 'sink:a']) await log.registerConsumer(c);
   let last: Promise<void> = Promise.resolve();
@@ -67,9 +89,19 @@ async function dataPath(dir: string, opts = { sent: SENT, deadLetters: DEAD_LETT
     last = log.append({ topic: `env/${i % 3}`, receivedAt: Date.now(), clockSynced: true, clientId: 'c', qos: 1, payloadJson }).durable;
   }
   await last;
-  for (let i = 0; i < opts.deadLetters; i++) await log.appendDeadLetter({ time: Date.now(), topic: 'bad', clientId: 'c', payload: randomBytes(2000), reasons: [{ path: '', message: 'test' }] });
-  for (const [name, target] of [['store', store], ['rollups', rollups]] as const) {
-    for (let after = 0; after < READINGS; ) {
+  for (let i = 0; i < opts.deadLetters; i++)
+    await log.appendDeadLetter({
+      time: Date.now(),
+      topic: 'bad',
+      clientId: 'c',
+      payload: randomBytes(2000),
+      reasons: [{ path: '', message: 'test' }],
+    });
+  for (const [name, target] of [
+    ['store', store],
+    ['rollups', rollups],
+  ] as const) {
+    for (let after = 0; after < READINGS;) {
       const batch = (await log.readChunks(name, after, 1000))!;
       await target.write(batch);
       await log.commit(name, batch.lastSeq);
@@ -82,7 +114,12 @@ async function dataPath(dir: string, opts = { sent: SENT, deadLetters: DEAD_LETT
 }
 
 /** Marks in bytes; a reserve of 0 is off (one above 0 is raised to 32 MiB, more than these small disks hold). */
-function monitor(dir: string, parts: { log: DurableLog; store: LocalStore; rollups: Rollups }, marks: { act: number; critical: number; reserve: number }, rolledUp = true): DiskPressure {
+function monitor(
+  dir: string,
+  parts: { log: DurableLog; store: LocalStore; rollups: Rollups },
+  marks: { act: number; critical: number; reserve: number },
+  rolledUp = true,
+): DiskPressure {
   const b = (n: number) => `${Math.round(n)}B`;
   return new DiskPressure({
     dir,
@@ -97,7 +134,8 @@ function monitor(dir: string, parts: { log: DurableLog; store: LocalStore; rollu
 }
 
 const storedSeqs = async (store: LocalStore) => (await store.query({ limit: 100_000 })).map((r) => r.seq);
-const rolledUpCount = async (rollups: Rollups) => (await rollups.query({ width: 3_600_000, limit: 100_000 })).filter((r) => r.field === 't').reduce((n, r) => n + r.count, 0);
+const rolledUpCount = async (rollups: Rollups) =>
+  (await rollups.query({ width: 3_600_000, limit: 100_000 })).filter((r) => r.field === 't').reduce((n, r) => n + r.count, 0);
 
 describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
   it('gives up (a) forwarded store readings, (b) dead letters, (c) rolled-up store readings, (d) unsent chunks, in order, counted exactly', async () => {
@@ -139,40 +177,58 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     { step: 'b', sent: 0, deadLetters: DEAD_LETTERS, rolledUp: true, counter: 'deadLetters' },
     { step: 'c', sent: 0, deadLetters: 0, rolledUp: true, counter: 'storeRolledUp' },
     { step: 'd', sent: 0, deadLetters: 0, rolledUp: false, counter: 'logChunks' },
-  ] as const)('step ($step) alone brings free space back above act: it stops there, oldest first', async ({ sent, deadLetters, rolledUp, counter }) => {
-    const dir = smallDisk(64);
-    const parts = await dataPath(dir, { sent, deadLetters });
-    ballast(dir, 4 * MB);
-    // A little more than is free now: any step with something to give gets there.
-    const act = free(dir) + 96 * 1024;
-    const status = await monitor(dir, parts, { act, critical: 2 * MB, reserve: 0 }, rolledUp).check();
+  ] as const)(
+    'step ($step) alone brings free space back above act: it stops there, oldest first',
+    async ({ sent, deadLetters, rolledUp, counter }) => {
+      const dir = smallDisk(64);
+      const parts = await dataPath(dir, { sent, deadLetters });
+      ballast(dir, 4 * MB);
+      // A little more than is free now: any step with something to give gets there.
+      const act = free(dir) + 96 * 1024;
+      const status = await monitor(dir, parts, { act, critical: 2 * MB, reserve: 0 }, rolledUp).check();
 
-    expect(status.freeBytes).toBeGreaterThanOrEqual(act);
-    expect(status.level).toBe('ok');
-    const given = { storeForwarded: status.relief.storeForwarded, deadLetters: status.relief.deadLetters, storeRolledUp: status.relief.storeRolledUp, logChunks: status.relief.logChunks };
-    // Only this step gave anything, and not all it had.
-    expect(Object.entries(given).filter(([, n]) => n > 0).map(([k]) => k)).toEqual([counter]);
-    const left = await storedSeqs(parts.store);
-    if (counter === 'storeForwarded' || counter === 'storeRolledUp') {
-      expect(given[counter]).toBeLessThan(counter === 'storeForwarded' ? sent : READINGS);
-      expect(left[0]).toBe(given[counter] + 1); // the oldest went first
-    } else {
-      expect(left).toHaveLength(READINGS);
-    }
-    if (counter === 'deadLetters') expect(parts.log.stats().deadLetters).toBe(DEAD_LETTERS - given.deadLetters);
-    if (counter === 'logChunks') {
-      // The oldest chunk not in the sink's hands (1-500 is) went first: 501-1000, counted for the sink only.
-      expect(given.logChunks).toBeLessThan(READINGS / 500 - 1);
-      expect(status.relief.logReadings).toEqual({ 'sink:a': given.logChunks * 500 });
-      expect((await parts.log.readTexts('sink:a', 500, 1))!.firstSeq).toBe(500 + given.logChunks * 500 + 1);
-    } else {
-      expect(parts.log.stats().dropped).toEqual({});
-    }
-  }, 120_000);
+      expect(status.freeBytes).toBeGreaterThanOrEqual(act);
+      expect(status.level).toBe('ok');
+      const given = {
+        storeForwarded: status.relief.storeForwarded,
+        deadLetters: status.relief.deadLetters,
+        storeRolledUp: status.relief.storeRolledUp,
+        logChunks: status.relief.logChunks,
+      };
+      // Only this step gave anything, and not all it had.
+      expect(
+        Object.entries(given)
+          .filter(([, n]) => n > 0)
+          .map(([k]) => k),
+      ).toEqual([counter]);
+      const left = await storedSeqs(parts.store);
+      if (counter === 'storeForwarded' || counter === 'storeRolledUp') {
+        expect(given[counter]).toBeLessThan(counter === 'storeForwarded' ? sent : READINGS);
+        expect(left[0]).toBe(given[counter] + 1); // the oldest went first
+      } else {
+        expect(left).toHaveLength(READINGS);
+      }
+      if (counter === 'deadLetters') expect(parts.log.stats().deadLetters).toBe(DEAD_LETTERS - given.deadLetters);
+      if (counter === 'logChunks') {
+        // The oldest chunk not in the sink's hands (1-500 is) went first: 501-1000, counted for the sink only.
+        expect(given.logChunks).toBeLessThan(READINGS / 500 - 1);
+        expect(status.relief.logReadings).toEqual({ 'sink:a': given.logChunks * 500 });
+        expect((await parts.log.readTexts('sink:a', 500, 1))!.firstSeq).toBe(500 + given.logChunks * 500 + 1);
+      } else {
+        expect(parts.log.stats().dropped).toEqual({});
+      }
+    },
+    120_000,
+  );
 
   it('at critical ingest takes nothing new: a QoS 1 publisher gets no PUBACK and is held, then acknowledged and stored once space returns', async () => {
     const dir = smallDisk(48);
-    const agent: InProcessAgent = await startAgent({ agent: { dataDir: dir }, store: { gatherMs: 20 }, rollups: { gatherMs: 20 }, retention: { disk: { intervalSec: 3600, warn: '10MB', act: '6MB', critical: '4MB', reserve: '0B' } } });
+    const agent: InProcessAgent = await startAgent({
+      agent: { dataDir: dir },
+      store: { gatherMs: 20 },
+      rollups: { gatherMs: 20 },
+      retention: { disk: { intervalSec: 3600, warn: '10MB', act: '6MB', critical: '4MB', reserve: '0B' } },
+    });
     closers.push(() => agent.stop());
     const client = await connect(agent.mqttUrl, { clientId: 'pressure' });
     closers.push(() => client.endAsync());
@@ -212,9 +268,19 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
 
   it('at the reserve nothing but deletions is written: a commit waits (the log says why) and goes through once space returns', async () => {
     const dir = smallDisk(48);
-    const agent: InProcessAgent = await startAgent({ agent: { dataDir: dir }, retention: { disk: { intervalSec: 3600, warn: '10MB', act: '6MB', critical: '5MB', reserve: '4MB' } } });
+    const agent: InProcessAgent = await startAgent({
+      agent: { dataDir: dir },
+      retention: { disk: { intervalSec: 3600, warn: '10MB', act: '6MB', critical: '5MB', reserve: '4MB' } },
+    });
     closers.push(() => agent.stop());
-    const reading = (t: number) => ({ topic: 'env/r', receivedAt: Date.now(), clockSynced: true, clientId: 'c', qos: 1 as const, payloadJson: JSON.stringify({ t }) });
+    const reading = (t: number) => ({
+      topic: 'env/r',
+      receivedAt: Date.now(),
+      clockSynced: true,
+      clientId: 'c',
+      qos: 1 as const,
+      payloadJson: JSON.stringify({ t }),
+    });
     await agent.runtime.log.append(reading(1)).durable; // positive control: commits go through with room
 
     const weight = ballast(dir, 3 * MB);
@@ -236,7 +302,11 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
   it('free space is read again after every few MB the agent writes, not only on the timer: no watermark is skipped, the reserve never crossed', async () => {
     const dir = smallDisk(192);
     // The timer is off in effect (an hour): only what the agent writes can make it look again.
-    const agent: InProcessAgent = await startAgent({ agent: { dataDir: dir }, rollups: { enabled: false }, retention: { disk: { intervalSec: 3600, warn: '120MB', act: '110MB', critical: '80MB', reserve: '40MB' } } });
+    const agent: InProcessAgent = await startAgent({
+      agent: { dataDir: dir },
+      rollups: { enabled: false },
+      retention: { disk: { intervalSec: 3600, warn: '120MB', act: '110MB', critical: '80MB', reserve: '40MB' } },
+    });
     closers.push(() => agent.stop());
     const ballasts = [ballast(dir, 125 * 1000 * 1000)];
     closers.push(async () => ballasts.forEach((b) => rmSync(b, { force: true })));
@@ -272,7 +342,18 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
       store: { gatherMs: 50 },
       rollups: { gatherMs: 50 },
       // Small batches: what a consumer holds in hand (never dropped) stays small beside this small disk.
-      sinks: [{ name: 'cloud', type: 'postgres', url: `postgres://edge_test@127.0.0.1:${proxy.port}/${db.name}`, password: PG_PASSWORD, table: 'pressure', batch: { maxAgeMs: 50, maxRecords: 200, maxBytes: 128 * 1024 }, retry: { initialMs: 100, maxMs: 500 }, timeoutMs: 3000 }],
+      sinks: [
+        {
+          name: 'cloud',
+          type: 'postgres',
+          url: `postgres://edge_test@127.0.0.1:${proxy.port}/${db.name}`,
+          password: PG_PASSWORD,
+          table: 'pressure',
+          batch: { maxAgeMs: 50, maxRecords: 200, maxBytes: 128 * 1024 },
+          retry: { initialMs: 100, maxMs: 500 },
+          timeoutMs: 3000,
+        },
+      ],
       retention: { disk: { intervalSec: 1, warn: '40MB', act: '36MB', critical: '30MB', reserve: '20MB' } },
     });
     closers.push(() => agent.stop());
@@ -316,7 +397,12 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     // Held at the door (critical), or its reading waits for a commit (the reserve): either way unacknowledged.
     expect(agent.runtime.ingestStats.heldForDisk > 0 || agent.runtime.log.status().state !== 'ok').toBe(true);
     ballasts.splice(1).forEach((b) => rmSync(b));
-    await until(async () => (await agent.runtime.disk.check()).level === 'ok' || (agent.runtime.disk.accepting && probe.acked.size > heldAt) || undefined, 20_000, 'ingest resumed');
+    await until(
+      async () =>
+        (await agent.runtime.disk.check()).level === 'ok' || (agent.runtime.disk.accepting && probe.acked.size > heldAt) || undefined,
+      20_000,
+      'ingest resumed',
+    );
     await until(() => probe.acked.size > heldAt + 5 || undefined, 20_000, 'probe acknowledged again');
     probe.stop();
 
@@ -334,7 +420,9 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     expect(sinkDropped).toBeGreaterThan(0);
     expect(final.logReadings['sink:cloud']).toBe(sinkDropped);
 
-    const [{ rows, keys }] = (await db.query("SELECT count(*)::int AS rows, count(DISTINCT payload->>'key')::int AS keys FROM pressure")) as { rows: number; keys: number }[];
+    const [{ rows, keys }] = (await db.query(
+      "SELECT count(*)::int AS rows, count(DISTINCT payload->>'key')::int AS keys FROM pressure",
+    )) as { rows: number; keys: number }[];
     expect(keys).toBe(rows); // none twice
     expect(rows + sinkDropped).toBe(lastSeq); // every reading is in the sink or counted as dropped for it
     const inSink = new Set(((await db.query("SELECT payload->>'key' AS key FROM pressure")) as { key: string }[]).map((r) => r.key));
@@ -343,7 +431,10 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
 
     const stored = (await agent.runtime.store!.query({ limit: 10_000_000 })).length;
     expect(stored).toBe(lastSeq - final.storeForwarded - final.storeRolledUp - (dropped.store?.['disk pressure'] ?? 0));
-    const rolled = (await agent.runtime.rollups!.query({ width: 86_400_000, fields: ['v'], limit: 100_000 })).reduce((n, r) => n + r.count, 0);
+    const rolled = (await agent.runtime.rollups!.query({ width: 86_400_000, fields: ['v'], limit: 100_000 })).reduce(
+      (n, r) => n + r.count,
+      0,
+    );
     expect(rolled).toBe(lastSeq - (dropped.rollups?.['disk pressure'] ?? 0));
     expect(minFree).toBeGreaterThan(0); // the filesystem never filled up
   }, 240_000);

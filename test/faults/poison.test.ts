@@ -49,7 +49,12 @@ describe('poison payloads through the real broker', () => {
   it('dead-letters payloads past the limits with their reason and PUBACK; the connection stays open and the rest is stored', async () => {
     const agent = await agentWith();
     const client = await connect(agent.mqttUrl, { clientId: 'poison' });
-    const poison = [nested(2_000), nested(100_000), JSON.stringify({ s: 'x'.repeat(70_000) }), JSON.stringify(Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, i])))];
+    const poison = [
+      nested(2_000),
+      nested(100_000),
+      JSON.stringify({ s: 'x'.repeat(70_000) }),
+      JSON.stringify(Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, i]))),
+    ];
     await client.publishAsync('t/ok', '{"n":1}', { qos: 1 });
     for (const p of poison) await client.publishAsync('t/poison', p, { qos: 1 }); // each gets its PUBACK
     await client.publishAsync('t/ok', '{"n":2}', { qos: 1 });
@@ -70,10 +75,15 @@ describe('poison payloads through the real broker', () => {
     const agent = await agentWith({ ingest: { limits: { maxDepth: 5000 } }, store: { gatherMs: 300 } });
     const client = await connect(agent.mqttUrl, { clientId: 'deep' });
     // One batch: 40 good readings with the poison in the middle.
-    await Promise.all(Array.from({ length: 41 }, (_, i) => client.publishAsync('t/x', i === 20 ? nested(2_000) : JSON.stringify({ i }), { qos: 1 })));
+    await Promise.all(
+      Array.from({ length: 41 }, (_, i) => client.publishAsync('t/x', i === 20 ? nested(2_000) : JSON.stringify({ i }), { qos: 1 })),
+    );
     expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
     const stored = await agent.runtime.store!.query({});
-    expect(stored.map((r) => (r.payload as { i: number }).i)).toEqual([...Array(20).keys(), ...Array.from({ length: 20 }, (_, i) => i + 21)]);
+    expect(stored.map((r) => (r.payload as { i: number }).i)).toEqual([
+      ...Array(20).keys(),
+      ...Array.from({ length: 20 }, (_, i) => i + 21),
+    ]);
     const [letter] = await agent.runtime.log.deadLetters(1);
     expect(letter).toMatchObject({ consumer: 'store', topic: 't/x', clientId: 'deep', seq: 21 });
     expect(letter.reasons[0].message).toMatch(/^SQLITE_CONSTRAINT_CHECK/);
@@ -94,7 +104,11 @@ describe('poison payloads through the real broker', () => {
     await client.endAsync();
     const db = join(agent.dir, 'data', 'store.db');
     const version = execFileSync('sqlite3', ['--version']).toString();
-    const rows = execFileSync('sqlite3', ['-json', db, "select topic, payload, json_extract(payload, '$.temperature') as t from readings order by seq"]).toString();
+    const rows = execFileSync('sqlite3', [
+      '-json',
+      db,
+      "select topic, payload, json_extract(payload, '$.temperature') as t from readings order by seq",
+    ]).toString();
     expect({ version: version.slice(0, 4), rows: JSON.parse(rows) }).toEqual({
       version: expect.stringMatching(/^3\.\d/),
       rows: [
@@ -102,7 +116,10 @@ describe('poison payloads through the real broker', () => {
         { topic: 'sensors/b', payload: '{"temperature":-3}', t: -3 },
       ],
     });
-    const python = execFileSync('python3', ['-c', `import sqlite3, json; c = sqlite3.connect(${JSON.stringify(db)}); print(json.dumps(c.execute("select topic, json_extract(payload, '$.temperature') from readings order by seq").fetchall()))`]).toString();
+    const python = execFileSync('python3', [
+      '-c',
+      `import sqlite3, json; c = sqlite3.connect(${JSON.stringify(db)}); print(json.dumps(c.execute("select topic, json_extract(payload, '$.temperature') from readings order by seq").fetchall()))`,
+    ]).toString();
     expect(JSON.parse(python)).toEqual([
       ['sensors/a', 21.5],
       ['sensors/b', -3],

@@ -16,8 +16,16 @@ afterEach(async () => {
 });
 
 async function ready(agent: InProcessAgent, signedIn = true) {
-  const res = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`, { headers: signedIn ? authHeader(adminClient(agent).creds) : {} });
-  return { code: res.status, body: (await res.json()) as { status: string; parts: { name: string; state: string; since: string; lastError?: { message: string } }[] } };
+  const res = await fetch(`http://127.0.0.1:${agent.port('http')}/health/ready`, {
+    headers: signedIn ? authHeader(adminClient(agent).creds) : {},
+  });
+  return {
+    code: res.status,
+    body: (await res.json()) as {
+      status: string;
+      parts: { name: string; state: string; since: string; lastError?: { message: string } }[];
+    },
+  };
 }
 
 describe('/health/ready', () => {
@@ -40,7 +48,10 @@ describe('/health/ready', () => {
   /** A PostgreSQL sink whose server is away: it retries, and the log keeps what it cannot send. */
   async function awaySink(extra: object = {}) {
     const closed = await freePort(); // nothing listens there
-    const agent = await startAgent({ ...extra, sinks: [{ name: 'cloud', type: 'postgres', url: `postgres://edge@127.0.0.1:${closed}/x`, retry: { initialMs: 100, maxMs: 200 } }] });
+    const agent = await startAgent({
+      ...extra,
+      sinks: [{ name: 'cloud', type: 'postgres', url: `postgres://edge@127.0.0.1:${closed}/x`, retry: { initialMs: 100, maxMs: 200 } }],
+    });
     agents.push(agent);
     const client = await connect(agent.mqttUrl);
     await client.publishAsync('a/b', '{"v":1}', { qos: 1 });
@@ -77,12 +88,24 @@ describe('/health/ready', () => {
   it('is 503 when a sink is down (a person must act: a wrong password), buffering or not', async () => {
     const db = await createDatabase();
     try {
-      const agent = await startAgent({ sinks: [{ name: 'cloud', type: 'postgres', url: `postgres://edge_test@127.0.0.1:${db.port}/${db.name}`, password: 'wrong-password', retry: { initialMs: 100, maxMs: 200 } }] });
+      const agent = await startAgent({
+        sinks: [
+          {
+            name: 'cloud',
+            type: 'postgres',
+            url: `postgres://edge_test@127.0.0.1:${db.port}/${db.name}`,
+            password: 'wrong-password',
+            retry: { initialMs: 100, maxMs: 200 },
+          },
+        ],
+      });
       agents.push(agent);
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('a/b', '{"v":1}', { qos: 1 });
       await client.endAsync();
-      await expect.poll(async () => (await ready(agent)).body.parts.find((p) => p.name === 'sink:cloud')?.state, { timeout: 10_000 }).toBe('down');
+      await expect
+        .poll(async () => (await ready(agent)).body.parts.find((p) => p.name === 'sink:cloud')?.state, { timeout: 10_000 })
+        .toBe('down');
       const report = await ready(agent);
       expect(report.code).toBe(503);
       expect(report.body.status).toBe('not ready');

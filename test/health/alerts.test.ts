@@ -10,13 +10,24 @@ import { collect, connect } from '../helpers/mqtt.js';
 import { adminClient } from '../helpers/web.js';
 
 const quiet = pino({ level: 'silent' });
-const base = { topic: '$SYS/edge-agent/alerts', intervalSec: 5, sinkDownMinutes: 5, diskPressure: 'act' as const, clockUnsynchronised: true };
+const base = {
+  topic: '$SYS/edge-agent/alerts',
+  intervalSec: 5,
+  sinkDownMinutes: 5,
+  diskPressure: 'act' as const,
+  clockUnsynchronised: true,
+};
 
 describe('alert engine', () => {
   it('fires past the threshold once it has held forSec, and resolves only back past clearAt', () => {
     let now = 0;
     const published: [string, string][] = [];
-    const engine = new AlertEngine({ ...base, rules: [{ name: 'hot', value: 'system.temperatureC', above: 80, clearAt: 75, forSec: 30 }] }, { publish: (t, p) => published.push([t, p]) }, quiet, () => now);
+    const engine = new AlertEngine(
+      { ...base, rules: [{ name: 'hot', value: 'system.temperatureC', above: 80, clearAt: 75, forSec: 30 }] },
+      { publish: (t, p) => published.push([t, p]) },
+      quiet,
+      () => now,
+    );
     const at = (t: number, temperatureC: number) => {
       now = t * 1000;
       engine.evaluate({ 'system.temperatureC': temperatureC }, new Map());
@@ -42,13 +53,28 @@ describe('alert engine', () => {
 
   it('a below rule, and conditions the agent raises: on while raised, resolved when gone', () => {
     let now = 0;
-    const engine = new AlertEngine({ ...base, rules: [{ name: 'low-memory', value: 'system.memoryAvailableBytes', below: 100e6, forSec: 0 }] }, { publish: () => {} }, quiet, () => now);
+    const engine = new AlertEngine(
+      { ...base, rules: [{ name: 'low-memory', value: 'system.memoryAvailableBytes', below: 100e6, forSec: 0 }] },
+      { publish: () => {} },
+      quiet,
+      () => now,
+    );
     engine.evaluate({ 'system.memoryAvailableBytes': 50e6 }, new Map([['sensor-stale:clientId:a', { message: 'silent' }]]));
-    expect(engine.active().map((a) => a.name).sort()).toEqual(['low-memory', 'sensor-stale:clientId:a']);
+    expect(
+      engine
+        .active()
+        .map((a) => a.name)
+        .sort(),
+    ).toEqual(['low-memory', 'sensor-stale:clientId:a']);
     now += 1000;
     engine.evaluate({ 'system.memoryAvailableBytes': 500e6 }, new Map());
     expect(engine.active()).toEqual([]);
-    expect(engine.history.filter((a) => a.state === 'resolved').map((a) => a.name).sort()).toEqual(['low-memory', 'sensor-stale:clientId:a']);
+    expect(
+      engine.history
+        .filter((a) => a.state === 'resolved')
+        .map((a) => a.name)
+        .sort(),
+    ).toEqual(['low-memory', 'sensor-stale:clientId:a']);
   });
 
   it('delivers to a webhook that fails for a while, in order, without holding up evaluation', async () => {
@@ -66,10 +92,20 @@ describe('alert engine', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-      const engine = new AlertEngine({ ...base, rules: [], webhook: { url, timeoutMs: 1000, retryInitialMs: 20, retryMaxMs: 50 } }, { publish: () => {}, post: webhookPoster(url, 1000) }, quiet);
+      const engine = new AlertEngine(
+        { ...base, rules: [], webhook: { url, timeoutMs: 1000, retryInitialMs: 20, retryMaxMs: 50 } },
+        { publish: () => {}, post: webhookPoster(url, 1000) },
+        quiet,
+      );
       const started = performance.now();
       engine.evaluate({}, new Map([['a', { message: 'first' }]]));
-      engine.evaluate({}, new Map([['a', { message: 'first' }], ['b', { message: 'second' }]]));
+      engine.evaluate(
+        {},
+        new Map([
+          ['a', { message: 'first' }],
+          ['b', { message: 'second' }],
+        ]),
+      );
       engine.evaluate({}, new Map());
       expect(performance.now() - started).toBeLessThan(100); // evaluation did not wait for the webhook
       for (let i = 0; i < 100 && (got.length < 4 || engine.webhookBacklog > 0); i++) await new Promise((r) => setTimeout(r, 50));
@@ -84,7 +120,12 @@ describe('alert engine', () => {
 
 describe('alerts in a running agent', () => {
   it('a stale sensor raises a retained alert on $SYS/edge-agent/alerts, in /api/alerts and the metrics; publishing clears it', async () => {
-    const agent = await startAgent({ health: { sensors: [{ topics: ['farm/#'], expectedIntervalSec: 0.3, staleAfter: 2 }], alerts: { intervalSec: 1, clockUnsynchronised: false } } });
+    const agent = await startAgent({
+      health: {
+        sensors: [{ topics: ['farm/#'], expectedIntervalSec: 0.3, staleAfter: 2 }],
+        alerts: { intervalSec: 1, clockUnsynchronised: false },
+      },
+    });
     try {
       const api = adminClient(agent);
       const sensor = await connect(agent.mqttUrl, { clientId: 'barn-1' });

@@ -48,7 +48,13 @@ class TestClock implements ClockSource {
   }
 }
 
-const reading = (stamp: Pick<NewRecord, 'receivedAt' | 'clockSynced' | 'boot' | 'mono'>): NewRecord => ({ topic: 'env/a', ...stamp, clientId: 'c', qos: 1, payloadJson: '{"t":1}' });
+const reading = (stamp: Pick<NewRecord, 'receivedAt' | 'clockSynced' | 'boot' | 'mono'>): NewRecord => ({
+  topic: 'env/a',
+  ...stamp,
+  clientId: 'c',
+  qos: 1,
+  payloadJson: '{"t":1}',
+});
 
 describe('clock correction', () => {
   it.each([
@@ -80,7 +86,11 @@ describe('clock correction', () => {
       expect(head).not.toHaveProperty('boot');
       expect(head).not.toHaveProperty('mono');
       // The JSON.parse path (the files store, Influx) corrects the same way.
-      expect(decodeRecord(line, 'pi', offsets)).toMatchObject({ receivedAt: head.receivedAt, clockCorrectionMs: head.clockCorrectionMs, clockSynced: false });
+      expect(decodeRecord(line, 'pi', offsets)).toMatchObject({
+        receivedAt: head.receivedAt,
+        clockCorrectionMs: head.clockCorrectionMs,
+        clockSynced: false,
+      });
       // A reading of another boot whose offset is unknown keeps its time, marked unsynchronised.
       const other = decodeRecord(otherBoot, 'pi', offsets);
       expect(other).toMatchObject({ receivedAt: stamp.receivedAt, clockSynced: false });
@@ -98,7 +108,11 @@ describe('clock correction', () => {
 
   it('reaches a sink corrected: the MQTT record envelope says by how much', () => {
     const line = encodeRecord(3, reading({ receivedAt: 1000, clockSynced: false, boot: 'b1', mono: 500 }));
-    expect(JSON.parse(envelope(toOutRecord(line, 'pi', { b1: 1_700_000_000_000 })))).toMatchObject({ seq: 3, receivedAt: 1_700_000_000_500, clockCorrectionMs: 1_700_000_000_500 - 1000 });
+    expect(JSON.parse(envelope(toOutRecord(line, 'pi', { b1: 1_700_000_000_000 })))).toMatchObject({
+      seq: 3,
+      receivedAt: 1_700_000_000_500,
+      clockCorrectionMs: 1_700_000_000_500 - 1000,
+    });
     expect(JSON.parse(envelope(toOutRecord(line, 'pi', {})))).not.toHaveProperty('clockCorrectionMs'); // the control
   });
 
@@ -143,7 +157,10 @@ describe('clock correction in a running agent', () => {
     await db?.drop();
   });
 
-  const pgRows = () => db.query<{ seq: string; received_at: Date; clock_synced: boolean; clock_correction_ms: string | null; t: number }>("SELECT seq, received_at, clock_synced, clock_correction_ms, (payload->>'t')::int AS t FROM clocked ORDER BY seq");
+  const pgRows = () =>
+    db.query<{ seq: string; received_at: Date; clock_synced: boolean; clock_correction_ms: string | null; t: number }>(
+      "SELECT seq, received_at, clock_synced, clock_correction_ms, (payload->>'t')::int AS t FROM clocked ORDER BY seq",
+    );
   const storeStatus = () => agent.runtime.storeStatus()!;
 
   it('holds consumers while unsynchronised, then delivers corrected times in log order, after a jump each way', async () => {
@@ -161,7 +178,11 @@ describe('clock correction in a running agent', () => {
       await publish(1);
       await publish(2);
       await until(() => storeStatus().waitingForClock && storeStatus().lagRecords === 2, 20_000, 'the store held with 2 readings waiting');
-      const held = await until(async () => (await agent.runtime.sync.status())[0].waitingForClock && (await agent.runtime.sync.status())[0], 20_000, 'the sink held');
+      const held = await until(
+        async () => (await agent.runtime.sync.status())[0].waitingForClock && (await agent.runtime.sync.status())[0],
+        20_000,
+        'the sink held',
+      );
       expect(held.lagRecords).toBe(2);
       expect(await pgRows()).toHaveLength(1);
       expect(await agent.runtime.store!.query({ topic: 'env/a' })).toHaveLength(1);
@@ -200,7 +221,12 @@ describe('clock correction in a running agent', () => {
     for (const t of times) expect(Math.abs(t - Date.now())).toBeLessThan(60_000);
 
     const stored = await agent.runtime.store!.query({ topic: 'env/a', order: 'asc' });
-    expect(stored.map((r) => [(r.payload as { t: number }).t, r.clockCorrectionMs === undefined ? null : Math.round(r.clockCorrectionMs / HOUR)])).toEqual([
+    expect(
+      stored.map((r) => [
+        (r.payload as { t: number }).t,
+        r.clockCorrectionMs === undefined ? null : Math.round(r.clockCorrectionMs / HOUR),
+      ]),
+    ).toEqual([
       [0, null],
       [1, 2],
       [2, 2],

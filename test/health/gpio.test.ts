@@ -54,7 +54,9 @@ describe('GPIO chips', () => {
     expect(listChips(pi4).map((c) => c.name)).toEqual(['gpiochip512', 'gpiochip570']);
     // Errors name what is wrong and what there is.
     expect(() => sysfsNumber(pickChip(listChips(pi4), 'raspberrypi-exp-gpio'), 8)).toThrow(/line 8: raspberrypi-exp-gpio has lines 0-7/);
-    expect(() => pickChip(listChips(pi4), 'nope')).toThrow(/gpio.chip: no GPIO chip is labelled nope; there are: pinctrl-bcm2711 \(gpiochip512\)/);
+    expect(() => pickChip(listChips(pi4), 'nope')).toThrow(
+      /gpio.chip: no GPIO chip is labelled nope; there are: pinctrl-bcm2711 \(gpiochip512\)/,
+    );
     expect(() => listChips(join(pi4, 'missing'))).toThrow(GpioChipError);
   });
 
@@ -62,9 +64,18 @@ describe('GPIO chips', () => {
     const dir = tempDir();
     dirs.push(dir);
     const path = writeConfig(dir, {
-      gpio: { driver: 'simulated', inputs: [{ name: 'door', line: 17 }, { name: 'door', line: 27 }], statusLed: { line: 27 } },
+      gpio: {
+        driver: 'simulated',
+        inputs: [
+          { name: 'door', line: 17 },
+          { name: 'door', line: 27 },
+        ],
+        statusLed: { line: 27 },
+      },
     });
-    expect(() => loadConfig(path, {})).toThrow(/gpio\.inputs\[1\]\.name: another input is named door[\s\S]*gpio\.statusLed\.line: line 27 is also gpio\.inputs\[1\]\.line/);
+    expect(() => loadConfig(path, {})).toThrow(
+      /gpio\.inputs\[1\]\.name: another input is named door[\s\S]*gpio\.statusLed\.line: line 27 is also gpio\.inputs\[1\]\.line/,
+    );
   });
 });
 
@@ -117,12 +128,21 @@ describe('status LED', () => {
   afterEach(() => vi.useRealTimers());
 
   it('derives its state: error > offline with a backlog > degraded > ok', () => {
-    const ok = { parts: [{ name: 'log', state: 'ok' }, { name: 'sink:cloud', state: 'retrying' }], sinks: [{ state: 'ok', lagRecords: 0 }], alertsFiring: 0 };
+    const ok = {
+      parts: [
+        { name: 'log', state: 'ok' },
+        { name: 'sink:cloud', state: 'retrying' },
+      ],
+      sinks: [{ state: 'ok', lagRecords: 0 }],
+      alertsFiring: 0,
+    };
     expect(ledState(ok)).toBe('ok');
     expect(ledState({ ...ok, alertsFiring: 1 })).toBe('degraded');
     expect(ledState({ ...ok, sinks: [{ state: 'retrying', lagRecords: 0 }] })).toBe('degraded');
     expect(ledState({ ...ok, sinks: [{ state: 'down', lagRecords: 12 }] })).toBe('offline');
-    expect(ledState({ ...ok, sinks: [{ state: 'down', lagRecords: 12 }], parts: [{ name: 'disk', state: 'refusing: disk pressure critical' }] })).toBe('error');
+    expect(
+      ledState({ ...ok, sinks: [{ state: 'down', lagRecords: 12 }], parts: [{ name: 'disk', state: 'refusing: disk pressure critical' }] }),
+    ).toBe('error');
   });
 
   it('has one pattern per state a person can tell apart', () => {
@@ -145,7 +165,7 @@ describe('status LED', () => {
     });
   });
 
-  it('plays each state\'s pattern on its line, active-low inverted, writing only changes', () => {
+  it("plays each state's pattern on its line, active-low inverted, writing only changes", () => {
     vi.useFakeTimers();
     const gpio = new SimulatedGpio();
     const led = new StatusLed(gpio.output(18, 0), false);
@@ -165,7 +185,10 @@ describe('status LED', () => {
       const ends = steps.map((_, i) => steps.slice(0, i + 1).reduce((n, [, ms]) => n + ms, 0));
       const changes = steps.slice(1).flatMap(([level], i) => (level !== steps[i][0] ? [{ level, after: ends[i] }] : []));
       const start = writes.length ? writes[0].at - changes[0].after : 0;
-      expect(writes.map((w) => ({ level: w.level, after: w.at - start })), state).toEqual(changes);
+      expect(
+        writes.map((w) => ({ level: w.level, after: w.at - start })),
+        state,
+      ).toEqual(changes);
     }
     const inverted = new StatusLed(gpio.output(19, 1), true);
     expect(gpio.level(19)).toBe(0); // on = low
@@ -185,20 +208,36 @@ describe('GPIO in a running agent', () => {
     agent = await startAgent(
       {
         store: { gatherMs: 20 },
-        ingest: { schemas: [{ name: 'door', topics: ['gpio/door'], fields: { value: { type: 'integer', required: true }, edge: 'string' } }] },
+        ingest: {
+          schemas: [{ name: 'door', topics: ['gpio/door'], fields: { value: { type: 'integer', required: true }, edge: 'string' } }],
+        },
         health: { alerts: { intervalSec: 1, sinkDownMinutes: 0, clockUnsynchronised: false } },
         // A sink that cannot connect: the LED shows offline once readings wait for it.
-        sinks: [{ name: 'cloud', type: 'postgres', url: 'postgres://edge@127.0.0.1:9/x', retry: { initialMs: 100, maxMs: 200 }, batch: { maxAgeMs: 20 } }],
+        sinks: [
+          {
+            name: 'cloud',
+            type: 'postgres',
+            url: 'postgres://edge@127.0.0.1:9/x',
+            retry: { initialMs: 100, maxMs: 200 },
+            batch: { maxAgeMs: 20 },
+          },
+        ],
         gpio: {
           driver: 'simulated',
-          inputs: [{ name: 'door', line: 17, debounceMs: 10 }, { name: 'button', line: 27, edge: 'falling', activeLow: true, debounceMs: 0, topic: 'panel/button' }],
+          inputs: [
+            { name: 'door', line: 17, debounceMs: 10 },
+            { name: 'button', line: 27, edge: 'falling', activeLow: true, debounceMs: 0, topic: 'panel/button' },
+          ],
           statusLed: { line: 18 },
           alarm: { line: 23, alerts: ['sink-down:*'] },
           powerFail: { line: 6, debounceMs: 10 },
         },
       },
       tempDir(),
-      { gpioDriver: gpio, shutdown: (reason) => shutdowns.push({ reason, committed: agent.runtime.log.lastSeq, taken: agent.runtime.ingestStats.accepted }) },
+      {
+        gpioDriver: gpio,
+        shutdown: (reason) => shutdowns.push({ reason, committed: agent.runtime.log.lastSeq, taken: agent.runtime.ingestStats.accepted }),
+      },
     );
   });
   afterAll(async () => {
@@ -230,12 +269,22 @@ describe('GPIO in a running agent', () => {
       [{ value: 0, edge: 'falling' }, 'door@1', 'gpio'],
     ]);
     const health = (await adminClient(agent).get('/api/health')).body;
-    expect(health.gpio).toMatchObject({ driver: 'simulated (no hardware)', inputs: [{ name: 'door', line: 17, value: 0, changes: 2 }, { name: 'button', line: 27 }] });
+    expect(health.gpio).toMatchObject({
+      driver: 'simulated (no hardware)',
+      inputs: [
+        { name: 'door', line: 17, value: 0, changes: 2 },
+        { name: 'button', line: 27 },
+      ],
+    });
   });
 
-  it('drives the status LED and the alarm from the agent\'s state', async () => {
+  it("drives the status LED and the alarm from the agent's state", async () => {
     // The sink cannot connect and readings wait for it: offline, and the sink-down alert sounds the alarm.
-    await until(() => agent.runtime.sync.status().then(([s]) => s.state !== 'ok' && s.lagRecords > 0), 10_000, 'the sink failing with a backlog');
+    await until(
+      () => agent.runtime.sync.status().then(([s]) => s.state !== 'ok' && s.lagRecords > 0),
+      10_000,
+      'the sink failing with a backlog',
+    );
     const status = async () => (await adminClient(agent).get('/api/health')).body.gpio as { statusLed: string; alarm: boolean };
     await until(async () => (await status()).statusLed === 'offline', 10_000, 'the LED showing offline');
     await until(async () => (await status()).alarm === true, 10_000, 'the alarm on');

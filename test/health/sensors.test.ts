@@ -51,9 +51,13 @@ describe('sensor watch', () => {
     expect(status['topic:meters/1']).toMatchObject({ state: 'ok', readings: 2 });
   });
 
-  it('measures each sensor\'s rate', () => {
+  it("measures each sensor's rate", () => {
     let now = 0;
-    const watch = new SensorWatch([{ topics: ['#'], expectedIntervalSec: 1, staleAfter: 3, by: 'clientId' }], () => {}, () => now);
+    const watch = new SensorWatch(
+      [{ topics: ['#'], expectedIntervalSec: 1, staleAfter: 3, by: 'clientId' }],
+      () => {},
+      () => now,
+    );
     for (let t = 0; t < 60; t++) {
       for (let i = 0; i < 2; i++) watch.seen('a', 'fast');
       if (t % 10 === 0) watch.seen('b', 'slow');
@@ -67,14 +71,18 @@ describe('sensor watch', () => {
   });
 
   it('in a running agent: stale and back in /api/sensors, /api/health, the metrics and `edge-agent health`', async () => {
-    const agent = await startAgent({ health: { sensors: [{ topics: ['plant/#'], expectedIntervalSec: 0.5, staleAfter: 2 }] }, ingest: { schemas: [{ name: 'p', topics: ['plant/#'], fields: { v: { type: 'float', required: true } } }] } });
+    const agent = await startAgent({
+      health: { sensors: [{ topics: ['plant/#'], expectedIntervalSec: 0.5, staleAfter: 2 }] },
+      ingest: { schemas: [{ name: 'p', topics: ['plant/#'], fields: { v: { type: 'float', required: true } } }] },
+    });
     try {
       const api = adminClient(agent);
       const quiet = await connect(agent.mqttUrl, { clientId: 'quiet-one' });
       const busy = await connect(agent.mqttUrl, { clientId: 'busy-one' });
       await quiet.publishAsync('plant/a', JSON.stringify({ v: 1 }), { qos: 1 });
       await quiet.publishAsync('plant/a', JSON.stringify({ nope: 1 }), { qos: 1 }); // refused
-      const state = async () => Object.fromEntries(((await api.get('/api/sensors')).body as { sensor: string; state: string }[]).map((s) => [s.sensor, s.state]));
+      const state = async () =>
+        Object.fromEntries(((await api.get('/api/sensors')).body as { sensor: string; state: string }[]).map((s) => [s.sensor, s.state]));
       // The busy one keeps publishing: the positive control for "stale" meaning silent, not "everything".
       let beat = 0;
       const heartbeat = setInterval(() => void busy.publishAsync('plant/b', JSON.stringify({ v: beat++ }), { qos: 1 }), 200);

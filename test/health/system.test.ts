@@ -50,8 +50,16 @@ describe('system health', () => {
   afterAll(() => cleanup(dir));
 
   it('decodes the firmware flags, now and since boot', () => {
-    expect(decodeThrottled(0x50005, 'sysfs')).toEqual({ source: 'sysfs', raw: 0x50005, now: ['under-voltage', 'throttled'], sinceBoot: ['under-voltage', 'throttled'] });
-    expect(decodeThrottled(0xe0000, 'vcgencmd')).toMatchObject({ now: [], sinceBoot: ['arm-frequency-capped', 'throttled', 'soft-temperature-limit'] });
+    expect(decodeThrottled(0x50005, 'sysfs')).toEqual({
+      source: 'sysfs',
+      raw: 0x50005,
+      now: ['under-voltage', 'throttled'],
+      sinceBoot: ['under-voltage', 'throttled'],
+    });
+    expect(decodeThrottled(0xe0000, 'vcgencmd')).toMatchObject({
+      now: [],
+      sinceBoot: ['arm-frequency-capped', 'throttled', 'soft-temperature-limit'],
+    });
     expect(decodeThrottled(0, 'sysfs')).toMatchObject({ now: [], sinceBoot: [] });
   });
 
@@ -71,7 +79,11 @@ describe('system health', () => {
     const fake = join(dir, 'vcgencmd');
     writeFileSync(fake, '#!/bin/sh\necho throttled=0x80008\n');
     chmodSync(fake, 0o755);
-    expect(await readThrottling({ sys: bare, proc: bare, vcgencmd: fake })).toMatchObject({ source: 'vcgencmd', now: ['soft-temperature-limit'], sinceBoot: ['soft-temperature-limit'] });
+    expect(await readThrottling({ sys: bare, proc: bare, vcgencmd: fake })).toMatchObject({
+      source: 'vcgencmd',
+      now: ['soft-temperature-limit'],
+      sinceBoot: ['soft-temperature-limit'],
+    });
     // The real machine's own files: a full sample with figures in range.
     const real = await sampleSystem({ sys: '/sys', proc: '/proc' });
     expect(real.memory.totalBytes).toBeGreaterThan(real.memory.availableBytes);
@@ -95,7 +107,14 @@ describe('system health', () => {
     it('shows the machine in /api/health, the metrics and `edge-agent health`', async () => {
       const api = adminClient(agent);
       const health = (await api.get('/api/health')).body;
-      expect(health.system).toMatchObject({ temperatureC: 61.234, throttling: { now: ['under-voltage', 'throttled'] }, network: [{ name: 'eth0', up: true }, { name: 'wlan0', up: false }] });
+      expect(health.system).toMatchObject({
+        temperatureC: 61.234,
+        throttling: { now: ['under-voltage', 'throttled'] },
+        network: [
+          { name: 'eth0', up: true },
+          { name: 'wlan0', up: false },
+        ],
+      });
       const metrics = (await api.get('/metrics')).body as string;
       expect(metrics).toMatch(/^system_temperature_celsius 61\.234$/m);
       expect(metrics).toMatch(/^pi_throttled\{flag="under-voltage"\} 1$/m);
@@ -106,7 +125,10 @@ describe('system health', () => {
       expect(stdout).toMatch(/^agent: ready/m);
       expect(stdout).toMatch(/61\.2 °C/);
       expect(stdout).toMatch(/throttling \(sysfs, 0x50005\): now under-voltage, throttled; since boot under-voltage, throttled/);
-      const json = JSON.parse((await run(process.execPath, [CLI, '--config', agent.configPath, 'health', '--json'])).stdout) as { agentRunning: boolean; system: { temperatureC: number } };
+      const json = JSON.parse((await run(process.execPath, [CLI, '--config', agent.configPath, 'health', '--json'])).stdout) as {
+        agentRunning: boolean;
+        system: { temperatureC: number };
+      };
       expect(json).toMatchObject({ agentRunning: true, system: { temperatureC: 61.234 } });
     });
   });

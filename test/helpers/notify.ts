@@ -30,7 +30,12 @@ export async function listenNotify(path: string): Promise<{ messages: NotifyMess
     lines.on('line', (line) => {
       const m = JSON.parse(line) as { ready?: true; at: number; text: string };
       if (m.ready) return resolve();
-      const fields = Object.fromEntries(m.text.split('\n').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const fields = Object.fromEntries(
+        m.text
+          .split('\n')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      );
       messages.push({ at: m.at, text: m.text, fields });
     });
   });

@@ -35,7 +35,7 @@ export interface ConnectFields {
 }
 
 export function connect(f: ConnectFields = {}): Buffer {
-  let flags = (f.clean ?? true ? 0x02 : 0) | (f.flags ?? 0);
+  let flags = ((f.clean ?? true) ? 0x02 : 0) | (f.flags ?? 0);
   const parts = [str(f.clientId ?? 'raw-client')];
   if (f.will) {
     flags |= 0x04 | ((f.will.qos ?? 0) << 3);
@@ -55,7 +55,8 @@ export function connect(f: ConnectFields = {}): Buffer {
 export const publish = (topic: string | Buffer, payload: string | Buffer, qos = 0, messageId = 1) =>
   packet(0x30 | (qos << 1), str(topic), qos > 0 ? Buffer.from([messageId >> 8, messageId & 0xff]) : Buffer.alloc(0), Buffer.from(payload));
 
-export const subscribe = (filter: string | Buffer, qos = 0, messageId = 1) => packet(0x82, Buffer.from([messageId >> 8, messageId & 0xff]), str(filter), Buffer.from([qos]));
+export const subscribe = (filter: string | Buffer, qos = 0, messageId = 1) =>
+  packet(0x82, Buffer.from([messageId >> 8, messageId & 0xff]), str(filter), Buffer.from([qos]));
 
 export interface RawResult {
   /** Every byte the server sent. */

@@ -6,11 +6,24 @@ import { encodeRecord, type LogRecord } from '../../agent/buffer/record.js';
 export const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
 
 export function record(seq: number, topic = 'sensors/a/env', receivedAt = T0 + seq * 1000): LogRecord {
-  return { seq, agentId: 'pi', topic, receivedAt, clockSynced: true, payload: { t: 20 + seq / 10, seq }, clientId: 'c', schema: 'env@1', qos: 1 };
+  return {
+    seq,
+    agentId: 'pi',
+    topic,
+    receivedAt,
+    clockSynced: true,
+    payload: { t: 20 + seq / 10, seq },
+    clientId: 'c',
+    schema: 'env@1',
+    qos: 1,
+  };
 }
 
 /** Consecutive records as the log hands them to a store: in chunks of `perChunk`, from `firstSeq` on. */
-export function batch(records: LogRecord[], opts: { perChunk?: number; firstSeq?: number; key?: Buffer; payloadJson?: (r: LogRecord) => string } = {}): ChunkBatch {
+export function batch(
+  records: LogRecord[],
+  opts: { perChunk?: number; firstSeq?: number; key?: Buffer; payloadJson?: (r: LogRecord) => string } = {},
+): ChunkBatch {
   const text = opts.payloadJson ?? ((r: LogRecord) => (r.encoding ? (r.payload as string) : JSON.stringify(r.payload)));
   const lines = records.map((r) => encodeRecord(r.seq, { ...r, payloadJson: text(r) }));
   const perChunk = opts.perChunk ?? lines.length;

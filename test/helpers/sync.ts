@@ -10,9 +10,18 @@ export async function statusOf(agent: InProcessAgent, name: string): Promise<Sin
 }
 
 /** Wait until the sink's status passes `test`; returns that status. */
-export function untilStatus(agent: InProcessAgent, name: string, test: (s: SinkStatus) => boolean, timeoutMs?: number): Promise<SinkStatus> {
-  return until(async () => {
-    const s = await statusOf(agent, name);
-    return test(s) && s;
-  }, timeoutMs, `sink ${name} status`);
+export function untilStatus(
+  agent: InProcessAgent,
+  name: string,
+  test: (s: SinkStatus) => boolean,
+  timeoutMs?: number,
+): Promise<SinkStatus> {
+  return until(
+    async () => {
+      const s = await statusOf(agent, name);
+      return test(s) && s;
+    },
+    timeoutMs,
+    `sink ${name} status`,
+  );
 }

@@ -5,7 +5,9 @@ import { CLI } from './agent.js';
 export function addUser(configPath: string, name: string, password: string, roles: string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
     const roleArgs = roles.length ? ['--role', ...roles] : [];
-    const child = execFile(process.execPath, [CLI, '--config', configPath, 'user', 'add', name, ...roleArgs], (err) => (err ? reject(err) : resolve()));
+    const child = execFile(process.execPath, [CLI, '--config', configPath, 'user', 'add', name, ...roleArgs], (err) =>
+      err ? reject(err) : resolve(),
+    );
     child.stdin!.end(`${password}\n`);
   });
 }

@@ -58,16 +58,26 @@ export function adminClient(agent: InProcessAgent): WebClient {
 }
 
 /** A request with what fetch cannot set: a source address, a Host header, sockets of its own. */
-export function rawRequest(method: string, url: string, opts: { body?: unknown; headers?: Record<string, string>; localAddress?: string; agent?: HttpAgent } = {}): Promise<{ status: number; body: any }> {
+export function rawRequest(
+  method: string,
+  url: string,
+  opts: { body?: unknown; headers?: Record<string, string>; localAddress?: string; agent?: HttpAgent } = {},
+): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const data = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    const headers = { ...(data === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) }), ...opts.headers };
+    const headers = {
+      ...(data === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) }),
+      ...opts.headers,
+    };
     const req = httpRequest(url, { method, localAddress: opts.localAddress, agent: opts.agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode!, body: (res.headers['content-type'] ?? '').startsWith('application/json') && text ? JSON.parse(text) : text });
+        resolve({
+          status: res.statusCode!,
+          body: (res.headers['content-type'] ?? '').startsWith('application/json') && text ? JSON.parse(text) : text,
+        });
       });
     });
     req.on('error', reject);
@@ -76,4 +86,5 @@ export function rawRequest(method: string, url: string, opts: { body?: unknown; 
 }
 
 /** A JSON POST from a chosen loopback source address, through `agent`'s sockets. */
-export const postFrom = (url: string, body: unknown, opts: { localAddress?: string; agent?: HttpAgent } = {}) => rawRequest('POST', url, { ...opts, body });
+export const postFrom = (url: string, body: unknown, opts: { localAddress?: string; agent?: HttpAgent } = {}) =>
+  rawRequest('POST', url, { ...opts, body });

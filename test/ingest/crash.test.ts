@@ -25,10 +25,17 @@ describe('crash safety under QoS 1 load', () => {
 
   /** Every reading in the log, read through an audit consumer that never commits (so nothing is deleted). */
   async function readLog(): Promise<{ seq: number; key: string }[]> {
-    const log = await DurableLog.open({ dir: logDir, agentId: 'audit', maxDelayMs: 5, maxRecords: 500, deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' }, log: quiet });
+    const log = await DurableLog.open({
+      dir: logDir,
+      agentId: 'audit',
+      maxDelayMs: 5,
+      maxRecords: 500,
+      deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' },
+      log: quiet,
+    });
     await log.registerConsumer('audit');
     const out: { seq: number; key: string }[] = [];
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const batch = await log.read('audit', after, 10_000);
       if (!batch.length) break;
       out.push(...batch.map((r) => ({ seq: r.seq, key: (r.payload as { key: string }).key })));
@@ -48,7 +55,10 @@ describe('crash safety under QoS 1 load', () => {
 
   function readStore(): { seq: number; key: string }[] {
     const db = new Database(storePath, { readonly: true });
-    const rows = db.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM readings ORDER BY seq").all() as { seq: number; key: string }[];
+    const rows = db.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM readings ORDER BY seq").all() as {
+      seq: number;
+      key: string;
+    }[];
     db.close();
     return rows;
   }
@@ -56,8 +66,12 @@ describe('crash safety under QoS 1 load', () => {
   /** The rollups' 1m buckets of field v over all topics: readings counted, their sum, and the last seq applied. */
   function readRollups(): { count: number; sum: number; applied: number } {
     const db = new Database(rollupsPath, { readonly: true });
-    const totals = db.prepare("SELECT coalesce(sum(count), 0) AS count, coalesce(sum(sum), 0) AS sum FROM rollups WHERE width_ms = 60000 AND field = 'v'").get() as { count: number; sum: number };
-    const applied = Number((db.prepare("SELECT value FROM meta WHERE key = 'applied_seq'").get() as { value: string } | undefined)?.value ?? 0);
+    const totals = db
+      .prepare("SELECT coalesce(sum(count), 0) AS count, coalesce(sum(sum), 0) AS sum FROM rollups WHERE width_ms = 60000 AND field = 'v'")
+      .get() as { count: number; sum: number };
+    const applied = Number(
+      (db.prepare("SELECT value FROM meta WHERE key = 'applied_seq'").get() as { value: string } | undefined)?.value ?? 0,
+    );
     db.close();
     return { ...totals, applied };
   }
@@ -68,7 +82,10 @@ describe('crash safety under QoS 1 load', () => {
     const keys = entries.map((e) => e.key);
     expect(new Set(keys).size, `${where}: a reading appears twice`).toBe(keys.length);
     const seqs = entries.map((e) => e.seq);
-    expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), `${where}: seq repeated or out of order`).toBe(true);
+    expect(
+      seqs.every((s, i) => i === 0 || s > seqs[i - 1]),
+      `${where}: seq repeated or out of order`,
+    ).toBe(true);
     const present = new Set(keys);
     const missing = [...acked].filter((k) => !present.has(k));
     expect(missing, `${where}: acknowledged readings lost`).toEqual([]);

@@ -18,13 +18,18 @@ const strict = { name: 'strict', topics: ['s/#'], fields: { v: 'float' } };
 const bad = (i: number) => JSON.stringify({ v: `not a number ${i}` });
 
 async function withCap(whenFull?: 'hold' | 'dropOldest') {
-  const agent = await startAgent({ ingest: { schemas: [strict], deadLetters: { maxCount: 5, ...(whenFull ? { whenFull } : {}) } }, health: { alerts: { intervalSec: 1 } } });
+  const agent = await startAgent({
+    ingest: { schemas: [strict], deadLetters: { maxCount: 5, ...(whenFull ? { whenFull } : {}) } },
+    health: { alerts: { intervalSec: 1 } },
+  });
   agents.push(agent);
   return { agent, api: adminClient(agent) };
 }
 
-const letters = async (api: ReturnType<typeof adminClient>) => ((await api.get('/api/dead-letters')).body.deadLetters as { id: number; payloadText: string }[]).map((d) => d.payloadText).sort();
-const part = async (api: ReturnType<typeof adminClient>) => ((await api.get('/health/ready')).body.parts as { name: string; state: string }[]).find((p) => p.name === 'dead-letters')!.state;
+const letters = async (api: ReturnType<typeof adminClient>) =>
+  ((await api.get('/api/dead-letters')).body.deadLetters as { id: number; payloadText: string }[]).map((d) => d.payloadText).sort();
+const part = async (api: ReturnType<typeof adminClient>) =>
+  ((await api.get('/health/ready')).body.parts as { name: string; state: string }[]).find((p) => p.name === 'dead-letters')!.state;
 
 describe('dead letters at their cap', () => {
   it('hold: the sixth refused reading waits for room, unacknowledged; others go on; health and an alert say so; a purge lets it in, nothing evicted', async () => {
@@ -40,7 +45,9 @@ describe('dead letters at their cap', () => {
     expect(agent.runtime.ingestStats.heldForDeadLetters).toBe(1);
     expect(await part(api)).toMatch(/^refusing: dead letters full \(5 of 5, ingest\.deadLetters\)/);
     expect((await api.get('/health/ready')).status).toBe(503);
-    await expect.poll(async () => ((await api.get('/api/alerts')).body.active as { name: string }[]).map((a) => a.name), { timeout: 5000 }).toContain('dead-letters-full');
+    await expect
+      .poll(async () => ((await api.get('/api/alerts')).body.active as { name: string }[]).map((a) => a.name), { timeout: 5000 })
+      .toContain('dead-letters-full');
 
     const oldest = Math.min(...((await api.get('/api/dead-letters')).body.deadLetters as { id: number }[]).map((d) => d.id));
     expect((await api.del(`/api/dead-letters/${oldest}`)).status).toBe(204);

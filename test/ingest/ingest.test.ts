@@ -20,7 +20,12 @@ const envSchema = {
     status: { type: 'string', enum: ['ok', 'fault'] },
   },
 };
-const strictSchema = { name: 'door', topics: ['doors/#'], mode: 'strict', fields: { open: { type: 'boolean', required: true }, count: 'integer' } };
+const strictSchema = {
+  name: 'door',
+  topics: ['doors/#'],
+  mode: 'strict',
+  fields: { open: { type: 'boolean', required: true }, count: 'integer' },
+};
 
 async function drained(agent: InProcessAgent) {
   expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
@@ -39,7 +44,11 @@ describe('ingest through the real broker', () => {
   it('stores QoS 0 and QoS 1 readings, PUBACKing QoS 1 only once they are durable', async () => {
     const client = await connect(agent.mqttUrl, { clientId: 'pi-7' });
     for (let i = 0; i < 20; i++) {
-      await client.publishAsync('sensors/pi-7/env', JSON.stringify({ ts: `2026-11-30T10:00:${String(i).padStart(2, '0')}Z`, temperature: 20 + i / 10, sensor: 'pi-7' }), { qos: 1 });
+      await client.publishAsync(
+        'sensors/pi-7/env',
+        JSON.stringify({ ts: `2026-11-30T10:00:${String(i).padStart(2, '0')}Z`, temperature: 20 + i / 10, sensor: 'pi-7' }),
+        { qos: 1 },
+      );
       expect(agent.runtime.log.lastSeq).toBeGreaterThanOrEqual(i + 1); // acknowledged => committed
     }
     for (let i = 0; i < 5; i++) client.publish('sensors/pi-7/env', JSON.stringify({ ts: 1764496800 + i, temperature: 1 }), { qos: 0 });
@@ -47,7 +56,14 @@ describe('ingest through the real broker', () => {
     await drained(agent);
     const rows = await agent.runtime.store!.query({ topic: 'sensors/pi-7/env' });
     expect(rows).toHaveLength(26);
-    expect(rows[0]).toMatchObject({ agentId: 'test-agent', clientId: 'pi-7', qos: 1, schema: 'env@2', deviceTime: Date.parse('2026-11-30T10:00:00Z'), payload: { temperature: 20, sensor: 'pi-7' } });
+    expect(rows[0]).toMatchObject({
+      agentId: 'test-agent',
+      clientId: 'pi-7',
+      qos: 1,
+      schema: 'env@2',
+      deviceTime: Date.parse('2026-11-30T10:00:00Z'),
+      payload: { temperature: 20, sensor: 'pi-7' },
+    });
     expect(rows.filter((r) => r.qos === 0).map((r) => r.deviceTime)).toEqual([0, 1, 2, 3, 4].map((i) => (1764496800 + i) * 1000));
     expect(rows[25].deviceTime).toBe(1764496800000);
     expect(rows.every((r, i) => i === 0 || r.seq > rows[i - 1].seq)).toBe(true);
@@ -58,7 +74,9 @@ describe('ingest through the real broker', () => {
   it('dead-letters invalid readings with every reason, durably, before acknowledging them', async () => {
     const client = await connect(agent.mqttUrl, { clientId: 'bad-sensor' });
     const before = agent.runtime.log.stats().deadLetters;
-    await client.publishAsync('sensors/x/env', JSON.stringify({ temperature: 120, humidity: 'wet', sensor: 'X!', status: 'meh' }), { qos: 1 });
+    await client.publishAsync('sensors/x/env', JSON.stringify({ temperature: 120, humidity: 'wet', sensor: 'X!', status: 'meh' }), {
+      qos: 1,
+    });
     expect(agent.runtime.log.stats().deadLetters).toBe(before + 1);
     const [dl] = await agent.runtime.log.deadLetters(1);
     expect(dl).toMatchObject({ topic: 'sensors/x/env', clientId: 'bad-sensor', truncated: false });

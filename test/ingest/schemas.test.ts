@@ -28,7 +28,12 @@ describe('schema files', () => {
   });
 
   it('reports schema mistakes by file, line and key', () => {
-    const path = file('wrong.yaml', ['name: env', 'topics: [sensors/#]', 'fields:', '  temperature: { type: flaot }', '  humidity: { type: float, maximum: 100 }'].join('\n'));
+    const path = file(
+      'wrong.yaml',
+      ['name: env', 'topics: [sensors/#]', 'fields:', '  temperature: { type: flaot }', '  humidity: { type: float, maximum: 100 }'].join(
+        '\n',
+      ),
+    );
     expect(problemsOf(path)).toEqual([
       `${path}:4: fields.temperature.type: must be "string" or "integer" or "float" or "boolean" or "array" or "object" or "timestamp"`,
       `${path}:5: fields.humidity.maximum: unknown key`,
@@ -36,32 +41,81 @@ describe('schema files', () => {
   });
 
   it('patterns run in linear time: ^(a+)+$ against 100,000 a and a !, which would backtrack for ever in V8', () => {
-    const schema = loadSchemaFile(file('nested.yaml', "name: nested\ntopics: [n/#]\nfields:\n  code: { type: string, pattern: '^(a+)+$' }\n"), 'lenient');
+    const schema = loadSchemaFile(
+      file('nested.yaml', "name: nested\ntopics: [n/#]\nfields:\n  code: { type: string, pattern: '^(a+)+$' }\n"),
+      'lenient',
+    );
     expect(schema.validate({ code: `${'a'.repeat(100_000)}!` })).toBe(false);
     expect(schema.validate({ code: 'a'.repeat(100_000) })).toBe(true); // the control: the pattern does match
     expect(schema.validate({ code: 'Ab' })).toBe(false);
     // Unicode, as JSON Schema's patterns are: a property class, and a character outside the BMP.
-    const unicode = loadSchemaFile(file('unicode.json', JSON.stringify({ name: 'u', topics: ['u/#'], jsonSchema: { type: 'object', properties: { s: { type: 'string', pattern: '^\\p{L}+😀$' } } } })), 'lenient');
+    const unicode = loadSchemaFile(
+      file(
+        'unicode.json',
+        JSON.stringify({
+          name: 'u',
+          topics: ['u/#'],
+          jsonSchema: { type: 'object', properties: { s: { type: 'string', pattern: '^\\p{L}+😀$' } } },
+        }),
+      ),
+      'lenient',
+    );
     expect(unicode.validate({ s: 'héllo😀' })).toBe(true);
     expect(unicode.validate({ s: 'h3llo😀' })).toBe(false);
   });
 
   it('refuses a pattern RE2 cannot run (a backreference, a lookaround), naming file, line and key', () => {
-    const compact = file('backref.yaml', ['name: br', 'topics: [b/#]', 'fields:', '  ok: { type: string, pattern: "^[a-z]+$" }', '  twice: { type: string, pattern: "^(a)\\\\1$" }'].join('\n'));
-    expect(problemsOf(compact)).toEqual([expect.stringMatching(new RegExp(`^${compact}:5: fields\\.twice\\.pattern: .*\\(patterns run on RE2, in linear time: no backreferences or lookarounds\\)$`))]);
-    const plain = file('lookahead.json', JSON.stringify({ name: 'la', topics: ['l/#'], jsonSchema: { type: 'object', properties: { n: { type: 'object', patternProperties: { '^(?=x)': { type: 'number' } } } } } }));
-    expect(problemsOf(plain)).toEqual([expect.stringMatching(/: jsonSchema\.properties\.n\.patternProperties\["\^\(\?=x\)"\]: .*lookarounds\)$/)]);
+    const compact = file(
+      'backref.yaml',
+      [
+        'name: br',
+        'topics: [b/#]',
+        'fields:',
+        '  ok: { type: string, pattern: "^[a-z]+$" }',
+        '  twice: { type: string, pattern: "^(a)\\\\1$" }',
+      ].join('\n'),
+    );
+    expect(problemsOf(compact)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${compact}:5: fields\\.twice\\.pattern: .*\\(patterns run on RE2, in linear time: no backreferences or lookarounds\\)$`,
+        ),
+      ),
+    ]);
+    const plain = file(
+      'lookahead.json',
+      JSON.stringify({
+        name: 'la',
+        topics: ['l/#'],
+        jsonSchema: { type: 'object', properties: { n: { type: 'object', patternProperties: { '^(?=x)': { type: 'number' } } } } },
+      }),
+    );
+    expect(problemsOf(plain)).toEqual([
+      expect.stringMatching(/: jsonSchema\.properties\.n\.patternProperties\["\^\(\?=x\)"\]: .*lookarounds\)$/),
+    ]);
   });
 
   it('accepts plain JSON Schema (in JSON files) and the compact format, strict or lenient', () => {
     const plain = loadSchemaFile(
-      file('plain.json', JSON.stringify({ name: 'plain', version: 4, topics: ['p/#'], mode: 'strict', jsonSchema: { type: 'object', properties: { v: { type: 'number' } }, required: ['v'] } })),
+      file(
+        'plain.json',
+        JSON.stringify({
+          name: 'plain',
+          version: 4,
+          topics: ['p/#'],
+          mode: 'strict',
+          jsonSchema: { type: 'object', properties: { v: { type: 'number' } }, required: ['v'] },
+        }),
+      ),
       'lenient',
     );
     expect(plain.id).toBe('plain@4');
     expect(plain.validate({ v: 1 })).toBe(true);
     expect(plain.validate({ v: 1, w: 2 })).toBe(false); // strict: additionalProperties false added
-    const compact = loadSchemaFile(file('compact.yaml', 'name: c\ntopics: [c/#]\nfields:\n  v: float\n  s: { type: string, tag: true, unit: none }\n'), 'lenient');
+    const compact = loadSchemaFile(
+      file('compact.yaml', 'name: c\ntopics: [c/#]\nfields:\n  v: float\n  s: { type: string, tag: true, unit: none }\n'),
+      'lenient',
+    );
     expect(compact.validate({ v: 1.5, extra: true })).toBe(true);
     expect(compact.validate({ v: 'x' })).toBe(false);
     expect(compact.tags).toEqual(['s']);
@@ -88,13 +142,16 @@ describe('schema files', () => {
 describe('schema reload on SIGHUP (agent as a child process)', () => {
   const schemaDir = join(dir, 'schemas');
   const v1 = 'name: env\nversion: 1\ntopics: ["sensors/+/env"]\nfields:\n  temperature: { type: float, required: true }\n';
-  const v2 = 'name: env\nversion: 2\ntopics: ["sensors/+/env"]\nfields:\n  temperature: { type: float, required: true }\n  humidity: { type: float, required: true }\n';
+  const v2 =
+    'name: env\nversion: 2\ntopics: ["sensors/+/env"]\nfields:\n  temperature: { type: float, required: true }\n  humidity: { type: float, required: true }\n';
 
   it('refuses to start on a broken schema, naming the file and line', async () => {
     const bad = join(dir, 'bad-schemas');
     (await import('node:fs')).mkdirSync(bad);
     writeFileSync(join(bad, 'env.yaml'), 'name: env\ntopics: ["x"]\nfields:\n  t: { type: nope }\n');
-    await expect(spawnAgent(['--config', writeConfig(dir, { ingest: { schemaDir: bad } })])).rejects.toThrow(/exited with 1[\s\S]*env\.yaml:4: fields\.t\.type/);
+    await expect(spawnAgent(['--config', writeConfig(dir, { ingest: { schemaDir: bad } })])).rejects.toThrow(
+      /exited with 1[\s\S]*env\.yaml:4: fields\.t\.type/,
+    );
   });
 
   it('applies a new version without a restart, and keeps it when the next edit is broken', async () => {
@@ -118,7 +175,10 @@ describe('schema reload on SIGHUP (agent as a child process)', () => {
     await publish({ n: 2, temperature: 21 }); // v2 needs humidity: dead letter
     await publish({ n: 3, temperature: 22, humidity: 40 }); // v2: accepted
 
-    writeFileSync(join(schemaDir, 'env.yaml'), 'name: env\nversion: 3\ntopics: ["sensors/+/env"]\nfields:\n  temperature: { type: flaot }\n');
+    writeFileSync(
+      join(schemaDir, 'env.yaml'),
+      'name: env\nversion: 3\ntopics: ["sensors/+/env"]\nfields:\n  temperature: { type: flaot }\n',
+    );
     const out = await hup(/schemas reloaded/);
     expect(out).toMatch(/env\.yaml:5: fields\.temperature\.type/);
     await publish({ n: 4, temperature: 23 }); // still v2: dead letter
@@ -128,13 +188,16 @@ describe('schema reload on SIGHUP (agent as a child process)', () => {
     const readRows = () => {
       const db = new Database(join(dir, 'data', 'store.db'), { readonly: true });
       try {
-        return db.prepare("SELECT schema, json_extract(payload, '$.n') AS n FROM readings WHERE topic = 'sensors/pi/env' ORDER BY seq").all();
+        return db
+          .prepare("SELECT schema, json_extract(payload, '$.n') AS n FROM readings WHERE topic = 'sensors/pi/env' ORDER BY seq")
+          .all();
       } finally {
         db.close();
       }
     };
     let rows = readRows();
-    for (const deadline = Date.now() + 10_000; rows.length < 3 && Date.now() < deadline; rows = readRows()) await new Promise((r) => setTimeout(r, 100));
+    for (const deadline = Date.now() + 10_000; rows.length < 3 && Date.now() < deadline; rows = readRows())
+      await new Promise((r) => setTimeout(r, 100));
     expect(rows).toEqual([
       { schema: 'env@1', n: 1 },
       { schema: 'env@2', n: 3 },

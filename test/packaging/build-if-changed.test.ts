@@ -15,7 +15,13 @@ describe('build when changed', () => {
   mkdirSync(join(root, 'dist'));
   writeFileSync(join(root, 'agent/cli.ts'), 'export {};\n');
   writeFileSync(join(root, 'package.json'), JSON.stringify({ scripts: { build: `echo run >> builds.txt && node ${script} --built` } }));
-  const start = () => execFileSync(process.execPath, [script], { cwd: root, env: { ...process.env, EDGE_AGENT_BUILD_ROOT: root }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = () =>
+    execFileSync(process.execPath, [script], {
+      cwd: root,
+      env: { ...process.env, EDGE_AGENT_BUILD_ROOT: root },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   const builds = () => readFileSync(join(root, 'builds.txt'), 'utf8').trim().split('\n').length;
 
   it('builds the first time, not again while nothing changed, and again once a source did', () => {

@@ -21,24 +21,52 @@ const ROOT_START = BOOT_START + BOOT_SECTORS;
 const ROOT_BYTES = 64 * MiB;
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const sfdiskParts = (image: string) => (JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as { partitiontable: { partitions: { start: number; size: number; type: string }[] } }).partitiontable.partitions;
+const sfdiskParts = (image: string) =>
+  (
+    JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as {
+      partitiontable: { partitions: { start: number; size: number; type: string }[] };
+    }
+  ).partitiontable.partitions;
 
 /** A Raspberry Pi OS Lite-like image: boot files on FAT, a root with /etc as the image has it. */
 function syntheticImage(dir: string): string {
   const boot = join(dir, 'boot');
   mkdirSync(boot);
-  writeFileSync(join(boot, 'cmdline.txt'), 'console=serial0,115200 console=tty1 root=PARTUUID=abcd1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n');
+  writeFileSync(
+    join(boot, 'cmdline.txt'),
+    'console=serial0,115200 console=tty1 root=PARTUUID=abcd1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n',
+  );
   writeFileSync(join(boot, 'config.txt'), 'arm_64bit=1\n');
   const root = join(dir, 'root');
-  for (const d of ['etc/systemd/system/multi-user.target.wants', 'etc/NetworkManager/system-connections', 'var/lib', 'root']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['etc/systemd/system/multi-user.target.wants', 'etc/NetworkManager/system-connections', 'var/lib', 'root'])
+    mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'etc/hostname'), 'raspberrypi\n');
   writeFileSync(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n\n127.0.1.1\t\traspberrypi\n');
   const image = join(dir, 'raspios-lite.img');
   execFileSync('truncate', ['-s', String(ROOT_START * 512 + ROOT_BYTES), image]);
-  execFileSync('sfdisk', ['--no-reread', '--no-tell-kernel', image], { input: `label: dos\nlabel-id: 0xabcd1234\nstart=${BOOT_START}, size=${BOOT_SECTORS}, type=c\nstart=${ROOT_START}, type=83\n`, stdio: ['pipe', 'ignore', 'inherit'] });
-  execFileSync('mkfs.vfat', ['-F', '32', '-n', 'bootfs', '--offset', String(BOOT_START), image, String(BOOT_SECTORS / 2)], { stdio: 'ignore' });
+  execFileSync('sfdisk', ['--no-reread', '--no-tell-kernel', image], {
+    input: `label: dos\nlabel-id: 0xabcd1234\nstart=${BOOT_START}, size=${BOOT_SECTORS}, type=c\nstart=${ROOT_START}, type=83\n`,
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  execFileSync('mkfs.vfat', ['-F', '32', '-n', 'bootfs', '--offset', String(BOOT_START), image, String(BOOT_SECTORS / 2)], {
+    stdio: 'ignore',
+  });
   execFileSync('mcopy', ['-i', `${image}@@${BOOT_START * 512}`, join(boot, 'cmdline.txt'), join(boot, 'config.txt'), '::']);
-  execFileSync('mke2fs', ['-q', '-t', 'ext4', '-L', 'rootfs', '-b', '4096', '-E', `offset=${ROOT_START * 512},root_owner=0:0`, '-d', root, image, String(ROOT_BYTES / 4096)]);
+  execFileSync('mke2fs', [
+    '-q',
+    '-t',
+    'ext4',
+    '-L',
+    'rootfs',
+    '-b',
+    '4096',
+    '-E',
+    `offset=${ROOT_START * 512},root_owner=0:0`,
+    '-d',
+    root,
+    image,
+    String(ROOT_BYTES / 4096),
+  ]);
   return image;
 }
 
@@ -46,7 +74,10 @@ function syntheticImage(dir: string): string {
 function smallDeb(dir: string): string {
   const root = join(dir, 'deb');
   mkdirSync(join(root, 'DEBIAN'), { recursive: true });
-  writeFileSync(join(root, 'DEBIAN/control'), 'Package: edge-agent\nVersion: 0.0.1\nArchitecture: arm64\nMaintainer: test <t@localhost>\nDescription: stand-in\n');
+  writeFileSync(
+    join(root, 'DEBIAN/control'),
+    'Package: edge-agent\nVersion: 0.0.1\nArchitecture: arm64\nMaintainer: test <t@localhost>\nDescription: stand-in\n',
+  );
   execFileSync('dpkg-deb', ['--root-owner-group', '--build', root, join(dir, 'edge-agent.deb')], { stdio: 'ignore' });
   return join(dir, 'edge-agent.deb');
 }
@@ -64,11 +95,17 @@ describe('the SD-card image customiser', () => {
   afterAll(() => cleanup(dir));
 
   const fs = (img: string) => `${img}?offset=${sfdiskParts(img)[1].start * 512}`;
-  const debugfs = (img: string, request: string) => execFileSync('debugfs', ['-R', request, fs(img)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const debugfs = (img: string, request: string) =>
+    execFileSync('debugfs', ['-R', request, fs(img)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   /** Owner, group and permission bits of a path in the image's root. */
   const stat = (img: string, path: string) => {
     const out = debugfs(img, `stat ${path}`);
-    return { type: /Type: (\w+)/.exec(out)?.[1], mode: /Mode:\s+(\d+)/.exec(out)?.[1], uid: Number(/User:\s+(\d+)/.exec(out)?.[1]), gid: Number(/Group:\s+(\d+)/.exec(out)?.[1]) };
+    return {
+      type: /Type: (\w+)/.exec(out)?.[1],
+      mode: /Mode:\s+(\d+)/.exec(out)?.[1],
+      uid: Number(/User:\s+(\d+)/.exec(out)?.[1]),
+      gid: Number(/Group:\s+(\d+)/.exec(out)?.[1]),
+    };
   };
 
   it('writes an image that installs the agent on first boot, with hostname, Wi-Fi, SSH key and admin password', () => {
@@ -78,7 +115,18 @@ describe('the SD-card image customiser', () => {
     const before = sha(image);
     execFileSync('openssl', ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', join(dir, 'boot-sign.pem')]);
     execFileSync('openssl', ['ec', '-in', join(dir, 'boot-sign.pem'), '-pubout', '-out', join(dir, 'boot-sign.pub')], { stdio: 'ignore' });
-    customiseImage({ image, out, deb, config, hostname: 'greenhouse-1', wifi: { ssid: 'Farm WiFi', password: 'correct horse', country: 'GB' }, sshKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOk test@laptop\n', adminPassword: 'first-admin-pw', bootConfigKey: join(dir, 'boot-sign.pub'), agent });
+    customiseImage({
+      image,
+      out,
+      deb,
+      config,
+      hostname: 'greenhouse-1',
+      wifi: { ssid: 'Farm WiFi', password: 'correct horse', country: 'GB' },
+      sshKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOk test@laptop\n',
+      adminPassword: 'first-admin-pw',
+      bootConfigKey: join(dir, 'boot-sign.pub'),
+      agent,
+    });
 
     expect(sha(image)).toBe(before); // the stock image is untouched
     execFileSync('e2fsck', ['-fn', fs(out)], { stdio: 'ignore' }); // throws unless clean
@@ -88,10 +136,13 @@ describe('the SD-card image customiser', () => {
 
     expect(stat(out, '/var/lib/edge-agent-firstboot')).toMatchObject({ type: 'directory', mode: '0700', uid: 0, gid: 0 });
     expect(debugfs(out, 'cat /var/lib/edge-agent-firstboot/boot-config.pub')).toBe(readFileSync(join(dir, 'boot-sign.pub'), 'utf8'));
-    for (const f of ['edge-agent.deb', 'config.yaml', 'admin-password', 'authorized_keys', 'boot-config.pub']) expect(stat(out, `/var/lib/edge-agent-firstboot/${f}`), f).toMatchObject({ type: 'regular', mode: '0600', uid: 0, gid: 0 });
+    for (const f of ['edge-agent.deb', 'config.yaml', 'admin-password', 'authorized_keys', 'boot-config.pub'])
+      expect(stat(out, `/var/lib/edge-agent-firstboot/${f}`), f).toMatchObject({ type: 'regular', mode: '0600', uid: 0, gid: 0 });
     expect(stat(out, '/var/lib/edge-agent-firstboot/firstboot.sh')).toMatchObject({ type: 'regular', mode: '0700', uid: 0 });
     expect(stat(out, '/etc/systemd/system/edge-agent-firstboot.service')).toMatchObject({ type: 'regular', mode: '0644', uid: 0 });
-    expect(debugfs(out, 'stat /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service')).toMatch(/Type: symlink[\s\S]*Fast link dest: "\/etc\/systemd\/system\/edge-agent-firstboot.service"/);
+    expect(debugfs(out, 'stat /etc/systemd/system/multi-user.target.wants/edge-agent-firstboot.service')).toMatch(
+      /Type: symlink[\s\S]*Fast link dest: "\/etc\/systemd\/system\/edge-agent-firstboot.service"/,
+    );
     debugfs(out, `dump /var/lib/edge-agent-firstboot/edge-agent.deb ${join(dir, 'copied.deb')}`);
     expect(sha(join(dir, 'copied.deb'))).toBe(sha(deb));
     expect(debugfs(out, 'cat /var/lib/edge-agent-firstboot/config.yaml')).toBe(readFileSync(config, 'utf8'));
@@ -135,13 +186,40 @@ describe('the SD-card image customiser', () => {
     expect(debugfs(second, 'cat /var/lib/edge-agent-firstboot/config.yaml')).toBe('agent: { id: odd-path }\n');
 
     const refusedOut = join(dir, 'refused.img');
-    expect(() => customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'Farm', password: 'correct horse', country: 'GB init=/bin/sh' }, agent })).toThrow(/--wifi-country: "GB init=\/bin\/sh" is not an ISO 3166-1 country code/);
-    expect(() => customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'Farm', password: 'short', country: 'GB' }, agent })).toThrow(/--wifi-password-file/);
-    expect(() => customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'x'.repeat(33), password: 'correct horse', country: 'GB' }, agent })).toThrow(/--wifi-ssid: 1 to 32 bytes/);
+    expect(() =>
+      customiseImage({
+        image,
+        out: refusedOut,
+        deb,
+        config: spaced,
+        wifi: { ssid: 'Farm', password: 'correct horse', country: 'GB init=/bin/sh' },
+        agent,
+      }),
+    ).toThrow(/--wifi-country: "GB init=\/bin\/sh" is not an ISO 3166-1 country code/);
+    expect(() =>
+      customiseImage({ image, out: refusedOut, deb, config: spaced, wifi: { ssid: 'Farm', password: 'short', country: 'GB' }, agent }),
+    ).toThrow(/--wifi-password-file/);
+    expect(() =>
+      customiseImage({
+        image,
+        out: refusedOut,
+        deb,
+        config: spaced,
+        wifi: { ssid: 'x'.repeat(33), password: 'correct horse', country: 'GB' },
+        agent,
+      }),
+    ).toThrow(/--wifi-ssid: 1 to 32 bytes/);
     expect(existsSync(refusedOut)).toBe(false);
     // Control: an SSID with spaces and Unicode goes in as its bytes and reads back whole.
     const unicode = join(dir, 'unicode.img');
-    customiseImage({ image, out: unicode, deb, config: spaced, wifi: { ssid: 'Café Ωmega 5G', password: 'correct horse', country: 'FR' }, agent });
+    customiseImage({
+      image,
+      out: unicode,
+      deb,
+      config: spaced,
+      wifi: { ssid: 'Café Ωmega 5G', password: 'correct horse', country: 'FR' },
+      agent,
+    });
     const uni = debugfs(unicode, 'cat /etc/NetworkManager/system-connections/edge-agent-wifi-Caf___mega_5G.nmconnection');
     expect(Buffer.from(/^ssid=([\d;]+)$/m.exec(uni)![1].split(';').filter(Boolean).map(Number)).toString()).toBe('Café Ωmega 5G');
   });
@@ -160,10 +238,16 @@ describe('the SD-card image customiser', () => {
 
     writeFileSync(join(dir, 'small.img'), 'not really an image');
     execFileSync('xz', ['-kf', join(dir, 'small.img')]);
-    expect(() => customiseImage({ image: join(dir, 'small.img.xz'), out: join(dir, 'x.img'), deb, config, agent })).toThrow(/is xz-compressed.*xz -dk/);
-    expect(() => customiseImage({ image, out: join(dir, 'x.img'), deb, config, user: { name: 'Root Admin', password: 'x' }, agent })).toThrow(/--user: "Root Admin" is not a Linux user name/);
+    expect(() => customiseImage({ image: join(dir, 'small.img.xz'), out: join(dir, 'x.img'), deb, config, agent })).toThrow(
+      /is xz-compressed.*xz -dk/,
+    );
+    expect(() =>
+      customiseImage({ image, out: join(dir, 'x.img'), deb, config, user: { name: 'Root Admin', password: 'x' }, agent }),
+    ).toThrow(/--user: "Root Admin" is not a Linux user name/);
     expect(existsSync(join(dir, 'x.img'))).toBe(false);
-    expect(missingImageTools((t) => !['debugfs', 'mcopy'].includes(t))).toBe('missing debugfs, mcopy: on Debian or Ubuntu, sudo apt install e2fsprogs mtools');
+    expect(missingImageTools((t) => !['debugfs', 'mcopy'].includes(t))).toBe(
+      'missing debugfs, mcopy: on Debian or Ubuntu, sudo apt install e2fsprogs mtools',
+    );
     expect(missingImageTools(() => true)).toBeUndefined();
   });
 
@@ -171,9 +255,13 @@ describe('the SD-card image customiser', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'broker: { mqtt: { port: "eighty" } }\n');
     const out = join(dir, 'never.img');
-    expect(() => customiseImage({ image, out, deb, config: bad, agent })).toThrow(/--config .*bad\.yaml: .*broker\.mqtt\.port: must be integer/s);
+    expect(() => customiseImage({ image, out, deb, config: bad, agent })).toThrow(
+      /--config .*bad\.yaml: .*broker\.mqtt\.port: must be integer/s,
+    );
     expect(existsSync(out)).toBe(false);
-    expect(() => customiseImage({ image, out, deb, config: join(dir, 'my-config.yaml'), hostname: 'no_underscores', agent })).toThrow(/--hostname/);
+    expect(() => customiseImage({ image, out, deb, config: join(dir, 'my-config.yaml'), hostname: 'no_underscores', agent })).toThrow(
+      /--hostname/,
+    );
   });
 });
 
@@ -189,12 +277,21 @@ describe('edge-agent.yaml on the boot partition', () => {
     mkdirSync(join(dir, 'state'), { recursive: true });
   });
   afterAll(() => cleanup(dir));
-  const env = (extra: Record<string, string> = {}) => ({ ...process.env, BOOT_DIR: join(dir, 'boot'), CONFIG_FILE: join(dir, 'config.yaml'), AGENT_BIN: join(dir, 'edge-agent'), STATE_DIR: join(dir, 'state'), BOOT_CONFIG_KEY: join(dir, 'no-key.pub'), ...extra });
+  const env = (extra: Record<string, string> = {}) => ({
+    ...process.env,
+    BOOT_DIR: join(dir, 'boot'),
+    CONFIG_FILE: join(dir, 'config.yaml'),
+    AGENT_BIN: join(dir, 'edge-agent'),
+    STATE_DIR: join(dir, 'state'),
+    BOOT_CONFIG_KEY: join(dir, 'no-key.pub'),
+    ...extra,
+  });
   const apply = (extra?: Record<string, string>) => run('sh', [script], { env: env(extra) });
   const onCard = () => readdirSync(join(dir, 'boot')).sort();
   const card = (name: string) => readFileSync(join(dir, 'boot', name), 'utf8');
   const SECRET = 'PgSecret-123';
-  const withSecret = (id: string) => `agent: { id: ${id} }\nsinks: [{ name: db, type: postgres, url: "postgres://edge:${SECRET}@db.example/x" }]\n`;
+  const withSecret = (id: string) =>
+    `agent: { id: ${id} }\nsinks: [{ name: db, type: postgres, url: "postgres://edge:${SECRET}@db.example/x" }]\n`;
 
   it('a valid one becomes the config, on trial, the old one kept as the last good; an invalid one changes nothing; no secret stays on the card', async () => {
     writeFileSync(join(dir, 'config.yaml'), 'agent: { id: old }\n');
@@ -252,7 +349,10 @@ describe('edge-agent.yaml on the boot partition', () => {
     chmodSync(path, 0o755);
     return path;
   }
-  const check = (systemctl: string) => run('sh', [verify], { env: env({ SYSTEMCTL: systemctl, WAIT_SEC: '4', STABLE_SEC: '2' }) }).catch((err: { stdout: string; stderr: string }) => err);
+  const check = (systemctl: string) =>
+    run('sh', [verify], { env: env({ SYSTEMCTL: systemctl, WAIT_SEC: '4', STABLE_SEC: '2' }) }).catch(
+      (err: { stdout: string; stderr: string }) => err,
+    );
 
   it('keeps a config on trial once the agent runs with it; goes back to the last good one when it does not, and says so', async () => {
     writeFileSync(join(dir, 'config.yaml.last-good'), 'agent: { id: good }\n');
@@ -279,7 +379,15 @@ describe('edge-agent.yaml on the boot partition', () => {
       const agent = await startAgent({ health: { alerts: { intervalSec: 1 } } }, agentDir);
       try {
         const api = adminClient(agent);
-        await expect.poll(async () => ((await api.get('/api/alerts')).body.active as { name: string; message: string }[]).find((a) => a.name === 'boot-config-rolled-back')?.message, { timeout: 5000 }).toMatch(/rolled back: the agent did not start/);
+        await expect
+          .poll(
+            async () =>
+              ((await api.get('/api/alerts')).body.active as { name: string; message: string }[]).find(
+                (a) => a.name === 'boot-config-rolled-back',
+              )?.message,
+            { timeout: 5000 },
+          )
+          .toMatch(/rolled back: the agent did not start/);
       } finally {
         await agent.stop();
       }

@@ -18,7 +18,11 @@ describe('the man page', () => {
   });
 
   it('renders with man without a warning', () => {
-    const r = spawnSync('man', ['--warnings', '-l', '-Tutf8', '-'], { input: page, encoding: 'utf8', env: { ...process.env, MANWIDTH: '80' } });
+    const r = spawnSync('man', ['--warnings', '-l', '-Tutf8', '-'], {
+      input: page,
+      encoding: 'utf8',
+      env: { ...process.env, MANWIDTH: '80' },
+    });
     expect(r.stderr).toBe('');
     const text = r.stdout.replace(/.\x08/g, '').replace(/ +/g, ' '); // no bold overstrikes, no justification
     expect(text).toMatch(/edge-agent - edge telemetry agent/);
@@ -27,7 +31,10 @@ describe('the man page', () => {
   });
 
   it('takes Maintainer and Homepage from the build environment (DEBFULLNAME, DEBEMAIL, EDGE_AGENT_HOMEPAGE)', () => {
-    expect(packager({ DEBFULLNAME: 'Ada Farm', DEBEMAIL: 'ada@farm.example', EDGE_AGENT_HOMEPAGE: 'https://farm.example/agent' })).toEqual({ maintainer: 'Ada Farm <ada@farm.example>', homepage: 'https://farm.example/agent' });
+    expect(packager({ DEBFULLNAME: 'Ada Farm', DEBEMAIL: 'ada@farm.example', EDGE_AGENT_HOMEPAGE: 'https://farm.example/agent' })).toEqual({
+      maintainer: 'Ada Farm <ada@farm.example>',
+      homepage: 'https://farm.example/agent',
+    });
     expect(packager({}).maintainer).toMatch(/^edge-agent developers </);
   });
 });

@@ -4,7 +4,18 @@
 // only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
 // upgrades, is removed and purged in a Debian chroot (debootstrap from the machine's mirror).
 import { execFile, execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -31,7 +42,9 @@ describe('the single executable (x64)', () => {
 
   it('says its version, the Node it embeds and its architecture', async () => {
     const { stdout } = await run(binary, ['--version']);
-    expect(stdout.trim()).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(Node v${EMBEDDED_NODE.replaceAll('.', '\\.')}, linux-x64, single executable\\)$`));
+    expect(stdout.trim()).toMatch(
+      new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(Node v${EMBEDDED_NODE.replaceAll('.', '\\.')}, linux-x64, single executable\\)$`),
+    );
   });
 
   it('passes the smoke test: a reading published over MQTT is read back over HTTP and forwarded to PostgreSQL', async () => {
@@ -65,7 +78,10 @@ describe('the systemd unit', () => {
   // verify runs man for each Documentation= page: the units name edge-agent(1), which the .deb ships.
   const manDir = tempDir();
   mkdirSync(join(manDir, 'man1'));
-  writeFileSync(join(manDir, 'man1/edge-agent.1'), manPage(VERSION, (args) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })));
+  writeFileSync(
+    join(manDir, 'man1/edge-agent.1'),
+    manPage(VERSION, (args) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })),
+  );
   const verify = (path: string) => run('systemd-analyze', ['verify', path], { env: { ...process.env, MANPATH: manDir } });
   afterAll(() => cleanup(manDir));
   /** The unit as installed, its ExecStart pointing at the built binary (verify checks the command exists). */
@@ -127,7 +143,18 @@ describe('the systemd unit', () => {
       const { stdout } = await run('systemd-analyze', ['security', '--offline=true', copy]);
       const exposure = Number(/Overall exposure level for .*: (\d+\.\d+)/.exec(stdout)![1]);
       expect(exposure).toBeLessThanOrEqual(2.5);
-      for (const line of ['Type=notify', 'WatchdogSec=', 'Restart=always', 'User=edge-agent', 'StateDirectory=edge-agent', 'ConfigurationDirectory=edge-agent', 'ProtectSystem=strict', 'CapabilityBoundingSet=\n', 'SystemCallFilter=@system-service', 'DeviceAllow=char-gpiochip']) {
+      for (const line of [
+        'Type=notify',
+        'WatchdogSec=',
+        'Restart=always',
+        'User=edge-agent',
+        'StateDirectory=edge-agent',
+        'ConfigurationDirectory=edge-agent',
+        'ProtectSystem=strict',
+        'CapabilityBoundingSet=\n',
+        'SystemCallFilter=@system-service',
+        'DeviceAllow=char-gpiochip',
+      ]) {
         expect(readFileSync(unit, 'utf8')).toContain(line);
       }
     } finally {
@@ -138,7 +165,8 @@ describe('the systemd unit', () => {
 
 describe('the .deb (amd64) in a Debian chroot', () => {
   let chroot: string;
-  const inChroot = (program: string, args: string[]) => run('chroot', [chroot, program, ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' } });
+  const inChroot = (program: string, args: string[]) =>
+    run('chroot', [chroot, program, ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' } });
   /** Whether a path is there inside the chroot (a link counts as itself: its absolute target is the chroot's). */
   const exists = (path: string) => {
     try {
@@ -153,7 +181,8 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     chroot = tempDir('edge-agent-chroot-');
     const cached = join(ROOT, '.cache/deb/chroot-bookworm-amd64.tar');
     if (!existsSync(cached)) {
-      const mirror = /^URIs:\s*(\S+)/m.exec(readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'))?.[1] ?? 'http://deb.debian.org/debian';
+      const mirror =
+        /^URIs:\s*(\S+)/m.exec(readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'))?.[1] ?? 'http://deb.debian.org/debian';
       const fresh = tempDir('edge-agent-debootstrap-');
       await run('debootstrap', ['--variant=minbase', 'bookworm', fresh, mirror], { maxBuffer: 64 * 1024 * 1024 });
       mkdirSync(join(ROOT, '.cache/deb'), { recursive: true });
@@ -184,18 +213,37 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     const wants = 'etc/systemd/system/multi-user.target.wants/edge-agent.service';
     expect(lstatSync(join(chroot, wants)).isSymbolicLink()).toBe(true);
     expect(readlinkSync(join(chroot, wants))).toBe('/lib/systemd/system/edge-agent.service');
-    expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service'))).toBe('/lib/systemd/system/edge-agent-bootconfig.service');
-    expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service'))).toBe('/lib/systemd/system/edge-agent-bootconfig-verify.service');
-    for (const script of ['apply-boot-config', 'verify-boot-config']) expect(statSync(join(chroot, 'usr/lib/edge-agent', script)).mode & 0o777).toBe(0o755);
+    expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service'))).toBe(
+      '/lib/systemd/system/edge-agent-bootconfig.service',
+    );
+    expect(readlinkSync(join(chroot, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service'))).toBe(
+      '/lib/systemd/system/edge-agent-bootconfig-verify.service',
+    );
+    for (const script of ['apply-boot-config', 'verify-boot-config'])
+      expect(statSync(join(chroot, 'usr/lib/edge-agent', script)).mode & 0o777).toBe(0o755);
     // What lintian looks for: a man page, a Debian changelog, overrides that say why.
     expect(gunzipSync(readFileSync(join(chroot, 'usr/share/man/man1/edge-agent.1.gz'))).toString()).toMatch(/^\.TH EDGE-AGENT 1 /);
-    expect(gunzipSync(readFileSync(join(chroot, 'usr/share/doc/edge-agent/changelog.gz'))).toString()).toMatch(/^edge-agent \(.+\) stable; urgency=medium/);
+    expect(gunzipSync(readFileSync(join(chroot, 'usr/share/doc/edge-agent/changelog.gz'))).toString()).toMatch(
+      /^edge-agent \(.+\) stable; urgency=medium/,
+    );
     expect(readFileSync(join(chroot, 'var/lib/dpkg/info/edge-agent.md5sums'), 'utf8')).toMatch(/^[0-9a-f]{32}  usr\/bin\/edge-agent$/m);
     expect((await inChroot('dpkg', ['--verify', 'edge-agent'])).stdout).toBe(''); // every file as its md5sums say
-    expect(readFileSync(join(chroot, 'usr/share/lintian/overrides/edge-agent'), 'utf8')).toMatch(/^edge-agent: unstripped-binary-or-object /m);
+    expect(readFileSync(join(chroot, 'usr/share/lintian/overrides/edge-agent'), 'utf8')).toMatch(
+      /^edge-agent: unstripped-binary-or-object /m,
+    );
     expect((await inChroot('/usr/bin/edge-agent', ['--version'])).stdout).toContain(`${VERSION} (Node v${EMBEDDED_NODE}`);
     // The agent's user can read its config, and the config is valid.
-    const check = await run('chroot', ['--userspec=edge-agent:edge-agent', chroot, '/usr/bin/env', 'HOME=/var/lib/edge-agent', '/usr/bin/edge-agent', 'config', 'check', '--config', '/etc/edge-agent/config.yaml']);
+    const check = await run('chroot', [
+      '--userspec=edge-agent:edge-agent',
+      chroot,
+      '/usr/bin/env',
+      'HOME=/var/lib/edge-agent',
+      '/usr/bin/edge-agent',
+      'config',
+      'check',
+      '--config',
+      '/etc/edge-agent/config.yaml',
+    ]);
     expect(check.stdout).toContain('config ok');
 
     // An upgrade keeps a changed config and the data.
@@ -220,18 +268,43 @@ describe('the .deb (amd64) in a Debian chroot', () => {
 
     // Purged: nothing of it is left.
     await inChroot('dpkg', ['-P', 'edge-agent']);
-    for (const path of ['etc/edge-agent', 'var/lib/edge-agent', wants, 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service', 'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service', 'var/lib/systemd/deb-systemd-helper-enabled/edge-agent.service.dsh-also']) expect(exists(path), path).toBe(false);
-    expect(await inChroot('getent', ['passwd', 'edge-agent']).then(() => 'found', () => 'gone')).toBe('gone');
+    for (const path of [
+      'etc/edge-agent',
+      'var/lib/edge-agent',
+      wants,
+      'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig.service',
+      'etc/systemd/system/multi-user.target.wants/edge-agent-bootconfig-verify.service',
+      'var/lib/systemd/deb-systemd-helper-enabled/edge-agent.service.dsh-also',
+    ])
+      expect(exists(path), path).toBe(false);
+    expect(
+      await inChroot('getent', ['passwd', 'edge-agent']).then(
+        () => 'found',
+        () => 'gone',
+      ),
+    ).toBe('gone');
   }, 600_000);
 
   it("lintian (Debian's, pedantic) has nothing to say but the overrides, each with its reason", async () => {
     const deb = join(ROOT, 'dist', `edge-agent_${VERSION}_amd64.deb`); // made by the test above
-    const { stdout } = await run('lintian', ['--fail-on', 'none', '--display-info', '--pedantic', '--show-overrides', '--tag-display-limit', '0', deb], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(
+      'lintian',
+      ['--fail-on', 'none', '--display-info', '--pedantic', '--show-overrides', '--tag-display-limit', '0', deb],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
     const tags = stdout.split('\n').filter((line) => /^[A-Z]: /.test(line) && !line.startsWith('N: '));
     expect(tags.filter((t) => !t.startsWith('O: '))).toEqual([]);
     // The control: what lintian would say is there, overridden (O:), each after a note (N:) that says why.
     const overridden = new Set(tags.map((t) => /^O: edge-agent: (\S+)/.exec(t)?.[1]));
-    expect([...overridden].sort()).toEqual(['embedded-library', 'hardening-no-fortify-functions', 'hardening-no-pie', 'non-standard-file-perm', 'package-supports-alternative-init-but-no-init.d-script', 'spelling-error-in-binary', 'unstripped-binary-or-object']);
+    expect([...overridden].sort()).toEqual([
+      'embedded-library',
+      'hardening-no-fortify-functions',
+      'hardening-no-pie',
+      'non-standard-file-perm',
+      'package-supports-alternative-init-but-no-init.d-script',
+      'spelling-error-in-binary',
+      'unstripped-binary-or-object',
+    ]);
     expect(stdout).toMatch(/^N: A Node\.js single executable/m);
   }, 300_000);
 });

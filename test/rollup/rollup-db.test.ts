@@ -19,7 +19,8 @@ function openDb(widths = [MIN, 5 * MIN], rules: { topics: string[]; tags: string
   return new RollupDb(path ?? `${dir}/rollups.db`, widths, rules, 32);
 }
 
-const line = (seq: number, topic: string, receivedAt: number, payload: unknown) => encodeRecord(seq, { topic, receivedAt, clockSynced: true, clientId: 'c', qos: 1, payloadJson: JSON.stringify(payload) });
+const line = (seq: number, topic: string, receivedAt: number, payload: unknown) =>
+  encodeRecord(seq, { topic, receivedAt, clockSynced: true, clientId: 'c', qos: 1, payloadJson: JSON.stringify(payload) });
 
 /** Count, min, max, sum, mean, sample stddev, last computed directly (two passes). */
 function direct(values: number[]) {
@@ -27,29 +28,42 @@ function direct(values: number[]) {
   const sum = values.reduce((a, b) => a + b, 0);
   const mean = sum / count;
   const ss = values.reduce((a, v) => a + (v - mean) ** 2, 0);
-  return { count, min: Math.min(...values), max: Math.max(...values), sum, mean, stddev: count < 2 ? null : Math.sqrt(ss / (count - 1)), last: values.at(-1)! };
+  return {
+    count,
+    min: Math.min(...values),
+    max: Math.max(...values),
+    sum,
+    mean,
+    stddev: count < 2 ? null : Math.sqrt(ss / (count - 1)),
+    last: values.at(-1)!,
+  };
 }
 
-const close = (a: number | null, b: number | null, scale: number) => (a === null || b === null ? a === b : Math.abs(a - b) <= 1e-9 * Math.max(1, scale));
+const close = (a: number | null, b: number | null, scale: number) =>
+  a === null || b === null ? a === b : Math.abs(a - b) <= 1e-9 * Math.max(1, scale);
 
 describe('rollup statistics', () => {
   it('merging in any grouping equals computing over all values at once', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 10 }), (values, cuts) => {
-        // Split into groups at the cut points, fold each group, merge the groups.
-        const points = [...new Set(cuts.map((c) => c % values.length))].sort((a, b) => a - b).filter((c) => c > 0);
-        const groups = [0, ...points].map((from, i, all) => values.slice(from, all[i + 1] ?? values.length));
-        const folded = groups.map((g, gi) => g.map((v, k) => single(v, gi * 1000 + k)).reduce(merge)).reduce(merge);
-        const want = direct(values);
-        const scale = Math.max(...values.map(Math.abs));
-        expect(folded.count).toBe(want.count);
-        expect(folded.min).toBe(want.min);
-        expect(folded.max).toBe(want.max);
-        expect(close(folded.sum, want.sum, scale * values.length)).toBe(true);
-        expect(close(folded.mean, want.mean, scale)).toBe(true);
-        expect(close(stddev(folded), want.stddev, scale)).toBe(true);
-        expect(folded.last).toBe(want.last);
-      }),
+      fc.property(
+        fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 200 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (values, cuts) => {
+          // Split into groups at the cut points, fold each group, merge the groups.
+          const points = [...new Set(cuts.map((c) => c % values.length))].sort((a, b) => a - b).filter((c) => c > 0);
+          const groups = [0, ...points].map((from, i, all) => values.slice(from, all[i + 1] ?? values.length));
+          const folded = groups.map((g, gi) => g.map((v, k) => single(v, gi * 1000 + k)).reduce(merge)).reduce(merge);
+          const want = direct(values);
+          const scale = Math.max(...values.map(Math.abs));
+          expect(folded.count).toBe(want.count);
+          expect(folded.min).toBe(want.min);
+          expect(folded.max).toBe(want.max);
+          expect(close(folded.sum, want.sum, scale * values.length)).toBe(true);
+          expect(close(folded.mean, want.mean, scale)).toBe(true);
+          expect(close(stddev(folded), want.stddev, scale)).toBe(true);
+          expect(folded.last).toBe(want.last);
+        },
+      ),
     );
   });
 
@@ -65,13 +79,24 @@ describe('rollup statistics', () => {
 
 describe('rollup database', () => {
   /** Readings on two topics and fields, received over 12 minutes. */
-  const readings = fc.array(fc.record({ topic: fc.constantFrom('s/a', 's/b'), offset: fc.integer({ min: 0, max: 12 * MIN - 1 }), t: fc.double({ min: -50, max: 50, noNaN: true }), h: fc.integer({ min: 0, max: 100 }) }), { minLength: 1, maxLength: 150 });
+  const readings = fc.array(
+    fc.record({
+      topic: fc.constantFrom('s/a', 's/b'),
+      offset: fc.integer({ min: 0, max: 12 * MIN - 1 }),
+      t: fc.double({ min: -50, max: 50, noNaN: true }),
+      h: fc.integer({ min: 0, max: 100 }),
+    }),
+    { minLength: 1, maxLength: 150 },
+  );
 
   /** What the rollups must say: direct computation grouped by topic, field and bucket. */
   function expected(rs: { topic: string; offset: number; t: number; h: number }[], width: number) {
     const groups = new Map<string, number[]>();
     rs.forEach((r) => {
-      for (const [field, v] of [['t', r.t], ['h', r.h]] as const) {
+      for (const [field, v] of [
+        ['t', r.t],
+        ['h', r.h],
+      ] as const) {
         const key = `${r.topic}|${field}|${Math.floor((T0 + r.offset) / width) * width}`;
         groups.set(key, [...(groups.get(key) ?? []), v]);
       }
@@ -81,37 +106,42 @@ describe('rollup database', () => {
 
   it('equals a direct computation, whatever the batches and however often a batch is applied again (crash replay)', () => {
     fc.assert(
-      fc.property(readings, fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }), fc.array(fc.boolean(), { maxLength: 20 }), (rs, sizes, replays) => {
-        const db = openDb();
-        try {
-          const lines = rs.map((r, i) => line(i + 1, r.topic, T0 + r.offset, { t: r.t, h: r.h, label: 'x' }));
-          // Consecutive batches of the given sizes; some applied twice, and some re-sent from an
-          // earlier point (a consumer whose cursor had not moved when it crashed).
-          for (let at = 0, k = 0; at < lines.length; k++) {
-            const size = sizes[k % sizes.length];
-            const part = lines.slice(at, at + size);
-            db.write(part);
-            if (replays[k % Math.max(1, replays.length)]) db.write(lines.slice(Math.max(0, at - size), at + size));
-            at += size;
-          }
-          expect(db.appliedSeq()).toBe(lines.length);
-          for (const width of [MIN, 5 * MIN]) {
-            const rows = [...db.query({ width })];
-            const want = expected(rs, width);
-            expect(rows.length).toBe(want.size);
-            for (const row of rows) {
-              const values = want.get(`${row.topic}|${row.field}|${row.start}`)!;
-              const d = direct(values);
-              // (+ 0: SQLite keeps -0 as 0)
-              expect([row.count, row.min, row.max, row.last]).toEqual([d.count, d.min + 0, d.max + 0, d.last + 0]);
-              expect(close(row.mean, d.mean, 50)).toBe(true);
-              expect(close(row.stddev, d.stddev, 50)).toBe(true);
+      fc.property(
+        readings,
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.boolean(), { maxLength: 20 }),
+        (rs, sizes, replays) => {
+          const db = openDb();
+          try {
+            const lines = rs.map((r, i) => line(i + 1, r.topic, T0 + r.offset, { t: r.t, h: r.h, label: 'x' }));
+            // Consecutive batches of the given sizes; some applied twice, and some re-sent from an
+            // earlier point (a consumer whose cursor had not moved when it crashed).
+            for (let at = 0, k = 0; at < lines.length; k++) {
+              const size = sizes[k % sizes.length];
+              const part = lines.slice(at, at + size);
+              db.write(part);
+              if (replays[k % Math.max(1, replays.length)]) db.write(lines.slice(Math.max(0, at - size), at + size));
+              at += size;
             }
+            expect(db.appliedSeq()).toBe(lines.length);
+            for (const width of [MIN, 5 * MIN]) {
+              const rows = [...db.query({ width })];
+              const want = expected(rs, width);
+              expect(rows.length).toBe(want.size);
+              for (const row of rows) {
+                const values = want.get(`${row.topic}|${row.field}|${row.start}`)!;
+                const d = direct(values);
+                // (+ 0: SQLite keeps -0 as 0)
+                expect([row.count, row.min, row.max, row.last]).toEqual([d.count, d.min + 0, d.max + 0, d.last + 0]);
+                expect(close(row.mean, d.mean, 50)).toBe(true);
+                expect(close(row.stddev, d.stddev, 50)).toBe(true);
+              }
+            }
+          } finally {
+            db.close();
           }
-        } finally {
-          db.close();
-        }
-      }),
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -137,7 +167,9 @@ describe('rollup database', () => {
         [T0, 1, 20],
         [T0 + MIN, 1, 22],
       ]);
-      const now = (new Database(path, { readonly: true }).prepare("SELECT sql FROM sqlite_master WHERE name = 'rollup'").get() as { sql: string }).sql;
+      const now = (
+        new Database(path, { readonly: true }).prepare("SELECT sql FROM sqlite_master WHERE name = 'rollup'").get() as { sql: string }
+      ).sql;
       expect(now).toContain('PRIMARY KEY (width, start, series_id, field_id)');
       again.write([line(3, 's/a', T0 + MIN, { t: 24 })]);
       expect([...again.query({ width: MIN })].at(-1)).toMatchObject({ start: T0 + MIN, count: 2, mean: 23 });
@@ -169,7 +201,15 @@ describe('rollup database', () => {
         line(1, 'env/x', T0, { room: 'kitchen', t: 20, ok: true, note: 'hi', list: [1, 2], power: { v: 230, a: 1.5 } }),
         line(2, 'env/x', T0 + 1000, { room: 'hall', t: 18 }),
         line(3, 'env/x', T0 + 2000, { room: 'kitchen', t: 22 }),
-        encodeRecord(4, { topic: 'env/x', receivedAt: T0, clockSynced: true, clientId: 'c', qos: 1, encoding: 'base64', payloadJson: Buffer.from('raw').toString('base64') }),
+        encodeRecord(4, {
+          topic: 'env/x',
+          receivedAt: T0,
+          clockSynced: true,
+          clientId: 'c',
+          qos: 1,
+          encoding: 'base64',
+          payloadJson: Buffer.from('raw').toString('base64'),
+        }),
         line(5, 'other/y', T0, { room: 'attic', t: 5 }),
       ]);
       const rows = [...db.query({ width: MIN })].map((r: RollupRow) => [r.topic, JSON.stringify(r.tags), r.field, r.count, r.mean]);

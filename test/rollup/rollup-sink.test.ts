@@ -25,7 +25,15 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
     rollups: { buckets: ['1s', '1m'], closeAfterMs: 300, gatherMs: 20, series: [{ topics: ['env/#'], tags: ['room'] }] },
     store: { gatherMs: 20 },
     sinks: [
-      { name: 'metered', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'rollups_a', rollups: ['1s'], batch: { maxAgeMs: 20 } },
+      {
+        name: 'metered',
+        type: 'postgres',
+        url: db.url,
+        password: PG_PASSWORD,
+        table: 'rollups_a',
+        rollups: ['1s'],
+        batch: { maxAgeMs: 20 },
+      },
       { name: 'raw', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'raw_a', batch: { maxAgeMs: 20 } },
     ],
   });
@@ -41,23 +49,32 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
     return groups;
   }
 
-  const rows = () => db.query("SELECT agent_id, seq, topic, schema_id, extract(epoch from ts) * 1000 AS ts, payload FROM rollups_a ORDER BY seq") as Promise<{ agent_id: string; seq: string; topic: string; schema_id: string; ts: string; payload: Record<string, number | string> }[]>;
+  const rows = () =>
+    db.query('SELECT agent_id, seq, topic, schema_id, extract(epoch from ts) * 1000 AS ts, payload FROM rollups_a ORDER BY seq') as Promise<
+      { agent_id: string; seq: string; topic: string; schema_id: string; ts: string; payload: Record<string, number | string> }[]
+    >;
 
   it('gets each closed bucket once, with count, min, max, sum, mean, stddev and last; the raw sink gets the readings', async () => {
     let agent = await startAgent(config(), dir);
     try {
       const client = await connect(agent.mqttUrl, { clientId: 'rooms' });
       for (let i = 0; i < 60; i++) {
-        await client.publishAsync(`env/${i % 2 ? 'a' : 'b'}`, JSON.stringify({ room: i % 3 ? 'kitchen' : 'hall', t: 20 + (i % 7) }), { qos: 1 });
+        await client.publishAsync(`env/${i % 2 ? 'a' : 'b'}`, JSON.stringify({ room: i % 3 ? 'kitchen' : 'hall', t: 20 + (i % 7) }), {
+          qos: 1,
+        });
         await new Promise((r) => setTimeout(r, 25));
       }
       await client.endAsync();
       const want = await expected(agent);
       // Every bucket closes once it ended 300 ms ago: all are in PostgreSQL soon after the last reading.
-      const got = await until(async () => {
-        const r = await rows();
-        return r.length === want.size && r;
-      }, 20_000, `${want.size} rollup rows`);
+      const got = await until(
+        async () => {
+          const r = await rows();
+          return r.length === want.size && r;
+        },
+        20_000,
+        `${want.size} rollup rows`,
+      );
       for (const row of got) {
         const p = row.payload;
         expect(row.agent_id).toMatch(/\/rollups$/); // rollups never collide with raw readings of the same agent
@@ -66,9 +83,16 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
         const values = want.get(`${row.topic}|${p.room}|${p.start}`)!;
         expect(values, `bucket ${row.topic} ${p.room} ${p.start}`).toBeDefined();
         const mean = values.reduce((a, b) => a + b, 0) / values.length;
-        expect([p['t.count'], p['t.min'], p['t.max'], p['t.sum'], p['t.last']]).toEqual([values.length, Math.min(...values), Math.max(...values), values.reduce((a, b) => a + b, 0), values.at(-1)]);
+        expect([p['t.count'], p['t.min'], p['t.max'], p['t.sum'], p['t.last']]).toEqual([
+          values.length,
+          Math.min(...values),
+          Math.max(...values),
+          values.reduce((a, b) => a + b, 0),
+          values.at(-1),
+        ]);
         expect(p['t.mean']).toBeCloseTo(mean, 9);
-        if (values.length > 1) expect(p['t.stddev']).toBeCloseTo(Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)), 9);
+        if (values.length > 1)
+          expect(p['t.stddev']).toBeCloseTo(Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)), 9);
         expect(p.bucket).toBe('1s');
       }
       // Only the widths it takes: no 1m bucket reached it. Positive control: the 1m rollups exist locally.
@@ -81,15 +105,21 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
       // cursor back at 0 and every closed bucket still waiting for it. Nothing is stored twice.
       await agent.stop();
       const rdb = new Database(join(dir, 'data', 'rollups.db'));
-      expect(rdb.prepare("SELECT revision FROM cursors WHERE name = 'sink:metered'").get()).toEqual({ revision: Math.max(...got.map((r) => Number(r.seq))) });
+      expect(rdb.prepare("SELECT revision FROM cursors WHERE name = 'sink:metered'").get()).toEqual({
+        revision: Math.max(...got.map((r) => Number(r.seq))),
+      });
       expect(rdb.prepare('SELECT count(*) AS n FROM emitted WHERE width = 1000').get()).toEqual({ n: 0 }); // sent buckets are forgotten
-      const reopen = rdb.prepare("INSERT INTO emitted SELECT ?, 1000, id, ? FROM series WHERE topic = ? AND tags = ?");
+      const reopen = rdb.prepare('INSERT INTO emitted SELECT ?, 1000, id, ? FROM series WHERE topic = ? AND tags = ?');
       for (const r of got) reopen.run(Number(r.seq), r.payload.start, r.topic, JSON.stringify({ room: r.payload.room }));
       expect(rdb.prepare('SELECT count(*) AS n FROM emitted WHERE width = 1000').get()).toEqual({ n: got.length });
       rdb.prepare("UPDATE cursors SET revision = 0 WHERE name = 'sink:metered'").run();
       rdb.close();
       agent = await startAgent(config(), dir);
-      await until(async () => ((await agent.runtime.sync.status()).find((s) => s.name === 'metered')!.lagRecords === 0 ? true : undefined), 20_000, 'resend done');
+      await until(
+        async () => ((await agent.runtime.sync.status()).find((s) => s.name === 'metered')!.lagRecords === 0 ? true : undefined),
+        20_000,
+        'resend done',
+      );
       const after = await rows();
       expect(after.map((r) => r.seq)).toEqual(got.map((r) => r.seq));
       expect((await agent.runtime.sync.status()).find((s) => s.name === 'metered')!.sent.records).toBe(got.length); // it did send them all again

@@ -67,13 +67,31 @@ describe('SQLite store after a failed write', () => {
     expect((await store.query({})).map((r) => r.payload)).toEqual([{ t: 1.5 }, 'AAE=', record(3).payload]);
     await store.close();
     const db = new Database(path, { readonly: true });
-    expect(db.prepare("SELECT typeof(payload) AS type, json_extract(payload, '$.t') AS t FROM reading WHERE seq = 1").get()).toEqual({ type: 'text', t: 1.5 });
+    expect(db.prepare("SELECT typeof(payload) AS type, json_extract(payload, '$.t') AS t FROM reading WHERE seq = 1").get()).toEqual({
+      type: 'text',
+      t: 1.5,
+    });
     db.close();
   });
 });
 
 describe('files store names', () => {
-  const hostile = ['..', '.', 'a/../../b', '../x', '.state.json', 'a/'.repeat(1000) + 'z', 'x'.repeat(65536), 'nul\u0000byte', '100%/%2F', 'größe/温度/🌡', 'a/b', 'a%2Fb', '/', '//'];
+  const hostile = [
+    '..',
+    '.',
+    'a/../../b',
+    '../x',
+    '.state.json',
+    'a/'.repeat(1000) + 'z',
+    'x'.repeat(65536),
+    'nul\u0000byte',
+    '100%/%2F',
+    'größe/温度/🌡',
+    'a/b',
+    'a%2Fb',
+    '/',
+    '//',
+  ];
 
   it('keeps hostile topics inside its folder, one folder each, each read back by its own topic', async () => {
     const root = dir();
@@ -110,7 +128,9 @@ describe('files store names', () => {
     await store.write(batch(records));
     await store.write(batch(records)); // and once more, whole
     expect((await store.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
-    const lines = readFileSync(join(storeDir, 'a', '2026-11-30T10.jsonl'), 'utf8').trimEnd().split('\n');
+    const lines = readFileSync(join(storeDir, 'a', '2026-11-30T10.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n');
     expect(lines.map((l) => JSON.parse(l).seq)).toEqual([1, 4]);
     await store.close();
   });

@@ -45,10 +45,19 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
     expect(points.reduce((n, p) => n + p.count, 0)).toBe(1500);
     expect(Math.min(...points.map((p) => p.min))).toBeCloseTo(20.1, 9);
     expect(Math.max(...points.map((p) => p.max))).toBeCloseTo(20 + 2999 / 10, 9);
-    expect(points.reduce((n, p) => n + p.sum, 0)).toBeCloseTo(Array.from({ length: 1500 }, (_, i) => 20 + (2 * i + 1) / 10).reduce((x, y) => x + y), 6);
+    expect(points.reduce((n, p) => n + p.sum, 0)).toBeCloseTo(
+      Array.from({ length: 1500 }, (_, i) => 20 + (2 * i + 1) / 10).reduce((x, y) => x + y),
+      6,
+    );
     // Past the budget: as many as it allows, and `more`; just at it (the control): all, and not more.
-    expect(await store.fold({ topic: 'sensors/#', width: 60_000, fields: ['t'], maxScan: 1000 })).toMatchObject({ folded: 1000, more: true });
-    expect(await store.fold({ topic: 'sensors/a/env', width: 60_000, fields: ['t'], maxScan: 1500 })).toMatchObject({ folded: 1500, more: false });
+    expect(await store.fold({ topic: 'sensors/#', width: 60_000, fields: ['t'], maxScan: 1000 })).toMatchObject({
+      folded: 1000,
+      more: true,
+    });
+    expect(await store.fold({ topic: 'sensors/a/env', width: 60_000, fields: ['t'], maxScan: 1500 })).toMatchObject({
+      folded: 1500,
+      more: false,
+    });
     await store.close();
   });
 
@@ -78,8 +87,18 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
     const key = randomBytes(32);
     const store = await openStore(backend, path());
     // The first chunk starts before the batch: readings 1-2 are not part of it.
-    await store.write(batch([1, 2, 3, 4, 5].map((n) => record(n)), { perChunk: 3, firstSeq: 3 }));
-    await store.write(batch([6, 7, 8].map((n) => record(n)), { perChunk: 2, key }));
+    await store.write(
+      batch(
+        [1, 2, 3, 4, 5].map((n) => record(n)),
+        { perChunk: 3, firstSeq: 3 },
+      ),
+    );
+    await store.write(
+      batch(
+        [6, 7, 8].map((n) => record(n)),
+        { perChunk: 2, key },
+      ),
+    );
     expect((await store.query({})).map((r) => r.seq)).toEqual([3, 4, 5, 6, 7, 8]);
     expect((await store.query({ afterSeq: 6 }))[0]).toEqual(record(7));
     await store.close();
@@ -99,7 +118,12 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('%s store', (backend) => {
 
   it('keeps raw (base64) payloads as they came', async () => {
     const store = await openStore(backend, path());
-    const raw: LogRecord = { ...record(1, 'raw/x'), payload: Buffer.from([0, 1, 2, 255]).toString('base64'), encoding: 'base64', schema: undefined };
+    const raw: LogRecord = {
+      ...record(1, 'raw/x'),
+      payload: Buffer.from([0, 1, 2, 255]).toString('base64'),
+      encoding: 'base64',
+      schema: undefined,
+    };
     delete raw.schema;
     await store.write(batch([raw]));
     expect(await store.query({ topic: 'raw/x' })).toEqual([raw]);
@@ -116,11 +140,21 @@ describe('sqlite specifics', () => {
     await store.close();
     const { default: Database } = await import('better-sqlite3-multiple-ciphers');
     const db = new Database(join(d, 'store.db'), { readonly: true });
-    expect(db.prepare("SELECT seq FROM readings WHERE json_extract(payload, '$.t') > 20.15 ORDER BY seq").all()).toEqual([{ seq: 2 }, { seq: 3 }]);
+    expect(db.prepare("SELECT seq FROM readings WHERE json_extract(payload, '$.t') > 20.15 ORDER BY seq").all()).toEqual([
+      { seq: 2 },
+      { seq: 3 },
+    ]);
     expect(db.pragma('journal_mode', { simple: true })).toBe('delete'); // a rollback journal (a new connection's default flavour); WAL would persist as 'wal'
-    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE topic = 'sensors/a/env' AND received_at > 5").all() as { detail: string }[];
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE topic = 'sensors/a/env' AND received_at > 5").all() as {
+      detail: string;
+    }[];
     expect(plan.map((p) => p.detail).join()).toContain('reading_topic_time');
-    expect(db.prepare('SELECT topic, agent_id, client_id, schema FROM readings WHERE seq = 1').get()).toEqual({ topic: 'sensors/a/env', agent_id: 'pi', client_id: 'c', schema: 'env@1' });
+    expect(db.prepare('SELECT topic, agent_id, client_id, schema FROM readings WHERE seq = 1').get()).toEqual({
+      topic: 'sensors/a/env',
+      agent_id: 'pi',
+      client_id: 'c',
+      schema: 'env@1',
+    });
     db.close();
   });
 });
@@ -136,7 +170,10 @@ describe('files specifics', () => {
     now = T0 + HOUR + 10 * 60_000; // 10:xx closed (past the grace), 11:xx still open
     store.closeHours();
     expect(readdirSync(join(d, 's%2Fa')).sort()).toEqual(['2026-11-30T10.jsonl.gz', '2026-11-30T11.jsonl']);
-    const lines = gunzipSync(readFileSync(join(d, 's%2Fa', '2026-11-30T10.jsonl.gz'))).toString().trim().split('\n');
+    const lines = gunzipSync(readFileSync(join(d, 's%2Fa', '2026-11-30T10.jsonl.gz')))
+      .toString()
+      .trim()
+      .split('\n');
     expect(lines.map((l) => JSON.parse(l).seq)).toEqual([1]);
     // In time order: 3 came before 2.
     expect((await store.query({ topic: 's/#' })).map((r) => r.seq)).toEqual([1, 3, 2]);
@@ -165,7 +202,13 @@ describe('sqlite store: writes before reads', () => {
     dirs.push(d);
     const store = await openStore('sqlite', join(d, 'store.db'));
     const N = 150_000;
-    for (let s = 1; s <= N; s += 10_000) await store.write(batch(Array.from({ length: Math.min(10_000, N - s + 1) }, (_, i) => record(s + i)), { perChunk: 2000 }));
+    for (let s = 1; s <= N; s += 10_000)
+      await store.write(
+        batch(
+          Array.from({ length: Math.min(10_000, N - s + 1) }, (_, i) => record(s + i)),
+          { perChunk: 2000 },
+        ),
+      );
     // Matches only the last reading of the store: the scan looks at every one of them.
     const scan = store.query({ topic: 'sensors/a/env', where: [{ path: 'seq', op: '=', value: N }] });
     const order: string[] = [];

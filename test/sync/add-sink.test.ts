@@ -26,7 +26,8 @@ describe('adding a sink to an agent with data', () => {
     { name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'cloud', batch: { maxAgeMs: 20 } },
     { name: 'up', type: 'mqtt', url: upstream.url, topic: 'fleet/{topic}', batch: { maxAgeMs: 20 } },
   ];
-  const status = async (config: string) => JSON.parse((await run(process.execPath, [CLI, 'sync', 'status', '--json', '--config', config])).stdout);
+  const status = async (config: string) =>
+    JSON.parse((await run(process.execPath, [CLI, 'sync', 'status', '--json', '--config', config])).stdout);
   const publish = async (agent: ChildAgent, from: number, n: number) => {
     const client = await connect(`mqtt://${agent.listeners.mqtt}`);
     for (let i = from; i < from + n; i++) await client.publishAsync('field/t', JSON.stringify({ i }), { qos: 1 });
@@ -72,7 +73,13 @@ describe('adding a sink to an agent with data', () => {
       expect([...upstreamGot].sort((a, b) => a - b)).toEqual([6, 7, 8, 9, 10]);
       const s = await status(config);
       for (const sink of s.sinks) {
-        expect(sink).toMatchObject({ state: 'ok', lagRecords: 0, start: { startAt: 'oldest', seq: 5 }, dropped: { 'deleted before it was added': 5 }, spins: 0 });
+        expect(sink).toMatchObject({
+          state: 'ok',
+          lagRecords: 0,
+          start: { startAt: 'oldest', seq: 5 },
+          dropped: { 'deleted before it was added': 5 },
+          spins: 0,
+        });
       }
       const text = (await run(process.execPath, [CLI, 'sync', 'status', '--config', config])).stdout;
       expect(text).toMatch(/\ncloud\s+postgres\s+ok\s+oldest \(after seq 5\)\s+0\s/);
@@ -91,7 +98,12 @@ describe('adding a sink to an agent with data', () => {
       await until(async () => (await pgSeqs()).length === 7, 20_000, 'the re-added sink to get seqs 15 and 16');
       expect(await pgSeqs()).toEqual([6, 7, 8, 9, 10, 15, 16]);
       const again = (await status(config)).sinks[0];
-      expect(again).toMatchObject({ state: 'ok', lagRecords: 0, start: { startAt: 'oldest', seq: 14 }, dropped: { 'deleted before it was added': 14 } });
+      expect(again).toMatchObject({
+        state: 'ok',
+        lagRecords: 0,
+        start: { startAt: 'oldest', seq: 14 },
+        dropped: { 'deleted before it was added': 14 },
+      });
     } finally {
       if (agent) await stop(agent, 'SIGKILL');
       await sub.endAsync();

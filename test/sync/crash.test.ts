@@ -56,7 +56,10 @@ describe('sync crash safety', () => {
     const keys = rows.map((r) => r.key);
     expect(new Set(keys).size, `a reading stored twice ${replay}`).toBe(keys.length);
     const stored = new Set(keys);
-    expect([...acked].filter((k) => !stored.has(k)), `acknowledged readings missing ${replay}`).toEqual([]);
+    expect(
+      [...acked].filter((k) => !stored.has(k)),
+      `acknowledged readings missing ${replay}`,
+    ).toEqual([]);
     // Each publisher's readings are in the table in the order they were sent.
     const byPublisher = new Map<string, number[]>();
     for (const k of keys) {

@@ -57,7 +57,9 @@ describe('forwarder', () => {
       await Promise.all(clients.map((c) => c.endAsync()));
       await untilStatus(agent, 'outage', (s) => s.lagRecords === 0, 30_000);
       for (const table of ['outage', 'steady']) {
-        const rows = await db.query<{ seq: string; k: number; i: number }>(`SELECT seq, (payload->>'k')::int AS k, (payload->>'i')::int AS i FROM ${table} ORDER BY seq`);
+        const rows = await db.query<{ seq: string; k: number; i: number }>(
+          `SELECT seq, (payload->>'k')::int AS k, (payload->>'i')::int AS i FROM ${table} ORDER BY seq`,
+        );
         expect(rows).toHaveLength(total);
         expect(new Set(rows.map((r) => `${r.k}:${r.i}`)).size).toBe(total);
         for (const k of [0, 1, 2]) expect(rows.filter((r) => r.k === k).map((r) => r.i)).toEqual(Array.from({ length: 400 }, (_, i) => i));
@@ -73,7 +75,9 @@ describe('forwarder', () => {
   it('while a backlog drains, new readings still arrive within seconds (live lane)', async () => {
     const proxy = await new TcpProxy(db.port).listen();
     // A metered link: 40 kB/s makes the backlog of ~3,000 readings take several seconds.
-    const agent = await startAgent({ sinks: [pgSink('lanes', proxy.port, { maxBytesPerSec: 40_000, batch: { maxAgeMs: 50, maxRecords: 100 }, live: { afterMs: 1000 } })] });
+    const agent = await startAgent({
+      sinks: [pgSink('lanes', proxy.port, { maxBytesPerSec: 40_000, batch: { maxAgeMs: 50, maxRecords: 100 }, live: { afterMs: 1000 } })],
+    });
     try {
       const client = await connect(agent.mqttUrl);
       proxy.cut();
@@ -86,14 +90,23 @@ describe('forwarder', () => {
       for (let n = 0; n < 5; n++) {
         const sentAt = Date.now();
         await client.publishAsync('live/x', JSON.stringify({ n }), { qos: 1 });
-        await until(async () => (await db.query(`SELECT 1 FROM lanes WHERE topic = 'live/x' AND (payload->>'n')::int = ${n}`)).length === 1, 10_000, `live reading ${n}`);
+        await until(
+          async () => (await db.query(`SELECT 1 FROM lanes WHERE topic = 'live/x' AND (payload->>'n')::int = ${n}`)).length === 1,
+          10_000,
+          `live reading ${n}`,
+        );
         latencies.push(Date.now() - sentAt);
       }
       const during = await statusOf(agent, 'lanes');
       expect(during.lagRecords, 'the backlog was still draining').toBeGreaterThan(0);
-      expect(Math.max(...latencies), `live lane latencies ${latencies.join(', ')} ms while ${during.lagRecords} backlog readings waited`).toBeLessThan(5000);
+      expect(
+        Math.max(...latencies),
+        `live lane latencies ${latencies.join(', ')} ms while ${during.lagRecords} backlog readings waited`,
+      ).toBeLessThan(5000);
       await untilStatus(agent, 'lanes', (s) => s.lagRecords === 0 && !s.liveLane, 60_000);
-      const [{ n, distinct }] = await db.query<{ n: string; distinct: string }>('SELECT count(*) AS n, count(DISTINCT seq) AS distinct FROM lanes');
+      const [{ n, distinct }] = await db.query<{ n: string; distinct: string }>(
+        'SELECT count(*) AS n, count(DISTINCT seq) AS distinct FROM lanes',
+      );
       expect([Number(n), Number(distinct)]).toEqual([3006, 3006]);
       // After the merge the cursor is past everything: a restart sends nothing again.
       expect(agent.runtime.log.cursor('sink:lanes')).toBe(agent.runtime.log.lastSeq);
@@ -141,7 +154,9 @@ describe('forwarder', () => {
 
   it('bandwidth cap: bytes on the wire per second stay under maxBytesPerSec', async () => {
     const cap = 30_000;
-    const agent = await startAgent({ sinks: [pgSink('metered', db.port, { maxBytesPerSec: cap, batch: { maxAgeMs: 20, maxRecords: 50 } })] });
+    const agent = await startAgent({
+      sinks: [pgSink('metered', db.port, { maxBytesPerSec: cap, batch: { maxAgeMs: 20, maxRecords: 50 } })],
+    });
     try {
       const client = await connect(agent.mqttUrl);
       const started = Date.now();
@@ -161,10 +176,13 @@ describe('forwarder', () => {
   });
 
   it('topic filters: a sink gets only the topics it names, less those it excludes', async () => {
-    const agent = await startAgent({ sinks: [pgSink('filtered', db.port, { topics: ['sensors/#', 'alarms/+'], excludeTopics: ['sensors/debug/#'] })] });
+    const agent = await startAgent({
+      sinks: [pgSink('filtered', db.port, { topics: ['sensors/#', 'alarms/+'], excludeTopics: ['sensors/debug/#'] })],
+    });
     try {
       const client = await connect(agent.mqttUrl);
-      for (const topic of ['sensors/a', 'sensors/debug/x', 'alarms/fire', 'alarms/fire/2', 'other/b', 'sensors/b/c']) await client.publishAsync(topic, '{"v":1}', { qos: 1 });
+      for (const topic of ['sensors/a', 'sensors/debug/x', 'alarms/fire', 'alarms/fire/2', 'other/b', 'sensors/b/c'])
+        await client.publishAsync(topic, '{"v":1}', { qos: 1 });
       await client.endAsync();
       await untilStatus(agent, 'filtered', (s) => s.lagRecords === 0 && s.sent.records > 0);
       const rows = await db.query<{ topic: string }>('SELECT topic FROM filtered ORDER BY seq');
@@ -194,7 +212,11 @@ describe('forwarder', () => {
       expect(rollupsRow).toMatch(/^rollups\s+sqlite\s+ok\s+-\s+0\s+-/);
       expect(row).toMatch(/^cli\s+postgres\s+retrying\s+oldest \(after seq 0\)\s+5\s+\ds\s+0\.0\s+unknown\s+\S+Z postgres: /);
       const json = JSON.parse((await run(process.execPath, [CLI, 'sync', 'status', '--json', '--config', config])).stdout);
-      expect(json).toMatchObject({ agentRunning: true, store: { type: 'sqlite', state: 'ok', lagRecords: 0 }, sinks: [{ name: 'cli', state: 'retrying', lagRecords: 5 }] });
+      expect(json).toMatchObject({
+        agentRunning: true,
+        store: { type: 'sqlite', state: 'ok', lagRecords: 0 },
+        sinks: [{ name: 'cli', state: 'retrying', lagRecords: 5 }],
+      });
       expect(json.sinks[0].oldestUnsentMs).toBeGreaterThan(1000);
       agent.proc.kill('SIGTERM');
       await agent.exited;

@@ -29,7 +29,10 @@ describe('web authentication', () => {
   let anon: WebClient;
 
   beforeAll(async () => {
-    agent = await startAgent({ web: { auth: { tokenTtl: '4s' } }, broker: { loginThrottle: { failuresBeforeDelay: 50, failuresBeforeBan: 4, banMs: 60000 } } });
+    agent = await startAgent({
+      web: { auth: { tokenTtl: '4s' } },
+      broker: { loginThrottle: { failuresBeforeDelay: 50, failuresBeforeBan: 4, banMs: 60000 } },
+    });
     admin = adminClient(agent);
     anon = admin.as(undefined);
     await addUser(agent.configPath, 'vera', 'viewer-pass', ['viewer']);
@@ -45,15 +48,22 @@ describe('web authentication', () => {
     const file = join(agent.dir, 'data', 'initial-admin-password');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(adminPassword(agent)).toMatch(/^[A-Za-z0-9_-]{24}$/);
-    const users = JSON.parse(readFileSync(join(agent.dir, 'data', 'users.json'), 'utf8')) as { users: Record<string, { hash: string; roles: string[] }> };
+    const users = JSON.parse(readFileSync(join(agent.dir, 'data', 'users.json'), 'utf8')) as {
+      users: Record<string, { hash: string; roles: string[] }>;
+    };
     expect(users.users.admin.roles).toEqual(['admin']);
     expect(users.users.admin.hash).toMatch(/^\$scrypt\$/);
     expect((await admin.get('/api/auth/me')).body).toEqual({ name: 'admin', role: 'admin', via: 'basic' });
   });
 
   it('the OpenAPI document gives every operation a unique operationId and a summary, and the API a license', async () => {
-    const doc = (await admin.get('/api/openapi.json')).body as { info: { license?: { name: string } }; paths: Record<string, Record<string, { operationId?: string; summary?: string }>> };
-    const ops = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => ({ name: `${m} ${path}`, ...op })));
+    const doc = (await admin.get('/api/openapi.json')).body as {
+      info: { license?: { name: string } };
+      paths: Record<string, Record<string, { operationId?: string; summary?: string }>>;
+    };
+    const ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([m, op]) => ({ name: `${m} ${path}`, ...op })),
+    );
     expect(ops.filter((o) => !o.operationId || !o.summary).map((o) => o.name)).toEqual([]);
     expect(new Set(ops.map((o) => o.operationId)).size).toBe(ops.length);
     expect(ops.find((o) => o.name === 'get /api/schemas/{name}')!.operationId).toBe('getApiSchemasByName');
@@ -62,9 +72,17 @@ describe('web authentication', () => {
 
   it('answers 401 on every route of the OpenAPI document without credentials; only health (and login) are public', async () => {
     const doc = (await admin.get('/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
-    const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path })));
+    const routes = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path })),
+    );
     expect(routes.length).toBeGreaterThan(25);
-    const publicRoutes = ['GET /health/live', 'GET /health/ready', 'POST /api/auth/login', 'POST /api/auth/refresh', 'POST /api/auth/logout'];
+    const publicRoutes = [
+      'GET /health/live',
+      'GET /health/ready',
+      'POST /api/auth/login',
+      'POST /api/auth/refresh',
+      'POST /api/auth/logout',
+    ];
     for (const r of routes) {
       const res = await anon.call(r.method, concrete(r.path), r.method === 'GET' || r.method === 'DELETE' ? undefined : {});
       const name = `${r.method} ${r.path}`;
@@ -175,7 +193,16 @@ describe('web authentication', () => {
     expect((await machine.get('/api/auth/me')).status).toBe(401);
     expect((await admin.del('/api/keys/grafana')).status).toBe(404);
 
-    const { stdout, stderr } = await run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'create', 'ci', '--role', 'operator']);
+    const { stdout, stderr } = await run(process.execPath, [
+      CLI,
+      '--config',
+      agent.configPath,
+      'apikey',
+      'create',
+      'ci',
+      '--role',
+      'operator',
+    ]);
     expect(stderr).toMatch(/shown only now/);
     const cliKey = stdout.trim();
     expect((await admin.as({ bearer: cliKey }).post('/api/data', { topic: 'k/y', payload: 2 })).status).toBe(201);
@@ -184,7 +211,9 @@ describe('web authentication', () => {
     expect(list.stdout).not.toContain(cliKey);
     await run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'revoke', 'ci']);
     expect((await admin.as({ bearer: cliKey }).get('/api/data')).status).toBe(401);
-    await expect(run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'create', 'x', '--role', 'root'])).rejects.toMatchObject({ code: 2 });
+    await expect(
+      run(process.execPath, [CLI, '--config', agent.configPath, 'apikey', 'create', 'x', '--role', 'root']),
+    ).rejects.toMatchObject({ code: 2 });
   });
 
   it('refuses a cookie sent from another site', async () => {
@@ -212,7 +241,8 @@ describe('web authentication', () => {
 
   it('answers only its own host names (DNS rebinding): a foreign Host gets 403 naming web.allowedHosts, whatever the credentials', async () => {
     const p = agent.port('http');
-    const as = (host: string, path = '/api/data') => rawRequest('GET', `http://127.0.0.1:${p}${path}`, { headers: { host, ...authHeader(admin.creds) } });
+    const as = (host: string, path = '/api/data') =>
+      rawRequest('GET', `http://127.0.0.1:${p}${path}`, { headers: { host, ...authHeader(admin.creds) } });
     const foreign = await as(`evil.example:${p}`);
     expect(foreign.status).toBe(403);
     expect(foreign.body.message).toMatch(/Host "evil\.example" is not a name of this agent.*web\.allowedHosts/);
@@ -225,8 +255,14 @@ describe('web authentication', () => {
     // 200 guesses at once through 24 sockets: no more passwords checked than the ban allows (4).
     const sockets = new HttpAgent({ keepAlive: true, maxSockets: 24 });
     const url = `http://127.0.0.1:${agent.port('http')}/api/auth/login`;
-    const sensorLogin = mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, { username: 'sensor1', password: 'sensor-pass', reconnectPeriod: 0 });
-    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => postFrom(url, { username: 'ghost', password: `guess${i}` }, { agent: sockets })));
+    const sensorLogin = mqtt.connectAsync(`mqtt://127.0.0.1:${agent.port('mqtt')}`, {
+      username: 'sensor1',
+      password: 'sensor-pass',
+      reconnectPeriod: 0,
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => postFrom(url, { username: 'ghost', password: `guess${i}` }, { agent: sockets })),
+    );
     sockets.destroy();
     const statuses = answers.map((a) => a.status);
     expect(statuses.filter((s) => s === 401).length).toBe(4);
@@ -245,15 +281,26 @@ describe('web authentication', () => {
 
 describe('web options', () => {
   it('turns HTTP Basic off, keeps tokens; CORS is off unless configured; metrics public only if configured', async () => {
-    const agent = await startAgent({ web: { auth: { basic: false }, cors: { origins: ['http://dash.example'] }, metrics: { public: true } } });
+    const agent = await startAgent({
+      web: { auth: { basic: false }, cors: { origins: ['http://dash.example'] }, metrics: { public: true } },
+    });
     try {
       const base = `http://127.0.0.1:${agent.port('http')}`;
-      const basic = await fetch(`${base}/api/data`, { headers: { authorization: `Basic ${Buffer.from(`admin:${adminPassword(agent)}`).toString('base64')}` } });
+      const basic = await fetch(`${base}/api/data`, {
+        headers: { authorization: `Basic ${Buffer.from(`admin:${adminPassword(agent)}`).toString('base64')}` },
+      });
       expect(basic.status).toBe(401);
       expect(((await basic.json()) as { message: string }).message).toMatch(/Basic is turned off/);
-      const login = (await (await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: adminPassword(agent) }) })).json()) as { token: string };
+      const login = (await (
+        await fetch(`${base}/api/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'admin', password: adminPassword(agent) }),
+        })
+      ).json()) as { token: string };
       expect((await fetch(`${base}/api/data`, { headers: { authorization: `Bearer ${login.token}` } })).status).toBe(200);
-      const preflight = (origin: string) => fetch(`${base}/api/data`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET' } });
+      const preflight = (origin: string) =>
+        fetch(`${base}/api/data`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET' } });
       expect((await preflight('http://dash.example')).headers.get('access-control-allow-origin')).toBe('http://dash.example');
       expect((await preflight('http://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
@@ -264,7 +311,10 @@ describe('web options', () => {
     const plain = await startAgent();
     try {
       const base = `http://127.0.0.1:${plain.port('http')}`;
-      const res = await fetch(`${base}/api/data`, { method: 'OPTIONS', headers: { origin: 'http://dash.example', 'access-control-request-method': 'GET' } });
+      const res = await fetch(`${base}/api/data`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://dash.example', 'access-control-request-method': 'GET' },
+      });
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
       expect((await fetch(`${base}/metrics`)).status).toBe(401);
     } finally {
@@ -342,10 +392,13 @@ describe('web options', () => {
       expect(stillOpen()).toBeLessThanOrEqual(32);
       // Another address is answered at once (before: every request failed until the 30 s request deadline).
       const other = await new Promise<number>((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port: agent.port('http'), path: '/health/live', localAddress: '127.0.40.2' }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
-        });
+        const req = httpRequest(
+          { host: '127.0.0.1', port: agent.port('http'), path: '/health/live', localAddress: '127.0.40.2' },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -367,7 +420,18 @@ describe('web options', () => {
     const agent = await startAgent({ web: { https: { host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey } } }, dir);
     try {
       const res = await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = httpsRequest({ host: '127.0.0.1', servername: 'localhost', port: agent.port('https'), path: '/api/auth/login', method: 'POST', ca: readFileSync(pki.ca), headers: { 'content-type': 'application/json' } }, resolve);
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            servername: 'localhost',
+            port: agent.port('https'),
+            path: '/api/auth/login',
+            method: 'POST',
+            ca: readFileSync(pki.ca),
+            headers: { 'content-type': 'application/json' },
+          },
+          resolve,
+        );
         req.on('error', reject);
         req.end(JSON.stringify({ username: 'admin', password: adminPassword(agent) }));
       });

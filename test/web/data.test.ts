@@ -32,7 +32,12 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
   beforeAll(async () => {
     agent = await startAgent({ store: { backend, gatherMs: 0 }, rollups: { buckets: ['1m', '1h'] } });
     api = adminClient(agent);
-    const readings = ROOMS.flatMap((topic) => Array.from({ length: PER_ROOM }, (_, i) => ({ topic, payload: { t: 20 + i / 10, status: i % 4 === 0 ? 'bad' : 'ok', meta: { n: i } } })));
+    const readings = ROOMS.flatMap((topic) =>
+      Array.from({ length: PER_ROOM }, (_, i) => ({
+        topic,
+        payload: { t: 20 + i / 10, status: i % 4 === 0 ? 'bad' : 'ok', meta: { n: i } },
+      })),
+    );
     const res = await api.post('/api/data', { readings });
     expect(res.status).toBe(201);
     expect(res.body.accepted).toBe(readings.length);
@@ -55,7 +60,8 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     const home = (await api.get('/api/data?topic=home/%2B/temp&limit=1000')).body.readings as Reading[];
     expect(home).toHaveLength(2 * PER_ROOM);
     expect(new Set(home.map((r) => r.topic))).toEqual(new Set(['home/kitchen/temp', 'home/hall/temp']));
-    const hot = (await api.get(`/api/data?topic=%23&where=${encodeURIComponent('t>=23.5')}&where=status=ok&limit=1000`)).body.readings as Reading[];
+    const hot = (await api.get(`/api/data?topic=%23&where=${encodeURIComponent('t>=23.5')}&where=status=ok&limit=1000`)).body
+      .readings as Reading[];
     expect(hot.length).toBe(ROOMS.length * 4); // i = 35..39 have t >= 23.5; i = 36 is bad
     expect(hot.every((r) => (r.payload.t as number) >= 23.5 && r.payload.status === 'ok')).toBe(true);
     const nested = (await api.get(`/api/data?where=${encodeURIComponent('meta.n=7')}`)).body.readings as Reading[];
@@ -66,7 +72,12 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     const iso = (await api.get(`/api/data?from=${new Date(mid).toISOString()}&limit=1000`)).body.readings as Reading[];
     expect(iso.length).toBe(all.filter((r) => r.receivedAt >= mid).length);
     const desc = (await api.get('/api/data?order=desc&limit=5')).body.readings as Reading[];
-    expect(desc.map((r) => r.seq)).toEqual(all.slice(-5).reverse().map((r) => r.seq));
+    expect(desc.map((r) => r.seq)).toEqual(
+      all
+        .slice(-5)
+        .reverse()
+        .map((r) => r.seq),
+    );
   });
 
   it('pages with a cursor: every reading once, in both orders', async () => {
@@ -75,7 +86,9 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
       let next: string | null = null;
       let pages = 0;
       do {
-        const res: Answer<{ readings: Reading[]; next: string | null }> = await api.get(`/api/data?limit=7&order=${order}${next ? `&cursor=${next}` : ''}`);
+        const res: Answer<{ readings: Reading[]; next: string | null }> = await api.get(
+          `/api/data?limit=7&order=${order}${next ? `&cursor=${next}` : ''}`,
+        );
         expect(res.status).toBe(200);
         seen.push(...(res.body.readings as Reading[]).map((r) => r.seq));
         next = res.body.next;
@@ -92,13 +105,21 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     const fromStore = (await api.get('/api/data/aggregate?topic=home/kitchen/temp&bucket=2h&fields=t')).body;
     expect(fromRollups.source).toBe('rollups');
     expect(fromStore.source).toBe('store');
-    const sum = (points: { count: number; sum: number; min: number; max: number }[]) => ({ count: points.reduce((n, p) => n + p.count, 0), sum: points.reduce((n, p) => n + p.sum, 0), min: Math.min(...points.map((p) => p.min)), max: Math.max(...points.map((p) => p.max)) });
+    const sum = (points: { count: number; sum: number; min: number; max: number }[]) => ({
+      count: points.reduce((n, p) => n + p.count, 0),
+      sum: points.reduce((n, p) => n + p.sum, 0),
+      min: Math.min(...points.map((p) => p.min)),
+      max: Math.max(...points.map((p) => p.max)),
+    });
     const want = { count: PER_ROOM, min: 20, max: 23.9 };
     for (const body of [fromRollups, fromStore]) {
       expect(body.series).toHaveLength(1);
       const s = sum(body.series[0].points);
       expect(s).toMatchObject(want);
-      expect(s.sum).toBeCloseTo(Array.from({ length: PER_ROOM }, (_, i) => 20 + i / 10).reduce((a, b) => a + b), 6);
+      expect(s.sum).toBeCloseTo(
+        Array.from({ length: PER_ROOM }, (_, i) => 20 + i / 10).reduce((a, b) => a + b),
+        6,
+      );
     }
     const only = (await api.get('/api/data/aggregate?topic=office/%23&bucket=1m&stats=count&stats=max')).body;
     expect(Object.keys(only.series[0].points[0]).sort()).toEqual(['count', 'max', 'start']);
@@ -142,16 +163,32 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
   });
 
   it('export: CSV, JSON and JSON Lines, gzip, field selection and a file name; the CLI gives the same rows', async () => {
-    const csv = await fetch(`${api.base}/api/export?format=csv&topic=home/%23&fields=t,meta.n`, { headers: { authorization: `Basic ${Buffer.from((api.creds as { basic: string[] }).basic.join(':')).toString('base64')}` } });
+    const csv = await fetch(`${api.base}/api/export?format=csv&topic=home/%23&fields=t,meta.n`, {
+      headers: { authorization: `Basic ${Buffer.from((api.creds as { basic: string[] }).basic.join(':')).toString('base64')}` },
+    });
     expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
     expect(csv.headers.get('content-disposition')).toMatch(/^attachment; filename="readings-test-agent-.*\.csv"$/);
     const rows = parseCsv(await csv.text(), { columns: true }) as Record<string, string>[];
     expect(rows).toHaveLength(2 * PER_ROOM);
-    expect(Object.keys(rows[0])).toEqual(['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced', 'clockCorrectionMs', 't', 'meta.n']);
+    expect(Object.keys(rows[0])).toEqual([
+      'seq',
+      'receivedAt',
+      'topic',
+      'clientId',
+      'schema',
+      'deviceTime',
+      'clockSynced',
+      'clockCorrectionMs',
+      't',
+      'meta.n',
+    ]);
     expect(rows[1]).toMatchObject({ topic: 'home/kitchen/temp', t: '20.1', 'meta.n': '1', clockSynced: 'false' });
 
     const jsonl = (await api.get('/api/export?format=jsonl&topic=office/%23')).body as string;
-    const lines = jsonl.trim().split('\n').map((l) => JSON.parse(l) as Reading);
+    const lines = jsonl
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Reading);
     expect(lines).toHaveLength(PER_ROOM);
     expect(lines[3].payload).toEqual({ t: 20.3, status: 'ok', meta: { n: 3 } });
 
@@ -161,24 +198,58 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     const empty = await api.get('/api/export?format=json&topic=nothing/here');
     expect(empty.body).toEqual([]);
 
-    const gz = await fetch(`${api.base}/api/export?format=jsonl&gzip=true`, { headers: { authorization: `Basic ${Buffer.from((api.creds as { basic: string[] }).basic.join(':')).toString('base64')}` } });
+    const gz = await fetch(`${api.base}/api/export?format=jsonl&gzip=true`, {
+      headers: { authorization: `Basic ${Buffer.from((api.creds as { basic: string[] }).basic.join(':')).toString('base64')}` },
+    });
     expect(gz.headers.get('content-disposition')).toMatch(/\.jsonl\.gz"$/);
-    expect(gunzipSync(Buffer.from(await gz.arrayBuffer())).toString().trim().split('\n')).toHaveLength(all.length);
+    expect(
+      gunzipSync(Buffer.from(await gz.arrayBuffer()))
+        .toString()
+        .trim()
+        .split('\n'),
+    ).toHaveLength(all.length);
 
     // The CLI reads the store beside the running agent (read-only) and writes the same rows.
     const out = join(agent.dir, 'export.csv');
-    await run(process.execPath, [CLI, '--config', agent.configPath, 'export', '--format', 'csv', '--topic', 'home/#', '--fields', 't,meta.n', '--out', out]);
+    await run(process.execPath, [
+      CLI,
+      '--config',
+      agent.configPath,
+      'export',
+      '--format',
+      'csv',
+      '--topic',
+      'home/#',
+      '--fields',
+      't,meta.n',
+      '--out',
+      out,
+    ]);
     const cliRows = parseCsv(readFileSync(out, 'utf8'), { columns: true }) as Record<string, string>[];
     expect(cliRows).toEqual(rows);
     const { stdout } = await run(process.execPath, [CLI, '--config', agent.configPath, 'export', '--format', 'jsonl', '--where', 't>23.8']);
-    expect(stdout.trim().split('\n').map((l) => (JSON.parse(l) as Reading).payload.t)).toEqual([23.9, 23.9, 23.9]);
-    await expect(run(process.execPath, [CLI, '--config', agent.configPath, 'export', '--topic', 'a/#/b'])).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--topic/) });
+    expect(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as Reading).payload.t),
+    ).toEqual([23.9, 23.9, 23.9]);
+    await expect(run(process.execPath, [CLI, '--config', agent.configPath, 'export', '--topic', 'a/#/b'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--topic/),
+    });
   });
 
   it('refuses invalid readings over HTTP with every reason, taking none of the batch; takes them once fixed', async () => {
     await api.post('/api/schemas', { name: 'meter', topics: ['meters/#'], fields: { kwh: { type: 'float', required: true, min: 0 } } });
     const before = agent.runtime.log.lastSeq;
-    const bad = await api.post('/api/data', { readings: [{ topic: 'meters/1', payload: { kwh: 1.5 } }, { topic: 'meters/2', payload: { kwh: -1 } }, { topic: 'meters/3', payload: {} }] });
+    const bad = await api.post('/api/data', {
+      readings: [
+        { topic: 'meters/1', payload: { kwh: 1.5 } },
+        { topic: 'meters/2', payload: { kwh: -1 } },
+        { topic: 'meters/3', payload: {} },
+      ],
+    });
     expect(bad.status).toBe(422);
     expect(bad.body.details).toEqual([
       { index: 1, topic: 'meters/2', reasons: [{ path: '/kwh', message: 'must be >= 0' }] },
@@ -221,7 +292,8 @@ describe('a request looks at web.limits.scanReadings stored readings at most', (
       expect(first.body.readings.map((r: Reading) => r.payload.v)).toEqual([1]); // found in the first 1,000 looked at
       expect(first.body.next).not.toBeNull(); // and the page ended there, with fewer than 10
       const pages = [first.body];
-      while (pages.at(-1).next) pages.push((await api.get(`/api/data?topic=scan/a&where=v=1&limit=10&cursor=${encodeURIComponent(pages.at(-1).next)}`)).body);
+      while (pages.at(-1).next)
+        pages.push((await api.get(`/api/data?topic=scan/a&where=v=1&limit=10&cursor=${encodeURIComponent(pages.at(-1).next)}`)).body);
       expect(pages.length).toBe(4); // 3,500 readings, 1,000 a page
       expect(pages.flatMap((p) => p.readings).length).toBe(2);
       // The control: a condition every reading meets fills its page from the first 10 looked at.
@@ -270,7 +342,7 @@ describe("HTTP ingest holds to the broker's rules", () => {
     ]);
   });
 
-  it("answers a topic filter cut at # (curl drops what follows a bare #) with a hint, not just an empty list", async () => {
+  it('answers a topic filter cut at # (curl drops what follows a bare #) with a hint, not just an empty list', async () => {
     expect((await api.post('/api/data', { topic: 'hint/a', payload: { v: 1 } })).status).toBe(201);
     await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
     const cut = await api.get('/api/data?topic=hint/');

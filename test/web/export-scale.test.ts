@@ -35,7 +35,11 @@ describe('export at scale', () => {
   it(`streams ${ROWS.toLocaleString('en-US')} rows as CSV with the agent's RSS bounded`, async () => {
     const pid = agent.proc.pid!;
     // Warm up (the worker, the first pages), then take the resting RSS.
-    await (await fetch(`${base}/api/export?format=csv&to=${Date.now() - ROWS + 10_000}`, { headers: authHeader({ basic: ['exporter', 'export-pass'] }) })).text();
+    await (
+      await fetch(`${base}/api/export?format=csv&to=${Date.now() - ROWS + 10_000}`, {
+        headers: authHeader({ basic: ['exporter', 'export-pass'] }),
+      })
+    ).text();
     const before = rssBytes(pid);
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 50);
@@ -57,7 +61,9 @@ describe('export at scale', () => {
     expect(lines).toBe(ROWS + 1); // the header and every row
     expect(tail.trim().split('\n').at(-1)).toMatch(new RegExp(`^${ROWS},`));
     const grownMb = (peak - before) / 1e6;
-    console.info(`export: ${ROWS} rows, ${(bytes / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s (${Math.round(ROWS / seconds)} rows/s); agent RSS ${(before / 1e6).toFixed(0)} MB at rest, peak ${(peak / 1e6).toFixed(0)} MB (+${grownMb.toFixed(1)} MB)`);
+    console.info(
+      `export: ${ROWS} rows, ${(bytes / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s (${Math.round(ROWS / seconds)} rows/s); agent RSS ${(before / 1e6).toFixed(0)} MB at rest, peak ${(peak / 1e6).toFixed(0)} MB (+${grownMb.toFixed(1)} MB)`,
+    );
     // The response is ~90 MB: holding it (or a large part) would show many times over.
     expect(grownMb).toBeLessThan(48);
   }, 180_000);
@@ -93,14 +99,20 @@ describe('export at scale', () => {
   it('caps GraphQL requests per user (web.limits.graphqlRequestsPerUser, 4): of five at once while they scan the store, one gets 429 with Retry-After', async () => {
     const headers = { ...authHeader({ basic: ['exporter', 'export-pass'] }), 'content-type': 'application/json' };
     // Each matches nothing: it looks at every one of the 1,000,000 rows (in slices), which takes a while.
-    const scan = () => fetch(`${base}/graphql`, { method: 'POST', headers, body: JSON.stringify({ query: '{ readings(where: ["seq=-1"], limit: 1) { readings { seq } } }' }) });
+    const scan = () =>
+      fetch(`${base}/graphql`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ query: '{ readings(where: ["seq=-1"], limit: 1) { readings { seq } } }' }),
+      });
     // Five at once: four are taken (each scans for seconds), the one that comes last is refused.
     const answers = await Promise.all([scan(), scan(), scan(), scan(), scan()]);
     expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 429]);
     const refused = answers.find((a) => a.status === 429)!;
     expect(refused.headers.get('retry-after')).toBe('10');
-    expect(await refused.json()).toMatchObject({ message: expect.stringMatching(/^too many GraphQL requests of yours at once \(at most 4\)/) });
+    expect(await refused.json()).toMatchObject({
+      message: expect.stringMatching(/^too many GraphQL requests of yours at once \(at most 4\)/),
+    });
     expect((await answers.find((a) => a.status === 200)!.json()).data.readings.readings).toEqual([]); // the control: the others are answered
   }, 120_000);
 });
-

@@ -13,7 +13,34 @@ interface Route {
 }
 
 /** Values that break naive parsers: wildcards, huge numbers, odd encodings, injections. */
-const nasty = fc.constantFrom('#', '+', 'a/#/b', '/', '', ' ', '-1', '0', '1e309', 'NaN', '9007199254740993', 'true', 'null', '[]', '{}', "' OR 1=1 --", '%00', '\u0000', '../../etc/passwd', 'x'.repeat(5000), '2026-13-45T99:99:99Z', 't>', '>=5', 'a.b.c.d.e>1', 'ééé', '\uD800');
+const nasty = fc.constantFrom(
+  '#',
+  '+',
+  'a/#/b',
+  '/',
+  '',
+  ' ',
+  '-1',
+  '0',
+  '1e309',
+  'NaN',
+  '9007199254740993',
+  'true',
+  'null',
+  '[]',
+  '{}',
+  "' OR 1=1 --",
+  '%00',
+  '\u0000',
+  '../../etc/passwd',
+  'x'.repeat(5000),
+  '2026-13-45T99:99:99Z',
+  't>',
+  '>=5',
+  'a.b.c.d.e>1',
+  'ééé',
+  '\uD800',
+);
 
 /** Every byte percent-encoded (a lone surrogate becomes U+FFFD's bytes, as a client would send). */
 const encode = (v: string) => [...Buffer.from(v)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
@@ -28,11 +55,22 @@ describe('request fuzz over every route', () => {
   beforeAll(async () => {
     agent = await startAgent({ sinks: [{ name: 'cloud', type: 'influx', url: 'http://127.0.0.1:9', database: 'x' }] });
     api = adminClient(agent);
-    await api.post('/api/data', { readings: [{ topic: 'f/a', payload: { t: 1, s: 'x' } }, { topic: 'f/b', payload: { t: 2 } }] });
+    await api.post('/api/data', {
+      readings: [
+        { topic: 'f/a', payload: { t: 1, s: 'x' } },
+        { topic: 'f/b', payload: { t: 2 } },
+      ],
+    });
     await api.post('/api/schemas', { name: 'fz', topics: ['fz/#'], fields: { t: 'float' } });
-    const doc = (await api.get('/api/openapi.json')).body as { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>> };
+    const doc = (await api.get('/api/openapi.json')).body as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>;
+    };
     routes = Object.entries(doc.paths).flatMap(([path, methods]) =>
-      Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, params: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name) })),
+      Object.entries(methods).map(([method, op]) => ({
+        method: method.toUpperCase(),
+        path,
+        params: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name),
+      })),
     );
   });
   afterAll(async () => {
@@ -46,9 +84,44 @@ describe('request fuzz over every route', () => {
     const request = fc.record({
       route: fc.integer({ min: 0, max: 1000 }),
       pathValue: value,
-      query: fc.array(fc.tuple(fc.oneof(fc.constantFrom('topic', 'from', 'to', 'where', 'limit', 'cursor', 'order', 'fields', 'format', 'bucket', 'stats', 'gzip', 'version', 'reason'), fc.string({ maxLength: 10 })), value), { maxLength: 5 }),
+      query: fc.array(
+        fc.tuple(
+          fc.oneof(
+            fc.constantFrom(
+              'topic',
+              'from',
+              'to',
+              'where',
+              'limit',
+              'cursor',
+              'order',
+              'fields',
+              'format',
+              'bucket',
+              'stats',
+              'gzip',
+              'version',
+              'reason',
+            ),
+            fc.string({ maxLength: 10 }),
+          ),
+          value,
+        ),
+        { maxLength: 5 },
+      ),
       useKnown: fc.boolean(),
-      body: fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.record({ topic: value, payload: fc.jsonValue({ maxDepth: 2 }) }), fc.record({ readings: fc.array(fc.record({ topic: value, payload: fc.jsonValue({ maxDepth: 2 }) }), { maxLength: 3 }) }), fc.record({ name: value, topics: fc.array(value, { maxLength: 2 }), fields: fc.dictionary(fc.string({ maxLength: 5 }), fc.constantFrom('float', 'integer', 'kelvin', 'string')) }), fc.record({ ids: fc.array(fc.integer(), { maxLength: 3 }) }), fc.string()),
+      body: fc.oneof(
+        fc.jsonValue({ maxDepth: 3 }),
+        fc.record({ topic: value, payload: fc.jsonValue({ maxDepth: 2 }) }),
+        fc.record({ readings: fc.array(fc.record({ topic: value, payload: fc.jsonValue({ maxDepth: 2 }) }), { maxLength: 3 }) }),
+        fc.record({
+          name: value,
+          topics: fc.array(value, { maxLength: 2 }),
+          fields: fc.dictionary(fc.string({ maxLength: 5 }), fc.constantFrom('float', 'integer', 'kelvin', 'string')),
+        }),
+        fc.record({ ids: fc.array(fc.integer(), { maxLength: 3 }) }),
+        fc.string(),
+      ),
     });
     await fc.assert(
       fc.asyncProperty(request, async (r) => {
@@ -60,21 +133,37 @@ describe('request fuzz over every route', () => {
         if (route.path === '/api/auth/logout') return;
         // A live stream never ends: its parameters are checked before it starts (see below).
         if (route.path === '/api/stream' || route.path === '/ws') return;
-        const res = await api.call(route.method, `${path}${qs ? `?${qs}` : ''}`, route.method === 'GET' || route.method === 'DELETE' ? undefined : typeof r.body === 'string' ? r.body : JSON.stringify(r.body), route.method === 'GET' || route.method === 'DELETE' ? {} : { 'content-type': 'application/json' });
+        const res = await api.call(
+          route.method,
+          `${path}${qs ? `?${qs}` : ''}`,
+          route.method === 'GET' || route.method === 'DELETE' ? undefined : typeof r.body === 'string' ? r.body : JSON.stringify(r.body),
+          route.method === 'GET' || route.method === 'DELETE' ? {} : { 'content-type': 'application/json' },
+        );
         seen.set(res.status, (seen.get(res.status) ?? 0) + 1);
         const where = `${route.method} ${path}?${qs}`;
         // Readiness answers 503 by design once the sink (unreachable here) is found down; a request
         // refused before it is routed (431: a query too long for Node's headers) is checked as any other.
-        if (route.path === '/health/ready' && (res.status === 200 || res.status === 503)) return void expect(res.body, where).toMatchObject({ status: res.status === 200 ? expect.stringMatching(/^(ready|buffering)$/) : 'not ready' });
+        if (route.path === '/health/ready' && (res.status === 200 || res.status === 503))
+          return void expect(res.body, where).toMatchObject({
+            status: res.status === 200 ? expect.stringMatching(/^(ready|buffering)$/) : 'not ready',
+          });
         expect(res.status, where).toBeLessThan(500);
         // GraphQL answers in its own shape ({data, errors}); every other route in ours.
-        if (res.status >= 400 && route.path !== '/graphql') expect(res.body, where).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+        if (res.status >= 400 && route.path !== '/graphql')
+          expect(res.body, where).toMatchObject({ error: expect.any(String), message: expect.any(String) });
       }),
       { numRuns: 4000 },
     );
-    for (const qs of ['topic=a/%23/b', 'fields=' + 'x'.repeat(300), 'colour=red', 'topic=']) expect((await api.get(`/api/stream?${qs}`)).status, qs).toBe(400);
+    for (const qs of ['topic=a/%23/b', 'fields=' + 'x'.repeat(300), 'colour=red', 'topic='])
+      expect((await api.get(`/api/stream?${qs}`)).status, qs).toBe(400);
     // Malformed percent-encoding and invalid UTF-8 in the query and the path: read leniently or refused, never a 5xx.
-    for (const raw of ['/api/data?topic=%E0%A4%A', '/api/data?topic=%ff%fe', '/api/dead-letters/%ff', '/api/schemas/%E0%A4%A', '/api/data?where=%00']) {
+    for (const raw of [
+      '/api/data?topic=%E0%A4%A',
+      '/api/data?topic=%ff%fe',
+      '/api/dead-letters/%ff',
+      '/api/schemas/%E0%A4%A',
+      '/api/data?where=%00',
+    ]) {
       const res = await api.get(raw);
       expect(res.status, raw).toBeLessThan(500);
       expect(res.headers.get('content-type'), raw).toMatch(/^application\/json/);

@@ -104,7 +104,9 @@ describe('live readings', () => {
 
   it('sends heartbeats, and needs credentials (a token in the query works for browsers)', async () => {
     await expect(LiveSocket.open(wsUrl, {})).rejects.toThrow(/HTTP 401/);
-    const login = await api.as(undefined).post('/api/auth/login', { username: 'admin', password: (api.creds as { basic: string[] }).basic[1] });
+    const login = await api
+      .as(undefined)
+      .post('/api/auth/login', { username: 'admin', password: (api.creds as { basic: string[] }).basic[1] });
     const live = await LiveSocket.open(`${wsUrl}?access_token=${login.body.token}`, {});
     await live.until((m) => m.some((x) => x.type === 'heartbeat'), 5000);
     live.ws.close();
@@ -133,7 +135,10 @@ describe('live readings', () => {
     await mqtt.publishAsync('sse/b', JSON.stringify({ v: 3 }), { qos: 1 });
     await read;
     controller.abort();
-    const events = text.split('\n\n').filter((e) => e.startsWith('event: reading')).map((e) => JSON.parse(e.split('data: ')[1]) as { topic: string; payload: unknown });
+    const events = text
+      .split('\n\n')
+      .filter((e) => e.startsWith('event: reading'))
+      .map((e) => JSON.parse(e.split('data: ')[1]) as { topic: string; payload: unknown });
     expect(events.map((e) => [e.topic, e.payload])).toEqual([
       ['sse/a', { v: 1 }],
       ['sse/b', { v: 3 }],
@@ -183,7 +188,8 @@ describe('live readings', () => {
       // loopback hold a few MB first); the cap keeps a broken agent from looping for ever.
       let sent = 0;
       while (sent < 3000 && (await closedTooSlow()) === 0) {
-        for (const end = sent + 50; sent < end; sent++) await mqtt.publishAsync(`flood/${sent % 4}`, JSON.stringify({ n: sent, big }), { qos: 1 });
+        for (const end = sent + 50; sent < end; sent++)
+          await mqtt.publishAsync(`flood/${sent % 4}`, JSON.stringify({ n: sent, big }), { qos: 1 });
       }
       expect(await closedTooSlow()).toBe(1);
       // Reading again, the client finds what was sent before the close, then the close frame.

@@ -38,7 +38,23 @@ const REQUIRED = [
 ];
 
 /** PromQL words that are not metric names. */
-const PROMQL = new Set(['rate', 'increase', 'sum', 'by', 'histogram_quantile', 'le', 'reason', 'schema', 'route', 'source', 'unit', 'records', 'bytes', 'instance', 'job']);
+const PROMQL = new Set([
+  'rate',
+  'increase',
+  'sum',
+  'by',
+  'histogram_quantile',
+  'le',
+  'reason',
+  'schema',
+  'route',
+  'source',
+  'unit',
+  'records',
+  'bytes',
+  'instance',
+  'job',
+]);
 
 describe('metrics and GraphQL', () => {
   let agent: InProcessAgent;
@@ -72,7 +88,8 @@ describe('metrics and GraphQL', () => {
     const families = parsePrometheusTextFormat(res.body as string) as Family[];
     const byName = new Map(families.map((f) => [f.name, f]));
     for (const name of REQUIRED) expect(byName.has(name), name).toBe(true);
-    const value = (name: string, labels: Record<string, string> = {}) => Number(byName.get(name)!.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value);
+    const value = (name: string, labels: Record<string, string> = {}) =>
+      Number(byName.get(name)!.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value);
     expect(value('mqtt_messages_received_total')).toBe(6);
     expect(value('mqtt_messages_stored_total')).toBe(5);
     expect(value('mqtt_messages_dropped_total', { reason: 'validation' })).toBe(1);
@@ -101,32 +118,49 @@ describe('metrics and GraphQL', () => {
     expect(metrics.split('\n').length).toBeGreaterThan(200);
     expect(check(metrics)).toEqual({ status: 0, said: '' });
     // promtool at work: a gauge ending in _total, and a counter without it.
-    const control = check(`${metrics}# HELP lazy_total a gauge misnamed\n# TYPE lazy_total gauge\nlazy_total 1\n# HELP done a counter misnamed\n# TYPE done counter\ndone 1\n`);
+    const control = check(
+      `${metrics}# HELP lazy_total a gauge misnamed\n# TYPE lazy_total gauge\nlazy_total 1\n# HELP done a counter misnamed\n# TYPE done counter\ndone 1\n`,
+    );
     expect(control.status).toBe(3);
     expect(control.said).toMatch(/lazy_total non-counter metrics should not have "_total" suffix/);
     expect(control.said).toMatch(/done counter metrics should have "_total" suffix/);
   });
 
   it('the Grafana dashboard queries only metrics the agent serves', async () => {
-    const dashboard = JSON.parse(readFileSync(new URL('../../agent/health/grafana-dashboard.json', import.meta.url), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+    const dashboard = JSON.parse(readFileSync(new URL('../../agent/health/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+      panels: { targets: { expr: string }[] }[];
+    };
     const served = new Set((parsePrometheusTextFormat((await api.get('/metrics')).body as string) as Family[]).map((f) => f.name));
     const queried = new Set(
-      dashboard.panels.flatMap((p) => p.targets.flatMap((t) => (t.expr.replace(/\{[^}]*\}|"[^"]*"|\[[^\]]*\]/g, ' ').match(/[a-z_][a-z0-9_]*/g) ?? []).filter((w) => !PROMQL.has(w)))),
+      dashboard.panels.flatMap((p) =>
+        p.targets.flatMap((t) =>
+          (t.expr.replace(/\{[^}]*\}|"[^"]*"|\[[^\]]*\]/g, ' ').match(/[a-z_][a-z0-9_]*/g) ?? []).filter((w) => !PROMQL.has(w)),
+        ),
+      ),
     );
     expect(queried.size).toBeGreaterThan(15);
     for (const name of queried) expect(served.has(name.replace(/_bucket$/, '')), name).toBe(true);
     // A fleet of Pis in one Prometheus: every query is narrowed to the $instance and $job chosen, and keeps them apart.
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
-    const bare = exprs.flatMap((e) => [...e.matchAll(/\b([a-z_][a-z0-9_]*)(\{[^}]*\})?(?=\s*(\[|\)|\/|$))/g)].filter((m) => !PROMQL.has(m[1]) && !/^[0-9]/.test(m[1]) && !(m[2] ?? '').includes('instance=~"$instance",job=~"$job"')).map((m) => m[0]));
+    const bare = exprs.flatMap((e) =>
+      [...e.matchAll(/\b([a-z_][a-z0-9_]*)(\{[^}]*\})?(?=\s*(\[|\)|\/|$))/g)]
+        .filter((m) => !PROMQL.has(m[1]) && !/^[0-9]/.test(m[1]) && !(m[2] ?? '').includes('instance=~"$instance",job=~"$job"'))
+        .map((m) => m[0]),
+    );
     expect(bare).toEqual([]);
     expect(exprs.filter((e) => e.includes('sum by (') && !e.includes('sum by (instance, '))).toEqual([]);
-    const variables = (JSON.parse(readFileSync(new URL('../../agent/health/grafana-dashboard.json', import.meta.url), 'utf8')) as { templating: { list: { name: string }[] } }).templating.list.map((v) => v.name);
+    const variables = (
+      JSON.parse(readFileSync(new URL('../../agent/health/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+        templating: { list: { name: string }[] };
+      }
+    ).templating.list.map((v) => v.name);
     expect(variables).toEqual(['datasource', 'job', 'instance']);
   });
 
   it('GraphQL: queries readings, aggregates, schemas, dead letters and sinks', async () => {
     const res = await api.post('/graphql', {
-      query: '{ readings(topic: "climate/#", limit: 3) { readings { seq topic payload } next } aggregate(topic: "climate/a", bucket: "1h", fields: ["t"]) { source series { field points { count max } } } schemas { name version } deadLetters { id reasons { path message } } sync { name state lagRecords } }',
+      query:
+        '{ readings(topic: "climate/#", limit: 3) { readings { seq topic payload } next } aggregate(topic: "climate/a", bucket: "1h", fields: ["t"]) { source series { field points { count max } } } schemas { name version } deadLetters { id reasons { path message } } sync { name state lagRecords } }',
     });
     expect(res.status).toBe(200);
     const data = res.body.data;
@@ -161,15 +195,26 @@ describe('metrics and GraphQL', () => {
     const vera = api.as({ basic: ['vera', 'viewer-pass'] });
     const denied = await vera.post('/graphql', { query: 'mutation { deleteReadings(topic: "#") }' });
     expect(denied.body.errors[0].extensions.code).toBe('FORBIDDEN');
-    const put = await api.post('/graphql', { query: 'mutation($doc: JSON!) { putSchema(doc: $doc) { id editable } }', variables: { doc: { name: 'climate2', topics: ['climate2/#'], fields: { t: 'float' } } } });
+    const put = await api.post('/graphql', {
+      query: 'mutation($doc: JSON!) { putSchema(doc: $doc) { id editable } }',
+      variables: { doc: { name: 'climate2', topics: ['climate2/#'], fields: { t: 'float' } } },
+    });
     expect(put.body.data.putSchema).toEqual({ id: 'climate2@1', editable: true });
-    const invalid = await api.post('/graphql', { query: 'mutation($doc: JSON!) { putSchema(doc: $doc) { id } }', variables: { doc: { name: 'broken', topics: [], fields: { t: 'kelvin' } } } });
+    const invalid = await api.post('/graphql', {
+      query: 'mutation($doc: JSON!) { putSchema(doc: $doc) { id } }',
+      variables: { doc: { name: 'broken', topics: [], fields: { t: 'kelvin' } } },
+    });
     expect(invalid.body.errors[0].extensions.code).toBe('INVALID');
     const [letter] = (await api.get('/api/dead-letters')).body.deadLetters as { id: number }[];
-    const stillBad = await api.post('/graphql', { query: `mutation { replayDeadLetters(ids: [${letter.id}]) { replayed { id } refused { id } } }` });
+    const stillBad = await api.post('/graphql', {
+      query: `mutation { replayDeadLetters(ids: [${letter.id}]) { replayed { id } refused { id } } }`,
+    });
     expect(stillBad.body.data.replayDeadLetters).toEqual({ replayed: [], refused: [{ id: letter.id }] });
     // The config's schema cannot be changed here; a file schema can.
-    const fromConfig = await api.post('/graphql', { query: 'mutation($doc: JSON!) { putSchema(doc: $doc) { id } }', variables: { doc: { name: 'climate', topics: ['climate/#'], fields: { t: 'float' } } } });
+    const fromConfig = await api.post('/graphql', {
+      query: 'mutation($doc: JSON!) { putSchema(doc: $doc) { id } }',
+      variables: { doc: { name: 'climate', topics: ['climate/#'], fields: { t: 'float' } } },
+    });
     expect(fromConfig.body.errors[0].extensions.code).toBe('CONFLICT');
     const deleted = await api.post('/graphql', { query: 'mutation { deleteReadings(topic: "climate/a", to: "1") }' });
     expect(deleted.body.data.deleteReadings).toBe(0);
@@ -178,24 +223,32 @@ describe('metrics and GraphQL', () => {
   it('GraphQL refuses queries past the depth and cost limits', async () => {
     const deep = await api.post('/graphql', { query: '{ readings { readings { topic } } ' + '}'.repeat(0) + '}' });
     expect(deep.status).toBe(200);
-    const tooDeep = await api.post('/graphql', { query: '{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }' });
+    const tooDeep = await api.post('/graphql', {
+      query: '{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }',
+    });
     expect(tooDeep.status).toBe(400);
     expect(JSON.stringify(tooDeep.body)).toMatch(/exceeds the query depth limit of 8/);
-    const costly = await api.post('/graphql', { query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }` });
+    const costly = await api.post('/graphql', {
+      query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }`,
+    });
     expect(costly.status).toBe(400);
     expect(JSON.stringify(costly.body)).toMatch(/exceeds the maximum complexity of 2000/);
     // Sent again, it is refused the same way (from the refusals remembered).
-    const again = await api.post('/graphql', { query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }` });
+    const again = await api.post('/graphql', {
+      query: `{ ${Array.from({ length: 12 }, (_, i) => `r${i}: readings(limit: 10000) { readings { seq topic payload } }`).join(' ')} }`,
+    });
     expect([again.status, again.body]).toEqual([400, costly.body]);
     // A field that scans costs what it may scan (scanReadings 200,000: 200 a field), each alias apart:
     // 100 aliases of a one-reading page with a condition no longer fit; 9 do (the control).
-    const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
+    const aliases = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
     const scans = await api.post('/graphql', { query: aliases(100) });
     expect(scans.status).toBe(400);
     expect(JSON.stringify(scans.body)).toMatch(/exceeds the maximum complexity of 2000/);
     expect((await api.post('/graphql', { query: aliases(9) })).status).toBe(200);
     // An aggregate from the store (a width the rollups do not keep) scans too; one they keep does not.
-    const folds = (bucket: string) => `{ ${Array.from({ length: 10 }, (_, i) => `a${i}: aggregate(topic: "x/#", bucket: "${bucket}") { bucket }`).join(' ')} }`;
+    const folds = (bucket: string) =>
+      `{ ${Array.from({ length: 10 }, (_, i) => `a${i}: aggregate(topic: "x/#", bucket: "${bucket}") { bucket }`).join(' ')} }`;
     expect((await api.post('/graphql', { query: folds('7m') })).status).toBe(400);
     expect((await api.post('/graphql', { query: folds('1h') })).status).toBe(200);
   });
@@ -220,13 +273,21 @@ describe('metrics and GraphQL', () => {
       expect(test()).toBe(true);
     };
     await until(() => messages.some((m) => m.type === 'connection_ack'));
-    ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { readings(topics: ["climate/b"], fields: ["t"]) { topic payload } }' } }));
+    ws.send(
+      JSON.stringify({
+        id: '1',
+        type: 'subscribe',
+        payload: { query: 'subscription { readings(topics: ["climate/b"], fields: ["t"]) { topic payload } }' },
+      }),
+    );
     await new Promise((r) => setTimeout(r, 300));
     const mqtt = await connect(agent.mqttUrl);
     await mqtt.publishAsync('climate/c', JSON.stringify({ t: 1 }), { qos: 1 });
     await mqtt.publishAsync('climate/b', JSON.stringify({ t: 2, extra: 3 }), { qos: 1 });
     await until(() => messages.some((m) => m.type === 'next'));
-    expect(messages.filter((m) => m.type === 'next').map((m) => m.payload!.data!.readings)).toEqual([{ topic: 'climate/b', payload: { t: 2 } }]);
+    expect(messages.filter((m) => m.type === 'next').map((m) => m.payload!.data!.readings)).toEqual([
+      { topic: 'climate/b', payload: { t: 2 } },
+    ]);
     await mqtt.endAsync();
     ws.close();
   });

@@ -26,16 +26,23 @@ describe('the OpenAPI document with standard tools', () => {
   });
 
   const lint = async (source: string) => {
-    const problems = await lintFromString({ source, absoluteRef: join(agent.dir, 'openapi.json'), config: await createConfig({ extends: ['recommended'] }) });
+    const problems = await lintFromString({
+      source,
+      absoluteRef: join(agent.dir, 'openapi.json'),
+      config: await createConfig({ extends: ['recommended'] }),
+    });
     return problems.map((p) => `${p.severity} ${p.ruleId} ${p.location[0]?.pointer}: ${p.message}`);
   };
 
   it('Redocly recommended lint: no error and no warning', async () => {
     expect(await lint(doc)).toEqual([]);
     // The linter at work: the same document without one operationId and a 4xx answer.
-    const broken = JSON.parse(doc) as { paths: Record<string, Record<string, { operationId?: string; responses: Record<string, unknown> }>> };
+    const broken = JSON.parse(doc) as {
+      paths: Record<string, Record<string, { operationId?: string; responses: Record<string, unknown> }>>;
+    };
     delete broken.paths['/api/schemas'].get.operationId;
-    for (const status of Object.keys(broken.paths['/health/live'].get.responses)) if (status.startsWith('4')) delete broken.paths['/health/live'].get.responses[status];
+    for (const status of Object.keys(broken.paths['/health/live'].get.responses))
+      if (status.startsWith('4')) delete broken.paths['/health/live'].get.responses[status];
     const found = await lint(JSON.stringify(broken));
     expect(found).toContainEqual(expect.stringMatching(/^warn operation-operationId #\/paths\/~1api~1schemas\/get/));
     expect(found).toContainEqual(expect.stringMatching(/^warn operation-4xx-response #\/paths\/~1health~1live\/get/));
@@ -63,14 +70,34 @@ export async function run(baseUrl: string, authorization: string) {
 `,
     );
     // The types are checked: a path the API does not have is a compile error.
-    writeFileSync(join(dir, 'wrong.ts'), `import createClient from 'openapi-fetch';\nimport type { paths } from './api.js';\nexport const r = createClient<paths>().GET('/api/no-such-path', {});\n`);
-    const options: ts.CompilerOptions = { strict: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, outDir: join(dir, 'out') };
-    const diagnostics = (file: string) => ts.getPreEmitDiagnostics(ts.createProgram([join(dir, file)], options)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '));
+    writeFileSync(
+      join(dir, 'wrong.ts'),
+      `import createClient from 'openapi-fetch';\nimport type { paths } from './api.js';\nexport const r = createClient<paths>().GET('/api/no-such-path', {});\n`,
+    );
+    const options: ts.CompilerOptions = {
+      strict: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      skipLibCheck: true,
+      outDir: join(dir, 'out'),
+    };
+    const diagnostics = (file: string) =>
+      ts
+        .getPreEmitDiagnostics(ts.createProgram([join(dir, file)], options))
+        .map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '));
     expect(diagnostics('client.ts')).toEqual([]);
     expect(diagnostics('wrong.ts').join()).toMatch(/no-such-path/);
     const program = ts.createProgram([join(dir, 'client.ts')], options);
     expect(program.emit().emitSkipped).toBe(false);
-    const { run } = (await import(pathToFileURL(join(dir, 'out', 'client.js')).href)) as { run: (base: string, auth: string) => Promise<unknown> };
-    expect(await run(admin.base, authHeader(admin.creds).authorization)).toEqual({ status: 'ready', schemas: expect.any(Array), missing: 'no schema named no-such-schema', accepted: 1 });
+    const { run } = (await import(pathToFileURL(join(dir, 'out', 'client.js')).href)) as {
+      run: (base: string, auth: string) => Promise<unknown>;
+    };
+    expect(await run(admin.base, authHeader(admin.creds).authorization)).toEqual({
+      status: 'ready',
+      schemas: expect.any(Array),
+      missing: 'no schema named no-such-schema',
+      accepted: 1,
+    });
   });
 });

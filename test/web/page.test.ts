@@ -17,7 +17,13 @@ const poll = <T>(probe: () => Promise<T> | T) => expect.poll(probe, { timeout: 2
 
 /** The wall clock ingest stamps readings with, shifted back to make history. */
 const shift = { ms: 0 };
-const clock: ClockSource = { wallMs: () => Date.now() - shift.ms, monoMs: () => performance.now(), bootId: 'page-test', synced: () => true, via: 'test' };
+const clock: ClockSource = {
+  wallMs: () => Date.now() - shift.ms,
+  monoMs: () => performance.now(),
+  bootId: 'page-test',
+  synced: () => true,
+  via: 'test',
+};
 
 describe('status page', () => {
   let db: TestDatabase;
@@ -35,7 +41,16 @@ describe('status page', () => {
         health: { alerts: { intervalSec: 1, rules: [{ name: 'dead-letters', value: 'deadLetters', above: 0 }] } },
         sinks: [
           // Backoff of a minute: only the page's retry button brings it back within the test.
-          { name: 'cloud', type: 'postgres', url: `postgres://edge_test@127.0.0.1:${proxy.port}/${db.name}`, password: PG_PASSWORD, table: 'page', batch: { maxAgeMs: 50 }, retry: { initialMs: 60_000, maxMs: 60_000 }, timeoutMs: 3000 },
+          {
+            name: 'cloud',
+            type: 'postgres',
+            url: `postgres://edge_test@127.0.0.1:${proxy.port}/${db.name}`,
+            password: PG_PASSWORD,
+            table: 'page',
+            batch: { maxAgeMs: 50 },
+            retry: { initialMs: 60_000, maxMs: 60_000 },
+            timeoutMs: 3000,
+          },
         ],
       },
       undefined,
@@ -47,10 +62,21 @@ describe('status page', () => {
     // An hour of history: a reading every two minutes, stamped in the past.
     for (let minutesAgo = 60; minutesAgo >= 2; minutesAgo -= 2) {
       shift.ms = minutesAgo * 60_000;
-      expect((await api.post('/api/data', { topic: 'sensors/room1', payload: { temperature: 20 + Math.sin(minutesAgo / 6) * 3, humidity: 40 + minutesAgo / 10 } })).status).toBe(201);
+      expect(
+        (
+          await api.post('/api/data', {
+            topic: 'sensors/room1',
+            payload: { temperature: 20 + Math.sin(minutesAgo / 6) * 3, humidity: 40 + minutesAgo / 10 },
+          })
+        ).status,
+      ).toBe(201);
     }
     shift.ms = 0;
-    await until(async () => (await db.query('SELECT count(*)::int AS n FROM page').catch(() => [{ n: 0 }]))[0].n === 30, 20_000, 'history in PostgreSQL');
+    await until(
+      async () => (await db.query('SELECT count(*)::int AS n FROM page').catch(() => [{ n: 0 }]))[0].n === 30,
+      20_000,
+      'history in PostgreSQL',
+    );
     browser = await launchChromium();
   }, 120_000);
 
@@ -125,7 +151,11 @@ describe('status page', () => {
     await fresh.getByRole('button', { name: 'Log in' }).click();
     await fresh.getByRole('region', { name: 'Parts' }).getByText('sink:cloud').waitFor();
     const overviewMs = Date.now() - submitted;
-    const metrics = { firstRender: { ms: Math.round(loginMs), ...login }, overviewAfterLogin: { ms: overviewMs, bytes: traffic.bytes - login.bytes, requests: traffic.requests - login.requests }, conditions: PHONE_ON_WIFI };
+    const metrics = {
+      firstRender: { ms: Math.round(loginMs), ...login },
+      overviewAfterLogin: { ms: overviewMs, bytes: traffic.bytes - login.bytes, requests: traffic.requests - login.requests },
+      conditions: PHONE_ON_WIFI,
+    };
     writeFileSync(join(RESULTS, 'page-metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     console.log('status page first render:', JSON.stringify(metrics));
     // Bytes do not depend on the machine's load: the whole first render fits a small budget.
@@ -134,7 +164,8 @@ describe('status page', () => {
 
     await logIn(page, 'admin', adminPassword(agent));
     const parts = page.getByRole('region', { name: 'Parts' });
-    for (const part of ['log', 'store', 'broker', 'disk', 'sink:cloud']) await poll(() => parts.getByRole('rowheader', { name: part, exact: true }).count()).toBe(1);
+    for (const part of ['log', 'store', 'broker', 'disk', 'sink:cloud'])
+      await poll(() => parts.getByRole('rowheader', { name: part, exact: true }).count()).toBe(1);
     await poll(() => page.getByRole('region', { name: 'Agent and machine' }).textContent()).toMatch(/Version0\.1\.0/);
     await poll(() => page.getByRole('region', { name: 'Disk' }).textContent()).toMatch(/used of .* free\. Retention warns below/);
     await poll(() => page.getByRole('region', { name: 'Disk' }).textContent()).toMatch(/Written to the SD card since start: \d/);
@@ -164,8 +195,19 @@ describe('status page', () => {
   });
 
   it("a chart starts with the schema's measured fields, counters off, one axis per unit", async () => {
-    expect((await api.post('/api/schemas', { name: 'climate9', topics: ['plant9/+'], fields: { temperature: { type: 'float', unit: '°C' }, humidity: { type: 'float', unit: '%' }, count: 'integer' } })).status).toBe(201);
-    for (let i = 0; i < 5; i++) expect((await api.post('/api/data', { topic: 'plant9/a', payload: { temperature: 20 + i, humidity: 50 - i, count: 1000 + i } })).status).toBe(201);
+    expect(
+      (
+        await api.post('/api/schemas', {
+          name: 'climate9',
+          topics: ['plant9/+'],
+          fields: { temperature: { type: 'float', unit: '°C' }, humidity: { type: 'float', unit: '%' }, count: 'integer' },
+        })
+      ).status,
+    ).toBe(201);
+    for (let i = 0; i < 5; i++)
+      expect(
+        (await api.post('/api/data', { topic: 'plant9/a', payload: { temperature: 20 + i, humidity: 50 - i, count: 1000 + i } })).status,
+      ).toBe(201);
     await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
     const page = await asAdmin('charts');
     await page.getByLabel('Topic filter').fill('plant9/+');
@@ -250,7 +292,11 @@ describe('status page', () => {
   });
 
   it('a dead letter is replayed after its schema is fixed on the page', async () => {
-    const created = await api.post('/api/schemas', { name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 50 } } });
+    const created = await api.post('/api/schemas', {
+      name: 'room',
+      topics: ['sensors/+'],
+      fields: { temperature: { type: 'float', required: true, max: 50 } },
+    });
     expect(created.status).toBe(201);
     const mqtt = await connect(agent.mqttUrl);
     await mqtt.publishAsync('sensors/boiler', JSON.stringify({ temperature: 80 }), { qos: 1 });
@@ -274,38 +320,63 @@ describe('status page', () => {
     await doc.fill('{ "name": "room",');
     await page.getByText(/^Not valid JSON/).waitFor();
     expect(await page.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
-    await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 'hot' } } }, null, 2));
+    await doc.fill(
+      JSON.stringify(
+        { name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 'hot' } } },
+        null,
+        2,
+      ),
+    );
     await page.getByRole('button', { name: 'Save' }).click();
     // The one problem that matters, not a line per shape the field could have had.
-    await poll(() => page.getByTestId('schema-problems').locator('li').allTextContents()).toEqual(['body.fields.temperature.max: must be number']);
+    await poll(() => page.getByTestId('schema-problems').locator('li').allTextContents()).toEqual([
+      'body.fields.temperature.max: must be number',
+    ]);
     expect(await doc.getAttribute('aria-invalid')).toBe('true');
     await screenshot(page, 'schema-invalid');
     // A version that would refuse the room's recent readings (about 20 °C) is tried first: the
     // editor says how many and why, and saves nothing until asked again.
-    await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 10 } } }, null, 2));
+    await doc.fill(
+      JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 10 } } }, null, 2),
+    );
     await page.getByRole('button', { name: 'Save' }).click();
     const dryRun = page.getByTestId('dry-run');
     await dryRun.waitFor();
-    expect(await dryRun.textContent()).toMatch(/would refuse (\d+) of the latest \1 stored readings on its topics.*sensors\/room\d.*must be <= 10/); // (the hour of history, and what other tests sent)
+    expect(await dryRun.textContent()).toMatch(
+      /would refuse (\d+) of the latest \1 stored readings on its topics.*sensors\/room\d.*must be <= 10/,
+    ); // (the hour of history, and what other tests sent)
     expect((await api.get('/api/schemas/room')).body.version).toBe(1);
     await screenshot(page, 'schema-dry-run');
-    await doc.fill(JSON.stringify({ name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 100 } } }, null, 2));
+    await doc.fill(
+      JSON.stringify(
+        { name: 'room', topics: ['sensors/+'], fields: { temperature: { type: 'float', required: true, max: 100 } } },
+        null,
+        2,
+      ),
+    );
     expect(await dryRun.count()).toBe(0); // an edit clears it
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved room@2' }).waitFor();
     expect(await accessibilityViolations(page)).toEqual([]);
 
     await page.goto(`${base}/#/dead-letters`);
-    await page.locator('tr', { hasText: 'sensors/boiler' }).getByRole('button', { name: /^Replay dead letter/ }).click();
+    await page
+      .locator('tr', { hasText: 'sensors/boiler' })
+      .getByRole('button', { name: /^Replay dead letter/ })
+      .click();
     await page.getByRole('status').filter({ hasText: 'Replayed 1; still refused 0' }).waitFor();
     await page.getByText('No dead letters.').waitFor();
     // Taken through the log: the local store has it once its consumer catches up.
-    await poll(async () => (await api.get('/api/data?topic=sensors/boiler')).body.readings.map((r: { payload: unknown }) => r.payload)).toEqual([{ temperature: 80 }]);
+    await poll(async () =>
+      (await api.get('/api/data?topic=sensors/boiler')).body.readings.map((r: { payload: unknown }) => r.payload),
+    ).toEqual([{ temperature: 80 }]);
     await screenshot(page, 'dead-letter-replayed');
   });
 
   it('the broker view counts clients and rates; the alerts view and the overview show an alert firing', async () => {
-    expect((await api.post('/api/schemas', { name: 'plant', topics: ['plant/+'], fields: { temperature: { type: 'float', max: 100 } } })).status).toBe(201);
+    expect(
+      (await api.post('/api/schemas', { name: 'plant', topics: ['plant/+'], fields: { temperature: { type: 'float', max: 100 } } })).status,
+    ).toBe(201);
     const page = await asAdmin('broker');
     const clients = page.getByTestId('clients');
     await poll(() => clients.textContent()).toBe('0');
@@ -313,7 +384,9 @@ describe('status page', () => {
     try {
       await poll(() => clients.textContent()).toBe('1');
       const messagesIn = async () => {
-        const m = /Messages in(\d+\.\d) \/s \((\d+) since start\)/.exec((await page.getByRole('region', { name: 'Clients and messages' }).textContent()) ?? '');
+        const m = /Messages in(\d+\.\d) \/s \((\d+) since start\)/.exec(
+          (await page.getByRole('region', { name: 'Clients and messages' }).textContent()) ?? '',
+        );
         return m ? { rate: Number(m[1]), total: Number(m[2]) } : undefined;
       };
       await poll(async () => (await messagesIn())?.rate).toBe(0);
@@ -372,7 +445,10 @@ describe('status page', () => {
     const m = await connect(agent.mqttUrl);
     await m.publishAsync('phone/x', JSON.stringify({ v: 99 }), { qos: 1 });
     await m.endAsync();
-    for (const viewport of [{ width: 360, height: 740 }, { width: 390, height: 844 }]) {
+    for (const viewport of [
+      { width: 360, height: 740 },
+      { width: 390, height: 844 },
+    ]) {
       const page = await newPage(viewport);
       await logIn(page, 'admin', adminPassword(agent));
       await page.getByRole('region', { name: 'Parts' }).waitFor();
@@ -383,7 +459,14 @@ describe('status page', () => {
         const where = `${view} at ${viewport.width} px`;
         expect(await page.evaluate(() => document.documentElement.scrollWidth), where).toBeLessThanOrEqual(viewport.width);
         // Every button on the page is within the screen's width (a row's actions included).
-        const outside = await page.evaluate((w) => [...document.querySelectorAll('main button')].filter((b) => (b as HTMLElement).offsetParent !== null).map((b) => ({ text: b.textContent, right: Math.round(b.getBoundingClientRect().right) })).filter((b) => b.right > w), viewport.width);
+        const outside = await page.evaluate(
+          (w) =>
+            [...document.querySelectorAll('main button')]
+              .filter((b) => (b as HTMLElement).offsetParent !== null)
+              .map((b) => ({ text: b.textContent, right: Math.round(b.getBoundingClientRect().right) }))
+              .filter((b) => b.right > w),
+          viewport.width,
+        );
         expect(outside, where).toEqual([]);
       }
       if (viewport.width === 360) await screenshot(page, 'dead-letters-phone');

@@ -31,11 +31,22 @@ describe('schemas and dead letters over the API', () => {
     expect(bad.body.message).toMatch(/fields\.t|fields\/t/);
     // A field fitting none of its possible shapes: the one problem deepest inside, not one per shape.
     const badMax = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { t: { type: 'float', max: 'hot' } } });
-    expect(badMax.body).toMatchObject({ message: 'body.fields.t.max: must be number', details: [{ parameter: 'body.fields.t.max', in: 'body', message: 'must be number' }] });
-    const badRegex = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { id: { type: 'string', pattern: '([' } } });
+    expect(badMax.body).toMatchObject({
+      message: 'body.fields.t.max: must be number',
+      details: [{ parameter: 'body.fields.t.max', in: 'body', message: 'must be number' }],
+    });
+    const badRegex = await api.post('/api/schemas', {
+      name: 'room',
+      topics: ['rooms/#'],
+      fields: { id: { type: 'string', pattern: '([' } },
+    });
     expect(badRegex.status).toBe(400);
     // A pattern only a backtracking engine runs (a lookbehind): refused, naming the field.
-    const backtracking = await api.post('/api/schemas', { name: 'room', topics: ['rooms/#'], fields: { id: { type: 'string', pattern: '(?<=a)b' } } });
+    const backtracking = await api.post('/api/schemas', {
+      name: 'room',
+      topics: ['rooms/#'],
+      fields: { id: { type: 'string', pattern: '(?<=a)b' } },
+    });
     expect(backtracking.status).toBe(400);
     expect(backtracking.body.message).toMatch(/fields\.id\.pattern: .*no backreferences or lookarounds/);
     expect((await api.get('/api/schemas')).body).toEqual([]);
@@ -59,7 +70,10 @@ describe('schemas and dead letters over the API', () => {
       { version: 2, current: true },
       { version: 1, current: false },
     ]);
-    expect((await api.get('/api/schemas/room?version=1')).body).toMatchObject({ version: 1, doc: { fields: { t: { type: 'float', required: true } } } });
+    expect((await api.get('/api/schemas/room?version=1')).body).toMatchObject({
+      version: 1,
+      doc: { fields: { t: { type: 'float', required: true } } },
+    });
     expect((await api.get('/api/schemas/room?version=7')).status).toBe(404);
     const file = JSON.parse(readFileSync(join(agent.dir, 'data', 'schemas', 'room.json'), 'utf8')) as { version: number };
     expect(file.version).toBe(2);
@@ -67,10 +81,16 @@ describe('schemas and dead letters over the API', () => {
     expect((await api.put('/api/schemas/ghost', { name: 'ghost', topics: ['x'], fields: { v: 'float' } })).status).toBe(404);
 
     // The dead letter from v1: listed, inspected, then replayed against v2, which takes it.
-    const letters = (await api.get('/api/dead-letters?topic=rooms/%23&reason=required')).body.deadLetters as { id: number; payloadText: string; time: string | number }[];
+    const letters = (await api.get('/api/dead-letters?topic=rooms/%23&reason=required')).body.deadLetters as {
+      id: number;
+      payloadText: string;
+      time: string | number;
+    }[];
     expect(letters).toHaveLength(1);
     expect(letters[0].payloadText).toBe('{"rh":40}');
-    expect((await api.get(`/api/dead-letters/${letters[0].id}`)).body.reasons).toEqual([{ path: '/t', message: "must have required property 't'" }]);
+    expect((await api.get(`/api/dead-letters/${letters[0].id}`)).body.reasons).toEqual([
+      { path: '/t', message: "must have required property 't'" },
+    ]);
     expect((await api.get('/api/dead-letters?topic=elsewhere/%23')).body.deadLetters).toEqual([]);
     const replayedAt = Date.now();
     const replay = await api.post('/api/dead-letters/replay', { ids: [letters[0].id] });
@@ -125,13 +145,26 @@ describe('a schema change tried first (dry run)', () => {
   });
 
   it('says how many of the latest stored readings on its topics a schema would refuse, and why, changing nothing', async () => {
-    const readings = [...Array.from({ length: 6 }, (_, i) => ({ topic: `farm/${i}`, payload: { t: 20 + i } })), { topic: 'farm/x', payload: { t: 'warm' } }, { topic: 'other/1', payload: { q: 1 } }];
+    const readings = [
+      ...Array.from({ length: 6 }, (_, i) => ({ topic: `farm/${i}`, payload: { t: 20 + i } })),
+      { topic: 'farm/x', payload: { t: 'warm' } },
+      { topic: 'other/1', payload: { q: 1 } },
+    ];
     expect((await api.post('/api/data', { readings })).status).toBe(201);
     await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
     const tried = await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], fields: { t: 'float' } });
     expect(tried.status).toBe(200);
-    expect(tried.body).toMatchObject({ checked: 7, refused: 1, examples: [{ topic: 'farm/x', reasons: [{ path: '/t', message: expect.stringMatching(/number/) }] }] });
-    const stricter = await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], mode: 'strict', fields: { t: 'float', h: { type: 'float', required: true } } });
+    expect(tried.body).toMatchObject({
+      checked: 7,
+      refused: 1,
+      examples: [{ topic: 'farm/x', reasons: [{ path: '/t', message: expect.stringMatching(/number/) }] }],
+    });
+    const stricter = await api.post('/api/schemas/check', {
+      name: 'farm',
+      topics: ['farm/#'],
+      mode: 'strict',
+      fields: { t: 'float', h: { type: 'float', required: true } },
+    });
     expect(stricter.body).toMatchObject({ checked: 7, refused: 7 });
     expect((await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], fields: { t: 'kelvin' } })).status).toBe(400);
     expect((await api.get('/api/schemas')).body).toEqual([]); // nothing was saved
@@ -161,7 +194,10 @@ describe('schema names are file names, never paths', () => {
     const up = '../'.repeat(12) + outside.slice(1);
     const answers: string[] = [];
     for (const file of ['x/secret', 'x/plain', 'x/missing']) {
-      const r = await api.post('/graphql', { query: `query($n: String!) { schema(name: $n, version: 1) { doc } }`, variables: { n: `${up}/${file}` } });
+      const r = await api.post('/graphql', {
+        query: `query($n: String!) { schema(name: $n, version: 1) { doc } }`,
+        variables: { n: `${up}/${file}` },
+      });
       expect(r.body.data?.schema ?? null).toBeNull();
       expect(r.body.errors[0].message).toMatch(/^name: a schema name is/);
       answers.push(r.body.errors[0].message.replace(/not ".*"$/, ''));
@@ -188,7 +224,10 @@ describe('schema names are file names, never paths', () => {
     mkdirSync(join(agent.dataDir, 'schemas', '.history'), { recursive: true });
     writeFileSync(join(agent.dataDir, 'schemas', '.history', 'room_1.v2@7.json'), 'garbage-contents');
     const r = await api.post('/graphql', { query: '{ schema(name: "room_1.v2", version: 7) { version } }' });
-    expect(r.body.errors[0]).toMatchObject({ message: 'internal error (the agent logged it)', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(r.body.errors[0]).toMatchObject({
+      message: 'internal error (the agent logged it)',
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    });
     expect(JSON.stringify(r.body)).not.toMatch(/garbage|\/tmp\//);
     expect((await api.post('/graphql', { query: '{ schema(name: "room_1.v2") { version } }' })).body.data.schema.version).toBe(1); // control
   });
@@ -196,7 +235,9 @@ describe('schema names are file names, never paths', () => {
 
 describe('operations', () => {
   it('stats, buffer, sync with a retry, config with a reload that names what needs a restart', async () => {
-    const agent = await startAgent({ sinks: [{ name: 'cloud', type: 'influx', url: 'http://127.0.0.1:9', database: 'x', retry: { initialMs: 60000, maxMs: 60000 } }] });
+    const agent = await startAgent({
+      sinks: [{ name: 'cloud', type: 'influx', url: 'http://127.0.0.1:9', database: 'x', retry: { initialMs: 60000, maxMs: 60000 } }],
+    });
     const api = adminClient(agent);
     try {
       expect((await api.post('/api/data', { topic: 'ops/a', payload: { v: 1 } })).status).toBe(201);
@@ -213,7 +254,11 @@ describe('operations', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(sink!.state).toBe('retrying');
-      expect((await api.get('/api/health')).body).toMatchObject({ status: 'buffering', version: expect.any(String), parts: expect.arrayContaining([expect.objectContaining({ name: 'sink:cloud', state: 'retrying' })]) });
+      expect((await api.get('/api/health')).body).toMatchObject({
+        status: 'buffering',
+        version: expect.any(String),
+        parts: expect.arrayContaining([expect.objectContaining({ name: 'sink:cloud', state: 'retrying' })]),
+      });
       const failures = sink!.failures;
       const retry = await api.post('/api/sync/cloud/retry');
       expect(retry.status).toBe(202);

@@ -20,7 +20,10 @@ describe('users API', () => {
   });
 
   it('adds, changes and removes users, in the users file the CLI uses', async () => {
-    expect((await api.put('/api/users/sam', { roles: ['viewer'] })).body).toMatchObject({ error: 'Bad Request', message: 'body.password: a new user needs a password' });
+    expect((await api.put('/api/users/sam', { roles: ['viewer'] })).body).toMatchObject({
+      error: 'Bad Request',
+      message: 'body.password: a new user needs a password',
+    });
     const added = await api.put('/api/users/sam', { password: 'sam-password-1', roles: ['viewer', 'sensors'] });
     expect(added).toMatchObject({ status: 200, body: { username: 'sam', roles: ['viewer', 'sensors'], created: true } });
     const sam = api.as({ basic: ['sam', 'sam-password-1'] });

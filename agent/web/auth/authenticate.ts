@@ -142,10 +142,16 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     // A browser sends Basic credentials it remembers with another site's form or text/plain POST
     // (no preflight): a change from a foreign Origin is refused whatever the credentials.
-    if (CHANGES.has(req.method) && foreignOrigin(req, opts.allowedOrigins)) return sendError(reply, 403, `cross-site request refused: Origin ${req.headers.origin!.slice(0, 100)} may not change anything here (web.cors.origins)`);
+    if (CHANGES.has(req.method) && foreignOrigin(req, opts.allowedOrigins))
+      return sendError(
+        reply,
+        403,
+        `cross-site request refused: Origin ${req.headers.origin!.slice(0, 100)} may not change anything here (web.cors.origins)`,
+      );
     const access: Access = req.routeOptions.config.access ?? 'viewer';
     if (access === 'public') {
-      if (req.routeOptions.config.identifyIfAny) req.identity = await identify(req).catch((err: unknown) => (err instanceof Refusal ? null : Promise.reject(err)));
+      if (req.routeOptions.config.identifyIfAny)
+        req.identity = await identify(req).catch((err: unknown) => (err instanceof Refusal ? null : Promise.reject(err)));
       return;
     }
     try {
@@ -159,7 +165,12 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
       challenge(req, reply, opts.basic);
       return sendError(reply, 401, 'credentials required: log in at /api/auth/login, or send a Bearer token, an API key, or HTTP Basic');
     }
-    if (!mayAct(req.identity.role, access)) return sendError(reply, 403, `${req.method} ${req.routeOptions.url} needs the ${access} role; ${req.identity.name} has ${req.identity.role}`);
+    if (!mayAct(req.identity.role, access))
+      return sendError(
+        reply,
+        403,
+        `${req.method} ${req.routeOptions.url} needs the ${access} role; ${req.identity.name} has ${req.identity.role}`,
+      );
   });
 }
 

@@ -61,7 +61,14 @@ export class Sessions {
     const id = randomBytes(12).toString('base64url');
     const refreshToken = newRefreshToken(id);
     const refreshExpiresAt = this.now() + this.ttl.refreshMs;
-    this.sessions.set(id, { id, username, fingerprint, expiresAt: refreshExpiresAt, refreshHash: sha256(refreshToken), rotatedAt: this.now() });
+    this.sessions.set(id, {
+      id,
+      username,
+      fingerprint,
+      expiresAt: refreshExpiresAt,
+      refreshHash: sha256(refreshToken),
+      rotatedAt: this.now(),
+    });
     return { ...this.accessToken(username, id), refreshToken, refreshExpiresAt };
   }
 
@@ -73,9 +80,11 @@ export class Sessions {
   refresh(refreshToken: string): Omit<IssuedTokens, 'refreshToken'> & { refreshToken?: string; username: string; fingerprint: string } {
     const session = this.sessions.get(refreshToken.split('.')[0]);
     const presented = sha256(refreshToken);
-    if (!session || session.expiresAt <= this.now()) throw new TokenRefused('the refresh token is not valid (expired, logged out, or unknown)');
+    if (!session || session.expiresAt <= this.now())
+      throw new TokenRefused('the refresh token is not valid (expired, logged out, or unknown)');
     const who = { refreshExpiresAt: session.expiresAt, username: session.username, fingerprint: session.fingerprint };
-    if (same(session.previousHash, presented) && this.now() - session.rotatedAt <= REUSE_GRACE_MS) return { ...this.accessToken(session.username, session.id), ...who };
+    if (same(session.previousHash, presented) && this.now() - session.rotatedAt <= REUSE_GRACE_MS)
+      return { ...this.accessToken(session.username, session.id), ...who };
     if (same(session.previousHash, presented)) {
       this.sessions.delete(session.id);
       throw new TokenRefused('this refresh token was used before: the session is ended (log in again)');
@@ -96,11 +105,14 @@ export class Sessions {
     if (token.refresh) {
       const session = this.sessions.get(token.refresh.split('.')[0]);
       const presented = sha256(token.refresh);
-      if (session && (same(session.refreshHash, presented) || same(session.previousHash, presented))) ended = this.sessions.delete(session.id);
+      if (session && (same(session.refreshHash, presented) || same(session.previousHash, presented)))
+        ended = this.sessions.delete(session.id);
     }
     if (token.access) {
       try {
-        const { sid } = createVerifier({ key: this.key, algorithms: ['HS256'], ignoreExpiration: true, requiredClaims: ['sub', 'sid'] })(token.access) as Claims;
+        const { sid } = createVerifier({ key: this.key, algorithms: ['HS256'], ignoreExpiration: true, requiredClaims: ['sub', 'sid'] })(
+          token.access,
+        ) as Claims;
         ended = this.sessions.delete(sid) || ended;
       } catch {
         // not a token of ours: nothing to end
@@ -113,7 +125,9 @@ export class Sessions {
   verify(token: string): { username: string; sessionId: string; fingerprint: string } {
     let claims: Claims;
     try {
-      claims = createVerifier({ key: this.key, algorithms: ['HS256'], clockTimestamp: this.now(), requiredClaims: ['sub', 'sid', 'exp'] })(token) as Claims;
+      claims = createVerifier({ key: this.key, algorithms: ['HS256'], clockTimestamp: this.now(), requiredClaims: ['sub', 'sid', 'exp'] })(
+        token,
+      ) as Claims;
     } catch (err) {
       const code = (err as { code?: string }).code;
       throw new TokenRefused(code === 'FAST_JWT_EXPIRED' ? 'the token has expired' : 'the token is not valid');
@@ -125,7 +139,10 @@ export class Sessions {
 
   private accessToken(username: string, sid: string): { token: string; expiresAt: number } {
     const now = this.now();
-    const token = createSigner({ key: this.key, algorithm: 'HS256', expiresIn: this.ttl.tokenMs, clockTimestamp: now })({ sub: username, sid });
+    const token = createSigner({ key: this.key, algorithm: 'HS256', expiresIn: this.ttl.tokenMs, clockTimestamp: now })({
+      sub: username,
+      sid,
+    });
     return { token, expiresAt: Math.floor(now / 1000) * 1000 + this.ttl.tokenMs };
   }
 

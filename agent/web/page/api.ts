@@ -47,8 +47,12 @@ async function call<T>(method: string, path: string, body?: unknown, accept: num
     if (res.status === 401) loggedOut();
   }
   const text = await res.text();
-  const json = text && (res.headers.get('content-type') ?? '').includes('json') ? (JSON.parse(text) as { message?: string; details?: unknown }) : undefined;
-  if (!res.ok && !accept.includes(res.status)) throw new ApiError(res.status, json?.message ?? `${res.status} ${res.statusText}`, json?.details);
+  const json =
+    text && (res.headers.get('content-type') ?? '').includes('json')
+      ? (JSON.parse(text) as { message?: string; details?: unknown })
+      : undefined;
+  if (!res.ok && !accept.includes(res.status))
+    throw new ApiError(res.status, json?.message ?? `${res.status} ${res.statusText}`, json?.details);
   return (json ?? text) as T;
 }
 

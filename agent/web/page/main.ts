@@ -59,8 +59,9 @@ function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
     document.getElementById('main')?.focus({ preventScroll: true });
   }, [path]);
   const refused = view?.admin && me.role !== 'admin';
-  return html`
-    <a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById('main')?.focus())}>Skip to content</a>
+  return html` <a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById('main')?.focus())}
+      >Skip to content</a
+    >
     <header class="top">
       <span class="brand">edge-agent</span>
       <button class="menu-button" aria-expanded=${menu} aria-controls="nav" onClick=${() => setMenu(!menu)}>Menu</button>
@@ -76,11 +77,13 @@ function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
     </header>
     <main id="main" tabindex="-1">
       <h1>${view?.title ?? 'Not found'}</h1>
-      ${!view
-        ? html`<${Notice} error>No such view: <a href="#/overview">go to the overview</a>.<//>`
-        : refused
-          ? html`<${Notice} error>This view needs the admin role; you are ${me.role}.<//>`
-          : view.render(me)}
+      ${
+        !view
+          ? html`<${Notice} error>No such view: <a href="#/overview">go to the overview</a>.<//>`
+          : refused
+            ? html`<${Notice} error>This view needs the admin role; you are ${me.role}.<//>`
+            : view.render(me)
+      }
     </main>`;
 }
 
@@ -99,10 +102,13 @@ function App() {
   }, []);
   if (me === undefined) return html`<main id="main"><p role="status">Loading…</p></main>`;
   if (me === null)
-    return html`<${Login} ended=${ended} onLogin=${(m: Me) => {
-      setEnded(false);
-      setMe(m);
-    }} />`;
+    return html`<${Login}
+      ended=${ended}
+      onLogin=${(m: Me) => {
+        setEnded(false);
+        setMe(m);
+      }}
+    />`;
   const logout = async () => {
     await post('/api/auth/logout').catch(() => undefined);
     setMe(null);

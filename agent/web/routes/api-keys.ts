@@ -6,14 +6,30 @@ import { errorSchema, HttpError } from '../errors.js';
 
 const keyInfo = {
   type: 'object',
-  properties: { id: { type: 'string' }, name: { type: 'string' }, role: { type: 'string', enum: [...WEB_ROLES] }, created: { type: 'string', format: 'date-time' } },
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    role: { type: 'string', enum: [...WEB_ROLES] },
+    created: { type: 'string', format: 'date-time' },
+  },
   required: ['id', 'name', 'role', 'created'],
 } as const;
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 
 export const apiKeyRoutes: FastifyPluginAsync<{ keys: ApiKeyStore }> = async (app, { keys }) => {
-  app.get('/api/keys', { config: { access: 'admin' }, schema: { tags: ['auth'], description: 'API keys (never their secrets)', response: { 200: { type: 'array', items: keyInfo }, ...errors } } }, async () => keys.list());
+  app.get(
+    '/api/keys',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['auth'],
+        description: 'API keys (never their secrets)',
+        response: { 200: { type: 'array', items: keyInfo }, ...errors },
+      },
+    },
+    async () => keys.list(),
+  );
 
   app.post<{ Body: { name: string; role: WebRole } }>(
     '/api/keys',
@@ -22,8 +38,16 @@ export const apiKeyRoutes: FastifyPluginAsync<{ keys: ApiKeyStore }> = async (ap
       schema: {
         tags: ['auth'],
         description: 'create an API key; the answer holds the key, shown this once (send it as Authorization: Bearer <key>)',
-        body: { type: 'object', properties: { name: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' }, role: { type: 'string', enum: [...WEB_ROLES] } }, required: ['name', 'role'], additionalProperties: false },
-        response: { 201: { ...keyInfo, properties: { ...keyInfo.properties, key: { type: 'string' } }, required: [...keyInfo.required, 'key'] }, ...errors },
+        body: {
+          type: 'object',
+          properties: { name: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' }, role: { type: 'string', enum: [...WEB_ROLES] } },
+          required: ['name', 'role'],
+          additionalProperties: false,
+        },
+        response: {
+          201: { ...keyInfo, properties: { ...keyInfo.properties, key: { type: 'string' } }, required: [...keyInfo.required, 'key'] },
+          ...errors,
+        },
       },
     },
     async (req, reply) => {
@@ -37,7 +61,15 @@ export const apiKeyRoutes: FastifyPluginAsync<{ keys: ApiKeyStore }> = async (ap
 
   app.delete<{ Params: { key: string } }>(
     '/api/keys/:key',
-    { config: { access: 'admin' }, schema: { tags: ['auth'], description: 'revoke an API key by id or name', params: { type: 'object', properties: { key: { type: 'string', maxLength: 64 } }, required: ['key'] }, response: { 204: { type: 'null' }, ...errors } } },
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['auth'],
+        description: 'revoke an API key by id or name',
+        params: { type: 'object', properties: { key: { type: 'string', maxLength: 64 } }, required: ['key'] },
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
     async (req, reply) => {
       if (!keys.revoke(req.params.key)) throw new HttpError(404, `no API key ${req.params.key}`);
       return reply.code(204).send();

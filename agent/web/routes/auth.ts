@@ -36,8 +36,16 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
   function issue(reply: FastifyReply, username: string, role: string, t: Omit<IssuedTokens, 'refreshToken'> & { refreshToken?: string }) {
     const cookie = { httpOnly: true, sameSite: 'strict' as const, secure: opts.secure };
     reply.setCookie(SESSION_COOKIE, t.token, { ...cookie, path: '/', expires: new Date(t.expiresAt) });
-    if (t.refreshToken) reply.setCookie(REFRESH_COOKIE, t.refreshToken, { ...cookie, path: '/api/auth', expires: new Date(t.refreshExpiresAt) });
-    return { username, role, token: t.token, expiresAt: new Date(t.expiresAt).toISOString(), refreshToken: t.refreshToken, refreshExpiresAt: new Date(t.refreshExpiresAt).toISOString() };
+    if (t.refreshToken)
+      reply.setCookie(REFRESH_COOKIE, t.refreshToken, { ...cookie, path: '/api/auth', expires: new Date(t.refreshExpiresAt) });
+    return {
+      username,
+      role,
+      token: t.token,
+      expiresAt: new Date(t.expiresAt).toISOString(),
+      refreshToken: t.refreshToken,
+      refreshExpiresAt: new Date(t.refreshExpiresAt).toISOString(),
+    };
   }
 
   async function roleOf(username: string): Promise<string> {
@@ -53,7 +61,15 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
       schema: {
         tags: ['auth'],
         description: 'log in with a user name and password (throttled like MQTT logins: a growing delay, then a ban)',
-        body: { type: 'object', properties: { username: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 1024 } }, required: ['username', 'password'], additionalProperties: false },
+        body: {
+          type: 'object',
+          properties: {
+            username: { type: 'string', minLength: 1, maxLength: 64 },
+            password: { type: 'string', minLength: 1, maxLength: 1024 },
+          },
+          required: ['username', 'password'],
+          additionalProperties: false,
+        },
         response: { 200: tokens, ...errors },
       },
     },
@@ -77,7 +93,8 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
       config: { access: 'public' },
       schema: {
         tags: ['auth'],
-        description: 'a new access token and the next refresh token for a login session, for the refresh token from the body, else from its cookie. Each refresh token is good once: using one already replaced ends the session, unless it was replaced in the last 10 s (two tabs at once: then an access token only, without refreshToken)',
+        description:
+          'a new access token and the next refresh token for a login session, for the refresh token from the body, else from its cookie. Each refresh token is good once: using one already replaced ends the session, unless it was replaced in the last 10 s (two tabs at once: then an access token only, without refreshToken)',
         body: { type: 'object', properties: { refreshToken: { type: 'string', maxLength: 200 } }, additionalProperties: false },
         response: { 200: { ...tokens, required: tokens.required.filter((k) => k !== 'refreshToken') }, ...errors },
       },
@@ -87,7 +104,8 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
       if (!refreshToken) throw new HttpError(401, 'no refresh token: give refreshToken, or log in');
       try {
         const t = opts.sessions.refresh(refreshToken);
-        if (opts.users.fingerprint(t.username) !== t.fingerprint) throw new TokenRefused('the password changed since this login: log in again');
+        if (opts.users.fingerprint(t.username) !== t.fingerprint)
+          throw new TokenRefused('the password changed since this login: log in again');
         return issue(reply, t.username, await roleOf(t.username), t);
       } catch (err) {
         if (err instanceof TokenRefused) throw new HttpError(401, err.message);
@@ -104,7 +122,8 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
       config: { access: 'public' },
       schema: {
         tags: ['auth'],
-        description: 'end this login session (its access and refresh tokens stop working) and clear its cookies; works with an expired access token or the refresh token alone',
+        description:
+          'end this login session (its access and refresh tokens stop working) and clear its cookies; works with an expired access token or the refresh token alone',
         body: { type: 'object', properties: { refreshToken: { type: 'string', maxLength: 200 } }, additionalProperties: false },
         response: { 204: { type: 'null' }, ...errors },
       },
@@ -120,8 +139,25 @@ export const authRoutes: FastifyPluginAsync<AuthRouteOptions> = async (app, opts
     return reply.code(204).send();
   }
 
-  app.get('/api/auth/me', { schema: { tags: ['auth'], description: 'who the credentials speak for', response: { 200: { type: 'object', properties: { name: { type: 'string' }, role: { type: 'string' }, via: { type: 'string' } }, required: ['name', 'role', 'via'] }, ...errors } } }, async (req) => {
-    const { name, role, via } = req.identity!;
-    return { name, role, via };
-  });
+  app.get(
+    '/api/auth/me',
+    {
+      schema: {
+        tags: ['auth'],
+        description: 'who the credentials speak for',
+        response: {
+          200: {
+            type: 'object',
+            properties: { name: { type: 'string' }, role: { type: 'string' }, via: { type: 'string' } },
+            required: ['name', 'role', 'via'],
+          },
+          ...errors,
+        },
+      },
+    },
+    async (req) => {
+      const { name, role, via } = req.identity!;
+      return { name, role, via };
+    },
+  );
 };

@@ -41,7 +41,12 @@ const filterProps = {
   from: timeParam('refused at or after'),
   to: timeParam('refused at or before'),
   reason: { type: 'string', minLength: 1, maxLength: 200, description: 'text a reason holds (case-insensitive)' },
-  consumer: { type: 'string', minLength: 1, maxLength: 200, description: 'refused by this consumer after acceptance (ingest: refused at ingest)' },
+  consumer: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 200,
+    description: 'refused by this consumer after acceptance (ingest: refused at ingest)',
+  },
 } as const;
 
 function matcher(f: Filter): (d: DeadLetter) => boolean {
@@ -74,8 +79,23 @@ export const deadLetterRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (a
       schema: {
         tags: ['dead letters'],
         description: 'refused readings, newest first, with every reason; follow `next` for older ones',
-        querystring: { type: 'object', properties: { ...filterProps, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'integer', minimum: 0, description: '`next` of the previous page' } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { deadLetters: { type: 'array', items: letter }, next: { type: ['integer', 'null'] } }, required: ['deadLetters', 'next'] }, ...errors },
+        querystring: {
+          type: 'object',
+          properties: {
+            ...filterProps,
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            cursor: { type: 'integer', minimum: 0, description: '`next` of the previous page' },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { deadLetters: { type: 'array', items: letter }, next: { type: ['integer', 'null'] } },
+            required: ['deadLetters', 'next'],
+          },
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -86,7 +106,14 @@ export const deadLetterRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (a
 
   app.get<{ Params: { id: number } }>(
     '/api/dead-letters/:id',
-    { schema: { tags: ['dead letters'], description: 'one dead letter', params: { type: 'object', properties: { id: { type: 'integer', minimum: 0 } }, required: ['id'] }, response: { 200: letter, ...errors } } },
+    {
+      schema: {
+        tags: ['dead letters'],
+        description: 'one dead letter',
+        params: { type: 'object', properties: { id: { type: 'integer', minimum: 0 } }, required: ['id'] },
+        response: { 200: letter, ...errors },
+      },
+    },
     async (req) => {
       const d = await letters().deadLetter(req.params.id);
       if (!d) throw new HttpError(404, `no dead letter ${req.params.id}`);
@@ -101,13 +128,20 @@ export const deadLetterRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (a
       schema: {
         tags: ['dead letters'],
         description: `check dead letters again against the schemas in effect now: those that pass are taken (and leave the dead letters), the rest stay with their new reasons. By ids, or by filter (up to ${BATCH} a request)`,
-        body: { type: 'object', properties: { ids: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, maxItems: BATCH }, ...filterProps }, additionalProperties: false },
+        body: {
+          type: 'object',
+          properties: { ids: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, maxItems: BATCH }, ...filterProps },
+          additionalProperties: false,
+        },
         response: {
           200: {
             type: 'object',
             properties: {
               replayed: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, seq: { type: 'integer' } } } },
-              refused: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, reasons: letter.properties.reasons } } },
+              refused: {
+                type: 'array',
+                items: { type: 'object', properties: { id: { type: 'integer' }, reasons: letter.properties.reasons } },
+              },
               skipped: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, why: { type: 'string' } } } },
             },
             required: ['replayed', 'refused', 'skipped'],
@@ -119,15 +153,26 @@ export const deadLetterRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (a
     async (req) => {
       const agent = agentOf(api);
       const { ids, ...filter } = req.body ?? {};
-      const chosen = ids ? (await Promise.all(ids.map((id) => letters().deadLetter(id)))).filter((d): d is DeadLetter => d !== undefined) : await letters().deadLetters(BATCH, undefined, matcher(filter));
-      if (ids && chosen.length < ids.length) throw new HttpError(404, `no dead letter ${ids.filter((id) => !chosen.some((d) => d.id === id)).join(', ')}`);
+      const chosen = ids
+        ? (await Promise.all(ids.map((id) => letters().deadLetter(id)))).filter((d): d is DeadLetter => d !== undefined)
+        : await letters().deadLetters(BATCH, undefined, matcher(filter));
+      if (ids && chosen.length < ids.length)
+        throw new HttpError(404, `no dead letter ${ids.filter((id) => !chosen.some((d) => d.id === id)).join(', ')}`);
       return replay(agent, chosen);
     },
   );
 
   app.delete<{ Params: { id: number } }>(
     '/api/dead-letters/:id',
-    { config: { access: 'operator' }, schema: { tags: ['dead letters'], description: 'purge one dead letter', params: { type: 'object', properties: { id: { type: 'integer', minimum: 0 } }, required: ['id'] }, response: { 204: { type: 'null' }, ...errors } } },
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['dead letters'],
+        description: 'purge one dead letter',
+        params: { type: 'object', properties: { id: { type: 'integer', minimum: 0 } }, required: ['id'] },
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
     async (req, reply) => {
       if (!(await letters().removeDeadLetters([req.params.id]))) throw new HttpError(404, `no dead letter ${req.params.id}`);
       return reply.code(204).send();
@@ -138,7 +183,12 @@ export const deadLetterRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (a
     '/api/dead-letters',
     {
       config: { access: 'operator' },
-      schema: { tags: ['dead letters'], description: 'purge the dead letters a filter takes (topic is required: # for all)', querystring: { type: 'object', properties: filterProps, required: ['topic'], additionalProperties: false }, response: { 200: { type: 'object', properties: { purged: { type: 'integer' } }, required: ['purged'] }, ...errors } },
+      schema: {
+        tags: ['dead letters'],
+        description: 'purge the dead letters a filter takes (topic is required: # for all)',
+        querystring: { type: 'object', properties: filterProps, required: ['topic'], additionalProperties: false },
+        response: { 200: { type: 'object', properties: { purged: { type: 'integer' } }, required: ['purged'] }, ...errors },
+      },
     },
     async (req) => {
       const matches = matcher(req.query);

@@ -6,7 +6,19 @@ import { contentTypes, EXPORT_FORMATS, exportText, type ExportFormat } from '../
 import type { ApiSource } from '../api.js';
 import { badParameter, errorSchema } from '../errors.js';
 import type { Slots } from '../slots.js';
-import { agentOf, fieldsParam, listOf, ownerOf, range, storeOf, timeParam, topicFilter, topicParam, whereOf, whereParam } from './params.js';
+import {
+  agentOf,
+  fieldsParam,
+  listOf,
+  ownerOf,
+  range,
+  storeOf,
+  timeParam,
+  topicFilter,
+  topicParam,
+  whereOf,
+  whereParam,
+} from './params.js';
 
 interface ExportQuery {
   format: ExportFormat;
@@ -26,7 +38,8 @@ export const exportRoutes: FastifyPluginAsync<{ api: ApiSource; slots: Slots }> 
     {
       schema: {
         tags: ['data'],
-        description: 'stored readings as a download (CSV, JSON or JSON Lines, optionally gzip), streamed with flat memory however many rows',
+        description:
+          'stored readings as a download (CSV, JSON or JSON Lines, optionally gzip), streamed with flat memory however many rows',
         querystring: {
           type: 'object',
           properties: {
@@ -38,11 +51,23 @@ export const exportRoutes: FastifyPluginAsync<{ api: ApiSource; slots: Slots }> 
             fields: fieldsParam,
             order: { type: 'string', enum: ['asc', 'desc'], default: 'asc' },
             gzip: { type: 'boolean', default: false, description: 'compress the download (.gz)' },
-            filename: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', description: 'download file name (default readings-<agent>-<time>.<format>)' },
+            filename: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9._-]{1,100}$',
+              description: 'download file name (default readings-<agent>-<time>.<format>)',
+            },
           },
           additionalProperties: false,
         },
-        response: { 200: { description: 'the file', type: 'string' }, 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema },
+        response: {
+          200: { description: 'the file', type: 'string' },
+          400: errorSchema,
+          401: errorSchema,
+          403: errorSchema,
+          409: errorSchema,
+          429: errorSchema,
+          503: errorSchema,
+        },
       },
     },
     async (req, reply) => {

@@ -20,7 +20,8 @@ const CLOSE_PROTOCOL = 1008;
 const MAX_FILTERS = 32;
 const MAX_MESSAGE = 65536;
 
-type ClientMessage = { type: 'subscribe'; topics: string[]; fields?: string[] } | { type: 'unsubscribe'; topics: string[] } | { type: 'ping' };
+type ClientMessage =
+  { type: 'subscribe'; topics: string[]; fields?: string[] } | { type: 'unsubscribe'; topics: string[] } | { type: 'ping' };
 
 /** What a client sent, checked; an Error says what is wrong. */
 function parseMessage(text: string): ClientMessage {
@@ -34,64 +35,87 @@ function parseMessage(text: string): ClientMessage {
   if (m.type === 'ping') return { type: 'ping' };
   if (m.type !== 'subscribe' && m.type !== 'unsubscribe') throw new Error('type: one of subscribe, unsubscribe, ping');
   const topics = m.topics;
-  if (!Array.isArray(topics) || topics.length === 0 || topics.length > MAX_FILTERS || !topics.every((t) => typeof t === 'string')) throw new Error(`topics: 1 to ${MAX_FILTERS} topic filters`);
+  if (!Array.isArray(topics) || topics.length === 0 || topics.length > MAX_FILTERS || !topics.every((t) => typeof t === 'string'))
+    throw new Error(`topics: 1 to ${MAX_FILTERS} topic filters`);
   for (const t of topics as string[]) {
     const problem = filterProblem(t);
     if (problem) throw new Error(`topics: ${JSON.stringify(t.slice(0, 100))} is not a valid topic filter: ${problem}`);
   }
   if (m.type === 'unsubscribe') return { type: 'unsubscribe', topics: topics as string[] };
   const fields = m.fields;
-  if (fields !== undefined && (!Array.isArray(fields) || fields.length > 64 || !fields.every((f) => typeof f === 'string' && f.length > 0 && f.length <= 128))) throw new Error('fields: up to 64 field paths');
+  if (
+    fields !== undefined &&
+    (!Array.isArray(fields) || fields.length > 64 || !fields.every((f) => typeof f === 'string' && f.length > 0 && f.length <= 128))
+  )
+    throw new Error('fields: up to 64 field paths');
   return { type: 'subscribe', topics: topics as string[], fields: fields as string[] | undefined };
 }
 
-
 export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { api, heartbeatMs }) => {
-  app.get('/ws', { websocket: true, config: { tokenInQuery: true }, schema: { tags: ['live'], description: 'WebSocket of live readings. Send {"type":"subscribe","topics":["sensors/#"],"fields":["temperature"]} or {"type":"unsubscribe","topics":[...]}; receive {"type":"reading","reading":{...}}, heartbeats, and errors. Closed with 1008 when the client falls behind; refused with 1013 when there are too many live clients (web.limits.liveClients in all, liveClientsPerUser of one user).' } }, (socket: WebSocket, req: FastifyRequest) => {
-    const hub = api()?.live;
-    if (!hub) return socket.close(1013, 'the agent is starting');
-    const client: LiveClient = {
-      subscriptions: new Map(),
-      buffered: () => socket.bufferedAmount,
-      send: (reading) => socket.send(`{"type":"reading","reading":${reading}}`),
-      tooSlow: (bytes) => {
-        socket.close(CLOSE_TOO_SLOW, `too slow: ${bytes} bytes waiting`.slice(0, 120));
-        // The close frame waits behind what the client has not read: if it never reads, cut it off.
-        setTimeout(() => socket.terminate(), 5000).unref();
+  app.get(
+    '/ws',
+    {
+      websocket: true,
+      config: { tokenInQuery: true },
+      schema: {
+        tags: ['live'],
+        description:
+          'WebSocket of live readings. Send {"type":"subscribe","topics":["sensors/#"],"fields":["temperature"]} or {"type":"unsubscribe","topics":[...]}; receive {"type":"reading","reading":{...}}, heartbeats, and errors. Closed with 1008 when the client falls behind; refused with 1013 when there are too many live clients (web.limits.liveClients in all, liveClientsPerUser of one user).',
       },
-    };
-    const refused = hub.add(client, ownerOf(req));
-    if (refused) return socket.close(1013, refused);
-    let alive = true;
-    const heartbeat = setInterval(() => {
-      if (!alive) return socket.terminate();
-      alive = false;
-      socket.ping();
-      socket.send(JSON.stringify({ type: 'heartbeat', time: new Date().toISOString() }));
-    }, heartbeatMs);
-    socket.on('pong', () => (alive = true));
-    socket.on('close', () => {
-      clearInterval(heartbeat);
-      hub.remove(client);
-    });
-    socket.on('message', (data, isBinary) => {
-      const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer).byteLength;
-      if (isBinary || size > MAX_MESSAGE) return socket.close(CLOSE_PROTOCOL, 'messages are JSON text of at most 64 KiB');
-      let m: ClientMessage;
-      try {
-        m = parseMessage(data.toString());
-      } catch (err) {
-        return socket.send(JSON.stringify({ type: 'error', message: (err as Error).message }));
-      }
-      if (m.type === 'ping') return socket.send(JSON.stringify({ type: 'pong' }));
-      if (m.type === 'unsubscribe') for (const t of m.topics) client.subscriptions.delete(t);
-      else {
-        if (new Set([...client.subscriptions.keys(), ...m.topics]).size > MAX_FILTERS) return socket.send(JSON.stringify({ type: 'error', message: `at most ${MAX_FILTERS} topic filters per client` }));
-        for (const t of m.topics) client.subscriptions.set(t, m.fields);
-      }
-      socket.send(JSON.stringify({ type: m.type === 'subscribe' ? 'subscribed' : 'unsubscribed', topics: m.topics, subscriptions: [...client.subscriptions.keys()] }));
-    });
-  });
+    },
+    (socket: WebSocket, req: FastifyRequest) => {
+      const hub = api()?.live;
+      if (!hub) return socket.close(1013, 'the agent is starting');
+      const client: LiveClient = {
+        subscriptions: new Map(),
+        buffered: () => socket.bufferedAmount,
+        send: (reading) => socket.send(`{"type":"reading","reading":${reading}}`),
+        tooSlow: (bytes) => {
+          socket.close(CLOSE_TOO_SLOW, `too slow: ${bytes} bytes waiting`.slice(0, 120));
+          // The close frame waits behind what the client has not read: if it never reads, cut it off.
+          setTimeout(() => socket.terminate(), 5000).unref();
+        },
+      };
+      const refused = hub.add(client, ownerOf(req));
+      if (refused) return socket.close(1013, refused);
+      let alive = true;
+      const heartbeat = setInterval(() => {
+        if (!alive) return socket.terminate();
+        alive = false;
+        socket.ping();
+        socket.send(JSON.stringify({ type: 'heartbeat', time: new Date().toISOString() }));
+      }, heartbeatMs);
+      socket.on('pong', () => (alive = true));
+      socket.on('close', () => {
+        clearInterval(heartbeat);
+        hub.remove(client);
+      });
+      socket.on('message', (data, isBinary) => {
+        const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer).byteLength;
+        if (isBinary || size > MAX_MESSAGE) return socket.close(CLOSE_PROTOCOL, 'messages are JSON text of at most 64 KiB');
+        let m: ClientMessage;
+        try {
+          m = parseMessage(data.toString());
+        } catch (err) {
+          return socket.send(JSON.stringify({ type: 'error', message: (err as Error).message }));
+        }
+        if (m.type === 'ping') return socket.send(JSON.stringify({ type: 'pong' }));
+        if (m.type === 'unsubscribe') for (const t of m.topics) client.subscriptions.delete(t);
+        else {
+          if (new Set([...client.subscriptions.keys(), ...m.topics]).size > MAX_FILTERS)
+            return socket.send(JSON.stringify({ type: 'error', message: `at most ${MAX_FILTERS} topic filters per client` }));
+          for (const t of m.topics) client.subscriptions.set(t, m.fields);
+        }
+        socket.send(
+          JSON.stringify({
+            type: m.type === 'subscribe' ? 'subscribed' : 'unsubscribed',
+            topics: m.topics,
+            subscriptions: [...client.subscriptions.keys()],
+          }),
+        );
+      });
+    },
+  );
 
   app.get<{ Querystring: { topic: string[]; fields?: string[] } }>(
     '/api/stream',
@@ -99,10 +123,21 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
       config: { tokenInQuery: true },
       schema: {
         tags: ['live'],
-        description: 'Server-Sent Events of live readings (event: reading, data: the reading as JSON); a comment line as heartbeat; ends when the client falls behind',
+        description:
+          'Server-Sent Events of live readings (event: reading, data: the reading as JSON); a comment line as heartbeat; ends when the client falls behind',
         querystring: {
           type: 'object',
-          properties: { topic: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 }, minItems: 1, maxItems: MAX_FILTERS, default: ['#'] }, fields: fieldsParam, access_token: { type: 'string', maxLength: 2000 } },
+          properties: {
+            topic: {
+              type: 'array',
+              items: { type: 'string', minLength: 1, maxLength: 1024 },
+              minItems: 1,
+              maxItems: MAX_FILTERS,
+              default: ['#'],
+            },
+            fields: fieldsParam,
+            access_token: { type: 'string', maxLength: 2000 },
+          },
           additionalProperties: false,
         },
         response: { 200: { type: 'string', description: 'text/event-stream' }, 400: errorSchema, 401: errorSchema, 503: errorSchema },
@@ -112,7 +147,10 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
       const hub = agentOf(api).live;
       for (const t of req.query.topic) {
         const problem = filterProblem(t);
-        if (problem) throw new HttpError(400, `topic: ${JSON.stringify(t.slice(0, 100))} is not a valid topic filter: ${problem}`, [{ parameter: 'topic', message: problem }]);
+        if (problem)
+          throw new HttpError(400, `topic: ${JSON.stringify(t.slice(0, 100))} is not a valid topic filter: ${problem}`, [
+            { parameter: 'topic', message: problem },
+          ]);
       }
       const fields = listOf(req.query.fields);
       const res = reply.raw;
@@ -126,9 +164,17 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
         },
       };
       const refused = hub.add(client, ownerOf(req));
-      if (refused) throw new HttpError(refused === 'too many live clients' ? 503 : 429, refused, undefined, { 'retry-after': String(RETRY_AFTER_SEC) });
+      if (refused)
+        throw new HttpError(refused === 'too many live clients' ? 503 : 429, refused, undefined, {
+          'retry-after': String(RETRY_AFTER_SEC),
+        });
       reply.hijack();
-      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-store',
+        Connection: 'keep-alive',
+        'X-Accel-Buffering': 'no',
+      });
       res.write(`: subscribed to ${req.query.topic.join(' ')}\n\n`);
       const heartbeat = setInterval(() => res.write(`: heartbeat ${new Date().toISOString()}\n\n`), heartbeatMs);
       res.on('close', () => {

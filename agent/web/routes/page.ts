@@ -12,10 +12,22 @@ import { assetPath, isSea } from '../../sea.js';
 export function pageFolder(): string | undefined {
   if (isSea()) return dirname(assetPath('web/page/index.html'));
   // dist/agent/web/routes -> dist/page; run from sources (tests), agent/web/routes -> dist/page.
-  return [join(import.meta.dirname, '../../../page'), join(import.meta.dirname, '../../../dist/page')].find((d) => existsSync(join(d, 'index.html')));
+  return [join(import.meta.dirname, '../../../page'), join(import.meta.dirname, '../../../dist/page')].find((d) =>
+    existsSync(join(d, 'index.html')),
+  );
 }
 
-const POLICY = ["default-src 'self'", "connect-src 'self'", "img-src 'self' data:", "style-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"].join('; ');
+const POLICY = [
+  "default-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "style-src 'self'",
+  "script-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 export const pageRoutes: FastifyPluginAsync<{ root: string }> = async (app, { root }) => {
   // Every file of the page is public: it holds no data; what it shows comes from the API.

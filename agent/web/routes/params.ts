@@ -7,15 +7,28 @@ import { parseFilter, parseTime } from '../../store/where.js';
 import type { AgentApi, ApiSource } from '../api.js';
 import { badParameter, HttpError } from '../errors.js';
 
-export const topicParam = { type: 'string', minLength: 1, maxLength: 1024, default: '#', description: 'MQTT topic filter (+ one level, # the rest)' } as const;
-export const timeParam = (what: string) => ({ type: 'string', maxLength: 40, description: `${what}: ISO 8601 time, or ms since the epoch` }) as const;
+export const topicParam = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 1024,
+  default: '#',
+  description: 'MQTT topic filter (+ one level, # the rest)',
+} as const;
+export const timeParam = (what: string) =>
+  ({ type: 'string', maxLength: 40, description: `${what}: ISO 8601 time, or ms since the epoch` }) as const;
 export const whereParam = {
   type: 'array',
   items: { type: 'string', maxLength: 256 },
   maxItems: 16,
-  description: 'conditions on payload fields, all of which must hold: <field><op><value>, op one of = != < <= > >=, field dotted (a.b); repeat the parameter for more',
+  description:
+    'conditions on payload fields, all of which must hold: <field><op><value>, op one of = != < <= > >=, field dotted (a.b); repeat the parameter for more',
 } as const;
-export const fieldsParam = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, maxItems: 64, description: 'payload fields (dotted paths) to keep; repeat or comma-separate' } as const;
+export const fieldsParam = {
+  type: 'array',
+  items: { type: 'string', minLength: 1, maxLength: 128 },
+  maxItems: 64,
+  description: 'payload fields (dotted paths) to keep; repeat or comma-separate',
+} as const;
 
 export function topicFilter(value: string, name = 'topic'): string {
   const problem = filterProblem(value);
@@ -41,7 +54,11 @@ export function whereOf(values: string[] | undefined): FieldFilter[] {
 }
 
 /** `a,b` and repeated parameters alike. */
-export const listOf = (values: string[] | undefined) => values?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+export const listOf = (values: string[] | undefined) =>
+  values
+    ?.flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
 
 export function range(q: { from?: string; to?: string }): { from?: number; to?: number } {
   const from = timeOf(q.from, 'from');

@@ -46,7 +46,15 @@ const dryRunAnswer = {
     refused: { type: 'integer', description: 'of those, how many it would refuse (dead-letter)' },
     examples: {
       type: 'array',
-      items: { type: 'object', properties: { seq: { type: 'integer' }, topic: { type: 'string' }, receivedAt: { type: 'string', format: 'date-time' }, reasons: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } } } },
+      items: {
+        type: 'object',
+        properties: {
+          seq: { type: 'integer' },
+          topic: { type: 'string' },
+          receivedAt: { type: 'string', format: 'date-time' },
+          reasons: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+        },
+      },
     },
     note: { type: 'string' },
   },
@@ -57,7 +65,8 @@ const dryRunAnswer = {
 async function dryRun(schema: CompiledSchema, store: LocalStore | undefined, signal: AbortSignal) {
   if (!store) return { checked: 0, refused: 0, examples: [], note: 'no local store (store.backend none): nothing to check against' };
   const seen = new Map<number, LogRecord>();
-  for (const topic of schema.topics) for (const r of await store.query({ topic, order: 'desc', limit: CHECKED, maxScan: 50 * CHECKED }, signal)) seen.set(r.seq, r);
+  for (const topic of schema.topics)
+    for (const r of await store.query({ topic, order: 'desc', limit: CHECKED, maxScan: 50 * CHECKED }, signal)) seen.set(r.seq, r);
   const latest = [...seen.values()].sort((a, b) => b.seq - a.seq).slice(0, CHECKED);
   const refusals = latest.flatMap((r) => {
     const reasons = reasonsFor(schema, r);
@@ -76,7 +85,12 @@ function reasonsFor(schema: CompiledSchema, r: LogRecord) {
 }
 
 function asHttp(err: unknown): never {
-  if (err instanceof SchemaChangeError) throw new HttpError({ invalid: 400, conflict: 409, missing: 404 }[err.kind], err.message, err.problems.length ? err.problems : undefined);
+  if (err instanceof SchemaChangeError)
+    throw new HttpError(
+      { invalid: 400, conflict: 409, missing: 404 }[err.kind],
+      err.message,
+      err.problems.length ? err.problems : undefined,
+    );
   throw err;
 }
 
@@ -84,7 +98,13 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
   const editor = () => agentOf(api).schemas;
   const describe = (s: CompiledSchema) => editor().summary(s);
 
-  app.get('/api/schemas', { schema: { tags: ['schemas'], description: 'the schemas in effect', response: { 200: { type: 'array', items: summary }, ...errors } } }, async () => editor().list().map(describe));
+  app.get(
+    '/api/schemas',
+    {
+      schema: { tags: ['schemas'], description: 'the schemas in effect', response: { 200: { type: 'array', items: summary }, ...errors } },
+    },
+    async () => editor().list().map(describe),
+  );
 
   app.get<{ Params: { name: string }; Querystring: { version?: number } }>(
     '/api/schemas/:name',
@@ -94,7 +114,21 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
         description: 'a schema: its document (the current version, or the one asked for), and every version kept',
         params: nameParam,
         querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 1 } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { ...summary.properties, doc: { type: 'object', additionalProperties: true }, versions: { type: 'array', items: { type: 'object', properties: { version: { type: 'integer' }, current: { type: 'boolean' } } } } }, required: ['name', 'doc', 'versions'] }, ...errors },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              ...summary.properties,
+              doc: { type: 'object', additionalProperties: true },
+              versions: {
+                type: 'array',
+                items: { type: 'object', properties: { version: { type: 'integer' }, current: { type: 'boolean' } } },
+              },
+            },
+            required: ['name', 'doc', 'versions'],
+          },
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -102,7 +136,11 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
       // A removed schema's versions stay readable: its newest is shown.
       const version = req.query.version ?? (editor().current(name) ? undefined : editor().versions(name)[0]?.version);
       const view = editor().view(name, version);
-      if (!view) throw new HttpError(404, req.query.version === undefined ? `no schema named ${name}` : `no version ${req.query.version} of schema ${name}`);
+      if (!view)
+        throw new HttpError(
+          404,
+          req.query.version === undefined ? `no schema named ${name}` : `no version ${req.query.version} of schema ${name}`,
+        );
       return { ...view, versions: editor().versions(name) };
     },
   );
@@ -131,7 +169,15 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
 
   app.post<{ Body: SchemaDoc }>(
     '/api/schemas',
-    { config: { access: 'operator' }, schema: { tags: ['schemas'], description: 'add a schema; it applies to readings from now on', body: docBody, response: { 201: summary, ...errors } } },
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['schemas'],
+        description: 'add a schema; it applies to readings from now on',
+        body: docBody,
+        response: { 201: summary, ...errors },
+      },
+    },
     async (req, reply) => {
       try {
         return reply.code(201).send(describe(editor().create(req.body)));
@@ -143,7 +189,16 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
 
   app.put<{ Params: { name: string }; Body: SchemaDoc }>(
     '/api/schemas/:name',
-    { config: { access: 'operator' }, schema: { tags: ['schemas'], description: 'change a schema: a new version (the body\'s if newer, else the next), in effect at once; the old one is kept', params: nameParam, body: docBody, response: { 200: summary, ...errors } } },
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['schemas'],
+        description: "change a schema: a new version (the body's if newer, else the next), in effect at once; the old one is kept",
+        params: nameParam,
+        body: docBody,
+        response: { 200: summary, ...errors },
+      },
+    },
     async (req) => {
       try {
         return describe(editor().replace(req.params.name, req.body));
@@ -155,7 +210,15 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
 
   app.delete<{ Params: { name: string } }>(
     '/api/schemas/:name',
-    { config: { access: 'operator' }, schema: { tags: ['schemas'], description: 'remove a schema (kept in the history); its topics then follow ingest.unmatched', params: nameParam, response: { 204: { type: 'null' }, ...errors } } },
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['schemas'],
+        description: 'remove a schema (kept in the history); its topics then follow ingest.unmatched',
+        params: nameParam,
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
     async (req, reply) => {
       try {
         editor().remove(req.params.name);

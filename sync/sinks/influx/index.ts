@@ -7,7 +7,17 @@ import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
-import { down, inSlices, invalid, isTlsTrustError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import {
+  down,
+  inSlices,
+  invalid,
+  isTlsTrustError,
+  transient,
+  type Encoded,
+  type Sink,
+  type SinkContext,
+  type WriteResult,
+} from '../../sink.js';
 import type { OutBatch } from '../../record.js';
 import type { InfluxConfig } from './config.js';
 import { LineBuffer } from '../../line-buffer.js';
@@ -34,7 +44,8 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
   const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
   if (config.gzipLevel > 0) headers['Content-Encoding'] = 'gzip';
   if (config.version === 2 && config.token) headers.Authorization = `Token ${config.token}`;
-  if (config.version === 1 && config.username) headers.Authorization = `Basic ${Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64')}`;
+  if (config.version === 1 && config.username)
+    headers.Authorization = `Basic ${Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64')}`;
   /** Line buffers to encode into, reused: fresh ones for every batch would make the GC run more often (it counts off-heap bytes too). */
   const spare: LineBuffer[] = [];
   const client = target.protocol === 'https:' ? https : http;
@@ -43,12 +54,18 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
 
   function post(body: Buffer, signal: AbortSignal): Promise<Response> {
     return new Promise((resolve, reject) => {
-      const req = client.request(target, { method: 'POST', agent, signal, headers: { ...headers, 'Content-Length': String(body.length) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] }));
-        res.on('error', reject);
-      });
+      const req = client.request(
+        target,
+        { method: 'POST', agent, signal, headers: { ...headers, 'Content-Length': String(body.length) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] }),
+          );
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -132,7 +149,8 @@ function outcome(res: Response, batch: LineBatch, config: InfluxConfig): WriteRe
   const { status } = res;
   if (status >= 200 && status < 300) return {};
   const text = `influx: HTTP ${status}: ${errorText(res.body)}`;
-  if (status === 401 || status === 403) return fail(down(`${text} (check the ${config.version === 1 ? 'username and password' : 'token'})`));
+  if (status === 401 || status === 403)
+    return fail(down(`${text} (check the ${config.version === 1 ? 'username and password' : 'token'})`));
   if (status === 404) return fail(down(`${text} (wrong database, bucket, org or API version?)`));
   if (status === 429 || status === 503) return fail(transient(text, retryAfterMs(res.retryAfter)));
   if (status === 400 || status === 413 || status === 422) return partialWrite(text, batch, config);

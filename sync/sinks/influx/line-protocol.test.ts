@@ -53,12 +53,18 @@ describe('line protocol escaping (the InfluxDB reference examples)', () => {
 
   it('writes the reference lines from readings', () => {
     const w = schema({ tags: ['location'], fields: { temperature: 'integer' } });
-    expect(lineOf({ location: 'us,midwest', temperature: 82 }, w)).toBe('weather,location=us\\,midwest temperature=82i 1465839830100000007');
-    expect(lineOf({ 'location place': 'us-midwest', temperature: 82 }, schema({ tags: ['location place'], fields: { temperature: 'integer' } }))).toBe(
-      'weather,location\\ place=us-midwest temperature=82i 1465839830100000007',
+    expect(lineOf({ location: 'us,midwest', temperature: 82 }, w)).toBe(
+      'weather,location=us\\,midwest temperature=82i 1465839830100000007',
     );
-    expect(lineOf({ location: 'us-midwest', 'temp=rature': 82 }, w)).toBe('weather,location=us-midwest temp\\=rature=82 1465839830100000007');
-    expect(lineOf({ location: 'us-midwest', temperature: 'too"hot"' }, w)).toBe('weather,location=us-midwest temperature="too\\"hot\\"" 1465839830100000007');
+    expect(
+      lineOf({ 'location place': 'us-midwest', temperature: 82 }, schema({ tags: ['location place'], fields: { temperature: 'integer' } })),
+    ).toBe('weather,location\\ place=us-midwest temperature=82i 1465839830100000007');
+    expect(lineOf({ location: 'us-midwest', 'temp=rature': 82 }, w)).toBe(
+      'weather,location=us-midwest temp\\=rature=82 1465839830100000007',
+    );
+    expect(lineOf({ location: 'us-midwest', temperature: 'too"hot"' }, w)).toBe(
+      'weather,location=us-midwest temperature="too\\"hot\\"" 1465839830100000007',
+    );
     expect(lineOf({ tagKey: '🍭', fieldKey: 'Launch 🚀' }, schema({ measurement: 'myMeasurement', tags: ['tagKey'] }))).toBe(
       'myMeasurement,tagKey=🍭 fieldKey="Launch 🚀" 1465839830100000007',
     );
@@ -69,13 +75,19 @@ describe('line protocol escaping (the InfluxDB reference examples)', () => {
 describe('readings as points', () => {
   it('types fields from the schema: integers get i, floats stay bare, booleans and strings', () => {
     const info = schema({ fields: { count: 'integer', temp: 'float', ok: 'boolean', note: 'string' } });
-    expect(lineOf({ count: 3, temp: 21, ok: true, note: 'fine' }, info)).toBe('weather count=3i,temp=21,ok=true,note="fine" 1465839830100000007');
+    expect(lineOf({ count: 3, temp: 21, ok: true, note: 'fine' }, info)).toBe(
+      'weather count=3i,temp=21,ok=true,note="fine" 1465839830100000007',
+    );
     // A value that is not an integer where the schema says integer is still written, as a float.
     expect(lineOf({ count: 2.5 }, info)).toBe('weather count=2.5 1465839830100000007');
   });
 
   it('adds the agent and topic tags, sorted by key, and uses the device time when there is one', () => {
-    const out = toLine(record({ v: 1, zone: 'b' }, { deviceTime: 1700000000000, topic: 'site 1/x' }), schema({ tags: ['zone'] }), { measurement: 'mqtt', agentTag: 'agent', topicTag: 'topic' });
+    const out = toLine(record({ v: 1, zone: 'b' }, { deviceTime: 1700000000000, topic: 'site 1/x' }), schema({ tags: ['zone'] }), {
+      measurement: 'mqtt',
+      agentTag: 'agent',
+      topicTag: 'topic',
+    });
     expect(out).toEqual({ line: 'weather,agent=pi-1,topic=site\\ 1/x,zone=b v=1 1700000000000000007' });
   });
 
@@ -94,7 +106,15 @@ describe('readings as points', () => {
   });
 
   it('writes a raw (base64) reading as one string field, payload', () => {
-    const line = encodeRecord(8, { topic: 'raw/x', receivedAt: 1465839830100, clockSynced: true, payloadJson: Buffer.from([0, 255, 7]).toString('base64'), encoding: 'base64', clientId: 'c', qos: 0 });
+    const line = encodeRecord(8, {
+      topic: 'raw/x',
+      receivedAt: 1465839830100,
+      clockSynced: true,
+      payloadJson: Buffer.from([0, 255, 7]).toString('base64'),
+      encoding: 'base64',
+      clientId: 'c',
+      qos: 0,
+    });
     expect(toLine(decodeRecord(line, 'pi-1'), undefined, opts)).toEqual({ line: 'mqtt payload="AP8H" 1465839830100000008' });
   });
 
@@ -106,7 +126,16 @@ describe('readings as points', () => {
 
 describe('a reading whose time was corrected after the clock synchronised', () => {
   it('is written at its corrected time, with the correction as an integer field', () => {
-    const line = encodeRecord(8, { topic: 'sensors/a', receivedAt: 1000, clockSynced: false, boot: 'b1', mono: 500, payloadJson: '{"t":1}', clientId: 'c', qos: 1 });
+    const line = encodeRecord(8, {
+      topic: 'sensors/a',
+      receivedAt: 1000,
+      clockSynced: false,
+      boot: 'b1',
+      mono: 500,
+      payloadJson: '{"t":1}',
+      clientId: 'c',
+      qos: 1,
+    });
     const corrected = toLine(decodeRecord(line, 'pi-1', { b1: 1465839830000 }), undefined, opts);
     expect(corrected).toEqual({ line: `mqtt t=1,clock_correction_ms=${1465839830500 - 1000}i 1465839830500000008` });
     // The control: no offset known, no correction.

@@ -73,7 +73,13 @@ function planFor(info: SchemaInfo | undefined, opts: LineOptions): Plan {
     for (const t of tags) t.key = escapeKey(t.key);
     const skip = new Set(info?.tags ?? []);
     if (info?.timestampField) skip.add(info.timestampField);
-    plan = { measurement: escapeMeasurement(info?.measurement ?? opts.measurement), tags, skip, types: info?.fields ?? {}, seen: new Map() };
+    plan = {
+      measurement: escapeMeasurement(info?.measurement ?? opts.measurement),
+      tags,
+      skip,
+      types: info?.fields ?? {},
+      seen: new Map(),
+    };
     if (bySchema.size > 1000) bySchema.clear();
     bySchema.set(info, plan);
   }
@@ -146,7 +152,14 @@ export function toLine(r: LogRecord, info: SchemaInfo | undefined, opts: LineOpt
   if (r.clockCorrectionMs !== undefined) fieldSet += `,clock_correction_ms=${r.clockCorrectionMs}i`;
   let line = plan.measurement;
   for (const t of plan.tags) {
-    const v = t.from === 'agent' ? r.agentId : t.from === 'topic' ? r.topic : typeof payload === 'object' && payload !== null ? tagValue((payload as Record<string, unknown>)[t.name]) : undefined;
+    const v =
+      t.from === 'agent'
+        ? r.agentId
+        : t.from === 'topic'
+          ? r.topic
+          : typeof payload === 'object' && payload !== null
+            ? tagValue((payload as Record<string, unknown>)[t.name])
+            : undefined;
     if (v !== undefined && v !== '') line += `,${t.key}=${escapeKey(v)}`;
   }
   return { line: `${line} ${fieldSet} ${pointTime(r.deviceTime ?? r.receivedAt, r.seq)}` };

@@ -73,7 +73,13 @@ export function createMqttSink(config: MqttConfig, ctx: SinkContext, sinkName: s
       const messages = Array.from(records, (r) => ({
         topic: topicFor(r),
         seq: r.seq,
-        payload: Buffer.from(config.payload === 'record' ? envelope(r) : r.encoding === 'base64' ? Buffer.from(JSON.parse(r.payloadJson) as string, 'base64') : r.payloadJson),
+        payload: Buffer.from(
+          config.payload === 'record'
+            ? envelope(r)
+            : r.encoding === 'base64'
+              ? Buffer.from(JSON.parse(r.payloadJson) as string, 'base64')
+              : r.payloadJson,
+        ),
       }));
       return { encoded: { messages, bytes: messages.reduce((n, m) => n + m.payload.length + m.topic.length, 0) }, refused: [] };
     },

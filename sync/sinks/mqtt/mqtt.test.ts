@@ -7,14 +7,18 @@ import { connect } from '../../../test/helpers/mqtt.js';
 import { startMosquitto, TcpProxy, until, type ServerProcess } from '../../../test/helpers/servers.js';
 import { statusOf, untilStatus } from '../../../test/helpers/sync.js';
 
-
 interface Received {
   topic: string;
   payload: Buffer;
   userProperties?: Record<string, string | string[]>;
 }
 
-async function subscriber(url: string, filter: string, protocolVersion: 4 | 5 = 4, extra: IClientOptions = {}): Promise<{ client: MqttClient; got: Received[] }> {
+async function subscriber(
+  url: string,
+  filter: string,
+  protocolVersion: 4 | 5 = 4,
+  extra: IClientOptions = {},
+): Promise<{ client: MqttClient; got: Received[] }> {
   const got: Received[] = [];
   const client = await connect(url, { protocolVersion, ...extra });
   client.on('message', (topic, payload, packet) => got.push({ topic, payload, userProperties: packet.properties?.userProperties }));
@@ -34,7 +38,9 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
 
   it('republishes each reading at QoS 1 under the topic template, as a record envelope with (agent, seq)', async () => {
     const sub = await reader('fleet/#');
-    const agent = await startAgent({ sinks: [{ name: 'up', type: 'mqtt', url: upstream.url, username: 'bridge', password: 'bridge-pw', batch: { maxAgeMs: 20 } }] });
+    const agent = await startAgent({
+      sinks: [{ name: 'up', type: 'mqtt', url: upstream.url, username: 'bridge', password: 'bridge-pw', batch: { maxAgeMs: 20 } }],
+    });
     try {
       const client = await connect(agent.mqttUrl, { clientId: 'pi-2' });
       await client.publishAsync('sensors/pi-2/env', '{"t":21.5}', { qos: 1 });
@@ -58,7 +64,19 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
     const sub = await reader('raw/#', 5);
     const agent = await startAgent({
       ingest: { unmatched: 'raw' },
-      sinks: [{ name: 'up', type: 'mqtt', url: upstream.url, username: 'bridge', password: 'bridge-pw', protocolVersion: 5, payload: 'raw', topic: 'raw/{topic}', batch: { maxAgeMs: 20 } }],
+      sinks: [
+        {
+          name: 'up',
+          type: 'mqtt',
+          url: upstream.url,
+          username: 'bridge',
+          password: 'bridge-pw',
+          protocolVersion: 5,
+          payload: 'raw',
+          topic: 'raw/{topic}',
+          batch: { maxAgeMs: 20 },
+        },
+      ],
     });
     try {
       const client = await connect(agent.mqttUrl);
@@ -76,7 +94,19 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
   });
 
   it('wrong credentials: down with the CONNACK reason, no retry storm', async () => {
-    const agent = await startAgent({ sinks: [{ name: 'up', type: 'mqtt', url: upstream.url, username: 'bridge', password: 'nope', batch: { maxAgeMs: 10 }, retry: { initialMs: 10, maxMs: 50 } }] });
+    const agent = await startAgent({
+      sinks: [
+        {
+          name: 'up',
+          type: 'mqtt',
+          url: upstream.url,
+          username: 'bridge',
+          password: 'nope',
+          batch: { maxAgeMs: 10 },
+          retry: { initialMs: 10, maxMs: 50 },
+        },
+      ],
+    });
     try {
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('a/b', '{}', { qos: 1 });
@@ -95,7 +125,18 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
     const proxy = await new TcpProxy(upstream.port).listen();
     const sub = await reader('fleet/#');
     const agent = await startAgent({
-      sinks: [{ name: 'up', type: 'mqtt', url: `mqtt://127.0.0.1:${proxy.port}`, username: 'bridge', password: 'bridge-pw', batch: { maxAgeMs: 20, maxRecords: 50 }, retry: { initialMs: 100, maxMs: 400 }, timeoutMs: 2000 }],
+      sinks: [
+        {
+          name: 'up',
+          type: 'mqtt',
+          url: `mqtt://127.0.0.1:${proxy.port}`,
+          username: 'bridge',
+          password: 'bridge-pw',
+          batch: { maxAgeMs: 20, maxRecords: 50 },
+          retry: { initialMs: 100, maxMs: 400 },
+          timeoutMs: 2000,
+        },
+      ],
     });
     try {
       const client = await connect(agent.mqttUrl);

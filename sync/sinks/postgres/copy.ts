@@ -83,7 +83,18 @@ function pick(payload: unknown, path: string[]): unknown {
   return v;
 }
 
-export const BASE_COLUMNS = ['agent_id', 'seq', 'ts', 'received_at', 'topic', 'client_id', 'schema_id', 'clock_synced', 'clock_correction_ms', 'payload'];
+export const BASE_COLUMNS = [
+  'agent_id',
+  'seq',
+  'ts',
+  'received_at',
+  'topic',
+  'client_id',
+  'schema_id',
+  'clock_synced',
+  'clock_correction_ms',
+  'payload',
+];
 
 /** One COPY line per record, columns as BASE_COLUMNS then the typed ones. */
 export function copyRows(records: Iterable<OutRecord>, typed: readonly TypedColumn[]): string {

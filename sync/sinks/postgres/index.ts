@@ -7,7 +7,18 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { down, inSlices, invalid, isTlsTrustError, SinkError, transient, type Encoded, type Sink, type SinkContext, type WriteResult } from '../../sink.js';
+import {
+  down,
+  inSlices,
+  invalid,
+  isTlsTrustError,
+  SinkError,
+  transient,
+  type Encoded,
+  type Sink,
+  type SinkContext,
+  type WriteResult,
+} from '../../sink.js';
 import type { OutBatch } from '../../record.js';
 import { BASE_COLUMNS, columnTypeOf, copyRows, SQL_TYPES, type TypedColumn } from './copy.js';
 import type { PostgresConfig } from './config.js';
@@ -55,7 +66,10 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
     for (const c of typed) await p.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(c.column)} ${SQL_TYPES[c.type]}`);
     await p.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`${config.table}_topic_ts`)} ON ${table} (topic, ts)`);
     if (timescale && !exists) await p.query('SELECT create_hypertable($1, $2, if_not_exists => TRUE)', [table, 'ts']);
-    ctx.logger.info({ table: `${config.schema}.${config.table}`, created: !exists, hypertable: timescale && !exists }, 'postgres table ready');
+    ctx.logger.info(
+      { table: `${config.schema}.${config.table}`, created: !exists, hypertable: timescale && !exists },
+      'postgres table ready',
+    );
   }
 
   async function copy(client: pg.PoolClient, into: string, rows: string): Promise<void> {
@@ -78,7 +92,9 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
     return inTransaction(client, async () => {
       await client.query(`CREATE TEMP TABLE IF NOT EXISTS edge_agent_staging (LIKE ${table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
       await copy(client, 'edge_agent_staging', batch.rows);
-      const inserted = await client.query(`INSERT INTO ${table} (${columns}) SELECT ${columns} FROM edge_agent_staging ON CONFLICT DO NOTHING`);
+      const inserted = await client.query(
+        `INSERT INTO ${table} (${columns}) SELECT ${columns} FROM edge_agent_staging ON CONFLICT DO NOTHING`,
+      );
       return inserted.rowCount ?? 0;
     });
   }
@@ -137,7 +153,10 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
 /** The payload fields the config wants as typed columns, their types from the config or the reading schemas. */
 function typedColumns(config: PostgresConfig, ctx: SinkContext): TypedColumn[] {
   return config.columns.map((c) => {
-    const fromSchema = ctx.schemas.list().map((s) => s.fields[c.field]).find((t) => t !== undefined);
+    const fromSchema = ctx.schemas
+      .list()
+      .map((s) => s.fields[c.field])
+      .find((t) => t !== undefined);
     return {
       column: c.column ?? c.field.replace(/\./g, '_'),
       path: c.field.split('.'),

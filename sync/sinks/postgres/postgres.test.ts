@@ -19,7 +19,6 @@ const envSchema = {
   fields: { ts: 'timestamp', temperature: 'float', count: 'integer', ok: 'boolean', site: { type: 'string', tag: true } },
 };
 
-
 describe('PostgreSQL sink', () => {
   let db: TestDatabase;
   beforeAll(async () => {
@@ -40,7 +39,14 @@ describe('PostgreSQL sink', () => {
           password: PG_PASSWORD,
           table: 'readings_a',
           batch: { maxAgeMs: 50 },
-          columns: [{ field: 'temperature' }, { field: 'count' }, { field: 'ok' }, { field: 'site' }, { field: 'ts', column: 'device_ts' }, { field: 'nested.v', type: 'integer' }],
+          columns: [
+            { field: 'temperature' },
+            { field: 'count' },
+            { field: 'ok' },
+            { field: 'site' },
+            { field: 'ts', column: 'device_ts' },
+            { field: 'nested.v', type: 'integer' },
+          ],
         },
       ],
     });
@@ -76,7 +82,9 @@ describe('PostgreSQL sink', () => {
       expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
       expect(rows[40].payload).toEqual({ text: 'tab\there, back\\slash, "quotes"\nnewline' });
       expect(rows[40].temperature).toBeNull();
-      const columns = await db.query<{ column_name: string; data_type: string }>("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'readings_a'");
+      const columns = await db.query<{ column_name: string; data_type: string }>(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'readings_a'",
+      );
       expect(Object.fromEntries(columns.map((c) => [c.column_name, c.data_type]))).toMatchObject({
         temperature: 'double precision',
         count: 'bigint',
@@ -86,7 +94,9 @@ describe('PostgreSQL sink', () => {
         nested_v: 'bigint',
         payload: 'jsonb',
       });
-      const [pk] = await db.query<{ def: string }>("SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'readings_a'::regclass AND contype = 'p'");
+      const [pk] = await db.query<{ def: string }>(
+        "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'readings_a'::regclass AND contype = 'p'",
+      );
       expect(pk.def).toBe('PRIMARY KEY (agent_id, seq)');
       expect(await statusOf(agent, 'cloud')).toMatchObject({ state: 'ok', lagRecords: 0, sent: { records: 41 } });
     } finally {
@@ -96,21 +106,43 @@ describe('PostgreSQL sink', () => {
   });
 
   it('a resent batch adds no rows, also when it overlaps rows already written (staging + ON CONFLICT)', async () => {
-    const config = Value.Default(PostgresConfigSchema, { name: 'x', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'resend' }) as never;
-    const sink = createPostgresSink(config, { agentId: 'pi-9', schemas: { byId: () => undefined, list: () => [] }, logger: createLogger('silent') });
+    const config = Value.Default(PostgresConfigSchema, {
+      name: 'x',
+      type: 'postgres',
+      url: db.url,
+      password: PG_PASSWORD,
+      table: 'resend',
+    }) as never;
+    const sink = createPostgresSink(config, {
+      agentId: 'pi-9',
+      schemas: { byId: () => undefined, list: () => [] },
+      logger: createLogger('silent'),
+    });
     const records = (from: number, to: number) =>
       OutBatch.of(
-        Array.from({ length: to - from + 1 }, (_, i) => encodeRecord(from + i, { topic: 't', receivedAt: 1764496800000 + i, clockSynced: true, payloadJson: `{"i":${from + i}}`, clientId: 'c', qos: 1 })),
+        Array.from({ length: to - from + 1 }, (_, i) =>
+          encodeRecord(from + i, {
+            topic: 't',
+            receivedAt: 1764496800000 + i,
+            clockSynced: true,
+            payloadJson: `{"i":${from + i}}`,
+            clientId: 'c',
+            qos: 1,
+          }),
+        ),
         'pi-9',
       );
-    const write = async (from: number, to: number) => sink.write((await sink.encode(records(from, to))).encoded, new AbortController().signal);
+    const write = async (from: number, to: number) =>
+      sink.write((await sink.encode(records(from, to))).encoded, new AbortController().signal);
     try {
       await sink.start();
       await write(1, 100);
       await write(1, 100); // the same batch again: a retry after a lost confirmation
       await write(51, 150); // half old, half new
       await write(151, 200); // clean again: back to plain COPY
-      const [{ n, distinct, max }] = await db.query<{ n: string; distinct: string; max: string }>('SELECT count(*) AS n, count(DISTINCT seq) AS distinct, max(seq) AS max FROM resend');
+      const [{ n, distinct, max }] = await db.query<{ n: string; distinct: string; max: string }>(
+        'SELECT count(*) AS n, count(DISTINCT seq) AS distinct, max(seq) AS max FROM resend',
+      );
       expect({ n, distinct, max }).toEqual({ n: '200', distinct: '200', max: '200' });
     } finally {
       await sink.close();
@@ -118,7 +150,9 @@ describe('PostgreSQL sink', () => {
   });
 
   it('a reading PostgreSQL refuses goes to dead letters; the rest of its batch is written', async () => {
-    const agent = await startAgent({ sinks: [{ name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'refusals', batch: { maxAgeMs: 300 } }] });
+    const agent = await startAgent({
+      sinks: [{ name: 'cloud', type: 'postgres', url: db.url, password: PG_PASSWORD, table: 'refusals', batch: { maxAgeMs: 300 } }],
+    });
     try {
       const client = await connect(agent.mqttUrl);
       for (let i = 0; i < 10; i++) {
@@ -142,7 +176,11 @@ describe('PostgreSQL sink', () => {
   });
 
   it('wrong credentials: the sink is down with the reason, and is not retried in a loop', async () => {
-    const agent = await startAgent({ sinks: [{ name: 'cloud', type: 'postgres', url: db.url, password: 'wrong', batch: { maxAgeMs: 10 }, retry: { initialMs: 10, maxMs: 50 } }] });
+    const agent = await startAgent({
+      sinks: [
+        { name: 'cloud', type: 'postgres', url: db.url, password: 'wrong', batch: { maxAgeMs: 10 }, retry: { initialMs: 10, maxMs: 50 } },
+      ],
+    });
     try {
       const client = await connect(agent.mqttUrl);
       await client.publishAsync('x/y', '{"v":1}', { qos: 1 });
@@ -172,7 +210,15 @@ describe('PostgreSQL sink over TLS', () => {
     cleanup(dir);
   });
 
-  const tlsSink = (ca: string) => ({ name: 'cloud', type: 'postgres', url: server.url, password: PG_PASSWORD, sslmode: 'verify-full', ca, batch: { maxAgeMs: 20 } });
+  const tlsSink = (ca: string) => ({
+    name: 'cloud',
+    type: 'postgres',
+    url: server.url,
+    password: PG_PASSWORD,
+    sslmode: 'verify-full',
+    ca,
+    batch: { maxAgeMs: 20 },
+  });
 
   it('sslmode verify-full with the CA: the connection is encrypted and the reading arrives', async () => {
     const agent = await startAgent({ sinks: [tlsSink(pki.ca)] });
@@ -181,9 +227,17 @@ describe('PostgreSQL sink over TLS', () => {
       await client.publishAsync('a/b', '{"v":1}', { qos: 1 });
       await client.endAsync();
       await untilStatus(agent, 'cloud', (s) => s.sent.records === 1);
-      const check = new (await import('pg')).default.Client({ host: 'localhost', port: server.port, user: 'edge_test', database: 'postgres', password: PG_PASSWORD });
+      const check = new (await import('pg')).default.Client({
+        host: 'localhost',
+        port: server.port,
+        user: 'edge_test',
+        database: 'postgres',
+        password: PG_PASSWORD,
+      });
       await check.connect();
-      const { rows } = await check.query("SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'edge-agent'");
+      const { rows } = await check.query(
+        "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'edge-agent'",
+      );
       const { rows: data } = await check.query('SELECT payload FROM telemetry');
       await check.end();
       expect(rows.length).toBeGreaterThan(0);

@@ -28,7 +28,14 @@ const COLOURS = ['#1f6fb2', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0f766e
 const MAX_SHOWN = 8;
 const MAX_LIVE = 5000;
 
-const keyOf = (s: Pick<Series, 'topic' | 'tags' | 'field'>) => `${s.topic}${s.tags && Object.keys(s.tags).length ? ` {${Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(', ')}}` : ''} · ${s.field}`;
+const keyOf = (s: Pick<Series, 'topic' | 'tags' | 'field'>) =>
+  `${s.topic}${
+    s.tags && Object.keys(s.tags).length
+      ? ` {${Object.entries(s.tags)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')}}`
+      : ''
+  } · ${s.field}`;
 
 /** The live reading's value for a series: same topic, same tags, the field a number. */
 function valueFor(s: Series, r: Reading): number | undefined {
@@ -92,7 +99,16 @@ function Chart({ series, live, version }: { series: Series[]; live: Map<string, 
         }),
       ],
       bands: series.map((s, i) => ({ series: [3 * i + 3, 3 * i + 2] as [number, number], fill: `${COLOURS[i % COLOURS.length]}22` })),
-      axes: [{}, ...unitsOf(series).map((u, i) => ({ scale: `unit:${u}`, label: u || undefined, side: i % 2 === 0 ? 3 : 1, size: 60, grid: { show: i === 0 } }))],
+      axes: [
+        {},
+        ...unitsOf(series).map((u, i) => ({
+          scale: `unit:${u}`,
+          label: u || undefined,
+          side: i % 2 === 0 ? 3 : 1,
+          size: 60,
+          grid: { show: i === 0 },
+        })),
+      ],
       hooks: { setScale: [(u, key) => key === 'x' && setSpan([u.scales.x.min!, u.scales.x.max!])] },
     };
     const p = new uPlot(opts, aligned(series, live), el);
@@ -125,8 +141,18 @@ function Chart({ series, live, version }: { series: Series[]; live: Map<string, 
   };
   const points = series.reduce((n, s) => n + s.points.length + (live.get(keyOf(s))?.length ?? 0), 0);
   return html`<div class="chart-box">
-    <div ref=${box} class="chart" role="img" aria-label=${`chart of ${series.map(labelOf).join(', ')}: ${points} points`} data-points=${points} data-axes=${unitsOf(series).length}></div>
-    <p class="toolbar"><span data-testid="chart-span">${span ? `${time(span[0] * 1000)} – ${time(span[1] * 1000)}` : ''}</span><button type="button" onClick=${reset}>Reset zoom</button></p>
+    <div
+      ref=${box}
+      class="chart"
+      role="img"
+      aria-label=${`chart of ${series.map(labelOf).join(', ')}: ${points} points`}
+      data-points=${points}
+      data-axes=${unitsOf(series).length}
+    ></div>
+    <p class="toolbar">
+      <span data-testid="chart-span">${span ? `${time(span[0] * 1000)} – ${time(span[1] * 1000)}` : ''}</span
+      ><button type="button" onClick=${reset}>Reset zoom</button>
+    </p>
   </div>`;
 }
 
@@ -152,7 +178,9 @@ export function Charts() {
     const r = RANGES[range];
     setSeries(undefined);
     live.current = new Map();
-    get<{ series: Series[] }>(`/api/data/aggregate${query({ topic, bucket: r.bucket, from: String(Date.now() - r.ms), stats: ['mean', 'min', 'max'] })}`).then(
+    get<{ series: Series[] }>(
+      `/api/data/aggregate${query({ topic, bucket: r.bucket, from: String(Date.now() - r.ms), stats: ['mean', 'min', 'max'] })}`,
+    ).then(
       (a) => {
         setError(undefined);
         setSeries(a.series);
@@ -188,8 +216,7 @@ export function Charts() {
   }, [shown]);
 
   const toggle = (k: string) => setChosen((c) => (c.includes(k) ? c.filter((x) => x !== k) : c.length < MAX_SHOWN ? [...c, k] : c));
-  return html`
-    <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setTopic(draft.trim() || '#'))}>
+  return html` <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setTopic(draft.trim() || '#'))}>
       <label for="chart-topic">Topic filter</label>
       <input id="chart-topic" value=${draft} onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} />
       <label for="chart-range">Time range</label>
@@ -200,18 +227,23 @@ export function Charts() {
       ${shown.length ? html`<span aria-live="polite">${typeof feed === 'string' ? html`<${Badge} state=${feed} />` : feed.error}</span>` : null}
     </form>
     <${LoadError} error=${error} />
-    ${!series
-      ? error
-        ? null
-        : html`<p role="status">Loading…</p>`
-      : series.length === 0
-        ? html`<p>No numeric fields stored on <code>${topic}</code> in this time range.</p>`
-        : html`${shown.length ? html`<${Chart} series=${shown} live=${live.current} version=${version} />` : html`<p>Choose a field to draw.</p>`}
-            <fieldset class="series">
-              <legend>Fields (up to ${MAX_SHOWN})</legend>
-              ${series.map((s) => {
-                const k = keyOf(s);
-                return html`<label class="check"><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} /> ${labelOf(s)}${s.counter ? html` <span class="muted">counter</span>` : null}</label>`;
-              })}
-            </fieldset>`}`;
+    ${
+      !series
+        ? error
+          ? null
+          : html`<p role="status">Loading…</p>`
+        : series.length === 0
+          ? html`<p>No numeric fields stored on <code>${topic}</code> in this time range.</p>`
+          : html`${shown.length ? html`<${Chart} series=${shown} live=${live.current} version=${version} />` : html`<p>Choose a field to draw.</p>`}
+              <fieldset class="series">
+                <legend>Fields (up to ${MAX_SHOWN})</legend>
+                ${series.map((s) => {
+                  const k = keyOf(s);
+                  return html`<label class="check"
+                    ><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} />
+                    ${labelOf(s)}${s.counter ? html` <span class="muted">counter</span>` : null}</label
+                  >`;
+                })}
+              </fieldset>`
+    }`;
 }

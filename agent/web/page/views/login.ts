@@ -11,7 +11,10 @@ export function Login({ onLogin, ended }: { onLogin: (me: Me) => void; ended: bo
     setBusy(true);
     setError(undefined);
     try {
-      const r = await post<{ username: string; role: Me['role'] }>('/api/auth/login', { username: form.get('username'), password: form.get('password') });
+      const r = await post<{ username: string; role: Me['role'] }>('/api/auth/login', {
+        username: form.get('username'),
+        password: form.get('password'),
+      });
       onLogin({ name: r.username, role: r.role });
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? 'Wrong user name or password.' : messageOf(err));

@@ -61,7 +61,8 @@ function Editor({ name, me, onSaved }: { name: string | null; me: Me; onSaved: (
         if (dry.refused > 0) return setRefusing(dry);
       }
       setRefusing(undefined);
-      const saved = name === null ? await post<Summary>('/api/schemas', doc) : await put<Summary>(`/api/schemas/${encodeURIComponent(name)}`, doc);
+      const saved =
+        name === null ? await post<Summary>('/api/schemas', doc) : await put<Summary>(`/api/schemas/${encodeURIComponent(name)}`, doc);
       setProblems([]);
       setNotice({ text: `Saved ${saved.id}; it applies to readings from now on.` });
       onSaved(saved.name);
@@ -83,20 +84,41 @@ function Editor({ name, me, onSaved }: { name: string | null; me: Me; onSaved: (
   const invalid = Boolean(syntax || problems.length);
   return html`<form class="editor" onSubmit=${save}>
     <label for="schema-doc">${name === null ? 'New schema' : `Schema ${name}`}${canEdit ? '' : ' (read only)'}</label>
-    <textarea id="schema-doc" rows="16" spellcheck="false" readonly=${!canEdit} aria-invalid=${invalid} aria-describedby="schema-problems"
-      value=${text} onInput=${(e: Event) => (setText((e.target as HTMLTextAreaElement).value), setProblems([]), setRefusing(undefined))}></textarea>
+    <textarea
+      id="schema-doc"
+      rows="16"
+      spellcheck="false"
+      readonly=${!canEdit}
+      aria-invalid=${invalid}
+      aria-describedby="schema-problems"
+      value=${text}
+      onInput=${(e: Event) => (setText((e.target as HTMLTextAreaElement).value), setProblems([]), setRefusing(undefined))}
+    ></textarea>
     <div id="schema-problems" aria-live="polite">
       ${syntax ? html`<p class="field-error">${syntax}</p>` : null}
-      ${problems.length ? html`<ul class="field-error" data-testid="schema-problems">${problems.map((p) => html`<li>${p}</li>`)}</ul>` : null}
+      ${
+        problems.length
+          ? html`<ul class="field-error" data-testid="schema-problems">
+              ${problems.map((p) => html`<li>${p}</li>`)}
+            </ul>`
+          : null
+      }
     </div>
     ${notice ? html`<${Notice} error=${notice.error}>${notice.text}<//>` : null}
-    ${refusing
-      ? html`<div class="notice error" role="alert" data-testid="dry-run">
-          <p>This version would refuse ${refusing.refused} of the latest ${refusing.checked} stored readings on its topics: they would go to the dead letters.</p>
-          <ul>${refusing.examples.slice(0, 3).map((x) => html`<li>${x.topic} (seq ${x.seq}): ${x.reasons.map((r) => `${r.path} ${r.message}`).join('; ')}</li>`)}</ul>
-          <p>Save again to apply it anyway.</p>
-        </div>`
-      : null}
+    ${
+      refusing
+        ? html`<div class="notice error" role="alert" data-testid="dry-run">
+            <p>
+              This version would refuse ${refusing.refused} of the latest ${refusing.checked} stored readings on its topics: they would go
+              to the dead letters.
+            </p>
+            <ul>
+              ${refusing.examples.slice(0, 3).map((x) => html`<li>${x.topic} (seq ${x.seq}): ${x.reasons.map((r) => `${r.path} ${r.message}`).join('; ')}</li>`)}
+            </ul>
+            <p>Save again to apply it anyway.</p>
+          </div>`
+        : null
+    }
     ${!editable && name !== null ? html`<p class="muted">This schema comes from the config file: change it there.</p>` : null}
     ${canEdit ? html`<div class="actions"><button type="submit" disabled=${Boolean(syntax)}>${refusing ? 'Save anyway' : 'Save'}</button>${name !== null ? html`<button type="button" class="danger" onClick=${remove}>Remove</button>` : null}</div>` : null}
   </form>`;
@@ -108,15 +130,34 @@ export function Schemas({ me }: { me: Me }) {
   return html`<${LoadError} error=${error} />
     ${me.role !== 'viewer' ? html`<p><button type="button" onClick=${() => setOpen(null)}>New schema</button></p>` : null}
     ${data && data.length === 0 ? html`<p>No schemas: readings are taken as ingest.unmatched says.</p>` : null}
-    ${data?.length
-      ? html`<${Table} caption="Schemas" head=${['Name', 'Version', 'Topics', 'Source', '']}>
-          ${data.map(
-            (s) => html`<tr><th scope="row">${s.name}</th><td>${s.version}</td><td>${s.topics.join(', ')}</td><td class="muted">${s.source}</td>
-              <td><button type="button" onClick=${() => setOpen(s.name)}>${me.role !== 'viewer' && s.editable ? 'Edit' : 'View'}<span class="sr-only"> schema ${s.name}</span></button></td></tr>`,
-          )}
-        <//>`
-      : null}
-    ${open !== undefined
-      ? html`<${Editor} key=${open ?? '(new)'} name=${open} me=${me} onSaved=${(n: string | null) => (reload(), setOpen(n ?? undefined))} />`
-      : null}`;
+    ${
+      data?.length
+        ? html`<${Table} caption="Schemas" head=${['Name', 'Version', 'Topics', 'Source', '']}>
+            ${data.map(
+              (s) =>
+                html`<tr>
+                  <th scope="row">${s.name}</th>
+                  <td>${s.version}</td>
+                  <td>${s.topics.join(', ')}</td>
+                  <td class="muted">${s.source}</td>
+                  <td>
+                    <button type="button" onClick=${() => setOpen(s.name)}>
+                      ${me.role !== 'viewer' && s.editable ? 'Edit' : 'View'}<span class="sr-only"> schema ${s.name}</span>
+                    </button>
+                  </td>
+                </tr>`,
+            )}
+          <//>`
+        : null
+    }
+    ${
+      open !== undefined
+        ? html`<${Editor}
+            key=${open ?? '(new)'}
+            name=${open}
+            me=${me}
+            onSaved=${(n: string | null) => (reload(), setOpen(n ?? undefined))}
+          />`
+        : null
+    }`;
 }
