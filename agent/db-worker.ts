@@ -1,6 +1,9 @@
 // A database held open in the database thread (the SQLite store, the rollups): its inserts and
 // fsyncs must not hold up the event loop that acknowledges readings. Requests are answered in order.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { RecordFault } from './buffer/faults.js';
@@ -22,11 +25,37 @@ function toError(reply: Reply): Error {
     : Object.assign(new Error(reply.error), { code: reply.code });
 }
 
-/** The compiled worker script beside this module; when running from TypeScript sources (the tests), the one in dist/; in the single executable, its bundle. */
+/** The worker script beside this module; in the single executable, its bundle. */
 export function workerScript(relative: string): URL {
   if (isSea()) return pathToFileURL(assetPath(`workers/${relative.replace(/\.js$/, '.cjs')}`));
-  const beside = new URL(`./${relative}`, import.meta.url);
-  return existsSync(fileURLToPath(beside)) ? beside : new URL(`../dist/agent/${relative}`, import.meta.url);
+  if (import.meta.url.endsWith('.ts')) return fromSources(relative);
+  return new URL(`./${relative}`, import.meta.url);
+}
+
+/**
+ * Running from TypeScript sources (the tests): the worker is bundled from the same sources, never
+ * taken from an older build. Named by its content, in node_modules/.cache so its packages resolve.
+ */
+function fromSources(relative: string): URL {
+  const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
+  const entry = fileURLToPath(new URL(`./${relative.replace(/\.js$/, '.ts')}`, import.meta.url));
+  const built = esbuild.buildSync({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    packages: 'external',
+    write: false,
+  });
+  const code = built.outputFiles[0].text;
+  const dir = fileURLToPath(new URL('../node_modules/.cache/edge-agent-workers/', import.meta.url));
+  const path = join(dir, `${basename(relative, '.js')}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${path}.${process.pid}`, code);
+    renameSync(`${path}.${process.pid}`, path);
+  }
+  return pathToFileURL(path);
 }
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };

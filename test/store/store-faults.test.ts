@@ -2,9 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RecordFault } from '../../agent/buffer/faults.js';
+import { workerScript } from '../../agent/db-worker.js';
 import { openFilesStore, topicFolder } from '../../agent/store/files.js';
 import { openStore } from '../../agent/store/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
@@ -150,5 +152,15 @@ describe('files store names', () => {
     await store.write(batch([record(3, 'a'), record(4, 'd'), record(5, 'c')]));
     expect((await store.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
     await store.close();
+  });
+});
+
+describe('the database thread from sources', () => {
+  it('runs a bundle of the sources under test, never an older build in dist/', () => {
+    const script = fileURLToPath(workerScript('db-host.js'));
+    expect(relative(process.cwd(), script)).toMatch(/^node_modules\/\.cache\/edge-agent-workers\/db-host-[0-9a-f]{16}\.mjs$/);
+    // The same sources give the same bundle; it holds the thread's own code, not a stub.
+    expect(fileURLToPath(workerScript('db-host.js'))).toBe(script);
+    expect(readFileSync(script, 'utf8')).toMatch(/openStoreService/);
   });
 });
