@@ -5,7 +5,7 @@ export default defineConfig({
   // that copy, and two copies of graphql-js do not recognise each other's schemas.
   resolve: { alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }] },
   test: {
-    include: ['test/**/*.test.ts', 'embedded-broker/**/*.test.ts', 'agent/**/*.test.ts', 'sync/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'embedded-broker/**/*.test.ts', 'agent/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

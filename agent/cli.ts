@@ -10,7 +10,7 @@ import { ConfigError, envNameFor } from './config/load.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
 import type { SessionInfo } from '../embedded-broker/index.js';
 import type { DiskWrites } from './health/disk-writes.js';
-import type { LocalConsumerStatus, SinkStatus } from '../sync/index.js';
+import type { LocalConsumerStatus, SinkStatus } from './consume/sinks/index.js';
 import { reserveRaised, type PressureStatus } from './retention/pressure.js';
 import type { SystemSample } from './health/system.js';
 import type { SensorStatus } from './health/sensors.js';
@@ -20,10 +20,10 @@ import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
 import type { ExportCommandOptions } from './export/cli.js';
 import { VERSION } from './version.js';
-import { extractAssets, isSea } from './sea.js';
+import { extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
 import type { Runtime } from './runtime.js';
-import type { Logger } from './log.js';
+import type { Logger } from './lib/logger.js';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 /** How often systemd's STATUS= line is looked at (sent only when it changed). */
@@ -40,7 +40,7 @@ function configOf(cmd: Command) {
 async function run(cmd: Command): Promise<void> {
   const { config, path } = configOf(cmd);
   // Loaded here so the other commands start fast.
-  const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./log.js'), import('./runtime.js')]);
+  const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./lib/logger.js'), import('./runtime.js')]);
   const log = createLogger(config.log.level, await logDestination(config.log.format));
   log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, log, { reloadConfig: () => configOf(cmd).config });
@@ -243,7 +243,10 @@ function buildProgram(): Command {
       try {
         const { config } = configOf(cmd);
         const { backend, path } = config.store;
-        const [{ defaultStorePath }, { readKeyFile, subkey }] = await Promise.all([import('./store/index.js'), import('./buffer/key.js')]);
+        const [{ defaultStorePath }, { readKeyFile, subkey }] = await Promise.all([
+          import('./consume/store/index.js'),
+          import('./log/key.js'),
+        ]);
         const location = {
           backend,
           path: path ?? (backend === 'none' ? '' : defaultStorePath(backend, config.agent.dataDir)),
@@ -351,7 +354,7 @@ function buildProgram(): Command {
       const { config } = configOf(cmd);
       const [{ askAgent, controlSocketPath }, { formatStatus }] = await Promise.all([
         import('./control/socket.js'),
-        import('../sync/index.js'),
+        import('./consume/sinks/index.js'),
       ]);
       let status = (await askAgent(controlSocketPath(config.agent.dataDir), '/sync/status')) as ConsumersStatus | undefined;
       const running = status !== undefined;
@@ -420,9 +423,9 @@ function formatDropped(dropped: Record<string, Record<string, number>>): string 
 /** With no agent running, the log can be opened here (its lock is free). */
 async function statusFromDisk(config: Config): Promise<ConsumersStatus> {
   const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([
-    import('./log.js'),
+    import('./lib/logger.js'),
     import('./runtime.js'),
-    import('../sync/index.js'),
+    import('./consume/sinks/index.js'),
   ]);
   let log: Awaited<ReturnType<typeof openLog>>;
   try {

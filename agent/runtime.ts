@@ -11,33 +11,33 @@ import {
   type PublishHook,
   type Sealer,
 } from '../embedded-broker/index.js';
-import { Backoff } from './buffer/backoff.js';
-import type { ChunkBatch } from './buffer/chunk-batch.js';
-import { ConsumerEngine, type EngineStatus } from './buffer/engine.js';
-import { describeDiskError, isDiskError } from './buffer/faults.js';
-import { open, seal } from './buffer/chunk.js';
-import { readKeyFile, subkey } from './buffer/key.js';
-import { DurableLog } from './buffer/log.js';
+import { Backoff } from './lib/backoff.js';
+import type { ChunkBatch } from './log/chunk-batch.js';
+import { ConsumerEngine, type EngineStatus } from './consume/engine.js';
+import { describeDiskError, isDiskError } from './lib/faults.js';
+import { open, seal } from './log/chunk.js';
+import { readKeyFile, subkey } from './log/key.js';
+import { DurableLog } from './log/durable-log.js';
 import { ConfigError } from './config/load.js';
 
-import { consumerOf, startSync, type Sync } from '../sync/index.js';
-import type { RefusedReading } from './buffer/record.js';
+import { consumerOf, startSync, type Sync } from './consume/sinks/index.js';
+import type { RefusedReading } from './log/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { bootConfigRollback, stillShown } from './health/boot-config.js';
 import { Clock, detectSyncSource, systemClock, type ClockSource } from './health/clock.js';
 import { openDriver, startGpio, type GpioDriver, type GpioRunning } from './gpio/index.js';
 import { diskWrites, writtenBytes, WriteRate, type DiskWrites } from './health/disk-writes.js';
-import { makePrivate, privateUmask } from './private-files.js';
+import { makePrivate, privateUmask } from './lib/private-files.js';
 import { Readiness, statusOf } from './health/readiness.js';
 import { startRetention, type Retention } from './retention/index.js';
 import { DiskPressure } from './retention/pressure.js';
-import { defaultRollupPath, openRollups, ROLLUP_CONSUMER, type Rollups } from './rollup/index.js';
+import { defaultRollupPath, openRollups, ROLLUP_CONSUMER, type Rollups } from './consume/rollups/index.js';
 import { createIngest, type IngestStats } from './ingest/pipeline.js';
 import { SchemaRegistry } from './ingest/schemas.js';
 import { SchemaEditor } from './ingest/schema-editor.js';
-import type { Logger } from './log.js';
-import { defaultStorePath, openStore, STORE_CONSUMER, type LocalStore } from './store/index.js';
-import { chunkDelivery } from './buffer/chunk-delivery.js';
+import type { Logger } from './lib/logger.js';
+import { defaultStorePath, openStore, STORE_CONSUMER, type LocalStore } from './consume/store/index.js';
+import { chunkDelivery } from './consume/chunk-delivery.js';
 import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { ensureAdmin } from './users/initial-admin.js';
 import { UserStore, usersFilePath } from './users/store.js';

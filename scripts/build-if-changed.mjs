@@ -11,7 +11,6 @@ const SOURCES = [
   'agent',
   'embedded-broker',
   'mqtt-topic',
-  'sync',
   'scripts',
   'image',
   'package.json',

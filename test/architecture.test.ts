@@ -4,7 +4,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const FOLDERS = ['agent', 'embedded-broker', 'mqtt-topic', 'sync'];
+const FOLDERS = ['agent', 'embedded-broker', 'mqtt-topic'];
 
 function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
@@ -51,7 +51,7 @@ describe('architecture', () => {
 
   it('reads the imports it checks (positive control: runtime.ts wires the stages)', () => {
     expect(graph.get('agent/runtime.ts')).toEqual(
-      expect.arrayContaining(['embedded-broker/index.ts', 'agent/buffer/log.ts', 'sync/index.ts']),
+      expect.arrayContaining(['embedded-broker/index.ts', 'agent/log/durable-log.ts', 'agent/consume/sinks/index.ts']),
     );
     expect(
       cycles(
@@ -67,11 +67,9 @@ describe('architecture', () => {
     expect(cycles(graph)).toEqual([]);
   });
 
-  it('embedded-broker imports nothing from agent/ or sync/', () => {
+  it('embedded-broker imports nothing from agent/', () => {
     expect(
-      [...graph].filter(
-        ([file, targets]) => file.startsWith('embedded-broker/') && targets.some((t) => t.startsWith('agent/') || t.startsWith('sync/')),
-      ),
+      [...graph].filter(([file, targets]) => file.startsWith('embedded-broker/') && targets.some((t) => t.startsWith('agent/'))),
     ).toEqual([]);
   });
 
@@ -91,11 +89,11 @@ describe('architecture', () => {
     expect(importers((t) => t === 'agent/config/schema.ts').sort()).toEqual(['agent/cli.ts', 'agent/config/docs.ts', 'agent/runtime.ts']);
   });
 
-  it('one consumer engine: the store, the rollups and the sinks all run on agent/buffer/engine.ts', () => {
-    expect(importers((t) => t === 'agent/buffer/engine.ts')).toEqual(
-      expect.arrayContaining(['agent/buffer/chunk-delivery.ts', 'sync/forwarder.ts', 'agent/runtime.ts']),
+  it('one consumer engine: the store, the rollups and the sinks all run on agent/consume/engine.ts', () => {
+    expect(importers((t) => t === 'agent/consume/engine.ts')).toEqual(
+      expect.arrayContaining(['agent/consume/chunk-delivery.ts', 'agent/consume/sinks/forwarder.ts', 'agent/runtime.ts']),
     );
     // The local consumers' delivery is wired by the runtime only: neither stage runs its own loop.
-    expect(importers((t) => t === 'agent/buffer/chunk-delivery.ts')).toEqual(['agent/runtime.ts']);
+    expect(importers((t) => t === 'agent/consume/chunk-delivery.ts')).toEqual(['agent/runtime.ts']);
   });
 });

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore } from '../agent/store/index.js';
+import { openStore } from '../agent/consume/store/index.js';
 import { cleanup, startAgent, tempDir } from './helpers/agent.js';
 import { connect } from './helpers/mqtt.js';
 import { batch, record } from './helpers/records.js';

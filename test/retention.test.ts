@@ -4,11 +4,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DurableLog } from '../agent/buffer/log.js';
+import { DurableLog } from '../agent/log/durable-log.js';
 import { startRetention, type RetentionConfig } from '../agent/retention/index.js';
 import { DiskPressure, levelAfter, RESERVE_NEEDED, watermarks, type PressureLevel } from '../agent/retention/pressure.js';
-import { openRollups } from '../agent/rollup/index.js';
-import { openStore, type StoreBackend } from '../agent/store/index.js';
+import { openRollups } from '../agent/consume/rollups/index.js';
+import { openStore, type StoreBackend } from '../agent/consume/store/index.js';
 import { cleanup, tempDir } from './helpers/agent.js';
 import { batch, record } from './helpers/records.js';
 

@@ -4,12 +4,12 @@
 import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { BufferConfigSchema } from '../buffer/config.js';
+import { BufferConfigSchema } from '../log/config.js';
 import { IngestConfigSchema } from '../ingest/config.js';
 import { freeBytes, RetentionConfigSchema } from '../retention/config.js';
-import { RollupConfigSchema } from '../rollup/config.js';
-import { StoreConfigSchema } from '../store/config.js';
-import { SinksSchema } from '../../sync/config.js';
+import { RollupConfigSchema } from '../consume/rollups/config.js';
+import { StoreConfigSchema } from '../consume/store/config.js';
+import { SinksSchema } from '../consume/sinks/config.js';
 import { Duration, serverTls, strict } from './keys.js';
 import { WebConfigSchema } from '../web/config.js';
 import { HealthConfigSchema } from '../health/config.js';

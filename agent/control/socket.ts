@@ -4,7 +4,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/logger.js';
 
 export const controlSocketPath = (dataDir: string) => join(dataDir, 'agent.sock');
 

@@ -1,10 +1,10 @@
 // What the alerts watch, gathered from the running agent: the machine, the disk, the log, the
 // sinks, the sensors and the clock; evaluated every alerts.intervalSec.
-import type { DurableLog } from '../buffer/log.js';
+import type { DurableLog } from '../log/durable-log.js';
 import type { HealthConfig } from './config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/logger.js';
 import type { DiskPressure } from '../retention/pressure.js';
-import type { Sync } from '../../sync/index.js';
+import type { Sync } from '../consume/sinks/index.js';
 import { AlertEngine, webhookPoster, type Conditions, type Values } from './alerts.js';
 import type { SensorWatch } from './sensors.js';
 import type { SystemMonitor } from './system.js';

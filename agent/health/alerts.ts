@@ -2,8 +2,8 @@
 // agent's own conditions (a stale sensor, a sink down too long, disk pressure, an unsynchronised
 // clock). Each firing and resolution goes to the log, to a retained MQTT message, to the API, and
 // to an optional webhook that is retried in the background and never holds up anything else.
-import type { Logger } from '../log.js';
-import { Backoff } from '../buffer/backoff.js';
+import type { Logger } from '../lib/logger.js';
+import { Backoff } from '../lib/backoff.js';
 import type { HealthConfig } from './config.js';
 import { redactUrlsIn } from '../config/redact-url.js';
 

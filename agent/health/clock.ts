@@ -6,9 +6,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ClockOffsets } from '../buffer/record.js';
+import type { ClockOffsets } from '../log/record.js';
 
-export type { ClockOffsets } from '../buffer/record.js';
+export type { ClockOffsets } from '../log/record.js';
 
 /** How the agent learns whether the clock is synchronised. */
 export type ClockSyncSource = 'auto' | 'timesyncd' | 'timedatectl' | 'none';

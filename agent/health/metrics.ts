@@ -2,10 +2,10 @@
 // so the ingest path pays nothing for them; only commits, queries and HTTP requests are timed.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerStats } from '../../embedded-broker/index.js';
-import type { LogStats } from '../buffer/log.js';
+import type { LogStats } from '../log/durable-log.js';
 import type { IngestStats } from '../ingest/pipeline.js';
 import type { PressureStatus } from '../retention/pressure.js';
-import type { SinkStatus } from '../../sync/index.js';
+import type { SinkStatus } from '../consume/sinks/index.js';
 import type { DiskWrites } from './disk-writes.js';
 import { THROTTLE_FLAG_NAMES, type SystemSample } from './system.js';
 import type { SensorStatus } from './sensors.js';

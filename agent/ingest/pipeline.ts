@@ -1,8 +1,8 @@
 // The ingest stage: what the broker hands over becomes a validated record in the durable log, or a
 // dead letter with every reason. The broker's acknowledgement waits for whichever is durable.
 import type { InboundMessage, PublishHook } from '../../embedded-broker/index.js';
-import type { DurableLog } from '../buffer/log.js';
-import type { NewRecord } from '../buffer/record.js';
+import type { DurableLog } from '../log/durable-log.js';
+import type { NewRecord } from '../log/record.js';
 import { breaksLimits, type JsonLimits } from './json-limits.js';
 import { refusalReasons, type CompiledSchema, type SchemaRegistry } from './schemas.js';
 

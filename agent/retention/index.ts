@@ -2,9 +2,9 @@
 // past the store's size limit, are deleted on a schedule, in small steps so that neither ingest nor
 // the store's writes wait long. Every run is counted.
 import { Cron } from 'croner';
-import type { Logger } from '../log.js';
-import type { Rollups, RollupPruneRule } from '../rollup/index.js';
-import type { LocalStore, PruneRule, PruneStep } from '../store/types.js';
+import type { Logger } from '../lib/logger.js';
+import type { Rollups, RollupPruneRule } from '../consume/rollups/index.js';
+import type { LocalStore, PruneRule, PruneStep } from '../consume/store/types.js';
 import { durationMs } from '../config/keys.js';
 import type { RetentionConfig } from './config.js';
 

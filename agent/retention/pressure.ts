@@ -5,8 +5,8 @@
 // oldest log chunks not yet sent, counted per consumer. Below `critical` ingest takes nothing new;
 // below `reserve` the agent writes nothing but deletions.
 import { statfs } from 'node:fs/promises';
-import type { Logger } from '../log.js';
-import type { LocalStore } from '../store/types.js';
+import type { Logger } from '../lib/logger.js';
+import type { LocalStore } from '../consume/store/types.js';
 import { freeBytes, type DiskConfig } from './config.js';
 
 export type PressureLevel = 'ok' | 'warn' | 'act' | 'critical' | 'reserve';

@@ -2,7 +2,7 @@
 // path (never the password) is logged.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/logger.js';
 import type { UserStore } from './store.js';
 
 async function createAdmin(users: UserStore, passwordFile: string, logger: Logger): Promise<void> {

@@ -16,11 +16,11 @@ import type { LoginGuard } from '../../embedded-broker/index.js';
 import type { Metrics } from '../health/metrics.js';
 import type { SystemSample } from '../health/system.js';
 import type { Readiness } from '../health/readiness.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/logger.js';
 import type { ApiKeyStore } from '../users/api-keys.js';
 import type { UserStore } from '../users/store.js';
 import { VERSION } from '../version.js';
-import { assetPath, isSea } from '../sea.js';
+import { assetPath, isSea } from '../lib/sea.js';
 import type { ApiSource } from './api.js';
 import { breaksLimits } from '../ingest/json-limits.js';
 import { hostCheck, hostName, type HostCheck } from './allowed-hosts.js';
@@ -344,7 +344,7 @@ export async function startWeb(opts: WebOptions): Promise<WebServer> {
   return { listeners, close: async () => void (await Promise.all(apps.map(({ app }) => app.close()))) };
 }
 
-/** In the single executable, Swagger UI's files are assets written out at start (agent/sea.ts), not beside its package. */
+/** In the single executable, Swagger UI's files are assets written out at start (agent/lib/sea.ts), not beside its package. */
 function swaggerUiFiles(): { baseDir?: string; logo?: { type: string; content: Buffer } } {
   if (!isSea()) return {};
   const baseDir = dirname(assetPath('web/swagger-ui/index.html'));

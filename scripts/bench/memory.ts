@@ -9,7 +9,7 @@ import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultStorePath } from '../../agent/store/index.js';
+import { defaultStorePath } from '../../agent/consume/store/index.js';
 import { UserStore } from '../../agent/users/store.js';
 import { buildBinary } from '../binary/build.js';
 import { projectRoot } from '../project-root.js';

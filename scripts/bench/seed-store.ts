@@ -1,7 +1,7 @@
 // A SQLite store holding many readings, written directly (as the store's worker writes them), for
 // tests and benchmarks of reading them back.
-import { encodeRecord } from '../../agent/buffer/record.js';
-import { SqliteDb } from '../../agent/store/sqlite-db.js';
+import { encodeRecord } from '../../agent/log/record.js';
+import { SqliteDb } from '../../agent/consume/store/sqlite-db.js';
 
 /** `count` readings on `topics` topics, 1 ms apart ending now; seqs 1..count. */
 export function seedSqliteStore(path: string, count: number, topics = 8): void {

@@ -109,9 +109,9 @@ function mustReplace(text: string, from: string, to: string): string {
   return text.replace(from, to);
 }
 
-/** In the bundle, each addon comes from the binary's assets (agent/sea.ts) instead of a path next to its package. */
+/** In the bundle, each addon comes from the binary's assets (agent/lib/sea.ts) instead of a path next to its package. */
 function nativeFromAssets(): Plugin {
-  const loader = JSON.stringify(join(ROOT, 'agent/sea.ts'));
+  const loader = JSON.stringify(join(ROOT, 'agent/lib/sea.ts'));
   const replace =
     (filter: RegExp, name: string, edit?: (text: string) => string): Plugin['setup'] =>
     (b) =>
@@ -142,7 +142,7 @@ function nativeFromAssets(): Plugin {
 
 /** The agent and its database thread, each one CommonJS file (what a SEA runs). */
 async function bundle(out: string): Promise<Record<string, string>> {
-  const entries = { main: 'agent/cli.ts', 'workers/db-host': 'agent/db-host.ts' };
+  const entries = { main: 'agent/cli.ts', 'workers/db-host': 'agent/consume/db/db-host.ts' };
   await build({
     entryPoints: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, join(ROOT, v)])),
     outdir: out,

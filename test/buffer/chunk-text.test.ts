@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ChunkText } from '../../agent/buffer/chunk-text.js';
-import { CorruptChunk, encodeChunk, verifyChunk } from '../../agent/buffer/chunk.js';
+import { ChunkText } from '../../agent/log/chunk-text.js';
+import { CorruptChunk, encodeChunk, verifyChunk } from '../../agent/log/chunk.js';
 
 const KEY = Buffer.alloc(32, 7);
 

@@ -4,10 +4,10 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
-import { chunkDelivery } from '../../agent/buffer/chunk-delivery.js';
-import { ConsumerEngine } from '../../agent/buffer/engine.js';
-import { DurableLog, type DurableLogOptions } from '../../agent/buffer/log.js';
+import type { ChunkBatch } from '../../agent/log/chunk-batch.js';
+import { chunkDelivery } from '../../agent/consume/chunk-delivery.js';
+import { ConsumerEngine } from '../../agent/consume/engine.js';
+import { DurableLog, type DurableLogOptions } from '../../agent/log/durable-log.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { until } from '../helpers/servers.js';
 

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
-import { ConsumerEngine } from '../../agent/buffer/engine.js';
-import { RecordFault } from '../../agent/buffer/faults.js';
-import { DurableLog, type DurableLogOptions } from '../../agent/buffer/log.js';
-import type { LocalStore } from '../../agent/store/index.js';
-import { chunkDelivery } from '../../agent/buffer/chunk-delivery.js';
+import type { ChunkBatch } from '../../agent/log/chunk-batch.js';
+import { ConsumerEngine } from '../../agent/consume/engine.js';
+import { RecordFault } from '../../agent/lib/faults.js';
+import { DurableLog, type DurableLogOptions } from '../../agent/log/durable-log.js';
+import type { LocalStore } from '../../agent/consume/store/index.js';
+import { chunkDelivery } from '../../agent/consume/chunk-delivery.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];

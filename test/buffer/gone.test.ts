@@ -3,10 +3,10 @@
 // answers with nothing new is caught and backed off instead of freezing the agent.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
-import { chunkDelivery } from '../../agent/buffer/chunk-delivery.js';
-import { ConsumerEngine, type Delivery } from '../../agent/buffer/engine.js';
-import { DELETED_BEFORE_ADDED, DurableLog, type DurableLogOptions } from '../../agent/buffer/log.js';
+import type { ChunkBatch } from '../../agent/log/chunk-batch.js';
+import { chunkDelivery } from '../../agent/consume/chunk-delivery.js';
+import { ConsumerEngine, type Delivery } from '../../agent/consume/engine.js';
+import { DELETED_BEFORE_ADDED, DurableLog, type DurableLogOptions } from '../../agent/log/durable-log.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { until } from '../helpers/servers.js';
 

@@ -3,9 +3,9 @@ import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Journal } from '../../agent/buffer/journal.js';
-import { DurableLog, WrongKeyError, type DurableLogOptions } from '../../agent/buffer/log.js';
-import type { NewRecord } from '../../agent/buffer/record.js';
+import { Journal } from '../../agent/log/journal.js';
+import { DurableLog, WrongKeyError, type DurableLogOptions } from '../../agent/log/durable-log.js';
+import type { NewRecord } from '../../agent/log/record.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];

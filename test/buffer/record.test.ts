@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeHead, encodeRecord, PAYLOAD_KEY, type NewRecord } from '../../agent/buffer/record.js';
+import { decodeHead, encodeRecord, PAYLOAD_KEY, type NewRecord } from '../../agent/log/record.js';
 
 const base: NewRecord = {
   topic: 'sensors/a/env',

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openFilesStore, topicFolder } from '../../agent/store/files.js';
+import { openFilesStore, topicFolder } from '../../agent/consume/store/files.js';
 import { freePort } from '../../scripts/servers.js';
 import { isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
 import { cleanup, spawnAgent, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';

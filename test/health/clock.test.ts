@@ -4,13 +4,13 @@
 // deletes nothing for its age while the clock cannot be trusted. An injected clock jumps both ways.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Clock, type ClockSource } from '../../agent/health/clock.js';
-import { decodeRecord, encodeRecord, splitRecord, type NewRecord } from '../../agent/buffer/record.js';
+import { decodeRecord, encodeRecord, splitRecord, type NewRecord } from '../../agent/log/record.js';
 import { cleanup, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { createDatabase, PG_PASSWORD, until, type TestDatabase } from '../helpers/servers.js';
 import { join } from 'node:path';
-import { toOutRecord } from '../../sync/record.js';
-import { envelope } from '../../sync/sinks/mqtt/index.js';
+import { toOutRecord } from '../../agent/consume/sinks/record.js';
+import { envelope } from '../../agent/consume/sinks/mqtt/index.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../agent/config/schema.js';
-import { createLogger } from '../../agent/log.js';
+import { createLogger } from '../../agent/lib/logger.js';
 import { startRuntime, type Runtime, type RuntimeOptions } from '../../agent/runtime.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');

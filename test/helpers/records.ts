@@ -1,7 +1,7 @@
 // Readings as the log hands them to a store, for the store tests.
-import { ChunkBatch } from '../../agent/buffer/chunk-batch.js';
-import { encodeChunk } from '../../agent/buffer/chunk.js';
-import { encodeRecord, type LogRecord } from '../../agent/buffer/record.js';
+import { ChunkBatch } from '../../agent/log/chunk-batch.js';
+import { encodeChunk } from '../../agent/log/chunk.js';
+import { encodeRecord, type LogRecord } from '../../agent/log/record.js';
 
 export const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
 

@@ -1,5 +1,5 @@
 // Reading a running agent's sink status in tests.
-import type { SinkStatus } from '../../sync/index.js';
+import type { SinkStatus } from '../../agent/consume/sinks/index.js';
 import type { InProcessAgent } from './agent.js';
 import { until } from './servers.js';
 

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DurableLog } from '../../agent/buffer/log.js';
+import { DurableLog } from '../../agent/log/durable-log.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { seededRandom } from '../helpers/seed.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';

@@ -2,10 +2,10 @@
 // counts once. Property tests (fast-check) against a direct computation over all readings.
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRecord } from '../../agent/buffer/record.js';
-import { RollupDb, type RollupRow } from '../../agent/rollup/db.js';
-import { Extractor } from '../../agent/rollup/extract.js';
-import { merge, single, stddev, type Stats } from '../../agent/rollup/stats.js';
+import { encodeRecord } from '../../agent/log/record.js';
+import { RollupDb, type RollupRow } from '../../agent/consume/rollups/db.js';
+import { Extractor } from '../../agent/consume/rollups/extract.js';
+import { merge, single, stddev, type Stats } from '../../agent/consume/rollups/stats.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
 const MIN = 60_000;

@@ -5,10 +5,10 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RecordFault } from '../../agent/buffer/faults.js';
-import { workerScript } from '../../agent/db-worker.js';
-import { openFilesStore, topicFolder } from '../../agent/store/files.js';
-import { openStore } from '../../agent/store/index.js';
+import { RecordFault } from '../../agent/lib/faults.js';
+import { workerScript } from '../../agent/consume/db/db-worker.js';
+import { openFilesStore, topicFolder } from '../../agent/consume/store/files.js';
+import { openStore } from '../../agent/consume/store/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record, T0 } from '../helpers/records.js';
 

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import type { LogRecord } from '../../agent/buffer/record.js';
-import { openFilesStore } from '../../agent/store/files.js';
-import { foldReading, mergeFolded } from '../../agent/store/fold.js';
-import { openStore, type LocalStore, type StoreBackend } from '../../agent/store/index.js';
-import type { Folded } from '../../agent/store/types.js';
+import type { LogRecord } from '../../agent/log/record.js';
+import { openFilesStore } from '../../agent/consume/store/files.js';
+import { foldReading, mergeFolded } from '../../agent/consume/store/fold.js';
+import { openStore, type LocalStore, type StoreBackend } from '../../agent/consume/store/index.js';
+import type { Folded } from '../../agent/consume/store/types.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record, T0 } from '../helpers/records.js';
 

@@ -2,7 +2,7 @@
 // acknowledged reading is in the table exactly once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
-import type { SinkStatus } from '../../sync/index.js';
+import type { SinkStatus } from '../../agent/consume/sinks/index.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { createDatabase, PG_PASSWORD, until, type TestDatabase } from '../helpers/servers.js';
 import { seededRandom } from '../helpers/seed.js';

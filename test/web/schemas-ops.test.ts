@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config/schema.js';
-import { createLogger } from '../../agent/log.js';
+import { createLogger } from '../../agent/lib/logger.js';
 import { startRuntime } from '../../agent/runtime.js';
 import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';

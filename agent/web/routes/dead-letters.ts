@@ -2,7 +2,7 @@
 // and taken if it passes), purge.
 import type { FastifyPluginAsync } from 'fastify';
 import { topicMatches } from '../../../mqtt-topic/topic.js';
-import type { DeadLetter } from '../../buffer/record.js';
+import type { DeadLetter } from '../../log/record.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
 import { replay } from '../operations.js';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
-import { assetPath, isSea } from '../../sea.js';
+import { assetPath, isSea } from '../../lib/sea.js';
 
 /** Where the built page is: beside the compiled agent, or in the single executable's assets. */
 export function pageFolder(): string | undefined {

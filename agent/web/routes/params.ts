@@ -2,8 +2,8 @@
 // what they become.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { filterProblem } from '../../../mqtt-topic/topic.js';
-import type { FieldFilter } from '../../store/types.js';
-import { parseFilter, parseTime } from '../../store/where.js';
+import type { FieldFilter } from '../../consume/store/types.js';
+import { parseFilter, parseTime } from '../../consume/store/where.js';
 import type { AgentApi, ApiSource } from '../api.js';
 import { badParameter, HttpError } from '../errors.js';
 

@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanup, startAgent, tempDir } from '../../../../test/helpers/agent.js';
+import { makePki } from '../../../../test/helpers/pki.js';
+import { connect } from '../../../../test/helpers/mqtt.js';
+import { startMosquitto, TcpProxy, until, type ServerProcess } from '../../../../test/helpers/servers.js';
+import { statusOf, untilStatus } from '../../../../test/helpers/sync.js';
+
+interface Received {
+  topic: string;
+  payload: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
+async function subscriber(
+  url: string,
+  filter: string,
+  protocolVersion: 4 | 5 = 4,
+  extra: IClientOptions = {},
+): Promise<{ client: MqttClient; got: Received[] }> {
+  const got: Received[] = [];
+  const client = await connect(url, { protocolVersion, ...extra });
+  client.on('message', (topic, payload, packet) => got.push({ topic, payload, userProperties: packet.properties?.userProperties }));
+  await client.subscribeAsync(filter, { qos: 1 });
+  return { client, got };
+}
+
+describe('MQTT bridge sink (Mosquitto upstream)', () => {
+  let upstream: ServerProcess;
+  beforeAll(async () => {
+    upstream = await startMosquitto({ users: { bridge: 'bridge-pw', reader: 'reader-pw' } });
+  });
+  afterAll(async () => {
+    await upstream.stop();
+  });
+  const reader = (filter: string, v: 4 | 5 = 4) => subscriber(upstream.url.replace('mqtt://', 'mqtt://reader:reader-pw@'), filter, v);
+
+  it('republishes each reading at QoS 1 under the topic template, as a record envelope with (agent, seq)', async () => {
+    const sub = await reader('fleet/#');
+    const agent = await startAgent({
+      sinks: [{ name: 'up', type: 'mqtt', url: upstream.url, username: 'bridge', password: 'bridge-pw', batch: { maxAgeMs: 20 } }],
+    });
+    try {
+      const client = await connect(agent.mqttUrl, { clientId: 'pi-2' });
+      await client.publishAsync('sensors/pi-2/env', '{"t":21.5}', { qos: 1 });
+      await client.publishAsync('sensors/pi-2/env', '{"t":21.6}', { qos: 0 });
+      await client.endAsync();
+      await until(() => sub.got.length >= 2);
+      expect(sub.got.map((m) => m.topic)).toEqual(['fleet/test-agent/sensors/pi-2/env', 'fleet/test-agent/sensors/pi-2/env']);
+      const first = JSON.parse(sub.got[0].payload.toString());
+      expect(first).toMatchObject({ agent: 'test-agent', seq: 1, topic: 'sensors/pi-2/env', payload: { t: 21.5 } });
+      expect(typeof first.receivedAt).toBe('number');
+      expect(JSON.parse(sub.got[1].payload.toString())).toMatchObject({ seq: 2, payload: { t: 21.6 } });
+      expect(await statusOf(agent, 'up')).toMatchObject({ state: 'ok', lagRecords: 0 });
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await sub.client.endAsync();
+    }
+  });
+
+  it('MQTT 5 with raw payloads: the bytes as received, agent and seq as user properties', async () => {
+    const sub = await reader('raw/#', 5);
+    const agent = await startAgent({
+      ingest: { unmatched: 'raw' },
+      sinks: [
+        {
+          name: 'up',
+          type: 'mqtt',
+          url: upstream.url,
+          username: 'bridge',
+          password: 'bridge-pw',
+          protocolVersion: 5,
+          payload: 'raw',
+          topic: 'raw/{topic}',
+          batch: { maxAgeMs: 20 },
+        },
+      ],
+    });
+    try {
+      const client = await connect(agent.mqttUrl);
+      await client.publishAsync('bin/x', Buffer.from([0, 1, 2, 255]), { qos: 1 });
+      await client.endAsync();
+      await until(() => sub.got.length >= 1);
+      expect(sub.got[0].topic).toBe('raw/bin/x');
+      expect([...sub.got[0].payload]).toEqual([0, 1, 2, 255]);
+      expect(sub.got[0].userProperties).toEqual({ agent: 'test-agent', seq: '1' });
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await sub.client.endAsync();
+    }
+  });
+
+  it('wrong credentials: down with the CONNACK reason, no retry storm', async () => {
+    const agent = await startAgent({
+      sinks: [
+        {
+          name: 'up',
+          type: 'mqtt',
+          url: upstream.url,
+          username: 'bridge',
+          password: 'nope',
+          batch: { maxAgeMs: 10 },
+          retry: { initialMs: 10, maxMs: 50 },
+        },
+      ],
+    });
+    try {
+      const client = await connect(agent.mqttUrl);
+      await client.publishAsync('a/b', '{}', { qos: 1 });
+      await client.endAsync();
+      const s = await untilStatus(agent, 'up', (st) => st.state === 'down');
+      expect(s.lastError?.message).toMatch(/^mqtt: Connection refused: (Not authorized|Bad username or password)/);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await statusOf(agent, 'up')).failures).toBe(1);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
+  });
+
+  it('link cut under load, then restored: every reading arrives, in order per topic (repeats carry the same seq)', async () => {
+    const proxy = await new TcpProxy(upstream.port).listen();
+    const sub = await reader('fleet/#');
+    const agent = await startAgent({
+      sinks: [
+        {
+          name: 'up',
+          type: 'mqtt',
+          url: `mqtt://127.0.0.1:${proxy.port}`,
+          username: 'bridge',
+          password: 'bridge-pw',
+          batch: { maxAgeMs: 20, maxRecords: 50 },
+          retry: { initialMs: 100, maxMs: 400 },
+          timeoutMs: 2000,
+        },
+      ],
+    });
+    try {
+      const client = await connect(agent.mqttUrl);
+      const total = 600;
+      for (let i = 0; i < total; i++) {
+        await client.publishAsync(`s/${i % 3}`, JSON.stringify({ i }), { qos: 1 });
+        if (i === 150) proxy.cut();
+        if (i === 450) {
+          expect((await statusOf(agent, 'up')).state).toBe('retrying');
+          proxy.restore();
+        }
+        if (i % 50 === 0) await new Promise((r) => setTimeout(r, 20));
+      }
+      await client.endAsync();
+      await untilStatus(agent, 'up', (s) => s.lagRecords === 0, 30_000);
+      await until(() => new Set(sub.got.map((m) => JSON.parse(m.payload.toString()).seq)).size === total, 10_000, 'every seq upstream');
+      const firstSeen = new Map<number, { topic: string; i: number }>();
+      for (const m of sub.got) {
+        const env = JSON.parse(m.payload.toString()) as { seq: number; topic: string; payload: { i: number } };
+        if (!firstSeen.has(env.seq)) firstSeen.set(env.seq, { topic: env.topic, i: env.payload.i });
+      }
+      expect([...firstSeen.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, k) => k + 1));
+      for (const topic of ['s/0', 's/1', 's/2']) {
+        const order = [...firstSeen.values()].filter((v) => v.topic === topic).map((v) => v.i);
+        expect(order).toEqual([...order].sort((a, b) => a - b));
+      }
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await sub.client.endAsync();
+      await proxy.close();
+    }
+  });
+});
+
+describe('MQTT bridge sink over TLS', () => {
+  const dir = tempDir();
+  const pki = makePki(dir);
+  let upstream: ServerProcess;
+  beforeAll(async () => {
+    upstream = await startMosquitto({ tls: { cert: pki.serverCert, key: pki.serverKey } });
+  });
+  afterAll(async () => {
+    await upstream.stop();
+    cleanup(dir);
+  });
+
+  it('mqtts with the CA: delivered; with a CA that did not sign the broker: down, with the reason', async () => {
+    const sub = await subscriber(upstream.url, 'fleet/#', 4, { ca: readFileSync(pki.ca) });
+    const agent = await startAgent({
+      sinks: [
+        { name: 'good', type: 'mqtt', url: upstream.url, ca: pki.ca, batch: { maxAgeMs: 20 } },
+        { name: 'bad', type: 'mqtt', url: upstream.url, ca: makePki(tempDir()).ca, clientId: 'other-{agent}', batch: { maxAgeMs: 20 } },
+      ],
+    });
+    try {
+      const client = await connect(agent.mqttUrl);
+      await client.publishAsync('t/1', '{"v":1}', { qos: 1 });
+      await client.endAsync();
+      await until(() => sub.got.length >= 1);
+      expect(JSON.parse(sub.got[0].payload.toString())).toMatchObject({ seq: 1, payload: { v: 1 } });
+      const bad = await untilStatus(agent, 'bad', (st) => st.state === 'down');
+      expect(bad.lastError?.message).toMatch(/^mqtt: .*(certificate|signature)/i);
+      expect(bad.lagRecords).toBe(1);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await sub.client.endAsync();
+    }
+  });
+});

@@ -1,0 +1,21 @@
+// Sink type name -> its implementation; the config's `type` picks one. Each sink's module (and its
+// client library: pg, MQTT.js) is loaded only when a sink of that type is configured.
+import type { SinkConfig } from './config.js';
+import type { Sink, SinkContext } from './sink.js';
+
+export async function createSink(config: SinkConfig, ctx: SinkContext): Promise<Sink> {
+  switch (config.type) {
+    case 'postgres':
+      return (await import('./postgres/index.js')).createPostgresSink(config, ctx);
+    case 'influx':
+      return (await import('./influx/index.js')).createInfluxSink(config, ctx);
+    case 'mqtt':
+      return (await import('./mqtt/index.js')).createMqttSink(config, ctx, config.name);
+  }
+}
+
+/** Whether a sink's readings may arrive out of order while a backlog drains (its live lane). */
+export function liveLaneByDefault(type: SinkConfig['type']): boolean {
+  // Databases order by time; an upstream broker's subscribers see arrival order.
+  return type !== 'mqtt';
+}

@@ -1,0 +1,119 @@
+import type { ChunkBatch } from '../../log/chunk-batch.js';
+import type { LogRecord } from '../../log/record.js';
+import type { Stats } from '../rollups/stats.js';
+
+export interface StoreQuery {
+  /** Exact topic or MQTT pattern (+, #). */
+  topic?: string;
+  /** receivedAt range, ms since the epoch, inclusive. */
+  from?: number;
+  to?: number;
+  /** Only readings with seq greater than this. */
+  afterSeq?: number;
+  /** Only readings past this one in the query's order: keyset paging. */
+  after?: Position;
+  /** By receive time, then seq (the order they were received); default asc. */
+  order?: 'asc' | 'desc';
+  /** Conditions on payload fields, all of which must hold. */
+  where?: FieldFilter[];
+  limit?: number;
+  /** Look at no more than this many readings (SQLite): a page then ends early, and says where. */
+  maxScan?: number;
+}
+
+/** Where a reading stands in time order: its receive time, then its seq. */
+export interface Position {
+  at: number;
+  seq: number;
+}
+
+/** A condition on a payload field: `path` is dotted (`a.b`), compared with `value`. */
+export interface FieldFilter {
+  path: string;
+  op: '=' | '!=' | '<' | '<=' | '>' | '>=';
+  value: string | number | boolean | null;
+}
+
+/** Readings to delete on request: on topics matching `topic`, received in [from, to]. */
+export interface Removal {
+  topic: string;
+  from?: number;
+  to?: number;
+}
+
+/** Readings to give up: on topics matching `topics`, received before `before` (ms since the epoch), with seq up to `throughSeq` if given. */
+export interface PruneRule {
+  topics: string[];
+  before: number;
+  throughSeq?: number;
+  /** Patterns an earlier rule decides for (the first matching rule wins). */
+  except?: string[];
+}
+
+/** Topics by pattern, less those an earlier rule decides for. */
+export interface TopicCover {
+  topics: string[];
+  except?: string[];
+}
+
+/** One bounded step of pruning: what it deleted, whether more is left, and how long it held the store. */
+export interface PruneStep {
+  deleted: number;
+  done: boolean;
+  ms: number;
+}
+
+/** The local, queryable copy of the readings. Writes are idempotent on seq. */
+export interface LocalStore {
+  readonly kind: string;
+  /** Store a batch of consecutive readings (the log's chunks); ones already stored are skipped. */
+  write(batch: ChunkBatch): Promise<void>;
+  /** How many writes may be outstanding at once, done in the order given (default 1). */
+  readonly writesInFlight?: number;
+  /** `signal`: the asker has gone; the query stops (between two slices of its work) and rejects. */
+  query(q: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]>;
+  /** As query; `scannedTo`: maxScan ran out there, before `limit` readings were found (go on after it). */
+  page(q: StoreQuery, signal?: AbortSignal): Promise<{ records: LogRecord[]; scannedTo?: Position }>;
+  /** The readings of a range folded into buckets (an aggregate), up to q.maxScan of them. */
+  fold(q: FoldQuery, signal?: AbortSignal): Promise<FoldResult>;
+  /**
+   * Delete up to `limit` readings the rule covers, oldest first, then give their space back, a step
+   * at a time: call again until `done`, so writes go on in between.
+   */
+  prune(rule: PruneRule, limit: number): Promise<PruneStep>;
+  /** Delete up to `limit` readings the removal covers, a step at a time: call until `done`. */
+  remove(removal: Removal, limit: number): Promise<PruneStep>;
+  /** Highest seq stored. */
+  lastSeq(): number;
+  /**
+   * Bytes the readings take: on these topics (SQLite: their payloads' text; files: their files), or
+   * in all (the database's pages in use, or every file).
+   */
+  size(topics?: TopicCover): Promise<number>;
+  /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */
+  writtenBytes(): number | undefined;
+  close(): Promise<void>;
+}
+
+export interface FoldQuery {
+  /** Exact topic or MQTT pattern. */
+  topic: string;
+  from?: number;
+  to?: number;
+  /** Bucket width, ms. */
+  width: number;
+  /** Payload fields (dotted paths); every numeric top-level field when absent. */
+  fields?: string[];
+  /** Fold at most this many readings; a range holding more ends with `more`. */
+  maxScan: number;
+}
+
+/** `topic\0field` -> that series' statistics by bucket start. */
+export type Folded = Map<string, { topic: string; field: string; points: Map<number, Stats> }>;
+
+export interface FoldResult {
+  series: Folded;
+  folded: number;
+  /** The range holds more than maxScan readings: `series` is not all of it. */
+  more: boolean;
+}
