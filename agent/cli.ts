@@ -18,7 +18,7 @@ import type { ClockStatus } from './health/clock.js';
 import { UserStore, usersFilePath } from './users/store.js';
 import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
-import type { ExportCommandOptions } from './export/cli.js';
+import type { ExportCommandOptions } from './serve/export/cli.js';
 import { VERSION } from './version.js';
 import { extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
@@ -239,7 +239,7 @@ function buildProgram(): Command {
     .option('-z, --gzip', 'compress the output')
     .option('-o, --out <file>', 'write here (mode 0600) instead of stdout')
     .action(async (opts: ExportCommandOptions, cmd: Command) => {
-      const { exportCommand, ExportUsageError } = await import('./export/cli.js');
+      const { exportCommand, ExportUsageError } = await import('./serve/export/cli.js');
       try {
         const { config } = configOf(cmd);
         const { backend, path } = config.store;

@@ -47,12 +47,12 @@ import { SensorWatch } from './health/sensors.js';
 import { startAlerts } from './health/alert-wiring.js';
 import { redact, type Config } from './config/schema.js';
 import { planReload } from './config/reload.js';
-import type { AgentApi } from './web/api.js';
-import { LiveHub } from './web/live.js';
-import { Sessions } from './web/auth/sessions.js';
+import type { AgentApi } from './serve/web/api.js';
+import { LiveHub } from './serve/web/live.js';
+import { Sessions } from './serve/web/auth/sessions.js';
 import { durationMs } from './config/keys.js';
 import { VERSION } from './version.js';
-import { startWeb, type WebServer } from './web/server.js';
+import { startWeb, type WebServer } from './serve/web/server.js';
 
 export interface Runtime {
   /** Listener name -> bound host:port (mqtt, mqtts, ws, wss, http, https). */

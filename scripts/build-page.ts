@@ -1,4 +1,4 @@
-// Builds the status page (agent/web/page) into dist/page: one script and one stylesheet named by
+// Builds the status page (agent/serve/web/page) into dist/page: one script and one stylesheet named by
 // their content hash, index.html pointing at them, and each file also brotli- and gzip-compressed
 // for the server to send as they are.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { projectRoot } from './project-root.js';
 
 const ROOT = projectRoot();
 export const PAGE_OUT = join(ROOT, 'dist/page');
-const SOURCE = join(ROOT, 'agent/web/page');
+const SOURCE = join(ROOT, 'agent/serve/web/page');
 
 export async function buildPage(): Promise<void> {
   rmSync(PAGE_OUT, { recursive: true, force: true });

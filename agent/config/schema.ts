@@ -11,7 +11,7 @@ import { RollupConfigSchema } from '../consume/rollups/config.js';
 import { StoreConfigSchema } from '../consume/store/config.js';
 import { SinksSchema } from '../consume/sinks/config.js';
 import { Duration, serverTls, strict } from './keys.js';
-import { WebConfigSchema } from '../web/config.js';
+import { WebConfigSchema } from '../serve/web/config.js';
 import { HealthConfigSchema } from '../health/config.js';
 import { GpioConfigSchema, gpioProblems } from '../gpio/config.js';
 import { loadWith, redactWith, type LoadedConfig } from './load.js';

@@ -2,7 +2,7 @@
 // wildcards, and interfaces that change.
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { hostCheck, hostName } from '../../agent/web/allowed-hosts.js';
+import { hostCheck, hostName } from '../../agent/serve/web/allowed-hosts.js';
 
 const iface = (address: string) => ({ address }) as NetworkInterfaceInfo;
 

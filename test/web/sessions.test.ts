@@ -1,7 +1,7 @@
 // Login sessions: refresh tokens rotate, a replaced one used again ends the session (after a short
 // grace for two tabs), and logout ends a session by its refresh token or an expired access token.
 import { describe, expect, it } from 'vitest';
-import { Sessions, TokenRefused } from '../../agent/web/auth/sessions.js';
+import { Sessions, TokenRefused } from '../../agent/serve/web/auth/sessions.js';
 
 function clocked() {
   const clock = { now: 1_000_000 };

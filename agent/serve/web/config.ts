@@ -1,6 +1,6 @@
 // The `web` section of the config: listeners, authentication, limits, CORS and metrics.
 import { Type, type Static } from '@sinclair/typebox';
-import { Duration, MiB, serverTls, strict } from '../config/keys.js';
+import { Duration, MiB, serverTls, strict } from '../../config/keys.js';
 
 const port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });

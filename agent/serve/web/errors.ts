@@ -2,7 +2,7 @@
 import { STATUS_CODES } from 'node:http';
 import type {} from '@fastify/swagger';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import type { Logger } from '../lib/logger.js';
+import type { Logger } from '../../lib/logger.js';
 
 export interface ErrorBody {
   error: string;

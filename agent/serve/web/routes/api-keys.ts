@@ -1,7 +1,7 @@
 // API keys for machines (admin): created (the key shown once), listed, revoked.
 import type { FastifyPluginAsync } from 'fastify';
-import type { ApiKeyStore } from '../../users/api-keys.js';
-import { WEB_ROLES, type WebRole } from '../../users/roles.js';
+import type { ApiKeyStore } from '../../../users/api-keys.js';
+import { WEB_ROLES, type WebRole } from '../../../users/roles.js';
 import { errorSchema, HttpError } from '../errors.js';
 
 const keyInfo = {

@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import type {} from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { LoginGuard } from '../../../embedded-broker/index.js';
-import { looksLikeApiKey, type ApiKeyStore } from '../../users/api-keys.js';
-import { mayAct, webRoleOf, type WebRole } from '../../users/roles.js';
-import type { UserStore } from '../../users/store.js';
+import type { LoginGuard } from '../../../../embedded-broker/index.js';
+import { looksLikeApiKey, type ApiKeyStore } from '../../../users/api-keys.js';
+import { mayAct, webRoleOf, type WebRole } from '../../../users/roles.js';
+import type { UserStore } from '../../../users/store.js';
 import { sendError } from '../errors.js';
 import { TokenRefused, type Sessions } from './sessions.js';
 

@@ -1,9 +1,9 @@
 // Parameters several routes share: their schemas (for validation and the OpenAPI document) and
 // what they become.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { filterProblem } from '../../../mqtt-topic/topic.js';
-import type { FieldFilter } from '../../consume/store/types.js';
-import { parseFilter, parseTime } from '../../consume/store/where.js';
+import { filterProblem } from '../../../../mqtt-topic/topic.js';
+import type { FieldFilter } from '../../../consume/store/types.js';
+import { parseFilter, parseTime } from '../../../consume/store/where.js';
 import type { AgentApi, ApiSource } from '../api.js';
 import { badParameter, HttpError } from '../errors.js';
 

@@ -1,11 +1,11 @@
 // Operations: health in detail, counters, the log and its consumers, sinks, the config, metrics.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
-import { statusOf, type Readiness } from '../../health/readiness.js';
-import type { SystemSample } from '../../health/system.js';
-import { VERSION } from '../../version.js';
+import { statusOf, type Readiness } from '../../../health/readiness.js';
+import type { SystemSample } from '../../../health/system.js';
+import { VERSION } from '../../../version.js';
 import type { ApiSource } from '../api.js';
-import { ConfigError } from '../../config/load.js';
+import { ConfigError } from '../../../config/load.js';
 import { errorSchema, HttpError } from '../errors.js';
 import { agentOf } from './params.js';
 

@@ -1,9 +1,9 @@
 // Export of stored readings as CSV, JSON or JSON Lines, page by page (keyset paging on time and seq), so
 // memory stays flat however many rows there are. Used by GET /api/export and `edge-agent export`.
 import { stringify } from 'csv-stringify/sync';
-import type { LogRecord } from '../log/record.js';
-import type { Position, StoreQuery } from '../consume/store/types.js';
-import { fieldOf } from '../consume/store/where.js';
+import type { LogRecord } from '../../log/record.js';
+import type { Position, StoreQuery } from '../../consume/store/types.js';
+import { fieldOf } from '../../consume/store/where.js';
 
 export const EXPORT_FORMATS = ['csv', 'json', 'jsonl'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

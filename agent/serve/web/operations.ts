@@ -1,12 +1,12 @@
 // What the REST routes and GraphQL both do with readings: a page, aggregates, deletion. Bad
 // parameters throw HttpError naming them; each transport reports it its own way.
 import type { Histogram } from 'prom-client';
-import { topicMatches } from '../../mqtt-topic/topic.js';
-import type { DeadLetter, LogRecord } from '../log/record.js';
-import { durationMs } from '../config/keys.js';
-import { bucketStart } from '../consume/rollups/extract.js';
-import { stddev } from '../consume/rollups/stats.js';
-import type { Position } from '../consume/store/types.js';
+import { topicMatches } from '../../../mqtt-topic/topic.js';
+import type { DeadLetter, LogRecord } from '../../log/record.js';
+import { durationMs } from '../../config/keys.js';
+import { bucketStart } from '../../consume/rollups/extract.js';
+import { stddev } from '../../consume/rollups/stats.js';
+import type { Position } from '../../consume/store/types.js';
 import type { AgentApi, ApiSource } from './api.js';
 import { badParameter, HttpError } from './errors.js';
 import { agentOf, listOf, range, storeOf, topicFilter, whereOf } from './routes/params.js';

@@ -23,12 +23,12 @@ import {
 import { createComplexityRule, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import { CloseCode, makeServer } from 'graphql-ws';
 import type { WebSocket } from 'ws';
-import { filterProblem, topicMatches } from '../../mqtt-topic/topic.js';
-import { durationMs } from '../config/keys.js';
-import { SchemaChangeError } from '../ingest/schema-editor.js';
-import type { SchemaDoc } from '../ingest/schema-doc.js';
-import type { CompiledSchema } from '../ingest/schemas.js';
-import { mayAct, type WebRole } from '../users/roles.js';
+import { filterProblem, topicMatches } from '../../../mqtt-topic/topic.js';
+import { durationMs } from '../../config/keys.js';
+import { SchemaChangeError } from '../../ingest/schema-editor.js';
+import type { SchemaDoc } from '../../ingest/schema-doc.js';
+import type { CompiledSchema } from '../../ingest/schemas.js';
+import { mayAct, type WebRole } from '../../users/roles.js';
 import type { ApiSource } from './api.js';
 import type { Identity } from './auth/authenticate.js';
 import { HttpError } from './errors.js';

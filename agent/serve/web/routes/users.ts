@@ -1,7 +1,7 @@
 // Users (admin): listed with their roles, added or changed (password, roles), removed; as the CLI's
 // `edge-agent user` does, the same file. A changed password ends that user's login sessions.
 import type { FastifyPluginAsync } from 'fastify';
-import { USERNAME_PATTERN, type UserStore } from '../../users/store.js';
+import { USERNAME_PATTERN, type UserStore } from '../../../users/store.js';
 import { errorSchema, HttpError } from '../errors.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };

@@ -6,13 +6,13 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
-import { assetPath, isSea } from '../../lib/sea.js';
+import { assetPath, isSea } from '../../../lib/sea.js';
 
 /** Where the built page is: beside the compiled agent, or in the single executable's assets. */
 export function pageFolder(): string | undefined {
   if (isSea()) return dirname(assetPath('web/page/index.html'));
-  // dist/agent/web/routes -> dist/page; run from sources (tests), agent/web/routes -> dist/page.
-  return [join(import.meta.dirname, '../../../page'), join(import.meta.dirname, '../../../dist/page')].find((d) =>
+  // dist/agent/serve/web/routes -> dist/page; run from sources (tests), agent/serve/web/routes -> dist/page.
+  return [join(import.meta.dirname, '../../../../page'), join(import.meta.dirname, '../../../../dist/page')].find((d) =>
     existsSync(join(d, 'index.html')),
   );
 }

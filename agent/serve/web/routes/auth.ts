@@ -1,9 +1,9 @@
 // Logging in and out: a session's access token (JWT) and refresh token, as JSON for programs and
 // as httpOnly, SameSite=Strict cookies for the page.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { LoginGuard } from '../../../embedded-broker/index.js';
-import { webRoleOf } from '../../users/roles.js';
-import type { UserStore } from '../../users/store.js';
+import type { LoginGuard } from '../../../../embedded-broker/index.js';
+import { webRoleOf } from '../../../users/roles.js';
+import type { UserStore } from '../../../users/store.js';
 import { REFRESH_COOKIE, SESSION_COOKIE } from '../auth/authenticate.js';
 import { TokenRefused, type IssuedTokens, type Sessions } from '../auth/sessions.js';
 import { errorSchema, HttpError } from '../errors.js';

@@ -1,18 +1,18 @@
 // What the web API sees of the agent: the one interface its routes use. The runtime provides it
 // once the data path runs; until then the routes that need it answer 503.
-import type { SessionControl } from '../../embedded-broker/index.js';
-import type { DurableLog, LogStats } from '../log/durable-log.js';
-import type { ReloadResult } from '../config/reload.js';
-import type { Submission, Submitted } from '../ingest/pipeline.js';
-import type { SchemaEditor } from '../ingest/schema-editor.js';
+import type { SessionControl } from '../../../embedded-broker/index.js';
+import type { DurableLog, LogStats } from '../../log/durable-log.js';
+import type { ReloadResult } from '../../config/reload.js';
+import type { Submission, Submitted } from '../../ingest/pipeline.js';
+import type { SchemaEditor } from '../../ingest/schema-editor.js';
 import type { LiveHub } from './live.js';
-import type { SensorStatus } from '../health/sensors.js';
-import type { ClockStatus } from '../health/clock.js';
-import type { GpioStatus } from '../gpio/index.js';
-import type { Alert } from '../health/alerts.js';
-import type { Rollups } from '../consume/rollups/index.js';
-import type { LocalStore } from '../consume/store/types.js';
-import type { SinkStatus } from '../consume/sinks/index.js';
+import type { SensorStatus } from '../../health/sensors.js';
+import type { ClockStatus } from '../../health/clock.js';
+import type { GpioStatus } from '../../gpio/index.js';
+import type { Alert } from '../../health/alerts.js';
+import type { Rollups } from '../../consume/rollups/index.js';
+import type { LocalStore } from '../../consume/store/types.js';
+import type { SinkStatus } from '../../consume/sinks/index.js';
 
 export interface AgentApi {
   agentId: string;

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { statusOf, type PartHealth, type Readiness } from '../../health/readiness.js';
+import { statusOf, type PartHealth, type Readiness } from '../../../health/readiness.js';
 
 const liveResponse = {
   200: {

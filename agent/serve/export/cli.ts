@@ -5,9 +5,9 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { SingleBar } from 'cli-progress';
-import { openStoreReader, type StoreBackend } from '../consume/store/index.js';
-import { parseFilter, parseTime } from '../consume/store/where.js';
-import { filterProblem } from '../../mqtt-topic/topic.js';
+import { openStoreReader, type StoreBackend } from '../../consume/store/index.js';
+import { parseFilter, parseTime } from '../../consume/store/where.js';
+import { filterProblem } from '../../../mqtt-topic/topic.js';
 import { EXPORT_FORMATS, exportText, type ExportFormat } from './index.js';
 
 export interface ExportCommandOptions {

@@ -2,7 +2,7 @@
 // Server-Sent Events /api/stream (one filter set per connection, for simple clients).
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { filterProblem } from '../../../mqtt-topic/topic.js';
+import { filterProblem } from '../../../../mqtt-topic/topic.js';
 import type { LiveClient } from '../live.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
