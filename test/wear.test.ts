@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { WriteRate } from '../agent/health/disk-writes.js';
+import { WriteRate } from '../agent/lib/disk-writes.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { storedLastSeq } from '../scripts/bench/ingest.js';

@@ -2,7 +2,8 @@
 // decodes them in its own worker thread), run by the engine like every sink.
 import type { ChunkBatch } from '../log/chunk-batch.js';
 import type { Delivery } from './engine.js';
-import { receivedPayload, splitRecord, type ClockOffsets, type RefusedReading } from '../log/record.js';
+import { receivedPayload, splitRecord, type RefusedReading } from '../log/record.js';
+import { type ClockOffsets } from '../ingest/clock.js';
 
 /** What such a delivery reads the log through. */
 export interface ChunkSource {

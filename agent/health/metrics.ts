@@ -6,10 +6,10 @@ import type { LogStats } from '../log/durable-log.js';
 import type { IngestStats } from '../ingest/pipeline.js';
 import type { PressureStatus } from '../retention/pressure.js';
 import type { SinkStatus } from '../consume/sinks/index.js';
-import type { DiskWrites } from './disk-writes.js';
+import type { DiskWrites } from '../lib/disk-writes.js';
 import { THROTTLE_FLAG_NAMES, type SystemSample } from './system.js';
 import type { SensorStatus } from './sensors.js';
-import type { ClockStatus } from './clock.js';
+import type { ClockStatus } from '../ingest/clock.js';
 import type { Alert } from './alerts.js';
 
 /** What a scrape reads; undefined while the agent starts. */

@@ -2,7 +2,8 @@
 // that decodes them where it works (the SQLite store does it in its worker thread, sparing the
 // event loop that acknowledges readings the decompression and the copy of every line).
 import { chunkLines, verifyChunk } from './chunk.js';
-import { LogBatch, type ClockOffsets } from './record.js';
+import type { ClockOffsets } from '../ingest/clock.js';
+import { LogBatch } from './record.js';
 
 export class ChunkBatch {
   constructor(
@@ -13,7 +14,7 @@ export class ChunkBatch {
     readonly lastSeq: number,
     /** The log's encryption key, when its chunks are sealed. */
     readonly key?: Buffer,
-    /** Corrects the times of readings received while the clock was unsynchronised (see health/clock.ts). */
+    /** Corrects the times of readings received while the clock was unsynchronised (see ingest/clock.ts). */
     readonly clock?: ClockOffsets,
   ) {}
 

@@ -1,5 +1,7 @@
 // The unit every stage after ingest moves: one accepted reading.
 
+import { correctClock, type ClockOffsets } from '../ingest/clock.js';
+
 export interface LogRecord {
   /** Monotonic, never reused: (agentId, seq) identifies a reading everywhere. */
   seq: number;
@@ -27,7 +29,7 @@ export interface NewRecord {
   topic: string;
   receivedAt: number;
   clockSynced: boolean;
-  /** While the clock is unsynchronised: the boot, and the time on its monotonic clock (see health/clock.ts). */
+  /** While the clock is unsynchronised: the boot, and the time on its monotonic clock (see ingest/clock.ts). */
   boot?: string;
   mono?: number;
   deviceTime?: number;
@@ -66,37 +68,6 @@ export function encodeRecord(seq: number, r: NewRecord): string {
 }
 
 export type RecordHead = Omit<LogRecord, 'payload' | 'agentId'> & Pick<NewRecord, 'boot' | 'mono'>;
-
-/** wall - monotonic clock (ms) of each boot whose clock synchronised, by boot id. */
-export type ClockOffsets = Readonly<Record<string, number>>;
-
-/** What a consumer of the log asks of the clock (health/clock.ts). */
-export interface ConsumerClock {
-  /** The offsets known now. */
-  offsets(): ClockOffsets;
-  /** Whether to wait: the clock is unsynchronised, and times received now would need correcting. */
-  holding(): boolean;
-}
-
-/**
- * A reading received while the clock was unsynchronised gets its true time once its boot's offset is
- * known (receivedAt moves, by clockCorrectionMs); the boot and monotonic time stay inside the log.
- */
-export function correctClock<T extends Pick<RecordHead, 'receivedAt' | 'clockCorrectionMs' | 'boot' | 'mono'>>(
-  r: T,
-  offsets: ClockOffsets | undefined,
-): T {
-  if (r.boot === undefined) return r;
-  const offset = offsets?.[r.boot];
-  if (offset !== undefined && r.mono !== undefined) {
-    const at = r.mono + offset;
-    r.clockCorrectionMs = at - r.receivedAt;
-    r.receivedAt = at;
-  }
-  delete r.boot;
-  delete r.mono;
-  return r;
-}
 
 export const PAYLOAD_KEY = ',"payload":';
 

@@ -3,7 +3,7 @@
 // rollups, a PostgreSQL sink), the correction is recorded, the log keeps its order, and retention
 // deletes nothing for its age while the clock cannot be trusted. An injected clock jumps both ways.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Clock, type ClockSource } from '../../agent/health/clock.js';
+import { Clock, type ClockSource } from '../../agent/ingest/clock.js';
 import { decodeRecord, encodeRecord, splitRecord, type NewRecord } from '../../agent/log/record.js';
 import { cleanup, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import type { ClockSource } from '../../agent/health/clock.js';
+import type { ClockSource } from '../../agent/ingest/clock.js';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { accessibilityViolations, launchChromium, PHONE_ON_WIFI, RESULTS, screenshot, throttle } from '../helpers/browser.js';
 import { connect } from '../helpers/mqtt.js';

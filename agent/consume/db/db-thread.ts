@@ -2,7 +2,7 @@
 // its own MessagePort. Open the database and answer id 0 with the highest seq it holds (or why it
 // could not open, and stop), then answer each request by its id.
 import type { MessagePort } from 'node:worker_threads';
-import { writtenBytes } from '../../health/disk-writes.js';
+import { writtenBytes } from '../../lib/disk-writes.js';
 
 /** `code`: SQLite's extended result code (SQLITE_FULL, SQLITE_CONSTRAINT_CHECK...), or the JS error's name. */
 export type Reply = { id: number; result?: unknown; error?: string; code?: string; written?: number };

@@ -3,7 +3,8 @@
 // transaction, so a batch read again after a crash is skipped, never counted twice.
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { JOURNAL_MODE, JOURNAL_SIZE_LIMIT, openKeyed } from '../db/sqlite-open.js';
-import { splitRecord, type ClockOffsets } from '../../log/record.js';
+import { splitRecord } from '../../log/record.js';
+import { type ClockOffsets } from '../../ingest/clock.js';
 import { bucketStart, Extractor, type SeriesRule } from './extract.js';
 import { add, merge, single, stddev, type Stats } from './stats.js';
 

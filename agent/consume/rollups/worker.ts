@@ -2,7 +2,7 @@
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, firstMatching } from '../../../mqtt-topic/topic.js';
 import { batchLines } from '../../log/chunk-batch.js';
-import type { ClockOffsets } from '../../log/record.js';
+import type { ClockOffsets } from '../../ingest/clock.js';
 import type { DbService } from '../db/db-thread.js';
 import { RollupDb, type RollupQuery } from './db.js';
 import type { SeriesRule } from './extract.js';

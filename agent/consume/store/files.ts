@@ -28,7 +28,7 @@ import { RecordFault } from '../../lib/faults.js';
 import { matchesWhere } from './where.js';
 import type { LogRecord } from '../../log/record.js';
 import type { ChunkBatch } from '../../log/chunk-batch.js';
-import { writtenBytes } from '../../health/disk-writes.js';
+import { writtenBytes } from '../../lib/disk-writes.js';
 import { foldPages } from './fold.js';
 import type { FoldQuery, LocalStore, Position, StoreQuery } from './types.js';
 

@@ -2,7 +2,8 @@
 // must not hold up the event loop that acknowledges readings.
 import Database from 'better-sqlite3-multiple-ciphers';
 import { JOURNAL_MODE, JOURNAL_SIZE_LIMIT, openKeyed } from '../db/sqlite-open.js';
-import { splitRecord, type ClockOffsets, type LogRecord } from '../../log/record.js';
+import { splitRecord, type LogRecord } from '../../log/record.js';
+import { type ClockOffsets } from '../../ingest/clock.js';
 import type { StoreQuery } from './types.js';
 
 interface Row {

@@ -2,7 +2,8 @@
 // The bare matcher: this thread should not load Aedes and LevelDB.
 import { coveredBy, topicMatches } from '../../../mqtt-topic/topic.js';
 import { batchLines } from '../../log/chunk-batch.js';
-import type { ClockOffsets, LogRecord } from '../../log/record.js';
+import type { LogRecord } from '../../log/record.js';
+import type { ClockOffsets } from '../../ingest/clock.js';
 import type { DbService } from '../db/db-thread.js';
 import type { Folded, FoldQuery, Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
 import { foldReading } from './fold.js';

@@ -7,7 +7,7 @@ import type { Submission, Submitted } from '../../ingest/pipeline.js';
 import type { SchemaEditor } from '../../ingest/schema-editor.js';
 import type { LiveHub } from './live.js';
 import type { SensorStatus } from '../../health/sensors.js';
-import type { ClockStatus } from '../../health/clock.js';
+import type { ClockStatus } from '../../ingest/clock.js';
 import type { GpioStatus } from '../../gpio/index.js';
 import type { Alert } from '../../health/alerts.js';
 import type { Rollups } from '../../consume/rollups/index.js';
