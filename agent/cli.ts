@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { printConfig } from './config/print.js';
 import { ConfigError, envNameFor } from './config/load.js';
-import { ConfigSchema, loadConfig, redact, type Config } from './config/schema.js';
+import { ConfigSchema, loadConfig, redact, type Config } from './config-schema.js';
 import type { SessionInfo } from '../embedded-broker/index.js';
 import type { DiskWrites } from './lib/disk-writes.js';
 import type { LocalConsumerStatus, SinkStatus } from './consume/sinks/index.js';
@@ -19,7 +19,7 @@ import { UserStore, usersFilePath } from './users/store.js';
 import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
 import type { ExportCommandOptions } from './serve/export/cli.js';
-import { VERSION } from './version.js';
+import { VERSION } from './lib/version.js';
 import { extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
 import type { Runtime } from './runtime.js';
@@ -245,7 +245,7 @@ function buildProgram(): Command {
         const { backend, path } = config.store;
         const [{ defaultStorePath }, { readKeyFile, subkey }] = await Promise.all([
           import('./consume/store/index.js'),
-          import('./log/key.js'),
+          import('./log/format.js'),
         ]);
         const location = {
           backend,

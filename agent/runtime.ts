@@ -1,5 +1,6 @@
 // Wires the stages together: broker -> ingest (validate) -> durable log -> consumers (local store,
 // sinks), and the web listeners. Each stage is known here only through its public interface.
+import { type ChunkBatch, open, seal, readKeyFile, subkey, DurableLog, type RefusedReading } from './log/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -12,16 +13,11 @@ import {
   type Sealer,
 } from '../embedded-broker/index.js';
 import { Backoff } from './lib/backoff.js';
-import type { ChunkBatch } from './log/chunk-batch.js';
 import { ConsumerEngine, type EngineStatus } from './consume/engine.js';
 import { describeDiskError, isDiskError } from './lib/faults.js';
-import { open, seal } from './log/chunk.js';
-import { readKeyFile, subkey } from './log/key.js';
-import { DurableLog } from './log/durable-log.js';
 import { ConfigError } from './config/load.js';
 
 import { consumerOf, startSync, type Sync } from './consume/sinks/index.js';
-import type { RefusedReading } from './log/record.js';
 import { controlSocketPath, startControlSocket } from './control/socket.js';
 import { bootConfigRollback, stillShown } from './health/boot-config.js';
 import { Clock, detectSyncSource, systemClock, type ClockSource } from './ingest/clock.js';
@@ -45,13 +41,13 @@ import { createMetrics, type MetricsSource } from './health/metrics.js';
 import { findVcgencmd, SystemMonitor } from './health/system.js';
 import { SensorWatch } from './health/sensors.js';
 import { startAlerts } from './health/alert-wiring.js';
-import { redact, type Config } from './config/schema.js';
+import { redact, type Config } from './config-schema.js';
 import { planReload } from './config/reload.js';
 import type { AgentApi } from './serve/web/api.js';
 import { LiveHub } from './serve/web/live.js';
 import { Sessions } from './serve/web/auth/sessions.js';
 import { durationMs } from './config/keys.js';
-import { VERSION } from './version.js';
+import { VERSION } from './lib/version.js';
 import { startWeb, type WebServer } from './serve/web/server.js';
 
 export interface Runtime {

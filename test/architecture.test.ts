@@ -4,27 +4,52 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const FOLDERS = ['agent', 'embedded-broker', 'mqtt-topic'];
+const FOLDERS = ['agent', 'embedded-broker', 'mqtt-topic', 'scripts'];
+
+/**
+ * The pipeline's floors, lowest first: a file imports only from its own floor or one below. Shared
+ * helpers and the config loader at the bottom, then the stages in the order a reading takes, then
+ * what watches and serves them, and at the top the composition root (agent/cli.ts, runtime.ts).
+ */
+const FLOORS = [
+  'agent/lib',
+  'mqtt-topic',
+  'agent/config',
+  'embedded-broker',
+  'agent/users',
+  'agent/ingest',
+  'agent/log',
+  'agent/consume',
+  'agent/retention',
+  'agent/gpio',
+  'agent/health',
+  'agent/serve',
+  'agent/control',
+  'agent',
+];
+
+function floorOf(file: string): number {
+  const floor = FLOORS.filter((f) => file.startsWith(`${f}/`)).sort((a, b) => b.length - a.length)[0];
+  return floor === undefined ? -1 : FLOORS.indexOf(floor);
+}
 
 function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
-    if (e.isDirectory()) return sources(path);
+    if (e.isDirectory()) return path === 'agent/serve/web/page' ? [] : sources(path); // the browser's code
     return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [path] : [];
   });
 }
 
-/** file -> the project files it imports (type-only imports too: they are seams all the same). */
-function importGraph(): Map<string, string[]> {
-  const graph = new Map<string, string[]>();
-  for (const file of FOLDERS.flatMap(sources)) {
-    const text = readFileSync(join(ROOT, file), 'utf8');
-    const targets = [...text.matchAll(/^(?:import|export)[^'";]*?from '(\.[^']+)'/gm)].map((m) =>
-      relative(ROOT, join(ROOT, dirname(file), m[1])).replace(/\.js$/, '.ts'),
-    );
-    graph.set(file, targets);
-  }
-  return graph;
+/** The project files a source imports: static, type-only (seams all the same) and dynamic import(). */
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const specs = [...text.matchAll(/^(?:import|export)[^'";]*?from '(\.[^']+)'|\bimport\('(\.[^']+)'\)/gm)].map((m) => m[1] ?? m[2]);
+  return specs.map((spec) => relative(ROOT, join(ROOT, dirname(file), spec)).replace(/\.js$/, '.ts')).filter((t) => !t.endsWith('.json'));
+}
+
+function importGraph(folders = FOLDERS): Map<string, string[]> {
+  return new Map(folders.flatMap(sources).map((file) => [file, importsOf(file)]));
 }
 
 function cycles(graph: Map<string, string[]>): string[][] {
@@ -49,9 +74,13 @@ describe('architecture', () => {
   const importers = (predicate: (target: string) => boolean) =>
     [...graph].filter(([, targets]) => targets.some(predicate)).map(([file]) => file);
 
-  it('reads the imports it checks (positive control: runtime.ts wires the stages)', () => {
+  it('reads the imports it checks (positive control: runtime.ts wires the stages; a dynamic import; scripts/)', () => {
+    expect(graph.get('agent/serve/web/graphql.ts')).toEqual(expect.arrayContaining(['agent/serve/web/graphql-engine.ts']));
+    expect(graph.get('scripts/bench/broker-only.ts')).toEqual(expect.arrayContaining(['agent/runtime.ts']));
+    expect(floorOf('agent/consume/store/sqlite.ts')).toBeGreaterThan(floorOf('agent/log/durable-log.ts'));
+    expect(floorOf('agent/runtime.ts')).toBe(FLOORS.length - 1);
     expect(graph.get('agent/runtime.ts')).toEqual(
-      expect.arrayContaining(['embedded-broker/index.ts', 'agent/log/durable-log.ts', 'agent/consume/sinks/index.ts']),
+      expect.arrayContaining(['embedded-broker/index.ts', 'agent/log/index.ts', 'agent/consume/sinks/index.ts']),
     );
     expect(
       cycles(
@@ -81,12 +110,20 @@ describe('architecture', () => {
     expect(importers((t) => t === 'mqtt-topic/topic.ts').length).toBeGreaterThanOrEqual(5);
   });
 
-  it('the config loader sits below the stages: it imports no schema; stages import no root config', () => {
+  it("the config loader sits below the stages: it imports no schema; only the root assembles the stages' sections", () => {
     expect(graph.get('agent/config/load.ts')!.filter((t) => !['agent/config/errors.ts', 'agent/config/redact-url.ts'].includes(t))).toEqual(
       [],
     );
     expect(graph.get('agent/config/redact-url.ts')).toEqual([]);
-    expect(importers((t) => t === 'agent/config/schema.ts').sort()).toEqual(['agent/cli.ts', 'agent/config/docs.ts', 'agent/runtime.ts']);
+    expect(importers((t) => t === 'agent/config-schema.ts').sort()).toEqual([
+      'agent/cli.ts',
+      'agent/runtime.ts',
+      'scripts/bench/broker-only.ts',
+      'scripts/docs.ts',
+    ]);
+    expect(graph.get('agent/config-schema.ts')).toEqual(
+      expect.arrayContaining(['agent/consume/store/config.ts', 'agent/serve/web/config.ts']),
+    );
   });
 
   it('one consumer engine: the store, the rollups and the sinks all run on agent/consume/engine.ts', () => {
@@ -95,5 +132,50 @@ describe('architecture', () => {
     );
     // The local consumers' delivery is wired by the runtime only: neither stage runs its own loop.
     expect(importers((t) => t === 'agent/consume/chunk-delivery.ts')).toEqual(['agent/runtime.ts']);
+  });
+
+  it('floors: every file imports only from its own floor or one below it', () => {
+    const upward = [...graph]
+      .filter(([file]) => file.startsWith('agent/') || file.startsWith('embedded-broker/') || file.startsWith('mqtt-topic/'))
+      .flatMap(([file, targets]) => targets.filter((t) => floorOf(t) > floorOf(file)).map((t) => `${file} -> ${t}`));
+    expect(upward).toEqual([]);
+    // The rule at work: the config loader importing a stage would be refused.
+    expect(floorOf('agent/consume/store/config.ts')).toBeGreaterThan(floorOf('agent/config/load.ts'));
+  });
+
+  it("only the CLI, the one bench that needs it, and the tests' agent fixture import runtime.ts", () => {
+    const withTests = importGraph([...FOLDERS, 'test']);
+    expect(
+      [...withTests]
+        .filter(([, targets]) => targets.includes('agent/runtime.ts'))
+        .map(([file]) => file)
+        .sort(),
+    ).toEqual(['agent/cli.ts', 'scripts/bench/broker-only.ts', 'test/helpers/agent.ts']);
+  });
+
+  it('no stage imports the web layer; storage imports nothing of health', () => {
+    const top = ['agent/cli.ts', 'agent/runtime.ts', 'agent/config-schema.ts'];
+    expect(
+      importers((t) => t.startsWith('agent/serve/')).filter(
+        (f) => !f.startsWith('agent/serve/') && !top.includes(f) && !f.startsWith('scripts/'),
+      ),
+    ).toEqual([]);
+    const storage = ['agent/log/', 'agent/consume/store/', 'agent/consume/rollups/', 'agent/consume/db/'];
+    expect(
+      [...graph].filter(([file, targets]) => storage.some((s) => file.startsWith(s)) && targets.some((t) => t.startsWith('agent/health/'))),
+    ).toEqual([]);
+    expect(importers((t) => t.startsWith('agent/serve/')).length).toBeGreaterThan(0); // control: the root wires the web layer
+  });
+
+  it('the log is reached through its public interface only (index.ts, and format.ts that loads no LevelDB)', () => {
+    const inner = [...graph]
+      .filter(([file]) => !file.startsWith('agent/log/') && !file.startsWith('scripts/'))
+      .flatMap(([file, targets]) =>
+        targets
+          .filter((t) => t.startsWith('agent/log/') && !['agent/log/index.ts', 'agent/log/format.ts'].includes(t))
+          .map((t) => `${file} -> ${t}`),
+      );
+    expect(inner).toEqual([]);
+    expect(importers((t) => t === 'agent/log/format.ts')).toEqual(expect.arrayContaining(['agent/consume/store/sqlite-db.ts']));
   });
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envNameFor } from '../agent/config/load.js';
-import { loadConfig, redact } from '../agent/config/schema.js';
+import { loadConfig, redact } from '../agent/config-schema.js';
 import { CLI, cleanup, tempDir, writeIn } from './helpers/agent.js';
 import { makePki } from './helpers/pki.js';
 

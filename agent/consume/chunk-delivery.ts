@@ -1,9 +1,8 @@
 // A consumer that takes the log's chunks still compressed (the local store, the rollups: each
 // decodes them in its own worker thread), run by the engine like every sink.
-import type { ChunkBatch } from '../log/chunk-batch.js';
+import { type ChunkBatch, receivedPayload, splitRecord, type RefusedReading } from '../log/index.js';
 import type { Delivery } from './engine.js';
-import { receivedPayload, splitRecord, type RefusedReading } from '../log/record.js';
-import { type ClockOffsets } from '../ingest/clock.js';
+import type { ClockOffsets } from '../ingest/clock-correction.js';
 
 /** What such a delivery reads the log through. */
 export interface ChunkSource {

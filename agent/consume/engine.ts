@@ -4,15 +4,14 @@
 // cursor in order once each is done, and meet faults with one policy: an error that belongs to
 // readings halves the batch until they stand alone and dead-letters them; an error of the moment is
 // retried with backoff and full jitter until it passes.
+import type { StartAt, RefusedReading } from '../log/index.js';
 import { redactUrlsIn } from '../config/redact-url.js';
 import { Backoff } from '../lib/backoff.js';
 import { RecordFault, STUCK_AFTER_MS, type ConsumerHealth, type ConsumerState } from '../lib/faults.js';
-import type { RefusedReading } from '../log/record.js';
+
+export type { StartAt } from '../log/index.js';
 import { settlesFirst } from '../lib/settles-first.js';
 import { sleep } from '../lib/sleep.js';
-
-/** Where a consumer new to the log starts: the oldest reading it still holds, or the next one to come. */
-export type StartAt = 'oldest' | 'newest';
 
 /** What the engine needs of the durable log. */
 export interface EngineLog {

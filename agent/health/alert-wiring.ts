@@ -1,6 +1,6 @@
 // What the alerts watch, gathered from the running agent: the machine, the disk, the log, the
 // sinks, the sensors and the clock; evaluated every alerts.intervalSec.
-import type { DurableLog } from '../log/durable-log.js';
+import type { DurableLog } from '../log/index.js';
 import type { HealthConfig } from './config.js';
 import type { Logger } from '../lib/logger.js';
 import type { DiskPressure } from '../retention/pressure.js';

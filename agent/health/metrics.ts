@@ -1,8 +1,8 @@
 // The agent's Prometheus metrics. Counters the stages keep anyway are read at scrape time (collect),
 // so the ingest path pays nothing for them; only commits, queries and HTTP requests are timed.
+import type { LogStats } from '../log/index.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerStats } from '../../embedded-broker/index.js';
-import type { LogStats } from '../log/durable-log.js';
 import type { IngestStats } from '../ingest/pipeline.js';
 import type { PressureStatus } from '../retention/pressure.js';
 import type { SinkStatus } from '../consume/sinks/index.js';

@@ -6,6 +6,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { ClockOffsets } from './clock-correction.js';
+
+export type { ClockOffsets } from './clock-correction.js';
 
 /** How the agent learns whether the clock is synchronised. */
 export type ClockSyncSource = 'auto' | 'timesyncd' | 'timedatectl' | 'none';
@@ -205,40 +208,4 @@ function readOffsets(file: string | undefined): Record<string, number> {
   } catch {
     return {};
   }
-}
-
-/** wall - monotonic clock (ms) of each boot whose clock synchronised, by boot id. */
-export type ClockOffsets = Readonly<Record<string, number>>;
-
-/** What a consumer of the log asks of the clock (the Clock above). */
-export interface ConsumerClock {
-  /** The offsets known now. */
-  offsets(): ClockOffsets;
-  /** Whether to wait: the clock is unsynchronised, and times received now would need correcting. */
-  holding(): boolean;
-}
-
-/** The times of a reading that a correction reads and moves. */
-export interface StampedTimes {
-  receivedAt: number;
-  clockCorrectionMs?: number;
-  boot?: string;
-  mono?: number;
-}
-
-/**
- * A reading received while the clock was unsynchronised gets its true time once its boot's offset is
- * known (receivedAt moves, by clockCorrectionMs); the boot and monotonic time stay inside the log.
- */
-export function correctClock<T extends StampedTimes>(r: T, offsets: ClockOffsets | undefined): T {
-  if (r.boot === undefined) return r;
-  const offset = offsets?.[r.boot];
-  if (offset !== undefined && r.mono !== undefined) {
-    const at = r.mono + offset;
-    r.clockCorrectionMs = at - r.receivedAt;
-    r.receivedAt = at;
-  }
-  delete r.boot;
-  delete r.mono;
-  return r;
 }

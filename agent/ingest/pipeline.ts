@@ -1,19 +1,31 @@
 // The ingest stage: what the broker hands over becomes a validated record in the durable log, or a
 // dead letter with every reason. The broker's acknowledgement waits for whichever is durable.
 import type { InboundMessage, PublishHook } from '../../embedded-broker/index.js';
-import type { DurableLog } from '../log/durable-log.js';
-import type { NewRecord } from '../log/record.js';
+import type { NewRecord, RefusedReading } from './reading.js';
 import { breaksLimits, type JsonLimits } from './json-limits.js';
 import { refusalReasons, type CompiledSchema, type SchemaRegistry } from './schemas.js';
 
 import type { IngestConfig } from './config.js';
+
+/** What ingest needs of the durable log (the runtime hands it the log). */
+export interface IngestLog {
+  /** Give the reading a seq; `durable` settles once it is on disk. */
+  append(record: NewRecord): { seq: number; durable: Promise<void> };
+  /** Keep a refused reading, waiting while the dead letters are full and set to hold. */
+  appendDeadLetterWhenRoom(refused: RefusedReading): Promise<void>;
+  readonly holdingDeadLetters: boolean;
+  /** Bytes appended and not yet committed. */
+  readonly pendingBytes: number;
+  /** False while the log refuses writes (a disk error, disk pressure). */
+  readonly accepting: boolean;
+}
 
 type Unmatched = IngestConfig['unmatched'];
 type Qos0Overflow = IngestConfig['qos0Overflow'];
 
 export interface IngestOptions {
   schemas: SchemaRegistry;
-  log: DurableLog;
+  log: IngestLog;
   unmatched: Unmatched;
   qos0Overflow: Qos0Overflow;
   /** What a JSON payload may hold; beyond it the payload is dead-lettered unparsed. */

@@ -2,7 +2,7 @@
 // that decodes them where it works (the SQLite store does it in its worker thread, sparing the
 // event loop that acknowledges readings the decompression and the copy of every line).
 import { chunkLines, verifyChunk } from './chunk.js';
-import type { ClockOffsets } from '../ingest/clock.js';
+import type { ClockOffsets } from '../ingest/clock-correction.js';
 import { LogBatch } from './record.js';
 
 export class ChunkBatch {

@@ -11,8 +11,10 @@ import { ChunkBatch } from './chunk-batch.js';
 import { ChunkText, TextBatch } from './chunk-text.js';
 import { encodeFrame, Journal } from './journal.js';
 import { CorruptChunk, encodeChunk, open, seal, verifyChunk, type ChunkHeader } from './chunk.js';
-import type { StartAt } from '../consume/engine.js';
 import { encodeRecord, LogBatch, type DeadLetter, type LogRecord, type NewRecord, type RefusedReading } from './record.js';
+
+/** Where a consumer new to the log starts: the oldest reading it still holds, or the next one to come. */
+export type StartAt = 'oldest' | 'newest';
 
 export interface DurableLogOptions {
   dir: string;

@@ -1,6 +1,9 @@
 // The unit every stage after ingest moves: one accepted reading.
 
-import { correctClock, type ClockOffsets } from '../ingest/clock.js';
+import { correctClock, type ClockOffsets } from '../ingest/clock-correction.js';
+import type { NewRecord, RefusedReading } from '../ingest/reading.js';
+
+export type { NewRecord, RefusedReading } from '../ingest/reading.js';
 
 export interface LogRecord {
   /** Monotonic, never reused: (agentId, seq) identifies a reading everywhere. */
@@ -20,23 +23,6 @@ export interface LogRecord {
   encoding?: 'base64';
   clientId: string;
   /** `name@version` of the schema that accepted it; absent for topics without a schema. */
-  schema?: string;
-  qos: 0 | 1 | 2;
-}
-
-/** A record before the log gives it a sequence number; payload is kept as JSON text to avoid re-encoding. */
-export interface NewRecord {
-  topic: string;
-  receivedAt: number;
-  clockSynced: boolean;
-  /** While the clock is unsynchronised: the boot, and the time on its monotonic clock (see ingest/clock.ts). */
-  boot?: string;
-  mono?: number;
-  deviceTime?: number;
-  /** JSON text of the payload (already validated), or base64 text when encoding is "base64". */
-  payloadJson: string;
-  encoding?: 'base64';
-  clientId: string;
   schema?: string;
   qos: 0 | 1 | 2;
 }
@@ -190,23 +176,11 @@ export class LogBatch {
 }
 
 /** A reading that was refused, kept with every reason. */
-export interface DeadLetter {
+/** A dead letter as the log keeps it: the refused reading, its payload cut at the cap. */
+export interface DeadLetter extends Omit<RefusedReading, 'payload'> {
   id: number;
-  time: number;
-  topic: string;
-  clientId: string;
   /** The payload as received, base64, cut at the configured cap. */
   payload: string;
   payloadBytes: number;
   truncated: boolean;
-  reasons: { path: string; message: string }[];
-  /** Set when a sink refused an accepted reading: which sink. */
-  sink?: string;
-  /** Set when a consumer of the log (the local store, a sink) refused an accepted reading: its name. */
-  consumer?: string;
-  /** The refused reading's seq, when it had been accepted. */
-  seq?: number;
 }
-
-/** A refused reading as ingest or a sink hands it over; the log cuts the payload at its cap. */
-export type RefusedReading = Omit<DeadLetter, 'id' | 'payload' | 'payloadBytes' | 'truncated'> & { payload: Buffer };

@@ -1,6 +1,6 @@
 // The embedded broker alone, configured from an agent config file exactly as the runtime does,
 // without ingest: what `bench broker` compares with bare Aedes.
-import { loadConfig } from '../../agent/config/schema.js';
+import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
 import { brokerOptions } from '../../agent/runtime.js';
 import { startBroker } from '../../embedded-broker/index.js';

@@ -1,6 +1,6 @@
 // A SQLite store holding many readings, written directly (as the store's worker writes them), for
 // tests and benchmarks of reading them back.
-import { encodeRecord } from '../../agent/log/record.js';
+import { encodeRecord } from '../../agent/log/index.js';
 import { SqliteDb } from '../../agent/consume/store/sqlite-db.js';
 
 /** `count` readings on `topics` topics, 1 ms apart ending now; seqs 1..count. */

@@ -1,6 +1,7 @@
 // npm run bench -- sync: drain a backlog of 1,000,000 readings to PostgreSQL and to InfluxDB, next
 // to a raw baseline of the same rows in the same run (COPY with pg; plain POSTs of the same line
 // protocol); peak RSS while draining; how long readings published during the drain take to arrive.
+import { DurableLog } from '../../agent/log/index.js';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,6 @@ import { pipeline } from 'node:stream/promises';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { DurableLog } from '../../agent/log/durable-log.js';
 import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
 import type { SinkStatus } from '../../agent/consume/sinks/index.js';
 import { OutBatch } from '../../agent/consume/sinks/record.js';

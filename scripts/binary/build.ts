@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { inject } from 'postject';
-import { VERSION } from '../../agent/version.js';
+import { VERSION } from '../../agent/lib/version.js';
 import { PAGE_OUT } from '../build-page.js';
 import { projectRoot } from '../project-root.js';
 import { isOnPath } from '../on-path.js';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { VERSION } from '../../agent/version.js';
+import { VERSION } from '../../agent/lib/version.js';
 import { projectRoot } from '../project-root.js';
 import { buildBinary, type Arch } from './build.js';
 import { helpOf, manPage } from './man-page.js';

@@ -9,7 +9,7 @@ import { GpioChipError, listChips, pickChip, sysfsNumber } from '../../agent/gpi
 import { openInput } from '../../agent/gpio/inputs.js';
 import { LED_PATTERNS, ledState, StatusLed } from '../../agent/gpio/led.js';
 import { SimulatedGpio } from '../../agent/gpio/index.js';
-import { loadConfig } from '../../agent/config/schema.js';
+import { loadConfig } from '../../agent/config-schema.js';
 import { cleanup, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { until } from '../helpers/servers.js';

@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
-import { loadConfig } from '../../agent/config/schema.js';
+import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
 import { startRuntime, type Runtime, type RuntimeOptions } from '../../agent/runtime.js';
+
+/** The one way tests reach the runtime (the architecture test holds it to this fixture). */
+export { startRuntime, type Runtime };
 
 export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
 

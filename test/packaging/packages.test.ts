@@ -26,7 +26,7 @@ import { projectRoot } from '../../scripts/project-root.js';
 import { buildDeb } from '../../scripts/binary/deb.js';
 import { manPage } from '../../scripts/binary/man-page.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
-import { VERSION } from '../../agent/version.js';
+import { VERSION } from '../../agent/lib/version.js';
 import { CLI, cleanup, tempDir } from '../helpers/agent.js';
 
 const run = promisify(execFile);

@@ -11,9 +11,18 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../agent/config/schema.js';
-import { startRuntime, type Runtime } from '../../agent/runtime.js';
-import { CLI, cleanup, portOf, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
+import { loadConfig } from '../../agent/config-schema.js';
+import {
+  CLI,
+  cleanup,
+  portOf,
+  startAgent,
+  startRuntime,
+  tempDir,
+  writeConfig,
+  type InProcessAgent,
+  type Runtime,
+} from '../helpers/agent.js';
 import { makePki } from '../helpers/pki.js';
 import { addUser } from '../helpers/users.js';
 import { adminClient, adminPassword, authHeader, postFrom, rawRequest, WebClient } from '../helpers/web.js';

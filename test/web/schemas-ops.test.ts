@@ -5,10 +5,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../agent/config/schema.js';
+import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
-import { startRuntime } from '../../agent/runtime.js';
-import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
+
+import { cleanup, portOf, startAgent, startRuntime, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { adminClient, WebClient, type WebClient as Client } from '../helpers/web.js';
 

@@ -1,10 +1,10 @@
 // The rollups' database: per series, numeric field and bucket, the statistics of the readings in
 // it, updated a batch at a time. The seq of the last reading applied is stored in the same
 // transaction, so a batch read again after a crash is skipped, never counted twice.
+import { splitRecord } from '../../log/format.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { JOURNAL_MODE, JOURNAL_SIZE_LIMIT, openKeyed } from '../db/sqlite-open.js';
-import { splitRecord } from '../../log/record.js';
-import { type ClockOffsets } from '../../ingest/clock.js';
+import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import { bucketStart, Extractor, type SeriesRule } from './extract.js';
 import { add, merge, single, stddev, type Stats } from './stats.js';
 

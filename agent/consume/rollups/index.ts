@@ -1,11 +1,9 @@
 // The rollups stage: a consumer of the durable log that keeps, per series, numeric field and bucket,
 // count, min, max, sum, mean, standard deviation and last, updated as readings arrive (never by
 // rescanning them). It runs beside the local store, whatever its backend, in a worker thread.
+import { type ChunkBatch, ChunkText, TextBatch, encodeRecord, type RefusedReading } from '../../log/format.js';
 import { join } from 'node:path';
-import type { ChunkBatch } from '../../log/chunk-batch.js';
-import { ChunkText, TextBatch } from '../../log/chunk-text.js';
 import type { EngineLog } from '../engine.js';
-import { encodeRecord, type RefusedReading } from '../../log/record.js';
 import { durationMs } from '../../config/keys.js';
 import { DbWorker, RestartingWorker } from '../db/db-worker.js';
 import type { PruneStep } from '../store/types.js';

@@ -1,8 +1,8 @@
 // The rollups in the database thread (db-host.ts): one RollupDb, answering the requests of index.ts.
 // The bare matcher: this thread should not load Aedes and LevelDB.
+import { batchLines } from '../../log/format.js';
 import { coveredBy, firstMatching } from '../../../mqtt-topic/topic.js';
-import { batchLines } from '../../log/chunk-batch.js';
-import type { ClockOffsets } from '../../ingest/clock.js';
+import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import type { DbService } from '../db/db-thread.js';
 import { RollupDb, type RollupQuery } from './db.js';
 import type { SeriesRule } from './extract.js';

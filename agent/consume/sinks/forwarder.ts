@@ -3,12 +3,11 @@
 // takes (topic filters, a byte cap), encoding, sending (bandwidth cap, timeout), and the live lane:
 // while a backlog drains, new readings go beside it; when the backlog reaches where the live lane
 // began, the two merge and the cursor jumps past what the live lane confirmed.
+import { type ChunkText, receivedPayload, type RefusedReading } from '../../log/index.js';
 import type { Logger } from 'pino';
-import type { ChunkText } from '../../log/chunk-text.js';
 import { ConsumerEngine, isGone, type Delivery } from '../engine.js';
 import { RecordFault } from '../../lib/faults.js';
-import { receivedPayload, type RefusedReading } from '../../log/record.js';
-import { type ConsumerClock } from '../../ingest/clock.js';
+import type { ConsumerClock } from '../../ingest/clock-correction.js';
 import { topicMatches } from '../../../mqtt-topic/topic.js';
 import type { SinkConfig } from './config.js';
 import { OutBatch, toOutRecord, type OutRecord } from './record.js';

@@ -1,6 +1,6 @@
 // Store-and-forward: one forwarder per configured sink, each a consumer of the durable log.
 import type { Logger } from 'pino';
-import type { ConsumerClock } from '../../ingest/clock.js';
+import type { ConsumerClock } from '../../ingest/clock-correction.js';
 import type { SinkConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
 import { createSink, liveLaneByDefault } from './registry.js';

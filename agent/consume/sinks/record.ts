@@ -1,8 +1,7 @@
 // A log record as sinks see it: the small head parsed, the payload kept as the JSON text it is
 // stored as (PostgreSQL and MQTT send it as is; only sinks that need the values parse it).
-import { ChunkText } from '../../log/chunk-text.js';
-import { splitRecord, type LogRecord, type RecordHead } from '../../log/record.js';
-import { correctClock, type ClockOffsets } from '../../ingest/clock.js';
+import { ChunkText, splitRecord, type LogRecord, type RecordHead } from '../../log/index.js';
+import { correctClock, type ClockOffsets } from '../../ingest/clock-correction.js';
 
 export type { LogRecord };
 

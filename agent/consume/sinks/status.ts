@@ -1,8 +1,7 @@
 // Sink status: how far behind a consumer is, and `edge-agent sync status` as a table.
-import type { TextBatch } from '../../log/chunk-text.js';
+import type { TextBatch, ConsumerStart } from '../../log/index.js';
 import type { EngineLog } from '../engine.js';
 import type { ConsumerState } from '../../lib/faults.js';
-import type { ConsumerStart } from '../../log/durable-log.js';
 import type { SinkConfig } from './config.js';
 import { toOutRecord } from './record.js';
 

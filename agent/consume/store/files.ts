@@ -2,6 +2,7 @@
 // gzip-compressed once the hour has closed. Exactly once: a write that fails is cut back to the
 // file's last whole line, and each file knows the last seq it holds, so a batch written again
 // (after a failure, or a crash before the state file moved) adds nothing twice.
+import { open, seal, type LogRecord, type ChunkBatch } from '../../log/format.js';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -23,11 +24,8 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { coveredBy, topicMatches } from '../../../mqtt-topic/topic.js';
-import { open, seal } from '../../log/chunk.js';
 import { RecordFault } from '../../lib/faults.js';
 import { matchesWhere } from './where.js';
-import type { LogRecord } from '../../log/record.js';
-import type { ChunkBatch } from '../../log/chunk-batch.js';
 import { writtenBytes } from '../../lib/disk-writes.js';
 import { foldPages } from './fold.js';
 import type { FoldQuery, LocalStore, Position, StoreQuery } from './types.js';

@@ -1,7 +1,7 @@
 // Stored readings folded into buckets per topic and payload field: an aggregate of a width the
 // rollups do not keep. Folded beside the store (in its thread, for SQLite), so that the readings
 // never cross to the thread that acknowledges readings; only the buckets do.
-import type { LogRecord } from '../../log/record.js';
+import type { LogRecord } from '../../log/format.js';
 import { bucketStart } from '../rollups/extract.js';
 import { add, merge, single } from '../rollups/stats.js';
 import type { Folded, FoldQuery, FoldResult } from './types.js';

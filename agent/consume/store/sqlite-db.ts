@@ -1,9 +1,9 @@
 // The SQLite store itself. It runs in a worker thread (see sqlite.ts): its inserts and fsyncs
 // must not hold up the event loop that acknowledges readings.
+import { splitRecord, type LogRecord } from '../../log/format.js';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { JOURNAL_MODE, JOURNAL_SIZE_LIMIT, openKeyed } from '../db/sqlite-open.js';
-import { splitRecord, type LogRecord } from '../../log/record.js';
-import { type ClockOffsets } from '../../ingest/clock.js';
+import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import type { StoreQuery } from './types.js';
 
 interface Row {

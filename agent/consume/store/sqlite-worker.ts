@@ -1,9 +1,8 @@
 // The store in the database thread (db-host.ts): one SqliteDb, answering the requests of sqlite.ts.
 // The bare matcher: this thread should not load Aedes and LevelDB.
+import { batchLines, type LogRecord } from '../../log/format.js';
 import { coveredBy, topicMatches } from '../../../mqtt-topic/topic.js';
-import { batchLines } from '../../log/chunk-batch.js';
-import type { LogRecord } from '../../log/record.js';
-import type { ClockOffsets } from '../../ingest/clock.js';
+import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import type { DbService } from '../db/db-thread.js';
 import type { Folded, FoldQuery, Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
 import { foldReading } from './fold.js';

@@ -1,6 +1,6 @@
 // SQLite store, run in a worker thread so that its inserts and fsyncs never stall ingest.
+import type { LogRecord } from '../../log/format.js';
 import { DbWorker, RestartingWorker } from '../db/db-worker.js';
-import type { LogRecord } from '../../log/record.js';
 import { mergeFolded } from './fold.js';
 import type { Request } from './sqlite-worker.js';
 import type { Folded, FoldQuery, FoldResult, LocalStore, Position, PruneStep, StoreQuery } from './types.js';

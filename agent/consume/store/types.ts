@@ -1,5 +1,4 @@
-import type { ChunkBatch } from '../../log/chunk-batch.js';
-import type { LogRecord } from '../../log/record.js';
+import type { ChunkBatch, LogRecord } from '../../log/format.js';
 import type { Stats } from '../rollups/stats.js';
 
 export interface StoreQuery {

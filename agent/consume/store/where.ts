@@ -1,5 +1,5 @@
 // Conditions on payload fields (`temperature>20`, `status=ok`), shared by both stores.
-import type { LogRecord } from '../../log/record.js';
+import type { LogRecord } from '../../log/format.js';
 import type { FieldFilter } from './types.js';
 
 /** A time as queries take it: ms since the epoch, or ISO 8601; NaN if it is neither. */

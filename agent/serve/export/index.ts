@@ -1,7 +1,7 @@
 // Export of stored readings as CSV, JSON or JSON Lines, page by page (keyset paging on time and seq), so
 // memory stays flat however many rows there are. Used by GET /api/export and `edge-agent export`.
+import type { LogRecord } from '../../log/index.js';
 import { stringify } from 'csv-stringify/sync';
-import type { LogRecord } from '../../log/record.js';
 import type { Position, StoreQuery } from '../../consume/store/types.js';
 import { fieldOf } from '../../consume/store/where.js';
 

@@ -1,7 +1,7 @@
 // What the web API sees of the agent: the one interface its routes use. The runtime provides it
 // once the data path runs; until then the routes that need it answer 503.
+import type { DurableLog, LogStats } from '../../log/index.js';
 import type { SessionControl } from '../../../embedded-broker/index.js';
-import type { DurableLog, LogStats } from '../../log/durable-log.js';
 import type { ReloadResult } from '../../config/reload.js';
 import type { Submission, Submitted } from '../../ingest/pipeline.js';
 import type { SchemaEditor } from '../../ingest/schema-editor.js';

@@ -1,8 +1,8 @@
 // Readings as they are committed, to the clients that asked for their topics (WebSocket /ws,
 // Server-Sent Events /api/stream). The hub listens to the log only while someone is subscribed.
 // A client that cannot keep up is closed, never buffered without bound.
+import { decodeRecord, splitRecord } from '../../log/index.js';
 import { topicMatches } from '../../../mqtt-topic/topic.js';
-import { decodeRecord, splitRecord } from '../../log/record.js';
 import { fieldOf } from '../../consume/store/where.js';
 import { Tally } from './tally.js';
 

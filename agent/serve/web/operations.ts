@@ -1,8 +1,8 @@
 // What the REST routes and GraphQL both do with readings: a page, aggregates, deletion. Bad
 // parameters throw HttpError naming them; each transport reports it its own way.
+import type { DeadLetter, LogRecord } from '../../log/index.js';
 import type { Histogram } from 'prom-client';
 import { topicMatches } from '../../../mqtt-topic/topic.js';
-import type { DeadLetter, LogRecord } from '../../log/record.js';
 import { durationMs } from '../../config/keys.js';
 import { bucketStart } from '../../consume/rollups/extract.js';
 import { stddev } from '../../consume/rollups/stats.js';

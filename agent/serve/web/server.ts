@@ -19,7 +19,7 @@ import type { Readiness } from '../../health/readiness.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ApiKeyStore } from '../../users/api-keys.js';
 import type { UserStore } from '../../users/store.js';
-import { VERSION } from '../../version.js';
+import { VERSION } from '../../lib/version.js';
 import { assetPath, isSea } from '../../lib/sea.js';
 import type { ApiSource } from './api.js';
 import { breaksLimits } from '../../ingest/json-limits.js';

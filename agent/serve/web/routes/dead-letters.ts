@@ -1,8 +1,8 @@
 // Dead letters: list with filters, inspect, replay (checked again against the schema in effect now,
 // and taken if it passes), purge.
+import type { DeadLetter } from '../../../log/index.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { topicMatches } from '../../../../mqtt-topic/topic.js';
-import type { DeadLetter } from '../../../log/record.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
 import { replay } from '../operations.js';

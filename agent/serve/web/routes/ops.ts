@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import { statusOf, type Readiness } from '../../../health/readiness.js';
 import type { SystemSample } from '../../../health/system.js';
-import { VERSION } from '../../../version.js';
+import { VERSION } from '../../../lib/version.js';
 import type { ApiSource } from '../api.js';
 import { ConfigError } from '../../../config/load.js';
 import { errorSchema, HttpError } from '../errors.js';

@@ -1,11 +1,11 @@
 // Reading schemas: list, inspect (any kept version), create, change, delete; each change checked
 // before it takes effect, swapped in without a restart, and written to the schema directory.
+import type { LogRecord } from '../../../log/index.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { SCHEMA_NAME, SchemaDocSchema } from '../../../ingest/schema-doc.js';
 import { SchemaChangeError } from '../../../ingest/schema-editor.js';
 import type { SchemaDoc } from '../../../ingest/schema-doc.js';
 import { refusalReasons, type CompiledSchema } from '../../../ingest/schemas.js';
-import type { LogRecord } from '../../../log/record.js';
 import type { LocalStore } from '../../../consume/store/types.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';

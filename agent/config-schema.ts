@@ -1,21 +1,21 @@
 // The one config schema, assembled from the stages' own sections (each stage owns its keys): the
 // TypeScript types, validation, defaults and docs all come from here. It sits above the stages;
 // the loader it uses (./load.ts) knows no schema of its own.
+import { BufferConfigSchema } from './log/index.js';
 import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { BufferConfigSchema } from '../log/config.js';
-import { IngestConfigSchema } from '../ingest/config.js';
-import { freeBytes, RetentionConfigSchema } from '../retention/config.js';
-import { RollupConfigSchema } from '../consume/rollups/config.js';
-import { StoreConfigSchema } from '../consume/store/config.js';
-import { SinksSchema } from '../consume/sinks/config.js';
-import { Duration, serverTls, strict } from './keys.js';
-import { WebConfigSchema } from '../serve/web/config.js';
-import { HealthConfigSchema } from '../health/config.js';
-import { GpioConfigSchema, gpioProblems } from '../gpio/config.js';
-import { loadWith, redactWith, type LoadedConfig } from './load.js';
-import { tlsFileProblems } from './tls-files.js';
+import { IngestConfigSchema } from './ingest/config.js';
+import { freeBytes, RetentionConfigSchema } from './retention/config.js';
+import { RollupConfigSchema } from './consume/rollups/config.js';
+import { StoreConfigSchema } from './consume/store/config.js';
+import { SinksSchema } from './consume/sinks/config.js';
+import { Duration, serverTls, strict } from './config/keys.js';
+import { WebConfigSchema } from './serve/web/config.js';
+import { HealthConfigSchema } from './health/config.js';
+import { GpioConfigSchema, gpioProblems } from './gpio/config.js';
+import { loadWith, redactWith, type LoadedConfig } from './config/load.js';
+import { tlsFileProblems } from './config/tls-files.js';
 
 const port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 = any free port` });
