@@ -5,6 +5,7 @@ import { ClassicLevel } from 'classic-level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../agent/log/journal.js';
 import { DurableLog, WrongKeyError, type DurableLogOptions } from '../../agent/log/durable-log.js';
+import { openLevel, type Level } from '../../agent/log/level-store.js';
 import type { NewRecord } from '../../agent/log/record.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
@@ -186,7 +187,8 @@ describe('durable log', () => {
     await raw.close();
 
     errors.length = 0;
-    const again = await DurableLog.open(options(join(dir, 'log')));
+    let db!: Level;
+    const again = await DurableLog.open(options(join(dir, 'log'), { level: (d) => (db = openLevel(d)) }));
     expect(again.stats().quarantinedChunks).toBe(2);
     expect(errors).toEqual([
       expect.objectContaining({ firstSeq: 51, lastSeq: 100, reason: 'checksum mismatch' }),
@@ -194,16 +196,16 @@ describe('durable log', () => {
     ]);
     expect((await again.read('store', 0, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(await fill(again, 1)).toEqual([151]); // seqs of quarantined readings are not reused
-    const moved = await (again as unknown as { db: ClassicLevel<string, Uint8Array> }).db.keys({ gte: 'q!', lt: 'q"' }).all();
+    const moved = await db.keys({ gte: 'q!', lt: 'q"' }).all();
     expect(moved).toHaveLength(2);
     await again.close();
   });
 
   it('hands chunks over still compressed, checked, stopping at a chunk found damaged while running', async () => {
-    const { log } = await openLog({ recentChunkBytes: 0 }); // every read goes to LevelDB
+    let db!: Level;
+    const { log } = await openLog({ recentChunkBytes: 0, level: (d) => (db = openLevel(d)) }); // every read goes to LevelDB
     await log.registerConsumer('store');
     await fill(log, 150); // chunks of 50: 1-50, 51-100, 101-150
-    const db = (log as unknown as { db: ClassicLevel<string, Uint8Array> }).db;
     const keys = await db.keys({ gte: 'c!', lt: 'c"' }).all();
     const middle = Buffer.from((await db.get(keys[1]))!);
     middle[40] ^= 0xff;
@@ -238,10 +240,10 @@ describe('durable log', () => {
   });
 
   it('serves the newest chunks from memory as committed; older ones from disk', async () => {
-    const { dir, log } = await openLog();
+    let db!: Level;
+    const { dir, log } = await openLog({ level: (d) => (db = openLevel(d)) });
     await log.registerConsumer('store');
     await fill(log, 150);
-    const db = (log as unknown as { db: ClassicLevel<string, Uint8Array> }).db;
     for (const key of await db.keys({ gte: 'c!', lt: 'c"' }).all()) await db.put(key, Buffer.from('damaged on disk'));
     errors.length = 0;
     const batch = (await log.readChunks('store', 0, 1000))!;

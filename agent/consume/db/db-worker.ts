@@ -1,5 +1,6 @@
 // A database held open in the database thread (the SQLite store, the rollups): its inserts and
 // fsyncs must not hold up the event loop that acknowledges readings. Requests are answered in order.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -37,17 +38,14 @@ export function workerScript(relative: string): URL {
  * taken from an older build. Named by its content, in node_modules/.cache so its packages resolve.
  */
 function fromSources(relative: string): URL {
-  const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
   const entry = fileURLToPath(new URL(`./${relative.replace(/\.js$/, '.ts')}`, import.meta.url));
-  const built = esbuild.buildSync({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    packages: 'external',
-    write: false,
+  // esbuild's command, run and ended here: its API would leave a service process behind holding
+  // whatever files this process has open (LevelDB's are not close-on-exec), deleted ones too.
+  const cli = createRequire(import.meta.url).resolve('esbuild/bin/esbuild');
+  const code = execFileSync(cli, [entry, '--bundle', '--platform=node', '--format=esm', '--packages=external', '--log-level=warning'], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
   });
-  const code = built.outputFiles[0].text;
   const dir = fileURLToPath(new URL('../../../node_modules/.cache/edge-agent-workers', import.meta.url));
   const path = join(dir, `${basename(relative, '.js')}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
   if (!existsSync(path)) {
