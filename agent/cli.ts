@@ -41,25 +41,25 @@ async function run(cmd: Command): Promise<void> {
   const { config, path } = configOf(cmd);
   // Loaded here so the other commands start fast.
   const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./lib/logger.js'), import('./runtime.js')]);
-  const log = createLogger(config.log.level, await logDestination(config.log.format));
-  log.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
-  const runtime = await startRuntime(config, log, { reloadConfig: () => configOf(cmd).config });
-  const notifier = systemdNotifier(log);
+  const logger = createLogger(config.log.level, await logDestination(config.log.format));
+  logger.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
+  const runtime = await startRuntime(config, logger, { reloadConfig: () => configOf(cmd).config });
+  const notifier = systemdNotifier(logger);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
-      log.warn({ signal }, 'second signal, exiting now');
+      logger.warn({ signal }, 'second signal, exiting now');
       process.exit(EXIT.failure);
     }
     stopping = true;
-    log.info({ signal }, 'stopping');
+    logger.info({ signal }, 'stopping');
     Promise.all([notifier?.stopping(), runtime.close()]).then(
       () => {
-        log.info({}, 'stopped');
+        logger.info({}, 'stopped');
         process.exit(EXIT.ok);
       },
       (err: Error) => {
-        log.error({ err }, 'error while stopping');
+        logger.error({ err }, 'error while stopping');
         process.exit(EXIT.failure);
       },
     );
@@ -69,16 +69,16 @@ async function run(cmd: Command): Promise<void> {
   process.on('SIGHUP', () => runtime.reloadSchemas());
   // Scripts and tests wait for this line, so it is printed at any level but silent, and only once
   // the handlers are in place: a signal sent on seeing it must find them.
-  const announce = config.log.level === 'silent' ? log : log.child({}, { level: 'info' });
+  const announce = config.log.level === 'silent' ? logger : logger.child({}, { level: 'info' });
   announce.info({ listeners: runtime.listeners }, 'ready');
-  if (notifier) await tellSystemd(notifier, runtime, log);
+  if (notifier) await tellSystemd(notifier, runtime, logger);
 }
 
 /** READY=1 now, then STATUS= whenever the one-line summary changes. */
-async function tellSystemd(notifier: Notifier, runtime: Runtime, log: Logger): Promise<void> {
+async function tellSystemd(notifier: Notifier, runtime: Runtime, logger: Logger): Promise<void> {
   let last = await runtime.statusLine().catch(() => 'ready');
   await notifier.ready(last);
-  log.info({ watchdogPingMs: notifier.pingEveryMs ?? null }, 'told systemd: ready');
+  logger.info({ watchdogPingMs: notifier.pingEveryMs ?? null }, 'told systemd: ready');
   const timer = setInterval(() => {
     runtime.statusLine().then(
       (line) => {

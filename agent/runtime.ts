@@ -173,7 +173,7 @@ export function brokerOptions(
     sysIntervalSec: b.sysInterval,
     persistentSessionExpiryMs: durationMs(b.persistentSessionExpiry),
     onPublish,
-    log: logger.child({ stage: 'broker' }),
+    logger: logger.child({ stage: 'broker' }),
   };
 }
 
@@ -195,7 +195,7 @@ export function openLog(
     deadLetters: i.deadLetters,
     onCommitted,
     onWritten,
-    log: logger.child({ stage: 'log' }),
+    logger: logger.child({ stage: 'log' }),
   });
 }
 
@@ -299,7 +299,7 @@ export async function startRuntime(config: Config, logger: Logger, options: Runt
       metrics,
       system: () => system?.latest(),
       api: () => running.api,
-      log: logger.child({ stage: 'web' }),
+      logger: logger.child({ stage: 'web' }),
     });
     started.push(() => web.close());
 

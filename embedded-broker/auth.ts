@@ -49,7 +49,7 @@ function refuse(code: number, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as unknown as AuthenticateError;
 }
 
-export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: BrokerStats, log: Logger) {
+export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: BrokerStats, logger: Logger) {
   async function identify(client: Client, username: string | undefined, password: Buffer | undefined) {
     const info = connectionInfo(client.conn);
     if (broker().connectedClients >= opts.maxClients) {
@@ -119,7 +119,7 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       const info = connectionInfo(client.conn);
       // Under a flood of attempts the log says so once per ban (LoginGuard), not once per attempt.
       const level = opts.guard.banned(info.remoteAddress, username) ? 'debug' : 'warn';
-      log[level](
+      logger[level](
         { clientId: client.id, username, remote: info.remoteAddress, listener: info.listener, reason: err.message },
         'connection refused',
       );

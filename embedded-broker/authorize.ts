@@ -43,7 +43,7 @@ export interface AuthorizeOptions {
   onPublish?: PublishHook;
 }
 
-export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log: Logger) {
+export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, logger: Logger) {
   function refusal(session: Session, topic: string): string | undefined {
     if (topic.startsWith('$SYS')) return '$SYS is reserved for the broker';
     if (!session.acl.canPublish(topic)) return 'not allowed by ACL';
@@ -71,7 +71,7 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
     if (reason) {
       packet[DROPPED] = true;
       stats.publishDenied++;
-      log.debug({ clientId: client.id, topic: packet.topic, reason }, 'publish dropped');
+      logger.debug({ clientId: client.id, topic: packet.topic, reason }, 'publish dropped');
       return undefined;
     }
     return opts.onPublish?.({
@@ -111,7 +111,7 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
   ): void {
     session.pubacks ??= new PubackQueue(client.conn, {
       fail(err) {
-        log.warn({ clientId: client.id, err: err.message }, 'message not made safe, disconnecting the client');
+        logger.warn({ clientId: client.id, err: err.message }, 'message not made safe, disconnecting the client');
         client.close();
       },
       full: () => holdSender(client, session),
@@ -129,7 +129,7 @@ export function makeAuthorizers(opts: AuthorizeOptions, stats: BrokerStats, log:
     const session = sessionOf(client);
     if (session?.acl.canSubscribe(sub.topic)) return cb(null, sub);
     stats.subscribeDenied++;
-    log.debug({ clientId: client.id, filter: sub.topic }, 'subscription denied');
+    logger.debug({ clientId: client.id, filter: sub.topic }, 'subscription denied');
     cb(null, null);
   }
 

@@ -46,7 +46,7 @@ export interface BrokerOptions {
   /** A persistent session whose client stays away this long ends (its subscriptions and queue go). */
   persistentSessionExpiryMs: number;
   onPublish?: PublishHook;
-  log: Logger;
+  logger: Logger;
 }
 
 export interface EmbeddedBroker {
@@ -84,14 +84,14 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
   // mqtt-packet otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on its first
   // packet: 6 MB of heap, and 65,536 objects every full GC has to mark, to save a 2-byte allocation.
   mqttPacket.writeToStream.cacheNumbers = false;
-  const { limits, log } = opts;
+  const { limits, logger } = opts;
   const stats = newStats();
   mkdirSync(opts.persistenceDir, { recursive: true });
   const persistence = new LevelPersistence({
     path: opts.persistenceDir,
     maxQueuedPerClient: limits.maxQueuedPerClient,
     onQueueFull: () => stats.queueDropped++,
-    onWriteError: (err) => log.error({ err: err.message }, 'session store write failed'),
+    onWriteError: (err) => logger.error({ err: err.message }, 'session store write failed'),
     volatileRetainedPrefixes: ['$SYS/'],
     sealer: opts.persistenceSealer,
   });
@@ -99,9 +99,9 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
     opts.loginGuard ??
     new LoginGuard(
       { ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress },
-      log,
+      logger,
     );
-  const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, log);
+  const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, logger);
   const aedes: Aedes = new EdgeAedes({
     persistence,
     connectTimeout: limits.connectTimeoutMs,
@@ -125,15 +125,15 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
         guard: loginGuard,
       },
       stats,
-      log,
+      logger,
     ),
     ...authorizers,
   });
   await aedes.listen();
-  const sessions = new PersistentSessions(aedes, persistence, opts.users, opts.persistentSessionExpiryMs, log);
-  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
+  const sessions = new PersistentSessions(aedes, persistence, opts.users, opts.persistentSessionExpiryMs, logger);
+  aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) =>
-    log.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'),
+    logger.debug({ remote: connectionInfo(client.conn).remoteAddress, err: err.message }, 'connection error'),
   );
 
   function handle(conn: Duplex): void {
@@ -157,7 +157,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
       if (!violation) return parse(buf);
       if (violation.okBytes > 0) parse(buf.subarray(0, violation.okBytes));
       stats.malformedPackets++;
-      log.warn({ remote: connectionInfo(conn).remoteAddress, reason: violation.reason }, 'protocol violation, closing connection');
+      logger.warn({ remote: connectionInfo(conn).remoteAddress, reason: violation.reason }, 'protocol violation, closing connection');
       if (violation.connackCode !== undefined) conn.end(Buffer.from([0x20, 0x02, 0x00, violation.connackCode]));
       else conn.destroy();
       return 0;
@@ -177,7 +177,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
   }
   const currentStats = () => ({ ...stats, clientsConnected: aedes.connectedClients });
   const stopSys = startSysTopics(aedes, currentStats, opts.sysIntervalSec, opts.version);
-  const stopWatching = watchUsers(aedes, opts.users, opts.acl, log);
+  const stopWatching = watchUsers(aedes, opts.users, opts.acl, logger);
   const ended = () => {
     stopSys();
     stopWatching();

@@ -30,10 +30,10 @@ export class LoginGuard {
 
   constructor(
     private readonly limits: LoginLimits,
-    log: Logger,
+    logger: Logger,
     now: () => number = Date.now,
   ) {
-    this.failures = new LoginFailures(limits, (notice) => log.warn(notice, 'login banned after repeated failures'), now);
+    this.failures = new LoginFailures(limits, (notice) => logger.warn(notice, 'login banned after repeated failures'), now);
   }
 
   /**

@@ -26,7 +26,7 @@ export class PersistentSessions implements SessionControl {
     private readonly store: LevelPersistence,
     private readonly users: Users,
     private readonly expiryMs: number,
-    private readonly log: Logger,
+    private readonly logger: Logger,
   ) {
     aedes.on('clientDisconnect', (client) => {
       if (!client.clean) store.seen(client.id);
@@ -47,7 +47,7 @@ export class PersistentSessions implements SessionControl {
     const client = this.client(clientId);
     if (client) await new Promise<void>((resolve) => client.close(() => resolve()));
     this.store.endSession(clientId);
-    this.log.info({ clientId, why }, 'persistent session ended');
+    this.logger.info({ clientId, why }, 'persistent session ended');
     return true;
   }
 

@@ -8,7 +8,7 @@ import { changeRoles, sessionOf } from './session.js';
 
 const sameRoles = (a: string[], b: string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
 
-export function watchUsers(aedes: Aedes, users: Users, rules: AclRule[], log: Logger, everyMs = 1000): () => void {
+export function watchUsers(aedes: Aedes, users: Users, rules: AclRule[], logger: Logger, everyMs = 1000): () => void {
   let checking = false;
   async function check(): Promise<void> {
     const rolesOf = new Map<string, Promise<string[] | null>>(); // one look-up per user a round
@@ -19,17 +19,17 @@ export function watchUsers(aedes: Aedes, users: Users, rules: AclRule[], log: Lo
       if (!rolesOf.has(username)) rolesOf.set(username, users.roles(username));
       const roles = await rolesOf.get(username)!;
       if (roles === null) {
-        log.warn({ clientId: client.id, username }, 'user removed; its connection is closed');
+        logger.warn({ clientId: client.id, username }, 'user removed; its connection is closed');
         client.close();
       } else if (session.credential !== undefined && users.fingerprint?.(username) !== session.credential) {
-        log.warn(
+        logger.warn(
           { clientId: client.id, username },
           "user's password changed; its connection is closed (it logs in again with the new one)",
         );
         client.close();
       } else if (!sameRoles(roles, session.identity.roles)) {
         changeRoles(session, roles, rules);
-        log.info({ clientId: client.id, username, roles }, "user's roles changed; its rules follow");
+        logger.info({ clientId: client.id, username, roles }, "user's roles changed; its rules follow");
       }
     }
   }
@@ -37,7 +37,7 @@ export function watchUsers(aedes: Aedes, users: Users, rules: AclRule[], log: Lo
     if (checking) return;
     checking = true;
     check()
-      .catch((err: Error) => log.error({ err: err.message }, 'checking connected users failed'))
+      .catch((err: Error) => logger.error({ err: err.message }, 'checking connected users failed'))
       .finally(() => (checking = false));
   }, everyMs);
   timer.unref();

@@ -268,7 +268,7 @@ describe('retention, SQLite specifics and dead letters', () => {
       maxDelayMs: 2,
       maxRecords: 50,
       deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
-      log: quiet,
+      logger: quiet,
     });
     for (const age of [40, 35, 31, 29, 1])
       await log.appendDeadLetter({ time: NOW - age * DAY, topic: `t/${age}`, clientId: 'c', payload: Buffer.from('x'), reasons: [] });
@@ -289,7 +289,7 @@ describe('retention, SQLite specifics and dead letters', () => {
       maxDelayMs: 2,
       maxRecords: 50,
       deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000, whenFull: 'dropOldest' },
-      log: quiet,
+      logger: quiet,
     });
     const letter = (topic: string, ageDays: number, i = 0) =>
       log.appendDeadLetter({ time: NOW - ageDays * DAY + i, topic, clientId: 'c', payload: Buffer.alloc(500, 120), reasons: [] });

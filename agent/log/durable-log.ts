@@ -48,7 +48,7 @@ export interface DurableLogOptions {
   onWritten?: (bytes: number) => void;
   /** How LevelDB is opened (a test keeps the handle to damage chunks on disk). */
   level?: (dir: string) => Level;
-  log: Logger;
+  logger: Logger;
 }
 
 export interface LogStats {
@@ -83,7 +83,7 @@ export class DurableLog {
 
   private constructor(private readonly opts: DurableLogOptions) {
     this.store = new LevelStore(opts.dir, opts.level);
-    this.cursors = new Cursors(this.store, this.chunks, (firstSeq) => this.readers.forget(firstSeq), opts.log);
+    this.cursors = new Cursors(this.store, this.chunks, (firstSeq) => this.readers.forget(firstSeq), opts.logger);
     this.readers = new Readers(opts, this.store, this.chunks, this.cursors, {
       quarantine: (key, value, reason) => this.quarantine(key, value, reason),
       missing: (info) => this.missing(info),
@@ -103,7 +103,7 @@ export class DurableLog {
     await log.store.open();
     try {
       await log.checkKey();
-      log.writer = await GroupCommit.open({ ...opts, logger: opts.log }, log.store, {
+      log.writer = await GroupCommit.open(opts, log.store, {
         committed: (chunks, values) => {
           log.chunks.add(...chunks);
           chunks.forEach((c, i) => log.readers.keepRecent(c.firstSeq, values[i]));
@@ -187,7 +187,7 @@ export class DurableLog {
     ]);
     this.cursors.countDrops(lost.totals);
     this.unlist(firstSeq);
-    this.opts.log.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
+    this.opts.logger.error({ firstSeq, lastSeq, reason }, 'corrupt log chunk quarantined');
   }
 
   /** A listed chunk LevelDB does not have: its readings are counted as dropped, and it leaves the list. */
@@ -196,7 +196,7 @@ export class DurableLog {
     this.unlist(info.firstSeq);
     await this.store.change(lost.ops);
     this.cursors.countDrops(lost.totals);
-    this.opts.log.error({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, 'log chunk missing');
+    this.opts.logger.error({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, 'log chunk missing');
   }
 
   private unlist(firstSeq: number): void {

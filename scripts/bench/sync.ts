@@ -68,7 +68,7 @@ const openBacklog = (dataDir: string) =>
     maxDelayMs: 5,
     maxRecords: 1000,
     deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' },
-    log: quiet,
+    logger: quiet,
   });
 
 /** A backlog as an outage leaves it: readings an hour old, 8 sensors, in the agent's log. */

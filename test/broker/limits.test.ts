@@ -131,7 +131,7 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
       persistentSessionExpiryMs: 86_400_000,
       onPublish: (m) =>
         m.qos > 0 ? { safe: new Promise<void>((resolve, reject) => held.push({ resolve, reject })), holdSender: false } : undefined,
-      log: { debug() {}, info() {}, warn() {}, error() {} },
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
     });
   });
   afterAll(async () => {

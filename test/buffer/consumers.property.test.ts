@@ -11,7 +11,7 @@ import { DurableLog, type DurableLogOptions } from '../../agent/log/durable-log.
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { until } from '../helpers/servers.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];
+const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['logger'];
 const NAMES = ['store', 'sink:a', 'sink:b'] as const;
 
 type Step =
@@ -46,7 +46,7 @@ async function runSteps(steps: Step[]): Promise<void> {
       maxDelayMs: 1,
       maxRecords: 7,
       deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
-      log: quiet,
+      logger: quiet,
     });
   let log = await open();
   const consumers = new Map<string, Consumer>();

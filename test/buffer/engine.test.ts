@@ -9,7 +9,7 @@ import type { LocalStore } from '../../agent/consume/store/index.js';
 import { chunkDelivery } from '../../agent/consume/chunk-delivery.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];
+const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['logger'];
 const opened: { dir: string; log: DurableLog; consumer?: ConsumerEngine<ChunkBatch> }[] = [];
 afterEach(async () => {
   for (const o of opened.splice(0)) {
@@ -31,7 +31,7 @@ async function setup(
     maxDelayMs: 2,
     maxRecords: 50,
     deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
-    log: quiet,
+    logger: quiet,
   });
   const handled: { at: number; first: number; count: number }[] = [];
   const handle = (b: ChunkBatch) => {

@@ -13,7 +13,7 @@ import { until } from '../helpers/servers.js';
 const logged: { level: string; msg: string; o: object }[] = [];
 const recorder = Object.fromEntries(
   ['debug', 'info', 'warn', 'error'].map((level) => [level, (o: object, msg: string) => logged.push({ level, msg, o })]),
-) as unknown as DurableLogOptions['log'];
+) as unknown as DurableLogOptions['logger'];
 const dirs: string[] = [];
 const running: { stop(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -31,7 +31,7 @@ async function openLog(dir?: string): Promise<{ dir: string; log: DurableLog }> 
     maxDelayMs: 2,
     maxRecords: 10,
     deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
-    log: recorder,
+    logger: recorder,
   });
   running.push({ stop: () => log.close() });
   return { dir: d, log };

@@ -9,9 +9,9 @@ import { openLevel, type Level } from '../../agent/log/level-store.js';
 import type { NewRecord } from '../../agent/log/record.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['log'];
+const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['logger'];
 const errors: object[] = [];
-const recording = { ...quiet, error: (o: object) => errors.push(o) } as unknown as DurableLogOptions['log'];
+const recording = { ...quiet, error: (o: object) => errors.push(o) } as unknown as DurableLogOptions['logger'];
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));
@@ -23,7 +23,7 @@ function options(dir: string, extra: Partial<DurableLogOptions> = {}): DurableLo
     maxDelayMs: 2,
     maxRecords: 50,
     deadLetters: { maxCount: 5, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' },
-    log: recording,
+    logger: recording,
     ...extra,
   };
 }

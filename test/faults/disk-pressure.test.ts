@@ -62,7 +62,7 @@ async function dataPath(
     maxDelayMs: 5,
     maxRecords: 500,
     deadLetters: { maxCount: 10_000, maxBytes: 64 * MB, payloadCapBytes: 4096, whenFull: 'dropOldest' },
-    log: quiet,
+    logger: quiet,
   });
   closers.push(() => log.close());
   const store = await openSqliteStore(join(dir, 'store.db'));

@@ -31,7 +31,7 @@ describe('crash safety under QoS 1 load', () => {
       maxDelayMs: 5,
       maxRecords: 500,
       deadLetters: { maxCount: 10, maxBytes: 1 << 20, payloadCapBytes: 4096, whenFull: 'dropOldest' },
-      log: quiet,
+      logger: quiet,
     });
     await log.registerConsumer('audit');
     const out: { seq: number; key: string }[] = [];

@@ -73,7 +73,7 @@ function deepest<T extends { parameter: string; message: string }>(details: T[])
   });
 }
 
-export function installErrorHandlers(app: FastifyInstance, log: Logger): void {
+export function installErrorHandlers(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof HttpError) return sendError(reply.headers(err.headers), err.status, err.message, err.details);
     if (err.validation) {
@@ -87,7 +87,7 @@ export function installErrorHandlers(app: FastifyInstance, log: Logger): void {
       return sendError(reply, 400, details.map((d) => `${d.parameter}: ${d.message}`).join('; '), details);
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) log.error({ err: err.message, method: req.method, url: req.routeOptions.url }, 'request failed');
+    if (status >= 500) logger.error({ err: err.message, method: req.method, url: req.routeOptions.url }, 'request failed');
     // A 5xx says what failed, never how (no stack, no paths).
     return sendError(reply, status, status >= 500 ? 'the agent could not answer this request; see its log' : err.message);
   });

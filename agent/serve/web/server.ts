@@ -65,7 +65,7 @@ export interface WebOptions {
   /** The machine's latest sample (health.system). */
   system: () => SystemSample | undefined;
   api: ApiSource;
-  log: Logger;
+  logger: Logger;
 }
 
 export interface WebServer {
@@ -165,10 +165,10 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     name === 'https' && opts.https
       ? { cert: readFileSync(opts.https.cert), key: readFileSync(opts.https.key), passphrase: opts.https.passphrase, ...checking }
       : null;
-  const log = opts.log.child({ listener: name });
+  const logger = opts.logger.child({ listener: name });
   const app = Fastify({
     // Not a line per request (Fastify logs them at info), and never more than the agent's own level.
-    loggerInstance: log.child({}, { level: log.isLevelEnabled('warn') ? 'warn' : log.level }),
+    loggerInstance: logger.child({}, { level: logger.isLevelEnabled('warn') ? 'warn' : logger.level }),
     ...(https ? { https } : { http: checking }),
     bodyLimit: limits.bodyBytes,
     // A slow sender (slowloris) is cut off; a long download is not: this bounds receiving the request.
@@ -186,7 +186,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   // Unfinished headers are cut off soon (slowloris), whatever the deadline of a whole request.
   app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   capPerAddress(app.server, limits.maxConnectionsPerAddress);
-  installErrorHandlers(app, log);
+  installErrorHandlers(app, logger);
   boundJsonDepth(app);
   await app.register(cookie);
   if (opts.config.cors.origins.length) await app.register(cors, { origin: opts.config.cors.origins, credentials: true });
@@ -257,7 +257,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     opts.metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     // Every call that changes something is on record with who made it.
     if (CHANGES.has(req.method) && req.identity && route !== '/api/auth/login') {
-      log.info(
+      logger.info(
         {
           audit: true,
           user: req.identity.name,
@@ -305,7 +305,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const page = pageFolder();
   if (page) await app.register(pageRoutes, { root: page });
-  else log.warn('the status page is not built (npm run build): / answers 404');
+  else logger.warn('the status page is not built (npm run build): / answers 404');
   const ws = opts.mqttWs;
   if (ws) {
     const wsName = name === 'https' ? 'wss' : 'ws';
