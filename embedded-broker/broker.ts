@@ -5,7 +5,8 @@ import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import type { AclRule } from './acl.js';
 import { makeAuthenticate, type AnonymousPolicy, type Users } from './auth.js';
-import { ACKED_BY_QUEUE, DROPPED, makeAuthorizers, type MarkedPacket, type PublishHook } from './authorize.js';
+import { makeAuthorizers } from './authorize.js';
+import { ACKED_BY_QUEUE, DROPPED, publishEntry, type MarkedPacket, type PublishHook } from './publish.js';
 import { connectionInfo, setConnectionInfo } from './connection-info.js';
 import { listenTcp, listenTls, type Listener, type TcpListenerOptions, type TlsListenerOptions } from './listeners.js';
 import type { Logger } from './logger.js';
@@ -101,7 +102,8 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
       { ...opts.loginThrottle, maxPendingLogins: limits.maxPendingLogins, maxPendingPerAddress: limits.maxPendingPerAddress },
       logger,
     );
-  const authorizers = makeAuthorizers({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, logger);
+  const authorizePublish = publishEntry({ maxInflightPerClient: limits.maxInflightPerClient, onPublish: opts.onPublish }, stats, logger);
+  const authorizers = makeAuthorizers(stats, logger);
   const aedes: Aedes = new EdgeAedes({
     persistence,
     connectTimeout: limits.connectTimeoutMs,
@@ -127,6 +129,7 @@ export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> 
       stats,
       logger,
     ),
+    authorizePublish,
     ...authorizers,
   });
   await aedes.listen();
