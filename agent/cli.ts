@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 // edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
-import { existsSync, statfsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
@@ -12,6 +10,7 @@ import type { SessionInfo } from '../embedded-broker/index.js';
 import type { DiskWrites } from './lib/disk-writes.js';
 import type { LocalConsumerStatus, SinkStatus } from './consume/sinks/index.js';
 import { reserveRaised, type PressureStatus } from './retention/pressure.js';
+import { filesystemSize } from './retention/config.js';
 import type { SystemSample } from './health/system.js';
 import type { SensorStatus } from './health/sensors.js';
 import type { ClockStatus } from './ingest/clock.js';
@@ -126,14 +125,6 @@ function buildProgram(): Command {
       `\nEvery config key can be set by an environment variable: ${envNameFor(['broker', 'mqtt', 'port'])} sets broker.mqtt.port.\nExit codes: 0 success, 1 invalid config or failure, 2 bad usage.`,
     );
 
-  /** The size of the filesystem `dir` is on (or will be, once made). */
-  const filesystemBytes = (dir: string): number => {
-    let at = resolve(dir);
-    while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
-    const fs = statfsSync(at);
-    return fs.blocks * fs.bsize;
-  };
-
   program
     .command('run', { isDefault: true })
     .description('run the agent (the default command)')
@@ -146,7 +137,7 @@ function buildProgram(): Command {
     .action((_o, cmd: Command) => {
       const { path, config: checked } = configOf(cmd);
       console.log(`config ok (${path ?? 'built-in defaults'})`);
-      const raised = reserveRaised(checked.retention.disk, filesystemBytes(checked.agent.dataDir));
+      const raised = reserveRaised(checked.retention.disk, filesystemSize(checked.agent.dataDir));
       if (raised) console.log(`note: ${raised}`);
     });
   config

@@ -6,7 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { IngestConfigSchema } from './ingest/config.js';
-import { freeBytes, RetentionConfigSchema } from './retention/config.js';
+import { filesystemSize, markOrderProblems, RetentionConfigSchema } from './retention/config.js';
 import { RollupConfigSchema } from './consume/rollups/config.js';
 import { StoreConfigSchema } from './consume/store/config.js';
 import { SinksSchema } from './consume/sinks/config.js';
@@ -281,16 +281,7 @@ function retentionProblems(config: Config): string[] {
           : [`sinks[${i}].rollups: rollups.enabled is false`],
     ),
   ];
-  // Comparable only in the same unit; mixed ones are put in order against the filesystem's size at run time.
-  const marks = (['warn', 'act', 'critical', 'reserve'] as const).map((k) => ({ key: k, mark: retention.disk[k] }));
-  for (let i = 1; i < marks.length; i++) {
-    const [a, b] = [marks[i - 1], marks[i]];
-    if (a.mark.endsWith('%') === b.mark.endsWith('%') && freeBytes(a.mark, 1e12) < freeBytes(b.mark, 1e12)) {
-      problems.push(
-        `retention.disk.${b.key}: ${b.mark} is more free space than retention.disk.${a.key} (${a.mark}); want warn >= act >= critical >= reserve`,
-      );
-    }
-  }
+  problems.push(...markOrderProblems(retention.disk, filesystemSize(config.agent.dataDir)));
   return problems;
 }
 

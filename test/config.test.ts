@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envNameFor } from '../agent/config/load.js';
 import { loadConfig, redact } from '../agent/config-schema.js';
+import { filesystemSize } from '../agent/retention/config.js';
 import { CLI, cleanup, tempDir, writeIn } from './helpers/agent.js';
 import { makePki } from './helpers/pki.js';
 
@@ -172,12 +173,19 @@ sinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [5m] }]
       'rollups: { enabled: false }\nsinks: [{ name: up, type: mqtt, url: "mqtt://h", rollups: [1m] }]\n',
     );
     expect(problems(off)).toEqual(['sinks[0].rollups: rollups.enabled is false']);
-    // Positive control: percentages and sizes may mix (put in order against the disk at run time).
-    const ok = loadConfig(
-      file('retention-ok.yaml', 'retention: { store: [{ topics: ["#"], maxBytes: 1000000 }], disk: { warn: 2GB, act: "5%" } }\n'),
-      {},
-    ).config;
-    expect(ok.retention.disk).toMatchObject({ warn: '2GB', act: '5%' });
+    // Percentages and sizes may mix: they are compared on the data directory's filesystem.
+    const gib = filesystemSize(dir) / 1024 ** 3;
+    const mixed = (act: string) =>
+      file(
+        'retention-mixed.yaml',
+        `agent: { dataDir: ${JSON.stringify(join(dir, 'data'))} }\nretention: { disk: { warn: 1GiB, act: "${act}", critical: 0B, reserve: 0B } }\n`,
+      );
+    const under = `${((0.5 / gib) * 100).toFixed(4)}%`; // half a GiB of this filesystem
+    const over = `${((2 / gib) * 100).toFixed(4)}%`; // two GiB of it
+    expect(loadConfig(mixed(under), {}).config.retention.disk).toMatchObject({ warn: '1GiB', act: under });
+    expect(problems(mixed(over))).toEqual([
+      `retention.disk.act: ${over} is more free space than retention.disk.warn (1GiB) on this filesystem (${gib.toFixed(1)} GiB); want warn >= act >= critical >= reserve`,
+    ]);
   });
 
   it('finds the file by --config, then $EDGE_AGENT_CONFIG, then ./edge-agent.yaml', async () => {

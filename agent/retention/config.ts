@@ -1,5 +1,7 @@
 // The `retention` section of the config: what is given up by age and size, when it is looked at,
 // and the free-space watermarks that make the agent give up more.
+import { existsSync, statfsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, strict } from '../config/keys.js';
 
@@ -139,4 +141,32 @@ export function freeBytes(mark: string, total: number): number {
   if (mark.endsWith('%')) return Math.round((Number(mark.slice(0, -1)) / 100) * total);
   const m = /^([0-9]+)([A-Za-z]*)$/.exec(mark)!;
   return Number(m[1]) * UNITS[m[2] || 'B'];
+}
+
+/** The size of the filesystem `dir` is on (or will be, once made). */
+export function filesystemSize(dir: string): number {
+  let at = resolve(dir);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  const fs = statfsSync(at);
+  return fs.blocks * fs.bsize;
+}
+
+const MARKS = ['warn', 'act', 'critical', 'reserve'] as const;
+
+/**
+ * The one rule of the disk marks, checked when the config is loaded: warn >= act >= critical >=
+ * reserve, in free space on the filesystem of `total` bytes (marks in % and in bytes compared there).
+ */
+export function markOrderProblems(disk: Pick<DiskConfig, (typeof MARKS)[number]>, total: number): string[] {
+  const problems: string[] = [];
+  for (let i = 1; i < MARKS.length; i++) {
+    const [a, b] = [MARKS[i - 1], MARKS[i]];
+    if (freeBytes(disk[a], total) < freeBytes(disk[b], total)) {
+      const where = disk[a].endsWith('%') === disk[b].endsWith('%') ? '' : ` on this filesystem (${(total / 1024 ** 3).toFixed(1)} GiB)`;
+      problems.push(
+        `retention.disk.${b}: ${disk[b]} is more free space than retention.disk.${a} (${disk[a]})${where}; want warn >= act >= critical >= reserve`,
+      );
+    }
+  }
+  return problems;
 }

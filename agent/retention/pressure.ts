@@ -86,14 +86,12 @@ const CHECK_BYTES_MAX = 8 * MiB;
 const DEAD_LETTER_STEP = 100;
 
 /**
- * The watermarks in bytes for this filesystem, in order. A reserve above 0 but smaller than what
- * LevelDB's own deletions write is raised to that (and the marks above it with it); 0 turns it off.
+ * The watermarks in bytes for this filesystem (in order: the config's load checked them against it,
+ * markOrderProblems). A reserve above 0 but smaller than what LevelDB's own deletions write is
+ * raised to that, and the marks above it with it; 0 turns it off.
  */
 export function watermarks(config: DiskConfig, total: number): Watermarks {
-  const warn = freeBytes(config.warn, total);
-  const act = Math.min(freeBytes(config.act, total), warn);
-  const critical = Math.min(freeBytes(config.critical, total), act);
-  const set = Math.min(freeBytes(config.reserve, total), critical);
+  const [warn, act, critical, set] = [config.warn, config.act, config.critical, config.reserve].map((m) => freeBytes(m, total));
   const reserve = set > 0 ? Math.max(set, RESERVE_NEEDED) : 0;
   const raisedCritical = Math.max(critical, reserve);
   const raisedAct = Math.max(act, raisedCritical);
@@ -102,12 +100,7 @@ export function watermarks(config: DiskConfig, total: number): Watermarks {
 
 /** What `config check` and the start say when the reserve was raised; undefined when it was not. */
 export function reserveRaised(config: DiskConfig, total: number): string | undefined {
-  const set = Math.min(
-    freeBytes(config.reserve, total),
-    freeBytes(config.critical, total),
-    freeBytes(config.act, total),
-    freeBytes(config.warn, total),
-  );
+  const set = freeBytes(config.reserve, total);
   if (set <= 0 || set >= RESERVE_NEEDED) return undefined;
   return `retention.disk.reserve (${config.reserve}: ${(set / MiB).toFixed(1)} MiB of this filesystem) is raised to 32 MiB, what LevelDB's own deletions write (a 4 MB buffer flushed, files compacted into new ones before the old go), and the marks above it with it; 0B turns the reserve off`;
 }
