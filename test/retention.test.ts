@@ -11,11 +11,11 @@ import { openRollups } from '../agent/consume/rollups/index.js';
 import { openStore, type StoreBackend } from '../agent/consume/store/index.js';
 import { cleanup, tempDir } from './helpers/agent.js';
 import { batch, record } from './helpers/records.js';
+import { quiet } from './helpers/logger.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const NOW = Date.UTC(2026, 11, 1, 12, 0, 0);
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));

@@ -21,6 +21,7 @@ import { createDatabase, PG_PASSWORD, startInfluxd } from '../servers.js';
 import { BENCH_USER, startBenchAgent } from './agent.js';
 import { cpuMs } from './processes.js';
 import { percentile, printLimits, printTable, type Limit, type Row } from './report.js';
+import { createLogger } from '../../agent/lib/logger.js';
 
 const RECORDS = Number(process.env.BENCH_SYNC_RECORDS ?? 1_000_000);
 /** BENCH_SYNC_SINKS=influx (or postgres) runs one side only, when working on it. */
@@ -58,7 +59,7 @@ const schemaInfo: SchemaInfo = {
     fw: 'string',
   },
 };
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
+const quiet = createLogger('silent');
 
 /** The benchmark's log; chunks as the agent writes them under load (buffer.maxRecords readings each). */
 const openBacklog = (dataDir: string) =>

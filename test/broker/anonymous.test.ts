@@ -11,6 +11,7 @@ import { createTestHost, netnsAvailable, type TestHost } from '../helpers/netns.
 import { addUser } from '../helpers/users.js';
 import { PassThrough } from 'node:stream';
 import type { Aedes, Client } from 'aedes';
+import { quiet } from '../helpers/logger.js';
 
 const exec = promisify(execFile);
 const canNetns = netnsAvailable();
@@ -88,7 +89,6 @@ describe('anonymous policy decision (remote address injected)', () => {
     const conn = new PassThrough();
     setConnectionInfo(conn, { listener: 'mqtt', remoteAddress });
     const users = { verify: async () => null, roles: async () => [] };
-    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
     const owners = { sessionOwner: () => undefined, setSessionOwner() {} };
     const guard = new LoginGuard(
       {

@@ -6,6 +6,8 @@ import { startBroker, type EmbeddedBroker } from '../../embedded-broker/index.js
 import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connackCode, connect, connectCollecting } from '../helpers/mqtt.js';
 import { connect as rawConnect, exchange, publish, subscribe } from '../helpers/raw.js';
+import { until } from '../helpers/servers.js';
+import { quiet } from '../helpers/logger.js';
 
 const limits = {
   maxPayloadBytes: 1024,
@@ -131,7 +133,7 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
       persistentSessionExpiryMs: 86_400_000,
       onPublish: (m) =>
         m.qos > 0 ? { safe: new Promise<void>((resolve, reject) => held.push({ resolve, reject })), holdSender: false } : undefined,
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      logger: quiet,
     });
   });
   afterAll(async () => {
@@ -152,10 +154,6 @@ describe('in-flight limit (broker with an ingest hook that holds acknowledgement
     await until(() => bytes.length >= 4);
     return { socket, received: () => bytes.subarray(4), closed: () => closed };
   }
-  const until = async (ok: () => boolean) => {
-    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(ok()).toBe(true);
-  };
   const settle = () => new Promise((r) => setTimeout(r, 200));
   const pubacks = (...ids: number[]) => Buffer.concat(ids.map((id) => Buffer.from([0x40, 2, 0, id])));
 

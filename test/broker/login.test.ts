@@ -10,6 +10,7 @@ import { LoginGuard } from '../../embedded-broker/login-guard.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { connect, str } from '../helpers/raw.js';
 import { addUser } from '../helpers/users.js';
+import { quiet } from '../helpers/logger.js';
 
 /** One raw CONNECT from a chosen loopback source address; the CONNACK code, or 'closed' without one. */
 function connackFrom(port: number, localAddress: string, username: string, password: string): Promise<number | 'closed'> {
@@ -46,8 +47,6 @@ function halfConnect(port: number, localAddress: string): Promise<net.Socket> {
 }
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe('login throttling (LoginGuard)', () => {
   const limits = {

@@ -6,13 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cleanup, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
 import { collect, connackCode, connect, connectCollecting } from '../helpers/mqtt.js';
 import { addUser } from '../helpers/users.js';
+import { until } from '../helpers/servers.js';
 
 const exec = promisify(execFile);
-const until = async (check: () => boolean, ms: number) => {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return check();
-};
 
 describe('sessions belong to their user', () => {
   const dir = tempDir();

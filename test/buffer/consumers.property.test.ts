@@ -7,11 +7,11 @@ import { describe, expect, it } from 'vitest';
 import type { ChunkBatch } from '../../agent/log/chunk-batch.js';
 import { chunkDelivery } from '../../agent/consume/chunk-delivery.js';
 import { ConsumerEngine } from '../../agent/consume/engine.js';
-import { DurableLog, type DurableLogOptions } from '../../agent/log/durable-log.js';
+import { DurableLog } from '../../agent/log/durable-log.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { until } from '../helpers/servers.js';
+import { quiet } from '../helpers/logger.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['logger'];
 const NAMES = ['store', 'sink:a', 'sink:b'] as const;
 
 type Step =

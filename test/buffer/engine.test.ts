@@ -4,12 +4,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ChunkBatch } from '../../agent/log/chunk-batch.js';
 import { ConsumerEngine } from '../../agent/consume/engine.js';
 import { RecordFault } from '../../agent/lib/faults.js';
-import { DurableLog, type DurableLogOptions } from '../../agent/log/durable-log.js';
+import { DurableLog } from '../../agent/log/durable-log.js';
 import type { LocalStore } from '../../agent/consume/store/index.js';
 import { chunkDelivery } from '../../agent/consume/chunk-delivery.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
+import { until } from '../helpers/servers.js';
+import { quiet } from '../helpers/logger.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['logger'];
 const opened: { dir: string; log: DurableLog; consumer?: ConsumerEngine<ChunkBatch> }[] = [];
 afterEach(async () => {
   for (const o of opened.splice(0)) {
@@ -60,12 +61,6 @@ async function setup(
     );
   return { log, handled, append, consumer };
 }
-
-const until = async (check: () => boolean, ms: number) => {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  return check();
-};
 
 describe('consumer engine: batching', () => {
   it('holds a few readings up to gatherMs, then writes them in one batch', async () => {

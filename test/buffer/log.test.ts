@@ -8,8 +8,8 @@ import { DurableLog, WrongKeyError, type DurableLogOptions } from '../../agent/l
 import { openLevel, type Level } from '../../agent/log/level-store.js';
 import type { NewRecord } from '../../agent/log/record.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
+import { quiet } from '../helpers/logger.js';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as DurableLogOptions['logger'];
 const errors: object[] = [];
 const recording = { ...quiet, error: (o: object) => errors.push(o) } as unknown as DurableLogOptions['logger'];
 

@@ -12,6 +12,7 @@ import { connect } from '../helpers/mqtt.js';
 import { batch, record, T0 } from '../helpers/records.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 import { adminClient, authHeader } from '../helpers/web.js';
+import { until } from '../helpers/servers.js';
 
 /** Disk pressure off: these tests fill the disk faster than a pressure check would see it (another process, say). */
 const NO_WATERMARKS = { retention: { disk: { warn: '0B', act: '0B', critical: '0B', reserve: '0B' } } };
@@ -35,12 +36,6 @@ function fill(dir: string): string {
   }
   return path;
 }
-
-const until = async (check: () => boolean | Promise<boolean>, ms: number) => {
-  const deadline = Date.now() + ms;
-  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  return check();
-};
 
 /** Without credentials /health/ready gives the states without their reasons; with them, the reasons too. */
 async function ready(

@@ -6,10 +6,10 @@ import { DurableLog } from '../../agent/log/durable-log.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { seededRandom } from '../helpers/seed.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
+import { quiet } from '../helpers/logger.js';
 
 const KILLS = 12;
 const PUBLISHERS = 4;
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
 
 describe('crash safety under QoS 1 load', () => {
   const dir = tempDir();

@@ -268,10 +268,6 @@ describe('metrics and GraphQL', () => {
     ws.on('message', (d) => messages.push(JSON.parse(String(d))));
     await new Promise((r) => ws.once('open', r));
     ws.send(JSON.stringify({ type: 'connection_init' }));
-    const until = async (test: () => boolean) => {
-      for (let i = 0; i < 100 && !test(); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(test()).toBe(true);
-    };
     await until(() => messages.some((m) => m.type === 'connection_ack'));
     ws.send(
       JSON.stringify({
