@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
+import { onTestFinished } from 'vitest';
 import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
 import { startRuntime, type Runtime, type RuntimeOptions } from '../../agent/runtime.js';
@@ -71,7 +72,7 @@ export async function startAgent(extra: Json = {}, dir = tempDir(), options: Run
   const { config } = loadConfig(configPath, {});
   const runtime = await startRuntime(config, createLogger('silent'), options);
   let stopped = false;
-  return {
+  const agent: InProcessAgent = {
     runtime,
     dir,
     dataDir: config.agent.dataDir,
@@ -84,6 +85,20 @@ export async function startAgent(extra: Json = {}, dir = tempDir(), options: Run
       await runtime.close();
     },
   };
+  whenTestEnds(() => agent.stop());
+  return agent;
+}
+
+/**
+ * Started inside a test, an agent stops when the test ends, passed or failed (one started in
+ * beforeAll is its afterAll's to stop): a failed assertion never leaves one running.
+ */
+function whenTestEnds(stop: () => unknown): void {
+  try {
+    onTestFinished(async () => void (await stop()));
+  } catch {
+    /* not inside a test */
+  }
 }
 
 export interface ChildAgent {
@@ -104,6 +119,7 @@ export async function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}, no
   const proc = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   proc.on('exit', () => children.delete(proc));
+  whenTestEnds(() => proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL'));
   const lines: string[] = [];
   const exited = new Promise<number | null>((res) => proc.on('close', (code) => res(code))); // after stdio is drained
   proc.stderr!.on('data', (d) => lines.push(String(d)));
