@@ -251,50 +251,6 @@ describe('InfluxDB 1.x sink (v1 API)', () => {
   });
 });
 
-describe('InfluxDB sink with authentication', () => {
-  let influx: Awaited<ReturnType<typeof startInfluxd>>;
-  beforeAll(async () => {
-    influx = await startInfluxd({ auth: true });
-    await influx.createDatabase('secure');
-  });
-  afterAll(async () => {
-    await influx.stop();
-  });
-
-  it('wrong password: down with the reason and no retry storm; the right one writes', async () => {
-    const sink = (password: string) => ({
-      name: 'metrics',
-      type: 'influx',
-      url: influx.url,
-      database: 'secure',
-      username: 'admin',
-      password,
-      batch: { maxAgeMs: 10 },
-      retry: { initialMs: 10, maxMs: 50 },
-    });
-    const agent = await startAgent({ sinks: [sink('nope')] });
-    try {
-      await publishAll(agent, [['a/b', { v: 1 }]]);
-      const s = await untilStatus(agent, 'metrics', (st) => st.state === 'down');
-      expect(s.lastError?.message).toMatch(/^influx: HTTP 401: authorization failed \(check the username and password\)/);
-      await new Promise((r) => setTimeout(r, 1500));
-      expect((await statusOf(agent, 'metrics')).failures).toBe(1);
-    } finally {
-      await agent.stop();
-    }
-    // The same data dir with the right password: the reading still waiting in the log arrives.
-    const fixed = await startAgent({ sinks: [sink('admin-pw')] }, agent.dir);
-    try {
-      await drained(fixed, 'metrics');
-      const [points] = await series(influx.query, 'SELECT count(v) FROM "secure".."mqtt"');
-      expect(points.values[0][1]).toBe(1);
-    } finally {
-      await fixed.stop();
-      cleanup(fixed.dir);
-    }
-  });
-});
-
 describe('InfluxDB v2 write API (VictoriaMetrics)', () => {
   let vm: Awaited<ReturnType<typeof startVictoriaMetrics>>;
   beforeAll(async () => {
