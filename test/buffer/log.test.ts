@@ -316,11 +316,10 @@ describe('durable log', () => {
   it('wakes a waiting consumer when new readings are durable', async () => {
     const { log } = await openLog();
     await log.registerConsumer('store');
-    const waited = log.waitFor(0, 5000);
-    const started = Date.now();
+    // A wait far longer than the test may take: it returns only because the reading woke it.
+    const waited = log.waitFor(0, 600_000);
     setTimeout(() => log.append(reading(1)), 50);
     await waited;
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(log.lastSeq).toBe(1);
     await log.close();
   });

@@ -97,7 +97,6 @@ describe('alert engine', () => {
         { publish: () => {}, post: webhookPoster(url, 1000) },
         quiet,
       );
-      const started = performance.now();
       engine.evaluate({}, new Map([['a', { message: 'first' }]]));
       engine.evaluate(
         {},
@@ -107,7 +106,7 @@ describe('alert engine', () => {
         ]),
       );
       engine.evaluate({}, new Map());
-      expect(performance.now() - started).toBeLessThan(100); // evaluation did not wait for the webhook
+      expect(engine.webhookBacklog).toBeGreaterThan(0); // evaluation did not wait for the webhook: the alerts wait in its queue
       for (let i = 0; i < 100 && (got.length < 4 || engine.webhookBacklog > 0); i++) await new Promise((r) => setTimeout(r, 50));
       expect(got.map((a) => `${a.name} ${a.state}`)).toEqual(['a firing', 'b firing', 'a resolved', 'b resolved']);
       expect(failures).toBe(-1 - 3); // three refused, then four delivered

@@ -367,12 +367,10 @@ describe('web options', () => {
       const socket = connectTcp(agent.port('http'), '127.0.0.1');
       socket.on('error', () => {}); // a byte written as the server closes: EPIPE, expected
       await new Promise((r) => socket.once('connect', r));
-      const started = Date.now();
       const trickle = setInterval(() => socket.write('X'), 200);
       socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ');
-      await new Promise((r) => socket.once('close', r));
+      await new Promise((r) => socket.once('close', r)); // the headers deadline closed it (else the test times out)
       clearInterval(trickle);
-      expect(Date.now() - started).toBeLessThan(10_000);
       expect((await api.get('/health/live')).status).toBe(200);
     } finally {
       await agent.stop();

@@ -1,5 +1,6 @@
 // Live readings: WebSocket /ws with subscribe/unsubscribe and field lists, heartbeats, credentials,
 // the slow-client close; Server-Sent Events /api/stream.
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
@@ -14,7 +15,11 @@ class LiveSocket {
   private waiters: (() => void)[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(readonly ws: WebSocket) {
+  constructor(
+    readonly ws: WebSocket,
+    /** The TCP socket under it (from the upgrade's response): pausing it stops reading. */
+    readonly socket: Socket,
+  ) {
     ws.on('message', (data) => {
       this.messages.push(JSON.parse(String(data)) as Message);
       this.waiters.splice(0).forEach((w) => w());
@@ -24,8 +29,10 @@ class LiveSocket {
 
   static open(url: string, headers: Record<string, string>): Promise<LiveSocket> {
     const ws = new WebSocket(url, { headers });
+    let socket: Socket;
+    ws.once('upgrade', (res) => (socket = res.socket as Socket));
     return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(new LiveSocket(ws)));
+      ws.once('open', () => resolve(new LiveSocket(ws, socket)));
       ws.once('unexpected-response', (req, res) => {
         req.destroy();
         reject(new Error(`HTTP ${res.statusCode}`));
@@ -177,7 +184,7 @@ describe('live readings', () => {
       const slow = await LiveSocket.open(wsUrl, authHeader(api.creds));
       slow.send({ type: 'subscribe', topics: ['flood/#'] });
       await slow.until((m) => m.some((x) => x.type === 'subscribed'));
-      (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause(); // stops reading: the server's buffer fills
+      slow.socket.pause(); // stops reading: the server's buffer fills
       const fast = await LiveSocket.open(wsUrl, authHeader(api.creds));
       fast.send({ type: 'subscribe', topics: ['flood/#'] });
       await fast.until((m) => m.some((x) => x.type === 'subscribed'));
@@ -193,7 +200,7 @@ describe('live readings', () => {
       }
       expect(await closedTooSlow()).toBe(1);
       // Reading again, the client finds what was sent before the close, then the close frame.
-      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      slow.socket.resume();
       const close = await slow.closed;
       expect(close.code).toBe(1008);
       expect(close.reason).toMatch(/too slow/);
