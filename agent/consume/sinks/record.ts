@@ -14,7 +14,7 @@ export interface OutRecord extends RecordHead {
   payload(): unknown;
 }
 
-class Record implements OutRecord {
+class LineRecord implements OutRecord {
   readonly seq: number;
   readonly topic: string;
   readonly receivedAt: number;
@@ -32,7 +32,7 @@ class Record implements OutRecord {
     readonly payloadJson: string,
     readonly bytes: number,
   ) {
-    // Field by field, not Object.assign: every Record then has one shape, whatever the head omits.
+    // Field by field, not Object.assign: every LineRecord then has one shape, whatever the head omits.
     this.seq = head.seq;
     this.topic = head.topic;
     this.receivedAt = head.receivedAt;
@@ -53,7 +53,7 @@ class Record implements OutRecord {
 
 export function toOutRecord(line: string, agentId: string, clock?: ClockOffsets): OutRecord {
   const { head, payloadJson } = splitRecord(line, clock);
-  return new Record(head, agentId, payloadJson, line.length);
+  return new LineRecord(head, agentId, payloadJson, line.length);
 }
 
 /**
