@@ -148,15 +148,7 @@ const typeDefs = /* GraphQL */ `
   }
 
   type Query {
-    readings(
-      topic: String = "#"
-      from: String
-      to: String
-      where: [String!]
-      limit: Int = 100
-      cursor: String
-      order: Order = asc
-    ): ReadingPage!
+    readings(topic: String = "#", from: String, to: String, where: [String!], limit: Int = 100, cursor: String, order: Order = asc): ReadingPage!
     aggregate(topic: String = "#", bucket: String = "1h", from: String, to: String, fields: [String!], stats: [String!]): Aggregate!
     schemas: [Schema!]!
     schema(name: String!, version: Int): Schema

@@ -59,9 +59,8 @@ function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
     document.getElementById('main')?.focus({ preventScroll: true });
   }, [path]);
   const refused = view?.admin && me.role !== 'admin';
-  return html` <a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById('main')?.focus())}
-      >Skip to content</a
-    >
+  return html`
+    <a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById('main')?.focus())}>Skip to content</a>
     <header class="top">
       <span class="brand">edge-agent</span>
       <button class="menu-button" aria-expanded=${menu} aria-controls="nav" onClick=${() => setMenu(!menu)}>Menu</button>
@@ -102,13 +101,10 @@ function App() {
   }, []);
   if (me === undefined) return html`<main id="main"><p role="status">Loading…</p></main>`;
   if (me === null)
-    return html`<${Login}
-      ended=${ended}
-      onLogin=${(m: Me) => {
-        setEnded(false);
-        setMe(m);
-      }}
-    />`;
+    return html`<${Login} ended=${ended} onLogin=${(m: Me) => {
+      setEnded(false);
+      setMe(m);
+    }} />`;
   const logout = async () => {
     await post('/api/auth/logout').catch(() => undefined);
     setMe(null);

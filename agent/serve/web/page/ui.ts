@@ -93,13 +93,7 @@ export function Notice({ error, children }: { error?: boolean; children: Compone
 export const LoadError = ({ error }: { error?: string }) => (error ? html`<${Notice} error>Could not load: ${error}<//>` : null);
 
 export function Section({ title, children, actions }: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
-  return html`<section class="card" aria-label=${title}>
-    <header class="card-head">
-      <h2>${title}</h2>
-      ${actions}
-    </header>
-    ${children}
-  </section>`;
+  return html`<section class="card" aria-label=${title}><header class="card-head"><h2>${title}</h2>${actions}</header>${children}</section>`;
 }
 
 /**
@@ -113,18 +107,6 @@ export function Table({ caption, head, children }: { caption: string; head: stri
       [...row.cells].forEach((cell, i) => cell.setAttribute('data-label', head[i] ?? ''));
   });
   return html`<div class="table-wrap" tabindex="0" role="region" aria-label=${caption}>
-    <table ref=${table}>
-      <caption class="sr-only">
-        ${caption}
-      </caption>
-      <thead>
-        <tr>
-          ${head.map((c) => html`<th scope="col">${c}</th>`)}
-        </tr>
-      </thead>
-      <tbody>
-        ${children}
-      </tbody>
-    </table>
+    <table ref=${table}><caption class="sr-only">${caption}</caption><thead><tr>${head.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead><tbody>${children}</tbody></table>
   </div>`;
 }

@@ -12,15 +12,7 @@ interface Alert {
 function List({ caption, alerts, empty }: { caption: string; alerts: Alert[]; empty: string }) {
   if (!alerts.length) return html`<p>${empty}</p>`;
   return html`<${Table} caption=${caption} head=${['Alert', 'State', 'Since', 'Message']}>
-    ${alerts.map(
-      (a) =>
-        html`<tr>
-          <th scope="row">${a.name}</th>
-          <td><${Badge} state=${a.state} /></td>
-          <td>${ago(a.since)}</td>
-          <td>${a.message}</td>
-        </tr>`,
-    )}
+    ${alerts.map((a) => html`<tr><th scope="row">${a.name}</th><td><${Badge} state=${a.state} /></td><td>${ago(a.since)}</td><td>${a.message}</td></tr>`)}
   <//>`;
 }
 
@@ -30,8 +22,6 @@ export function Alerts() {
   return html`<${LoadError} error=${error} />
     <div class="grid">
       <${Section} title="Firing now"><${List} caption="Firing now" alerts=${data.active} empty="No alert is firing." /><//>
-      <${Section} title="Recent changes"
-        ><${List} caption="Recent changes" alerts=${data.recent} empty="No alert has fired since the agent started (alerts in the config)."
-      /><//>
+      <${Section} title="Recent changes"><${List} caption="Recent changes" alerts=${data.recent} empty="No alert has fired since the agent started (alerts in the config)." /><//>
     </div>`;
 }

@@ -50,51 +50,28 @@ export function Broker({ me }: { me: Me }) {
     <div class="grid">
       <${Section} title="Clients and messages">
         <dl class="facts">
-          <dt>Clients connected</dt>
-          <dd data-testid="clients">${count(broker.clientsConnected)}</dd>
-          <dt>Messages in</dt>
-          <dd>${rate(data.rates.received)} (${count(broker.messagesReceived)} since start)</dd>
-          <dt>Messages out</dt>
-          <dd>${rate(data.rates.sent)} (${count(broker.messagesSent)} since start)</dd>
-          <dt>Readings accepted</dt>
-          <dd>
-            ${rate(data.rates.accepted)} (${count(data.stats.ingest.accepted)} since start; ${count(data.stats.ingest.deadLettered)}
-            dead-lettered)
-          </dd>
+          <dt>Clients connected</dt><dd data-testid="clients">${count(broker.clientsConnected)}</dd>
+          <dt>Messages in</dt><dd>${rate(data.rates.received)} (${count(broker.messagesReceived)} since start)</dd>
+          <dt>Messages out</dt><dd>${rate(data.rates.sent)} (${count(broker.messagesSent)} since start)</dd>
+          <dt>Readings accepted</dt><dd>${rate(data.rates.accepted)} (${count(data.stats.ingest.accepted)} since start; ${count(data.stats.ingest.deadLettered)} dead-lettered)</dd>
         </dl>
       <//>
       <${Section} title="Refused">
         <dl class="facts">
-          <dt>Failed logins</dt>
-          <dd>${count(broker.authFailures)}</dd>
-          <dt>Connections refused</dt>
-          <dd>${count(broker.connectionsRefused)}</dd>
-          <dt>Publishes denied by ACL</dt>
-          <dd>${count(broker.publishDenied)}</dd>
-          <dt>Subscriptions denied</dt>
-          <dd>${count(broker.subscribeDenied)}</dd>
-          <dt>Malformed packets</dt>
-          <dd>${count(broker.malformedPackets)}</dd>
-          <dt>Queued messages dropped</dt>
-          <dd>${count(broker.queueDropped)}</dd>
+          <dt>Failed logins</dt><dd>${count(broker.authFailures)}</dd>
+          <dt>Connections refused</dt><dd>${count(broker.connectionsRefused)}</dd>
+          <dt>Publishes denied by ACL</dt><dd>${count(broker.publishDenied)}</dd>
+          <dt>Subscriptions denied</dt><dd>${count(broker.subscribeDenied)}</dd>
+          <dt>Malformed packets</dt><dd>${count(broker.malformedPackets)}</dd>
+          <dt>Queued messages dropped</dt><dd>${count(broker.queueDropped)}</dd>
         </dl>
       <//>
       <${Section} title="Sensors">
         ${
           data.sensors.length
             ? html`<${Table} caption="Sensors" head=${['Sensor', 'State', 'Last seen', 'Readings', 'Per minute', 'Refused']}>
-                ${data.sensors.map(
-                  (s) =>
-                    html`<tr>
-                      <th scope="row">${s.sensor}</th>
-                      <td><${Badge} state=${s.state} /></td>
-                      <td>${ago(s.lastSeen)}</td>
-                      <td>${count(s.readings)}</td>
-                      <td>${s.perMinute.toFixed(1)}</td>
-                      <td>${count(s.refused)}</td>
-                    </tr>`,
-                )}
-              <//>`
+              ${data.sensors.map((s) => html`<tr><th scope="row">${s.sensor}</th><td><${Badge} state=${s.state} /></td><td>${ago(s.lastSeen)}</td><td>${count(s.readings)}</td><td>${s.perMinute.toFixed(1)}</td><td>${count(s.refused)}</td></tr>`)}
+            <//>`
             : html`<p>No sensors are watched for silence (health.sensors in the config).</p>`
         }
       <//>
@@ -123,22 +100,13 @@ function Sessions({ admin }: { admin: boolean }) {
       !data
         ? null
         : data.length
-          ? html`<${Table}
-              caption="Persistent sessions"
-              head=${['Client id', 'Owner', 'State', 'Subscriptions', 'Queued', ...(admin ? [''] : [])]}
-            >
-              ${data.map(
-                (s) =>
-                  html`<tr>
-                    <th scope="row">${s.clientId}</th>
-                    <td>${s.owner || html`<span class="muted">anonymous</span>`}</td>
-                    <td>${s.connected ? html`<${Badge} state="connected" />` : html`away, ends ${time(s.expiresAt!)}`}</td>
-                    <td>${count(s.subscriptions)}</td>
-                    <td>${count(s.queued)}</td>
-                    ${admin ? html`<td><button type="button" class="danger" onClick=${() => end(s.clientId)} aria-label=${`End the session of ${s.clientId}`}>End</button></td>` : null}
-                  </tr>`,
-              )}
-            <//>`
+          ? html`<${Table} caption="Persistent sessions" head=${['Client id', 'Owner', 'State', 'Subscriptions', 'Queued', ...(admin ? [''] : [])]}>
+            ${data.map(
+              (s) => html`<tr><th scope="row">${s.clientId}</th><td>${s.owner || html`<span class="muted">anonymous</span>`}</td>
+                <td>${s.connected ? html`<${Badge} state="connected" />` : html`away, ends ${time(s.expiresAt!)}`}</td><td>${count(s.subscriptions)}</td><td>${count(s.queued)}</td>
+                ${admin ? html`<td><button type="button" class="danger" onClick=${() => end(s.clientId)} aria-label=${`End the session of ${s.clientId}`}>End</button></td>` : null}</tr>`,
+            )}
+          <//>`
           : html`<p>No persistent sessions (clients connecting with clean=false).</p>`
     }
   <//>`;

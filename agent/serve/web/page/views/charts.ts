@@ -141,18 +141,8 @@ function Chart({ series, live, version }: { series: Series[]; live: Map<string, 
   };
   const points = series.reduce((n, s) => n + s.points.length + (live.get(keyOf(s))?.length ?? 0), 0);
   return html`<div class="chart-box">
-    <div
-      ref=${box}
-      class="chart"
-      role="img"
-      aria-label=${`chart of ${series.map(labelOf).join(', ')}: ${points} points`}
-      data-points=${points}
-      data-axes=${unitsOf(series).length}
-    ></div>
-    <p class="toolbar">
-      <span data-testid="chart-span">${span ? `${time(span[0] * 1000)} – ${time(span[1] * 1000)}` : ''}</span
-      ><button type="button" onClick=${reset}>Reset zoom</button>
-    </p>
+    <div ref=${box} class="chart" role="img" aria-label=${`chart of ${series.map(labelOf).join(', ')}: ${points} points`} data-points=${points} data-axes=${unitsOf(series).length}></div>
+    <p class="toolbar"><span data-testid="chart-span">${span ? `${time(span[0] * 1000)} – ${time(span[1] * 1000)}` : ''}</span><button type="button" onClick=${reset}>Reset zoom</button></p>
   </div>`;
 }
 
@@ -216,7 +206,8 @@ export function Charts() {
   }, [shown]);
 
   const toggle = (k: string) => setChosen((c) => (c.includes(k) ? c.filter((x) => x !== k) : c.length < MAX_SHOWN ? [...c, k] : c));
-  return html` <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setTopic(draft.trim() || '#'))}>
+  return html`
+    <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setTopic(draft.trim() || '#'))}>
       <label for="chart-topic">Topic filter</label>
       <input id="chart-topic" value=${draft} onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} />
       <label for="chart-range">Time range</label>
@@ -235,15 +226,12 @@ export function Charts() {
         : series.length === 0
           ? html`<p>No numeric fields stored on <code>${topic}</code> in this time range.</p>`
           : html`${shown.length ? html`<${Chart} series=${shown} live=${live.current} version=${version} />` : html`<p>Choose a field to draw.</p>`}
-              <fieldset class="series">
-                <legend>Fields (up to ${MAX_SHOWN})</legend>
-                ${series.map((s) => {
-                  const k = keyOf(s);
-                  return html`<label class="check"
-                    ><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} />
-                    ${labelOf(s)}${s.counter ? html` <span class="muted">counter</span>` : null}</label
-                  >`;
-                })}
-              </fieldset>`
+            <fieldset class="series">
+              <legend>Fields (up to ${MAX_SHOWN})</legend>
+              ${series.map((s) => {
+                const k = keyOf(s);
+                return html`<label class="check"><input type="checkbox" checked=${chosen.includes(k)} onChange=${() => toggle(k)} /> ${labelOf(s)}${s.counter ? html` <span class="muted">counter</span>` : null}</label>`;
+              })}
+            </fieldset>`
     }`;
 }

@@ -44,7 +44,8 @@ export function DeadLetters({ me }: { me: Me }) {
       return `Replayed ${r.replayed.length}; still refused ${r.refused.length}${r.skipped.length ? `; skipped ${r.skipped.length} (${r.skipped[0].why})` : ''}.`;
     });
   const purge = (id: number) => act(async () => (await del(`/api/dead-letters/${id}`), `Dead letter ${id} purged.`));
-  return html` <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setTopic(draft.trim()))}>
+  return html`
+    <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setTopic(draft.trim()))}>
       <label for="dl-topic">Topic filter</label>
       <input id="dl-topic" value=${draft} placeholder="all" onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} />
       <button type="submit">Show</button>
@@ -58,31 +59,20 @@ export function DeadLetters({ me }: { me: Me }) {
         : data.deadLetters.length === 0
           ? html`<p>No dead letters${topic ? html` on <code>${topic}</code>` : ''}.</p>`
           : html`<${Table} caption="Dead letters" head=${['Refused', 'Topic', 'Why', 'Payload', '']}>
-              ${data.deadLetters.map(
-                (d) =>
-                  html`<tr data-id=${d.id}>
-                    <td>${time(d.time)}</td>
-                    <td>${d.topic}${d.consumer ? html`<br /><span class="muted">by ${d.consumer}</span>` : null}</td>
-                    <td>
-                      <ul class="reasons">
-                        ${d.reasons.map((r) => html`<li><code>${r.path || '/'}</code> ${r.message}</li>`)}
-                      </ul>
-                    </td>
-                    <td><code class="payload">${d.payloadText ?? `${d.payloadBytes ?? '?'} bytes, not text`}</code></td>
-                    <td class="actions">
-                      ${
-                        operator
-                          ? html`<button type="button" onClick=${() => replay({ ids: [d.id] })} aria-label=${`Replay dead letter ${d.id}`}>
-                                Replay
-                              </button>
-                              <button type="button" class="danger" onClick=${() => purge(d.id)} aria-label=${`Purge dead letter ${d.id}`}>
-                                Purge
-                              </button>`
-                          : null
-                      }
-                    </td>
-                  </tr>`,
-              )}
-            <//>`
+            ${data.deadLetters.map(
+              (d) => html`<tr data-id=${d.id}>
+                <td>${time(d.time)}</td>
+                <td>${d.topic}${d.consumer ? html`<br /><span class="muted">by ${d.consumer}</span>` : null}</td>
+                <td><ul class="reasons">${d.reasons.map((r) => html`<li><code>${r.path || '/'}</code> ${r.message}</li>`)}</ul></td>
+                <td><code class="payload">${d.payloadText ?? `${d.payloadBytes ?? '?'} bytes, not text`}</code></td>
+                <td class="actions">${
+                  operator
+                    ? html`<button type="button" onClick=${() => replay({ ids: [d.id] })} aria-label=${`Replay dead letter ${d.id}`}>Replay</button>
+                      <button type="button" class="danger" onClick=${() => purge(d.id)} aria-label=${`Purge dead letter ${d.id}`}>Purge</button>`
+                    : null
+                }</td>
+              </tr>`,
+            )}
+          <//>`
     }`;
 }

@@ -39,34 +39,20 @@ export function LiveReadings() {
     setReadings([]);
     setFilter(draft.trim() || '#');
   };
-  return html` <form class="toolbar" onSubmit=${apply}>
+  return html`
+    <form class="toolbar" onSubmit=${apply}>
       <label for="live-topic">Topic filter</label>
-      <input
-        id="live-topic"
-        value=${draft}
-        onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)}
-        placeholder="sensors/#"
-      />
+      <input id="live-topic" value=${draft} onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} placeholder="sensors/#" />
       <button type="submit">Show</button>
       <button type="button" aria-pressed=${paused} onClick=${() => setPaused(!paused)}>${paused ? 'Resume' : 'Pause'}</button>
-      <span aria-live="polite"
-        >${paused ? html`<${Badge} state="paused" />` : typeof state === 'string' ? html`<${Badge} state=${state} />` : null}</span
-      >
+      <span aria-live="polite">${paused ? html`<${Badge} state="paused" />` : typeof state === 'string' ? html`<${Badge} state=${state} />` : null}</span>
     </form>
     ${typeof state === 'object' ? html`<${Notice} error>${state.error}<//>` : null}
     ${
       readings.length === 0
         ? html`<p>No readings on <code>${filter}</code> since this view opened.</p>`
         : html`<${Table} caption="Live readings" head=${['Received', 'Topic', 'Payload', 'Client']}>
-            ${readings.map(
-              (r) =>
-                html`<tr key=${r.seq} data-topic=${r.topic}>
-                  <td>${time(r.receivedAt)}</td>
-                  <td>${r.topic}</td>
-                  <td><code class="payload">${JSON.stringify(r.payload)}</code></td>
-                  <td>${r.clientId ?? ''}</td>
-                </tr>`,
-            )}
-          <//>`
+          ${readings.map((r) => html`<tr key=${r.seq} data-topic=${r.topic}><td>${time(r.receivedAt)}</td><td>${r.topic}</td><td><code class="payload">${JSON.stringify(r.payload)}</code></td><td>${r.clientId ?? ''}</td></tr>`)}
+        <//>`
     }`;
 }

@@ -84,39 +84,20 @@ function Editor({ name, me, onSaved }: { name: string | null; me: Me; onSaved: (
   const invalid = Boolean(syntax || problems.length);
   return html`<form class="editor" onSubmit=${save}>
     <label for="schema-doc">${name === null ? 'New schema' : `Schema ${name}`}${canEdit ? '' : ' (read only)'}</label>
-    <textarea
-      id="schema-doc"
-      rows="16"
-      spellcheck="false"
-      readonly=${!canEdit}
-      aria-invalid=${invalid}
-      aria-describedby="schema-problems"
-      value=${text}
-      onInput=${(e: Event) => (setText((e.target as HTMLTextAreaElement).value), setProblems([]), setRefusing(undefined))}
-    ></textarea>
+    <textarea id="schema-doc" rows="16" spellcheck="false" readonly=${!canEdit} aria-invalid=${invalid} aria-describedby="schema-problems"
+      value=${text} onInput=${(e: Event) => (setText((e.target as HTMLTextAreaElement).value), setProblems([]), setRefusing(undefined))}></textarea>
     <div id="schema-problems" aria-live="polite">
       ${syntax ? html`<p class="field-error">${syntax}</p>` : null}
-      ${
-        problems.length
-          ? html`<ul class="field-error" data-testid="schema-problems">
-              ${problems.map((p) => html`<li>${p}</li>`)}
-            </ul>`
-          : null
-      }
+      ${problems.length ? html`<ul class="field-error" data-testid="schema-problems">${problems.map((p) => html`<li>${p}</li>`)}</ul>` : null}
     </div>
     ${notice ? html`<${Notice} error=${notice.error}>${notice.text}<//>` : null}
     ${
       refusing
         ? html`<div class="notice error" role="alert" data-testid="dry-run">
-            <p>
-              This version would refuse ${refusing.refused} of the latest ${refusing.checked} stored readings on its topics: they would go
-              to the dead letters.
-            </p>
-            <ul>
-              ${refusing.examples.slice(0, 3).map((x) => html`<li>${x.topic} (seq ${x.seq}): ${x.reasons.map((r) => `${r.path} ${r.message}`).join('; ')}</li>`)}
-            </ul>
-            <p>Save again to apply it anyway.</p>
-          </div>`
+          <p>This version would refuse ${refusing.refused} of the latest ${refusing.checked} stored readings on its topics: they would go to the dead letters.</p>
+          <ul>${refusing.examples.slice(0, 3).map((x) => html`<li>${x.topic} (seq ${x.seq}): ${x.reasons.map((r) => `${r.path} ${r.message}`).join('; ')}</li>`)}</ul>
+          <p>Save again to apply it anyway.</p>
+        </div>`
         : null
     }
     ${!editable && name !== null ? html`<p class="muted">This schema comes from the config file: change it there.</p>` : null}
@@ -133,31 +114,18 @@ export function Schemas({ me }: { me: Me }) {
     ${
       data?.length
         ? html`<${Table} caption="Schemas" head=${['Name', 'Version', 'Topics', 'Source', '']}>
-            ${data.map(
-              (s) =>
-                html`<tr>
-                  <th scope="row">${s.name}</th>
-                  <td>${s.version}</td>
-                  <td>${s.topics.join(', ')}</td>
-                  <td class="muted">${s.source}</td>
-                  <td>
-                    <button type="button" onClick=${() => setOpen(s.name)}>
-                      ${me.role !== 'viewer' && s.editable ? 'Edit' : 'View'}<span class="sr-only"> schema ${s.name}</span>
-                    </button>
-                  </td>
-                </tr>`,
-            )}
-          <//>`
+          ${data.map(
+            (
+              s,
+            ) => html`<tr><th scope="row">${s.name}</th><td>${s.version}</td><td>${s.topics.join(', ')}</td><td class="muted">${s.source}</td>
+              <td><button type="button" onClick=${() => setOpen(s.name)}>${me.role !== 'viewer' && s.editable ? 'Edit' : 'View'}<span class="sr-only"> schema ${s.name}</span></button></td></tr>`,
+          )}
+        <//>`
         : null
     }
     ${
       open !== undefined
-        ? html`<${Editor}
-            key=${open ?? '(new)'}
-            name=${open}
-            me=${me}
-            onSaved=${(n: string | null) => (reload(), setOpen(n ?? undefined))}
-          />`
+        ? html`<${Editor} key=${open ?? '(new)'} name=${open} me=${me} onSaved=${(n: string | null) => (reload(), setOpen(n ?? undefined))} />`
         : null
     }`;
 }

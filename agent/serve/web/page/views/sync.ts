@@ -39,24 +39,17 @@ export function Sync({ me }: { me: Me }) {
     ${notice ? html`<${Notice} error=${notice.error}>${notice.text}<//>` : null}
     <${Table} caption="Sinks" head=${['Sink', 'State', 'Behind', 'Oldest unsent', 'Rate', 'Time to drain', 'Sent', 'Last error', '']}>
       ${data.map(
-        (s) =>
-          html`<tr data-sink=${s.name}>
-            <th scope="row">${s.name} <span class="muted">${s.type}</span></th>
-            <td><${Badge} state=${s.waitingForClock ? 'holding for clock' : s.state} /> <span class="muted">${ago(s.since)}</span></td>
-            <td data-testid="lag">${count(s.lagRecords)}</td>
-            <td>${s.oldestUnsentMs ? duration(s.oldestUnsentMs / 1000) : '–'}</td>
-            <td>${s.recordsPerSec.toFixed(1)} /s</td>
-            <td>
-              ${s.lagRecords === 0 ? 'caught up' : s.drainEtaSec === null ? 'unknown' : s.state === 'ok' ? duration(s.drainEtaSec) : `${duration(s.drainEtaSec)} once back`}
-            </td>
-            <td>${count(s.sent.records)} (${bytes(s.sent.bytesOut)})</td>
-            <td class=${s.state === 'ok' ? 'muted' : 'error-text'} data-testid="last-error">
-              ${s.lastError ? `${s.state === 'ok' ? 'past, ' : ''}${ago(s.lastError.at)}: ${s.lastError.message}` : ''}
-            </td>
-            <td>
-              ${operator ? html`<button type="button" onClick=${() => retry(s.name)} aria-label=${`Retry now: ${s.name}`}>Retry now</button>` : null}
-            </td>
-          </tr>`,
+        (s) => html`<tr data-sink=${s.name}>
+          <th scope="row">${s.name} <span class="muted">${s.type}</span></th>
+          <td><${Badge} state=${s.waitingForClock ? 'holding for clock' : s.state} /> <span class="muted">${ago(s.since)}</span></td>
+          <td data-testid="lag">${count(s.lagRecords)}</td>
+          <td>${s.oldestUnsentMs ? duration(s.oldestUnsentMs / 1000) : '–'}</td>
+          <td>${s.recordsPerSec.toFixed(1)} /s</td>
+          <td>${s.lagRecords === 0 ? 'caught up' : s.drainEtaSec === null ? 'unknown' : s.state === 'ok' ? duration(s.drainEtaSec) : `${duration(s.drainEtaSec)} once back`}</td>
+          <td>${count(s.sent.records)} (${bytes(s.sent.bytesOut)})</td>
+          <td class=${s.state === 'ok' ? 'muted' : 'error-text'} data-testid="last-error">${s.lastError ? `${s.state === 'ok' ? 'past, ' : ''}${ago(s.lastError.at)}: ${s.lastError.message}` : ''}</td>
+          <td>${operator ? html`<button type="button" onClick=${() => retry(s.name)} aria-label=${`Retry now: ${s.name}`}>Retry now</button>` : null}</td>
+        </tr>`,
       )}
     <//>`;
 }

@@ -61,17 +61,13 @@ function UserList({ me }: { me: Me }) {
     ${
       data
         ? html`<${Table} caption="Users" head=${['User', 'Roles', '']}>
-            ${data.map(
-              (u) =>
-                html`<tr>
-                  <th scope="row">${u.username}</th>
-                  <td>${u.roles.join(', ') || html`<span class="muted">none (MQTT only)</span>`}</td>
-                  <td>
-                    ${u.username === me.name ? html`<span class="muted">you</span>` : html`<button type="button" class="danger" onClick=${() => remove(u.username)} aria-label=${`Remove user ${u.username}`}>Remove</button>`}
-                  </td>
-                </tr>`,
-            )}
-          <//>`
+          ${data.map(
+            (
+              u,
+            ) => html`<tr><th scope="row">${u.username}</th><td>${u.roles.join(', ') || html`<span class="muted">none (MQTT only)</span>`}</td>
+            <td>${u.username === me.name ? html`<span class="muted">you</span>` : html`<button type="button" class="danger" onClick=${() => remove(u.username)} aria-label=${`Remove user ${u.username}`}>Remove</button>`}</td></tr>`,
+          )}
+        <//>`
         : null
     }
     <form class="stack" onSubmit=${submit}>
@@ -81,9 +77,7 @@ function UserList({ me }: { me: Me }) {
       <label for="user-password">Password (at least 8 characters; leave empty to keep a user's password)</label>
       <input id="user-password" name="password" type="password" minlength="8" autocomplete="new-password" />
       <label for="user-role">Web role</label>
-      <select id="user-role" name="role">
-        ${WEB_ROLES.map((r) => html`<option value=${r}>${r}</option>`)}
-      </select>
+      <select id="user-role" name="role">${WEB_ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select>
       <label for="user-other">Other roles, for broker ACLs (comma-separated)</label>
       <input id="user-other" name="other" autocomplete="off" />
       <button type="submit">Save user</button>
@@ -114,18 +108,11 @@ function KeyList() {
     ${
       data?.length
         ? html`<${Table} caption="API keys" head=${['Name', 'Role', 'Created', '']}>
-            ${data.map(
-              (k) =>
-                html`<tr>
-                  <th scope="row">${k.name}</th>
-                  <td>${k.role}</td>
-                  <td>${time(k.created)}</td>
-                  <td>
-                    <button type="button" class="danger" onClick=${() => revoke(k)} aria-label=${`Revoke key ${k.name}`}>Revoke</button>
-                  </td>
-                </tr>`,
-            )}
-          <//>`
+          ${data.map(
+            (k) => html`<tr><th scope="row">${k.name}</th><td>${k.role}</td><td>${time(k.created)}</td>
+            <td><button type="button" class="danger" onClick=${() => revoke(k)} aria-label=${`Revoke key ${k.name}`}>Revoke</button></td></tr>`,
+          )}
+        <//>`
         : null
     }
     <form class="stack" onSubmit=${submit}>
@@ -133,9 +120,7 @@ function KeyList() {
       <label for="key-name">Name</label>
       <input id="key-name" name="name" required pattern="[A-Za-z0-9._@\\-]{1,64}" autocomplete="off" />
       <label for="key-role">Role</label>
-      <select id="key-role" name="role">
-        ${WEB_ROLES.map((r) => html`<option value=${r}>${r}</option>`)}
-      </select>
+      <select id="key-role" name="role">${WEB_ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select>
       <button type="submit">Create key</button>
     </form>
     ${said ? html`<${Notice} error=${said.error}>${said.text}${said.secret ? html` <code class="secret" data-testid="new-key">${said.secret}</code>` : null}<//>` : null}
