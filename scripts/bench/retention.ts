@@ -29,10 +29,13 @@ async function storedRate(agent: Started, storePath: string, expected: { seq: nu
 
 export async function benchRetention(): Promise<void> {
   const dirs = [mkdtempSync(join(tmpdir(), 'bench-keep-')), mkdtempSync(join(tmpdir(), 'bench-prune-'))];
-  const plain = await startBenchAgent(dirs[0]);
+  // A run's last readings (fewer than a transaction) are stored within gatherMs, not maxGatherMs.
+  const store = { maxGatherMs: 1000 };
+  const plain = await startBenchAgent(dirs[0], { store });
   // Every second, delete every reading older than a second: pruning runs all through the load.
   const pruning = await startBenchAgent(dirs[1], {
     log: { level: 'info' },
+    store,
     retention: { schedule: '* * * * * *', store: [{ topics: ['#'], maxAge: '1s' }] },
   });
   const runs: { longestStallMs: number; storeDeleted: number; steps: number }[] = [];
