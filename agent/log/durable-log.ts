@@ -77,7 +77,7 @@ export class DurableLog {
   private readonly readers: Readers;
   private readonly relief: Relief;
   private readonly letters: DeadLetters;
-  private writer!: GroupCommit;
+  private writer!: GroupCommit; // set by open()
   private readonly waiters = new Set<() => void>();
   private quarantined = 0;
 
@@ -110,14 +110,9 @@ export class DurableLog {
         },
         durable: () => log.wakeAll(),
       });
-    } catch (err) {
-      await log.store.close();
-      throw err;
-    }
-    try {
       log.writer.startAfter(await log.load());
     } catch (err) {
-      await log.writer.end();
+      await log.writer?.abandon();
       await log.store.close();
       throw err;
     }

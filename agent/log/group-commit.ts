@@ -231,6 +231,11 @@ export class GroupCommit {
     this.closed = true;
   }
 
+  /** Close the journal, nothing synced (the log failed to open). */
+  abandon(): Promise<void> {
+    return this.journal.close();
+  }
+
   /** Sync what is left and close the journal (after close()). */
   async end(): Promise<void> {
     await this.syncNow();

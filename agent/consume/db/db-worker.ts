@@ -29,9 +29,12 @@ function toError(reply: Reply): Error {
 /** The worker script beside this module; in the single executable, its bundle. */
 export function workerScript(relative: string): URL {
   if (isSea()) return pathToFileURL(assetPath(`workers/${relative.replace(/\.js$/, '.cjs')}`));
-  if (import.meta.url.endsWith('.ts')) return fromSources(relative);
+  if (import.meta.url.endsWith('.ts')) return bundled.get(relative) ?? bundled.set(relative, fromSources(relative)).get(relative)!;
   return new URL(`./${relative}`, import.meta.url);
 }
+
+/** Bundles made in this process: the sources do not change while it runs, and a test starts many threads. */
+const bundled = new Map<string, URL>();
 
 /**
  * Running from TypeScript sources (the tests): the worker is bundled from the same sources, never
