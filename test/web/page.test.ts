@@ -3,7 +3,7 @@
 // the API. Each test leaves screenshots in test-results/.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { ClockSource } from '../../agent/ingest/clock.js';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
@@ -86,6 +86,13 @@ describe('status page', () => {
     await proxy?.close();
     await db?.drop();
     if (agent) cleanup(agent.dir);
+  });
+
+  // Each test's pages go with it: an open page holds its live stream and keep-alive connections, and
+  // the agent takes at most web.limits.maxConnectionsPerAddress (32) from 127.0.0.1; fourteen pages
+  // held 28, and Swagger UI's parallel fetches were cut off (its title never rendered on a loaded CI).
+  afterEach(async () => {
+    await Promise.all(browser?.contexts().map((c) => c.close()) ?? []);
   });
 
   async function newPage(viewport = { width: 1280, height: 800 }): Promise<Page> {
@@ -528,14 +535,22 @@ describe('status page', () => {
     page.on('console', (m) => {
       if (/Content Security Policy|Refused to/.test(m.text())) refused.push(m.text());
     });
+    const failed: string[] = [];
+    page.on('requestfailed', (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
     const res = await page.goto(`${base}/api/docs/`, { timeout: 75_000 });
     expect(res!.headers()['x-frame-options']).toBe('DENY');
     expect(res!.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/);
     expect(res!.headers()['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
     // Swagger UI's 1.4 MB bundle parses slowly on a loaded 2-core CI machine.
-    await page.locator('.swagger-ui .info .title').filter({ hasText: 'edge-agent API' }).waitFor({ timeout: 75_000 });
+    await page
+      .locator('.swagger-ui .info .title')
+      .filter({ hasText: 'edge-agent API' })
+      .waitFor({ timeout: 75_000 })
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\nfailed requests: ${failed.join('; ') || 'none'}`);
+      });
+    expect(failed).toEqual([]);
     expect(await page.locator('.opblock').count()).toBeGreaterThan(20);
     expect(refused).toEqual([]);
-    await context.close();
   }, 90_000);
 });
