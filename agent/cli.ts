@@ -21,7 +21,7 @@ import type { ExportCommandOptions } from './serve/export/cli.js';
 import { VERSION } from './lib/version.js';
 import { extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from './runtime/index.js';
 import type { Logger } from './lib/logger.js';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -39,7 +39,7 @@ function configOf(cmd: Command) {
 async function run(cmd: Command): Promise<void> {
   const { config, path } = configOf(cmd);
   // Loaded here so the other commands start fast.
-  const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./lib/logger.js'), import('./runtime.js')]);
+  const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./lib/logger.js'), import('./runtime/index.js')]);
   const logger = createLogger(config.log.level, await logDestination(config.log.format));
   logger.info({ version: VERSION, config: path ?? 'built-in defaults', agentId: config.agent.id }, 'starting');
   const runtime = await startRuntime(config, logger, { reloadConfig: () => configOf(cmd).config });
@@ -415,7 +415,7 @@ function formatDropped(dropped: Record<string, Record<string, number>>): string 
 async function statusFromDisk(config: Config): Promise<ConsumersStatus> {
   const [{ createLogger }, { openLog }, { offlineStatus }] = await Promise.all([
     import('./lib/logger.js'),
-    import('./runtime.js'),
+    import('./runtime/index.js'),
     import('./consume/sinks/index.js'),
   ]);
   let log: Awaited<ReturnType<typeof openLog>>;

@@ -9,7 +9,7 @@ const FOLDERS = ['agent', 'embedded-broker', 'mqtt-topic', 'scripts'];
 /**
  * The pipeline's floors, lowest first: a file imports only from its own floor or one below. Shared
  * helpers and the config loader at the bottom, then the stages in the order a reading takes, then
- * what watches and serves them, and at the top the composition root (agent/cli.ts, runtime.ts).
+ * what watches and serves them, and at the top the composition root (agent/cli.ts, agent/runtime/).
  */
 const FLOORS = [
   'agent/lib',
@@ -74,12 +74,12 @@ describe('architecture', () => {
   const importers = (predicate: (target: string) => boolean) =>
     [...graph].filter(([, targets]) => targets.some(predicate)).map(([file]) => file);
 
-  it('reads the imports it checks (positive control: runtime.ts wires the stages; a dynamic import; scripts/)', () => {
+  it('reads the imports it checks (positive control: agent/runtime/ wires the stages; a dynamic import; scripts/)', () => {
     expect(graph.get('agent/serve/web/graphql.ts')).toEqual(expect.arrayContaining(['agent/serve/web/graphql-engine.ts']));
-    expect(graph.get('scripts/bench/broker-only.ts')).toEqual(expect.arrayContaining(['agent/runtime.ts']));
+    expect(graph.get('scripts/bench/broker-only.ts')).toEqual(expect.arrayContaining(['agent/runtime/index.ts']));
     expect(floorOf('agent/consume/store/sqlite.ts')).toBeGreaterThan(floorOf('agent/log/durable-log.ts'));
-    expect(floorOf('agent/runtime.ts')).toBe(FLOORS.length - 1);
-    expect(graph.get('agent/runtime.ts')).toEqual(
+    expect(floorOf('agent/runtime/index.ts')).toBe(FLOORS.length - 1);
+    expect(graph.get('agent/runtime/index.ts')).toEqual(
       expect.arrayContaining(['embedded-broker/index.ts', 'agent/log/index.ts', 'agent/consume/sinks/index.ts']),
     );
     expect(
@@ -115,12 +115,11 @@ describe('architecture', () => {
       [],
     );
     expect(graph.get('agent/config/redact-url.ts')).toEqual([]);
-    expect(importers((t) => t === 'agent/config-schema.ts').sort()).toEqual([
-      'agent/cli.ts',
-      'agent/runtime.ts',
-      'scripts/bench/broker-only.ts',
-      'scripts/docs.ts',
-    ]);
+    expect(
+      importers((t) => t === 'agent/config-schema.ts')
+        .filter((f) => !f.startsWith('agent/runtime/'))
+        .sort(),
+    ).toEqual(['agent/cli.ts', 'scripts/bench/broker-only.ts', 'scripts/docs.ts']);
     expect(graph.get('agent/config-schema.ts')).toEqual(
       expect.arrayContaining(['agent/consume/store/config.ts', 'agent/serve/web/config.ts']),
     );
@@ -128,10 +127,10 @@ describe('architecture', () => {
 
   it('one consumer engine: the store, the rollups and the sinks all run on agent/consume/engine.ts', () => {
     expect(importers((t) => t === 'agent/consume/engine.ts')).toEqual(
-      expect.arrayContaining(['agent/consume/chunk-delivery.ts', 'agent/consume/sinks/forwarder.ts', 'agent/runtime.ts']),
+      expect.arrayContaining(['agent/consume/chunk-delivery.ts', 'agent/consume/sinks/forwarder.ts', 'agent/consume/local.ts']),
     );
-    // The local consumers' delivery is wired by the runtime only: neither stage runs its own loop.
-    expect(importers((t) => t === 'agent/consume/chunk-delivery.ts')).toEqual(['agent/runtime.ts']);
+    // The local consumers run in one place: neither the store nor the rollups runs its own loop.
+    expect(importers((t) => t === 'agent/consume/chunk-delivery.ts')).toEqual(['agent/consume/local.ts']);
   });
 
   it('floors: every file imports only from its own floor or one below it', () => {
@@ -143,21 +142,21 @@ describe('architecture', () => {
     expect(floorOf('agent/consume/store/config.ts')).toBeGreaterThan(floorOf('agent/config/load.ts'));
   });
 
-  it("only the CLI, the one bench that needs it, and the tests' agent fixture import runtime.ts", () => {
+  it("only the CLI, the one bench that needs it, and the tests' agent fixture import the runtime, through its index", () => {
     const withTests = importGraph([...FOLDERS, 'test']);
+    const outside = [...withTests].filter(([file]) => !file.startsWith('agent/runtime/'));
+    const reaching = outside.filter(([, targets]) => targets.some((t) => t.startsWith('agent/runtime/')));
+    expect(reaching.map(([file]) => file).sort()).toEqual(['agent/cli.ts', 'scripts/bench/broker-only.ts', 'test/helpers/agent.ts']);
     expect(
-      [...withTests]
-        .filter(([, targets]) => targets.includes('agent/runtime.ts'))
-        .map(([file]) => file)
-        .sort(),
-    ).toEqual(['agent/cli.ts', 'scripts/bench/broker-only.ts', 'test/helpers/agent.ts']);
+      reaching.flatMap(([, targets]) => targets.filter((t) => t.startsWith('agent/runtime/') && t !== 'agent/runtime/index.ts')),
+    ).toEqual([]);
   });
 
   it('no stage imports the web layer; storage imports nothing of health', () => {
-    const top = ['agent/cli.ts', 'agent/runtime.ts', 'agent/config-schema.ts'];
+    const top = ['agent/cli.ts', 'agent/config-schema.ts'];
     expect(
       importers((t) => t.startsWith('agent/serve/')).filter(
-        (f) => !f.startsWith('agent/serve/') && !top.includes(f) && !f.startsWith('scripts/'),
+        (f) => !f.startsWith('agent/serve/') && !f.startsWith('agent/runtime/') && !top.includes(f) && !f.startsWith('scripts/'),
       ),
     ).toEqual([]);
     const storage = ['agent/log/', 'agent/consume/store/', 'agent/consume/rollups/', 'agent/consume/db/'];

@@ -32,7 +32,7 @@ describe('data at rest', () => {
     const client = await connect(agent.mqttUrl);
     await client.publishAsync('t/x', '{"v":1}', { qos: 1 });
     await client.endAsync();
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
     const running = modes(data);
     await agent.stop();
     const entries = Object.entries({ ...running, ...modes(data) });

@@ -51,7 +51,7 @@ async function leaveMarkers(dir: string, extra: Record<string, unknown>): Promis
   await client.publishAsync('q/x', JSON.stringify({ note: MARKERS.queued }), { qos: 1 });
   await client.publishAsync('r/x', JSON.stringify({ note: MARKERS.retained }), { qos: 1, retain: true });
   await client.endAsync();
-  expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
+  expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
   expect((await agent.runtime.log.deadLetters(5)).length).toBe(1);
   await new Promise((r) => setTimeout(r, 200)); // the broker's session store writes behind
   await agent.stop();
@@ -74,7 +74,7 @@ describe('encryption at rest', () => {
     // The same key reads everything back: the store, the dead letter, the queued message.
     const again = await startAgent({ ingest: { schemas: [schema] }, buffer: { encryption: { keyFile } } }, dir);
     try {
-      expect((await again.runtime.store!.query({ topic: 'plain/x' }))[0].payload).toEqual({ note: MARKERS.reading });
+      expect((await again.runtime.store!.target.query({ topic: 'plain/x' }))[0].payload).toEqual({ note: MARKERS.reading });
       expect((await again.runtime.log.deadLetters(1))[0].topic).toBe(`strict/${MARKERS.deadLetter}`);
       const back = await connect(again.mqttUrl, { clientId: 'offline-sub', clean: false });
       const got = await new Promise<string>((resolve) => back.once('message', (_t, p) => resolve(p.toString())));

@@ -2,7 +2,7 @@
 // without ingest: what `bench broker` compares with bare Aedes.
 import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
-import { brokerOptions } from '../../agent/runtime.js';
+import { brokerOptions } from '../../agent/runtime/index.js';
 import { startBroker } from '../../embedded-broker/index.js';
 
 const { config } = loadConfig(process.argv[2]);

@@ -24,7 +24,7 @@ describe('Mosquitto bridge into the agent', () => {
       async () => {
         await client.publishAsync('bridge/room-1', '{"t":21}', { qos: 1 });
         await new Promise((r) => setTimeout(r, 200));
-        const rows = await agent.runtime.store!.query({ topic: 'bridge/#' });
+        const rows = await agent.runtime.store!.target.query({ topic: 'bridge/#' });
         return rows.length > 0 && rows;
       },
       20_000,

@@ -71,8 +71,8 @@ describe('MQTT over WebSocket: checks and Origin', () => {
     const good = publish('ws/split/ok', '{"v":2}', 1, 8);
     const ok = await wsExchange(url, [connect({ clientId: 'ws-good' }), good.subarray(0, 5), good.subarray(5)]);
     expect(ok.received).toEqual(Buffer.concat([CONNACK_OK, Buffer.from([0x40, 0x02, 0x00, 0x08])]));
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
-    expect((await agent.runtime.store!.query({})).map((r) => r.topic)).toEqual(['ws/split/ok']);
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
+    expect((await agent.runtime.store!.target.query({})).map((r) => r.topic)).toEqual(['ws/split/ok']);
   });
 
   it('checks packets in one WebSocket message that holds many of them, past the first 64 KiB', async () => {

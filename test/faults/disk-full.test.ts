@@ -79,9 +79,9 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
     publishers.forEach((p) => p.stop());
     await qos0.endAsync();
     expect(await until(async () => (await ready(web)).code === 200, 20_000)).toBe(true);
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 20_000)).toBe(true);
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 20_000)).toBe(true);
 
-    const rows = await agent.runtime.store!.query({ limit: 1_000_000 });
+    const rows = await agent.runtime.store!.target.query({ limit: 1_000_000 });
     const keys = rows.filter((r) => r.topic !== 'disk/q0').map((r) => (r.payload as { key: string }).key);
     expect(new Set(keys).size, 'a reading stored twice').toBe(keys.length);
     const stored = new Set(keys);

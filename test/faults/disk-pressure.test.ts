@@ -234,8 +234,8 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     closers.push(() => client.endAsync());
     // Positive control: acknowledged while there is room.
     await client.publishAsync('env/p', JSON.stringify({ t: 1 }), { qos: 1 });
-    expect(await agent.runtime.storeCaughtUp(1, 10_000)).toBe(true);
-    expect(await agent.runtime.rollupsCaughtUp(1, 10_000)).toBe(true);
+    expect(await agent.runtime.store!.caughtUp(1, 10_000)).toBe(true);
+    expect(await agent.runtime.rollups!.caughtUp(1, 10_000)).toBe(true);
 
     const weight = ballast(dir, 3 * MB);
     expect((await agent.runtime.disk.check()).level).toBe('critical');
@@ -245,8 +245,7 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     let acked = false;
     const held = client.publishAsync('env/p', JSON.stringify({ t: 2 }), { qos: 1 }).then(() => (acked = true));
     // The publish reached the broker and waits there (counted), with no PUBACK.
-    const deadline = Date.now() + 10_000;
-    while (agent.runtime.ingestStats.heldForDisk === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => agent.runtime.ingestStats.heldForDisk > 0, 10_000, 'the publish held');
     expect(agent.runtime.ingestStats.heldForDisk).toBe(1);
     await new Promise((r) => setTimeout(r, 300));
     expect(acked).toBe(false);
@@ -256,12 +255,12 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     expect((await agent.runtime.disk.check()).level).toBe('ok');
     await held;
     expect(acked).toBe(true);
-    expect(await agent.runtime.storeCaughtUp(2, 10_000)).toBe(true);
-    expect(await agent.runtime.rollupsCaughtUp(2, 10_000)).toBe(true);
+    expect(await agent.runtime.store!.caughtUp(2, 10_000)).toBe(true);
+    expect(await agent.runtime.rollups!.caughtUp(2, 10_000)).toBe(true);
     // No sinks: reading 1 had reached every sink there is, and went first under pressure (step a).
     expect(agent.runtime.disk.status().relief.storeForwarded).toBe(1);
-    expect((await agent.runtime.store!.query({ topic: 'env/p' })).map((r) => r.payload)).toEqual([{ t: 2 }]);
-    const rolled = await agent.runtime.rollups!.query({ topic: 'env/p', width: 60_000 });
+    expect((await agent.runtime.store!.target.query({ topic: 'env/p' })).map((r) => r.payload)).toEqual([{ t: 2 }]);
+    const rolled = await agent.runtime.rollups!.target.query({ topic: 'env/p', width: 60_000 });
     expect(rolled.reduce((n, r) => n + r.count, 0)).toBe(2);
     expect(agent.runtime.log.stats().dropped).toEqual({}); // every consumer had reading 1: nothing unsent to drop
   }, 60_000);
@@ -287,8 +286,7 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     expect((await agent.runtime.disk.check()).level).toBe('reserve');
     let durable = false;
     const second = agent.runtime.log.append(reading(2)).durable.then(() => (durable = true));
-    const deadline = Date.now() + 10_000;
-    while (agent.runtime.log.status().state === 'ok' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => agent.runtime.log.status().state !== 'ok', 10_000, 'the log refusing');
     expect(agent.runtime.log.status().state).toBe('refusing: disk reserve reached');
     expect(durable).toBe(false);
 
@@ -411,8 +409,8 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     proxy.restore();
     await until(async () => ((await agent.runtime.sync.status())[0].lagRecords === 0 ? true : undefined), 60_000, 'sink drained');
     const lastSeq = agent.runtime.log.lastSeq;
-    expect(await agent.runtime.storeCaughtUp(lastSeq, 30_000)).toBe(true);
-    expect(await agent.runtime.rollupsCaughtUp(lastSeq, 30_000)).toBe(true);
+    expect(await agent.runtime.store!.caughtUp(lastSeq, 30_000)).toBe(true);
+    expect(await agent.runtime.rollups!.caughtUp(lastSeq, 30_000)).toBe(true);
     agent.runtime.disk.stop();
     const final = agent.runtime.disk.status().relief;
     const dropped = agent.runtime.log.stats().dropped;
@@ -429,9 +427,9 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     const ackedMissing = [...publishers, probe].flatMap((p) => [...p.acked]).filter((k) => !inSink.has(k));
     expect(ackedMissing.length).toBeLessThanOrEqual(sinkDropped);
 
-    const stored = (await agent.runtime.store!.query({ limit: 10_000_000 })).length;
+    const stored = (await agent.runtime.store!.target.query({ limit: 10_000_000 })).length;
     expect(stored).toBe(lastSeq - final.storeForwarded - final.storeRolledUp - (dropped.store?.['disk pressure'] ?? 0));
-    const rolled = (await agent.runtime.rollups!.query({ width: 86_400_000, fields: ['v'], limit: 100_000 })).reduce(
+    const rolled = (await agent.runtime.rollups!.target.query({ width: 86_400_000, fields: ['v'], limit: 100_000 })).reduce(
       (n, r) => n + r.count,
       0,
     );

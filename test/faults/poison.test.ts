@@ -66,8 +66,8 @@ describe('poison payloads through the real broker', () => {
       'payload refused: a string at offset 5 is longer than 65536 bytes',
       'payload refused: an object at depth 1 has more than 1000 keys',
     ]);
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
-    expect((await agent.runtime.store!.query({})).map((r) => r.payload)).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
+    expect((await agent.runtime.store!.target.query({})).map((r) => r.payload)).toEqual([{ n: 1 }, { n: 2 }]);
     await client.endAsync();
   });
 
@@ -78,8 +78,8 @@ describe('poison payloads through the real broker', () => {
     await Promise.all(
       Array.from({ length: 41 }, (_, i) => client.publishAsync('t/x', i === 20 ? nested(2_000) : JSON.stringify({ i }), { qos: 1 })),
     );
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
-    const stored = await agent.runtime.store!.query({});
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
+    const stored = await agent.runtime.store!.target.query({});
     expect(stored.map((r) => (r.payload as { i: number }).i)).toEqual([
       ...Array(20).keys(),
       ...Array.from({ length: 20 }, (_, i) => i + 21),
@@ -87,11 +87,11 @@ describe('poison payloads through the real broker', () => {
     const [letter] = await agent.runtime.log.deadLetters(1);
     expect(letter).toMatchObject({ consumer: 'store', topic: 't/x', clientId: 'deep', seq: 21 });
     expect(letter.reasons[0].message).toMatch(/^SQLITE_CONSTRAINT_CHECK/);
-    expect(agent.runtime.storeStatus()).toMatchObject({ name: 'store', state: 'ok', lagRecords: 0, deadLettered: 1 });
+    expect(agent.runtime.store?.status()).toMatchObject({ name: 'store', state: 'ok', lagRecords: 0, deadLettered: 1 });
     // Later readings are stored too (the consumer did not wedge), also after a restart.
     await client.publishAsync('t/x', '{"i":99}', { qos: 1 });
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
-    expect((await agent.runtime.store!.query({ afterSeq: 41 })).map((r) => r.payload)).toEqual([{ i: 99 }]);
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
+    expect((await agent.runtime.store!.target.query({ afterSeq: 41 })).map((r) => r.payload)).toEqual([{ i: 99 }]);
     await client.endAsync();
   });
 
@@ -100,7 +100,7 @@ describe('poison payloads through the real broker', () => {
     const client = await connect(agent.mqttUrl, { clientId: 'reader' });
     await client.publishAsync('sensors/a', '{"temperature":21.5,"ok":true}', { qos: 1 });
     await client.publishAsync('sensors/b', '{"temperature":-3}', { qos: 1 });
-    expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
+    expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
     await client.endAsync();
     const db = join(agent.dir, 'data', 'store.db');
     const version = execFileSync('sqlite3', ['--version']).toString();

@@ -161,7 +161,7 @@ describe('clock correction in a running agent', () => {
     db.query<{ seq: string; received_at: Date; clock_synced: boolean; clock_correction_ms: string | null; t: number }>(
       "SELECT seq, received_at, clock_synced, clock_correction_ms, (payload->>'t')::int AS t FROM clocked ORDER BY seq",
     );
-  const storeStatus = () => agent.runtime.storeStatus()!;
+  const storeStatus = () => agent.runtime.store!.status();
 
   it('holds consumers while unsynchronised, then delivers corrected times in log order, after a jump each way', async () => {
     const mqtt = await connect(agent.mqttUrl);
@@ -185,7 +185,7 @@ describe('clock correction in a running agent', () => {
       );
       expect(held.lagRecords).toBe(2);
       expect(await pgRows()).toHaveLength(1);
-      expect(await agent.runtime.store!.query({ topic: 'env/a' })).toHaveLength(1);
+      expect(await agent.runtime.store!.target.query({ topic: 'env/a' })).toHaveLength(1);
       // Retention deletes nothing for its age meanwhile, even told it is a year later...
       expect((await agent.runtime.retention.runOnce(Date.now() + 365 * DAY)).storeDeleted).toBe(0);
 
@@ -220,7 +220,7 @@ describe('clock correction in a running agent', () => {
     expect(times).toEqual([...times].sort((a, b) => a - b));
     for (const t of times) expect(Math.abs(t - Date.now())).toBeLessThan(60_000);
 
-    const stored = await agent.runtime.store!.query({ topic: 'env/a', order: 'asc' });
+    const stored = await agent.runtime.store!.target.query({ topic: 'env/a', order: 'asc' });
     expect(
       stored.map((r) => [
         (r.payload as { t: number }).t,
@@ -235,8 +235,8 @@ describe('clock correction in a running agent', () => {
     expect(stored.map((r) => r.receivedAt)).toEqual(times);
 
     // The rollups took the corrected times: every reading in the one or two minutes around now, none hours away.
-    await until(() => agent.runtime.rollupsCaughtUp(agent.runtime.log.lastSeq, 100), 20_000, 'rollups caught up');
-    const buckets = (await agent.runtime.rollups!.query({ topic: 'env/a', width: 60_000 })).filter((b) => b.field === 't');
+    await until(() => agent.runtime.rollups!.caughtUp(agent.runtime.log.lastSeq, 100), 20_000, 'rollups caught up');
+    const buckets = (await agent.runtime.rollups!.target.query({ topic: 'env/a', width: 60_000 })).filter((b) => b.field === 't');
     expect(buckets.length).toBeGreaterThan(0);
     for (const b of buckets) expect(Math.abs(b.start - Date.now())).toBeLessThan(5 * 60_000);
     expect(buckets.reduce((n, b) => n + b.count, 0)).toBe(4);

@@ -262,8 +262,8 @@ describe('GPIO in a running agent', () => {
     } finally {
       await sub.endAsync();
     }
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
-    const stored = await agent.runtime.store!.query({ topic: 'gpio/door', order: 'asc' });
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
+    const stored = await agent.runtime.store!.target.query({ topic: 'gpio/door', order: 'asc' });
     expect(stored.map((r) => [r.payload, r.schema, r.clientId])).toEqual([
       [{ value: 1, edge: 'rising' }, 'door@1', 'gpio'],
       [{ value: 0, edge: 'falling' }, 'door@1', 'gpio'],

@@ -1,4 +1,4 @@
-// Starts real agents for tests: in-process (startRuntime) or as a child process (the CLI), always on free ports.
+// Starts real agents for tests: in-process (startStages) or as a child process (the CLI), always on free ports.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,10 +8,10 @@ import { stringify } from 'yaml';
 import { onTestFinished } from 'vitest';
 import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
-import { startRuntime, type Runtime, type RuntimeOptions } from '../../agent/runtime.js';
+import { startStages, type Stages, type RuntimeOptions } from '../../agent/runtime/index.js';
 
 /** The one way tests reach the runtime (the architecture test holds it to this fixture). */
-export { startRuntime, type Runtime };
+export { startStages, type Stages };
 
 export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
 
@@ -57,7 +57,7 @@ export function portOf(hostPort: string): number {
 }
 
 export interface InProcessAgent {
-  runtime: Runtime;
+  runtime: Stages;
   dir: string;
   /** The agent's data directory (agent.dataDir). */
   dataDir: string;
@@ -70,7 +70,7 @@ export interface InProcessAgent {
 export async function startAgent(extra: Json = {}, dir = tempDir(), options: RuntimeOptions = {}): Promise<InProcessAgent> {
   const configPath = writeConfig(dir, extra);
   const { config } = loadConfig(configPath, {});
-  const runtime = await startRuntime(config, createLogger('silent'), options);
+  const runtime = await startStages(config, createLogger('silent'), options);
   let stopped = false;
   const agent: InProcessAgent = {
     runtime,

@@ -16,12 +16,15 @@ export function untilStatus(
   test: (s: SinkStatus) => boolean,
   timeoutMs?: number,
 ): Promise<SinkStatus> {
+  let last: SinkStatus | undefined;
   return until(
     async () => {
-      const s = await statusOf(agent, name);
-      return test(s) && s;
+      last = await statusOf(agent, name);
+      return test(last) && last;
     },
     timeoutMs,
     `sink ${name} status`,
-  );
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; it was ${JSON.stringify(last)}`);
+  });
 }

@@ -7,6 +7,7 @@ import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } fr
 import { seededRandom } from '../helpers/seed.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 import { quiet } from '../helpers/logger.js';
+import { until } from '../helpers/servers.js';
 
 const KILLS = 12;
 const PUBLISHERS = 4;
@@ -101,8 +102,7 @@ describe('crash safety under QoS 1 load', () => {
       agent = await spawnAgent(['--config', config]);
       // After the restart the store catches up with everything the log holds, exactly once.
       const lastLogged = logged.at(-1)?.seq ?? 0;
-      const deadline = Date.now() + 15_000;
-      while ((readStore().at(-1)?.seq ?? 0) < lastLogged && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until(() => (readStore().at(-1)?.seq ?? 0) >= lastLogged, 15_000, 'the store caught up').catch(() => {}); // exactlyOnce says what is missing
       exactlyOnce(readStore(), acked, `store after restart ${kill}`);
 
       const port = portOf(agent.listeners.mqtt);
@@ -120,13 +120,12 @@ describe('crash safety under QoS 1 load', () => {
       exactlyOnce(logged, acked, `log after kill ${kill}`);
     }
     agent = await spawnAgent(['--config', config]);
-    const deadline = Date.now() + 15_000;
-    while ((readStore().at(-1)?.seq ?? 0) < (logged.at(-1)?.seq ?? 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await until(() => (readStore().at(-1)?.seq ?? 0) >= (logged.at(-1)?.seq ?? 0), 15_000, 'the store caught up').catch(() => {});
     exactlyOnce(readStore(), acked, 'store at the end');
     expect(readStore().length).toBe(logged.length);
     // The rollups, killed as often, count every reading in the log once: neither lost nor counted twice.
     const last = logged.at(-1)!.seq;
-    while (readRollups().applied < last && Date.now() < deadline + 15_000) await new Promise((r) => setTimeout(r, 50));
+    await until(() => readRollups().applied >= last, 30_000, 'the rollups caught up').catch(() => {});
     const rolled = readRollups();
     expect(rolled.applied).toBe(last);
     expect(rolled.count, `rollups (replay with CRASH_SEED=${random.seed})`).toBe(logged.length);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { connect as rawConnect, publish as rawPublish } from '../helpers/raw.js';
+import { until } from '../helpers/servers.js';
 
 const envSchema = {
   name: 'env',
@@ -28,7 +29,7 @@ const strictSchema = {
 };
 
 async function drained(agent: InProcessAgent) {
-  expect(await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq)).toBe(true);
+  expect(await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq)).toBe(true);
 }
 
 describe('ingest through the real broker', () => {
@@ -54,7 +55,7 @@ describe('ingest through the real broker', () => {
     for (let i = 0; i < 5; i++) client.publish('sensors/pi-7/env', JSON.stringify({ ts: 1764496800 + i, temperature: 1 }), { qos: 0 });
     await client.publishAsync('sensors/pi-7/env', JSON.stringify({ ts: 1764496800000, temperature: 2 }), { qos: 1 });
     await drained(agent);
-    const rows = await agent.runtime.store!.query({ topic: 'sensors/pi-7/env' });
+    const rows = await agent.runtime.store!.target.query({ topic: 'sensors/pi-7/env' });
     expect(rows).toHaveLength(26);
     expect(rows[0]).toMatchObject({
       agentId: 'test-agent',
@@ -111,7 +112,7 @@ describe('ingest through the real broker', () => {
     expect(dl.reasons).toEqual([{ path: '/', message: 'must NOT have additional properties (colour)' }]);
     await client.publishAsync('sensors/z/env', JSON.stringify({ ts: 1, temperature: 3, firmware: '1.2' }), { qos: 1 });
     await drained(agent);
-    const [row] = await agent.runtime.store!.query({ topic: 'sensors/z/env' });
+    const [row] = await agent.runtime.store!.target.query({ topic: 'sensors/z/env' });
     expect(row.payload).toEqual({ ts: 1, temperature: 3, firmware: '1.2' });
     await client.endAsync();
   });
@@ -120,7 +121,7 @@ describe('ingest through the real broker', () => {
     const client = await connect(agent.mqttUrl);
     await client.publishAsync('misc/thing', '{"any":"thing"}', { qos: 1 });
     await drained(agent);
-    const [row] = await agent.runtime.store!.query({ topic: 'misc/thing' });
+    const [row] = await agent.runtime.store!.target.query({ topic: 'misc/thing' });
     expect(row.payload).toEqual({ any: 'thing' });
     expect(row.schema).toBeUndefined();
     await client.endAsync();
@@ -132,7 +133,7 @@ describe('ingest through the real broker', () => {
     await client.publishAsync('misc/pretty', JSON.stringify({ a: 1, b: { c: 'x\ny' } }, null, 2).replace(/\n/g, '\r\n'), { qos: 1 });
     await client.publishAsync('misc/pretty', '{"after":true}', { qos: 1 });
     await drained(agent);
-    const rows = await agent.runtime.store!.query({ topic: 'misc/pretty' });
+    const rows = await agent.runtime.store!.target.query({ topic: 'misc/pretty' });
     expect(rows.map((r) => r.payload)).toEqual([{ a: 1, b: { c: 'x\ny' } }, { after: true }]);
     expect(agent.runtime.log.stats().quarantinedChunks).toBe(quarantined);
     await client.endAsync();
@@ -145,7 +146,7 @@ describe('topics without a schema', () => {
     const c1 = await connect(raw.mqttUrl);
     await c1.publishAsync('bin/x', Buffer.from([0, 255, 10]), { qos: 1 });
     await drained(raw);
-    const [row] = await raw.runtime.store!.query({ topic: 'bin/x' });
+    const [row] = await raw.runtime.store!.target.query({ topic: 'bin/x' });
     expect(row).toMatchObject({ encoding: 'base64', payload: Buffer.from([0, 255, 10]).toString('base64') });
     await c1.endAsync();
     await raw.stop();
@@ -171,7 +172,7 @@ describe('encrypted log', () => {
     const client = await connect(agent.mqttUrl);
     for (let i = 0; i < 3; i++) await client.publishAsync('sealed/x', JSON.stringify({ i }), { qos: 1 });
     await drained(agent);
-    expect((await agent.runtime.store!.query({ topic: 'sealed/x' })).map((r) => r.payload)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    expect((await agent.runtime.store!.target.query({ topic: 'sealed/x' })).map((r) => r.payload)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
     await client.endAsync();
     await agent.stop();
     cleanup(dir);
@@ -192,8 +193,7 @@ describe('backpressure', () => {
     let maxPending = 0;
     const sampler = setInterval(() => (maxPending = Math.max(maxPending, agent.runtime.log.pendingBytes)), 1);
     socket.write(burst);
-    const deadline = Date.now() + 20_000;
-    while (agent.runtime.log.lastSeq < 20_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => agent.runtime.log.lastSeq >= 20_000, 20_000, 'the burst in the log');
     clearInterval(sampler);
     expect(agent.runtime.log.lastSeq).toBe(20_000);
     socket.destroy();

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadSchemaFile, SchemaFileError, SchemaRegistry } from '../../agent/ingest/schemas.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, writeIn } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
+import { until } from '../helpers/servers.js';
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
@@ -164,8 +165,7 @@ describe('schema reload on SIGHUP (agent as a child process)', () => {
     const hup = async (expectLine: RegExp) => {
       const seen = agent.lines.length;
       agent.proc.kill('SIGHUP');
-      const deadline = Date.now() + 5000;
-      while (!agent.lines.slice(seen).some((l) => expectLine.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until(() => agent.lines.slice(seen).some((l) => expectLine.test(l)), 5000, `a log line ${expectLine}`).catch(() => {});
       return agent.lines.slice(seen).join('\n');
     };
 

@@ -41,7 +41,7 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
   /** What the rollup rows must say: the stored readings grouped by topic, room and 1 s bucket. */
   async function expected(agent: InProcessAgent) {
     const groups = new Map<string, number[]>();
-    for (const r of await agent.runtime.store!.query({ topic: 'env/#', limit: 10_000 })) {
+    for (const r of await agent.runtime.store!.target.query({ topic: 'env/#', limit: 10_000 })) {
       const p = r.payload as { room: string; t: number };
       const key = `${r.topic}|${p.room}|${Math.floor(r.receivedAt / SECOND) * SECOND}`;
       groups.set(key, [...(groups.get(key) ?? []), p.t]);
@@ -97,7 +97,7 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
       }
       // Only the widths it takes: no 1m bucket reached it. Positive control: the 1m rollups exist locally.
       expect(got.every((r) => r.payload.bucket === '1s')).toBe(true);
-      expect((await agent.runtime.rollups!.query({ width: 60_000 })).length).toBeGreaterThan(0);
+      expect((await agent.runtime.rollups!.target.query({ width: 60_000 })).length).toBeGreaterThan(0);
       // The raw sink beside it got every reading.
       await until(async () => Number((await db.query('SELECT count(*) AS n FROM raw_a'))[0].n) === 60 || undefined, 20_000, 'raw rows');
 

@@ -123,13 +123,13 @@ describe('disk pressure drops the only unsent chunk', () => {
       await client.publishAsync('field/t', '{"i":1}', { qos: 1 });
       const drop = await agent.runtime.log.dropOldestUnsent('disk pressure');
       expect(drop?.perConsumer).toEqual({ store: 1, rollups: 1 });
-      expect(await agent.runtime.storeCaughtUp(1, 5000)).toBe(true); // passed over, not spun on
+      expect(await agent.runtime.store!.caughtUp(1, 5000)).toBe(true); // passed over, not spun on
       const live = await fetch(`http://127.0.0.1:${agent.port('http')}/health/live`);
       expect(live.status).toBe(200);
       await client.publishAsync('field/t', '{"i":2}', { qos: 1 });
-      expect(await agent.runtime.storeCaughtUp(2, 5000)).toBe(true);
-      expect((await agent.runtime.store!.query({ topic: 'field/t' })).map((r) => r.seq)).toEqual([2]);
-      expect(agent.runtime.storeStatus()).toMatchObject({ state: 'ok', spins: 0 });
+      expect(await agent.runtime.store!.caughtUp(2, 5000)).toBe(true);
+      expect((await agent.runtime.store!.target.query({ topic: 'field/t' })).map((r) => r.seq)).toEqual([2]);
+      expect(agent.runtime.store?.status()).toMatchObject({ state: 'ok', spins: 0 });
       await client.endAsync();
       // The same again, then a restart with the dropped chunk the last the log had.
       const c2 = await connect(agent.mqttUrl);
@@ -141,8 +141,8 @@ describe('disk pressure drops the only unsent chunk', () => {
       const c3 = await connect(agent.mqttUrl);
       await c3.publishAsync('field/t', '{"i":4}', { qos: 1 });
       await c3.endAsync();
-      expect(await agent.runtime.storeCaughtUp(4, 5000)).toBe(true);
-      expect((await agent.runtime.store!.query({ topic: 'field/t' })).map((r) => r.seq)).toEqual([2, 4]);
+      expect(await agent.runtime.store!.caughtUp(4, 5000)).toBe(true);
+      expect((await agent.runtime.store!.target.query({ topic: 'field/t' })).map((r) => r.seq)).toEqual([2, 4]);
       expect(agent.runtime.log.stats().dropped).toEqual({ store: { 'disk pressure': 2 }, rollups: { 'disk pressure': 2 } });
     } finally {
       await agent.stop();

@@ -12,20 +12,11 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config-schema.js';
-import {
-  CLI,
-  cleanup,
-  portOf,
-  startAgent,
-  startRuntime,
-  tempDir,
-  writeConfig,
-  type InProcessAgent,
-  type Runtime,
-} from '../helpers/agent.js';
+import { CLI, cleanup, portOf, startAgent, startStages, tempDir, writeConfig, type InProcessAgent, type Stages } from '../helpers/agent.js';
 import { makePki } from '../helpers/pki.js';
 import { addUser } from '../helpers/users.js';
 import { adminClient, adminPassword, authHeader, postFrom, rawRequest, WebClient } from '../helpers/web.js';
+import { until } from '../helpers/servers.js';
 
 const run = promisify(execFile);
 
@@ -411,9 +402,7 @@ describe('web options', () => {
       });
       expect(other).toBe(200);
       // The headers deadline (1.5 s here, 5 s by default) closes the rest, well before requestTimeoutMs (30 s).
-      const deadline = Date.now() + 10_000;
-      while (stillOpen() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      expect(stillOpen()).toBe(0);
+      await until(() => stillOpen() === 0, 10_000, 'the held connections closed');
       held.forEach((s) => s.destroy());
     } finally {
       await agent.stop();
@@ -459,7 +448,7 @@ describe('web options', () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk, _e, done) => (lines.push(...String(chunk).split('\n').filter(Boolean)), done()) });
     const { config } = loadConfig(writeConfig(dir), {});
-    const runtime: Runtime = await startRuntime(config, pino({ level: 'info' }, sink));
+    const runtime: Stages = await startStages(config, pino({ level: 'info' }, sink));
     try {
       const password = readFileSync(join(dir, 'data', 'initial-admin-password'), 'utf8').trim();
       const client = new WebClient(`http://127.0.0.1:${portOf(runtime.listeners.http)}`, { basic: ['admin', password] });

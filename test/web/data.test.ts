@@ -41,8 +41,8 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
     const res = await api.post('/api/data', { readings });
     expect(res.status).toBe(201);
     expect(res.body.accepted).toBe(readings.length);
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
-    await agent.runtime.rollupsCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.rollups!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     all = (await api.get(`/api/data?limit=1000`)).body.readings;
   });
   afterAll(async () => {
@@ -264,7 +264,7 @@ describe.each(['sqlite', 'files'] as const)('data API on the %s store', (backend
   });
 
   it('deletes by topic filter and time range (admin), leaving the rest', async () => {
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     const hall = all.filter((r) => r.topic === 'home/hall/temp');
     const cut = hall[19].receivedAt;
     const res = await api.del(`/api/data?topic=home/hall/%23&to=${cut}`);
@@ -286,7 +286,7 @@ describe('a request looks at web.limits.scanReadings stored readings at most', (
       // 3,500 readings, of which two match: the 10th and the last.
       const readings = Array.from({ length: 3500 }, (_, i) => ({ topic: 'scan/a', payload: { v: i === 9 || i === 3499 ? 1 : 0 } }));
       expect((await api.post('/api/data', { readings })).status).toBe(201);
-      await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+      await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
       const first = await api.get('/api/data?topic=scan/a&where=v=1&limit=10');
       expect(first.status).toBe(200);
       expect(first.body.readings.map((r: Reading) => r.payload.v)).toEqual([1]); // found in the first 1,000 looked at
@@ -334,8 +334,8 @@ describe("HTTP ingest holds to the broker's rules", () => {
     const mqtt = await connect(agent.mqttUrl, { clientId: 'lead-pub' });
     await mqtt.publishAsync('/lead/y', '{"v":2}', { qos: 1 });
     await mqtt.endAsync();
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
-    const stored = await agent.runtime.store!.query({ topic: '/lead/+' });
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
+    const stored = await agent.runtime.store!.target.query({ topic: '/lead/+' });
     expect(stored.map((r) => [r.topic, r.clientId])).toEqual([
       ['/lead/x', 'http:admin:sensor-7'],
       ['/lead/y', 'lead-pub'],
@@ -344,7 +344,7 @@ describe("HTTP ingest holds to the broker's rules", () => {
 
   it('answers a topic filter cut at # (curl drops what follows a bare #) with a hint, not just an empty list', async () => {
     expect((await api.post('/api/data', { topic: 'hint/a', payload: { v: 1 } })).status).toBe(201);
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     const cut = await api.get('/api/data?topic=hint/');
     expect(cut.body.readings).toEqual([]);
     expect(cut.body.hint).toMatch(/%23/);

@@ -72,7 +72,7 @@ describe('metrics and GraphQL', () => {
     for (let i = 0; i < 5; i++) await mqtt.publishAsync('climate/a', JSON.stringify({ t: 20 + i }), { qos: 1 });
     await mqtt.publishAsync('climate/a', JSON.stringify({ rh: 1 }), { qos: 1 });
     await mqtt.endAsync();
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     await until(async () => (await agent.runtime.sync.status())[0].state !== 'ok', 10_000, 'the unreachable sink to have failed once');
     await api.get('/api/data'); // a query for the query histogram
   });

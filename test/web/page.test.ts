@@ -215,7 +215,7 @@ describe('status page', () => {
       expect(
         (await api.post('/api/data', { topic: 'plant9/a', payload: { temperature: 20 + i, humidity: 50 - i, count: 1000 + i } })).status,
       ).toBe(201);
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     const page = await asAdmin('charts');
     await page.getByLabel('Topic filter').fill('plant9/+');
     await page.getByRole('button', { name: 'Show' }).click();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
 
-import { cleanup, portOf, startAgent, startRuntime, tempDir, type InProcessAgent } from '../helpers/agent.js';
+import { cleanup, portOf, startAgent, startStages, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { adminClient, WebClient, type WebClient as Client } from '../helpers/web.js';
 
@@ -61,7 +61,7 @@ describe('schemas and dead letters over the API', () => {
     const changed = await api.put('/api/schemas/room', { name: 'room', topics: ['rooms/#'], fields: { t: 'float', rh: 'float' } });
     expect(changed.body).toMatchObject({ version: 2, id: 'room@2' });
     await mqtt.publishAsync('rooms/1', JSON.stringify({ rh: 41 }), { qos: 1 }); // taken by v2, no restart
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     const stored = (await api.get('/api/data?topic=rooms/%23')).body.readings as { schema: string; payload: unknown }[];
     expect(stored).toEqual([expect.objectContaining({ schema: 'room@2', payload: { rh: 41 } })]);
 
@@ -97,8 +97,8 @@ describe('schemas and dead letters over the API', () => {
     expect(replay.body.replayed).toEqual([{ id: letters[0].id, seq: agent.runtime.log.lastSeq }]);
     expect((await api.get(`/api/dead-letters/${letters[0].id}`)).status).toBe(404);
     // Stored at the time it first arrived, not at the replay's.
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
-    const [replayed] = await agent.runtime.store!.query({ afterSeq: agent.runtime.log.lastSeq - 1 });
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
+    const [replayed] = await agent.runtime.store!.target.query({ afterSeq: agent.runtime.log.lastSeq - 1 });
     expect(replayed.receivedAt).toBe(new Date(letters[0].time).getTime());
     expect(replayed.receivedAt).toBeLessThan(replayedAt);
 
@@ -118,7 +118,7 @@ describe('schemas and dead letters over the API', () => {
     // A restart reads the schema directory: what the API wrote is there.
     await agent.stop();
     const { config } = loadConfig(agent.configPath, {});
-    const again = await startRuntime(config, createLogger('silent'));
+    const again = await startStages(config, createLogger('silent'));
     try {
       const client = new WebClient(`http://127.0.0.1:${portOf(again.listeners.http)}`, api.creds);
       expect(((await client.get('/api/schemas')).body as { id: string }[]).map((s) => s.id)).toEqual(['kept@1']);
@@ -151,7 +151,7 @@ describe('a schema change tried first (dry run)', () => {
       { topic: 'other/1', payload: { q: 1 } },
     ];
     expect((await api.post('/api/data', { readings })).status).toBe(201);
-    await agent.runtime.storeCaughtUp(agent.runtime.log.lastSeq, 10_000);
+    await agent.runtime.store!.caughtUp(agent.runtime.log.lastSeq, 10_000);
     const tried = await api.post('/api/schemas/check', { name: 'farm', topics: ['farm/#'], fields: { t: 'float' } });
     expect(tried.status).toBe(200);
     expect(tried.body).toMatchObject({
@@ -284,7 +284,7 @@ describe('operations', () => {
     const agent = await startAgent();
     await agent.stop();
     const read = () => loadConfig(agent.configPath, {}).config;
-    const runtime = await startRuntime(read(), createLogger('silent'), { reloadConfig: read });
+    const runtime = await startStages(read(), createLogger('silent'), { reloadConfig: read });
     try {
       const api = new WebClient(`http://127.0.0.1:${portOf(runtime.listeners.http)}`, adminClient(agent).creds);
       const original = readFileSync(agent.configPath, 'utf8');

@@ -40,6 +40,11 @@ export interface Sync {
   stop(): Promise<void>;
 }
 
+/** Make each sink that takes readings known to the log, so that it gets what the log holds now. */
+export async function registerSinks(sinks: SyncOptions['sinks'], log: SyncOptions['log']): Promise<void> {
+  for (const sink of sinks) if (!sink.rollups) await log.registerConsumer(consumerOf(sink.name), sink.startAt);
+}
+
 export async function startSync(opts: SyncOptions): Promise<Sync> {
   // A sink taken out of the config (or now taking rollups) must not hold the log's chunks back forever.
   const configured = new Set(opts.sinks.filter((s) => !s.rollups).map((s) => consumerOf(s.name)));

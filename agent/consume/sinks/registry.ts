@@ -6,11 +6,11 @@ import type { Sink, SinkContext } from './sink.js';
 export async function createSink(config: SinkConfig, ctx: SinkContext): Promise<Sink> {
   switch (config.type) {
     case 'postgres':
-      return (await import('./postgres/index.js')).createPostgresSink(config, ctx);
+      return new (await import('./postgres/index.js')).PostgresSink(config, ctx);
     case 'influx':
-      return (await import('./influx/index.js')).createInfluxSink(config, ctx);
+      return new (await import('./influx/index.js')).InfluxSink(config, ctx);
     case 'mqtt':
-      return (await import('./mqtt/index.js')).createMqttSink(config, ctx, config.name);
+      return new (await import('./mqtt/index.js')).MqttSink(config, ctx, config.name);
   }
 }
 

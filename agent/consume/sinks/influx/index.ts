@@ -39,24 +39,82 @@ interface Response {
   retryAfter?: string;
 }
 
-export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<LineBatch> {
-  const target = writeUrl(config);
-  const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
-  if (config.gzipLevel > 0) headers['Content-Encoding'] = 'gzip';
-  if (config.version === 2 && config.token) headers.Authorization = `Token ${config.token}`;
-  if (config.version === 1 && config.username)
-    headers.Authorization = `Basic ${Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64')}`;
+export class InfluxSink implements Sink<LineBatch> {
+  readonly concurrency: number;
+  private readonly target: URL;
+  private readonly headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
   /** Line buffers to encode into, reused: fresh ones for every batch would make the GC run more often (it counts off-heap bytes too). */
-  const spare: LineBuffer[] = [];
-  const client = target.protocol === 'https:' ? https : http;
-  // One socket per backlog request in flight, and one for the live lane.
-  const agent = new client.Agent({ keepAlive: true, maxSockets: config.requests + 1, ...(config.ca && { ca: readFileSync(config.ca) }) });
+  private readonly spare: LineBuffer[] = [];
+  private readonly client: typeof http | typeof https;
+  private readonly agent: http.Agent;
 
-  function post(body: Buffer, signal: AbortSignal): Promise<Response> {
+  constructor(
+    private readonly config: InfluxConfig,
+    private readonly ctx: SinkContext,
+  ) {
+    this.concurrency = config.requests;
+    this.target = writeUrl(config);
+    const { headers } = this;
+    if (config.gzipLevel > 0) headers['Content-Encoding'] = 'gzip';
+    if (config.version === 2 && config.token) headers.Authorization = `Token ${config.token}`;
+    if (config.version === 1 && config.username)
+      headers.Authorization = `Basic ${Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64')}`;
+    this.client = this.target.protocol === 'https:' ? https : http;
+    // One socket per backlog request in flight, and one for the live lane.
+    this.agent = new this.client.Agent({
+      keepAlive: true,
+      maxSockets: config.requests + 1,
+      ...(config.ca && { ca: readFileSync(config.ca) }),
+    });
+  }
+
+  async start(): Promise<void> {}
+
+  async encode(records: OutBatch): Promise<{ encoded: LineBatch; refused: { index: number; reason: string }[] }> {
+    const { config, spare } = this;
+    const text = spare.pop() ?? new LineBuffer(records.bytes + 1024);
+    const indexes: number[] = [];
+    const refused: { index: number; reason: string }[] = [];
+    await inSlices(records.length, (from, to) => {
+      for (let index = from; index < to; index++) {
+        const r = records.parsed(index);
+        const out = toLine(r, r.schema === undefined ? undefined : this.ctx.schemas.byId(r.schema), config);
+        if ('error' in out) {
+          refused.push({ index, reason: `influx: ${out.error}` });
+          continue;
+        }
+        text.push(out.line);
+        indexes.push(index);
+      }
+    });
+    if (config.gzipLevel === 0) return { encoded: { body: text.bytes(), records: indexes, bytes: text.bytes().length }, refused };
+    const body = await gzipAsync(text.bytes(), { level: config.gzipLevel });
+    text.clear();
+    if (spare.length < SPARE_BUFFERS) spare.push(text);
+    return { encoded: { body, records: indexes, bytes: body.length }, refused };
+  }
+
+  async write(batch: LineBatch, signal: AbortSignal): Promise<WriteResult> {
+    if (batch.records.length === 0) return {};
+    let res: Response;
+    try {
+      res = await this.post(batch.body, signal);
+    } catch (err) {
+      if (isTlsTrustError(err)) throw down(`influx: ${(err as Error).message}`);
+      throw transient(`influx: ${signal.aborted ? 'no answer within the timeout' : (err as Error).message}`);
+    }
+    return outcome(res, batch, this.config);
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+
+  private post(body: Buffer, signal: AbortSignal): Promise<Response> {
     return new Promise((resolve, reject) => {
-      const req = client.request(
-        target,
-        { method: 'POST', agent, signal, headers: { ...headers, 'Content-Length': String(body.length) } },
+      const req = this.client.request(
+        this.target,
+        { method: 'POST', agent: this.agent, signal, headers: { ...this.headers, 'Content-Length': String(body.length) } },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -70,47 +128,6 @@ export function createInfluxSink(config: InfluxConfig, ctx: SinkContext): Sink<L
       req.end(body);
     });
   }
-
-  return {
-    concurrency: config.requests,
-    async start() {},
-    async encode(records: OutBatch) {
-      const text = spare.pop() ?? new LineBuffer(records.bytes + 1024);
-      const indexes: number[] = [];
-      const refused: { index: number; reason: string }[] = [];
-      await inSlices(records.length, (from, to) => {
-        for (let index = from; index < to; index++) {
-          const r = records.parsed(index);
-          const out = toLine(r, r.schema === undefined ? undefined : ctx.schemas.byId(r.schema), config);
-          if ('error' in out) {
-            refused.push({ index, reason: `influx: ${out.error}` });
-            continue;
-          }
-          text.push(out.line);
-          indexes.push(index);
-        }
-      });
-      if (config.gzipLevel === 0) return { encoded: { body: text.bytes(), records: indexes, bytes: text.bytes().length }, refused };
-      const body = await gzipAsync(text.bytes(), { level: config.gzipLevel });
-      text.clear();
-      if (spare.length < SPARE_BUFFERS) spare.push(text);
-      return { encoded: { body, records: indexes, bytes: body.length }, refused };
-    },
-    async write(batch, signal): Promise<WriteResult> {
-      if (batch.records.length === 0) return {};
-      let res: Response;
-      try {
-        res = await post(batch.body, signal);
-      } catch (err) {
-        if (isTlsTrustError(err)) throw down(`influx: ${(err as Error).message}`);
-        throw transient(`influx: ${signal.aborted ? 'no answer within the timeout' : (err as Error).message}`);
-      }
-      return outcome(res, batch, config);
-    },
-    async close() {
-      agent.destroy();
-    },
-  };
 }
 
 function writeUrl(config: InfluxConfig): URL {

@@ -144,6 +144,40 @@ describe('MQTT bridge sink (Mosquitto upstream)', () => {
   });
 });
 
+describe('MQTT bridge sink: a message the upstream broker will not take', () => {
+  it('a packet over its max_packet_size closes the connection, with no PUBACK: after 5 losses on it that reading is dead-lettered, the others arrive', async () => {
+    const upstream = await startMosquitto({ extra: ['max_packet_size 400'] });
+    const sub = await subscriber(upstream.url, 'big/#');
+    const agent = await startAgent({
+      sinks: [
+        { name: 'up', type: 'mqtt', url: upstream.url, topic: 'big/{topic}', batch: { maxAgeMs: 20 }, retry: { initialMs: 10, maxMs: 50 } },
+      ],
+    });
+    try {
+      const client = await connect(agent.mqttUrl);
+      for (const payload of [{ n: 1 }, { n: 2, pad: 'x'.repeat(1000) }, { n: 3 }])
+        await client.publishAsync('s/x', JSON.stringify(payload), { qos: 1 });
+      await client.endAsync();
+      const done = await untilStatus(agent, 'up', (s) => s.lagRecords === 0 && s.deadLettered === 1, 30_000);
+      expect(done.state).toBe('ok');
+      await until(() => sub.got.length >= 2, 10_000, 'the two others upstream');
+      // The batch was sent again after each loss: the reading before the big one arrives again, with its seq (at least once).
+      const seqs = sub.got.map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq);
+      expect([...new Set(seqs)]).toEqual([1, 3]);
+      const [letter] = await agent.runtime.log.deadLetters(1);
+      expect(letter).toMatchObject({ sink: 'up', seq: 2 });
+      expect(letter.reasons[0].message).toMatch(
+        /^mqtt: the broker closed the connection each of the last \d+ times this reading was the first unacknowledged/,
+      );
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+      await sub.client.endAsync();
+      await upstream.stop();
+    }
+  }, 60_000);
+});
+
 describe('MQTT bridge sink over TLS', () => {
   const dir = tempDir();
   const pki = makePki(dir);

@@ -30,28 +30,88 @@ interface CopyBatch extends Encoded {
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Sink<CopyBatch> {
-  const table = `${quoteIdent(config.schema)}.${quoteIdent(config.table)}`;
-  const typed = typedColumns(config, ctx);
-  const columns = [...BASE_COLUMNS, ...typed.map((c) => c.column)].map(quoteIdent).join(', ');
-  let pool: pg.Pool | undefined;
+export class PostgresSink implements Sink<CopyBatch> {
+  private readonly table: string;
+  private readonly typed: TypedColumn[];
+  private readonly columns: string;
+  private pool: pg.Pool | undefined;
   /** Set after a COPY met rows already there; cleared by a staged batch that inserted every row. */
-  let resending = false;
+  private resending = false;
 
-  async function start(): Promise<void> {
-    if (pool) return;
+  constructor(
+    private readonly config: PostgresConfig,
+    private readonly ctx: SinkContext,
+  ) {
+    this.table = `${quoteIdent(config.schema)}.${quoteIdent(config.table)}`;
+    this.typed = typedColumns(config, ctx);
+    this.columns = [...BASE_COLUMNS, ...this.typed.map((c) => c.column)].map(quoteIdent).join(', ');
+  }
+
+  async start(): Promise<void> {
+    if (this.pool) return;
+    const { config } = this;
     const p = new pg.Pool({ ...connection(config), max: 2, idleTimeoutMillis: 60_000, connectionTimeoutMillis: config.timeoutMs });
     p.on('error', () => {}); // an idle client lost its server; the next query reports it
     try {
-      await prepareTable(p);
+      await this.prepareTable(p);
     } catch (err) {
       await p.end().catch(() => {});
       throw classify(err);
     }
-    pool = p;
+    this.pool = p;
   }
 
-  async function prepareTable(p: pg.Pool): Promise<void> {
+  async encode(records: OutBatch): Promise<{ encoded: CopyBatch; refused: { index: number; reason: string }[] }> {
+    let rows = '';
+    await inSlices(records.length, (from, to) => (rows += copyRows(records.slice(from, to), this.typed)));
+    return { encoded: { rows, count: records.length, bytes: Buffer.byteLength(rows) }, refused: [] };
+  }
+
+  async write(batch: CopyBatch, signal: AbortSignal): Promise<WriteResult> {
+    if (!this.pool) throw transient('not connected');
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw classify(err);
+    }
+    // A timed-out request is cut at the socket: the open transaction dies with the connection.
+    const cut = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    signal.addEventListener('abort', cut, { once: true });
+    // A connection lost mid-query fails the query; pg also emits it here, where it must not go unheard.
+    const lost = () => {};
+    client.on('error', lost);
+    let broken = false;
+    try {
+      if (!this.resending) {
+        try {
+          await inTransaction(client, () => this.copy(client, this.table, batch.rows));
+          return {};
+        } catch (err) {
+          if ((err as { code?: string }).code !== '23505') throw err;
+          this.resending = true;
+        }
+      }
+      const inserted = await this.staged(client, batch);
+      if (inserted === batch.count) this.resending = false;
+      return {};
+    } catch (err) {
+      broken = true;
+      throw signal.aborted ? transient(`no confirmation within the timeout`) : classify(err);
+    } finally {
+      signal.removeEventListener('abort', cut);
+      client.off('error', lost);
+      client.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.end().catch(() => {});
+    this.pool = undefined;
+  }
+
+  private async prepareTable(p: pg.Pool): Promise<void> {
+    const { config, table } = this;
     const timescale = config.hypertable && (await p.query("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).rowCount === 1;
     const exists = (await p.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null;
     if (config.schema !== 'public') await p.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(config.schema)}`);
@@ -63,91 +123,44 @@ export function createPostgresSink(config: PostgresConfig, ctx: SinkContext): Si
       PRIMARY KEY (${key}))`);
     // Tables made before readings' times were corrected after a clock sync.
     await p.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS clock_correction_ms bigint`);
-    for (const c of typed) await p.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(c.column)} ${SQL_TYPES[c.type]}`);
+    for (const c of this.typed) await p.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(c.column)} ${SQL_TYPES[c.type]}`);
     await p.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`${config.table}_topic_ts`)} ON ${table} (topic, ts)`);
     if (timescale && !exists) await p.query('SELECT create_hypertable($1, $2, if_not_exists => TRUE)', [table, 'ts']);
-    ctx.logger.info(
+    this.ctx.logger.info(
       { table: `${config.schema}.${config.table}`, created: !exists, hypertable: timescale && !exists },
       'postgres table ready',
     );
   }
 
-  async function copy(client: pg.PoolClient, into: string, rows: string): Promise<void> {
-    await pipeline(Readable.from([rows]), client.query(copyFrom(`COPY ${into} (${columns}) FROM STDIN`)));
+  private async copy(client: pg.PoolClient, into: string, rows: string): Promise<void> {
+    await pipeline(Readable.from([rows]), client.query(copyFrom(`COPY ${into} (${this.columns}) FROM STDIN`)));
   }
 
-  async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-    await client.query('BEGIN');
-    try {
-      const result = await work();
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    }
-  }
-
-  async function staged(client: pg.PoolClient, batch: CopyBatch): Promise<number> {
+  /** A batch resent (rows already there): through a staging table, inserting only the rows missing. */
+  private staged(client: pg.PoolClient, batch: CopyBatch): Promise<number> {
     return inTransaction(client, async () => {
-      await client.query(`CREATE TEMP TABLE IF NOT EXISTS edge_agent_staging (LIKE ${table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
-      await copy(client, 'edge_agent_staging', batch.rows);
+      await client.query(
+        `CREATE TEMP TABLE IF NOT EXISTS edge_agent_staging (LIKE ${this.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
+      );
+      await this.copy(client, 'edge_agent_staging', batch.rows);
       const inserted = await client.query(
-        `INSERT INTO ${table} (${columns}) SELECT ${columns} FROM edge_agent_staging ON CONFLICT DO NOTHING`,
+        `INSERT INTO ${this.table} (${this.columns}) SELECT ${this.columns} FROM edge_agent_staging ON CONFLICT DO NOTHING`,
       );
       return inserted.rowCount ?? 0;
     });
   }
+}
 
-  return {
-    start,
-    async encode(records: OutBatch) {
-      let rows = '';
-      await inSlices(records.length, (from, to) => (rows += copyRows(records.slice(from, to), typed)));
-      return { encoded: { rows, count: records.length, bytes: Buffer.byteLength(rows) }, refused: [] };
-    },
-    async write(batch, signal): Promise<WriteResult> {
-      if (!pool) throw transient('not connected');
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw classify(err);
-      }
-      // A timed-out request is cut at the socket: the open transaction dies with the connection.
-      const cut = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-      signal.addEventListener('abort', cut, { once: true });
-      // A connection lost mid-query fails the query; pg also emits it here, where it must not go unheard.
-      const lost = () => {};
-      client.on('error', lost);
-      let broken = false;
-      try {
-        if (!resending) {
-          try {
-            await inTransaction(client, () => copy(client, table, batch.rows));
-            return {};
-          } catch (err) {
-            if ((err as { code?: string }).code !== '23505') throw err;
-            resending = true;
-          }
-        }
-        const inserted = await staged(client, batch);
-        if (inserted === batch.count) resending = false;
-        return {};
-      } catch (err) {
-        broken = true;
-        throw signal.aborted ? transient(`no confirmation within the timeout`) : classify(err);
-      } finally {
-        signal.removeEventListener('abort', cut);
-        client.off('error', lost);
-        client.release(broken);
-      }
-    },
-    async close() {
-      await pool?.end().catch(() => {});
-      pool = undefined;
-    },
-  };
+async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
 }
 
 /** The payload fields the config wants as typed columns, their types from the config or the reading schemas. */

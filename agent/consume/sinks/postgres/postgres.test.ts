@@ -8,7 +8,7 @@ import { createDatabase, PG_PASSWORD, startPostgresServer, until, type TestDatab
 import { tempDir } from '../../../../test/helpers/agent.js';
 import { OutBatch } from '../record.js';
 import { PostgresConfigSchema } from './config.js';
-import { createPostgresSink } from './index.js';
+import { PostgresSink } from './index.js';
 import { Value } from '@sinclair/typebox/value';
 import { statusOf, untilStatus } from '../../../../test/helpers/sync.js';
 
@@ -113,7 +113,7 @@ describe('PostgreSQL sink', () => {
       password: PG_PASSWORD,
       table: 'resend',
     }) as never;
-    const sink = createPostgresSink(config, {
+    const sink = new PostgresSink(config, {
       agentId: 'pi-9',
       schemas: { byId: () => undefined, list: () => [] },
       logger: createLogger('silent'),
