@@ -48,6 +48,15 @@ export interface PublishOptions {
 }
 
 /** Aedes' authorizePublish, as the data path's entry. */
+/** How a publish is answered once ingest has (or has not) taken it. */
+type Answer = (
+  client: Client,
+  session: Session,
+  packet: MarkedPacket,
+  acceptance: Acceptance | undefined,
+  cb: (err?: Error | null) => void,
+) => void;
+
 export function publishEntry(opts: PublishOptions, stats: BrokerStats, logger: Logger) {
   function refusal(session: Session, topic: string): string | undefined {
     if (topic.startsWith('$SYS')) return '$SYS is reserved for the broker';
@@ -90,13 +99,7 @@ export function publishEntry(opts: PublishOptions, stats: BrokerStats, logger: L
   }
 
   /** QoS 0 held by the hook, or QoS 2 (Aedes sends PUBREC after cb): the sender waits until the message is safe. */
-  function answerWhenSafe(
-    client: Client,
-    session: Session,
-    packet: MarkedPacket,
-    acceptance: Acceptance | undefined,
-    cb: (err?: Error | null) => void,
-  ): void {
+  const answerWhenSafe: Answer = (client, session, packet, acceptance, cb) => {
     if (!acceptance || (packet.qos === 0 && !acceptance.holdSender)) return cb(null);
     holdSender(client, session);
     const release = (err?: Error) => {
@@ -104,16 +107,10 @@ export function publishEntry(opts: PublishOptions, stats: BrokerStats, logger: L
       releaseSender(client, session);
     };
     acceptance.safe.then(() => release(), release);
-  }
+  };
 
   /** The PUBACK waits in the client's queue; its socket is read on unless the hook or a full window says hold. */
-  function acknowledgeInOrder(
-    client: Client,
-    session: Session,
-    packet: MarkedPacket,
-    acceptance: Acceptance | undefined,
-    cb: (err?: Error | null) => void,
-  ): void {
+  const acknowledgeInOrder: Answer = (client, session, packet, acceptance, cb) => {
     session.pubacks ??= new PubackQueue(client.conn, {
       fail(err) {
         logger.warn({ clientId: client.id, err: err.message }, 'message not made safe, disconnecting the client');
@@ -128,7 +125,7 @@ export function publishEntry(opts: PublishOptions, stats: BrokerStats, logger: L
     packet.qos = 0;
     session.pubacks.add(packet.messageId!, acceptance?.safe, hold ? () => releaseSender(client, session) : undefined);
     cb(null);
-  }
+  };
 
   return receivePublish;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLog } from '../agent/log/durable-log.js';
-import { startRetention, type RetentionConfig } from '../agent/retention/index.js';
+import { Retention, type RetentionConfig } from '../agent/retention/index.js';
 import { DiskPressure, levelAfter, RESERVE_NEEDED, watermarks, type PressureLevel } from '../agent/retention/pressure.js';
 import { openRollups } from '../agent/consume/rollups/index.js';
 import { openStore, type StoreBackend } from '../agent/consume/store/index.js';
@@ -55,7 +55,7 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     const all = history(10);
     await store.write(batch(all));
     // debug/# keeps 1 day; sensors/a/# is kept 30 days by an earlier rule, though # says 3 days.
-    const retention = startRetention({
+    const retention = new Retention({
       config: config([
         { topics: ['debug/#'], maxAge: '1d' },
         { topics: ['sensors/a/#'], maxAge: '30d' },
@@ -95,7 +95,7 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
       { topics: ['sensors/a/#'], maxAge: '30d' },
       { topics: ['#'], maxBytes: max },
     ];
-    const retention = startRetention({ config: config(rules), store, log: noDeadLetters, logger: quiet, now: () => NOW });
+    const retention = new Retention({ config: config(rules), store, log: noDeadLetters, logger: quiet, now: () => NOW });
     const run = await retention.runOnce();
     retention.stop();
     const left = await store.query({ limit: 100_000 });
@@ -127,9 +127,9 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
     const max = Math.round(full / 3);
     // Positive control: no rule by age, and without the size limit nothing goes.
     expect(
-      (await startRetention({ config: config([]), store, log: noDeadLetters, logger: quiet, now: () => NOW }).runOnce()).storeDeleted,
+      (await new Retention({ config: config([]), store, log: noDeadLetters, logger: quiet, now: () => NOW }).runOnce()).storeDeleted,
     ).toBe(0);
-    const retention = startRetention({
+    const retention = new Retention({
       config: config([], '30d', { storeMaxBytes: max }),
       store,
       log: noDeadLetters,
@@ -147,29 +147,44 @@ describe.each(['sqlite', 'files'] as StoreBackend[])('retention on the %s store'
   });
 });
 
+/** Rollups of every numeric field in 1 h and 1 d buckets, written at once. */
+const hourlyAndDailyRollups = (dir: string) =>
+  openRollups(
+    {
+      enabled: true,
+      buckets: ['1h', '1d'],
+      series: [],
+      maxFields: 8,
+      closeAfterMs: 10_000,
+      batchSize: 1000,
+      gatherMs: 0,
+      maxGatherMs: 0,
+    },
+    join(dir, 'rollups.db'),
+  );
+
+/** A durable log keeping up to 100 dead letters, each payload cut at `payloadCapBytes`. */
+const logWithDeadLetters = (payloadCapBytes: number) =>
+  DurableLog.open({
+    dir: join(newDir(), 'log'),
+    agentId: 'pi',
+    maxDelayMs: 2,
+    maxRecords: 50,
+    deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes, whenFull: 'dropOldest' },
+    logger: quiet,
+  });
+
 describe('retention of rollups', () => {
   it('deletes buckets by age per width and topic pattern, the first rule naming both deciding', async () => {
     const dir = newDir();
-    const rollups = await openRollups(
-      {
-        enabled: true,
-        buckets: ['1h', '1d'],
-        series: [],
-        maxFields: 8,
-        closeAfterMs: 10_000,
-        batchSize: 1000,
-        gatherMs: 0,
-        maxGatherMs: 0,
-      },
-      join(dir, 'rollups.db'),
-    );
+    const rollups = await hourlyAndDailyRollups(dir);
     await rollups.write(batch(history(10)));
     const rules: RetentionConfig['rollups'] = [
       { topics: ['sensors/a/#'], buckets: ['1h'], maxAge: '5d' },
       { topics: ['#'], buckets: ['1h'], maxAge: '2d' },
       { topics: ['#'], buckets: ['1d'], maxAge: '365d' },
     ];
-    const retention = startRetention({
+    const retention = new Retention({
       config: config([], '30d', { rollups: rules }),
       rollups,
       log: noDeadLetters,
@@ -192,19 +207,7 @@ describe('retention of rollups', () => {
 
   it("keeps a rule's rollups below its maxBytes, the oldest buckets first; other topics untouched", async () => {
     const dir = newDir();
-    const rollups = await openRollups(
-      {
-        enabled: true,
-        buckets: ['1h', '1d'],
-        series: [],
-        maxFields: 8,
-        closeAfterMs: 10_000,
-        batchSize: 1000,
-        gatherMs: 0,
-        maxGatherMs: 0,
-      },
-      join(dir, 'rollups.db'),
-    );
+    const rollups = await hourlyAndDailyRollups(dir);
     await rollups.write(batch(history(30)));
     const debug = { topics: ['debug/#'] };
     const before = await rollups.size(debug);
@@ -212,7 +215,7 @@ describe('retention of rollups', () => {
     expect(before).toBeLessThan(await rollups.size()); // a share of the file
     const maxBytes = Math.round(before / 4);
     const rules: RetentionConfig['rollups'] = [{ topics: ['debug/#'], buckets: ['1h', '1d'], maxBytes }];
-    const retention = startRetention({
+    const retention = new Retention({
       config: config([], '30d', { rollups: rules }),
       rollups,
       log: noDeadLetters,
@@ -245,7 +248,7 @@ describe('retention, SQLite specifics and dead letters', () => {
       return n;
     };
     const before = pages();
-    const retention = startRetention({
+    const retention = new Retention({
       config: config([{ topics: ['#'], maxAge: '2d' }]),
       store,
       log: noDeadLetters,
@@ -261,18 +264,10 @@ describe('retention, SQLite specifics and dead letters', () => {
   });
 
   it('deletes dead letters older than their maxAge, oldest first', async () => {
-    const dir = newDir();
-    const log = await DurableLog.open({
-      dir: join(dir, 'log'),
-      agentId: 'pi',
-      maxDelayMs: 2,
-      maxRecords: 50,
-      deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 64, whenFull: 'dropOldest' },
-      logger: quiet,
-    });
+    const log = await logWithDeadLetters(64);
     for (const age of [40, 35, 31, 29, 1])
       await log.appendDeadLetter({ time: NOW - age * DAY, topic: `t/${age}`, clientId: 'c', payload: Buffer.from('x'), reasons: [] });
-    const retention = startRetention({ config: config([], '30d'), log, logger: quiet, now: () => NOW });
+    const retention = new Retention({ config: config([], '30d'), log, logger: quiet, now: () => NOW });
     const run = await retention.runOnce();
     retention.stop();
     expect(run.deadLettersDeleted).toBe(3);
@@ -282,15 +277,7 @@ describe('retention, SQLite specifics and dead letters', () => {
   });
 
   it('deletes dead letters by age and size per topic pattern, the first matching rule deciding', async () => {
-    const dir = newDir();
-    const log = await DurableLog.open({
-      dir: join(dir, 'log'),
-      agentId: 'pi',
-      maxDelayMs: 2,
-      maxRecords: 50,
-      deadLetters: { maxCount: 100, maxBytes: 1 << 20, payloadCapBytes: 1000, whenFull: 'dropOldest' },
-      logger: quiet,
-    });
+    const log = await logWithDeadLetters(1000);
     const letter = (topic: string, ageDays: number, i = 0) =>
       log.appendDeadLetter({ time: NOW - ageDays * DAY + i, topic, clientId: 'c', payload: Buffer.alloc(500, 120), reasons: [] });
     for (let i = 0; i < 10; i++) await letter('noisy/a', 1.5, i); // about 870 bytes each; older than debug's 1d
@@ -300,7 +287,7 @@ describe('retention, SQLite specifics and dead letters', () => {
       { topics: ['noisy/#'], maxBytes: 3000 },
       { topics: ['debug/#', 'noisy/#'], maxAge: '1d' }, // noisy/# is the first rule's: its age does not apply there
     ];
-    const retention = startRetention({
+    const retention = new Retention({
       config: config([], '30d', { deadLetters: { maxAge: '30d', rules } }),
       log,
       logger: quiet,

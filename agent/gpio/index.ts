@@ -35,11 +35,6 @@ export interface GpioStatus {
   powerFail: 'ok' | 'failing' | null;
 }
 
-export interface GpioRunning {
-  status(): GpioStatus;
-  stop(): void;
-}
-
 /** How often the LED's state and the alarm are looked at again. */
 const OUTPUT_EVERY_MS = 2000;
 
@@ -48,98 +43,128 @@ export async function openDriver(config: GpioConfig): Promise<GpioDriver | undef
   return config.driver === 'simulated' ? new SimulatedGpio() : sysfsDriver(config.sysfsPath, config.chip);
 }
 
-export function startGpio(config: GpioConfig, driver: GpioDriver, sources: GpioSources, logger: Logger): GpioRunning {
-  const closers: (() => void)[] = [];
-  const inputs = config.inputs.map((spec) => {
-    const topic = spec.topic ?? `gpio/${spec.name}`;
-    const status = {
-      name: spec.name,
-      line: spec.line,
-      changes: 0,
-      lastChange: null as string | null,
-      input: undefined as DebouncedInput | undefined,
+interface InputStatus {
+  name: string;
+  line: number;
+  changes: number;
+  lastChange: string | null;
+  input?: DebouncedInput;
+}
+
+/** The configured lines, running: inputs taken as readings, the status LED and the alarm driven, the power-fail input watched. */
+export class GpioLines {
+  private readonly closers: (() => void)[] = [];
+  private readonly inputs: InputStatus[];
+  private readonly led: StatusLed | undefined;
+  private readonly alarm: { out: OutputLine; on: boolean; activeLow: boolean; alerts: string[] } | undefined;
+  private readonly powerFail: DebouncedInput | undefined;
+  private failing = false;
+  private looking = false;
+
+  constructor(
+    config: GpioConfig,
+    private readonly driver: GpioDriver,
+    private readonly sources: GpioSources,
+    private readonly logger: Logger,
+  ) {
+    this.inputs = config.inputs.map((spec) => this.openReadingInput(spec));
+    const { statusLed, alarm, powerFail } = config;
+    this.led = statusLed && new StatusLed(driver.output(statusLed.line, statusLed.activeLow ? 1 : 0), statusLed.activeLow);
+    const led = this.led;
+    if (led) this.closers.push(() => led.close());
+    if (alarm) {
+      const a = {
+        out: driver.output(alarm.line, alarm.activeLow ? 1 : 0),
+        on: false,
+        activeLow: alarm.activeLow,
+        alerts: alarm.alerts ?? [],
+      };
+      this.alarm = a;
+      this.closers.push(() => (drive(a.out, false, a.activeLow), a.out.close()));
+    }
+    if (this.led || this.alarm) {
+      void this.look();
+      const timer = setInterval(() => void this.look(), OUTPUT_EVERY_MS);
+      this.closers.push(() => clearInterval(timer));
+    }
+    if (powerFail) {
+      const input = openInput(driver, { ...powerFail, edge: 'rising' }, () => this.powerFailing(powerFail.command));
+      this.powerFail = input;
+      this.closers.push(() => input.close());
+    }
+    logger.info(
+      { driver: driver.description, inputs: this.inputs.length, statusLed: !!this.led, alarm: !!this.alarm, powerFail: !!this.powerFail },
+      'GPIO ready',
+    );
+  }
+
+  status(): GpioStatus {
+    return {
+      driver: this.driver.description,
+      inputs: this.inputs.map(({ input, ...s }) => ({ ...s, value: input!.value })),
+      statusLed: this.led ? this.led.current : null,
+      alarm: this.alarm ? this.alarm.on : null,
+      powerFail: this.powerFail ? (this.failing || this.powerFail.value ? 'failing' : 'ok') : null,
     };
-    const changed = (value: Level, edge: Edge) => {
+  }
+
+  stop(): void {
+    for (const close of this.closers.reverse()) close();
+    this.driver.close();
+  }
+
+  /** An input whose changes become readings on its topic, through ingest. */
+  private openReadingInput(spec: GpioConfig['inputs'][number]): InputStatus {
+    const topic = spec.topic ?? `gpio/${spec.name}`;
+    const status: InputStatus = { name: spec.name, line: spec.line, changes: 0, lastChange: null };
+    status.input = openInput(this.driver, spec, (value: Level, edge: Edge) => {
       status.changes++;
       status.lastChange = new Date().toISOString();
-      sources
+      this.sources
         .take(topic, Buffer.from(JSON.stringify({ value, edge })))
-        .catch((err: Error) => logger.error({ input: spec.name, value, edge, err: err.message }, 'a GPIO reading could not be taken'));
-    };
-    status.input = openInput(driver, spec, changed);
-    closers.push(() => status.input?.close());
+        .catch((err: Error) => this.logger.error({ input: spec.name, value, edge, err: err.message }, 'a GPIO reading could not be taken'));
+    });
+    this.closers.push(() => status.input?.close());
     return status;
-  });
+  }
 
-  const led =
-    config.statusLed && new StatusLed(driver.output(config.statusLed.line, config.statusLed.activeLow ? 1 : 0), config.statusLed.activeLow);
-  if (led) closers.push(() => led.close());
-  const alarm = config.alarm && { out: driver.output(config.alarm.line, config.alarm.activeLow ? 1 : 0), on: false };
-  const alarmAlerts = config.alarm?.alerts ?? [];
-  const sounds = (name: string) =>
-    alarmAlerts.length === 0 || alarmAlerts.some((a) => (a.endsWith('*') ? name.startsWith(a.slice(0, -1)) : name === a));
-  const drive = (out: OutputLine, on: boolean, activeLow: boolean) => out.write((on !== activeLow ? 1 : 0) as Level);
-  if (alarm) closers.push(() => (drive(alarm.out, false, config.alarm!.activeLow), alarm.out.close()));
-
-  let looking = false;
-  const look = async () => {
-    if (looking) return;
-    looking = true;
+  /** The LED shows the agent's state; the alarm sounds while an alert it follows fires. */
+  private async look(): Promise<void> {
+    if (this.looking) return;
+    this.looking = true;
     try {
-      if (led) led.set(ledState(await sources.ledInputs()));
+      if (this.led) this.led.set(ledState(await this.sources.ledInputs()));
+      const alarm = this.alarm;
       if (alarm) {
-        const on = sources.alertsFiring().some(sounds);
-        if (on !== alarm.on) drive(alarm.out, (alarm.on = on), config.alarm!.activeLow);
+        const sounds = (name: string) =>
+          alarm.alerts.length === 0 || alarm.alerts.some((a) => (a.endsWith('*') ? name.startsWith(a.slice(0, -1)) : name === a));
+        const on = this.sources.alertsFiring().some(sounds);
+        if (on !== alarm.on) drive(alarm.out, (alarm.on = on), alarm.activeLow);
       }
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, "GPIO outputs: could not read the agent's state");
+      this.logger.warn({ err: (err as Error).message }, "GPIO outputs: could not read the agent's state");
     } finally {
-      looking = false;
+      this.looking = false;
     }
-  };
-  if (led || alarm) {
-    void look();
-    const timer = setInterval(() => void look(), OUTPUT_EVERY_MS);
-    closers.push(() => clearInterval(timer));
   }
 
-  let powerFail: DebouncedInput | undefined;
-  let failing = false;
-  if (config.powerFail) {
-    const { command } = config.powerFail;
-    powerFail = openInput(driver, { ...config.powerFail, edge: 'rising' }, () => {
-      if (failing) return;
-      failing = true;
-      logger.warn({ command }, 'power failing: flushing the log and shutting down');
-      sources
-        .flush()
-        .catch((err: Error) => logger.error({ err: err.message }, 'flushing the log before shutdown failed'))
-        .finally(() => {
-          if (!command.length) return sources.shutdown('power fail');
-          execFile(command[0], command.slice(1), { timeout: 30_000 }, (err) => {
-            if (err) logger.error({ err: err.message }, 'the power-fail command failed: stopping the agent instead');
-            if (err) sources.shutdown('power fail');
-          });
+  /** Once: flush the log, then run the command (or stop the agent when there is none, or it fails). */
+  private powerFailing(command: string[]): void {
+    if (this.failing) return;
+    this.failing = true;
+    const { logger, sources } = this;
+    logger.warn({ command }, 'power failing: flushing the log and shutting down');
+    sources
+      .flush()
+      .catch((err: Error) => logger.error({ err: err.message }, 'flushing the log before shutdown failed'))
+      .finally(() => {
+        if (!command.length) return sources.shutdown('power fail');
+        execFile(command[0], command.slice(1), { timeout: 30_000 }, (err) => {
+          if (err) logger.error({ err: err.message }, 'the power-fail command failed: stopping the agent instead');
+          if (err) sources.shutdown('power fail');
         });
-    });
-    closers.push(() => powerFail?.close());
+      });
   }
-  logger.info(
-    { driver: driver.description, inputs: inputs.length, statusLed: !!led, alarm: !!alarm, powerFail: !!powerFail },
-    'GPIO ready',
-  );
-
-  return {
-    status: () => ({
-      driver: driver.description,
-      inputs: inputs.map(({ input, ...s }) => ({ ...s, value: input!.value })),
-      statusLed: led ? led.current : null,
-      alarm: alarm ? alarm.on : null,
-      powerFail: powerFail ? (failing || powerFail.value ? 'failing' : 'ok') : null,
-    }),
-    stop() {
-      for (const close of closers.reverse()) close();
-      driver.close();
-    },
-  };
 }
+
+const drive = (out: OutputLine, on: boolean, activeLow: boolean) => out.write((on !== activeLow ? 1 : 0) as Level);

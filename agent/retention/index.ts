@@ -27,12 +27,6 @@ export interface RetentionRun {
   steps: number;
 }
 
-export interface Retention {
-  /** One run now (tests inject `now`). */
-  runOnce(now?: number): Promise<RetentionRun>;
-  stop(): void;
-}
-
 /**
  * The rules as prune calls: each rule covers its patterns less what an earlier rule already took
  * (the first match decides), so a reading is judged by one rule only.
@@ -64,7 +58,7 @@ function rollupRules(config: RetentionConfig, now: number): RollupPruneRule[] {
   );
 }
 
-export function startRetention(opts: {
+export interface RetentionOptions {
   config: RetentionConfig;
   store?: LocalStore;
   rollups?: Rollups;
@@ -73,13 +67,31 @@ export function startRetention(opts: {
   now?: () => number;
   /** False while the clock is known wrong: then nothing is deleted for its age (a clock years ahead would delete all), only for size. */
   clockTrusted?: () => boolean;
-}): Retention {
-  const { config, store, rollups, log, logger } = opts;
-  const clock = opts.now ?? Date.now;
-  let running: Promise<RetentionRun> | undefined;
+}
 
-  async function run(now: number): Promise<RetentionRun> {
-    const byAge = opts.clockTrusted?.() ?? true;
+/** Deletes what the rules no longer keep, on their schedule (croner), one run at a time. */
+export class Retention {
+  private readonly job: Cron;
+  private running: Promise<RetentionRun> | undefined;
+
+  constructor(private readonly opts: RetentionOptions) {
+    this.job = new Cron(opts.config.schedule, { protect: true }, () => {
+      this.runOnce().catch((err: Error) => opts.logger.error({ err: err.message }, 'retention run failed; the next one will try again'));
+    });
+  }
+
+  /** One run now (tests inject `now`); a run under way is joined, not doubled. */
+  runOnce(now = (this.opts.now ?? Date.now)()): Promise<RetentionRun> {
+    return (this.running ??= this.run(now).finally(() => (this.running = undefined)));
+  }
+
+  stop(): void {
+    this.job.stop();
+  }
+
+  private async run(now: number): Promise<RetentionRun> {
+    const { logger } = this.opts;
+    const byAge = this.opts.clockTrusted?.() ?? true;
     if (!byAge) logger.info({}, 'system clock unsynchronised: retention deletes nothing for its age until it is');
     const result: RetentionRun = {
       at: new Date(now).toISOString(),
@@ -90,75 +102,81 @@ export function startRetention(opts: {
       longestStallMs: 0,
       steps: 0,
     };
-    /** Step until done (or `enough`), letting writes in between; returns what went. */
-    const steps = async (step: () => Promise<PruneStep>, enough: () => Promise<boolean> = async () => false) => {
-      let deleted = 0;
-      for (;;) {
-        const s = await step();
-        result.steps++;
-        deleted += s.deleted;
-        result.longestStallMs = Math.max(result.longestStallMs, s.ms);
-        if (s.done || (await enough())) return deleted;
-        await new Promise((r) => setImmediate(r));
-      }
-    };
-    if (store) {
-      for (const rule of pruneRules(config, now)) {
-        if (rule.before && byAge) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
-        const { maxBytes } = rule;
-        if (maxBytes && (await store.size(rule)) > maxBytes) {
-          const deleted = await steps(
-            () => store.prune({ ...rule, before: Number.MAX_SAFE_INTEGER }, config.stepReadings),
-            async () => (await store.size(rule)) <= maxBytes,
-          );
-          result.storeDeletedForSize += deleted;
-          result.storeDeleted += deleted;
-        }
-      }
-      const max = config.storeMaxBytes;
-      if (max > 0 && (await store.size()) > max) {
-        const deleted = await steps(
-          () => store.prune({ topics: ['#'], before: Number.MAX_SAFE_INTEGER }, config.stepReadings),
-          async () => (await store.size()) <= max,
-        );
-        result.storeDeletedForSize += deleted;
-        result.storeDeleted += deleted;
-        await steps(() => store.prune({ topics: [], before: 0 }, config.stepReadings)); // give the rest of the freed space back
-      }
-    }
-    if (rollups) {
-      if (byAge)
-        for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
-      // By size: a rule's topics (less an earlier rule's), all its widths, the oldest buckets first.
-      for (const [i, rule] of config.rollups.entries()) {
-        const { maxBytes } = rule;
-        if (!maxBytes) continue;
-        const cover = { topics: rule.topics, except: config.rollups.slice(0, i).flatMap((r) => r.topics) };
-        if ((await rollups.size(cover)) <= maxBytes) continue;
-        const prune = { ...cover, widths: rule.buckets.map(durationMs), before: Number.MAX_SAFE_INTEGER };
-        result.rollupsDeleted += await steps(
-          () => rollups.prune(prune, config.stepReadings),
-          async () => (await rollups.size(cover)) <= maxBytes,
-        );
-      }
-    }
-    const { maxAge, rules } = config.deadLetters;
-    const deadLetterRules = rules.map((r, i) => ({
-      topics: r.topics,
-      except: rules.slice(0, i).flatMap((x) => x.topics),
-      before: r.maxAge && byAge ? now - durationMs(r.maxAge) : undefined,
-      maxBytes: r.maxBytes,
-    }));
-    result.deadLettersDeleted = await log.pruneDeadLetters(byAge ? now - durationMs(maxAge) : 0, deadLetterRules);
+    const steps = stepper(result);
+    await this.pruneStore(now, byAge, result, steps);
+    await this.pruneRollups(now, byAge, result, steps);
+    result.deadLettersDeleted = await this.pruneDeadLetters(now, byAge);
     result.longestStallMs = Math.round(result.longestStallMs * 10) / 10;
     if (result.storeDeleted || result.rollupsDeleted || result.deadLettersDeleted)
       logger.info({ ...result }, 'retention deleted what its rules no longer keep');
     return result;
   }
 
-  const runOnce = (now = clock()) => (running ??= run(now).finally(() => (running = undefined)));
-  const job = new Cron(config.schedule, { protect: true }, () => {
-    runOnce().catch((err: Error) => logger.error({ err: err.message }, 'retention run failed; the next one will try again'));
-  });
-  return { runOnce, stop: () => job.stop() };
+  /** By each rule's age and size, then the whole store's size (then the freed space given back). */
+  private async pruneStore(now: number, byAge: boolean, result: RetentionRun, steps: Stepper): Promise<void> {
+    const { store, config } = this.opts;
+    if (!store) return;
+    const forSize = async (rule: PruneRule, under: () => Promise<boolean>) => {
+      const deleted = await steps(() => store.prune({ ...rule, before: Number.MAX_SAFE_INTEGER }, config.stepReadings), under);
+      result.storeDeletedForSize += deleted;
+      result.storeDeleted += deleted;
+    };
+    for (const rule of pruneRules(config, now)) {
+      if (rule.before && byAge) result.storeDeleted += await steps(() => store.prune(rule, config.stepReadings));
+      const { maxBytes } = rule;
+      if (maxBytes && (await store.size(rule)) > maxBytes) await forSize(rule, async () => (await store.size(rule)) <= maxBytes);
+    }
+    const max = config.storeMaxBytes;
+    if (max > 0 && (await store.size()) > max) {
+      await forSize({ topics: ['#'], before: 0 }, async () => (await store.size()) <= max);
+      await steps(() => store.prune({ topics: [], before: 0 }, config.stepReadings)); // give the rest of the freed space back
+    }
+  }
+
+  /** By age per rule and width; by size a rule's topics (less an earlier rule's), all its widths, the oldest buckets first. */
+  private async pruneRollups(now: number, byAge: boolean, result: RetentionRun, steps: Stepper): Promise<void> {
+    const { rollups, config } = this.opts;
+    if (!rollups) return;
+    if (byAge)
+      for (const rule of rollupRules(config, now)) result.rollupsDeleted += await steps(() => rollups.prune(rule, config.stepReadings));
+    for (const [i, rule] of config.rollups.entries()) {
+      const { maxBytes } = rule;
+      if (!maxBytes) continue;
+      const cover = { topics: rule.topics, except: config.rollups.slice(0, i).flatMap((r) => r.topics) };
+      if ((await rollups.size(cover)) <= maxBytes) continue;
+      const prune = { ...cover, widths: rule.buckets.map(durationMs), before: Number.MAX_SAFE_INTEGER };
+      result.rollupsDeleted += await steps(
+        () => rollups.prune(prune, config.stepReadings),
+        async () => (await rollups.size(cover)) <= maxBytes,
+      );
+    }
+  }
+
+  private pruneDeadLetters(now: number, byAge: boolean): Promise<number> {
+    const { maxAge, rules } = this.opts.config.deadLetters;
+    const deadLetterRules = rules.map((r, i) => ({
+      topics: r.topics,
+      except: rules.slice(0, i).flatMap((x) => x.topics),
+      before: r.maxAge && byAge ? now - durationMs(r.maxAge) : undefined,
+      maxBytes: r.maxBytes,
+    }));
+    return this.opts.log.pruneDeadLetters(byAge ? now - durationMs(maxAge) : 0, deadLetterRules);
+  }
+}
+
+type Stepper = (step: () => Promise<PruneStep>, enough?: () => Promise<boolean>) => Promise<number>;
+
+/** Step until done (or `enough`), letting writes in between; returns what went, counting steps and stalls in `result`. */
+function stepper(result: RetentionRun): Stepper {
+  return async (step, enough = async () => false) => {
+    let deleted = 0;
+    for (;;) {
+      const s = await step();
+      result.steps++;
+      deleted += s.deleted;
+      result.longestStallMs = Math.max(result.longestStallMs, s.ms);
+      if (s.done || (await enough())) return deleted;
+      await new Promise((r) => setImmediate(r));
+    }
+  };
 }

@@ -1,7 +1,7 @@
 // The machine the agent runs on: its health sample, its clock, its sensors' silence, its GPIO lines.
 import { join } from 'node:path';
 import type { Config } from '../config-schema.js';
-import { openDriver, startGpio, type GpioRunning, type GpioSources } from '../gpio/index.js';
+import { GpioLines, openDriver, type GpioSources } from '../gpio/index.js';
 import { SensorWatch } from '../health/sensors.js';
 import { findVcgencmd, SystemMonitor } from '../health/system.js';
 import { Clock, detectSyncSource, systemClock, type ClockSource } from '../ingest/clock.js';
@@ -57,9 +57,9 @@ export async function startGpioLines(
   sources: GpioSources,
   logger: Logger,
   started: Closers,
-): Promise<GpioRunning | undefined> {
+): Promise<GpioLines | undefined> {
   const driver = options.gpioDriver ?? (await openDriver(config.gpio));
-  const gpio = driver && startGpio(config.gpio, driver, sources, logger.child({ stage: 'gpio' }));
+  const gpio = driver && new GpioLines(config.gpio, driver, sources, logger.child({ stage: 'gpio' }));
   if (gpio) started.push(async () => gpio.stop());
   return gpio;
 }

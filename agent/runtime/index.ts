@@ -14,7 +14,7 @@ import { Closers } from '../lib/closers.js';
 import type { DiskWrites } from '../lib/disk-writes.js';
 import type { Logger } from '../lib/logger.js';
 import type { DurableLog } from '../log/index.js';
-import { startRetention, type Retention } from '../retention/index.js';
+import { Retention } from '../retention/index.js';
 import type { DiskPressure } from '../retention/pressure.js';
 import { ingestFrom, startBrokerStage } from './broker.js';
 import { startConsumers } from './consumers.js';
@@ -83,7 +83,7 @@ export async function startStages(config: Config, logger: Logger, options: Runti
     made.local = local;
     await disk.start();
     started.push(async () => disk.stop());
-    const retention = startRetention({
+    const retention = new Retention({
       config: config.retention,
       store: local.store?.target,
       rollups: local.rollups?.target,

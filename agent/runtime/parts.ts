@@ -5,7 +5,7 @@ import { ConfigError } from '../config/load.js';
 import { planReload, type ReloadResult } from '../config/reload.js';
 import type { LocalConsumers } from '../consume/local.js';
 import type { Sync } from '../consume/sinks/index.js';
-import type { GpioRunning } from '../gpio/index.js';
+import type { GpioLines } from '../gpio/index.js';
 import type { AlertEngine } from '../health/alerts.js';
 import type { MetricsSource } from '../health/metrics.js';
 import { statusOf, type Readiness } from '../health/readiness.js';
@@ -38,7 +38,7 @@ export interface Parts {
   clock: Clock;
   sensors: SensorWatch;
   system: SystemMonitor | undefined;
-  gpio: GpioRunning | undefined;
+  gpio: GpioLines | undefined;
   alerts: { engine: AlertEngine };
   wear: WearMeter;
 }

@@ -2,7 +2,7 @@
 import type { EmbeddedBroker } from '../../embedded-broker/index.js';
 import type { Config } from '../config-schema.js';
 import type { Sync } from '../consume/sinks/index.js';
-import type { GpioRunning } from '../gpio/index.js';
+import type { GpioLines } from '../gpio/index.js';
 import { startAlerts } from '../health/alert-wiring.js';
 import type { AlertEngine } from '../health/alerts.js';
 import { bootConfigRollback, stillShown } from '../health/boot-config.js';
@@ -36,7 +36,7 @@ export async function startWatch(
   options: RuntimeOptions,
   logger: Logger,
   started: Closers,
-): Promise<{ alerts: { engine: AlertEngine }; gpio: GpioRunning | undefined }> {
+): Promise<{ alerts: { engine: AlertEngine }; gpio: GpioLines | undefined }> {
   const rollback = bootConfigRollback(config.agent.dataDir);
   if (rollback && stillShown(rollback))
     logger.warn({ at: rollback.at }, `the config from the boot partition was rolled back: ${rollback.reason}`);

@@ -151,7 +151,7 @@ async function rawPost(dataDir: string, influxUrl: string, influxPid: number): P
     const t = performance.now();
     const cpu = cpuMs(influxPid);
     await new Promise<void>((resolve, reject) => {
-      const req = http.request(`${influxUrl}/write?db=baseline&precision=ms`, { method: 'POST', agent }, (res) => {
+      const req = http.request(`${influxUrl}/write?db=baseline&precision=ns`, { method: 'POST', agent }, (res) => {
         res.resume();
         res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`baseline POST: HTTP ${res.statusCode}`))));
       });

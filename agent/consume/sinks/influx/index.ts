@@ -7,17 +7,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
-import {
-  down,
-  inSlices,
-  invalid,
-  isTlsTrustError,
-  transient,
-  type Encoded,
-  type Sink,
-  type SinkContext,
-  type WriteResult,
-} from '../sink.js';
+import { down, inSlices, invalid, isTlsTrustError, transient } from '../sink.js';
+import type { Encoded, Sink, SinkContext, WriteResult } from '../sink.js';
 import type { OutBatch } from '../record.js';
 import type { InfluxConfig } from './config.js';
 import { LineBuffer } from '../line-buffer.js';

@@ -4,17 +4,8 @@
 // drop repeats.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import {
-  down,
-  invalid,
-  isTlsTrustError,
-  SinkError,
-  transient,
-  type Encoded,
-  type Sink,
-  type SinkContext,
-  type WriteResult,
-} from '../sink.js';
+import { down, invalid, isTlsTrustError, SinkError, transient } from '../sink.js';
+import type { Encoded, Sink, SinkContext, WriteResult } from '../sink.js';
 import type { OutBatch, OutRecord } from '../record.js';
 import type { MqttConfig } from './config.js';
 import { sleep } from '../../../lib/sleep.js';

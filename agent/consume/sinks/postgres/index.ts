@@ -7,18 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import {
-  down,
-  inSlices,
-  invalid,
-  isTlsTrustError,
-  SinkError,
-  transient,
-  type Encoded,
-  type Sink,
-  type SinkContext,
-  type WriteResult,
-} from '../sink.js';
+import { down, inSlices, invalid, isTlsTrustError, SinkError, transient } from '../sink.js';
+import type { Encoded, Sink, SinkContext, WriteResult } from '../sink.js';
 import type { OutBatch } from '../record.js';
 import { BASE_COLUMNS, columnTypeOf, copyRows, SQL_TYPES, type TypedColumn } from './copy.js';
 import type { PostgresConfig } from './config.js';
