@@ -3,7 +3,7 @@
 import type { InboundMessage, PublishHook } from '../../embedded-broker/index.js';
 import type { NewRecord, RefusedReading } from './reading.js';
 import { breaksLimits, type JsonLimits } from './json-limits.js';
-import { refusalReasons, type CompiledSchema, type SchemaRegistry } from './schemas.js';
+import { refusalReasons, type SchemaRegistry } from './schemas.js';
 
 import type { IngestConfig } from './config.js';
 
@@ -78,17 +78,6 @@ export type Submission =
   | { taken: false; refused: { index: number; reasons: Reason[] }[] }
   | { taken: false; unavailable: string };
 
-export interface Ingest {
-  /** For the broker: each message it accepts from a client. */
-  hook: PublishHook;
-  /**
-   * For HTTP ingest: the readings are checked first, and taken only if every one passes (the
-   * sender is told why, so nothing is dead-lettered); resolves once they are durable.
-   */
-  submit(messages: InboundMessage[]): Promise<Submission>;
-  stats: IngestStats;
-}
-
 class Refused {
   constructor(readonly reasons: Reason[]) {}
 }
@@ -103,29 +92,91 @@ function deviceTime(value: unknown): number | undefined {
   return undefined;
 }
 
-export function createIngest(opts: IngestOptions): Ingest {
-  const stats: IngestStats = { accepted: 0, deadLettered: 0, qos0Dropped: 0, heldForDisk: 0, heldForDeadLetters: 0, refusedBySchema: {} };
+/** The ingest stage: the broker's hook and HTTP's submit, with what became of each reading. */
+export class Ingest {
+  readonly stats: IngestStats = {
+    accepted: 0,
+    deadLettered: 0,
+    qos0Dropped: 0,
+    heldForDisk: 0,
+    heldForDeadLetters: 0,
+    refusedBySchema: {},
+  };
 
-  function decode(msg: InboundMessage): { text: string; value: unknown } {
-    const text = msg.payload.toString('utf8');
-    const tooMuch = breaksLimits(text, opts.limits);
-    if (tooMuch) throw new Refused([{ path: '', message: `payload refused: ${tooMuch}` }]);
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      throw new Refused([{ path: '', message: `payload is not JSON: ${(err as Error).message}` }]);
+  constructor(private readonly opts: IngestOptions) {}
+
+  /**
+   * For the broker: each message it accepts from a client. Below the critical watermark nothing new
+   * is taken: a reading waits, unacknowledged, with its sender held, until there is room (QoS 0
+   * under policy `drop` is dropped and counted instead).
+   */
+  readonly hook: PublishHook = (msg) => {
+    const { admission } = this.opts;
+    if (!admission || admission.accepting) return this.take(msg);
+    if (msg.qos === 0 && this.opts.qos0Overflow === 'drop') {
+      this.stats.qos0Dropped++;
+      return undefined;
     }
-    // The log keeps one reading per line: pretty-printed JSON is compacted, other payloads kept as sent.
-    return { text: /[\n\r]/.test(text) ? JSON.stringify(value) : text, value };
+    this.stats.heldForDisk++;
+    return { safe: admission.accepts().then(() => this.take(msg)?.safe), holdSender: true };
+  };
+
+  /**
+   * For HTTP ingest: the readings are checked first, and taken only if every one passes (the
+   * sender is told why, so nothing is dead-lettered); resolves once they are durable.
+   */
+  async submit(messages: Submitted[]): Promise<Submission> {
+    const { opts } = this;
+    if (opts.admission && !opts.admission.accepting)
+      return { taken: false, unavailable: 'disk pressure is critical: no new readings are taken until space is freed' };
+    const records: NewRecord[] = [];
+    const refused: { index: number; reasons: Reason[] }[] = [];
+    messages.forEach((msg, index) => {
+      try {
+        records.push(this.toRecord(msg));
+      } catch (err) {
+        refused.push({ index, reasons: reasonsOf(err) });
+      }
+    });
+    if (refused.length) return { taken: false, refused };
+    const appended = records.map((r) => opts.log.append(r));
+    this.stats.accepted += appended.length;
+    for (const m of messages) opts.watch?.seen(m.topic, m.clientId);
+    await Promise.all(appended.map((a) => a.durable));
+    return { taken: true, seqs: appended.map((a) => a.seq) };
   }
 
-  function validate(schema: CompiledSchema, value: unknown): void {
-    const reasons = refusalReasons(schema, value);
-    if (reasons) throw new Refused(reasons);
+  private take(msg: InboundMessage): ReturnType<PublishHook> {
+    const { opts, stats } = this;
+    // Readings ride the commits without holding their senders until the log falls behind or its
+    // commits fail (disk full): then QoS 0 is held like the rest or dropped (counted), per the
+    // policy. Held senders' sockets are read only as their readings become durable (TCP backpressure).
+    const behind = opts.log.pendingBytes > opts.maxPendingBytes || !opts.log.accepting;
+    if (behind && msg.qos === 0 && opts.qos0Overflow === 'drop') {
+      stats.qos0Dropped++;
+      return undefined;
+    }
+    let record: NewRecord;
+    try {
+      record = this.toRecord(msg);
+    } catch (err) {
+      // Whatever a payload makes go wrong is that payload's fault: dead-letter it, keep the client.
+      // Dead letters full (whenFull: hold): the sender is held until they are replayed or purged.
+      const full = opts.log.holdingDeadLetters;
+      if (full && msg.qos === 0 && opts.qos0Overflow === 'drop') {
+        stats.qos0Dropped++;
+        return undefined;
+      }
+      return { safe: this.deadLetter(msg, reasonsOf(err)), holdSender: behind || full };
+    }
+    const durable = opts.log.append(record).durable;
+    stats.accepted++;
+    opts.watch?.seen(msg.topic, msg.clientId);
+    return { safe: durable, holdSender: behind };
   }
 
-  function toRecord(msg: Submitted): NewRecord {
+  private toRecord(msg: Submitted): NewRecord {
+    const { opts } = this;
     const schema = opts.schemas.match(msg.topic);
     const stamp = opts.clock.stamp();
     const record: NewRecord = {
@@ -148,16 +199,32 @@ export function createIngest(opts: IngestOptions): Ingest {
       record.encoding = 'base64';
       return record;
     }
-    const { text, value } = decode(msg);
+    const { text, value } = this.decode(msg);
     record.payloadJson = text;
     if (schema) {
-      validate(schema, value);
+      const reasons = refusalReasons(schema, value);
+      if (reasons) throw new Refused(reasons);
       if (schema.timestampField) record.deviceTime = deviceTime((value as Record<string, unknown>)[schema.timestampField]);
     }
     return record;
   }
 
-  function deadLetter(msg: InboundMessage, reasons: Reason[]): Promise<void> {
+  private decode(msg: InboundMessage): { text: string; value: unknown } {
+    const text = msg.payload.toString('utf8');
+    const tooMuch = breaksLimits(text, this.opts.limits);
+    if (tooMuch) throw new Refused([{ path: '', message: `payload refused: ${tooMuch}` }]);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new Refused([{ path: '', message: `payload is not JSON: ${(err as Error).message}` }]);
+    }
+    // The log keeps one reading per line: pretty-printed JSON is compacted, other payloads kept as sent.
+    return { text: /[\n\r]/.test(text) ? JSON.stringify(value) : text, value };
+  }
+
+  private deadLetter(msg: InboundMessage, reasons: Reason[]): Promise<void> {
+    const { opts, stats } = this;
     stats.deadLettered++;
     const schema = opts.schemas.match(msg.topic)?.id ?? 'none';
     stats.refusedBySchema[schema] = (stats.refusedBySchema[schema] ?? 0) + 1;
@@ -165,73 +232,9 @@ export function createIngest(opts: IngestOptions): Ingest {
     if (opts.log.holdingDeadLetters) stats.heldForDeadLetters++;
     return opts.log.appendDeadLetterWhenRoom({ time: Date.now(), topic: msg.topic, clientId: msg.clientId, payload: msg.payload, reasons });
   }
+}
 
-  /**
-   * Below the critical watermark nothing new is taken: a reading waits, unacknowledged, with its
-   * sender held, until there is room (QoS 0 under policy `drop` is dropped and counted instead).
-   */
-  const hook: PublishHook = (msg) => {
-    const { admission } = opts;
-    if (!admission || admission.accepting) return take(msg);
-    if (msg.qos === 0 && opts.qos0Overflow === 'drop') {
-      stats.qos0Dropped++;
-      return undefined;
-    }
-    stats.heldForDisk++;
-    return { safe: admission.accepts().then(() => take(msg)?.safe), holdSender: true };
-  };
-
-  const take: PublishHook = (msg) => {
-    // Readings ride the commits without holding their senders until the log falls behind or its
-    // commits fail (disk full): then QoS 0 is held like the rest or dropped (counted), per the
-    // policy. Held senders' sockets are read only as their readings become durable (TCP backpressure).
-    const behind = opts.log.pendingBytes > opts.maxPendingBytes || !opts.log.accepting;
-    if (behind && msg.qos === 0 && opts.qos0Overflow === 'drop') {
-      stats.qos0Dropped++;
-      return undefined;
-    }
-    let record: NewRecord;
-    try {
-      record = toRecord(msg);
-    } catch (err) {
-      // Whatever a payload makes go wrong is that payload's fault: dead-letter it, keep the client.
-      const reasons = err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }];
-      // Dead letters full (whenFull: hold): the sender is held until they are replayed or purged.
-      const full = opts.log.holdingDeadLetters;
-      if (full && msg.qos === 0 && opts.qos0Overflow === 'drop') {
-        stats.qos0Dropped++;
-        return undefined;
-      }
-      return { safe: deadLetter(msg, reasons), holdSender: behind || full };
-    }
-    const durable = opts.log.append(record).durable;
-    stats.accepted++;
-    opts.watch?.seen(msg.topic, msg.clientId);
-    return { safe: durable, holdSender: behind };
-  };
-
-  async function submit(messages: Submitted[]): Promise<Submission> {
-    if (opts.admission && !opts.admission.accepting)
-      return { taken: false, unavailable: 'disk pressure is critical: no new readings are taken until space is freed' };
-    const records: NewRecord[] = [];
-    const refused: { index: number; reasons: Reason[] }[] = [];
-    messages.forEach((msg, index) => {
-      try {
-        records.push(toRecord(msg));
-      } catch (err) {
-        refused.push({
-          index,
-          reasons: err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }],
-        });
-      }
-    });
-    if (refused.length) return { taken: false, refused };
-    const appended = records.map((r) => opts.log.append(r));
-    stats.accepted += appended.length;
-    for (const m of messages) opts.watch?.seen(m.topic, m.clientId);
-    await Promise.all(appended.map((a) => a.durable));
-    return { taken: true, seqs: appended.map((a) => a.seq) };
-  }
-
-  return { hook, submit, stats };
+/** Why a reading was refused: its schema's reasons, or what went wrong while reading it. */
+function reasonsOf(err: unknown): Reason[] {
+  return err instanceof Refused ? err.reasons : [{ path: '', message: `not ingested: ${(err as Error).message}` }];
 }

@@ -5,7 +5,7 @@ import type { Config } from '../config-schema.js';
 import { durationMs } from '../config/keys.js';
 import type { SensorWatch } from '../health/sensors.js';
 import type { Clock } from '../ingest/clock.js';
-import { createIngest, type Ingest } from '../ingest/pipeline.js';
+import { Ingest } from '../ingest/pipeline.js';
 import type { SchemaRegistry } from '../ingest/schemas.js';
 import type { Closers } from '../lib/closers.js';
 import type { Logger } from '../lib/logger.js';
@@ -50,7 +50,7 @@ export function ingestFrom(
   p: { schemas: SchemaRegistry; log: DurableLog; clock: Clock; disk: DiskPressure; sensors: SensorWatch },
 ): Ingest {
   const i = config.ingest;
-  return createIngest({
+  return new Ingest({
     schemas: p.schemas,
     log: p.log,
     unmatched: i.unmatched,

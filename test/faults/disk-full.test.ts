@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openFilesStore, topicFolder } from '../../agent/consume/store/files.js';
+import { FilesStore, topicFolder } from '../../agent/consume/store/files.js';
 import { freePort } from '../../scripts/servers.js';
 import { isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
 import { cleanup, spawnAgent, startAgent, tempDir, writeConfig, type InProcessAgent } from '../helpers/agent.js';
@@ -93,7 +93,7 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
 
   it('files store: an append the disk cuts short is cut back to the last whole line; once space returns each reading is written once', async () => {
     const data = smallDisk(2);
-    const store = openFilesStore({ dir: join(data, 'store'), now: () => T0 });
+    const store = new FilesStore({ dir: join(data, 'store'), now: () => T0 });
     await store.write(batch([record(1, 'big')]));
     // Leave 256 KiB free: some but not all of the next batch (250 readings of 4 KB, 1 MB in all).
     const { bavail, bsize } = statfsSync(data);

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3-multiple-ciphers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RecordFault } from '../../agent/lib/faults.js';
 import { workerScript } from '../../agent/consume/db/db-worker.js';
-import { openFilesStore, topicFolder } from '../../agent/consume/store/files.js';
+import { FilesStore, topicFolder } from '../../agent/consume/store/files.js';
 import { openStore } from '../../agent/consume/store/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record, T0 } from '../helpers/records.js';
@@ -98,7 +98,7 @@ describe('files store names', () => {
   it('keeps hostile topics inside its folder, one folder each, each read back by its own topic', async () => {
     const root = dir();
     const storeDir = join(root, 'store');
-    const store = openFilesStore({ dir: storeDir });
+    const store = new FilesStore({ dir: storeDir });
     await store.write(batch(hostile.map((t, i) => record(i + 1, t))));
     expect(readdirSync(root)).toEqual(['store']); // nothing written beside the store
     const folders = readdirSync(storeDir).filter((f) => !f.startsWith('.'));
@@ -119,7 +119,7 @@ describe('files store names', () => {
 
   it('writes no record twice when a batch fails part-way and is written again', async () => {
     const storeDir = join(dir(), 'store');
-    const store = openFilesStore({ dir: storeDir, now: () => T0 });
+    const store = new FilesStore({ dir: storeDir, now: () => T0 });
     // The hour file of topic b cannot be opened (a folder stands in its place): a failure of the moment.
     const blocked = join(storeDir, topicFolder('b'), '2026-11-30T10.jsonl');
     mkdirSync(blocked, { recursive: true });
@@ -139,7 +139,7 @@ describe('files store names', () => {
 
   it('after a crash between the files and the state file, a reopened store writes only what is missing', async () => {
     const storeDir = join(dir(), 'store');
-    let store = openFilesStore({ dir: storeDir, now: () => T0 });
+    let store = new FilesStore({ dir: storeDir, now: () => T0 });
     await store.write(batch([record(1, 'a'), record(2, 'b')]));
     const blocked = join(storeDir, topicFolder('d'), '2026-11-30T10.jsonl');
     mkdirSync(blocked, { recursive: true });
@@ -147,7 +147,7 @@ describe('files store names', () => {
     await expect(store.write(batch([record(3, 'a'), record(4, 'd'), record(5, 'c')]))).rejects.toMatchObject({ code: 'EISDIR' });
     await store.close();
     rmSync(blocked, { recursive: true });
-    store = openFilesStore({ dir: storeDir, now: () => T0 });
+    store = new FilesStore({ dir: storeDir, now: () => T0 });
     expect(existsSync(join(storeDir, 'c', '2026-11-30T10.jsonl')) || existsSync(join(storeDir, 'a', '2026-11-30T10.jsonl'))).toBe(true);
     await store.write(batch([record(3, 'a'), record(4, 'd'), record(5, 'c')]));
     expect((await store.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);

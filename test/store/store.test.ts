@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import type { LogRecord } from '../../agent/log/record.js';
-import { openFilesStore } from '../../agent/consume/store/files.js';
+import { FilesStore } from '../../agent/consume/store/files.js';
 import { foldReading, mergeFolded } from '../../agent/consume/store/fold.js';
 import { openStore, type LocalStore, type StoreBackend } from '../../agent/consume/store/index.js';
 import type { Folded } from '../../agent/consume/store/types.js';
@@ -164,7 +164,7 @@ describe('files specifics', () => {
     const d = tempDir();
     dirs.push(d);
     let now = T0 + 30 * 60_000;
-    const store = openFilesStore({ dir: d, now: () => now });
+    const store = new FilesStore({ dir: d, now: () => now });
     await store.write(batch([record(1, 's/a', T0 + 1), record(2, 's/a', T0 + HOUR + 1), record(3, 's/b', T0 + 2)]));
     expect(readdirSync(join(d, 's%2Fa')).sort()).toEqual(['2026-11-30T10.jsonl', '2026-11-30T11.jsonl']);
     now = T0 + HOUR + 10 * 60_000; // 10:xx closed (past the grace), 11:xx still open
@@ -184,11 +184,11 @@ describe('files specifics', () => {
     const d = tempDir();
     dirs.push(d);
     const now = () => T0;
-    const store = openFilesStore({ dir: d, now });
+    const store = new FilesStore({ dir: d, now });
     await store.write(batch([record(1, 's/a', T0), record(2, 's/a', T0)]));
     const file = join(d, 's%2Fa', '2026-11-30T10.jsonl');
     appendFileSync(file, `${JSON.stringify(record(3, 's/a', T0))}\n{"seq":4,"top`); // written, state not updated, then torn
-    const again = openFilesStore({ dir: d, now });
+    const again = new FilesStore({ dir: d, now });
     expect(again.lastSeq()).toBe(3);
     await again.write(batch([record(3, 's/a', T0), record(4, 's/a', T0)]));
     expect((await again.query({})).map((r) => r.seq)).toEqual([1, 2, 3, 4]);

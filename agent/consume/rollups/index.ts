@@ -80,112 +80,182 @@ export const defaultRollupPath = (dataDir: string) => join(dataDir, 'rollups.db'
 /** `key`: encrypt the database (SQLCipher format) with it; `sinks`: the sinks that take rollups. */
 export async function openRollups(config: RollupConfig, path: string, key?: Buffer, sinks?: RollupSinks): Promise<Rollups> {
   const widths = config.buckets.map(durationMs);
-  const nameOf = new Map(config.buckets.map((b) => [durationMs(b), b]));
-  const taken = [...new Set(Object.values(sinks?.consumers ?? {}).flat())].map(durationMs);
   const data: RollupWorkerData = {
     path,
     widths,
     series: config.series,
     maxFields: config.maxFields,
     key,
-    emitWidths: taken,
+    emitWidths: [...new Set(Object.values(sinks?.consumers ?? {}).flat())].map(durationMs),
     closeAfterMs: config.closeAfterMs,
   };
-  let applied = 0;
-  let ignored = 0;
-  let ignoredBefore = 0;
-  let revision = 0;
+  const counts = new FoldCounts();
   const worker = await RestartingWorker.open<Request>(
     () => new DbWorker('rollups', data),
-    (ready) => {
-      applied = Math.max(applied, ready);
-      ignoredBefore += ignored; // a new worker counts from 0
-      ignored = 0;
-    },
+    (ready) => counts.restarted(ready),
   );
-  const waiters = new Set<() => void>();
-  const advanced = (to: number) => {
-    if (to <= revision) return;
-    revision = to;
-    for (const wake of waiters) wake();
-    waiters.clear();
-  };
-  const names = Object.keys(sinks?.consumers ?? {});
-  const cursors = new Map<string, number>();
-  if (sinks) {
-    const known = (await worker.call({ op: 'cursors', names })) as { cursors: Record<string, number>; revision: number };
-    for (const [n, c] of Object.entries(known.cursors)) cursors.set(n, c);
-    advanced(known.revision);
+  const bucketNames = new Map(config.buckets.map((b) => [durationMs(b), b]));
+  const feed = sinks && (await BucketFeed.open(worker, sinks, bucketNames));
+  return new WorkerRollups(widths, worker, counts, feed);
+}
+
+/** How far the rollups have folded, across worker restarts. */
+class FoldCounts {
+  applied = 0;
+  ignored = 0;
+  ignoredBefore = 0;
+
+  restarted(ready: number): void {
+    this.applied = Math.max(this.applied, ready);
+    this.ignoredBefore += this.ignored; // a new worker counts from 0
+    this.ignored = 0;
   }
-  const cursorOf = (name: string) => {
-    const c = cursors.get(name);
+}
+
+/** The rollups, kept by a database worker. */
+class WorkerRollups implements Rollups {
+  constructor(
+    readonly widths: number[],
+    private readonly worker: RestartingWorker<Request>,
+    private readonly counts: FoldCounts,
+    readonly feed: BucketFeed | undefined,
+  ) {}
+
+  async write(batch: ChunkBatch): Promise<void> {
+    const chunks = batch.chunks.map((c) => new Uint8Array(c));
+    const result = (await this.worker.call(
+      { op: 'write', chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock },
+      chunks.map((c) => c.buffer as ArrayBuffer),
+    )) as { applied: number; ignoredFields: number; revision: number };
+    this.counts.applied = Math.max(this.counts.applied, result.applied);
+    this.counts.ignored = result.ignoredFields;
+    this.feed?.advanced(result.revision);
+  }
+
+  async query(query: RollupQuery): Promise<RollupRow[]> {
+    return (await this.worker.call({ op: 'query', query })) as RollupRow[];
+  }
+
+  async prune(rule: RollupPruneRule, limit: number): Promise<PruneStep> {
+    return (await this.worker.call({ op: 'prune', rule, limit })) as PruneStep;
+  }
+
+  async size(topics?: { topics: string[]; except?: string[] }): Promise<number> {
+    return (await this.worker.call({ op: 'size', topics })) as number;
+  }
+
+  appliedSeq(): number {
+    return this.counts.applied;
+  }
+
+  ignoredFields(): number {
+    return this.counts.ignoredBefore + this.counts.ignored;
+  }
+
+  writtenBytes(): number {
+    return this.worker.written;
+  }
+
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+}
+
+/** Closed buckets as a log (seq: the bucket's revision) with a cursor for each rollup sink. */
+class BucketFeed implements RollupFeed {
+  private revision = 0;
+  private readonly waiters = new Set<() => void>();
+  private readonly names: string[];
+
+  private constructor(
+    private readonly worker: RestartingWorker<Request>,
+    private readonly sinks: RollupSinks,
+    private readonly bucketNames: Map<number, string>,
+    private readonly cursors: Map<string, number>,
+  ) {
+    this.names = Object.keys(sinks.consumers);
+  }
+
+  static async open(worker: RestartingWorker<Request>, sinks: RollupSinks, bucketNames: Map<number, string>): Promise<BucketFeed> {
+    const names = Object.keys(sinks.consumers);
+    const known = (await worker.call({ op: 'cursors', names })) as { cursors: Record<string, number>; revision: number };
+    const feed = new BucketFeed(worker, sinks, bucketNames, new Map(Object.entries(known.cursors)));
+    feed.advanced(known.revision);
+    return feed;
+  }
+
+  /** The rollups reached this revision: wake the sinks waiting for it. */
+  advanced(to: number): void {
+    if (to <= this.revision) return;
+    this.revision = to;
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+  }
+
+  get lastSeq(): number {
+    return this.revision;
+  }
+
+  async registerConsumer(name: string): Promise<void> {
+    this.cursor(name);
+  }
+
+  cursor(name: string): number {
+    const c = this.cursors.get(name);
     if (c === undefined) throw new Error(`unknown rollup consumer ${name}`);
     return c;
-  };
+  }
 
-  const feed: RollupFeed | undefined = sinks && {
-    registerConsumer: async (name) => void cursorOf(name),
-    cursor: cursorOf,
-    async commit(name, seq) {
-      if (seq <= cursorOf(name)) return;
-      cursors.set(name, seq);
-      await worker.call({ op: 'commit', name, revision: seq, consumers: names });
-    },
-    get lastSeq() {
-      return revision;
-    },
-    committedAt: () => 0, // a closed bucket waits for nothing more: send it now
-    waitFor(after, ms) {
-      if (revision > after) return Promise.resolve();
-      return new Promise((resolve) => {
-        const timer = setTimeout(done, ms);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        waiters.add(done);
-      });
-    },
-    appendDeadLetter: (refused) => sinks.deadLetter(refused),
-    async readTexts(name, after, max) {
-      cursorOf(name);
-      const buckets = (await worker.call({ op: 'emitted', after, max })) as EmittedBucket[];
-      if (!buckets.length) return null;
-      // Every revision is a line (the seqs must run on); widths this sink does not take are filtered by their schema.
-      const lines = buckets.map((b) => bucketLine(b, nameOf.get(b.width) ?? `${b.width}ms`));
-      return new TextBatch(
-        `${sinks.agentId}/rollups`,
-        [ChunkText.of(lines, buckets[0].revision)],
-        buckets[0].revision,
-        buckets.at(-1)!.revision,
-      );
-    },
-    consumers: () => names,
-    dropConsumer: async () => {},
-    async tick(now) {
-      advanced((await worker.call({ op: 'tick', now })) as number);
-    },
-  };
+  async commit(name: string, seq: number): Promise<void> {
+    if (seq <= this.cursor(name)) return;
+    this.cursors.set(name, seq);
+    await this.worker.call({ op: 'commit', name, revision: seq, consumers: this.names });
+  }
 
-  return {
-    widths,
-    feed,
-    async write(batch) {
-      const chunks = batch.chunks.map((c) => new Uint8Array(c));
-      const result = (await worker.call(
-        { op: 'write', chunks, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, key: batch.key, clock: batch.clock },
-        chunks.map((c) => c.buffer as ArrayBuffer),
-      )) as { applied: number; ignoredFields: number; revision: number };
-      applied = Math.max(applied, result.applied);
-      ignored = result.ignoredFields;
-      advanced(result.revision);
-    },
-    query: async (query) => (await worker.call({ op: 'query', query })) as RollupRow[],
-    prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
-    size: async (topics) => (await worker.call({ op: 'size', topics })) as number,
-    appliedSeq: () => applied,
-    ignoredFields: () => ignoredBefore + ignored,
-    writtenBytes: () => worker.written,
-    close: () => worker.close(),
-  };
+  /** A closed bucket waits for nothing more: send it now. */
+  committedAt(): number {
+    return 0;
+  }
+
+  waitFor(after: number, ms: number): Promise<void> {
+    if (this.revision > after) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const waiters = this.waiters;
+      function done() {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      }
+      waiters.add(done);
+    });
+  }
+
+  appendDeadLetter(refused: RefusedReading): Promise<void> {
+    return this.sinks.deadLetter(refused);
+  }
+
+  async readTexts(name: string, after: number, max: number): Promise<TextBatch | null> {
+    this.cursor(name);
+    const buckets = (await this.worker.call({ op: 'emitted', after, max })) as EmittedBucket[];
+    if (!buckets.length) return null;
+    // Every revision is a line (the seqs must run on); widths this sink does not take are filtered by their schema.
+    const lines = buckets.map((b) => bucketLine(b, this.bucketNames.get(b.width) ?? `${b.width}ms`));
+    return new TextBatch(
+      `${this.sinks.agentId}/rollups`,
+      [ChunkText.of(lines, buckets[0].revision)],
+      buckets[0].revision,
+      buckets.at(-1)!.revision,
+    );
+  }
+
+  consumers(): string[] {
+    return this.names;
+  }
+
+  async dropConsumer(): Promise<void> {}
+
+  async tick(now: number): Promise<void> {
+    this.advanced((await this.worker.call({ op: 'tick', now })) as number);
+  }
 }

@@ -28,7 +28,7 @@ import { RecordFault } from '../../lib/faults.js';
 import { matchesWhere } from './where.js';
 import { writtenBytes } from '../../lib/disk-writes.js';
 import { foldPages } from './fold.js';
-import type { FoldQuery, LocalStore, Position, StoreQuery } from './types.js';
+import type { FoldQuery, FoldResult, LocalStore, Position, PruneRule, PruneStep, Removal, StoreQuery, TopicCover } from './types.js';
 
 const HOUR = 3_600_000;
 /** An hour's file is closed (compressed) this long after the hour ends, to let late readings in. */
@@ -81,38 +81,206 @@ function readHourFile(path: string): string {
 /** Errors that say a name cannot be held here (not the disk or the moment). */
 const NAME_FAULTS = new Set(['ENAMETOOLONG', 'EILSEQ']);
 
-export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHours(): void } {
-  const { dir } = opts;
-  const now = opts.now ?? Date.now;
-  const line = lineCodec(opts.key);
-  mkdirSync(dir, { recursive: true });
-  const statePath = join(dir, '.state.json');
-  const fileOf = (topic: string, hour: number) => join(dir, topicFolder(topic), `${hourName(hour)}.jsonl`);
+/** Lines that are the records of a file, whole or in part. */
+type Line = ReturnType<typeof lineCodec>;
+
+export class FilesStore implements LocalStore {
+  readonly kind = 'files';
+  private readonly dir: string;
+  private readonly now: () => number;
+  private readonly line: Line;
+  private readonly statePath: string;
   /** Bytes its writes caused (measured on the thread that runs them); undefined where /proc does not say. */
-  let written: number | undefined = 0;
+  private written: number | undefined = 0;
   /** Last seq each open hour file holds, read from its tail the first time it is written. */
-  const fileLast = new Map<string, number>();
-
+  private readonly fileLast = new Map<string, number>();
   /** Every reading up to this seq is in the files (the state file); later ones may be, in part. */
-  let whole = existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as { lastSeq: number }).lastSeq : 0;
+  private whole: number;
   /** Highest seq in any file. */
-  let last = whole;
-  for (const file of openFiles()) last = Math.max(last, repairTail(file));
+  private last: number;
   /** A batch is written in part: files must not be compressed away until it is whole (they tell what is there). */
-  let partial = last > whole;
+  private partial: boolean;
+  private readonly timer: NodeJS.Timeout;
 
-  function openFiles(): string[] {
-    return readdirSync(dir, { withFileTypes: true })
+  constructor(private readonly opts: FilesStoreOptions) {
+    this.dir = opts.dir;
+    this.now = opts.now ?? Date.now;
+    this.line = lineCodec(opts.key);
+    mkdirSync(this.dir, { recursive: true });
+    this.statePath = join(this.dir, '.state.json');
+    this.whole = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as { lastSeq: number }).lastSeq : 0;
+    this.last = this.whole;
+    for (const file of this.openFiles()) this.last = Math.max(this.last, this.repairTail(file));
+    this.partial = this.last > this.whole;
+    this.timer = setInterval(() => this.closeHours(), 60_000);
+    this.timer.unref();
+    this.closeHours();
+  }
+
+  async write(batch: ChunkBatch): Promise<void> {
+    const before = writtenBytes('thread');
+    try {
+      this.writeBatch(batch);
+    } finally {
+      const after = writtenBytes('thread');
+      this.written = before === undefined || after === undefined || this.written === undefined ? undefined : this.written + after - before;
+    }
+  }
+
+  writtenBytes(): number | undefined {
+    return this.written;
+  }
+
+  async query(q: StoreQuery): Promise<LogRecord[]> {
+    return queryFiles(this.dir, q, this.opts.key);
+  }
+
+  /** Files are read an hour of a topic at a time; maxScan does not apply to them. */
+  async page(q: StoreQuery): Promise<{ records: LogRecord[] }> {
+    return { records: queryFiles(this.dir, q, this.opts.key) };
+  }
+
+  fold(q: FoldQuery): Promise<FoldResult> {
+    return foldPages(async (page) => queryFiles(this.dir, page, this.opts.key), q);
+  }
+
+  lastSeq(): number {
+    return this.last;
+  }
+
+  /**
+   * Whole hour files only, the oldest hour first, one file a step: an hour goes once all of it is
+   * older than the rule says (and, with throughSeq, its last reading is no later).
+   */
+  async prune(rule: PruneRule): Promise<PruneStep> {
+    const started = performance.now();
+    const covered = coveredBy(rule);
+    const hours: { path: string; hour: number }[] = [];
+    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !covered(topicOf(this.dir, entry.name))) continue;
+      for (const name of readdirSync(join(this.dir, entry.name))) {
+        const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
+        if (/\.jsonl(\.gz)?$/.test(name) && hour + HOUR <= rule.before) hours.push({ path: join(this.dir, entry.name, name), hour });
+      }
+    }
+    hours.sort((a, b) => a.hour - b.hour);
+    for (const { path } of hours) {
+      const lines = readHourFile(path).split('\n').filter(Boolean);
+      if (rule.throughSeq !== undefined && lines.length && this.line.decode(lines.at(-1)!).seq > rule.throughSeq) continue;
+      unlinkSync(path);
+      this.fileLast.delete(path);
+      return { deleted: lines.length, done: false, ms: performance.now() - started };
+    }
+    return { deleted: 0, done: true, ms: performance.now() - started };
+  }
+
+  /** One hour file a step: rewritten without the readings the removal covers (or deleted if none are left). */
+  async remove(removal: Removal): Promise<PruneStep> {
+    const started = performance.now();
+    const { from = 0, to = Number.MAX_SAFE_INTEGER } = removal;
+    for (const { path } of hourFiles(this.dir, { topic: removal.topic, from, to })) {
+      const lines = readHourFile(path).split('\n').filter(Boolean);
+      const kept = lines.filter((l) => {
+        const t = this.line.decode(l).receivedAt;
+        return t < from || t > to;
+      });
+      if (kept.length === lines.length) continue;
+      if (kept.length === 0) unlinkSync(path);
+      else {
+        const text = Buffer.from(`${kept.join('\n')}\n`);
+        writeFileSync(`${path}.tmp`, path.endsWith('.gz') ? gzipSync(text) : text);
+        renameSync(`${path}.tmp`, path);
+      }
+      this.fileLast.delete(path);
+      return { deleted: lines.length - kept.length, done: false, ms: performance.now() - started };
+    }
+    return { deleted: 0, done: true, ms: performance.now() - started };
+  }
+
+  async size(cover?: TopicCover): Promise<number> {
+    let bytes = 0;
+    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || (cover && !coveredBy(cover)(topicOf(this.dir, entry.name)))) continue;
+      for (const name of readdirSync(join(this.dir, entry.name))) bytes += statSync(join(this.dir, entry.name, name)).size;
+    }
+    return bytes;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+  }
+
+  /** Compress every hour file whose hour ended more than the grace period ago. */
+  closeHours(): void {
+    if (this.partial) return;
+    const cutoff = hourOf(this.now() - CLOSE_GRACE_MS);
+    for (const file of this.openFiles()) {
+      const hour = Date.parse(`${file.slice(-19, -6)}:00:00Z`);
+      if (hour >= cutoff) continue;
+      const gz = file.replace(/\.jsonl$/, '.jsonl.gz');
+      const tmp = `${gz}.tmp`;
+      const previous = existsSync(gz) ? readFileSync(gz) : Buffer.alloc(0);
+      // gzip members concatenate: a late batch for a closed hour becomes one more member.
+      writeFileSync(tmp, Buffer.concat([previous, gzipSync(readFileSync(file))]));
+      const fd = openSync(tmp, 'r');
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(tmp, gz);
+      unlinkSync(file);
+    }
+  }
+
+  /** Write the readings of a batch to their files; then say on disk how far they are whole. */
+  private writeBatch(batch: ChunkBatch): void {
+    const byFile = new Map<string, LogRecord[]>();
+    for (const r of batch.decode().records()) {
+      if (r.seq <= this.whole) continue;
+      const file = this.fileOf(r.topic, hourOf(r.receivedAt));
+      let records = byFile.get(file);
+      if (!records) byFile.set(file, (records = []));
+      records.push(r);
+    }
+    if (byFile.size === 0) return;
+    this.partial = true; // until saveState
+    for (const [file, records] of byFile) {
+      try {
+        this.writeFile(file, records);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (NAME_FAULTS.has(code)) throw new RecordFault(`${code}: the topic's file name cannot be held here`);
+        throw err;
+      }
+    }
+    this.saveState(Math.max(this.whole, batch.lastSeq));
+  }
+
+  /** Append to an hour file the records it does not hold yet. */
+  private writeFile(file: string, records: LogRecord[]): void {
+    this.folderFor(records[0].topic, file);
+    let held = this.fileLast.get(file);
+    if (held === undefined) held = existsSync(file) ? this.repairTail(file) : 0;
+    const fresh = records.filter((r) => r.seq > held);
+    if (fresh.length) this.append(file, `${fresh.map(this.line.encode).join('\n')}\n`);
+    this.fileLast.set(file, Math.max(held, records.at(-1)!.seq));
+    this.last = Math.max(this.last, records.at(-1)!.seq);
+  }
+
+  private fileOf(topic: string, hour: number): string {
+    return join(this.dir, topicFolder(topic), `${hourName(hour)}.jsonl`);
+  }
+
+  private openFiles(): string[] {
+    return readdirSync(this.dir, { withFileTypes: true })
       .filter((d) => d.isDirectory())
       .flatMap((d) =>
-        readdirSync(join(dir, d.name))
+        readdirSync(join(this.dir, d.name))
           .filter((f) => f.endsWith('.jsonl'))
-          .map((f) => join(dir, d.name, f)),
+          .map((f) => join(this.dir, d.name, f)),
       );
   }
 
   /** Cut a torn last line; return the seq of the last whole line (0 for none). */
-  function repairTail(file: string): number {
+  private repairTail(file: string): number {
     const fd = openSync(file, 'r+');
     try {
       const size = fstatSync(fd).size;
@@ -132,14 +300,14 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       if (end < tail.length) ftruncateSync(fd, from + end);
       if (end === 0) return 0;
       const lineStart = tail.lastIndexOf(0x0a, end - 2) + 1;
-      return line.decode(tail.subarray(lineStart, end - 1).toString()).seq;
+      return this.line.decode(tail.subarray(lineStart, end - 1).toString()).seq;
     } finally {
       closeSync(fd);
     }
   }
 
   /** Append lines to a file with fsync; on failure, cut it back to where it was. */
-  function append(file: string, text: string): void {
+  private append(file: string, text: string): void {
     const fd = openSync(file, 'a');
     const size = fstatSync(fd).size;
     try {
@@ -151,7 +319,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
       try {
         ftruncateSync(fd, size);
       } catch {
-        fileLast.delete(file); // read its tail again next time
+        this.fileLast.delete(file); // read its tail again next time
       }
       throw err;
     } finally {
@@ -160,7 +328,7 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   }
 
   /** The topic's folder, made with its `.topic` file when the name is shortened. */
-  function folderFor(topic: string, file: string): void {
+  private folderFor(topic: string, file: string): void {
     const folder = dirname(file);
     if (existsSync(folder)) return;
     mkdirSync(folder, { recursive: true });
@@ -168,144 +336,12 @@ export function openFilesStore(opts: FilesStoreOptions): LocalStore & { closeHou
   }
 
   /** Every reading up to seq is in the files (or was refused): say so on disk. */
-  function saveState(seq: number): void {
-    writeFileSync(`${statePath}.tmp`, JSON.stringify({ lastSeq: seq }));
-    renameSync(`${statePath}.tmp`, statePath);
-    whole = seq;
-    partial = false;
+  private saveState(seq: number): void {
+    writeFileSync(`${this.statePath}.tmp`, JSON.stringify({ lastSeq: seq }));
+    renameSync(`${this.statePath}.tmp`, this.statePath);
+    this.whole = seq;
+    this.partial = false;
   }
-
-  /** Compress every hour file whose hour ended more than the grace period ago. */
-  function closeHours(): void {
-    if (partial) return;
-    const cutoff = hourOf(now() - CLOSE_GRACE_MS);
-    for (const file of openFiles()) {
-      const hour = Date.parse(`${file.slice(-19, -6)}:00:00Z`);
-      if (hour >= cutoff) continue;
-      const gz = file.replace(/\.jsonl$/, '.jsonl.gz');
-      const tmp = `${gz}.tmp`;
-      const previous = existsSync(gz) ? readFileSync(gz) : Buffer.alloc(0);
-      // gzip members concatenate: a late batch for a closed hour becomes one more member.
-      writeFileSync(tmp, Buffer.concat([previous, gzipSync(readFileSync(file))]));
-      const fd = openSync(tmp, 'r');
-      fsyncSync(fd);
-      closeSync(fd);
-      renameSync(tmp, gz);
-      unlinkSync(file);
-    }
-  }
-
-  /** Write the readings of a batch to their files; then say on disk how far they are whole. */
-  function writeBatch(batch: ChunkBatch): void {
-    const byFile = new Map<string, LogRecord[]>();
-    for (const r of batch.decode().records()) {
-      if (r.seq <= whole) continue;
-      const file = fileOf(r.topic, hourOf(r.receivedAt));
-      let records = byFile.get(file);
-      if (!records) byFile.set(file, (records = []));
-      records.push(r);
-    }
-    if (byFile.size === 0) return;
-    partial = true; // until saveState
-    for (const [file, records] of byFile) {
-      try {
-        folderFor(records[0].topic, file);
-        let held = fileLast.get(file);
-        if (held === undefined) held = existsSync(file) ? repairTail(file) : 0;
-        const fresh = records.filter((r) => r.seq > held);
-        if (fresh.length) append(file, `${fresh.map(line.encode).join('\n')}\n`);
-        fileLast.set(file, Math.max(held, records.at(-1)!.seq));
-        last = Math.max(last, records.at(-1)!.seq);
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? '';
-        if (NAME_FAULTS.has(code)) throw new RecordFault(`${code}: the topic's file name cannot be held here`);
-        throw err;
-      }
-    }
-    saveState(Math.max(whole, batch.lastSeq));
-  }
-
-  const timer = setInterval(closeHours, 60_000);
-  timer.unref();
-  closeHours();
-
-  return {
-    kind: 'files',
-    closeHours,
-    async write(batch) {
-      const before = writtenBytes('thread');
-      try {
-        writeBatch(batch);
-      } finally {
-        const after = writtenBytes('thread');
-        written = before === undefined || after === undefined || written === undefined ? undefined : written + after - before;
-      }
-    },
-    writtenBytes: () => written,
-    query: (q: StoreQuery) => Promise.resolve(queryFiles(dir, q, opts.key)),
-    // Files are read an hour of a topic at a time; maxScan does not apply to them.
-    page: async (q: StoreQuery) => ({ records: queryFiles(dir, q, opts.key) }),
-    fold: (q: FoldQuery) => foldPages(async (page) => queryFiles(dir, page, opts.key), q),
-    lastSeq: () => last,
-    /**
-     * Whole hour files only, the oldest hour first, one file a step: an hour goes once all of it is
-     * older than the rule says (and, with throughSeq, its last reading is no later).
-     */
-    async prune(rule, _limit) {
-      const started = performance.now();
-      const covered = coveredBy(rule);
-      const hours: { path: string; hour: number }[] = [];
-      for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (!entry.isDirectory() || !covered(topicOf(dir, entry.name))) continue;
-        for (const name of readdirSync(join(dir, entry.name))) {
-          const hour = Date.parse(`${name.slice(0, 13)}:00:00Z`);
-          if (/\.jsonl(\.gz)?$/.test(name) && hour + HOUR <= rule.before) hours.push({ path: join(dir, entry.name, name), hour });
-        }
-      }
-      hours.sort((a, b) => a.hour - b.hour);
-      for (const { path } of hours) {
-        const lines = readHourFile(path).split('\n').filter(Boolean);
-        if (rule.throughSeq !== undefined && lines.length && line.decode(lines.at(-1)!).seq > rule.throughSeq) continue;
-        unlinkSync(path);
-        fileLast.delete(path);
-        return { deleted: lines.length, done: false, ms: performance.now() - started };
-      }
-      return { deleted: 0, done: true, ms: performance.now() - started };
-    },
-    /** One hour file a step: rewritten without the readings the removal covers (or deleted if none are left). */
-    async remove(removal, _limit) {
-      const started = performance.now();
-      const { from = 0, to = Number.MAX_SAFE_INTEGER } = removal;
-      for (const { path } of hourFiles(dir, { topic: removal.topic, from, to })) {
-        const lines = readHourFile(path).split('\n').filter(Boolean);
-        const kept = lines.filter((l) => {
-          const t = line.decode(l).receivedAt;
-          return t < from || t > to;
-        });
-        if (kept.length === lines.length) continue;
-        if (kept.length === 0) unlinkSync(path);
-        else {
-          const text = Buffer.from(`${kept.join('\n')}\n`);
-          writeFileSync(`${path}.tmp`, path.endsWith('.gz') ? gzipSync(text) : text);
-          renameSync(`${path}.tmp`, path);
-        }
-        fileLast.delete(path);
-        return { deleted: lines.length - kept.length, done: false, ms: performance.now() - started };
-      }
-      return { deleted: 0, done: true, ms: performance.now() - started };
-    },
-    async size(cover) {
-      let bytes = 0;
-      for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        if (!entry.isDirectory() || (cover && !coveredBy(cover)(topicOf(dir, entry.name)))) continue;
-        for (const name of readdirSync(join(dir, entry.name))) bytes += statSync(join(dir, entry.name, name)).size;
-      }
-      return bytes;
-    },
-    async close() {
-      clearInterval(timer);
-    },
-  };
 }
 
 /** The topic a folder holds. */

@@ -1,6 +1,6 @@
 // The local store stage: a consumer of the durable log, with one interface over its backends.
 import { join } from 'node:path';
-import { openFilesStore, queryFiles } from './files.js';
+import { FilesStore, queryFiles } from './files.js';
 import { openSqliteStore } from './sqlite.js';
 import type { StoreConfig } from './config.js';
 import type { LocalStore } from './types.js';
@@ -14,7 +14,7 @@ export type StoreBackend = Exclude<StoreConfig['backend'], 'none'>;
 
 const backends: Record<StoreBackend, (path: string, key?: Buffer) => LocalStore | Promise<LocalStore>> = {
   sqlite: (path, key) => openSqliteStore(path, key),
-  files: (dir, key) => openFilesStore({ dir, key }),
+  files: (dir, key) => new FilesStore({ dir, key }),
 };
 
 export function defaultStorePath(backend: StoreBackend, dataDir: string): string {
