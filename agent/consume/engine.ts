@@ -70,12 +70,17 @@ export interface EngineOptions {
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
-/** Where the main lane stops for another (a sink's live lane), and what happens when it gets there. */
-export interface LaneLimit {
+/**
+ * A second lane beside the main one (a sink's live lane, sending new readings while the main lane
+ * drains a backlog): where the main lane stops for it, and how the two become one again.
+ */
+export interface SecondLane<B extends Batch> {
   /** The main lane sends nothing past this seq. */
   limit(): number;
-  /** The main lane reached the limit with its cursor here; returns the cursor to go on from. */
+  /** The main lane reached the limit with its cursor here: end the second lane; returns the seq both have done (the engine commits it). */
   reached(cursor: number): Promise<number>;
+  /** The main lane handed this batch over (the second lane may open). */
+  gathered(batch: B): void;
 }
 
 /**
@@ -139,8 +144,8 @@ export class ConsumerEngine<B extends Batch> {
     private readonly log: EngineLog,
     private readonly delivery: Delivery<B>,
     private readonly opts: EngineOptions,
-    /** Hooks for a second lane beside the main one (none: the main lane reads on for ever). */
-    private readonly lane?: LaneLimit & { gathered?(batch: B): void },
+    /** None: the main lane reads on for ever. */
+    private readonly lane?: SecondLane<B>,
   ) {}
 
   get name(): string {
@@ -244,7 +249,9 @@ export class ConsumerEngine<B extends Batch> {
         }
         if (this.lane && cursor >= limit()) {
           await next;
-          cursor = gathered = await this.lane.reached(cursor);
+          const merged = await this.lane.reached(cursor);
+          if (merged > cursor) await this.log.commit(this.opts.name, merged);
+          cursor = gathered = merged;
           next = this.prepareNext(gathered, limit());
           continue;
         }
@@ -263,7 +270,7 @@ export class ConsumerEngine<B extends Batch> {
   }
 
   private handOver(batch: B): Promise<boolean> {
-    this.lane?.gathered?.(batch);
+    this.lane?.gathered(batch);
     const done = this.deliver(batch, this.signal);
     done.catch(() => {}); // awaited in turn; a failure before then must not go unhandled
     return done;

@@ -255,16 +255,14 @@ export class Forwarder {
     }
   }
 
-  /** The backlog reached the live lane's start: one lane again, the cursor past what both confirmed. */
+  /** The backlog reached the live lane's start: one lane again, going on after what both confirmed. */
   private async mergeLive(cursor: number): Promise<number> {
     const live = this.live!;
     live.stop.abort();
     await live.loop;
     this.live = undefined;
-    const merged = Math.max(cursor, live.confirmed);
-    await this.log.commit(this.consumer, merged);
     this.logger.info({ sink: this.config.name }, 'backlog drained; live lane merged');
-    return merged;
+    return Math.max(cursor, live.confirmed);
   }
 
   // ---- status ----
