@@ -75,7 +75,7 @@ export async function serve(
 }
 
 /** Each consumer of the log: its cursor and how far behind the last reading it is. */
-export function lag(log: DurableLog): { name: string; cursor: number; lagRecords: number }[] {
+function lag(log: DurableLog): { name: string; cursor: number; lagRecords: number }[] {
   return log.consumers().map((name) => ({ name, cursor: log.cursor(name), lagRecords: Math.max(0, log.lastSeq - log.cursor(name)) }));
 }
 

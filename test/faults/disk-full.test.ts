@@ -64,10 +64,14 @@ describe.runIf(isRoot)('disk full (tmpfs)', () => {
     // 3,000 QoS 0 readings of 1.5 KB (4.5 MB, more than buffer.maxPendingBytes) at full speed.
     const qos0 = await connect(agent.mqttUrl, { clientId: 'qos0-during-outage' });
     for (let i = 0; i < 3000; i++) qos0.publish('disk/q0', JSON.stringify({ i, pad: 'q'.repeat(1500) }), { qos: 0 });
-    // Held: no PUBACK while the commit fails (give the agent time to send one if it would), and
-    // the QoS 0 sender is slowed by TCP instead of being read into memory.
+    // Held: no PUBACK across two more failed commits (each would have acknowledged what it wrote),
+    // and the QoS 0 sender is slowed by TCP instead of being read into memory.
     const heldAt = acked();
-    await new Promise((r) => setTimeout(r, 1500));
+    const failedAt = () => agent.runtime.log.status().lastError?.at;
+    for (let i = 0; i < 2; i++) {
+      const seen = failedAt();
+      await until(() => failedAt() !== seen, 20_000, 'another failed commit');
+    }
     expect(acked()).toBe(heldAt);
     expect(agent.runtime.log.pendingBytes).toBeLessThan(512 * 1024);
     const during = await ready(web, authHeader(adminClient(agent).creds));

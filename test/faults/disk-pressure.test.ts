@@ -247,7 +247,8 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     // The publish reached the broker and waits there (counted), with no PUBACK.
     await until(() => agent.runtime.ingestStats.heldForDisk > 0, 10_000, 'the publish held');
     expect(agent.runtime.ingestStats.heldForDisk).toBe(1);
-    await new Promise((r) => setTimeout(r, 300));
+    // Two more looks at the disk, each of which would let it in if there were room: still held.
+    for (let i = 0; i < 2; i++) expect((await agent.runtime.disk.check()).level).toBe('critical');
     expect(acked).toBe(false);
     expect(agent.runtime.log.lastSeq).toBe(1); // nothing taken into the log either
 
@@ -383,14 +384,21 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     const probe = new TrackingPublisher('probe', 'load/probe', 1);
     probe.start(agent.port('mqtt'));
     await until(() => probe.acked.size >= 5 || undefined, 10_000, 'probe acknowledged');
+    const heldBefore = agent.runtime.ingestStats.heldForDisk;
     for (let i = 0; i < 10 && agent.runtime.disk.accepting; i++) {
       ballasts.push(ballast(dir, 25 * MB));
       await agent.runtime.disk.check();
     }
     expect(agent.runtime.disk.accepting).toBe(false);
-    await new Promise((r) => setTimeout(r, 300)); // a commit already under way may still acknowledge
+    // The probe has one reading out at a time: once one is held at the door or waits for a commit,
+    // nothing more is acknowledged, across two more looks at the disk.
+    await until(
+      () => agent.runtime.ingestStats.heldForDisk > heldBefore || agent.runtime.log.status().state !== 'ok',
+      10_000,
+      'the probe held',
+    );
     const heldAt = probe.acked.size;
-    await new Promise((r) => setTimeout(r, 700));
+    for (let i = 0; i < 2; i++) await agent.runtime.disk.check();
     expect(probe.acked.size).toBe(heldAt);
     // Held at the door (critical), or its reading waits for a commit (the reserve): either way unacknowledged.
     expect(agent.runtime.ingestStats.heldForDisk > 0 || agent.runtime.log.status().state !== 'ok').toBe(true);

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { adminClient } from '../helpers/web.js';
+import { until } from '../helpers/servers.js';
 
 const agents: InProcessAgent[] = [];
 afterEach(async () => {
@@ -38,9 +39,10 @@ describe('dead letters at their cap', () => {
     for (let i = 0; i < 5; i++) await sensor.publishAsync('s/x', bad(i), { qos: 1 });
     let acked = false;
     const sixth = sensor.publishAsync('s/x', bad(5), { qos: 1 }).then(() => (acked = true));
+    await until(() => agent.runtime.ingestStats.heldForDeadLetters === 1, 10_000, 'the sixth held');
+    // Control: while the sixth waits, a valid reading from another client is taken and acknowledged.
     const good = await connect(agent.mqttUrl, { clientId: 'good-sensor' });
-    await good.publishAsync('s/y', JSON.stringify({ v: 1.5 }), { qos: 1 }); // control: a valid reading from another client is taken
-    await new Promise((r) => setTimeout(r, 1000));
+    await good.publishAsync('s/y', JSON.stringify({ v: 1.5 }), { qos: 1 });
     expect(acked).toBe(false);
     expect(agent.runtime.ingestStats.heldForDeadLetters).toBe(1);
     expect(await part(api)).toMatch(/^refusing: dead letters full \(5 of 5, ingest\.deadLetters\)/);

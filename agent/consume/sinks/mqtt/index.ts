@@ -137,7 +137,7 @@ export class MqttSink implements Sink<MessageBatch> {
       return result;
     } catch (err) {
       this.drop(c);
-      if (signal.aborted) throw err instanceof SinkError ? err : transient(`mqtt: ${(err as Error).message}`);
+      if (signal.aborted) throw asSinkError(err);
       // The acknowledgements the client read before the close settle shortly after it.
       await Promise.race([Promise.all(acks), sleep(ACKS_SETTLE_MS)]);
       throw this.lostWith(batch, settled, err);
@@ -170,7 +170,7 @@ export class MqttSink implements Sink<MessageBatch> {
           `mqtt: the broker closed the connection each of the last ${this.suspect.losses} times this reading was the first unacknowledged (a refusal, or a limit such as its max_packet_size)`,
         );
     }
-    return err instanceof SinkError ? err : transient(`mqtt: ${(err as Error).message}`);
+    return asSinkError(err);
   }
 
   private publish(c: MqttClient, m: Message): Promise<unknown> {
@@ -186,4 +186,9 @@ export class MqttSink implements Sink<MessageBatch> {
     if (this.client === c) this.client = undefined;
     c.end(true);
   }
+}
+
+/** An error as the forwarder takes it: a SinkError as it is, anything else of the moment. */
+function asSinkError(err: unknown): SinkError {
+  return err instanceof SinkError ? err : transient(`mqtt: ${(err as Error).message}`);
 }
