@@ -67,7 +67,7 @@ describe('broker limits', () => {
     const clients = await Promise.all([0, 1, 2].map((i) => connect(agent.mqttUrl, { clientId: `c${i}` })));
     expect(await connackCode(agent.mqttUrl, { clientId: 'one-too-many' })).toBe(3);
     await clients[0].endAsync();
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => agent.runtime.broker.stats().clientsConnected === 2, 5000, 'the slot freed');
     expect(await connackCode(agent.mqttUrl, { clientId: 'room-again' })).toBe(0);
     await Promise.all(clients.slice(1).map((c) => c.endAsync()));
   });

@@ -8,6 +8,7 @@ import { CLI, cleanup, startAgent, tempDir, writeConfig, type InProcessAgent } f
 import { connackCode, connect } from '../helpers/mqtt.js';
 import { addUser } from '../helpers/users.js';
 import { WebClient } from '../helpers/web.js';
+import { until } from '../helpers/servers.js';
 
 const exec = promisify(execFile);
 const as = (username: string, extra: object = {}) => ({ username, password: `pw-${username}`, ...extra });
@@ -84,8 +85,7 @@ describe('squatted client ids', () => {
     await exec(process.execPath, [CLI, '--config', config, 'session', 'end', 'sensor-d']);
     await exec(process.execPath, [CLI, '--config', config, 'session', 'end', 'sensor-e']);
     expect(await connackCode(agent.mqttUrl, as('sensor', { clientId: 'sensor-d' }))).toBe(0);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(held.connected).toBe(false);
+    await until(() => !held.connected, 5000, 'the connected session ended');
     const unknown = await exec(process.execPath, [CLI, '--config', config, 'session', 'end', 'nobody']).catch(
       (err: { code: number; stderr: string }) => err,
     );

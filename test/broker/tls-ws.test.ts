@@ -5,6 +5,7 @@ import { cleanup, startAgent, tempDir, writeConfig, type InProcessAgent } from '
 import { collect, connackCode, connect } from '../helpers/mqtt.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { addUser } from '../helpers/users.js';
+import { until } from '../helpers/servers.js';
 
 describe('MQTT over TLS', () => {
   const dir = tempDir();
@@ -152,8 +153,7 @@ describe('MQTT over WebSocket', () => {
       expect(third).toEqual({ status: 503, retryAfter: '10' });
       expect((await fetch(`http://127.0.0.1:${capped.port('http')}/health/live`)).status).toBe(200);
       await two[0].endAsync();
-      await new Promise((r) => setTimeout(r, 200));
-      const again = await connect(wsUrl); // a slot freed is a slot again
+      const again = await until(() => connect(wsUrl).catch(() => undefined), 5000, 'a freed slot'); // a slot freed is a slot again
       await Promise.all([two[1].endAsync(), again.endAsync()]);
     } finally {
       await capped.stop();
