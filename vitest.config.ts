@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Most files wait on servers, sockets and timers more than they compute: four at once on two cores.
+    // Files share only the PostgreSQL cluster (a database each); everything else is theirs, on free ports.
+    maxWorkers: Number(process.env.TEST_WORKERS ?? 4),
   },
 });

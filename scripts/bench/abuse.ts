@@ -16,7 +16,7 @@ import { hobbyPayload, startSensors } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { connectRaw } from './load.js';
 import { statusMb, type Started } from './processes.js';
-import { percentile, printLimits } from './report.js';
+import { percentile, printLimits, note } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 60);
 const STORED = 60_000;
@@ -237,5 +237,5 @@ export async function benchAbuse(): Promise<void> {
     ],
     ['control'],
   );
-  console.log(`acknowledged readings: ${abused.acked} with the abuse, ${control.acked} in the control run`);
+  note(`acknowledged readings: ${abused.acked} with the abuse, ${control.acked} in the control run`);
 }

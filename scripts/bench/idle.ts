@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBenchAgent } from './agent.js';
-import { printTable } from './report.js';
+import { printTable, note } from './report.js';
 import { cpuMs, statusMb } from './processes.js';
 
 const IDLE_MS = 60_000;
@@ -30,7 +30,7 @@ export async function benchIdle(): Promise<void> {
         { name: 'CPU %, sampling every 1 s', baseline: used[0], value: used[2], target: 0.2, higherIsBetter: false },
       ],
     );
-    console.log(`RSS: ${variants.map((v, i) => `${v.name} ${statusMb(agents[i].proc.pid!, 'VmRSS').toFixed(0)} MB`).join(', ')}`);
+    note(`RSS: ${variants.map((v, i) => `${v.name} ${statusMb(agents[i].proc.pid!, 'VmRSS').toFixed(0)} MB`).join(', ')}`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { sensorPayload } from './load.js';
-import { percentile, printLimits } from './report.js';
+import { percentile, printLimits, note } from './report.js';
 
 const PHASE_MS = 10_000;
 const SENSOR_RATE = 50;
@@ -86,7 +86,7 @@ export async function benchLogin(): Promise<void> {
       .sort(([, a], [, b]) => b - a)
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ');
-    console.log(
+    note(
       `\nguesses answered: ${attempts} (${Math.round(attempts / (PHASE_MS / 1000))}/s): ${answers} (CONNACK 4 = password checked and wrong, 5 = banned, no check)`,
     );
   } finally {

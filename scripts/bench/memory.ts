@@ -18,7 +18,7 @@ import { hobbyPayload, startSensors, type Sensors } from '../wear.js';
 import { BENCH_USER, benchLoad, benchTopic, startBenchAgent } from './agent.js';
 import { startPipeline } from './pipeline.js';
 import { statusMb, type Started } from './processes.js';
-import { median, printLimits } from './report.js';
+import { median, printLimits, note } from './report.js';
 import { seedSqliteStore } from './seed-store.js';
 
 const SECONDS = Number(process.env.BENCH_MEMORY_SECONDS ?? 600);
@@ -305,7 +305,7 @@ export async function benchMemory(): Promise<void> {
     ],
     ['Mosquitto', 'Pi pipeline'],
   );
-  console.log(
+  note(
     `steady: ${steady.sent} readings sent (${steady.rate.toFixed(0)}/s), ${steady.inSink} in PostgreSQL at the end; export: ${(exported.bytes / 1e6).toFixed(0)} MB in ${exported.seconds.toFixed(0)} s, RSS ${exported.before.toFixed(0)} -> ${exported.peak.toFixed(0)} MB`,
   );
 }

@@ -10,6 +10,8 @@ const PIPELINE = join(projectRoot(), 'scripts/bench/pi-pipeline.py');
 
 export interface Pipeline {
   broker: ServerProcess;
+  /** Rows the subscriber has committed to SQLite (it says so after each transaction). */
+  stored(): number;
   /** The broker's and the subscriber's process ids. */
   pids: number[];
   stop(): Promise<void>;
@@ -23,14 +25,18 @@ export async function startPipeline(dbPath: string): Promise<Pipeline> {
     python.kill();
     await broker.stop();
   };
+  let stored = 0;
   try {
     await new Promise<void>((ready, fail) => {
-      createInterface({ input: python.stdout! }).on('line', (line) => line === 'ready' && ready());
+      createInterface({ input: python.stdout! }).on('line', (line) => {
+        if (line === 'ready') ready();
+        else if (line.startsWith('stored ')) stored = Number(line.slice(7));
+      });
       python.on('exit', (code) => fail(new Error(`pi-pipeline.py exited with ${code} (is python3-paho-mqtt installed?)`)));
     });
   } catch (err) {
     await stop();
     throw err;
   }
-  return { broker, pids: [broker.pid!, python.pid!], stop };
+  return { broker, pids: [broker.pid!, python.pid!], stored: () => stored, stop };
 }

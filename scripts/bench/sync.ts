@@ -20,7 +20,7 @@ import { BASE_COLUMNS, copyRows } from '../../agent/consume/sinks/postgres/copy.
 import { createDatabase, PG_PASSWORD, startInfluxd } from '../servers.js';
 import { BENCH_USER, startBenchAgent } from './agent.js';
 import { cpuMs } from './processes.js';
-import { percentile, printLimits, printTable, type Limit, type Row } from './report.js';
+import { percentile, printLimits, printTable, type Limit, type Row, note } from './report.js';
 import { createLogger } from '../../agent/lib/logger.js';
 
 const RECORDS = Number(process.env.BENCH_SYNC_RECORDS ?? 1_000_000);
@@ -329,7 +329,7 @@ export async function benchSync(): Promise<void> {
     printLimits('while draining', limits);
     // The agent and the database share this machine's cores: what each reading costs each of them.
     const during = (f: (side: (typeof sides)[number]) => string) => sides.map((side) => `${f(side)} (${side.label} drain)`).join(', ');
-    console.log(
+    note(
       `\nPUBACK p99 of the live readings: ${during((side) => `${side.drain.pubackP99Ms.toFixed(1)} ms`)}` +
         `\nCPU per reading: agent ${during((side) => cpuOf(side.drain))}${influxd}`,
     );

@@ -11,7 +11,7 @@ import { UserStore } from '../../agent/users/store.js';
 import { hobbyPayload, loopDisk, measureWear, settleAgent, type WearRun } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { startPipeline } from './pipeline.js';
-import { printLimits, type Limit } from './report.js';
+import { printGrid, printLimits, type Limit } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_WEAR_SECONDS ?? 300);
 /** The store's and rollups' first write (before they know the rate) falls in it, not in the count. */
@@ -105,9 +105,7 @@ export async function benchWear(): Promise<void> {
     runs.push([c, run]);
   }
 
-  console.log(
-    `\nwear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case after ${WARM_UP} s, the store and rollups made to write what they gathered at both ends; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`,
-  );
+  const title = `wear: bytes the SD card is sent (ext4 on a loop device, /sys/block/loopN/stat), ${PAYLOAD}-byte readings, ${SECONDS} s a case after ${WARM_UP} s, the store and rollups made to write what they gathered at both ends; card life for a ${CARD_GB} GB card rated ${CARD_WRITES} full writes`;
   const rows = [
     ['case', 'per reading', 'per day', 'card life', 'PUBACK p50 / p99'],
     [
@@ -126,8 +124,7 @@ export async function benchWear(): Promise<void> {
       `${years(r.bytesPerDay).toFixed(1)} years`,
       r.puback ? `${r.puback.p50.toFixed(0)} / ${r.puback.p99.toFixed(0)} ms` : '-',
     ]);
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+  printGrid(title, rows);
 
   const limits: Limit[] = runs.flatMap(([c, r]): Limit[] => {
     if (c.hz !== 1)

@@ -26,12 +26,14 @@ export function netnsAvailable(): boolean {
 
 /** 198.18.0.0/15 is reserved for network tests (RFC 2544); the link exists only between us and the namespace. */
 export function createTestHost(): TestHost {
-  const n = process.pid % 250;
+  // One /30 of the /15 for each process id (workers of a parallel run each have their own).
+  const base = (198 << 24) + (18 << 16) + (process.pid % 32768) * 4;
+  const dotted = (a: number) => [a >>> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255].join('.');
   const ns = `ea-test-${process.pid}`;
   const hostIf = `eah${process.pid % 100000}`;
   const nsIf = `ean${process.pid % 100000}`;
-  const hostAddress = `198.18.${n}.1`;
-  const peerAddress = `198.18.${n}.2`;
+  const hostAddress = dotted(base + 1);
+  const peerAddress = dotted(base + 2);
   ip('netns', 'add', ns);
   try {
     ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);

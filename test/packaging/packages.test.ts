@@ -8,7 +8,6 @@ import {
   appendFileSync,
   chmodSync,
   copyFileSync,
-  existsSync,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -28,6 +27,7 @@ import { manPage } from '../../scripts/binary/man-page.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
 import { VERSION } from '../../agent/lib/version.js';
 import { CLI, cleanup, tempDir } from '../helpers/agent.js';
+import { debianChroot } from '../helpers/chroot.js';
 
 const run = promisify(execFile);
 const ROOT = projectRoot();
@@ -178,19 +178,7 @@ describe('the .deb (amd64) in a Debian chroot', () => {
   };
 
   beforeAll(async () => {
-    chroot = tempDir('edge-agent-chroot-');
-    const cached = join(ROOT, '.cache/deb/chroot-bookworm-amd64.tar');
-    if (!existsSync(cached)) {
-      const mirror =
-        /^URIs:\s*(\S+)/m.exec(readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'))?.[1] ?? 'http://deb.debian.org/debian';
-      const fresh = tempDir('edge-agent-debootstrap-');
-      await run('debootstrap', ['--variant=minbase', 'bookworm', fresh, mirror], { maxBuffer: 64 * 1024 * 1024 });
-      mkdirSync(join(ROOT, '.cache/deb'), { recursive: true });
-      await run('tar', ['cf', cached, '-C', fresh, '.']);
-      cleanup(fresh);
-    }
-    await run('tar', ['xf', cached, '-C', chroot]);
-    chmodSync(chroot, 0o755); // its / (a temporary folder is 0700): the agent's user must get in
+    chroot = await debianChroot();
   }, 600_000);
   afterAll(() => chroot && cleanup(chroot));
 
