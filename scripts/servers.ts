@@ -288,14 +288,32 @@ export async function startMosquitto(
 
 // ---- links ----
 
-/** A loopback TCP proxy whose link can be cut (every connection dropped, new ones refused) and restored. */
+/** How the link of a TcpProxy behaves: each chunk delayed, some connections reset, or everything held. */
+export interface LinkState {
+  latencyMs: number;
+  /** Chance that a chunk resets its connection instead of passing (a lossy link the peers give up on). */
+  resetChance: number;
+  /** Nothing passes, nothing closes (a black hole): reads are paused until the link is restored. */
+  stalled: boolean;
+}
+
+const HEALTHY: LinkState = { latencyMs: 0, resetChance: 0, stalled: false };
+
+/**
+ * A loopback TCP proxy whose link can be cut (every connection dropped, new ones refused), slowed
+ * (latency, resets), stalled (nothing passes) and restored.
+ */
 export class TcpProxy {
   private readonly server = net.createServer((client) => this.accept(client));
   private readonly sockets = new Set<net.Socket>();
   private up = true;
+  private link: LinkState = HEALTHY;
   port = 0;
 
-  constructor(private readonly targetPort: number) {}
+  constructor(
+    private readonly targetPort: number,
+    private readonly random: () => number = Math.random,
+  ) {}
 
   async listen(): Promise<this> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
@@ -310,10 +328,22 @@ export class TcpProxy {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
       s.on('error', () => {});
+      if (this.link.stalled) s.pause();
     }
-    client.pipe(upstream).pipe(client);
+    this.forward(client, upstream);
+    this.forward(upstream, client);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
+  }
+
+  /** Chunks pass in order, each after the link's latency (timers of one delay fire in order). */
+  private forward(from: net.Socket, to: net.Socket): void {
+    from.on('data', (chunk) => {
+      if (this.link.resetChance > 0 && this.random() < this.link.resetChance) return void from.destroy();
+      if (this.link.latencyMs === 0) return void to.write(chunk);
+      setTimeout(() => to.writable && to.write(chunk), this.link.latencyMs);
+    });
+    from.on('end', () => setTimeout(() => to.end(), this.link.latencyMs));
   }
 
   cut(): void {
@@ -321,8 +351,21 @@ export class TcpProxy {
     for (const s of this.sockets) s.destroy();
   }
 
+  /** Slow the link (and reset some connections), until restored. */
+  slow(latencyMs: number, resetChance = 0): void {
+    this.link = { latencyMs, resetChance, stalled: false };
+  }
+
+  /** Let nothing through and close nothing, until restored. */
+  stall(): void {
+    this.link = { ...this.link, stalled: true };
+    for (const s of this.sockets) s.pause();
+  }
+
   restore(): void {
     this.up = true;
+    this.link = HEALTHY;
+    for (const s of this.sockets) s.resume();
   }
 
   async close(): Promise<void> {
