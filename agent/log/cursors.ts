@@ -95,9 +95,13 @@ export class Cursors {
   async drop(name: string): Promise<void> {
     if (!this.cursors.delete(name)) return;
     this.starts.delete(name);
+    // Its drop counts go with it: a consumer added again under the name starts its own.
+    const counts = [...this.drops.keys()].filter((key) => key.startsWith(`${name}\u0000`));
+    for (const key of counts) this.drops.delete(key);
     await this.store.change([
       { type: 'del', key: `m!cursor!${name}` },
       { type: 'del', key: `m!start!${name}` },
+      ...counts.map((key): Op => ({ type: 'del', key: `m!drop!${key}` })),
     ]);
     await this.collect([]);
   }

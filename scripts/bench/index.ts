@@ -49,7 +49,11 @@ for (const name of names.length ? names : Object.keys(benches)) {
 printSummary();
 if (names.length === 0 || args.includes('--write')) {
   const path = join(projectRoot(), 'docs/performance.md');
-  const command = `npm run bench${names.length ? ` -- ${names.join(' ')}` : ''}`;
+  const knobs = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_'))
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
+  const command = `${knobs}npm run bench${names.length ? ` -- ${names.join(' ')}` : ''}`;
   const minutes = Math.round((Date.now() - started.getTime()) / 60_000);
   writeFileSync(
     path,

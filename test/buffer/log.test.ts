@@ -160,6 +160,27 @@ describe('durable log', () => {
     await again.close();
   });
 
+  it("forgets a removed consumer's drop counts: one added again under its name counts only its own", async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('sink:a');
+    await log.registerConsumer('store');
+    await fill(log, 3);
+    await log.commit('store', 3);
+    expect((await log.dropOldestUnsent('disk pressure'))?.perConsumer).toEqual({ 'sink:a': 3 });
+    expect(log.droppedFor('sink:a')).toEqual({ 'disk pressure': 3 }); // the control: counted for it
+    await log.dropConsumer('sink:a');
+    await log.registerConsumer('sink:a');
+    // The three went before it was added (again): counted once, as that.
+    const added = Object.entries(log.droppedFor('sink:a'));
+    expect(added).toHaveLength(1);
+    expect(added[0][1]).toBe(3);
+    expect(added[0][0]).not.toBe('disk pressure');
+    await log.close();
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(again.droppedFor('sink:a')).toEqual(Object.fromEntries(added)); // the removed counts are gone from disk too
+    await again.close();
+  });
+
   it('never reuses a seq after a restart, even when everything was consumed and deleted', async () => {
     const { dir, log } = await openLog();
     await log.registerConsumer('store');
