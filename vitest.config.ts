@@ -1,4 +1,19 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/** Files that take minutes (builds, a five-minute wear run, a soak): started first, so the rest runs beside them. */
+const LONG = ['packages.test.ts', 'wear.test.ts', 'export-scale.test.ts', 'soak.test.ts', 'page.test.ts'];
+
+class LongFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (f: TestSpecification) => {
+      const i = LONG.findIndex((name) => f.moduleId.endsWith(`/${name}`));
+      return i === -1 ? LONG.length : i;
+    };
+    return [...sorted].sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 export default defineConfig({
   // graphql-js as Node loads it (its CommonJS main): graphql-query-complexity and graphql-ws require
@@ -12,5 +27,6 @@ export default defineConfig({
     // Most files wait on servers, sockets and timers more than they compute: four at once on two cores.
     // Files share only the PostgreSQL cluster (a database each); everything else is theirs, on free ports.
     maxWorkers: Number(process.env.TEST_WORKERS ?? 4),
+    sequence: { sequencer: LongFirst },
   },
 });

@@ -20,19 +20,26 @@ async function squat(agent: InProcessAgent, clientId: string, user = 'ops'): Pro
   await squatter.endAsync();
 }
 
-describe('squatted client ids', () => {
+/** An agent with the tests' users, its persistent sessions ending after `expiry` away. */
+async function agentWithUsers(expiry: string): Promise<{ dir: string; config: string; agent: InProcessAgent; api: WebClient }> {
   const dir = tempDir();
+  const broker = { persistentSessionExpiry: expiry };
+  const config = writeConfig(dir, { broker });
+  for (const name of ['sensor', 'ops', 'temp', 'vera', 'root'])
+    await addUser(config, name, `pw-${name}`, name === 'vera' ? ['viewer'] : name === 'root' ? ['admin'] : []);
+  const agent = await startAgent({ broker }, dir);
+  return { dir, config, agent, api: new WebClient(`http://127.0.0.1:${agent.port('http')}`, { basic: ['root', 'pw-root'] }) };
+}
+
+describe('squatted client ids', () => {
+  let dir: string;
   let agent: InProcessAgent;
   let config: string;
   let api: WebClient;
 
+  // Sessions here outlive the tests (CLI runs take seconds on a loaded machine); the expiry test has its own agent.
   beforeAll(async () => {
-    const broker = { persistentSessionExpiry: '3s' };
-    config = writeConfig(dir, { broker });
-    for (const name of ['sensor', 'ops', 'temp', 'vera', 'root'])
-      await addUser(config, name, `pw-${name}`, name === 'vera' ? ['viewer'] : name === 'root' ? ['admin'] : []);
-    agent = await startAgent({ broker }, dir);
-    api = new WebClient(`http://127.0.0.1:${agent.port('http')}`, { basic: ['root', 'pw-root'] });
+    ({ dir, config, agent, api } = await agentWithUsers('1h'));
   });
   afterAll(async () => {
     await agent.stop();
@@ -40,24 +47,30 @@ describe('squatted client ids', () => {
   });
 
   it('a squatted session expires once its client stays away past broker.persistentSessionExpiry', async () => {
-    await squat(agent, 'sensor-a');
-    expect(await connackCode(agent.mqttUrl, as('sensor', { clientId: 'sensor-a' }))).toBe(5); // held while it lives
-    const listed = (await api.get('/api/mqtt/sessions')).body as {
-      clientId: string;
-      owner: string;
-      connected: boolean;
-      subscriptions: number;
-      expiresAt: string;
-    }[];
-    expect(listed.find((s) => s.clientId === 'sensor-a')).toMatchObject({
-      owner: 'ops',
-      connected: false,
-      subscriptions: 1,
-      expiresAt: expect.any(String),
-    });
-    await new Promise((r) => setTimeout(r, 3500));
-    expect(await connackCode(agent.mqttUrl, as('sensor', { clientId: 'sensor-a' }))).toBe(0);
-    expect(((await api.get('/api/mqtt/sessions')).body as { clientId: string }[]).map((s) => s.clientId)).not.toContain('sensor-a');
+    const short = await agentWithUsers('3s');
+    try {
+      await squat(short.agent, 'sensor-a');
+      expect(await connackCode(short.agent.mqttUrl, as('sensor', { clientId: 'sensor-a' }))).toBe(5); // held while it lives
+      const listed = (await short.api.get('/api/mqtt/sessions')).body as {
+        clientId: string;
+        owner: string;
+        connected: boolean;
+        subscriptions: number;
+        expiresAt: string;
+      }[];
+      expect(listed.find((s) => s.clientId === 'sensor-a')).toMatchObject({
+        owner: 'ops',
+        connected: false,
+        subscriptions: 1,
+        expiresAt: expect.any(String),
+      });
+      await new Promise((r) => setTimeout(r, 3500));
+      expect(await connackCode(short.agent.mqttUrl, as('sensor', { clientId: 'sensor-a' }))).toBe(0);
+      expect(((await short.api.get('/api/mqtt/sessions')).body as { clientId: string }[]).map((s) => s.clientId)).not.toContain('sensor-a');
+    } finally {
+      await short.agent.stop();
+      cleanup(short.dir);
+    }
   });
 
   it("a removed user's sessions go with it", async () => {

@@ -9,8 +9,8 @@ import { cleanup, PRODUCTION_NODE, spawnAgent, tempDir, writeConfig, type ChildA
 import { createDatabase, PG_PASSWORD, type TestDatabase } from '../helpers/servers.js';
 import { chaos, record, scale, slopePer10Min } from './chaos.js';
 
-const SECONDS = scale(60, 600);
-const WARM_UP = scale(15, 120);
+const SECONDS = scale(30, 600);
+const WARM_UP = scale(10, 120);
 const SENSORS = 10;
 const HZ = 10;
 
