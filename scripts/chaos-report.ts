@@ -38,7 +38,9 @@ const lines = [
 ];
 for (const o of outcomes.sort((a, b) => a.scenario.localeCompare(b.scenario))) {
   lines.push(
-    `## ${o.scenario}: ${o.title}`,
+    `## ${o.scenario}`,
+    '',
+    `${o.title[0].toUpperCase()}${o.title.slice(1)}.`,
     '',
     `${o.full ? 'Full' : 'Short'} run on ${o.at.slice(0, 10)}, ${o.seconds} s, seed ${o.seed} (\`CHAOS_SEED=${o.seed} npm run chaos\`).`,
     '',
