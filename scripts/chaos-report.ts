@@ -32,8 +32,15 @@ const lines = [
   '',
   'What the chaos suite (`npm run chaos`, `test/chaos/`) did to the agent and what it found. Each',
   'scenario prints its seed; `CHAOS_SEED=<seed> npm run chaos` replays it. `npm test` runs a short',
-  'version of each (fewer kills, packets and outages, a one-minute soak); this page is written by',
-  'the full run. A scenario is recorded only once every check in it passed.',
+  'version of each (fewer kills, lives, packets and outages, a 30-second soak). A scenario is recorded',
+  'only once every check in it passed.',
+  '',
+  outcomes.every((o) => o.full)
+    ? 'Every scenario below is from the full run (`npm run chaos`).'
+    : `**Short runs**: ${outcomes
+        .filter((o) => !o.full)
+        .map((o) => o.scenario)
+        .join(', ')} below are from the short version (\`npm test\`'s sizes), not yet from \`npm run chaos\`.`,
   '',
 ];
 for (const o of outcomes.sort((a, b) => a.scenario.localeCompare(b.scenario))) {
@@ -42,7 +49,7 @@ for (const o of outcomes.sort((a, b) => a.scenario.localeCompare(b.scenario))) {
     '',
     `${o.title[0].toUpperCase()}${o.title.slice(1)}.`,
     '',
-    `${o.full ? 'Full' : 'Short'} run on ${o.at.slice(0, 10)}, ${o.seconds} s, seed ${o.seed} (\`CHAOS_SEED=${o.seed} npm run chaos\`).`,
+    `${o.full ? 'Full' : 'Short'} run on ${o.at.slice(0, 10)}, ${o.seconds} s, seed ${o.seed} (\`CHAOS_SEED=${o.seed} ${o.full ? 'npm run chaos' : `npx vitest run test/chaos/${o.scenario}.test.ts`}\`).`,
     '',
     'Done:',
     '',

@@ -54,9 +54,19 @@ export function ensurePostgres(): void {
   } catch {
     execFileSync('pg_ctlcluster', ['15', 'main', 'start'], { stdio: 'pipe' });
   }
-  asPostgres(
-    `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='${PG_USER}') THEN CREATE ROLE ${PG_USER} LOGIN CREATEDB; END IF; END$$; ALTER ROLE ${PG_USER} PASSWORD '${PG_PASSWORD}'`,
-  );
+  // Test files run in parallel: two of them altering the role at once make one fail ("tuple
+  // concurrently updated"); it tries again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      asPostgres(
+        `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='${PG_USER}') THEN CREATE ROLE ${PG_USER} LOGIN CREATEDB; END IF; END$$; ALTER ROLE ${PG_USER} PASSWORD '${PG_PASSWORD}'`,
+      );
+      return;
+    } catch (err) {
+      if (attempt >= 10) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 * attempt);
+    }
+  }
 }
 
 export interface TestDatabase {

@@ -56,8 +56,22 @@ export async function benchPage(): Promise<void> {
     printTable(
       `page: the status page's first usable render against Swagger UI's (/api/docs) from the same agent; headless Chromium, ${PHONE_ON_WIFI}; median of ${RUNS}`,
       [
-        { name: 'first usable render, ms', baseline: swagger.ms, value: page.ms, target: 1, higherIsBetter: false },
-        { name: 'bytes over the wire, kB', baseline: swagger.bytes / 1000, value: page.bytes / 1000, target: 1, higherIsBetter: false },
+        {
+          name: 'first usable render, ms',
+          baselineName: 'Swagger UI',
+          baseline: swagger.ms,
+          value: page.ms,
+          target: 1,
+          higherIsBetter: false,
+        },
+        {
+          name: 'bytes over the wire, kB',
+          baselineName: 'Swagger UI',
+          baseline: swagger.bytes / 1000,
+          value: page.bytes / 1000,
+          target: 1,
+          higherIsBetter: false,
+        },
       ],
     );
   } finally {

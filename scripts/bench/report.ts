@@ -36,7 +36,7 @@ export function printTable(title: string, rows: Row[]): void {
   const lines = [
     ['case', 'baseline', 'edge-agent', 'ratio', 'target', 'result'],
     ...rows.map((r) => [
-      r.name,
+      r.baselineName ? `${r.name} (vs ${r.baselineName})` : r.name,
       fmt(r.baseline),
       fmt(r.value),
       `${ratio(r).toFixed(2)}x`,

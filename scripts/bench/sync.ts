@@ -308,6 +308,7 @@ export async function benchSync(): Promise<void> {
 
     const rows: Row[] = sides.map((side) => ({
       name: `${side.label} records/s`,
+      baselineName: side.label === 'PostgreSQL' ? 'raw COPY' : 'raw line-protocol POSTs',
       baseline: side.baseline,
       value: side.drain.recordsPerSec,
       target: 1,
