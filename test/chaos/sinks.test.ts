@@ -47,7 +47,9 @@ describe('chaos: a sink removed and added again while readings flow', () => {
     doc.sinks = present ? [sinks.pg, sinks.influx] : [sinks.pg];
     writeFileSync(config, stringify(doc));
   };
-  const status = async () => ((await askAgent(controlSocketPath(join(dir, 'data')), '/sync/status')) as { sinks: SinkStatus[] }).sinks;
+  const consumers = async () =>
+    (await askAgent(controlSocketPath(join(dir, 'data')), '/sync/status')) as { store: { lagRecords: number }; sinks: SinkStatus[] };
+  const status = async () => (await consumers()).sinks;
 
   it(
     `each reading reaches the sink that stays once, and the one that comes and goes from where it started, over ${LIVES} lives`,
@@ -77,7 +79,14 @@ describe('chaos: a sink removed and added again while readings flow', () => {
         for (const k of publisher.acked) acked.add(k);
       }
       const last = agent!;
-      await until(async () => (await status()).every((s) => s.lagRecords === 0), 120_000, 'both sinks caught up');
+      await until(
+        async () => {
+          const c = await consumers();
+          return c.store.lagRecords === 0 && c.sinks.every((s) => s.lagRecords === 0);
+        },
+        120_000,
+        'the store and both sinks caught up',
+      );
       const influxStatus = (await status()).find((s) => s.name === 'influx')!;
       last.proc.kill('SIGTERM');
       await last.exited;
