@@ -9,12 +9,12 @@ import { chunkDelivery } from './chunk-delivery.js';
 import { ConsumerEngine, type EngineStatus } from './engine.js';
 import { defaultRollupPath, openRollups, ROLLUP_CONSUMER, type RollupConfig, type Rollups, type RollupSinks } from './rollups/index.js';
 import type { StoreConfig } from './store/config.js';
-import { defaultStorePath, openStore, STORE_CONSUMER, type LocalStore } from './store/index.js';
+import { defaultStorePath, openStore, STORE_CONSUMER, StoreTail, withTail, type LocalStore } from './store/index.js';
 
 /** A local consumer: the database it writes, the same for queries, and how it runs. */
 export interface Local<T> {
   readonly target: T;
-  /** The database as queries see it: each waits (briefly) for the readings committed before it. */
+  /** The database as queries see it: with every reading committed before each query. */
   readonly reads: T;
   readonly name: string;
   status(): EngineStatus;
@@ -69,7 +69,10 @@ async function startStore(o: LocalOptions, backend: Exclude<StoreConfig['backend
   const s = o.store;
   const store = await o.open('store', () => openStore(backend, s.path ?? defaultStorePath(backend, o.dataDir), o.key?.('store')));
   started.push(() => store.close());
-  return run(o, STORE_CONSUMER, store, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs, idleAgeMs: s.maxGatherMs }, started);
+  const local = await run(o, STORE_CONSUMER, store, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs, idleAgeMs: s.maxGatherMs }, started);
+  // Queries merge the log's tail rather than have the store write what it gathers (fewer writes).
+  const tail = new StoreTail({ log: o.log, consumer: STORE_CONSUMER, holding: o.clockHolding, offsets: o.clockOffsets });
+  return { ...local, reads: withTail(store, tail, () => local.caughtUp(o.log.lastSeq, FRESH_READ_WAIT_MS)) };
 }
 
 async function startRollups(o: LocalOptions, started: Closers): Promise<Local<Rollups>> {
@@ -131,8 +134,9 @@ async function run<T extends { write(batch: ChunkBatch): Promise<void>; writesIn
 }
 
 /**
- * The database as queries see it: a query first has the consumer write what waits (it may wait a
- * minute when readings are few), so that it sees every reading committed before it.
+ * The rollups as queries see them: a query first has the consumer write what waits (it may wait a
+ * minute when readings are few), so that it sees every reading committed before it. (The store
+ * merges the log's tail instead: store/tail.ts.)
  */
 function freshReads<T extends { query(q: never): Promise<unknown> }>(target: T, consumer: ConsumerEngine<ChunkBatch>, log: DurableLog): T {
   const reads = new Set<PropertyKey>(['query', 'page', 'fold']);

@@ -27,7 +27,7 @@ export const StoreConfigSchema = Type.Object(
       maximum: 3600000,
       default: 300000,
       description:
-        'when readings are few, the wait grows up to this, so that a transaction holds about batchSize readings (at 10 readings/s: one write every 5 minutes rather than every second; the log holds the readings meanwhile, and a query has what waits written first)',
+        'when readings are few, the wait grows up to this, so that a transaction holds about batchSize readings (at 10 readings/s: one write every 5 minutes rather than every second; the log holds the readings meanwhile, and queries read them from it, so that a client asking often does not make the store write more)',
     }),
   },
   { ...strict, default: {} },

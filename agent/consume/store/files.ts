@@ -25,10 +25,10 @@ import { basename, dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { coveredBy, topicMatches } from '../../../mqtt-topic/topic.js';
 import { RecordFault } from '../../lib/faults.js';
-import { matchesWhere } from './where.js';
+import { matchesWhere, pastPosition, timeOrder } from './where.js';
 import { writtenBytes } from '../../lib/disk-writes.js';
 import { foldPages } from './fold.js';
-import type { FoldQuery, FoldResult, LocalStore, Position, PruneRule, PruneStep, Removal, StoreQuery, TopicCover } from './types.js';
+import type { FoldQuery, FoldResult, LocalStore, PruneRule, PruneStep, Removal, StoreQuery, TopicCover } from './types.js';
 
 const HOUR = 3_600_000;
 /** An hour's file is closed (compressed) this long after the hour ends, to let late readings in. */
@@ -389,6 +389,7 @@ export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[
         const r = line.decode(stored);
         if (r.receivedAt < from || r.receivedAt > to) continue;
         if ((q.afterSeq !== undefined && r.seq <= q.afterSeq) || (q.after && !pastPosition(r, q.after, desc))) continue;
+        if (q.throughSeq !== undefined && r.seq > q.throughSeq) continue;
         if (matchesWhere(r, q.where)) batch.push(r);
       }
     }
@@ -397,10 +398,3 @@ export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[
   }
   return out.slice(0, limit);
 }
-
-/** By receive time, then seq; the other way round for desc. */
-const timeOrder = (desc: boolean) => (a: LogRecord, b: LogRecord) => (desc ? -1 : 1) * (a.receivedAt - b.receivedAt || a.seq - b.seq);
-
-/** Is the reading past the position, in this order? */
-const pastPosition = (r: LogRecord, p: Position, desc: boolean) =>
-  desc ? r.receivedAt < p.at || (r.receivedAt === p.at && r.seq < p.seq) : r.receivedAt > p.at || (r.receivedAt === p.at && r.seq > p.seq);

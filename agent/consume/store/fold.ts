@@ -38,7 +38,14 @@ export function mergeFolded(into: Folded, part: Folded): void {
 
 /** A fold from pages of readings (a store whose readings are in this thread already). */
 export async function foldPages(
-  query: (q: { topic: string; from?: number; to?: number; after?: { at: number; seq: number }; limit: number }) => Promise<LogRecord[]>,
+  query: (q: {
+    topic: string;
+    from?: number;
+    to?: number;
+    after?: { at: number; seq: number };
+    throughSeq?: number;
+    limit: number;
+  }) => Promise<LogRecord[]>,
   q: FoldQuery,
 ): Promise<FoldResult> {
   const series: Folded = new Map();
@@ -46,7 +53,7 @@ export async function foldPages(
   for (let folded = 0; ;) {
     // One more than the budget tells a range that holds more.
     const limit = Math.min(1000, q.maxScan + 1 - folded);
-    const page = await query({ topic: q.topic, from: q.from, to: q.to, after, limit });
+    const page = await query({ topic: q.topic, from: q.from, to: q.to, after, throughSeq: q.throughSeq, limit });
     for (const r of page.slice(0, q.maxScan - folded)) foldReading(series, r, q.width, q.fields);
     folded += page.length;
     if (folded > q.maxScan) return { series, folded: q.maxScan, more: true };

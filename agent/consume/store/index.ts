@@ -6,6 +6,7 @@ import type { StoreConfig } from './config.js';
 import type { LocalStore } from './types.js';
 
 export type { LocalStore, StoreQuery } from './types.js';
+export { StoreTail, withTail } from './tail.js';
 
 /** The local store's name as a consumer of the log. */
 export const STORE_CONSUMER = 'store';

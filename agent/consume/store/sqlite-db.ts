@@ -248,6 +248,8 @@ export class SqliteDb {
     if (q.from !== undefined) add('r.received_at >= @from', 'from', q.from);
     if (q.to !== undefined) add('r.received_at <= @to', 'to', q.to);
     if (q.afterSeq !== undefined) add('r.seq > @afterSeq', 'afterSeq', q.afterSeq);
+    // `+`: a bound on the newest, not an index to walk (the time index gives the order).
+    if (q.throughSeq !== undefined) add('+r.seq <= @throughSeq', 'throughSeq', q.throughSeq);
     const desc = q.order === 'desc';
     if (q.after) {
       where.push(`(r.received_at, r.seq) ${desc ? '<' : '>'} (@afterAt, @afterPos)`);

@@ -9,6 +9,8 @@ export interface StoreQuery {
   to?: number;
   /** Only readings with seq greater than this. */
   afterSeq?: number;
+  /** Only readings with seq up to this (what the store held when a query's merge with the log began). */
+  throughSeq?: number;
   /** Only readings past this one in the query's order: keyset paging. */
   after?: Position;
   /** By receive time, then seq (the order they were received); default asc. */
@@ -105,6 +107,8 @@ export interface FoldQuery {
   fields?: string[];
   /** Fold at most this many readings; a range holding more ends with `more`. */
   maxScan: number;
+  /** Only readings with seq up to this. */
+  throughSeq?: number;
 }
 
 /** `topic\0field` -> that series' statistics by bucket start. */

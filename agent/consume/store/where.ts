@@ -1,6 +1,6 @@
 // Conditions on payload fields (`temperature>20`, `status=ok`), shared by both stores.
 import type { LogRecord } from '../../log/format.js';
-import type { FieldFilter } from './types.js';
+import type { FieldFilter, Position } from './types.js';
 
 /** A time as queries take it: ms since the epoch, or ISO 8601; NaN if it is neither. */
 export const parseTime = (text: string) => (/^\d{1,16}$/.test(text) ? Number(text) : Date.parse(text));
@@ -46,3 +46,11 @@ export function matchesWhere(record: LogRecord, where: FieldFilter[] | undefined
 export function* meeting(records: Iterable<LogRecord>, where: FieldFilter[] | undefined): Generator<LogRecord> {
   for (const r of records) if (matchesWhere(r, where)) yield r;
 }
+
+/** By receive time, then seq; the other way round for desc. */
+export const timeOrder = (desc: boolean) => (a: LogRecord, b: LogRecord) =>
+  (desc ? -1 : 1) * (a.receivedAt - b.receivedAt || a.seq - b.seq);
+
+/** Is the reading past the position, in this order? */
+export const pastPosition = (r: LogRecord, p: Position, desc: boolean) =>
+  desc ? r.receivedAt < p.at || (r.receivedAt === p.at && r.seq < p.seq) : r.receivedAt > p.at || (r.receivedAt === p.at && r.seq > p.seq);
