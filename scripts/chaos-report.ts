@@ -13,6 +13,7 @@ interface Outcome {
   at: string;
   did: Record<string, number | string>;
   found: Record<string, number | string>;
+  notes?: string;
 }
 
 const ROOT = projectRoot();
@@ -59,6 +60,7 @@ for (const o of outcomes.sort((a, b) => a.scenario.localeCompare(b.scenario))) {
     '',
     ...table(o.found),
     '',
+    ...(o.notes ? [o.notes, ''] : []),
   );
 }
 lines.push(
@@ -66,11 +68,11 @@ lines.push(
   '',
   'Each with its own positive control:',
   '',
-  '- disk full (a filesystem of a few MB) while readings arrive: `test/faults/disk-full.test.ts`;',
-  '  disk pressure on a tmpfs with a sink down, drop counts checked against what is there: `test/faults/disk-pressure.test.ts`',
+  '- disk full (a filesystem of a few MB) while readings arrive: `test/faults/disk-full.test.ts`; each',
+  '  step of disk-pressure relief, the reserve, and free space read after every few MB written: `test/faults/disk-pressure.test.ts`',
   '- SIGKILL mid-commit with a PostgreSQL sink (ordered, once): `test/sync/crash.test.ts`; the log itself: `test/ingest/crash.test.ts`',
   '- a sink added to an agent with data, and removed: `test/sync/add-sink.test.ts`',
-  '- the clock stepped and synchronised while readings arrive: `test/health/clock.test.ts`',
+  '- the clock held, corrected and synchronised, retention paused while it cannot be trusted: `test/health/clock.test.ts`',
   '- poison payloads, deep and huge JSON: `test/faults/poison.test.ts`; a viewer and a guesser at once: `test/faults/abuse.test.ts`',
   '- random requests against every route of the OpenAPI document: `test/web/fuzz.test.ts`',
   '- the sink contract (refused credentials, an outage, a poison reading, a resend) for every sink: `test/sync/sink-contract.test.ts`',

@@ -49,10 +49,23 @@ function asPostgres(sql: string): void {
 
 /** The machine's PostgreSQL 15 cluster, running, with a password login for the tests. */
 export function ensurePostgres(): void {
-  try {
-    execFileSync('pg_ctlcluster', ['15', 'main', 'status'], { stdio: 'pipe' });
-  } catch {
-    execFileSync('pg_ctlcluster', ['15', 'main', 'start'], { stdio: 'pipe' });
+  const running = () => {
+    try {
+      execFileSync('pg_ctlcluster', ['15', 'main', 'status'], { stdio: 'pipe' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!running()) {
+    try {
+      execFileSync('pg_ctlcluster', ['15', 'main', 'start'], { stdio: 'pipe' });
+    } catch (err) {
+      // Test files start in parallel: another may have started it a moment before (its start fails
+      // this one's). Running after all is what was wanted.
+      for (let i = 0; i < 50 && !running(); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      if (!running()) throw err;
+    }
   }
   // Test files run in parallel: two of them altering the role at once make one fail ("tuple
   // concurrently updated"); it tries again.

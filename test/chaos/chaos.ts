@@ -3,7 +3,9 @@
 // leaves in test-results/chaos/ for docs/reliability.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { projectRoot } from '../../scripts/project-root.js';
+import type { TestDatabase } from '../helpers/servers.js';
 import { seededRandom } from '../helpers/seed.js';
 
 export const FULL = process.env.CHAOS === 'full';
@@ -47,6 +49,8 @@ export interface Outcome {
   did: Record<string, number | string>;
   /** What was found (readings acknowledged, missing, duplicated...). */
   found: Record<string, number | string>;
+  /** What the figures mean where a table cannot say it. */
+  notes?: string;
 }
 
 /** Keep the outcome in test-results/chaos/<scenario>.json (written only once the scenario passed). */
@@ -64,4 +68,27 @@ export function slopePer10Min(samples: { t: number; y: number }[]): number {
   const cov = samples.reduce((a, s) => a + (s.t - mt) * (s.y - my), 0);
   const vt = samples.reduce((a, s) => a + (s.t - mt) ** 2, 0);
   return vt === 0 ? 0 : (cov / vt) * 600;
+}
+
+/** Each reading's `key` as the agent's SQLite store holds it (read from the file, the agent stopped). */
+export function storedKeys(storeFile: string): { seq: number; key: string }[] {
+  const store = new Database(storeFile, { readonly: true });
+  try {
+    return store.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM reading").all() as { seq: number; key: string }[];
+  } finally {
+    store.close();
+  }
+}
+
+/** Each row's `key` in a PostgreSQL sink's table, duplicates kept. */
+export async function pgKeys(db: TestDatabase, table = 'telemetry'): Promise<string[]> {
+  return (await db.query<{ key: string }>(`SELECT payload->>'key' AS key FROM ${table}`)).map((row) => row.key);
+}
+
+/** Each point's `key` in an InfluxDB sink's database (measurement `mqtt`), duplicates kept. */
+export async function influxKeys(influx: { query(q: string): Promise<unknown> }, database: string): Promise<string[]> {
+  const body = (await influx.query(`SELECT "key" FROM "${database}".."mqtt"`)) as {
+    results: { series?: { values: [string, string][] }[] }[];
+  };
+  return (body.results[0].series?.[0].values ?? []).map(([, key]) => key);
 }

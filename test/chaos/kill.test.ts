@@ -3,7 +3,6 @@
 // sink, no reading twice in PostgreSQL, the sinks hold exactly what the store holds, and the rollups
 // count each stored reading once.
 import { join } from 'node:path';
-import Database from 'better-sqlite3-multiple-ciphers';
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { createDatabase, PG_PASSWORD, startInfluxd, until, type TestDatabase } from '../helpers/servers.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
-import { chaos, record, scale } from './chaos.js';
+import { chaos, influxKeys, pgKeys, record, scale, storedKeys } from './chaos.js';
 
 const KILLS = scale(4, 50);
 const QOS1_PUBLISHERS = 2;
@@ -106,16 +105,9 @@ describe('chaos: SIGKILL under mixed load with two sinks and rollups', () => {
       agent.proc.kill('SIGTERM');
       await agent.exited;
 
-      const store = new Database(join(dir, 'data', 'store.db'), { readonly: true });
-      const storeKeys = (store.prepare("SELECT json_extract(payload, '$.key') AS key FROM reading").all() as { key: string }[]).map(
-        (r) => r.key,
-      );
-      store.close();
-      const pgKeys = (await db.query<{ key: string }>("SELECT payload->>'key' AS key FROM telemetry")).map((r) => r.key);
-      const influxBody = (await influx.query('SELECT "key" FROM "chaos".."mqtt"')) as {
-        results: { series?: { values: [string, string][] }[] }[];
-      };
-      const influxKeys = (influxBody.results[0].series?.[0].values ?? []).map(([, key]) => key);
+      const storeKeys = storedKeys(join(dir, 'data', 'store.db')).map((r) => r.key);
+      const pg = await pgKeys(db);
+      const inInflux = await influxKeys(influx, 'chaos');
 
       const stored = new Set(storeKeys);
       const rolledUp = aggregate.series.flatMap((s) => s.points).reduce((n, p) => n + p.count, 0);
@@ -124,17 +116,17 @@ describe('chaos: SIGKILL under mixed load with two sinks and rollups', () => {
         stored: storeKeys.length,
         'QoS 0 readings sent': qos0Sent,
         'acknowledged, not stored': [...acked].filter((k) => !stored.has(k)).length,
-        'in PostgreSQL': pgKeys.length,
-        'twice in PostgreSQL': pgKeys.length - new Set(pgKeys).size,
-        'in InfluxDB': influxKeys.length,
+        'in PostgreSQL': pg.length,
+        'twice in PostgreSQL': pg.length - new Set(pg).size,
+        'in InfluxDB': inInflux.length,
         'rolled up': rolledUp,
       };
       const { replay } = random;
       expect(new Set(storeKeys).size, `a reading stored twice ${replay}`).toBe(storeKeys.length);
       expect(found['acknowledged, not stored'], `acknowledged readings missing ${replay}`).toBe(0);
       expect(found['twice in PostgreSQL'], `a reading twice in PostgreSQL ${replay}`).toBe(0);
-      expect(new Set(pgKeys), `PostgreSQL holds what the store holds ${replay}`).toEqual(stored);
-      expect(new Set(influxKeys), `InfluxDB holds what the store holds ${replay}`).toEqual(stored);
+      expect(new Set(pg), `PostgreSQL holds what the store holds ${replay}`).toEqual(stored);
+      expect(new Set(inInflux), `InfluxDB holds what the store holds ${replay}`).toEqual(stored);
       expect(aggregate.source).toBe('rollups');
       expect(rolledUp, `the rollups count each stored reading once ${replay}`).toBe(storeKeys.length);
       // The controls: the load was real, and kills came while the sinks had readings to send.

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { createDatabase, PG_PASSWORD, startInfluxd, TcpProxy, until, type TestDatabase } from '../helpers/servers.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
-import { chaos, record, scale } from './chaos.js';
+import { chaos, influxKeys, pgKeys, record, scale } from './chaos.js';
 
 const OUTAGES = scale(6, 40);
 const LONGEST_MS = scale(4000, 30_000);
@@ -71,21 +71,18 @@ describe('chaos: sink outages of random kind and length', () => {
       await until(async () => (await agent.runtime.sync.status()).every((s) => s.lagRecords === 0), 120_000, 'both sinks drained');
       expect(await agent.runtime.store!.caughtUp(lastSeq)).toBe(true);
 
-      const pgKeys = (await db.query<{ key: string }>("SELECT payload->>'key' AS key FROM telemetry")).map((row) => row.key);
-      const body = (await influx.query('SELECT "key" FROM "chaos".."mqtt"')) as {
-        results: { series?: { values: [string, string][] }[] }[];
-      };
-      const influxKeys = (body.results[0].series?.[0].values ?? []).map(([, key]) => key);
+      const pg = await pgKeys(db);
+      const inInfluxList = await influxKeys(influx, 'chaos');
       const stored = (await agent.runtime.store!.target.query({ topic: 'load/#', limit: 1_000_000 })).map(
         (x) => (x.payload as { key: string }).key,
       );
       const status = await agent.runtime.sync.status();
-      const [inPg, inInflux] = [new Set(pgKeys), new Set(influxKeys)];
+      const [inPg, inInflux] = [new Set(pg), new Set(inInfluxList)];
       const found = {
         acknowledged: acked.size,
         stored: stored.length,
         'acknowledged, not in PostgreSQL': [...acked].filter((k) => !inPg.has(k)).length,
-        'twice in PostgreSQL': pgKeys.length - new Set(pgKeys).size,
+        'twice in PostgreSQL': pg.length - new Set(pg).size,
         'acknowledged, not in InfluxDB': [...acked].filter((k) => !inInflux.has(k)).length,
         'dead-lettered': agent.runtime.log.stats().deadLetters,
         'sink failures met and retried': status.reduce((n, s) => n + s.failures, 0),

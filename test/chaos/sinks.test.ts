@@ -4,7 +4,6 @@
 // started, and counts the readings before that (which the log no longer held) as dropped for it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3-multiple-ciphers';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAgent, controlSocketPath } from '../../agent/control/socket.js';
@@ -12,7 +11,7 @@ import type { SinkStatus } from '../../agent/consume/sinks/index.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { createDatabase, PG_PASSWORD, startInfluxd, until, type TestDatabase } from '../helpers/servers.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
-import { chaos, record, scale } from './chaos.js';
+import { chaos, influxKeys, pgKeys, record, scale, storedKeys } from './chaos.js';
 
 const LIVES = scale(5, 24);
 
@@ -91,22 +90,17 @@ describe('chaos: a sink removed and added again while readings flow', () => {
       last.proc.kill('SIGTERM');
       await last.exited;
 
-      const store = new Database(join(dir, 'data', 'store.db'), { readonly: true });
-      const rows = store.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM reading").all() as { seq: number; key: string }[];
-      store.close();
-      const pgKeys = (await db.query<{ key: string }>("SELECT payload->>'key' AS key FROM telemetry")).map((x) => x.key);
-      const body = (await influx.query('SELECT "key" FROM "chaos".."mqtt"')) as {
-        results: { series?: { values: [string, string][] }[] }[];
-      };
-      const inInflux = new Set((body.results[0].series?.[0].values ?? []).map(([, key]) => key));
+      const rows = storedKeys(join(dir, 'data', 'store.db'));
+      const pg = await pgKeys(db);
+      const inInflux = new Set(await influxKeys(influx, 'chaos'));
       const from = influxStatus.start!.seq;
       const droppedForInflux = Object.values(influxStatus.dropped).reduce((a, b) => a + b, 0);
       const stored = new Set(rows.map((x) => x.key));
       const found = {
         acknowledged: acked.size,
         stored: rows.length,
-        'acknowledged, not in PostgreSQL': [...acked].filter((k) => !new Set(pgKeys).has(k)).length,
-        'twice in PostgreSQL': pgKeys.length - new Set(pgKeys).size,
+        'acknowledged, not in PostgreSQL': [...acked].filter((k) => !new Set(pg).has(k)).length,
+        'twice in PostgreSQL': pg.length - new Set(pg).size,
         "InfluxDB's last life started after seq": from,
         'counted as dropped for it': droppedForInflux,
         'stored after its start, not in InfluxDB': rows.filter((x) => x.seq > from && !inInflux.has(x.key)).length,
@@ -117,7 +111,7 @@ describe('chaos: a sink removed and added again while readings flow', () => {
       ).toEqual([]);
       expect(found['acknowledged, not in PostgreSQL'], r.replay).toBe(0);
       expect(found['twice in PostgreSQL'], r.replay).toBe(0);
-      expect(new Set(pgKeys), `PostgreSQL holds what the store holds ${r.replay}`).toEqual(stored);
+      expect(new Set(pg), `PostgreSQL holds what the store holds ${r.replay}`).toEqual(stored);
       expect(found['stored after its start, not in InfluxDB'], r.replay).toBe(0);
       // Nothing was given up under pressure here: what went before it started is exactly what the log no longer held.
       expect(droppedForInflux, `dropped for InfluxDB against where it started ${r.replay}`).toBe(from);

@@ -6,6 +6,8 @@ import { connect as rawConnect, publish } from './raw.js';
 
 export class TrackingPublisher {
   readonly acked = new Set<string>();
+  /** When each acknowledged message's PUBACK came (Date.now()). */
+  readonly ackedAt = new Map<string, number>();
   private readonly inFlight = new Map<number, string>();
   private socket: net.Socket | undefined;
   private sent = 0;
@@ -39,6 +41,7 @@ export class TrackingPublisher {
           const key = this.inFlight.get(id);
           if (key) {
             this.acked.add(key);
+            this.ackedAt.set(key, Date.now());
             this.inFlight.delete(id);
           }
         }
