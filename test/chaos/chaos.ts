@@ -92,3 +92,16 @@ export async function influxKeys(influx: { query(q: string): Promise<unknown> },
   };
   return (body.results[0].series?.[0].values ?? []).map(([, key]) => key);
 }
+
+/**
+ * How two sets of keys differ, small enough to print: a failed toEqual on sets of many thousands
+ * makes the test runner compute a diff for hours.
+ */
+export function difference(have: Iterable<string>, want: Iterable<string>): { missing: number; extra: number; examples: string[] } {
+  const [a, b] = [new Set(have), new Set(want)];
+  const missing = [...b].filter((k) => !a.has(k));
+  const extra = [...a].filter((k) => !b.has(k));
+  return { missing: missing.length, extra: extra.length, examples: [...missing.slice(0, 3), ...extra.slice(0, 3)] };
+}
+
+export const SAME = { missing: 0, extra: 0, examples: [] };

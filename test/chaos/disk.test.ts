@@ -3,12 +3,10 @@
 // (the agent's own writes fill it), with random sizes, rates and lengths. Afterwards the filesystem
 // never filled, and every count is exact: each reading is in the sink once or counted as dropped for
 // it, the store holds what relief left it, the rollups count every reading they were not told lost.
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type InProcessAgent } from '../helpers/agent.js';
-import { isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
+import { ballast, freeBytes, isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
 import { createDatabase, PG_PASSWORD, TcpProxy, until, type TestDatabase } from '../helpers/servers.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 import { chaos, pgKeys, record, scale, type Chaos } from './chaos.js';
@@ -16,23 +14,7 @@ import { chaos, pgKeys, record, scale, type Chaos } from './chaos.js';
 const MB = 1000 * 1000;
 const ROUNDS = scale(1, 8);
 
-const free = (dir: string) => {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
-};
-
-/** Another file takes space until `leave` bytes are free (or less, by one block). */
-function ballast(dir: string, leave: number): string {
-  const path = join(dir, `ballast-${randomBytes(4).toString('hex')}`);
-  const fd = openSync(path, 'w');
-  const block = Buffer.alloc(256 * 1024, 1);
-  try {
-    while (free(dir) > leave) writeSync(fd, block);
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
+const free = freeBytes;
 
 interface Round {
   rate: 'low' | 'high';

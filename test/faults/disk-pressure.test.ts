@@ -3,7 +3,7 @@
 // `act` the agent gives up (a) store readings every sink has, (b) dead letters, (c) store readings
 // its rollups cover, (d) unsent log chunks, in that order, each counted exactly.
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLog } from '../../agent/log/durable-log.js';
@@ -11,7 +11,7 @@ import { DiskPressure, type PressureStatus } from '../../agent/retention/pressur
 import { openRollups, type Rollups } from '../../agent/consume/rollups/index.js';
 import { openSqliteStore } from '../../agent/consume/store/sqlite.js';
 import type { LocalStore } from '../../agent/consume/store/types.js';
-import { isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
+import { ballast, freeBytes, isRoot, smallDisk, unmountDisks } from '../helpers/disk.js';
 import { startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { adminClient, authHeader } from '../helpers/web.js';
@@ -30,23 +30,7 @@ afterEach(async () => {
   unmountDisks();
 });
 
-const free = (dir: string) => {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
-};
-
-/** Take space until `leave` bytes are free; returns the ballast's path. */
-function ballast(dir: string, leave: number): string {
-  const path = join(dir, `ballast-${randomBytes(4).toString('hex')}`);
-  const fd = openSync(path, 'w');
-  const block = Buffer.alloc(64 * 1024, 1);
-  try {
-    while (free(dir) - block.length >= leave) writeSync(fd, block);
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
+const free = freeBytes;
 
 /**
  * The data path's parts on `dir`: 6,000 readings in the log, all in the store and the rollups;

@@ -3,7 +3,8 @@
 // rollups, a PostgreSQL sink), the correction is recorded, the log keeps its order, and retention
 // deletes nothing for its age while the clock cannot be trusted. An injected clock jumps both ways.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Clock, type ClockSource } from '../../agent/ingest/clock.js';
+import { Clock } from '../../agent/ingest/clock.js';
+import { TestClock } from '../helpers/clock.js';
 import { decodeRecord, encodeRecord, splitRecord, type NewRecord } from '../../agent/log/record.js';
 import { cleanup, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
@@ -14,39 +15,6 @@ import { envelope } from '../../agent/consume/sinks/mqtt/index.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-
-/** A machine's clocks: monotonic time runs with the real one; the wall clock is monotonic + offset, which a test moves. */
-class TestClock implements ClockSource {
-  offset: number;
-  state: boolean | undefined = false;
-  /** Added to the monotonic clock (to pass a hold's time without waiting). */
-  skipped = 0;
-  readonly via = 'test';
-
-  constructor(
-    readonly bootId: string,
-    wallNow: number,
-  ) {
-    this.offset = wallNow - this.monoMs();
-  }
-
-  monoMs(): number {
-    return Math.floor(performance.now()) + 1_000_000 + this.skipped;
-  }
-
-  wallMs(): number {
-    return this.monoMs() + this.offset;
-  }
-
-  synced(): boolean | undefined {
-    return this.state;
-  }
-
-  /** The wall clock jumps to `wallNow` (an NTP step). */
-  set(wallNow: number): void {
-    this.offset = wallNow - this.monoMs();
-  }
-}
 
 const reading = (stamp: Pick<NewRecord, 'receivedAt' | 'clockSynced' | 'boot' | 'mono'>): NewRecord => ({
   topic: 'env/a',
