@@ -20,6 +20,8 @@ const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 8000;
 /** Addresses remembered per user as where it logged in before. */
 const KNOWN_PER_USER = 32;
+/** Addresses remembered as ones a login succeeded from (a Pi's sensors are a few dozen). */
+const KNOWN_ADDRESSES = 1024;
 const MAX_STREAKS = 10_000;
 
 interface Streak {
@@ -48,6 +50,8 @@ export interface BanNotice {
 export class LoginFailures {
   private readonly streaks = new Map<string, Streak>();
   private readonly known = new Map<string, Map<string, number>>();
+  /** Addresses some user logged in from, newest last (at most KNOWN_ADDRESSES). */
+  private readonly goodAddresses = new Map<string, number>();
 
   constructor(
     private readonly limits: FailureLimits,
@@ -104,6 +108,14 @@ export class LoginFailures {
     addresses.set(address, this.now());
     if (addresses.size > KNOWN_PER_USER) addresses.delete(addresses.keys().next().value!);
     this.known.set(username, addresses);
+    this.goodAddresses.delete(address);
+    this.goodAddresses.set(address, this.now());
+    if (this.goodAddresses.size > KNOWN_ADDRESSES) this.goodAddresses.delete(this.goodAddresses.keys().next().value!);
+  }
+
+  /** Did some user log in from this address before? */
+  knownAddress(address: string): boolean {
+    return this.goodAddresses.has(address);
   }
 
   /** The check could not be made (an error): the attempt no longer counts. */

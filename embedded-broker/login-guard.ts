@@ -39,12 +39,15 @@ export class LoginGuard {
   /**
    * A new connection: false when its address holds its share (it is closed at once). When every
    * slot is taken, the oldest waiting connection of the address holding the most gives its slot to
-   * an address holding fewer, so a few addresses cannot shut every other one out.
+   * an address holding fewer, so a few addresses cannot shut every other one out; and one of an
+   * address nobody has logged in from gives its slot to an address somebody has, so that as many
+   * addresses as there are slots (64 aliases on one attacker's interface) cannot shut out the
+   * sensors that logged in before.
    */
   admit(conn: Duplex, address: string): boolean {
     const fromHere = this.pendingByAddress.get(address) ?? 0;
     if (fromHere >= this.limits.maxPendingPerAddress) return false;
-    if (this.pending.size >= this.limits.maxPendingLogins && !this.evictFor(fromHere)) return false;
+    if (this.pending.size >= this.limits.maxPendingLogins && !this.evictFor(fromHere) && !this.evictStrangerFor(address)) return false;
     this.pending.set(conn, address);
     this.pendingByAddress.set(address, fromHere + 1);
     conn.once('close', () => this.loggedIn(conn));
@@ -66,8 +69,18 @@ export class LoginGuard {
     let top: string | undefined;
     for (const [address, n] of this.pendingByAddress) if (top === undefined || n > this.pendingByAddress.get(top)!) top = address;
     if (top === undefined || this.pendingByAddress.get(top)! <= fromHere + 1) return false;
+    return this.closeOldest((address) => address === top);
+  }
+
+  /** For an address a login succeeded from: close the oldest waiting connection of an address none did. */
+  private evictStrangerFor(address: string): boolean {
+    return this.failures.knownAddress(address) && this.closeOldest((from) => !this.failures.knownAddress(from));
+  }
+
+  /** Close the oldest waiting connection whose address `which` picks; false if none. */
+  private closeOldest(which: (address: string) => boolean): boolean {
     for (const [conn, address] of this.pending) {
-      if (address !== top) continue;
+      if (!which(address)) continue;
       this.loggedIn(conn);
       conn.destroy();
       this.evicted++;

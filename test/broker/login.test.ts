@@ -194,6 +194,20 @@ describe('login throttling (LoginGuard)', () => {
     expect(guard.evicted).toBe(2);
     expect([...a.slice(1), ...b.slice(1)].some((x) => x.destroyed)).toBe(false);
   });
+
+  it("strangers holding every slot, one each: an address a login succeeded from takes the oldest stranger's slot; another stranger does not", async () => {
+    const guard = new LoginGuard({ ...limits, maxPendingLogins: 4 }, quiet);
+    expect((await guard.login('K', 'alice', () => true)).ok).toBe(true); // K is known from now on
+    const strangers = ['S1', 'S2', 'S3', 'S4'].map((address) => {
+      const conn = new PassThrough();
+      expect(guard.admit(conn, address)).toBe(true);
+      return conn;
+    });
+    expect(guard.admit(new PassThrough(), 'S5')).toBe(false); // the control: no fairer share to give a stranger
+    expect(guard.admit(new PassThrough(), 'K')).toBe(true);
+    expect(strangers.map((c) => c.destroyed)).toEqual([true, false, false, false]);
+    expect(guard.evicted).toBe(1);
+  });
 });
 
 describe('before login, through the real broker', () => {
@@ -252,6 +266,16 @@ describe('before login, through the real broker', () => {
     expect(await connackFrom(port, '127.0.31.2', 'carol', 'right')).toBe(0); // (alice is banned by the test above)
     await new Promise((r) => setTimeout(r, 100));
     expect(held.filter((s) => !s.destroyed && s.readyState === 'open').length).toBe(63); // one gave up its slot (the second login found the first's free)
+    held.forEach((s) => s.destroy());
+  });
+
+  it('64 addresses holding every waiting slot (one half-CONNECT each) do not shut out an address a login succeeded from', async () => {
+    expect(await connackFrom(port, '127.0.0.5', 'carol', 'right')).toBe(0); // 127.0.0.5 is known from now on
+    const held = await Promise.all(Array.from({ length: 64 }, (_, i) => halfConnect(port, `127.0.32.${i + 1}`)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(held.filter((s) => !s.destroyed && s.readyState === 'open').length).toBe(64); // every slot taken
+    expect(await connackFrom(port, '127.0.33.1', 'carol', 'right')).toBe('closed'); // the control: a stranger gets no slot
+    expect(await connackFrom(port, '127.0.0.5', 'carol', 'right')).toBe(0);
     held.forEach((s) => s.destroy());
   });
 
