@@ -389,7 +389,7 @@ export function queryFiles(dir: string, q: StoreQuery, key?: Buffer): LogRecord[
         const r = line.decode(stored);
         if (r.receivedAt < from || r.receivedAt > to) continue;
         if ((q.afterSeq !== undefined && r.seq <= q.afterSeq) || (q.after && !pastPosition(r, q.after, desc))) continue;
-        if (q.throughSeq !== undefined && r.seq > q.throughSeq) continue;
+        if (q.exceptSeqs && r.seq > q.exceptSeqs.after && r.seq <= q.exceptSeqs.through) continue;
         if (matchesWhere(r, q.where)) batch.push(r);
       }
     }

@@ -4,7 +4,7 @@
 import type { LogRecord } from '../../log/format.js';
 import { bucketStart } from '../rollups/extract.js';
 import { add, merge, single } from '../rollups/stats.js';
-import type { Folded, FoldQuery, FoldResult } from './types.js';
+import type { Folded, FoldQuery, FoldResult, SeqRange } from './types.js';
 import { fieldOf } from './where.js';
 
 export function foldReading(into: Folded, r: LogRecord, width: number, fields?: string[]): void {
@@ -43,7 +43,7 @@ export async function foldPages(
     from?: number;
     to?: number;
     after?: { at: number; seq: number };
-    throughSeq?: number;
+    exceptSeqs?: SeqRange;
     limit: number;
   }) => Promise<LogRecord[]>,
   q: FoldQuery,
@@ -53,7 +53,7 @@ export async function foldPages(
   for (let folded = 0; ;) {
     // One more than the budget tells a range that holds more.
     const limit = Math.min(1000, q.maxScan + 1 - folded);
-    const page = await query({ topic: q.topic, from: q.from, to: q.to, after, throughSeq: q.throughSeq, limit });
+    const page = await query({ topic: q.topic, from: q.from, to: q.to, after, exceptSeqs: q.exceptSeqs, limit });
     for (const r of page.slice(0, q.maxScan - folded)) foldReading(series, r, q.width, q.fields);
     folded += page.length;
     if (folded > q.maxScan) return { series, folded: q.maxScan, more: true };

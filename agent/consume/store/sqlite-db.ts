@@ -248,8 +248,12 @@ export class SqliteDb {
     if (q.from !== undefined) add('r.received_at >= @from', 'from', q.from);
     if (q.to !== undefined) add('r.received_at <= @to', 'to', q.to);
     if (q.afterSeq !== undefined) add('r.seq > @afterSeq', 'afterSeq', q.afterSeq);
-    // `+`: a bound on the newest, not an index to walk (the time index gives the order).
-    if (q.throughSeq !== undefined) add('+r.seq <= @throughSeq', 'throughSeq', q.throughSeq);
+    // `+`: a condition to check, not an index to walk (the time index gives the order).
+    if (q.exceptSeqs) {
+      where.push('NOT (+r.seq > @exceptAfter AND +r.seq <= @exceptThrough)');
+      args.exceptAfter = q.exceptSeqs.after;
+      args.exceptThrough = q.exceptSeqs.through;
+    }
     const desc = q.order === 'desc';
     if (q.after) {
       where.push(`(r.received_at, r.seq) ${desc ? '<' : '>'} (@afterAt, @afterPos)`);

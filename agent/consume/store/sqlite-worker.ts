@@ -96,7 +96,7 @@ function foldSlice(
   const started = performance.now();
   const series: Folded = new Map();
   let looked = 0;
-  for (const r of db.query({ topic: q.topic, from: q.from, to: q.to, after, throughSeq: q.throughSeq }, coveredBy({ topics: [q.topic] }))) {
+  for (const r of db.query({ topic: q.topic, from: q.from, to: q.to, after, exceptSeqs: q.exceptSeqs }, coveredBy({ topics: [q.topic] }))) {
     if (!topicMatches(q.topic, r.topic)) continue;
     if (looked === left) return { series, looked, more: true };
     foldReading(series, r, q.width, q.fields);

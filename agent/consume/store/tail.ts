@@ -8,7 +8,7 @@ import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import { decodeRecord, type LogRecord } from '../../log/format.js';
 import type { DurableLog } from '../../log/index.js';
 import { foldReading, mergeFolded } from './fold.js';
-import type { Folded, FoldQuery, FoldResult, LocalStore, Position, StoreQuery } from './types.js';
+import type { Folded, FoldQuery, FoldResult, LocalStore, Position, SeqRange, StoreQuery } from './types.js';
 import { matchesWhere, pastPosition, timeOrder } from './where.js';
 
 /** Past this many readings the store has yet to write, a query waits for the store instead (it is catching up). */
@@ -17,6 +17,12 @@ export const MOST_TAIL = 20_000;
 const KEEP_MS = 60_000;
 /** Readings parsed per read of the log. */
 const READ = 5000;
+
+/** The log's readings past the store's cursor, and the seqs they stand for (none when the store has everything). */
+export interface Tail {
+  records: LogRecord[];
+  covers: SeqRange | undefined;
+}
 
 export interface TailSource {
   log: DurableLog;
@@ -43,18 +49,21 @@ export class StoreTail {
     return this.src.log.cursor(this.src.consumer);
   }
 
-  /** The readings past `through`; undefined when there are more than MOST_TAIL or the log cannot give them. */
-  after(through: number): Promise<LogRecord[] | undefined> {
+  /**
+   * The readings past `through` and the seqs they stand for (the store's own rows there are left
+   * out of a query); undefined when there are more than MOST_TAIL or the log cannot give them.
+   */
+  after(through: number): Promise<Tail | undefined> {
     const next = this.turn.then(() => this.extend(through));
     this.turn = next.catch(() => undefined);
     return next;
   }
 
-  private async extend(through: number): Promise<LogRecord[] | undefined> {
+  private async extend(through: number): Promise<Tail | undefined> {
     const { log } = this.src;
     const last = log.lastSeq;
     if (last - through > MOST_TAIL) return undefined;
-    if (this.src.holding()) return [];
+    if (this.src.holding()) return { records: [], covers: undefined };
     const offsets = this.src.offsets();
     const key = JSON.stringify(offsets);
     // A time correction learned since, or a store that went back: parse again.
@@ -74,7 +83,7 @@ export class StoreTail {
       return undefined; // a chunk damaged or gone meanwhile: the caller falls back to the store
     }
     this.keep();
-    return this.records.filter((r) => r.seq <= last);
+    return { records: this.records.filter((r) => r.seq <= last), covers: last > through ? { after: through, through: last } : undefined };
   }
 
   private keep(): void {
@@ -91,7 +100,6 @@ function meets(r: LogRecord, q: StoreQuery): boolean {
     (q.from === undefined || r.receivedAt >= q.from) &&
     (q.to === undefined || r.receivedAt <= q.to) &&
     (q.afterSeq === undefined || r.seq > q.afterSeq) &&
-    (q.throughSeq === undefined || r.seq <= q.throughSeq) &&
     (q.after === undefined || pastPosition(r, q.after, desc)) &&
     matchesWhere(r, q.where)
   );
@@ -108,29 +116,25 @@ const merge = (stored: LogRecord[], tail: LogRecord[], q: StoreQuery, upTo?: Pos
  * `waitForStore`: the other way, for a tail too long to merge (the store writes what waits first).
  */
 export function withTail(store: LocalStore, tail: StoreTail, waitForStore: () => Promise<unknown>): LocalStore {
-  const upTo = (q: { throughSeq?: number }, through: number) => Math.min(q.throughSeq ?? Infinity, through);
   const reads: Pick<LocalStore, 'query' | 'page' | 'fold'> = {
     async query(q, signal) {
-      const through = tail.through();
-      const recent = await tail.after(through);
+      const recent = await tail.after(tail.through());
       if (!recent) return waitForStore().then(() => store.query(q, signal));
-      return merge(await store.query({ ...q, throughSeq: upTo(q, through) }, signal), recent, q);
+      return merge(await store.query({ ...q, exceptSeqs: recent.covers }, signal), recent.records, q);
     },
     async page(q, signal) {
-      const through = tail.through();
-      const recent = await tail.after(through);
+      const recent = await tail.after(tail.through());
       if (!recent) return waitForStore().then(() => store.page(q, signal));
-      const { records, scannedTo } = await store.page({ ...q, throughSeq: upTo(q, through) }, signal);
+      const { records, scannedTo } = await store.page({ ...q, exceptSeqs: recent.covers }, signal);
       // A page cut short by maxScan covers the order up to scannedTo only: the tail past it is for later pages.
-      const merged = merge(records, recent, q, scannedTo);
+      const merged = merge(records, recent.records, q, scannedTo);
       return scannedTo && merged.length < (q.limit ?? 1000) ? { records: merged, scannedTo } : { records: merged };
     },
     async fold(q, signal) {
-      const through = tail.through();
-      const recent = await tail.after(through);
+      const recent = await tail.after(tail.through());
       if (!recent) return waitForStore().then(() => store.fold(q, signal));
-      const result = await store.fold({ ...q, throughSeq: upTo(q, through) }, signal);
-      return result.more ? result : foldTail(result, recent, q);
+      const result = await store.fold({ ...q, exceptSeqs: recent.covers }, signal);
+      return result.more ? result : foldTail(result, recent.records, q);
     },
   };
   return new Proxy(store, {
@@ -149,7 +153,6 @@ function foldTail(result: FoldResult, recent: LogRecord[], q: FoldQuery): FoldRe
   let folded = result.folded;
   for (const r of recent) {
     if (!covered(r.topic) || (q.from !== undefined && r.receivedAt < q.from) || (q.to !== undefined && r.receivedAt > q.to)) continue;
-    if (q.throughSeq !== undefined && r.seq > q.throughSeq) continue;
     if (folded === q.maxScan) {
       mergeFolded(result.series, part);
       return { series: result.series, folded, more: true };

@@ -9,8 +9,8 @@ export interface StoreQuery {
   to?: number;
   /** Only readings with seq greater than this. */
   afterSeq?: number;
-  /** Only readings with seq up to this (what the store held when a query's merge with the log began). */
-  throughSeq?: number;
+  /** Leave out readings with seq in (after, through]: the log's tail is merged in their place. */
+  exceptSeqs?: SeqRange;
   /** Only readings past this one in the query's order: keyset paging. */
   after?: Position;
   /** By receive time, then seq (the order they were received); default asc. */
@@ -20,6 +20,12 @@ export interface StoreQuery {
   limit?: number;
   /** Look at no more than this many readings (SQLite): a page then ends early, and says where. */
   maxScan?: number;
+}
+
+/** The seqs in (after, through]. */
+export interface SeqRange {
+  after: number;
+  through: number;
 }
 
 /** Where a reading stands in time order: its receive time, then its seq. */
@@ -107,8 +113,8 @@ export interface FoldQuery {
   fields?: string[];
   /** Fold at most this many readings; a range holding more ends with `more`. */
   maxScan: number;
-  /** Only readings with seq up to this. */
-  throughSeq?: number;
+  /** Leave out readings with seq in (after, through]. */
+  exceptSeqs?: SeqRange;
 }
 
 /** `topic\0field` -> that series' statistics by bucket start. */
