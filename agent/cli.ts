@@ -363,6 +363,19 @@ function buildProgram(): Command {
       const dropped = formatDropped(status.dropped);
       if (dropped) console.log(dropped);
     });
+  sync
+    .command('flush')
+    .description('have the local store and the rollups write what they have gathered now (before copying their files, say)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { askAgent, controlSocketPath } = await import('./control/socket.js');
+      const answer = (await askAgent(controlSocketPath(configOf(cmd).config.agent.dataDir), '/sync/flush', 'POST')) as
+        { throughSeq: number; store?: boolean; rollups?: boolean } | undefined;
+      if (answer === undefined) throw new CliFailure('no agent is running here: nothing waits to be written');
+      const parts = (['store', 'rollups'] as const).filter((k) => answer[k] !== undefined);
+      const late = parts.filter((k) => answer[k] === false);
+      if (late.length) throw new CliFailure(`${late.join(' and ')} did not get to seq ${answer.throughSeq} within 8 s`);
+      console.log(`${parts.join(' and ') || 'nothing'} written through seq ${answer.throughSeq}`);
+    });
   return program;
 }
 

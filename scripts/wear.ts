@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
+import { askAgent, controlSocketPath } from '../agent/control/socket.js';
 import { connectRaw } from './bench/load.js';
 
 export interface LoopDisk {
@@ -201,16 +202,13 @@ export async function measureWear(
 }
 
 /**
- * Have the agent's store and rollups write what they gather: a query of each (through the API)
- * writes what waits first. `auth`: a viewer's `user:password`.
+ * Have the agent's store and rollups write what they gathered (`edge-agent sync flush`, through the
+ * control socket in its data directory): the count then holds their writes of the readings in it.
  */
-export function settleAgent(webPort: number, topic: string, auth: string): () => Promise<void> {
-  const headers = { authorization: `Basic ${Buffer.from(auth).toString('base64')}` };
-  const query = encodeURIComponent(topic);
+export function settleAgent(dataDir: string): () => Promise<void> {
   return async () => {
-    for (const path of [`/api/data?topic=${query}&limit=1`, `/api/data/aggregate?topic=${query}&bucket=1m`]) {
-      const res = await fetch(`http://127.0.0.1:${webPort}${path}`, { headers });
-      if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
-    }
+    const answer = (await askAgent(controlSocketPath(dataDir), '/sync/flush', 'POST')) as
+      { store?: boolean; rollups?: boolean } | undefined;
+    if (!answer || answer.store === false || answer.rollups === false) throw new Error(`sync flush: ${JSON.stringify(answer)}`);
   };
 }

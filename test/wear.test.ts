@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { WriteRate } from '../agent/lib/disk-writes.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { storedLastSeq } from '../scripts/bench/ingest.js';
 import { hobbyPayload, loopDisk, measureWear, settleAgent } from '../scripts/wear.js';
@@ -104,10 +104,9 @@ describe('bytes written (SD-card wear)', () => {
       const agent = await spawnAgent(['--config', config], {}, PRODUCTION_NODE.args);
       try {
         // 30 s first: the files made. Then 300 s: at 10 readings/s the store and the rollups write every
-        // 5 minutes; a query at each end has them write what they gathered, so the count holds their
-        // write of the readings published in it, as a day would every 5 minutes, not only the log's.
-        const admin = `admin:${readFileSync(join(disk.dir, 'data', 'initial-admin-password'), 'utf8').trim()}`;
-        const settle = settleAgent(portOf(agent.listeners.http), 'field/sensor-0', admin);
+        // 5 minutes; `sync flush` at each end has them write what they gathered, so the count holds
+        // their write of the readings published in it, as a day would every 5 minutes, not only the log's.
+        const settle = settleAgent(join(disk.dir, 'data'));
         const run = await measureWear(
           disk,
           { port: portOf(agent.listeners.mqtt), sensors: 10, hz: 1, qos: 0, topic: (i) => `field/sensor-${i}`, payload: hobbyPayload },

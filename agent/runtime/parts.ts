@@ -56,6 +56,7 @@ export async function serve(
     controlSocketPath(p.config.agent.dataDir),
     {
       'GET /sync/status': () => syncStatus(p),
+      'POST /sync/flush': () => flushLocal(p),
       'GET /health': () => health(p),
       'GET /sessions': async () => sessions.list(),
       'POST /sessions/end/': async (clientId) => ((await sessions.end(clientId)) ? { ended: clientId } : undefined),
@@ -72,6 +73,17 @@ export async function serve(
   served.metrics = metricsSource(p);
   served.api = agentApi(p, live, reloadConfig, logger);
   started.push(async () => void (served.api = undefined)); // closing: the API answers 503 first
+}
+
+/**
+ * The store and the rollups write what they have gathered now, rather than at its age (before the
+ * database files are copied, say, or a measurement of what they write). Each says whether it got
+ * there within 8 s (the control socket answers within 10).
+ */
+async function flushLocal(p: Parts): Promise<{ throughSeq: number; store?: boolean; rollups?: boolean }> {
+  const seq = p.log.lastSeq;
+  const [store, rollups] = await Promise.all([p.local.store?.caughtUp(seq, 8000), p.local.rollups?.caughtUp(seq, 8000)]);
+  return { throughSeq: seq, store, rollups };
 }
 
 /** Each consumer of the log: its cursor and how far behind the last reading it is. */

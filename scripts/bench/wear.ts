@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserStore } from '../../agent/users/store.js';
 import { hobbyPayload, loopDisk, measureWear, settleAgent, type WearRun } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { startPipeline } from './pipeline.js';
@@ -27,16 +26,13 @@ interface Case {
   qos: 0 | 1;
 }
 
-const READER = { name: 'reader', password: 'reader-password' };
-
 /** One case against the agent on its defaults, on a fresh filesystem. */
 async function agentCase(c: Case): Promise<WearRun> {
   const disk = loopDisk(512);
   const dir = mkdtempSync(join(tmpdir(), 'bench-wear-'));
   const agent = await startBenchAgent(dir, { agent: { dataDir: join(disk.dir, 'data') } });
-  await new UserStore(join(dir, 'users.json')).add(READER.name, READER.password, ['viewer']);
   try {
-    const settle = settleAgent(agent.port('http'), benchTopic(0), `${READER.name}:${READER.password}`);
+    const settle = settleAgent(join(disk.dir, 'data'));
     return await measureWear(
       disk,
       {

@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MOST_TAIL } from '../../agent/consume/store/tail.js';
 import type { LogRecord } from '../../agent/log/index.js';
-import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cleanup, CLI, startAgent, type InProcessAgent } from '../helpers/agent.js';
 import { adminClient } from '../helpers/web.js';
 
 const T0 = Date.UTC(2026, 11, 1, 12);
@@ -93,6 +95,16 @@ describe('store queries with the log tail', () => {
       expect(body.readings).toHaveLength(40);
     }
     expect(stored()).toBe(before);
+  });
+
+  it('`edge-agent sync flush` has the store write what it gathered (queries do not)', async () => {
+    const base = agent.runtime.log.lastSeq;
+    await append(25, (i) => Date.now() + i);
+    expect(await reads().query({ topic: 'tail/#', order: 'desc', limit: 1 })).toHaveLength(1);
+    expect(stored()).toBeLessThan(base + 25); // the control: the query wrote nothing
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'sync', 'flush', '--config', agent.configPath]);
+    expect(stdout).toContain(`store written through seq ${base + 25}`);
+    expect(stored()).toBe(base + 25);
   });
 
   it(`a tail longer than ${MOST_TAIL.toLocaleString('en-US')} readings: the query waits for the store to write instead (it is catching up anyway)`, async () => {
