@@ -74,6 +74,7 @@ describe('store queries with the log tail', () => {
     expect(stored()).toBe(600);
     const fromStore = await Promise.all(asked.map((q) => agent.runtime.store!.target.query(q)));
     expect(merged.map(keys)).toEqual(fromStore.map(keys));
+    expect(merged[0]).toEqual(fromStore[0]); // whole records: a reading from the tail looks as one from the store
     const storeFold = await agent.runtime.store!.target.fold({ topic: 'tail/#', width: 60_000, fields: ['i'], maxScan: 100_000 });
     expect(folded.folded).toBe(600);
     // Buckets merged in another order: mean and m2 (Welford) equal to rounding.
