@@ -34,7 +34,9 @@ describe('sessions belong to their user', () => {
     ] as const)
       await addUser(config, name, `pw-${name}`, [...roles]);
     agent = await startAgent({ broker: { acl } }, dir);
-  });
+    // Seven runs of `edge-agent user add` (a CLI start and a scrypt hash each) took over 30 s once
+    // on the 2-core CI machine with three other test files running.
+  }, 120_000);
   afterAll(async () => {
     await agent.stop();
     cleanup(dir);
