@@ -2,7 +2,7 @@
 // Node's single-executable-application support: an esbuild bundle (CommonJS) and its worker
 // threads' bundles, the native addons built for the embedded Node (22 LTS, from npm's node-linux-*
 // packages) as assets, injected into a copy of that Node with postject.
-import { execFileSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   copyFileSync,
   cpSync,
@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { build, type Plugin } from 'esbuild';
 import { inject } from 'postject';
 import { VERSION } from '../../agent/lib/version.js';
@@ -33,17 +34,26 @@ const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 export type Arch = 'x64' | 'arm64';
 
-const run = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
-  execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts, env: { ...process.env, ...opts.env } });
+/** A program run to the end, its output the caller's; asynchronous, so a test can do other work beside a compile. */
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts, env: { ...process.env, ...opts.env } });
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${signal ?? `exit ${code}`}`)),
+    );
+  });
+}
 
 /** A package from npm, unpacked once into the cache (npm pack: the registry the machine is set up for). */
-function fetchPackage(spec: string): string {
+async function fetchPackage(spec: string): Promise<string> {
   const dir = join(CACHE, 'packages', spec.replace(/[/@]/g, '_'));
   if (existsSync(join(dir, 'package.json'))) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const tgz = execFileSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
-  run('tar', ['xzf', join(dir, tgz), '-C', dir, '--strip-components=1']);
+  const packed = await promisify(execFile)('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' });
+  const tgz = packed.stdout.trim().split('\n').at(-1)!;
+  await run('tar', ['xzf', join(dir, tgz), '-C', dir, '--strip-components=1']);
   rmSync(join(dir, tgz));
   return dir;
 }
@@ -62,7 +72,7 @@ function nodeGyp(): string {
 }
 
 /** Build the addons that use V8's own API (not N-API) against the embedded Node's headers, for the target. */
-function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: string): string {
+async function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: string): Promise<string> {
   const tree = join(CACHE, `addons-${arch}-${EMBEDDED_NODE}`);
   const dir = join(tree, 'node_modules', pkg);
   const built = join(dir, 'build/Release', output);
@@ -72,7 +82,7 @@ function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: string): s
   if (!existsSync(join(tree, 'node_modules/nan')))
     cpSync(join(ROOT, 'node_modules/nan'), join(tree, 'node_modules/nan'), { recursive: true });
   console.log(`building ${pkg} for ${arch} against Node ${EMBEDDED_NODE}`);
-  run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], {
+  await run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], {
     cwd: dir,
     env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir, npm_config_build_from_source: 'true' },
   });
@@ -80,15 +90,19 @@ function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: string): s
 }
 
 /** The native addons of the bundle, by the names the bundle loads them by, built or taken for the target. */
-function nativeAddons(arch: Arch, nodeDir: string): Record<string, string> {
+async function nativeAddons(arch: Arch, nodeDir: string): Promise<Record<string, string>> {
   const lz4 =
     arch === 'x64'
       ? join(ROOT, 'node_modules/@antoniomuso/lz4-napi-linux-x64-gnu')
-      : fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
+      : await fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
   const classicLevel = join(ROOT, 'node_modules/classic-level/prebuilds', `linux-${arch}`);
+  const [betterSqlite3, epoll] = await Promise.all([
+    buildAddon('better-sqlite3-multiple-ciphers', 'better_sqlite3.node', arch, nodeDir),
+    buildAddon('epoll', 'epoll.node', arch, nodeDir),
+  ]);
   return {
-    'better-sqlite3': buildAddon('better-sqlite3-multiple-ciphers', 'better_sqlite3.node', arch, nodeDir),
-    epoll: buildAddon('epoll', 'epoll.node', arch, nodeDir),
+    'better-sqlite3': betterSqlite3,
+    epoll,
     // N-API: the package's own builds serve any Node; taken for the target explicitly, whatever npm installed here.
     'classic-level': join(
       classicLevel,
@@ -187,14 +201,14 @@ export async function buildBinary(arch: Arch): Promise<string> {
   const missing = missingTools(arch);
   if (missing) throw new Error(missing);
   const started = performance.now();
-  const node = fetchPackage(`node-linux-${arch}@${EMBEDDED_NODE}`);
+  const node = await fetchPackage(`node-linux-${arch}@${EMBEDDED_NODE}`);
   // The blob is made by a Node of the same version that runs here (the x64 one on this machine).
-  const hostNode = join(fetchPackage(`node-linux-${process.arch}@${EMBEDDED_NODE}`), 'bin/node');
+  const hostNode = join(await fetchPackage(`node-linux-${process.arch}@${EMBEDDED_NODE}`), 'bin/node');
   const work = join(CACHE, `work-${arch}`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const workers = await bundle(work);
-  const addons = nativeAddons(arch, node);
+  const addons = await nativeAddons(arch, node);
   const assets: Record<string, string> = {
     ...workers,
     ...Object.fromEntries(Object.entries(addons).map(([name, path]) => [`native/${name}.node`, path])),
@@ -215,7 +229,7 @@ export async function buildBinary(arch: Arch): Promise<string> {
     assets,
   };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
-  run(hostNode, ['--experimental-sea-config', join(work, 'sea-config.json')]);
+  await run(hostNode, ['--experimental-sea-config', join(work, 'sea-config.json')]);
 
   const out = join(ROOT, 'dist', `edge-agent-linux-${arch}`);
   mkdirSync(dirname(out), { recursive: true });

@@ -1,10 +1,11 @@
 // `npm run build:deb -- --arch amd64|arm64`: dist/edge-agent_<version>_<arch>.deb with dpkg-deb: the
 // single executable, the config as a conffile, the hardened unit, and maintainer scripts that make
 // the system user and enable the service the way dh_installsystemd does.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { VERSION } from '../../agent/lib/version.js';
 import { projectRoot } from '../project-root.js';
@@ -94,8 +95,15 @@ function md5sums(root: string): string {
     .join('');
 }
 
-/** Build the .deb; `version` defaults to package.json's (a test makes a later one to upgrade to). */
-export async function buildDeb(arch: DebArch, version = VERSION): Promise<string> {
+export interface DebOptions {
+  /** package.json's by default (a test makes a later one to upgrade to). */
+  version?: string;
+  /** xz (what ships, about 30 s of two cores) or gzip -1 (a package a test only installs: 20 times faster, 60 % larger). */
+  compression?: 'xz' | 'quick';
+}
+
+/** Build the .deb. */
+export async function buildDeb(arch: DebArch, { version = VERSION, compression = 'xz' }: DebOptions = {}): Promise<string> {
   const binArch: Arch = arch === 'amd64' ? 'x64' : 'arm64';
   const binary = join(ROOT, 'dist', `edge-agent-linux-${binArch}`);
   if (!existsSync(binary)) await buildBinary(binArch);
@@ -133,7 +141,8 @@ export async function buildDeb(arch: DebArch, version = VERSION): Promise<string
   const installedKb = Number(execFileSync('du', ['-sk', '--exclude=DEBIAN', root], { encoding: 'utf8' }).split('\t')[0]);
   writeFileSync(join(root, 'DEBIAN/control'), CONTROL(version, arch, installedKb));
   const out = join(ROOT, 'dist', `edge-agent_${version}_${arch}.deb`);
-  execFileSync('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', root, out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const level = compression === 'xz' ? ['-Zxz'] : ['-Zgzip', '-z1'];
+  await promisify(execFile)('dpkg-deb', ['--root-owner-group', ...level, '--build', root, out]);
   console.log(`${out}`);
   return out;
 }

@@ -6,12 +6,10 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { onTestFinished } from 'vitest';
-import { loadConfig } from '../../agent/config-schema.js';
-import { createLogger } from '../../agent/lib/logger.js';
-import { startStages, type Stages, type RuntimeOptions } from '../../agent/runtime/index.js';
+import type { Stages, RuntimeOptions } from '../../agent/runtime/index.js';
 
 /** The one way tests reach the runtime (the architecture test holds it to this fixture). */
-export { startStages, type Stages };
+export type { Stages };
 
 export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
 
@@ -69,6 +67,12 @@ export interface InProcessAgent {
 
 export async function startAgent(extra: Json = {}, dir = tempDir(), options: RuntimeOptions = {}): Promise<InProcessAgent> {
   const configPath = writeConfig(dir, extra);
+  // Loaded here, not with this file: a test file that only spawns agents does not load the agent (a second or two).
+  const [{ loadConfig }, { createLogger }, { startStages }] = await Promise.all([
+    import('../../agent/config-schema.js'),
+    import('../../agent/lib/logger.js'),
+    import('../../agent/runtime/index.js'),
+  ]);
   const { config } = loadConfig(configPath, {});
   const runtime = await startStages(config, createLogger('silent'), options);
   let stopped = false;

@@ -1,6 +1,5 @@
-// The packages, built here, one after the other: the single executable (the addons are cached in
-// .cache/binary; the first build compiles two of them for the embedded Node, about two minutes)
-// reports its Node, passes the smoke test (MQTT in, HTTP API out, PostgreSQL) and loads native code
+// The packages, built here: the single executable (the addons are cached in .cache/binary; the
+// first build compiles two of them for the embedded Node, about two minutes, beside debootstrap) reports its Node, passes the smoke test (MQTT in, HTTP API out, PostgreSQL) and loads native code
 // only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
 // upgrades, is removed and purged in a Debian chroot (debootstrap from the machine's mirror).
 import { execFile, execFileSync } from 'node:child_process';
@@ -32,12 +31,16 @@ import { debianChroot } from '../helpers/chroot.js';
 const run = promisify(execFile);
 const ROOT = projectRoot();
 
+let binary: string;
+let chroot: string;
+// The compile (CPU) and debootstrap (mostly the mirror) side by side: they are most of this file's time.
+beforeAll(async () => {
+  [binary, chroot] = await Promise.all([buildBinary('x64'), debianChroot()]);
+}, 900_000);
+afterAll(() => chroot && cleanup(chroot));
+
 describe('the single executable (x64)', () => {
-  let binary: string;
   const dirs: string[] = [];
-  beforeAll(async () => {
-    binary = await buildBinary('x64');
-  }, 900_000);
   afterAll(() => dirs.forEach(cleanup));
 
   it('says its version, the Node it embeds and its architecture', async () => {
@@ -163,8 +166,15 @@ describe('the systemd unit', () => {
   });
 });
 
+/** What lintian says of a package, all of it (the test below reads it). */
+const lintian = (deb: string) =>
+  run('lintian', ['--fail-on', 'none', '--display-info', '--pedantic', '--show-overrides', '--tag-display-limit', '0', deb], {
+    maxBuffer: 64 * 1024 * 1024,
+  }).then(({ stdout }) => stdout);
+
 describe('the .deb (amd64) in a Debian chroot', () => {
-  let chroot: string;
+  let first: string;
+  let linted: Promise<string>;
   const inChroot = (program: string, args: string[]) =>
     run('chroot', [chroot, program, ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' } });
   /** Whether a path is there inside the chroot (a link counts as itself: its absolute target is the chroot's). */
@@ -178,12 +188,13 @@ describe('the .deb (amd64) in a Debian chroot', () => {
   };
 
   beforeAll(async () => {
-    chroot = await debianChroot();
-  }, 600_000);
-  afterAll(() => chroot && cleanup(chroot));
+    first = await buildDeb('amd64');
+    // lintian reads the package while the chroot installs it (each takes a minute on a busy machine).
+    linted = lintian(first);
+    linted.catch(() => undefined); // awaited by its test; not an unhandled rejection meanwhile
+  }, 300_000);
 
   it('installs, upgrades keeping config and data, is removed and purged as dh_installsystemd would have it', async () => {
-    const first = await buildDeb('amd64');
     copyFileSync(first, join(chroot, 'tmp/first.deb'));
     await inChroot('groupadd', ['--system', 'gpio']); // as Raspberry Pi OS has it
     await inChroot('dpkg', ['-i', '/tmp/first.deb']);
@@ -238,7 +249,7 @@ describe('the .deb (amd64) in a Debian chroot', () => {
     appendFileSync(join(chroot, 'etc/edge-agent/config.yaml'), '# changed by the user\n');
     chmodSync(join(chroot, 'etc/edge-agent/config.yaml'), 0o600); // the admin's choice: root only
     writeFileSync(join(chroot, 'var/lib/edge-agent/readings.marker'), 'kept');
-    const second = await buildDeb('amd64', `${VERSION}+upgrade1`);
+    const second = await buildDeb('amd64', { version: `${VERSION}+upgrade1`, compression: 'quick' });
     copyFileSync(second, join(chroot, 'tmp/second.deb'));
     await inChroot('dpkg', ['-i', '--force-confold', '/tmp/second.deb']);
     expect((await inChroot('dpkg-query', ['-W', '-f=${Version}', 'edge-agent'])).stdout).toBe(`${VERSION}+upgrade1`);
@@ -274,12 +285,7 @@ describe('the .deb (amd64) in a Debian chroot', () => {
   }, 600_000);
 
   it("lintian (Debian's, pedantic) has nothing to say but the overrides, each with its reason", async () => {
-    const deb = join(ROOT, 'dist', `edge-agent_${VERSION}_amd64.deb`); // made by the test above
-    const { stdout } = await run(
-      'lintian',
-      ['--fail-on', 'none', '--display-info', '--pedantic', '--show-overrides', '--tag-display-limit', '0', deb],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
+    const stdout = await linted; // of the package as it ships (xz), started before the chroot installed it
     const tags = stdout.split('\n').filter((line) => /^[A-Z]: /.test(line) && !line.startsWith('N: '));
     expect(tags.filter((t) => !t.startsWith('O: '))).toEqual([]);
     // The control: what lintian would say is there, overridden (O:), each after a note (N:) that says why.

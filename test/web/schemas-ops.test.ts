@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config-schema.js';
 import { createLogger } from '../../agent/lib/logger.js';
 
-import { cleanup, portOf, startAgent, startStages, tempDir, type InProcessAgent } from '../helpers/agent.js';
+import { startStages } from '../../agent/runtime/index.js';
+import { cleanup, portOf, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { adminClient, WebClient, type WebClient as Client } from '../helpers/web.js';
 
