@@ -1,7 +1,7 @@
 // The one config schema, assembled from the stages' own sections (each stage owns its keys): the
 // TypeScript types, validation, defaults and docs all come from here. It sits above the stages;
 // the loader it uses (./load.ts) knows no schema of its own.
-import { BufferConfigSchema } from './log/index.js';
+import { BufferConfigSchema } from './log/config.js';
 import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';

@@ -81,12 +81,32 @@ async function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: stri
   cpSync(join(ROOT, 'node_modules', pkg), dir, { recursive: true, filter: (src) => !src.includes('/build/') });
   if (!existsSync(join(tree, 'node_modules/nan')))
     cpSync(join(ROOT, 'node_modules/nan'), join(tree, 'node_modules/nan'), { recursive: true });
-  console.log(`building ${pkg} for ${arch} against Node ${EMBEDDED_NODE}`);
+  const linked = pkg === SQLITE_ADDON && linkInstalledSqlite(dir, arch);
+  console.log(`building ${pkg} for ${arch} against Node ${EMBEDDED_NODE}${linked ? ' (SQLite: the library npm install compiled)' : ''}`);
   await run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], {
     cwd: dir,
     env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir, npm_config_build_from_source: 'true' },
   });
   return built;
+}
+
+const SQLITE_ADDON = 'better-sqlite3-multiple-ciphers';
+
+/**
+ * SQLite itself (one 9 MB C file: a minute and a half of one core) does not depend on Node. For the
+ * machine's own architecture, the addon for the embedded Node links the library `npm install` compiled
+ * (when it did, not when it downloaded a prebuilt addon); only the addon's own C++ is compiled again.
+ */
+function linkInstalledSqlite(dir: string, arch: Arch): boolean {
+  const installed = join(ROOT, 'node_modules', SQLITE_ADDON, 'build/Release');
+  const lib = join(installed, 'sqlite3.a');
+  const headers = join(installed, 'obj/gen/sqlite3');
+  if (arch !== process.arch || !existsSync(lib) || !existsSync(join(headers, 'sqlite3.h'))) return false;
+  const gyp = join(dir, 'binding.gyp');
+  const dependency = "'dependencies': ['deps/sqlite3.gyp:sqlite3'],";
+  const linked = `'include_dirs': [${JSON.stringify(headers)}], 'libraries': [${JSON.stringify(lib)}],`;
+  writeFileSync(gyp, mustReplace(readFileSync(gyp, 'utf8'), dependency, linked).replaceAll(dependency, linked));
+  return true;
 }
 
 /** The native addons of the bundle, by the names the bundle loads them by, built or taken for the target. */
@@ -97,7 +117,7 @@ async function nativeAddons(arch: Arch, nodeDir: string): Promise<Record<string,
       : await fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
   const classicLevel = join(ROOT, 'node_modules/classic-level/prebuilds', `linux-${arch}`);
   const [betterSqlite3, epoll] = await Promise.all([
-    buildAddon('better-sqlite3-multiple-ciphers', 'better_sqlite3.node', arch, nodeDir),
+    buildAddon(SQLITE_ADDON, 'better_sqlite3.node', arch, nodeDir),
     buildAddon('epoll', 'epoll.node', arch, nodeDir),
   ]);
   return {
