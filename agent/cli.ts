@@ -21,6 +21,7 @@ import type { ExportCommandOptions } from './serve/export/cli.js';
 import { VERSION } from './lib/version.js';
 import { extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
+import { pageOutFilePages } from './lib/page-out.js';
 import type { Runtime } from './runtime/index.js';
 import type { Logger } from './lib/logger.js';
 
@@ -70,7 +71,24 @@ async function run(cmd: Command): Promise<void> {
   // the handlers are in place: a signal sent on seeing it must find them.
   const announce = config.log.level === 'silent' ? logger : logger.child({}, { level: 'info' });
   announce.info({ listeners: runtime.listeners }, 'ready');
+  setTimeout(() => pageOutStartup(logger), PAGE_OUT_AFTER_READY_MS).unref();
   if (notifier) await tellSystemd(notifier, runtime, logger);
+}
+
+/** Start-up's last work (first looks at the disk, the clock, the sinks) is done by then. */
+const PAGE_OUT_AFTER_READY_MS = 10_000;
+
+function pageOutStartup(logger: Logger): void {
+  try {
+    const r = pageOutFilePages();
+    if (r)
+      logger.info(
+        { fileRssKb: { before: r.before, after: r.after }, mappings: r.mappings, failed: r.failed },
+        'start-up pages handed back',
+      );
+  } catch (err) {
+    logger.warn({ err }, 'could not hand back start-up pages');
+  }
 }
 
 /** READY=1 now, then STATUS= whenever the one-line summary changes. */

@@ -109,6 +109,26 @@ function linkInstalledSqlite(dir: string, arch: Arch): boolean {
   return true;
 }
 
+/**
+ * The agent's own addon (binding.gyp: N-API, so the one `npm install` built serves the embedded Node
+ * too); for another architecture, built with its cross compilers.
+ */
+async function ownAddon(arch: Arch, nodeDir: string): Promise<string> {
+  const installed = join(ROOT, 'build/Release/page_out.node');
+  if (arch === process.arch && existsSync(installed)) return installed;
+  const dir = join(CACHE, `own-${arch}-${EMBEDDED_NODE}`);
+  const built = join(dir, 'build/Release/page_out.node');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(ROOT, 'binding.gyp'), join(dir, 'binding.gyp'));
+  cpSync(join(ROOT, 'agent/lib/native'), join(dir, 'agent/lib/native'), { recursive: true });
+  await run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`], {
+    cwd: dir,
+    env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir },
+  });
+  return built;
+}
+
 /** The native addons of the bundle, by the names the bundle loads them by, built or taken for the target. */
 async function nativeAddons(arch: Arch, nodeDir: string): Promise<Record<string, string>> {
   const lz4 =
@@ -116,13 +136,15 @@ async function nativeAddons(arch: Arch, nodeDir: string): Promise<Record<string,
       ? join(ROOT, 'node_modules/@antoniomuso/lz4-napi-linux-x64-gnu')
       : await fetchPackage(`@antoniomuso/lz4-napi-linux-arm64-gnu@${LZ4_VERSION}`);
   const classicLevel = join(ROOT, 'node_modules/classic-level/prebuilds', `linux-${arch}`);
-  const [betterSqlite3, epoll] = await Promise.all([
+  const [betterSqlite3, epoll, pageOut] = await Promise.all([
     buildAddon(SQLITE_ADDON, 'better_sqlite3.node', arch, nodeDir),
     buildAddon('epoll', 'epoll.node', arch, nodeDir),
+    ownAddon(arch, nodeDir),
   ]);
   return {
     'better-sqlite3': betterSqlite3,
     epoll,
+    'page-out': pageOut,
     // N-API: the package's own builds serve any Node; taken for the target explicitly, whatever npm installed here.
     'classic-level': join(
       classicLevel,

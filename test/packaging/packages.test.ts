@@ -2,7 +2,7 @@
 // first build compiles two of them for the embedded Node, about two minutes, beside debootstrap) reports its Node, passes the smoke test (MQTT in, HTTP API out, PostgreSQL) and loads native code
 // only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
 // upgrades, is removed and purged in a Debian chroot (debootstrap from the machine's mirror).
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import {
   appendFileSync,
   chmodSync,
@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +26,7 @@ import { buildDeb } from '../../scripts/binary/deb.js';
 import { manPage } from '../../scripts/binary/man-page.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
 import { VERSION } from '../../agent/lib/version.js';
-import { CLI, cleanup, tempDir } from '../helpers/agent.js';
+import { CLI, cleanup, tempDir, writeConfig } from '../helpers/agent.js';
 import { debianChroot } from '../helpers/chroot.js';
 
 const run = promisify(execFile);
@@ -79,6 +80,28 @@ describe('the single executable (x64)', () => {
     expect(refused?.code).not.toBe(0);
     expect(refused?.stderr).toMatch(/not a folder of this user's alone; native code is not loaded from it/);
   });
+});
+
+describe('the single executable at rest', () => {
+  it('hands its start-up file pages back to the kernel: 10 s after ready it holds less than half of them', async () => {
+    const dir = tempDir();
+    const env = unitEnvironment(readFileSync(join(ROOT, 'systemd/edge-agent.service'), 'utf8'));
+    const agent = spawn(binary, ['run', '--config', writeConfig(dir)], {
+      env: { ...process.env, ...env, EDGE_AGENT_LOG__LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const line = await new Promise<{ fileRssKb: { before: number; after: number }; failed: number }>((resolve, reject) => {
+        createInterface({ input: agent.stdout! }).on('line', (l) => l.includes('start-up pages handed back') && resolve(JSON.parse(l)));
+        agent.on('exit', (code) => reject(new Error(`the agent exited (${code}) before handing pages back`)));
+      });
+      expect(line.failed).toBe(0);
+      expect(line.fileRssKb.after).toBeLessThan(line.fileRssKb.before / 2);
+    } finally {
+      agent.kill('SIGKILL');
+      cleanup(dir);
+    }
+  }, 60_000);
 });
 
 describe('the systemd unit', () => {

@@ -1,0 +1,56 @@
+// After start-up, the pages of the program's own files (Node, the bundle, the addons) that only
+// starting touched are handed back to the kernel (madvise MADV_PAGEOUT): the kernel would reclaim
+// them under pressure anyway, but until then they count in the agent's RSS (about 45 of the single
+// executable's 63 MB of file pages). What is used again comes back from the page cache or the card.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { isSea, loadNative } from './sea.js';
+
+interface PageOutAddon {
+  pageOut(start: bigint, end: bigint): number;
+}
+
+/** The addon: an asset of the single executable, else what `npm install` built (node-gyp). */
+function addon(): PageOutAddon | undefined {
+  if (isSea()) return loadNative('page-out') as PageOutAddon;
+  const require = createRequire(import.meta.url);
+  // From agent/lib (sources, as tests run them) and dist/agent/lib (built).
+  for (const up of ['../..', '../../..']) {
+    try {
+      return require(join(import.meta.dirname, up, 'build/Release/page_out.node')) as PageOutAddon;
+    } catch {
+      /* the next place */
+    }
+  }
+  return undefined;
+}
+
+/** Read-only mappings of files: code and constants, never data the process wrote. */
+export function fileMappings(maps: string): { start: bigint; end: bigint }[] {
+  return maps
+    .split('\n')
+    .map((line) => /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s+(\/.*)$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null && !m[3].includes('w'))
+    .map((m) => ({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`) }));
+}
+
+const rssFileKb = () => Number(/^RssFile:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
+
+export interface PagedOut {
+  /** File-backed RSS before and after, kB. */
+  before: number;
+  after: number;
+  mappings: number;
+  failed: number;
+}
+
+/** Hand back the file pages of read-only mappings; undefined where the addon is not there (off Linux). */
+export function pageOutFilePages(): PagedOut | undefined {
+  const native = addon();
+  if (!native) return undefined;
+  const before = rssFileKb();
+  const mappings = fileMappings(readFileSync('/proc/self/maps', 'utf8'));
+  const failed = mappings.filter(({ start, end }) => native.pageOut(start, end) !== 0).length;
+  return { before, after: rssFileKb(), mappings: mappings.length, failed };
+}
