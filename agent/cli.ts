@@ -22,6 +22,7 @@ import { VERSION } from './lib/version.js';
 import { extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
 import { pageOutFilePages } from './lib/page-out.js';
+import { durationMs } from './config/keys.js';
 import type { Runtime } from './runtime/index.js';
 import type { Logger } from './lib/logger.js';
 
@@ -71,12 +72,9 @@ async function run(cmd: Command): Promise<void> {
   // the handlers are in place: a signal sent on seeing it must find them.
   const announce = config.log.level === 'silent' ? logger : logger.child({}, { level: 'info' });
   announce.info({ listeners: runtime.listeners }, 'ready');
-  setTimeout(() => pageOutStartup(logger), PAGE_OUT_AFTER_READY_MS).unref();
+  if (config.agent.pageOutAfter !== 'off') setTimeout(() => pageOutStartup(logger), durationMs(config.agent.pageOutAfter)).unref();
   if (notifier) await tellSystemd(notifier, runtime, logger);
 }
-
-/** Start-up's last work (first looks at the disk, the clock, the sinks) is done by then. */
-const PAGE_OUT_AFTER_READY_MS = 10_000;
 
 function pageOutStartup(logger: Logger): void {
   try {

@@ -45,6 +45,11 @@ export const ConfigSchema = Type.Object(
       {
         id: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'agent id; defaults to the hostname' })),
         dataDir: Type.String({ minLength: 1, default: './data', description: 'directory for all agent data' }),
+        pageOutAfter: Type.Union([Duration('a duration after ready'), Type.Literal('off')], {
+          default: '60s',
+          description:
+            "this long after ready, hand back to the kernel the pages of the agent's own files (Node, its code) that only starting used: RSS at rest about 40 MB lower; off keeps them",
+        }),
       },
       { ...strict, default: {} },
     ),

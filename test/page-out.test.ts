@@ -37,10 +37,20 @@ describe('start-up pages handed back', () => {
 
   // Run by this machine's Node, whose pages the test runner's processes share (those stay): the drop
   // is small here; the single executable's own test (packaging) asks for more than half.
-  it('ten seconds after ready the agent hands back file pages, and still takes readings', async () => {
+  it('a second after ready (agent.pageOutAfter: 1s; 60s by default) the agent hands back file pages and still takes readings; off, it keeps them', async () => {
     const dir = tempDir();
+    const dirs = [dir];
     try {
-      const agent = await spawnAgent(['--config', writeConfig(dir)], { EDGE_AGENT_LOG__LEVEL: 'info' });
+      const off = tempDir();
+      dirs.push(off);
+      const kept = await spawnAgent(['--config', writeConfig(off)], {
+        EDGE_AGENT_LOG__LEVEL: 'info',
+        EDGE_AGENT_AGENT__PAGE_OUT_AFTER: 'off',
+      });
+      const agent = await spawnAgent(['--config', writeConfig(dir)], {
+        EDGE_AGENT_LOG__LEVEL: 'info',
+        EDGE_AGENT_AGENT__PAGE_OUT_AFTER: '1s',
+      });
       const pid = agent.proc.pid!;
       const atReady = rssFileKb(pid);
       const line = await new Promise<{ fileRssKb: { before: number; after: number }; failed: number }>((resolve, reject) => {
@@ -61,8 +71,11 @@ describe('start-up pages handed back', () => {
       await client.endAsync();
       agent.proc.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
+      // off: started before the other, it has said nothing of pages in the same time.
+      expect(kept.lines.filter((l) => l.includes('start-up pages handed back'))).toEqual([]);
+      expect(kept.lines.some((l) => l.includes('"ready"'))).toBe(true);
     } finally {
-      cleanup(dir);
+      dirs.forEach(cleanup);
     }
   }, 60_000);
 });
