@@ -83,11 +83,16 @@ async function buildAddon(pkg: string, output: string, arch: Arch, nodeDir: stri
     cpSync(join(ROOT, 'node_modules/nan'), join(tree, 'node_modules/nan'), { recursive: true });
   const linked = pkg === SQLITE_ADDON && linkInstalledSqlite(dir, arch);
   console.log(`building ${pkg} for ${arch} against Node ${EMBEDDED_NODE}${linked ? ' (SQLite: the library npm install compiled)' : ''}`);
-  await run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], {
+  await gypRebuild(dir, arch, nodeDir);
+  return built;
+}
+
+/** node-gyp in `dir`, against the embedded Node's headers, with the target's compilers. */
+function gypRebuild(dir: string, arch: Arch, nodeDir: string): Promise<void> {
+  return run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`, '-j', '2'], {
     cwd: dir,
     env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir, npm_config_build_from_source: 'true' },
   });
-  return built;
 }
 
 const SQLITE_ADDON = 'better-sqlite3-multiple-ciphers';
@@ -122,10 +127,7 @@ async function ownAddon(arch: Arch, nodeDir: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   cpSync(join(ROOT, 'binding.gyp'), join(dir, 'binding.gyp'));
   cpSync(join(ROOT, 'agent/lib/native'), join(dir, 'agent/lib/native'), { recursive: true });
-  await run(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir}`, `--arch=${arch}`], {
-    cwd: dir,
-    env: { ...compilerEnv(arch), npm_config_nodedir: nodeDir },
-  });
+  await gypRebuild(dir, arch, nodeDir);
   return built;
 }
 

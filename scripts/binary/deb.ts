@@ -98,7 +98,7 @@ function md5sums(root: string): string {
 export interface DebOptions {
   /** package.json's by default (a test makes a later one to upgrade to). */
   version?: string;
-  /** xz (what ships, about 30 s of two cores) or gzip -1 (a package a test only installs: 20 times faster, 60 % larger). */
+  /** xz (what ships, about 30 s of two cores) or gzip -1 (a package a test only installs: 1.7 s against 28 s on an idle machine, 60 % larger). */
   compression?: 'xz' | 'quick';
 }
 

@@ -1,6 +1,7 @@
-// The packages, built here: the single executable (the addons are cached in .cache/binary; the
-// first build compiles two of them for the embedded Node, about two minutes, beside debootstrap) reports its Node, passes the smoke test (MQTT in, HTTP API out, PostgreSQL) and loads native code
-// only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
+// The packages, built here beside debootstrap: the single executable (its addons cached in
+// .cache/binary; on a clean clone better-sqlite3 and epoll are compiled for the embedded Node, SQLite
+// itself linked from what npm ci compiled) reports its Node, passes the smoke test (MQTT in, HTTP API
+// out, PostgreSQL), hands its start-up pages back, and loads native code only from a private folder; the systemd unit verifies and is hardened; the .deb installs,
 // upgrades, is removed and purged in a Debian chroot (debootstrap from the machine's mirror).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import {
