@@ -108,6 +108,8 @@ describe('crash safety under QoS 1 load', () => {
       const port = portOf(agent.listeners.mqtt);
       const publishers = Array.from({ length: PUBLISHERS }, (_, p) => new TrackingPublisher(`k${kill}p${p}`, `load/p${p}`));
       publishers.forEach((p) => p.start(port));
+      // On a busy machine connecting can take longer than the shortest delay: the kill lands under load.
+      await until(() => publishers.some((p) => p.acked.size > 0), 15_000, 'acknowledgements flowing');
       await new Promise((r) => setTimeout(r, 150 + random.next() * 600));
       agent.proc.kill('SIGKILL');
       await agent.exited;
