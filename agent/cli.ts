@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { printConfig } from './config/print.js';
 import { ConfigError, envNameFor } from './config/load.js';
+import { useGeneratedValidator } from './config/validator.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config-schema.js';
 import type { SessionInfo } from '../embedded-broker/index.js';
 import type { DiskWrites } from './lib/disk-writes.js';
@@ -479,6 +480,7 @@ async function main(argv: string[]): Promise<number> {
     c.commands.forEach(override);
   });
   try {
+    await useGeneratedValidator();
     await program.parseAsync(argv);
     return EXIT.ok;
   } catch (err) {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { Ajv } from 'ajv';
 import { describeErrors } from './errors.js';
 import { redactUrl } from './redact-url.js';
+import { validatorFor } from './validator.js';
 import { LineCounter, parseDocument } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
 
@@ -20,16 +20,6 @@ export class ConfigError extends Error {
 }
 
 type Json = Record<string, unknown>;
-
-/**
- * A validator compiled for one load and then let go: the whole config's is about 1.5 MB of heap (its
- * generated source alone 0.6 MB), used at start and at a reload only.
- */
-function validatorFor(schema: TSchema) {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, verbose: true, discriminator: true });
-  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-  return ajv.compile(schema);
-}
 
 /** Where the config comes from: --config, $EDGE_AGENT_CONFIG, the default paths, else built-in defaults. */
 export function resolveConfigPath(explicit?: string, env = process.env): string | undefined {

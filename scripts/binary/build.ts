@@ -22,6 +22,7 @@ import { build, type Plugin } from 'esbuild';
 import { inject } from 'postject';
 import { VERSION } from '../../agent/lib/version.js';
 import { PAGE_OUT } from '../build-page.js';
+import { configValidatorSource } from '../config-validator.js';
 import { projectRoot } from '../project-root.js';
 import { isOnPath } from '../on-path.js';
 
@@ -198,6 +199,17 @@ function nativeFromAssets(): Plugin {
   };
 }
 
+/** The config validator generated from the schema (dist has it as a file; the sources do not). */
+function generatedValidator(): Plugin {
+  return {
+    name: 'generated-validator',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/generated-validator\.js$/ }, () => ({ path: 'config', namespace: 'generated-validator' }));
+      b.onLoad({ filter: /.*/, namespace: 'generated-validator' }, () => ({ contents: configValidatorSource(), loader: 'js' }));
+    },
+  };
+}
+
 /** The agent and its database thread, each one CommonJS file (what a SEA runs). */
 async function bundle(out: string): Promise<Record<string, string>> {
   const entries = { main: 'agent/cli.ts', 'workers/db-host': 'agent/consume/db/db-host.ts' };
@@ -215,7 +227,7 @@ async function bundle(out: string): Promise<Record<string, string>> {
     // import.meta.url in CommonJS: this file's URL (createRequire and new URL use it).
     define: { 'import.meta.url': '__import_meta_url', 'import.meta.dirname': '__dirname' },
     banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
-    plugins: [nativeFromAssets()],
+    plugins: [nativeFromAssets(), generatedValidator()],
   });
   return { 'workers/db-host.cjs': join(out, 'workers/db-host.cjs') };
 }

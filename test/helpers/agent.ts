@@ -2,11 +2,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { onTestFinished } from 'vitest';
 import type { Stages, RuntimeOptions } from '../../agent/runtime/index.js';
+import type { GeneratedValidator } from '../../agent/config/validator.js';
 
 /** The one way tests reach the runtime (the architecture test holds it to this fixture). */
 export type { Stages };
@@ -65,6 +67,22 @@ export interface InProcessAgent {
   stop(): Promise<void>;
 }
 
+let builtValidator: Promise<void> | undefined;
+
+/**
+ * The config validator `npm run build` generated (the pretest step builds), as the agent from dist
+ * takes it: compiling the schema instead costs each start a third of a second. A validator made from
+ * another schema (sources changed since the build) is not used.
+ */
+function useBuiltValidator(): Promise<void> {
+  builtValidator ??= (async () => {
+    const { useGenerated } = await import('../../agent/config/validator.js');
+    const built = pathToFileURL(resolve(import.meta.dirname, '../../dist/agent/config/generated-validator.js')).href;
+    useGenerated((await import(built)) as GeneratedValidator);
+  })().catch(() => {});
+  return builtValidator;
+}
+
 export async function startAgent(extra: Json = {}, dir = tempDir(), options: RuntimeOptions = {}): Promise<InProcessAgent> {
   const configPath = writeConfig(dir, extra);
   // Loaded here, not with this file: a test file that only spawns agents does not load the agent (a second or two).
@@ -73,6 +91,7 @@ export async function startAgent(extra: Json = {}, dir = tempDir(), options: Run
     import('../../agent/lib/logger.js'),
     import('../../agent/runtime/index.js'),
   ]);
+  await useBuiltValidator();
   const { config } = loadConfig(configPath, {});
   const runtime = await startStages(config, createLogger('silent'), options);
   let stopped = false;
