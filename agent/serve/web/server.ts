@@ -19,6 +19,7 @@ import type { Readiness } from '../../health/readiness.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ApiKeyStore } from '../../users/api-keys.js';
 import type { UserStore } from '../../users/store.js';
+import { lazyCompilers } from './lazy-compilers.js';
 import { VERSION } from '../../lib/version.js';
 import { assetPath, isSea } from '../../lib/sea.js';
 import type { ApiSource } from './api.js';
@@ -181,6 +182,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     routerOptions: { maxParamLength: 200 },
     // Unknown parameters are refused by name, not dropped silently.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    schemaController: { compilersFactory: lazyCompilers() },
   }) as unknown as FastifyInstance;
   app.server.maxConnections = limits.maxConnections;
   // Unfinished headers are cut off soon (slowloris), whatever the deadline of a whole request.
