@@ -15,8 +15,20 @@ export type { Stages };
 
 export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
 
+/** Folders tempDir() made in this test file: test/setup/temp-dirs.ts removes what is left when the file ends. */
+const made: string[] = [];
+
 export function tempDir(prefix = 'edge-agent-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Remove every folder tempDir() made (once the file's own afterAll hooks stopped what used them). */
+export function removeTempDirs(): string[] {
+  const left = made.splice(0);
+  left.forEach(cleanup);
+  return left;
 }
 
 type Json = Record<string, unknown>;
