@@ -24,11 +24,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    // Most files wait on servers, sockets and timers more than they compute: five at once on two cores
-    // (with four, the cores sat idle a tenth of the run: one worker spends five minutes in the wear
-    // test's count). Files share only the PostgreSQL cluster (a database each); everything else is
-    // theirs, on free ports.
-    maxWorkers: Number(process.env.TEST_WORKERS ?? 5),
+    // Most files wait on servers, sockets and timers more than they compute: four at once on two cores.
+    // Files share only the PostgreSQL cluster (a database each); everything else is theirs, on free ports.
+    maxWorkers: Number(process.env.TEST_WORKERS ?? 4),
     sequence: { sequencer: LongFirst },
     setupFiles: ['test/setup/temp-dirs.ts'],
   },
