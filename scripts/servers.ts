@@ -199,10 +199,23 @@ async function httpUp(url: string): Promise<boolean> {
   }
 }
 
-/** InfluxDB 1.x from Debian's package; with `auth`, an admin user `admin` / `admin-pw` exists. */
-export async function startInfluxd(
-  opts: { auth?: boolean } = {},
-): Promise<ServerProcess & { query(q: string): Promise<unknown>; createDatabase(name: string): Promise<void> }> {
+type Influxd = ServerProcess & { query(q: string): Promise<unknown>; createDatabase(name: string): Promise<void> };
+
+/**
+ * InfluxDB 1.x from Debian's package; with `auth`, an admin user `admin` / `admin-pw` exists. A free
+ * port can be taken by another file's server before influxd binds it: then it starts again on others.
+ */
+export async function startInfluxd(opts: { auth?: boolean } = {}): Promise<Influxd> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startInfluxdOnce(opts);
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
+}
+
+async function startInfluxdOnce(opts: { auth?: boolean }): Promise<Influxd> {
   const dir = tempDir('influxd-');
   const [port, rpcPort] = [await freePort(), await freePort()];
   const conf = join(dir, 'influxdb.conf');
@@ -227,16 +240,35 @@ bind-address = "127.0.0.1:${rpcPort}"
   );
   const child = startProcess('influxd', ['run', '-config', conf], dir);
   const url = `http://127.0.0.1:${port}`;
-  await until(() => httpUp(`${url}/ping`), 20_000, 'influxd');
-  const auth = { Authorization: `Basic ${Buffer.from('admin:admin-pw').toString('base64')}` };
-  const query = async (q: string) => {
-    const res = await fetch(`${url}/query?${new URLSearchParams({ q, epoch: 'ms' })}`, { method: 'POST', headers: opts.auth ? auth : {} });
-    return res.json();
-  };
-  if (opts.auth)
-    await fetch(`${url}/query?${new URLSearchParams({ q: "CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES" })}`, {
-      method: 'POST',
-    });
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  try {
+    await until(() => exited() || httpUp(`${url}/ping`), 20_000, 'influxd');
+    const auth = { Authorization: `Basic ${Buffer.from('admin:admin-pw').toString('base64')}` };
+    const ask = async (q: string, headers: Record<string, string>) => {
+      const res = await fetch(`${url}/query?${new URLSearchParams({ q, epoch: 'ms' })}`, { method: 'POST', headers });
+      const body = (await res.json()) as { error?: string; results?: { error?: string }[] };
+      const error = body.error ?? body.results?.find((r) => r.error)?.error;
+      if (!res.ok || error) throw new Error(`influxd: ${q}: HTTP ${res.status} ${error ?? ''}`);
+      return body;
+    };
+    if (opts.auth) await ask("CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES", {});
+    // The server answering is this one: it runs, and (with auth) refuses what has no password.
+    const refuses = opts.auth
+      ? await ask('SHOW DATABASES', {}).then(
+          () => false,
+          () => true,
+        )
+      : true;
+    if (exited() || !refuses) throw new Error(`influxd: port ${port} is another server's`);
+    const query = (q: string) => ask(q, opts.auth ? auth : {});
+    return influxd(child, dir, url, port, query);
+  } catch (err) {
+    await stopProcess(child, dir);
+    throw err;
+  }
+}
+
+function influxd(child: ChildProcess, dir: string, url: string, port: number, query: (q: string) => Promise<unknown>): Influxd {
   return {
     port,
     url,
