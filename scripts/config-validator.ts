@@ -1,6 +1,6 @@
 // The config's validator as code, generated at build time (AJV standalone): `npm run build` writes it
-// to dist/agent/config/generated-validator.js, and the single executable's bundle takes it from
-// configValidatorSource(). Each start then loads code instead of compiling the schema.
+// to dist/agent/config/generated-validator.js. Each start from dist then loads code instead of
+// compiling the schema (the single executable compiles it: scripts/binary/build.ts says why).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import standalone from 'ajv/dist/standalone/index.js';
