@@ -161,15 +161,14 @@ export class Clock {
     return this.source.synced() === false && this.source.monoMs() - this.startedMono < this.opts.holdSec * 1000;
   }
 
-  /** wall - monotonic per boot whose clock is known: this boot's, measured now, once synchronised. */
+  /**
+   * wall - monotonic per boot whose clock is known: this boot's as measured when its clock first
+   * synchronised, and kept. Measured anew at each call, it moved with every later slew or step, and
+   * the store and a sink correcting the same reading a moment apart gave it different times.
+   */
   offsets(): ClockOffsets {
-    const out: Record<string, number> = Object.fromEntries(this.past);
-    if (this.synced()) {
-      const offset = this.source.wallMs() - this.source.monoMs();
-      out[this.source.bootId] = offset;
-      if (!this.syncedOffsetSaved) this.save(offset);
-    }
-    return out;
+    if (this.synced() && !this.syncedOffsetSaved) this.save(this.source.wallMs() - this.source.monoMs());
+    return Object.fromEntries(this.past);
   }
 
   status(): ClockStatus {

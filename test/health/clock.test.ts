@@ -84,6 +84,23 @@ describe('clock correction', () => {
     expect(JSON.parse(envelope(toOutRecord(line, 'pi', {})))).not.toHaveProperty('clockCorrectionMs'); // the control
   });
 
+  it("keeps this boot's offset from its first synchronisation: a later slew or step does not move readings already corrected elsewhere", () => {
+    const source = new TestClock('boot-a', Date.now());
+    const clock = new Clock(source, { holdSec: 60 });
+    expect(clock.offsets()).toEqual({}); // the control: nothing known while unsynchronised
+    source.state = true;
+    const first = clock.offsets()['boot-a'];
+    expect(first).toBe(source.offset);
+    source.set(Date.now() + 800); // slewed while synchronised
+    expect(source.offset).not.toBe(first);
+    expect(clock.offsets()).toEqual({ 'boot-a': first });
+    source.state = false;
+    source.set(Date.now() - 3_600_000); // lost, jumped, synchronised again
+    source.set(Date.now());
+    source.state = true;
+    expect(clock.offsets()).toEqual({ 'boot-a': first });
+  });
+
   it('stops holding after holdSec, and never holds when nothing can tell whether the clock is synchronised', () => {
     const source = new TestClock('boot-a', Date.now());
     const clock = new Clock(source, { holdSec: 60 });
