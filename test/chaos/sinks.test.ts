@@ -92,15 +92,15 @@ describe('chaos: a sink removed and added again while readings flow', () => {
 
       const rows = storedKeys(join(dir, 'data', 'store.db'));
       const pg = await pgKeys(db);
-      const inInflux = new Set(await influxKeys(influx, 'chaos'));
+      const [inPg, inInflux] = [new Set(pg), new Set(await influxKeys(influx, 'chaos'))];
       const from = influxStatus.start!.seq;
       const droppedForInflux = Object.values(influxStatus.dropped).reduce((a, b) => a + b, 0);
       const stored = new Set(rows.map((x) => x.key));
       const found = {
         acknowledged: acked.size,
         stored: rows.length,
-        'acknowledged, not in PostgreSQL': [...acked].filter((k) => !new Set(pg).has(k)).length,
-        'twice in PostgreSQL': pg.length - new Set(pg).size,
+        'acknowledged, not in PostgreSQL': [...acked].filter((k) => !inPg.has(k)).length,
+        'twice in PostgreSQL': pg.length - inPg.size,
         "InfluxDB's last life started after seq": from,
         'counted as dropped for it': droppedForInflux,
         'stored after its start, not in InfluxDB': rows.filter((x) => x.seq > from && !inInflux.has(x.key)).length,
