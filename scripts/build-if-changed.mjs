@@ -1,5 +1,5 @@
 // `npm start` (prestart): build only when a source changed since the last build, not on every
-// start (tsc and the page take 10-20 s here, far longer on a Pi; the agent itself about 1 s).
+// start (the build takes about 3 s here, far longer on a Pi; the agent itself about 1 s).
 // Plain JavaScript: it runs before anything is compiled.
 import { execSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
