@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { missing } from './prerequisites.mjs';
 
 const run = promisify(execFile);
 const TARBALL = join(import.meta.dirname, '..', '.cache/deb/chroot-bookworm-amd64.tar');
@@ -57,8 +58,7 @@ async function madeOnce(path, make) {
 
 /** Made ahead of the tests where they would make it (as root, with debootstrap); else left to them. */
 async function main() {
-  const debootstrapOnPath = (process.env.PATH ?? '').split(':').some((d) => existsSync(join(d, 'debootstrap')));
-  if (process.getuid?.() !== 0 || !debootstrapOnPath) {
+  if (process.getuid?.() !== 0 || missing([['debootstrap', 'debootstrap']]).length) {
     console.log('debian-chroot: not made ahead (needs root and debootstrap); the tests that use it make it or are skipped');
     return;
   }
