@@ -47,6 +47,8 @@ describe('chaos: sink outages of random kind and length', () => {
     await influx.stop();
   });
 
+  const sinkFailures = async (name: string): Promise<number> => (await agent.runtime.sync.status()).find((s) => s.name === name)!.failures;
+
   it(
     `every acknowledged reading arrives once after ${OUTAGES} outages`,
     async () => {
@@ -56,13 +58,19 @@ describe('chaos: sink outages of random kind and length', () => {
       const kinds: Record<string, number> = {};
       for (let i = 0; i < OUTAGES; i++) {
         const sink = r.pick(['pg', 'influx'] as const);
-        const kind = r.pick(['cut', 'stall', 'slow'] as const);
+        // The first outage is one a sink must fail on, so that every run meets a failure.
+        const kind = r.pick(i === 0 ? (['cut', 'stall'] as const) : (['cut', 'stall', 'slow'] as const));
         const proxy = proxies[sink];
+        const failuresBefore = await sinkFailures(sink);
         if (kind === 'cut') proxy.cut();
         else if (kind === 'stall') proxy.stall();
         else proxy.slow(r.int(20, 400), r.next() * 0.05);
         kinds[`${sink} ${kind}`] = (kinds[`${sink} ${kind}`] ?? 0) + 1;
         await new Promise((res) => setTimeout(res, r.int(200, LONGEST_MS)));
+        // A cut or a stall lasts until the sink has met it (a stall shorter than the sink's timeout
+        // would pass unseen): each is an outage the sink retried through, not just a pause.
+        if (kind !== 'slow')
+          await until(async () => (await sinkFailures(sink)) > failuresBefore, 30_000, `${sink} met the ${kind} ${r.replay}`);
         proxy.restore();
         await new Promise((res) => setTimeout(res, r.int(100, 1500)));
       }

@@ -7,6 +7,7 @@ import { type ChunkText, receivedPayload, type RefusedReading } from '../../log/
 import type { Logger } from 'pino';
 import { ConsumerEngine, isGone, type Delivery } from '../engine.js';
 import { RecordFault } from '../../lib/faults.js';
+import { withDeadline } from '../../lib/sleep.js';
 import type { ConsumerClock } from '../../ingest/clock-correction.js';
 import { topicMatches } from '../../../mqtt-topic/topic.js';
 import type { SinkConfig } from './config.js';
@@ -177,7 +178,7 @@ export class Forwarder {
       if (laneSignal.aborted) throw transient('stopped');
       this.counters.requests++;
       const started = performance.now();
-      const result = await this.sink.write(encoded, AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), this.hardStop.signal]));
+      const result = await withDeadline(this.config.timeoutMs, this.hardStop.signal, (signal) => this.sink.write(encoded, signal));
       this.measureCapacity(records.length, performance.now() - started);
       await this.deadLetter((result.rejected ?? []).map((r) => this.refused(records.at(r.index), r.reason)));
       this.confirmed(records, encoded.bytes);

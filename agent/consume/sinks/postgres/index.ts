@@ -40,7 +40,13 @@ export class PostgresSink implements Sink<CopyBatch> {
   async start(): Promise<void> {
     if (this.pool) return;
     const { config } = this;
-    const p = new pg.Pool({ ...connection(config), max: 2, idleTimeoutMillis: 60_000, connectionTimeoutMillis: config.timeoutMs });
+    const p = new pg.Pool({
+      ...connection(config),
+      max: 2,
+      idleTimeoutMillis: 60_000,
+      connectionTimeoutMillis: config.timeoutMs,
+      query_timeout: config.timeoutMs,
+    });
     p.on('error', () => {}); // an idle client lost its server; the next query reports it
     try {
       await this.prepareTable(p);
