@@ -7,7 +7,7 @@ import type { LogRecord } from '../../agent/log/record.js';
 import { FilesStore } from '../../agent/consume/store/files.js';
 import { foldReading, mergeFolded } from '../../agent/consume/store/fold.js';
 import { openStore, type LocalStore, type StoreBackend } from '../../agent/consume/store/index.js';
-import type { Folded } from '../../agent/consume/store/types.js';
+import type { Folded, StoreQuery } from '../../agent/consume/store/types.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record, T0 } from '../helpers/records.js';
 
@@ -197,7 +197,7 @@ describe('files specifics', () => {
 });
 
 describe('sqlite store: writes before reads', () => {
-  it('a query that scans the whole store runs in slices: a write sent while it runs is stored before it ends, the query still finds every match, and one whose asker has gone stops', async () => {
+  it('a query that scans the whole store runs in slices: a write sent while it runs is stored before it ends, the query still finds every match, one whose asker has gone stops, and askers take turns', async () => {
     const d = tempDir();
     dirs.push(d);
     const store = await openStore('sqlite', join(d, 'store.db'));
@@ -224,11 +224,26 @@ describe('sqlite store: writes before reads', () => {
     expect((await store.query({ afterSeq: N, limit: 5 })).map((r) => r.seq)).toEqual([N + 1]);
     // Its asker gone, a scan stops at the next slice (the API aborts the signal when the client goes).
     const gone = new AbortController();
-    const abandoned = store.query({ topic: 'sensors/a/env', where: [{ path: 'seq', op: '=', value: -1 }] }, gone.signal);
+    const abandoned = store.query({ topic: 'sensors/a/env', where: [{ path: 'seq', op: '=', value: -1 }] }, { signal: gone.signal });
     await new Promise((r) => setTimeout(r, 20));
     gone.abort(new Error('the client has gone'));
     await expect(abandoned).rejects.toThrow('the client has gone');
     expect((await store.query({ afterSeq: N - 1, limit: 5 })).map((r) => r.seq)).toEqual([N, N + 1]); // the store serves the next
+
+    // Askers take turns: one asker's queue of scans does not hold up another's one-row query. The
+    // control: the same one-row query from the scanning asker waits for its own scans.
+    const ended: string[] = [];
+    const ask = (asker: string, what: string, q: StoreQuery) => store.query(q, { name: asker }).then(() => ended.push(what));
+    const everything = { topic: 'sensors/a/env', where: [{ path: 'seq', op: '=' as const, value: -1 }] };
+    await Promise.all([
+      ask('mallory', 'scan 1', everything),
+      ask('mallory', 'scan 2', everything),
+      ask('mallory', "mallory's row", { afterSeq: N, limit: 1 }),
+      ask('watcher', "watcher's row", { afterSeq: N, limit: 1 }),
+    ]);
+    expect(ended.indexOf("watcher's row")).toBeLessThan(ended.indexOf('scan 2'));
+    expect(ended.slice(0, 2)).toContain("watcher's row");
+    expect(ended.slice(2)).toEqual(['scan 2', "mallory's row"]);
     await store.close();
   }, 120_000);
 });

@@ -12,20 +12,53 @@ import type { Folded, FoldQuery, FoldResult, LocalStore, Position, PruneStep, St
  */
 const QUERY_SLICE_MS = 100;
 
-/** The worker takes requests in order: reads go one at a time, so a write waits behind at most one slice. */
-class OneAtATime {
-  private tail: Promise<unknown> = Promise.resolve();
+/**
+ * Hands the worker one slice of a read when its turn comes; it rejects instead when `signal` says
+ * the asker has gone (the next slice, or a write, goes now).
+ */
+type Slice = <T>(call: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
 
-  run<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(work, work);
-    this.tail = result.catch(() => {});
+/**
+ * Reads take turns slice by slice. One asker's reads go one at a time, in order; the askers with a
+ * read going take a slice each in turn. A short read waits behind one slice of each other asker's,
+ * not behind their whole queue (one viewer's hundred scans do not hold up another's page), and a
+ * write waits behind at most one slice (the worker takes requests in order).
+ */
+class Turns {
+  /** Each asker's last read: the next one starts after it. */
+  private readonly askers = new Map<string, Promise<unknown>>();
+  /** Slices waiting for the one going to end, in turn. */
+  private readonly waiting: (() => void)[] = [];
+  private busy = false;
+
+  read<T>(asker: string, work: (slice: Slice) => Promise<T>): Promise<T> {
+    const go = () => work((call, signal) => this.slice(call, signal));
+    const result = (this.askers.get(asker) ?? Promise.resolve()).then(go);
+    const settled = result.catch(() => {});
+    this.askers.set(asker, settled);
+    void settled.then(() => this.askers.get(asker) === settled && this.askers.delete(asker));
     return result;
+  }
+
+  private async slice<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.busy) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.busy = true;
+    try {
+      signal?.throwIfAborted();
+      return await call();
+    } finally {
+      const next = this.waiting.shift();
+      if (next)
+        next(); // busy stays set: the turn passes straight on
+      else this.busy = false;
+    }
   }
 }
 
 /** A query asked slice by slice until it has its readings, the store has no more, or maxScan ran out. */
 async function querySliced(
   worker: RestartingWorker<Request>,
+  slice: Slice,
   query: StoreQuery,
   signal?: AbortSignal,
 ): Promise<{ records: LogRecord[]; scannedTo?: Position }> {
@@ -34,45 +67,45 @@ async function querySliced(
   let after = query.after;
   let scanLeft = query.maxScan ?? Infinity;
   for (;;) {
-    signal?.throwIfAborted(); // its asker has gone: the next query (or write) goes now
     const maxScan = Number.isFinite(scanLeft) ? scanLeft : undefined;
-    const slice = (await worker.call({
-      op: 'query',
-      query: { ...query, after, limit: limit - records.length, maxScan },
-      sliceMs: QUERY_SLICE_MS,
-    })) as { records: LogRecord[]; looked: number; resume?: Position };
-    records.push(...slice.records);
-    scanLeft -= slice.looked;
-    if (!slice.resume || records.length >= limit) return { records };
-    if (scanLeft <= 0) return { records, scannedTo: slice.resume };
-    after = slice.resume;
+    const part = (await slice(
+      () => worker.call({ op: 'query', query: { ...query, after, limit: limit - records.length, maxScan }, sliceMs: QUERY_SLICE_MS }),
+      signal,
+    )) as { records: LogRecord[]; looked: number; resume?: Position };
+    records.push(...part.records);
+    scanLeft -= part.looked;
+    if (!part.resume || records.length >= limit) return { records };
+    if (scanLeft <= 0) return { records, scannedTo: part.resume };
+    after = part.resume;
   }
 }
 
 /** A fold asked slice by slice; each slice's buckets merged here (the readings stay in the worker). */
-async function foldSliced(worker: RestartingWorker<Request>, query: FoldQuery, signal?: AbortSignal): Promise<FoldResult> {
+async function foldSliced(worker: RestartingWorker<Request>, slice: Slice, query: FoldQuery, signal?: AbortSignal): Promise<FoldResult> {
   const series: Folded = new Map();
   let after: Position | undefined;
   let folded = 0;
   for (;;) {
-    signal?.throwIfAborted();
-    const slice = (await worker.call({ op: 'fold', query, after, left: query.maxScan - folded, sliceMs: QUERY_SLICE_MS })) as {
+    const part = (await slice(
+      () => worker.call({ op: 'fold', query, after, left: query.maxScan - folded, sliceMs: QUERY_SLICE_MS }),
+      signal,
+    )) as {
       series: Folded;
       looked: number;
       resume?: Position;
       more?: boolean;
     };
-    mergeFolded(series, slice.series);
-    folded += slice.looked;
-    if (slice.more || !slice.resume) return { series, folded, more: slice.more === true };
-    after = slice.resume;
+    mergeFolded(series, part.series);
+    folded += part.looked;
+    if (part.more || !part.resume) return { series, folded, more: part.more === true };
+    after = part.resume;
   }
 }
 
 /** `key`: encrypt the database (SQLCipher format) with it; `readonly`: a reader beside the agent, changing nothing. */
 export async function openSqliteStore(path: string, key?: Buffer, readonly = false): Promise<LocalStore> {
   let last = 0;
-  const reads = new OneAtATime();
+  const reads = new Turns();
   const worker = await RestartingWorker.open<Request>(
     () => new DbWorker('store', { path, key, readonly }),
     (ready) => (last = Math.max(last, ready)),
@@ -98,13 +131,14 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
       );
       last = Math.max(last, batch.lastSeq);
     },
-    query: async (query, signal) => (await reads.run(() => querySliced(worker, query, signal))).records,
-    page: (query, signal) => reads.run(() => querySliced(worker, query, signal)),
-    fold: (query, signal) => reads.run(() => foldSliced(worker, query, signal)),
+    query: async (query, asker) =>
+      (await reads.read(asker?.name ?? '', (slice) => querySliced(worker, slice, query, asker?.signal))).records,
+    page: (query, asker) => reads.read(asker?.name ?? '', (slice) => querySliced(worker, slice, query, asker?.signal)),
+    fold: (query, asker) => reads.read(asker?.name ?? '', (slice) => foldSliced(worker, slice, query, asker?.signal)),
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,
     lastSeq: () => last,
-    size: (topics) => reads.run(async () => (await worker.call({ op: 'size', topics })) as number),
+    size: (topics) => reads.read('', async (slice) => (await slice(() => worker.call({ op: 'size', topics }))) as number),
     writtenBytes: () => worker.written,
     close: () => worker.close(),
   };

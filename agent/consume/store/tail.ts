@@ -117,23 +117,23 @@ const merge = (stored: LogRecord[], tail: LogRecord[], q: StoreQuery, upTo?: Pos
  */
 export function withTail(store: LocalStore, tail: StoreTail, waitForStore: () => Promise<unknown>): LocalStore {
   const reads: Pick<LocalStore, 'query' | 'page' | 'fold'> = {
-    async query(q, signal) {
+    async query(q, asker) {
       const recent = await tail.after(tail.through());
-      if (!recent) return waitForStore().then(() => store.query(q, signal));
-      return merge(await store.query({ ...q, exceptSeqs: recent.covers }, signal), recent.records, q);
+      if (!recent) return waitForStore().then(() => store.query(q, asker));
+      return merge(await store.query({ ...q, exceptSeqs: recent.covers }, asker), recent.records, q);
     },
-    async page(q, signal) {
+    async page(q, asker) {
       const recent = await tail.after(tail.through());
-      if (!recent) return waitForStore().then(() => store.page(q, signal));
-      const { records, scannedTo } = await store.page({ ...q, exceptSeqs: recent.covers }, signal);
+      if (!recent) return waitForStore().then(() => store.page(q, asker));
+      const { records, scannedTo } = await store.page({ ...q, exceptSeqs: recent.covers }, asker);
       // A page cut short by maxScan covers the order up to scannedTo only: the tail past it is for later pages.
       const merged = merge(records, recent.records, q, scannedTo);
       return scannedTo && merged.length < (q.limit ?? 1000) ? { records: merged, scannedTo } : { records: merged };
     },
-    async fold(q, signal) {
+    async fold(q, asker) {
       const recent = await tail.after(tail.through());
-      if (!recent) return waitForStore().then(() => store.fold(q, signal));
-      const result = await store.fold({ ...q, exceptSeqs: recent.covers }, signal);
+      if (!recent) return waitForStore().then(() => store.fold(q, asker));
+      const result = await store.fold({ ...q, exceptSeqs: recent.covers }, asker);
       return result.more ? result : foldTail(result, recent.records, q);
     },
   };

@@ -71,18 +71,27 @@ export interface PruneStep {
 }
 
 /** The local, queryable copy of the readings. Writes are idempotent on seq. */
+/**
+ * Who a read is for. `name`: reads of different askers take turns (one asker's many reads do not
+ * hold up another's); `signal`: the asker has gone, and the read stops between two slices.
+ */
+export interface Asker {
+  name?: string;
+  signal?: AbortSignal;
+}
+
 export interface LocalStore {
   readonly kind: string;
   /** Store a batch of consecutive readings (the log's chunks); ones already stored are skipped. */
   write(batch: ChunkBatch): Promise<void>;
   /** How many writes may be outstanding at once, done in the order given (default 1). */
   readonly writesInFlight?: number;
-  /** `signal`: the asker has gone; the query stops (between two slices of its work) and rejects. */
-  query(q: StoreQuery, signal?: AbortSignal): Promise<LogRecord[]>;
+  /** A query stops (between two slices of its work) and rejects when its asker has gone. */
+  query(q: StoreQuery, asker?: Asker): Promise<LogRecord[]>;
   /** As query; `scannedTo`: maxScan ran out there, before `limit` readings were found (go on after it). */
-  page(q: StoreQuery, signal?: AbortSignal): Promise<{ records: LogRecord[]; scannedTo?: Position }>;
+  page(q: StoreQuery, asker?: Asker): Promise<{ records: LogRecord[]; scannedTo?: Position }>;
   /** The readings of a range folded into buckets (an aggregate), up to q.maxScan of them. */
-  fold(q: FoldQuery, signal?: AbortSignal): Promise<FoldResult>;
+  fold(q: FoldQuery, asker?: Asker): Promise<FoldResult>;
   /**
    * Delete up to `limit` readings the rule covers, oldest first, then give their space back, a step
    * at a time: call again until `done`, so writes go on in between.

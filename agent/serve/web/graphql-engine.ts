@@ -30,6 +30,7 @@ import type { SchemaDoc } from '../../ingest/schema-doc.js';
 import type { CompiledSchema } from '../../ingest/schemas.js';
 import { mayAct, type WebRole } from '../../users/roles.js';
 import type { ApiSource } from './api.js';
+import type { Asker } from '../../consume/store/types.js';
 import type { Identity } from './auth/authenticate.js';
 import { HttpError } from './errors.js';
 import type { LiveClient } from './live.js';
@@ -207,13 +208,13 @@ function need(ctx: Context, role: WebRole): void {
     });
 }
 
-/** Guarded resolver: the role first, then the work, errors in GraphQL's terms. */
+/** Guarded resolver: the role first, then the work (for the asker), errors in GraphQL's terms. */
 const guarded =
-  <A, R>(role: WebRole, work: (args: A, signal?: AbortSignal) => Promise<R> | R) =>
+  <A, R>(role: WebRole, work: (args: A, asker: Asker) => Promise<R> | R) =>
   async (_root: unknown, args: A, ctx: Context): Promise<R> => {
     need(ctx, role);
     try {
-      return await work(args, ctx.signal);
+      return await work(args, { name: ctx.identity!.name, signal: ctx.signal });
     } catch (err) {
       asGraphQL(err);
     }
@@ -374,10 +375,10 @@ export function createGraphqlEngine(opts: EngineOptions): GraphqlEngine {
   const describe = (s: CompiledSchema) => agentOf(api).schemas.summary(s);
   const resolvers: Resolvers = {
     Query: {
-      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1], signal) =>
-        readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) }, signal),
+      readings: guarded('viewer', (a: Parameters<typeof readingsPage>[1], asker) =>
+        readingsPage(ops, { ...a, limit: Math.min(a.limit, 10_000) }, asker),
       ),
-      aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1], signal) => aggregate(ops, a, signal)),
+      aggregate: guarded('viewer', (a: Parameters<typeof aggregate>[1], asker) => aggregate(ops, a, asker)),
       schemas: guarded('viewer', () => agentOf(api).schemas.list().map(describe)),
       schema: guarded(
         'viewer',

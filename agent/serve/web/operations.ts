@@ -6,7 +6,7 @@ import { topicMatches } from '../../../mqtt-topic/topic.js';
 import { durationMs } from '../../config/keys.js';
 import { bucketStart } from '../../consume/rollups/extract.js';
 import { stddev } from '../../consume/rollups/stats.js';
-import type { Position } from '../../consume/store/types.js';
+import type { Asker, Position } from '../../consume/store/types.js';
 import type { AgentApi, ApiSource } from './api.js';
 import { badParameter, HttpError } from './errors.js';
 import { agentOf, listOf, range, storeOf, topicFilter, whereOf } from './routes/params.js';
@@ -28,12 +28,6 @@ export interface ReadingsQuery {
   order: 'asc' | 'desc';
 }
 
-/** `signal`: the client has gone (the query stops). */
-/**
- * One page. A page whose conditions match few readings ends once it looked at `scanReadings` of
- * them, with fewer than `limit` and a `next` to go on from where it stopped: no request scans
- * without bound.
- */
 /**
  * `curl '...?topic=sensors/#'` sends `topic=sensors/`: the shell and curl take `#` as the start of a
  * fragment. A filter ending in `/` that matches nothing was most likely cut there: say so.
@@ -41,19 +35,24 @@ export interface ReadingsQuery {
 const CUT_AT_HASH =
   "nothing matches a topic filter ending in '/': if it was meant to end in '#', write it %23 in a URL ('+' is %2B): curl and browsers drop everything from a bare #";
 
+/**
+ * One page. A page whose conditions match few readings ends once it looked at `scanReadings` of
+ * them, with fewer than `limit` and a `next` to go on from where it stopped: no request scans
+ * without bound. `asker`: whose turn it takes in the store, and whether they have gone.
+ */
 export async function readingsPage(
   ops: Operations,
   q: ReadingsQuery,
-  signal?: AbortSignal,
+  asker?: Asker,
 ): Promise<{ readings: LogRecord[]; next: string | null; hint?: string }> {
-  const page = await pageOf(ops, q, signal);
+  const page = await pageOf(ops, q, asker);
   return page.readings.length === 0 && q.topic?.endsWith('/') && !q.cursor ? { ...page, hint: CUT_AT_HASH } : page;
 }
 
 async function pageOf(
   { api, queryDuration, scanReadings }: Operations,
   q: ReadingsQuery,
-  signal?: AbortSignal,
+  asker?: Asker,
 ): Promise<{ readings: LogRecord[]; next: string | null }> {
   const store = storeOf(api);
   const after = fromCursor(q.cursor, q.order);
@@ -67,7 +66,7 @@ async function pageOf(
     maxScan: scanReadings,
   };
   const end = queryDuration.startTimer({ source: store.kind });
-  const { records: readings, scannedTo } = await store.page(query, signal).finally(() => end());
+  const { records: readings, scannedTo } = await store.page(query, asker).finally(() => end());
   const last = readings.at(-1);
   if (scannedTo) return { readings, next: cursorOf(scannedTo, q.order) };
   return { readings, next: last && readings.length === q.limit ? cursorOf({ at: last.receivedAt, seq: last.seq }, q.order) : null };
@@ -82,7 +81,7 @@ export interface AggregateQuery {
   stats?: string[];
 }
 
-export async function aggregate({ api, queryDuration, scanReadings }: Operations, q: AggregateQuery, signal?: AbortSignal) {
+export async function aggregate({ api, queryDuration, scanReadings }: Operations, q: AggregateQuery, asker?: Asker) {
   const width = durationMs(q.bucket);
   if (width < 60_000 || width > 86_400_000) throw badParameter('bucket', `${q.bucket} is outside 1m..1d`);
   const { from, to } = range(q);
@@ -97,7 +96,7 @@ export async function aggregate({ api, queryDuration, scanReadings }: Operations
   const source = rollups?.widths.includes(width) ? 'rollups' : 'store';
   const end = queryDuration.startTimer({ source: source === 'rollups' ? 'rollups' : (agentOf(api).store?.kind ?? 'none') });
   const series = await (
-    source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, scanReadings, signal)
+    source === 'rollups' ? aggregateFromRollups(api, query) : aggregateFromStore(api, query, scanReadings, asker)
   ).finally(() => end());
   const wanted = new Set<StatName>((q.stats as StatName[] | undefined) ?? STATS);
   for (const s of series) {
@@ -178,9 +177,9 @@ async function aggregateFromStore(
   api: ApiSource,
   q: { topic: string; from?: number; to?: number; width: number; fields?: string[] },
   scanReadings: number,
-  signal?: AbortSignal,
+  asker?: Asker,
 ) {
-  const { series, more } = await storeOf(api).fold({ ...q, maxScan: scanReadings }, signal);
+  const { series, more } = await storeOf(api).fold({ ...q, maxScan: scanReadings }, asker);
   if (more) {
     throw new HttpError(
       400,

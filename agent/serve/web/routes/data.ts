@@ -5,7 +5,7 @@ import type { Histogram } from 'prom-client';
 import type { ApiSource } from '../api.js';
 import { badParameter, errorSchema, HttpError } from '../errors.js';
 import { aggregate, deleteReadings, readingsPage, STATS, type Operations } from '../operations.js';
-import { agentOf, fieldsParam, goneSignal, timeParam, topicParam, whereParam } from './params.js';
+import { agentOf, fieldsParam, askerOf, timeParam, topicParam, whereParam } from './params.js';
 
 export interface DataRouteOptions {
   api: ApiSource;
@@ -73,7 +73,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
         },
       },
     },
-    async (req, reply) => readingsPage(ops, req.query, goneSignal(reply)),
+    async (req, reply) => readingsPage(ops, req.query, askerOf(req, reply)),
   );
 
   app.get<{ Querystring: { topic: string; bucket: string; from?: string; to?: string; fields?: string[]; stats?: string[] } }>(
@@ -146,7 +146,7 @@ export const dataRoutes: FastifyPluginAsync<DataRouteOptions> = async (app, { ap
         },
       },
     },
-    async (req, reply) => aggregate(ops, req.query, goneSignal(reply)),
+    async (req, reply) => aggregate(ops, req.query, askerOf(req, reply)),
   );
 
   const inReading = {

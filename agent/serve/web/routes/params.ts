@@ -2,7 +2,7 @@
 // what they become.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { filterProblem } from '../../../../mqtt-topic/topic.js';
-import type { FieldFilter } from '../../../consume/store/types.js';
+import type { Asker, FieldFilter } from '../../../consume/store/types.js';
 import { parseFilter, parseTime } from '../../../consume/store/where.js';
 import type { AgentApi, ApiSource } from '../api.js';
 import { badParameter, HttpError } from '../errors.js';
@@ -81,6 +81,9 @@ export function storeOf(api: ApiSource) {
 
 /** Whom a request works for, for caps per user: the user or API key, else the address. */
 export const ownerOf = (req: FastifyRequest) => req.identity?.name ?? req.ip;
+
+/** The store's reads for a request: in its owner's turn, stopped when its client goes. */
+export const askerOf = (req: FastifyRequest, reply: FastifyReply): Asker => ({ name: ownerOf(req), signal: goneSignal(reply) });
 
 const signals = new WeakMap<FastifyReply, AbortSignal>();
 

@@ -6,10 +6,10 @@ import { SCHEMA_NAME, SchemaDocSchema } from '../../../ingest/schema-doc.js';
 import { SchemaChangeError } from '../../../ingest/schema-editor.js';
 import type { SchemaDoc } from '../../../ingest/schema-doc.js';
 import { refusalReasons, type CompiledSchema } from '../../../ingest/schemas.js';
-import type { LocalStore } from '../../../consume/store/types.js';
+import type { Asker, LocalStore } from '../../../consume/store/types.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
-import { agentOf, goneSignal } from './params.js';
+import { agentOf, askerOf } from './params.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 
@@ -62,11 +62,11 @@ const dryRunAnswer = {
 } as const;
 
 /** The latest stored readings on the schema's topics, each validated as ingest would. */
-async function dryRun(schema: CompiledSchema, store: LocalStore | undefined, signal: AbortSignal) {
+async function dryRun(schema: CompiledSchema, store: LocalStore | undefined, asker: Asker) {
   if (!store) return { checked: 0, refused: 0, examples: [], note: 'no local store (store.backend none): nothing to check against' };
   const seen = new Map<number, LogRecord>();
   for (const topic of schema.topics)
-    for (const r of await store.query({ topic, order: 'desc', limit: CHECKED, maxScan: 50 * CHECKED }, signal)) seen.set(r.seq, r);
+    for (const r of await store.query({ topic, order: 'desc', limit: CHECKED, maxScan: 50 * CHECKED }, asker)) seen.set(r.seq, r);
   const latest = [...seen.values()].sort((a, b) => b.seq - a.seq).slice(0, CHECKED);
   const refusals = latest.flatMap((r) => {
     const reasons = reasonsFor(schema, r);
@@ -163,7 +163,7 @@ export const schemaRoutes: FastifyPluginAsync<{ api: ApiSource }> = async (app, 
       } catch (err) {
         asHttp(err);
       }
-      return dryRun(compiled, agentOf(api).store, goneSignal(reply));
+      return dryRun(compiled, agentOf(api).store, askerOf(req, reply));
     },
   );
 
