@@ -2,7 +2,7 @@
 // memory stays flat however many rows there are. Used by GET /api/export and `edge-agent export`.
 import type { LogRecord } from '../../log/index.js';
 import { stringify } from 'csv-stringify/sync';
-import type { Position, StoreQuery } from '../../consume/store/types.js';
+import type { Asker, Position, StoreQuery } from '../../consume/store/types.js';
 import { fieldOf } from '../../consume/store/where.js';
 
 export const EXPORT_FORMATS = ['csv', 'json', 'jsonl'] as const;
@@ -18,10 +18,12 @@ export interface ExportOptions {
   pageRows?: number;
   /** Called after each page with the rows so far. */
   progress?: (rows: number) => void;
+  /** Whom the export is for: its pages take that asker's turns in the store. */
+  asker?: Asker;
 }
 
 export interface Reader {
-  query(q: StoreQuery): Promise<LogRecord[]>;
+  query(q: StoreQuery, asker?: Asker): Promise<LogRecord[]>;
 }
 
 export const contentTypes: Record<ExportFormat, string> = {
@@ -86,7 +88,7 @@ export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGen
   let rows = 0;
   if (opts.format === 'json') yield '[';
   for (;;) {
-    const page = await reader.query({ ...opts.query, limit: pageRows, after });
+    const page = await reader.query({ ...opts.query, limit: pageRows, after }, opts.asker);
     if (!page.length) break;
     after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };
     if (opts.format === 'csv') yield csv.page(page);

@@ -8,6 +8,7 @@ import { badParameter, errorSchema } from '../errors.js';
 import type { Slots } from '../slots.js';
 import {
   agentOf,
+  askerOf,
   fieldsParam,
   listOf,
   ownerOf,
@@ -80,7 +81,10 @@ export const exportRoutes: FastifyPluginAsync<{ api: ApiSource; slots: Slots }> 
       reply.raw.once('close', slots.take(ownerOf(req)));
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const name = q.filename ?? `readings-${agentOf(api).agentId}-${stamp}.${q.format}${q.gzip ? '.gz' : ''}`;
-      const text = Readable.from(exportText(store, { query, format: q.format, fields }), { objectMode: false, highWaterMark: 1 });
+      const text = Readable.from(exportText(store, { query, format: q.format, fields, asker: askerOf(req, reply) }), {
+        objectMode: false,
+        highWaterMark: 1,
+      });
       reply.header('Content-Disposition', `attachment; filename="${name}"`).header('Cache-Control', 'no-store');
       if (!q.gzip) return reply.type(contentTypes[q.format]).send(text);
       return reply.type('application/gzip').send(text.pipe(createGzip()));
