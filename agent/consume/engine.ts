@@ -11,7 +11,7 @@ import { RecordFault, STUCK_AFTER_MS, type ConsumerHealth, type ConsumerState } 
 
 export type { StartAt } from '../log/index.js';
 import { settlesFirst } from '../lib/settles-first.js';
-import { sleep } from '../lib/sleep.js';
+import { onFirstAbort, sleep } from '../lib/sleep.js';
 
 /** What the engine needs of the durable log. */
 export interface EngineLog {
@@ -217,7 +217,7 @@ export class ConsumerEngine<B extends Batch> {
 
   /** Wait before the next try: until `ms` pass, the signal stops it, or retryNow. */
   private wait(ms: number, signal: AbortSignal): Promise<void> {
-    return sleep(ms, AbortSignal.any([signal, this.waking.signal]));
+    return sleep(ms, signal, this.waking.signal);
   }
 
   /** Try again now instead of at the end of the current wait (an operator fixed the cause); false if nothing was waiting. */
@@ -339,7 +339,7 @@ export class ConsumerEngine<B extends Batch> {
       const full = head - after >= maxRecords || head >= limit || this.cutAt.has(after) || this.flushing;
       const left = full ? 0 : this.log.committedAt(after + 1) + this.age() - Date.now();
       if (left <= 0) return this.read(after, limit, head);
-      await this.waitFor(this.log.lastSeq, left, AbortSignal.any([signal, this.nudge.signal])); // the next commit (count again), the age, or a flush
+      await this.waitFor(this.log.lastSeq, left, signal, this.nudge.signal); // the next commit (count again), the age, or a flush
     }
     return null;
   }
@@ -381,17 +381,16 @@ export class ConsumerEngine<B extends Batch> {
     return { gone: true, lastSeq: head };
   }
 
-  /** Until a reading after `after` is durable, `ms` pass, or `signal` stops the lane. */
-  private waitFor(after: number, ms: number, signal: AbortSignal): Promise<void> {
+  /** Until a reading after `after` is durable, `ms` pass, or one of `signals` stops the wait. */
+  private waitFor(after: number, ms: number, ...signals: AbortSignal[]): Promise<void> {
     this.waited = true;
-    if (signal.aborted) return Promise.resolve();
+    if (signals.some((s) => s.aborted)) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener('abort', done);
+      const off = onFirstAbort(signals, () => resolve());
+      void this.log.waitFor(after, ms).then(() => {
+        off();
         resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-      void this.log.waitFor(after, ms).then(done);
+      });
     });
   }
 

@@ -1,16 +1,34 @@
-// Waiting that a stop can end early.
+// Waiting that a stop can end early. Listeners on the signals, added and taken off, rather than
+// `AbortSignal.any()`: each call of that makes a signal, weak references and a finalizer entry that
+// only a collection lets go, and a consumer waits once per commit.
 
-/** setTimeout as a promise that an abort ends early (resolving, not rejecting: callers check why). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Call `then` once, when the first of `signals` aborts; the returned function takes the listeners off. */
+export function onFirstAbort(signals: readonly (AbortSignal | undefined)[], then: (reason: unknown) => void): () => void {
+  const listening = signals.filter((s): s is AbortSignal => s !== undefined);
+  const fire = (event: Event) => {
+    off();
+    then((event.target as AbortSignal).reason);
+  };
+  const off = () => listening.forEach((s) => s.removeEventListener('abort', fire));
+  const aborted = listening.find((s) => s.aborted);
+  if (aborted) {
+    then(aborted.reason);
+    return () => {};
+  }
+  listening.forEach((s) => s.addEventListener('abort', fire, { once: true }));
+  return off;
+}
+
+/** setTimeout as a promise that an abort of any of `signals` ends early (resolving, not rejecting: callers check why). */
+export function sleep(ms: number, ...signals: (AbortSignal | undefined)[]): Promise<void> {
   return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
+    const off = onFirstAbort(signals, () => done());
+    const timer = setTimeout(() => done(), ms);
     const done = () => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      off();
       resolve();
     };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
   });
 }
 
@@ -23,10 +41,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function withDeadline<T>(ms: number, stop: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
-  const signal = AbortSignal.any([deadline.signal, stop]);
+  const off = onFirstAbort([stop], (reason) => deadline.abort(reason));
   try {
-    return await work(signal);
+    return await work(deadline.signal);
   } finally {
     clearTimeout(timer);
+    off();
   }
 }
