@@ -70,7 +70,6 @@ export interface PruneStep {
   ms: number;
 }
 
-/** The local, queryable copy of the readings. Writes are idempotent on seq. */
 /**
  * Who a read is for. `name`: reads of different askers take turns (one asker's many reads do not
  * hold up another's); `signal`: the asker has gone, and the read stops between two slices.
@@ -80,6 +79,7 @@ export interface Asker {
   signal?: AbortSignal;
 }
 
+/** The local, queryable copy of the readings. Writes are idempotent on seq. */
 export interface LocalStore {
   readonly kind: string;
   /** Store a batch of consecutive readings (the log's chunks); ones already stored are skipped. */
