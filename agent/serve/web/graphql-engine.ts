@@ -238,7 +238,11 @@ class ReadingStream implements AsyncIterableIterator<{ readings: unknown }>, Liv
 
   buffered = () => this.bytes;
 
-  send(text: string): void {
+  send(texts: string[]): void {
+    for (const text of texts) this.take(text);
+  }
+
+  private take(text: string): void {
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;

@@ -11,8 +11,8 @@ export interface LiveClient {
   readonly subscriptions: Map<string, string[] | undefined>;
   /** Bytes sent but not yet taken by the client. */
   buffered(): number;
-  /** One reading, as JSON text. */
-  send(reading: string): void;
+  /** The readings of one commit it asked for, as JSON texts, in order (sent together: one write, not one each). */
+  send(readings: string[]): void;
   /** Close it for falling behind. */
   tooSlow(bufferedBytes: number): void;
 }
@@ -64,24 +64,33 @@ export class LiveHub {
   }
 
   private deliver(lines: string[]): void {
+    const keeping = [...this.clients.keys()].filter((client) => {
+      const buffered = client.buffered();
+      if (buffered <= this.limits.maxBufferedBytes) return true;
+      this.slowClosed++;
+      this.remove(client);
+      client.tooSlow(buffered);
+      return false;
+    });
+    if (!keeping.length) return;
+    const out = new Map<LiveClient, string[]>();
     for (const line of lines) {
       const { head } = splitRecord(line);
       let record: ReturnType<typeof decodeRecord> | undefined;
-      for (const client of this.clients.keys()) {
+      let whole: string | undefined; // the text of clients that want every field: made once
+      for (const client of keeping) {
         const fields = wanted(client, head.topic);
         if (fields === null) continue;
-        const buffered = client.buffered();
-        if (buffered > this.limits.maxBufferedBytes) {
-          this.slowClosed++;
-          this.remove(client);
-          client.tooSlow(buffered);
-          continue;
-        }
         record ??= decodeRecord(line, this.agentId);
-        const payload = fields ? Object.fromEntries(fields.map((f) => [f, fieldOf(record!.payload, f) ?? null])) : record.payload;
-        client.send(JSON.stringify({ ...record, payload }));
+        const text = fields
+          ? JSON.stringify({ ...record, payload: Object.fromEntries(fields.map((f) => [f, fieldOf(record!.payload, f) ?? null])) })
+          : (whole ??= JSON.stringify(record));
+        const texts = out.get(client);
+        if (texts) texts.push(text);
+        else out.set(client, [text]);
       }
     }
+    for (const [client, texts] of out) client.send(texts);
   }
 }
 

@@ -69,7 +69,12 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
       const client: LiveClient = {
         subscriptions: new Map(),
         buffered: () => socket.bufferedAmount,
-        send: (reading) => socket.send(`{"type":"reading","reading":${reading}}`),
+        send: (readings) => {
+          // One write for the lot (ws corks each frame alone; this outer cork holds them all).
+          req.raw.socket.cork();
+          for (const r of readings) socket.send(`{"type":"reading","reading":${r}}`);
+          req.raw.socket.uncork();
+        },
         tooSlow: (bytes) => {
           socket.close(CLOSE_TOO_SLOW, `too slow: ${bytes} bytes waiting`.slice(0, 120));
           // The close frame waits behind what the client has not read: if it never reads, cut it off.
@@ -157,7 +162,7 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
       const client: LiveClient = {
         subscriptions: new Map(req.query.topic.map((t) => [t, fields])),
         buffered: () => res.writableLength,
-        send: (reading) => res.write(`event: reading\ndata: ${reading}\n\n`),
+        send: (readings) => res.write(readings.map((r) => `event: reading\ndata: ${r}\n\n`).join('')),
         tooSlow: (bytes) => {
           res.write(`event: error\ndata: ${JSON.stringify({ message: `too slow: ${bytes} bytes waiting` })}\n\n`);
           res.end();
