@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { UserStore } from '../../agent/users/store.js';
+import { productionNode } from '../production-node.js';
 import { runLoad, sensorPayload, type LoadOptions, type LoadResult } from './load.js';
 import { startProcess, type Started } from './processes.js';
 
@@ -12,13 +13,12 @@ export const BENCH_USER = { name: 'bench', password: 'bench-password' };
 /** What every publisher of a benchmark publishes to. */
 export const benchTopic = (i: number) => `bench/${BENCH_USER.name}/sensor-${i}`;
 
-/** How `npm start` runs the agent (package.json): one malloc arena that gives memory back, a bounded V8 heap. */
-const AGENT_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=2'];
+/** How the unit and `npm start` run the agent: a bounded V8 heap, malloc that gives memory back. */
+const { args: AGENT_NODE_FLAGS, env: AGENT_ENV } = productionNode();
 /** BENCH_NODE_FLAGS='--flag ...': more Node flags for the agents a benchmark runs (trying GC settings, --trace-gc). */
 const EXTRA_FLAGS = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
 /** BENCH_PROFILE_DIR=dir: CPU profiles of the agents a benchmark runs, for finding where time goes. */
 const PROFILE_FLAGS = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-const AGENT_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 /**
  * `program`: the agent CLI (`run`), the broker-only harness, or the path of a single executable of

@@ -13,6 +13,7 @@ import { defaultStorePath } from '../../agent/consume/store/index.js';
 import { UserStore } from '../../agent/users/store.js';
 import { buildBinary } from '../binary/build.js';
 import { projectRoot } from '../project-root.js';
+import { unitEnvironment } from '../production-node.js';
 import { createDatabase, PG_PASSWORD, startMosquitto, type TestDatabase } from '../servers.js';
 import { hobbyPayload, startSensors, type Sensors } from '../wear.js';
 import { BENCH_USER, benchLoad, benchTopic, startBenchAgent } from './agent.js';
@@ -28,20 +29,6 @@ const EXPORT_ROWS = 1_000_000;
 /** The slow reader: this many bytes a second. */
 const READER_BYTES_PER_SEC = 4 * 1024 * 1024;
 const VIEWER = { name: 'viewer', password: 'viewer-password' };
-
-/** The unit's Environment= lines as variables (systemd's quoting: "..." keeps spaces). */
-export function unitEnvironment(unitText: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of unitText.split('\n')) {
-    if (!line.startsWith('Environment=')) continue;
-    for (const m of line.slice('Environment='.length).matchAll(/"([^"]*)"|(\S+)/g)) {
-      const item = m[1] ?? m[2];
-      const eq = item.indexOf('=');
-      env[item.slice(0, eq)] = item.slice(eq + 1).replace(/^"|"$/g, '');
-    }
-  }
-  return env;
-}
 
 type Program = 'agent' | { binary: string; env: NodeJS.ProcessEnv };
 

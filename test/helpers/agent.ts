@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { onTestFinished } from 'vitest';
 import type { Stages, RuntimeOptions } from '../../agent/runtime/index.js';
 import type { GeneratedValidator } from '../../agent/config/validator.js';
+import { productionNode } from '../../scripts/production-node.js';
 
 /** The one way tests reach the runtime (the architecture test holds it to this fixture). */
 export type { Stages };
@@ -146,11 +147,8 @@ export interface ChildAgent {
 const children = new Set<ChildProcess>();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL'))); // no agent outlives its test file
 
-/** How `npm start` runs the agent (package.json): a bounded V8 heap, one malloc arena that gives memory back. */
-export const PRODUCTION_NODE = {
-  args: ['--max-old-space-size=128', '--max-semi-space-size=2'],
-  env: { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' },
-};
+/** How the unit and `npm start` run the agent: a bounded V8 heap, malloc that gives memory back. */
+export const PRODUCTION_NODE = productionNode();
 
 /** Run the CLI as a child process and wait for its `ready` line. */
 export async function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<ChildAgent> {

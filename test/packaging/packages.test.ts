@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBinary, EMBEDDED_NODE } from '../../scripts/binary/build.js';
-import { unitEnvironment } from '../../scripts/bench/memory.js';
+import { unitEnvironment } from '../../scripts/production-node.js';
 import { projectRoot } from '../../scripts/project-root.js';
 import { buildDeb } from '../../scripts/binary/deb.js';
 import { manPage } from '../../scripts/binary/man-page.js';

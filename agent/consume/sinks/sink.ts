@@ -84,16 +84,3 @@ export interface SinkContext {
   schemas: SchemaCatalog;
   logger: Logger;
 }
-
-const SLICE = 500;
-
-/**
- * Encoding thousands of readings is tens of milliseconds of CPU: done in one go it would hold
- * sensors' PUBACKs that long. Work through them a slice at a time, letting the event loop run between.
- */
-export async function inSlices(count: number, work: (from: number, to: number) => void): Promise<void> {
-  for (let from = 0; from < count; from += SLICE) {
-    if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    work(from, Math.min(count, from + SLICE));
-  }
-}

@@ -7,6 +7,7 @@ import { coveredBy, topicMatches } from '../../../mqtt-topic/topic.js';
 import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import { decodeRecord, type LogRecord } from '../../log/format.js';
 import type { DurableLog } from '../../log/index.js';
+import { inSlices } from '../../lib/slices.js';
 import { foldReading, mergeFolded } from './fold.js';
 import type { Folded, FoldQuery, FoldResult, LocalStore, Position, SeqRange, StoreQuery } from './types.js';
 import { matchesWhere, pastPosition, timeOrder } from './where.js';
@@ -23,15 +24,16 @@ const READ = 5000;
  */
 const SLICE = 1000;
 
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /** The readings of `records` that `keep` takes, looked at a slice at a time. */
 async function sliced(records: LogRecord[], keep: (r: LogRecord) => boolean): Promise<LogRecord[]> {
   const out: LogRecord[] = [];
-  for (let i = 0; i < records.length; i += SLICE) {
-    if (i) await turn();
-    for (const r of records.slice(i, i + SLICE)) if (keep(r)) out.push(r);
-  }
+  await inSlices(
+    records.length,
+    (from, to) => {
+      for (let i = from; i < to; i++) if (keep(records[i])) out.push(records[i]);
+    },
+    SLICE,
+  );
   return out;
 }
 
@@ -167,20 +169,22 @@ export function withTail(store: LocalStore, tail: StoreTail, waitForStore: () =>
 async function foldTail(result: FoldResult, recent: LogRecord[], q: FoldQuery): Promise<FoldResult> {
   const part: Folded = new Map();
   const covered = coveredBy({ topics: [q.topic] });
-  const inRange = await sliced(
-    recent,
-    (r) => covered(r.topic) && (q.from === undefined || r.receivedAt >= q.from) && (q.to === undefined || r.receivedAt <= q.to),
-  );
+  const inRange = (r: LogRecord) =>
+    covered(r.topic) && (q.from === undefined || r.receivedAt >= q.from) && (q.to === undefined || r.receivedAt <= q.to);
   let folded = result.folded;
-  for (let i = 0; i < inRange.length; i++) {
-    if (folded === q.maxScan) {
-      mergeFolded(result.series, part);
-      return { series: result.series, folded, more: true };
-    }
-    if (i && i % SLICE === 0) await turn();
-    foldReading(part, inRange[i], q.width, q.fields);
-    folded++;
-  }
+  let more = false;
+  await inSlices(
+    recent.length,
+    (from, to) => {
+      for (let i = from; i < to; i++) {
+        if (!inRange(recent[i])) continue;
+        if (folded === q.maxScan) return !(more = true);
+        foldReading(part, recent[i], q.width, q.fields);
+        folded++;
+      }
+    },
+    SLICE,
+  );
   mergeFolded(result.series, part);
-  return { series: result.series, folded, more: false };
+  return { series: result.series, folded, more };
 }
