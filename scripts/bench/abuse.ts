@@ -1,21 +1,19 @@
 // npm run bench -- abuse: the agent at 1,000 readings/s (QoS 1) while one user and one address on
 // the LAN do the worst they can, all the time (40 exports left paused, a 100-alias scanning GraphQL
 // query, 10 aggregate scans of the store, 300 unfinished HTTP requests, 64 /ws, payloads for a
-// backtracking pattern), next to a control run of the same agent and load without the abuse.
+// backtracking pattern; scripts/bench/abuser.ts, a process of its own), next to a control run of
+// the same agent and load without the abuse.
 // Reported: PUBACK p99, /health/live p99 and store lag p99 (asked from an address of their own), and
 // peak RSS. BENCH_ABUSE_SECONDS (60): each run's measured time.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { connect as connectTcp, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqttPacket from 'mqtt-packet';
-import { WebSocket } from 'ws';
+import { fileURLToPath } from 'node:url';
 import { UserStore } from '../../agent/users/store.js';
 import { hobbyPayload, startSensors } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
-import { connectRaw } from './load.js';
-import { statusMb, type Started } from './processes.js';
+import { startProcess, statusMb, type Started } from './processes.js';
 import { percentile, printLimits, note } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 60);
@@ -43,86 +41,27 @@ function timedGet(port: number, path: string, headers: Record<string, string> = 
   });
 }
 
-/** Keeps the abuse going until stopped: each kind again as soon as it ended. */
-function startAbuse(agent: Started): () => void {
-  const http = agent.port('http');
-  const base = `http://127.0.0.1:${http}`;
-  const headers = basic(MALLORY);
-  let running = true;
-  const stoppers: (() => void)[] = [];
-  const again = (work: () => Promise<unknown>) => {
-    const loop = async () => {
-      while (running) await work().catch(() => new Promise((r) => setTimeout(r, 100)));
-    };
-    void loop();
-  };
-  // 40 exports, each left unread once its answer began (the client holds it open).
-  for (let i = 0; i < 40; i++) {
-    again(async () => {
-      const c = new AbortController();
-      stoppers.push(() => c.abort());
-      const res = await fetch(`${base}/api/export?format=json`, { headers, signal: c.signal });
-      if (res.status !== 200) await new Promise((r) => setTimeout(r, 1000));
-      else while (running) await new Promise((r) => setTimeout(r, 500));
-      c.abort();
-    });
-  }
-  const aliases = `{ ${Array.from({ length: 100 }, (_, i) => `r${i}: readings(limit: 1, where: ["t=-999"]) { readings { seq } }`).join(' ')} }`;
-  again(() =>
-    fetch(`${base}/graphql`, {
-      method: 'POST',
-      headers: { ...headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ query: aliases }),
-    }).then((r) => r.text()),
-  );
-  for (let i = 0; i < 10; i++) again(() => fetch(`${base}/api/data/aggregate?topic=%23&bucket=2m`, { headers }).then((r) => r.text()));
-  // 300 requests whose headers never end, from one address; each again once cut off.
-  for (let i = 0; i < 300; i++) {
-    again(
-      () =>
-        new Promise<void>((resolve) => {
-          const s: Socket = connectTcp({ host: '127.0.0.1', port: http, localAddress: '127.0.60.1' });
-          stoppers.push(() => s.destroy());
-          s.on('connect', () => s.write('GET /health/live HTTP/1.1\r\nHost: x\r\nX-Never: '));
-          s.on('error', () => {});
-          s.on('close', () => setTimeout(resolve, 200));
-        }),
-    );
-  }
-  for (let i = 0; i < 64; i++) {
-    again(
-      () =>
-        new Promise<void>((resolve) => {
-          const ws = new WebSocket(`ws://127.0.0.1:${http}/ws`, { headers, localAddress: '127.0.62.1' });
-          stoppers.push(() => ws.terminate());
-          ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', topics: ['#'] })));
-          ws.on('error', () => {});
-          ws.on('close', () => setTimeout(resolve, 500));
-        }),
-    );
-  }
-  // Payloads for the backtracking pattern, ten a second.
-  again(async () => {
-    const { socket } = await connectRaw(agent.port('mqtt'), `evil-${process.pid}`, BENCH_USER.name, BENCH_USER.password);
-    stoppers.push(() => socket.destroy());
-    for (let n = 0; running && !socket.destroyed; n++) {
-      socket.write(
-        mqttPacket.generate({
-          cmd: 'publish',
-          topic: EVIL_TOPIC,
-          payload: JSON.stringify({ s: `${'a'.repeat(5000 + (n % 100))}!` }),
-          qos: 0,
-          retain: false,
-          dup: false,
-        } as mqttPacket.Packet),
-      );
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  return () => {
-    running = false;
-    stoppers.forEach((s) => s());
-  };
+/** The abuser, in a process of its own (scripts/bench/abuser.ts). */
+function startAbuser(agent: Started): Promise<Started> {
+  return startProcess([
+    fileURLToPath(new URL('./abuser.js', import.meta.url)),
+    String(agent.port('http')),
+    String(agent.port('mqtt')),
+    BENCH_USER.name,
+    BENCH_USER.password,
+    EVIL_TOPIC,
+    MALLORY.name,
+    MALLORY.password,
+  ]);
+}
+
+/** Stops the abuser; what it was answered (`export 429` -> count). */
+async function stopAbuser(abuser: Started): Promise<Record<string, number>> {
+  let out = '';
+  abuser.proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await abuser.stop();
+  const line = out.split('\n').find((l) => l.includes('"msg":"answers"'));
+  return line ? (JSON.parse(line) as { answers: Record<string, number> }).answers : {};
 }
 
 /** A store worth scanning, through the agent's own HTTP ingest (so that the log's seqs follow them). */
@@ -147,6 +86,8 @@ interface Run {
   lagP99: number;
   peakRss: number;
   acked: number;
+  /** What the abuser was answered, by kind and status. */
+  answers: Record<string, number>;
 }
 
 async function run(abuse: boolean): Promise<Run> {
@@ -169,7 +110,7 @@ async function run(abuse: boolean): Promise<Run> {
       username: BENCH_USER.name,
       password: BENCH_USER.password,
     });
-    const stopAbuse = abuse ? startAbuse(agent) : () => {};
+    const abuser = abuse ? await startAbuser(agent) : undefined;
     const live: number[] = [];
     const lag: number[] = [];
     let peakRss = 0;
@@ -201,7 +142,7 @@ async function run(abuse: boolean): Promise<Run> {
     watching = false;
     await Promise.all([watchLive, watchStore]);
     clearInterval(rss);
-    stopAbuse();
+    const answers = abuser ? await stopAbuser(abuser) : {};
     await sensors.stop();
     if (agent.proc.exitCode !== null)
       throw new Error(`the agent ended (${agent.proc.exitCode}) during the ${abuse ? 'abuse' : 'control'} run`);
@@ -211,6 +152,7 @@ async function run(abuse: boolean): Promise<Run> {
       lagP99: percentile(lag, 99) / 1000,
       peakRss,
       acked: sensors.acked,
+      answers,
     };
   } finally {
     await agent.stop();
@@ -238,4 +180,6 @@ export async function benchAbuse(): Promise<void> {
     ['control'],
   );
   note(`acknowledged readings: ${abused.acked} with the abuse, ${control.acked} in the control run`);
+  const perSecond = Object.entries(abused.answers).map(([what, n]) => `${what} ${(n / SECONDS).toFixed(1)}`);
+  note(`the abuser was answered, a second: ${perSecond.join(', ')}`);
 }

@@ -53,7 +53,11 @@ describe('request fuzz over every route', () => {
   let routes: Route[];
 
   beforeAll(async () => {
-    agent = await startAgent({ sinks: [{ name: 'cloud', type: 'influx', url: 'http://127.0.0.1:9', database: 'x' }] });
+    agent = await startAgent({
+      sinks: [{ name: 'cloud', type: 'influx', url: 'http://127.0.0.1:9', database: 'x' }],
+      // 4,000 requests as fast as they are answered: not paced (test/web/pace.test.ts checks the pace).
+      web: { limits: { requestsPerSecond: 100000, requestBurst: 100000 } },
+    });
     api = adminClient(agent);
     await api.post('/api/data', {
       readings: [

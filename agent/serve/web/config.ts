@@ -83,6 +83,20 @@ export const WebConfigSchema = Type.Object(
           description:
             "time to receive a request's headers (at most requestTimeoutMs); a client that holds a connection with unfinished headers is cut off this soon",
         }),
+        requestsPerSecond: Type.Integer({
+          minimum: 1,
+          maximum: 100000,
+          default: 20,
+          description:
+            'requests of one user or API key (of one address, without valid credentials) answered a second on average, past requestBurst: more wait their turn, so a client that asks again as soon as it is answered cannot take the agent',
+        }),
+        requestBurst: Type.Integer({
+          minimum: 1,
+          maximum: 100000,
+          default: 60,
+          description:
+            'requests of one client answered at once ahead of requestsPerSecond (a page loading, a dashboard refreshing); as many more wait their turn, beyond that 429 with Retry-After',
+        }),
         maxConnections: Type.Integer({
           minimum: 1,
           maximum: 100000,

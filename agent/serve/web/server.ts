@@ -25,7 +25,7 @@ import { assetPath, isSea } from '../../lib/sea.js';
 import type { ApiSource } from './api.js';
 import { breaksLimits } from '../../ingest/json-limits.js';
 import { hostCheck, hostName, type HostCheck } from './allowed-hosts.js';
-import { authenticate } from './auth/authenticate.js';
+import { authenticate, authorize } from './auth/authenticate.js';
 import type { Sessions } from './auth/sessions.js';
 import type { WebConfig } from './config.js';
 import { errorSchema, installErrorHandlers } from './errors.js';
@@ -39,6 +39,7 @@ import { deadLetterRoutes } from './routes/dead-letters.js';
 import { exportRoutes } from './routes/export.js';
 import { healthRoutes } from './routes/health.js';
 import { mqttWebSocketRoute } from './routes/mqtt-ws.js';
+import { Pace, paceRequests } from './pace.js';
 import { Slots } from './slots.js';
 import { Tally } from './tally.js';
 import { opsRoutes } from './routes/ops.js';
@@ -253,6 +254,8 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     basic: opts.config.auth.basic,
     allowedOrigins: opts.config.cors.origins,
   });
+  paceRequests(app, new Pace(limits.requestsPerSecond, limits.requestBurst));
+  authorize(app, { basic: opts.config.auth.basic });
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unknown';

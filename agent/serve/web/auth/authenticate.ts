@@ -29,6 +29,8 @@ export interface Identity {
 declare module 'fastify' {
   interface FastifyRequest {
     identity: Identity | null;
+    /** Why the credentials were refused, answered by authorize(). */
+    refusal: Refusal | null;
   }
   interface FastifyContextConfig {
     access?: Access;
@@ -49,7 +51,7 @@ export interface AuthOptions {
   allowedOrigins: string[];
 }
 
-class Refusal extends Error {
+export class Refusal extends Error {
   constructor(
     readonly status: 401 | 403 | 429,
     message: string,
@@ -63,6 +65,7 @@ const BASIC_CACHE_MS = 60_000;
 
 export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
   const basicOk = new Map<string, { until: number; revision: number }>();
+  const basicChecks = new Map<string, Promise<void>>();
 
   async function checkPassword(address: string, username: string, password: string): Promise<string[]> {
     const verdict = await opts.guard.login(address, username, () => opts.users.verify(username, Buffer.from(password)));
@@ -97,9 +100,19 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
     const cacheKey = createHash('sha256').update(`${username}\u0000${password}`).digest('base64');
     const hit = basicOk.get(cacheKey);
     if (!(hit && hit.until > Date.now() && hit.revision === opts.users.revision())) {
-      await checkPassword(address, username, password);
-      if (basicOk.size > 1000) basicOk.clear();
-      basicOk.set(cacheKey, { until: Date.now() + BASIC_CACHE_MS, revision: opts.users.revision() });
+      // Requests that come together with the same credentials wait for one check: a client's first
+      // burst is not an scrypt each, which would fill the thread pool the log's writes share.
+      let check = basicChecks.get(cacheKey);
+      if (!check) {
+        check = checkPassword(address, username, password)
+          .then(() => {
+            if (basicOk.size > 1000) basicOk.clear();
+            basicOk.set(cacheKey, { until: Date.now() + BASIC_CACHE_MS, revision: opts.users.revision() });
+          })
+          .finally(() => basicChecks.delete(cacheKey));
+        basicChecks.set(cacheKey, check);
+      }
+      await check;
     }
     return byUser(username, 'basic');
   }
@@ -139,6 +152,7 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
   }
 
   app.decorateRequest('identity', null);
+  app.decorateRequest('refusal', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     // A browser sends Basic credentials it remembers with another site's form or text/plain POST
     // (no preflight): a change from a foreign Origin is refused whatever the credentials.
@@ -148,8 +162,7 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
         403,
         `cross-site request refused: Origin ${req.headers.origin!.slice(0, 100)} may not change anything here (web.cors.origins)`,
       );
-    const access: Access = req.routeOptions.config.access ?? 'viewer';
-    if (access === 'public') {
+    if (accessOf(req) === 'public') {
       if (req.routeOptions.config.identifyIfAny)
         req.identity = await identify(req).catch((err: unknown) => (err instanceof Refusal ? null : Promise.reject(err)));
       return;
@@ -158,19 +171,31 @@ export function authenticate(app: FastifyInstance, opts: AuthOptions): void {
       req.identity = await identify(req);
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
-      if (err.status === 401) challenge(req, reply, opts.basic);
-      return sendError(reply, err.status, err.message);
+      req.refusal = err; // answered by authorize(), once the request has waited its turn (pace.ts)
     }
-    if (!req.identity) {
-      challenge(req, reply, opts.basic);
-      return sendError(reply, 401, 'credentials required: log in at /api/auth/login, or send a Bearer token, an API key, or HTTP Basic');
-    }
-    if (!mayAct(req.identity.role, access))
-      return sendError(
-        reply,
-        403,
-        `${req.method} ${req.routeOptions.url} needs the ${access} role; ${req.identity.name} has ${req.identity.role}`,
-      );
+  });
+}
+
+const accessOf = (req: FastifyRequest): Access => req.routeOptions.config.access ?? 'viewer';
+
+/** May he: refuses what authenticate() found wrong, no credentials, or a role short of the route's. */
+export function authorize(app: FastifyInstance, opts: { basic: boolean }): void {
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const access = accessOf(req);
+    if (access === 'public') return;
+    const refusal =
+      req.refusal ??
+      (!req.identity
+        ? new Refusal(401, 'credentials required: log in at /api/auth/login, or send a Bearer token, an API key, or HTTP Basic')
+        : !mayAct(req.identity.role, access)
+          ? new Refusal(
+              403,
+              `${req.method} ${req.routeOptions.url} needs the ${access} role; ${req.identity.name} has ${req.identity.role}`,
+            )
+          : null);
+    if (!refusal) return;
+    if (refusal.status === 401) challenge(req, reply, opts.basic);
+    return sendError(reply, refusal.status, refusal.message);
   });
 }
 
