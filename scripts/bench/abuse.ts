@@ -4,7 +4,7 @@
 // backtracking pattern; scripts/bench/abuser.ts, a process of its own), next to a control run of
 // the same agent and load without the abuse.
 // Reported: PUBACK p99, /health/live p99 and store lag p99 (asked from an address of their own), and
-// peak RSS. BENCH_ABUSE_SECONDS (60): each run's measured time.
+// peak RSS. BENCH_ABUSE_SECONDS (60): each run's measured time; BENCH_ABUSE_KINDS: some kinds only (abuser.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,8 @@
 // The abuser of `npm run bench -- abuse`, a process of its own as it would be a machine of its own on
 // the LAN: its flood must not delay the sensors' and watchers' clocks in the benchmark's process.
 // Arguments: the agent's HTTP and MQTT ports, the user and password, the topic for the backtracking
-// pattern. Abuses until SIGTERM.
+// pattern. Abuses until SIGTERM. BENCH_ABUSE_KINDS=export,aggregate,...: only these kinds (export,
+// graphql, aggregate, unfinished request, ws, backtracking payload), to tell what costs what.
 import { connect as connectTcp, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
@@ -12,6 +13,8 @@ const [sensorUser, sensorPassword, evilTopic, abuserName, abuserPassword] = proc
 /** A request left unanswered this long is given up and sent again, as an impatient client would. */
 const PATIENCE_MS = 20_000;
 const headers = { authorization: `Basic ${Buffer.from(`${abuserName}:${abuserPassword}`).toString('base64')}` };
+
+const KINDS = process.env.BENCH_ABUSE_KINDS?.split(',').map((k) => k.trim());
 
 /** What the abuser was answered, by kind and status: `export 429` -> count. */
 const answers = new Map<string, number>();
@@ -24,6 +27,7 @@ function startAbuse(): () => void {
   const open = new Set<() => void>();
   /** `work` again and again; `end` closes what it holds open when the abuse stops. */
   const again = (kind: string, work: (hold: (end: () => void) => void) => Promise<unknown>) => {
+    if (KINDS && !KINDS.includes(kind)) return;
     const loop = async () => {
       while (running) {
         let end: (() => void) | undefined;

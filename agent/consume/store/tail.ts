@@ -20,9 +20,11 @@ const KEEP_MS = 60_000;
 const READ = 5000;
 /**
  * Tail readings a query looks at between turns of the event loop: a tail of 20,000 folded for an
- * aggregate held the loop 40-80 ms at a time (and the PUBACKs waiting behind it); about 1 ms a slice.
+ * aggregate held the loop 40-80 ms at a time (and the PUBACKs waiting behind it); 1,000 a slice still
+ * held it 2-3 ms, and a PUBACK waits for several turns (read, commit, sync, answer): 200 is about
+ * 0.5 ms.
  */
-const SLICE = 1000;
+const SLICE = 200;
 
 /** The readings of `records` that `keep` takes, looked at a slice at a time. */
 async function sliced(records: LogRecord[], keep: (r: LogRecord) => boolean): Promise<LogRecord[]> {
