@@ -26,6 +26,15 @@ describe('inSlices', () => {
     expect(ran.filter((r) => r.job === 'b').map((r) => r.from)).toEqual([0, 1000, 2000]);
   });
 
+  it('with nothing left to do, nothing is scheduled: the queue does not turn on its own', async () => {
+    const immediates = () => process.getActiveResourcesInfo().filter((r) => r === 'Immediate').length;
+    const job = inSlices(2000, () => {}, 500);
+    expect(immediates()).toBeGreaterThan(0); // the control: a job waiting has its turn scheduled
+    await job;
+    await new Promise((r) => setImmediate(r)); // the pump's last turn, if any, has run
+    expect(immediates()).toBe(0);
+  });
+
   it('a job alone starts at once; a slice returning false ends it', async () => {
     const seen: number[] = [];
     const done = inSlices(5000, (from) => (seen.push(from), from < 2000), 1000);

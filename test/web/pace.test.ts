@@ -2,9 +2,12 @@
 // once, then each request waits its turn, beyond twice the burst 429 with Retry-After; another user,
 // or another address without credentials, is not held back; a request whose client left while it
 // waited does nothing.
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pace } from '../../agent/serve/web/pace.js';
-import { cleanup, startAgent, type InProcessAgent } from '../helpers/agent.js';
+import { cleanup, startAgent, tempDir, type InProcessAgent } from '../helpers/agent.js';
+import { makePki } from '../helpers/pki.js';
 import { adminClient, rawRequest, type WebClient } from '../helpers/web.js';
 
 describe('Pace', () => {
@@ -119,5 +122,50 @@ describe('requests paced per client', () => {
     expect((await staying).status).toBe(200);
     await new Promise((r) => setTimeout(r, 500)); // past the leaving one's turn
     expect(await queries()).toBe(before + 1);
+  });
+});
+
+describe('one pace for every listener', () => {
+  it('requests over HTTP and HTTPS count against the same client', async () => {
+    const dir = tempDir();
+    const pki = makePki(dir);
+    const agent = await startAgent(
+      {
+        web: {
+          https: { host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey },
+          limits: { requestsPerSecond: 2, requestBurst: 3 },
+        },
+      },
+      dir,
+    );
+    try {
+      const started = performance.now();
+      const overHttps = () =>
+        new Promise<{ status: number; at: number }>((resolve, reject) => {
+          const req = httpsRequest(
+            { host: '127.0.0.1', servername: 'localhost', port: agent.port('https'), path: '/api/stats', ca: readFileSync(pki.ca) },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve({ status: res.statusCode!, at: performance.now() - started }));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      const overHttp = () =>
+        rawRequest('GET', `http://127.0.0.1:${agent.port('http')}/api/stats`).then((r) => ({
+          status: r.status,
+          at: performance.now() - started,
+        }));
+      // Six from one address without credentials, three on each listener: a burst of three in all.
+      const answers = await Promise.all([overHttps(), overHttp(), overHttps(), overHttp(), overHttps(), overHttp()]);
+      expect(answers.map((a) => a.status)).toEqual([401, 401, 401, 401, 401, 401]);
+      // Three waited 0.5, 1 and 1.5 s (less what drained while they were sent); with a pace per
+      // listener each would have had a burst of its own and none would have waited.
+      expect(Math.max(...answers.map((a) => a.at))).toBeGreaterThanOrEqual(1300);
+    } finally {
+      await agent.stop();
+      cleanup(agent.dir);
+    }
   });
 });

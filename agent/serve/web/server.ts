@@ -159,7 +159,22 @@ function refuseForeignHosts(app: FastifyInstance, hosts: HostCheck): void {
   });
 }
 
-async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyInstance> {
+/** What every listener shares: a client's pace and the slots are the agent's, not each listener's. */
+interface Shared {
+  pace: Pace;
+  exports: Slots;
+  graphql: Slots;
+}
+
+function shareLimits(limits: WebConfig['limits']): Shared {
+  return {
+    pace: new Pace(limits.requestsPerSecond, limits.requestBurst),
+    exports: new Slots('exports', { inAll: limits.exports, perOwner: limits.exportsPerUser }),
+    graphql: new Slots('GraphQL requests', { inAll: limits.graphqlRequests, perOwner: limits.graphqlRequestsPerUser }),
+  };
+}
+
+async function build(name: 'http' | 'https', opts: WebOptions, shared: Shared): Promise<FastifyInstance> {
   const { limits } = opts.config;
   // Node checks request deadlines this often (30 s by default): often enough to enforce requestTimeoutMs.
   const checking = { connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs) };
@@ -254,7 +269,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     basic: opts.config.auth.basic,
     allowedOrigins: opts.config.cors.origins,
   });
-  paceRequests(app, new Pace(limits.requestsPerSecond, limits.requestBurst));
+  paceRequests(app, shared.pace);
   authorize(app, { basic: opts.config.auth.basic });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -287,7 +302,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
   await app.register(dataRoutes, { ...ops, pageRows: limits.pageRows });
   await app.register(exportRoutes, {
     api: opts.api,
-    slots: new Slots('exports', { inAll: limits.exports, perOwner: limits.exportsPerUser }),
+    slots: shared.exports,
   });
   await app.register(schemaRoutes, { api: opts.api });
   await app.register(deadLetterRoutes, { api: opts.api });
@@ -305,7 +320,7 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
     heartbeatMs: limits.heartbeatSec * 1000,
     maxDepth: limits.graphqlDepth,
     maxCost: limits.graphqlCost,
-    slots: new Slots('GraphQL requests', { inAll: limits.graphqlRequests, perOwner: limits.graphqlRequestsPerUser }),
+    slots: shared.graphql,
   });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const page = pageFolder();
@@ -328,11 +343,12 @@ async function build(name: 'http' | 'https', opts: WebOptions): Promise<FastifyI
 export async function startWeb(opts: WebOptions): Promise<WebServer> {
   const apps: { name: string; app: FastifyInstance }[] = [];
   const listeners: Record<string, string> = {};
+  const shared = shareLimits(opts.config.limits);
   try {
     for (const name of ['http', 'https'] as const) {
       const where = opts[name];
       if (!where) continue;
-      const app = await build(name, opts);
+      const app = await build(name, opts, shared);
       apps.push({ name, app });
       await app.listen({ host: where.host, port: where.port });
       const addr = app.server.address();
