@@ -52,7 +52,7 @@ export function storedLastSeq(path: string): number {
   try {
     const db = new Database(path, { readonly: true, fileMustExist: true });
     try {
-      return (db.prepare('SELECT max(seq) AS s FROM reading').get() as { s: number | null }).s ?? 0;
+      return (db.prepare('SELECT max(last_seq) AS s FROM block').get() as { s: number | null }).s ?? 0;
     } finally {
       db.close();
     }

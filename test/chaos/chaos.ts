@@ -3,10 +3,10 @@
 // leaves in test-results/chaos/ for docs/reliability.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3-multiple-ciphers';
 import { projectRoot } from '../../scripts/project-root.js';
 import type { TestDatabase } from '../helpers/servers.js';
 import { seededRandom } from '../helpers/seed.js';
+import { openStoreFile } from '../helpers/store-file.js';
 
 export const FULL = process.env.CHAOS === 'full';
 
@@ -72,9 +72,9 @@ export function slopePer10Min(samples: { t: number; y: number }[]): number {
 
 /** Each reading's `key` as the agent's SQLite store holds it (read from the file, the agent stopped). */
 export function storedKeys(storeFile: string): { seq: number; key: string }[] {
-  const store = new Database(storeFile, { readonly: true });
+  const store = openStoreFile(storeFile);
   try {
-    return store.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM reading").all() as { seq: number; key: string }[];
+    return store.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM readings").all() as { seq: number; key: string }[];
   } finally {
     store.close();
   }

@@ -118,7 +118,8 @@ describe('poison payloads through the real broker', () => {
     });
     const python = execFileSync('python3', [
       '-c',
-      `import sqlite3, json; c = sqlite3.connect(${JSON.stringify(db)}); print(json.dumps(c.execute("select topic, json_extract(payload, '$.temperature') from readings order by seq").fetchall()))`,
+      // The README's way: Python's module defines sqlar_uncompress (the sqlite3 shell has its own).
+      `import sqlite3, json, zlib; c = sqlite3.connect(${JSON.stringify(db)}); c.create_function('sqlar_uncompress', 2, lambda data, size: data if len(data) == size else zlib.decompress(data)); print(json.dumps(c.execute("select topic, json_extract(payload, '$.temperature') from readings order by seq").fetchall()))`,
     ]).toString();
     expect(JSON.parse(python)).toEqual([
       ['sensors/a', 21.5],

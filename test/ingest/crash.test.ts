@@ -8,6 +8,7 @@ import { seededRandom } from '../helpers/seed.js';
 import { TrackingPublisher } from '../helpers/tracking-publisher.js';
 import { quiet } from '../helpers/logger.js';
 import { until } from '../helpers/servers.js';
+import { openStoreFile } from '../helpers/store-file.js';
 
 const KILLS = 12;
 const PUBLISHERS = 4;
@@ -48,14 +49,14 @@ describe('crash safety under QoS 1 load', () => {
 
   /** Sum of field v over every stored reading. */
   function storeValueSum(): number {
-    const db = new Database(storePath, { readonly: true });
+    const db = openStoreFile(storePath);
     const { total } = db.prepare("SELECT sum(json_extract(payload, '$.v')) AS total FROM readings").get() as { total: number };
     db.close();
     return total;
   }
 
   function readStore(): { seq: number; key: string }[] {
-    const db = new Database(storePath, { readonly: true });
+    const db = openStoreFile(storePath);
     const rows = db.prepare("SELECT seq, json_extract(payload, '$.key') AS key FROM readings ORDER BY seq").all() as {
       seq: number;
       key: string;

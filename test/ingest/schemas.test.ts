@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSchemaFile, SchemaFileError, SchemaRegistry } from '../../agent/ingest/schemas.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, writeIn } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
 import { until } from '../helpers/servers.js';
+import { openStoreFile } from '../helpers/store-file.js';
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
@@ -186,7 +186,7 @@ describe('schema reload on SIGHUP (agent as a child process)', () => {
 
     // The store gathers its batches for up to store.gatherMs: poll until the three readings are in.
     const readRows = () => {
-      const db = new Database(join(dir, 'data', 'store.db'), { readonly: true });
+      const db = openStoreFile(join(dir, 'data', 'store.db'));
       try {
         return db
           .prepare("SELECT schema, json_extract(payload, '$.n') AS n FROM readings WHERE topic = 'sensors/pi/env' ORDER BY seq")

@@ -9,6 +9,7 @@ import { RecordFault } from '../../agent/lib/faults.js';
 import { workerScript } from '../../agent/consume/db/db-worker.js';
 import { FilesStore, topicFolder } from '../../agent/consume/store/files.js';
 import { openStore } from '../../agent/consume/store/index.js';
+import { defineSqlarUncompress } from '../../agent/consume/store/sqlite-db.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record, T0 } from '../helpers/records.js';
 
@@ -50,7 +51,7 @@ describe('SQLite store after a failed write', () => {
     await store.close();
   }, 60_000);
 
-  it('moves a store of the JSONB layout to JSON text, keeping every reading', async () => {
+  it('moves a store of the JSONB layout (a row per reading) to blocks of JSON text, keeping every reading', async () => {
     const path = join(dir(), 'store.db');
     const old = new Database(path);
     old.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,10 +70,17 @@ describe('SQLite store after a failed write', () => {
     expect((await store.query({})).map((r) => r.payload)).toEqual([{ t: 1.5 }, 'AAE=', record(3).payload]);
     await store.close();
     const db = new Database(path, { readonly: true });
-    expect(db.prepare("SELECT typeof(payload) AS type, json_extract(payload, '$.t') AS t FROM reading WHERE seq = 1").get()).toEqual({
+    defineSqlarUncompress(db);
+    expect(db.prepare("SELECT typeof(payload) AS type, json_extract(payload, '$.t') AS t FROM readings WHERE seq = 1").get()).toEqual({
       type: 'text',
       t: 1.5,
     });
+    expect(db.prepare('SELECT seq, encoding, payload FROM readings WHERE seq = 2').get()).toEqual({
+      seq: 2,
+      encoding: 'base64',
+      payload: 'AAE=',
+    });
+    expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'reading'").get()).toEqual({ n: 0 });
     db.close();
   });
 });
