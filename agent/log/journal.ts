@@ -8,9 +8,19 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
-const MAGIC = 0x45414a31; // "EAJ1"
+/**
+ * "EAJ2": each frame starts a page. A sync sends the card every page a frame touched, so a frame
+ * that began in the page the one before ended in cost one more page: 1.4 pages a sync at 1,000
+ * readings/s QoS 1 (commits of about 1.6 kB), where one does. The padding is never written.
+ */
+const MAGIC = 0x45414a32;
+/** "EAJ1": frames one after another, as an agent before EAJ2 wrote them (read at start, so its frames are replayed). */
+const MAGIC_PACKED = 0x45414a31;
+const PAGE = 4096;
 /** magic u32, number u64, body length u32, CRC-32 of number, length and body u32 */
 const HEADER = 20;
+
+const pageAfter = (at: number) => Math.ceil(at / PAGE) * PAGE;
 
 export type JournalOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -64,7 +74,8 @@ export function encodeFrame(number: number, ops: JournalOp[]): Buffer {
 function readFrames(file: Buffer): Frame[] {
   const frames: Frame[] = [];
   for (let at = 0; at + HEADER <= file.length;) {
-    if (file.readUInt32BE(at) !== MAGIC) break;
+    const magic = file.readUInt32BE(at);
+    if (magic !== MAGIC && magic !== MAGIC_PACKED) break;
     const number = Number(file.readBigUInt64BE(at + 4));
     const length = file.readUInt32BE(at + 12);
     if (at + HEADER + length > file.length) break;
@@ -72,7 +83,7 @@ function readFrames(file: Buffer): Frame[] {
     if (crc32(body, crc32(file.subarray(at + 4, at + 16))) !== file.readUInt32BE(at + 16)) break;
     if (frames.length && number !== frames.at(-1)!.number + 1) break;
     frames.push({ number, ops: decodeOps(body) });
-    at += HEADER + length;
+    at = magic === MAGIC ? pageAfter(at + HEADER + length) : at + HEADER + length;
   }
   return frames;
 }
@@ -133,10 +144,10 @@ export class Journal {
     this.position = 0;
   }
 
-  /** Write a frame after the last; `sync`: on the device before this resolves. */
+  /** Write a frame at the page after the last; `sync`: on the device before this resolves. */
   async write(frame: Buffer, sync: boolean): Promise<void> {
     await this.file.write(frame, 0, frame.length, this.position);
-    this.position += frame.length;
+    this.position = pageAfter(this.position + frame.length);
     this.dirty = true;
     if (sync) await this.sync();
   }

@@ -55,7 +55,9 @@ const SCHEMA = `
 
 /**
  * The indexes grow at their ends only (a write's blocks start about when it was made), so a write
- * changes their last pages, not a page per topic: the topic is the second key, read from the index.
+ * changes their last pages, not a page per topic: the topic and the other end are read from the
+ * index. meta's `block_span` is the longest time a block spans (ms): a query from a time seeks to
+ * the blocks starting at most that much before it, instead of walking every earlier one.
  */
 const BLOCK_TABLE = `
   CREATE TABLE IF NOT EXISTS block (
@@ -72,8 +74,8 @@ const BLOCK_TABLE = `
     size INTEGER NOT NULL,
     data BLOB NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS block_first ON block (first_at, topic_id);
-  CREATE INDEX IF NOT EXISTS block_last ON block (last_at, topic_id);
+  CREATE INDEX IF NOT EXISTS block_first ON block (first_at, topic_id, last_at);
+  CREATE INDEX IF NOT EXISTS block_last ON block (last_at, topic_id, first_at);
   CREATE INDEX IF NOT EXISTS block_seq ON block (last_seq);
 `;
 
@@ -311,9 +313,16 @@ export class SqliteDb {
         'INSERT INTO block (topic_id, first_seq, last_seq, first_at, last_at, count, payload_bytes, size, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
       this.insertStatement.run(topic, b.firstSeq, b.lastSeq, b.firstAt, b.lastAt, b.count, b.payloadBytes, b.size, b.data);
+      if (b.lastAt - b.firstAt > this.blockSpan())
+        this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('block_span', ?)").run(String(b.lastAt - b.firstAt));
       bytes += b.payloadBytes;
     }
     return bytes;
+  }
+
+  /** The longest time a block spans, ms (read each time: a reader beside the agent sees its writes). */
+  private blockSpan(): number {
+    return Number(this.db.prepare("SELECT value FROM meta WHERE key = 'block_span'").pluck().get() ?? 0);
   }
 
   lastSeq(): number {
@@ -354,6 +363,9 @@ export class SqliteDb {
     }
     const desc = q.order === 'desc';
     if (q.after) add(desc ? 'first_at <= @afterAt' : 'last_at >= @afterAt', 'afterAt', q.after.at);
+    // Where the index walk can start: no block holding a reading past the bound starts (ends) further off than the longest span.
+    const bound = desc ? Math.min(q.to ?? Infinity, q.after?.at ?? Infinity) : Math.max(q.from ?? -Infinity, q.after?.at ?? -Infinity);
+    if (Number.isFinite(bound)) add(desc ? 'last_at <= @edge' : 'first_at >= @edge', 'edge', bound + (desc ? 1 : -1) * this.blockSpan());
     // The time index gives the order; the topic, its second key, is checked there.
     const order = desc ? 'ORDER BY last_at DESC, id DESC' : 'ORDER BY first_at, id';
     const blocks = this.db
