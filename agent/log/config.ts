@@ -9,14 +9,21 @@ export const BufferConfigSchema = Type.Object(
       maximum: 1000,
       default: 200,
       description:
-        'group commit window, a PUBACK latency budget: the readings of this window share one sync (fewer writes to the SD card); waiting readings past 8 kB, or arriving while a commit is on its way, commit without waiting',
+        'group commit window, a PUBACK latency budget: the readings of this window share one sync (fewer writes to the SD card); waiting readings past commitBytes, or arriving while a commit is on its way, commit without waiting',
+    }),
+    commitBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 4 * MiB,
+      default: 8192,
+      description:
+        'waiting QoS 1 readings past this many bytes (before compression) commit without waiting for maxDelayMs: PUBACKs stay fast at high rates (40 ms at 1,000 readings/s), each sync costing the SD card at least a 4 kB page; raise it with maxDelayMs to trade latency for wear',
     }),
     syncIntervalMs: Type.Integer({
       minimum: 0,
       maximum: 600000,
       default: 20000,
       description:
-        'readings never promised durability (QoS 0) are committed and synced at least this often (sooner beside QoS 1 readings or once 8 kB wait): a crash or power cut loses at most this much of them; live views see them as they come',
+        'readings never promised durability (QoS 0) are committed and synced at least this often (sooner beside QoS 1 readings, or once 256 kB wait): a crash or power cut loses at most this much of them; live views see them as they come',
     }),
     maxRecords: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'group commit: most readings per chunk' }),
     maxPendingBytes: Type.Integer({

@@ -78,6 +78,7 @@ export function openLog(
     agentId: agent.id,
     maxDelayMs: buffer.maxDelayMs,
     syncIntervalMs: buffer.syncIntervalMs,
+    commitBytes: buffer.commitBytes,
     maxRecords: buffer.maxRecords,
     encryptionKey: atRestKey(config),
     deadLetters: i.deadLetters,

@@ -76,6 +76,20 @@ describe('durable log', () => {
     await log.close();
   });
 
+  it('commitBytes: readings waiting past it commit before the window ends (the default, 8 kB); raised, they wait for it', async () => {
+    const twoTurns = async (log: DurableLog) => {
+      const first = Array.from({ length: 200 }, (_, i) => log.append(reading(i))); // about 20 kB before compression
+      await new Promise((r) => setTimeout(r, 5));
+      const second = Array.from({ length: 200 }, (_, i) => log.append(reading(200 + i)));
+      await Promise.all([...first, ...second].map((a) => a.durable));
+      const commits = log.stats().commits;
+      await log.close();
+      return commits;
+    };
+    expect(await twoTurns((await openLog({ maxRecords: 1000, maxDelayMs: 200 })).log)).toBe(2); // the first 200 went at once
+    expect(await twoTurns((await openLog({ maxRecords: 1000, maxDelayMs: 200, commitBytes: 1 << 20 })).log)).toBe(1);
+  });
+
   it('group-commits: many appends share one fsync', async () => {
     const { log } = await openLog({ maxRecords: 1000, maxDelayMs: 20 });
     await fill(log, 500);
