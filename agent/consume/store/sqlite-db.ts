@@ -421,8 +421,7 @@ export class SqliteDb {
         limit,
       ),
     )();
-    const free = this.db.pragma('freelist_count', { simple: true }) as number;
-    if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+    const free = this.giveBack();
     return { deleted, done: deleted < limit && free <= VACUUM_PAGES };
   }
 
@@ -443,9 +442,24 @@ export class SqliteDb {
         ),
       )();
     }
-    const free = this.db.pragma('freelist_count', { simple: true }) as number;
-    if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+    const free = this.giveBack();
     return { deleted, done: deleted === 0 && free <= VACUUM_PAGES };
+  }
+
+  /**
+   * Give up to VACUUM_PAGES free pages back to the filesystem; the free pages there were. It journals
+   * what it moves, so on a full disk it can fail: the deletion before it is committed, and counted,
+   * all the same, and the pages go back at a later run (0: a caller does not step again for them now,
+   * which on a full disk would turn without progress).
+   */
+  private giveBack(): number {
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    try {
+      if (free > 0) this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      return free;
+    } catch {
+      return 0;
+    }
   }
 
   /**
