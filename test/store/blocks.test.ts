@@ -74,6 +74,23 @@ describe('the SQLite store in blocks', () => {
     expect(decodeBlock(block)).toEqual([...entries].sort(inOrder));
   });
 
+  it('stores a batch given again after a later one was stored (two writes in flight, the first failed), once', () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const db = new SqliteDb(join(dir, 'store.db'));
+    const lines = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => reading(from + i, TOPICS[i % 2], T0 + (from + i) * 1000)).map((r) =>
+        encodeRecord(r.seq, { ...r, payloadJson: JSON.stringify(r.payload) }),
+      );
+    db.write('pi', lines(1, 10));
+    db.write('pi', lines(21, 30)); // stored while 11-20 failed
+    db.write('pi', lines(11, 20)); // given again
+    db.write('pi', lines(11, 20)); // and again: skipped
+    db.write('pi', lines(5, 25)); // a replay across all three
+    expect(query(db, {})).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    db.close();
+  });
+
   it('finds what a plain list finds, whatever the writes, clock steps, removals and prunings', () => {
     fc.assert(
       fc.property(

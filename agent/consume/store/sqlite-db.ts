@@ -241,9 +241,10 @@ export class SqliteDb {
       if (this.agentId !== agentId) setAgent.run(agentId);
       this.agentId = agentId;
       const entries: (BlockEntry & { topic: number })[] = [];
+      let stored: Set<number> | undefined;
       for (const line of lines) {
         const { head: h, payloadJson } = splitRecord(line, clock);
-        if (h.seq <= this.last) continue;
+        if (h.seq <= this.last && (stored ??= this.storedSeqs(lines)).has(h.seq)) continue;
         if (!h.encoding && !readable.get(payloadJson)) throw refuse(h.seq);
         entries.push({
           topic: this.topics.id(h.topic),
@@ -302,6 +303,24 @@ export class SqliteDb {
     if (!this.db.prepare('SELECT 1 FROM topic_size LIMIT 1').get()) {
       this.db.exec('INSERT INTO topic_size SELECT topic_id, sum(payload_bytes) FROM block GROUP BY topic_id'); // a store from before sizes were kept
     }
+  }
+
+  /**
+   * The seqs of these lines the store holds. Only for a batch given again (seqs at or below the
+   * highest stored): two writes are in flight at once, so a later batch may be stored before an
+   * earlier one that failed is given again, and its readings must then be stored, not skipped.
+   */
+  private storedSeqs(lines: string[]): Set<number> {
+    const seqOf = (line: string) => Number(/^\{"seq":(\d+)/.exec(line)?.[1] ?? splitRecord(line).head.seq);
+    const lo = seqOf(lines[0]);
+    const hi = seqOf(lines[lines.length - 1]);
+    const seqs = new Set<number>();
+    const blocks = this.db
+      .prepare('SELECT first_seq, first_at, size, data FROM block WHERE last_seq >= ? AND first_seq <= ?')
+      .all(Math.min(lo, hi), Math.max(lo, hi)) as Omit<BlockRow, 'id' | 'topic_id' | 'last_at'>[];
+    for (const b of blocks)
+      for (const e of decodeBlock({ firstSeq: b.first_seq, firstAt: b.first_at, size: b.size, data: b.data })) seqs.add(e.seq);
+    return seqs;
   }
 
   /** A topic's entries as blocks of up to BLOCK_READINGS; their payload bytes. */
