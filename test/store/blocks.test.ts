@@ -71,7 +71,7 @@ describe('the SQLite store in blocks', () => {
     const block = encodeBlock(entries);
     expect(block).toMatchObject({ firstSeq: 3, lastSeq: 9, firstAt: T0 + 1, lastAt: T0 + 5000, count: 3 });
     expect(block.payloadBytes).toBe(entries.reduce((n, e) => n + Buffer.byteLength(e.payload), 0));
-    expect(decodeBlock(block)).toEqual([...entries].sort(inOrder));
+    expect(decodeBlock(block, 7)).toEqual([...entries].sort(inOrder).map((e) => ({ ...e, topic: 7 })));
   });
 
   it('stores a batch given again after a later one was stored (two writes in flight, the first failed), once', () => {

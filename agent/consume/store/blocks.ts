@@ -88,10 +88,14 @@ export function uncompress(data: Buffer, size: number): Buffer {
   return data.length === size ? data : inflateSync(data);
 }
 
-/** A block's entries, in (receive time, seq) order. */
-export function decodeBlock(block: Pick<EncodedBlock, 'firstSeq' | 'firstAt' | 'size' | 'data'>): BlockEntry[] {
+/** A block's entries, in (receive time, seq) order, each with its topic (an id: the block's, made once). */
+export function decodeBlock(
+  block: Pick<EncodedBlock, 'firstSeq' | 'firstAt' | 'size' | 'data'>,
+  topic = 0,
+): (BlockEntry & { topic: number })[] {
   const rows = JSON.parse(uncompress(block.data, block.size).toString()) as Row[];
   return rows.map(([seq, at, deviceTime, synced, correction, client, schema, qos, encoding, payload]) => ({
+    topic,
     seq: block.firstSeq + seq,
     at: block.firstAt + at,
     deviceTime,

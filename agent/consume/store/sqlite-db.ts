@@ -398,10 +398,12 @@ export class SqliteDb {
         yield {
           firstAt: b.first_at,
           lastAt: b.last_at,
-          open: () =>
-            decodeBlock({ firstSeq: b.first_seq, firstAt: b.first_at, size: b.size, data: b.data })
-              .filter(keep)
-              .map((e) => ({ ...e, topic: b.topic_id })),
+          open: () => {
+            const kept: (BlockEntry & { topic: number })[] = [];
+            for (const e of decodeBlock({ firstSeq: b.first_seq, firstAt: b.first_at, size: b.size, data: b.data }, b.topic_id))
+              if (keep(e)) kept.push(e);
+            return kept;
+          },
         };
     }
     for (const e of mergeBlocks(refs(), desc)) yield this.toRecord(e);
