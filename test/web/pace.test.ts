@@ -110,18 +110,24 @@ describe('requests paced per client', () => {
         headers: { authorization: `Basic ${Buffer.from('ops:ops-password-1').toString('base64')}` },
         signal,
       });
-    // The burst spent, the next two wait 0.5 and 1 s.
-    for (let i = 0; i < 3; i++) expect((await ops()).status).toBe(200);
+    // Four at once: the burst, and one waiting 0.5 s; the leaving one then waits about 1 s, the staying
+    // one 1.5 s (sent together, so requests answered slowly cannot drain the burst before them).
     const before = await queries();
+    const ahead = Array.from({ length: 4 }, () => ops());
+    await new Promise((r) => setTimeout(r, 50));
     const gone = new AbortController();
-    const leaving = ops(gone.signal).catch((err: Error) => err.name);
+    const leaving = ops(gone.signal).then(
+      (res) => `answered ${res.status}`,
+      (err: Error) => err.name,
+    );
     const staying = ops();
     await new Promise((r) => setTimeout(r, 200));
     gone.abort();
     expect(await leaving).toBe('AbortError');
+    expect((await Promise.all(ahead)).map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect((await staying).status).toBe(200);
     await new Promise((r) => setTimeout(r, 500)); // past the leaving one's turn
-    expect(await queries()).toBe(before + 1);
+    expect(await queries()).toBe(before + 5); // the four ahead and the one that stayed
   });
 });
 
