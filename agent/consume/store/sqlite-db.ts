@@ -207,7 +207,7 @@ export function defineSqlarUncompress(db: Database.Database): void {
 
 export class SqliteDb {
   private readonly db: Database.Database;
-  private insertStatement: Database.Statement | undefined;
+  private readonly statements = new Map<string, Database.Statement>();
   private readonly insertLines: (agentId: string, lines: string[], clock?: ClockOffsets) => void;
   private readonly topics: Names;
   private readonly clients: Names;
@@ -315,9 +315,10 @@ export class SqliteDb {
     const lo = seqOf(lines[0]);
     const hi = seqOf(lines[lines.length - 1]);
     const seqs = new Set<number>();
-    const blocks = this.db
-      .prepare('SELECT first_seq, first_at, size, data FROM block WHERE last_seq >= ? AND first_seq <= ?')
-      .all(Math.min(lo, hi), Math.max(lo, hi)) as Omit<BlockRow, 'id' | 'topic_id' | 'last_at'>[];
+    const blocks = this.statement('SELECT first_seq, first_at, size, data FROM block WHERE last_seq >= ? AND first_seq <= ?').all(
+      Math.min(lo, hi),
+      Math.max(lo, hi),
+    ) as Omit<BlockRow, 'id' | 'topic_id' | 'last_at'>[];
     for (const b of blocks)
       for (const e of decodeBlock({ firstSeq: b.first_seq, firstAt: b.first_at, size: b.size, data: b.data })) seqs.add(e.seq);
     return seqs;
@@ -328,12 +329,11 @@ export class SqliteDb {
     let bytes = 0;
     for (let i = 0; i < entries.length; i += BLOCK_READINGS) {
       const b = encodeBlock(entries.slice(i, i + BLOCK_READINGS));
-      this.insertStatement ??= this.db.prepare(
+      this.statement(
         'INSERT INTO block (topic_id, first_seq, last_seq, first_at, last_at, count, payload_bytes, size, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      );
-      this.insertStatement.run(topic, b.firstSeq, b.lastSeq, b.firstAt, b.lastAt, b.count, b.payloadBytes, b.size, b.data);
+      ).run(topic, b.firstSeq, b.lastSeq, b.firstAt, b.lastAt, b.count, b.payloadBytes, b.size, b.data);
       if (b.lastAt - b.firstAt > this.blockSpan())
-        this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('block_span', ?)").run(String(b.lastAt - b.firstAt));
+        this.statement("INSERT OR REPLACE INTO meta (key, value) VALUES ('block_span', ?)").run(String(b.lastAt - b.firstAt));
       bytes += b.payloadBytes;
     }
     return bytes;
@@ -341,17 +341,24 @@ export class SqliteDb {
 
   /** The longest time a block spans, ms (read each time: a reader beside the agent sees its writes). */
   private blockSpan(): number {
-    return Number(this.db.prepare("SELECT value FROM meta WHERE key = 'block_span'").pluck().get() ?? 0);
+    return Number(this.statement("SELECT value FROM meta WHERE key = 'block_span'").pluck().get() ?? 0);
+  }
+
+  /** A statement of fixed text, prepared once. */
+  private statement(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
   }
 
   lastSeq(): number {
     if (!this.hasBlocks()) return 0;
-    return (this.db.prepare('SELECT max(last_seq) AS seq FROM block').get() as { seq: number | null }).seq ?? 0;
+    return (this.statement('SELECT max(last_seq) AS seq FROM block').get() as { seq: number | null }).seq ?? 0;
   }
 
   /** A reader may open a store the agent has not yet brought to this layout. */
   private hasBlocks(): boolean {
-    return this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'block'").get() !== undefined;
+    return this.statement("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'block'").get() !== undefined;
   }
 
   write(agentId: string, lines: string[], clock?: ClockOffsets): void {
