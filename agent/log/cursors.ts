@@ -135,13 +135,13 @@ export class Cursors {
   }
 
   /** Write `ops` with the deletion of every chunk all consumers have passed. */
-  private async collect(ops: Op[]): Promise<void> {
+  async collect(ops: Op[] = []): Promise<void> {
     const floor = this.cursors.size ? this.floor() : 0; // no consumer: keep everything
     for (const gone of this.chunks.shiftUpTo(floor)) {
       this.forget(gone.firstSeq);
       ops.push({ type: 'del', key: chunkKey(gone.firstSeq) });
     }
-    await this.store.change(ops);
+    if (ops.length) await this.store.change(ops);
   }
 
   /** While a read runs, no chunk it may take is dropped under pressure (it holds them only once it returns). */

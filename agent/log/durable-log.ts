@@ -85,12 +85,19 @@ export class DurableLog {
 
   private constructor(private readonly opts: DurableLogOptions) {
     this.store = new LevelStore(opts.dir, opts.level);
-    this.cursors = new Cursors(this.store, this.chunks, (firstSeq) => this.readers.forget(firstSeq), opts.logger);
+    this.cursors = new Cursors(this.store, this.chunks, (firstSeq) => this.forget(firstSeq), opts.logger);
     this.readers = new Readers(opts, this.store, this.chunks, this.cursors, {
       quarantine: (key, value, reason) => this.quarantine(key, value, reason),
       missing: (info) => this.missing(info),
+      unfolded: (firstSeq) => this.writer.unfoldedChunk(firstSeq),
     });
-    this.relief = new Relief(this.store, this.chunks, this.cursors, (firstSeq) => this.unlist(firstSeq));
+    this.relief = new Relief(
+      this.store,
+      this.chunks,
+      this.cursors,
+      (firstSeq) => this.unlist(firstSeq),
+      (firstSeq) => this.writer.unfoldedChunk(firstSeq) !== undefined,
+    );
     this.letters = new DeadLetters(
       opts.deadLetters,
       opts.encryptionKey,
@@ -113,6 +120,7 @@ export class DurableLog {
         durable: () => log.wakeAll(),
       });
       log.writer.startAfter(await log.load());
+      await log.cursors.collect(); // chunks the journal gave back that every consumer had passed
     } catch (err) {
       await log.writer?.abandon();
       await log.store.close();
@@ -198,7 +206,13 @@ export class DurableLog {
 
   private unlist(firstSeq: number): void {
     this.chunks.remove(firstSeq);
+    this.forget(firstSeq);
+  }
+
+  /** A chunk gone from the list: out of the caches, and a checkpoint no longer writes it. */
+  private forget(firstSeq: number): void {
     this.readers.forget(firstSeq);
+    this.writer.forget(firstSeq);
   }
 
   // ---- writing ----

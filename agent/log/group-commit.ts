@@ -1,7 +1,10 @@
 // Writing the log: readings (and dead letters) wait a short window and go to disk together, one
-// sync for them all. A commit goes into LevelDB unsynced and, synced, into a small journal
-// overwritten in place, so a sync sends only the pages it touched to the card; a failed commit is
-// retried until it succeeds, the senders held meanwhile, and nothing is acknowledged before.
+// sync for them all. A commit goes, synced, into a small journal overwritten in place, so a sync
+// sends only the pages it touched to the card; its chunks go into LevelDB only when the journal's
+// ring is full (a checkpoint), and only those no consumer has passed by then: most are read by the
+// store and the sinks within seconds and never written a second time (LevelDB writes each value
+// twice, its log and then a table). A failed commit is retried until it succeeds, the senders held
+// meanwhile, and nothing is acknowledged before.
 import type { NewRecord } from '../ingest/reading.js';
 import { Backoff } from '../lib/backoff.js';
 import { describeDiskError } from '../lib/faults.js';
@@ -45,6 +48,8 @@ export interface CommitHooks {
   /** Everything of the commit is done: wake the readers. */
   durable(): void;
 }
+
+const isChunkPut = (op: Op): op is Op & { type: 'put' } => op.type === 'put' && op.key.startsWith('c!');
 
 interface Batch {
   lines: string[];
@@ -96,6 +101,8 @@ export class GroupCommit {
   private flushing: NodeJS.Immediate | undefined;
   private nextSeq = 1;
   private durableSeq = 0;
+  /** The seq of the newest reading written to LevelDB or the journal (a commit's, before it is durable). */
+  private writtenSeq = 0;
   /** Set while disk pressure allows nothing but deletions: commits wait. */
   private writesHeld: string | undefined;
   /** close() was called: a commit that keeps failing gives up. */
@@ -107,6 +114,11 @@ export class GroupCommit {
   private syncTimer: NodeJS.Timeout | null = null;
   /** Commits since the last checkpoint are in LevelDB only, unsynced: the next sync is LevelDB's. */
   private unjournaled = false;
+  /**
+   * Chunks of journaled commits not yet in LevelDB, by firstSeq: written at the next checkpoint
+   * unless a consumer passed them first (forget). At most the journal's size.
+   */
+  private readonly unfolded = new Map<number, Uint8Array>();
   commits = 0;
 
   private constructor(
@@ -117,22 +129,28 @@ export class GroupCommit {
   ) {}
 
   /**
-   * Open the journal. Commits it holds that LevelDB lacks (a power cut took its unsynced writes) go
-   * into it again; then LevelDB is synced, and the journal starts over.
+   * Open the journal. What its commits hold that LevelDB lacks goes into it: the chunks of commits
+   * since the last checkpoint (after a stop without one: a crash), and whole commits LevelDB lost (a
+   * power cut took its unsynced writes); then LevelDB is synced, and the journal starts over.
    */
   static async open(opts: GroupCommitOptions, store: LevelStore, hooks: CommitHooks): Promise<GroupCommit> {
     const { journal, frames } = await Journal.open(`${opts.dir}/edge-journal`, JOURNAL_BYTES);
     try {
-      let number = Number(text((await store.get('m!journal')) ?? utf8(0)));
-      const missing = frames.filter((f) => f.number > number);
-      for (const frame of missing) await store.change(frame.ops);
-      if (missing.length) {
-        number = missing.at(-1)!.number;
-        opts.logger.warn(
-          { commits: missing.length, last: number },
-          'log: commits LevelDB had lost (a power cut?) replayed from the journal',
-        );
+      const whole = Number(text((await store.get('m!journal')) ?? utf8(0)));
+      const folded = Number(text((await store.get('m!folded')) ?? utf8(whole))); // a log from before: every commit whole
+      let number = whole;
+      let chunks = 0;
+      for (const frame of frames.filter((f) => f.number > Math.min(whole, folded))) {
+        const ops = frame.number > whole ? frame.ops : frame.ops.filter(isChunkPut);
+        chunks += ops.filter(isChunkPut).length;
+        await store.change(ops);
+        number = Math.max(number, frame.number);
       }
+      const lost = frames.filter((f) => f.number > whole && f.ops.some((op) => op.key.startsWith('d!')));
+      if (lost.length)
+        opts.logger.warn({ commits: lost.length }, 'log: dead letters LevelDB had lost (a power cut?) written again from the journal');
+      if (chunks)
+        opts.logger.info({ chunks, last: number }, 'log: chunks of commits since the last checkpoint moved from the journal into LevelDB');
       const writer = new GroupCommit(opts, store, journal, hooks);
       writer.commitNumber = number;
       await writer.checkpoint();
@@ -148,6 +166,7 @@ export class GroupCommit {
   startAfter(lastSeq: number): void {
     this.nextSeq = lastSeq + 1;
     this.durableSeq = lastSeq;
+    this.writtenSeq = lastSeq;
   }
 
   /** Append a reading; `durable` settles when its chunk is on disk (fsync). */
@@ -239,10 +258,21 @@ export class GroupCommit {
     return this.journal.close();
   }
 
-  /** Sync what is left and close the journal (after close()). */
+  /** Sync what is left, the chunks no consumer passed into LevelDB, and close the journal (after close()). */
   async end(): Promise<void> {
+    if (this.unfolded.size) this.unjournaled = true; // the sync is then a checkpoint
     await this.syncNow();
     await this.journal.close();
+  }
+
+  /** A chunk of a commit since the last checkpoint, not yet in LevelDB; undefined otherwise. */
+  unfoldedChunk(firstSeq: number): Uint8Array | undefined {
+    return this.unfolded.get(firstSeq);
+  }
+
+  /** A chunk every consumer passed (or otherwise gone): a checkpoint no longer writes it. */
+  forget(firstSeq: number): void {
+    this.unfolded.delete(firstSeq);
   }
 
   private openBatch(firstSeq: number): Batch {
@@ -336,7 +366,7 @@ export class GroupCommit {
     // QoS 0 alone waited syncIntervalMs for this commit: synced with it. Committed sooner (8 kB, or
     // beside a running commit): synced within syncIntervalMs.
     const waited = performance.now() - batches[0].openedAt >= this.syncIntervalMs;
-    if (!(await this.commitOps(ops, waited || batches.some((b) => b.sync)))) {
+    if (!(await this.commitOps(ops, chunks.at(-1)?.lastSeq ?? 0, waited || batches.some((b) => b.sync)))) {
       const err = new Error('log closed before its commit succeeded');
       for (const b of batches) b.reject(err);
       return;
@@ -359,12 +389,12 @@ export class GroupCommit {
    * database reopened, while ingest holds the senders. Nothing is acknowledged before it is on disk,
    * and nothing taken is given up. False only if the log is closed first.
    */
-  private async commitOps(ops: Op[], sync: boolean): Promise<boolean> {
+  private async commitOps(ops: Op[], lastSeq: number, sync: boolean): Promise<boolean> {
     const backoff = new Backoff(100, 5000);
     for (;;) {
       try {
         if (this.writesHeld) throw new Error(this.writesHeld);
-        await this.persist(ops, sync);
+        await this.persist(ops, lastSeq, sync);
         if (this.health.state !== 'ok') {
           this.health = { state: 'ok', since: new Date().toISOString() };
           this.opts.logger.info({}, 'log commits succeed again; taking readings');
@@ -379,34 +409,52 @@ export class GroupCommit {
   }
 
   /**
-   * One commit: into LevelDB unsynced, then as a frame of the journal, synced when `sync` (else within
-   * syncIntervalMs). A large commit (and every one after it until LevelDB is synced, so the journal
-   * never holds a commit whose predecessor is missing) is made durable by syncing LevelDB instead.
+   * One commit: as a frame of the journal, synced when `sync` (else within syncIntervalMs), its chunks
+   * kept for the next checkpoint; what else it holds (dead letters) also into LevelDB unsynced, where
+   * they are listed. A large commit (and every one after it until LevelDB is synced, so the journal
+   * never holds a commit whose predecessor is missing) goes whole into LevelDB, made durable by
+   * syncing it instead.
    */
-  private async persist(ops: Op[], sync: boolean): Promise<void> {
+  private async persist(ops: Op[], lastSeq: number, sync: boolean): Promise<void> {
     const number = this.commitNumber + 1;
     const all: Op[] = [...ops, { type: 'put', key: 'm!journal', value: utf8(number) }];
-    await this.store.change(all);
     const frame = this.unjournaled ? undefined : encodeFrame(number, all);
     if (!frame || frame.length > Math.min(JOURNAL_FRAME_MAX, this.journal.size)) {
+      await this.store.change(all);
       this.commitNumber = number;
+      this.writtenSeq = Math.max(this.writtenSeq, lastSeq);
       this.unjournaled = true;
       if (sync) await this.checkpoint();
       else this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);
       return;
     }
     if (!this.journal.fits(frame)) await this.checkpoint();
+    if (ops.some((op) => op.key.startsWith('d!'))) await this.store.change(all.filter((op) => !isChunkPut(op)));
     await this.journal.write(frame, sync);
+    for (const op of all) if (isChunkPut(op)) this.unfolded.set(parseInt(op.key.slice(2), 16), op.value);
     this.commitNumber = number;
+    this.writtenSeq = Math.max(this.writtenSeq, lastSeq);
     if (!sync) this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);
   }
 
   /**
-   * LevelDB on disk with everything written to it: the journal's frames so far are no longer needed,
-   * and the next is written from the ring's start (replay reads frames numbered one after another).
+   * LevelDB on disk with everything committed: the chunks of commits since the last checkpoint that no
+   * consumer passed meanwhile go into it; the journal's frames so far are then no longer needed, and
+   * the next is written from the ring's start (replay reads frames numbered one after another).
    */
   private async checkpoint(): Promise<void> {
-    await this.store.change([{ type: 'put', key: 'm!journal', value: utf8(this.commitNumber) }], true);
+    const fold = [...this.unfolded];
+    const ops: Op[] = fold.map(([firstSeq, value]) => ({ type: 'put', key: chunkKey(firstSeq), value }));
+    // Never lower than a commit LevelDB already holds: a seq once given is not given again.
+    if (this.writtenSeq) ops.push({ type: 'put', key: 'm!lastSeq', value: utf8(this.writtenSeq) });
+    for (const key of ['m!journal', 'm!folded']) ops.push({ type: 'put', key, value: utf8(this.commitNumber) });
+    await this.store.change(ops, true);
+    // Passed by every consumer while this was written: its deletion may have gone to LevelDB first.
+    const passed: Op[] = [];
+    for (const [firstSeq, value] of fold)
+      if (this.unfolded.get(firstSeq) === value) this.unfolded.delete(firstSeq);
+      else passed.push({ type: 'del', key: chunkKey(firstSeq) });
+    if (passed.length) await this.store.change(passed);
     this.unjournaled = false;
     this.journal.restart();
   }

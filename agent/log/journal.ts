@@ -1,10 +1,10 @@
 // The log's write-ahead journal: a file of fixed size, filled with zeros once and then overwritten in
 // place as a ring, so that syncing a commit sends only the pages it touched to the card. LevelDB's own
 // log grows with every write, and each sync of a growing file also costs the filesystem's journal a
-// commit of several blocks: about 16 kB on the device for a reading alone. LevelDB takes every commit
-// unsynced (a process that dies leaves it in the page cache); the journal is what a power cut cannot
-// take. At start the frames LevelDB lacks are replayed into it; before the ring overwrites frames,
-// LevelDB is synced (a checkpoint), so every frame overwritten is in LevelDB on disk.
+// commit of several blocks: about 16 kB on the device for a reading alone. A commit's chunks go into
+// LevelDB only at a checkpoint, before the ring overwrites frames (and then only those no consumer
+// passed meanwhile), so every frame overwritten is in LevelDB on disk; at start what the frames hold
+// that LevelDB lacks goes into it.
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 

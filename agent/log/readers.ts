@@ -19,10 +19,12 @@ const DECODED_CACHE_BYTES = 4 * 1024 * 1024;
  */
 export const RECENT_CHUNK_BYTES = 4 * 1024 * 1024;
 
-/** What the log does with a chunk a reader finds damaged or missing (it is out of the list after). */
-export interface Damage {
+/** Where a reader finds chunks not yet in LevelDB, and what the log does with one it finds damaged or missing (out of the list after). */
+export interface ReaderHooks {
   quarantine(key: string, value: Uint8Array, reason: string): Promise<void>;
   missing(info: ChunkInfo): Promise<void>;
+  /** A chunk committed since the last checkpoint, not yet in LevelDB. */
+  unfolded(firstSeq: number): Uint8Array | undefined;
 }
 
 export class Readers {
@@ -36,7 +38,7 @@ export class Readers {
     private readonly store: LevelStore,
     private readonly chunks: ChunkList,
     private readonly cursors: Cursors,
-    private readonly damage: Damage,
+    private readonly hooks: ReaderHooks,
   ) {
     this.recent = new ByteCache(opts.recentChunkBytes ?? RECENT_CHUNK_BYTES);
   }
@@ -123,16 +125,16 @@ export class Readers {
   /** A chunk as stored, after its checksum; null once quarantined (or found missing), and out of the list. */
   private async verified(info: ChunkInfo): Promise<{ value: Uint8Array; header: ChunkHeader } | null> {
     const key = chunkKey(info.firstSeq);
-    const value = this.recent.get(info.firstSeq) ?? (await this.store.get(key));
+    const value = this.recent.get(info.firstSeq) ?? this.hooks.unfolded(info.firstSeq) ?? (await this.store.get(key));
     if (!value) {
-      await this.damage.missing(info);
+      await this.hooks.missing(info);
       return null;
     }
     try {
       return { value, header: verifyChunk(value) };
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
-      await this.damage.quarantine(key, value, err.message);
+      await this.hooks.quarantine(key, value, err.message);
       return null;
     }
   }
@@ -148,7 +150,7 @@ export class Readers {
       return text;
     } catch (err) {
       if (!(err instanceof CorruptChunk)) throw err;
-      await this.damage.quarantine(chunkKey(info.firstSeq), chunk.value, err.message);
+      await this.hooks.quarantine(chunkKey(info.firstSeq), chunk.value, err.message);
       return null;
     }
   }

@@ -25,6 +25,8 @@ export class Relief {
     private readonly cursors: Cursors,
     /** Takes a chunk out of the list and the caches. */
     private readonly unlist: (firstSeq: number) => void,
+    /** A chunk only in the journal and in memory (since the last checkpoint): dropping it frees no disk. */
+    private readonly unfolded: (firstSeq: number) => boolean,
   ) {}
 
   /**
@@ -34,7 +36,9 @@ export class Relief {
    */
   async dropOldestUnsent(reason: string, upTo = Infinity): Promise<ChunkDrop | null> {
     const floor = this.cursors.floor();
-    const chunk = this.chunks.find((c) => c.lastSeq <= upTo && c.lastSeq > floor && !this.cursors.isHeld(c.firstSeq, c.lastSeq));
+    const chunk = this.chunks.find(
+      (c) => c.lastSeq <= upTo && c.lastSeq > floor && !this.cursors.isHeld(c.firstSeq, c.lastSeq) && !this.unfolded(c.firstSeq),
+    );
     if (!chunk) return null;
     const { ops, totals, perConsumer } = this.cursors.lostBy(chunk.firstSeq, chunk.lastSeq, reason);
     ops.unshift({ type: 'del', key: chunkKey(chunk.firstSeq) });

@@ -52,6 +52,12 @@ async function openLog(extra: Partial<DurableLogOptions> = {}, dir?: string) {
   return { dir: d, log: await DurableLog.open(options(join(d, 'log'), extra)) };
 }
 
+/** Closed and opened again: the chunks the journal held since the last checkpoint are in LevelDB now. */
+async function checkpointed(open: { dir: string; log: DurableLog }, extra: Partial<DurableLogOptions> = {}) {
+  await open.log.close();
+  return openLog(extra, open.dir);
+}
+
 describe('durable log', () => {
   it('assigns increasing seqs and returns readings in order, with every field', async () => {
     const { log } = await openLog();
@@ -175,11 +181,12 @@ describe('durable log', () => {
   });
 
   it("forgets a removed consumer's drop counts: one added again under its name counts only its own", async () => {
-    const { dir, log } = await openLog();
-    await log.registerConsumer('sink:a');
-    await log.registerConsumer('store');
-    await fill(log, 3);
-    await log.commit('store', 3);
+    const first = await openLog();
+    await first.log.registerConsumer('sink:a');
+    await first.log.registerConsumer('store');
+    await fill(first.log, 3);
+    await first.log.commit('store', 3);
+    const { dir, log } = await checkpointed(first);
     expect((await log.dropOldestUnsent('disk pressure'))?.perConsumer).toEqual({ 'sink:a': 3 });
     expect(log.droppedFor('sink:a')).toEqual({ 'disk pressure': 3 }); // the control: counted for it
     await log.dropConsumer('sink:a');
@@ -203,6 +210,36 @@ describe('durable log', () => {
     expect(log.stats().records).toBe(0);
     await log.close();
     const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(await fill(again, 2)).toEqual([31, 32]);
+    await again.close();
+  });
+
+  it('never reuses a seq after a restart when the newest commit was large (into LevelDB at once) and then consumed', async () => {
+    const { dir, log } = await openLog({ maxRecords: 1000 });
+    await log.registerConsumer('store');
+    await fill(log, 3); // small: the journal
+    const noisy = Array.from({ length: 600 }, (_, i) =>
+      log.append({ ...reading(i), payloadJson: JSON.stringify({ noise: randomBytes(32).toString('hex') }) }),
+    );
+    await Promise.all(noisy.map((a) => a.durable));
+    expect(noisy.at(-1)!.seq).toBe(603);
+    await log.commit('store', 603);
+    await log.close();
+    const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(await fill(again, 1)).toEqual([604]);
+    await again.close();
+  });
+
+  it('never reuses a seq after a crash that followed everything being consumed, with no checkpoint since', async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('store');
+    await fill(log, 30);
+    await log.commit('store', 30);
+    const crashed = join(dir, 'crashed');
+    cpSync(join(dir, 'log'), crashed, { recursive: true });
+    await log.close();
+    const again = await DurableLog.open(options(crashed));
+    expect(again.stats().records).toBe(0);
     expect(await fill(again, 2)).toEqual([31, 32]);
     await again.close();
   });
@@ -238,9 +275,10 @@ describe('durable log', () => {
 
   it('hands chunks over still compressed, checked, stopping at a chunk found damaged while running', async () => {
     let db!: Level;
-    const { log } = await openLog({ recentChunkBytes: 0, level: (d) => (db = openLevel(d)) }); // every read goes to LevelDB
-    await log.registerConsumer('store');
-    await fill(log, 150); // chunks of 50: 1-50, 51-100, 101-150
+    const written = await openLog();
+    await written.log.registerConsumer('store');
+    await fill(written.log, 150); // chunks of 50: 1-50, 51-100, 101-150
+    const { log } = await checkpointed(written, { recentChunkBytes: 0, level: (d) => (db = openLevel(d)) }); // every read goes to LevelDB
     const keys = await db.keys({ gte: 'c!', lt: 'c"' }).all();
     const middle = Buffer.from((await db.get(keys[1]))!);
     middle[40] ^= 0xff;
@@ -278,8 +316,16 @@ describe('durable log', () => {
     let db!: Level;
     const { dir, log } = await openLog({ level: (d) => (db = openLevel(d)) });
     await log.registerConsumer('store');
-    await fill(log, 150);
-    for (const key of await db.keys({ gte: 'c!', lt: 'c"' }).all()) await db.put(key, Buffer.from('damaged on disk'));
+    // One commit larger than a journal frame: into LevelDB at once (the control that chunks are there to damage).
+    await Promise.all(
+      Array.from(
+        { length: 600 },
+        (_, i) => log.append({ ...reading(i), payloadJson: JSON.stringify({ noise: randomBytes(32).toString('hex') }) }).durable,
+      ),
+    );
+    const keys = await db.keys({ gte: 'c!', lt: 'c"' }).all();
+    expect(keys).toHaveLength(12);
+    for (const key of keys) await db.put(key, Buffer.from('damaged on disk'));
     errors.length = 0;
     const batch = (await log.readChunks('store', 0, 1000))!;
     expect(
@@ -287,13 +333,48 @@ describe('durable log', () => {
         .decode()
         .records()
         .map((r) => r.seq),
-    ).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    ).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
     expect(errors).toEqual([]);
     await log.close();
     // A new process has nothing in memory: it reads the disk, and finds the damage.
     const again = await DurableLog.open(options(join(dir, 'log')));
     expect(await again.readChunks('store', 0, 1000)).toBeNull();
-    expect(again.stats().quarantinedChunks).toBe(3);
+    expect(again.stats().quarantinedChunks).toBe(12);
+    await again.close();
+  });
+
+  it('keeps the chunks of commits since the last checkpoint out of LevelDB; there at a checkpoint only if no consumer passed them', async () => {
+    let db!: Level;
+    const level = (d: string) => (db = openLevel(d));
+    const first = await openLog({ level });
+    await first.log.registerConsumer('store');
+    await fill(first.log, 150); // chunks of 50
+    expect(await db.keys({ gte: 'c!', lt: 'c"' }).all()).toEqual([]);
+    expect((await first.log.read('store', 0, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    await first.log.commit('store', 50); // the first chunk passed: never written to LevelDB
+    const { log } = await checkpointed(first, { level });
+    expect(await db.keys({ gte: 'c!', lt: 'c"' }).all()).toHaveLength(2);
+    expect((await log.read('store', 50, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 51));
+    expect(await fill(log, 1)).toEqual([151]);
+    await log.close();
+  });
+
+  it('after a crash, takes the chunks of commits since the last checkpoint from the journal; those every consumer had passed stay gone', async () => {
+    const { dir, log } = await openLog();
+    await log.registerConsumer('store');
+    await fill(log, 150); // chunks of 50, in the journal only
+    await log.commit('store', 50);
+    // A crash: LevelDB and the journal as the process left them, no checkpoint.
+    const crashed = join(dir, 'crashed');
+    cpSync(join(dir, 'log'), crashed, { recursive: true });
+    await log.close();
+    let db!: Level;
+    const again = await DurableLog.open(options(crashed, { level: (d) => (db = openLevel(d)) }));
+    expect(again.cursor('store')).toBe(50);
+    expect((await again.read('store', 50, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 51));
+    expect(again.stats()).toMatchObject({ firstSeq: 51, records: 100 });
+    expect((await db.keys({ gte: 'c!', lt: 'c"' }).all()).map((k) => parseInt(k.slice(2), 16))).toEqual([51, 101]);
+    expect(await fill(again, 1)).toEqual([151]);
     await again.close();
   });
 

@@ -2,6 +2,7 @@
 // it back) to an agent with data, and meets disk pressure. The agent comes up, the new sink gets what
 // the log still holds and every later reading, and what it can no longer get is counted and shown.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cleanup, spawnAgent, startAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
@@ -119,8 +120,11 @@ describe('disk pressure drops the only unsent chunk', () => {
     const slow = { store: { gatherMs: 60_000, maxGatherMs: 60_000 }, rollups: { gatherMs: 60_000, maxGatherMs: 60_000 } };
     let agent = await startAgent(slow, dir);
     try {
+      // Large readings: a commit larger than a journal frame goes into LevelDB at once (a small one
+      // stays in the journal until the next checkpoint, and dropping it would free nothing).
+      const large = (i: number) => JSON.stringify({ i, noise: randomBytes(24_000).toString('base64') });
       const client = await connect(agent.mqttUrl);
-      await client.publishAsync('field/t', '{"i":1}', { qos: 1 });
+      await client.publishAsync('field/t', large(1), { qos: 1 });
       const drop = await agent.runtime.log.dropOldestUnsent('disk pressure');
       expect(drop?.perConsumer).toEqual({ store: 1, rollups: 1 });
       expect(await agent.runtime.store!.caughtUp(1, 5000)).toBe(true); // passed over, not spun on
@@ -133,7 +137,7 @@ describe('disk pressure drops the only unsent chunk', () => {
       await client.endAsync();
       // The same again, then a restart with the dropped chunk the last the log had.
       const c2 = await connect(agent.mqttUrl);
-      await c2.publishAsync('field/t', '{"i":3}', { qos: 1 });
+      await c2.publishAsync('field/t', large(3), { qos: 1 });
       await c2.endAsync();
       expect((await agent.runtime.log.dropOldestUnsent('disk pressure'))?.perConsumer).toEqual({ store: 1, rollups: 1 });
       await agent.stop();
