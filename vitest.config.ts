@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-/** Files that take minutes (builds, a five-minute wear run, a soak): started first, so the rest runs beside them. */
+/** Files that take minutes (builds, a three-minute wear run, a soak): started first, so the rest runs beside them. */
 const LONG = ['packages.test.ts', 'wear.test.ts', 'export-scale.test.ts', 'soak.test.ts', 'page.test.ts'];
 
 class LongFirst extends BaseSequencer {

@@ -258,10 +258,23 @@ export class GroupCommit {
     return this.journal.close();
   }
 
-  /** Sync what is left, the chunks no consumer passed into LevelDB, and close the journal (after close()). */
+  /**
+   * A checkpoint (the chunks no consumer passed into LevelDB, so the next start has nothing to take
+   * from the journal), and close the journal (after close()). On a full disk the checkpoint can fail:
+   * the journal, synced, keeps what it holds for the next start.
+   */
   async end(): Promise<void> {
-    if (this.unfolded.size) this.unjournaled = true; // the sync is then a checkpoint
-    await this.syncNow();
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    try {
+      await this.checkpoint();
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: (err as Error).message },
+        'log: the checkpoint at close failed; the journal keeps its commits for the next start',
+      );
+      await this.journal.sync().catch((e: Error) => this.opts.logger.warn({ err: e.message }, 'log: syncing the journal at close failed'));
+    }
     await this.journal.close();
   }
 

@@ -11,7 +11,13 @@ import { cleanup, tempDir } from '../helpers/agent.js';
 import { quiet } from '../helpers/logger.js';
 
 const errors: object[] = [];
-const recording = { ...quiet, error: (o: object) => errors.push(o) } as unknown as DurableLogOptions['logger'];
+const infos: string[] = [];
+const recording = {
+  ...quiet,
+  error: (o: object) => errors.push(o),
+  info: (_: object, msg: string) => infos.push(msg),
+} as unknown as DurableLogOptions['logger'];
+const FROM_JOURNAL = 'log: chunks of commits since the last checkpoint moved from the journal into LevelDB';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(cleanup));
@@ -209,7 +215,9 @@ describe('durable log', () => {
     await log.commit('store', 30);
     expect(log.stats().records).toBe(0);
     await log.close();
+    infos.length = 0;
     const again = await DurableLog.open(options(join(dir, 'log')));
+    expect(infos).not.toContain(FROM_JOURNAL); // the stop was a checkpoint, though no chunk was left to write
     expect(await fill(again, 2)).toEqual([31, 32]);
     await again.close();
   });
@@ -352,7 +360,9 @@ describe('durable log', () => {
     expect(await db.keys({ gte: 'c!', lt: 'c"' }).all()).toEqual([]);
     expect((await first.log.read('store', 0, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
     await first.log.commit('store', 50); // the first chunk passed: never written to LevelDB
+    infos.length = 0;
     const { log } = await checkpointed(first, { level });
+    expect(infos).not.toContain(FROM_JOURNAL); // the stop was a checkpoint: nothing left in the journal for the start
     expect(await db.keys({ gte: 'c!', lt: 'c"' }).all()).toHaveLength(2);
     expect((await log.read('store', 50, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 51));
     expect(await fill(log, 1)).toEqual([151]);
@@ -369,7 +379,9 @@ describe('durable log', () => {
     cpSync(join(dir, 'log'), crashed, { recursive: true });
     await log.close();
     let db!: Level;
+    infos.length = 0;
     const again = await DurableLog.open(options(crashed, { level: (d) => (db = openLevel(d)) }));
+    expect(infos).toContain(FROM_JOURNAL);
     expect(again.cursor('store')).toBe(50);
     expect((await again.read('store', 50, 1000)).map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 51));
     expect(again.stats()).toMatchObject({ firstSeq: 51, records: 100 });
