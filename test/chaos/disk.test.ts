@@ -91,7 +91,19 @@ describe.runIf(isRoot)('chaos: the disk fills while the sink is down', () => {
         await new Promise((res) => setTimeout(res, r.int(100, 600)));
       }
     }
-    await until(() => agent.runtime.disk.status().relief.logChunks > 0 || undefined, 120_000, 'unsent chunks dropped');
+    // Relief drops unsent chunks once they are in LevelDB; those still only in the journal (since its
+    // last checkpoint) take no space of their own, and with nothing else to give up the agent holds
+    // ingest at critical until space comes back.
+    let critical = false;
+    await until(
+      () => {
+        const s = agent.runtime.disk.status();
+        critical ||= s.level === 'critical' || s.level === 'reserve';
+        return s.relief.logChunks > 0 || critical || undefined;
+      },
+      120_000,
+      'unsent chunks dropped, or the disk at critical',
+    );
     await new Promise((res) => setTimeout(res, r.int(0, 2000)));
     publishers.forEach((p) => p.stop());
 
@@ -120,7 +132,7 @@ describe.runIf(isRoot)('chaos: the disk fills while the sink is down', () => {
     expect(keys.length - inSink.size, `a reading twice in the sink ${replay}`).toBe(0);
     const unaccounted = lastSeq - keys.length - sinkDropped;
     expect(unaccounted, `readings neither in the sink nor counted as dropped ${replay}`).toBe(0);
-    expect(relief.logReadings['sink:cloud'], `relief's count is the log's ${replay}`).toBe(sinkDropped);
+    expect(relief.logReadings['sink:cloud'] ?? 0, `relief's count is the log's ${replay}`).toBe(sinkDropped);
     expect(acked.filter((k) => !inSink.has(k)).length, `acknowledged, neither sent nor counted ${replay}`).toBeLessThanOrEqual(sinkDropped);
     for (const k of probe.acked) expect(inSink.has(k), `the probe after the pressure reached the sink ${replay}`).toBe(true);
     const stored = (await agent.runtime.store!.target.query({ limit: 10_000_000 })).length;
@@ -135,8 +147,8 @@ describe.runIf(isRoot)('chaos: the disk fills while the sink is down', () => {
       lastSeq - (dropped.rollups?.['disk pressure'] ?? 0),
     );
     expect(minFree, `the filesystem filled ${replay}`).toBeGreaterThan(0);
-    // The controls: pressure was felt, by the sink, and readings were acknowledged throughout.
-    expect(sinkDropped).toBeGreaterThan(0);
+    // The controls: pressure was felt (by the sink, or ingest held at critical), and readings were acknowledged throughout.
+    expect(sinkDropped > 0 || critical, `pressure felt ${replay}`).toBe(true);
     expect(acked.length).toBeGreaterThan(3);
     await agent.stop();
     return {
