@@ -379,7 +379,7 @@ export class GroupCommit {
     // QoS 0 alone waited syncIntervalMs for this commit: synced with it. Committed sooner (8 kB, or
     // beside a running commit): synced within syncIntervalMs.
     const waited = performance.now() - batches[0].openedAt >= this.syncIntervalMs;
-    if (!(await this.commitOps(ops, chunks.at(-1)?.lastSeq ?? 0, waited || batches.some((b) => b.sync)))) {
+    if (!(await this.commitOps(ops, chunks, values, waited || batches.some((b) => b.sync)))) {
       const err = new Error('log closed before its commit succeeded');
       for (const b of batches) b.reject(err);
       return;
@@ -402,12 +402,12 @@ export class GroupCommit {
    * database reopened, while ingest holds the senders. Nothing is acknowledged before it is on disk,
    * and nothing taken is given up. False only if the log is closed first.
    */
-  private async commitOps(ops: Op[], lastSeq: number, sync: boolean): Promise<boolean> {
+  private async commitOps(ops: Op[], chunks: ChunkInfo[], values: Buffer[], sync: boolean): Promise<boolean> {
     const backoff = new Backoff(100, 5000);
     for (;;) {
       try {
         if (this.writesHeld) throw new Error(this.writesHeld);
-        await this.persist(ops, lastSeq, sync);
+        await this.persist(ops, chunks, values, sync);
         if (this.health.state !== 'ok') {
           this.health = { state: 'ok', since: new Date().toISOString() };
           this.opts.logger.info({}, 'log commits succeed again; taking readings');
@@ -428,7 +428,8 @@ export class GroupCommit {
    * never holds a commit whose predecessor is missing) goes whole into LevelDB, made durable by
    * syncing it instead.
    */
-  private async persist(ops: Op[], lastSeq: number, sync: boolean): Promise<void> {
+  private async persist(ops: Op[], chunks: ChunkInfo[], values: Buffer[], sync: boolean): Promise<void> {
+    const lastSeq = chunks.at(-1)?.lastSeq ?? 0;
     const number = this.commitNumber + 1;
     const all: Op[] = [...ops, { type: 'put', key: 'm!journal', value: utf8(number) }];
     const frame = this.unjournaled ? undefined : encodeFrame(number, all);
@@ -444,7 +445,7 @@ export class GroupCommit {
     if (!this.journal.fits(frame)) await this.checkpoint();
     if (ops.some((op) => op.key.startsWith('d!'))) await this.store.change(all.filter((op) => !isChunkPut(op)));
     await this.journal.write(frame, sync);
-    for (const op of all) if (isChunkPut(op)) this.unfolded.set(parseInt(op.key.slice(2), 16), op.value);
+    chunks.forEach((c, i) => this.unfolded.set(c.firstSeq, values[i]));
     this.commitNumber = number;
     this.writtenSeq = Math.max(this.writtenSeq, lastSeq);
     if (!sync) this.syncTimer ??= setTimeout(() => void this.syncNow(), this.syncIntervalMs);

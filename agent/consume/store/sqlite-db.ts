@@ -244,7 +244,7 @@ export class SqliteDb {
       let stored: Set<number> | undefined;
       for (const line of lines) {
         const { head: h, payloadJson } = splitRecord(line, clock);
-        if (h.seq <= this.last && (stored ??= this.storedSeqs(lines)).has(h.seq)) continue;
+        if (h.seq <= this.last && (stored ??= this.storedSeqs(h.seq, this.last)).has(h.seq)) continue;
         if (!h.encoding && !readable.get(payloadJson)) throw refuse(h.seq);
         entries.push({
           topic: this.topics.id(h.topic),
@@ -306,18 +306,16 @@ export class SqliteDb {
   }
 
   /**
-   * The seqs of these lines the store holds. Only for a batch given again (seqs at or below the
-   * highest stored): two writes are in flight at once, so a later batch may be stored before an
-   * earlier one that failed is given again, and its readings must then be stored, not skipped.
+   * The seqs in [from, through] the store holds. Only for a batch given again (its first seq at or
+   * below the highest stored, `through`: none past it is stored): two writes are in flight at once,
+   * so a later batch may be stored before an earlier one that failed is given again, and its readings
+   * must then be stored, not skipped.
    */
-  private storedSeqs(lines: string[]): Set<number> {
-    const seqOf = (line: string) => Number(/^\{"seq":(\d+)/.exec(line)?.[1] ?? splitRecord(line).head.seq);
-    const lo = seqOf(lines[0]);
-    const hi = seqOf(lines[lines.length - 1]);
+  private storedSeqs(from: number, through: number): Set<number> {
     const seqs = new Set<number>();
     const blocks = this.statement('SELECT first_seq, first_at, size, data FROM block WHERE last_seq >= ? AND first_seq <= ?').all(
-      Math.min(lo, hi),
-      Math.max(lo, hi),
+      from,
+      through,
     ) as Omit<BlockRow, 'id' | 'topic_id' | 'last_at'>[];
     for (const b of blocks)
       for (const e of decodeBlock({ firstSeq: b.first_seq, firstAt: b.first_at, size: b.size, data: b.data })) seqs.add(e.seq);
