@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { printConfig } from './config/print.js';
 import { ConfigError, envNameFor } from './config/load.js';
-import { useGeneratedValidator } from './config/validator.js';
+import { useGeneratedScript, useGeneratedValidator } from './config/validator.js';
 import { ConfigSchema, loadConfig, redact, type Config } from './config-schema.js';
 import type { SessionInfo } from '../embedded-broker/index.js';
 import type { DiskWrites } from './lib/disk-writes.js';
@@ -20,7 +20,7 @@ import { ApiKeyStore, apiKeysPath } from './users/api-keys.js';
 import { WEB_ROLES, type WebRole } from './users/roles.js';
 import type { ExportCommandOptions } from './serve/export/cli.js';
 import { VERSION } from './lib/version.js';
-import { extractAssets, isSea } from './lib/sea.js';
+import { assetText, CONFIG_VALIDATOR_ASSET, extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
 import { pageOutFilePages } from './lib/page-out.js';
 import { durationMs } from './config/keys.js';
@@ -480,7 +480,7 @@ async function main(argv: string[]): Promise<number> {
     c.commands.forEach(override);
   });
   try {
-    await useGeneratedValidator();
+    if (!(await useGeneratedValidator()) && isSea()) useGeneratedScript(() => assetText(CONFIG_VALIDATOR_ASSET));
     await program.parseAsync(argv);
     return EXIT.ok;
   } catch (err) {

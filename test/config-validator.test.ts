@@ -6,7 +6,14 @@ import { pathToFileURL } from 'node:url';
 import type { ErrorObject } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../agent/config-schema.js';
-import { configAjv, schemaFingerprint, useGenerated, validatorFor, type GeneratedValidator } from '../agent/config/validator.js';
+import {
+  configAjv,
+  schemaFingerprint,
+  useGenerated,
+  useGeneratedScript,
+  validatorFor,
+  type GeneratedValidator,
+} from '../agent/config/validator.js';
 import { configValidatorSource } from '../scripts/config-validator.js';
 import { cleanup, tempDir } from './helpers/agent.js';
 
@@ -65,6 +72,31 @@ describe('the generated config validator', () => {
     const other = validatorFor(changed);
     expect(other).not.toBe(generated.validate);
     expect(other({})).toBe(true);
+  });
+
+  it("as a script (the single executable's asset): evaluated at each load, taken for the schema it was made from only", () => {
+    // Another schema than the one the dist's module (taken by the test above) was made from.
+    const scripted = { ...ConfigSchema, description: 'the scripted one' } as typeof ConfigSchema;
+    const other = { ...ConfigSchema, description: 'neither' } as typeof ConfigSchema;
+    const source = configValidatorSource('script', scripted);
+    let evaluated = 0;
+    useGeneratedScript(() => (evaluated++, source));
+    const compiled = configAjv().compile(ConfigSchema);
+    for (const config of CONFIGS) {
+      const [a, b] = [structuredClone(config), structuredClone(config)];
+      const validate = validatorFor(scripted);
+      const ok = compiled(a);
+      expect(validate(b), JSON.stringify(config)).toBe(ok);
+      expect(b).toEqual(a);
+      expect(described(validate.errors)).toEqual(described(compiled.errors));
+    }
+    expect(evaluated).toBe(CONFIGS.length); // a new evaluation at each load, let go after it
+    const first = validatorFor(scripted);
+    expect(first).not.toBe(validatorFor(scripted));
+    expect('schemaEnv' in first).toBe(false); // generated code: AJV gives what it compiles a schemaEnv
+    // The control: a schema the script was not made from is compiled by AJV, after a look at the script.
+    expect('schemaEnv' in validatorFor(other)).toBe(true);
+    expect(evaluated).toBe(CONFIGS.length + 3);
   });
 
   it('is built into dist for the current schema, and dist takes it', async () => {

@@ -1,9 +1,10 @@
 // The config's validator. Compiling the whole config's schema with AJV takes about a third of a second
-// of a start here (far more on a Pi), so `npm run build` generates its code ahead of time for dist
-// (scripts/config-validator.ts). A schema without generated code is compiled when loaded and let go:
-// from the sources, and in the single executable, whose memory at rest counts more (that code holds
-// about 3 MB for the life of the process).
+// of a start here (far more on a Pi), so `npm run build` generates its code ahead of time
+// (scripts/config-validator.ts): dist imports it; the single executable, whose memory at rest counts
+// more (imported, that code holds about 3 MB for the life of the process), evaluates it for each load
+// and lets it go. From the sources, the schema is compiled when loaded and let go.
 import { createHash } from 'node:crypto';
+import { compileFunction } from 'node:vm';
 import { Ajv, type Options, type ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 
@@ -46,7 +47,22 @@ export async function useGeneratedValidator(): Promise<boolean> {
   }
 }
 
+let evaluated: (() => GeneratedValidator) | undefined;
+
+/** Generated code as a script (`module.exports = { validate, fingerprint }`), evaluated at each load and let go. */
+export function useGeneratedScript(source: () => string): void {
+  evaluated = () => {
+    const module = { exports: {} as GeneratedValidator };
+    compileFunction(source(), ['module'], { filename: 'generated-validator.cjs' })(module);
+    return module.exports;
+  };
+}
+
 /** A validator for `schema`: the generated one if it was made from this schema, else compiled for this load and let go. */
 export function validatorFor(schema: TSchema): ValidateFunction {
-  return generated.get(schemaFingerprint(schema)) ?? configAjv().compile(schema);
+  const fingerprint = schemaFingerprint(schema);
+  const imported = generated.get(fingerprint);
+  if (imported) return imported;
+  const script = evaluated?.();
+  return script?.fingerprint === fingerprint ? script.validate : configAjv().compile(schema);
 }

@@ -61,6 +61,14 @@ export function assetPath(name: string): string {
   return path;
 }
 
+/** The config's validator as a script (scripts/config-validator.ts), evaluated at each load. */
+export const CONFIG_VALIDATOR_ASSET = 'config/generated-validator.cjs';
+
+/** An asset's text, read from the binary's pages. */
+export function assetText(name: string): string {
+  return Buffer.from(sea.getRawAsset(name) as ArrayBuffer).toString('utf8');
+}
+
 /** An asset's bytes (WebAssembly, which needs no file). */
 export function assetBytes(name: string): Uint8Array {
   return new Uint8Array(sea.getAsset(name));
@@ -73,8 +81,8 @@ export function loadNative(name: string): unknown {
   return module.exports;
 }
 
-/** Write every asset out now, before worker threads ask for theirs. */
+/** Write every asset out now, before worker threads ask for theirs (but the text read from memory). */
 export function extractAssets(): void {
   if (!isSea()) return;
-  for (const name of readManifest().assets) assetPath(name);
+  for (const name of readManifest().assets) if (name !== CONFIG_VALIDATOR_ASSET) assetPath(name);
 }

@@ -21,6 +21,8 @@ import { promisify } from 'node:util';
 import { build, type Plugin } from 'esbuild';
 import { inject } from 'postject';
 import { VERSION } from '../../agent/lib/version.js';
+import { CONFIG_VALIDATOR_ASSET } from '../../agent/lib/sea.js';
+import { configValidatorSource } from '../config-validator.js';
 import { PAGE_OUT } from '../build-page.js';
 import { projectRoot } from '../project-root.js';
 import { isOnPath } from '../on-path.js';
@@ -199,10 +201,10 @@ function nativeFromAssets(): Plugin {
 }
 
 /**
- * No generated config validator in the single executable: it compiles the schema at start and lets
- * the result go, where the generated code and its bytecode held about 3 MB for the life of the
- * process (RSS at rest, measured side by side); on a Pi the memory is the budget, not a third of a
- * second of start. The import stays outside the bundle and fails, as from the sources.
+ * The generated config validator is not imported by the single executable: imported, its code and
+ * bytecode held about 3 MB for the life of the process (RSS at rest, measured side by side); compiling
+ * the schema instead took a third of a second of each start. It is an asset, evaluated at each load
+ * of the config and let go (agent/config/validator.ts). The import stays outside the bundle and fails.
  */
 function withoutGeneratedValidator(): Plugin {
   return {
@@ -232,7 +234,8 @@ async function bundle(out: string): Promise<Record<string, string>> {
     banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [nativeFromAssets(), withoutGeneratedValidator()],
   });
-  return { 'workers/db-host.cjs': join(out, 'workers/db-host.cjs') };
+  writeFileSync(join(out, 'generated-validator.cjs'), configValidatorSource('script'));
+  return { 'workers/db-host.cjs': join(out, 'workers/db-host.cjs'), [CONFIG_VALIDATOR_ASSET]: join(out, 'generated-validator.cjs') };
 }
 
 /** Files the web server serves: Swagger UI's and the status page (built by `npm run build`). */
