@@ -47,11 +47,11 @@ export async function useGeneratedValidator(): Promise<boolean> {
   }
 }
 
-let evaluated: (() => GeneratedValidator) | undefined;
+let evaluate: (() => GeneratedValidator) | undefined;
 
 /** Generated code as a script (`module.exports = { validate, fingerprint }`), evaluated at each load and let go. */
 export function useGeneratedScript(source: () => string): void {
-  evaluated = () => {
+  evaluate = () => {
     const module = { exports: {} as GeneratedValidator };
     compileFunction(source(), ['module'], { filename: 'generated-validator.cjs' })(module);
     return module.exports;
@@ -63,6 +63,6 @@ export function validatorFor(schema: TSchema): ValidateFunction {
   const fingerprint = schemaFingerprint(schema);
   const imported = generated.get(fingerprint);
   if (imported) return imported;
-  const script = evaluated?.();
+  const script = evaluate?.();
   return script?.fingerprint === fingerprint ? script.validate : configAjv().compile(schema);
 }
