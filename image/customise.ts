@@ -40,7 +40,7 @@ export interface ImageOptions {
   user?: { name: string; password: string };
   /** A PEM public key: the agent then takes only boot-partition configs signed with its private key. */
   bootConfigKey?: string;
-  /** The agent's CLI, to check the config as the agent will ([node, dist/agent/cli.js] by default). */
+  /** The agent's CLI, to check the config as the agent will ([node, dist/bundle/edge-agent.cjs] by default). */
   agent?: string[];
 }
 
@@ -143,7 +143,7 @@ export function customiseImage(o: ImageOptions): void {
       `--user: ${JSON.stringify(o.user.name.slice(0, 40))} is not a Linux user name (lower case letters, digits, _ and -, starting with a letter)`,
     );
   // The config first: a bad one stops here, naming the key, before anything is written.
-  const [agent, ...agentArgs] = o.agent ?? [process.execPath, join(ROOT, 'dist/agent/cli.js')];
+  const [agent, ...agentArgs] = o.agent ?? [process.execPath, join(ROOT, 'dist/bundle/edge-agent.cjs')];
   try {
     sh(agent, [...agentArgs, 'config', 'check', '--config', o.config]);
   } catch (err) {

@@ -4,7 +4,7 @@
 // executable's 63 MB of file pages). What is used again comes back from the page cache or the card.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { findUp } from './find-up.js';
 import { isSea, loadNative } from './sea.js';
 
 interface PageOutAddon {
@@ -14,16 +14,12 @@ interface PageOutAddon {
 /** The addon: an asset of the single executable, else what `npm install` built (node-gyp). */
 function addon(): PageOutAddon | undefined {
   if (isSea()) return loadNative('page-out') as PageOutAddon;
-  const require = createRequire(import.meta.url);
-  // From agent/lib (sources, as tests run them) and dist/agent/lib (built).
-  for (const up of ['../..', '../../..']) {
-    try {
-      return require(join(import.meta.dirname, up, 'build/Release/page_out.node')) as PageOutAddon;
-    } catch {
-      /* the next place */
-    }
+  const path = findUp('build/Release/page_out.node');
+  try {
+    return path ? (createRequire(import.meta.url)(path) as PageOutAddon) : undefined;
+  } catch {
+    return undefined; // built for another Node or machine: the pages stay until the kernel wants them
   }
-  return undefined;
 }
 
 /** Read-only mappings of files: code and constants, never data the process wrote. */

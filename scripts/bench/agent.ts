@@ -7,7 +7,7 @@ import { productionNode } from '../production-node.js';
 import { runLoad, sensorPayload, type LoadOptions, type LoadResult } from './load.js';
 import { startProcess, type Started } from './processes.js';
 
-const CLI = resolve(import.meta.dirname, '../../agent/cli.js');
+const CLI = resolve(import.meta.dirname, '../../bundle/edge-agent.cjs');
 const BROKER_ONLY = resolve(import.meta.dirname, 'broker-only.js');
 export const BENCH_USER = { name: 'bench', password: 'bench-password' };
 /** What every publisher of a benchmark publishes to. */

@@ -18,13 +18,14 @@ import {
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { build, type Plugin } from 'esbuild';
+import type { Plugin } from 'esbuild';
 import { inject } from 'postject';
 import { VERSION } from '../../agent/lib/version.js';
 import { CONFIG_VALIDATOR_ASSET } from '../../agent/lib/sea.js';
 import { configValidatorSource } from '../config-validator.js';
 import { PAGE_OUT } from '../build-page.js';
 import { projectRoot } from '../project-root.js';
+import { bundleAgent } from '../bundle.js';
 import { isOnPath } from '../on-path.js';
 
 /** The Node the binary embeds: the current 22 LTS on npm. */
@@ -217,25 +218,16 @@ function withoutGeneratedValidator(): Plugin {
 
 /** The agent and its database thread, each one CommonJS file (what a SEA runs). */
 async function bundle(out: string): Promise<Record<string, string>> {
-  const entries = { main: 'agent/cli.ts', 'workers/db-host': 'agent/consume/db/db-host.ts' };
-  await build({
-    entryPoints: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, join(ROOT, v)])),
+  const files = await bundleAgent({
+    from: ROOT,
+    extension: '.ts',
     outdir: out,
-    outExtension: { '.js': '.cjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
+    main: 'main',
     target: 'node22',
-    minifyWhitespace: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-    // import.meta.url in CommonJS: this file's URL (createRequire and new URL use it).
-    define: { 'import.meta.url': '__import_meta_url', 'import.meta.dirname': '__dirname' },
-    banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [nativeFromAssets(), withoutGeneratedValidator()],
   });
   writeFileSync(join(out, 'generated-validator.cjs'), configValidatorSource('script'));
-  return { 'workers/db-host.cjs': join(out, 'workers/db-host.cjs'), [CONFIG_VALIDATOR_ASSET]: join(out, 'generated-validator.cjs') };
+  return { 'workers/db-host.cjs': files['workers/db-host'], [CONFIG_VALIDATOR_ASSET]: join(out, 'generated-validator.cjs') };
 }
 
 /** Files the web server serves: Swagger UI's and the status page (built by `npm run build`). */

@@ -1,6 +1,7 @@
 // edge-agent(1), made from the CLI's own help at build time (so it never drifts from it): the
 // top-level help, then each command's and subcommand's, as preformatted roff sections.
 import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 
 type Help = (args: string[]) => string;
 
@@ -42,8 +43,15 @@ export function manPage(version: string, help: Help): string {
   return `${sections.join('\n')}\n`;
 }
 
+/** Help texts read, by binary, its build and the arguments: the packaging tests make two packages of one build. */
+const helps = new Map<string, string>();
+
 /** The help of the agent binary at `binary`. */
 export const helpOf =
   (binary: string): Help =>
-  (args) =>
-    execFileSync(binary, args, { encoding: 'utf8', env: { ...process.env, COLUMNS: '80' } });
+  (args) => {
+    const key = [binary, statSync(binary).mtimeMs, ...args].join('\0');
+    const text = helps.get(key) ?? execFileSync(binary, args, { encoding: 'utf8', env: { ...process.env, COLUMNS: '80' } });
+    helps.set(key, text);
+    return text;
+  };

@@ -14,7 +14,7 @@ import { productionNode } from '../../scripts/production-node.js';
 /** The one way tests reach the runtime (the architecture test holds it to this fixture). */
 export type { Stages };
 
-export const CLI = resolve(import.meta.dirname, '../../dist/agent/cli.js');
+export const CLI = resolve(import.meta.dirname, '../../dist/bundle/edge-agent.cjs');
 
 /** Folders tempDir() made in this test file: test/setup/temp-dirs.ts removes what is left when the file ends. */
 const made: string[] = [];

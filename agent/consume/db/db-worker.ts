@@ -26,11 +26,15 @@ function toError(reply: Reply): Error {
     : Object.assign(new Error(reply.error), { code: reply.code });
 }
 
-/** The worker script beside this module; in the single executable, its bundle. */
+/**
+ * The worker script beside this module; in a bundle (scripts/bundle.ts, CommonJS), the worker's
+ * bundle in workers/ beside it; in the single executable, that bundle as an asset.
+ */
 export function workerScript(relative: string): URL {
-  if (isSea()) return pathToFileURL(assetPath(`workers/${relative.replace(/\.js$/, '.cjs')}`));
+  const bundle = `workers/${relative.replace(/\.js$/, '.cjs')}`;
+  if (isSea()) return pathToFileURL(assetPath(bundle));
   if (import.meta.url.endsWith('.ts')) return bundled.get(relative) ?? bundled.set(relative, fromSources(relative)).get(relative)!;
-  return new URL(`./${relative}`, import.meta.url);
+  return new URL(import.meta.url.endsWith('.cjs') ? `./${bundle}` : `./${relative}`, import.meta.url);
 }
 
 /** Bundles made in this process: the sources do not change while it runs, and a test starts many threads. */

@@ -2,19 +2,17 @@
 // assets written out at start), served without credentials (the page logs in through the API) and
 // precompressed. Its script and stylesheet carry a content hash in their names: cached for good;
 // index.html is checked every time, with a policy that lets it load only the agent's own files.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
+import { findUp } from '../../../lib/find-up.js';
 import { assetPath, isSea } from '../../../lib/sea.js';
 
-/** Where the built page is: beside the compiled agent, or in the single executable's assets. */
+/** Where the built page is: the build's (dist/page), or the single executable's assets. */
 export function pageFolder(): string | undefined {
   if (isSea()) return dirname(assetPath('web/page/index.html'));
-  // dist/agent/serve/web/routes -> dist/page; run from sources (tests), agent/serve/web/routes -> dist/page.
-  return [join(import.meta.dirname, '../../../../page'), join(import.meta.dirname, '../../../../dist/page')].find((d) =>
-    existsSync(join(d, 'index.html')),
-  );
+  const index = findUp('dist/page/index.html');
+  return index && dirname(index);
 }
 
 const POLICY = [
