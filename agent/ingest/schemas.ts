@@ -44,10 +44,17 @@ export class SchemaFileError extends Error {
   }
 }
 
-const metaAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-const checkDoc = metaAjv.compile(SchemaDocSchema);
-const payloadAjv = new Ajv({ allErrors: true, strict: false, code: { regExp: linearRegExp } });
-(addFormats as unknown as (ajv: Ajv, formats: string[]) => void)(payloadAjv, ['date-time']);
+// Made when the first schema is loaded, not at start (about 60 ms of it, with no schema to load).
+let checkDocument: ValidateFunction | undefined;
+const checkDoc = () =>
+  (checkDocument ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }).compile(SchemaDocSchema));
+let payloadCompiler: Ajv | undefined;
+function payloadAjv(): Ajv {
+  if (payloadCompiler) return payloadCompiler;
+  payloadCompiler = new Ajv({ allErrors: true, strict: false, code: { regExp: linearRegExp } });
+  (addFormats as unknown as (ajv: Ajv, formats: string[]) => void)(payloadCompiler, ['date-time']);
+  return payloadCompiler;
+}
 const compiledCache = new Map<string, ValidateFunction>();
 
 function fieldSchema(spec: FieldSpec): Record<string, unknown> {
@@ -148,7 +155,7 @@ function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema 
   const key = createHash('sha256').update(JSON.stringify(jsonSchema)).digest('hex');
   let validate = compiledCache.get(key);
   if (!validate) {
-    validate = payloadAjv.compile(jsonSchema);
+    validate = payloadAjv().compile(jsonSchema);
     compiledCache.set(key, validate);
   }
   return {
@@ -170,8 +177,9 @@ function compileSchema(doc: SchemaDoc, defaultMode: SchemaMode): CompiledSchema 
 
 /** Check one document; problems are `where: path: message`, `where` naming file and line if known. */
 export function checkSchemaDoc(value: unknown, where: (pointer: string) => string, defaultMode: SchemaMode): CompiledSchema {
-  if (!checkDoc(value)) {
-    throw new SchemaFileError(describeErrors(checkDoc.errors ?? []).map((p) => `${where(p.pointer)}: ${p.path}: ${p.message}`));
+  const check = checkDoc();
+  if (!check(value)) {
+    throw new SchemaFileError(describeErrors(check.errors ?? []).map((p) => `${where(p.pointer)}: ${p.path}: ${p.message}`));
   }
   try {
     return compileSchema(value as SchemaDoc, defaultMode);
