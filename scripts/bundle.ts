@@ -1,7 +1,7 @@
 // The agent as one CommonJS file and its database thread as another. `npm run build` writes them to
-// dist/bundle for `npm start` and the package's `edge-agent` command: loading the agent's 900-odd
-// modules one by one took a third of its CPU to ready (1.38 s against 1.07 s bundled, here; on a
-// Pi several times that, at every start and every command). The single executable embeds its own
+// dist/bundle for `npm start` and the package's `edge-agent` command: loading dist's modules and
+// the packages' one by one took a quarter of the agent's CPU to ready (1.38 s against 1.02 s
+// bundled, here; on a Pi several times that, at every start and every command). The single executable embeds its own
 // (scripts/binary/build.ts), with the native addons as assets.
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
