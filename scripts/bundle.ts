@@ -1,14 +1,11 @@
 // The agent as one CommonJS file and its database thread as another. `npm run build` writes them to
 // dist/bundle for `npm start` and the package's `edge-agent` command: loading dist's modules and
 // the packages' one by one took a quarter of the agent's CPU to ready (1.38 s against 1.02 s
-// bundled, here; on a Pi several times that, at every start and every command). The single executable embeds its own
-// (scripts/binary/build.ts), with the native addons as assets.
+// bundled, here; on a Pi several times that, at every start and every command). The single
+// executable embeds its own (scripts/binary/build.ts), with the native addons as assets.
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { projectRoot } from './project-root.js';
-
-/** Entry points by output name: the worker's place beside the main file is what agent/consume/db/db-worker.ts looks for. */
-const ENTRIES = { main: 'agent/cli', 'workers/db-host': 'agent/consume/db/db-host' };
 
 export interface BundleOptions {
   /** The folder holding agent/: the sources (.ts) or dist (.js, with the generated config validator). */
@@ -22,13 +19,16 @@ export interface BundleOptions {
   plugins?: Plugin[];
 }
 
-/** Bundle the agent; returns the output files by entry name (`main`, `workers/db-host`). */
-export async function bundleAgent(o: BundleOptions): Promise<Record<keyof typeof ENTRIES, string>> {
-  const names = { main: o.main, 'workers/db-host': 'workers/db-host' };
+/**
+ * Bundle the agent; returns the two files. The worker's place, workers/ beside the main file, is
+ * what agent/consume/db/db-worker.ts looks for.
+ */
+export async function bundleAgent(o: BundleOptions): Promise<{ main: string; worker: string }> {
   await build({
-    entryPoints: Object.fromEntries(
-      Object.entries(ENTRIES).map(([k, v]) => [names[k as keyof typeof ENTRIES], join(o.from, v + o.extension)]),
-    ),
+    entryPoints: {
+      [o.main]: join(o.from, `agent/cli${o.extension}`),
+      'workers/db-host': join(o.from, `agent/consume/db/db-host${o.extension}`),
+    },
     outdir: o.outdir,
     outExtension: { '.js': '.cjs' },
     bundle: true,
@@ -44,7 +44,7 @@ export async function bundleAgent(o: BundleOptions): Promise<Record<keyof typeof
     external: o.external,
     plugins: o.plugins,
   });
-  return { main: join(o.outdir, `${o.main}.cjs`), 'workers/db-host': join(o.outdir, 'workers/db-host.cjs') };
+  return { main: join(o.outdir, `${o.main}.cjs`), worker: join(o.outdir, 'workers/db-host.cjs') };
 }
 
 /**

@@ -227,7 +227,7 @@ async function bundle(out: string): Promise<Record<string, string>> {
     plugins: [nativeFromAssets(), withoutGeneratedValidator()],
   });
   writeFileSync(join(out, 'generated-validator.cjs'), configValidatorSource('script'));
-  return { 'workers/db-host.cjs': files['workers/db-host'], [CONFIG_VALIDATOR_ASSET]: join(out, 'generated-validator.cjs') };
+  return { 'workers/db-host.cjs': files.worker, [CONFIG_VALIDATOR_ASSET]: join(out, 'generated-validator.cjs') };
 }
 
 /** Files the web server serves: Swagger UI's and the status page (built by `npm run build`). */
