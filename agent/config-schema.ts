@@ -160,7 +160,8 @@ export const ConfigSchema = Type.Object(
               minimum: 1,
               maximum: 16,
               default: 1,
-              description: 'password checks (scrypt, ~50 ms of a core each) run at once',
+              description:
+                'password checks (scrypt, ~50 ms of a core each) run at once; one more is kept for logins from addresses a login succeeded from, so that a flood of guesses does not make known sensors wait',
             }),
           },
           { ...strict, default: {} },

@@ -2,7 +2,7 @@
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import type { AclRule } from './acl.js';
 import { connectionInfo, isLoopback } from './connection-info.js';
-import type { LoginGuard } from './login-guard.js';
+import { LoginAbandoned, type LoginGuard } from './login-guard.js';
 import { openSession, sessionOf } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
@@ -62,7 +62,12 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       return { username: info.certIdentity, roles: roles ?? [], certificateOnly: roles === null };
     }
     if (username !== undefined) {
-      const verdict = await opts.guard.login(info.remoteAddress, username, () => (password ? opts.users.verify(username, password) : null));
+      const verdict = await opts.guard.login(
+        info.remoteAddress,
+        username,
+        () => (password ? opts.users.verify(username, password) : null),
+        () => client.conn.destroyed,
+      );
       if (verdict.ok) return { username, roles: verdict.value, certificateOnly: false, credential: opts.users.fingerprint?.(username) };
       // a ban costs the agent no password check
       throw verdict.banned ? refuse(Code.NotAuthorized, verdict.banned) : refuse(Code.BadCredentials, 'bad user name or password');
@@ -115,6 +120,7 @@ export function makeAuthenticate(broker: () => Aedes, opts: AuthOptions, stats: 
       (err: AuthenticateError) => refused(err),
     );
     function refused(err: AuthenticateError): void {
+      if (err instanceof LoginAbandoned) return done(refuse(Code.ServerUnavailable, err.message), false); // nobody to answer
       if ((err.returnCode as number) !== Code.ServerUnavailable) stats.authFailures++;
       const info = connectionInfo(client.conn);
       // Under a flood of attempts the log says so once per ban (LoginGuard), not once per attempt.

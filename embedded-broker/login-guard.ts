@@ -24,6 +24,8 @@ export class LoginGuard {
   private readonly failures: LoginFailures;
   private readonly turns = new Turns();
   private hashing = 0;
+  /** The check slot kept for addresses a login succeeded from is in use. */
+  private reservedBusy = false;
   /** Waiting connections closed to give their slot to another address. */
   evicted = 0;
   private readonly hashQueue: (() => void)[] = [];
@@ -101,13 +103,24 @@ export class LoginGuard {
   /**
    * One login: refused outright when banned; else it waits its delay (and, for a user name under
    * attack, its turn), then `verify` runs in a hashing slot. A wrong password (null) is a failure.
+   * `gone`: the client left while it waited (its connection closed, or was given to another
+   * address): its password is not checked (LoginAbandoned), so a flood's dropped connections do not
+   * keep the hashing slot busy ahead of the logins still waiting.
    */
-  async login<T>(address: string, username: string | undefined, verify: () => Promise<T | null> | T | null): Promise<LoginVerdict<T>> {
+  async login<T>(
+    address: string,
+    username: string | undefined,
+    verify: () => Promise<T | null> | T | null,
+    gone: () => boolean = () => false,
+  ): Promise<LoginVerdict<T>> {
     const attempt = this.failures.start(address, username);
     if (attempt.banned) return { ok: false, banned: attempt.banned };
     const checked = async () => {
       if (attempt.delayMs) await new Promise((r) => setTimeout(r, attempt.delayMs));
-      return await this.hash(async () => await verify(), attempt.known);
+      return await this.hash(async () => {
+        if (gone()) throw new LoginAbandoned('the connection closed before its password was checked');
+        return await verify();
+      }, attempt.known);
     };
     let value: T | null;
     try {
@@ -134,19 +147,32 @@ export class LoginGuard {
     return value === null ? { ok: false } : { ok: true, value };
   }
 
-  /** Run a password check when a slot is free (a few at a time; logins from known addresses first). */
-  async hash<T>(work: () => Promise<T>, first = false): Promise<T> {
-    if (this.hashing >= this.limits.hashConcurrency)
-      await new Promise<void>((resolve) => (first ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
-    this.hashing++;
+  /**
+   * Run a password check when a slot is free (hashConcurrency at a time). A login from an address a
+   * login succeeded from (`known`) goes first, and when the slots are taken it has one more of its
+   * own: a flood of strangers' checks, back to back, would otherwise make a sensor wait for the check
+   * in progress (80-150 ms of scrypt on a busy 2-core machine) before its own.
+   */
+  async hash<T>(work: () => Promise<T>, known = false): Promise<T> {
+    const reserved = known && this.hashing >= this.limits.hashConcurrency && !this.reservedBusy;
+    if (reserved) this.reservedBusy = true;
+    else if (this.hashing >= this.limits.hashConcurrency)
+      await new Promise<void>((resolve) => (known ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
+    if (!reserved) this.hashing++;
     try {
       return await work();
     } finally {
-      this.hashing--;
-      this.hashQueue.shift()?.();
+      if (reserved) this.reservedBusy = false;
+      else {
+        this.hashing--;
+        this.hashQueue.shift()?.();
+      }
     }
   }
 }
+
+/** A login whose client left before its check: no verdict on the password, and no answer to give. */
+export class LoginAbandoned extends Error {}
 
 /** Work on one key run one at a time, in order. */
 class Turns {

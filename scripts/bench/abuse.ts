@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { UserStore } from '../../agent/users/store.js';
 import { hobbyPayload, startSensors } from '../wear.js';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
-import { startProcess, statusMb, type Started } from './processes.js';
+import { startProcess, statusMb, stopAndCount, type Started } from './processes.js';
 import { percentile, printLimits, note } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 60);
@@ -53,15 +53,6 @@ function startAbuser(agent: Started): Promise<Started> {
     MALLORY.name,
     MALLORY.password,
   ]);
-}
-
-/** Stops the abuser; what it was answered (`export 429` -> count). */
-async function stopAbuser(abuser: Started): Promise<Record<string, number>> {
-  let out = '';
-  abuser.proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  await abuser.stop();
-  const line = out.split('\n').find((l) => l.includes('"msg":"answers"'));
-  return line ? (JSON.parse(line) as { answers: Record<string, number> }).answers : {};
 }
 
 /** A store worth scanning, through the agent's own HTTP ingest (so that the log's seqs follow them). */
@@ -142,7 +133,7 @@ async function run(abuse: boolean): Promise<Run> {
     watching = false;
     await Promise.all([watchLive, watchStore]);
     clearInterval(rss);
-    const answers = abuser ? await stopAbuser(abuser) : {};
+    const answers = abuser ? await stopAndCount(abuser) : {};
     await sensors.stop();
     if (agent.proc.exitCode !== null)
       throw new Error(`the agent ended (${agent.proc.exitCode}) during the ${abuse ? 'abuse' : 'control'} run`);

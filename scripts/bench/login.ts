@@ -1,14 +1,16 @@
 // npm run bench -- login: a connected sensor's PUBACK latency, and a sensor's own login, while 64
 // connections from 64 other addresses guess passwords as fast as they are answered, against the
 // same sensor with no flood (the baseline, measured in the same run: a PUBACK waits for the group
-// commit's window, so an absolute figure would measure that window, not the flood).
+// commit's window, so an absolute figure would measure that window, not the flood). The guessers
+// run in a process of their own (guesser.ts), as they would on machines of their own.
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { BENCH_USER, benchTopic, startBenchAgent } from './agent.js';
 import { sensorPayload } from './load.js';
+import { startProcess, stopAndCount } from './processes.js';
 import { note, percentile, printTable } from './report.js';
 
 const PHASE_MS = 10_000;
@@ -16,30 +18,9 @@ const SENSOR_RATE = 50;
 const ATTACKERS = 64;
 const LOGINS = 8;
 
-const str = (s: string) => Buffer.concat([Buffer.from([s.length >> 8, s.length & 0xff]), Buffer.from(s)]);
-
-function connectPacket(clientId: string, username: string, password: string): Buffer {
-  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str(clientId), str(username), str(password)]);
-  return Buffer.concat([Buffer.from([0x10, body.length]), body]);
-}
-
-/** One guesser from its own source address: a wrong password, again as soon as it is answered, until `until`. */
-async function guess(port: number, address: string, until: number, counts: Record<string, number>): Promise<void> {
-  for (let n = 0; Date.now() < until; n++) {
-    const code = await new Promise<string>((resolve) => {
-      const socket = net.connect({ port, host: '127.0.0.1', localAddress: address });
-      socket.setTimeout(Math.max(1, until - Date.now()), () => socket.destroy());
-      socket.on('connect', () => socket.write(connectPacket(`guess-${address}-${n}`, `user-${n % 5}`, `wrong-${n}`)));
-      socket.on('data', (d) => {
-        socket.destroy();
-        resolve(d.length >= 4 ? `CONNACK ${d[3]}` : 'short');
-      });
-      socket.on('error', () => resolve('error'));
-      socket.on('close', () => resolve('closed'));
-    });
-    counts[code] = (counts[code] ?? 0) + 1;
-  }
-}
+/** The guessers, in a process of their own (scripts/bench/guesser.ts); they guess until stopped. */
+const startGuessers = (port: number) =>
+  startProcess([fileURLToPath(new URL('./guesser.js', import.meta.url)), String(port), String(ATTACKERS)]);
 
 /** PUBACK latencies of a sensor publishing QoS 1 at SENSOR_RATE/s for `ms`. */
 async function sensorLatencies(client: mqtt.MqttClient, ms: number): Promise<number[]> {
@@ -93,11 +74,9 @@ export async function benchLogin(): Promise<void> {
     });
     await sensorLatencies(sensor, 2000); // warm-up
     const [quiet, quietLogins] = await Promise.all([sensorLatencies(sensor, PHASE_MS), loginTimes(port)]);
-    const counts: Record<string, number> = {};
-    const until = Date.now() + PHASE_MS;
-    const flood = Promise.all(Array.from({ length: ATTACKERS }, (_, i) => guess(port, `127.0.40.${i + 1}`, until, counts)));
+    const guessers = await startGuessers(port);
     const [flooded, floodedLogins] = await Promise.all([sensorLatencies(sensor, PHASE_MS), loginTimes(port)]);
-    await flood;
+    const counts = await stopAndCount(guessers);
     await sensor.endAsync();
     const attempts = Object.values(counts).reduce((a, b) => a + b, 0);
     const during = (name: string, noFlood: number[], flood: number[], q: number, target: number) => ({

@@ -31,6 +31,18 @@ export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}, 
   };
 }
 
+/**
+ * Stops a process that floods the agent (the abuser, the guessers) and prints, when stopped, one
+ * `{"msg":"answers"}` JSON line: what it was answered (`export 429` -> count).
+ */
+export async function stopAndCount(flood: Started): Promise<Record<string, number>> {
+  let out = '';
+  flood.proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await flood.stop();
+  const line = out.split('\n').find((l) => l.includes('"msg":"answers"'));
+  return line ? (JSON.parse(line) as { answers: Record<string, number> }).answers : {};
+}
+
 /** A figure of /proc/<pid>/status in kB (VmRSS, RssAnon), as MB. */
 export function statusMb(pid: number, key: string): number {
   return Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoginFailures, type BanNotice } from '../../embedded-broker/login-failures.js';
-import { LoginGuard } from '../../embedded-broker/login-guard.js';
+import { LoginAbandoned, LoginGuard } from '../../embedded-broker/login-guard.js';
 import { cleanup, portOf, spawnAgent, tempDir, writeConfig, type ChildAgent } from '../helpers/agent.js';
 import { connect, str } from '../helpers/raw.js';
 import { addUser } from '../helpers/users.js';
@@ -161,6 +161,65 @@ describe('login throttling (LoginGuard)', () => {
       });
     await Promise.all([attempt(2), attempt(3)]);
     expect(turns).toEqual(['2', '3']);
+  });
+
+  it("skips the check of a client that left while it waited for the slot; the next one's runs, and the skipped one counts for nothing", async () => {
+    const guard = new LoginGuard({ ...limits, hashConcurrency: 1, failuresBeforeDelay: 1, failuresBeforeBan: 1 }, quiet);
+    const checked: string[] = [];
+    let left = false;
+    const check = (who: string, ms: number) => async () => {
+      checked.push(who);
+      await new Promise((r) => setTimeout(r, ms));
+      return null;
+    };
+    const first = guard.login('10.0.0.1', 'a', check('first', 30));
+    const leaver = guard.login('10.0.0.2', 'b', check('leaver', 0), () => left);
+    const stayer = guard.login('10.0.0.3', 'c', check('stayer', 0), () => false);
+    left = true; // its connection closed while the first check ran
+    await expect(leaver).rejects.toBeInstanceOf(LoginAbandoned);
+    expect(await first).toEqual({ ok: false });
+    expect(await stayer).toEqual({ ok: false });
+    expect(checked).toEqual(['first', 'stayer']);
+    // one failure bans the pair (failuresBeforeBan: 1): the checked ones are, the skipped one is not
+    expect(guard.banned('10.0.0.1', 'a')).toBeDefined();
+    expect(guard.banned('10.0.0.3', 'c')).toBeDefined();
+    expect(guard.banned('10.0.0.2', 'b')).toBeUndefined();
+  });
+
+  it("keeps one more check slot for addresses a login succeeded from: a known login does not wait for a stranger's check", async () => {
+    const guard = new LoginGuard({ ...limits, hashConcurrency: 1 }, quiet);
+    const log: string[] = [];
+    const release = new Map<string, () => void>();
+    const check = (who: string, known: boolean) =>
+      guard.hash(async () => {
+        log.push(`${who} started`);
+        await new Promise<void>((r) => release.set(who, r));
+        log.push(`${who} done`);
+      }, known);
+    const settle = () => new Promise((r) => setTimeout(r, 10));
+    const checks = [check('stranger 1', false), check('stranger 2', false)];
+    await settle();
+    checks.push(check('known 1', true), check('known 2', true));
+    await settle();
+    // the control: stranger 2 waits for the slot; known 1 has its own; known 2 waits, ahead of strangers
+    expect(log).toEqual(['stranger 1 started', 'known 1 started']);
+    release.get('known 1')!();
+    await settle();
+    expect(log.at(-1)).toBe('known 1 done');
+    expect(log).not.toContain('known 2 started'); // the kept slot is for one at a time; known 2 waits in front
+    release.get('stranger 1')!();
+    await settle();
+    expect(log.slice(-2)).toEqual(['stranger 1 done', 'known 2 started']);
+    release.get('known 2')!();
+    await settle();
+    release.get('stranger 2')!();
+    await Promise.all(checks);
+    expect(log.filter((l) => l.endsWith('started'))).toEqual([
+      'stranger 1 started',
+      'known 1 started',
+      'known 2 started',
+      'stranger 2 started',
+    ]);
   });
 
   it('runs password checks a few at a time', async () => {
