@@ -123,8 +123,12 @@ describe('chaos: random payloads against strict schemas', () => {
         'dead letters without a reason': letters.filter((d) => d.reasons.length === 0 || !d.reasons[0].message).length,
         'stored readings that break their schema': misfits.length,
         "the good sensor's readings stored": `${storedGood} of ${good}`,
+        // what to look at when the sum is off
+        'seqs stored twice': stored.length - new Set(stored.map((x) => x.seq)).size,
+        'dead letters listed twice': letters.length - new Set(letters.map((d) => d.id)).size,
+        "ingest's count (accepted + dead-lettered)": stats.accepted + stats.deadLettered,
       };
-      expect(stored.length + letters.length, `a reading lost or counted twice ${r.replay}`).toBe(READINGS + good);
+      expect(stored.length + letters.length, `a reading lost or counted twice ${r.replay} ${JSON.stringify(found)}`).toBe(READINGS + good);
       expect(stats.accepted + stats.deadLettered).toBe(READINGS + good);
       expect(found['dead letters without a reason'], r.replay).toBe(0);
       expect(
