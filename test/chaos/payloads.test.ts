@@ -126,6 +126,10 @@ describe('chaos: random payloads against strict schemas', () => {
         // what to look at when the sum is off
         'seqs stored twice': stored.length - new Set(stored.map((x) => x.seq)).size,
         'dead letters listed twice': letters.length - new Set(letters.map((d) => d.id)).size,
+        'dead letters from a consumer (the store, the rollups)': letters
+          .filter((d) => d.consumer)
+          .map((d) => `${d.consumer}: ${d.reasons[0]?.message}`)
+          .join('; '),
         "ingest's count (accepted + dead-lettered)": stats.accepted + stats.deadLettered,
       };
       expect(stored.length + letters.length, `a reading lost or counted twice ${r.replay} ${JSON.stringify(found)}`).toBe(READINGS + good);
