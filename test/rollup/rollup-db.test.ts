@@ -67,6 +67,19 @@ describe('rollup statistics', () => {
     );
   });
 
+  it('keeps the mean finite for values near the largest double, however they are grouped (a NaN would be refused by the database)', () => {
+    const huge = [50, 1e308, 1e308, 5, -1e308, 1e308];
+    for (let cut = 1; cut < huge.length; cut++) {
+      const part = (values: number[], from: number) =>
+        values.reduce<Stats | undefined>((s, v, i) => (s ? merge(s, single(v, from + i)) : single(v, from + i)), undefined)!;
+      const folded = merge(part(huge.slice(0, cut), 1), part(huge.slice(cut), cut + 1));
+      expect(Number.isFinite(folded.mean), `cut at ${cut}: mean ${folded.mean}`).toBe(true);
+      expect(Number.isNaN(folded.m2), `cut at ${cut}: m2`).toBe(false);
+    }
+    // the control: ordinary values give the ordinary mean
+    expect(merge(single(1, 1), merge(single(2, 2), single(6, 3))).mean).toBeCloseTo(3, 12);
+  });
+
   it('keeps the spread of large values close together (no sum-of-squares cancellation)', () => {
     const values = Array.from({ length: 1000 }, (_, i) => 1e9 + (i % 2)); // stddev ~0.5
     const s = values.map((v, i) => single(v, i)).reduce(merge);

@@ -25,11 +25,22 @@ export const single = (value: number, seq: number): Stats => ({
   lastSeq: seq,
 });
 
+/**
+ * `mean` moved toward `other` by `weight` (0..1). Welford's and Chan's steps scale the difference of
+ * the two, which overflows for values near Number.MAX_VALUE (1e308 and 50 merged with a count of 2:
+ * Infinity, and the next value made it NaN, which the rollups' NOT NULL columns refused, so the
+ * rollups dead-lettered a reading the store kept); a weighted mean of finite means stays finite.
+ */
+function towards(mean: number, other: number, weight: number): number {
+  const stepped = mean + (other - mean) * weight;
+  return Number.isFinite(stepped) ? stepped : mean * (1 - weight) + other * weight;
+}
+
 /** Add one value in place (Welford's update): the hot path, with no allocation. */
 export function add(s: Stats, value: number, seq: number): void {
   s.count++;
   const delta = value - s.mean;
-  s.mean += delta / s.count;
+  s.mean = towards(s.mean, value, 1 / s.count);
   s.m2 += delta * (value - s.mean);
   s.sum += value;
   if (value < s.min) s.min = value;
@@ -50,7 +61,7 @@ export function merge(a: Stats, b: Stats): Stats {
     min: Math.min(a.min, b.min),
     max: Math.max(a.max, b.max),
     sum: a.sum + b.sum,
-    mean: a.mean + (delta * b.count) / count,
+    mean: towards(a.mean, b.mean, b.count / count),
     m2: a.m2 + b.m2 + (delta * delta * a.count * b.count) / count,
     last: later.last,
     lastSeq: later.lastSeq,
