@@ -154,10 +154,10 @@ export class LoginGuard {
    * in progress (80-150 ms of scrypt on a busy 2-core machine) before its own.
    */
   async hash<T>(work: () => Promise<T>, known = false): Promise<T> {
-    const reserved = known && this.hashing >= this.limits.hashConcurrency && !this.reservedBusy;
+    const full = this.hashing >= this.limits.hashConcurrency;
+    const reserved = known && full && !this.reservedBusy;
     if (reserved) this.reservedBusy = true;
-    else if (this.hashing >= this.limits.hashConcurrency)
-      await new Promise<void>((resolve) => (known ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
+    else if (full) await new Promise<void>((resolve) => (known ? this.hashQueue.unshift(resolve) : this.hashQueue.push(resolve)));
     if (!reserved) this.hashing++;
     try {
       return await work();

@@ -3,15 +3,9 @@
 // Arguments: the agent's MQTT port, how many guessers (each from its own loopback address). Guesses
 // until SIGTERM, then prints what it was answered as one JSON line.
 import net from 'node:net';
+import mqttPacket from 'mqtt-packet';
 
 const [port, guessers] = process.argv.slice(2, 4).map(Number);
-
-const str = (s: string) => Buffer.concat([Buffer.from([s.length >> 8, s.length & 0xff]), Buffer.from(s)]);
-
-function connectPacket(clientId: string, username: string, password: string): Buffer {
-  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str(clientId), str(username), str(password)]);
-  return Buffer.concat([Buffer.from([0x10, body.length]), body]);
-}
 
 /** What the guessers were answered: `CONNACK 4`, `closed`, `error` -> count. */
 const answers: Record<string, number> = {};
@@ -24,7 +18,20 @@ async function guess(address: string): Promise<void> {
     const code = await new Promise<string>((resolve) => {
       const socket = net.connect({ port, host: '127.0.0.1', localAddress: address });
       open.add(socket);
-      socket.on('connect', () => socket.write(connectPacket(`guess-${address}-${n}`, `user-${n % 5}`, `wrong-${n}`)));
+      socket.on('connect', () =>
+        socket.write(
+          mqttPacket.generate({
+            cmd: 'connect',
+            protocolId: 'MQTT',
+            protocolVersion: 4,
+            clean: true,
+            keepalive: 60,
+            clientId: `guess-${address}-${n}`,
+            username: `user-${n % 5}`,
+            password: Buffer.from(`wrong-${n}`),
+          }),
+        ),
+      );
       socket.on('data', (d) => {
         socket.destroy();
         resolve(d.length >= 4 ? `CONNACK ${d[3]}` : 'short');

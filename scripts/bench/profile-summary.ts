@@ -47,6 +47,9 @@ export interface Summary {
   functions: [string, number][];
 }
 
+/** Largest first. */
+const desc = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]);
+
 export function summarise(file: string, profile: Profile): Summary {
   const sampledMs = (profile.endTime - profile.startTime) / 1000;
   const perSample = sampledMs / Math.max(1, profile.samples.length);
@@ -69,7 +72,6 @@ export function summarise(file: string, profile: Profile): Summary {
     const name = `${callFrame.functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
     functions.set(name, (functions.get(name) ?? 0) + ms);
   }
-  const desc = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]);
   return { file, sampledMs, idleShare: idle / sampledMs, parts: desc(parts), functions: desc(functions) };
 }
 
@@ -114,7 +116,7 @@ export function stalls(profile: Profile, lastSec = Infinity): Stalls {
   return {
     windowMs: Math.min(lastSec * 1000, (profile.endTime - profile.startTime) / 1000),
     over,
-    fill: [...fill].sort((a, b) => b[1] - a[1]),
+    fill: desc(fill),
   };
 }
 
