@@ -28,6 +28,6 @@ export default defineConfig({
     // Files share only the PostgreSQL cluster (a database each); everything else is theirs, on free ports.
     maxWorkers: Number(process.env.TEST_WORKERS ?? 4),
     sequence: { sequencer: LongFirst },
-    setupFiles: ['test/setup/temp-dirs.ts'],
+    setupFiles: ['test/setup/temp-dirs.ts', 'test/setup/cpu-per-file.ts'],
   },
 });

@@ -3,6 +3,7 @@
 // the packages' one by one took a quarter of the agent's CPU to ready (1.38 s against 1.02 s
 // bundled, here; on a Pi several times that, at every start and every command). The single
 // executable embeds its own (scripts/binary/build.ts), with the native addons as assets.
+import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { projectRoot } from './project-root.js';
@@ -38,6 +39,9 @@ export async function bundleAgent(o: BundleOptions): Promise<{ main: string; wor
     minifyWhitespace: true,
     legalComments: 'none',
     logLevel: 'warning',
+    // import() of a package left outside (onoff) as require(): the source checkout's loader compiles
+    // the bundle as a script (scripts/bundle-loader.ts), where import() needs an experimental hook.
+    supported: { 'dynamic-import': false },
     // import.meta.url in CommonJS: this file's URL (createRequire and new URL use it).
     define: { 'import.meta.url': '__import_meta_url', 'import.meta.dirname': '__dirname' },
     banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
@@ -49,21 +53,45 @@ export async function bundleAgent(o: BundleOptions): Promise<{ main: string; wor
 
 /**
  * Packages loaded from node_modules as installed: native addons (node-gyp and prebuilt binaries found
- * beside their package), re2-wasm's WebAssembly and Swagger UI's static files, each found by its path.
+ * beside their package) and re2-wasm's WebAssembly, each found by its path. (Swagger UI is bundled: the
+ * agent names its files' folder; loaded from node_modules, it brought second copies of yaml and
+ * @fastify/static, 70 ms of the start.)
  */
-const INSTALLED = ['better-sqlite3-multiple-ciphers', 'classic-level', 'lz4-napi', 'epoll', 'onoff', 're2-wasm', '@fastify/swagger-ui'];
+const INSTALLED = ['better-sqlite3-multiple-ciphers', 'classic-level', 'lz4-napi', 'epoll', 'onoff', 're2-wasm'];
 
-/** dist/bundle/edge-agent.cjs and dist/bundle/workers/db-host.cjs, from dist (after the config validator is generated). */
+/**
+ * dist/bundle/agent.cjs and dist/bundle/workers/db-host.cjs, from dist (after the config validator
+ * is generated), and the command that runs the agent with V8's code cache, dist/bundle/edge-agent.cjs
+ * (scripts/bundle-loader.ts; the caches are made by scripts/code-cache.ts once the build is done).
+ */
 export async function bundleDist(root = projectRoot()): Promise<string> {
+  const outdir = join(root, 'dist/bundle');
+  rmSync(join(outdir, 'code-cache'), { recursive: true, force: true });
   const out = await bundleAgent({
     from: join(root, 'dist'),
     extension: '.js',
-    outdir: join(root, 'dist/bundle'),
-    main: 'edge-agent',
+    outdir,
+    main: 'agent',
     target: 'node20',
     external: INSTALLED,
   });
-  return out.main;
+  // The loader reads the bundle as Latin-1 (a copy, not a decoding): esbuild writes ASCII by default.
+  const nonAscii = readFileSync(out.main).findIndex((byte) => byte > 0x7f);
+  if (nonAscii !== -1) throw new Error(`${out.main}: a byte outside ASCII at ${nonAscii}; the loader reads the bundle as Latin-1`);
+  const command = join(outdir, 'edge-agent.cjs');
+  await build({
+    entryPoints: [join(root, 'dist/scripts/bundle-loader.js')],
+    outfile: command,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    logLevel: 'warning',
+    define: { 'import.meta.dirname': '__dirname' },
+    banner: { js: '#!/usr/bin/env node' },
+  });
+  chmodSync(command, 0o755);
+  return command;
 }
 
 if (import.meta.filename === process.argv[1]) await bundleDist();

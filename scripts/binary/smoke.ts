@@ -1,5 +1,6 @@
 // The end-to-end smoke test of a built agent (the x64 binary here, the arm64 one under qemu): start
-// it, publish a reading over MQTT, read it back over the HTTP API, see it forwarded to PostgreSQL.
+// it, publish a reading over MQTT, read it back over the HTTP API, see it forwarded to PostgreSQL,
+// the status page and Swagger UI served.
 // `node dist/scripts/binary/smoke.js -- <command...>` runs it against any command that is the agent.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -91,6 +92,7 @@ export async function smokeTest(command: string[], timeoutMs = 120_000): Promise
       );
       const forwardedMs = performance.now() - published;
       await checkPage(`http://127.0.0.1:${port('http')}`);
+      await checkDocs(`http://127.0.0.1:${port('http')}`, auth);
       await new Promise((r) => setTimeout(r, 5000));
       const idleRssMb = statusMb(agent.pid!, 'VmRSS');
       agent.kill('SIGTERM');
@@ -116,6 +118,19 @@ async function checkPage(base: string): Promise<void> {
   for (const file of files) {
     const res = await fetch(`${base}/${file}`, { headers: { 'accept-encoding': 'br' } });
     if (!res.ok || (await res.arrayBuffer()).byteLength === 0) throw new Error(`GET /${file} answered ${res.status}`);
+  }
+}
+
+/** Swagger UI is served with its files (assets of the binary, its package's folder for the bundle). */
+async function checkDocs(base: string, authorization: string): Promise<void> {
+  const index = await fetch(`${base}/api/docs/`, { headers: { authorization } });
+  const html = await index.text();
+  const files = [...html.matchAll(/(?:src|href)="\.\/(static\/[^"]+)"/g)].map((m) => m[1]);
+  if (!index.ok || !files.includes('static/swagger-ui-bundle.js'))
+    throw new Error(`GET /api/docs/ answered ${index.status}, not Swagger UI`);
+  for (const file of files) {
+    const res = await fetch(`${base}/api/docs/${file}`, { headers: { authorization } });
+    if (!res.ok || (await res.arrayBuffer()).byteLength === 0) throw new Error(`GET /api/docs/${file} answered ${res.status}`);
   }
 }
 

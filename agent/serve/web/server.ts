@@ -2,6 +2,7 @@
 // the same routes: health, the API (every route validated by its JSON schema, which also makes the
 // OpenAPI document), metrics, and MQTT over WebSocket.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -365,9 +366,13 @@ export async function startWeb(opts: WebOptions): Promise<WebServer> {
   return { listeners, close: async () => void (await Promise.all(apps.map(({ app }) => app.close()))) };
 }
 
-/** In the single executable, Swagger UI's files are assets written out at start (agent/lib/sea.ts), not beside its package. */
-function swaggerUiFiles(): { baseDir?: string; logo?: { type: string; content: Buffer } } {
-  if (!isSea()) return {};
-  const baseDir = dirname(assetPath('web/swagger-ui/index.html'));
+/**
+ * Swagger UI's files: in the single executable, assets written out at start (agent/lib/sea.ts); else
+ * its package's. Named here, so that the plugin can be bundled (it looks beside itself otherwise).
+ */
+function swaggerUiFiles(): { baseDir: string; logo: { type: string; content: Buffer } } {
+  const baseDir = isSea()
+    ? dirname(assetPath('web/swagger-ui/index.html'))
+    : dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/static/index.html'));
   return { baseDir, logo: { type: 'image/svg+xml', content: readFileSync(join(baseDir, 'logo.svg')) } };
 }

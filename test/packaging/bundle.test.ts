@@ -1,0 +1,68 @@
+// The source checkout's command (dist/bundle/edge-agent.cjs, what `npm start` runs) passes the smoke
+// test, and runs the bundle with the code caches the build made (scripts/code-cache.ts,
+// scripts/bundle-loader.ts): one for Node without flags, one for the unit's flags; no cache for other
+// flags, nor for a bundle changed since, even by one byte.
+import { execFile } from 'node:child_process';
+import { cpSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { VERSION } from '../../agent/lib/version.js';
+import { smokeTest } from '../../scripts/binary/smoke.js';
+import { projectRoot } from '../../scripts/project-root.js';
+import { CLI, PRODUCTION_NODE, tempDir } from '../helpers/agent.js';
+
+const run = promisify(execFile);
+const ROOT = projectRoot();
+
+/** What the loader says of the cache (NODE_DEBUG=code-cache), and the command's own output. */
+async function versionWith(nodeArgs: string[], command = CLI): Promise<{ cache: string; stdout: string }> {
+  const { stdout, stderr } = await run(process.execPath, [...nodeArgs, command, '--version'], {
+    env: { ...process.env, NODE_DEBUG: 'code-cache', NODE_OPTIONS: '' },
+  });
+  const cache = /CODE-CACHE \d+: (.*)$/m.exec(stderr)?.[1] ?? `nothing said: ${stderr}`;
+  return { cache, stdout: stdout.trim() };
+}
+
+describe('the bundled command', () => {
+  it('passes the smoke test: MQTT in, the HTTP API, PostgreSQL, the page and Swagger UI with their files', async () => {
+    const r = await smokeTest([process.execPath, CLI]);
+    expect(r.version).toContain(`Node ${process.version}`);
+  }, 180_000);
+});
+
+describe('the code cache of the bundled command', () => {
+  it("is made for Node without flags and for the unit's flags, and taken by each", async () => {
+    expect(readdirSync(join(ROOT, 'dist/bundle/code-cache'))).toHaveLength(2);
+    for (const args of [[], PRODUCTION_NODE.args]) {
+      const { cache, stdout } = await versionWith(args);
+      expect(cache, args.join(' ')).toMatch(/^[0-9a-f]{40} accepted$/);
+      expect(stdout).toMatch(new RegExp(`^${VERSION.replaceAll('.', '\\.')} \\(Node `));
+    }
+  });
+
+  it('is not looked for under other flags: the command compiles the bundle and works as before', async () => {
+    const { cache, stdout } = await versionWith(['--stack-size=900']);
+    expect(cache).toMatch(/^none for [0-9a-f]{40}$/);
+    expect(stdout).toMatch(new RegExp(`^${VERSION.replaceAll('.', '\\.')} \\(Node `));
+  });
+
+  it('is not taken for a bundle changed since, even by one byte of the same length (V8 checks only the length)', async () => {
+    const dir = tempDir();
+    cpSync(join(ROOT, 'dist/bundle'), join(dir, 'bundle'), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    const bundle = join(dir, 'bundle/agent.cjs');
+    const text = readFileSync(bundle, 'latin1');
+    const from = `version:"${VERSION}"`;
+    const changed = `version:"${VERSION.replace(/\d$/, (d) => String((Number(d) + 1) % 10))}"`;
+    expect(text).toContain(from);
+    expect(changed).toHaveLength(from.length);
+    // The control: the copy as built, its cache taken.
+    const copy = join(dir, 'bundle/edge-agent.cjs');
+    expect((await versionWith([], copy)).cache).toMatch(/ accepted$/);
+    writeFileSync(bundle, text.replace(from, changed), 'latin1');
+    const { cache, stdout } = await versionWith([], copy);
+    expect(cache).toMatch(/^none for /);
+    expect(stdout).toContain(changed.slice('version:"'.length, -1));
+  });
+});
