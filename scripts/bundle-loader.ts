@@ -33,9 +33,10 @@ const script = new Script(Module.wrap(bytes.toString('latin1').replace(/^#!.*/, 
 debug('%s', !cachedData ? `none for ${key}` : script.cachedDataRejected ? `${key} rejected` : `${key} accepted`);
 cachedData = undefined;
 
-// Set by scripts/code-cache.ts: write the cache for this Node and these flags when the process exits.
+// Set by scripts/code-cache.ts: write the cache for this Node and these flags when the agent stops.
 if (process.env.WRITE_BUNDLE_CODE_CACHE) {
-  process.once('exit', () => {
+  process.once('exit', (code) => {
+    if (code !== 0) return;
     // At the end of the run: the functions compiled by then (lazily, as start-up called them) are in it.
     mkdirSync(join(cachePath, '..'), { recursive: true, mode: 0o755 });
     writeFileSync(`${cachePath}.tmp`, script.createCachedData(), { mode: 0o644 });

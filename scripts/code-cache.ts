@@ -1,7 +1,9 @@
 // The end of `npm run build`: V8's code cache for the bundled agent (scripts/bundle-loader.ts), one for
 // Node without flags and one for the flags `npm start` and the unit use (V8 refuses a cache made under
 // other flags). Each is made by starting the agent on a temporary folder, stopping it once ready, and
-// saving what V8 compiled by then.
+// saving what V8 compiled by then. Where the agent cannot start yet (CI builds while the native
+// addons compile, then runs this again), the build goes on without a cache: the command runs as
+// well without one, only slower to start.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,13 +30,23 @@ async function cacheFor(command: string, nodeArgs: string[]): Promise<void> {
     );
     const agent = spawn(process.execPath, [...nodeArgs, command, 'run', '--config', config], {
       env: { ...process.env, WRITE_BUNDLE_CODE_CACHE: '1' },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let said = ''; // its last line, to say why it did not start
+    createInterface({ input: agent.stderr! }).on('line', (line) => (said = line || said));
     const timer = setTimeout(() => agent.kill('SIGKILL'), STOP_AFTER_MS);
-    createInterface({ input: agent.stdout! }).on('line', (line) => line.includes('"msg":"ready"') && agent.kill('SIGTERM'));
-    const code = await new Promise<number | null>((resolve) => agent.on('exit', resolve));
+    let ready = false;
+    createInterface({ input: agent.stdout! }).on('line', (line) => {
+      said = line || said;
+      if (!line.includes('"msg":"ready"')) return;
+      ready = true;
+      agent.kill('SIGTERM');
+    });
+    const code = await new Promise<number | null>((resolve) => agent.on('close', resolve));
     clearTimeout(timer);
-    if (code !== 0) throw new Error(`the agent (node ${nodeArgs.join(' ')}) exited with ${code} while making its code cache`);
+    if (!ready || code !== 0) {
+      throw new Error(`the agent (${['node', ...nodeArgs].join(' ')}) did not start and stop (exit ${code}): ${said.slice(0, 300)}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -51,4 +63,8 @@ export async function writeCodeCaches(root = projectRoot()): Promise<string[]> {
   return caches;
 }
 
-if (import.meta.filename === process.argv[1]) await writeCodeCaches();
+if (import.meta.filename === process.argv[1]) {
+  await writeCodeCaches().catch((err: Error) =>
+    console.error(`edge-agent: no code cache made, the command will compile the bundle at each start: ${err.message}`),
+  );
+}
