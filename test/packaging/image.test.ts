@@ -74,6 +74,7 @@ function syntheticImage(dir: string): string {
 function smallDeb(dir: string): string {
   const root = join(dir, 'deb');
   mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+  chmodSync(join(root, 'DEBIAN'), 0o755); // dpkg-deb's requirement, whatever the umask
   writeFileSync(
     join(root, 'DEBIAN/control'),
     'Package: edge-agent\nVersion: 0.0.1\nArchitecture: arm64\nMaintainer: test <t@localhost>\nDescription: stand-in\n',
