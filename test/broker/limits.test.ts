@@ -33,9 +33,10 @@ describe('broker limits', () => {
   beforeAll(async () => {
     // mqtt-packet as a process loads it (files share their process: another's MQTT.js client may have
     // built the table), so that what the test sees after the agent's packets is the agent's doing.
-    const numbers = createRequire(import.meta.url)('mqtt-packet/numbers.js') as { cache: Record<number, Buffer> };
+    const load = createRequire(import.meta.url);
+    const numbers = load('mqtt-packet/numbers.js') as { cache: Record<number, Buffer> };
     for (const key of Object.keys(numbers.cache)) delete numbers.cache[Number(key)];
-    (createRequire(import.meta.url)('mqtt-packet') as { writeToStream: { cacheNumbers: boolean } }).writeToStream.cacheNumbers = true;
+    (load('mqtt-packet') as { writeToStream: { cacheNumbers: boolean } }).writeToStream.cacheNumbers = true;
     agent = await startAgent({ broker: { limits } });
   });
   afterAll(async () => {
