@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
+import { setFlagsFromString } from 'node:v8';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
@@ -41,6 +42,8 @@ function configOf(cmd: Command) {
 
 async function run(cmd: Command): Promise<void> {
   const { config, path } = configOf(cmd);
+  // Before the store's thread starts: V8's flags are the process's, and the heaps read this one as they grow.
+  if (config.agent.heap === 'small') setFlagsFromString('--optimize-for-size');
   // Loaded here so the other commands start fast.
   const [{ createLogger, logDestination }, { startRuntime }] = await Promise.all([import('./lib/logger.js'), import('./runtime/index.js')]);
   const logger = createLogger(config.log.level, await logDestination(config.log.format));

@@ -47,6 +47,12 @@ describe('config loading', () => {
     expect(config.agent.dataDir).toBe('./data');
     expect(config.broker.allowAnonymous).toBe('loopback');
     expect(config.agent.id.length).toBeGreaterThan(0);
+    expect(config.agent.heap).toBe('small');
+  });
+
+  it('agent.heap is small or fast, and anything else is named', () => {
+    expect(loadConfig(file('fast.yaml', 'agent: { heap: fast }'), {}).config.agent.heap).toBe('fast');
+    expect(problems(file('huge.yaml', 'agent: { heap: huge }'))).toEqual(['agent.heap: must be "small" or "fast"']);
   });
 
   it('names each problem as path: reason', () => {

@@ -5,6 +5,7 @@
 // a Python subscriber writing SQLite) measured in the same run under the same load.
 // BENCH_MEMORY_SECONDS (600): the steady case's measured time, after BENCH_MEMORY_WARMUP (120) s;
 // BENCH_MEMORY_PROGRAM=sources: the agent from its built sources as `npm start` runs it instead.
+// BENCH_MEMORY_CASES=rest,ingest,export,steady (all): only these cases, the others reported as not run.
 import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,7 @@ import { hobbyPayload, startSensors, type Sensors } from '../wear.js';
 import { BENCH_USER, benchLoad, benchTopic, startBenchAgent } from './agent.js';
 import { startPipeline } from './pipeline.js';
 import { statusMb, type Started } from './processes.js';
-import { median, printLimits, note } from './report.js';
+import { median, printLimits, note, type Limit } from './report.js';
 import { seedSqliteStore } from './seed-store.js';
 
 const SECONDS = Number(process.env.BENCH_MEMORY_SECONDS ?? 600);
@@ -254,27 +255,39 @@ async function exportCase(prog: Program): Promise<{ before: number; peak: number
   );
 }
 
+const CASES = ['rest', 'ingest', 'export', 'steady'] as const;
+const chosen = new Set(process.env.BENCH_MEMORY_CASES?.split(',') ?? CASES);
+for (const c of chosen)
+  if (!(CASES as readonly string[]).includes(c)) throw new Error(`BENCH_MEMORY_CASES: no case ${c} (${CASES.join(', ')})`);
+const ifChosen = <T>(c: (typeof CASES)[number], run: () => Promise<T>) => (chosen.has(c) ? run() : Promise.resolve(undefined));
+
+async function steadyWithDatabase(prog: Program) {
+  const db = await createDatabase();
+  try {
+    return await steadyCase(prog, db);
+  } finally {
+    await db.drop();
+  }
+}
+
 export async function benchMemory(): Promise<void> {
   const prog = await program();
   const what =
     prog === 'agent'
       ? 'the agent from its built sources, as `npm start` runs it'
       : "the single executable, with the systemd unit's Environment=";
-  const rest = await restCase(prog);
-  const ingest = await ingestCase(prog);
-  const exported = await exportCase(prog);
-  const db = await createDatabase();
-  let steady: Awaited<ReturnType<typeof steadyCase>>;
-  try {
-    steady = await steadyCase(prog, db);
-  } finally {
-    await db.drop();
-  }
-  printLimits(
-    `memory: ${what}; RSS, MB (Mosquitto: no persistence; Pi pipeline: Mosquitto + Python subscriber writing SQLite, both processes), measured in the same run`,
-    [
+  const rest = await ifChosen('rest', () => restCase(prog));
+  const ingest = await ifChosen('ingest', () => ingestCase(prog));
+  const exported = await ifChosen('export', () => exportCase(prog));
+  const steady = await ifChosen('steady', () => steadyWithDatabase(prog));
+  const limits: Limit[] = [];
+  if (rest)
+    limits.push(
       { name: 'at rest', value: rest.agent.rss, unit: 'MB', max: 70, baselines: [rest.mosquitto, rest.pipeline] },
       { name: 'at rest, anonymous', value: rest.agent.anon, unit: 'MB', max: Infinity },
+    );
+  if (steady)
+    limits.push(
       {
         name: `${RATE}/s QoS 1, PostgreSQL sink and rollups: mean after ${WARM_UP} s`,
         value: steady.mean,
@@ -284,17 +297,30 @@ export async function benchMemory(): Promise<void> {
       },
       { name: `  the same: peak`, value: steady.peak, unit: 'MB', max: Infinity },
       { name: `  the same: slope over ${SECONDS} s, MB per 10 min`, value: steady.slope, unit: 'MB', max: 1 },
-      { name: 'ingest benchmark load (QoS 1, then 0): peak', value: ingest.agent, unit: 'MB', max: 150, baselines: [ingest.mosquitto] },
-      {
-        name: `export of ${EXPORT_ROWS.toLocaleString('en-US')} readings at ${READER_BYTES_PER_SEC / 1048576} MB/s: peak over rest`,
-        value: exported.peak - exported.before,
-        unit: 'MB',
-        max: 20,
-      },
-    ],
+    );
+  if (ingest)
+    limits.push({
+      name: 'ingest benchmark load (QoS 1, then 0): peak',
+      value: ingest.agent,
+      unit: 'MB',
+      max: 150,
+      baselines: [ingest.mosquitto],
+    });
+  if (exported)
+    limits.push({
+      name: `export of ${EXPORT_ROWS.toLocaleString('en-US')} readings at ${READER_BYTES_PER_SEC / 1048576} MB/s: peak over rest`,
+      value: exported.peak - exported.before,
+      unit: 'MB',
+      max: 20,
+    });
+  printLimits(
+    `memory: ${what}; RSS, MB (Mosquitto: no persistence; Pi pipeline: Mosquitto + Python subscriber writing SQLite, both processes), measured in the same run`,
+    limits,
     ['Mosquitto', 'Pi pipeline'],
   );
-  note(
-    `steady: ${steady.sent} readings sent (${steady.rate.toFixed(0)}/s), ${steady.inSink} in PostgreSQL at the end; export: ${(exported.bytes / 1e6).toFixed(0)} MB in ${exported.seconds.toFixed(0)} s, RSS ${exported.before.toFixed(0)} -> ${exported.peak.toFixed(0)} MB`,
-  );
+  if (steady) note(`steady: ${steady.sent} readings sent (${steady.rate.toFixed(0)}/s), ${steady.inSink} in PostgreSQL at the end`);
+  if (exported)
+    note(
+      `export: ${(exported.bytes / 1e6).toFixed(0)} MB in ${exported.seconds.toFixed(0)} s, RSS ${exported.before.toFixed(0)} -> ${exported.peak.toFixed(0)} MB`,
+    );
 }
