@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MOST_TAIL } from '../../agent/consume/store/tail.js';
 import type { LogRecord } from '../../agent/log/index.js';
+import type { FoldResult } from '../../agent/consume/store/types.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { cleanup, CLI, startAgent, type InProcessAgent } from '../helpers/agent.js';
@@ -37,6 +38,13 @@ describe('store queries with the log tail', () => {
     await last;
   };
   const reads = () => agent.runtime.store!.reads;
+  // Buckets merged in another order: mean and m2 (Welford) equal to rounding.
+  const buckets = (f: FoldResult) =>
+    [...f.series.values()]
+      .flatMap((s) =>
+        [...s.points].map(([start, p]) => [s.topic, start, p.count, p.min, p.max, p.sum, p.last, p.mean.toFixed(9), p.m2.toFixed(3)]),
+      )
+      .sort();
   const stored = () => agent.runtime.store!.target.lastSeq();
   const keys = (rs: LogRecord[]) => rs.map((r) => (r.payload as { i: number }).i);
 
@@ -77,12 +85,7 @@ describe('store queries with the log tail', () => {
     expect(merged[0]).toEqual(fromStore[0]); // whole records: a reading from the tail looks as one from the store
     const storeFold = await agent.runtime.store!.target.fold({ topic: 'tail/#', width: 60_000, fields: ['i'], maxScan: 100_000 });
     expect(folded.folded).toBe(600);
-    // Buckets merged in another order: mean and m2 (Welford) equal to rounding.
-    const buckets = (f: typeof folded) =>
-      [...f.series.values()].flatMap((s) =>
-        [...s.points].map(([start, p]) => [s.topic, start, p.count, p.min, p.max, p.sum, p.last, p.mean.toFixed(9), p.m2.toFixed(3)]),
-      );
-    expect(buckets(folded).sort()).toEqual(buckets(storeFold).sort());
+    expect(buckets(folded)).toEqual(buckets(storeFold));
     expect(buckets(folded).length).toBeGreaterThan(10);
   });
 
@@ -106,6 +109,25 @@ describe('store queries with the log tail', () => {
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'sync', 'flush', '--config', agent.configPath]);
     expect(stdout).toContain(`store written through seq ${base + 25}`);
     expect(stored()).toBe(base + 25);
+  });
+
+  it('an aggregate asked again is folded on from where the last one ended: answers as the store alone gives once it has written them', async () => {
+    const q = { topic: 'tail/#', width: 60_000, fields: ['i'], maxScan: 100_000 };
+    const base = agent.runtime.log.lastSeq;
+    await append(200, (i) => T0 + 700_000 + i * 1000);
+    const first = await reads().fold(q);
+    // The answer is the caller's: changing it changes nothing kept for the next one.
+    for (const s of first.series.values()) for (const p of s.points.values()) p.count = -1;
+    await append(500, (i) => T0 + 900_000 + i * 1000); // more than a slice (200): the two folds take turns
+    const [again, twin] = await Promise.all([reads().fold(q), reads().fold(q)]); // at once: each reading folded once
+    expect(stored()).toBeLessThanOrEqual(base); // the folds came from the tail
+    // The control: the store alone, once it has written them.
+    await agent.runtime.store!.caughtUp(base + 700, 10_000);
+    const storeFold = await agent.runtime.store!.target.fold(q);
+    expect(again.folded).toBe(storeFold.folded);
+    expect(twin.folded).toBe(storeFold.folded);
+    expect(buckets(again)).toEqual(buckets(storeFold));
+    expect(buckets(twin)).toEqual(buckets(storeFold));
   });
 
   it(`a tail longer than ${MOST_TAIL.toLocaleString('en-US')} readings: the query waits for the store to write instead (it is catching up anyway)`, async () => {

@@ -43,6 +43,8 @@ async function sliced(records: LogRecord[], keep: (r: LogRecord) => boolean): Pr
 export interface Tail {
   records: LogRecord[];
   covers: SeqRange | undefined;
+  /** Bumped when the readings were parsed again (a time correction learned since): folds kept from before are stale. */
+  parse: number;
 }
 
 export interface TailSource {
@@ -60,6 +62,7 @@ export class StoreTail {
   private records: LogRecord[] = [];
   private from = 0;
   private offsetsKey = '';
+  private parse = 0;
   private turn: Promise<unknown> = Promise.resolve();
   private letGo: NodeJS.Timeout | undefined;
 
@@ -84,11 +87,14 @@ export class StoreTail {
     const { log } = this.src;
     const last = log.lastSeq;
     if (last - through > MOST_TAIL) return undefined;
-    if (this.src.holding()) return { records: [], covers: undefined };
+    if (this.src.holding()) return { records: [], covers: undefined, parse: this.parse };
     const offsets = this.src.offsets();
     const key = JSON.stringify(offsets);
     // A time correction learned since, or a store that went back: parse again.
-    if (key !== this.offsetsKey || through < this.from) [this.records, this.from, this.offsetsKey] = [[], through, key];
+    if (key !== this.offsetsKey || through < this.from) {
+      [this.records, this.from, this.offsetsKey] = [[], through, key];
+      this.parse++;
+    }
     const kept = this.records.findIndex((r) => r.seq > through);
     this.records = kept < 0 ? [] : this.records.slice(kept);
     this.from = through;
@@ -104,7 +110,11 @@ export class StoreTail {
       return undefined; // a chunk damaged or gone meanwhile: the caller falls back to the store
     }
     this.keep();
-    return { records: this.records.filter((r) => r.seq <= last), covers: last > through ? { after: through, through: last } : undefined };
+    return {
+      records: this.records.filter((r) => r.seq <= last),
+      covers: last > through ? { after: through, through: last } : undefined,
+      parse: this.parse,
+    };
   }
 
   private keep(): void {
@@ -137,6 +147,7 @@ const merge = async (stored: LogRecord[], tail: LogRecord[], q: StoreQuery, upTo
  * `waitForStore`: the other way, for a tail too long to merge (the store writes what waits first).
  */
 export function withTail(store: LocalStore, tail: StoreTail, waitForStore: () => Promise<unknown>): LocalStore {
+  const folds = new TailFolds();
   const reads: Pick<LocalStore, 'query' | 'page' | 'fold'> = {
     async query(q, asker) {
       const recent = await tail.after(tail.through());
@@ -155,7 +166,7 @@ export function withTail(store: LocalStore, tail: StoreTail, waitForStore: () =>
       const recent = await tail.after(tail.through());
       if (!recent) return waitForStore().then(() => store.fold(q, asker));
       const result = await store.fold({ ...q, exceptSeqs: recent.covers }, asker);
-      return result.more ? result : foldTail(result, recent.records, q);
+      return result.more ? result : folds.fold(result, recent, q);
     },
   };
   return new Proxy(store, {
@@ -167,26 +178,88 @@ export function withTail(store: LocalStore, tail: StoreTail, waitForStore: () =>
   });
 }
 
-/** The tail's readings of the range folded into the store's, up to maxScan in all. */
-async function foldTail(result: FoldResult, recent: LogRecord[], q: FoldQuery): Promise<FoldResult> {
-  const part: Folded = new Map();
+/** Folds of the tail kept for the next query of the same range. */
+const KEEP_FOLDS = 16;
+
+interface KeptFold {
+  /** The tail it was folded from: its start (the store's cursor) and parse. */
+  after: number;
+  parse: number;
+  /** The tail's readings up to this seq are in `part`, `count` of them in the range. */
+  lastSeq: number;
+  part: Folded;
+  count: number;
+}
+
+/**
+ * The tail's readings of an aggregate's range, folded once and then only as readings come: ten
+ * clients drawing the same chart folded the same thousands of readings ten times over (a fifth of
+ * the main thread's longest busy periods under the abuse benchmark). A fold is kept until the store
+ * writes (the tail then starts later) or the readings are parsed again.
+ */
+class TailFolds {
+  private readonly kept = new Map<string, KeptFold>();
+  /** One fold at a time: two at once would fold the same readings into one kept fold. */
+  private turn: Promise<unknown> = Promise.resolve();
+
+  /** `result` (the store's part) with the tail's readings of the range, up to maxScan in all. */
+  fold(result: FoldResult, recent: Tail, q: FoldQuery): Promise<FoldResult> {
+    const next = this.turn.then(() => this.foldNow(result, recent, q));
+    this.turn = next.catch(() => undefined);
+    return next;
+  }
+
+  private async foldNow(result: FoldResult, recent: Tail, q: FoldQuery): Promise<FoldResult> {
+    const key = JSON.stringify([q.topic, q.from, q.to, q.width, q.fields]);
+    const after = recent.covers?.after ?? -1;
+    const kept = this.kept.get(key);
+    // A fold past this query's tail (asked for later, done first) may hold readings its store part has too.
+    const usable = kept && kept.after === after && kept.parse === recent.parse && kept.lastSeq <= (recent.covers?.through ?? -1);
+    const fold = usable ? kept : { after, parse: recent.parse, lastSeq: -1, part: new Map(), count: 0 };
+    const budget = q.maxScan - result.folded;
+    if (fold.count > budget) return { series: result.series, folded: q.maxScan, more: true };
+    const more = await foldInto(fold, newerThan(recent.records, fold.lastSeq), q, budget);
+    this.kept.delete(key); // the newest last: the first is the one to let go
+    if (!more) this.kept.set(key, fold);
+    if (this.kept.size > KEEP_FOLDS) this.kept.delete(this.kept.keys().next().value!);
+    mergeFolded(result.series, copyOf(fold.part));
+    return { series: result.series, folded: result.folded + fold.count, more };
+  }
+}
+
+/** The readings past `seq` (records are in seq order). */
+function newerThan(records: LogRecord[], seq: number): LogRecord[] {
+  let [lo, hi] = [0, records.length];
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (records[mid].seq <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo ? records.slice(lo) : records;
+}
+
+/** Fold `records` of the range into `fold`, up to `budget` in all; true when the range holds more. */
+async function foldInto(fold: KeptFold, records: LogRecord[], q: FoldQuery, budget: number): Promise<boolean> {
   const covered = coveredBy({ topics: [q.topic] });
   const inRange = (r: LogRecord) =>
     covered(r.topic) && (q.from === undefined || r.receivedAt >= q.from) && (q.to === undefined || r.receivedAt <= q.to);
-  let folded = result.folded;
   let more = false;
   await inSlices(
-    recent.length,
+    records.length,
     (from, to) => {
       for (let i = from; i < to; i++) {
-        if (!inRange(recent[i])) continue;
-        if (folded === q.maxScan) return !(more = true);
-        foldReading(part, recent[i], q.width, q.fields);
-        folded++;
+        fold.lastSeq = records[i].seq;
+        if (!inRange(records[i])) continue;
+        if (fold.count === budget) return !(more = true);
+        foldReading(fold.part, records[i], q.width, q.fields);
+        fold.count++;
       }
     },
     SLICE,
   );
-  mergeFolded(result.series, part);
-  return { series: result.series, folded, more };
+  return more;
 }
+
+/** A kept fold's series as new objects: the answer is the caller's to change, the fold goes on. */
+const copyOf = (part: Folded): Folded =>
+  new Map([...part].map(([key, s]) => [key, { ...s, points: new Map([...s.points].map(([at, stats]) => [at, { ...stats }])) }]));
