@@ -2,7 +2,8 @@
 // every answer (query, page, fold) from the log, so that a client asking often does not make the
 // store write small transactions. A tail too long to merge falls back to having the store write.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MOST_TAIL } from '../../agent/consume/store/tail.js';
+import { MOST_TAIL, StoreTail } from '../../agent/consume/store/tail.js';
+import { STORE_CONSUMER } from '../../agent/consume/store/index.js';
 import type { LogRecord } from '../../agent/log/index.js';
 import type { FoldResult } from '../../agent/consume/store/types.js';
 import { execFile } from 'node:child_process';
@@ -128,6 +129,20 @@ describe('store queries with the log tail', () => {
     expect(twin.folded).toBe(storeFold.folded);
     expect(buckets(again)).toEqual(buckets(storeFold));
     expect(buckets(twin)).toEqual(buckets(storeFold));
+  });
+
+  it('hands every query the same readings until more come, and never changes what it handed out', async () => {
+    const tail = new StoreTail({ log: agent.runtime.log, consumer: STORE_CONSUMER, holding: () => false, offsets: () => ({}) });
+    await append(30, (i) => T0 + 1_000_000 + i);
+    const through = tail.through();
+    const [a, b] = await Promise.all([tail.after(through), tail.after(through)]);
+    expect(a!.records.length).toBeGreaterThanOrEqual(30);
+    expect(b!.records).toBe(a!.records); // one array, not a copy each
+    const seqs = a!.records.map((r) => r.seq);
+    await append(10, (i) => T0 + 1_100_000 + i);
+    const c = await tail.after(through);
+    expect(c!.records).toHaveLength(seqs.length + 10); // the control: the new readings are there
+    expect(a!.records.map((r) => r.seq)).toEqual(seqs); // and not in what the first two got
   });
 
   it(`a tail longer than ${MOST_TAIL.toLocaleString('en-US')} readings: the query waits for the store to write instead (it is catching up anyway)`, async () => {
