@@ -238,16 +238,18 @@ describe('status page', () => {
     const chart = page.locator('.chart');
     await chart.waitFor();
     await poll(async () => Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(2 * 29);
-    // The canvas has lines on it: pixels of the series' colours.
+    // The canvas has lines on it: pixels of the series' colours. uPlot makes its canvas in an effect
+    // that runs after the render that sets data-points, so the canvas may not be there yet.
     const inked = () =>
       chart.evaluate((el) => {
-        const canvas = el.querySelector('canvas')!;
+        const canvas = el.querySelector('canvas');
+        if (!canvas) return 0;
         const px = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
         let n = 0;
         for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && !(px[i] > 200 && px[i + 1] > 200 && px[i + 2] > 200)) n++;
         return n;
       });
-    expect(await inked()).toBeGreaterThan(500);
+    await poll(inked).toBeGreaterThan(500);
     await page.locator('[data-state="live"]').waitFor();
     const before = Number(await chart.getAttribute('data-points'));
     const mqtt = await connect(agent.mqttUrl);
