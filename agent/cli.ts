@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
+import { realpathSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
@@ -23,7 +24,7 @@ import type { ExportCommandOptions } from './serve/export/cli.js';
 import { VERSION } from './lib/version.js';
 import { assetText, CONFIG_VALIDATOR_ASSET, extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
-import { pageOutFilePages } from './lib/page-out.js';
+import { logTables, pageOutFilePages } from './lib/page-out.js';
 import { durationMs } from './config/keys.js';
 import type { Runtime } from './runtime/index.js';
 import type { Logger } from './lib/logger.js';
@@ -31,6 +32,8 @@ import type { Logger } from './lib/logger.js';
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 /** How often systemd's STATUS= line is looked at (sent only when it changed). */
 const STATUS_EVERY_MS = 10_000;
+/** How often the log's table files' pages are handed back (agent.pageOutAfter not off). */
+const LOG_TABLES_EVERY_MS = 60_000;
 
 class CliFailure extends Error {}
 /** Bad usage: exit 2. */
@@ -76,20 +79,24 @@ async function run(cmd: Command): Promise<void> {
   // the handlers are in place: a signal sent on seeing it must find them.
   const announce = config.log.level === 'silent' ? logger : logger.child({}, { level: 'info' });
   announce.info({ listeners: runtime.listeners }, 'ready');
-  if (config.agent.pageOutAfter !== 'off') setTimeout(() => pageOutStartup(logger), durationMs(config.agent.pageOutAfter)).unref();
+  if (config.agent.pageOutAfter !== 'off') {
+    setTimeout(() => handBack(logger, 'start-up pages', 'info'), durationMs(config.agent.pageOutAfter)).unref();
+    setInterval(
+      () => handBack(logger, "the log tables' pages", 'debug', () => logTables(realpathSync(runtime.logDir))),
+      LOG_TABLES_EVERY_MS,
+    ).unref();
+  }
   if (notifier) await tellSystemd(notifier, runtime, logger);
 }
 
-function pageOutStartup(logger: Logger): void {
+/** Hand back file pages (of the files `only()` accepts; all read-only ones without it), said at `level`. */
+function handBack(logger: Logger, what: string, level: 'info' | 'debug', only?: () => (path: string) => boolean): void {
   try {
-    const r = pageOutFilePages();
+    const r = pageOutFilePages(only?.());
     if (r)
-      logger.info(
-        { fileRssKb: { before: r.before, after: r.after }, mappings: r.mappings, failed: r.failed },
-        'start-up pages handed back',
-      );
+      logger[level]({ fileRssKb: { before: r.before, after: r.after }, mappings: r.mappings, failed: r.failed }, `${what} handed back`);
   } catch (err) {
-    logger.warn({ err }, 'could not hand back start-up pages');
+    logger.warn({ err }, `could not hand back ${what}`);
   }
 }
 

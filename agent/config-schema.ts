@@ -46,9 +46,9 @@ export const ConfigSchema = Type.Object(
         id: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'agent id; defaults to the hostname' })),
         dataDir: Type.String({ minLength: 1, default: './data', description: 'directory for all agent data' }),
         pageOutAfter: Type.Union([Duration('a duration after ready'), Type.Literal('off')], {
-          default: '60s',
+          default: '5s',
           description:
-            "this long after ready, hand back to the kernel the pages of the agent's own files (Node, its code) that only starting used: RSS at rest about 40 MB lower; off keeps them",
+            "this long after ready, hand back to the kernel the pages of the agent's own files (Node, its code) that only starting used: RSS about 40 MB lower, also under a flood of sensors reconnecting as the agent starts; what is used again comes back from the page cache; then every minute the pages of the log's table files that LevelDB's reads left mapped; off keeps them all",
         }),
         heap: Type.Union([Type.Literal('small'), Type.Literal('fast')], {
           default: 'small',

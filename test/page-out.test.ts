@@ -1,11 +1,26 @@
 // Start-up's file pages handed back to the kernel (agent/lib/page-out.ts): only read-only mappings of
 // files are touched, the agent's file-backed RSS falls, and it goes on working.
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { fileMappings } from '../agent/lib/page-out.js';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ClassicLevel } from 'classic-level';
+import { fileMappings, logTables, pageOutFilePages } from '../agent/lib/page-out.js';
 import { cleanup, spawnAgent, tempDir, writeConfig } from './helpers/agent.js';
 import { connect } from './helpers/mqtt.js';
+
+/** Resident kB of this process's file mappings whose path `only` accepts (/proc/self/smaps). */
+function residentKb(only: (path: string) => boolean): number {
+  let kb = 0;
+  let counted = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) counted = head[1].startsWith('/') && only(head[1]);
+    else if (counted && line.startsWith('Rss:')) kb += Number(/\d+/.exec(line)![0]);
+  }
+  return kb;
+}
 
 describe('start-up pages handed back', () => {
   it('takes read-only mappings of files only: never written data, anonymous memory or the kernel’s', () => {
@@ -19,10 +34,42 @@ describe('start-up pages handed back', () => {
       '7ffe0000-7fff0000 rw-p 00000000 00:00 0                                  [stack]',
     ].join('\n');
     expect(fileMappings(maps)).toEqual([
-      { start: 0x400000n, end: 0xe38000n },
-      { start: 0xe3c000n, end: 0x3401000n },
-      { start: 0x7f0000000000n, end: 0x7f0000001000n },
+      { start: 0x400000n, end: 0xe38000n, path: '/usr/bin/edge-agent' },
+      { start: 0xe3c000n, end: 0x3401000n, path: '/usr/bin/edge-agent' },
+      { start: 0x7f0000000000n, end: 0x7f0000001000n, path: '/var/lib/edge-agent/log/000012.ldb' },
     ]);
+  });
+
+  it("the log's tables: LevelDB's table files in the log's directory, nothing else", () => {
+    const only = logTables('/var/lib/edge-agent/log');
+    expect(only('/var/lib/edge-agent/log/000012.ldb')).toBe(true);
+    expect(only('/var/lib/edge-agent/log/MANIFEST-000002')).toBe(false);
+    expect(only('/var/lib/edge-agent/log2/000012.ldb')).toBe(false);
+    expect(only('/usr/bin/edge-agent')).toBe(false);
+  });
+
+  it("hands back the pages LevelDB's reads left mapped, only theirs, and the data reads the same after", async () => {
+    const dir = tempDir();
+    const db = new ClassicLevel<string, Buffer>(join(dir, 'log'), { valueEncoding: 'buffer' });
+    try {
+      const value = (i: number) => randomBytes(64 * 1024).fill(i % 251, 0, 1);
+      for (let i = 0; i < 64; i++) await db.put(String(i).padStart(4, '0'), value(i));
+      await db.compactRange('0000', '9999'); // into table files, which LevelDB maps to read
+      for (let i = 0; i < 64; i++) await db.get(String(i).padStart(4, '0'));
+      const tables = () => residentKb((path) => path.endsWith('.ldb'));
+      const others = () => residentKb((path) => !path.endsWith('.ldb'));
+      const [mappedBefore, othersBefore] = [tables(), others()];
+      expect(mappedBefore).toBeGreaterThan(1024); // the reads left MBs of the tables resident
+      const r = pageOutFilePages(logTables(realpathSync(join(dir, 'log'))))!;
+      expect(r.failed).toBe(0);
+      expect(r.mappings).toBeGreaterThan(0);
+      expect(tables()).toBeLessThan(mappedBefore / 4);
+      expect(others()).toBeGreaterThan(othersBefore / 2); // the rest of the process's files stayed
+      expect((await db.get('0042'))![0]).toBe(42);
+    } finally {
+      await db.close();
+      cleanup(dir);
+    }
   });
 
   it('the addon pages out what it is given and says why it could not (an errno), and refuses bad arguments', () => {
@@ -35,7 +82,7 @@ describe('start-up pages handed back', () => {
 
   // Run by this machine's Node, whose pages the test runner's processes share (those stay): the drop
   // is small here; the single executable's own test (packaging) asks for more than half.
-  it('a second after ready (agent.pageOutAfter: 1s; 60s by default) the agent hands back file pages and still takes readings; off, it keeps them', async () => {
+  it('a second after ready (agent.pageOutAfter: 1s; 5s by default) the agent hands back file pages and still takes readings; off, it keeps them', async () => {
     const dir = tempDir();
     const dirs = [dir];
     try {

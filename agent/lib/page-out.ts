@@ -23,12 +23,12 @@ function addon(): PageOutAddon | undefined {
 }
 
 /** Read-only mappings of files: code and constants, never data the process wrote. */
-export function fileMappings(maps: string): { start: bigint; end: bigint }[] {
+export function fileMappings(maps: string): { start: bigint; end: bigint; path: string }[] {
   return maps
     .split('\n')
     .map((line) => /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s+(\/.*)$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null && !m[3].includes('w'))
-    .map((m) => ({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`) }));
+    .map((m) => ({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), path: m[4] }));
 }
 
 const rssFileKb = () => Number(/^RssFile:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
@@ -41,12 +41,22 @@ export interface PagedOut {
   failed: number;
 }
 
-/** Hand back the file pages of read-only mappings; undefined where the addon is not there (off Linux). */
-export function pageOutFilePages(): PagedOut | undefined {
+/**
+ * Hand back the file pages of read-only mappings (those of files `only` accepts); undefined where
+ * the addon is not there (off Linux).
+ */
+export function pageOutFilePages(only: (path: string) => boolean = () => true): PagedOut | undefined {
   const native = addon();
   if (!native) return undefined;
   const before = rssFileKb();
-  const mappings = fileMappings(readFileSync('/proc/self/maps', 'utf8'));
+  const mappings = fileMappings(readFileSync('/proc/self/maps', 'utf8')).filter((m) => only(m.path));
   const failed = mappings.filter(({ start, end }) => native.pageOut(start, end) !== 0).length;
   return { before, after: rssFileKb(), mappings: mappings.length, failed };
 }
+
+/**
+ * LevelDB maps the log's table files to read them (its reads, and its compactions'): every page read
+ * stays in RSS while the file is open, however long ago it was read, up to the size of the log. The
+ * consumers read each chunk once; a page read again comes back from the page cache.
+ */
+export const logTables = (logDir: string) => (path: string) => path.startsWith(`${logDir}/`) && path.endsWith('.ldb');

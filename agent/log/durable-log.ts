@@ -83,6 +83,11 @@ export class DurableLog {
   private readonly waiters = new Set<() => void>();
   private quarantined = 0;
 
+  /** The log's directory: its LevelDB and its journal. */
+  get dir(): string {
+    return this.opts.dir;
+  }
+
   private constructor(private readonly opts: DurableLogOptions) {
     this.store = new LevelStore(opts.dir, opts.level);
     this.cursors = new Cursors(this.store, this.chunks, (firstSeq) => this.forget(firstSeq), opts.logger);

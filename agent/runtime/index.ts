@@ -35,6 +35,8 @@ export type { RuntimeOptions } from './options.js';
 export interface Runtime {
   /** Listener name -> bound host:port (mqtt, mqtts, ws, wss, http, https). */
   listeners: Record<string, string>;
+  /** The log's directory (cli.ts hands its table files' pages back to the kernel). */
+  logDir: string;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
   reloadSchemas(): string[];
   /** How the agent is, in one line (systemd's STATUS=). */
@@ -107,6 +109,7 @@ export async function startStages(config: Config, logger: Logger, options: Runti
 
     return {
       listeners: { ...broker.listeners, ...web.server.listeners },
+      logDir: log.dir,
       broker,
       ingestStats: ingest.stats,
       log,

@@ -99,22 +99,38 @@ export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGen
   let rows = 0;
   if (opts.format === 'json') yield '[';
   for (;;) {
-    const page = await reader.query({ ...opts.query, limit: pageRows, after }, opts.asker);
-    if (!page.length) break;
-    after = { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq };
-    if (opts.format === 'csv') csv.learn(page);
-    for (let i = 0; i < page.length; i += PIECE_ROWS) {
-      const piece = page.slice(i, i + PIECE_ROWS);
-      if (opts.format === 'csv') yield csv.page(piece);
-      else {
-        const lines = piece.map((r) => JSON.stringify({ ...r, payload: project(r.payload, opts.fields) }));
-        yield opts.format === 'jsonl' ? `${lines.join('\n')}\n` : `${rows ? ',' : ''}\n${lines.join(',\n')}`;
-      }
-      rows += piece.length;
-    }
+    const page = await pageText(reader, { ...opts, pageRows }, csv, after, rows);
+    if (!page) break;
+    // Only the page's text waits for a slow reader: its readings, several times the size, die young.
+    for (const piece of page.pieces) yield piece;
+    rows += page.rows;
+    after = page.last;
     opts.progress?.(rows);
-    if (page.length < pageRows) break;
+    if (page.rows < pageRows) break;
   }
   if (opts.format === 'json') yield rows ? '\n]\n' : ']\n';
   else if (opts.format === 'csv' && rows === 0) yield toCsv([[...BASE_COLUMNS, ...(opts.fields ?? [])]]);
+}
+
+/** One page of readings after `after`, as text pieces; null when none is left. `before`: rows already written. */
+async function pageText(
+  reader: Reader,
+  opts: ExportOptions & { pageRows: number },
+  csv: CsvRows,
+  after: Position | undefined,
+  before: number,
+): Promise<{ pieces: string[]; rows: number; last: Position } | null> {
+  const page = await reader.query({ ...opts.query, limit: opts.pageRows, after }, opts.asker);
+  if (!page.length) return null;
+  if (opts.format === 'csv') csv.learn(page);
+  const pieces: string[] = [];
+  for (let i = 0; i < page.length; i += PIECE_ROWS) {
+    const piece = page.slice(i, i + PIECE_ROWS);
+    if (opts.format === 'csv') pieces.push(csv.page(piece));
+    else {
+      const lines = piece.map((r) => JSON.stringify({ ...r, payload: project(r.payload, opts.fields) }));
+      pieces.push(opts.format === 'jsonl' ? `${lines.join('\n')}\n` : `${before + i ? ',' : ''}\n${lines.join(',\n')}`);
+    }
+  }
+  return { pieces, rows: page.length, last: { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq } };
 }
