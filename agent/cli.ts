@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // edge-agent command line. Exit codes: 0 success; 1 invalid config, start-up failure or failed command; 2 bad usage.
-import { realpathSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
@@ -81,18 +80,16 @@ async function run(cmd: Command): Promise<void> {
   announce.info({ listeners: runtime.listeners }, 'ready');
   if (config.agent.pageOutAfter !== 'off') {
     setTimeout(() => handBack(logger, 'start-up pages', 'info'), durationMs(config.agent.pageOutAfter)).unref();
-    setInterval(
-      () => handBack(logger, "the log tables' pages", 'debug', () => logTables(realpathSync(runtime.logDir))),
-      LOG_TABLES_EVERY_MS,
-    ).unref();
+    const tables = logTables(runtime.logDir);
+    setInterval(() => handBack(logger, "the log tables' pages", 'debug', tables), LOG_TABLES_EVERY_MS).unref();
   }
   if (notifier) await tellSystemd(notifier, runtime, logger);
 }
 
-/** Hand back file pages (of the files `only()` accepts; all read-only ones without it), said at `level`. */
-function handBack(logger: Logger, what: string, level: 'info' | 'debug', only?: () => (path: string) => boolean): void {
+/** Hand back file pages (of the files `only` accepts; all read-only ones without it), said at `level`. */
+function handBack(logger: Logger, what: string, level: 'info' | 'debug', only?: (path: string) => boolean): void {
   try {
-    const r = pageOutFilePages(only?.());
+    const r = pageOutFilePages(only);
     if (r)
       logger[level]({ fileRssKb: { before: r.before, after: r.after }, mappings: r.mappings, failed: r.failed }, `${what} handed back`);
   } catch (err) {

@@ -2,6 +2,7 @@
 // ingest -> durable log -> consumers: the local store, the rollups, the sinks), each created from its
 // config section by its own module and handed to the next through its interface; then what watches
 // and serves them. Started from the log's end (nothing is taken before it can be kept), closed in reverse.
+import { realpathSync } from 'node:fs';
 import type { EmbeddedBroker } from '../../embedded-broker/index.js';
 import type { Config } from '../config-schema.js';
 import type { Local, LocalConsumers } from '../consume/local.js';
@@ -35,7 +36,7 @@ export type { RuntimeOptions } from './options.js';
 export interface Runtime {
   /** Listener name -> bound host:port (mqtt, mqtts, ws, wss, http, https). */
   listeners: Record<string, string>;
-  /** The log's directory (cli.ts hands its table files' pages back to the kernel). */
+  /** The log's directory, its real path (cli.ts hands its table files' pages back to the kernel). */
   logDir: string;
   /** Re-read the schemas (SIGHUP); a broken file keeps its previous version. Returns the problems. */
   reloadSchemas(): string[];
@@ -109,7 +110,7 @@ export async function startStages(config: Config, logger: Logger, options: Runti
 
     return {
       listeners: { ...broker.listeners, ...web.server.listeners },
-      logDir: log.dir,
+      logDir: realpathSync(log.dir),
       broker,
       ingestStats: ingest.stats,
       log,
