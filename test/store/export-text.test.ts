@@ -59,3 +59,49 @@ describe('exportText', () => {
     expect(late[head.indexOf('_extra')]).toBe('');
   });
 });
+
+describe('exportText: the store renders the text in its thread', () => {
+  let dir: string;
+  let store: LocalStore;
+  afterEach(async () => {
+    await store.close();
+    cleanup(dir);
+  });
+
+  const all = async (pieces: AsyncGenerator<string>) => {
+    let out = '';
+    for await (const p of pieces) out += p;
+    return out;
+  };
+
+  it('the same text as readings rendered here, for every format, with and without fields, both orders', async () => {
+    dir = tempDir();
+    store = await openStore('sqlite', join(dir, 'store.db'));
+    const records = Array.from({ length: 2300 }, (_, i) => record(i + 1, `sensors/${i % 3}/env`));
+    records[1500] = { ...records[1500], payload: { ...(records[1500].payload as object), later: { deep: true } } };
+    records[10] = { ...records[10], deviceTime: records[10].receivedAt - 5, clockCorrectionMs: 12 };
+    await store.write(batch(records));
+    expect(store.text).toBeDefined(); // SQLite renders in its thread
+    const here = { query: store.query.bind(store) }; // no text(): rendered in this thread
+    for (const format of ['csv', 'json', 'jsonl'] as const)
+      for (const fields of [undefined, ['t', 'later.deep']])
+        for (const order of ['asc', 'desc'] as const) {
+          const opts = { query: { order }, format, ...(fields ? { fields } : {}) };
+          const theirs = await all(exportText(store, opts));
+          expect(theirs.length).toBeGreaterThan(2300 * 20);
+          expect(theirs, `${format} ${fields} ${order}`).toBe(await all(exportText(here, opts)));
+        }
+  });
+
+  it('a piece ends at 64 k characters as well as at 200 readings', async () => {
+    dir = tempDir();
+    store = await openStore('sqlite', join(dir, 'store.db'));
+    const big = 'x'.repeat(5000);
+    await store.write(batch(Array.from({ length: 300 }, (_, i) => ({ ...record(i + 1), payload: { big, i } }))));
+    const pieces: string[] = [];
+    for await (const p of exportText(store, { query: {}, format: 'jsonl' })) pieces.push(p);
+    expect(pieces.length).toBeGreaterThan(300 / 13); // about 13 readings of 5 kB each
+    expect(Math.max(...pieces.map((p) => p.length))).toBeLessThan(64 * 1024 + 6000);
+    expect(pieces.join('').trimEnd().split('\n')).toHaveLength(300);
+  });
+});

@@ -1,6 +1,8 @@
 // The database thread's side of a DbWorker (db-worker.ts): one service (the store, the rollups) on
 // its own MessagePort. Open the database and answer id 0 with the highest seq it holds (or why it
 // could not open, and stop), then answer each request by its id.
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { MessagePort } from 'node:worker_threads';
 import { writtenBytes } from '../../lib/disk-writes.js';
 
@@ -31,6 +33,44 @@ function writtenSinceSeen(): number {
   return grown;
 }
 
+/** Bytes in the old generation (large objects included). */
+const oldBytes = () =>
+  getHeapSpaceStatistics()
+    .filter((s) => s.space_name === 'old_space' || s.space_name === 'large_object_space')
+    .reduce((n, s) => n + s.space_used_size, 0);
+
+/** How far the old generation may grow past what the thread's last collection kept. */
+export const OLD_GROWTH = 1024 * 1024;
+
+/** V8's gc() for this thread, without exposing it to the code the thread runs. */
+function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  return gc;
+}
+
+/**
+ * V8 lets an old generation grow at least 8 MB past what its last full collection kept before it
+ * marks again, whatever the heap's size: this thread keeps about 5 MB, and an export's minute of
+ * reads (a page's readings live across a scavenge or two, then die old) held it at 15 MB. The
+ * thread collects itself instead once its old generation has grown OLD_GROWTH, between two
+ * requests (a few ms, while nothing waits but the next request): 9.5 MB under the same export
+ * (10.5 with 2 MB; 1 MB costs the thread about 1.5 % of its time in an export).
+ * The returned check says whether it collected.
+ */
+export function collector(used = oldBytes, gc = exposedGc()): () => boolean {
+  let kept = used();
+  return () => {
+    if (used() < kept + OLD_GROWTH) return false;
+    gc();
+    kept = used();
+    return true;
+  };
+}
+
+let collect: (() => boolean) | undefined;
+
 export function serveDb<Request extends { op: string }>(port: MessagePort, open: () => DbService<Request>): void {
   // The thread's writes while this service works are its database's: SQLite writes synchronously.
   let written = 0;
@@ -59,5 +99,6 @@ export function serveDb<Request extends { op: string }>(port: MessagePort, open:
       port.postMessage({ ...errorReply(req.id, err), written });
     }
     if (req.op === 'close') port.close();
+    (collect ??= collector())();
   });
 }

@@ -4,15 +4,16 @@ import { batchLines, type LogRecord } from '../../log/format.js';
 import { coveredBy, topicMatches } from '../../../mqtt-topic/topic.js';
 import type { ClockOffsets } from '../../ingest/clock-correction.js';
 import type { DbService } from '../db/db-thread.js';
-import type { Folded, FoldQuery, Position, PruneRule, Removal, StoreQuery, TopicCover } from './types.js';
+import type { Folded, FoldQuery, Position, PruneRule, Removal, StoreQuery, TextForm, TopicCover } from './types.js';
 import { foldReading } from './fold.js';
 import { matchesWhere } from './where.js';
 import { SqliteDb } from './sqlite-db.js';
+import { renderText } from './text.js';
 
 export type Request =
   | { op: 'fold'; query: FoldQuery; after?: Position; left: number; sliceMs: number }
   | { op: 'write'; agentId: string; chunks: Uint8Array[]; firstSeq: number; lastSeq: number; key?: Buffer; clock?: ClockOffsets }
-  | { op: 'query'; query: StoreQuery; sliceMs: number }
+  | { op: 'query'; query: StoreQuery; sliceMs: number; text?: { form: TextForm; before: number } }
   | { op: 'prune'; rule: PruneRule; limit: number }
   | { op: 'remove'; removal: Removal; limit: number }
   | { op: 'size'; topics?: TopicCover }
@@ -34,7 +35,7 @@ function handle(db: SqliteDb, req: Request): unknown {
     case 'write':
       return db.write(req.agentId, batchLines(req.chunks, req.firstSeq, req.lastSeq, req.key && Buffer.from(req.key)), req.clock);
     case 'query':
-      return querySlice(db, req.query, req.sliceMs);
+      return req.text ? textSlice(db, req.query, req.sliceMs, req.text.form, req.text.before) : querySlice(db, req.query, req.sliceMs);
     case 'fold':
       return foldSlice(db, req.query, req.after, req.left, req.sliceMs);
     case 'prune': {
@@ -80,6 +81,28 @@ function querySlice(db: SqliteDb, q: StoreQuery, sliceMs: number): { records: Lo
       return { records, looked, resume: { at: r.receivedAt, seq: r.seq } };
   }
   return { records, looked };
+}
+
+/** As querySlice, the readings rendered as text here: only the text goes to the main thread. */
+function textSlice(db: SqliteDb, q: StoreQuery, sliceMs: number, form: TextForm, before: number): TextSlice {
+  const { records, looked, resume } = querySlice(db, q, sliceMs);
+  const last = records.at(-1);
+  return {
+    pieces: renderText(records, form, before),
+    rows: records.length,
+    ...(last ? { last: { at: last.receivedAt, seq: last.seq } } : {}),
+    looked,
+    ...(resume ? { resume } : {}),
+  };
+}
+
+export interface TextSlice {
+  pieces: string[];
+  rows: number;
+  /** The last reading rendered. */
+  last?: Position;
+  looked: number;
+  resume?: Position;
 }
 
 /**

@@ -2,8 +2,8 @@
 import type { LogRecord } from '../../log/format.js';
 import { DbWorker, RestartingWorker } from '../db/db-worker.js';
 import { mergeFolded } from './fold.js';
-import type { Request } from './sqlite-worker.js';
-import type { Folded, FoldQuery, FoldResult, LocalStore, Position, PruneStep, StoreQuery } from './types.js';
+import type { Request, TextSlice } from './sqlite-worker.js';
+import type { Folded, FoldQuery, FoldResult, LocalStore, Position, PruneStep, StoreQuery, TextForm, TextPage } from './types.js';
 
 /**
  * A query runs in slices of about this long in the worker; between them a write (or another reader)
@@ -55,29 +55,67 @@ class Turns {
   }
 }
 
-/** A query asked slice by slice until it has its readings, the store has no more, or maxScan ran out. */
+type Part = { looked: number; resume?: Position };
+
+/**
+ * A read asked slice by slice until it has `limit` readings (`count` says how many a part has), the
+ * store has no more, or maxScan ran out (`scannedTo`: where). `ask` gets the readings had so far.
+ */
+async function sliced<P extends Part>(
+  slice: Slice,
+  query: StoreQuery,
+  signal: AbortSignal | undefined,
+  ask: (q: StoreQuery, had: number) => Promise<P>,
+  count: (part: P) => number,
+): Promise<{ parts: P[]; scannedTo?: Position }> {
+  const parts: P[] = [];
+  const limit = query.limit ?? 1000;
+  let had = 0;
+  let after = query.after;
+  let scanLeft = query.maxScan ?? Infinity;
+  for (;;) {
+    const maxScan = Number.isFinite(scanLeft) ? scanLeft : undefined;
+    const part = await slice(() => ask({ ...query, after, limit: limit - had, maxScan }, had), signal);
+    parts.push(part);
+    had += count(part);
+    scanLeft -= part.looked;
+    if (!part.resume || had >= limit) return { parts };
+    if (scanLeft <= 0) return { parts, scannedTo: part.resume };
+    after = part.resume;
+  }
+}
+
 async function querySliced(
   worker: RestartingWorker<Request>,
   slice: Slice,
   query: StoreQuery,
   signal?: AbortSignal,
 ): Promise<{ records: LogRecord[]; scannedTo?: Position }> {
-  const records: LogRecord[] = [];
-  const limit = query.limit ?? 1000;
-  let after = query.after;
-  let scanLeft = query.maxScan ?? Infinity;
-  for (;;) {
-    const maxScan = Number.isFinite(scanLeft) ? scanLeft : undefined;
-    const part = (await slice(
-      () => worker.call({ op: 'query', query: { ...query, after, limit: limit - records.length, maxScan }, sliceMs: QUERY_SLICE_MS }),
-      signal,
-    )) as { records: LogRecord[]; looked: number; resume?: Position };
-    records.push(...part.records);
-    scanLeft -= part.looked;
-    if (!part.resume || records.length >= limit) return { records };
-    if (scanLeft <= 0) return { records, scannedTo: part.resume };
-    after = part.resume;
-  }
+  const ask = (q: StoreQuery) =>
+    worker.call({ op: 'query', query: q, sliceMs: QUERY_SLICE_MS }) as Promise<Part & { records: LogRecord[] }>;
+  const { parts, scannedTo } = await sliced(slice, query, signal, ask, (p) => p.records.length);
+  return { records: parts.flatMap((p) => p.records), ...(scannedTo ? { scannedTo } : {}) };
+}
+
+/** As querySliced, the readings rendered as text in the worker. */
+async function textSliced(
+  worker: RestartingWorker<Request>,
+  slice: Slice,
+  query: StoreQuery,
+  form: TextForm,
+  before: number,
+  signal?: AbortSignal,
+): Promise<TextPage> {
+  const ask = (q: StoreQuery, had: number) =>
+    worker.call({ op: 'query', query: q, sliceMs: QUERY_SLICE_MS, text: { form, before: before + had } }) as Promise<TextSlice>;
+  const { parts, scannedTo } = await sliced(slice, query, signal, ask, (p) => p.rows);
+  const last = parts.reduce<Position | undefined>((at, p) => p.last ?? at, undefined);
+  return {
+    pieces: parts.flatMap((p) => p.pieces),
+    rows: parts.reduce((n, p) => n + p.rows, 0),
+    ...(last ? { last } : {}),
+    ...(scannedTo ? { scannedTo } : {}),
+  };
 }
 
 /** A fold asked slice by slice; each slice's buckets merged here (the readings stay in the worker). */
@@ -134,6 +172,8 @@ export async function openSqliteStore(path: string, key?: Buffer, readonly = fal
     query: async (query, asker) =>
       (await reads.read(asker?.name ?? '', (slice) => querySliced(worker, slice, query, asker?.signal))).records,
     page: (query, asker) => reads.read(asker?.name ?? '', (slice) => querySliced(worker, slice, query, asker?.signal)),
+    text: (query, form, before, asker) =>
+      reads.read(asker?.name ?? '', (slice) => textSliced(worker, slice, query, form, before, asker?.signal)),
     fold: (query, asker) => reads.read(asker?.name ?? '', (slice) => foldSliced(worker, slice, query, asker?.signal)),
     prune: async (rule, limit) => (await worker.call({ op: 'prune', rule, limit })) as PruneStep,
     remove: async (removal, limit) => (await worker.call({ op: 'remove', removal, limit })) as PruneStep,

@@ -90,6 +90,11 @@ export interface LocalStore {
   query(q: StoreQuery, asker?: Asker): Promise<LogRecord[]>;
   /** As query; `scannedTo`: maxScan ran out there, before `limit` readings were found (go on after it). */
   page(q: StoreQuery, asker?: Asker): Promise<{ records: LogRecord[]; scannedTo?: Position }>;
+  /**
+   * As page, the readings rendered as text where they are read (SQLite: in its thread), `before`:
+   * readings of the export already written. Absent: render what `page` gives.
+   */
+  text?(q: StoreQuery, form: TextForm, before: number, asker?: Asker): Promise<TextPage>;
   /** The readings of a range folded into buckets (an aggregate), up to q.maxScan of them. */
   fold(q: FoldQuery, asker?: Asker): Promise<FoldResult>;
   /**
@@ -109,6 +114,28 @@ export interface LocalStore {
   /** Bytes the store wrote to storage since it opened (SD-card wear); undefined where the system does not say. */
   writtenBytes(): number | undefined;
   close(): Promise<void>;
+}
+
+export const TEXT_FORMATS = ['csv', 'json', 'jsonl'] as const;
+export type TextFormat = (typeof TEXT_FORMATS)[number];
+
+/**
+ * How readings become text. `fields`: payload fields (dotted paths) to keep, all when absent.
+ * `columns` (CSV): the payload columns, learnt from the export's first page; a reading's other
+ * fields go to `_extra` as JSON.
+ */
+export interface TextForm {
+  format: TextFormat;
+  fields?: string[];
+  columns?: string[];
+}
+
+/** A page of readings as text pieces: how many, the last one's position, and where maxScan ran out. */
+export interface TextPage {
+  pieces: string[];
+  rows: number;
+  last?: Position;
+  scannedTo?: Position;
 }
 
 export interface FoldQuery {

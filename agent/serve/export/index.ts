@@ -1,12 +1,18 @@
 // Export of stored readings as CSV, JSON or JSON Lines, page by page (keyset paging on time and seq), so
 // memory stays flat however many rows there are. Used by GET /api/export and `edge-agent export`.
-import type { LogRecord } from '../../log/index.js';
-import { stringify } from 'csv-stringify/sync';
-import type { Asker, Position, StoreQuery } from '../../consume/store/types.js';
-import { fieldOf } from '../../consume/store/where.js';
+import { BASE_COLUMNS, learnColumns, renderText, toCsv } from '../../consume/store/text.js';
+import {
+  TEXT_FORMATS,
+  type Asker,
+  type LocalStore,
+  type Position,
+  type StoreQuery,
+  type TextForm,
+  type TextFormat,
+} from '../../consume/store/types.js';
 
-export const EXPORT_FORMATS = ['csv', 'json', 'jsonl'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export const EXPORT_FORMATS = TEXT_FORMATS;
+export type ExportFormat = TextFormat;
 
 export interface ExportOptions {
   /** What to export (topic filter, time range, field conditions, order). */
@@ -14,7 +20,7 @@ export interface ExportOptions {
   format: ExportFormat;
   /** Payload fields (dotted paths) to keep; all when absent. */
   fields?: string[];
-  /** Readings read per page (1,000: what a page holds in both threads' heaps while it waits for a slow reader). */
+  /** Readings read per page (1,000): the store's thread holds one page's readings at a time, this thread its text. */
   pageRows?: number;
   /** Called after each page with the rows so far. */
   progress?: (rows: number) => void;
@@ -22,9 +28,8 @@ export interface ExportOptions {
   asker?: Asker;
 }
 
-export interface Reader {
-  query(q: StoreQuery, asker?: Asker): Promise<LogRecord[]>;
-}
+/** The store as an export reads it: readings, or (where the store can) their text. */
+export type Reader = Pick<LocalStore, 'query'> & Partial<Pick<LocalStore, 'text'>>;
 
 export const contentTypes: Record<ExportFormat, string> = {
   csv: 'text/csv; charset=utf-8',
@@ -32,76 +37,18 @@ export const contentTypes: Record<ExportFormat, string> = {
   jsonl: 'application/x-ndjson; charset=utf-8',
 };
 
-const BASE_COLUMNS = ['seq', 'receivedAt', 'topic', 'clientId', 'schema', 'deviceTime', 'clockSynced', 'clockCorrectionMs'];
-/** Without a field list, CSV columns are the payload fields of the first page; later fields go here as JSON. */
-const EXTRA = '_extra';
-
-function project(payload: unknown, fields: string[] | undefined): unknown {
-  if (!fields) return payload;
-  return Object.fromEntries(fields.map((f) => [f, fieldOf(payload, f) ?? null]));
-}
-
-/** Booleans as true/false (csv-stringify writes false as an empty cell). */
-const toCsv = (rows: unknown[][]) => stringify(rows, { cast: { boolean: (b) => String(b) } });
-
-const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : v);
-
-class CsvRows {
-  private columns: string[] | undefined;
-  private headWritten = false;
-
-  constructor(private readonly fields: string[] | undefined) {}
-
-  /** The columns, from the first page (whole, though it is written in pieces). */
-  learn(page: LogRecord[]): void {
-    this.columns ??= this.fields ?? [...new Set(page.flatMap((r) => (isObject(r.payload) ? Object.keys(r.payload) : ['payload'])))];
-  }
-
-  page(records: LogRecord[]): string {
-    this.learn(records);
-    const columns = this.columns!;
-    const head = this.headWritten ? '' : toCsv([[...BASE_COLUMNS, ...columns, ...(this.fields ? [] : [EXTRA])]]);
-    this.headWritten = true;
-    const rows = records.map((r) => {
-      const base = [
-        r.seq,
-        new Date(r.receivedAt).toISOString(),
-        r.topic,
-        r.clientId,
-        r.schema ?? '',
-        r.deviceTime === undefined ? '' : new Date(r.deviceTime).toISOString(),
-        r.clockSynced,
-        r.clockCorrectionMs ?? '',
-      ];
-      if (this.fields) return [...base, ...columns.map((f) => cell(fieldOf(r.payload, f)))];
-      const payload = isObject(r.payload) ? r.payload : { payload: r.payload };
-      const extra = Object.fromEntries(Object.entries(payload).filter(([k]) => !columns.includes(k)));
-      return [...base, ...columns.map((c) => cell(payload[c])), Object.keys(extra).length ? JSON.stringify(extra) : ''];
-    });
-    return head + toCsv(rows);
-  }
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/**
- * Readings turned into text at a time: a piece of typical readings stays well under V8's large-object
- * size (128 kB), so it dies young in a scavenge; a page's text as one string (212 kB for 1,000) went
- * to the old generation's large objects and piled up there between full collections.
- */
-const PIECE_ROWS = 200;
-
 /** The export as text pieces, a few per page; pull them as the output drains. */
 export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGenerator<string> {
   const pageRows = opts.pageRows ?? 1000;
-  const csv = new CsvRows(opts.fields);
+  const form: TextForm = { format: opts.format, ...(opts.fields ? { fields: opts.fields } : {}) };
   let after: Position | undefined;
   let rows = 0;
   if (opts.format === 'json') yield '[';
   for (;;) {
-    const page = await pageText(reader, { ...opts, pageRows }, csv, after, rows);
+    const query = { ...opts.query, limit: pageRows, after };
+    const page = await pageText(reader, query, form, rows, opts.asker);
     if (!page) break;
-    // Only the page's text waits for a slow reader: its readings, several times the size, die young.
+    // Only the page's text waits for a slow reader.
     for (const piece of page.pieces) yield piece;
     rows += page.rows;
     after = page.last;
@@ -112,25 +59,24 @@ export async function* exportText(reader: Reader, opts: ExportOptions): AsyncGen
   else if (opts.format === 'csv' && rows === 0) yield toCsv([[...BASE_COLUMNS, ...(opts.fields ?? [])]]);
 }
 
-/** One page of readings after `after`, as text pieces; null when none is left. `before`: rows already written. */
+/**
+ * One page of readings as text, null when none is left. The store renders it where it can; the
+ * first page of a CSV export is read as readings here, to learn its columns (`form.columns` then).
+ */
 async function pageText(
   reader: Reader,
-  opts: ExportOptions & { pageRows: number },
-  csv: CsvRows,
-  after: Position | undefined,
+  query: StoreQuery,
+  form: TextForm,
   before: number,
+  asker: Asker | undefined,
 ): Promise<{ pieces: string[]; rows: number; last: Position } | null> {
-  const page = await reader.query({ ...opts.query, limit: opts.pageRows, after }, opts.asker);
-  if (!page.length) return null;
-  if (opts.format === 'csv') csv.learn(page);
-  const pieces: string[] = [];
-  for (let i = 0; i < page.length; i += PIECE_ROWS) {
-    const piece = page.slice(i, i + PIECE_ROWS);
-    if (opts.format === 'csv') pieces.push(csv.page(piece));
-    else {
-      const lines = piece.map((r) => JSON.stringify({ ...r, payload: project(r.payload, opts.fields) }));
-      pieces.push(opts.format === 'jsonl' ? `${lines.join('\n')}\n` : `${before + i ? ',' : ''}\n${lines.join(',\n')}`);
-    }
+  if (reader.text && (form.format !== 'csv' || form.columns)) {
+    const page = await reader.text(query, form, before, asker);
+    return page.rows && page.last ? { pieces: page.pieces, rows: page.rows, last: page.last } : null;
   }
-  return { pieces, rows: page.length, last: { at: page.at(-1)!.receivedAt, seq: page.at(-1)!.seq } };
+  const records = await reader.query(query, asker);
+  if (!records.length) return null;
+  if (form.format === 'csv') form.columns ??= learnColumns(records, form.fields);
+  const last = records.at(-1)!;
+  return { pieces: renderText(records, form, before), rows: records.length, last: { at: last.receivedAt, seq: last.seq } };
 }
