@@ -5,6 +5,12 @@ import { exportText } from '../../agent/serve/export/index.js';
 import { cleanup, tempDir } from '../helpers/agent.js';
 import { batch, record } from '../helpers/records.js';
 
+const all = async (pieces: AsyncGenerator<string>) => {
+  const out: string[] = [];
+  for await (const p of pieces) out.push(p);
+  return out;
+};
+
 describe('exportText', () => {
   let dir: string;
   let store: LocalStore;
@@ -22,12 +28,6 @@ describe('exportText', () => {
     await store.write(batch(records));
     return store;
   }
-
-  const all = async (pieces: AsyncGenerator<string>) => {
-    const out: string[] = [];
-    for await (const p of pieces) out.push(p);
-    return out;
-  };
 
   it('writes each page in pieces small enough to die young, the same text as whole pages', async () => {
     await seeded();
@@ -68,12 +68,6 @@ describe('exportText: the store renders the text in its thread', () => {
     cleanup(dir);
   });
 
-  const all = async (pieces: AsyncGenerator<string>) => {
-    let out = '';
-    for await (const p of pieces) out += p;
-    return out;
-  };
-
   it('the same text as readings rendered here, for every format, with and without fields, both orders', async () => {
     dir = tempDir();
     store = await openStore('sqlite', join(dir, 'store.db'));
@@ -87,9 +81,9 @@ describe('exportText: the store renders the text in its thread', () => {
       for (const fields of [undefined, ['t', 'later.deep']])
         for (const order of ['asc', 'desc'] as const) {
           const opts = { query: { order }, format, ...(fields ? { fields } : {}) };
-          const theirs = await all(exportText(store, opts));
+          const theirs = (await all(exportText(store, opts))).join('');
           expect(theirs.length).toBeGreaterThan(2300 * 20);
-          expect(theirs, `${format} ${fields} ${order}`).toBe(await all(exportText(here, opts)));
+          expect(theirs, `${format} ${fields} ${order}`).toBe((await all(exportText(here, opts))).join(''));
         }
   });
 
@@ -98,8 +92,7 @@ describe('exportText: the store renders the text in its thread', () => {
     store = await openStore('sqlite', join(dir, 'store.db'));
     const big = 'x'.repeat(5000);
     await store.write(batch(Array.from({ length: 300 }, (_, i) => ({ ...record(i + 1), payload: { big, i } }))));
-    const pieces: string[] = [];
-    for await (const p of exportText(store, { query: {}, format: 'jsonl' })) pieces.push(p);
+    const pieces = await all(exportText(store, { query: {}, format: 'jsonl' }));
     expect(pieces.length).toBeGreaterThan(300 / 13); // about 13 readings of 5 kB each
     expect(Math.max(...pieces.map((p) => p.length))).toBeLessThan(64 * 1024 + 6000);
     expect(pieces.join('').trimEnd().split('\n')).toHaveLength(300);

@@ -56,7 +56,7 @@ function project(payload: unknown, fields: string[] | undefined): unknown {
 
 /** One reading's text: a CSV line, or a JSON text (the separators are the piece's). */
 function readingText(r: LogRecord, form: TextForm): string {
-  if (form.format === 'csv') return toCsv([csvRow(r, form.columns ?? learnColumns([r], form.fields), form.fields)]);
+  if (form.format === 'csv') return toCsv([csvRow(r, form.columns!, form.fields)]);
   return JSON.stringify({ ...r, payload: project(r.payload, form.fields) });
 }
 
