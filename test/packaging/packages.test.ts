@@ -187,6 +187,7 @@ describe('the systemd unit', () => {
         'ProtectSystem=strict',
         'CapabilityBoundingSet=\n',
         'SystemCallFilter=@system-service',
+        'SystemCallFilter=setpriority',
         'DeviceAllow=char-gpiochip',
       ]) {
         expect(readFileSync(unit, 'utf8')).toContain(line);

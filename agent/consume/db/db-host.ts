@@ -2,7 +2,8 @@
 // rollups; the store of a reader beside the agent). One thread and V8 heap for all of them, not one
 // each: about 8 MB less at rest and more under load. Each database is served on its own port.
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import { serveDb } from './db-thread.js';
+import { lowerThreadPriority } from '../../lib/thread-priority.js';
+import { DB_THREAD_NICE, serveDb } from './db-thread.js';
 import { openRollupService, type RollupWorkerData } from '../rollups/worker.js';
 import { openStoreService, type StoreWorkerData } from '../store/sqlite-worker.js';
 
@@ -10,6 +11,8 @@ export type HostMessage =
   | { op: 'open'; service: 'store'; data: StoreWorkerData; port: MessagePort }
   | { op: 'open'; service: 'rollups'; data: RollupWorkerData; port: MessagePort }
   | { op: 'exit' };
+
+lowerThreadPriority(DB_THREAD_NICE);
 
 parentPort!.on('message', (m: HostMessage) => {
   if (m.op === 'exit')
