@@ -23,7 +23,7 @@ import type { ExportCommandOptions } from './serve/export/cli.js';
 import { VERSION } from './lib/version.js';
 import { assetText, CONFIG_VALIDATOR_ASSET, extractAssets, isSea } from './lib/sea.js';
 import { systemdNotifier, type Notifier } from './health/notify.js';
-import { logTables, pageOutFilePages } from './lib/page-out.js';
+import { logTables, pageOutFilePages, trimMallocHeap } from './lib/page-out.js';
 import { durationMs } from './config/keys.js';
 import type { Runtime } from './runtime/index.js';
 import type { Logger } from './lib/logger.js';
@@ -31,7 +31,7 @@ import type { Logger } from './lib/logger.js';
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 /** How often systemd's STATUS= line is looked at (sent only when it changed). */
 const STATUS_EVERY_MS = 10_000;
-/** How often the log's table files' pages are handed back (agent.pageOutAfter not off). */
+/** How often the log's table files' pages and malloc's free pages are handed back (agent.pageOutAfter not off). */
 const LOG_TABLES_EVERY_MS = 60_000;
 
 class CliFailure extends Error {}
@@ -81,7 +81,10 @@ async function run(cmd: Command): Promise<void> {
   if (config.agent.pageOutAfter !== 'off') {
     setTimeout(() => handBack(logger, 'start-up pages', 'info'), durationMs(config.agent.pageOutAfter)).unref();
     const tables = logTables(runtime.logDir);
-    setInterval(() => handBack(logger, "the log tables' pages", 'debug', tables), LOG_TABLES_EVERY_MS).unref();
+    setInterval(() => {
+      handBack(logger, "the log tables' pages", 'debug', tables);
+      trimHeap(logger);
+    }, LOG_TABLES_EVERY_MS).unref();
   }
   if (notifier) await tellSystemd(notifier, runtime, logger);
 }
@@ -94,6 +97,16 @@ function handBack(logger: Logger, what: string, level: 'info' | 'debug', only?: 
       logger[level]({ fileRssKb: { before: r.before, after: r.after }, mappings: r.mappings, failed: r.failed }, `${what} handed back`);
   } catch (err) {
     logger.warn({ err }, `could not hand back ${what}`);
+  }
+}
+
+/** malloc's free pages handed back, said at debug. */
+function trimHeap(logger: Logger): void {
+  try {
+    const r = trimMallocHeap();
+    if (r) logger.debug({ anonRssKb: r }, "malloc's free pages handed back");
+  } catch (err) {
+    logger.warn({ err }, "could not hand back malloc's free pages");
   }
 }
 

@@ -48,7 +48,7 @@ export const ConfigSchema = Type.Object(
         pageOutAfter: Type.Union([Duration('a duration after ready'), Type.Literal('off')], {
           default: '5s',
           description:
-            "this long after ready, hand back to the kernel the pages of the agent's own files (Node, its code) that only starting used: RSS about 40 MB lower, also under a flood of sensors reconnecting as the agent starts; what is used again comes back from the page cache; then every minute the pages of the log's table files that LevelDB's reads left mapped; off keeps them all",
+            "this long after ready, hand back to the kernel the pages of the agent's own files (Node, its code) that only starting used: RSS about 40 MB lower, also under a flood of sensors reconnecting as the agent starts; what is used again comes back from the page cache; then every minute the pages of the log's table files that LevelDB's reads left mapped, and malloc's free pages (malloc_trim); off keeps them all",
         }),
         heap: Type.Union([Type.Literal('small'), Type.Literal('fast')], {
           default: 'small',

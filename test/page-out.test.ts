@@ -2,11 +2,13 @@
 // files are touched, the agent's file-backed RSS falls, and it goes on working.
 import { readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ClassicLevel } from 'classic-level';
-import { fileMappings, logTables, pageOutFilePages } from '../agent/lib/page-out.js';
+import { fileMappings, logTables, pageOutFilePages, trimMallocHeap } from '../agent/lib/page-out.js';
 import { cleanup, spawnAgent, tempDir, writeConfig } from './helpers/agent.js';
 import { connect } from './helpers/mqtt.js';
 
@@ -70,6 +72,31 @@ describe('start-up pages handed back', () => {
       await db.close();
       cleanup(dir);
     }
+  });
+
+  it("hands back malloc's free pages below a chunk still in use (glibc's malloc_trim), which free() alone keeps", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    setFlagsFromString('--no-expose-gc');
+    const anonMb = () => Number(/^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+    // 40 MB of 4 kB buffers (malloc's heap, under its mmap threshold), each followed by a small one kept:
+    // once the big ones are freed, the heap is holes between chunks in use, and its top is in use.
+    let freed: Buffer[] = [];
+    const kept: Buffer[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      freed.push(Buffer.allocUnsafeSlow(4096).fill(1));
+      kept.push(Buffer.allocUnsafeSlow(64).fill(2));
+    }
+    const full = anonMb();
+    freed = [];
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 100)); // V8 frees array buffers' memory after its sweep
+    }
+    const r = trimMallocHeap()!;
+    expect(r.before).toBeGreaterThan(full * 1024 - 20 * 1024); // free() gave back little of the 40 MB
+    expect(r.before - r.after).toBeGreaterThan(20 * 1024); // the trim gave back most of it
+    expect(kept.every((b) => b[0] === 2 && b[63] === 2)).toBe(true); // what is in use is untouched
   });
 
   it('the addon pages out what it is given and says why it could not (an errno), and refuses bad arguments', () => {

@@ -9,6 +9,7 @@ import { isSea, loadNative } from './sea.js';
 
 interface PageOutAddon {
   pageOut(start: bigint, end: bigint): number;
+  trimHeap(): boolean;
 }
 
 /** The addon: an asset of the single executable, else what `npm install` built (node-gyp). */
@@ -31,7 +32,9 @@ export function fileMappings(maps: string): { start: bigint; end: bigint; path: 
     .map((m) => ({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), path: m[4] }));
 }
 
-const rssFileKb = () => Number(/^RssFile:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
+const statusKb = (field: 'RssFile' | 'RssAnon') =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
+const rssFileKb = () => statusKb('RssFile');
 
 export interface PagedOut {
   /** File-backed RSS before and after, kB. */
@@ -60,3 +63,17 @@ export function pageOutFilePages(only: (path: string) => boolean = () => true): 
  * consumers read each chunk once; a page read again comes back from the page cache.
  */
 export const logTables = (logDir: string) => (path: string) => path.startsWith(`${logDir}/`) && path.endsWith('.ldb');
+
+/**
+ * Hand back the free pages inside malloc's heap (glibc's malloc_trim(0)); undefined where the addon
+ * is not there. The unit's MALLOC_TRIM_THRESHOLD_ gives back only the heap's top: the holes that
+ * LevelDB's memtables and compactions, SQLite's pages and V8's zones leave below a chunk still in
+ * use stay resident (one arena for every thread, MALLOC_ARENA_MAX=1).
+ */
+export function trimMallocHeap(): { before: number; after: number } | undefined {
+  const native = addon();
+  if (!native) return undefined;
+  const before = statusKb('RssAnon');
+  native.trimHeap();
+  return { before, after: statusKb('RssAnon') };
+}

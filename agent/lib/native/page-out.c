@@ -1,8 +1,13 @@
 // pageOut(start, end): madvise(MADV_PAGEOUT) over [start, end) of this process; 0, or the errno.
 // MADV_PAGEOUT (Linux 5.4) reclaims what it can and never loses data: dirty pages stay without swap.
+// trimHeap(): glibc's malloc_trim(0), which also hands back the free pages inside the heap, not only
+// its top; true when it gave some back (false where the C library has no malloc_trim).
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 
 #ifndef MADV_PAGEOUT
@@ -26,9 +31,23 @@ static napi_value PageOut(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value TrimHeap(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __GLIBC__
+  int released = malloc_trim(0);
+#else
+  int released = 0;
+#endif
+  napi_value out;
+  napi_get_boolean(env, released != 0, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "pageOut", NAPI_AUTO_LENGTH, PageOut, NULL, &fn);
   napi_set_named_property(env, exports, "pageOut", fn);
+  napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, TrimHeap, NULL, &fn);
+  napi_set_named_property(env, exports, "trimHeap", fn);
   return exports;
 }
