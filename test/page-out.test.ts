@@ -2,12 +2,11 @@
 // files are touched, the agent's file-backed RSS falls, and it goes on working.
 import { readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ClassicLevel } from 'classic-level';
+import { exposedGc } from '../agent/consume/db/db-thread.js';
 import { fileMappings, logTables, pageOutFilePages, trimMallocHeap } from '../agent/lib/page-out.js';
 import { cleanup, spawnAgent, tempDir, writeConfig } from './helpers/agent.js';
 import { connect } from './helpers/mqtt.js';
@@ -75,9 +74,7 @@ describe('start-up pages handed back', () => {
   });
 
   it("hands back malloc's free pages below a chunk still in use (glibc's malloc_trim), which free() alone keeps", async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    setFlagsFromString('--no-expose-gc');
+    const gc = exposedGc();
     // 40 MB of 4 kB buffers (malloc's heap, under its mmap threshold), each followed by a small one kept:
     // once the big ones are freed, the heap is holes between chunks in use, and its top is in use.
     let freed: Buffer[] = [];

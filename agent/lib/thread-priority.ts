@@ -7,14 +7,12 @@ const LOWEST = 19;
 
 /**
  * Make the calling thread `by` nicer than it is (at most 19). Giving up priority needs no
- * privilege; a sandbox that refuses setpriority() leaves the thread as it was. Returns the nice it
- * now has.
+ * privilege; a sandbox that refuses setpriority() leaves the thread as it was.
  */
-export function lowerThreadPriority(by: number): number {
+export function lowerThreadPriority(by: number): void {
   try {
     setPriority(0, Math.min(LOWEST, getPriority(0) + by));
   } catch {
     // refused (a seccomp filter without setpriority): the thread keeps the process's priority
   }
-  return getPriority(0);
 }

@@ -52,7 +52,7 @@ const oldBytes = () =>
 export const OLD_GROWTH = 1024 * 1024;
 
 /** V8's gc() for this thread, without exposing it to the code the thread runs. */
-function exposedGc(): () => void {
+export function exposedGc(): () => void {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   setFlagsFromString('--no-expose-gc');
