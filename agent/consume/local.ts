@@ -37,8 +37,11 @@ export interface LocalOptions {
   /** Encryption at rest: each database's key. */
   key?: (part: 'store' | 'rollups') => Buffer;
   log: DurableLog;
-  /** Why writes wait now (disk pressure allows only deletions), or undefined. */
-  writesHeld(): string | undefined;
+  /**
+   * Why a write of about `bytes` must wait now (disk pressure allows only deletions), or undefined;
+   * the bytes count towards free space's next read.
+   */
+  admit(bytes: number): Promise<string | undefined>;
   /** While true consumers take nothing (readings' times are not final). */
   clockHolding(): boolean;
   clockOffsets(): ClockOffsets;
@@ -69,7 +72,10 @@ async function startStore(o: LocalOptions, backend: Exclude<StoreConfig['backend
   const s = o.store;
   const store = await o.open('store', () => openStore(backend, s.path ?? defaultStorePath(backend, o.dataDir), o.key?.('store')));
   started.push(() => store.close());
-  const local = await run(o, STORE_CONSUMER, store, { maxRecords: s.batchSize, maxAgeMs: s.gatherMs, idleAgeMs: s.maxGatherMs }, started);
+  const gather = { maxRecords: s.batchSize, maxAgeMs: s.gatherMs, idleAgeMs: s.maxGatherMs };
+  // Its blocks take about the bytes of the log's chunks. Counted: a store catching up after ingest
+  // stopped at `critical` writes while the log writes nothing.
+  const local = await run(o, STORE_CONSUMER, store, gather, started, (batch) => batch.bytes);
   // Queries merge the log's tail rather than have the store write what it gathers (fewer writes).
   const tail = new StoreTail({ log: o.log, consumer: STORE_CONSUMER, holding: o.clockHolding, offsets: o.clockOffsets });
   return { ...local, reads: withTail(store, tail, () => local.caughtUp(o.log.lastSeq, FRESH_READ_WAIT_MS)) };
@@ -107,11 +113,13 @@ async function run<T extends { write(batch: ChunkBatch): Promise<void>; writesIn
   target: T,
   gather: { maxRecords: number; maxAgeMs: number; idleAgeMs: number },
   started: Closers,
+  bytesOf: (batch: ChunkBatch) => number = () => 0,
 ): Promise<Local<T>> {
   const held = {
-    write: (batch: ChunkBatch) => {
-      const why = o.writesHeld();
-      return why ? Promise.reject(new Error(why)) : target.write(batch);
+    write: async (batch: ChunkBatch) => {
+      const why = await o.admit(bytesOf(batch));
+      if (why) throw new Error(why);
+      await target.write(batch);
     },
   };
   const consumer = new ConsumerEngine(o.log, chunkDelivery(name, held, o.log, o.store.maxBatchBytes, o.clockOffsets), {

@@ -26,6 +26,11 @@ export class ChunkBatch {
     return this.lastSeq - this.firstSeq + 1;
   }
 
+  /** Bytes of its chunks, as the log keeps them. */
+  get bytes(): number {
+    return this.chunks.reduce((n, c) => n + c.byteLength, 0);
+  }
+
   /** The readings as JSON lines, decoded here. */
   decode(): LogBatch {
     return new LogBatch(this.agentId, batchLines(this.chunks, this.firstSeq, this.lastSeq, this.key), this.firstSeq, this.clock);

@@ -139,6 +139,7 @@ export class DiskPressure {
   private state: PressureStatus;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<PressureStatus> | undefined;
+  private measuring: Promise<void> | undefined;
   private readonly waiters = new Set<() => void>();
   /** Said once per level that nothing more can be deleted. */
   private saidExhausted = false;
@@ -197,7 +198,6 @@ export class DiskPressure {
 
   /** Never rejects: a step that fails (LevelDB compacting on a nearly full disk, say) is tried again next check. */
   private async run(): Promise<PressureStatus> {
-    this.writtenSinceCheck = 0;
     try {
       await this.measure();
       if (atLeast(this.state.level, 'act')) await this.relieve();
@@ -211,6 +211,7 @@ export class DiskPressure {
   }
 
   private async measure(): Promise<void> {
+    this.writtenSinceCheck = 0;
     const fs = await statfs(this.opts.dir);
     const total = fs.blocks * fs.bsize;
     const free = fs.bavail * fs.bsize;
@@ -227,13 +228,37 @@ export class DiskPressure {
   }
 
   /**
-   * The agent wrote `bytes` (readings and dead letters, as committed to the log; the store and
-   * rollups write about as much again): free space is read again every so many, so that no rate
-   * the disk can write skips a watermark between two timed checks.
+   * The agent wrote `bytes` (readings and dead letters as committed to the log, the store's blocks
+   * as it writes them): free space is read again every so many, so that no rate the disk can write
+   * skips a watermark between two timed checks, even while the store catches up with ingest stopped.
    */
   wrote(bytes: number): void {
     this.writtenSinceCheck += bytes;
-    if (this.writtenSinceCheck >= this.checkEvery) void this.check();
+    if (this.writtenSinceCheck >= this.checkEvery) void this.readAgain();
+  }
+
+  /**
+   * Before the agent writes `bytes` outside the log (the store's blocks): they count as `wrote`
+   * does, free space is read first when they make a read due, and the answer is why the write must
+   * wait (the reserve reached), or undefined.
+   */
+  async admit(bytes: number): Promise<string | undefined> {
+    this.writtenSinceCheck += bytes;
+    if (this.writtenSinceCheck >= this.checkEvery) await this.readAgain();
+    return this.writesHeld;
+  }
+
+  /**
+   * Free space read now, apart from a relief: a relief can take seconds (a deletion on a busy
+   * thread) while the writes go on, and they must still meet every watermark. A relief the level
+   * calls for then starts on its own.
+   */
+  private async readAgain(): Promise<void> {
+    this.measuring ??= this.measure()
+      .catch((err: Error) => this.opts.logger.error({ err: err.message }, 'disk pressure: reading free space failed'))
+      .finally(() => (this.measuring = undefined));
+    await this.measuring;
+    if (atLeast(this.state.level, 'act') && !this.checking) void this.check();
   }
 
   private changed(level: PressureLevel): void {

@@ -42,7 +42,7 @@ export async function startConsumers(
     },
     key: partKeys(config),
     log: p.log,
-    writesHeld: () => p.disk.writesHeld,
+    admit: (bytes) => p.disk.admit(bytes),
     clockHolding: () => p.clock.holding(),
     clockOffsets: () => p.clock.offsets(),
     open: (part, open) => openWhenDiskAllows(part, open, p.readiness, logger),

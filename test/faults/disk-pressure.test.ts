@@ -309,6 +309,62 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     expect(publishers.reduce((n, p) => n + p.acked.size, 0)).toBeGreaterThan(2000); // the writing did happen
   }, 120_000);
 
+  it('free space is read while a relief is slow: writes during it still meet critical and the reserve, the store\'s counted too', async () => {
+    const dir = smallDisk(128);
+    const parts = await dataPath(dir, { sent: 0, deadLetters: 0 });
+    // The store's deletion waits (as on a CPU-starved database thread) until the test lets it go.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let pruning = false;
+    const slowStore = Object.assign(Object.create(parts.store) as LocalStore, {
+      prune: async (...args: Parameters<LocalStore['prune']>) => {
+        pruning = true;
+        await gate;
+        return parts.store.prune(...args);
+      },
+    });
+    const pressure = new DiskPressure({
+      dir,
+      config: { intervalSec: 3600, warn: '90000000B', act: '90000000B', critical: '70000000B', reserve: '40000000B' },
+      stepReadings: 500,
+      store: () => slowStore,
+      forwardedThrough: () => parts.log.lastSeq, // every reading forwarded: the store's deletion is the first step
+      rolledUpThrough: () => undefined,
+      log: parts.log,
+      logger: quiet,
+    });
+    closers.push(async () => {
+      release();
+      pressure.stop();
+    });
+    await pressure.start();
+    expect(pressure.status().level).toBe('ok');
+    // Below act: the relief starts and hangs in the store's deletion.
+    const ballasts = [ballast(dir, 85_000_000)];
+    pressure.wrote(4 * MB); // more than an eighth of the smallest gap (20 MB between act and critical)
+    await until(() => pruning || undefined, 10_000, 'the relief in the store');
+    expect(pressure.status().level).toBe('act');
+    expect(await pressure.admit(0)).toBeUndefined(); // the control: above the reserve a write may go on
+
+    // Readings committed during it take free space below critical: ingest stops though the relief still hangs.
+    ballasts.push(ballast(dir, 60_000_000));
+    pressure.wrote(4 * MB);
+    await until(() => pressure.status().level === 'critical' || undefined, 10_000, 'critical during the relief');
+    expect(pressure.accepting).toBe(false);
+    expect(pruning).toBe(true);
+
+    // The store's writes count as the log's do: a small one makes no read due, a bigger one reads first and is held.
+    ballasts.push(ballast(dir, 35_000_000));
+    expect(await pressure.admit(64 * 1024)).toBeUndefined();
+    expect(await pressure.admit(4 * MB)).toBe('disk reserve reached');
+    expect(pressure.status().level).toBe('reserve');
+
+    ballasts.forEach((b) => rmSync(b));
+    release();
+    await until(async () => ((await pressure.check()).level === 'ok' ? true : undefined), 10_000, 'back to ok');
+    expect(await pressure.admit(4 * MB)).toBeUndefined();
+  }, 60_000);
+
   it('a sink down while readings fill the disk: the agent stays up, the disk never fills, every reading is in the sink or counted as dropped, and ingest resumes once space is freed', async () => {
     const db = await createDatabase();
     const proxy = await new TcpProxy(db.port).listen();

@@ -39,9 +39,18 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
   });
 
   /** What the rollup rows must say: the stored readings grouped by topic, room and 1 s bucket. */
-  async function expected(agent: InProcessAgent) {
+  async function expected(agent: InProcessAgent, count: number) {
+    // A PUBACK means on the log, not yet in the store: wait for all of them there first.
+    const stored = await until(
+      async () => {
+        const r = await agent.runtime.store!.target.query({ topic: 'env/#', limit: 10_000 });
+        return r.length === count && r;
+      },
+      20_000,
+      `${count} stored readings`,
+    );
     const groups = new Map<string, number[]>();
-    for (const r of await agent.runtime.store!.target.query({ topic: 'env/#', limit: 10_000 })) {
+    for (const r of stored) {
       const p = r.payload as { room: string; t: number };
       const key = `${r.topic}|${p.room}|${Math.floor(r.receivedAt / SECOND) * SECOND}`;
       groups.set(key, [...(groups.get(key) ?? []), p.t]);
@@ -65,7 +74,7 @@ describe('a sink that takes rollups (PostgreSQL)', () => {
         await new Promise((r) => setTimeout(r, 25));
       }
       await client.endAsync();
-      const want = await expected(agent);
+      const want = await expected(agent, 60);
       // Every bucket closes once it ended 300 ms ago: all are in PostgreSQL soon after the last reading.
       const got = await until(
         async () => {
