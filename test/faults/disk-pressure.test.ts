@@ -309,7 +309,7 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     expect(publishers.reduce((n, p) => n + p.acked.size, 0)).toBeGreaterThan(2000); // the writing did happen
   }, 120_000);
 
-  it('free space is read while a relief is slow: writes during it still meet critical and the reserve, the store\'s counted too', async () => {
+  it("free space is read while a relief is slow: writes during it still meet critical and the reserve, the store's counted too", async () => {
     const dir = smallDisk(128);
     const parts = await dataPath(dir, { sent: 0, deadLetters: 0 });
     // The store's deletion waits (as on a CPU-starved database thread) until the test lets it go.
