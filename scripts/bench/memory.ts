@@ -93,6 +93,13 @@ function slopePer10Min(samples: { t: number; rss: number; anon: number }[], key:
   return (cov / vt) * 600;
 }
 
+/** Mean RSS of each whole minute, from the first sample on. */
+function byMinute(samples: { t: number; rss: number }[]): string[] {
+  const minutes: number[][] = [];
+  for (const s of samples) (minutes[Math.floor(s.t / 60)] ??= []).push(s.rss);
+  return minutes.map((m) => (m.reduce((a, b) => a + b, 0) / m.length).toFixed(1));
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Median RSS and anonymous RSS over `seconds`, after `settleSec` at rest. */
@@ -165,6 +172,7 @@ async function steadyCase(prog: Program, db: TestDatabase) {
       const [sent] = [sensors[0].sent];
       const [{ n }] = await db.query<{ n: string }>('SELECT count(*) AS n FROM telemetry');
       const measured = ours.since(WARM_UP);
+      console.log(`steady: the agent's RSS by minute (MB): ${byMinute(ours.samples).join(' ')}`);
       return {
         mean: measured.reduce((a, s) => a + s.rss, 0) / measured.length,
         peak: Math.max(...measured.map((s) => s.rss)),
