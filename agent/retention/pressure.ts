@@ -258,7 +258,7 @@ export class DiskPressure {
       .catch((err: Error) => this.opts.logger.error({ err: err.message }, 'disk pressure: reading free space failed'))
       .finally(() => (this.measuring = undefined));
     await this.measuring;
-    if (atLeast(this.state.level, 'act') && !this.checking) void this.check();
+    if (atLeast(this.state.level, 'act')) void this.check(); // joins a relief already running
   }
 
   private changed(level: PressureLevel): void {
