@@ -7,9 +7,16 @@ import type { Op } from './keys.js';
 
 export type Level = ClassicLevel<string, Uint8Array>;
 
+/**
+ * LevelDB's memtable: it holds the chunks written since the last flush, in malloc's heap, and is
+ * read back from the .log file at start. 1 MB (LevelDB's default is 4) bounds both; the log's keys
+ * only grow, so the smaller tables it flushes move down the levels without being rewritten.
+ */
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
+
 /** LevelDB as the log opens it; chunks are read soon after they are written (from the log's own cache), so its cache stays small. */
 export const openLevel = (dir: string): Level =>
-  new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024 });
+  new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view', cacheSize: 2 * 1024 * 1024, writeBufferSize: WRITE_BUFFER_BYTES });
 
 export class LevelStore {
   private db: Level;

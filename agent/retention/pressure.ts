@@ -76,7 +76,7 @@ export interface PressureOptions {
 export const DROP_REASON = 'disk pressure';
 const ORDER: PressureLevel[] = ['ok', 'warn', 'act', 'critical', 'reserve'];
 const MiB = 1024 * 1024;
-/** Room deletions need: LevelDB flushes its 4 MB write buffer and writes compacted files before removing the old. */
+/** Room deletions need: LevelDB flushes its write buffer and writes compacted files before removing the old. */
 export const RESERVE_NEEDED = 32 * MiB;
 /** Free space is read again after the agent wrote this share of the room between two marks (and at least every intervalSec). */
 const CHECK_SHARE_OF_GAP = 1 / 8;

@@ -371,7 +371,7 @@ describe.runIf(isRoot)('disk pressure (tmpfs)', () => {
     closers.push(() => db.drop());
     closers.push(() => proxy.close());
     proxy.cut(); // the sink is down from the start
-    // The reserve must hold what deletions write: LevelDB flushes a 4 MB write buffer and compacts
+    // The reserve must hold what deletions write: LevelDB flushes its write buffer and compacts
     // several of its files into new ones before the old go. 3 MB (tried first) let the filesystem fill.
     const dir = smallDisk(128);
     const schema = { name: 'load', topics: ['load/#'], fields: { key: { type: 'string', required: true }, v: 'integer', pad: 'string' } };
