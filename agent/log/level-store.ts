@@ -8,9 +8,9 @@ import type { Op } from './keys.js';
 export type Level = ClassicLevel<string, Uint8Array>;
 
 /**
- * LevelDB's memtable: it holds the chunks written since the last flush, in malloc's heap, and is
- * read back from the .log file at start. 1 MB (LevelDB's default is 4) bounds both; the log's keys
- * only grow, so the smaller tables it flushes move down the levels without being rewritten.
+ * LevelDB's memtable: the chunks written since its last flush, held in malloc's heap until it is
+ * full, however slowly readings come. 1 MB (LevelDB's default is 4) bounds it; its smaller tables
+ * cost about 4% more bytes written in a flood (docs/where-time-goes.md, memory).
  */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
 
