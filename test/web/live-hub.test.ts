@@ -42,12 +42,18 @@ describe('LiveHub', () => {
     const all = new Client(new Map([['#', undefined]]));
     const alsoAll = new Client(new Map([['#', undefined]]));
     const aOnly = new Client(new Map([['a/#', ['t']]]));
-    for (const c of [all, alsoAll, aOnly]) expect(hub.add(c, 'viewer')).toBeUndefined();
+    const aWhole = new Client(new Map([['a/#', undefined]]));
+    for (const c of [all, alsoAll, aOnly, aWhole]) expect(hub.add(c, 'viewer')).toBeUndefined();
     log.commit([1, 2, 3, 4, 5]);
     log.commit([6]);
     expect(all.sends.map(seqsOf)).toEqual([[1, 2, 3, 4, 5], [6]]);
-    expect(alsoAll.sends).toEqual(all.sends); // the same text: made once for both
+    expect(alsoAll.sends).toEqual(all.sends);
+    // Clients given every reading whole share one array (their wire form is made once); the others not.
+    expect(alsoAll.sends[0]).toBe(all.sends[0]);
     expect(aOnly.sends.map(seqsOf)).toEqual([[1, 3, 5]]); // nothing for the commit of 6 (b/x)
+    expect(aWhole.sends.map(seqsOf)).toEqual([[1, 3, 5]]);
+    expect(aWhole.sends[0][0]).toBe(all.sends[0][0]); // the same text: made once for all
+    expect(aWhole.sends[0]).not.toBe(all.sends[0]);
     expect((JSON.parse(aOnly.sends[0][0]) as { payload: unknown }).payload).toEqual({ t: 1 });
     expect((JSON.parse(all.sends[0][0]) as { payload: unknown }).payload).toEqual({ t: 1, h: 1 });
   });

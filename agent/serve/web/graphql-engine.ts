@@ -238,7 +238,7 @@ class ReadingStream implements AsyncIterableIterator<{ readings: unknown }>, Liv
 
   buffered = () => this.bytes;
 
-  send(texts: string[]): void {
+  send(texts: readonly string[]): void {
     for (const text of texts) this.take(text);
   }
 

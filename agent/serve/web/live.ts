@@ -11,8 +11,11 @@ export interface LiveClient {
   readonly subscriptions: Map<string, string[] | undefined>;
   /** Bytes sent but not yet taken by the client. */
   buffered(): number;
-  /** The readings of one commit it asked for, as JSON texts, in order (sent together: one write, not one each). */
-  send(readings: string[]): void;
+  /**
+   * The readings of one commit it asked for, as JSON texts, in order (sent together: one write, not
+   * one each). Every client given all of a commit's readings whole is given the same array.
+   */
+  send(readings: readonly string[]): void;
   /** Close it for falling behind. */
   tooSlow(bufferedBytes: number): void;
 }
@@ -64,22 +67,19 @@ export class LiveHub {
   }
 
   private deliver(lines: string[]): void {
-    const keeping = [...this.clients.keys()].filter((client) => {
-      const buffered = client.buffered();
-      if (buffered <= this.limits.maxBufferedBytes) return true;
-      this.slowClosed++;
-      this.remove(client);
-      client.tooSlow(buffered);
-      return false;
-    });
+    const keeping = this.keepUp();
     if (!keeping.length) return;
     const out = new Map<LiveClient, string[]>();
-    for (const line of lines) {
+    // Clients given every reading whole are given this one array: they may make its wire form once.
+    const everything: string[] = [];
+    const partly = new Set<LiveClient>();
+    lines.forEach((line, i) => {
       const { head } = splitRecord(line);
       let record: ReturnType<typeof decodeRecord> | undefined;
       let whole: string | undefined; // the text of clients that want every field: made once
       for (const client of keeping) {
         const fields = wanted(client, head.topic);
+        if (fields !== undefined) partly.add(client);
         if (fields === null) continue;
         record ??= decodeRecord(line, this.agentId);
         const text = fields
@@ -89,8 +89,21 @@ export class LiveHub {
         if (texts) texts.push(text);
         else out.set(client, [text]);
       }
-    }
-    for (const [client, texts] of out) client.send(texts);
+      if (whole !== undefined) everything[i] = whole;
+    });
+    for (const [client, texts] of out) client.send(partly.has(client) ? texts : everything);
+  }
+
+  /** The clients keeping up; those past maxBufferedBytes are closed. */
+  private keepUp(): LiveClient[] {
+    return [...this.clients.keys()].filter((client) => {
+      const buffered = client.buffered();
+      if (buffered <= this.limits.maxBufferedBytes) return true;
+      this.slowClosed++;
+      this.remove(client);
+      client.tooSlow(buffered);
+      return false;
+    });
   }
 }
 

@@ -78,17 +78,21 @@ export interface WebServer {
 
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** At most `max` open connections from one source address; more are closed as they come. */
+/**
+ * At most `max` open connections from one source address; more are closed as they come, before
+ * Node's own handling of a connection (HTTP's parser and timers, TLS) is set up for them: an
+ * address that connects again and again costs little.
+ */
 function capPerAddress(server: Server, max: number): void {
   const open = new Tally();
+  const handlers = server.rawListeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
-    if (open.of(address) >= max) {
-      socket.destroy();
-      return;
-    }
+    if (open.of(address) >= max) return void socket.destroy();
     open.add(address);
     socket.once('close', () => open.remove(address));
+    for (const handle of handlers) handle.call(server, socket);
   });
 }
 
@@ -257,6 +261,8 @@ async function build(name: 'http' | 'https', opts: WebOptions, shared: Shared): 
     options: {
       // MQTT packets up to the broker's payload limit; live clients' messages are checked smaller.
       maxPayload: opts.mqttWs?.maxPayload ?? 1024 * 1024,
+      // No compression (ws's default, said here): live readings are framed once for every client (ws-frames.ts).
+      perMessageDeflate: false,
       handleProtocols: (protocols) => ['mqtt', 'mqttv3.1', 'graphql-transport-ws', 'graphql-ws'].find((p) => protocols.has(p)) ?? false,
     },
   });

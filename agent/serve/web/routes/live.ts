@@ -7,6 +7,7 @@ import type { LiveClient } from '../live.js';
 import type { ApiSource } from '../api.js';
 import { errorSchema, HttpError } from '../errors.js';
 import { RETRY_AFTER_SEC } from '../slots.js';
+import { textFrames } from '../ws-frames.js';
 import { agentOf, fieldsParam, listOf, ownerOf } from './params.js';
 
 export interface LiveRouteOptions {
@@ -19,6 +20,19 @@ export const CLOSE_TOO_SLOW = 1008;
 const CLOSE_PROTOCOL = 1008;
 const MAX_FILTERS = 32;
 const MAX_MESSAGE = 65536;
+
+/**
+ * What a commit's readings are on the wire, made once for all the clients given the same array
+ * (every reading, whole: LiveHub.deliver); held only as long as the array.
+ */
+function onceEach<T>(make: (readings: readonly string[]) => T): (readings: readonly string[]) => T {
+  const made = new WeakMap<readonly string[], T>();
+  return (readings) => {
+    let wire = made.get(readings);
+    if (wire === undefined) made.set(readings, (wire = make(readings)));
+    return wire;
+  };
+}
 
 type ClientMessage =
   { type: 'subscribe'; topics: string[]; fields?: string[] } | { type: 'unsubscribe'; topics: string[] } | { type: 'ping' };
@@ -52,6 +66,8 @@ function parseMessage(text: string): ClientMessage {
 }
 
 export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { api, heartbeatMs }) => {
+  const wsFrames = onceEach((readings) => textFrames(readings, '{"type":"reading","reading":', '}'));
+  const events = onceEach((readings) => Buffer.from(readings.map((r) => `event: reading\ndata: ${r}\n\n`).join('')));
   app.get(
     '/ws',
     {
@@ -69,11 +85,9 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
       const client: LiveClient = {
         subscriptions: new Map(),
         buffered: () => socket.bufferedAmount,
+        // Ready-made frames, straight to the connection: ws itself writes uncompressed frames at once.
         send: (readings) => {
-          // One write for the lot (ws corks each frame alone; this outer cork holds them all).
-          req.raw.socket.cork();
-          for (const r of readings) socket.send(`{"type":"reading","reading":${r}}`);
-          req.raw.socket.uncork();
+          if (socket.readyState === socket.OPEN) req.raw.socket.write(wsFrames(readings));
         },
         tooSlow: (bytes) => {
           socket.close(CLOSE_TOO_SLOW, `too slow: ${bytes} bytes waiting`.slice(0, 120));
@@ -162,7 +176,7 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { ap
       const client: LiveClient = {
         subscriptions: new Map(req.query.topic.map((t) => [t, fields])),
         buffered: () => res.writableLength,
-        send: (readings) => res.write(readings.map((r) => `event: reading\ndata: ${r}\n\n`).join('')),
+        send: (readings) => res.write(events(readings)),
         tooSlow: (bytes) => {
           res.write(`event: error\ndata: ${JSON.stringify({ message: `too slow: ${bytes} bytes waiting` })}\n\n`);
           res.end();
