@@ -20,6 +20,17 @@ export interface BundleOptions {
   plugins?: Plugin[];
 }
 
+/** The `debug` package, as every bundled package asks for it: its quiet stand-in (agent/lib/quiet-debug.cjs). */
+function quietDebug(root: string): Plugin {
+  const standIn = join(root, 'agent/lib/quiet-debug.cjs');
+  return {
+    name: 'quiet-debug',
+    setup(b) {
+      b.onResolve({ filter: /^debug$/ }, (args) => (args.importer === standIn ? undefined : { path: standIn }));
+    },
+  };
+}
+
 /**
  * Bundle the agent; returns the two files. The worker's place, workers/ beside the main file, is
  * what agent/consume/db/db-worker.ts looks for.
@@ -46,7 +57,7 @@ export async function bundleAgent(o: BundleOptions): Promise<{ main: string; wor
     define: { 'import.meta.url': '__import_meta_url', 'import.meta.dirname': '__dirname' },
     banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     external: o.external,
-    plugins: o.plugins,
+    plugins: [quietDebug(projectRoot()), ...(o.plugins ?? [])],
   });
   return { main: join(o.outdir, `${o.main}.cjs`), worker: join(o.outdir, 'workers/db-host.cjs') };
 }

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../agent/lib/version.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
 import { projectRoot } from '../../scripts/project-root.js';
-import { CLI, PRODUCTION_NODE, tempDir } from '../helpers/agent.js';
+import { CLI, PRODUCTION_NODE, spawnAgent, tempDir, writeConfig } from '../helpers/agent.js';
+import { connect } from '../helpers/mqtt.js';
 
 const run = promisify(execFile);
 const ROOT = projectRoot();
@@ -29,6 +30,24 @@ describe('the bundled command', () => {
     const r = await smokeTest([process.execPath, CLI]);
     expect(r.version).toContain(`Node ${process.version}`);
   }, 180_000);
+});
+
+describe("the bundled packages' debug output (agent/lib/quiet-debug.cjs)", () => {
+  /** What the agent wrote to stderr once one reading came in over MQTT. */
+  async function stderrAfterOneReading(env: NodeJS.ProcessEnv): Promise<string> {
+    const agent = await spawnAgent(['--config', writeConfig(tempDir())], env);
+    const client = await connect(`mqtt://${agent.listeners.mqtt}`);
+    await client.publishAsync('sensors/debug', JSON.stringify({ t: 1 }), { qos: 1 });
+    await client.endAsync();
+    agent.proc.kill('SIGTERM');
+    await agent.exited;
+    return agent.lines.filter((l) => !l.startsWith('{')).join('');
+  }
+
+  it("is the broker's packet parser's with DEBUG set, and nothing without it", async () => {
+    expect(await stderrAfterOneReading({ DEBUG: 'mqtt-packet:parser' })).toContain('mqtt-packet:parser parse: current state');
+    expect(await stderrAfterOneReading({ DEBUG: '' })).not.toContain('mqtt-packet');
+  });
 });
 
 describe('the code cache of the bundled command', () => {
