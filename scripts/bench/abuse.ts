@@ -73,6 +73,8 @@ async function seed(port: number): Promise<void> {
 
 interface Run {
   pubackP99: number;
+  /** Other percentiles of the PUBACK's wait (ms): where the tail begins. */
+  pubackSpread: string;
   liveP99: number;
   lagP99: number;
   peakRss: number;
@@ -139,6 +141,7 @@ async function run(abuse: boolean): Promise<Run> {
       throw new Error(`the agent ended (${agent.proc.exitCode}) during the ${abuse ? 'abuse' : 'control'} run`);
     return {
       pubackP99: percentile(sensors.latenciesMs, 99),
+      pubackSpread: [50, 90, 95, 99.9].map((q) => `p${q} ${percentile(sensors.latenciesMs, q).toFixed(1)}`).join(', '),
       liveP99: percentile(live, 99),
       lagP99: percentile(lag, 99) / 1000,
       peakRss,
@@ -171,6 +174,7 @@ export async function benchAbuse(): Promise<void> {
     ['control'],
   );
   note(`acknowledged readings: ${abused.acked} with the abuse, ${control.acked} in the control run`);
+  note(`PUBACK wait (ms): ${abused.pubackSpread} with the abuse; ${control.pubackSpread} in the control run`);
   const perSecond = Object.entries(abused.answers).map(([what, n]) => `${what} ${(n / SECONDS).toFixed(1)}`);
   note(`the abuser was answered, a second: ${perSecond.join(', ')}`);
 }
