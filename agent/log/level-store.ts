@@ -12,7 +12,7 @@ export type Level = ClassicLevel<string, Uint8Array>;
  * full, however slowly readings come. 1 MB (LevelDB's default is 4) bounds it; its smaller tables
  * cost about 4% more bytes written in a flood (docs/where-time-goes.md, memory).
  */
-export const WRITE_BUFFER_BYTES = 1024 * 1024;
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 /** LevelDB as the log opens it; chunks are read soon after they are written (from the log's own cache), so its cache stays small. */
 export const openLevel = (dir: string): Level =>
