@@ -34,7 +34,7 @@ export interface DurableLogOptions {
   maxDelayMs: number;
   /** Commits of readings never promised durability (QoS 0 only) are synced at least this often. */
   syncIntervalMs?: number;
-  /** Waiting readings past this many bytes (before compression) commit without waiting for the window (default 8 kB). */
+  /** Waiting readings past this many bytes (before compression) commit without waiting for the window (default 6 kB). */
   commitBytes?: number;
   /** Most readings in one commit (and one chunk). */
   maxRecords: number;

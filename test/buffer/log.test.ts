@@ -88,7 +88,7 @@ describe('durable log', () => {
     await log.close();
   });
 
-  it('commitBytes: readings waiting past it commit before the window ends (the default, 8 kB); raised, they wait for it', async () => {
+  it('commitBytes: readings waiting past it commit before the window ends (the default, 6 kB); raised, they wait for it', async () => {
     const twoTurns = async (log: DurableLog) => {
       const first = Array.from({ length: 200 }, (_, i) => log.append(reading(i))); // about 20 kB before compression
       await new Promise((r) => setTimeout(r, 5));
