@@ -16,7 +16,7 @@ import {
   statSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Plugin } from 'esbuild';
 import { inject } from 'postject';
@@ -251,6 +251,14 @@ export function missingTools(arch: Arch, onPath: (tool: string) => boolean = isO
   return `building for ${arch} on ${process.arch} needs the cross compilers ${wanted.join(', ')}: on Debian or Ubuntu, sudo apt install g++-aarch64-linux-gnu binutils-aarch64-linux-gnu (or build on a Pi itself: npm run build:binary)`;
 }
 
+/** A source map copied elsewhere, its sources' paths made relative to where it now is. */
+function moveMap(from: string, to: string): void {
+  const map = JSON.parse(readFileSync(from, 'utf8')) as { sources: string[] };
+  map.sources = map.sources.map((source) => relative(dirname(to), resolve(dirname(from), source)));
+  mkdirSync(dirname(to), { recursive: true });
+  writeFileSync(to, JSON.stringify(map));
+}
+
 export async function buildBinary(arch: Arch): Promise<string> {
   const missing = missingTools(arch);
   if (missing) throw new Error(missing);
@@ -291,6 +299,10 @@ export async function buildBinary(arch: Arch): Promise<string> {
   copyFileSync(join(node, 'bin/node'), out);
   chmodSync(out, 0o755);
   await inject(out, 'NODE_SEA_BLOB', readFileSync(join(work, 'sea.blob')), { sentinelFuse: SENTINEL });
+  // Not shipped: what npm run map-stack reads to name the places of this build's stack traces.
+  const maps = `${out}.maps`;
+  rmSync(maps, { recursive: true, force: true });
+  for (const map of ['main.cjs.map', 'workers/db-host.cjs.map']) moveMap(join(work, map), join(maps, map));
   console.log(
     `${out}: ${(statSync(out).size / 1e6).toFixed(1)} MB, Node ${EMBEDDED_NODE}, build ${manifest.build}, in ${((performance.now() - started) / 1000).toFixed(0)} s`,
   );

@@ -9,6 +9,8 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../agent/lib/version.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
+import { loadMaps, mapStack } from '../../scripts/map-stack.js';
+import { frameAt, lineOf } from '../helpers/stack.js';
 import { projectRoot } from '../../scripts/project-root.js';
 import { CLI, PRODUCTION_NODE, spawnAgent, tempDir, writeConfig } from '../helpers/agent.js';
 import { connect } from '../helpers/mqtt.js';
@@ -47,6 +49,26 @@ describe("the bundled packages' debug output (agent/lib/quiet-debug.cjs)", () =>
   it("is the broker's packet parser's with DEBUG set, and nothing without it", async () => {
     expect(await stderrAfterOneReading({ DEBUG: 'mqtt-packet:parser' })).toContain('mqtt-packet:parser parse: current state');
     expect(await stderrAfterOneReading({ DEBUG: '' })).not.toContain('mqtt-packet');
+  });
+});
+
+describe('npm run map-stack (the minified bundles named back by their source maps)', () => {
+  it("gives the agent's and its database thread's places as their sources' files and lines, and leaves other places", () => {
+    const maps = loadMaps(join(ROOT, 'dist/bundle'));
+    const places = [
+      { bundle: 'dist/bundle/agent.cjs', source: 'agent/cli.ts', literal: 'second signal, exiting now' },
+      { bundle: 'dist/bundle/workers/db-host.cjs', source: 'agent/consume/db/db-thread.ts', literal: 'large_object_space' },
+    ];
+    for (const { bundle, source, literal } of places) {
+      const frame = frameAt(join(ROOT, bundle), `"${literal}"`);
+      const unmapped = ['    at node:internal/main/run_main_module:28:49', '    at y (/elsewhere/other.cjs:1:10)'];
+      const trace = ['Error: x', frame, ...unmapped, ''].join('\n');
+      expect(trace).not.toContain(source); // control
+      const mapped = mapStack(trace, maps).split('\n');
+      expect(mapped[0]).toBe('Error: x');
+      expect(mapped[1]).toMatch(new RegExp(`^    at x \\(${source.replaceAll('.', '\\.')}:${lineOf(source, literal)}:\\d+\\)$`));
+      expect(mapped.slice(2)).toEqual([...unmapped, '']);
+    }
   });
 });
 

@@ -26,9 +26,11 @@ import { projectRoot } from '../../scripts/project-root.js';
 import { buildDeb } from '../../scripts/binary/deb.js';
 import { manPage } from '../../scripts/binary/man-page.js';
 import { smokeTest } from '../../scripts/binary/smoke.js';
+import { loadMaps, mapStack } from '../../scripts/map-stack.js';
 import { VERSION } from '../../agent/lib/version.js';
 import { CLI, cleanup, tempDir, writeConfig } from '../helpers/agent.js';
 import { debianChroot } from '../helpers/chroot.js';
+import { frameAt, lineOf } from '../helpers/stack.js';
 
 const run = promisify(execFile);
 const ROOT = projectRoot();
@@ -62,6 +64,22 @@ describe('the single executable (x64)', () => {
     expect(r.version).toContain(`Node v${EMBEDDED_NODE}`);
     expect(r.readyMs).toBeGreaterThan(0);
   }, 180_000);
+
+  it('leaves the source maps of its two scripts beside it (not in it): npm run map-stack names their places', () => {
+    const maps = loadMaps(`${binary}.maps`);
+    // The scripts the binary embeds, as the build left them (a stack trace names main.cjs and db-host.cjs).
+    const work = join(ROOT, '.cache/binary/work-x64');
+    for (const [script, source, literal] of [
+      ['main.cjs', 'agent/cli.ts', 'second signal, exiting now'],
+      ['workers/db-host.cjs', 'agent/consume/db/db-thread.ts', 'large_object_space'],
+    ]) {
+      const frame = frameAt(join(work, script), `"${literal}"`);
+      expect(frame).not.toContain(source); // control
+      expect(mapStack(frame, maps)).toMatch(
+        new RegExp(`^    at x \\(${source.replaceAll('.', '\\.')}:${lineOf(source, literal)}:\\d+\\)$`),
+      );
+    }
+  });
 
   it('writes its native code to a folder of its own (0700) and refuses one others may write to', async () => {
     const cache = tempDir();
